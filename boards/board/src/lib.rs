@@ -1,0 +1,200 @@
+//! Board description types shared by every board crate: the hardware a board promises and its cell layouts.
+//!
+//! A board crate is data: one `const` [`Board`] value. The hypervisor cross-checks it against the
+//! platform device tree at boot (`cellvisor::partition::validate`) and refuses any layout that
+//! overlaps, double-assigns or leaves the hardware.
+#![no_std]
+#![forbid(unsafe_code)]
+
+/// A contiguous range of physical addresses: `base .. base + size`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemRange {
+    /// First byte of the range.
+    pub base: u64,
+    /// Length in bytes.
+    pub size: u64,
+}
+
+impl MemRange {
+    /// A range of `size` bytes starting at `base`.
+    pub const fn new(base: u64, size: u64) -> Self {
+        Self { base, size }
+    }
+
+    /// One past the last byte, or `None` if the range wraps the 64-bit address space.
+    pub const fn end(&self) -> Option<u64> {
+        self.base.checked_add(self.size)
+    }
+
+    /// Whether the two ranges share at least one byte (empty ranges share nothing).
+    pub fn overlaps(&self, other: &MemRange) -> bool {
+        if self.size == 0 || other.size == 0 {
+            return false;
+        }
+        let self_end = self.end().unwrap_or(u64::MAX);
+        let other_end = other.end().unwrap_or(u64::MAX);
+        self.base < other_end && other.base < self_end
+    }
+
+    /// Whether `other` lies entirely inside `self`.
+    pub fn contains_range(&self, other: &MemRange) -> bool {
+        match (self.end(), other.end()) {
+            (Some(self_end), Some(other_end)) => other.base >= self.base && other_end <= self_end,
+            _ => false,
+        }
+    }
+
+    /// Whether `address` lies inside the range.
+    pub fn contains(&self, address: u64) -> bool {
+        address >= self.base && self.end().is_none_or(|end| address < end)
+    }
+}
+
+/// Where a cell's RAM region appears in the cell's guest-physical (IPA) space.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GuestPlacement {
+    /// Guest physical address = physical address. Required for cells that own DMA-capable devices.
+    Identity,
+    /// The region appears at this guest physical address.
+    At(u64),
+}
+
+/// One RAM region given to a cell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CellMemory {
+    /// The physical RAM the cell owns exclusively.
+    pub physical: MemRange,
+    /// Where the cell sees it.
+    pub placement: GuestPlacement,
+}
+
+impl CellMemory {
+    /// The guest physical address of the first byte of this region.
+    pub const fn guest_base(&self) -> u64 {
+        match self.placement {
+            GuestPlacement::Identity => self.physical.base,
+            GuestPlacement::At(ipa) => ipa,
+        }
+    }
+}
+
+/// A platform device that can be given to one cell (passthrough).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Device {
+    /// Name used by cell layouts to refer to the device.
+    pub name: &'static str,
+    /// MMIO windows of the device. Windows smaller than a page may share a page with other devices.
+    pub mmio: &'static [MemRange],
+    /// Shared peripheral interrupts (GIC INTIDs, 32 and up) the device raises.
+    pub interrupts: &'static [u32],
+    /// The device can master DMA with physical addresses.
+    pub dma_capable: bool,
+}
+
+/// What the console management prompt may do to a cell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CellPolicy {
+    /// `restart CELL` is allowed.
+    pub may_restart: bool,
+    /// `stop CELL` / `start CELL` are allowed.
+    pub may_stop: bool,
+    /// `wipe CELL` is allowed.
+    pub may_wipe: bool,
+}
+
+impl CellPolicy {
+    /// Everything is allowed.
+    pub const ALL: CellPolicy = CellPolicy {
+        may_restart: true,
+        may_stop: true,
+        may_wipe: true,
+    };
+}
+
+/// One cell: an isolated guest with its own CPUs, RAM and devices.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CellConfig {
+    /// Short name, used in console prefixes and management commands.
+    pub name: &'static str,
+    /// Physical CPU indices (position in the platform device tree's `/cpus`), one vCPU each.
+    /// vCPU `n` of the cell runs on `cpus[n]` and sees MPIDR affinity 0 = `n`.
+    pub cpus: &'static [usize],
+    /// RAM regions; the first one receives the kernel image, device tree and initrd.
+    pub memory: &'static [CellMemory],
+    /// Names of board [`Device`]s passed through to this cell.
+    pub devices: &'static [&'static str],
+    /// Name of the kernel image entry in the guest bundle.
+    pub kernel: &'static str,
+    /// Name of the initrd entry in the guest bundle, if the cell has one.
+    pub initrd: Option<&'static str>,
+    /// Kernel command line placed in the cell's `/chosen/bootargs`.
+    pub bootargs: &'static str,
+    /// What the management prompt may do to the cell.
+    pub policy: CellPolicy,
+}
+
+/// A named set of cells that run together.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Layout {
+    /// Name selected with `cellvisor.layout=NAME` on the hypervisor's command line.
+    pub name: &'static str,
+    /// The cells; each is started at boot.
+    pub cells: &'static [CellConfig],
+}
+
+/// A whole board: the hardware it promises and the layouts it offers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Board {
+    /// Board name, printed at boot.
+    pub name: &'static str,
+    /// RAM reserved for cellvisor itself: its image, heap, page tables, the guest bundle and the
+    /// platform device tree must all lie inside it, and no cell may use it.
+    pub hypervisor_memory: MemRange,
+    /// Devices that cells may own.
+    pub devices: &'static [Device],
+    /// Cell layouts; the first is the default.
+    pub layouts: &'static [Layout],
+    /// Power the machine off once every cell has stopped.
+    pub power_off_when_all_cells_off: bool,
+}
+
+impl Board {
+    /// The layout with this name.
+    pub fn layout(&self, name: &str) -> Option<&'static Layout> {
+        self.layouts.iter().find(|layout| layout.name == name)
+    }
+
+    /// The default layout (the first one), if the board has any.
+    pub fn default_layout(&self) -> Option<&'static Layout> {
+        self.layouts.first()
+    }
+
+    /// The device with this name.
+    pub fn device(&self, name: &str) -> Option<&'static Device> {
+        self.devices.iter().find(|device| device.name == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overlap_is_symmetric_and_ignores_empty_ranges() {
+        let a = MemRange::new(0x1000, 0x1000);
+        let b = MemRange::new(0x1fff, 0x10);
+        let c = MemRange::new(0x2000, 0x1000);
+        assert!(a.overlaps(&b) && b.overlaps(&a));
+        assert!(!a.overlaps(&c) && !c.overlaps(&a));
+        assert!(!a.overlaps(&MemRange::new(0x1800, 0)));
+    }
+
+    #[test]
+    fn containment_rejects_wrapping_ranges() {
+        let ram = MemRange::new(0x4000_0000, 0x8000_0000);
+        assert!(ram.contains_range(&MemRange::new(0x4000_0000, 0x1000)));
+        assert!(!ram.contains_range(&MemRange::new(0x3fff_f000, 0x2000)));
+        assert!(!ram.contains_range(&MemRange::new(u64::MAX - 1, 4)));
+        assert!(ram.contains(0xbfff_ffff) && !ram.contains(0xc000_0000));
+    }
+}

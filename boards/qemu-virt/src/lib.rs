@@ -1,0 +1,94 @@
+//! The QEMU `virt` board (`-M virt,virtualization=on,gic-version=3 -cpu max -smp 4 -m 2G`) as data.
+//!
+//! RAM is 0x4000_0000..0xC000_0000. cellvisor keeps the first 512 MiB: QEMU loads the image at
+//! 0x4020_0000, the guest bundle (`-initrd`) at 0x4800_0000 and the platform device tree after it.
+#![no_std]
+#![forbid(unsafe_code)]
+
+use cellvisor_board::{Board, CellConfig, CellMemory, CellPolicy, GuestPlacement, Layout, MemRange};
+
+/// Address the hypervisor image is linked at and QEMU loads it to (RAM base + 2 MiB).
+pub const LOAD_ADDRESS: u64 = 0x4020_0000;
+
+const MIB: u64 = 1024 * 1024;
+
+/// Bootargs shared by the Linux cells.
+const LINUX_BOOTARGS: &str = "console=ttyAMA0 earlycon=pl011,0x09000000 rdinit=/init";
+
+/// `linux`: a *personal* and a *corporate* Debian Linux, two CPUs and 768 MiB each.
+pub const LINUX_CELLS: Layout = Layout {
+    name: "linux",
+    cells: &[
+        CellConfig {
+            name: "personal",
+            cpus: &[0, 1],
+            memory: &[CellMemory {
+                physical: MemRange::new(0x6000_0000, 768 * MIB),
+                placement: GuestPlacement::Identity,
+            }],
+            devices: &[],
+            kernel: "linux",
+            initrd: Some("initrd-personal"),
+            bootargs: LINUX_BOOTARGS,
+            policy: CellPolicy::ALL,
+        },
+        CellConfig {
+            name: "corporate",
+            cpus: &[2, 3],
+            memory: &[CellMemory {
+                physical: MemRange::new(0x9000_0000, 768 * MIB),
+                placement: GuestPlacement::Identity,
+            }],
+            devices: &[],
+            kernel: "linux",
+            initrd: Some("initrd-corporate"),
+            bootargs: LINUX_BOOTARGS,
+            policy: CellPolicy::ALL,
+        },
+    ],
+};
+
+/// Guest physical base of the Rust test guests: they are linked to run there.
+pub const TEST_GUEST_BASE: u64 = 0x4000_0000;
+
+/// `test-guests`: two Rust test-guest cells, each sees 64 MiB at [`TEST_GUEST_BASE`].
+pub const TEST_GUEST_CELLS: Layout = Layout {
+    name: "test-guests",
+    cells: &[
+        CellConfig {
+            name: "personal",
+            cpus: &[0, 1],
+            memory: &[CellMemory {
+                physical: MemRange::new(0x6000_0000, 64 * MIB),
+                placement: GuestPlacement::At(TEST_GUEST_BASE),
+            }],
+            devices: &[],
+            kernel: "test-guest",
+            initrd: None,
+            bootargs: "",
+            policy: CellPolicy::ALL,
+        },
+        CellConfig {
+            name: "corporate",
+            cpus: &[2, 3],
+            memory: &[CellMemory {
+                physical: MemRange::new(0x9000_0000, 64 * MIB),
+                placement: GuestPlacement::At(TEST_GUEST_BASE),
+            }],
+            devices: &[],
+            kernel: "test-guest",
+            initrd: None,
+            bootargs: "",
+            policy: CellPolicy::ALL,
+        },
+    ],
+};
+
+/// The board.
+pub const BOARD: Board = Board {
+    name: "qemu-virt",
+    hypervisor_memory: MemRange::new(0x4000_0000, 512 * MIB),
+    devices: &[],
+    layouts: &[LINUX_CELLS, TEST_GUEST_CELLS],
+    power_off_when_all_cells_off: true,
+};

@@ -1,0 +1,10 @@
+//! The cellvisor image for QEMU `virt`; on the host, prints the board's layouts instead.
+#![cfg_attr(target_os = "none", no_std, no_main)]
+
+#[cfg(target_os = "none")]
+cellvisor::image!(qemu_virt::BOARD);
+
+#[cfg(not(target_os = "none"))]
+fn main() {
+    print!("{}", cellvisor::partition::describe_board(&qemu_virt::BOARD));
+}

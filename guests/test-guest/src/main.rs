@@ -1,0 +1,3 @@
+//! The test guest.
+#![no_std]
+#![no_main]

@@ -1,0 +1,1 @@
+//! Guest bundle: the cpio (newc) archive of guest images that the boot loader passes as initrd.

@@ -1,0 +1,1 @@
+//! Runtime state of the partition: cells, their vCPUs and lifecycle.

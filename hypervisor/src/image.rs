@@ -1,0 +1,1 @@
+//! Guest image placement: arm64 Image header parsing, or raw binaries.

@@ -1,0 +1,43 @@
+//! cellvisor: a static-partitioning EL2 microvisor that splits one Arm SoC into isolated cells.
+//!
+//! Everything outside [`arch`] is plain Rust that builds and is unit-tested on the host; only
+//! `arch::aarch64` holds assembly and system-register access.
+#![cfg_attr(not(test), no_std)]
+
+extern crate alloc;
+
+pub mod addr;
+pub mod arch;
+pub mod bundle;
+pub mod cell;
+pub mod console;
+pub mod esr;
+pub mod guest_fdt;
+pub mod image;
+pub mod inject;
+pub mod logger;
+pub mod mmio;
+pub mod partition;
+pub mod platform;
+pub mod psci;
+pub mod ratelimit;
+pub mod smccc;
+pub mod stage2;
+pub mod vcpu;
+pub mod vgic;
+pub mod vuart;
+
+pub use cellvisor_board as board;
+
+/// Declares the board a hypervisor image is built for. A board crate's `main.rs` calls this once.
+#[macro_export]
+macro_rules! image {
+    ($board:expr) => {
+        /// The board this image was built for; called by cellvisor's boot path.
+        #[unsafe(no_mangle)]
+        pub fn cellvisor_board() -> &'static $crate::board::Board {
+            static BOARD: $crate::board::Board = $board;
+            &BOARD
+        }
+    };
+}

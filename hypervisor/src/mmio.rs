@@ -1,0 +1,1 @@
+//! The emulated-device bus: which device owns a trapped guest physical address.

@@ -1,0 +1,1 @@
+//! Reading the platform device tree: RAM, CPUs, GIC, UART, PSCI method, timer.

@@ -1,0 +1,1 @@
+//! PSCI for guests: the per-cell vCPU power state machine.

@@ -1,0 +1,1 @@
+//! Rate limiting for log lines a guest can trigger.

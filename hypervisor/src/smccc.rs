@@ -1,0 +1,1 @@
+//! SMCCC function-ID classification and the result codes cellvisor returns.

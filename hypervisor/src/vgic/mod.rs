@@ -1,0 +1,1 @@
+//! Virtual GICv3 per cell: distributor, redistributors and list-register delivery.

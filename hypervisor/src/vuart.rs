@@ -1,0 +1,1 @@
+//! An emulated Arm PL011 UART per cell.
