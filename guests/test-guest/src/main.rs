@@ -1,3 +1,266 @@
-//! The test guest.
+//! The test guest: a bare-metal EL1 program that checks what cellvisor gives a cell (console,
+//! PSCI, SMP, isolation) and reports each result as one console line (see `lines`).
 #![no_std]
 #![no_main]
+
+mod console;
+mod entry;
+mod exception;
+mod fdt;
+mod lines;
+mod options;
+mod psci;
+mod timer;
+
+use console::println;
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use exception::{Access, DFSC_SYNC_EXTERNAL_ABORT, EC_DATA_ABORT_SAME_EL};
+use options::{Mode, Options};
+
+/// Guest-physical base of a cell's RAM (also plain QEMU `virt`'s RAM base).
+const RAM_BASE: u64 = 0x4000_0000;
+/// RAM a test cell has (plain QEMU: `-m 64M`).
+const RAM_SIZE: u64 = 64 * 1024 * 1024;
+/// Physical base of the corporate cell's RAM: no cell maps this guest-physical address.
+const OTHER_CELL_RAM: u64 = 0x9000_0000;
+/// A CPU_ON entry point outside the cell's RAM.
+const ENTRY_OUTSIDE_RAM: u64 = 0x1000_0000;
+/// MPIDR of a vCPU the cell does not have.
+const ABSENT_MPIDR: u64 = 7;
+/// Context id handed to vCPU 1 through CPU_ON.
+const CONTEXT_ID: u64 = 0xC0DE_0001;
+/// SMCCC function IDs nobody implements: a fast SiP call, SMC32 and SMC64.
+const UNKNOWN_SMCCC_CALLS: [u32; 2] = [0x8200_1234, 0xC200_1234];
+/// Upper bound for waiting on another vCPU (generous: the machine may be slow and shared).
+const WAIT_MS: u64 = 10_000;
+
+/// vCPUs that reached Rust code (vCPU 0 counts itself).
+static VCPUS_ONLINE: AtomicU32 = AtomicU32::new(1);
+/// Set by vCPU 0 when vCPU 1 may call CPU_OFF.
+static RELEASE_SECONDARY: AtomicBool = AtomicBool::new(false);
+
+unsafe extern "C" {
+    /// End of everything the guest uses (image, .bss, stacks); from the linker script.
+    static __image_end: u8;
+}
+
+/// vCPU 0's Rust entry, with x0 as the cell was entered.
+extern "C" fn primary_main(device_tree: u64) -> ! {
+    println!("{} (mpidr {:#x})", lines::HELLO, mpidr());
+    let bootargs = bootargs(device_tree).unwrap_or("");
+    println!("{}\"{bootargs}\"", lines::BOOTARGS);
+    let options = Options::parse(bootargs, |word| {
+        println!("{}\"{word}\"", lines::IGNORED_BOOTARG)
+    });
+    match options.mode {
+        Mode::All => {
+            check_psci_version();
+            check_unknown_smccc_calls();
+            check_smp_and_psci_errors(&options);
+            if options.skips(lines::CHECK_ISOLATION) {
+                println!("{}{}", lines::SKIPPED, lines::CHECK_ISOLATION);
+            } else {
+                check_isolation();
+            }
+        }
+        Mode::Heartbeat => heartbeat(&options),
+    }
+    println!("{}", lines::DONE);
+    psci::system_off()
+}
+
+/// A secondary vCPU's Rust entry: `context_id` from CPU_ON, `index` = MPIDR_EL1.Aff0.
+extern "C" fn secondary_main(context_id: u64, index: u64) -> ! {
+    if index == 1 && context_id == CONTEXT_ID {
+        println!("{}", lines::VCPU1_ONLINE);
+    } else {
+        println!(
+            "{}vcpu {index} started with context id {context_id:#x}",
+            lines::FAIL
+        );
+    }
+    // Exclusives with the MMU off work on QEMU, which is all this guest runs on.
+    VCPUS_ONLINE.fetch_add(1, Ordering::SeqCst);
+    while !RELEASE_SECONDARY.load(Ordering::SeqCst) {
+        core::hint::spin_loop();
+    }
+    psci::cpu_off()
+}
+
+fn mpidr() -> u64 {
+    let value: u64;
+    // SAFETY: reading MPIDR_EL1 has no side effects.
+    unsafe { core::arch::asm!("mrs {}, mpidr_el1", out(reg) value, options(nomem, nostack)) };
+    value
+}
+
+/// `/chosen/bootargs` of the device tree at `address`, which must lie in RAM after the image.
+fn bootargs(address: u64) -> Option<&'static str> {
+    let image_end = (&raw const __image_end) as u64;
+    let ram_end = RAM_BASE + RAM_SIZE;
+    if address == 0 {
+        println!("{} (x0=0x0)", lines::NO_DEVICE_TREE);
+        return None;
+    }
+    if !(image_end..ram_end).contains(&address) || !address.is_multiple_of(8) {
+        println!(
+            "{}device tree at {address:#x} is not in free RAM ({image_end:#x}..{ram_end:#x})",
+            lines::FAIL
+        );
+        return None;
+    }
+    let room = usize::try_from(ram_end - address).ok()?;
+    // SAFETY: [address, ram_end) is RAM of this cell above everything the guest writes, so it is
+    // not mutated while the 'static slices live; 8 bytes fit as `address` is 8-aligned below ram_end.
+    let header = unsafe { core::slice::from_raw_parts(address as *const u8, 8) };
+    let Some(size) = fdt::total_size(header).filter(|&size| size <= room) else {
+        println!("{}no device tree at {address:#x}", lines::FAIL);
+        return None;
+    };
+    // SAFETY: as above, and `size` bytes fit before the end of RAM.
+    let blob = unsafe { core::slice::from_raw_parts(address as *const u8, size) };
+    fdt::chosen_bootargs(blob)
+}
+
+fn check_psci_version() {
+    let version = psci::hvc(psci::PSCI_VERSION, 0, 0, 0);
+    let (major, minor) = ((version >> 16) & 0x7FFF, version & 0xFFFF);
+    println!("{}{major}.{minor}", lines::PSCI_VERSION);
+    if version < 0 || major < 1 {
+        println!("{}psci version {version:#x} is below 1.0", lines::FAIL);
+    }
+}
+
+fn check_unknown_smccc_calls() {
+    let mut ok = true;
+    for function in UNKNOWN_SMCCC_CALLS {
+        let result = psci::hvc(function, 0, 0, 0);
+        if result != psci::NOT_SUPPORTED {
+            println!(
+                "{}smccc {function:#x} returned {result}, expected -1",
+                lines::FAIL
+            );
+            ok = false;
+        }
+    }
+    if ok {
+        println!("{}", lines::SMCCC_UNKNOWN_OK);
+    }
+}
+
+/// Checks a PSCI result, printing a FAIL line if it is not `expected`.
+fn expect(what: &str, result: i64, expected: i64) -> bool {
+    if result != expected {
+        println!(
+            "{}{what} returned {result}, expected {expected}",
+            lines::FAIL
+        );
+    }
+    result == expected
+}
+
+fn check_smp_and_psci_errors(options: &Options) {
+    let entry = entry::secondary_entry as *const () as u64;
+    if !expect(
+        "cpu_on(1)",
+        psci::cpu_on(1, entry, CONTEXT_ID),
+        psci::SUCCESS,
+    ) {
+        return;
+    }
+    if !timer::wait_until(WAIT_MS, || VCPUS_ONLINE.load(Ordering::SeqCst) == 2) {
+        println!("{}vcpu 1 did not come online", lines::FAIL);
+        return;
+    }
+    println!("{}", lines::SMP_OK);
+
+    let mut ok = expect(
+        "cpu_on(1) again",
+        psci::cpu_on(1, entry, 0),
+        psci::ALREADY_ON,
+    );
+    ok &= expect(
+        "cpu_on(7)",
+        psci::cpu_on(ABSENT_MPIDR, entry, 0),
+        psci::INVALID_PARAMETERS,
+    );
+
+    RELEASE_SECONDARY.store(true, Ordering::SeqCst);
+    if !timer::wait_until(WAIT_MS, || psci::affinity_info(1) == psci::AFFINITY_OFF) {
+        println!("{}affinity_info(1) never reported OFF", lines::FAIL);
+        return;
+    }
+    println!("{}", lines::VCPU1_OFF);
+
+    // vCPU 1 is off, so a bad entry point is the only thing wrong with this call.
+    if options.skips(lines::CHECK_INVALID_ADDRESS) {
+        println!("{}{}", lines::SKIPPED, lines::CHECK_INVALID_ADDRESS);
+    } else {
+        ok &= expect(
+            "cpu_on(1) with entry outside RAM",
+            psci::cpu_on(1, ENTRY_OUTSIDE_RAM, 0),
+            psci::INVALID_ADDRESS,
+        );
+    }
+    if ok {
+        println!("{}", lines::PSCI_ERRORS_OK);
+    }
+}
+
+fn check_isolation() {
+    let probes = [
+        (OTHER_CELL_RAM, Access::Read),
+        (OTHER_CELL_RAM, Access::Write),
+        (RAM_BASE + RAM_SIZE, Access::Read),
+    ];
+    let mut ok = true;
+    for (address, access) in probes {
+        match exception::probe(address, access) {
+            Ok(abort) => {
+                println!(
+                    "{} esr={:#x} far={:#x}",
+                    lines::ABORT_INJECTED,
+                    abort.esr,
+                    abort.far
+                );
+                if abort.exception_class() != EC_DATA_ABORT_SAME_EL
+                    || abort.fault_status() != DFSC_SYNC_EXTERNAL_ABORT
+                    || abort.far != address
+                {
+                    println!(
+                        "{}: wrong abort syndrome for {address:#x}",
+                        lines::FAIL_ISOLATION
+                    );
+                    ok = false;
+                }
+            }
+            Err(value) => {
+                println!(
+                    "{}: access to {address:#x} did not abort (read {value:#x})",
+                    lines::FAIL_ISOLATION
+                );
+                ok = false;
+            }
+        }
+    }
+    if ok {
+        println!("{}", lines::ISOLATION_OK);
+    }
+}
+
+fn heartbeat(options: &Options) {
+    let start = timer::Instant::now();
+    for beat in 1..=options.beats {
+        let due = start.after_ms(u64::from(beat) * u64::from(options.period_ms));
+        while !due.has_passed() {
+            core::hint::spin_loop();
+        }
+        println!("{}{beat}/{}", lines::HEARTBEAT, options.beats);
+    }
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    println!("{}panic: {info}", lines::FAIL);
+    psci::system_off()
+}

@@ -1,0 +1,50 @@
+//! Every console line the QEMU tests look for, in one place (tests/tests/foundation.rs mirrors
+//! them). A line is one of these texts, followed by the values shown in the comment.
+//! Any line containing `FAIL` means a check failed.
+
+/// `test-guest: hello from vcpu 0 (mpidr 0x80000000)`.
+pub const HELLO: &str = "test-guest: hello from vcpu 0";
+/// `test-guest: bootargs "test=all"`.
+pub const BOOTARGS: &str = "test-guest: bootargs ";
+/// `test-guest: ignoring bootarg "console=ttyAMA0"`.
+pub const IGNORED_BOOTARG: &str = "test-guest: ignoring bootarg ";
+/// `test-guest: no device tree (x0=0x0)`: bootargs then default to nothing.
+pub const NO_DEVICE_TREE: &str = "test-guest: no device tree";
+/// `test-guest: psci version 1.1`.
+pub const PSCI_VERSION: &str = "test-guest: psci version ";
+/// Unknown SMCCC function IDs returned NOT_SUPPORTED.
+pub const SMCCC_UNKNOWN_OK: &str = "test-guest: unknown smccc calls return NOT_SUPPORTED";
+/// Printed by vCPU 1 when it starts, followed by nothing.
+pub const VCPU1_ONLINE: &str = "test-guest: vcpu 1 online";
+/// vCPU 1 came up through CPU_ON.
+pub const SMP_OK: &str = "test-guest: smp ok (2 vcpus)";
+/// AFFINITY_INFO reported vCPU 1 OFF after its CPU_OFF.
+pub const VCPU1_OFF: &str = "test-guest: vcpu 1 off";
+/// CPU_ON gave ALREADY_ON, INVALID_PARAMETERS and INVALID_ADDRESS where it should.
+pub const PSCI_ERRORS_OK: &str = "test-guest: psci errors ok";
+/// `test-guest: abort injected esr=0x96000010 far=0x90000000` (one line per probe).
+pub const ABORT_INJECTED: &str = "test-guest: abort injected";
+/// Every out-of-cell access was answered with a synchronous external abort.
+pub const ISOLATION_OK: &str = "test-guest: isolation ok";
+/// `test-guest: heartbeat 3/20`.
+pub const HEARTBEAT: &str = "test-guest: heartbeat ";
+/// `test-guest: skipped invalid-address`: a check left out by `skip=`.
+pub const SKIPPED: &str = "test-guest: skipped ";
+/// The last line before PSCI SYSTEM_OFF.
+pub const DONE: &str = "test-guest: done, powering off";
+
+/// `test-guest: FAIL <what>`: prefix of every failure line.
+pub const FAIL: &str = "test-guest: FAIL ";
+/// Isolation failed: an out-of-cell access did not abort, or aborted wrongly.
+pub const FAIL_ISOLATION: &str = "test-guest: FAIL isolation";
+/// Printed after the registers of an exception the guest did not expect; then SYSTEM_OFF.
+pub const FAIL_UNEXPECTED_EXCEPTION: &str = "test-guest: FAIL unexpected exception";
+/// `test-guest: FAIL system_off returned -1`.
+pub const FAIL_SYSTEM_OFF: &str = "test-guest: FAIL system_off returned ";
+/// `test-guest: FAIL cpu_off returned -1`.
+pub const FAIL_CPU_OFF: &str = "test-guest: FAIL cpu_off returned ";
+
+/// `skip=` name of the CPU_ON INVALID_ADDRESS check (plain QEMU does not check entry addresses).
+pub const CHECK_INVALID_ADDRESS: &str = "invalid-address";
+/// `skip=` name of the out-of-cell access probes.
+pub const CHECK_ISOLATION: &str = "isolation";

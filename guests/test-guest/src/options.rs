@@ -1,0 +1,57 @@
+//! Test options from `/chosen/bootargs`: `test=all|heartbeat beats=N period_ms=N skip=a,b`.
+#![forbid(unsafe_code)]
+
+/// What the guest does after saying hello.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// `test=all` (the default): every foundation check, then power off.
+    All,
+    /// `test=heartbeat`: only print `beats` numbered heartbeats, one per `period_ms`, then power off.
+    Heartbeat,
+}
+
+/// Parsed options.
+pub struct Options<'a> {
+    /// `test=`.
+    pub mode: Mode,
+    /// `beats=`: heartbeats to print (default 20).
+    pub beats: u32,
+    /// `period_ms=`: milliseconds between heartbeats (default 100).
+    pub period_ms: u32,
+    /// `skip=`: comma-separated names of checks to leave out (see `lines::CHECK_*`).
+    skip: &'a str,
+}
+
+impl<'a> Options<'a> {
+    /// Parses `bootargs`; unknown words are handed to `unknown` and otherwise ignored.
+    pub fn parse(bootargs: &'a str, mut unknown: impl FnMut(&str)) -> Self {
+        let mut options = Options {
+            mode: Mode::All,
+            beats: 20,
+            period_ms: 100,
+            skip: "",
+        };
+        for word in bootargs.split_ascii_whitespace() {
+            match word.split_once('=') {
+                Some(("test", "all")) => options.mode = Mode::All,
+                Some(("test", "heartbeat")) => options.mode = Mode::Heartbeat,
+                Some(("beats", number)) => match number.parse() {
+                    Ok(beats) => options.beats = beats,
+                    Err(_) => unknown(word),
+                },
+                Some(("period_ms", number)) => match number.parse() {
+                    Ok(period_ms) => options.period_ms = period_ms,
+                    Err(_) => unknown(word),
+                },
+                Some(("skip", names)) => options.skip = names,
+                _ => unknown(word),
+            }
+        }
+        options
+    }
+
+    /// Whether the check called `name` was asked to be skipped.
+    pub fn skips(&self, name: &str) -> bool {
+        self.skip.split(',').any(|skipped| skipped == name)
+    }
+}
