@@ -11,5 +11,7 @@ fn main() {
     println!("cargo:rerun-if-changed=src/lib.rs");
     // Keep in sync with `qemu_virt::LOAD_ADDRESS`; a const assert in the image checks it.
     println!("cargo:rustc-link-arg-bins=--defsym=LOAD_ADDRESS=0x40200000");
+    // Offset of the load address from the 2 MiB-aligned RAM base QEMU/booti place the image at.
+    println!("cargo:rustc-link-arg-bins=--defsym=__text_offset=0x200000");
     println!("cargo:rustc-link-arg-bins=-T{}", script.display());
 }
