@@ -734,7 +734,7 @@ fn check_cell_memory(
         }
         let aligned = [physical.base, physical.size, region.guest_base()]
             .iter()
-            .all(|value| value % PAGE_SIZE == 0);
+            .all(|value| value.is_multiple_of(PAGE_SIZE));
         if !aligned {
             return Err(LayoutError::MisalignedMemory {
                 site,
