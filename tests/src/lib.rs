@@ -460,6 +460,11 @@ impl Machine {
         self.transcript.lock().text.len()
     }
 
+    /// The first line containing `needle` at or after `since`, without waiting.
+    pub fn find(&self, needle: &str, since: usize) -> Option<Match> {
+        find_line(&self.transcript.lock().text, needle, since)
+    }
+
     /// Waits until `needle` appears anywhere in the transcript; returns the line containing it.
     pub fn wait_for(&mut self, needle: &str, timeout: Duration) -> Result<String, HarnessError> {
         self.wait_for_after(needle, 0, timeout)

@@ -1,2 +1,409 @@
-//! `cargo xtask`: build, run, test and bench cellvisor.
-fn main() {}
+//! `cargo xtask`: build, run and test cellvisor (see `cargo xtask help`).
+#![forbid(unsafe_code)]
+
+mod cpio;
+mod debian;
+mod elf;
+mod images;
+mod initramfs;
+mod prereq;
+mod run;
+mod util;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use images::{BuildOptions, Overrides};
+use run::RunOptions;
+use util::Result;
+
+const USAGE: &str = "\
+cargo xtask <command> [options]
+
+commands:
+  build [--release] [--layout NAME]...
+        build target/cellvisor/qemu-virt.bin, test-guest.bin, initrd-<cell>.cpio.gz and
+        bundle-<layout>.cpio for every layout (or the ones named)
+  run [--layout NAME] [--check] [--timeout SECS] [--release]
+      [--kernel CELL=PATH] [--initrd CELL=PATH] [--append CELL=ARGS] [-- QEMU ARGS...]
+        build, then boot QEMU virt with cellvisor (default layout: linux); interactive unless
+        --check, which boots headless, waits for every cell's ready banner and prints a table
+  test  prerequisites, host tests, image build, QEMU integration tests; prints a summary
+  clippy
+        clippy with -D warnings on the host and for the aarch64 targets
+  help  this text
+
+environment:
+  CELLVISOR_QEMU         use this qemu-system-aarch64
+  CELLVISOR_LINUX_IMAGE  use this arm64 Image instead of fetching Debian's
+  CELLVISOR_BUSYBOX      use this static arm64 busybox instead of fetching Debian's
+  CELLVISOR_TIMEOUT_SCALE  multiply the QEMU tests' timeouts (slow hosts)
+";
+
+/// Command-line words, consumed front to back.
+struct Args {
+    words: Vec<String>,
+}
+
+impl Args {
+    fn next(&mut self) -> Option<String> {
+        if self.words.is_empty() {
+            None
+        } else {
+            Some(self.words.remove(0))
+        }
+    }
+
+    /// The value of option `name`, given as `name VALUE` or `name=VALUE`.
+    fn value(&mut self, name: &str, inline: Option<String>) -> Result<String> {
+        match inline.or_else(|| self.next()) {
+            Some(value) => Ok(value),
+            None => fail!("{name} needs a value (see `cargo xtask help`)"),
+        }
+    }
+}
+
+fn split_cell_value(option: &str, value: &str) -> Result<(String, String)> {
+    match value.split_once('=') {
+        Some((cell, rest)) if !cell.is_empty() => Ok((cell.to_owned(), rest.to_owned())),
+        _ => fail!("{option} expects CELL=VALUE, got `{value}`"),
+    }
+}
+
+fn parse_build(mut args: Args) -> Result<BuildOptions> {
+    let mut options = BuildOptions::default();
+    while let Some(word) = args.next() {
+        let (name, inline) = split_option(&word);
+        match name {
+            "--release" => options.release = true,
+            "--layout" => options.layouts.push(args.value(name, inline)?),
+            _ => fail!("unknown option `{word}` for build (see `cargo xtask help`)"),
+        }
+    }
+    Ok(options)
+}
+
+fn split_option(word: &str) -> (&str, Option<String>) {
+    match word.split_once('=') {
+        Some((name, value)) if name.starts_with("--") => (name, Some(value.to_owned())),
+        _ => (word, None),
+    }
+}
+
+fn parse_run(mut args: Args) -> Result<RunOptions> {
+    let mut options = RunOptions {
+        layout: run::DEFAULT_LAYOUT.to_owned(),
+        check: false,
+        timeout: run::DEFAULT_TIMEOUT,
+        release: false,
+        overrides: Overrides::default(),
+        qemu_args: Vec::new(),
+    };
+    while let Some(word) = args.next() {
+        if word == "--" {
+            options.qemu_args = std::mem::take(&mut args.words);
+            break;
+        }
+        let (name, inline) = split_option(&word);
+        match name {
+            "--layout" => options.layout = args.value(name, inline)?,
+            "--check" => options.check = true,
+            "--release" => options.release = true,
+            "--timeout" => {
+                let value = args.value(name, inline)?;
+                options.timeout = match value.parse() {
+                    Ok(seconds) if seconds > 0 => seconds,
+                    _ => fail!("--timeout expects a positive number of seconds, got `{value}`"),
+                };
+            }
+            "--kernel" | "--initrd" => {
+                let value = args.value(name, inline)?;
+                let (cell, path) = split_cell_value(name, &value)?;
+                let path = PathBuf::from(path);
+                let map = if name == "--kernel" {
+                    &mut options.overrides.kernel
+                } else {
+                    &mut options.overrides.initrd
+                };
+                map.insert(cell, path);
+            }
+            "--append" => {
+                let value = args.value(name, inline)?;
+                let (cell, bootargs) = split_cell_value(name, &value)?;
+                options.overrides.bootargs.insert(cell, bootargs);
+            }
+            _ => fail!("unknown option `{word}` for run (see `cargo xtask help`)"),
+        }
+    }
+    Ok(options)
+}
+
+fn build(options: &BuildOptions) -> Result<()> {
+    let failures = images::build_all(options);
+    if failures.is_empty() {
+        eprintln!("Built everything in {}", util::pretty(&util::out_dir()));
+        return Ok(());
+    }
+    for failure in &failures {
+        eprintln!("error: {failure}");
+    }
+    fail!("{} build step(s) failed", failures.len())
+}
+
+/// One step of `cargo xtask test` or `cargo xtask clippy`, with its outcome.
+struct Step {
+    name: String,
+    outcome: std::result::Result<String, String>,
+    seconds: f64,
+}
+
+fn timed(steps: &mut Vec<Step>, name: &str, action: impl FnOnce() -> Result<String>) -> bool {
+    eprintln!();
+    eprintln!("==> {name}");
+    let started = Instant::now();
+    let outcome = action().map_err(|error| error.to_string());
+    if let Err(error) = &outcome {
+        eprintln!("error: {error}");
+    }
+    let ok = outcome.is_ok();
+    steps.push(Step {
+        name: name.to_owned(),
+        outcome,
+        seconds: started.elapsed().as_secs_f64(),
+    });
+    ok
+}
+
+fn summary(title: &str, steps: &[Step]) -> Result<()> {
+    println!();
+    println!("{title}");
+    for step in steps {
+        let (status, note) = match &step.outcome {
+            Ok(note) => ("ok", note.as_str()),
+            Err(error) => ("FAILED", error.as_str()),
+        };
+        let note = if note.is_empty() {
+            String::new()
+        } else {
+            format!("  {note}")
+        };
+        println!(
+            "  {status:<8} {:<42} {:>7.1} s{note}",
+            step.name, step.seconds
+        );
+    }
+    let failed = steps.iter().filter(|step| step.outcome.is_err()).count();
+    if failed == 0 {
+        println!("all {} steps passed", steps.len());
+        Ok(())
+    } else {
+        fail!("{failed} of {} steps failed", steps.len())
+    }
+}
+
+fn cargo_step(args: &[&str]) -> Result<String> {
+    util::run(util::cargo().args(args))?;
+    Ok(String::new())
+}
+
+fn test() -> Result<()> {
+    let mut steps = Vec::new();
+    let mut qemu = None;
+    timed(&mut steps, "prerequisites", || {
+        prereq::linux_tools()?;
+        let found = prereq::qemu()?;
+        let note = format!("QEMU {} at {}", found.version, found.path.display());
+        qemu = Some(found);
+        Ok(note)
+    });
+    timed(&mut steps, "host tests (cargo test)", || {
+        util::run(
+            util::cargo()
+                .arg("test")
+                .env_remove("CELLVISOR_OUT")
+                .env_remove("CELLVISOR_QEMU"),
+        )?;
+        Ok(String::new())
+    });
+    let built = timed(&mut steps, "build images (both layouts)", || {
+        let failures = images::build_all(&BuildOptions::default());
+        if failures.is_empty() {
+            Ok(String::new())
+        } else {
+            for failure in &failures {
+                eprintln!("error: {failure}");
+            }
+            Err(util::Error(failures.join("; ")))
+        }
+    });
+    let qemu_step = "QEMU tests (cellvisor-tests, --include-ignored)";
+    match (&qemu, built) {
+        (Some(qemu), true) => {
+            timed(&mut steps, qemu_step, || {
+                let out = util::out_dir();
+                util::run(
+                    util::cargo()
+                        .args([
+                            "test",
+                            "-p",
+                            "cellvisor-tests",
+                            "--",
+                            "--include-ignored",
+                            "--test-threads=1",
+                        ])
+                        .env("CELLVISOR_OUT", &out)
+                        .env("CELLVISOR_QEMU", &qemu.path),
+                )?;
+                Ok(format!(
+                    "transcripts in {}",
+                    util::pretty(&out.join("transcripts"))
+                ))
+            });
+        }
+        _ => steps.push(Step {
+            name: qemu_step.to_owned(),
+            outcome: Err("not run: needs QEMU and the built images".to_owned()),
+            seconds: 0.0,
+        }),
+    }
+    summary("cargo xtask test summary", &steps)
+}
+
+fn clippy() -> Result<()> {
+    let mut steps = Vec::new();
+    timed(&mut steps, "clippy (host, all targets)", || {
+        cargo_step(&["clippy", "--all-targets", "--", "-D", "warnings"])
+    });
+    timed(&mut steps, "clippy (hypervisor, aarch64 softfloat)", || {
+        cargo_step(&[
+            "clippy",
+            "-p",
+            "cellvisor",
+            "-p",
+            "qemu-virt",
+            "--target",
+            images::HYPERVISOR_TARGET,
+            "--",
+            "-D",
+            "warnings",
+        ])
+    });
+    timed(&mut steps, "clippy (test guest, aarch64)", || {
+        cargo_step(&[
+            "clippy",
+            "-p",
+            "test-guest",
+            "--target",
+            images::GUEST_TARGET,
+            "--",
+            "-D",
+            "warnings",
+        ])
+    });
+    summary("cargo xtask clippy summary", &steps)
+}
+
+fn dispatch(mut args: Args) -> Result<()> {
+    let Some(command) = args.next() else {
+        eprint!("{USAGE}");
+        fail!("no command given");
+    };
+    match command.as_str() {
+        "build" => build(&parse_build(args)?),
+        "run" => run::run(&parse_run(args)?),
+        "test" => match args.next() {
+            None => test(),
+            Some(extra) => fail!("`test` takes no options (got `{extra}`)"),
+        },
+        "clippy" => match args.next() {
+            None => clippy(),
+            Some(extra) => fail!("`clippy` takes no options (got `{extra}`)"),
+        },
+        "help" | "--help" | "-h" => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        other => fail!("unknown command `{other}` (see `cargo xtask help`)"),
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args {
+        words: std::env::args().skip(1).collect(),
+    };
+    match dispatch(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(words: &[&str]) -> Args {
+        Args {
+            words: words.iter().map(|word| word.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn run_options_parse() {
+        let options = parse_run(args(&[
+            "--layout=test-guests",
+            "--check",
+            "--timeout",
+            "30",
+            "--kernel",
+            "personal=/tmp/Image",
+            "--append",
+            "corporate=console=ttyAMA0 quiet",
+            "--",
+            "-s",
+            "-S",
+        ]))
+        .expect("parses");
+        assert_eq!(options.layout, "test-guests");
+        assert!(options.check);
+        assert_eq!(options.timeout, 30);
+        assert_eq!(
+            options.overrides.kernel["personal"],
+            PathBuf::from("/tmp/Image")
+        );
+        assert_eq!(
+            options.overrides.bootargs["corporate"],
+            "console=ttyAMA0 quiet"
+        );
+        assert_eq!(options.qemu_args, ["-s", "-S"]);
+    }
+
+    #[test]
+    fn bad_run_options_are_one_line_errors() {
+        for bad in [
+            &["--timeout", "0"][..],
+            &["--kernel", "noequals"],
+            &["--bogus"],
+            &["--layout"],
+        ] {
+            let error = parse_run(args(bad)).expect_err("rejected").to_string();
+            assert!(!error.contains('\n'), "{error}");
+        }
+    }
+
+    #[test]
+    fn every_layout_entry_has_a_producer_name() {
+        for layout in images::layouts() {
+            for name in images::entry_names(layout) {
+                assert!(
+                    name == "test-guest" || name == "linux" || name.starts_with("initrd-"),
+                    "layout {} uses unknown entry {name}",
+                    layout.name
+                );
+            }
+        }
+    }
+}

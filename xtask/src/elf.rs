@@ -1,0 +1,194 @@
+//! ELF64 → raw binary, like `objcopy -O binary`: the PT_LOAD segments' file bytes at their physical
+//! addresses, gaps zero-filled, starting at the lowest loaded address.
+use crate::fail;
+use crate::util::Result;
+
+/// `EM_AARCH64`.
+const MACHINE_AARCH64: u16 = 183;
+const PT_LOAD: u32 = 1;
+const PT_INTERP: u32 = 3;
+
+/// A raw image made from an ELF file.
+#[derive(Debug, PartialEq, Eq)]
+pub struct RawImage {
+    /// Physical address of the first byte.
+    pub base: u64,
+    /// The ELF entry point.
+    pub entry: u64,
+    /// The bytes.
+    pub bytes: Vec<u8>,
+}
+
+/// One program header's fields that matter here.
+#[derive(Clone, Copy, Debug)]
+struct Segment {
+    kind: u32,
+    offset: u64,
+    physical: u64,
+    file_size: u64,
+}
+
+fn read_u16(data: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_le_bytes(data.get(at..at + 2)?.try_into().ok()?))
+}
+
+fn read_u32(data: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(data.get(at..at + 4)?.try_into().ok()?))
+}
+
+fn read_u64(data: &[u8], at: usize) -> Option<u64> {
+    Some(u64::from_le_bytes(data.get(at..at + 8)?.try_into().ok()?))
+}
+
+fn segments(data: &[u8]) -> Option<Vec<Segment>> {
+    let table = usize::try_from(read_u64(data, 0x20)?).ok()?;
+    let entry_size = usize::from(read_u16(data, 0x36)?);
+    let count = usize::from(read_u16(data, 0x38)?);
+    (0..count)
+        .map(|index| {
+            let at = table.checked_add(index.checked_mul(entry_size)?)?;
+            Some(Segment {
+                kind: read_u32(data, at)?,
+                offset: read_u64(data, at + 8)?,
+                physical: read_u64(data, at + 24)?,
+                file_size: read_u64(data, at + 32)?,
+            })
+        })
+        .collect()
+}
+
+/// Checks that `data` is a little-endian ELF64 for AArch64; `what` names it in errors.
+pub fn check_aarch64(data: &[u8], what: &str) -> Result<()> {
+    if data.get(..4) != Some(b"\x7fELF") {
+        fail!("{what} is not an ELF file");
+    }
+    if data.get(4) != Some(&2) || data.get(5) != Some(&1) {
+        fail!("{what} is not a little-endian 64-bit ELF file");
+    }
+    if read_u16(data, 0x12) != Some(MACHINE_AARCH64) {
+        fail!("{what} is not an AArch64 ELF file");
+    }
+    Ok(())
+}
+
+/// Whether the ELF asks for a dynamic loader.
+pub fn is_dynamic(data: &[u8]) -> bool {
+    segments(data).is_some_and(|list| list.iter().any(|segment| segment.kind == PT_INTERP))
+}
+
+/// Converts an AArch64 ELF executable to a raw image.
+pub fn to_raw(data: &[u8], what: &str) -> Result<RawImage> {
+    check_aarch64(data, what)?;
+    let Some(entry) = read_u64(data, 0x18) else {
+        fail!("{what}: truncated ELF header");
+    };
+    let Some(all) = segments(data) else {
+        fail!("{what}: truncated program header table");
+    };
+    let loads: Vec<Segment> = all
+        .into_iter()
+        .filter(|segment| segment.kind == PT_LOAD && segment.file_size > 0)
+        .collect();
+    let Some(base) = loads.iter().map(|segment| segment.physical).min() else {
+        fail!("{what} has no loadable segment with contents");
+    };
+    let mut end = base;
+    for segment in &loads {
+        let Some(segment_end) = segment.physical.checked_add(segment.file_size) else {
+            fail!(
+                "{what}: segment at {:#x} wraps the address space",
+                segment.physical
+            );
+        };
+        end = end.max(segment_end);
+    }
+    if end - base > 1 << 30 {
+        fail!(
+            "{what}: loadable segments span {:#x} bytes (more than 1 GiB)",
+            end - base
+        );
+    }
+    let mut bytes = vec![0u8; (end - base) as usize];
+    for segment in &loads {
+        let source = usize::try_from(segment.offset)
+            .ok()
+            .and_then(|start| {
+                Some(start..start.checked_add(usize::try_from(segment.file_size).ok()?)?)
+            })
+            .and_then(|range| data.get(range));
+        let Some(source) = source else {
+            fail!(
+                "{what}: segment at {:#x} lies outside the file",
+                segment.physical
+            );
+        };
+        let start = (segment.physical - base) as usize;
+        bytes[start..start + source.len()].copy_from_slice(source);
+    }
+    Ok(RawImage { base, entry, bytes })
+}
+
+/// Whether a raw image starts with an arm64 Linux `Image` header (magic `ARM\x64` at offset 56).
+pub fn has_image_header(bytes: &[u8]) -> bool {
+    bytes.get(56..60) == Some(b"ARM\x64")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A minimal AArch64 ELF with the given (physical address, contents) segments.
+    fn elf(entry: u64, loads: &[(u64, &[u8])]) -> Vec<u8> {
+        let table = 64usize;
+        let mut data = vec![0u8; table + 56 * loads.len()];
+        data[..4].copy_from_slice(b"\x7fELF");
+        data[4] = 2;
+        data[5] = 1;
+        data[0x12..0x14].copy_from_slice(&MACHINE_AARCH64.to_le_bytes());
+        data[0x18..0x20].copy_from_slice(&entry.to_le_bytes());
+        data[0x20..0x28].copy_from_slice(&(table as u64).to_le_bytes());
+        data[0x36..0x38].copy_from_slice(&56u16.to_le_bytes());
+        data[0x38..0x3a].copy_from_slice(&(loads.len() as u16).to_le_bytes());
+        for (index, (physical, contents)) in loads.iter().enumerate() {
+            let offset = data.len() as u64;
+            let at = table + 56 * index;
+            data[at..at + 4].copy_from_slice(&PT_LOAD.to_le_bytes());
+            data[at + 8..at + 16].copy_from_slice(&offset.to_le_bytes());
+            data[at + 16..at + 24].copy_from_slice(&(physical + 0xffff_0000_0000).to_le_bytes());
+            data[at + 24..at + 32].copy_from_slice(&physical.to_le_bytes());
+            data[at + 32..at + 40].copy_from_slice(&(contents.len() as u64).to_le_bytes());
+            data[at + 40..at + 48].copy_from_slice(&(contents.len() as u64 + 64).to_le_bytes());
+            data.extend_from_slice(contents);
+        }
+        data
+    }
+
+    #[test]
+    fn segments_land_at_physical_addresses_with_zeroed_gaps() {
+        let data = elf(
+            0x4000_0000,
+            &[(0x4000_0008, b"data"), (0x4000_0000, b"code")],
+        );
+        let image = to_raw(&data, "test").expect("converts");
+        assert_eq!(image.base, 0x4000_0000);
+        assert_eq!(image.entry, 0x4000_0000);
+        assert_eq!(image.bytes, b"code\0\0\0\0data");
+    }
+
+    #[test]
+    fn rejects_non_elf_and_empty_images() {
+        assert!(to_raw(b"not an elf at all", "x").is_err());
+        assert!(to_raw(&elf(0, &[]), "x").is_err());
+        let mut truncated = elf(0, &[(0x1000, b"abcd")]);
+        truncated.truncate(truncated.len() - 2);
+        assert!(to_raw(&truncated, "x").is_err());
+    }
+
+    #[test]
+    fn image_header_magic() {
+        let mut bytes = vec![0u8; 64];
+        assert!(!has_image_header(&bytes));
+        bytes[56..60].copy_from_slice(b"ARM\x64");
+        assert!(has_image_header(&bytes));
+    }
+}

@@ -1,0 +1,352 @@
+//! `cargo xtask build`: the hypervisor image, the test guest, Linux initramfs and the guest bundles.
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use cellvisor_board::Layout;
+
+use crate::cpio;
+use crate::debian::{self, LinuxGuest};
+use crate::elf;
+use crate::fail;
+use crate::initramfs;
+use crate::prereq;
+use crate::util::{self, Context, Result};
+
+/// Target the hypervisor is built for (soft-float: EL2 never touches guests' FP/SIMD state).
+pub const HYPERVISOR_TARGET: &str = "aarch64-unknown-none-softfloat";
+/// Target the Rust test guests are built for.
+pub const GUEST_TARGET: &str = "aarch64-unknown-none";
+/// Bundle entry name of the Rust test guest.
+const TEST_GUEST_ENTRY: &str = "test-guest";
+/// Bundle entry name of the Debian kernel.
+const LINUX_ENTRY: &str = "linux";
+
+/// Per-cell replacements placed in a bundle as `override/<cell>/{kernel,initrd,bootargs}`.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    /// `--kernel CELL=PATH`.
+    pub kernel: BTreeMap<String, PathBuf>,
+    /// `--initrd CELL=PATH`.
+    pub initrd: BTreeMap<String, PathBuf>,
+    /// `--append CELL=ARGS`.
+    pub bootargs: BTreeMap<String, String>,
+}
+
+impl Overrides {
+    /// Whether nothing is overridden.
+    pub fn is_empty(&self) -> bool {
+        self.kernel.is_empty() && self.initrd.is_empty() && self.bootargs.is_empty()
+    }
+
+    /// Fails if a named cell is not in `layout` or a named file does not exist.
+    pub fn check(&self, layout: &Layout) -> Result<()> {
+        let cells: Vec<&str> = layout.cells.iter().map(|cell| cell.name).collect();
+        let names = self
+            .kernel
+            .keys()
+            .chain(self.initrd.keys())
+            .chain(self.bootargs.keys());
+        for name in names {
+            if !cells.contains(&name.as_str()) {
+                fail!(
+                    "layout `{}` has no cell `{name}` (cells: {})",
+                    layout.name,
+                    cells.join(", ")
+                );
+            }
+        }
+        for path in self.kernel.values().chain(self.initrd.values()) {
+            if !path.is_file() {
+                fail!("{} does not exist", path.display());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The layouts of the `qemu-virt` board.
+pub fn layouts() -> &'static [Layout] {
+    qemu_virt::BOARD.layouts
+}
+
+/// The layout called `name`, or a one-line error listing the others.
+pub fn layout(name: &str) -> Result<&'static Layout> {
+    match qemu_virt::BOARD.layout(name) {
+        Some(layout) => Ok(layout),
+        None => {
+            let names: Vec<&str> = layouts().iter().map(|layout| layout.name).collect();
+            fail!(
+                "no layout `{name}` on board qemu-virt (layouts: {})",
+                names.join(", ")
+            )
+        }
+    }
+}
+
+/// Raw hypervisor image path.
+pub fn hypervisor_image() -> PathBuf {
+    util::out_dir().join("qemu-virt.bin")
+}
+
+/// The bundle of `layout`.
+pub fn bundle_path(layout: &str) -> PathBuf {
+    util::out_dir().join(format!("bundle-{layout}.cpio"))
+}
+
+fn elf_to_raw(elf_path: &Path, raw_path: &Path, what: &str) -> Result<elf::RawImage> {
+    let data = std::fs::read(elf_path).context(|| format!("cannot read {}", elf_path.display()))?;
+    let image = elf::to_raw(&data, what)?;
+    util::write_if_changed(raw_path, &image.bytes)?;
+    Ok(image)
+}
+
+/// Builds the hypervisor and writes `target/cellvisor/qemu-virt.bin`.
+pub fn build_hypervisor(release: bool) -> Result<PathBuf> {
+    let mut command = util::cargo();
+    command.args([
+        "build",
+        "-p",
+        "qemu-virt",
+        "--bin",
+        "cellvisor-qemu-virt",
+        "--target",
+        HYPERVISOR_TARGET,
+    ]);
+    if release {
+        command.arg("--release");
+    }
+    util::run(&mut command)
+        .map_err(|error| util::Error(format!("hypervisor build failed: {error}")))?;
+    let profile = if release { "release" } else { "debug" };
+    let elf_path = util::target_dir()
+        .join(HYPERVISOR_TARGET)
+        .join(profile)
+        .join("cellvisor-qemu-virt");
+    let raw = hypervisor_image();
+    let image = elf_to_raw(&elf_path, &raw, "the hypervisor ELF")?;
+    if !elf::has_image_header(&image.bytes) {
+        fail!(
+            "{} has no arm64 Image header (magic \"ARM\\x64\" at offset 56): QEMU would not boot it at EL2 as an Image",
+            util::pretty(&raw)
+        );
+    }
+    if image.base != qemu_virt::LOAD_ADDRESS {
+        fail!(
+            "the hypervisor image starts at {:#x}, but qemu-virt loads it at {:#x}",
+            image.base,
+            qemu_virt::LOAD_ADDRESS
+        );
+    }
+    eprintln!(
+        "  {} ({} KiB, {profile})",
+        util::pretty(&raw),
+        image.bytes.len().div_ceil(1024)
+    );
+    Ok(raw)
+}
+
+/// Builds the Rust test guest and writes `target/cellvisor/test-guest.bin`.
+pub fn build_test_guest() -> Result<PathBuf> {
+    let mut command = util::cargo();
+    command.args([
+        "build",
+        "-p",
+        "test-guest",
+        "--target",
+        GUEST_TARGET,
+        "--release",
+    ]);
+    util::run(&mut command)
+        .map_err(|error| util::Error(format!("test guest build failed: {error}")))?;
+    let elf_path = util::target_dir()
+        .join(GUEST_TARGET)
+        .join("release")
+        .join("test-guest");
+    let raw = util::out_dir().join("test-guest.bin");
+    let image = elf_to_raw(&elf_path, &raw, "the test guest ELF")?;
+    if image.base != qemu_virt::TEST_GUEST_BASE || image.entry != image.base {
+        fail!(
+            "the test guest must be linked at {:#x} with its entry at its first byte (it starts at {:#x}, entry {:#x})",
+            qemu_virt::TEST_GUEST_BASE,
+            image.base,
+            image.entry
+        );
+    }
+    eprintln!(
+        "  {} ({} KiB)",
+        util::pretty(&raw),
+        image.bytes.len().div_ceil(1024)
+    );
+    Ok(raw)
+}
+
+/// Guest ingredients that are built at most once per xtask run.
+#[derive(Default)]
+pub struct Ingredients {
+    test_guest: Option<PathBuf>,
+    linux: Option<LinuxGuest>,
+    initrds: BTreeMap<String, PathBuf>,
+}
+
+impl Ingredients {
+    fn linux(&mut self) -> Result<&LinuxGuest> {
+        if self.linux.is_none() {
+            prereq::linux_tools()?;
+            let guest = debian::linux_guest()?;
+            eprintln!("  Linux guest: {}", guest.description);
+            self.linux = Some(guest);
+        }
+        match &self.linux {
+            Some(guest) => Ok(guest),
+            None => fail!("Linux guest unavailable"),
+        }
+    }
+
+    /// The file for bundle entry `name`, building it if needed.
+    fn entry(&mut self, name: &str) -> Result<PathBuf> {
+        if name == TEST_GUEST_ENTRY {
+            if self.test_guest.is_none() {
+                self.test_guest = Some(build_test_guest()?);
+            }
+            return self
+                .test_guest
+                .clone()
+                .ok_or_else(|| "test guest unavailable".into());
+        }
+        if name == LINUX_ENTRY {
+            return Ok(self.linux()?.kernel_image.clone());
+        }
+        if let Some(cell) = name.strip_prefix("initrd-") {
+            if let Some(path) = self.initrds.get(cell) {
+                return Ok(path.clone());
+            }
+            let guest = self.linux()?.clone();
+            let path = initramfs::build(cell, &guest)?;
+            eprintln!(
+                "  {} (from guests/linux/common + guests/linux/{cell})",
+                util::pretty(&path)
+            );
+            self.initrds.insert(cell.to_owned(), path.clone());
+            return Ok(path);
+        }
+        fail!(
+            "xtask does not know how to build bundle entry `{name}` (known: test-guest, linux, initrd-<cell>)"
+        )
+    }
+}
+
+/// The entry names a layout's cells use, in first-use order.
+pub fn entry_names(layout: &Layout) -> Vec<&'static str> {
+    let mut names = Vec::new();
+    for cell in layout.cells {
+        for name in std::iter::once(cell.kernel).chain(cell.initrd) {
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+    }
+    names
+}
+
+/// Writes the bundle of `layout` (with `overrides`) to `path`.
+pub fn build_bundle(
+    layout: &Layout,
+    overrides: &Overrides,
+    ingredients: &mut Ingredients,
+    path: &Path,
+) -> Result<()> {
+    overrides.check(layout)?;
+    let mut writer = cpio::Writer::new();
+    let mut total = 0usize;
+    let mut add = |writer: &mut cpio::Writer, name: &str, data: &[u8]| {
+        total += data.len();
+        writer.file(name, 0o644, data);
+    };
+    for name in entry_names(layout) {
+        // An entry every cell overrides is not needed (e.g. all kernels replaced by --kernel).
+        let users: Vec<&str> = layout
+            .cells
+            .iter()
+            .filter(|cell| {
+                (cell.kernel == name && !overrides.kernel.contains_key(cell.name))
+                    || (cell.initrd == Some(name) && !overrides.initrd.contains_key(cell.name))
+            })
+            .map(|cell| cell.name)
+            .collect();
+        if users.is_empty() {
+            continue;
+        }
+        let file = ingredients.entry(name)?;
+        let data = std::fs::read(&file).context(|| format!("cannot read {}", file.display()))?;
+        add(&mut writer, name, &data);
+    }
+    for (cell, file) in &overrides.kernel {
+        let data = std::fs::read(file).context(|| format!("cannot read {}", file.display()))?;
+        add(&mut writer, &format!("override/{cell}/kernel"), &data);
+    }
+    for (cell, file) in &overrides.initrd {
+        let data = std::fs::read(file).context(|| format!("cannot read {}", file.display()))?;
+        add(&mut writer, &format!("override/{cell}/initrd"), &data);
+    }
+    for (cell, args) in &overrides.bootargs {
+        add(
+            &mut writer,
+            &format!("override/{cell}/bootargs"),
+            args.as_bytes(),
+        );
+    }
+    util::write_if_changed(path, &writer.finish())?;
+    eprintln!(
+        "  {} ({} MiB of guests)",
+        util::pretty(path),
+        total.div_ceil(1 << 20)
+    );
+    Ok(())
+}
+
+/// What `cargo xtask build` makes.
+#[derive(Clone, Debug, Default)]
+pub struct BuildOptions {
+    /// Build the hypervisor with the release profile.
+    pub release: bool,
+    /// Only these layouts (all when empty).
+    pub layouts: Vec<String>,
+}
+
+/// Builds everything, continuing past failures; returns the failures (one line each).
+pub fn build_all(options: &BuildOptions) -> Vec<String> {
+    let mut failures = Vec::new();
+    eprintln!("Building the hypervisor image");
+    if let Err(error) = build_hypervisor(options.release) {
+        failures.push(error.to_string());
+    }
+    let chosen: Vec<&Layout> = if options.layouts.is_empty() {
+        layouts().iter().collect()
+    } else {
+        match options
+            .layouts
+            .iter()
+            .map(|name| layout(name))
+            .collect::<Result<Vec<_>>>()
+        {
+            Ok(chosen) => chosen,
+            Err(error) => {
+                failures.push(error.to_string());
+                return failures;
+            }
+        }
+    };
+    let mut ingredients = Ingredients::default();
+    for layout in chosen {
+        eprintln!("Building the guest bundle of layout `{}`", layout.name);
+        if let Err(error) = build_bundle(
+            layout,
+            &Overrides::default(),
+            &mut ingredients,
+            &bundle_path(layout.name),
+        ) {
+            failures.push(format!("bundle `{}`: {error}", layout.name));
+        }
+    }
+    failures
+}

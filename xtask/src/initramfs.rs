@@ -1,0 +1,207 @@
+//! Builds a Linux cell's initramfs from `guests/linux/common/` and `guests/linux/<cell>/`, reproducibly.
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use crate::cpio::{self, Node};
+use crate::debian::LinuxGuest;
+use crate::fail;
+use crate::util::{self, Context, Result};
+
+/// The recipe directory of a cell.
+pub fn recipe_dir(cell: &str) -> PathBuf {
+    util::workspace_root()
+        .join("guests")
+        .join("linux")
+        .join(cell)
+}
+
+/// Adds the files under `dir` to `tree` at `prefix`, replacing entries already there.
+fn add_dir(tree: &mut BTreeMap<String, Node>, dir: &Path, prefix: &str) -> Result<()> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .context(|| format!("cannot read {}", dir.display()))?
+        .filter_map(|entry| entry.ok())
+        .collect();
+    entries.sort_by_key(|entry| entry.file_name());
+    for entry in entries {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let path = entry.path();
+        let archive_path = if prefix.is_empty() {
+            name.clone()
+        } else {
+            format!("{prefix}/{name}")
+        };
+        let meta = std::fs::symlink_metadata(&path)
+            .context(|| format!("cannot stat {}", path.display()))?;
+        if meta.is_dir() {
+            tree.insert(archive_path.clone(), Node::Directory(0o755));
+            add_dir(tree, &path, &archive_path)?;
+        } else if meta.file_type().is_symlink() {
+            let target = std::fs::read_link(&path)
+                .context(|| format!("cannot read link {}", path.display()))?;
+            tree.insert(
+                archive_path,
+                Node::Symlink(target.to_string_lossy().into_owned()),
+            );
+        } else {
+            use std::os::unix::fs::PermissionsExt;
+            let executable = meta.permissions().mode() & 0o111 != 0;
+            let data =
+                std::fs::read(&path).context(|| format!("cannot read {}", path.display()))?;
+            tree.insert(
+                archive_path,
+                Node::File(if executable { 0o755 } else { 0o644 }, data),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Module paths (relative to `lib/modules/<release>/`) for `names`, dependencies first.
+fn module_load_order(modules_dep: &str, names: &[String]) -> Result<Vec<String>> {
+    let dependencies: BTreeMap<&str, Vec<&str>> = modules_dep
+        .lines()
+        .filter_map(|line| line.split_once(':'))
+        .map(|(module, deps)| (module.trim(), deps.split_whitespace().collect()))
+        .collect();
+    let normalise = |name: &str| name.replace('-', "_");
+    let mut order: Vec<String> = Vec::new();
+    fn visit<'a>(
+        module: &'a str,
+        dependencies: &BTreeMap<&'a str, Vec<&'a str>>,
+        order: &mut Vec<String>,
+    ) {
+        if order.iter().any(|done| done == module) {
+            return;
+        }
+        // modules.dep lists the full closure, deepest dependency last.
+        for dependency in dependencies.get(module).into_iter().flatten().rev() {
+            visit(dependency, dependencies, order);
+        }
+        if !order.iter().any(|done| done == module) {
+            order.push(module.to_owned());
+        }
+    }
+    for name in names {
+        let wanted = normalise(name.trim_end_matches(".ko"));
+        let Some(module) = dependencies.keys().find(|module| {
+            let file = module.rsplit('/').next().unwrap_or(module);
+            normalise(file.split(".ko").next().unwrap_or(file)) == wanted
+        }) else {
+            fail!("kernel module `{name}` is not in the Debian kernel package's modules.dep");
+        };
+        visit(module, &dependencies, &mut order);
+    }
+    Ok(order)
+}
+
+/// The uncompressed initramfs of `cell`.
+pub fn archive(cell: &str, guest: &LinuxGuest) -> Result<Vec<u8>> {
+    let recipe = recipe_dir(cell);
+    if !recipe.is_dir() {
+        fail!(
+            "no initramfs recipe for cell `{cell}`: create {} (see guests/linux/README.md)",
+            util::pretty(&recipe)
+        );
+    }
+    let mut tree = BTreeMap::new();
+    for dir in [
+        "bin", "dev", "etc", "proc", "root", "run", "sbin", "sys", "tmp", "usr/bin", "usr/sbin",
+    ] {
+        tree.insert(dir.to_owned(), Node::Directory(0o755));
+    }
+    tree.insert("tmp".to_owned(), Node::Directory(0o1777));
+    tree.insert("root".to_owned(), Node::Directory(0o700));
+    tree.insert("dev/console".to_owned(), Node::CharacterDevice(0o600, 5, 1));
+    tree.insert("dev/null".to_owned(), Node::CharacterDevice(0o666, 1, 3));
+    let busybox = std::fs::read(&guest.busybox)
+        .context(|| format!("cannot read {}", guest.busybox.display()))?;
+    tree.insert("bin/busybox".to_owned(), Node::File(0o755, busybox));
+    tree.insert("bin/sh".to_owned(), Node::Symlink("busybox".to_owned()));
+    add_dir(&mut tree, &recipe.with_file_name("common"), "")?;
+    add_dir(&mut tree, &recipe, "")?;
+    if !matches!(tree.get("init"), Some(Node::File(0o755, _))) {
+        fail!(
+            "the initramfs of `{cell}` has no executable /init (expected guests/linux/common/init)"
+        );
+    }
+    if let Some(Node::File(_, list)) = tree.remove("modules") {
+        let names: Vec<String> = String::from_utf8_lossy(&list)
+            .lines()
+            .map(|line| line.trim().to_owned())
+            .filter(|line| !line.is_empty() && !line.starts_with('#'))
+            .collect();
+        let (Some(release), Some(kernel_tree)) = (&guest.kernel_release, &guest.kernel_tree) else {
+            fail!(
+                "cell `{cell}` lists kernel modules, but the kernel did not come from the Debian package"
+            );
+        };
+        let modules_root = kernel_tree.join("lib/modules").join(release);
+        let modules_dep = std::fs::read_to_string(modules_root.join("modules.dep"))
+            .context(|| format!("cannot read modules.dep of {release}"))?;
+        let order = module_load_order(&modules_dep, &names)?;
+        for module in &order {
+            let data = std::fs::read(modules_root.join(module))
+                .context(|| format!("cannot read module {module}"))?;
+            tree.insert(format!("lib/modules/{module}"), Node::File(0o644, data));
+        }
+        tree.insert(
+            "etc/cellvisor-modules".to_owned(),
+            Node::File(0o644, (order.join("\n") + "\n").into_bytes()),
+        );
+    }
+    Ok(cpio::archive_tree(&tree))
+}
+
+/// Compresses with `gzip -9 -n` (no name or timestamp in the header, so output is reproducible).
+pub fn gzip(data: &[u8], scratch: &Path) -> Result<Vec<u8>> {
+    util::write_if_changed(scratch, data)?;
+    let output = Command::new("gzip")
+        .args(["-9", "-n", "-c"])
+        .arg(scratch)
+        .stdin(Stdio::null())
+        .output()
+        .context(|| "cannot run gzip (apt-get install -y gzip)".to_owned())?;
+    if !output.status.success() {
+        fail!(
+            "gzip failed: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    Ok(output.stdout)
+}
+
+/// Builds `target/cellvisor/initrd-<cell>.cpio.gz` and returns its path.
+pub fn build(cell: &str, guest: &LinuxGuest) -> Result<PathBuf> {
+    let out = util::out_dir();
+    let archive = archive(cell, guest)?;
+    let compressed = gzip(&archive, &out.join(format!("initrd-{cell}.cpio")))?;
+    let path = out.join(format!("initrd-{cell}.cpio.gz"));
+    util::write_if_changed(&path, &compressed)?;
+    Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modules_load_dependencies_first_and_once() {
+        let dep = "kernel/drivers/virtio/virtio.ko:\n\
+                   kernel/drivers/virtio/virtio_ring.ko:\n\
+                   kernel/drivers/virtio/virtio_mmio.ko: kernel/drivers/virtio/virtio_ring.ko kernel/drivers/virtio/virtio.ko\n\
+                   kernel/drivers/block/virtio_blk.ko: kernel/drivers/virtio/virtio_ring.ko kernel/drivers/virtio/virtio.ko\n";
+        let order =
+            module_load_order(dep, &["virtio-mmio".into(), "virtio_blk".into()]).expect("order");
+        assert_eq!(
+            order,
+            [
+                "kernel/drivers/virtio/virtio.ko",
+                "kernel/drivers/virtio/virtio_ring.ko",
+                "kernel/drivers/virtio/virtio_mmio.ko",
+                "kernel/drivers/block/virtio_blk.ko"
+            ]
+        );
+        assert!(module_load_order(dep, &["nonexistent".into()]).is_err());
+    }
+}

@@ -1,0 +1,245 @@
+//! `cargo xtask run`: boot cellvisor in QEMU, interactively or as a headless readiness check.
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use cellvisor_board::Layout;
+use cellvisor_tests::{Artifacts, Machine, QemuConfig};
+
+use crate::fail;
+use crate::images::{self, Ingredients, Overrides};
+use crate::prereq::{self, Qemu};
+use crate::util::{self, Result};
+
+/// Options of `cargo xtask run`.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// Layout to boot.
+    pub layout: String,
+    /// Headless readiness check instead of an interactive console.
+    pub check: bool,
+    /// Seconds `--check` waits for every cell.
+    pub timeout: u64,
+    /// Hypervisor built with the release profile.
+    pub release: bool,
+    /// Per-cell overrides.
+    pub overrides: Overrides,
+    /// Extra QEMU arguments (after `--`).
+    pub qemu_args: Vec<String>,
+}
+
+/// Default layout of `cargo xtask run`.
+pub const DEFAULT_LAYOUT: &str = "linux";
+/// Default `--timeout`.
+pub const DEFAULT_TIMEOUT: u64 = 120;
+
+/// Builds what the layout needs and returns (QEMU, bundle path).
+fn prepare(options: &RunOptions, layout: &Layout) -> Result<(Qemu, PathBuf)> {
+    let qemu = prereq::qemu()?;
+    options.overrides.check(layout)?;
+    eprintln!("Building the hypervisor image");
+    images::build_hypervisor(options.release)?;
+    let mut ingredients = Ingredients::default();
+    eprintln!("Building the guest bundle of layout `{}`", layout.name);
+    images::build_bundle(
+        layout,
+        &Overrides::default(),
+        &mut ingredients,
+        &images::bundle_path(layout.name),
+    )?;
+    if options.overrides.is_empty() {
+        return Ok((qemu, images::bundle_path(layout.name)));
+    }
+    // Overrides go into a separate bundle so the tests' bundles stay as built.
+    let path = util::out_dir()
+        .join("run")
+        .join(format!("bundle-{}.cpio", layout.name));
+    eprintln!("Building the bundle with overrides");
+    images::build_bundle(layout, &options.overrides, &mut ingredients, &path)?;
+    Ok((qemu, path))
+}
+
+/// `cargo xtask run`.
+pub fn run(options: &RunOptions) -> Result<()> {
+    let layout = images::layout(&options.layout)?;
+    let (qemu, bundle) = prepare(options, layout)?;
+    if options.check {
+        return check(options, layout, &qemu, bundle);
+    }
+    let mut command = Command::new(&qemu.path);
+    command.args([
+        "-M",
+        "virt,virtualization=on,gic-version=3",
+        "-cpu",
+        "max,sve=off,sme=off",
+        "-smp",
+        "4",
+        "-m",
+        "2G",
+        "-nographic",
+        "-echr",
+        "0x1d",
+        "-no-reboot",
+        "-kernel",
+    ]);
+    command
+        .arg(images::hypervisor_image())
+        .arg("-initrd")
+        .arg(&bundle);
+    command
+        .arg("-append")
+        .arg(format!("cellvisor.layout={}", layout.name));
+    command.args(&options.qemu_args);
+    eprintln!();
+    eprintln!(
+        "cellvisor console: Ctrl-A 1 / Ctrl-A 2 focus a cell, Ctrl-A m opens the management prompt."
+    );
+    eprintln!(
+        "QEMU's own escape is Ctrl-] (not Ctrl-A, so Ctrl-A reaches cellvisor): Ctrl-] x quits, Ctrl-] c toggles the monitor."
+    );
+    eprintln!("$ {}", util::show(&command));
+    let status = util::status_of(&mut command)?;
+    if !status.success() {
+        fail!("QEMU exited with {status}");
+    }
+    Ok(())
+}
+
+fn cpu_list(cpus: &[usize]) -> String {
+    match (cpus.first(), cpus.last()) {
+        (Some(first), Some(last)) if cpus.len() > 1 && last - first + 1 == cpus.len() => {
+            format!("{first}-{last}")
+        }
+        _ => cpus
+            .iter()
+            .map(|cpu| cpu.to_string())
+            .collect::<Vec<_>>()
+            .join(","),
+    }
+}
+
+/// The value after `key=` in a line.
+fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+    let start = line.find(key)? + key.len();
+    line[start..].split_whitespace().next()
+}
+
+/// `cargo xtask run --check`: boot headless, wait for every cell's ready banner, print a table.
+fn check(options: &RunOptions, layout: &Layout, qemu: &Qemu, bundle: PathBuf) -> Result<()> {
+    let artifacts = Artifacts {
+        out_dir: util::out_dir(),
+        qemu: qemu.path.clone(),
+    };
+    let config = QemuConfig {
+        extra_args: options.qemu_args.clone(),
+        bundle: Some(bundle),
+        ..QemuConfig::new(layout.name)
+    };
+    eprintln!(
+        "Booting layout `{}` headless (QEMU {}); waiting up to {} s for every cell's ready banner",
+        layout.name, qemu.version, options.timeout
+    );
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(options.timeout);
+    let mut machine = Machine::boot_named(&artifacts, &config, "run-check")
+        .map_err(|error| util::Error(format!("cannot start QEMU: {error}")))?;
+    // Poll for every banner at once so each cell's time is when its own banner appeared.
+    let mut ready: Vec<Option<(f64, String)>> = vec![None; layout.cells.len()];
+    while ready.iter().any(Option::is_none) {
+        for (cell, slot) in layout.cells.iter().zip(ready.iter_mut()) {
+            if slot.is_none()
+                && let Some(found) = machine.find(&format!("cellvisor-ready: {} ", cell.name), 0)
+            {
+                if !found.line.contains(&format!("[{}]", cell.name)) {
+                    eprintln!(
+                        "warning: the banner of `{}` lacks the console prefix `[{}]`: {}",
+                        cell.name, cell.name, found.line
+                    );
+                }
+                *slot = Some((started.elapsed().as_secs_f64(), found.line));
+            }
+        }
+        if ready.iter().all(Option::is_some) {
+            break;
+        }
+        let waiting: Vec<&str> = layout
+            .cells
+            .iter()
+            .zip(&ready)
+            .filter(|(_, slot)| slot.is_none())
+            .map(|(cell, _)| cell.name)
+            .collect();
+        let running = machine.is_running();
+        if !running || Instant::now() >= deadline {
+            let _ = machine.save_transcript();
+            eprintln!("--- last 60 lines of the console ---");
+            eprintln!("{}", cellvisor_tests::last_lines(&machine.transcript(), 60));
+            let stderr = machine.qemu_stderr();
+            if !stderr.trim().is_empty() {
+                eprintln!("--- QEMU stderr ---\n{}", stderr.trim_end());
+            }
+            let log = machine.log_path().map(util::pretty).unwrap_or_default();
+            let why = if running {
+                format!("timed out after {} s", options.timeout)
+            } else {
+                "QEMU exited".to_owned()
+            };
+            fail!(
+                "cell `{}` did not print its ready banner ({why}; not ready: {}); full transcript: {log}",
+                waiting[0],
+                waiting.join(", ")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut rows = Vec::new();
+    for (cell, slot) in layout.cells.iter().zip(ready) {
+        let Some((host, line)) = slot else { continue };
+        let ram: u64 = cell.memory.iter().map(|region| region.physical.size).sum();
+        let uptime = field(&line, "uptime=").unwrap_or("?").to_owned();
+        rows.push((
+            cell.name,
+            cpu_list(cell.cpus),
+            format!("{} MiB", ram >> 20),
+            host,
+            uptime,
+        ));
+    }
+    let _ = machine.save_transcript();
+    drop(machine);
+    println!();
+    println!(
+        "{:<12} {:<6} {:<10} {:>14} {:>14}",
+        "cell", "CPUs", "RAM", "host s→ready", "guest uptime"
+    );
+    for (name, cpus, ram, host, uptime) in &rows {
+        println!("{name:<12} {cpus:<6} {ram:<10} {host:>14.2} {uptime:>14}");
+    }
+    println!();
+    println!(
+        "All {} cells of layout `{}` are ready.",
+        rows.len(),
+        layout.name
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_lists_and_fields() {
+        assert_eq!(cpu_list(&[0, 1]), "0-1");
+        assert_eq!(cpu_list(&[2]), "2");
+        assert_eq!(cpu_list(&[0, 2]), "0,2");
+        assert_eq!(
+            field(
+                "[personal] cellvisor-ready: personal uptime=1.23",
+                "uptime="
+            ),
+            Some("1.23")
+        );
+        assert_eq!(field("no banner", "uptime="), None);
+    }
+}
