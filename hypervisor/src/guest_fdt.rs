@@ -1,1 +1,548 @@
 //! Generation of each cell's device tree from the platform and the board.
+//!
+//! A cell's guest sees a plain Arm machine: its RAM at its guest addresses, its vCPUs numbered from
+//! 0, the GICv3 (distributor plus one redistributor frame per vCPU), the generic timer, PSCI over
+//! HVC, one PL011 at the platform console's address and `/chosen`. Nothing else of the platform
+//! appears.
+#![forbid(unsafe_code)]
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+
+use vm_fdt::FdtWriter;
+
+use crate::addr::GuestPhysAddr;
+use crate::partition::CellPlan;
+use crate::platform::{GICV3_REDISTRIBUTOR_STRIDE, PPI_BASE_INTID, Platform, SPI_BASE_INTID};
+
+/// Phandle of the interrupt controller node.
+pub const GIC_PHANDLE: u32 = 1;
+/// Phandle of the fixed 24 MHz clock feeding the PL011.
+pub const CLOCK_PHANDLE: u32 = 2;
+/// Frequency of the PL011 reference clock (as on QEMU `virt`).
+pub const UART_CLOCK_HZ: u32 = 24_000_000;
+/// PPI number of the GIC virtual-interface maintenance interrupt (INTID 25).
+pub const GIC_MAINTENANCE_PPI: u32 = 9;
+
+/// GIC interrupt specifier type cells.
+const SPECIFIER_SPI: u32 = 0;
+const SPECIFIER_PPI: u32 = 1;
+/// Interrupt flags: level-sensitive, active high.
+const LEVEL_HIGH: u32 = 4;
+
+/// What the caller decides about a cell's device tree beyond the plan and platform.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GuestDtSpec<'a> {
+    /// Kernel command line for `/chosen/bootargs`.
+    pub bootargs: &'a str,
+    /// Guest-physical start and size of the initrd, if the cell has one.
+    pub initrd: Option<(GuestPhysAddr, u64)>,
+}
+
+/// Why a cell's device tree could not be generated.
+#[derive(Debug, PartialEq, Eq)]
+pub enum GuestFdtError {
+    /// The platform GIC has no redistributor region (it is not a GICv3).
+    NoRedistributors,
+    /// A number does not fit the cell it must be written in.
+    ValueTooLarge(&'static str),
+    /// The initrd's end wraps the address space.
+    InitrdWraps {
+        /// Guest-physical start.
+        start: GuestPhysAddr,
+        /// Size in bytes.
+        size: u64,
+    },
+    /// The device-tree writer refused (e.g. a NUL inside the bootargs).
+    Writer(vm_fdt::Error),
+}
+
+impl fmt::Display for GuestFdtError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NoRedistributors => write!(
+                f,
+                "guest device tree needs a GICv3 redistributor region: run on a GICv3 platform"
+            ),
+            Self::ValueTooLarge(what) => write!(
+                f,
+                "guest device tree: {what} does not fit its 32-bit cell: check the platform device tree"
+            ),
+            Self::InitrdWraps { start, size } => write!(
+                f,
+                "guest initrd at {start} of {size:#x} bytes wraps the address space: place it lower"
+            ),
+            Self::Writer(error) => write!(
+                f,
+                "guest device tree could not be written ({error}): remove NUL characters from bootargs"
+            ),
+        }
+    }
+}
+
+impl From<vm_fdt::Error> for GuestFdtError {
+    fn from(error: vm_fdt::Error) -> Self {
+        Self::Writer(error)
+    }
+}
+
+fn strings(values: &[&str]) -> Vec<String> {
+    values.iter().map(|value| String::from(*value)).collect()
+}
+
+/// The PPI number (DT numbering) of a PPI INTID.
+fn ppi_number(intid: u32) -> Result<u32, GuestFdtError> {
+    intid
+        .checked_sub(PPI_BASE_INTID)
+        .filter(|number| *number < 16)
+        .ok_or(GuestFdtError::ValueTooLarge("timer PPI"))
+}
+
+/// Builds the flattened device tree for one cell.
+pub fn generate(
+    plan: &CellPlan,
+    platform: &Platform,
+    spec: &GuestDtSpec<'_>,
+) -> Result<Vec<u8>, GuestFdtError> {
+    let redistributor_base = platform
+        .gic
+        .redistributor_regions
+        .first()
+        .ok_or(GuestFdtError::NoRedistributors)?
+        .base;
+    let redistributor_size = GICV3_REDISTRIBUTOR_STRIDE
+        .checked_mul(plan.vcpus.len() as u64)
+        .ok_or(GuestFdtError::ValueTooLarge("redistributor region"))?;
+    let distributor = platform.gic.distributor;
+    let uart = platform.console;
+    let uart_spi = uart
+        .intid
+        .checked_sub(SPI_BASE_INTID)
+        .ok_or(GuestFdtError::ValueTooLarge("UART SPI"))?;
+    let uart_path = format!("/pl011@{:x}", uart.registers.base);
+
+    let mut writer = FdtWriter::new()?;
+    let root = writer.begin_node("")?;
+    writer.property_u32("#address-cells", 2)?;
+    writer.property_u32("#size-cells", 2)?;
+    writer.property_string("compatible", "linux,dummy-virt")?;
+    writer.property_string("model", &format!("cellvisor cell {}", plan.name))?;
+    writer.property_u32("interrupt-parent", GIC_PHANDLE)?;
+
+    for region in &plan.memory {
+        let memory = writer.begin_node(&format!("memory@{:x}", region.guest_base()))?;
+        writer.property_string("device_type", "memory")?;
+        writer.property_array_u64("reg", &[region.guest_base(), region.physical.size])?;
+        writer.end_node(memory)?;
+    }
+
+    let cpus = writer.begin_node("cpus")?;
+    writer.property_u32("#address-cells", 1)?;
+    writer.property_u32("#size-cells", 0)?;
+    for vcpu in &plan.vcpus {
+        let mpidr = u32::try_from(vcpu.virtual_mpidr)
+            .map_err(|_| GuestFdtError::ValueTooLarge("vCPU MPIDR"))?;
+        let cpu = writer.begin_node(&format!("cpu@{mpidr:x}"))?;
+        writer.property_string("device_type", "cpu")?;
+        writer.property_string("compatible", "arm,armv8")?;
+        writer.property_u32("reg", mpidr)?;
+        writer.property_string("enable-method", "psci")?;
+        writer.end_node(cpu)?;
+    }
+    writer.end_node(cpus)?;
+
+    let psci = writer.begin_node("psci")?;
+    writer.property_string_list("compatible", strings(&["arm,psci-1.0", "arm,psci-0.2"]))?;
+    writer.property_string("method", "hvc")?;
+    writer.end_node(psci)?;
+
+    let gic = writer.begin_node(&format!("intc@{:x}", distributor.base))?;
+    writer.property_string("compatible", "arm,gic-v3")?;
+    writer.property_array_u64(
+        "reg",
+        &[
+            distributor.base,
+            distributor.size,
+            redistributor_base,
+            redistributor_size,
+        ],
+    )?;
+    writer.property_u32("#interrupt-cells", 3)?;
+    writer.property_null("interrupt-controller")?;
+    writer.property_u32("#redistributor-regions", 1)?;
+    writer.property_array_u32(
+        "interrupts",
+        &[SPECIFIER_PPI, GIC_MAINTENANCE_PPI, LEVEL_HIGH],
+    )?;
+    writer.property_phandle(GIC_PHANDLE)?;
+    writer.end_node(gic)?;
+
+    let timer_ppis = [
+        ppi_number(platform.timer.secure_physical)?,
+        ppi_number(platform.timer.nonsecure_physical)?,
+        ppi_number(platform.timer.virtual_timer)?,
+        ppi_number(platform.timer.hypervisor_physical)?,
+    ];
+    let timer_interrupts: Vec<u32> = timer_ppis
+        .iter()
+        .flat_map(|ppi| [SPECIFIER_PPI, *ppi, LEVEL_HIGH])
+        .collect();
+    let timer = writer.begin_node("timer")?;
+    writer.property_string("compatible", "arm,armv8-timer")?;
+    writer.property_array_u32("interrupts", &timer_interrupts)?;
+    writer.property_null("always-on")?;
+    writer.end_node(timer)?;
+
+    let clock = writer.begin_node("apb-pclk")?;
+    writer.property_string("compatible", "fixed-clock")?;
+    writer.property_u32("#clock-cells", 0)?;
+    writer.property_u32("clock-frequency", UART_CLOCK_HZ)?;
+    writer.property_string("clock-output-names", "clk24mhz")?;
+    writer.property_phandle(CLOCK_PHANDLE)?;
+    writer.end_node(clock)?;
+
+    let pl011 = writer.begin_node(&uart_path[1..])?;
+    writer.property_string_list("compatible", strings(&["arm,pl011", "arm,primecell"]))?;
+    writer.property_array_u64("reg", &[uart.registers.base, uart.registers.size])?;
+    writer.property_array_u32("interrupts", &[SPECIFIER_SPI, uart_spi, LEVEL_HIGH])?;
+    writer.property_array_u32("clocks", &[CLOCK_PHANDLE, CLOCK_PHANDLE])?;
+    writer.property_string_list("clock-names", strings(&["uartclk", "apb_pclk"]))?;
+    writer.end_node(pl011)?;
+
+    let chosen = writer.begin_node("chosen")?;
+    writer.property_string("bootargs", spec.bootargs)?;
+    writer.property_string("stdout-path", &uart_path)?;
+    if let Some((start, size)) = spec.initrd {
+        let end = start
+            .checked_add(size)
+            .ok_or(GuestFdtError::InitrdWraps { start, size })?;
+        writer.property_u64("linux,initrd-start", start.raw())?;
+        writer.property_u64("linux,initrd-end", end.raw())?;
+    }
+    writer.end_node(chosen)?;
+
+    writer.end_node(root)?;
+    Ok(writer.finish()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::partition::{Partition, validate};
+    use crate::platform::{self, Platform};
+    use alloc::string::ToString;
+    use alloc::vec;
+    use fdt::Fdt;
+    use fdt::helpers::UnalignedFallibleNode;
+
+    const DTB: &[u8] = include_bytes!("../tests/data/qemu-virt-gicv3.dtb");
+
+    fn platform() -> Platform {
+        platform::parse(DTB).expect("fixture parses")
+    }
+
+    fn partition(layout: &str) -> Partition {
+        validate(
+            &crate::partition::qemu_virt::BOARD,
+            Some(layout),
+            &platform(),
+            &[],
+        )
+        .expect("valid")
+    }
+
+    /// Every property of the tree as `(node path, property name, value)`, in tree order.
+    fn flatten(dtb: &[u8]) -> Vec<(String, String, Vec<u8>)> {
+        fn walk(
+            node: UnalignedFallibleNode<'_>,
+            path: &str,
+            out: &mut Vec<(String, String, Vec<u8>)>,
+        ) {
+            for property in node.properties().unwrap().iter() {
+                let property = property.unwrap();
+                out.push((
+                    path.to_string(),
+                    property.name.to_string(),
+                    property.value.to_vec(),
+                ));
+            }
+            for child in node.children().unwrap() {
+                let child = child.unwrap();
+                let name = child.name().unwrap().to_string();
+                walk(
+                    child,
+                    &format!("{}/{name}", path.trim_end_matches('/')),
+                    out,
+                );
+            }
+        }
+        let tree = Fdt::new_unaligned_fallible(dtb).unwrap();
+        let mut out = Vec::new();
+        walk(tree.find_node("/").unwrap().unwrap(), "/", &mut out);
+        out
+    }
+
+    fn property<'a>(flat: &'a [(String, String, Vec<u8>)], path: &str, name: &str) -> &'a [u8] {
+        flat.iter()
+            .find(|(node, property, _)| node == path && property == name)
+            .map(|(_, _, value)| value.as_slice())
+            .unwrap_or_else(|| panic!("{path} {name} missing"))
+    }
+
+    fn cells(values: &[u32]) -> Vec<u8> {
+        values
+            .iter()
+            .flat_map(|value| value.to_be_bytes())
+            .collect()
+    }
+
+    fn cells64(values: &[u64]) -> Vec<u8> {
+        values
+            .iter()
+            .flat_map(|value| value.to_be_bytes())
+            .collect()
+    }
+
+    fn string_list(values: &[&str]) -> Vec<u8> {
+        values
+            .iter()
+            .flat_map(|value| value.bytes().chain([0]))
+            .collect()
+    }
+
+    #[test]
+    fn linux_cell_tree_has_every_item() {
+        let partition = partition("linux");
+        let plan = &partition.cells[1];
+        let spec = GuestDtSpec {
+            bootargs: "console=ttyAMA0",
+            initrd: Some((GuestPhysAddr(0x9800_0000), 0x10_0000)),
+        };
+        let dtb = generate(plan, &platform(), &spec).unwrap();
+        let flat = flatten(&dtb);
+
+        assert_eq!(property(&flat, "/", "#address-cells"), cells(&[2]));
+        assert_eq!(property(&flat, "/", "#size-cells"), cells(&[2]));
+        assert_eq!(
+            property(&flat, "/", "compatible"),
+            string_list(&["linux,dummy-virt"])
+        );
+        assert_eq!(
+            property(&flat, "/", "model"),
+            string_list(&["cellvisor cell corporate"])
+        );
+        assert_eq!(
+            property(&flat, "/", "interrupt-parent"),
+            cells(&[GIC_PHANDLE])
+        );
+
+        assert_eq!(
+            property(&flat, "/memory@90000000", "device_type"),
+            string_list(&["memory"])
+        );
+        assert_eq!(
+            property(&flat, "/memory@90000000", "reg"),
+            cells64(&[0x9000_0000, 768 << 20])
+        );
+
+        assert_eq!(property(&flat, "/cpus", "#address-cells"), cells(&[1]));
+        assert_eq!(property(&flat, "/cpus", "#size-cells"), cells(&[0]));
+        for n in 0..2u32 {
+            let path = format!("/cpus/cpu@{n}");
+            assert_eq!(property(&flat, &path, "reg"), cells(&[n]));
+            assert_eq!(property(&flat, &path, "device_type"), string_list(&["cpu"]));
+            assert_eq!(
+                property(&flat, &path, "compatible"),
+                string_list(&["arm,armv8"])
+            );
+            assert_eq!(
+                property(&flat, &path, "enable-method"),
+                string_list(&["psci"])
+            );
+        }
+        assert!(!flat.iter().any(|(node, _, _)| node == "/cpus/cpu@2"));
+
+        assert_eq!(
+            property(&flat, "/psci", "compatible"),
+            string_list(&["arm,psci-1.0", "arm,psci-0.2"])
+        );
+        assert_eq!(property(&flat, "/psci", "method"), string_list(&["hvc"]));
+
+        let gic = "/intc@8000000";
+        assert_eq!(
+            property(&flat, gic, "compatible"),
+            string_list(&["arm,gic-v3"])
+        );
+        assert_eq!(
+            property(&flat, gic, "reg"),
+            cells64(&[0x0800_0000, 0x1_0000, 0x080A_0000, 2 * 0x2_0000])
+        );
+        assert_eq!(property(&flat, gic, "#interrupt-cells"), cells(&[3]));
+        assert_eq!(property(&flat, gic, "interrupt-controller"), b"");
+        assert_eq!(property(&flat, gic, "#redistributor-regions"), cells(&[1]));
+        assert_eq!(property(&flat, gic, "interrupts"), cells(&[1, 9, 4]));
+        assert_eq!(property(&flat, gic, "phandle"), cells(&[GIC_PHANDLE]));
+
+        assert_eq!(
+            property(&flat, "/timer", "compatible"),
+            string_list(&["arm,armv8-timer"])
+        );
+        assert_eq!(
+            property(&flat, "/timer", "interrupts"),
+            cells(&[1, 13, 4, 1, 14, 4, 1, 11, 4, 1, 10, 4])
+        );
+        assert_eq!(property(&flat, "/timer", "always-on"), b"");
+
+        assert_eq!(
+            property(&flat, "/apb-pclk", "compatible"),
+            string_list(&["fixed-clock"])
+        );
+        assert_eq!(
+            property(&flat, "/apb-pclk", "clock-frequency"),
+            cells(&[24_000_000])
+        );
+        assert_eq!(property(&flat, "/apb-pclk", "#clock-cells"), cells(&[0]));
+        assert_eq!(
+            property(&flat, "/apb-pclk", "phandle"),
+            cells(&[CLOCK_PHANDLE])
+        );
+
+        let uart = "/pl011@9000000";
+        assert_eq!(
+            property(&flat, uart, "compatible"),
+            string_list(&["arm,pl011", "arm,primecell"])
+        );
+        assert_eq!(
+            property(&flat, uart, "reg"),
+            cells64(&[0x0900_0000, 0x1000])
+        );
+        assert_eq!(property(&flat, uart, "interrupts"), cells(&[0, 1, 4]));
+        assert_eq!(
+            property(&flat, uart, "clocks"),
+            cells(&[CLOCK_PHANDLE, CLOCK_PHANDLE])
+        );
+        assert_eq!(
+            property(&flat, uart, "clock-names"),
+            string_list(&["uartclk", "apb_pclk"])
+        );
+
+        assert_eq!(
+            property(&flat, "/chosen", "bootargs"),
+            string_list(&["console=ttyAMA0"])
+        );
+        assert_eq!(
+            property(&flat, "/chosen", "stdout-path"),
+            string_list(&[uart])
+        );
+        assert_eq!(
+            property(&flat, "/chosen", "linux,initrd-start"),
+            cells64(&[0x9800_0000])
+        );
+        assert_eq!(
+            property(&flat, "/chosen", "linux,initrd-end"),
+            cells64(&[0x9810_0000])
+        );
+
+        // Exactly these nodes, nothing else from the platform (no virtio, flash, PCIe, ITS, ...).
+        let mut nodes: Vec<&str> = flat.iter().map(|(node, _, _)| node.as_str()).collect();
+        nodes.dedup();
+        assert_eq!(
+            nodes,
+            [
+                "/",
+                "/memory@90000000",
+                "/cpus",
+                "/cpus/cpu@0",
+                "/cpus/cpu@1",
+                "/psci",
+                gic,
+                "/timer",
+                "/apb-pclk",
+                uart,
+                "/chosen"
+            ]
+        );
+    }
+
+    #[test]
+    fn output_is_readable_by_cellvisors_own_platform_parser() {
+        let partition = partition("linux");
+        let spec = GuestDtSpec {
+            bootargs: "console=ttyAMA0 cellvisor.layout=nested",
+            initrd: Some((GuestPhysAddr(0x6800_0000), 0x2000)),
+        };
+        let dtb = generate(&partition.cells[0], &platform(), &spec).unwrap();
+        let seen = platform::parse(&dtb).unwrap();
+        assert_eq!(seen.cpus.len(), 2);
+        assert_eq!(seen.psci_method, platform::PsciMethod::Hvc);
+        assert_eq!(
+            seen.memory,
+            [crate::board::MemRange::new(0x6000_0000, 768 << 20)]
+        );
+        assert_eq!(seen.console, platform().console);
+        assert_eq!(seen.timer.virtual_timer, 27);
+        assert_eq!(
+            seen.initrd,
+            Some(crate::board::MemRange::new(0x6800_0000, 0x2000))
+        );
+        assert_eq!(seen.layout_name(), Some("nested"));
+        assert!(seen.virtio_mmio.is_empty());
+    }
+
+    #[test]
+    fn cells_differ_only_where_they_should() {
+        let partition = partition("test-guests");
+        let spec = GuestDtSpec {
+            bootargs: "",
+            initrd: None,
+        };
+        let personal = flatten(&generate(&partition.cells[0], &platform(), &spec).unwrap());
+        let corporate = flatten(&generate(&partition.cells[1], &platform(), &spec).unwrap());
+        assert_eq!(personal.len(), corporate.len());
+        let differences: Vec<(&str, &str)> = personal
+            .iter()
+            .zip(&corporate)
+            .filter(|(a, b)| a != b)
+            .map(|(a, _)| (a.0.as_str(), a.1.as_str()))
+            .collect();
+        // Both see 64 MiB at 0x4000_0000 and two vCPUs; only the name differs.
+        assert_eq!(differences, vec![("/", "model")]);
+        assert!(
+            !personal
+                .iter()
+                .any(|(_, name, _)| name.starts_with("linux,initrd"))
+        );
+    }
+
+    #[test]
+    fn refuses_gicv2_platform_and_nul_in_bootargs() {
+        let partition = partition("linux");
+        let mut gicv2 = platform();
+        gicv2.gic.redistributor_regions.clear();
+        let spec = GuestDtSpec {
+            bootargs: "",
+            initrd: None,
+        };
+        assert_eq!(
+            generate(&partition.cells[0], &gicv2, &spec),
+            Err(GuestFdtError::NoRedistributors)
+        );
+        let nul = GuestDtSpec {
+            bootargs: "a\0b",
+            initrd: None,
+        };
+        let error = generate(&partition.cells[0], &platform(), &nul).unwrap_err();
+        assert_eq!(error, GuestFdtError::Writer(vm_fdt::Error::InvalidString));
+        assert!(!error.to_string().contains('\n'));
+        let wrapping = GuestDtSpec {
+            bootargs: "",
+            initrd: Some((GuestPhysAddr(u64::MAX), 2)),
+        };
+        assert!(matches!(
+            generate(&partition.cells[0], &platform(), &wrapping),
+            Err(GuestFdtError::InitrdWraps { .. })
+        ));
+    }
+}

@@ -917,7 +917,7 @@ pub fn describe_board(board: &Board) -> String {
 #[cfg(test)]
 #[allow(unused_attributes, dead_code)]
 #[path = "../../boards/qemu-virt/src/lib.rs"]
-mod qemu_virt;
+pub(crate) mod qemu_virt;
 
 #[cfg(test)]
 mod tests {
