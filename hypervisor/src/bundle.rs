@@ -272,11 +272,11 @@ mod tests {
         }
         archive.extend_from_slice(name.as_bytes());
         archive.push(0);
-        while archive.len() % 4 != 0 {
+        while !archive.len().is_multiple_of(4) {
             archive.push(0);
         }
         archive.extend_from_slice(data);
-        while archive.len() % 4 != 0 {
+        while !archive.len().is_multiple_of(4) {
             archive.push(0);
         }
     }
