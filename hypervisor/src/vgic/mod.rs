@@ -1,1 +1,551 @@
 //! Virtual GICv3 per cell: distributor, redistributors and list-register delivery.
+//!
+//! One [`Vgic`] models the interrupt controller a cell's guest sees: the Non-secure view of a
+//! GICv3 with affinity routing always on (`GICD_CTLR.ARE_NS` RAO/WI), no LPIs, no ITS, every
+//! interrupt Non-secure Group 1. The cell owns its vCPUs' SGIs and PPIs and the SPIs its
+//! [`VgicConfig`] lists; every register bit of any other interrupt reads as zero and ignores
+//! writes, and no route can leave the cell's vCPUs.
+//!
+//! Guest accesses come in through [`Vgic::distributor_read`]/[`Vgic::distributor_write`] (offsets
+//! within the 64 KiB `GICD` frame), [`Vgic::redistributor_read`]/[`Vgic::redistributor_write`]
+//! (offsets within the cell's redistributor region, 0x2_0000 per vCPU) and
+//! [`Vgic::write_sgi1r`] (a trapped `ICC_SGI1R_EL1`). The hypervisor raises interrupts with
+//! [`Vgic::inject`], [`Vgic::inject_hardware`] and [`Vgic::set_level`]. Around every guest entry the
+//! vCPU's run loop calls [`Vgic::sync`] right after the exit and [`Vgic::flush`] right before the
+//! next entry; both work on the `ICH_*_EL2` registers through the [`ListRegisters`] trait.
+//!
+//! The model is per cell; the caller keeps it behind one lock (a `spin::Mutex`) and never
+//! allocates through it after [`Vgic::new`].
+#![forbid(unsafe_code)]
+
+mod bank_registers;
+mod distributor;
+mod list_registers;
+mod redistributor;
+mod regs;
+mod sgi;
+mod state;
+#[cfg(test)]
+mod tests;
+
+use alloc::vec::Vec;
+use core::fmt;
+
+use state::{IrqState, Route, VcpuState};
+
+pub use list_registers::list_register_count_from_vtr;
+pub use regs::{GICD_CTLR, GICD_IROUTER, GICD_TYPER, GICR_TYPER, GICR_WAKER, ICC_SGI1R_EL1};
+pub use regs::{ICH_HCR_EL2, ICH_LR_EL2, ICH_VTR_EL2};
+
+/// Most vCPUs one cell may have: `ICC_SGI1R_EL1.TargetList` with `RS` = 0 reaches Aff0 0-15.
+pub const MAX_VCPUS: usize = 16;
+/// Most list registers a GICv3 vCPU interface implements (`ICH_VTR_EL2.ListRegs` + 1).
+pub const MAX_LIST_REGISTERS: usize = 16;
+/// Size of the `GICD` frame the guest sees.
+pub const DISTRIBUTOR_FRAME_SIZE: u64 = 0x1_0000;
+/// Size of one vCPU's redistributor: `RD_base` frame then `SGI_base` frame.
+pub const REDISTRIBUTOR_STRIDE: u64 = 0x2_0000;
+/// First SPI.
+const FIRST_SPI: u32 = 32;
+/// One past the last SPI (1020-1023 are special INTIDs).
+const SPI_LIMIT: u32 = 1020;
+
+/// Whether an SPI the cell owns comes from a device or from cellvisor itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SpiKind {
+    /// Raised only by cellvisor (an emulated device such as the cell's vUART).
+    Virtual,
+    /// The same INTID on the physical GIC, from a device passed through to the cell: register
+    /// writes are forwarded to the physical distributor and deliveries are hardware-linked.
+    Hardware,
+}
+
+/// One SPI given to a cell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SpiAssignment {
+    /// The INTID, 32-1019, the same in the guest and (for [`SpiKind::Hardware`]) on the platform.
+    pub intid: u32,
+    /// Where the interrupt comes from.
+    pub kind: SpiKind,
+}
+
+/// Everything [`Vgic::new`] needs to build a cell's vGIC.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VgicConfig {
+    /// Number of vCPUs; vCPU *n* has virtual MPIDR Aff0 = *n* and Aff1-3 = 0.
+    pub vcpu_count: usize,
+    /// The SPIs the cell owns.
+    pub owned_spis: Vec<SpiAssignment>,
+    /// The physical distributor's `GICD_TYPER.ITLinesNumber`: hardware SPIs must lie below
+    /// 32 * (`spi_lines` + 1).
+    pub spi_lines: u32,
+    /// Number of list registers of the physical vCPU interface (`ICH_VTR_EL2.ListRegs` + 1).
+    pub list_register_count: usize,
+}
+
+/// A [`VgicConfig`] that cannot describe a cell; one variant per way it can be wrong.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VgicConfigError {
+    /// `vcpu_count` is 0 or above [`MAX_VCPUS`].
+    VcpuCount(usize),
+    /// `list_register_count` is below 2 or above [`MAX_LIST_REGISTERS`].
+    ListRegisterCount(usize),
+    /// An owned INTID is not an SPI (32-1019).
+    NotAnSpi(u32),
+    /// A hardware SPI the physical distributor does not implement.
+    BeyondPlatform(u32),
+    /// The same SPI is listed twice.
+    DuplicateSpi(u32),
+}
+
+impl fmt::Display for VgicConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::VcpuCount(count) => write!(f, "{count} vCPUs (a vGIC takes 1 to {MAX_VCPUS})"),
+            Self::ListRegisterCount(count) => {
+                write!(
+                    f,
+                    "{count} list registers (2 to {MAX_LIST_REGISTERS} supported)"
+                )
+            }
+            Self::NotAnSpi(intid) => write!(f, "INTID {intid} is not an SPI (32-1019)"),
+            Self::BeyondPlatform(intid) => {
+                write!(f, "SPI {intid} is beyond the platform distributor's lines")
+            }
+            Self::DuplicateSpi(intid) => write!(f, "SPI {intid} is assigned twice"),
+        }
+    }
+}
+
+/// A guest access or a hypervisor request the vGIC refuses. For guest MMIO the caller injects a
+/// synchronous external abort into the guest; nothing in the model changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VgicError {
+    /// The offset lies outside the distributor frame or past the last vCPU's redistributor.
+    OutsideFrame,
+    /// The offset is not a multiple of the access size.
+    Unaligned,
+    /// The register does not support an access of this size.
+    UnsupportedWidth,
+    /// The vCPU index is not one of the cell's.
+    NoSuchVcpu,
+    /// The INTID is not one the cell owns (or not valid for the request).
+    NotOwned(u32),
+    /// The physical INTID of a hardware link is not a PPI or SPI.
+    InvalidPhysicalIntid(u32),
+}
+
+/// Size of a guest MMIO access.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AccessWidth {
+    /// 8 bits.
+    Byte,
+    /// 16 bits.
+    Halfword,
+    /// 32 bits.
+    Word,
+    /// 64 bits.
+    Doubleword,
+}
+
+impl AccessWidth {
+    /// The width of an access of `bytes` bytes, if it is 1, 2, 4 or 8.
+    pub const fn from_bytes(bytes: u64) -> Option<Self> {
+        match bytes {
+            1 => Some(Self::Byte),
+            2 => Some(Self::Halfword),
+            4 => Some(Self::Word),
+            8 => Some(Self::Doubleword),
+            _ => None,
+        }
+    }
+
+    /// Number of bytes accessed.
+    pub const fn bytes(self) -> u64 {
+        match self {
+            Self::Byte => 1,
+            Self::Halfword => 2,
+            Self::Word => 4,
+            Self::Doubleword => 8,
+        }
+    }
+}
+
+/// Trigger mode of an interrupt (`GICD_ICFGR`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Trigger {
+    /// Level-sensitive.
+    Level,
+    /// Edge-triggered.
+    Edge,
+}
+
+/// A set of the cell's vCPUs, by index: the vCPUs that have a newly deliverable interrupt and must
+/// be kicked (sent a physical SGI) if they are not the one running the caller.
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+pub struct VcpuSet(u16);
+
+impl VcpuSet {
+    /// No vCPU.
+    pub const fn empty() -> Self {
+        Self(0)
+    }
+
+    /// vCPUs 0 to `count` - 1.
+    pub const fn first(count: usize) -> Self {
+        if count >= MAX_VCPUS {
+            Self(u16::MAX)
+        } else {
+            Self((1 << count) - 1)
+        }
+    }
+
+    /// Adds `vcpu` (ignored if it is not below [`MAX_VCPUS`]).
+    pub fn insert(&mut self, vcpu: usize) {
+        if vcpu < MAX_VCPUS {
+            self.0 |= 1 << vcpu;
+        }
+    }
+
+    /// Whether `vcpu` is in the set.
+    pub const fn contains(self, vcpu: usize) -> bool {
+        vcpu < MAX_VCPUS && self.0 & (1 << vcpu) != 0
+    }
+
+    /// Whether the set is empty.
+    pub const fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The union of two sets.
+    pub const fn union(self, other: Self) -> Self {
+        Self(self.0 | other.0)
+    }
+
+    /// The vCPU indices in the set, lowest first.
+    pub fn iter(self) -> impl Iterator<Item = usize> {
+        (0..MAX_VCPUS).filter(move |&vcpu| self.contains(vcpu))
+    }
+}
+
+impl fmt::Debug for VcpuSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set().entries(self.iter()).finish()
+    }
+}
+
+/// The result of raising an interrupt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Delivery {
+    /// Deliverable now on this vCPU: kick it unless it is the one running the caller, which takes
+    /// it at its next [`Vgic::flush`].
+    Ready {
+        /// The vCPU that will take the interrupt.
+        vcpu: usize,
+    },
+    /// Recorded as pending but not deliverable now (disabled, distributor off, or already
+    /// active): no vCPU needs a kick.
+    Held,
+}
+
+/// The vCPU interface's `ICH_*_EL2` registers of the physical CPU a vCPU is pinned to.
+/// The arch glue implements it with `mrs`/`msr`; host tests with a fake.
+pub trait ListRegisters {
+    /// Number of implemented list registers (`ICH_VTR_EL2.ListRegs` + 1).
+    fn count(&self) -> usize;
+    /// Reads `ICH_LR<n>_EL2`; `n` is below [`ListRegisters::count`].
+    fn read(&self, n: usize) -> u64;
+    /// Writes `ICH_LR<n>_EL2`; `n` is below [`ListRegisters::count`].
+    fn write(&mut self, n: usize, value: u64);
+    /// Reads `ICH_ELRSR_EL2`: bit n set = `ICH_LR<n>_EL2` is empty.
+    fn empty_list_registers(&self) -> u16;
+    /// Reads `ICH_HCR_EL2`.
+    fn hcr(&self) -> u64;
+    /// Writes `ICH_HCR_EL2` (the vGIC changes only `UIE` and `NPIE`).
+    fn set_hcr(&mut self, value: u64);
+}
+
+/// The physical distributor, narrowed to the hardware SPIs of one cell. The arch glue implements it
+/// per cell: it maps a vCPU index to the physical CPU the vCPU is pinned to.
+pub trait PhysicalDistributor {
+    /// Enables or disables the physical SPI `intid`.
+    fn set_enabled(&mut self, intid: u32, enabled: bool);
+    /// Sets the physical SPI's priority (the glue may clamp it).
+    fn set_priority(&mut self, intid: u32, priority: u8);
+    /// Sets the physical SPI's trigger mode.
+    fn set_trigger(&mut self, intid: u32, trigger: Trigger);
+    /// Routes the physical SPI to the physical CPU of the cell's `vcpu`.
+    fn route_to(&mut self, intid: u32, vcpu: usize);
+    /// Deactivates a physical interrupt whose hardware-linked virtual instance was dropped
+    /// without the guest deactivating it. For a PPI, `vcpu` says whose CPU's PPI it is.
+    fn deactivate(&mut self, intid: u32, vcpu: usize);
+}
+
+/// Which interrupts a register access can reach: the distributor's (SPIs) or one vCPU's
+/// redistributor (SGIs and PPIs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Bank {
+    Shared,
+    Private(usize),
+}
+
+/// The virtual GICv3 of one cell.
+#[derive(Clone, Debug)]
+pub struct Vgic {
+    vcpus: Vec<VcpuState>,
+    /// SPIs 32 up to the virtual `GICD_TYPER.ITLinesNumber` lines, indexed by INTID - 32.
+    spis: Vec<IrqState>,
+    /// Which SPIs are owned and how, to rebuild `spis` on reset.
+    owned_spis: Vec<SpiAssignment>,
+    /// `GICD_CTLR.EnableGrp1A`.
+    group1_enabled: bool,
+    list_register_count: usize,
+    /// The virtual `GICD_TYPER.ITLinesNumber`.
+    it_lines_number: u32,
+}
+
+impl Vgic {
+    /// Builds the vGIC of a cell in its power-on state, or says what is wrong with `config`.
+    pub fn new(config: &VgicConfig) -> Result<Self, VgicConfigError> {
+        if config.vcpu_count == 0 || config.vcpu_count > MAX_VCPUS {
+            return Err(VgicConfigError::VcpuCount(config.vcpu_count));
+        }
+        if !(2..=MAX_LIST_REGISTERS).contains(&config.list_register_count) {
+            return Err(VgicConfigError::ListRegisterCount(
+                config.list_register_count,
+            ));
+        }
+        let platform_limit = (config.spi_lines.min(31) + 1) * 32;
+        let mut highest = FIRST_SPI - 1;
+        for (index, spi) in config.owned_spis.iter().enumerate() {
+            if !(FIRST_SPI..SPI_LIMIT).contains(&spi.intid) {
+                return Err(VgicConfigError::NotAnSpi(spi.intid));
+            }
+            if spi.kind == SpiKind::Hardware && spi.intid >= platform_limit {
+                return Err(VgicConfigError::BeyondPlatform(spi.intid));
+            }
+            if config.owned_spis[..index]
+                .iter()
+                .any(|earlier| earlier.intid == spi.intid)
+            {
+                return Err(VgicConfigError::DuplicateSpi(spi.intid));
+            }
+            highest = highest.max(spi.intid);
+        }
+        let it_lines_number = highest / 32;
+        let spi_count = ((it_lines_number + 1) * 32).min(SPI_LIMIT) - FIRST_SPI;
+        let mut vgic = Self {
+            vcpus: Vec::with_capacity(config.vcpu_count),
+            spis: Vec::with_capacity(spi_count as usize),
+            owned_spis: config.owned_spis.clone(),
+            group1_enabled: false,
+            list_register_count: config.list_register_count,
+            it_lines_number,
+        };
+        vgic.vcpus.resize(config.vcpu_count, VcpuState::reset(0));
+        vgic.spis.resize(spi_count as usize, IrqState::UNOWNED);
+        vgic.reset_virtual_state();
+        Ok(vgic)
+    }
+
+    /// Number of vCPUs of the cell.
+    pub fn vcpu_count(&self) -> usize {
+        self.vcpus.len()
+    }
+
+    /// Puts the vGIC back to its power-on state (cell restart): every interrupt disabled,
+    /// inactive, not pending, priority 0, SPIs routed to vCPU 0, distributor disabled,
+    /// redistributors asleep. The cell's hardware SPIs are disabled, deactivated if a
+    /// hardware-linked instance was outstanding, and routed to vCPU 0's CPU; hardware-linked PPIs
+    /// still outstanding are deactivated too. Call it once after [`Vgic::new`] to put the hardware
+    /// SPIs in that state. List registers still holding entries on the cell's CPUs are cleared
+    /// by each vCPU's next [`Vgic::flush`].
+    pub fn reset(&mut self, physical: &mut impl PhysicalDistributor) {
+        for (vcpu, state) in self.vcpus.iter().enumerate() {
+            for (intid, irq) in (0u32..).zip(state.private.iter()) {
+                if irq.hardware_link.is_some() {
+                    physical.deactivate(intid, vcpu);
+                }
+            }
+        }
+        for spi in &self.owned_spis {
+            if spi.kind != SpiKind::Hardware {
+                continue;
+            }
+            physical.set_enabled(spi.intid, false);
+            if self
+                .irq(Bank::Shared, spi.intid)
+                .is_some_and(|irq| irq.hardware_link.is_some())
+            {
+                physical.deactivate(spi.intid, 0);
+            }
+            physical.route_to(spi.intid, 0);
+        }
+        self.reset_virtual_state();
+    }
+
+    fn reset_virtual_state(&mut self) {
+        self.group1_enabled = false;
+        for (index, vcpu) in (0u8..).zip(self.vcpus.iter_mut()) {
+            *vcpu = VcpuState::reset(index);
+        }
+        self.spis.fill(IrqState::UNOWNED);
+        for spi in &self.owned_spis {
+            let hardware = spi.kind == SpiKind::Hardware;
+            if let Some(irq) = self.spis.get_mut((spi.intid - FIRST_SPI) as usize) {
+                *irq = IrqState::reset(Route::Vcpu(0), false, hardware);
+            }
+        }
+    }
+
+    /// Marks `intid` pending as an edge: an SGI or PPI of vCPU `target_vcpu_hint`, or an SPI the
+    /// cell owns (which goes where its route says; `target_vcpu_hint` takes a 1-of-N SPI).
+    pub fn inject(&mut self, intid: u32, target_vcpu_hint: usize) -> Result<Delivery, VgicError> {
+        let bank = self.bank_of(intid, target_vcpu_hint)?;
+        let irq = self
+            .irq_mut(bank, intid)
+            .ok_or(VgicError::NotOwned(intid))?;
+        irq.pending_latch = true;
+        Ok(self.delivery(bank, intid, target_vcpu_hint))
+    }
+
+    /// Marks `intid` pending as the virtual side of the physical interrupt `physical_intid`, which
+    /// cellvisor has acknowledged and left active (EOImode = 1): the list register gets `HW` = 1
+    /// so the guest's deactivation deactivates the physical interrupt. `intid` is a PPI of `vcpu`
+    /// (the virtual timer 27, the physical timer 30, the PMU 23) or a hardware SPI of the cell.
+    pub fn inject_hardware(
+        &mut self,
+        vcpu: usize,
+        intid: u32,
+        physical_intid: u32,
+    ) -> Result<Delivery, VgicError> {
+        if !(16..SPI_LIMIT).contains(&physical_intid) {
+            return Err(VgicError::InvalidPhysicalIntid(physical_intid));
+        }
+        if intid < 16 {
+            return Err(VgicError::NotOwned(intid));
+        }
+        let bank = self.bank_of(intid, vcpu)?;
+        let irq = self
+            .irq_mut(bank, intid)
+            .ok_or(VgicError::NotOwned(intid))?;
+        if bank == Bank::Shared && !irq.hardware_spi {
+            return Err(VgicError::NotOwned(intid));
+        }
+        // 16..1020 fits pINTID's 13 bits.
+        irq.hardware_link = Some(physical_intid as u16);
+        irq.pending_latch = true;
+        Ok(self.delivery(bank, intid, vcpu))
+    }
+
+    /// Sets the input line of a virtual SPI the cell owns. A level-sensitive SPI is pending while
+    /// the line is high (and re-pends after the guest's EOI if it still is); an edge-triggered one
+    /// latches pending on a rising edge.
+    pub fn set_level(&mut self, intid: u32, level: bool) -> Result<Delivery, VgicError> {
+        if intid < FIRST_SPI {
+            return Err(VgicError::NotOwned(intid));
+        }
+        let irq = self
+            .irq_mut(Bank::Shared, intid)
+            .ok_or(VgicError::NotOwned(intid))?;
+        if irq.edge_triggered && level && !irq.line_level {
+            irq.pending_latch = true;
+        }
+        irq.line_level = level;
+        Ok(self.delivery(Bank::Shared, intid, 0))
+    }
+
+    /// Whether vCPU `vcpu` has an interrupt it would take now (for WFI: idle only if not).
+    /// Call it after [`Vgic::sync`].
+    pub fn has_deliverable(&self, vcpu: usize) -> bool {
+        let Some(state) = self.vcpus.get(vcpu) else {
+            return false;
+        };
+        state
+            .private
+            .iter()
+            .any(|irq| self.is_deliverable_to(irq, vcpu))
+            || self
+                .spis
+                .iter()
+                .any(|irq| self.is_deliverable_to(irq, vcpu))
+    }
+
+    /// Whether `irq` is pending, enabled and forwarded, and would go to `vcpu`.
+    fn is_deliverable_to(&self, irq: &IrqState, vcpu: usize) -> bool {
+        self.is_deliverable(irq) && self.target_of(irq, vcpu) == vcpu
+    }
+
+    /// Pending, enabled, forwarded by the distributor and not already active or in a list register.
+    fn is_deliverable(&self, irq: &IrqState) -> bool {
+        irq.owned
+            && irq.enabled
+            && self.group1_enabled
+            && irq.pending()
+            && !irq.active
+            && !irq.in_list_register
+    }
+
+    /// The vCPU that would take `irq` now; `hint` stands for "any vCPU".
+    fn target_of(&self, irq: &IrqState, hint: usize) -> usize {
+        if irq.active || irq.in_list_register {
+            return usize::from(irq.holder_vcpu);
+        }
+        match irq.route {
+            Route::Vcpu(vcpu) => usize::from(vcpu),
+            Route::Any if hint < self.vcpus.len() => hint,
+            Route::Any => 0,
+        }
+    }
+
+    /// What raising `intid` in `bank` means for the caller.
+    fn delivery(&self, bank: Bank, intid: u32, hint: usize) -> Delivery {
+        match self.irq(bank, intid) {
+            Some(irq) if self.is_deliverable(irq) => Delivery::Ready {
+                vcpu: self.target_of(irq, hint),
+            },
+            _ => Delivery::Held,
+        }
+    }
+
+    /// The vCPUs to kick after `irq` may have become deliverable.
+    fn kick_for(&self, irq: &IrqState) -> VcpuSet {
+        let mut kick = VcpuSet::empty();
+        if self.is_deliverable(irq) {
+            match irq.route {
+                Route::Any => kick = VcpuSet::first(self.vcpus.len()),
+                Route::Vcpu(_) => kick.insert(self.target_of(irq, 0)),
+            }
+        }
+        kick
+    }
+
+    /// The bank an INTID raised for `vcpu` lives in.
+    fn bank_of(&self, intid: u32, vcpu: usize) -> Result<Bank, VgicError> {
+        if intid >= FIRST_SPI {
+            return Ok(Bank::Shared);
+        }
+        if vcpu >= self.vcpus.len() {
+            return Err(VgicError::NoSuchVcpu);
+        }
+        Ok(Bank::Private(vcpu))
+    }
+
+    /// The state of an owned interrupt reachable through `bank`.
+    fn irq(&self, bank: Bank, intid: u32) -> Option<&IrqState> {
+        let irq = match bank {
+            Bank::Shared => self.spis.get(intid.checked_sub(FIRST_SPI)? as usize)?,
+            Bank::Private(vcpu) => self.vcpus.get(vcpu)?.private.get(intid as usize)?,
+        };
+        irq.owned.then_some(irq)
+    }
+
+    /// The state of an owned interrupt reachable through `bank`, for change.
+    fn irq_mut(&mut self, bank: Bank, intid: u32) -> Option<&mut IrqState> {
+        let irq = match bank {
+            Bank::Shared => self.spis.get_mut(intid.checked_sub(FIRST_SPI)? as usize)?,
+            Bank::Private(vcpu) => self.vcpus.get_mut(vcpu)?.private.get_mut(intid as usize)?,
+        };
+        irq.owned.then_some(irq)
+    }
+}

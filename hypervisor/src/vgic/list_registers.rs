@@ -1,0 +1,225 @@
+//! Delivery through the list registers: `flush` before guest entry, `sync` after guest exit.
+//!
+//! Between an exit and the next entry the model is the only copy of a vCPU's interrupt state:
+//! `sync` folds every list register `flush` filled back into the model and empties it; `flush`
+//! then picks what the vCPU should see (its active interrupts first, then the highest-priority
+//! deliverable pending ones) and writes them. When more are deliverable than there are list
+//! registers, `flush` asks for a maintenance interrupt (`ICH_HCR_EL2.NPIE` if it wrote a pending
+//! entry, else `UIE`), so the vCPU exits once it has taken what it has and gets the rest.
+#![forbid(unsafe_code)]
+
+use tock_registers::LocalRegisterCopy;
+
+use super::regs::{ICH_HCR_EL2, ICH_LR_EL2, ICH_VTR_EL2};
+use super::state::{IrqState, Route};
+use super::{Bank, FIRST_SPI, ListRegisters, MAX_LIST_REGISTERS, Vgic, VgicError};
+
+/// The number of list registers `ICH_VTR_EL2` reports.
+pub fn list_register_count_from_vtr(vtr: u64) -> usize {
+    let vtr = LocalRegisterCopy::<u64, ICH_VTR_EL2::Register>::new(vtr);
+    vtr.read(ICH_VTR_EL2::ListRegs) as usize + 1
+}
+
+/// An interrupt `flush` may write, with the order it sorts by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Candidate {
+    /// Active interrupts first: the guest must be able to deactivate them.
+    inactive: bool,
+    priority: u8,
+    intid: u16,
+}
+
+/// The list-register image of `irq` and whether it hands the pending latch to the guest.
+fn list_register_value(intid: u16, irq: &IrqState) -> (u64, bool) {
+    let pending = irq.pending();
+    // A hardware-linked interrupt is never written pending and active: its pending state lives
+    // at the physical distributor.
+    let written_pending = pending && !(irq.active && irq.hardware_link.is_some());
+    let state = match (written_pending, irq.active) {
+        (false, false) => ICH_LR_EL2::State::Invalid,
+        (true, false) => ICH_LR_EL2::State::Pending,
+        (false, true) => ICH_LR_EL2::State::Active,
+        (true, true) => ICH_LR_EL2::State::PendingActive,
+    };
+    let mut lr = LocalRegisterCopy::<u64, ICH_LR_EL2::Register>::new(0);
+    lr.modify(
+        ICH_LR_EL2::vINTID.val(u64::from(intid))
+            + ICH_LR_EL2::Priority.val(u64::from(irq.priority))
+            + ICH_LR_EL2::Group::SET
+            + state,
+    );
+    match irq.hardware_link {
+        Some(physical) => {
+            lr.modify(ICH_LR_EL2::HW::SET + ICH_LR_EL2::pINTID.val(u64::from(physical)))
+        }
+        // A level-sensitive line may still be high when the guest EOIs: ask to be told, so
+        // `sync` can re-pend it at once.
+        None if !irq.edge_triggered => lr.modify(ICH_LR_EL2::EOI::SET),
+        None => {}
+    }
+    (lr.get(), written_pending)
+}
+
+impl Vgic {
+    /// Before entering vCPU `vcpu`'s guest, on the CPU it is pinned to: writes its active
+    /// interrupts and its highest-priority deliverable pending ones into the list registers,
+    /// empties the others, and sets or clears `ICH_HCR_EL2.UIE`/`NPIE` (maintenance interrupt
+    /// when more were deliverable than fit). Calls [`Vgic::sync`] first if the list registers
+    /// still hold entries from the last `flush`.
+    pub fn flush(&mut self, vcpu: usize, lrs: &mut impl ListRegisters) -> Result<(), VgicError> {
+        let tracked = self.vcpus.get(vcpu).ok_or(VgicError::NoSuchVcpu)?;
+        if tracked.list_registers.iter().any(Option::is_some) {
+            self.sync(vcpu, lrs)?;
+        }
+        let implemented = lrs.count().min(MAX_LIST_REGISTERS);
+        let capacity = implemented.min(self.list_register_count);
+
+        // The `capacity` best candidates, kept sorted; no allocation.
+        let mut chosen = [None::<Candidate>; MAX_LIST_REGISTERS];
+        let mut chosen_count = 0;
+        let mut overflow = false;
+        let private = self
+            .vcpus
+            .get(vcpu)
+            .map(|state| state.private.iter())
+            .into_iter()
+            .flatten();
+        let candidates = (0u16..)
+            .zip(private)
+            .chain((FIRST_SPI as u16..).zip(self.spis.iter()));
+        for (intid, irq) in candidates.filter(|(_, irq)| self.is_candidate(irq, vcpu)) {
+            let candidate = Candidate {
+                inactive: !irq.active,
+                priority: irq.priority,
+                intid,
+            };
+            if chosen_count == capacity {
+                overflow = true;
+                match chosen[..capacity].last() {
+                    Some(Some(worst)) if candidate < *worst => chosen_count -= 1,
+                    _ => continue,
+                }
+            }
+            let position =
+                chosen[..chosen_count].partition_point(|c| c.is_some_and(|c| c < candidate));
+            chosen.copy_within(position..chosen_count, position + 1);
+            chosen[position] = Some(candidate);
+            chosen_count += 1;
+        }
+
+        let empty = lrs.empty_list_registers();
+        let mut wrote_pending = false;
+        for n in 0..implemented {
+            let candidate = chosen.get(n).copied().flatten();
+            let Some(Candidate { intid, .. }) = candidate else {
+                if empty & 1 << n == 0 {
+                    lrs.write(n, 0);
+                }
+                continue;
+            };
+            let bank = if u32::from(intid) < FIRST_SPI {
+                Bank::Private(vcpu)
+            } else {
+                Bank::Shared
+            };
+            let Some(irq) = self.irq_mut(bank, u32::from(intid)) else {
+                continue;
+            };
+            let (value, gives_pending) = list_register_value(intid, irq);
+            if gives_pending {
+                irq.latch_in_list_register = irq.pending_latch;
+                irq.pending_latch = false;
+                wrote_pending = true;
+            }
+            irq.in_list_register = true;
+            irq.holder_vcpu = vcpu as u8;
+            lrs.write(n, value);
+            if let Some(slot) = self
+                .vcpus
+                .get_mut(vcpu)
+                .and_then(|state| state.list_registers.get_mut(n))
+            {
+                *slot = Some(intid);
+            }
+        }
+
+        let mut hcr = LocalRegisterCopy::<u64, ICH_HCR_EL2::Register>::new(lrs.hcr());
+        let before = hcr.get();
+        hcr.modify(ICH_HCR_EL2::UIE::CLEAR + ICH_HCR_EL2::NPIE::CLEAR);
+        if overflow {
+            // NPIE fires once the guest has taken every pending entry; with only active entries
+            // written, UIE fires once it has deactivated all but one. Neither can fire at once.
+            hcr.modify(if wrote_pending {
+                ICH_HCR_EL2::NPIE::SET
+            } else {
+                ICH_HCR_EL2::UIE::SET
+            });
+        }
+        if hcr.get() != before {
+            lrs.set_hcr(hcr.get());
+        }
+        Ok(())
+    }
+
+    /// After vCPU `vcpu`'s guest exits, on the CPU it is pinned to: reads back the list registers
+    /// the last [`Vgic::flush`] wrote, folds what the guest did (acknowledged, EOIed, deactivated)
+    /// into the model and empties them. Cheap when nothing was written.
+    pub fn sync(&mut self, vcpu: usize, lrs: &mut impl ListRegisters) -> Result<(), VgicError> {
+        let state = self.vcpus.get_mut(vcpu).ok_or(VgicError::NoSuchVcpu)?;
+        if state.list_registers.iter().all(Option::is_none) {
+            return Ok(());
+        }
+        let tracked = core::mem::replace(&mut state.list_registers, [None; MAX_LIST_REGISTERS]);
+        let empty = lrs.empty_list_registers();
+        let implemented = lrs.count().min(MAX_LIST_REGISTERS);
+        for (n, intid) in tracked.iter().enumerate().take(implemented) {
+            let Some(intid) = *intid else {
+                continue;
+            };
+            let value = if empty & 1 << n != 0 {
+                0
+            } else {
+                let value = lrs.read(n);
+                lrs.write(n, 0);
+                value
+            };
+            let lr = LocalRegisterCopy::<u64, ICH_LR_EL2::Register>::new(value);
+            let lr_state = lr.read(ICH_LR_EL2::State);
+            let (pending, active) = (lr_state & 0b01 != 0, lr_state & 0b10 != 0);
+            let bank = if u32::from(intid) < FIRST_SPI {
+                Bank::Private(vcpu)
+            } else {
+                Bank::Shared
+            };
+            let Some(irq) = self.irq_mut(bank, u32::from(intid)) else {
+                continue;
+            };
+            irq.in_list_register = false;
+            irq.active = active;
+            if pending {
+                irq.pending_latch |= irq.latch_in_list_register;
+            }
+            irq.latch_in_list_register = false;
+            if !pending && !active {
+                // The guest deactivated it; with HW set that deactivated the physical one too.
+                irq.hardware_link = None;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether `irq` belongs in `vcpu`'s list registers now.
+    fn is_candidate(&self, irq: &IrqState, vcpu: usize) -> bool {
+        if !irq.owned || irq.in_list_register {
+            return false;
+        }
+        if irq.active {
+            return usize::from(irq.holder_vcpu) == vcpu;
+        }
+        self.is_deliverable(irq)
+            && match irq.route {
+                Route::Vcpu(target) => usize::from(target) == vcpu,
+                Route::Any => true,
+            }
+    }
+}

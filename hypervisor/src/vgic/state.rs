@@ -1,0 +1,115 @@
+//! The state the vGIC keeps for one interrupt, and the per-vCPU state around it.
+#![forbid(unsafe_code)]
+
+use super::MAX_LIST_REGISTERS;
+
+/// Where the distributor sends an SPI (`GICD_IROUTER<n>`); SGIs and PPIs route to their own vCPU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Route {
+    /// To this vCPU of the cell (`Interrupt_Routing_Mode` = 0, affinity = the vCPU's virtual MPIDR).
+    Vcpu(u8),
+    /// To any vCPU of the cell (`Interrupt_Routing_Mode` = 1): the first to enter the guest takes it.
+    Any,
+}
+
+/// The state of one interrupt of the cell.
+///
+/// Pending is split in three: `pending_latch` (an edge, `GICD_ISPENDR`, an SGI, a hardware
+/// interrupt), `line_level` (the input of a level-sensitive interrupt) and `latch_in_list_register`
+/// (a latch handed to a list register by `flush`, given back by `sync` if the guest has not taken
+/// it yet).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct IrqState {
+    /// The cell owns this interrupt; if not, its registers are RAZ/WI and nothing can pend it.
+    pub owned: bool,
+    /// An SPI of a physical device the cell owns: enable, priority, trigger and route writes are
+    /// forwarded to the physical distributor.
+    pub hardware_spi: bool,
+    pub enabled: bool,
+    pub pending_latch: bool,
+    pub line_level: bool,
+    pub latch_in_list_register: bool,
+    pub active: bool,
+    /// `GICD_ICFGR`: edge-triggered (true) or level-sensitive (false).
+    pub edge_triggered: bool,
+    pub priority: u8,
+    pub route: Route,
+    /// The physical INTID of a hardware-linked instance (the physical interrupt is active at the
+    /// physical GIC until the guest deactivates the virtual one).
+    pub hardware_link: Option<u16>,
+    /// Held in a list register of `holder_vcpu`.
+    pub in_list_register: bool,
+    /// The vCPU whose list register holds the interrupt, or on which it is active.
+    pub holder_vcpu: u8,
+}
+
+impl IrqState {
+    /// An interrupt the cell does not own.
+    pub const UNOWNED: Self = Self {
+        owned: false,
+        hardware_spi: false,
+        enabled: false,
+        pending_latch: false,
+        line_level: false,
+        latch_in_list_register: false,
+        active: false,
+        edge_triggered: false,
+        priority: 0,
+        route: Route::Vcpu(0),
+        hardware_link: None,
+        in_list_register: false,
+        holder_vcpu: 0,
+    };
+
+    /// Power-on state of an owned interrupt: disabled, inactive, priority 0, level-sensitive
+    /// (edge for SGIs, which are edge only), routed to `route`.
+    pub const fn reset(route: Route, edge_triggered: bool, hardware_spi: bool) -> Self {
+        Self {
+            owned: true,
+            hardware_spi,
+            edge_triggered,
+            route,
+            ..Self::UNOWNED
+        }
+    }
+
+    /// Pending as the guest sees it through `GICD_ISPENDR`.
+    pub fn pending_view(&self) -> bool {
+        self.pending() || self.latch_in_list_register
+    }
+
+    /// Pending in the model (a latch given to a list register is not counted).
+    pub fn pending(&self) -> bool {
+        self.pending_latch || (!self.edge_triggered && self.line_level)
+    }
+}
+
+/// What one vCPU owns: its SGIs and PPIs, its list-register bookkeeping, its redistributor's
+/// power state.
+#[derive(Clone, Debug)]
+pub(crate) struct VcpuState {
+    /// INTIDs 0-31 of this vCPU.
+    pub private: [IrqState; 32],
+    /// The INTID `flush` put into each list register, until `sync` takes it back.
+    pub list_registers: [Option<u16>; MAX_LIST_REGISTERS],
+    /// `GICR_WAKER.ProcessorSleep`.
+    pub processor_sleep: bool,
+}
+
+impl VcpuState {
+    /// Power-on state of vCPU `index`.
+    pub fn reset(index: u8) -> Self {
+        let mut private = [IrqState::reset(Route::Vcpu(index), false, false); 32];
+        for irq in &mut private {
+            irq.holder_vcpu = index;
+        }
+        for sgi in private.iter_mut().take(16) {
+            sgi.edge_triggered = true;
+        }
+        Self {
+            private,
+            list_registers: [None; MAX_LIST_REGISTERS],
+            processor_sleep: true,
+        }
+    }
+}
