@@ -52,6 +52,6 @@ impl<'a> Options<'a> {
 
     /// Whether the check called `name` was asked to be skipped.
     pub fn skips(&self, name: &str) -> bool {
-        self.skip.split(',').any(|skipped| skipped == name)
+        !name.is_empty() && self.skip.split(',').any(|skipped| skipped == name)
     }
 }

@@ -1,0 +1,354 @@
+//! Foundation QEMU tests: cellvisor runs two test-guest cells (layout `test-guests`: *personal* on
+//! CPUs 0-1, *corporate* on CPUs 2-3) and each guest reports its checks on the console.
+//!
+//! The guest's lines are defined in guests/test-guest/src/lines.rs; [`guest`] mirrors the ones
+//! asserted here. Per-cell behaviour is chosen with bootargs (`test=heartbeat beats=N`), passed as
+//! `override/<cell>/bootargs` entries in a copy of the guest bundle.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use cellvisor_tests::{Artifacts, HarnessError, Machine, QemuConfig};
+
+/// Layout with the two test-guest cells.
+const LAYOUT: &str = "test-guests";
+/// Generous: the machine running the tests is shared and slow.
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Texts the test guest prints (guests/test-guest/src/lines.rs).
+mod guest {
+    pub const HELLO: &str = "test-guest: hello from vcpu 0";
+    pub const PSCI_VERSION: &str = "test-guest: psci version ";
+    pub const SMCCC_UNKNOWN_OK: &str = "test-guest: unknown smccc calls return NOT_SUPPORTED";
+    pub const VCPU1_ONLINE: &str = "test-guest: vcpu 1 online";
+    pub const SMP_OK: &str = "test-guest: smp ok (2 vcpus)";
+    pub const VCPU1_OFF: &str = "test-guest: vcpu 1 off";
+    pub const PSCI_ERRORS_OK: &str = "test-guest: psci errors ok";
+    pub const ABORT_INJECTED: &str = "test-guest: abort injected";
+    pub const ISOLATION_OK: &str = "test-guest: isolation ok";
+    pub const HEARTBEAT: &str = "test-guest: heartbeat ";
+    pub const DONE: &str = "test-guest: done, powering off";
+    pub const FAIL: &str = "test-guest: FAIL";
+}
+
+const CELLS: [&str; 2] = ["personal", "corporate"];
+
+/// `line` as the console shows it for `cell`.
+fn from(cell: &str, line: &str) -> String {
+    format!("[{cell}] {line}")
+}
+
+fn artifacts() -> Artifacts {
+    Artifacts::from_env().unwrap_or_else(|error| panic!("{error}"))
+}
+
+/// Boots the `test-guests` layout; `bootargs` replaces the bootargs of the cells it names.
+fn boot(bootargs: &[(&str, &str)]) -> Machine {
+    let artifacts = artifacts();
+    let mut config = QemuConfig::new(LAYOUT);
+    if !bootargs.is_empty() {
+        config.bundle = Some(bundle_with_bootargs(&artifacts, bootargs));
+    }
+    Machine::boot(&artifacts, &config).unwrap_or_else(|error| panic!("cannot boot QEMU: {error}"))
+}
+
+/// Waits for `line` from `cell` at or after transcript offset `since`; returns where its line ends.
+fn wait(machine: &mut Machine, cell: &str, line: &str, since: usize) -> usize {
+    machine
+        .find_after(&from(cell, line), since, TIMEOUT)
+        .map(|found| found.line_end)
+        .unwrap_or_else(|error: HarnessError| panic!("{error}"))
+}
+
+/// The transcript lines `cell`'s guest printed.
+fn lines_of(machine: &Machine, cell: &str) -> Vec<String> {
+    let prefix = from(cell, "");
+    machine
+        .transcript()
+        .lines()
+        .filter_map(|line| line.find(&prefix).map(|start| line[start..].to_owned()))
+        .collect()
+}
+
+/// Fails the test if any guest reported a failed check.
+fn assert_no_failures(machine: &Machine) {
+    let transcript = machine.transcript();
+    let failures: Vec<&str> = transcript
+        .lines()
+        .filter(|line| line.contains(guest::FAIL))
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "the guests reported failures:\n{}",
+        failures.join("\n")
+    );
+}
+
+/// A copy of the layout's bundle with `override/<cell>/bootargs` entries added.
+fn bundle_with_bootargs(artifacts: &Artifacts, bootargs: &[(&str, &str)]) -> PathBuf {
+    let original = artifacts.bundle(LAYOUT);
+    let archive = std::fs::read(&original)
+        .unwrap_or_else(|error| panic!("cannot read {}: {error}", original.display()));
+    let mut entries = cpio::entries(&archive)
+        .unwrap_or_else(|| panic!("{} is not a cpio newc archive", original.display()));
+    entries.retain(|(name, _, _)| {
+        !bootargs
+            .iter()
+            .any(|(cell, _)| *name == format!("override/{cell}/bootargs"))
+    });
+    for (cell, args) in bootargs {
+        entries.push((
+            format!("override/{cell}/bootargs"),
+            0o100644,
+            args.as_bytes().to_vec(),
+        ));
+    }
+    let name = std::thread::current()
+        .name()
+        .and_then(|name| name.rsplit("::").next())
+        .unwrap_or("bundle")
+        .to_owned();
+    let directory = artifacts.out_dir.join("test-bundles");
+    std::fs::create_dir_all(&directory)
+        .unwrap_or_else(|error| panic!("cannot create {}: {error}", directory.display()));
+    let path = directory.join(format!("{name}.cpio"));
+    std::fs::write(&path, cpio::archive(&entries))
+        .unwrap_or_else(|error| panic!("cannot write {}: {error}", path.display()));
+    path
+}
+
+/// Just enough cpio "newc" to add entries to a guest bundle.
+mod cpio {
+    const MAGIC: &[u8] = b"070701";
+    const HEADER_SIZE: usize = 110;
+    const TRAILER: &str = "TRAILER!!!";
+
+    /// An entry: name, mode, contents.
+    pub type Entry = (String, u32, Vec<u8>);
+
+    fn pad4(offset: usize) -> usize {
+        offset.div_ceil(4) * 4
+    }
+
+    fn field(header: &[u8], index: usize) -> Option<usize> {
+        let text = std::str::from_utf8(header.get(6 + index * 8..14 + index * 8)?).ok()?;
+        usize::from_str_radix(text, 16).ok()
+    }
+
+    /// The entries of `archive` up to its trailer.
+    pub fn entries(archive: &[u8]) -> Option<Vec<Entry>> {
+        let mut entries = Vec::new();
+        let mut offset = 0;
+        loop {
+            let header = archive.get(offset..offset + HEADER_SIZE)?;
+            if &header[..6] != MAGIC {
+                return None;
+            }
+            let (mode, size, name_size) =
+                (field(header, 1)?, field(header, 6)?, field(header, 11)?);
+            let name_start = offset + HEADER_SIZE;
+            let name = archive.get(name_start..name_start + name_size.checked_sub(1)?)?;
+            let name = String::from_utf8(name.to_vec()).ok()?;
+            let data_start = pad4(name_start + name_size);
+            if name == TRAILER {
+                return Some(entries);
+            }
+            let data = archive.get(data_start..data_start + size)?.to_vec();
+            entries.push((name, u32::try_from(mode).ok()?, data));
+            offset = pad4(data_start + size);
+        }
+    }
+
+    /// A newc archive of `entries` and the trailer.
+    pub fn archive(entries: &[Entry]) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        let trailer = (TRAILER.to_owned(), 0, Vec::new());
+        for (inode, (name, mode, data)) in entries.iter().chain([&trailer]).enumerate() {
+            let fields = [
+                inode + 1,
+                *mode as usize,
+                0, // uid
+                0, // gid
+                1, // nlink
+                0, // mtime
+                data.len(),
+                0, // devmajor
+                0, // devminor
+                0, // rdevmajor
+                0, // rdevminor
+                name.len() + 1,
+                0, // check
+            ];
+            bytes.extend_from_slice(MAGIC);
+            for value in fields {
+                bytes.extend_from_slice(format!("{value:08X}").as_bytes());
+            }
+            bytes.extend_from_slice(name.as_bytes());
+            bytes.push(0);
+            bytes.resize(pad4(bytes.len()), 0);
+            bytes.extend_from_slice(data);
+            bytes.resize(pad4(bytes.len()), 0);
+        }
+        bytes
+    }
+}
+
+#[test]
+#[ignore = "boots QEMU: run through cargo xtask test"]
+fn both_cells_boot_and_print() {
+    let mut machine = boot(&[]);
+    for cell in CELLS {
+        let hello = machine
+            .wait_for(&from(cell, guest::HELLO), TIMEOUT)
+            .unwrap_or_else(|error| panic!("{error}"));
+        assert!(
+            hello.contains("(mpidr 0x"),
+            "hello line without MPIDR: {hello}"
+        );
+    }
+    for cell in CELLS {
+        wait(&mut machine, cell, guest::DONE, 0);
+    }
+    assert_no_failures(&machine);
+}
+
+#[test]
+#[ignore = "boots QEMU: run through cargo xtask test"]
+fn smp_via_psci_cpu_on() {
+    let mut machine = boot(&[]);
+    for cell in CELLS {
+        let mut since = wait(&mut machine, cell, guest::PSCI_VERSION, 0);
+        for line in [
+            guest::SMCCC_UNKNOWN_OK,
+            guest::VCPU1_ONLINE,
+            guest::SMP_OK,
+            guest::VCPU1_OFF,
+            guest::PSCI_ERRORS_OK,
+        ] {
+            since = wait(&mut machine, cell, line, since);
+        }
+    }
+    assert_no_failures(&machine);
+}
+
+#[test]
+#[ignore = "boots QEMU: run through cargo xtask test"]
+fn out_of_cell_access_is_injected_into_that_guest_only() {
+    // Personal probes 0x9000_0000 (corporate's physical RAM) and just past its own RAM; corporate
+    // touches nothing outside its cell and only prints heartbeats.
+    let mut machine = boot(&[("corporate", "test=heartbeat beats=30")]);
+    let since = wait(&mut machine, "personal", guest::ISOLATION_OK, 0);
+    let aborts: Vec<String> = lines_of(&machine, "personal")
+        .into_iter()
+        .filter(|line| line.contains(guest::ABORT_INJECTED))
+        .collect();
+    for access in ["read", "write"] {
+        let write = access == "write";
+        let found = aborts.iter().any(|line| {
+            let Some(esr) = hex_after(line, "esr=") else {
+                return false;
+            };
+            // EC 0x25 (data abort, same EL), DFSC 0x10 (synchronous external abort), WnR.
+            esr >> 26 == 0x25
+                && esr & 0x3F == 0x10
+                && (esr >> 6 & 1 == 1) == write
+                && hex_after(line, "far=") == Some(0x9000_0000)
+        });
+        assert!(
+            found,
+            "no injected abort for the {access} of 0x90000000 in {aborts:#?}"
+        );
+    }
+    wait(
+        &mut machine,
+        "corporate",
+        &format!("{}30/30", guest::HEARTBEAT),
+        0,
+    );
+    wait(&mut machine, "corporate", guest::DONE, 0);
+    wait(&mut machine, "personal", guest::DONE, since);
+    let corporate = lines_of(&machine, "corporate");
+    let disturbed: Vec<&String> = corporate
+        .iter()
+        .filter(|line| line.contains("abort") || line.contains("exception"))
+        .collect();
+    assert!(
+        disturbed.is_empty(),
+        "corporate saw personal's abort: {disturbed:#?}"
+    );
+    let hellos = corporate
+        .iter()
+        .filter(|line| line.contains(guest::HELLO))
+        .count();
+    assert_eq!(hellos, 1, "corporate restarted: {corporate:#?}");
+    assert_no_failures(&machine);
+}
+
+/// The hexadecimal number after `key` (`esr=0x96000010` -> 0x9600_0010).
+fn hex_after(line: &str, key: &str) -> Option<u64> {
+    let digits = line.split(key).nth(1)?.strip_prefix("0x")?;
+    let end = digits
+        .find(|c: char| !c.is_ascii_hexdigit())
+        .unwrap_or(digits.len());
+    u64::from_str_radix(&digits[..end], 16).ok()
+}
+
+#[test]
+#[ignore = "boots QEMU: run through cargo xtask test"]
+fn system_off_of_one_cell_leaves_the_other_running() {
+    // Corporate beats for a minute, long after personal has run its checks and powered off.
+    let mut machine = boot(&[("corporate", "test=heartbeat beats=600")]);
+    let personal_off = wait(&mut machine, "personal", guest::DONE, 0);
+    let mut since = personal_off;
+    for _ in 0..3 {
+        since = wait(&mut machine, "corporate", guest::HEARTBEAT, since);
+    }
+    assert!(
+        machine.is_running(),
+        "QEMU exited while corporate was still running"
+    );
+    let transcript = machine.transcript();
+    let personal_after_off: Vec<&str> = transcript
+        .get(personal_off..)
+        .unwrap_or_default()
+        .lines()
+        .filter(|line| line.contains(&from("personal", "test-guest:")))
+        .collect();
+    assert!(
+        personal_after_off.is_empty(),
+        "personal printed after SYSTEM_OFF: {personal_after_off:#?}"
+    );
+    assert_no_failures(&machine);
+}
+
+#[test]
+#[ignore = "boots QEMU: run through cargo xtask test"]
+fn machine_powers_off_at_the_end() {
+    let mut machine = boot(&[]);
+    for cell in CELLS {
+        wait(&mut machine, cell, guest::DONE, 0);
+    }
+    let status = machine
+        .wait_exit(TIMEOUT)
+        .unwrap_or_else(|error| panic!("{error}"));
+    assert!(status.success(), "QEMU exited with {status}");
+    assert_no_failures(&machine);
+}
+
+#[test]
+fn bundle_entries_survive_a_round_trip() {
+    let entries = vec![
+        ("test-guest".to_owned(), 0o100644, vec![1, 2, 3, 4, 5]),
+        (
+            "override/corporate/bootargs".to_owned(),
+            0o100644,
+            b"test=heartbeat".to_vec(),
+        ),
+    ];
+    assert_eq!(cpio::entries(&cpio::archive(&entries)), Some(entries));
+    assert_eq!(cpio::entries(b"not an archive"), None);
+    assert_eq!(
+        hex_after("esr=0x96000050 far=0x90000000", "far="),
+        Some(0x9000_0000)
+    );
+}
