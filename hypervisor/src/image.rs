@@ -340,7 +340,7 @@ mod tests {
         let initrd = plan.initrd_at.unwrap().raw();
         assert!(initrd >= kernel_end);
         assert!(initrd + 30 * MIB <= plan.dtb_at.raw());
-        assert!(plan.dtb_at.is_aligned(8) && initrd % PAGE_SIZE == 0);
+        assert!(plan.dtb_at.is_aligned(8) && initrd.is_multiple_of(PAGE_SIZE));
         assert!(plan.dtb_at.raw() + MAX_DTB_SIZE <= RAM.0.raw() + RAM.1);
     }
 
