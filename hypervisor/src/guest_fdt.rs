@@ -170,6 +170,10 @@ pub fn generate(
         ],
     )?;
     writer.property_u32("#interrupt-cells", 3)?;
+    // As on QEMU: dtc expects an interrupt provider to state #address-cells.
+    writer.property_u32("#address-cells", 2)?;
+    writer.property_u32("#size-cells", 2)?;
+    writer.property_null("ranges")?;
     writer.property_null("interrupt-controller")?;
     writer.property_u32("#redistributor-regions", 1)?;
     writer.property_array_u32(
@@ -380,6 +384,7 @@ mod tests {
             cells64(&[0x0800_0000, 0x1_0000, 0x080A_0000, 2 * 0x2_0000])
         );
         assert_eq!(property(&flat, gic, "#interrupt-cells"), cells(&[3]));
+        assert_eq!(property(&flat, gic, "#address-cells"), cells(&[2]));
         assert_eq!(property(&flat, gic, "interrupt-controller"), b"");
         assert_eq!(property(&flat, gic, "#redistributor-regions"), cells(&[1]));
         assert_eq!(property(&flat, gic, "interrupts"), cells(&[1, 9, 4]));
