@@ -814,6 +814,32 @@ mod tests {
     }
 
     #[test]
+    fn corrupted_trees_give_errors_not_panics() {
+        let header_field = |index: usize| {
+            let bytes = &QEMU_VIRT_GICV3[index * 4..index * 4 + 4];
+            u32::from_be_bytes(bytes.try_into().unwrap()) as usize
+        };
+        // Keep only the used part of the 1 MiB fixture so corruptions land in the structure.
+        let used = (header_field(2) + header_field(9)).max(header_field(3) + header_field(8));
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut noise = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..2000 {
+            let mut bytes = QEMU_VIRT_GICV3[..used].to_vec();
+            bytes[4..8].copy_from_slice(&(used as u32).to_be_bytes());
+            for _ in 0..1 + noise() % 3 {
+                let position = FDT_HEADER_SIZE + (noise() as usize % (used - FDT_HEADER_SIZE));
+                bytes[position] = noise() as u8;
+            }
+            let _ = parse(&bytes);
+        }
+    }
+
+    #[test]
     fn errors_are_one_line() {
         let errors = [
             PlatformError::BadHeader("bad magic"),
