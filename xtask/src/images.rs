@@ -17,7 +17,7 @@ pub const HYPERVISOR_TARGET: &str = "aarch64-unknown-none-softfloat";
 /// Target the Rust test guests are built for.
 pub const GUEST_TARGET: &str = "aarch64-unknown-none";
 /// Bundle entry name of the Rust test guest.
-const TEST_GUEST_ENTRY: &str = "test-guest";
+pub const TEST_GUEST_ENTRY: &str = "test-guest";
 /// Bundle entry name of the Debian kernel.
 const LINUX_ENTRY: &str = "linux";
 

@@ -3,7 +3,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use cellvisor_board::Layout;
+use cellvisor_board::{CellConfig, Layout};
 use cellvisor_tests::{Artifacts, Machine, QemuConfig};
 
 use crate::fail;
@@ -118,6 +118,16 @@ fn cpu_list(cpus: &[usize]) -> String {
     }
 }
 
+/// What a cell prints when it is up: Linux cells' init prints `cellvisor-ready: <cell> uptime=...`;
+/// the Rust test guest greets from its first vCPU.
+fn ready_needle(cell: &CellConfig) -> String {
+    if cell.kernel == images::TEST_GUEST_ENTRY {
+        format!("[{}] test-guest: hello", cell.name)
+    } else {
+        format!("cellvisor-ready: {} ", cell.name)
+    }
+}
+
 /// The value after `key=` in a line.
 fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
     let start = line.find(key)? + key.len();
@@ -145,10 +155,15 @@ fn check(options: &RunOptions, layout: &Layout, qemu: &Qemu, bundle: PathBuf) ->
         .map_err(|error| util::Error(format!("cannot start QEMU: {error}")))?;
     // Poll for every banner at once so each cell's time is when its own banner appeared.
     let mut ready: Vec<Option<(f64, String)>> = vec![None; layout.cells.len()];
-    while ready.iter().any(Option::is_none) {
+    loop {
+        // Sample QEMU's state before scanning, so output printed just before it exited is seen.
+        let running = machine.is_running();
+        if !running {
+            machine.kill();
+        }
         for (cell, slot) in layout.cells.iter().zip(ready.iter_mut()) {
             if slot.is_none()
-                && let Some(found) = machine.find(&format!("cellvisor-ready: {} ", cell.name), 0)
+                && let Some(found) = machine.find(&ready_needle(cell), 0)
             {
                 if !found.line.contains(&format!("[{}]", cell.name)) {
                     eprintln!(
@@ -169,8 +184,9 @@ fn check(options: &RunOptions, layout: &Layout, qemu: &Qemu, bundle: PathBuf) ->
             .filter(|(_, slot)| slot.is_none())
             .map(|(cell, _)| cell.name)
             .collect();
-        let running = machine.is_running();
         if !running || Instant::now() >= deadline {
+            // Stop QEMU and collect the rest of its output before quoting it.
+            machine.kill();
             let _ = machine.save_transcript();
             eprintln!("--- last 60 lines of the console ---");
             eprintln!("{}", cellvisor_tests::last_lines(&machine.transcript(), 60));
@@ -196,7 +212,7 @@ fn check(options: &RunOptions, layout: &Layout, qemu: &Qemu, bundle: PathBuf) ->
     for (cell, slot) in layout.cells.iter().zip(ready) {
         let Some((host, line)) = slot else { continue };
         let ram: u64 = cell.memory.iter().map(|region| region.physical.size).sum();
-        let uptime = field(&line, "uptime=").unwrap_or("?").to_owned();
+        let uptime = field(&line, "uptime=").unwrap_or("-").to_owned();
         rows.push((
             cell.name,
             cpu_list(cell.cpus),
@@ -209,11 +225,11 @@ fn check(options: &RunOptions, layout: &Layout, qemu: &Qemu, bundle: PathBuf) ->
     drop(machine);
     println!();
     println!(
-        "{:<12} {:<6} {:<10} {:>14} {:>14}",
-        "cell", "CPUs", "RAM", "host s→ready", "guest uptime"
+        "{:<12} {:<6} {:<10} {:>16} {:>14}",
+        "cell", "CPUs", "RAM", "host s to ready", "guest uptime"
     );
     for (name, cpus, ram, host, uptime) in &rows {
-        println!("{name:<12} {cpus:<6} {ram:<10} {host:>14.2} {uptime:>14}");
+        println!("{name:<12} {cpus:<6} {ram:<10} {host:>16.2} {uptime:>14}");
     }
     println!();
     println!(
