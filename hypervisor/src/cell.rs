@@ -1,1 +1,462 @@
-//! Runtime state of the partition: cells, their vCPUs and lifecycle.
+//! Runtime state of the partition: cells, their vCPUs, emulated devices and lifecycle.
+//!
+//! Lock order: a cell's `psci` lock, then its `uart` lock, then the terminal lock
+//! (`logger::terminal`). No lock is held while entering a guest.
+#![forbid(unsafe_code)]
+
+use alloc::vec::Vec;
+use core::fmt;
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+
+use spin::Mutex;
+
+use crate::addr::{GuestPhysAddr, PhysAddr};
+use crate::board::{Board, MemRange};
+use crate::bundle::{Bundle, BundleError};
+use crate::guest_fdt::{self, GuestDtSpec};
+use crate::image::{self, ImageError};
+use crate::mmio::{AccessWidth, MmioError};
+use crate::partition::{CellPlan, Partition};
+use crate::platform::{GICV3_REDISTRIBUTOR_STRIDE, Platform};
+use crate::psci::{PsciAction, PsciCell};
+use crate::ratelimit::RateLimiter;
+use crate::smccc::{self, Caller, Dispatch, SmcccCall, SmcccResult};
+use crate::stage2::{Stage2, Stage2Error};
+use crate::vcpu::{ExitKind, VcpuHardware};
+use crate::vuart::Pl011;
+
+/// Room reserved for a cell's generated device tree.
+const DTB_RESERVE: usize = 64 * 1024;
+
+/// Writes to physical memory on behalf of the core (image loading, scrubbing).
+pub trait PhysicalMemory {
+    /// Copies `bytes` to physical address `address`.
+    fn write(&mut self, address: PhysAddr, bytes: &[u8]);
+    /// Zeroes `length` bytes at `address`.
+    fn zero(&mut self, address: PhysAddr, length: u64);
+}
+
+/// Lifecycle state of a cell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum CellState {
+    /// Its vCPUs may run.
+    Running = 0,
+    /// Its vCPUs are leaving; one CPU then reloads it and starts vCPU 0 again.
+    Resetting = 1,
+    /// Stopped.
+    Off = 2,
+}
+
+impl CellState {
+    fn from_u8(value: u8) -> Self {
+        match value {
+            0 => Self::Running,
+            1 => Self::Resetting,
+            _ => Self::Off,
+        }
+    }
+}
+
+/// An emulated device in a cell's guest-physical space.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EmulatedDevice {
+    /// The cell's PL011.
+    Uart,
+    /// The GIC distributor.
+    Distributor,
+    /// The cell's redistributor frames.
+    Redistributors,
+}
+
+/// Why a cell could not be built or reloaded.
+#[derive(Debug)]
+pub enum CellError {
+    /// A guest image is missing or malformed in the bundle.
+    Bundle(BundleError),
+    /// The kernel/initrd/DT do not fit the cell's RAM.
+    Image(ImageError),
+    /// The generated device tree could not be written.
+    DeviceTree(guest_fdt::GuestFdtError),
+    /// The stage-2 table could not be built.
+    Stage2(Stage2Error),
+    /// An address of the load plan lies outside the cell's RAM (a bug in the plan).
+    OutsideRam(GuestPhysAddr),
+}
+
+impl fmt::Display for CellError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Bundle(error) => write!(f, "{error}"),
+            Self::Image(error) => write!(f, "{error}"),
+            Self::DeviceTree(error) => write!(f, "device tree: {error}"),
+            Self::Stage2(error) => write!(f, "stage-2 table: {error}"),
+            Self::OutsideRam(address) => write!(f, "load address {address} is outside the cell's RAM"),
+        }
+    }
+}
+
+/// Per-cell event counters, shown by the management prompt and the benchmark.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Synchronous exits (traps, aborts, calls).
+    pub synchronous: AtomicU64,
+    /// Physical interrupts taken while the guest ran.
+    pub interrupts: AtomicU64,
+    /// Aborts and undefined-instruction exceptions injected.
+    pub injected_faults: AtomicU64,
+    /// Restarts.
+    pub restarts: AtomicU64,
+}
+
+/// One running cell.
+pub struct Cell {
+    index: usize,
+    plan: CellPlan,
+    bundle: Bundle<'static>,
+    stage2: Stage2,
+    state: AtomicU8,
+    psci: Mutex<PsciCell>,
+    uart: Mutex<Pl011>,
+    in_guest: Vec<AtomicBool>,
+    reset_claimed: AtomicBool,
+    uart_window: MemRange,
+    distributor_window: MemRange,
+    redistributor_window: MemRange,
+    /// Event counters.
+    pub counters: Counters,
+    fault_log: RateLimiter,
+}
+
+impl Cell {
+    /// The cell's name.
+    pub fn name(&self) -> &'static str {
+        self.plan.name
+    }
+
+    /// The cell's index in the partition.
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
+    /// Its plan (CPUs, memory).
+    pub fn plan(&self) -> &CellPlan {
+        &self.plan
+    }
+
+    /// The VTTBR_EL2 value of its stage-2 table.
+    pub fn vttbr(&self) -> u64 {
+        self.stage2.vttbr()
+    }
+
+    /// Number of vCPUs.
+    pub fn vcpu_count(&self) -> usize {
+        self.plan.vcpus.len()
+    }
+
+    /// The physical CPU that runs `vcpu`.
+    pub fn physical_cpu_of(&self, vcpu: usize) -> Option<usize> {
+        self.plan.vcpus.get(vcpu).map(|plan| plan.physical_cpu)
+    }
+
+    /// Its virtual MPIDR for `vcpu`.
+    pub fn virtual_mpidr(&self, vcpu: usize) -> u64 {
+        self.plan.vcpus.get(vcpu).map_or(0, |plan| plan.virtual_mpidr)
+    }
+
+    /// Current lifecycle state.
+    pub fn state(&self) -> CellState {
+        CellState::from_u8(self.state.load(Ordering::Acquire))
+    }
+
+    /// Changes the lifecycle state.
+    pub fn set_state(&self, state: CellState) {
+        self.state.store(state as u8, Ordering::Release);
+        if state == CellState::Running {
+            self.reset_claimed.store(false, Ordering::Release);
+        }
+    }
+
+    /// The first CPU to call this during a reset performs the reset.
+    pub fn claim_reset(&self) -> bool {
+        !self.reset_claimed.swap(true, Ordering::AcqRel)
+    }
+
+    /// Records whether `vcpu` is inside its guest.
+    pub fn set_in_guest(&self, vcpu: usize, inside: bool) {
+        if let Some(flag) = self.in_guest.get(vcpu) {
+            flag.store(inside, Ordering::Release);
+        }
+    }
+
+    /// Waits (bounded) until every vCPU other than `caller` has left the guest. Siblings leave
+    /// promptly: a kick is a physical interrupt, which always traps to EL2.
+    pub fn wait_until_out_of_guest(&self, caller: usize) {
+        for _ in 0..100_000_000u64 {
+            let busy = self
+                .in_guest
+                .iter()
+                .enumerate()
+                .any(|(vcpu, flag)| vcpu != caller && flag.load(Ordering::Acquire));
+            if !busy {
+                return;
+            }
+            core::hint::spin_loop();
+        }
+        log::warn!("cell {}: a vCPU did not leave its guest in time", self.name());
+    }
+
+    /// If `vcpu` was started (CPU_ON, or boot for vCPU 0) and the cell runs: its entry and x0.
+    pub fn take_start(&self, vcpu: usize) -> Option<(GuestPhysAddr, u64)> {
+        if self.state() != CellState::Running {
+            return None;
+        }
+        self.psci.lock().vcpu_started(vcpu)
+    }
+
+    /// Counts an exit.
+    pub fn count_exit(&self, kind: ExitKind) {
+        let counter = match kind {
+            ExitKind::Synchronous => &self.counters.synchronous,
+            _ => &self.counters.interrupts,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts an injected fault.
+    pub fn count_injected_fault(&self) {
+        self.counters.injected_faults.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Logs a guest-caused fault, rate-limited per cell.
+    pub fn log_guest_fault(&self, reason: &str, value: u64) {
+        if let Some(suppressed) = self.fault_log.allow() {
+            if suppressed > 0 {
+                log::warn!("cell {}: {reason} ({value:#x}); {suppressed} similar events not shown", self.name());
+            } else {
+                log::warn!("cell {}: {reason} ({value:#x})", self.name());
+            }
+        }
+    }
+
+    /// Whether `[ipa, ipa + length)` lies inside one of the cell's RAM regions.
+    pub fn ram_contains(&self, ipa: GuestPhysAddr, length: u64) -> bool {
+        self.ipa_to_pa(ipa, length).is_some()
+    }
+
+    /// The physical address behind `[ipa, ipa + length)`, if it lies inside one RAM region.
+    pub fn ipa_to_pa(&self, ipa: GuestPhysAddr, length: u64) -> Option<PhysAddr> {
+        self.plan.memory.iter().find_map(|region| {
+            let offset = ipa.raw().checked_sub(region.guest_base())?;
+            let end = offset.checked_add(length)?;
+            (end <= region.physical.size).then(|| PhysAddr(region.physical.base + offset))
+        })
+    }
+
+    /// The emulated device at `ipa`, if any.
+    pub fn device_at(&self, ipa: GuestPhysAddr) -> Option<EmulatedDevice> {
+        let address = ipa.raw();
+        if self.uart_window.contains(address) {
+            Some(EmulatedDevice::Uart)
+        } else if self.distributor_window.contains(address) {
+            Some(EmulatedDevice::Distributor)
+        } else if self.redistributor_window.contains(address) {
+            Some(EmulatedDevice::Redistributors)
+        } else {
+            None
+        }
+    }
+
+    /// Handles an SMCCC call from `vcpu`.
+    pub fn smccc(&self, vcpu: usize, call: &SmcccCall) -> (SmcccResult, PsciAction) {
+        let caller = Caller {
+            cell: self.index,
+            vcpu_count: self.vcpu_count(),
+            vcpu,
+        };
+        match smccc::dispatch(call, &caller) {
+            Dispatch::Done(result) => (result, PsciAction::Return),
+            Dispatch::Psci => {
+                let outcome = self
+                    .psci
+                    .lock()
+                    .handle(vcpu, call, &|ipa: GuestPhysAddr| self.ram_contains(ipa, 4));
+                (SmcccResult::x0(outcome.result), outcome.action)
+            }
+        }
+    }
+
+    /// Emulates a read of `width` at `ipa` from an emulated device.
+    pub fn mmio_read(
+        &self,
+        _runtime: &Runtime,
+        _vcpu: usize,
+        device: EmulatedDevice,
+        ipa: GuestPhysAddr,
+        width: AccessWidth,
+    ) -> Result<u64, MmioError> {
+        match device {
+            EmulatedDevice::Uart => {
+                let offset = ipa.offset_from(GuestPhysAddr(self.uart_window.base)).ok_or(MmioError::BadOffset)?;
+                self.uart.lock().read(offset, width).map(u64::from)
+            }
+            EmulatedDevice::Distributor | EmulatedDevice::Redistributors => Err(MmioError::BadOffset),
+        }
+    }
+
+    /// Emulates a write of `value` (`width`) at `ipa` to an emulated device.
+    #[allow(clippy::too_many_arguments)]
+    pub fn mmio_write<H: VcpuHardware>(
+        &self,
+        _runtime: &Runtime,
+        _vcpu: usize,
+        device: EmulatedDevice,
+        ipa: GuestPhysAddr,
+        width: AccessWidth,
+        value: u64,
+        _hardware: &mut H,
+    ) -> Result<(), MmioError> {
+        match device {
+            EmulatedDevice::Uart => {
+                let offset = ipa.offset_from(GuestPhysAddr(self.uart_window.base)).ok_or(MmioError::BadOffset)?;
+                let index = self.index;
+                self.uart.lock().write(offset, width, value as u32, &mut |byte| {
+                    crate::logger::cell_output(index, byte);
+                })
+            }
+            EmulatedDevice::Distributor | EmulatedDevice::Redistributors => Err(MmioError::BadOffset),
+        }
+    }
+
+    /// A byte typed at the console while this cell has the focus.
+    pub fn console_input(&self, byte: u8) {
+        // A full receive FIFO drops the byte, as a real UART would.
+        let _ = self.uart.lock().push_input(byte);
+    }
+
+    /// Emits whatever partial line the cell's console holds.
+    pub fn flush_console(&self, _runtime: &Runtime) {
+        crate::logger::cell_flush(self.index);
+    }
+
+    /// Loads the cell's images and device tree into its RAM and resets its PSCI state.
+    fn load(&self, platform: &Platform, memory: &mut dyn PhysicalMemory) -> Result<(), CellError> {
+        let images = self.bundle.cell_images(self.plan.config).map_err(CellError::Bundle)?;
+        let first = self.plan.memory.first().ok_or(CellError::OutsideRam(GuestPhysAddr(0)))?;
+        let ram = (GuestPhysAddr(first.guest_base()), first.physical.size);
+        let plan = image::plan(images.kernel, images.initrd.map(<[u8]>::len), DTB_RESERVE, ram)
+            .map_err(CellError::Image)?;
+        let initrd = match (plan.initrd_at, images.initrd) {
+            (Some(at), Some(bytes)) => Some((at, bytes.len() as u64)),
+            _ => None,
+        };
+        let spec = GuestDtSpec {
+            bootargs: images.bootargs,
+            initrd,
+        };
+        let dtb = guest_fdt::generate(&self.plan, platform, &spec).map_err(CellError::DeviceTree)?;
+        self.copy_in(memory, plan.kernel_at, images.kernel)?;
+        if let (Some(at), Some(bytes)) = (plan.initrd_at, images.initrd) {
+            self.copy_in(memory, at, bytes)?;
+        }
+        self.copy_in(memory, plan.dtb_at, &dtb)?;
+        self.psci.lock().reset(plan.entry, plan.dtb_at.raw());
+        self.uart.lock().reset();
+        Ok(())
+    }
+
+    fn copy_in(&self, memory: &mut dyn PhysicalMemory, at: GuestPhysAddr, bytes: &[u8]) -> Result<(), CellError> {
+        let pa = self.ipa_to_pa(at, bytes.len() as u64).ok_or(CellError::OutsideRam(at))?;
+        memory.write(pa, bytes);
+        Ok(())
+    }
+}
+
+/// The whole partition at run time.
+pub struct Runtime {
+    /// The board this image was built for.
+    pub board: &'static Board,
+    /// What the platform device tree said.
+    pub platform: Platform,
+    /// The cells, in layout order.
+    pub cells: Vec<Cell>,
+    cpu_owner: Vec<Option<(usize, usize)>>,
+}
+
+impl Runtime {
+    /// Builds every cell of the validated partition: stage-2 tables, emulated devices, and loads
+    /// their images. Nothing runs yet.
+    pub fn build(
+        board: &'static Board,
+        platform: Platform,
+        partition: Partition,
+        bundle: Bundle<'static>,
+        memory: &mut dyn PhysicalMemory,
+    ) -> Result<Self, (usize, CellError)> {
+        let mut cpu_owner = alloc::vec![None; platform.cpus.len()];
+        let mut cells = Vec::new();
+        let uart_window = platform.console.registers;
+        let distributor_window = platform.gic.distributor;
+        let redistributor_base = platform.gic.redistributor_regions.first().map_or(0, |region| region.base);
+        for (index, plan) in partition.cells.into_iter().enumerate() {
+            for (vcpu, vcpu_plan) in plan.vcpus.iter().enumerate() {
+                if let Some(owner) = cpu_owner.get_mut(vcpu_plan.physical_cpu) {
+                    *owner = Some((index, vcpu));
+                }
+            }
+            let mut stage2 = Stage2::new(plan.vmid).map_err(|error| (index, CellError::Stage2(error)))?;
+            for region in &plan.memory {
+                stage2
+                    .map_ram(GuestPhysAddr(region.guest_base()), PhysAddr(region.physical.base), region.physical.size)
+                    .map_err(|error| (index, CellError::Stage2(error)))?;
+            }
+            let vcpu_count = plan.vcpus.len();
+            let cell = Cell {
+                index,
+                bundle: bundle.clone(),
+                stage2,
+                state: AtomicU8::new(CellState::Running as u8),
+                psci: Mutex::new(PsciCell::new(vcpu_count, GuestPhysAddr(0), 0)),
+                uart: Mutex::new(Pl011::new()),
+                in_guest: (0..vcpu_count).map(|_| AtomicBool::new(false)).collect(),
+                reset_claimed: AtomicBool::new(false),
+                uart_window,
+                distributor_window,
+                redistributor_window: MemRange::new(
+                    redistributor_base,
+                    GICV3_REDISTRIBUTOR_STRIDE * vcpu_count as u64,
+                ),
+                counters: Counters::default(),
+                fault_log: RateLimiter::new(),
+                plan,
+            };
+            cell.load(&platform, memory).map_err(|error| (index, error))?;
+            cells.push(cell);
+        }
+        Ok(Self {
+            board,
+            platform,
+            cells,
+            cpu_owner,
+        })
+    }
+
+    /// The cell and vCPU that physical CPU `cpu` runs, if any.
+    pub fn owner_of_cpu(&self, cpu: usize) -> Option<(usize, usize)> {
+        self.cpu_owner.get(cpu).copied().flatten()
+    }
+
+    /// Whether every cell is off.
+    pub fn all_cells_off(&self) -> bool {
+        self.cells.iter().all(|cell| cell.state() == CellState::Off)
+    }
+
+    /// Reloads a cell's images after a reset.
+    pub fn reload_cell(&self, cell: &Cell, memory: &mut dyn PhysicalMemory) -> Result<(), CellError> {
+        cell.counters.restarts.fetch_add(1, Ordering::Relaxed);
+        cell.load(&self.platform, memory)
+    }
+
+    /// Delivers a guest's ICC_SGI1R_EL1 write to the vCPUs of its own cell.
+    pub fn send_virtual_sgi<H: VcpuHardware>(&self, _cell: &Cell, _vcpu: usize, _value: u64, _hardware: &mut H) {}
+}

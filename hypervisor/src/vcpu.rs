@@ -1,1 +1,386 @@
 //! The per-physical-CPU run loop: enter the guest, decode the exit, dispatch, repeat.
+//!
+//! The loop itself ([`run`]) is plain Rust written against the [`VcpuHardware`] trait; the aarch64
+//! glue implements it with real registers and the host tests with a fake.
+#![forbid(unsafe_code)]
+
+use crate::addr::GuestPhysAddr;
+use crate::cell::{Cell, CellState, PhysicalMemory, Runtime};
+use crate::esr::{self, DataAbort, Exit};
+use crate::inject::{self, GuestExceptionState, InjectKind, Injection};
+use crate::mmio::{self, MmioAccess};
+use crate::psci::PsciAction;
+use crate::smccc::{SmcccCall, SmcccResult};
+
+/// A guest's general-purpose registers plus ELR_EL2/SPSR_EL2, saved at every exit. The layout is
+/// used by the world-switch assembly (offsets via `offset_of!`).
+#[repr(C)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GuestRegs {
+    /// x0..x30.
+    pub x: [u64; 31],
+    /// Where the guest resumes (ELR_EL2).
+    pub elr: u64,
+    /// The guest's PSTATE at the exit (SPSR_EL2).
+    pub spsr: u64,
+}
+
+/// PSTATE for a vCPU's first instruction: EL1h with D, A, I and F masked.
+pub const SPSR_EL1H_MASKED: u64 = 0x3c5;
+
+impl GuestRegs {
+    /// Registers for a vCPU starting at `entry` with x0 = `x0` (boot: the DT; CPU_ON: the context).
+    pub fn boot(entry: GuestPhysAddr, x0: u64) -> Self {
+        let mut regs = Self {
+            elr: entry.raw(),
+            spsr: SPSR_EL1H_MASKED,
+            ..Self::default()
+        };
+        regs.x[0] = x0;
+        regs
+    }
+
+    /// Register `n` as the guest sees it, where 31 reads as zero (XZR).
+    pub fn get(&self, n: usize) -> u64 {
+        self.x.get(n).copied().unwrap_or(0)
+    }
+
+    /// Writes register `n`; writes to 31 (XZR) are discarded.
+    pub fn set(&mut self, n: usize, value: u64) {
+        if let Some(register) = self.x.get_mut(n) {
+            *register = value;
+        }
+    }
+}
+
+/// Why an exit came back to EL2.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExitKind {
+    /// A synchronous exception (trap, abort, HVC/SMC).
+    Synchronous,
+    /// A physical IRQ.
+    Irq,
+    /// A physical FIQ.
+    Fiq,
+    /// A physical SError.
+    SError,
+}
+
+/// The syndrome registers read at a synchronous exit.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Syndrome {
+    /// ESR_EL2.
+    pub esr: u64,
+    /// FAR_EL2.
+    pub far: u64,
+    /// HPFAR_EL2.
+    pub hpfar: u64,
+}
+
+/// What the run loop needs from the CPU it runs on.
+pub trait VcpuHardware: PhysicalMemory {
+    /// Configures EL2 for `vcpu` of `cell` (stage 2, virtual MPIDR, traps) and resets its EL1 state.
+    fn prepare(&mut self, cell: &Cell, vcpu: usize);
+    /// Runs the guest until it exits.
+    fn enter(&mut self, regs: &mut GuestRegs) -> ExitKind;
+    /// ESR/FAR/HPFAR of the last synchronous exit.
+    fn syndrome(&self) -> Syndrome;
+    /// VBAR_EL1 of the running guest.
+    fn vbar_el1(&self) -> u64;
+    /// Writes ESR_EL1, FAR_EL1, ELR_EL1 and SPSR_EL1 for an injected exception.
+    fn write_injection(&mut self, injection: &Injection);
+    /// Handles the physical interrupts pending on this CPU (ack, dispatch, EOI).
+    fn handle_interrupts(&mut self, runtime: &Runtime);
+    /// Waits until something may have changed for this CPU (an interrupt arrived), handling it.
+    fn idle(&mut self, runtime: &Runtime);
+    /// Makes physical CPU `cpu` leave its guest (or idle wait) and look at its state again.
+    fn kick(&mut self, runtime: &Runtime, cpu: usize);
+    /// Powers the whole machine off.
+    fn power_off(&mut self) -> !;
+    /// Makes the cell's freshly written memory visible to a guest that starts with caches off.
+    fn sync_guest_memory(&mut self, cell: &Cell);
+}
+
+/// What to do after an exit was handled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Next {
+    /// Re-enter the guest.
+    Resume,
+    /// Leave the guest: the vCPU stopped (CPU_OFF) or the cell stopped or is resetting.
+    Leave,
+}
+
+/// The endless loop of physical CPU `cpu`: wait until its vCPU is started, run it, repeat.
+pub fn run<H: VcpuHardware>(runtime: &Runtime, cpu: usize, hardware: &mut H) -> ! {
+    let Some((cell_index, vcpu)) = runtime.owner_of_cpu(cpu) else {
+        loop {
+            hardware.idle(runtime);
+        }
+    };
+    let Some(cell) = runtime.cells.get(cell_index) else {
+        loop {
+            hardware.idle(runtime);
+        }
+    };
+    loop {
+        let Some((entry, context)) = cell.take_start(vcpu) else {
+            hardware.idle(runtime);
+            continue;
+        };
+        cell.set_in_guest(vcpu, true);
+        hardware.prepare(cell, vcpu);
+        let mut regs = GuestRegs::boot(entry, context);
+        loop {
+            if cell.state() != CellState::Running {
+                break;
+            }
+            let kind = hardware.enter(&mut regs);
+            cell.count_exit(kind);
+            let next = match kind {
+                ExitKind::Synchronous => {
+                    let syndrome = hardware.syndrome();
+                    handle_synchronous(runtime, cell, vcpu, &mut regs, syndrome, hardware)
+                }
+                ExitKind::Irq | ExitKind::Fiq => {
+                    hardware.handle_interrupts(runtime);
+                    Next::Resume
+                }
+                ExitKind::SError => {
+                    cell.log_guest_fault("SError from guest", regs.elr);
+                    Next::Resume
+                }
+            };
+            if next == Next::Leave {
+                break;
+            }
+        }
+        cell.set_in_guest(vcpu, false);
+        finish_leave(runtime, cell, vcpu, hardware);
+    }
+}
+
+/// After a vCPU left its guest: complete a cell reset or stop this CPU's part in it.
+fn finish_leave<H: VcpuHardware>(runtime: &Runtime, cell: &Cell, vcpu: usize, hardware: &mut H) {
+    match cell.state() {
+        CellState::Resetting if cell.claim_reset() => {
+            cell.wait_until_out_of_guest(vcpu);
+            match runtime.reload_cell(cell, hardware) {
+                Ok(()) => {
+                    hardware.sync_guest_memory(cell);
+                    cell.set_state(CellState::Running);
+                    log::info!("cell {}: restarted", cell.name());
+                    if let Some(cpu) = cell.physical_cpu_of(0) {
+                        hardware.kick(runtime, cpu);
+                    }
+                }
+                Err(error) => {
+                    log::error!("cell {}: restart failed: {error}", cell.name());
+                    cell.set_state(CellState::Off);
+                    power_off_if_all_stopped(runtime, hardware);
+                }
+            }
+        }
+        CellState::Off => power_off_if_all_stopped(runtime, hardware),
+        _ => {}
+    }
+}
+
+fn power_off_if_all_stopped<H: VcpuHardware>(runtime: &Runtime, hardware: &mut H) {
+    if runtime.all_cells_off() && runtime.board.power_off_when_all_cells_off {
+        log::info!("all cells are off: powering off");
+        hardware.power_off();
+    }
+}
+
+fn inject<H: VcpuHardware>(regs: &mut GuestRegs, kind: InjectKind, hardware: &mut H) -> Result<(), inject::InjectError> {
+    let state = GuestExceptionState {
+        pc: regs.elr,
+        pstate: regs.spsr,
+        vbar_el1: hardware.vbar_el1(),
+    };
+    let injection = inject::synchronous_abort(state, kind)?;
+    hardware.write_injection(&injection);
+    regs.elr = injection.new_pc;
+    regs.spsr = injection.new_pstate;
+    Ok(())
+}
+
+/// Injects `kind` into the guest; if even that is impossible (a corrupt PSTATE), stops the cell.
+fn inject_or_stop<H: VcpuHardware>(
+    runtime: &Runtime,
+    cell: &Cell,
+    regs: &mut GuestRegs,
+    kind: InjectKind,
+    hardware: &mut H,
+) -> Next {
+    cell.count_injected_fault();
+    match inject(regs, kind, hardware) {
+        Ok(()) => Next::Resume,
+        Err(error) => {
+            log::error!("cell {}: cannot inject an exception ({error}): stopping the cell", cell.name());
+            stop_cell(runtime, cell, hardware);
+            Next::Leave
+        }
+    }
+}
+
+/// Handles one synchronous exit.
+pub fn handle_synchronous<H: VcpuHardware>(
+    runtime: &Runtime,
+    cell: &Cell,
+    vcpu: usize,
+    regs: &mut GuestRegs,
+    syndrome: Syndrome,
+    hardware: &mut H,
+) -> Next {
+    match esr::decode(syndrome.esr, syndrome.far, syndrome.hpfar) {
+        Exit::Hvc { imm } => smccc_call(runtime, cell, vcpu, regs, imm, hardware),
+        Exit::Smc { imm } => {
+            // A trapped SMC's ELR points at the instruction itself.
+            regs.elr = regs.elr.wrapping_add(4);
+            smccc_call(runtime, cell, vcpu, regs, imm, hardware)
+        }
+        Exit::DataAbort(abort) => data_abort(runtime, cell, vcpu, regs, &abort, syndrome, hardware),
+        Exit::InstructionAbort { ipa, .. } => {
+            cell.log_guest_fault("instruction fetch outside the cell", ipa.raw());
+            inject_or_stop(runtime, cell, regs, InjectKind::InstructionAbort { far: syndrome.far }, hardware)
+        }
+        Exit::Wfx { .. } => {
+            regs.elr = regs.elr.wrapping_add(esr::instruction_length(syndrome.esr));
+            hardware.idle(runtime);
+            Next::Resume
+        }
+        Exit::SysReg(access) => {
+            if access.is_icc_sgi1r_el1() && !access.read {
+                let value = regs.get(usize::from(access.rt));
+                runtime.send_virtual_sgi(cell, vcpu, value, hardware);
+                regs.elr = regs.elr.wrapping_add(4);
+                Next::Resume
+            } else {
+                cell.log_guest_fault("trapped system register access", syndrome.esr);
+                inject_or_stop(runtime, cell, regs, InjectKind::Undefined, hardware)
+            }
+        }
+        Exit::FpTrap | Exit::SveTrap | Exit::Pauth | Exit::Other { .. } => {
+            cell.log_guest_fault("unexpected trap", syndrome.esr);
+            inject_or_stop(runtime, cell, regs, InjectKind::Undefined, hardware)
+        }
+    }
+}
+
+fn smccc_call<H: VcpuHardware>(
+    runtime: &Runtime,
+    cell: &Cell,
+    vcpu: usize,
+    regs: &mut GuestRegs,
+    imm: u16,
+    hardware: &mut H,
+) -> Next {
+    if imm != 0 {
+        regs.x[0] = SmcccResult::not_supported().x0;
+        return Next::Resume;
+    }
+    let call = SmcccCall::from_registers([
+        regs.x[0], regs.x[1], regs.x[2], regs.x[3], regs.x[4], regs.x[5], regs.x[6],
+    ]);
+    let (result, action) = cell.smccc(vcpu, &call);
+    regs.x[0] = result.x0;
+    regs.x[1] = result.x1;
+    regs.x[2] = result.x2;
+    regs.x[3] = result.x3;
+    match action {
+        PsciAction::Return => Next::Resume,
+        PsciAction::StartVcpu { vcpu: target, .. } => {
+            if let Some(cpu) = cell.physical_cpu_of(target) {
+                hardware.kick(runtime, cpu);
+            }
+            Next::Resume
+        }
+        PsciAction::StopCaller => Next::Leave,
+        PsciAction::CellOff => {
+            log::info!("cell {}: SYSTEM_OFF", cell.name());
+            stop_cell(runtime, cell, hardware);
+            Next::Leave
+        }
+        PsciAction::CellReset => {
+            log::info!("cell {}: SYSTEM_RESET", cell.name());
+            cell.set_state(CellState::Resetting);
+            kick_siblings(runtime, cell, vcpu, hardware);
+            Next::Leave
+        }
+    }
+}
+
+/// Stops every vCPU of `cell`.
+pub fn stop_cell<H: VcpuHardware>(runtime: &Runtime, cell: &Cell, hardware: &mut H) {
+    cell.set_state(CellState::Off);
+    cell.flush_console(runtime);
+    for sibling in 0..cell.vcpu_count() {
+        if let Some(cpu) = cell.physical_cpu_of(sibling) {
+            hardware.kick(runtime, cpu);
+        }
+    }
+}
+
+fn kick_siblings<H: VcpuHardware>(runtime: &Runtime, cell: &Cell, caller: usize, hardware: &mut H) {
+    for sibling in (0..cell.vcpu_count()).filter(|&sibling| sibling != caller) {
+        if let Some(cpu) = cell.physical_cpu_of(sibling) {
+            hardware.kick(runtime, cpu);
+        }
+    }
+}
+
+fn data_abort<H: VcpuHardware>(
+    runtime: &Runtime,
+    cell: &Cell,
+    vcpu: usize,
+    regs: &mut GuestRegs,
+    abort: &DataAbort,
+    syndrome: Syndrome,
+    hardware: &mut H,
+) -> Next {
+    let far = syndrome.far;
+    let Some(device) = cell.device_at(abort.ipa) else {
+        cell.log_guest_fault("access outside the cell", abort.ipa.raw());
+        return inject_or_stop(runtime, cell, regs, InjectKind::DataAbort { far, write: abort.write }, hardware);
+    };
+    let Some(access) = abort.access.filter(|_| !abort.s1ptw && !abort.cache_maintenance) else {
+        cell.log_guest_fault("device access without a usable syndrome", abort.ipa.raw());
+        return inject_or_stop(runtime, cell, regs, InjectKind::DataAbort { far, write: abort.write }, hardware);
+    };
+    let result = if abort.write {
+        let value = register_value(regs, &access);
+        cell.mmio_write(runtime, vcpu, device, abort.ipa, access.width, mmio::store_value(&access, value), hardware)
+    } else {
+        cell.mmio_read(runtime, vcpu, device, abort.ipa, access.width).map(|raw| {
+            if let Some(index) = access.register.index() {
+                regs.set(index, mmio::load_result(&access, raw));
+            }
+        })
+    };
+    match result {
+        Ok(()) => {
+            regs.elr = regs.elr.wrapping_add(esr::instruction_length(syndrome.esr));
+            Next::Resume
+        }
+        Err(error) => {
+            cell.log_guest_fault(mmio_error_reason(error), abort.ipa.raw());
+            inject_or_stop(runtime, cell, regs, InjectKind::DataAbort { far, write: abort.write }, hardware)
+        }
+    }
+}
+
+fn register_value(regs: &GuestRegs, access: &MmioAccess) -> u64 {
+    access.register.index().map_or(0, |index| regs.get(index))
+}
+
+fn mmio_error_reason(error: mmio::MmioError) -> &'static str {
+    match error {
+        mmio::MmioError::BadOffset => "device access to an unimplemented register",
+        mmio::MmioError::BadWidth => "device access with an unsupported width",
+        mmio::MmioError::Unaligned => "unaligned device access",
+        mmio::MmioError::ReadOnly => "write to a read-only device register",
+        mmio::MmioError::WriteOnly => "read of a write-only device register",
+        mmio::MmioError::NoSyndrome => "device access without a usable syndrome",
+    }
+}

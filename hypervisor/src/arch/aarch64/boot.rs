@@ -1,0 +1,535 @@
+//! Boot path: the boot CPU reads the platform, validates the layout, builds the cells and starts
+//! the secondaries; every CPU then runs `vcpu::run`. Also the EL2 fault and panic stops, and the
+//! `VcpuHardware` implementation for this CPU.
+
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+use core::fmt::{self, Write};
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use spin::{Mutex, Once};
+
+use super::entry::{EXIT_FIQ, EXIT_IRQ, EXIT_SERROR, cellvisor_enter_guest, cellvisor_secondary_entry};
+use super::gic::{self, Gic, ListRegisters};
+use super::mmu::{self, El2Layout};
+use super::psci::{self, Conduit};
+use super::sysreg::{self, isb, read_sysreg, write_sysreg};
+use super::uart::PhysicalUart;
+use super::{MAX_CPUS, cache, heap};
+use crate::addr::PhysAddr;
+use crate::board::{Board, MemRange};
+use crate::bundle::Bundle;
+use crate::cell::{Cell, PhysicalMemory, Runtime};
+use crate::console::InputAction;
+use crate::inject::Injection;
+use crate::logger::{self, ConsoleOutput};
+use crate::partition::{self, Reserved, ReservedKind};
+use crate::platform::{self, Platform, PsciMethod};
+use crate::vcpu::{self, ExitKind, GuestRegs, Syndrome, VcpuHardware};
+
+unsafe extern "Rust" {
+    /// The board this image was built for (defined by `cellvisor::image!` in the board crate).
+    safe fn cellvisor_board() -> &'static Board;
+}
+
+unsafe extern "C" {
+    static __image_start: u8;
+    static __image_end: u8;
+    static __text_end: u8;
+}
+
+/// The SGI cellvisor uses to make another physical CPU re-check its state.
+const KICK_SGI: u32 = 0;
+
+static RUNTIME: Once<Runtime> = Once::new();
+static FIRMWARE: Once<Conduit> = Once::new();
+static GIC: Once<Gic> = Once::new();
+static CPU_MPIDRS: Once<Vec<u64>> = Once::new();
+static UART: Once<Mutex<PhysicalUart>> = Once::new();
+/// Base address of the console UART, for last-resort messages that bypass every lock.
+static EMERGENCY_UART: AtomicU64 = AtomicU64::new(0);
+
+/// Writes terminal output to the physical UART.
+struct UartOutput;
+
+impl ConsoleOutput for UartOutput {
+    fn write_bytes(&mut self, bytes: &[u8]) {
+        if let Some(uart) = UART.get() {
+            uart.lock().write_bytes(bytes);
+        }
+    }
+}
+
+/// A formatter over the physical UART that takes no lock, for fault and panic messages.
+struct EmergencyWriter(PhysicalUart);
+
+impl fmt::Write for EmergencyWriter {
+    fn write_str(&mut self, text: &str) -> fmt::Result {
+        for byte in text.bytes() {
+            if byte == b'\n' {
+                self.0.write_byte(b'\r');
+            }
+            self.0.write_byte(byte);
+        }
+        Ok(())
+    }
+}
+
+fn emergency_message(args: fmt::Arguments<'_>) {
+    let base = EMERGENCY_UART.load(Ordering::Relaxed);
+    if base == 0 {
+        return;
+    }
+    // SAFETY: the console UART's frame is device memory mapped at its physical address; this
+    // writer bypasses the UART lock only on the way to stopping the machine.
+    if let Some(uart) = unsafe { PhysicalUart::new(base) } {
+        let mut writer = EmergencyWriter(uart);
+        let _ = writer.write_fmt(args);
+        let _ = writer.write_str("\n");
+    }
+}
+
+/// Prints `args` without taking any lock and powers the machine off (or spins if firmware refuses).
+pub fn halt_with_message(args: fmt::Arguments<'_>) -> ! {
+    emergency_message(args);
+    match FIRMWARE.get() {
+        Some(&conduit) => psci::system_off(conduit),
+        None => loop {
+            sysreg::wfi();
+        },
+    }
+}
+
+/// A fatal boot error: one line saying what is wrong and how to fix it, then power off.
+fn fatal(args: fmt::Arguments<'_>) -> ! {
+    halt_with_message(format_args!("cellvisor: fatal: {args}"))
+}
+
+/// Called from the EL2 vectors for an exception taken at EL2 itself: a cellvisor bug.
+pub extern "C" fn hyp_fault(kind: u64, esr: u64, elr: u64, far: u64, spsr: u64) -> ! {
+    halt_with_message(format_args!(
+        "cellvisor: EL2 exception (vector {kind}) on cpu{}: ESR_EL2={esr:#x} ELR_EL2={elr:#x} FAR_EL2={far:#x} SPSR_EL2={spsr:#x}",
+        current_cpu()
+    ))
+}
+
+/// Index of the running physical CPU in the platform's `/cpus` order.
+pub fn current_cpu() -> usize {
+    let mpidr = sysreg::mpidr();
+    CPU_MPIDRS
+        .get()
+        .and_then(|mpidrs| mpidrs.iter().position(|&candidate| candidate == mpidr))
+        .unwrap_or(0)
+}
+
+fn conduit_of(method: PsciMethod) -> Conduit {
+    match method {
+        PsciMethod::Smc => Conduit::Smc,
+        PsciMethod::Hvc => Conduit::Hvc,
+    }
+}
+
+/// The platform device tree at `address`, using its header's `totalsize`.
+fn device_tree(address: u64) -> Option<&'static [u8]> {
+    if address == 0 || address % 8 != 0 {
+        return None;
+    }
+    // SAFETY: the boot loader passes the device tree's physical address in x0; we read its 40-byte
+    // header (RAM, identity-mapped or MMU off) and then exactly `totalsize` bytes.
+    let header = unsafe { core::slice::from_raw_parts(address as *const u8, 40) };
+    if header[0..4] != [0xd0, 0x0d, 0xfe, 0xed] {
+        return None;
+    }
+    let total = u32::from_be_bytes([header[4], header[5], header[6], header[7]]) as usize;
+    // SAFETY: as above; the blob is `total` bytes long and stays untouched for cellvisor's lifetime
+    // (validation keeps cells out of it).
+    Some(unsafe { core::slice::from_raw_parts(address as *const u8, total) })
+}
+
+fn symbol_address(symbol: &u8) -> u64 {
+    symbol as *const u8 as u64
+}
+
+fn image_range() -> MemRange {
+    // SAFETY: linker-script symbols; only their addresses are taken.
+    let (start, end) = unsafe { (symbol_address(&__image_start), symbol_address(&__image_end)) };
+    MemRange::new(start, end - start)
+}
+
+fn text_range() -> MemRange {
+    // SAFETY: linker-script symbols; only their addresses are taken.
+    let (start, end) = unsafe { (symbol_address(&__image_start), symbol_address(&__text_end)) };
+    MemRange::new(start, end - start)
+}
+
+/// Entered at any EL other than EL2: say so on the console and power off.
+fn wrong_exception_level(el: u64, dtb: u64) -> ! {
+    heap::init();
+    if let Some(platform) = device_tree(dtb).and_then(|blob| platform::parse(blob).ok()) {
+        EMERGENCY_UART.store(platform.console.registers.base, Ordering::Relaxed);
+        FIRMWARE.call_once(|| conduit_of(platform.psci_method));
+    }
+    halt_with_message(format_args!(
+        "cellvisor: fatal: entered at EL{el}, but cellvisor must be entered at EL2: start QEMU with -M virt,virtualization=on, or make the boot loader enter the image at EL2"
+    ))
+}
+
+/// The boot CPU's Rust entry (from `entry.rs`): x0 = device tree, x1 = CurrentEL.EL.
+pub extern "C" fn primary_main(dtb: u64, el: u64) -> ! {
+    if el != 2 {
+        wrong_exception_level(el, dtb);
+    }
+    let board = cellvisor_board();
+    heap::init();
+    let Some(blob) = device_tree(dtb) else {
+        halt_with_message(format_args!(
+            "cellvisor: fatal: x0 ({dtb:#x}) does not point to a device tree: boot cellvisor as a Linux Image (QEMU -kernel, U-Boot booti)"
+        ))
+    };
+    let platform = match platform::parse(blob) {
+        Ok(platform) => platform,
+        Err(error) => halt_with_message(format_args!("cellvisor: fatal: platform device tree: {error}")),
+    };
+    EMERGENCY_UART.store(platform.console.registers.base, Ordering::Relaxed);
+    FIRMWARE.call_once(|| conduit_of(platform.psci_method));
+    CPU_MPIDRS.call_once(|| platform.cpus.iter().map(|cpu| cpu.mpidr).collect());
+    // SAFETY: the platform's console PL011 belongs to cellvisor alone; this is its only owner.
+    let Some(uart) = (unsafe { PhysicalUart::new(platform.console.registers.base) }) else {
+        halt_with_message(format_args!("cellvisor: fatal: the console UART is at address 0"))
+    };
+    UART.call_once(|| Mutex::new(uart));
+    logger::init(Box::new(UartOutput), current_cpu, log::LevelFilter::Info);
+    log::info!(
+        "cellvisor {} on board {}: {} CPUs, {} RAM regions",
+        env!("CARGO_PKG_VERSION"),
+        board.name,
+        platform.cpus.len(),
+        platform.memory.len()
+    );
+    if let Err(error) = platform.gic.require_v3() {
+        fatal(format_args!("{error}"));
+    }
+
+    enable_mmu(board, &platform);
+
+    let dtb_range = MemRange::new(dtb, blob.len() as u64);
+    let mut reserved = alloc::vec![
+        Reserved { what: ReservedKind::HypervisorImage, range: image_range() },
+        Reserved { what: ReservedKind::PlatformDeviceTree, range: dtb_range },
+    ];
+    if let Some(initrd) = platform.initrd {
+        reserved.push(Reserved { what: ReservedKind::GuestBundle, range: initrd });
+    }
+    let partition = match partition::validate(board, platform.layout_name(), &platform, &reserved) {
+        Ok(partition) => partition,
+        Err(error) => fatal(format_args!("{error}")),
+    };
+    let Some(bundle_range) = platform.initrd else {
+        fatal(format_args!(
+            "no guest bundle: pass the cells' images as the initrd (QEMU -initrd target/cellvisor/bundle-<layout>.cpio; `cargo xtask run` does this)"
+        ))
+    };
+    // SAFETY: the boot loader placed the bundle at this range, validation checked it lies inside
+    // cellvisor's own memory (so no cell can write it), and it is never written.
+    let bundle_bytes = unsafe { core::slice::from_raw_parts(bundle_range.base as *const u8, bundle_range.size as usize) };
+    let bundle = match Bundle::parse(bundle_bytes) {
+        Ok(bundle) => bundle,
+        Err(error) => fatal(format_args!("guest bundle: {error}")),
+    };
+    log::info!("layout {}: {} cells", partition.layout, partition.cells.len());
+
+    // SAFETY: the GIC frames come from the platform DT and are mapped as device memory.
+    let gic = GIC.call_once(|| unsafe {
+        Gic::new(
+            platform.gic.distributor.base,
+            platform.gic.redistributor_regions.first().map_or(0, |region| region.base),
+            platform.gic.redistributor_regions.first().map_or(0, |region| region.size),
+        )
+    });
+    gic.init_distributor();
+
+    let mut memory = Memory;
+    let runtime = match Runtime::build(board, platform, partition, bundle, &mut memory) {
+        Ok(runtime) => runtime,
+        Err((index, error)) => fatal(format_args!("cell #{index}: {error}")),
+    };
+    cache::invalidate_icache();
+    let names: Vec<&str> = runtime.cells.iter().map(Cell::name).collect();
+    logger::set_cells(&names, runtime.platform.bootargs.contains("cellvisor.color=on"));
+    for cell in &runtime.cells {
+        log::info!(
+            "cell {}: CPUs {:?}, {} MiB RAM, VMID {}",
+            cell.name(),
+            cell.plan().vcpus.iter().map(|vcpu| vcpu.physical_cpu).collect::<Vec<_>>(),
+            cell.plan().memory.iter().map(|region| region.physical.size).sum::<u64>() >> 20,
+            cell.plan().vmid
+        );
+    }
+    let runtime = RUNTIME.call_once(|| runtime);
+
+    let boot_mpidr = sysreg::mpidr();
+    init_cpu_interrupts(gic, boot_mpidr);
+    gic.route_and_enable_spi(runtime.platform.console.intid, boot_mpidr);
+    if let Some(uart) = UART.get() {
+        uart.lock().enable_receive_interrupt();
+    }
+    start_secondaries(runtime);
+    vcpu::run(runtime, current_cpu(), &mut Cpu { lists: ListRegisters })
+}
+
+fn init_cpu_interrupts(gic: &Gic, mpidr: u64) {
+    if !gic.init_this_cpu(mpidr, &[]) {
+        fatal(format_args!("no GIC redistributor for CPU with MPIDR {mpidr:#x}"));
+    }
+}
+
+fn enable_mmu(board: &Board, platform: &Platform) {
+    let mut devices = alloc::vec![platform.gic.distributor, platform.console.registers];
+    devices.extend(platform.gic.redistributor_regions.iter().copied());
+    let layout = El2Layout {
+        hypervisor: board.hypervisor_memory,
+        text: text_range(),
+        ram: &platform.memory,
+        devices: &devices,
+    };
+    // SAFETY: runs once on the boot CPU with the MMU off; the map covers cellvisor's memory
+    // (image, stacks, heap, bundle, device tree), all RAM and the devices it drives.
+    if let Err(error) = unsafe { mmu::enable_boot_cpu(&layout) } {
+        fatal(format_args!("building the EL2 page table: {error}"));
+    }
+}
+
+fn start_secondaries(runtime: &Runtime) {
+    let Some(&conduit) = FIRMWARE.get() else { return };
+    let boot = current_cpu();
+    for (index, cpu) in runtime.platform.cpus.iter().enumerate() {
+        if index == boot || runtime.owner_of_cpu(index).is_none() {
+            continue;
+        }
+        if index >= MAX_CPUS {
+            log::warn!("CPU {index} is beyond the {MAX_CPUS} CPUs this build supports: left off");
+            continue;
+        }
+        let status = psci::cpu_on(conduit, cpu.mpidr, cellvisor_secondary_entry as *const () as u64, index as u64);
+        if status != 0 {
+            log::error!("PSCI CPU_ON of CPU {index} (MPIDR {:#x}) failed: {status}", cpu.mpidr);
+        }
+    }
+}
+
+/// A secondary CPU's Rust entry: x0 = its CPU index.
+pub extern "C" fn secondary_main(cpu: u64) -> ! {
+    // SAFETY: the boot CPU built the EL2 map before starting this CPU; our MMU is still off.
+    unsafe { mmu::enable_this_cpu() };
+    let (Some(runtime), Some(gic)) = (RUNTIME.get(), GIC.get()) else {
+        halt_with_message(format_args!("cellvisor: secondary CPU started before the runtime"))
+    };
+    init_cpu_interrupts(gic, sysreg::mpidr());
+    vcpu::run(runtime, cpu as usize, &mut Cpu { lists: ListRegisters })
+}
+
+/// Writes guest images through EL2's identity map, cleaning them to the point of coherency so a
+/// guest starting with caches off sees them.
+struct Memory;
+
+impl PhysicalMemory for Memory {
+    fn write(&mut self, address: PhysAddr, bytes: &[u8]) {
+        let target = address.to_virt().as_usize() as *mut u8;
+        // SAFETY: `address` lies inside a cell's RAM (checked by the caller against the cell's
+        // plan), which EL2 maps as normal memory and no guest runs in while it is loaded.
+        unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), target, bytes.len()) };
+        cache::clean_invalidate_to_poc(target as usize, bytes.len());
+    }
+
+    fn zero(&mut self, address: PhysAddr, length: u64) {
+        let target = address.to_virt().as_usize() as *mut u8;
+        // SAFETY: as in `write`.
+        unsafe { core::ptr::write_bytes(target, 0, length as usize) };
+        cache::clean_invalidate_to_poc(target as usize, length as usize);
+    }
+}
+
+/// This physical CPU as the run loop sees it.
+struct Cpu {
+    lists: ListRegisters,
+}
+
+impl PhysicalMemory for Cpu {
+    fn write(&mut self, address: PhysAddr, bytes: &[u8]) {
+        Memory.write(address, bytes);
+    }
+
+    fn zero(&mut self, address: PhysAddr, length: u64) {
+        Memory.zero(address, length);
+    }
+}
+
+/// HCR_EL2 for a running guest: VM (stage 2), SWIO, FMO/IMO/AMO (physical interrupts to EL2,
+/// virtual ones to the guest), TSC (trap SMC), RW (EL1 is AArch64), APK/API (guest owns pointer
+/// authentication).
+const HCR_GUEST: u64 = (1 << 0) | (1 << 1) | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 19) | (1 << 31) | (1 << 40) | (1 << 41);
+
+/// SCTLR_EL1 at reset: RES1 bits only, MMU and caches off.
+const SCTLR_EL1_RESET: u64 = 0x30D0_0800;
+
+fn cptr_el2_guest() -> u64 {
+    // Nothing trapped: FP/SIMD (TFP, bit 10), SVE (TZ, bit 8) and SME (TSM, bit 12) belong to the
+    // guest; EL2 is soft-float and never touches them. Bits that are RES1 without the feature stay 1.
+    let pfr0 = read_sysreg!("id_aa64pfr0_el1");
+    let pfr1 = read_sysreg!("id_aa64pfr1_el1");
+    let mut value: u64 = 0x33ff & !(1 << 10);
+    if (pfr0 >> 32) & 0xf != 0 {
+        value &= !(1 << 8);
+    }
+    if (pfr1 >> 24) & 0xf != 0 {
+        value &= !(1 << 12);
+    }
+    value
+}
+
+fn vtcr_el2() -> u64 {
+    // RES1 bit 31; PS; TG0 = 4 KiB; SH0 inner; ORGN0/IRGN0 write-back; SL0 = 1 (start at level 1);
+    // T0SZ = 25 (39-bit IPA space), matching `stage2`.
+    (1 << 31) | (mmu::physical_address_size() << 16) | (3 << 12) | (1 << 10) | (1 << 8) | (1 << 6) | 25
+}
+
+impl VcpuHardware for Cpu {
+    fn prepare(&mut self, cell: &Cell, vcpu: usize) {
+        let midr = read_sysreg!("midr_el1");
+        let cptr = cptr_el2_guest();
+        let count = self.lists.count();
+        for n in 0..count {
+            self.lists.write(n, 0);
+        }
+        // SAFETY: the stage-2 table confines the guest to its cell; the traps configured here
+        // route everything else (physical interrupts, SMC) to EL2. EL1 state is reset so nothing
+        // of a previous run of this CPU's vCPU leaks into the new one.
+        unsafe {
+            sysreg::set_stage2(cell.vttbr(), vtcr_el2());
+            core::arch::asm!("tlbi vmalls12e1", "dsb nsh", "isb", options(nostack, preserves_flags));
+            sysreg::set_hcr_el2(HCR_GUEST);
+            write_sysreg!("vmpidr_el2", (1 << 31) | cell.virtual_mpidr(vcpu));
+            write_sysreg!("vpidr_el2", midr);
+            write_sysreg!("cptr_el2", cptr);
+            write_sysreg!("cnthctl_el2", 0b11); // EL1PCTEN, EL1PCEN
+            write_sysreg!("cntvoff_el2", 0);
+            write_sysreg!("hstr_el2", 0);
+            write_sysreg!("sctlr_el1", SCTLR_EL1_RESET);
+            write_sysreg!("vbar_el1", 0);
+            write_sysreg!("cpacr_el1", 0);
+            write_sysreg!("cntkctl_el1", 0);
+            write_sysreg!("cntv_ctl_el0", 0);
+            write_sysreg!("cntp_ctl_el0", 0);
+            write_sysreg!("ich_vmcr_el2", 0);
+            write_sysreg!("ich_ap1r0_el2", 0);
+        }
+        self.lists.set_hcr(1);
+        isb();
+    }
+
+    fn enter(&mut self, regs: &mut GuestRegs) -> ExitKind {
+        // SAFETY: `prepare` configured stage 2 and the traps for this vCPU; `regs` is valid for the
+        // whole call and the assembly saves and restores every callee-saved register.
+        let kind = unsafe { cellvisor_enter_guest(regs) };
+        match kind {
+            EXIT_IRQ => ExitKind::Irq,
+            EXIT_FIQ => ExitKind::Fiq,
+            EXIT_SERROR => ExitKind::SError,
+            _ => ExitKind::Synchronous,
+        }
+    }
+
+    fn syndrome(&self) -> Syndrome {
+        Syndrome {
+            esr: read_sysreg!("esr_el2"),
+            far: read_sysreg!("far_el2"),
+            hpfar: read_sysreg!("hpfar_el2"),
+        }
+    }
+
+    fn vbar_el1(&self) -> u64 {
+        read_sysreg!("vbar_el1")
+    }
+
+    fn write_injection(&mut self, injection: &Injection) {
+        // SAFETY: these EL1 registers belong to the guest on this CPU; writing them only affects it.
+        unsafe {
+            write_sysreg!("esr_el1", injection.esr_el1);
+            if let Some(far) = injection.far_el1 {
+                write_sysreg!("far_el1", far);
+            }
+            write_sysreg!("elr_el1", injection.elr_el1);
+            write_sysreg!("spsr_el1", injection.spsr_el1);
+        }
+    }
+
+    fn handle_interrupts(&mut self, runtime: &Runtime) {
+        // Bounded: at most 16 interrupts per exit, the rest stay pending for the next exit.
+        for _ in 0..16 {
+            let Some(intid) = gic::acknowledge() else { return };
+            gic::end_of_interrupt(intid);
+            if intid == runtime.platform.console.intid {
+                console_input(runtime);
+            }
+            gic::deactivate(intid);
+        }
+    }
+
+    fn idle(&mut self, runtime: &Runtime) {
+        sysreg::dsb_sy();
+        sysreg::wfi();
+        self.handle_interrupts(runtime);
+    }
+
+    fn kick(&mut self, runtime: &Runtime, cpu: usize) {
+        if cpu == current_cpu() {
+            return;
+        }
+        if let Some(target) = runtime.platform.cpus.get(cpu) {
+            gic::send_sgi(target.mpidr, KICK_SGI);
+        }
+    }
+
+    fn power_off(&mut self) -> ! {
+        match FIRMWARE.get() {
+            Some(&conduit) => psci::system_off(conduit),
+            None => loop {
+                sysreg::wfi();
+            },
+        }
+    }
+
+    fn sync_guest_memory(&mut self, _cell: &Cell) {
+        cache::invalidate_icache();
+    }
+}
+
+/// Drains the physical UART and hands the bytes to the console multiplexer.
+fn console_input(runtime: &Runtime) {
+    let mut bytes = [0u8; 64];
+    let mut count = 0;
+    if let Some(uart) = UART.get() {
+        let mut uart = uart.lock();
+        while count < bytes.len() {
+            let Some(byte) = uart.read_byte() else { break };
+            bytes[count] = byte;
+            count += 1;
+        }
+        uart.clear_receive_interrupt();
+    }
+    for action in logger::console_input(&bytes[..count]) {
+        match action {
+            InputAction::ToCell(cell, byte) => {
+                if let Some(cell) = runtime.cells.get(cell) {
+                    cell.console_input(byte);
+                }
+            }
+            InputAction::SwitchFocus(cell) => {
+                if let Some(cell) = runtime.cells.get(cell) {
+                    log::info!("console input now goes to cell {}", cell.name());
+                }
+            }
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,24 @@
+//! aarch64 EL2 glue: boot, exception vectors, world switch, MMU, caches, the physical GIC, PSCI
+//! calls to firmware and the physical console UART. The only place with assembly and system registers.
+
+pub mod boot;
+pub mod cache;
+pub mod entry;
+pub mod gic;
+pub mod heap;
+pub mod mmu;
+pub mod psci;
+pub mod sysreg;
+pub mod uart;
+
+/// Size of each physical CPU's EL2 stack (keep in sync with image.ld).
+pub const STACK_SIZE: usize = 0x10000;
+/// Physical CPUs cellvisor can drive (keep in sync with image.ld).
+pub const MAX_CPUS: usize = 8;
+/// Size of the EL2 heap (keep in sync with image.ld).
+pub const HEAP_SIZE: usize = 0x100_0000;
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    boot::halt_with_message(format_args!("cellvisor panic: {info}"))
+}
