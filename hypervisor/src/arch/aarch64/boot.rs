@@ -131,7 +131,7 @@ fn conduit_of(method: PsciMethod) -> Conduit {
 
 /// The platform device tree at `address`, using its header's `totalsize`.
 fn device_tree(address: u64) -> Option<&'static [u8]> {
-    if address == 0 || address % 8 != 0 {
+    if address == 0 || !address.is_multiple_of(8) {
         return None;
     }
     // SAFETY: the boot loader passes the device tree's physical address in x0; we read its 40-byte
