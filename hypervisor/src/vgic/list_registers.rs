@@ -172,11 +172,11 @@ impl Vgic {
         let tracked = core::mem::replace(&mut state.list_registers, [None; MAX_LIST_REGISTERS]);
         let empty = lrs.empty_list_registers();
         let implemented = lrs.count().min(MAX_LIST_REGISTERS);
-        for (n, intid) in tracked.iter().enumerate().take(implemented) {
+        for (n, intid) in tracked.iter().enumerate() {
             let Some(intid) = *intid else {
                 continue;
             };
-            let value = if empty & 1 << n != 0 {
+            let value = if n >= implemented || empty & 1 << n != 0 {
                 0
             } else {
                 let value = lrs.read(n);

@@ -362,10 +362,8 @@ impl Vgic {
     /// by each vCPU's next [`Vgic::flush`].
     pub fn reset(&mut self, physical: &mut impl PhysicalDistributor) {
         for (vcpu, state) in self.vcpus.iter().enumerate() {
-            for (intid, irq) in (0u32..).zip(state.private.iter()) {
-                if irq.hardware_link.is_some() {
-                    physical.deactivate(intid, vcpu);
-                }
+            for link in state.private.iter().filter_map(|irq| irq.hardware_link) {
+                physical.deactivate(u32::from(link), vcpu);
             }
         }
         for spi in &self.owned_spis {
@@ -373,11 +371,11 @@ impl Vgic {
                 continue;
             }
             physical.set_enabled(spi.intid, false);
-            if self
+            let link = self
                 .irq(Bank::Shared, spi.intid)
-                .is_some_and(|irq| irq.hardware_link.is_some())
-            {
-                physical.deactivate(spi.intid, 0);
+                .and_then(|irq| irq.hardware_link);
+            if let Some(link) = link {
+                physical.deactivate(u32::from(link), 0);
             }
             physical.route_to(spi.intid, 0);
         }
@@ -412,27 +410,32 @@ impl Vgic {
     /// Marks `intid` pending as the virtual side of the physical interrupt `physical_intid`, which
     /// cellvisor has acknowledged and left active (EOImode = 1): the list register gets `HW` = 1
     /// so the guest's deactivation deactivates the physical interrupt. `intid` is a PPI of `vcpu`
-    /// (the virtual timer 27, the physical timer 30, the PMU 23) or a hardware SPI of the cell.
+    /// (the virtual timer 27, the physical timer 30, the PMU 23) linked to a physical PPI of
+    /// `vcpu`'s CPU, or a hardware SPI of the cell linked to the same physical INTID.
     pub fn inject_hardware(
         &mut self,
         vcpu: usize,
         intid: u32,
         physical_intid: u32,
     ) -> Result<Delivery, VgicError> {
-        if !(16..SPI_LIMIT).contains(&physical_intid) {
-            return Err(VgicError::InvalidPhysicalIntid(physical_intid));
-        }
         if intid < 16 {
             return Err(VgicError::NotOwned(intid));
         }
         let bank = self.bank_of(intid, vcpu)?;
+        let physical_ok = match bank {
+            Bank::Private(_) => (16..FIRST_SPI).contains(&physical_intid),
+            Bank::Shared => physical_intid == intid,
+        };
+        if !physical_ok {
+            return Err(VgicError::InvalidPhysicalIntid(physical_intid));
+        }
         let irq = self
             .irq_mut(bank, intid)
             .ok_or(VgicError::NotOwned(intid))?;
         if bank == Bank::Shared && !irq.hardware_spi {
             return Err(VgicError::NotOwned(intid));
         }
-        // 16..1020 fits pINTID's 13 bits.
+        // Below 1020: fits pINTID's 13 bits.
         irq.hardware_link = Some(physical_intid as u16);
         irq.pending_latch = true;
         Ok(self.delivery(bank, intid, vcpu))

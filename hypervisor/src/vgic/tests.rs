@@ -951,6 +951,16 @@ fn hardware_linked_ppi_carries_the_physical_intid() {
         vgic.inject_hardware(1, 27, 1020),
         Err(VgicError::InvalidPhysicalIntid(1020))
     );
+    assert_eq!(
+        vgic.inject_hardware(1, 27, DEVICE_SPI),
+        Err(VgicError::InvalidPhysicalIntid(DEVICE_SPI)),
+        "a PPI links to a PPI"
+    );
+    assert_eq!(
+        vgic.inject_hardware(1, DEVICE_SPI, 49),
+        Err(VgicError::InvalidPhysicalIntid(49)),
+        "a hardware SPI links to itself"
+    );
     assert_eq!(vgic.inject_hardware(1, 5, 27), Err(VgicError::NotOwned(5)));
     assert_eq!(
         vgic.inject_hardware(1, UART_SPI, 33),
@@ -1075,6 +1085,7 @@ fn flush_repairs_stale_list_registers_and_reset_restores_power_on_state() {
     )
     .unwrap();
     vgic.inject_hardware(1, DEVICE_SPI, DEVICE_SPI).unwrap();
+    vgic.inject_hardware(2, 30, 26).unwrap();
     vgic.redistributor_write(redistributor(1, 0x0014), Word, 0, &mut physical)
         .unwrap();
     vgic.flush(1, &mut lrs).unwrap();
@@ -1085,6 +1096,7 @@ fn flush_repairs_stale_list_registers_and_reset_restores_power_on_state() {
     assert_eq!(
         physical.log,
         vec![
+            PhysicalOp::Deactivate(26, 2),
             PhysicalOp::Enabled(DEVICE_SPI, false),
             PhysicalOp::Deactivate(DEVICE_SPI, 0),
             PhysicalOp::Route(DEVICE_SPI, 0),
