@@ -1,5 +1,12 @@
 //! The test guest: a bare-metal EL1 program that checks what cellvisor gives a cell (console,
 //! PSCI, SMP, isolation) and reports each result as one console line (see `lines`).
+//!
+//! Linked at the cell's RAM base (0x4000_0000) and entered at its first byte at EL1h with MMU and
+//! caches off and x0 = the cell's device tree, whose `/chosen/bootargs` selects what to run (see
+//! `options`). Without cellvisor it runs on plain QEMU, PSCI then answered by QEMU itself:
+//! `qemu-system-aarch64 -M virt,gic-version=3 -cpu max -smp 2 -m 64M -nographic -kernel <ELF>`.
+//! There QEMU passes no device tree (x0 = 0) to an ELF loaded at the RAM base, so the bootargs are
+//! empty, and it does not check CPU_ON entry points, so the INVALID_ADDRESS check fails.
 #![no_std]
 #![no_main]
 
