@@ -189,7 +189,7 @@ fn summary(title: &str, steps: &[Step]) -> Result<()> {
             format!("  {note}")
         };
         println!(
-            "  {status:<8} {:<42} {:>7.1} s{note}",
+            "  {status:<8} {:<48} {:>7.1} s{note}",
             step.name, step.seconds
         );
     }
