@@ -184,7 +184,18 @@ fn check(options: &RunOptions, layout: &Layout, qemu: &Qemu, bundle: PathBuf) ->
             .filter(|(_, slot)| slot.is_none())
             .map(|(cell, _)| cell.name)
             .collect();
-        if !running || Instant::now() >= deadline {
+        // A cell whose kernel panicked will never be ready: fail at once instead of at the timeout.
+        let transcript = machine.transcript();
+        let panicked = waiting.iter().find_map(|name| {
+            let prefix = format!("[{name}]");
+            transcript
+                .lines()
+                .find(|line| {
+                    line.starts_with(&prefix) && line.contains("Kernel panic - not syncing")
+                })
+                .map(|line| (*name, line.to_owned()))
+        });
+        if !running || Instant::now() >= deadline || panicked.is_some() {
             // Stop QEMU and collect the rest of its output before quoting it.
             machine.kill();
             let _ = machine.save_transcript();
@@ -195,6 +206,11 @@ fn check(options: &RunOptions, layout: &Layout, qemu: &Qemu, bundle: PathBuf) ->
                 eprintln!("--- QEMU stderr ---\n{}", stderr.trim_end());
             }
             let log = machine.log_path().map(util::pretty).unwrap_or_default();
+            if let Some((name, line)) = panicked {
+                fail!(
+                    "cell `{name}` panicked before its ready banner: {line}; full transcript: {log}"
+                );
+            }
             let why = if running {
                 format!("timed out after {} s", options.timeout)
             } else {
