@@ -22,18 +22,86 @@ use crate::psci::{PsciAction, PsciCell};
 use crate::ratelimit::RateLimiter;
 use crate::smccc::{self, Caller, Dispatch, SmcccCall, SmcccResult};
 use crate::stage2::{Stage2, Stage2Error};
-use crate::vcpu::{ExitKind, VcpuHardware};
+use crate::vcpu::ExitKind;
+use crate::vgic::{self, Delivery, VcpuSet, PhysicalDistributor, SpiAssignment, SpiKind, Trigger, Vgic, VgicConfig, VgicConfigError, VgicError};
 use crate::vuart::Pl011;
 
 /// Room reserved for a cell's generated device tree.
 const DTB_RESERVE: usize = 64 * 1024;
 
-/// Writes to physical memory on behalf of the core (image loading, scrubbing).
-pub trait PhysicalMemory {
-    /// Copies `bytes` to physical address `address`.
-    fn write(&mut self, address: PhysAddr, bytes: &[u8]);
-    /// Zeroes `length` bytes at `address`.
-    fn zero(&mut self, address: PhysAddr, length: u64);
+/// What the core needs from the machine outside a guest run: physical memory (image loading,
+/// scrubbing) and the physical GIC's SPIs (passthrough). The arch glue implements it.
+pub trait Machine {
+    /// Copies `bytes` to physical address `address`, visible to a guest with caches off.
+    fn write_memory(&mut self, address: PhysAddr, bytes: &[u8]);
+    /// Zeroes `length` bytes at `address`, visible to a guest with caches off.
+    fn zero_memory(&mut self, address: PhysAddr, length: u64);
+    /// Enables or disables physical SPI `intid`.
+    fn spi_set_enabled(&mut self, intid: u32, enabled: bool);
+    /// Sets the priority of physical SPI `intid`.
+    fn spi_set_priority(&mut self, intid: u32, priority: u8);
+    /// Sets the trigger mode of physical SPI `intid`.
+    fn spi_set_edge_triggered(&mut self, intid: u32, edge: bool);
+    /// Routes physical SPI `intid` to physical CPU `cpu`.
+    fn spi_route(&mut self, intid: u32, cpu: usize);
+    /// Deactivates physical interrupt `intid` (for a PPI: the one of physical CPU `cpu`).
+    fn deactivate_interrupt(&mut self, intid: u32, cpu: usize);
+}
+
+/// The physical GIC narrowed to one cell, for its vGIC: maps vCPU indices to physical CPUs.
+struct CellPhysical<'a, M: Machine + ?Sized> {
+    machine: &'a mut M,
+    plan: &'a CellPlan,
+}
+
+impl<M: Machine + ?Sized> CellPhysical<'_, M> {
+    fn cpu_of(&self, vcpu: usize) -> Option<usize> {
+        self.plan.vcpus.get(vcpu).map(|plan| plan.physical_cpu)
+    }
+}
+
+impl<M: Machine + ?Sized> PhysicalDistributor for CellPhysical<'_, M> {
+    fn set_enabled(&mut self, intid: u32, enabled: bool) {
+        self.machine.spi_set_enabled(intid, enabled);
+    }
+
+    fn set_priority(&mut self, intid: u32, priority: u8) {
+        self.machine.spi_set_priority(intid, priority);
+    }
+
+    fn set_trigger(&mut self, intid: u32, trigger: Trigger) {
+        self.machine.spi_set_edge_triggered(intid, trigger == Trigger::Edge);
+    }
+
+    fn route_to(&mut self, intid: u32, vcpu: usize) {
+        if let Some(cpu) = self.cpu_of(vcpu) {
+            self.machine.spi_route(intid, cpu);
+        }
+    }
+
+    fn deactivate(&mut self, intid: u32, vcpu: usize) {
+        if let Some(cpu) = self.cpu_of(vcpu) {
+            self.machine.deactivate_interrupt(intid, cpu);
+        }
+    }
+}
+
+/// What cellvisor knows about the physical GIC when it builds the cells.
+#[derive(Clone, Copy, Debug)]
+pub struct GicInfo {
+    /// `GICD_TYPER.ITLinesNumber` of the physical distributor.
+    pub spi_lines: u32,
+    /// Implemented list registers (`ICH_VTR_EL2.ListRegs` + 1).
+    pub list_register_count: usize,
+}
+
+/// What to do with a physical interrupt after cellvisor acknowledged it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Disposition {
+    /// Handled by cellvisor: deactivate it.
+    Deactivate,
+    /// Forwarded as a hardware-linked virtual interrupt: the guest's EOI deactivates it.
+    Forwarded,
 }
 
 /// Lifecycle state of a cell.
@@ -80,6 +148,8 @@ pub enum CellError {
     DeviceTree(guest_fdt::GuestFdtError),
     /// The stage-2 table could not be built.
     Stage2(Stage2Error),
+    /// The vGIC could not be configured.
+    Vgic(VgicConfigError),
     /// An address of the load plan lies outside the cell's RAM (a bug in the plan).
     OutsideRam(GuestPhysAddr),
 }
@@ -91,6 +161,7 @@ impl fmt::Display for CellError {
             Self::Image(error) => write!(f, "{error}"),
             Self::DeviceTree(error) => write!(f, "device tree: {error}"),
             Self::Stage2(error) => write!(f, "stage-2 table: {error}"),
+            Self::Vgic(error) => write!(f, "virtual GIC: {error}"),
             Self::OutsideRam(address) => write!(f, "load address {address} is outside the cell's RAM"),
         }
     }
@@ -118,6 +189,8 @@ pub struct Cell {
     state: AtomicU8,
     psci: Mutex<PsciCell>,
     uart: Mutex<Pl011>,
+    vgic: Mutex<Vgic>,
+    uart_intid: u32,
     in_guest: Vec<AtomicBool>,
     reset_claimed: AtomicBool,
     uart_window: MemRange,
@@ -180,6 +253,11 @@ impl Cell {
     /// The first CPU to call this during a reset performs the reset.
     pub fn claim_reset(&self) -> bool {
         !self.reset_claimed.swap(true, Ordering::AcqRel)
+    }
+
+    /// Whether `vcpu` is inside its run loop (entered and not yet left).
+    pub fn is_in_guest(&self, vcpu: usize) -> bool {
+        self.in_guest.get(vcpu).is_some_and(|flag| flag.load(Ordering::Acquire))
     }
 
     /// Records whether `vcpu` is inside its guest.
@@ -287,60 +365,131 @@ impl Cell {
     }
 
     /// Emulates a read of `width` at `ipa` from an emulated device.
-    pub fn mmio_read(
+    pub fn mmio_read<M: Machine + ?Sized>(
         &self,
-        _runtime: &Runtime,
-        _vcpu: usize,
+        vcpu: usize,
         device: EmulatedDevice,
         ipa: GuestPhysAddr,
         width: AccessWidth,
-    ) -> Result<u64, MmioError> {
+        machine: &mut M,
+    ) -> Result<(u64, VcpuSet), MmioError> {
         match device {
             EmulatedDevice::Uart => {
                 let offset = ipa.offset_from(GuestPhysAddr(self.uart_window.base)).ok_or(MmioError::BadOffset)?;
-                self.uart.lock().read(offset, width).map(u64::from)
+                let mut uart = self.uart.lock();
+                let value = uart.read(offset, width)?;
+                // Reading DR can lower the receive interrupt; update the line under the UART lock.
+                let kick = self.set_uart_line(&uart, vcpu);
+                Ok((u64::from(value), kick))
             }
-            EmulatedDevice::Distributor | EmulatedDevice::Redistributors => Err(MmioError::BadOffset),
+            EmulatedDevice::Distributor => {
+                let offset = ipa.offset_from(GuestPhysAddr(self.distributor_window.base)).ok_or(MmioError::BadOffset)?;
+                let _ = machine;
+                let value = self.vgic.lock().distributor_read(offset, vgic_width(width)?).map_err(vgic_error)?;
+                Ok((value, VcpuSet::empty()))
+            }
+            EmulatedDevice::Redistributors => {
+                let offset = ipa.offset_from(GuestPhysAddr(self.redistributor_window.base)).ok_or(MmioError::BadOffset)?;
+                let value = self.vgic.lock().redistributor_read(offset, vgic_width(width)?).map_err(vgic_error)?;
+                Ok((value, VcpuSet::empty()))
+            }
         }
     }
 
-    /// Emulates a write of `value` (`width`) at `ipa` to an emulated device.
-    #[allow(clippy::too_many_arguments)]
-    pub fn mmio_write<H: VcpuHardware>(
+    /// Emulates a write of `value` (`width`) at `ipa` to an emulated device. Returns the vCPUs
+    /// that now have an interrupt to take (to be kicked).
+    pub fn mmio_write<M: Machine + ?Sized>(
         &self,
-        _runtime: &Runtime,
-        _vcpu: usize,
+        vcpu: usize,
         device: EmulatedDevice,
         ipa: GuestPhysAddr,
         width: AccessWidth,
         value: u64,
-        _hardware: &mut H,
-    ) -> Result<(), MmioError> {
+        machine: &mut M,
+    ) -> Result<VcpuSet, MmioError> {
         match device {
             EmulatedDevice::Uart => {
                 let offset = ipa.offset_from(GuestPhysAddr(self.uart_window.base)).ok_or(MmioError::BadOffset)?;
                 let index = self.index;
-                self.uart.lock().write(offset, width, value as u32, &mut |byte| {
+                let mut uart = self.uart.lock();
+                uart.write(offset, width, value as u32, &mut |byte| {
                     crate::logger::cell_output(index, byte);
-                })
+                })?;
+                Ok(self.set_uart_line(&uart, vcpu))
             }
-            EmulatedDevice::Distributor | EmulatedDevice::Redistributors => Err(MmioError::BadOffset),
+            EmulatedDevice::Distributor => {
+                let offset = ipa.offset_from(GuestPhysAddr(self.distributor_window.base)).ok_or(MmioError::BadOffset)?;
+                let mut physical = CellPhysical { machine, plan: &self.plan };
+                self.vgic
+                    .lock()
+                    .distributor_write(offset, vgic_width(width)?, value, &mut physical)
+                    .map_err(vgic_error)
+            }
+            EmulatedDevice::Redistributors => {
+                let offset = ipa.offset_from(GuestPhysAddr(self.redistributor_window.base)).ok_or(MmioError::BadOffset)?;
+                let mut physical = CellPhysical { machine, plan: &self.plan };
+                self.vgic
+                    .lock()
+                    .redistributor_write(offset, vgic_width(width)?, value, &mut physical)
+                    .map_err(vgic_error)
+            }
         }
     }
 
-    /// A byte typed at the console while this cell has the focus.
-    pub fn console_input(&self, byte: u8) {
+    /// Drives the vUART's interrupt line into the vGIC. Called with the UART lock held so line
+    /// changes reach the vGIC in the order they happened (lock order: uart, then vgic).
+    fn set_uart_line(&self, uart: &Pl011, current_vcpu: usize) -> VcpuSet {
+        let mut kick = VcpuSet::empty();
+        if let Ok(Delivery::Ready { vcpu }) = self.vgic.lock().set_level(self.uart_intid, uart.interrupt_level()) {
+            if vcpu != current_vcpu {
+                kick.insert(vcpu);
+            }
+        }
+        kick
+    }
+
+    /// A byte typed at the console while this cell has the focus. Returns the vCPUs to kick.
+    pub fn console_input(&self, byte: u8) -> VcpuSet {
+        let mut uart = self.uart.lock();
         // A full receive FIFO drops the byte, as a real UART would.
-        let _ = self.uart.lock().push_input(byte);
+        let _ = uart.push_input(byte);
+        self.set_uart_line(&uart, usize::MAX)
+    }
+
+    /// A guest's ICC_SGI1R_EL1 write: marks the SGI pending on the targets inside the cell and
+    /// returns the vCPUs to kick (never the caller).
+    pub fn write_sgi1r(&self, vcpu: usize, value: u64) -> VcpuSet {
+        let targets = self.vgic.lock().write_sgi1r(vcpu, value).unwrap_or_default();
+        let mut kick = VcpuSet::empty();
+        for target in targets.iter().filter(|&target| target != vcpu) {
+            kick.insert(target);
+        }
+        kick
+    }
+
+    /// Forwards a physical PPI of this vCPU's CPU (its timers) as a hardware-linked virtual
+    /// interrupt. Returns false if the vGIC refused it (the caller deactivates it).
+    pub fn forward_ppi(&self, vcpu: usize, intid: u32) -> bool {
+        self.vgic.lock().inject_hardware(vcpu, intid, intid).is_ok()
+    }
+
+    /// Fills the list registers of `vcpu` before it enters the guest.
+    pub fn vgic_flush<L: vgic::ListRegisters>(&self, vcpu: usize, lists: &mut L) {
+        let _ = self.vgic.lock().flush(vcpu, lists);
+    }
+
+    /// Reads back the list registers of `vcpu` after it left the guest.
+    pub fn vgic_sync<L: vgic::ListRegisters>(&self, vcpu: usize, lists: &mut L) {
+        let _ = self.vgic.lock().sync(vcpu, lists);
     }
 
     /// Emits whatever partial line the cell's console holds.
-    pub fn flush_console(&self, _runtime: &Runtime) {
+    pub fn flush_console(&self) {
         crate::logger::cell_flush(self.index);
     }
 
-    /// Loads the cell's images and device tree into its RAM and resets its PSCI state.
-    fn load(&self, platform: &Platform, memory: &mut dyn PhysicalMemory) -> Result<(), CellError> {
+    /// Loads the cell's images and device tree into its RAM and resets its PSCI, vUART and vGIC.
+    fn load<M: Machine + ?Sized>(&self, platform: &Platform, machine: &mut M) -> Result<(), CellError> {
         let images = self.bundle.cell_images(self.plan.config).map_err(CellError::Bundle)?;
         let first = self.plan.memory.first().ok_or(CellError::OutsideRam(GuestPhysAddr(0)))?;
         let ram = (GuestPhysAddr(first.guest_base()), first.physical.size);
@@ -355,20 +504,36 @@ impl Cell {
             initrd,
         };
         let dtb = guest_fdt::generate(&self.plan, platform, &spec).map_err(CellError::DeviceTree)?;
-        self.copy_in(memory, plan.kernel_at, images.kernel)?;
+        self.copy_in(machine, plan.kernel_at, images.kernel)?;
         if let (Some(at), Some(bytes)) = (plan.initrd_at, images.initrd) {
-            self.copy_in(memory, at, bytes)?;
+            self.copy_in(machine, at, bytes)?;
         }
-        self.copy_in(memory, plan.dtb_at, &dtb)?;
+        self.copy_in(machine, plan.dtb_at, &dtb)?;
         self.psci.lock().reset(plan.entry, plan.dtb_at.raw());
-        self.uart.lock().reset();
+        let mut uart = self.uart.lock();
+        uart.reset();
+        let mut physical = CellPhysical { machine, plan: &self.plan };
+        self.vgic.lock().reset(&mut physical);
+        drop(uart);
         Ok(())
     }
 
-    fn copy_in(&self, memory: &mut dyn PhysicalMemory, at: GuestPhysAddr, bytes: &[u8]) -> Result<(), CellError> {
+    fn copy_in<M: Machine + ?Sized>(&self, machine: &mut M, at: GuestPhysAddr, bytes: &[u8]) -> Result<(), CellError> {
         let pa = self.ipa_to_pa(at, bytes.len() as u64).ok_or(CellError::OutsideRam(at))?;
-        memory.write(pa, bytes);
+        machine.write_memory(pa, bytes);
         Ok(())
+    }
+}
+
+fn vgic_width(width: AccessWidth) -> Result<vgic::AccessWidth, MmioError> {
+    vgic::AccessWidth::from_bytes(width.bytes()).ok_or(MmioError::BadWidth)
+}
+
+fn vgic_error(error: VgicError) -> MmioError {
+    match error {
+        VgicError::Unaligned => MmioError::Unaligned,
+        VgicError::UnsupportedWidth => MmioError::BadWidth,
+        _ => MmioError::BadOffset,
     }
 }
 
@@ -391,7 +556,8 @@ impl Runtime {
         platform: Platform,
         partition: Partition,
         bundle: Bundle<'static>,
-        memory: &mut dyn PhysicalMemory,
+        gic: GicInfo,
+        machine: &mut dyn Machine,
     ) -> Result<Self, (usize, CellError)> {
         let mut cpu_owner = alloc::vec![None; platform.cpus.len()];
         let mut cells = Vec::new();
@@ -411,6 +577,14 @@ impl Runtime {
                     .map_err(|error| (index, CellError::Stage2(error)))?;
             }
             let vcpu_count = plan.vcpus.len();
+            let uart_intid = platform.console.intid;
+            let vgic_config = VgicConfig {
+                vcpu_count,
+                owned_spis: alloc::vec![SpiAssignment { intid: uart_intid, kind: SpiKind::Virtual }],
+                spi_lines: gic.spi_lines,
+                list_register_count: gic.list_register_count,
+            };
+            let vgic = Vgic::new(&vgic_config).map_err(|error| (index, CellError::Vgic(error)))?;
             let cell = Cell {
                 index,
                 bundle: bundle.clone(),
@@ -418,6 +592,8 @@ impl Runtime {
                 state: AtomicU8::new(CellState::Running as u8),
                 psci: Mutex::new(PsciCell::new(vcpu_count, GuestPhysAddr(0), 0)),
                 uart: Mutex::new(Pl011::new()),
+                vgic: Mutex::new(vgic),
+                uart_intid,
                 in_guest: (0..vcpu_count).map(|_| AtomicBool::new(false)).collect(),
                 reset_claimed: AtomicBool::new(false),
                 uart_window,
@@ -430,7 +606,7 @@ impl Runtime {
                 fault_log: RateLimiter::new(),
                 plan,
             };
-            cell.load(&platform, memory).map_err(|error| (index, error))?;
+            cell.load(&platform, machine).map_err(|error| (index, error))?;
             cells.push(cell);
         }
         Ok(Self {
@@ -452,11 +628,29 @@ impl Runtime {
     }
 
     /// Reloads a cell's images after a reset.
-    pub fn reload_cell(&self, cell: &Cell, memory: &mut dyn PhysicalMemory) -> Result<(), CellError> {
+    pub fn reload_cell<M: Machine + ?Sized>(&self, cell: &Cell, machine: &mut M) -> Result<(), CellError> {
         cell.counters.restarts.fetch_add(1, Ordering::Relaxed);
-        cell.load(&self.platform, memory)
+        cell.load(&self.platform, machine)
     }
 
-    /// Delivers a guest's ICC_SGI1R_EL1 write to the vCPUs of its own cell.
-    pub fn send_virtual_sgi<H: VcpuHardware>(&self, _cell: &Cell, _vcpu: usize, _value: u64, _hardware: &mut H) {}
+    /// Decides what happens to a physical interrupt physical CPU `cpu` acknowledged (other than
+    /// the console UART's, which the arch glue drains itself).
+    pub fn physical_interrupt(&self, cpu: usize, intid: u32) -> Disposition {
+        let timers = [self.platform.timer.virtual_timer, self.platform.timer.nonsecure_physical];
+        if timers.contains(&intid) {
+            if let Some((cell_index, vcpu)) = self.owner_of_cpu(cpu) {
+                if let Some(cell) = self.cells.get(cell_index) {
+                    if cell.is_in_guest(vcpu) && cell.forward_ppi(vcpu, intid) {
+                        return Disposition::Forwarded;
+                    }
+                }
+            }
+        }
+        Disposition::Deactivate
+    }
+
+    /// The physical CPU of `vcpu` of cell `cell`, for kicks.
+    pub fn cpu_of(&self, cell: &Cell, vcpu: usize) -> Option<usize> {
+        cell.physical_cpu_of(vcpu)
+    }
 }

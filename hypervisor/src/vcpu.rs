@@ -5,12 +5,13 @@
 #![forbid(unsafe_code)]
 
 use crate::addr::GuestPhysAddr;
-use crate::cell::{Cell, CellState, PhysicalMemory, Runtime};
+use crate::cell::{Cell, CellState, Machine, Runtime};
 use crate::esr::{self, DataAbort, Exit};
 use crate::inject::{self, GuestExceptionState, InjectKind, Injection};
 use crate::mmio::{self, MmioAccess};
 use crate::psci::PsciAction;
 use crate::smccc::{SmcccCall, SmcccResult};
+use crate::vgic::{ListRegisters, VcpuSet};
 
 /// A guest's general-purpose registers plus ELR_EL2/SPSR_EL2, saved at every exit. The layout is
 /// used by the world-switch assembly (offsets via `offset_of!`).
@@ -78,7 +79,14 @@ pub struct Syndrome {
 }
 
 /// What the run loop needs from the CPU it runs on.
-pub trait VcpuHardware: PhysicalMemory {
+pub trait VcpuHardware: Machine {
+    /// The vCPU interface registers of this CPU.
+    type Lists: ListRegisters;
+    /// This CPU's list registers, for the vGIC's flush and sync.
+    fn list_registers(&mut self) -> &mut Self::Lists;
+    /// Called when the vCPU leaves its guest for good (CPU_OFF, cell stop or reset): quiesces the
+    /// per-CPU devices the guest may have left running (its timers).
+    fn quiesce(&mut self);
     /// Configures EL2 for `vcpu` of `cell` (stage 2, virtual MPIDR, traps) and resets its EL1 state.
     fn prepare(&mut self, cell: &Cell, vcpu: usize);
     /// Runs the guest until it exits.
@@ -134,7 +142,9 @@ pub fn run<H: VcpuHardware>(runtime: &Runtime, cpu: usize, hardware: &mut H) -> 
             if cell.state() != CellState::Running {
                 break;
             }
+            cell.vgic_flush(vcpu, hardware.list_registers());
             let kind = hardware.enter(&mut regs);
+            cell.vgic_sync(vcpu, hardware.list_registers());
             cell.count_exit(kind);
             let next = match kind {
                 ExitKind::Synchronous => {
@@ -154,6 +164,7 @@ pub fn run<H: VcpuHardware>(runtime: &Runtime, cpu: usize, hardware: &mut H) -> 
                 break;
             }
         }
+        hardware.quiesce();
         cell.set_in_guest(vcpu, false);
         finish_leave(runtime, cell, vcpu, hardware);
     }
@@ -253,7 +264,8 @@ pub fn handle_synchronous<H: VcpuHardware>(
         Exit::SysReg(access) => {
             if access.is_icc_sgi1r_el1() && !access.read {
                 let value = regs.get(usize::from(access.rt));
-                runtime.send_virtual_sgi(cell, vcpu, value, hardware);
+                let kick = cell.write_sgi1r(vcpu, value);
+                kick_vcpus(runtime, cell, kick, hardware);
                 regs.elr = regs.elr.wrapping_add(4);
                 Next::Resume
             } else {
@@ -314,7 +326,7 @@ fn smccc_call<H: VcpuHardware>(
 /// Stops every vCPU of `cell`.
 pub fn stop_cell<H: VcpuHardware>(runtime: &Runtime, cell: &Cell, hardware: &mut H) {
     cell.set_state(CellState::Off);
-    cell.flush_console(runtime);
+    cell.flush_console();
     for sibling in 0..cell.vcpu_count() {
         if let Some(cpu) = cell.physical_cpu_of(sibling) {
             hardware.kick(runtime, cpu);
@@ -349,23 +361,34 @@ fn data_abort<H: VcpuHardware>(
         return inject_or_stop(runtime, cell, regs, InjectKind::DataAbort { far, write: abort.write }, hardware);
     };
     let result = if abort.write {
-        let value = register_value(regs, &access);
-        cell.mmio_write(runtime, vcpu, device, abort.ipa, access.width, mmio::store_value(&access, value), hardware)
+        let value = mmio::store_value(&access, register_value(regs, &access));
+        cell.mmio_write(vcpu, device, abort.ipa, access.width, value, hardware)
     } else {
-        cell.mmio_read(runtime, vcpu, device, abort.ipa, access.width).map(|raw| {
+        cell.mmio_read(vcpu, device, abort.ipa, access.width, hardware).map(|(raw, kick)| {
             if let Some(index) = access.register.index() {
                 regs.set(index, mmio::load_result(&access, raw));
             }
+            kick
         })
     };
     match result {
-        Ok(()) => {
+        Ok(kick) => {
+            kick_vcpus(runtime, cell, kick, hardware);
             regs.elr = regs.elr.wrapping_add(esr::instruction_length(syndrome.esr));
             Next::Resume
         }
         Err(error) => {
             cell.log_guest_fault(mmio_error_reason(error), abort.ipa.raw());
             inject_or_stop(runtime, cell, regs, InjectKind::DataAbort { far, write: abort.write }, hardware)
+        }
+    }
+}
+
+/// Kicks the physical CPUs of the given vCPUs of `cell`.
+pub fn kick_vcpus<H: VcpuHardware>(runtime: &Runtime, cell: &Cell, vcpus: VcpuSet, hardware: &mut H) {
+    for vcpu in vcpus.iter() {
+        if let Some(cpu) = cell.physical_cpu_of(vcpu) {
+            hardware.kick(runtime, cpu);
         }
     }
 }

@@ -19,13 +19,14 @@ use super::{MAX_CPUS, cache, heap};
 use crate::addr::PhysAddr;
 use crate::board::{Board, MemRange};
 use crate::bundle::Bundle;
-use crate::cell::{Cell, PhysicalMemory, Runtime};
+use crate::cell::{Cell, Disposition, GicInfo, Machine, Runtime};
 use crate::console::InputAction;
 use crate::inject::Injection;
 use crate::logger::{self, ConsoleOutput};
 use crate::partition::{self, Reserved, ReservedKind};
 use crate::platform::{self, Platform, PsciMethod};
 use crate::vcpu::{self, ExitKind, GuestRegs, Syndrome, VcpuHardware};
+use crate::vgic::VcpuSet;
 
 unsafe extern "Rust" {
     /// The board this image was built for (defined by `cellvisor::image!` in the board crate).
@@ -248,8 +249,12 @@ pub extern "C" fn primary_main(dtb: u64, el: u64) -> ! {
     });
     gic.init_distributor();
 
-    let mut memory = Memory;
-    let runtime = match Runtime::build(board, platform, partition, bundle, &mut memory) {
+    let gic_info = GicInfo {
+        spi_lines: gic.it_lines_number(),
+        list_register_count: ListRegisters.count(),
+    };
+    let mut machine = Cpu { lists: ListRegisters };
+    let runtime = match Runtime::build(board, platform, partition, bundle, gic_info, &mut machine) {
         Ok(runtime) => runtime,
         Err((index, error)) => fatal(format_args!("cell #{index}: {error}")),
     };
@@ -268,7 +273,7 @@ pub extern "C" fn primary_main(dtb: u64, el: u64) -> ! {
     let runtime = RUNTIME.call_once(|| runtime);
 
     let boot_mpidr = sysreg::mpidr();
-    init_cpu_interrupts(gic, boot_mpidr);
+    init_cpu_interrupts(gic, &runtime.platform, boot_mpidr);
     gic.route_and_enable_spi(runtime.platform.console.intid, boot_mpidr);
     if let Some(uart) = UART.get() {
         uart.lock().enable_receive_interrupt();
@@ -277,8 +282,15 @@ pub extern "C" fn primary_main(dtb: u64, el: u64) -> ! {
     vcpu::run(runtime, current_cpu(), &mut Cpu { lists: ListRegisters })
 }
 
-fn init_cpu_interrupts(gic: &Gic, mpidr: u64) {
-    if !gic.init_this_cpu(mpidr, &[]) {
+/// Per-CPU GIC setup: the PPIs cellvisor takes on every CPU are the vGIC maintenance interrupt
+/// and the guest's two EL1 timers (forwarded as hardware-linked virtual interrupts).
+fn init_cpu_interrupts(gic: &Gic, platform: &Platform, mpidr: u64) {
+    let ppis = [
+        platform.gic.maintenance_intid.unwrap_or(25),
+        platform.timer.virtual_timer,
+        platform.timer.nonsecure_physical,
+    ];
+    if !gic.init_this_cpu(mpidr, &ppis) {
         fatal(format_args!("no GIC redistributor for CPU with MPIDR {mpidr:#x}"));
     }
 }
@@ -324,43 +336,64 @@ pub extern "C" fn secondary_main(cpu: u64) -> ! {
     let (Some(runtime), Some(gic)) = (RUNTIME.get(), GIC.get()) else {
         halt_with_message(format_args!("cellvisor: secondary CPU started before the runtime"))
     };
-    init_cpu_interrupts(gic, sysreg::mpidr());
+    init_cpu_interrupts(gic, &runtime.platform, sysreg::mpidr());
     vcpu::run(runtime, cpu as usize, &mut Cpu { lists: ListRegisters })
 }
 
-/// Writes guest images through EL2's identity map, cleaning them to the point of coherency so a
-/// guest starting with caches off sees them.
-struct Memory;
-
-impl PhysicalMemory for Memory {
-    fn write(&mut self, address: PhysAddr, bytes: &[u8]) {
-        let target = address.to_virt().as_usize() as *mut u8;
-        // SAFETY: `address` lies inside a cell's RAM (checked by the caller against the cell's
-        // plan), which EL2 maps as normal memory and no guest runs in while it is loaded.
-        unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), target, bytes.len()) };
-        cache::clean_invalidate_to_poc(target as usize, bytes.len());
-    }
-
-    fn zero(&mut self, address: PhysAddr, length: u64) {
-        let target = address.to_virt().as_usize() as *mut u8;
-        // SAFETY: as in `write`.
-        unsafe { core::ptr::write_bytes(target, 0, length as usize) };
-        cache::clean_invalidate_to_poc(target as usize, length as usize);
-    }
-}
-
-/// This physical CPU as the run loop sees it.
+/// This physical CPU as the core sees it.
 struct Cpu {
     lists: ListRegisters,
 }
 
-impl PhysicalMemory for Cpu {
-    fn write(&mut self, address: PhysAddr, bytes: &[u8]) {
-        Memory.write(address, bytes);
+fn mpidr_of(cpu: usize) -> Option<u64> {
+    CPU_MPIDRS.get().and_then(|mpidrs| mpidrs.get(cpu).copied())
+}
+
+impl Machine for Cpu {
+    fn write_memory(&mut self, address: PhysAddr, bytes: &[u8]) {
+        let target = address.to_virt().as_usize() as *mut u8;
+        // SAFETY: `address` lies inside a cell's RAM (checked by the caller against the cell's
+        // plan), which EL2 maps as normal memory and no guest runs in while it is loaded.
+        unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), target, bytes.len()) };
+        // The guest starts with caches off: push the bytes to the point of coherency.
+        cache::clean_invalidate_to_poc(target as usize, bytes.len());
     }
 
-    fn zero(&mut self, address: PhysAddr, length: u64) {
-        Memory.zero(address, length);
+    fn zero_memory(&mut self, address: PhysAddr, length: u64) {
+        let target = address.to_virt().as_usize() as *mut u8;
+        // SAFETY: as in `write_memory`.
+        unsafe { core::ptr::write_bytes(target, 0, length as usize) };
+        cache::clean_invalidate_to_poc(target as usize, length as usize);
+    }
+
+    fn spi_set_enabled(&mut self, intid: u32, enabled: bool) {
+        if let Some(gic) = GIC.get() {
+            gic.set_spi_enabled(intid, enabled);
+        }
+    }
+
+    fn spi_set_priority(&mut self, intid: u32, priority: u8) {
+        if let Some(gic) = GIC.get() {
+            gic.set_spi_priority(intid, priority);
+        }
+    }
+
+    fn spi_set_edge_triggered(&mut self, intid: u32, edge: bool) {
+        if let Some(gic) = GIC.get() {
+            gic.set_spi_edge_triggered(intid, edge);
+        }
+    }
+
+    fn spi_route(&mut self, intid: u32, cpu: usize) {
+        if let (Some(gic), Some(mpidr)) = (GIC.get(), mpidr_of(cpu)) {
+            gic.route_spi(intid, mpidr);
+        }
+    }
+
+    fn deactivate_interrupt(&mut self, intid: u32, cpu: usize) {
+        if let (Some(gic), Some(mpidr)) = (GIC.get(), mpidr_of(cpu)) {
+            gic.deactivate_on(intid, mpidr);
+        }
     }
 }
 
@@ -394,6 +427,25 @@ fn vtcr_el2() -> u64 {
 }
 
 impl VcpuHardware for Cpu {
+    type Lists = ListRegisters;
+
+    fn list_registers(&mut self) -> &mut ListRegisters {
+        &mut self.lists
+    }
+
+    fn quiesce(&mut self) {
+        // SAFETY: disabling this CPU's EL1 timers only affects the guest that just left it.
+        unsafe {
+            write_sysreg!("cntv_ctl_el0", 0);
+            write_sysreg!("cntp_ctl_el0", 0);
+        }
+        for n in 0..self.lists.count() {
+            self.lists.write(n, 0);
+        }
+        self.lists.set_hcr(1);
+        isb();
+    }
+
     fn prepare(&mut self, cell: &Cell, vcpu: usize) {
         let midr = read_sysreg!("midr_el1");
         let cptr = cptr_el2_guest();
@@ -464,14 +516,20 @@ impl VcpuHardware for Cpu {
     }
 
     fn handle_interrupts(&mut self, runtime: &Runtime) {
+        let cpu = current_cpu();
         // Bounded: at most 16 interrupts per exit, the rest stay pending for the next exit.
         for _ in 0..16 {
             let Some(intid) = gic::acknowledge() else { return };
             gic::end_of_interrupt(intid);
             if intid == runtime.platform.console.intid {
-                console_input(runtime);
+                console_input(runtime, self);
+                gic::deactivate(intid);
+                continue;
             }
-            gic::deactivate(intid);
+            match runtime.physical_interrupt(cpu, intid) {
+                Disposition::Forwarded => {}
+                Disposition::Deactivate => gic::deactivate(intid),
+            }
         }
     }
 
@@ -505,7 +563,7 @@ impl VcpuHardware for Cpu {
 }
 
 /// Drains the physical UART and hands the bytes to the console multiplexer.
-fn console_input(runtime: &Runtime) {
+fn console_input(runtime: &Runtime, cpu: &mut Cpu) {
     let mut bytes = [0u8; 64];
     let mut count = 0;
     if let Some(uart) = UART.get() {
@@ -519,14 +577,15 @@ fn console_input(runtime: &Runtime) {
     }
     for action in logger::console_input(&bytes[..count]) {
         match action {
-            InputAction::ToCell(cell, byte) => {
-                if let Some(cell) = runtime.cells.get(cell) {
-                    cell.console_input(byte);
+            InputAction::ToCell(index, byte) => {
+                if let Some(cell) = runtime.cells.get(index) {
+                    let kick: VcpuSet = cell.console_input(byte);
+                    vcpu::kick_vcpus(runtime, cell, kick, cpu);
                 }
             }
-            InputAction::SwitchFocus(cell) => {
-                if let Some(cell) = runtime.cells.get(cell) {
-                    log::info!("console input now goes to cell {}", cell.name());
+            InputAction::SwitchFocus(index) => {
+                if let Some(cell) = runtime.cells.get(index) {
+                    logger::hypervisor_line(&alloc::format!("cellvisor: console input now goes to {}", cell.name()));
                 }
             }
             _ => {}

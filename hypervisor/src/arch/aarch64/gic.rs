@@ -14,7 +14,9 @@ const GICD_TYPER: usize = 0x0004;
 const GICD_IGROUPR: usize = 0x0080;
 const GICD_ISENABLER: usize = 0x0100;
 const GICD_ICENABLER: usize = 0x0180;
+const GICD_ICACTIVER: usize = 0x0380;
 const GICD_IPRIORITYR: usize = 0x0400;
+const GICD_ICFGR: usize = 0x0C00;
 const GICD_IROUTER: usize = 0x6000;
 const GICD_CTLR_RWP: u32 = 1 << 31;
 const GICD_CTLR_ARE_NS: u32 = 1 << 4;
@@ -29,6 +31,7 @@ const GICR_IGROUPR0: usize = GICR_SGI_BASE + 0x0080;
 const GICR_ISENABLER0: usize = GICR_SGI_BASE + 0x0100;
 const GICR_ICENABLER0: usize = GICR_SGI_BASE + 0x0180;
 const GICR_IPRIORITYR: usize = GICR_SGI_BASE + 0x0400;
+const GICR_ICACTIVER0: usize = GICR_SGI_BASE + 0x0380;
 
 /// Priority given to every physical interrupt cellvisor enables.
 const DEFAULT_PRIORITY: u8 = 0xa0;
@@ -126,6 +129,72 @@ impl Gic {
         let word = (intid / 32) as usize;
         write32(self.distributor + GICD_ISENABLER + word * 4, 1 << (intid % 32));
         self.wait_for_distributor();
+    }
+
+    fn is_spi(&self, intid: u32) -> bool {
+        (32..self.interrupt_lines().min(1020)).contains(&intid)
+    }
+
+    /// Enables or disables SPI `intid` (ignored for anything that is not an implemented SPI).
+    pub fn set_spi_enabled(&self, intid: u32, enabled: bool) {
+        if !self.is_spi(intid) {
+            return;
+        }
+        let word = (intid / 32) as usize * 4;
+        let register = if enabled { GICD_ISENABLER } else { GICD_ICENABLER };
+        write32(self.distributor + register + word, 1 << (intid % 32));
+        self.wait_for_distributor();
+    }
+
+    /// Sets the priority of SPI `intid`, never above cellvisor's own interrupts' priority.
+    pub fn set_spi_priority(&self, intid: u32, priority: u8) {
+        if !self.is_spi(intid) {
+            return;
+        }
+        // SAFETY: byte access to IPRIORITYR is architecturally permitted.
+        unsafe {
+            write_volatile(
+                (self.distributor + GICD_IPRIORITYR + intid as usize) as *mut u8,
+                priority.max(DEFAULT_PRIORITY),
+            )
+        };
+    }
+
+    /// Sets SPI `intid` edge-triggered (`true`) or level-sensitive.
+    pub fn set_spi_edge_triggered(&self, intid: u32, edge: bool) {
+        if !self.is_spi(intid) {
+            return;
+        }
+        let address = self.distributor + GICD_ICFGR + (intid / 16) as usize * 4;
+        let shift = (intid % 16) * 2 + 1;
+        let value = read32(address);
+        let value = if edge { value | (1 << shift) } else { value & !(1 << shift) };
+        write32(address, value);
+    }
+
+    /// Routes SPI `intid` to the CPU with affinity `mpidr` without changing its enable.
+    pub fn route_spi(&self, intid: u32, mpidr: u64) {
+        if !self.is_spi(intid) {
+            return;
+        }
+        let affinity = mpidr & 0xff_00ff_ffff;
+        write64(self.distributor + GICD_IROUTER + intid as usize * 8, affinity);
+    }
+
+    /// Deactivates `intid`: an SPI in the distributor, a PPI/SGI in the redistributor of `mpidr`.
+    pub fn deactivate_on(&self, intid: u32, mpidr: u64) {
+        if intid < 32 {
+            if let Some(frame) = self.redistributor_of(mpidr) {
+                write32(frame + GICR_ICACTIVER0, 1 << intid);
+            }
+        } else if self.is_spi(intid) {
+            write32(self.distributor + GICD_ICACTIVER + (intid / 32) as usize * 4, 1 << (intid % 32));
+        }
+    }
+
+    /// `GICD_TYPER.ITLinesNumber`.
+    pub fn it_lines_number(&self) -> u32 {
+        read32(self.distributor + GICD_TYPER) & 0x1f
     }
 
     /// The redistributor frame of the CPU with affinity `mpidr`.
@@ -236,6 +305,32 @@ pub fn send_sgi(mpidr: u64, intid: u32) {
 
 /// The ICH_* virtual CPU interface registers of this CPU.
 pub struct ListRegisters;
+
+impl crate::vgic::ListRegisters for ListRegisters {
+    fn count(&self) -> usize {
+        ListRegisters::count(self)
+    }
+
+    fn read(&self, n: usize) -> u64 {
+        ListRegisters::read(self, n)
+    }
+
+    fn write(&mut self, n: usize, value: u64) {
+        ListRegisters::write(self, n, value);
+    }
+
+    fn empty_list_registers(&self) -> u16 {
+        self.empty_mask() as u16
+    }
+
+    fn hcr(&self) -> u64 {
+        ListRegisters::hcr(self)
+    }
+
+    fn set_hcr(&mut self, value: u64) {
+        ListRegisters::set_hcr(self, value);
+    }
+}
 
 impl ListRegisters {
     /// How many list registers this CPU implements (ICH_VTR_EL2.ListRegs + 1).
