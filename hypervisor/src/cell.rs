@@ -473,6 +473,11 @@ impl Cell {
         self.vgic.lock().inject_hardware(vcpu, intid, intid).is_ok()
     }
 
+    /// Whether `vcpu` has an interrupt to take now.
+    pub fn has_deliverable(&self, vcpu: usize) -> bool {
+        self.vgic.lock().has_deliverable(vcpu)
+    }
+
     /// Fills the list registers of `vcpu` before it enters the guest.
     pub fn vgic_flush<L: vgic::ListRegisters>(&self, vcpu: usize, lists: &mut L) {
         let _ = self.vgic.lock().flush(vcpu, lists);

@@ -258,7 +258,9 @@ pub fn handle_synchronous<H: VcpuHardware>(
         }
         Exit::Wfx { .. } => {
             regs.elr = regs.elr.wrapping_add(esr::instruction_length(syndrome.esr));
-            hardware.idle(runtime);
+            if !cell.has_deliverable(vcpu) {
+                hardware.idle(runtime);
+            }
             Next::Resume
         }
         Exit::SysReg(access) => {

@@ -400,7 +400,7 @@ impl Machine for Cpu {
 /// HCR_EL2 for a running guest: VM (stage 2), SWIO, FMO/IMO/AMO (physical interrupts to EL2,
 /// virtual ones to the guest), TSC (trap SMC), RW (EL1 is AArch64), APK/API (guest owns pointer
 /// authentication).
-const HCR_GUEST: u64 = (1 << 0) | (1 << 1) | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 19) | (1 << 31) | (1 << 40) | (1 << 41);
+const HCR_GUEST: u64 = (1 << 0) | (1 << 1) | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 13) | (1 << 19) | (1 << 31) | (1 << 40) | (1 << 41);
 
 /// SCTLR_EL1 at reset: RES1 bits only, MMU and caches off.
 const SCTLR_EL1_RESET: u64 = 0x30D0_0800;
