@@ -10,6 +10,7 @@
 #![no_std]
 #![no_main]
 
+mod attack;
 mod console;
 mod entry;
 mod exception;
@@ -56,6 +57,9 @@ extern "C" fn primary_main(device_tree: u64) -> ! {
     println!("{} (mpidr {:#x})", lines::HELLO, mpidr());
     let bootargs = bootargs(device_tree).unwrap_or("");
     println!("{}\"{bootargs}\"", lines::BOOTARGS);
+    if let Some(attacks) = attack::requested(bootargs) {
+        attack::run(attacks);
+    }
     let options = Options::parse(bootargs, |word| {
         println!("{}\"{word}\"", lines::IGNORED_BOOTARG)
     });
@@ -78,6 +82,7 @@ extern "C" fn primary_main(device_tree: u64) -> ! {
 
 /// A secondary vCPU's Rust entry: `context_id` from CPU_ON, `index` = MPIDR_EL1.Aff0.
 extern "C" fn secondary_main(context_id: u64, index: u64) -> ! {
+    attack::secondary(context_id);
     if index == 1 && context_id == CONTEXT_ID {
         println!("{}", lines::VCPU1_ONLINE);
     } else {
