@@ -4,6 +4,8 @@
 //! (`logger::terminal`). No lock is held while entering a guest.
 #![forbid(unsafe_code)]
 
+use alloc::format;
+use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
@@ -11,7 +13,7 @@ use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use spin::Mutex;
 
 use crate::addr::{GuestPhysAddr, PhysAddr};
-use crate::board::{Board, MemRange};
+use crate::board::{Board, CellPolicy, MemRange};
 use crate::bundle::{Bundle, BundleError};
 use crate::guest_fdt::{self, GuestDtSpec};
 use crate::image::{self, ImageError};
@@ -22,7 +24,7 @@ use crate::psci::{PsciAction, PsciCell};
 use crate::ratelimit::RateLimiter;
 use crate::smccc::{self, Caller, Dispatch, SmcccCall, SmcccResult};
 use crate::stage2::{Stage2, Stage2Error};
-use crate::vcpu::ExitKind;
+use crate::manage::{CellSummary, Command, ExitCounts, HELP, format_cells};
 use crate::vgic::{self, Delivery, VcpuSet, PhysicalDistributor, SpiAssignment, SpiKind, Trigger, Vgic, VgicConfig, VgicConfigError, VgicError};
 use crate::vuart::Pl011;
 
@@ -46,6 +48,10 @@ pub trait Machine {
     fn spi_route(&mut self, intid: u32, cpu: usize);
     /// Deactivates physical interrupt `intid` (for a PPI: the one of physical CPU `cpu`).
     fn deactivate_interrupt(&mut self, intid: u32, cpu: usize);
+    /// Counts the non-zero bytes in `length` bytes at `address` (to verify a wipe).
+    fn count_nonzero(&mut self, address: PhysAddr, length: u64) -> u64;
+    /// The system counter and its frequency in Hz.
+    fn counter(&self) -> (u64, u64);
 }
 
 /// The physical GIC narrowed to one cell, for its vGIC: maps vCPU indices to physical CPUs.
@@ -106,24 +112,92 @@ pub enum Disposition {
 
 /// Lifecycle state of a cell.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u8)]
 pub enum CellState {
     /// Its vCPUs may run.
-    Running = 0,
-    /// Its vCPUs are leaving; one CPU then reloads it and starts vCPU 0 again.
-    Resetting = 1,
+    Running,
+    /// Its vCPUs are leaving; then the cell's home CPU (the one of vCPU 0) does `AfterStop`.
+    Stopping(AfterStop),
     /// Stopped.
-    Off = 2,
+    Off,
+}
+
+/// What the home CPU does once every vCPU of a stopping cell has left its guest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AfterStop {
+    /// Leave the cell off.
+    Off,
+    /// Zero its RAM, reload its images and device tree, boot vCPU 0 again.
+    Restart,
+    /// Zero its RAM, verify the zeroing, leave it off.
+    Wipe,
 }
 
 impl CellState {
-    fn from_u8(value: u8) -> Self {
+    const fn to_u8(self) -> u8 {
+        match self {
+            Self::Running => 0,
+            Self::Stopping(AfterStop::Off) => 1,
+            Self::Stopping(AfterStop::Restart) => 2,
+            Self::Stopping(AfterStop::Wipe) => 3,
+            Self::Off => 4,
+        }
+    }
+
+    const fn from_u8(value: u8) -> Self {
         match value {
             0 => Self::Running,
-            1 => Self::Resetting,
+            1 => Self::Stopping(AfterStop::Off),
+            2 => Self::Stopping(AfterStop::Restart),
+            3 => Self::Stopping(AfterStop::Wipe),
             _ => Self::Off,
         }
     }
+
+    /// A word for the management prompt.
+    pub const fn word(self) -> &'static str {
+        match self {
+            Self::Running => "running",
+            Self::Stopping(AfterStop::Off) => "stopping",
+            Self::Stopping(AfterStop::Restart) => "restart",
+            Self::Stopping(AfterStop::Wipe) => "wiping",
+            Self::Off => "off",
+        }
+    }
+}
+
+/// Why a lifecycle request was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LifecycleError {
+    /// `start` of a cell that is not off.
+    NotOff,
+    /// The board does not allow this from the console.
+    NotAllowed(&'static str),
+}
+
+impl fmt::Display for LifecycleError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NotOff => f.write_str("it is not off (stop it first, or use restart)"),
+            Self::NotAllowed(what) => write!(f, "the board does not allow {what} for this cell from the console"),
+        }
+    }
+}
+
+/// Why an exit happened, for the per-cell counters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExitReason {
+    /// HVC or trapped SMC.
+    Call,
+    /// Emulated MMIO.
+    Mmio,
+    /// Trapped system register.
+    SysReg,
+    /// Trapped WFI.
+    Wfi,
+    /// Physical interrupt.
+    Interrupt,
+    /// Anything else (aborts outside the cell, undefined traps).
+    Other,
 }
 
 /// An emulated device in a cell's guest-physical space.
@@ -170,14 +244,35 @@ impl fmt::Display for CellError {
 /// Per-cell event counters, shown by the management prompt and the benchmark.
 #[derive(Debug, Default)]
 pub struct Counters {
-    /// Synchronous exits (traps, aborts, calls).
-    pub synchronous: AtomicU64,
+    /// HVC/SMC calls.
+    pub calls: AtomicU64,
+    /// Emulated MMIO accesses.
+    pub mmio: AtomicU64,
+    /// Trapped system registers.
+    pub sysreg: AtomicU64,
+    /// Trapped WFIs.
+    pub wfi: AtomicU64,
     /// Physical interrupts taken while the guest ran.
     pub interrupts: AtomicU64,
+    /// Other exits.
+    pub other: AtomicU64,
     /// Aborts and undefined-instruction exceptions injected.
     pub injected_faults: AtomicU64,
     /// Restarts.
     pub restarts: AtomicU64,
+}
+
+impl Counters {
+    fn exits(&self) -> ExitCounts {
+        ExitCounts {
+            calls: self.calls.load(Ordering::Relaxed),
+            mmio: self.mmio.load(Ordering::Relaxed),
+            sysreg: self.sysreg.load(Ordering::Relaxed),
+            wfi: self.wfi.load(Ordering::Relaxed),
+            interrupts: self.interrupts.load(Ordering::Relaxed),
+            other: self.other.load(Ordering::Relaxed),
+        }
+    }
 }
 
 /// One running cell.
@@ -192,7 +287,7 @@ pub struct Cell {
     vgic: Mutex<Vgic>,
     uart_intid: u32,
     in_guest: Vec<AtomicBool>,
-    reset_claimed: AtomicBool,
+    started_at: AtomicU64,
     uart_window: MemRange,
     distributor_window: MemRange,
     redistributor_window: MemRange,
@@ -244,15 +339,67 @@ impl Cell {
 
     /// Changes the lifecycle state.
     pub fn set_state(&self, state: CellState) {
-        self.state.store(state as u8, Ordering::Release);
-        if state == CellState::Running {
-            self.reset_claimed.store(false, Ordering::Release);
-        }
+        self.state.store(state.to_u8(), Ordering::Release);
     }
 
-    /// The first CPU to call this during a reset performs the reset.
-    pub fn claim_reset(&self) -> bool {
-        !self.reset_claimed.swap(true, Ordering::AcqRel)
+    /// Asks the cell to stop and then do `after`. A later request can upgrade an earlier one
+    /// (stop, then wipe). The caller kicks the cell's CPUs.
+    pub fn request_stop(&self, after: AfterStop) {
+        let _ = self.state.fetch_update(Ordering::AcqRel, Ordering::Acquire, |current| {
+            let upgraded = match (CellState::from_u8(current), after) {
+                (CellState::Stopping(AfterStop::Wipe), _) => AfterStop::Wipe,
+                (CellState::Stopping(AfterStop::Restart), AfterStop::Off) => AfterStop::Restart,
+                (_, after) => after,
+            };
+            Some(CellState::Stopping(upgraded).to_u8())
+        });
+    }
+
+    /// Asks a stopped cell to boot again. The caller kicks the cell's home CPU.
+    pub fn request_start(&self) -> Result<(), LifecycleError> {
+        self.state
+            .compare_exchange(
+                CellState::Off.to_u8(),
+                CellState::Stopping(AfterStop::Restart).to_u8(),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .map(|_| ())
+            .map_err(|_| LifecycleError::NotOff)
+    }
+
+    /// Whether `cpu` is this cell's home CPU (vCPU 0's), which performs stops and restarts.
+    pub fn is_home(&self, cpu: usize) -> bool {
+        self.physical_cpu_of(0) == Some(cpu)
+    }
+
+    /// Records the counter value at which the cell was (re)started.
+    pub fn mark_started(&self, counter: u64) {
+        self.started_at.store(counter, Ordering::Relaxed);
+    }
+
+    /// A row of the management prompt's `cells` table; `now`/`frequency` from the system counter.
+    pub fn summary(&self, now: u64, frequency: u64) -> CellSummary {
+        let state = self.state();
+        let vcpus_on = {
+            let psci = self.psci.lock();
+            (0..self.vcpu_count())
+                .filter(|&vcpu| psci.state(vcpu).is_some_and(|power| power != crate::psci::VcpuPower::Off))
+                .count()
+        };
+        let uptime_seconds = (state == CellState::Running && frequency != 0)
+            .then(|| now.saturating_sub(self.started_at.load(Ordering::Relaxed)) / frequency);
+        CellSummary {
+            name: self.name(),
+            state: state.word(),
+            vcpus_on: if state == CellState::Off { 0 } else { vcpus_on },
+            vcpus: self.vcpu_count(),
+            ram_mib: self.plan.memory.iter().map(|region| region.physical.size).sum::<u64>() >> 20,
+            uptime_seconds,
+            exits: self.counters.exits(),
+            faults: self.counters.injected_faults.load(Ordering::Relaxed),
+            restarts: self.counters.restarts.load(Ordering::Relaxed),
+        }
     }
 
     /// Whether `vcpu` is inside its run loop (entered and not yet left).
@@ -293,10 +440,14 @@ impl Cell {
     }
 
     /// Counts an exit.
-    pub fn count_exit(&self, kind: ExitKind) {
-        let counter = match kind {
-            ExitKind::Synchronous => &self.counters.synchronous,
-            _ => &self.counters.interrupts,
+    pub fn count_exit(&self, reason: ExitReason) {
+        let counter = match reason {
+            ExitReason::Call => &self.counters.calls,
+            ExitReason::Mmio => &self.counters.mmio,
+            ExitReason::SysReg => &self.counters.sysreg,
+            ExitReason::Wfi => &self.counters.wfi,
+            ExitReason::Interrupt => &self.counters.interrupts,
+            ExitReason::Other => &self.counters.other,
         };
         counter.fetch_add(1, Ordering::Relaxed);
     }
@@ -542,6 +693,31 @@ fn vgic_error(error: VgicError) -> MmioError {
     }
 }
 
+/// Zeroes all of a cell's RAM; returns the bytes scrubbed.
+fn scrub<M: Machine + ?Sized>(cell: &Cell, machine: &mut M) -> u64 {
+    cell.plan
+        .memory
+        .iter()
+        .map(|region| {
+            machine.zero_memory(PhysAddr(region.physical.base), region.physical.size);
+            region.physical.size
+        })
+        .sum()
+}
+
+/// What a management command did.
+#[derive(Debug, Default)]
+pub struct ManageOutcome {
+    /// Lines to print.
+    pub lines: Vec<String>,
+    /// Physical CPUs to kick.
+    pub kick: Vec<usize>,
+    /// Move console focus to this cell.
+    pub focus: Option<usize>,
+    /// Leave the prompt.
+    pub leave_prompt: bool,
+}
+
 /// The whole partition at run time.
 pub struct Runtime {
     /// The board this image was built for.
@@ -594,13 +770,13 @@ impl Runtime {
                 index,
                 bundle: bundle.clone(),
                 stage2,
-                state: AtomicU8::new(CellState::Running as u8),
+                state: AtomicU8::new(CellState::Running.to_u8()),
                 psci: Mutex::new(PsciCell::new(vcpu_count, GuestPhysAddr(0), 0)),
                 uart: Mutex::new(Pl011::new()),
                 vgic: Mutex::new(vgic),
                 uart_intid,
                 in_guest: (0..vcpu_count).map(|_| AtomicBool::new(false)).collect(),
-                reset_claimed: AtomicBool::new(false),
+                started_at: AtomicU64::new(0),
                 uart_window,
                 distributor_window,
                 redistributor_window: MemRange::new(
@@ -612,6 +788,7 @@ impl Runtime {
                 plan,
             };
             cell.load(&platform, machine).map_err(|error| (index, error))?;
+            cell.mark_started(machine.counter().0);
             cells.push(cell);
         }
         Ok(Self {
@@ -632,10 +809,101 @@ impl Runtime {
         self.cells.iter().all(|cell| cell.state() == CellState::Off)
     }
 
-    /// Reloads a cell's images after a reset.
-    pub fn reload_cell<M: Machine + ?Sized>(&self, cell: &Cell, machine: &mut M) -> Result<(), CellError> {
-        cell.counters.restarts.fetch_add(1, Ordering::Relaxed);
-        cell.load(&self.platform, machine)
+    /// Finishes a stop on the cell's home CPU once its own vCPU has left the guest: waits for the
+    /// others, then leaves the cell off, restarts it, or wipes it.
+    pub fn complete_stop<M: Machine + ?Sized>(&self, cell: &Cell, after: AfterStop, machine: &mut M) {
+        cell.wait_until_out_of_guest(usize::MAX);
+        cell.flush_console();
+        match after {
+            AfterStop::Off => {
+                cell.set_state(CellState::Off);
+                log::info!("cell {}: stopped", cell.name());
+            }
+            AfterStop::Restart => {
+                scrub(cell, machine);
+                match cell.load(&self.platform, machine) {
+                    Ok(()) => {
+                        cell.counters.restarts.fetch_add(1, Ordering::Relaxed);
+                        cell.mark_started(machine.counter().0);
+                        cell.set_state(CellState::Running);
+                        log::info!("cell {}: restarted", cell.name());
+                    }
+                    Err(error) => {
+                        cell.set_state(CellState::Off);
+                        log::error!("cell {}: restart failed, left off: {error}", cell.name());
+                    }
+                }
+            }
+            AfterStop::Wipe => {
+                let bytes = scrub(cell, machine);
+                let left = cell
+                    .plan
+                    .memory
+                    .iter()
+                    .map(|region| machine.count_nonzero(PhysAddr(region.physical.base), region.physical.size))
+                    .sum::<u64>();
+                cell.set_state(CellState::Off);
+                if left == 0 {
+                    log::info!("cell {}: wiped: {bytes} bytes scrubbed, verified zero", cell.name());
+                } else {
+                    log::error!("cell {}: wipe verification FAILED: {left} of {bytes} bytes are not zero", cell.name());
+                }
+            }
+        }
+    }
+
+    /// Carries out a management-prompt command. Returns the lines to print and the physical CPUs
+    /// to kick.
+    pub fn manage<M: Machine + ?Sized>(&self, command: &Command, machine: &mut M) -> ManageOutcome {
+        let mut outcome = ManageOutcome::default();
+        let find = |name: &str| self.cells.iter().find(|cell| cell.name() == name);
+        let lifecycle = |outcome: &mut ManageOutcome, name: &str, what: &'static str, allowed: fn(&CellPolicy) -> bool, request: &dyn Fn(&Cell) -> Result<(), LifecycleError>| {
+            let Some(cell) = find(name) else {
+                outcome.lines.push(format!("no cell {name:?}: type cells"));
+                return;
+            };
+            if !allowed(&cell.plan.config.policy) {
+                outcome.lines.push(format!("{what} {name}: refused: {}", LifecycleError::NotAllowed(what)));
+                return;
+            }
+            match request(cell) {
+                Ok(()) => {
+                    outcome.lines.push(format!("{what} {name}: requested"));
+                    outcome.kick.extend(cell.plan.vcpus.iter().map(|vcpu| vcpu.physical_cpu));
+                }
+                Err(error) => outcome.lines.push(format!("{what} {name}: refused: {error}")),
+            }
+        };
+        match command {
+            Command::Cells => {
+                let (now, frequency) = machine.counter();
+                let rows: Vec<CellSummary> = self.cells.iter().map(|cell| cell.summary(now, frequency)).collect();
+                outcome.lines = format_cells(&rows);
+            }
+            Command::Restart(name) => lifecycle(&mut outcome, name, "restart", |policy| policy.may_restart, &|cell| {
+                cell.request_stop(AfterStop::Restart);
+                Ok(())
+            }),
+            Command::Stop(name) => lifecycle(&mut outcome, name, "stop", |policy| policy.may_stop, &|cell| {
+                cell.request_stop(AfterStop::Off);
+                Ok(())
+            }),
+            Command::Start(name) => lifecycle(&mut outcome, name, "start", |policy| policy.may_stop, &Cell::request_start),
+            Command::Wipe(name) => lifecycle(&mut outcome, name, "wipe", |policy| policy.may_wipe, &|cell| {
+                cell.request_stop(AfterStop::Wipe);
+                Ok(())
+            }),
+            Command::Focus(name) => match self.cells.iter().position(|cell| cell.name() == name) {
+                Some(index) => {
+                    outcome.focus = Some(index);
+                    outcome.leave_prompt = true;
+                }
+                None => outcome.lines.push(format!("no cell {name:?}: type cells")),
+            },
+            Command::Help => outcome.lines.extend(HELP.iter().map(|line| String::from(*line))),
+            Command::Exit => outcome.leave_prompt = true,
+        }
+        outcome
     }
 
     /// Decides what happens to a physical interrupt physical CPU `cpu` acknowledged (other than

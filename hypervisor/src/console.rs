@@ -105,6 +105,13 @@ impl Console {
         self.focused
     }
 
+    /// Moves input focus to `cell` (ignored for a cell that does not exist).
+    pub fn set_focus(&mut self, cell: usize) {
+        if cell < self.cells.len() {
+            self.focused = cell;
+        }
+    }
+
     /// The line printed at boot that tells the user the keys.
     pub fn banner(&self) -> String {
         let cells: Vec<String> = self

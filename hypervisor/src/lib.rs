@@ -16,6 +16,7 @@ pub mod guest_fdt;
 pub mod image;
 pub mod inject;
 pub mod logger;
+pub mod manage;
 pub mod mmio;
 pub mod partition;
 pub mod platform;

@@ -10,6 +10,7 @@ use core::fmt::Write;
 use spin::{Mutex, Once};
 
 use crate::console::{Console, InputAction};
+use crate::manage::{self, Command, PROMPT, Prompt, PromptEvent};
 
 /// Where terminal bytes go: the physical UART.
 pub trait ConsoleOutput: Send {
@@ -20,6 +21,8 @@ pub trait ConsoleOutput: Send {
 struct Terminal {
     output: Box<dyn ConsoleOutput>,
     mux: Option<Console>,
+    /// The management prompt, while it is open.
+    prompt: Option<Prompt>,
 }
 
 static TERMINAL: Once<Mutex<Terminal>> = Once::new();
@@ -46,7 +49,7 @@ impl log::Log for Logger {
 
 /// Installs the terminal and the logger. `current_cpu` tells the logger which CPU is logging.
 pub fn init(output: Box<dyn ConsoleOutput>, current_cpu: fn() -> usize, level: log::LevelFilter) {
-    TERMINAL.call_once(|| Mutex::new(Terminal { output, mux: None }));
+    TERMINAL.call_once(|| Mutex::new(Terminal { output, mux: None, prompt: None }));
     CURRENT_CPU.call_once(|| current_cpu);
     if log::set_logger(&LOGGER).is_ok() {
         log::set_max_level(level);
@@ -67,7 +70,7 @@ pub fn set_cells(names: &[&str], color: bool) {
 pub fn hypervisor_line(line: &str) {
     if let Some(terminal) = TERMINAL.get() {
         let mut terminal = terminal.lock();
-        let Terminal { output, mux } = &mut *terminal;
+        let Terminal { output, mux, .. } = &mut *terminal;
         match mux {
             Some(mux) => mux.hypervisor_line(line, &mut |bytes: &[u8]| output.write_bytes(bytes)),
             None => {
@@ -82,7 +85,7 @@ pub fn hypervisor_line(line: &str) {
 pub fn cell_output(cell: usize, byte: u8) {
     if let Some(terminal) = TERMINAL.get() {
         let mut terminal = terminal.lock();
-        let Terminal { output, mux } = &mut *terminal;
+        let Terminal { output, mux, .. } = &mut *terminal;
         if let Some(mux) = mux {
             mux.cell_output(cell, byte, &mut |bytes: &[u8]| output.write_bytes(bytes));
         }
@@ -93,21 +96,95 @@ pub fn cell_output(cell: usize, byte: u8) {
 pub fn cell_flush(cell: usize) {
     if let Some(terminal) = TERMINAL.get() {
         let mut terminal = terminal.lock();
-        let Terminal { output, mux } = &mut *terminal;
+        let Terminal { output, mux, .. } = &mut *terminal;
         if let Some(mux) = mux {
             mux.flush_cell(cell, &mut |bytes: &[u8]| output.write_bytes(bytes));
         }
     }
 }
 
-/// Feeds console input bytes through the multiplexer's focus/escape logic.
-pub fn console_input(bytes: &[u8]) -> Vec<InputAction> {
-    let mut actions = Vec::new();
-    if let Some(terminal) = TERMINAL.get() {
-        let mut terminal = terminal.lock();
-        if let Some(mux) = terminal.mux.as_mut() {
-            actions.extend(bytes.iter().map(|&byte| mux.input(byte)));
+/// What console input asks cellvisor to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConsoleEvent {
+    /// A byte for a cell, or a focus change.
+    Input(InputAction),
+    /// A management command entered at the prompt.
+    Command(Command),
+}
+
+/// Feeds console input bytes through the escape keys and, while it is open, the management
+/// prompt (which echoes as it goes).
+pub fn console_input(bytes: &[u8]) -> Vec<ConsoleEvent> {
+    let mut events = Vec::new();
+    let Some(terminal) = TERMINAL.get() else {
+        return events;
+    };
+    let mut terminal = terminal.lock();
+    let Terminal { output, mux, prompt } = &mut *terminal;
+    let Some(mux) = mux.as_mut() else {
+        return events;
+    };
+    for &byte in bytes {
+        if let Some(editor) = prompt.as_mut() {
+            match editor.input(byte) {
+                PromptEvent::EchoByte(byte) => output.write_bytes(&[byte]),
+                PromptEvent::Echo(bytes) => output.write_bytes(bytes),
+                PromptEvent::Submit(line) => {
+                    output.write_bytes(b"\r\n");
+                    match manage::parse(&line) {
+                        Ok(command) => events.push(ConsoleEvent::Command(command)),
+                        Err(manage::ParseError::Empty) => output.write_bytes(PROMPT.as_bytes()),
+                        Err(error) => {
+                            output.write_bytes(alloc::format!("{error}\r\n{PROMPT}").as_bytes());
+                        }
+                    }
+                }
+                PromptEvent::Leave => {
+                    *prompt = None;
+                    output.write_bytes(b"\r\ncellvisor: left the management prompt\r\n");
+                }
+                PromptEvent::Nothing => {}
+            }
+            continue;
+        }
+        match mux.input(byte) {
+            InputAction::Management => {
+                *prompt = Some(Prompt::new());
+                output.write_bytes(
+                    alloc::format!("\r\ncellvisor management prompt: type help, exit to leave\r\n{PROMPT}").as_bytes(),
+                );
+            }
+            InputAction::Help => {
+                for line in mux.help().lines() {
+                    output.write_bytes(line.as_bytes());
+                    output.write_bytes(b"\r\n");
+                }
+            }
+            action => events.push(ConsoleEvent::Input(action)),
         }
     }
-    actions
+    events
+}
+
+/// Prints a command's result at the prompt and, unless it closes the prompt, a new prompt.
+/// `focus` moves console input to that cell.
+pub fn command_done(lines: &[String], focus: Option<usize>, leave: bool) {
+    let Some(terminal) = TERMINAL.get() else {
+        return;
+    };
+    let mut terminal = terminal.lock();
+    let Terminal { output, mux, prompt } = &mut *terminal;
+    for line in lines {
+        output.write_bytes(line.as_bytes());
+        output.write_bytes(b"\r\n");
+    }
+    if let (Some(cell), Some(mux)) = (focus, mux.as_mut()) {
+        mux.set_focus(cell);
+        output.write_bytes(alloc::format!("cellvisor: console input now goes to cell {}\r\n", cell + 1).as_bytes());
+    }
+    if leave {
+        *prompt = None;
+    } else if prompt.is_some() {
+        output.write_bytes(PROMPT.as_bytes());
+    }
 }

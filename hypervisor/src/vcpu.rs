@@ -5,7 +5,7 @@
 #![forbid(unsafe_code)]
 
 use crate::addr::GuestPhysAddr;
-use crate::cell::{Cell, CellState, Machine, Runtime};
+use crate::cell::{AfterStop, Cell, CellState, ExitReason, Machine, Runtime};
 use crate::esr::{self, DataAbort, Exit};
 use crate::inject::{self, GuestExceptionState, InjectKind, Injection};
 use crate::mmio::{self, MmioAccess};
@@ -118,7 +118,8 @@ pub enum Next {
     Leave,
 }
 
-/// The endless loop of physical CPU `cpu`: wait until its vCPU is started, run it, repeat.
+/// The endless loop of physical CPU `cpu`: wait until its vCPU is started, run it, repeat. The
+/// cell's home CPU (vCPU 0's) also carries out the cell's stops, restarts and wipes.
 pub fn run<H: VcpuHardware>(runtime: &Runtime, cpu: usize, hardware: &mut H) -> ! {
     let Some((cell_index, vcpu)) = runtime.owner_of_cpu(cpu) else {
         loop {
@@ -130,7 +131,16 @@ pub fn run<H: VcpuHardware>(runtime: &Runtime, cpu: usize, hardware: &mut H) -> 
             hardware.idle(runtime);
         }
     };
+    let home = cell.is_home(cpu);
     loop {
+        if let (true, CellState::Stopping(after)) = (home, cell.state()) {
+            runtime.complete_stop(cell, after, hardware);
+            if after == AfterStop::Restart {
+                hardware.sync_guest_memory(cell);
+            }
+            power_off_if_all_stopped(runtime, hardware);
+            continue;
+        }
         let Some((entry, context)) = cell.take_start(vcpu) else {
             hardware.idle(runtime);
             continue;
@@ -138,24 +148,22 @@ pub fn run<H: VcpuHardware>(runtime: &Runtime, cpu: usize, hardware: &mut H) -> 
         cell.set_in_guest(vcpu, true);
         hardware.prepare(cell, vcpu);
         let mut regs = GuestRegs::boot(entry, context);
-        loop {
-            if cell.state() != CellState::Running {
-                break;
-            }
+        while cell.state() == CellState::Running {
             cell.vgic_flush(vcpu, hardware.list_registers());
             let kind = hardware.enter(&mut regs);
             cell.vgic_sync(vcpu, hardware.list_registers());
-            cell.count_exit(kind);
             let next = match kind {
                 ExitKind::Synchronous => {
                     let syndrome = hardware.syndrome();
                     handle_synchronous(runtime, cell, vcpu, &mut regs, syndrome, hardware)
                 }
                 ExitKind::Irq | ExitKind::Fiq => {
+                    cell.count_exit(ExitReason::Interrupt);
                     hardware.handle_interrupts(runtime);
                     Next::Resume
                 }
                 ExitKind::SError => {
+                    cell.count_exit(ExitReason::Other);
                     cell.log_guest_fault("SError from guest", regs.elr);
                     Next::Resume
                 }
@@ -166,33 +174,6 @@ pub fn run<H: VcpuHardware>(runtime: &Runtime, cpu: usize, hardware: &mut H) -> 
         }
         hardware.quiesce();
         cell.set_in_guest(vcpu, false);
-        finish_leave(runtime, cell, vcpu, hardware);
-    }
-}
-
-/// After a vCPU left its guest: complete a cell reset or stop this CPU's part in it.
-fn finish_leave<H: VcpuHardware>(runtime: &Runtime, cell: &Cell, vcpu: usize, hardware: &mut H) {
-    match cell.state() {
-        CellState::Resetting if cell.claim_reset() => {
-            cell.wait_until_out_of_guest(vcpu);
-            match runtime.reload_cell(cell, hardware) {
-                Ok(()) => {
-                    hardware.sync_guest_memory(cell);
-                    cell.set_state(CellState::Running);
-                    log::info!("cell {}: restarted", cell.name());
-                    if let Some(cpu) = cell.physical_cpu_of(0) {
-                        hardware.kick(runtime, cpu);
-                    }
-                }
-                Err(error) => {
-                    log::error!("cell {}: restart failed: {error}", cell.name());
-                    cell.set_state(CellState::Off);
-                    power_off_if_all_stopped(runtime, hardware);
-                }
-            }
-        }
-        CellState::Off => power_off_if_all_stopped(runtime, hardware),
-        _ => {}
     }
 }
 
@@ -229,7 +210,7 @@ fn inject_or_stop<H: VcpuHardware>(
         Ok(()) => Next::Resume,
         Err(error) => {
             log::error!("cell {}: cannot inject an exception ({error}): stopping the cell", cell.name());
-            stop_cell(runtime, cell, hardware);
+            stop_cell(runtime, cell, AfterStop::Off, hardware);
             Next::Leave
         }
     }
@@ -244,7 +225,15 @@ pub fn handle_synchronous<H: VcpuHardware>(
     syndrome: Syndrome,
     hardware: &mut H,
 ) -> Next {
-    match esr::decode(syndrome.esr, syndrome.far, syndrome.hpfar) {
+    let exit = esr::decode(syndrome.esr, syndrome.far, syndrome.hpfar);
+    cell.count_exit(match exit {
+        Exit::Hvc { .. } | Exit::Smc { .. } => ExitReason::Call,
+        Exit::DataAbort(abort) if cell.device_at(abort.ipa).is_some() => ExitReason::Mmio,
+        Exit::SysReg(_) => ExitReason::SysReg,
+        Exit::Wfx { .. } => ExitReason::Wfi,
+        _ => ExitReason::Other,
+    });
+    match exit {
         Exit::Hvc { imm } => smccc_call(runtime, cell, vcpu, regs, imm, hardware),
         Exit::Smc { imm } => {
             // A trapped SMC's ELR points at the instruction itself.
@@ -313,32 +302,22 @@ fn smccc_call<H: VcpuHardware>(
         PsciAction::StopCaller => Next::Leave,
         PsciAction::CellOff => {
             log::info!("cell {}: SYSTEM_OFF", cell.name());
-            stop_cell(runtime, cell, hardware);
+            stop_cell(runtime, cell, AfterStop::Off, hardware);
             Next::Leave
         }
         PsciAction::CellReset => {
             log::info!("cell {}: SYSTEM_RESET", cell.name());
-            cell.set_state(CellState::Resetting);
-            kick_siblings(runtime, cell, vcpu, hardware);
+            stop_cell(runtime, cell, AfterStop::Restart, hardware);
             Next::Leave
         }
     }
 }
 
-/// Stops every vCPU of `cell`.
-pub fn stop_cell<H: VcpuHardware>(runtime: &Runtime, cell: &Cell, hardware: &mut H) {
-    cell.set_state(CellState::Off);
-    cell.flush_console();
-    for sibling in 0..cell.vcpu_count() {
-        if let Some(cpu) = cell.physical_cpu_of(sibling) {
-            hardware.kick(runtime, cpu);
-        }
-    }
-}
-
-fn kick_siblings<H: VcpuHardware>(runtime: &Runtime, cell: &Cell, caller: usize, hardware: &mut H) {
-    for sibling in (0..cell.vcpu_count()).filter(|&sibling| sibling != caller) {
-        if let Some(cpu) = cell.physical_cpu_of(sibling) {
+/// Asks every vCPU of `cell` to leave its guest; the home CPU then does `after`.
+pub fn stop_cell<H: VcpuHardware>(runtime: &Runtime, cell: &Cell, after: AfterStop, hardware: &mut H) {
+    cell.request_stop(after);
+    for vcpu in 0..cell.vcpu_count() {
+        if let Some(cpu) = cell.physical_cpu_of(vcpu) {
             hardware.kick(runtime, cpu);
         }
     }

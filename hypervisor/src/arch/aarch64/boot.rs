@@ -22,7 +22,7 @@ use crate::bundle::Bundle;
 use crate::cell::{Cell, Disposition, GicInfo, Machine, Runtime};
 use crate::console::InputAction;
 use crate::inject::Injection;
-use crate::logger::{self, ConsoleOutput};
+use crate::logger::{self, ConsoleEvent, ConsoleOutput};
 use crate::partition::{self, Reserved, ReservedKind};
 use crate::platform::{self, Platform, PsciMethod};
 use crate::vcpu::{self, ExitKind, GuestRegs, Syndrome, VcpuHardware};
@@ -395,6 +395,19 @@ impl Machine for Cpu {
             gic.deactivate_on(intid, mpidr);
         }
     }
+
+    fn count_nonzero(&mut self, address: PhysAddr, length: u64) -> u64 {
+        let start = address.to_virt().as_usize();
+        let words = (length / 8) as usize;
+        // SAFETY: the range is a cell's RAM (from its validated plan), mapped normal in EL2's
+        // identity map, and none of the cell's vCPUs runs while it is verified.
+        let memory = unsafe { core::slice::from_raw_parts(start as *const u64, words) };
+        memory.iter().map(|&word| u64::from(word.to_ne_bytes().iter().filter(|&&byte| byte != 0).count() as u8)).sum()
+    }
+
+    fn counter(&self) -> (u64, u64) {
+        (read_sysreg!("cntpct_el0"), read_sysreg!("cntfrq_el0"))
+    }
 }
 
 /// HCR_EL2 for a running guest: VM (stage 2), SWIO, FMO/IMO/AMO (physical interrupts to EL2,
@@ -575,20 +588,27 @@ fn console_input(runtime: &Runtime, cpu: &mut Cpu) {
         }
         uart.clear_receive_interrupt();
     }
-    for action in logger::console_input(&bytes[..count]) {
-        match action {
-            InputAction::ToCell(index, byte) => {
+    for event in logger::console_input(&bytes[..count]) {
+        match event {
+            ConsoleEvent::Input(InputAction::ToCell(index, byte)) => {
                 if let Some(cell) = runtime.cells.get(index) {
                     let kick: VcpuSet = cell.console_input(byte);
                     vcpu::kick_vcpus(runtime, cell, kick, cpu);
                 }
             }
-            InputAction::SwitchFocus(index) => {
+            ConsoleEvent::Input(InputAction::SwitchFocus(index)) => {
                 if let Some(cell) = runtime.cells.get(index) {
                     logger::hypervisor_line(&alloc::format!("cellvisor: console input now goes to {}", cell.name()));
                 }
             }
-            _ => {}
+            ConsoleEvent::Input(_) => {}
+            ConsoleEvent::Command(command) => {
+                let outcome = runtime.manage(&command, cpu);
+                for target in outcome.kick.iter().copied() {
+                    cpu.kick(runtime, target);
+                }
+                logger::command_done(&outcome.lines, outcome.focus, outcome.leave_prompt);
+            }
         }
     }
 }
