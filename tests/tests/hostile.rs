@@ -82,7 +82,8 @@ fn last_beat_before(machine: &Machine, until: usize) -> u64 {
     let text = transcript.get(..until).unwrap_or(&transcript);
     let prefix = from(VICTIM_CELL, HEARTBEAT);
     text.lines()
-        .filter(|line| line.contains(&prefix) && line.contains('/'))
+        // Only lines the victim printed: the attacker's spoofed beat is under its own prefix.
+        .filter(|line| line.trim_start_matches('\r').starts_with(&prefix) && line.contains('/'))
         .filter_map(beat_number)
         .max()
         .unwrap_or(0)
@@ -113,7 +114,10 @@ fn assert_cellvisor_survived(machine: &mut Machine) {
         let found = lines_with(machine, bad);
         assert!(found.is_empty(), "cellvisor printed {bad:?}: {found:#?}");
     }
-    let victim_faults = lines_with(machine, &format!("cell {VICTIM_CELL}: "));
+    let victim_faults: Vec<String> = lines_with(machine, &format!("cell {VICTIM_CELL}: "))
+        .into_iter()
+        .filter(|line| line.contains("WARN") || line.contains("ERROR"))
+        .collect();
     assert!(
         victim_faults.is_empty(),
         "cellvisor logged faults of the victim: {victim_faults:#?}"
