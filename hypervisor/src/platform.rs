@@ -101,6 +101,60 @@ pub struct VirtioMmio {
     pub intid: u32,
 }
 
+/// A three-cell GIC interrupt specifier of a device node: `<type number flags>`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GicInterrupt {
+    /// Type cell: 0 for an SPI, 1 for a PPI.
+    pub kind: u32,
+    /// SPI number (INTID - 32) or PPI number (INTID - 16).
+    pub number: u32,
+    /// Trigger flags (1 = edge rising, 4 = level high, ...).
+    pub flags: u32,
+}
+
+impl GicInterrupt {
+    /// The GIC INTID the specifier names, or `None` if its type or number is out of range.
+    pub fn intid(&self) -> Option<u32> {
+        specifier_intid([self.kind, self.number, self.flags])
+    }
+
+    /// Whether the specifier names a shared peripheral interrupt.
+    pub fn is_spi(&self) -> bool {
+        self.kind == INTERRUPT_TYPE_SPI
+    }
+}
+
+/// A device node directly under the root (anything with a `reg` and a `compatible`), as a
+/// candidate for passthrough: what a cell's device tree needs to describe it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlatformDevice {
+    /// Node name with its unit address, e.g. `virtio_mmio@a003e00`.
+    pub name: String,
+    /// The `compatible` strings, most specific first.
+    pub compatible: Vec<String>,
+    /// Every `reg` window, in DT order (root cell sizes; never empty).
+    pub registers: Vec<MemRange>,
+    /// The `interrupts` specifiers; empty when the node has none or they are not GIC triples.
+    pub interrupts: Vec<GicInterrupt>,
+    /// The node has `dma-coherent`.
+    pub dma_coherent: bool,
+}
+
+impl PlatformDevice {
+    /// Whether one of the node's `reg` windows contains `address`.
+    pub fn contains(&self, address: u64) -> bool {
+        self.registers.iter().any(|window| window.contains(address))
+    }
+
+    /// The INTIDs of the node's interrupts, in DT order (specifiers out of range are skipped).
+    pub fn intids(&self) -> Vec<u32> {
+        self.interrupts
+            .iter()
+            .filter_map(GicInterrupt::intid)
+            .collect()
+    }
+}
+
 /// One CPU of the platform, in `/cpus` order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Cpu {
@@ -129,12 +183,20 @@ pub struct Platform {
     pub initrd: Option<MemRange>,
     /// `virtio,mmio` transports, in DT order.
     pub virtio_mmio: Vec<VirtioMmio>,
+    /// Root-level device nodes (with `reg` and `compatible`, other than memory and the GIC), in DT
+    /// order: what [`Platform::device_node`] searches.
+    pub devices: Vec<PlatformDevice>,
 }
 
 impl Platform {
     /// The value of `cellvisor.layout=NAME` in the bootargs, if present (the last one wins).
     pub fn layout_name(&self) -> Option<&str> {
         layout_from_bootargs(&self.bootargs)
+    }
+
+    /// The root-level device node one of whose `reg` windows contains `address`, if any.
+    pub fn device_node(&self, address: u64) -> Option<&PlatformDevice> {
+        self.devices.iter().find(|device| device.contains(address))
     }
 
     /// Whether `range` lies entirely inside one RAM range of the platform.
@@ -268,6 +330,7 @@ pub fn parse(dtb: &[u8]) -> Result<Platform, PlatformError> {
     let mut psci_method = None;
     let mut timer = None;
     let mut virtio_mmio = Vec::new();
+    let mut devices = Vec::new();
     let mut chosen = None;
     let mut aliases = None;
 
@@ -300,6 +363,9 @@ pub fn parse(dtb: &[u8]) -> Result<Platform, PlatformError> {
                 intid: first_spi(&child)?,
             });
         }
+        if let Some(device) = read_device(&child, root_cells, &compatible)? {
+            devices.push(device);
+        }
     }
 
     if memory.is_empty() {
@@ -325,7 +391,47 @@ pub fn parse(dtb: &[u8]) -> Result<Platform, PlatformError> {
         bootargs,
         initrd,
         virtio_mmio,
+        devices,
     })
+}
+
+/// A root-level node as a [`PlatformDevice`], or `None` for nodes that are not devices (no `reg`,
+/// no `compatible`, memory, the GIC). Interrupts that are not three-cell GIC specifiers are left
+/// out rather than refused: most platform devices are never passed through.
+fn read_device(
+    node: &Node<'_>,
+    root_cells: CellSizes,
+    compatible: &StringList<'_>,
+) -> Result<Option<PlatformDevice>, PlatformError> {
+    let name = node.name()?;
+    let is_memory =
+        name.name == "memory" || string_property(node, "device_type")? == Some("memory");
+    if is_memory || gic_version(compatible).is_some() || compatible.iter().next().is_none() {
+        return Ok(None);
+    }
+    let registers = reg(node, root_cells)?;
+    if registers.is_empty() {
+        return Ok(None);
+    }
+    let interrupts = interrupt_triples(node)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|[kind, number, flags]| GicInterrupt {
+            kind,
+            number,
+            flags,
+        })
+        .collect();
+    Ok(Some(PlatformDevice {
+        name: name.to_string(),
+        compatible: compatible
+            .iter()
+            .map(|bytes| String::from_utf8_lossy(bytes).into_owned())
+            .collect(),
+        registers,
+        interrupts,
+        dma_coherent: node.raw_property("dma-coherent")?.is_some(),
+    }))
 }
 
 /// Checks the header fields the `fdt` crate trusts before it slices with them.
@@ -765,6 +871,44 @@ mod tests {
             registers: MemRange::new(0x0A00_0000, 0x200),
             intid: 32 + 16,
         }));
+    }
+
+    #[test]
+    fn device_nodes_are_found_by_any_address_in_their_windows() {
+        let platform = parse(QEMU_VIRT_GICV3).expect("fixture parses");
+        let expected = PlatformDevice {
+            name: "virtio_mmio@a003e00".into(),
+            compatible: alloc::vec!["virtio,mmio".into()],
+            registers: alloc::vec![MemRange::new(0x0A00_3E00, 0x200)],
+            interrupts: alloc::vec![GicInterrupt {
+                kind: 0,
+                number: 47,
+                flags: 1
+            }],
+            dma_coherent: true,
+        };
+        for address in [0x0A00_3E00, 0x0A00_3E04, 0x0A00_3FFF] {
+            assert_eq!(platform.device_node(address), Some(&expected));
+        }
+        assert_eq!(expected.intids(), [79]);
+        let slot_30 = platform.device_node(0x0A00_3DFF).expect("slot 30");
+        assert_eq!(slot_30.name, "virtio_mmio@a003c00");
+        assert_eq!(slot_30.intids(), [78]);
+        let uart = platform.device_node(0x0900_0000).expect("pl011");
+        assert_eq!(uart.compatible, ["arm,pl011", "arm,primecell"]);
+        assert!(!uart.dma_coherent);
+        assert!(uart.interrupts.iter().all(GicInterrupt::is_spi));
+        assert_eq!(uart.intids(), [33]);
+        // Neither RAM nor the GIC is a device node; a gap between slots is no device.
+        assert_eq!(platform.device_node(0x4000_0000), None);
+        assert_eq!(platform.device_node(0x0800_0000), None);
+        assert_eq!(platform.device_node(0x0A00_4000), None);
+        let virtio_nodes = platform
+            .devices
+            .iter()
+            .filter(|device| device.compatible.iter().any(|c| c == "virtio,mmio"))
+            .count();
+        assert_eq!(virtio_nodes, 32);
     }
 
     #[test]
