@@ -19,6 +19,7 @@ pub mod logger;
 pub mod manage;
 pub mod mmio;
 pub mod partition;
+pub mod passthrough;
 pub mod platform;
 pub mod psci;
 pub mod ratelimit;

@@ -11,6 +11,7 @@ use alloc::vec::Vec;
 use core::fmt::{self, Write};
 
 use crate::board::{Board, CellConfig, CellMemory, GuestPlacement, Layout, MemRange};
+use crate::passthrough::{PassthroughError, PassthroughPlan};
 use crate::platform::{GICV3_REDISTRIBUTOR_STRIDE, Platform};
 
 /// Stage-2 translation granule: cell RAM must be aligned to it.
@@ -307,6 +308,16 @@ pub enum LayoutError {
         /// The device name.
         device: &'static str,
     },
+    /// A cell's devices cannot be passed through (windows or SPIs shared with another device, or
+    /// not matching the platform device tree).
+    Passthrough {
+        /// Where.
+        site: LayoutSite,
+        /// The cell.
+        cell: &'static str,
+        /// What is wrong.
+        error: PassthroughError,
+    },
 }
 
 /// Formats an address as `0x8000_0000` (hex digits grouped by four).
@@ -548,6 +559,11 @@ impl fmt::Display for LayoutError {
                  identity-mapped: use GuestPlacement::Identity for its RAM in boards/{}",
                 site.layout, site.board
             ),
+            Self::Passthrough { site, cell, error } => write!(
+                f,
+                "layout {:?}: cell {cell:?}: {error} (boards/{})",
+                site.layout, site.board
+            ),
         }
     }
 }
@@ -604,10 +620,31 @@ pub fn validate(
             memory: cell.memory.to_vec(),
         });
     }
-    Ok(Partition {
+    let partition = Partition {
         layout: layout.name,
         cells,
-    })
+    };
+    check_passthrough(site, board, &partition, platform)?;
+    Ok(partition)
+}
+
+/// Every cell's passthrough plan can be made and its devices are nodes of the platform tree.
+fn check_passthrough(
+    site: LayoutSite,
+    board: &Board,
+    partition: &Partition,
+    platform: &Platform,
+) -> Result<(), LayoutError> {
+    for cell in &partition.cells {
+        PassthroughPlan::for_cell(board, partition, cell)
+            .and_then(|plan| plan.device_nodes(platform))
+            .map_err(|error| LayoutError::Passthrough {
+                site,
+                cell: cell.name,
+                error,
+            })?;
+    }
+    Ok(())
 }
 
 fn choose_layout(board: &Board, requested: Option<&str>) -> Result<&'static Layout, LayoutError> {
@@ -1035,6 +1072,111 @@ mod tests {
         }
         let default = validate(&qemu_virt::BOARD, None, &platform, &[]).expect("default layout");
         assert_eq!(default.layout, "linux");
+    }
+
+    /// Every layout of the real board validates, except `invalid-dma-remapped`, which exists only
+    /// to be refused with exactly the DMA rule.
+    #[test]
+    fn qemu_virt_layouts_validate_except_the_deliberately_invalid_one() {
+        let platform = qemu_platform();
+        for layout in qemu_virt::BOARD.layouts {
+            let result = validate(&qemu_virt::BOARD, Some(layout.name), &platform, &[]);
+            if layout.name == "invalid-dma-remapped" {
+                let error = result.expect_err("the DMA rule refuses it");
+                assert_eq!(
+                    error,
+                    LayoutError::DmaWithoutIdentity {
+                        site: LayoutSite {
+                            board: "qemu-virt",
+                            layout: "invalid-dma-remapped"
+                        },
+                        cell: "corporate",
+                        device: "virtio-disk",
+                    }
+                );
+                let line = error.to_string();
+                assert!(line.contains("DMA-capable") && line.contains("identity-mapped"));
+            } else if let Err(error) = result {
+                panic!("layout {}: {error}", layout.name);
+            }
+        }
+    }
+
+    #[test]
+    fn qemu_virt_linux_cells_own_one_virtio_slot_each() {
+        let partition =
+            validate(&qemu_virt::BOARD, Some("linux"), &qemu_platform(), &[]).expect("valid");
+        let devices: Vec<(&str, &[&str])> = partition
+            .cells
+            .iter()
+            .map(|cell| (cell.name, cell.config.devices))
+            .collect();
+        assert_eq!(
+            devices,
+            [
+                ("personal", &["virtio-net"][..]),
+                ("corporate", &["virtio-disk"][..])
+            ]
+        );
+        for cell in &partition.cells {
+            assert!(
+                cell.memory
+                    .iter()
+                    .all(|region| region.placement == GuestPlacement::Identity)
+            );
+        }
+    }
+
+    #[test]
+    fn passthrough_conflicts_are_layout_errors() {
+        const CLASHING: &[Device] = &[
+            Device {
+                name: "disk",
+                mmio: &[MemRange::new(0x0A00_3E00, 0x200)],
+                interrupts: &[79],
+                dma_capable: false,
+            },
+            Device {
+                name: "disk-alias",
+                mmio: &[MemRange::new(0x0A00_3F00, 0x100)],
+                interrupts: &[79],
+                dma_capable: false,
+            },
+            Device {
+                name: "phantom",
+                mmio: &[MemRange::new(0x0A00_8000, 0x200)],
+                interrupts: &[],
+                dma_capable: false,
+            },
+        ];
+        let layout = |cells: Vec<CellConfig>| {
+            let mut board = board(cells);
+            board.devices = CLASHING;
+            validate(&board, None, &qemu_platform(), &[])
+        };
+        let [a, b] = <[CellConfig; 2]>::try_from(two_cells()).unwrap();
+        let error = layout(vec![
+            with_devices(a, vec!["disk"]),
+            with_devices(b, vec!["disk-alias"]),
+        ])
+        .unwrap_err();
+        assert!(matches!(
+            error,
+            LayoutError::Passthrough {
+                cell: "personal",
+                error: PassthroughError::WindowOverlap { .. },
+                ..
+            }
+        ));
+        assert!(!error.to_string().contains('\n'));
+        let error = layout(vec![with_devices(a, vec!["phantom"]), b]).unwrap_err();
+        assert!(matches!(
+            error,
+            LayoutError::Passthrough {
+                error: PassthroughError::NotInPlatform { .. },
+                ..
+            }
+        ));
     }
 
     #[test]

@@ -5,7 +5,9 @@
 #![no_std]
 #![forbid(unsafe_code)]
 
-use cellvisor_board::{Board, CellConfig, CellMemory, CellPolicy, GuestPlacement, Layout, MemRange};
+use cellvisor_board::{
+    Board, CellConfig, CellMemory, CellPolicy, Device, GuestPlacement, Layout, MemRange,
+};
 
 /// Address the hypervisor image is linked at and QEMU loads it to (RAM base + 2 MiB).
 pub const LOAD_ADDRESS: u64 = 0x4020_0000;
@@ -14,6 +16,22 @@ const MIB: u64 = 1024 * 1024;
 
 /// Bootargs shared by the Linux cells.
 const LINUX_BOOTARGS: &str = "console=ttyAMA0 earlycon=pl011,0x09000000 rdinit=/init";
+
+/// QEMU's top virtio-mmio slot (31, the first `-device virtio-*-device` fills): the corporate disk.
+pub const VIRTIO_DISK: Device = Device {
+    name: "virtio-disk",
+    mmio: &[MemRange::new(0x0A00_3E00, 0x200)],
+    interrupts: &[32 + 16 + 31],
+    dma_capable: true,
+};
+
+/// Virtio-mmio slot 30 (the second `-device virtio-*-device`): the personal network interface.
+pub const VIRTIO_NET: Device = Device {
+    name: "virtio-net",
+    mmio: &[MemRange::new(0x0A00_3C00, 0x200)],
+    interrupts: &[32 + 16 + 30],
+    dma_capable: true,
+};
 
 /// `linux`: a *personal* and a *corporate* Debian Linux, two CPUs and 768 MiB each.
 pub const LINUX_CELLS: Layout = Layout {
@@ -26,7 +44,7 @@ pub const LINUX_CELLS: Layout = Layout {
                 physical: MemRange::new(0x6000_0000, 768 * MIB),
                 placement: GuestPlacement::Identity,
             }],
-            devices: &[],
+            devices: &["virtio-net"],
             kernel: "linux",
             initrd: Some("initrd-personal"),
             bootargs: LINUX_BOOTARGS,
@@ -39,7 +57,7 @@ pub const LINUX_CELLS: Layout = Layout {
                 physical: MemRange::new(0x9000_0000, 768 * MIB),
                 placement: GuestPlacement::Identity,
             }],
-            devices: &[],
+            devices: &["virtio-disk"],
             kernel: "linux",
             initrd: Some("initrd-corporate"),
             bootargs: LINUX_BOOTARGS,
@@ -84,11 +102,32 @@ pub const TEST_GUEST_CELLS: Layout = Layout {
     ],
 };
 
+/// `invalid-dma-remapped`: deliberately invalid, it exists only so tests can prove that cellvisor
+/// refuses it (at validation on the host, and at boot with one `cellvisor: fatal:` line): a cell
+/// whose RAM is placed at a remapped guest address gets the DMA-capable `virtio-disk`, whose DMA
+/// would use guest addresses as physical ones and land outside the cell.
+pub const INVALID_DMA_REMAPPED: Layout = Layout {
+    name: "invalid-dma-remapped",
+    cells: &[CellConfig {
+        name: "corporate",
+        cpus: &[2, 3],
+        memory: &[CellMemory {
+            physical: MemRange::new(0x9000_0000, 64 * MIB),
+            placement: GuestPlacement::At(TEST_GUEST_BASE),
+        }],
+        devices: &["virtio-disk"],
+        kernel: "test-guest",
+        initrd: None,
+        bootargs: "",
+        policy: CellPolicy::ALL,
+    }],
+};
+
 /// The board.
 pub const BOARD: Board = Board {
     name: "qemu-virt",
     hypervisor_memory: MemRange::new(0x4000_0000, 512 * MIB),
-    devices: &[],
-    layouts: &[LINUX_CELLS, TEST_GUEST_CELLS],
+    devices: &[VIRTIO_DISK, VIRTIO_NET],
+    layouts: &[LINUX_CELLS, TEST_GUEST_CELLS, INVALID_DMA_REMAPPED],
     power_off_when_all_cells_off: true,
 };
