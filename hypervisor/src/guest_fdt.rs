@@ -2,8 +2,14 @@
 //!
 //! A cell's guest sees a plain Arm machine: its RAM at its guest addresses, its vCPUs numbered from
 //! 0, the GICv3 (distributor plus one redistributor frame per vCPU), the generic timer, PSCI over
-//! HVC, one PL011 at the platform console's address and `/chosen`. Nothing else of the platform
-//! appears.
+//! HVC, one PL011 at the platform console's address, its passthrough devices and `/chosen`.
+//! Nothing else of the platform appears.
+//!
+//! A passthrough device's node is rebuilt from its [`PlatformDevice`] (an allow-list): node name,
+//! `compatible`, `reg` and `dma-coherent` as on the platform, `interrupts` as `<0 spi flags>` for
+//! the cell's vGIC (hardware SPIs keep their number). Everything else of the platform node
+//! (`iommus`, `msi-parent`, clocks and other phandle references to nodes the cell does not have,
+//! PPIs it cannot own) is left out.
 #![forbid(unsafe_code)]
 
 use alloc::format;
@@ -15,7 +21,9 @@ use vm_fdt::FdtWriter;
 
 use crate::addr::GuestPhysAddr;
 use crate::partition::CellPlan;
-use crate::platform::{GICV3_REDISTRIBUTOR_STRIDE, PPI_BASE_INTID, Platform, SPI_BASE_INTID};
+use crate::platform::{
+    GICV3_REDISTRIBUTOR_STRIDE, PPI_BASE_INTID, Platform, PlatformDevice, SPI_BASE_INTID,
+};
 
 /// Phandle of the interrupt controller node.
 pub const GIC_PHANDLE: u32 = 1;
@@ -57,6 +65,9 @@ pub enum GuestFdtError {
     },
     /// The device-tree writer refused (e.g. a NUL inside the bootargs).
     Writer(vm_fdt::Error),
+    /// A passthrough device's node has the name of a node cellvisor writes itself (or of another
+    /// passthrough device).
+    DuplicateNode(String),
 }
 
 impl fmt::Display for GuestFdtError {
@@ -77,6 +88,11 @@ impl fmt::Display for GuestFdtError {
             Self::Writer(error) => write!(
                 f,
                 "guest device tree could not be written ({error}): remove NUL characters from bootargs"
+            ),
+            Self::DuplicateNode(name) => write!(
+                f,
+                "guest device tree would have two nodes named {name}: do not pass through a device \
+                 cellvisor emulates, or the same device twice"
             ),
         }
     }
@@ -100,11 +116,51 @@ fn ppi_number(intid: u32) -> Result<u32, GuestFdtError> {
         .ok_or(GuestFdtError::ValueTooLarge("timer PPI"))
 }
 
-/// Builds the flattened device tree for one cell.
+/// Builds the flattened device tree for one cell, without passthrough devices.
 pub fn generate(
     plan: &CellPlan,
     platform: &Platform,
     spec: &GuestDtSpec<'_>,
+) -> Result<Vec<u8>, GuestFdtError> {
+    generate_with_passthrough(plan, platform, spec, &[])
+}
+
+/// Writes one passthrough device node (see the module documentation for what is kept).
+fn write_passthrough_device(
+    writer: &mut FdtWriter,
+    device: &PlatformDevice,
+) -> Result<(), GuestFdtError> {
+    let node = writer.begin_node(&device.name)?;
+    writer.property_string_list("compatible", device.compatible.clone())?;
+    let reg: Vec<u64> = device
+        .registers
+        .iter()
+        .flat_map(|window| [window.base, window.size])
+        .collect();
+    writer.property_array_u64("reg", &reg)?;
+    let interrupts: Vec<u32> = device
+        .interrupts
+        .iter()
+        .filter(|interrupt| interrupt.is_spi() && interrupt.intid().is_some())
+        .flat_map(|interrupt| [SPECIFIER_SPI, interrupt.number, interrupt.flags])
+        .collect();
+    if !interrupts.is_empty() {
+        writer.property_array_u32("interrupts", &interrupts)?;
+    }
+    if device.dma_coherent {
+        writer.property_null("dma-coherent")?;
+    }
+    writer.end_node(node)?;
+    Ok(())
+}
+
+/// Builds the flattened device tree for one cell with the platform nodes of its passthrough
+/// devices (from [`crate::passthrough::PassthroughPlan::device_nodes`]) under the root.
+pub fn generate_with_passthrough(
+    plan: &CellPlan,
+    platform: &Platform,
+    spec: &GuestDtSpec<'_>,
+    passthrough: &[PlatformDevice],
 ) -> Result<Vec<u8>, GuestFdtError> {
     let redistributor_base = platform
         .gic
@@ -214,6 +270,26 @@ pub fn generate(
     writer.property_array_u32("clocks", &[CLOCK_PHANDLE, CLOCK_PHANDLE])?;
     writer.property_string_list("clock-names", strings(&["uartclk", "apb_pclk"]))?;
     writer.end_node(pl011)?;
+
+    let own_nodes = [
+        format!("intc@{:x}", distributor.base),
+        String::from(&uart_path[1..]),
+    ];
+    for (position, device) in passthrough.iter().enumerate() {
+        let reserved = [
+            "memory", "cpus", "psci", "timer", "apb-pclk", "chosen", "aliases",
+        ];
+        let base_name = device.name.split('@').next().unwrap_or(&device.name);
+        if own_nodes.contains(&device.name)
+            || reserved.contains(&base_name)
+            || passthrough[..position]
+                .iter()
+                .any(|earlier| earlier.name == device.name)
+        {
+            return Err(GuestFdtError::DuplicateNode(device.name.clone()));
+        }
+        write_passthrough_device(&mut writer, device)?;
+    }
 
     let chosen = writer.begin_node("chosen")?;
     writer.property_string("bootargs", spec.bootargs)?;
@@ -519,6 +595,147 @@ mod tests {
                 .iter()
                 .any(|(_, name, _)| name.starts_with("linux,initrd"))
         );
+    }
+
+    fn passthrough_nodes(cell: usize) -> (Partition, Vec<PlatformDevice>) {
+        let partition = partition("linux");
+        let plan = crate::passthrough::PassthroughPlan::for_cell(
+            &crate::partition::qemu_virt::BOARD,
+            &partition,
+            &partition.cells[cell],
+        )
+        .unwrap();
+        let nodes = plan.device_nodes(&platform()).unwrap();
+        (partition, nodes)
+    }
+
+    #[test]
+    fn passthrough_device_nodes_are_copied_for_the_cells_vgic() {
+        let spec = GuestDtSpec {
+            bootargs: "",
+            initrd: None,
+        };
+        let (partition, corporate_devices) = passthrough_nodes(1);
+        let dtb =
+            generate_with_passthrough(&partition.cells[1], &platform(), &spec, &corporate_devices)
+                .unwrap();
+        let flat = flatten(&dtb);
+        let node = "/virtio_mmio@a003e00";
+        assert_eq!(
+            property(&flat, node, "compatible"),
+            string_list(&["virtio,mmio"])
+        );
+        assert_eq!(property(&flat, node, "reg"), cells64(&[0x0A00_3E00, 0x200]));
+        assert_eq!(property(&flat, node, "interrupts"), cells(&[0, 47, 1]));
+        assert_eq!(property(&flat, node, "dma-coherent"), b"");
+        let names: Vec<&str> = flat
+            .iter()
+            .filter(|(path, _, _)| path == node)
+            .map(|(_, name, _)| name.as_str())
+            .collect();
+        assert_eq!(names, ["compatible", "reg", "interrupts", "dma-coherent"]);
+        // Only the cell's own slot: not personal's, not any of the other 30.
+        let virtio_nodes: Vec<&str> = flat
+            .iter()
+            .map(|(path, _, _)| path.as_str())
+            .filter(|path| path.starts_with("/virtio_mmio@"))
+            .collect();
+        assert!(virtio_nodes.iter().all(|path| *path == node));
+
+        // cellvisor's own parser sees exactly the one transport with the platform's INTID.
+        let seen = platform::parse(&dtb).unwrap();
+        assert_eq!(
+            seen.virtio_mmio,
+            [platform::VirtioMmio {
+                registers: crate::board::MemRange::new(0x0A00_3E00, 0x200),
+                intid: 79
+            }]
+        );
+        assert_eq!(seen.device_node(0x0A00_3E00), Some(&corporate_devices[0]));
+
+        let (partition, personal_devices) = passthrough_nodes(0);
+        let dtb =
+            generate_with_passthrough(&partition.cells[0], &platform(), &spec, &personal_devices)
+                .unwrap();
+        let seen = platform::parse(&dtb).unwrap();
+        assert_eq!(seen.virtio_mmio.len(), 1);
+        assert_eq!(seen.virtio_mmio[0].intid, 78);
+        assert_eq!(seen.device_node(0x0A00_3E00), None);
+
+        // Without passthrough the tree is what `generate` makes.
+        assert_eq!(
+            generate_with_passthrough(&partition.cells[0], &platform(), &spec, &[]).unwrap(),
+            generate(&partition.cells[0], &platform(), &spec).unwrap()
+        );
+    }
+
+    #[test]
+    fn passthrough_nodes_drop_what_the_cell_cannot_use() {
+        use crate::board::MemRange;
+        use crate::platform::GicInterrupt;
+        let partition = partition("linux");
+        let spec = GuestDtSpec {
+            bootargs: "",
+            initrd: None,
+        };
+        // A device whose platform node also lists a PPI and has two windows and no dma-coherent.
+        let device = PlatformDevice {
+            name: "ethernet@10000000".into(),
+            compatible: vec!["vendor,eth".into(), "generic,eth".into()],
+            registers: vec![
+                MemRange::new(0x1000_0000, 0x1000),
+                MemRange::new(0x1001_0000, 0x100),
+            ],
+            interrupts: vec![
+                GicInterrupt {
+                    kind: 0,
+                    number: 100,
+                    flags: 4,
+                },
+                GicInterrupt {
+                    kind: 1,
+                    number: 7,
+                    flags: 4,
+                },
+            ],
+            dma_coherent: false,
+        };
+        let dtb = generate_with_passthrough(
+            &partition.cells[1],
+            &platform(),
+            &spec,
+            core::slice::from_ref(&device),
+        )
+        .unwrap();
+        let flat = flatten(&dtb);
+        let node = "/ethernet@10000000";
+        assert_eq!(
+            property(&flat, node, "compatible"),
+            string_list(&["vendor,eth", "generic,eth"])
+        );
+        assert_eq!(
+            property(&flat, node, "reg"),
+            cells64(&[0x1000_0000, 0x1000, 0x1001_0000, 0x100])
+        );
+        assert_eq!(property(&flat, node, "interrupts"), cells(&[0, 100, 4]));
+        assert!(
+            !flat
+                .iter()
+                .any(|(path, name, _)| path == node && name == "dma-coherent")
+        );
+
+        // A node cellvisor writes itself, or the same device twice, is refused.
+        let mut uart = device.clone();
+        uart.name = "pl011@9000000".into();
+        let mut chosen = device.clone();
+        chosen.name = "chosen".into();
+        for devices in [vec![uart], vec![chosen], vec![device.clone(), device]] {
+            let error =
+                generate_with_passthrough(&partition.cells[1], &platform(), &spec, &devices)
+                    .unwrap_err();
+            assert!(matches!(error, GuestFdtError::DuplicateNode(_)));
+            assert!(!error.to_string().contains('\n'));
+        }
     }
 
     #[test]
