@@ -18,6 +18,8 @@ pub const HYPERVISOR_TARGET: &str = "aarch64-unknown-none-softfloat";
 pub const GUEST_TARGET: &str = "aarch64-unknown-none";
 /// Bundle entry name of the Rust test guest.
 pub const TEST_GUEST_ENTRY: &str = "test-guest";
+/// Bundle entry name (and package) of the Rust bench guest.
+pub const BENCH_GUEST_ENTRY: &str = "bench-guest";
 /// Bundle entry name of the Debian kernel.
 const LINUX_ENTRY: &str = "linux";
 
@@ -147,26 +149,36 @@ pub fn build_hypervisor(release: bool) -> Result<PathBuf> {
 
 /// Builds the Rust test guest and writes `target/cellvisor/test-guest.bin`.
 pub fn build_test_guest() -> Result<PathBuf> {
-    let mut command = util::cargo();
-    command.args([
-        "build",
-        "-p",
-        "test-guest",
-        "--target",
-        GUEST_TARGET,
-        "--release",
-    ]);
-    util::run(&mut command)
-        .map_err(|error| util::Error(format!("test guest build failed: {error}")))?;
-    let elf_path = util::target_dir()
+    build_rust_guest(TEST_GUEST_ENTRY)
+}
+
+/// Builds the Rust bench guest and writes `target/cellvisor/bench-guest.bin`; the ELF (for native
+/// runs) is [`rust_guest_elf`]`("bench-guest")`.
+pub fn build_bench_guest() -> Result<PathBuf> {
+    build_rust_guest(BENCH_GUEST_ENTRY)
+}
+
+/// The ELF of the Rust guest `package` (release profile).
+pub fn rust_guest_elf(package: &str) -> PathBuf {
+    util::target_dir()
         .join(GUEST_TARGET)
         .join("release")
-        .join("test-guest");
-    let raw = util::out_dir().join("test-guest.bin");
-    let image = elf_to_raw(&elf_path, &raw, "the test guest ELF")?;
+        .join(package)
+}
+
+/// Builds the Rust guest `package` (whose binary has the same name) and writes
+/// `target/cellvisor/<package>.bin`.
+fn build_rust_guest(package: &str) -> Result<PathBuf> {
+    let mut command = util::cargo();
+    command.args(["build", "-p", package, "--target", GUEST_TARGET, "--release"]);
+    util::run(&mut command)
+        .map_err(|error| util::Error(format!("{package} build failed: {error}")))?;
+    let elf_path = rust_guest_elf(package);
+    let raw = util::out_dir().join(format!("{package}.bin"));
+    let image = elf_to_raw(&elf_path, &raw, &format!("the {package} ELF"))?;
     if image.base != qemu_virt::TEST_GUEST_BASE || image.entry != image.base {
         fail!(
-            "the test guest must be linked at {:#x} with its entry at its first byte (it starts at {:#x}, entry {:#x})",
+            "{package} must be linked at {:#x} with its entry at its first byte (it starts at {:#x}, entry {:#x})",
             qemu_virt::TEST_GUEST_BASE,
             image.base,
             image.entry
@@ -184,6 +196,7 @@ pub fn build_test_guest() -> Result<PathBuf> {
 #[derive(Default)]
 pub struct Ingredients {
     test_guest: Option<PathBuf>,
+    bench_guest: Option<PathBuf>,
     linux: Option<LinuxGuest>,
     initrds: BTreeMap<String, PathBuf>,
 }
@@ -213,6 +226,15 @@ impl Ingredients {
                 .clone()
                 .ok_or_else(|| "test guest unavailable".into());
         }
+        if name == BENCH_GUEST_ENTRY {
+            if self.bench_guest.is_none() {
+                self.bench_guest = Some(build_bench_guest()?);
+            }
+            return self
+                .bench_guest
+                .clone()
+                .ok_or_else(|| "bench guest unavailable".into());
+        }
         if name == LINUX_ENTRY {
             return Ok(self.linux()?.kernel_image.clone());
         }
@@ -230,7 +252,7 @@ impl Ingredients {
             return Ok(path);
         }
         fail!(
-            "xtask does not know how to build bundle entry `{name}` (known: test-guest, linux, initrd-<cell>)"
+            "xtask does not know how to build bundle entry `{name}` (known: test-guest, bench-guest, linux, initrd-<cell>)"
         )
     }
 }

@@ -289,11 +289,13 @@ fn clippy() -> Result<()> {
             "warnings",
         ])
     });
-    timed(&mut steps, "clippy (test guest, aarch64)", || {
+    timed(&mut steps, "clippy (test and bench guests, aarch64)", || {
         cargo_step(&[
             "clippy",
             "-p",
             "test-guest",
+            "-p",
+            "bench-guest",
             "--target",
             images::GUEST_TARGET,
             "--",
@@ -399,7 +401,10 @@ mod tests {
         for layout in images::layouts() {
             for name in images::entry_names(layout) {
                 assert!(
-                    name == "test-guest" || name == "linux" || name.starts_with("initrd-"),
+                    name == "test-guest"
+                        || name == "bench-guest"
+                        || name == "linux"
+                        || name.starts_with("initrd-"),
                     "layout {} uses unknown entry {name}",
                     layout.name
                 );

@@ -102,6 +102,44 @@ pub const TEST_GUEST_CELLS: Layout = Layout {
     ],
 };
 
+/// `bench`: one cell running the Rust bench guest (guests/bench-guest) on CPUs 0-1 with 64 MiB at
+/// [`TEST_GUEST_BASE`], for `cargo xtask bench`.
+pub const BENCH_CELLS: Layout = Layout {
+    name: "bench",
+    cells: &[CellConfig {
+        name: "bench",
+        cpus: &[0, 1],
+        memory: &[CellMemory {
+            physical: MemRange::new(0x6000_0000, 64 * MIB),
+            placement: GuestPlacement::At(TEST_GUEST_BASE),
+        }],
+        devices: &[],
+        kernel: "bench-guest",
+        initrd: None,
+        bootargs: "",
+        policy: CellPolicy::ALL,
+    }],
+};
+
+/// `linux-personal`: the *personal* Debian cell of [`LINUX_CELLS`] alone, for `cargo xtask bench`'s
+/// one-cell Linux boot figures.
+pub const LINUX_PERSONAL_CELLS: Layout = Layout {
+    name: "linux-personal",
+    cells: &[CellConfig {
+        name: "personal",
+        cpus: &[0, 1],
+        memory: &[CellMemory {
+            physical: MemRange::new(0x6000_0000, 768 * MIB),
+            placement: GuestPlacement::Identity,
+        }],
+        devices: &[],
+        kernel: "linux",
+        initrd: Some("initrd-personal"),
+        bootargs: LINUX_BOOTARGS,
+        policy: CellPolicy::ALL,
+    }],
+};
+
 /// `invalid-dma-remapped`: deliberately invalid, it exists only so tests can prove that cellvisor
 /// refuses it (at validation on the host, and at boot with one `cellvisor: fatal:` line): a cell
 /// whose RAM is placed at a remapped guest address gets the DMA-capable `virtio-disk`, whose DMA
@@ -128,6 +166,12 @@ pub const BOARD: Board = Board {
     name: "qemu-virt",
     hypervisor_memory: MemRange::new(0x4000_0000, 512 * MIB),
     devices: &[VIRTIO_DISK, VIRTIO_NET],
-    layouts: &[LINUX_CELLS, TEST_GUEST_CELLS, INVALID_DMA_REMAPPED],
+    layouts: &[
+        LINUX_CELLS,
+        TEST_GUEST_CELLS,
+        BENCH_CELLS,
+        LINUX_PERSONAL_CELLS,
+        INVALID_DMA_REMAPPED,
+    ],
     power_off_when_all_cells_off: true,
 };
