@@ -366,8 +366,8 @@ fn trapped_sysregs_extreme_timers_sgis_and_wfi_storms_stay_inside_the_cell() {
 fn hypercall_and_fault_floods_are_answered_and_logged_rate_limited() {
     let machine = run_attacks(&["hvc-flood", "fault-flood"]);
     let lines = attacker_fault_lines(&machine);
-    // 20,000 foreign accesses and 5,000 refused sysreg reads: the log shows a small fraction.
-    let faults = FAULT_FLOOD + FAULT_FLOOD / 4;
+    // 20,000 foreign accesses (the PMCCNTR_EL0 reads are not trapped): a small fraction is logged.
+    let faults = FAULT_FLOOD;
     assert!(
         !lines.is_empty() && lines.len() <= faults / 16,
         "{} fault lines for {faults} faults",
@@ -411,14 +411,17 @@ fn system_reset_restarts_only_the_caller_with_its_ram_scrubbed() {
 #[ignore = "boots QEMU: run through cargo xtask test"]
 fn system_off_from_a_secondary_vcpu_stops_only_the_caller() {
     let mut machine = boot_attack("system-off");
-    let off = wait(
+    wait(
         &mut machine,
         ATTACKER,
         &format!("{ATTACK}system-off: vcpu 1 calls SYSTEM_OFF"),
         0,
     );
-    machine
+    // The console may repeat the attacker's last line whole after an early fragment, so
+    // "after SYSTEM_OFF" starts at cellvisor's SYSTEM_OFF log line.
+    let off = machine
         .find_after(&format!("cell {ATTACKER}: SYSTEM_OFF"), 0, TIMEOUT)
+        .map(|found| found.line_end)
         .unwrap_or_else(|error| panic!("{error}"));
     let end = assert_victim_keeps_beating(&mut machine, off);
     // Let the victim beat a little longer, then check the attacker stayed silent.
