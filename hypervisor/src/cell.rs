@@ -6,6 +6,7 @@
 
 use alloc::format;
 use alloc::string::String;
+use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 use core::fmt;
 use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
@@ -283,7 +284,7 @@ pub struct Cell {
     stage2: Stage2,
     state: AtomicU8,
     psci: Mutex<PsciCell>,
-    uart: Mutex<Pl011>,
+    uart: Mutex<VirtualUart>,
     vgic: Mutex<Vgic>,
     uart_intid: u32,
     in_guest: Vec<AtomicBool>,
@@ -528,9 +529,11 @@ impl Cell {
             EmulatedDevice::Uart => {
                 let offset = ipa.offset_from(GuestPhysAddr(self.uart_window.base)).ok_or(MmioError::BadOffset)?;
                 let mut uart = self.uart.lock();
-                let value = uart.read(offset, width)?;
+                let value = uart.device.read(offset, width)?;
+                // A read may have made room in the receive FIFO.
+                uart.refill();
                 // Reading DR can lower the receive interrupt; update the line under the UART lock.
-                let kick = self.set_uart_line(&uart, vcpu);
+                let kick = self.set_uart_line(&uart.device, vcpu);
                 Ok((u64::from(value), kick))
             }
             EmulatedDevice::Distributor => {
@@ -563,10 +566,10 @@ impl Cell {
                 let offset = ipa.offset_from(GuestPhysAddr(self.uart_window.base)).ok_or(MmioError::BadOffset)?;
                 let index = self.index;
                 let mut uart = self.uart.lock();
-                uart.write(offset, width, value as u32, &mut |byte| {
+                uart.device.write(offset, width, value as u32, &mut |byte| {
                     crate::logger::cell_output(index, byte);
                 })?;
-                Ok(self.set_uart_line(&uart, vcpu))
+                Ok(self.set_uart_line(&uart.device, vcpu))
             }
             EmulatedDevice::Distributor => {
                 let offset = ipa.offset_from(GuestPhysAddr(self.distributor_window.base)).ok_or(MmioError::BadOffset)?;
@@ -602,9 +605,8 @@ impl Cell {
     /// A byte typed at the console while this cell has the focus. Returns the vCPUs to kick.
     pub fn console_input(&self, byte: u8) -> VcpuSet {
         let mut uart = self.uart.lock();
-        // A full receive FIFO drops the byte, as a real UART would.
-        let _ = uart.push_input(byte);
-        self.set_uart_line(&uart, usize::MAX)
+        uart.push_input(byte);
+        self.set_uart_line(&uart.device, usize::MAX)
     }
 
     /// A guest's ICC_SGI1R_EL1 write: marks the SGI pending on the targets inside the cell and
@@ -693,6 +695,46 @@ fn vgic_error(error: VgicError) -> MmioError {
     }
 }
 
+/// A cell's emulated PL011 plus a backlog of console input that did not fit its receive FIFO
+/// (typed or pasted faster than the guest reads), fed in as the guest drains the FIFO.
+struct VirtualUart {
+    device: Pl011,
+    backlog: VecDeque<u8>,
+}
+
+/// Console input kept for a cell beyond its UART's FIFO; more is dropped.
+const INPUT_BACKLOG: usize = 4096;
+
+impl VirtualUart {
+    fn new() -> Self {
+        Self { device: Pl011::new(), backlog: VecDeque::new() }
+    }
+
+    fn reset(&mut self) {
+        self.device.reset();
+        self.backlog.clear();
+    }
+
+    fn push_input(&mut self, byte: u8) {
+        self.refill();
+        if self.backlog.is_empty() && self.device.push_input(byte) {
+            return;
+        }
+        if self.backlog.len() < INPUT_BACKLOG {
+            self.backlog.push_back(byte);
+        }
+    }
+
+    fn refill(&mut self) {
+        while let Some(&byte) = self.backlog.front() {
+            if !self.device.push_input(byte) {
+                break;
+            }
+            self.backlog.pop_front();
+        }
+    }
+}
+
 /// Zeroes all of a cell's RAM; returns the bytes scrubbed.
 fn scrub<M: Machine + ?Sized>(cell: &Cell, machine: &mut M) -> u64 {
     cell.plan
@@ -772,7 +814,7 @@ impl Runtime {
                 stage2,
                 state: AtomicU8::new(CellState::Running.to_u8()),
                 psci: Mutex::new(PsciCell::new(vcpu_count, GuestPhysAddr(0), 0)),
-                uart: Mutex::new(Pl011::new()),
+                uart: Mutex::new(VirtualUart::new()),
                 vgic: Mutex::new(vgic),
                 uart_intid,
                 in_guest: (0..vcpu_count).map(|_| AtomicBool::new(false)).collect(),

@@ -581,12 +581,13 @@ fn console_input(runtime: &Runtime, cpu: &mut Cpu) {
     let mut count = 0;
     if let Some(uart) = UART.get() {
         let mut uart = uart.lock();
+        // Clear first, then drain: a byte arriving after the drain raises the interrupt again.
+        uart.clear_receive_interrupt();
         while count < bytes.len() {
             let Some(byte) = uart.read_byte() else { break };
             bytes[count] = byte;
             count += 1;
         }
-        uart.clear_receive_interrupt();
     }
     for event in logger::console_input(&bytes[..count]) {
         match event {
