@@ -57,8 +57,6 @@ fn bundle() {
 }
 
 #[test]
-#[ignore = "bug: platform::parse panics (fdt 0.2.0-alpha3 parse_root, `byte_data.len() - 4` underflow) in \
-            overflow-checked builds when size_dt_struct < 8; platform::check_header should refuse it"]
 fn platform() {
     bounded("platform", 5_000);
 }

@@ -454,6 +454,11 @@ fn check_header(dtb: &[u8]) -> Result<(), PlatformError> {
     if magic != FDT_MAGIC {
         return Err(PlatformError::BadHeader("bad magic"));
     }
+    // A structure block needs at least a BEGIN_NODE and an END token; the fdt crate underflows
+    // on anything shorter (found by the platform fuzz target).
+    if structs_size < 8 {
+        return Err(PlatformError::BadHeader("structure block too small"));
+    }
     let total_size = total_size as usize;
     let within = |offset: u32, size: u32| u64::from(offset) + u64::from(size) <= total_size as u64;
     if total_size > dtb.len()
