@@ -77,6 +77,37 @@ impl Artifacts {
     }
 }
 
+/// Layouts whose cells own QEMU's virtio devices (boards/qemu-virt: `virtio-disk` in slot 31 for
+/// corporate, `virtio-net` in slot 30 for personal): [`QemuConfig::new`] attaches the devices for
+/// them.
+pub const PASSTHROUGH_LAYOUTS: &[&str] = &["linux"];
+
+/// File name of the corporate cell's disk image in the output directory (`cargo xtask build`
+/// makes it: 64 MiB, ext2).
+pub const CORPORATE_DISK: &str = "corporate-disk.img";
+
+/// QEMU arguments for the passed-through devices, in the order that puts them in the right
+/// virtio-mmio slots (`-device virtio-*-device` fills slots from the top): first the virtio-blk disk
+/// on `disk` (slot 31, INTID 79), then virtio-net with QEMU user networking (slot 30, INTID 78;
+/// nothing outside the machine is reachable except through QEMU's NAT). With `snapshot`, the disk's
+/// writes go to a temporary overlay that lives as long as QEMU: tests can run in parallel on one
+/// image and leave it unchanged.
+pub fn passthrough_device_args(disk: &Path, snapshot: bool) -> Vec<String> {
+    // QEMU's option syntax escapes a comma by doubling it.
+    let file = disk.to_string_lossy().replace(',', ",,");
+    let snapshot = if snapshot { ",snapshot=on" } else { "" };
+    vec![
+        "-drive".to_owned(),
+        format!("file={file},if=none,format=raw,id=disk0{snapshot}"),
+        "-device".to_owned(),
+        "virtio-blk-device,drive=disk0".to_owned(),
+        "-netdev".to_owned(),
+        "user,id=net0".to_owned(),
+        "-device".to_owned(),
+        "virtio-net-device,netdev=net0".to_owned(),
+    ]
+}
+
 /// How to start QEMU. Build one with [`QemuConfig::new`] (or `Default`, the `linux` layout) and
 /// change fields with struct-update syntax.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -97,6 +128,9 @@ pub struct QemuConfig {
     pub extra_args: Vec<String>,
     /// Use this bundle instead of `<out_dir>/bundle-<layout>.cpio`.
     pub bundle: Option<PathBuf>,
+    /// Attach the passthrough devices ([`passthrough_device_args`] on `<out_dir>/`[`CORPORATE_DISK`],
+    /// as a snapshot); [`QemuConfig::new`] sets it for [`PASSTHROUGH_LAYOUTS`].
+    pub passthrough_devices: bool,
 }
 
 impl QemuConfig {
@@ -111,6 +145,7 @@ impl QemuConfig {
             hypervisor_args: String::new(),
             extra_args: Vec::new(),
             bundle: None,
+            passthrough_devices: PASSTHROUGH_LAYOUTS.contains(&layout),
         }
     }
 
@@ -159,6 +194,12 @@ impl QemuConfig {
         .collect();
         if self.icount {
             args.extend(["-icount".to_owned(), "shift=0".to_owned()]);
+        }
+        if self.passthrough_devices {
+            args.extend(passthrough_device_args(
+                &artifacts.out_dir.join(CORPORATE_DISK),
+                true,
+            ));
         }
         args.extend(self.extra_args.iter().cloned());
         args
@@ -401,6 +442,12 @@ impl Machine {
         config: &QemuConfig,
         name: &str,
     ) -> io::Result<Machine> {
+        let disk = config.passthrough_devices.then(|| {
+            (
+                "corporate disk image",
+                artifacts.out_dir.join(CORPORATE_DISK),
+            )
+        });
         for (what, path) in [
             ("hypervisor image", artifacts.hypervisor_image()),
             (
@@ -410,7 +457,10 @@ impl Machine {
                     .clone()
                     .unwrap_or_else(|| artifacts.bundle(&config.layout)),
             ),
-        ] {
+        ]
+        .into_iter()
+        .chain(disk)
+        {
             if !path.is_file() {
                 return Err(io::Error::new(
                     io::ErrorKind::NotFound,
@@ -850,6 +900,22 @@ mod tests {
     }
 
     #[test]
+    fn linux_layout_gets_the_disk_first_then_the_network() {
+        let artifacts = Artifacts {
+            out_dir: PathBuf::from("/out"),
+            qemu: PathBuf::from("qemu-system-aarch64"),
+        };
+        let args = QemuConfig::new("linux").qemu_args(&artifacts).join(" ");
+        let disk = "-drive file=/out/corporate-disk.img,if=none,format=raw,id=disk0,snapshot=on \
+                    -device virtio-blk-device,drive=disk0";
+        let net = "-netdev user,id=net0 -device virtio-net-device,netdev=net0";
+        assert!(args.contains(&format!("{disk} {net}")), "{args}");
+        let interactive = passthrough_device_args(Path::new("/a,b/disk.img"), false).join(" ");
+        assert!(interactive.starts_with("-drive file=/a,,b/disk.img,if=none,format=raw,id=disk0 "));
+        assert!(!QemuConfig::new("test-guests").passthrough_devices);
+    }
+
+    #[test]
     fn qemu_command_line_has_serial_on_stdio_and_the_layout() {
         let artifacts = Artifacts {
             out_dir: PathBuf::from("/out"),
@@ -868,6 +934,7 @@ mod tests {
         assert!(args.contains("-display none -serial stdio -monitor none"));
         assert!(args.contains("-kernel /out/qemu-virt.bin -initrd /out/bundle-test-guests.cpio"));
         assert!(args.contains("-append cellvisor.layout=test-guests loglevel=debug"));
+        assert!(!args.contains("virtio"));
         assert!(args.ends_with("-icount shift=0 -s"));
         assert!(!args.contains("-nographic"));
     }
@@ -919,6 +986,7 @@ mod tests {
         .expect("script");
         std::fs::write(dir.join("qemu-virt.bin"), b"").expect("image");
         std::fs::write(dir.join("bundle-linux.cpio"), b"").expect("bundle");
+        std::fs::write(dir.join(CORPORATE_DISK), b"").expect("disk");
         let mut permissions = std::fs::metadata(&fake).expect("meta").permissions();
         std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o755);
         std::fs::set_permissions(&fake, permissions).expect("chmod");

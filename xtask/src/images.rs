@@ -170,7 +170,14 @@ pub fn rust_guest_elf(package: &str) -> PathBuf {
 /// `target/cellvisor/<package>.bin`.
 fn build_rust_guest(package: &str) -> Result<PathBuf> {
     let mut command = util::cargo();
-    command.args(["build", "-p", package, "--target", GUEST_TARGET, "--release"]);
+    command.args([
+        "build",
+        "-p",
+        package,
+        "--target",
+        GUEST_TARGET,
+        "--release",
+    ]);
     util::run(&mut command)
         .map_err(|error| util::Error(format!("{package} build failed: {error}")))?;
     let elf_path = rust_guest_elf(package);
@@ -358,6 +365,9 @@ pub fn build_all(options: &BuildOptions) -> Vec<String> {
             }
         }
     };
+    let needs_disk = chosen
+        .iter()
+        .any(|layout| cellvisor_tests::PASSTHROUGH_LAYOUTS.contains(&layout.name));
     let mut ingredients = Ingredients::default();
     for layout in chosen {
         eprintln!("Building the guest bundle of layout `{}`", layout.name);
@@ -370,5 +380,42 @@ pub fn build_all(options: &BuildOptions) -> Vec<String> {
             failures.push(format!("bundle `{}`: {error}", layout.name));
         }
     }
+    if needs_disk && let Err(error) = corporate_disk() {
+        failures.push(format!("corporate disk image: {error}"));
+    }
     failures
+}
+
+/// Size of the corporate cell's disk image.
+const CORPORATE_DISK_BYTES: u64 = 64 << 20;
+
+/// `target/cellvisor/corporate-disk.img`, the disk passed through to the corporate cell: made once
+/// (64 MiB, empty ext2 labelled `corporate`, made with `mkfs.ext2` from e2fsprogs) and then kept, so
+/// what the cell writes survives rebuilds. Delete the file for a fresh disk.
+pub fn corporate_disk() -> Result<PathBuf> {
+    let path = util::out_dir().join(cellvisor_tests::CORPORATE_DISK);
+    if path.is_file() {
+        return Ok(path);
+    }
+    prereq::tool("mkfs.ext2", "e2fsprogs")?;
+    let scratch = path.with_extension("img.partial");
+    let file = std::fs::File::create(&scratch)
+        .context(|| format!("cannot create {}", scratch.display()))?;
+    file.set_len(CORPORATE_DISK_BYTES)
+        .context(|| format!("cannot size {}", scratch.display()))?;
+    drop(file);
+    util::run(
+        std::process::Command::new("mkfs.ext2")
+            .args(["-F", "-q", "-L", "corporate", "-E", "root_owner=0:0"])
+            .arg(&scratch),
+    )
+    .map_err(|error| util::Error(format!("mkfs.ext2 failed: {error}")))?;
+    std::fs::rename(&scratch, &path)
+        .context(|| format!("cannot rename {} to {}", scratch.display(), path.display()))?;
+    eprintln!(
+        "  {} ({} MiB ext2, passed through to corporate)",
+        util::pretty(&path),
+        CORPORATE_DISK_BYTES >> 20
+    );
+    Ok(path)
 }

@@ -95,6 +95,66 @@ fn module_load_order(modules_dep: &str, names: &[String]) -> Result<Vec<String>>
     Ok(order)
 }
 
+/// The value of the `depends=` field in a module's `.modinfo` section (comma-separated names).
+fn modinfo_depends(module: &[u8]) -> Option<String> {
+    const KEY: &[u8] = b"\0depends=";
+    let start = module.windows(KEY.len()).position(|window| window == KEY)? + KEY.len();
+    let length = module[start..].iter().position(|&byte| byte == 0)?;
+    Some(String::from_utf8_lossy(&module[start..start + length]).into_owned())
+}
+
+/// `modules.dep` lines (`path: dependency paths`) for `names` and everything they depend on, read
+/// from `modules.order` and each module's `depends=` field, as `depmod` would write them.
+fn modules_dep_from_modinfo(modules_root: &Path, names: &[String]) -> Result<String> {
+    let order = std::fs::read_to_string(modules_root.join("modules.order")).context(|| {
+        format!(
+            "cannot read {}",
+            modules_root.join("modules.order").display()
+        )
+    })?;
+    let normalise = |name: &str| name.replace('-', "_");
+    let path_of: BTreeMap<String, &str> = order
+        .lines()
+        .map(str::trim)
+        .filter(|line| line.ends_with(".ko"))
+        .map(|path| {
+            let file = path.rsplit('/').next().unwrap_or(path);
+            (normalise(file.trim_end_matches(".ko")), path)
+        })
+        .collect();
+    let mut lines = BTreeMap::new();
+    let mut pending: Vec<String> = names
+        .iter()
+        .map(|name| normalise(name.trim_end_matches(".ko")))
+        .collect();
+    while let Some(name) = pending.pop() {
+        // Unknown names are left for `module_load_order` to report; built-in dependencies have no file.
+        let Some(&path) = path_of.get(&name) else {
+            continue;
+        };
+        if lines.contains_key(path) {
+            continue;
+        }
+        let data = std::fs::read(modules_root.join(path))
+            .context(|| format!("cannot read module {path}"))?;
+        let depends = modinfo_depends(&data).unwrap_or_default();
+        let dependency_paths: Vec<&str> = depends
+            .split(',')
+            .map(|dependency| normalise(dependency.trim()))
+            .filter(|dependency| !dependency.is_empty())
+            .filter_map(|dependency| {
+                pending.push(dependency.clone());
+                path_of.get(&dependency).copied()
+            })
+            .collect();
+        lines.insert(path, dependency_paths.join(" "));
+    }
+    Ok(lines
+        .iter()
+        .map(|(path, dependencies)| format!("{path}: {dependencies}\n"))
+        .collect())
+}
+
 /// The uncompressed initramfs of `cell`.
 pub fn archive(cell: &str, guest: &LinuxGuest) -> Result<Vec<u8>> {
     let recipe = recipe_dir(cell);
@@ -137,8 +197,16 @@ pub fn archive(cell: &str, guest: &LinuxGuest) -> Result<Vec<u8>> {
             );
         };
         let modules_root = kernel_tree.join("lib/modules").join(release);
-        let modules_dep = std::fs::read_to_string(modules_root.join("modules.dep"))
-            .context(|| format!("cannot read modules.dep of {release}"))?;
+        // Debian's package has no modules.dep (depmod writes it when the package is installed):
+        // rebuild the part we need from the modules' own `depends=` fields.
+        let modules_dep = match std::fs::read_to_string(modules_root.join("modules.dep")) {
+            Ok(text) => text,
+            Err(_) => modules_dep_from_modinfo(&modules_root, &names).map_err(|error| {
+                util::Error(format!(
+                    "cannot work out module dependencies of {release}: {error}"
+                ))
+            })?,
+        };
         let order = module_load_order(&modules_dep, &names)?;
         for module in &order {
             let data = std::fs::read(modules_root.join(module))
@@ -184,6 +252,57 @@ pub fn build(cell: &str, guest: &LinuxGuest) -> Result<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A fake module: some ELF-ish bytes, then a `.modinfo`-style run of NUL-terminated fields.
+    fn module(depends: &str) -> Vec<u8> {
+        let mut bytes = b"\x7fELF junk depends=not-this\0".to_vec();
+        bytes.extend_from_slice(format!("license=GPL\0depends={depends}\0intree=Y\0").as_bytes());
+        bytes
+    }
+
+    #[test]
+    fn dependencies_come_from_modinfo_without_modules_dep() {
+        let root = std::env::temp_dir().join(format!("xtask-modinfo-{}", std::process::id()));
+        let files = [
+            ("kernel/drivers/virtio/virtio.ko", "virtio_ring"),
+            ("kernel/drivers/virtio/virtio_ring.ko", ""),
+            ("kernel/drivers/virtio/virtio_mmio.ko", "virtio,virtio_ring"),
+            ("kernel/net/core/failover.ko", ""),
+            ("kernel/drivers/net/net_failover.ko", "failover"),
+            (
+                "kernel/drivers/net/virtio_net.ko",
+                "virtio_ring,virtio,net_failover",
+            ),
+            ("kernel/drivers/block/virtio_blk.ko", "virtio,virtio_ring"),
+        ];
+        let mut order = String::new();
+        for (path, depends) in files {
+            let file = root.join(path);
+            std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+            std::fs::write(&file, module(depends)).unwrap();
+            order.push_str(path);
+            order.push('\n');
+        }
+        std::fs::write(root.join("modules.order"), order).unwrap();
+        let names = ["virtio-mmio".to_owned(), "virtio_net".to_owned()];
+        let dep = modules_dep_from_modinfo(&root, &names).unwrap();
+        assert!(!dep.contains("virtio_blk"), "only what is needed: {dep}");
+        let order = module_load_order(&dep, &names).unwrap();
+        assert_eq!(
+            order,
+            [
+                "kernel/drivers/virtio/virtio_ring.ko",
+                "kernel/drivers/virtio/virtio.ko",
+                "kernel/drivers/virtio/virtio_mmio.ko",
+                "kernel/net/core/failover.ko",
+                "kernel/drivers/net/net_failover.ko",
+                "kernel/drivers/net/virtio_net.ko",
+            ]
+        );
+        assert_eq!(modinfo_depends(&module("a,b")).as_deref(), Some("a,b"));
+        assert!(module_load_order(&dep, &["nonexistent".into()]).is_err());
+        std::fs::remove_dir_all(&root).unwrap();
+    }
 
     #[test]
     fn modules_load_dependencies_first_and_once() {

@@ -4,7 +4,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use cellvisor_board::{CellConfig, Layout};
-use cellvisor_tests::{Artifacts, Machine, QemuConfig};
+use cellvisor_tests::{Artifacts, Machine, QemuConfig, passthrough_device_args};
 
 use crate::fail;
 use crate::images::{self, Ingredients, Overrides};
@@ -47,6 +47,9 @@ fn prepare(options: &RunOptions, layout: &Layout) -> Result<(Qemu, PathBuf)> {
         &mut ingredients,
         &images::bundle_path(layout.name),
     )?;
+    if QemuConfig::new(layout.name).passthrough_devices {
+        images::corporate_disk()?;
+    }
     if options.overrides.is_empty() {
         return Ok((qemu, images::bundle_path(layout.name)));
     }
@@ -89,6 +92,10 @@ pub fn run(options: &RunOptions) -> Result<()> {
     command
         .arg("-append")
         .arg(format!("cellvisor.layout={}", layout.name));
+    // The disk first (slot 31, corporate), then the network (slot 30, personal); writes persist.
+    if QemuConfig::new(layout.name).passthrough_devices {
+        command.args(passthrough_device_args(&images::corporate_disk()?, false));
+    }
     command.args(&options.qemu_args);
     eprintln!();
     eprintln!(
