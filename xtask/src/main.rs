@@ -1,6 +1,7 @@
 //! `cargo xtask`: build, run and test cellvisor (see `cargo xtask help`).
 #![forbid(unsafe_code)]
 
+mod bench;
 mod cpio;
 mod debian;
 mod elf;
@@ -23,13 +24,18 @@ cargo xtask <command> [options]
 
 commands:
   build [--release] [--layout NAME]...
-        build target/cellvisor/qemu-virt.bin, test-guest.bin, initrd-<cell>.cpio.gz and
+        build target/cellvisor/qemu-virt.bin, test-guest.bin, bench-guest.bin, initrd-<cell>.cpio.gz and
         bundle-<layout>.cpio for every layout (or the ones named)
   run [--layout NAME] [--check] [--timeout SECS] [--release]
       [--kernel CELL=PATH] [--initrd CELL=PATH] [--append CELL=ARGS] [-- QEMU ARGS...]
         build, then boot QEMU virt with cellvisor (default layout: linux); interactive unless
         --check, which boots headless, waits for every cell's ready banner and prints a table
   test  prerequisites, host tests, image build, QEMU integration tests; prints a summary
+  bench [--quick] [--record] [--no-linux]
+        cellvisor against native QEMU: micro-operations (bench guest) and EL2 instructions per
+        operation, under -icount and plain TCG, Linux boot (native / one cell / two cells),
+        footprint; writes target/bench/report.json and chart.svg; --record rewrites
+        docs/benchmarks.md; --quick: 4096 iterations and one Linux boot per configuration
   clippy
         clippy with -D warnings on the host and for the aarch64 targets
   help  this text
@@ -289,20 +295,24 @@ fn clippy() -> Result<()> {
             "warnings",
         ])
     });
-    timed(&mut steps, "clippy (test and bench guests, aarch64)", || {
-        cargo_step(&[
-            "clippy",
-            "-p",
-            "test-guest",
-            "-p",
-            "bench-guest",
-            "--target",
-            images::GUEST_TARGET,
-            "--",
-            "-D",
-            "warnings",
-        ])
-    });
+    timed(
+        &mut steps,
+        "clippy (test and bench guests, aarch64)",
+        || {
+            cargo_step(&[
+                "clippy",
+                "-p",
+                "test-guest",
+                "-p",
+                "bench-guest",
+                "--target",
+                images::GUEST_TARGET,
+                "--",
+                "-D",
+                "warnings",
+            ])
+        },
+    );
     summary("cargo xtask clippy summary", &steps)
 }
 
@@ -318,6 +328,18 @@ fn dispatch(mut args: Args) -> Result<()> {
             None => test(),
             Some(extra) => fail!("`test` takes no options (got `{extra}`)"),
         },
+        "bench" => {
+            let mut options = bench::BenchOptions::default();
+            while let Some(word) = args.next() {
+                match word.as_str() {
+                    "--quick" => options.quick = true,
+                    "--record" => options.record = true,
+                    "--no-linux" => options.no_linux = true,
+                    _ => fail!("unknown option `{word}` for bench (see `cargo xtask help`)"),
+                }
+            }
+            bench::bench(&options)
+        }
         "clippy" => match args.next() {
             None => clippy(),
             Some(extra) => fail!("`clippy` takes no options (got `{extra}`)"),

@@ -1,0 +1,1235 @@
+//! `cargo xtask bench`: cellvisor measured against native QEMU, side by side (see docs/benchmarks.md).
+//!
+//! Micro-operations come from the bench guest (guests/bench-guest), run under cellvisor (layout
+//! `bench`) and natively at EL1 on the same QEMU CPU model, each under `-icount shift=0,sleep=off`
+//! (deterministic) and under plain TCG. EL2 cost is read by the guest from QEMU's PMU: event
+//! counter 0 counts instructions retired (exact under icount) filtered to EL2 only (PMEVTYPER0
+//! with P, U and NSH set). Linux boot alternates native / one cell / two cells. Footprint comes
+//! from the hypervisor ELF, the host-built stage-2 tables and the source tree.
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use cellvisor::addr::{GuestPhysAddr, PhysAddr};
+use cellvisor::stage2::Stage2;
+
+use crate::fail;
+use crate::images::{self, Ingredients, Overrides};
+use crate::prereq::{self, Qemu};
+use crate::util::{self, Context, Result};
+
+/// Options of `cargo xtask bench`.
+#[derive(Clone, Debug, Default)]
+pub struct BenchOptions {
+    /// Fewer iterations and one Linux boot per configuration.
+    pub quick: bool,
+    /// Rewrite docs/benchmarks.md (and docs/benchmarks.svg).
+    pub record: bool,
+    /// Leave out the Linux boot runs.
+    pub no_linux: bool,
+}
+
+/// The guest's operations, in its print order, with what each figure means.
+const OPS: [(&str, &str); 9] = [
+    ("null", "counter-read pair (measurement overhead)"),
+    ("hvc", "null hypercall round trip"),
+    ("gicd_read", "GICD_IIDR read (trapped, emulated)"),
+    ("gicd_write", "GICD_IPRIORITYR write (trapped, emulated)"),
+    ("uart_read", "UART FR read (vUART, trapped)"),
+    ("sgi_self", "self-SGI: send + ack + EOI"),
+    ("eoi", "EOI of a virtual interrupt"),
+    ("ipi", "IPI round trip to the sibling vCPU (2 IPIs)"),
+    ("timer", "virtual timer: deadline to handler"),
+];
+
+/// Goals and published anchors (EL2 instructions), from issue 6.
+const GOALS: [(&str, &str, u64, u64); 5] = [
+    ("null hypercall", "hvc", 100, 0),
+    ("per interrupt (timer)", "timer", 150, 190),
+    ("trapped distributor write", "gicd_write", 400, 520),
+    ("IPI send", "ipi:el2_send_per_op", 400, 520),
+    ("IPI receive", "ipi:el2_rest_per_op", 400, 590),
+];
+
+/// How QEMU keeps time in a run.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Mode {
+    Icount,
+    Tcg,
+}
+
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Icount => "icount",
+            Mode::Tcg => "tcg",
+        }
+    }
+
+    fn args(self) -> Vec<String> {
+        match self {
+            Mode::Icount => vec!["-icount".into(), "shift=0,sleep=off".into()],
+            Mode::Tcg => Vec::new(),
+        }
+    }
+}
+
+/// CPU model both sides get (cellvisor hides SVE/SME from cells; native runs see the same).
+const CPU: &str = "max,sve=off,sme=off";
+/// Where the bench guest reads its bootargs when run natively (guests/bench-guest/src/main.rs).
+const NATIVE_ARGS_ADDRESS: &str = "0x43f00000";
+
+/// One op line's fields.
+type OpFields = BTreeMap<String, String>;
+
+/// Micro-operation results of one environment in one mode.
+#[derive(Default, Debug)]
+struct MicroRun {
+    start: OpFields,
+    ops: BTreeMap<String, OpFields>,
+}
+
+fn fields(line: &str) -> OpFields {
+    line.split_whitespace()
+        .filter_map(|word| word.split_once('='))
+        .map(|(key, value)| (key.to_owned(), value.trim_matches('"').to_owned()))
+        .collect()
+}
+
+fn parse_micro(transcript: &str) -> MicroRun {
+    let mut run = MicroRun::default();
+    for line in transcript.lines() {
+        let Some(start) = line.find("bench: ") else {
+            continue;
+        };
+        let line = &line[start + "bench: ".len()..];
+        if let Some(rest) = line.strip_prefix("start ") {
+            run.start = fields(rest);
+        } else if line.starts_with("op=") {
+            let fields = fields(line);
+            if let Some(op) = fields.get("op") {
+                run.ops.insert(op.clone(), fields);
+            }
+        }
+    }
+    run
+}
+
+fn number(fields: Option<&OpFields>, key: &str) -> Option<f64> {
+    fields?.get(key)?.parse().ok()
+}
+
+fn bench_dir() -> PathBuf {
+    util::target_dir().join("bench")
+}
+
+/// Runs `command` to completion (or `timeout`), returning stdout+stderr.
+fn run_to_end(mut command: Command, timeout: Duration, log: &Path) -> Result<String> {
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command
+        .spawn()
+        .context(|| format!("cannot start {}", util::show(&command)))?;
+    let (sender, receiver) = mpsc::channel();
+    let mut readers = Vec::new();
+    if let Some(stdout) = child.stdout.take() {
+        readers.push(spawn_lines(stdout, sender.clone()));
+    }
+    if let Some(stderr) = child.stderr.take() {
+        readers.push(spawn_lines(stderr, sender.clone()));
+    }
+    drop(sender);
+    let deadline = Instant::now() + timeout;
+    let mut text = String::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match receiver.recv_timeout(left) {
+            Ok((_, line)) => {
+                text.push_str(&line);
+                text.push('\n');
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                let _ = child.kill();
+                text.push_str("xtask bench: timed out\n");
+                break;
+            }
+        }
+    }
+    let _ = child.wait();
+    std::fs::write(log, &text).context(|| format!("cannot write {}", log.display()))?;
+    Ok(text)
+}
+
+type Line = (Instant, String);
+
+fn spawn_lines(
+    stream: impl std::io::Read + Send + 'static,
+    sender: mpsc::Sender<Line>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut reader = BufReader::new(stream);
+        let mut buffer = Vec::new();
+        while matches!(reader.read_until(b'\n', &mut buffer), Ok(n) if n > 0) {
+            let line = String::from_utf8_lossy(&buffer).trim_end().to_owned();
+            buffer.clear();
+            if sender.send((Instant::now(), line)).is_err() {
+                break;
+            }
+        }
+    })
+}
+
+fn cellvisor_command(qemu: &Qemu, bundle: &Path, layout: &str, mode: Mode) -> Command {
+    let mut command = Command::new(&qemu.path);
+    command.args([
+        "-M",
+        "virt,virtualization=on,gic-version=3",
+        "-cpu",
+        CPU,
+        "-smp",
+        "4",
+        "-m",
+        "2G",
+        "-display",
+        "none",
+        "-serial",
+        "stdio",
+        "-monitor",
+        "none",
+        "-no-reboot",
+    ]);
+    command.args(mode.args());
+    command
+        .arg("-kernel")
+        .arg(images::hypervisor_image())
+        .arg("-initrd")
+        .arg(bundle)
+        .arg("-append")
+        .arg(format!("cellvisor.layout={layout}"));
+    command
+}
+
+fn native_micro_command(qemu: &Qemu, args_file: &Path, mode: Mode) -> Command {
+    let mut command = Command::new(&qemu.path);
+    command.args([
+        "-M",
+        "virt,gic-version=3",
+        "-cpu",
+        CPU,
+        "-smp",
+        "2",
+        "-m",
+        "64M",
+        "-display",
+        "none",
+        "-serial",
+        "stdio",
+        "-monitor",
+        "none",
+        "-no-reboot",
+    ]);
+    command.args(mode.args());
+    command
+        .arg("-kernel")
+        .arg(images::rust_guest_elf(images::BENCH_GUEST_ENTRY))
+        .arg("-device")
+        .arg(format!(
+            "loader,file={},addr={NATIVE_ARGS_ADDRESS},force-raw=on",
+            args_file.display()
+        ));
+    command
+}
+
+/// Linux boot configurations, in the order runs alternate.
+const BOOT_CONFIGS: [&str; 3] = ["native", "one cell", "two cells"];
+
+/// One Linux boot: host seconds to the personal banner, guest uptime, host seconds to cellvisor's
+/// `cell personal:` log line (cellvisor runs only).
+#[derive(Clone, Copy, Debug, Default)]
+struct Boot {
+    host: f64,
+    uptime: f64,
+    hypervisor_host: Option<f64>,
+}
+
+struct LinuxSetup {
+    kernel: PathBuf,
+    initrd: PathBuf,
+    bootargs: &'static str,
+}
+
+fn boot_linux(
+    qemu: &Qemu,
+    setup: &LinuxSetup,
+    config: &str,
+    mode: Mode,
+    log: &Path,
+) -> Result<Boot> {
+    let mut command = if config == "native" {
+        let mut command = Command::new(&qemu.path);
+        command.args([
+            "-M",
+            "virt,gic-version=3",
+            "-cpu",
+            CPU,
+            "-smp",
+            "2",
+            "-m",
+            "768M",
+            "-display",
+            "none",
+            "-serial",
+            "stdio",
+            "-monitor",
+            "none",
+            "-no-reboot",
+        ]);
+        command.args(mode.args());
+        command
+            .arg("-kernel")
+            .arg(&setup.kernel)
+            .arg("-initrd")
+            .arg(&setup.initrd)
+            .arg("-append")
+            .arg(setup.bootargs);
+        command
+    } else {
+        let layout = if config == "one cell" {
+            "linux-personal"
+        } else {
+            "linux"
+        };
+        cellvisor_command(qemu, &images::bundle_path(layout), layout, mode)
+    };
+    let needles: Vec<&str> = if config == "two cells" {
+        vec!["cellvisor-ready: personal ", "cellvisor-ready: corporate "]
+    } else {
+        vec!["cellvisor-ready: personal "]
+    };
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let started = Instant::now();
+    let mut child = command
+        .spawn()
+        .context(|| format!("cannot start {}", util::show(&command)))?;
+    let (sender, receiver) = mpsc::channel();
+    if let Some(stdout) = child.stdout.take() {
+        spawn_lines(stdout, sender.clone());
+    }
+    if let Some(stderr) = child.stderr.take() {
+        spawn_lines(stderr, sender.clone());
+    }
+    drop(sender);
+    let deadline = started + Duration::from_secs(240);
+    let mut text = String::new();
+    let mut boot = Boot::default();
+    let mut found = vec![false; needles.len()];
+    let outcome = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match receiver.recv_timeout(left) {
+            Ok((when, line)) => {
+                let seconds = when.duration_since(started).as_secs_f64();
+                if boot.hypervisor_host.is_none() && line.contains("INFO  cell personal:") {
+                    boot.hypervisor_host = Some(seconds);
+                }
+                for (needle, seen) in needles.iter().zip(found.iter_mut()) {
+                    if !*seen && line.contains(needle) {
+                        *seen = true;
+                        if needle.contains("personal") {
+                            boot.uptime = line
+                                .split("uptime=")
+                                .nth(1)
+                                .and_then(|rest| rest.split_whitespace().next())
+                                .and_then(|value| value.parse().ok())
+                                .unwrap_or(f64::NAN);
+                        }
+                        boot.host = boot.host.max(seconds);
+                    }
+                }
+                text.push_str(&line);
+                text.push('\n');
+                if found.iter().all(|seen| *seen) {
+                    break Ok(boot);
+                }
+                if line.contains("Kernel panic") {
+                    break Err(util::Error(format!("{config}: kernel panic: {line}")));
+                }
+            }
+            Err(_) => {
+                break Err(util::Error(format!(
+                    "{config} ({}) did not reach its banner; see {}",
+                    mode.name(),
+                    util::pretty(log)
+                )));
+            }
+        }
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    std::fs::write(log, &text).context(|| format!("cannot write {}", log.display()))?;
+    outcome
+}
+
+/// median, min, max.
+fn stats(values: &[f64]) -> Option<(f64, f64, f64)> {
+    if values.is_empty() {
+        return None;
+    }
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let median = if sorted.len() % 2 == 1 {
+        sorted[sorted.len() / 2]
+    } else {
+        (sorted[sorted.len() / 2 - 1] + sorted[sorted.len() / 2]) / 2.0
+    };
+    Some((median, sorted[0], sorted[sorted.len() - 1]))
+}
+
+/// Section sizes of an ELF64 file: (name, size, flags, type).
+fn elf_sections(data: &[u8]) -> Result<Vec<(String, u64, u64, u32)>> {
+    let u16_at = |offset: usize| -> Option<u64> {
+        Some(u64::from(u16::from_le_bytes(
+            data.get(offset..offset + 2)?.try_into().ok()?,
+        )))
+    };
+    let u32_at = |offset: usize| -> Option<u32> {
+        Some(u32::from_le_bytes(
+            data.get(offset..offset + 4)?.try_into().ok()?,
+        ))
+    };
+    let u64_at = |offset: usize| -> Option<u64> {
+        Some(u64::from_le_bytes(
+            data.get(offset..offset + 8)?.try_into().ok()?,
+        ))
+    };
+    let parse = || -> Option<Vec<(String, u64, u64, u32)>> {
+        if data.get(..4)? != b"\x7fELF" {
+            return None;
+        }
+        let table = usize::try_from(u64_at(0x28)?).ok()?;
+        let entry_size = usize::try_from(u16_at(0x3A)?).ok()?;
+        let count = usize::try_from(u16_at(0x3C)?).ok()?;
+        let names_index = usize::try_from(u16_at(0x3E)?).ok()?;
+        let header = |index: usize| table + index * entry_size;
+        let names = usize::try_from(u64_at(header(names_index) + 0x18)?).ok()?;
+        let mut sections = Vec::new();
+        for index in 1..count {
+            let at = header(index);
+            let name_offset = names + usize::try_from(u32_at(at)?).ok()?;
+            let name_bytes = data.get(name_offset..)?;
+            let end = name_bytes.iter().position(|&byte| byte == 0)?;
+            let name = String::from_utf8_lossy(&name_bytes[..end]).into_owned();
+            sections.push((name, u64_at(at + 0x20)?, u64_at(at + 8)?, u32_at(at + 4)?));
+        }
+        Some(sections)
+    };
+    match parse() {
+        Some(sections) => Ok(sections),
+        None => fail!("the hypervisor ELF has no readable section table"),
+    }
+}
+
+/// Image footprint: text, read-only data, data, bss (without heap and stacks), heap, stacks.
+fn image_footprint(elf: &Path) -> Result<BTreeMap<&'static str, u64>> {
+    const SHF_WRITE: u64 = 1;
+    const SHF_ALLOC: u64 = 2;
+    const SHF_EXECINSTR: u64 = 4;
+    const SHT_NOBITS: u32 = 8;
+    let data = std::fs::read(elf).context(|| format!("cannot read {}", elf.display()))?;
+    let mut sizes = BTreeMap::new();
+    for (name, size, flags, kind) in elf_sections(&data)? {
+        if flags & SHF_ALLOC == 0 {
+            continue;
+        }
+        let class = if name.contains("heap") {
+            "heap"
+        } else if name.contains("stack") {
+            "stacks"
+        } else if kind == SHT_NOBITS {
+            "bss"
+        } else if flags & SHF_EXECINSTR != 0 {
+            "text"
+        } else if flags & SHF_WRITE != 0 {
+            "data"
+        } else {
+            "rodata"
+        };
+        *sizes.entry(class).or_insert(0) += size;
+    }
+    Ok(sizes)
+}
+
+/// Per cell of a layout: (layout, cell, RAM bytes, table bytes, blocks, pages).
+fn stage2_footprint() -> Result<Vec<(String, String, u64, u64, u64, u64)>> {
+    let mut rows = Vec::new();
+    for layout in images::layouts() {
+        for (index, cell) in layout.cells.iter().enumerate() {
+            let vmid = u16::try_from(index + 1).unwrap_or(1);
+            let mut stage2 =
+                Stage2::new(vmid).map_err(|error| util::Error(format!("{error:?}")))?;
+            let mut ram = 0;
+            for region in cell.memory {
+                stage2
+                    .map_ram(
+                        GuestPhysAddr(region.guest_base()),
+                        PhysAddr(region.physical.base),
+                        region.physical.size,
+                    )
+                    .map_err(|error| util::Error(format!("{error:?}")))?;
+                ram += region.physical.size;
+            }
+            let stats = stage2.stats();
+            rows.push((
+                layout.name.to_owned(),
+                cell.name.to_owned(),
+                ram,
+                stats.table_bytes,
+                stats.block_descriptors,
+                stats.page_descriptors,
+            ));
+        }
+    }
+    Ok(rows)
+}
+
+/// Source lines of hypervisor/src without blank lines, comments, tests.rs files and the trailing
+/// `#[cfg(test)]` modules.
+fn hypervisor_sloc() -> Result<u64> {
+    fn walk(dir: &Path, total: &mut u64) -> Result<()> {
+        let entries =
+            std::fs::read_dir(dir).context(|| format!("cannot read {}", dir.display()))?;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, total)?;
+            } else if path.extension().is_some_and(|ext| ext == "rs")
+                && path.file_name().is_some_and(|name| name != "tests.rs")
+            {
+                let text = std::fs::read_to_string(&path).unwrap_or_default();
+                for line in text.lines() {
+                    let line = line.trim();
+                    if line == "#[cfg(test)]" {
+                        break;
+                    }
+                    if !line.is_empty() && !line.starts_with("//") {
+                        *total += 1;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+    let mut total = 0;
+    walk(
+        &util::workspace_root().join("hypervisor").join("src"),
+        &mut total,
+    )?;
+    Ok(total)
+}
+
+fn json_string(text: &str) -> String {
+    let mut out = String::from("\"");
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn json_number(value: Option<f64>) -> String {
+    match value {
+        Some(value) if value.is_finite() => format!("{value}"),
+        _ => "null".to_owned(),
+    }
+}
+
+fn fmt_opt(value: Option<f64>, decimals: usize) -> String {
+    match value {
+        Some(value) if value.is_finite() => format!("{value:.decimals$}"),
+        _ => "-".to_owned(),
+    }
+}
+
+fn ratio(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => Some(a / b),
+        _ => None,
+    }
+}
+
+/// Everything measured.
+struct Report {
+    qemu_version: String,
+    host: String,
+    cpus: String,
+    command: String,
+    iterations: u64,
+    micro: BTreeMap<(&'static str, &'static str), MicroRun>,
+    boots: BTreeMap<(&'static str, &'static str), Vec<Boot>>,
+    linux_note: Option<String>,
+    image: BTreeMap<&'static str, u64>,
+    stage2: Vec<(String, String, u64, u64, u64, u64)>,
+    sloc: u64,
+}
+
+impl Report {
+    fn op(&self, mode: &str, env: &str, op: &str) -> Option<&OpFields> {
+        let key = self.micro.keys().find(|(m, e)| *m == mode && *e == env)?;
+        self.micro.get(key)?.ops.get(op)
+    }
+
+    fn el2(&self, spec: &str) -> Option<f64> {
+        let (op, key) = spec.split_once(':').unwrap_or((spec, "el2_instr_per_op"));
+        number(self.op("icount", "cellvisor", op), key)
+    }
+
+    fn entry_ticks(&self, mode: &str, env: &str) -> Option<f64> {
+        let key = self.micro.keys().find(|(m, e)| *m == mode && *e == env)?;
+        self.micro.get(key)?.start.get("entry_ticks")?.parse().ok()
+    }
+
+    fn boot_stats(
+        &self,
+        mode: &str,
+        config: &str,
+        pick: fn(&Boot) -> f64,
+    ) -> Option<(f64, f64, f64)> {
+        let key = self
+            .boots
+            .keys()
+            .find(|(m, c)| *m == mode && *c == config)?;
+        let values: Vec<f64> = self.boots.get(key)?.iter().map(pick).collect();
+        stats(&values)
+    }
+
+    /// Markdown tables (terminal output and docs/benchmarks.md share them).
+    fn tables(&self) -> String {
+        let mut out = String::new();
+        for mode in ["icount", "tcg"] {
+            let _ = writeln!(
+                out,
+                "\n### Micro-operations, {} ({} iterations each)\n",
+                if mode == "icount" {
+                    "`-icount shift=0,sleep=off` (1 instruction = 1 ns, deterministic)"
+                } else {
+                    "plain TCG (host-dependent)"
+                },
+                self.iterations
+            );
+            let _ = writeln!(
+                out,
+                "| op | what | cellvisor ns/op | native ns/op | ratio | EL2 instructions/op |"
+            );
+            let _ = writeln!(out, "|---|---|---:|---:|---:|---:|");
+            for (op, what) in OPS {
+                let ours = number(self.op(mode, "cellvisor", op), "ns_per_op");
+                let native = number(self.op(mode, "native", op), "ns_per_op");
+                let el2 = match op {
+                    "ipi" => {
+                        let fields = self.op(mode, "cellvisor", op);
+                        match (
+                            number(fields, "el2_send_per_op"),
+                            number(fields, "el2_rest_per_op"),
+                        ) {
+                            (Some(send), Some(rest)) => format!("send {send:.0} + rest {rest:.0}"),
+                            _ => fmt_opt(number(fields, "el2_instr_per_op"), 0),
+                        }
+                    }
+                    _ => fmt_opt(
+                        number(self.op(mode, "cellvisor", op), "el2_instr_per_op"),
+                        0,
+                    ),
+                };
+                let _ = writeln!(
+                    out,
+                    "| {op} | {what} | {} | {} | {} | {el2} |",
+                    fmt_opt(ours, 1),
+                    fmt_opt(native, 1),
+                    fmt_opt(ratio(ours, native), 1)
+                );
+            }
+        }
+        let _ = writeln!(
+            out,
+            "\n### EL2 instructions against the goals (icount, PMU EL2 filter)\n"
+        );
+        let _ = writeln!(
+            out,
+            "| path | measured | goal | best published peer | verdict |"
+        );
+        let _ = writeln!(out, "|---|---:|---:|---:|---|");
+        for (name, spec, goal, anchor) in GOALS {
+            let measured = self.el2(spec);
+            let verdict = match measured {
+                Some(value) if value <= goal as f64 => "meets goal",
+                Some(_) => "over goal",
+                None => "not measured",
+            };
+            let anchor = if anchor == 0 {
+                "-".to_owned()
+            } else {
+                format!("~{anchor}")
+            };
+            let _ = writeln!(
+                out,
+                "| {name} | {} | ≤{goal} | {anchor} | {verdict} |",
+                fmt_opt(measured, 0)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "\n### Boot to the first guest instruction (bench guest, counter at entry)\n"
+        );
+        let _ = writeln!(out, "| mode | cellvisor | native | cellvisor's own boot |");
+        let _ = writeln!(out, "|---|---:|---:|---:|");
+        for mode in ["icount", "tcg"] {
+            let ours = self.entry_ticks(mode, "cellvisor");
+            let native = self.entry_ticks(mode, "native");
+            let own = match (ours, native) {
+                (Some(a), Some(b)) => Some((a - b) / 1e6),
+                _ => None,
+            };
+            let _ = writeln!(
+                out,
+                "| {mode} | {} ms | {} ms | {} ms |",
+                fmt_opt(ours.map(|t| t / 1e6), 2),
+                fmt_opt(native.map(|t| t / 1e6), 2),
+                fmt_opt(own, 2)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "\n### Linux boot to `cellvisor-ready:` (median / min / max)\n"
+        );
+        if let Some(note) = &self.linux_note {
+            let _ = writeln!(out, "{note}\n");
+        }
+        let _ = writeln!(
+            out,
+            "| mode | config | runs | host s to banner | ratio | guest uptime s | ratio | reset-to-init s | ratio |"
+        );
+        let _ = writeln!(out, "|---|---|---:|---|---:|---|---:|---:|---:|");
+        for mode in ["icount", "tcg"] {
+            let native_host = self.boot_stats(mode, "native", |boot| boot.host);
+            let native_uptime = self.boot_stats(mode, "native", |boot| boot.uptime);
+            let own_boot = match (
+                self.entry_ticks(mode, "cellvisor"),
+                self.entry_ticks(mode, "native"),
+            ) {
+                (Some(a), Some(b)) => Some(((a - b) / 1e9).max(0.0)),
+                _ => None,
+            };
+            for config in BOOT_CONFIGS {
+                let runs = self
+                    .boots
+                    .iter()
+                    .find(|((m, c), _)| *m == mode && *c == config)
+                    .map_or(0, |(_, boots)| boots.len());
+                if runs == 0 {
+                    continue;
+                }
+                let host = self.boot_stats(mode, config, |boot| boot.host);
+                let uptime = self.boot_stats(mode, config, |boot| boot.uptime);
+                let reset_to_init = uptime.map(|(median, _, _)| {
+                    median
+                        + if config == "native" {
+                            0.0
+                        } else {
+                            own_boot.unwrap_or(0.0)
+                        }
+                });
+                let native_reset = native_uptime.map(|(median, _, _)| median);
+                let show = |s: Option<(f64, f64, f64)>| match s {
+                    Some((median, min, max)) => format!("{median:.2} ({min:.2}–{max:.2})"),
+                    None => "-".to_owned(),
+                };
+                let _ = writeln!(
+                    out,
+                    "| {mode} | {config} | {runs} | {} | {} | {} | {} | {} | {} |",
+                    show(host),
+                    fmt_opt(ratio(host.map(|s| s.0), native_host.map(|s| s.0)), 3),
+                    show(uptime),
+                    fmt_opt(ratio(uptime.map(|s| s.0), native_uptime.map(|s| s.0)), 3),
+                    fmt_opt(reset_to_init, 3),
+                    fmt_opt(ratio(reset_to_init, native_reset), 3),
+                );
+            }
+        }
+        let _ = writeln!(out, "\n### Footprint\n");
+        let _ = writeln!(out, "| hypervisor image (release ELF) | bytes |");
+        let _ = writeln!(out, "|---|---:|");
+        for class in ["text", "rodata", "data", "bss", "heap", "stacks"] {
+            let _ = writeln!(
+                out,
+                "| {class} | {} |",
+                self.image.get(class).copied().unwrap_or(0)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "\n| layout | cell | RAM MiB | stage-2 table bytes | block descriptors | page descriptors |"
+        );
+        let _ = writeln!(out, "|---|---|---:|---:|---:|---:|");
+        for (layout, cell, ram, table, blocks, pages) in &self.stage2 {
+            let _ = writeln!(
+                out,
+                "| {layout} | {cell} | {} | {table} | {blocks} | {pages} |",
+                ram >> 20
+            );
+        }
+        let _ = writeln!(
+            out,
+            "\nSLOC of hypervisor/src (no blank lines, comments or tests): {}",
+            self.sloc
+        );
+        out
+    }
+
+    fn json(&self) -> String {
+        let mut out = String::from("{\n");
+        let _ = writeln!(
+            out,
+            "  \"qemu_version\": {},",
+            json_string(&self.qemu_version)
+        );
+        let _ = writeln!(out, "  \"host\": {},", json_string(&self.host));
+        let _ = writeln!(out, "  \"cpus\": {},", json_string(&self.cpus));
+        let _ = writeln!(out, "  \"command\": {},", json_string(&self.command));
+        let _ = writeln!(out, "  \"iterations\": {},", self.iterations);
+        out.push_str("  \"micro\": [\n");
+        let mut items = Vec::new();
+        for ((mode, env), run) in &self.micro {
+            for (op, fields) in &run.ops {
+                let body: Vec<String> = fields
+                    .iter()
+                    .filter(|(key, _)| key.as_str() != "op")
+                    .map(|(key, value)| {
+                        let value = match value.parse::<f64>() {
+                            Ok(number) if number.is_finite() => format!("{number}"),
+                            _ if value == "-" => "null".to_owned(),
+                            _ => json_string(value),
+                        };
+                        format!("{}: {value}", json_string(key))
+                    })
+                    .collect();
+                items.push(format!(
+                    "    {{\"mode\": {}, \"env\": {}, \"op\": {}, {}}}",
+                    json_string(mode),
+                    json_string(env),
+                    json_string(op),
+                    body.join(", ")
+                ));
+            }
+        }
+        out.push_str(&items.join(",\n"));
+        out.push_str("\n  ],\n  \"entry_ticks\": {");
+        let entries: Vec<String> = self
+            .micro
+            .iter()
+            .map(|((mode, env), run)| {
+                format!(
+                    "{}: {}",
+                    json_string(&format!("{mode}/{env}")),
+                    json_number(run.start.get("entry_ticks").and_then(|v| v.parse().ok()))
+                )
+            })
+            .collect();
+        out.push_str(&entries.join(", "));
+        out.push_str("},\n  \"linux_boot\": [\n");
+        let mut items = Vec::new();
+        for ((mode, config), boots) in &self.boots {
+            for boot in boots {
+                items.push(format!(
+                    "    {{\"mode\": {}, \"config\": {}, \"host_seconds\": {}, \"uptime_seconds\": {}, \"hypervisor_log_host_seconds\": {}}}",
+                    json_string(mode),
+                    json_string(config),
+                    json_number(Some(boot.host)),
+                    json_number(Some(boot.uptime)),
+                    json_number(boot.hypervisor_host)
+                ));
+            }
+        }
+        out.push_str(&items.join(",\n"));
+        out.push_str("\n  ],\n  \"el2_goals\": [\n");
+        let items: Vec<String> = GOALS
+            .iter()
+            .map(|(name, spec, goal, anchor)| {
+                format!(
+                    "    {{\"path\": {}, \"measured\": {}, \"goal\": {goal}, \"anchor\": {anchor}}}",
+                    json_string(name),
+                    json_number(self.el2(spec))
+                )
+            })
+            .collect();
+        out.push_str(&items.join(",\n"));
+        out.push_str("\n  ],\n  \"image\": {");
+        let items: Vec<String> = self
+            .image
+            .iter()
+            .map(|(class, size)| format!("{}: {size}", json_string(class)))
+            .collect();
+        out.push_str(&items.join(", "));
+        out.push_str("},\n  \"stage2\": [\n");
+        let items: Vec<String> = self
+            .stage2
+            .iter()
+            .map(|(layout, cell, ram, table, blocks, pages)| {
+                format!(
+                    "    {{\"layout\": {}, \"cell\": {}, \"ram_bytes\": {ram}, \"table_bytes\": {table}, \"block_descriptors\": {blocks}, \"page_descriptors\": {pages}}}",
+                    json_string(layout),
+                    json_string(cell)
+                )
+            })
+            .collect();
+        out.push_str(&items.join(",\n"));
+        let _ = write!(out, "\n  ],\n  \"hypervisor_sloc\": {}\n}}\n", self.sloc);
+        out
+    }
+
+    /// Horizontal grouped bars, log scale, cellvisor vs native ns/op under icount and TCG.
+    fn svg(&self) -> String {
+        let ops: Vec<&str> = OPS
+            .iter()
+            .map(|(op, _)| *op)
+            .filter(|op| *op != "null")
+            .collect();
+        let series = [
+            ("icount", "cellvisor", "#c0392b"),
+            ("icount", "native", "#2980b9"),
+            ("tcg", "cellvisor", "#e6a19a"),
+            ("tcg", "native", "#9cc3e0"),
+        ];
+        let bar = 9.0;
+        let group = bar * series.len() as f64 + 12.0;
+        let left = 110.0;
+        let width = 560.0;
+        let top = 40.0;
+        let height = top + group * ops.len() as f64 + 40.0;
+        let (low, high) = (0.0_f64, 6.0_f64); // 1 ns .. 1 ms, log10
+        let x =
+            |ns: f64| left + width * ((ns.max(1.0).log10() - low) / (high - low)).clamp(0.0, 1.0);
+        let mut svg = format!(
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{height}\" font-family=\"sans-serif\" font-size=\"11\">\n",
+            left + width + 30.0
+        );
+        let _ = writeln!(
+            svg,
+            "<text x=\"{left}\" y=\"16\" font-size=\"13\">cellvisor vs native QEMU: ns per operation (log scale, shorter is better)</text>"
+        );
+        for decade in 0..=6 {
+            let position = x(10f64.powi(decade));
+            let label =
+                ["1 ns", "10 ns", "100 ns", "1 µs", "10 µs", "100 µs", "1 ms"][decade as usize];
+            let _ = writeln!(
+                svg,
+                "<line x1=\"{position}\" y1=\"{}\" x2=\"{position}\" y2=\"{}\" stroke=\"#ddd\"/><text x=\"{position}\" y=\"{}\" text-anchor=\"middle\">{label}</text>",
+                top - 6.0,
+                height - 30.0,
+                height - 16.0
+            );
+        }
+        for (index, op) in ops.iter().enumerate() {
+            let y0 = top + group * index as f64;
+            let _ = writeln!(
+                svg,
+                "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{op}</text>",
+                left - 6.0,
+                y0 + group / 2.0
+            );
+            for (row, (mode, env, colour)) in series.iter().enumerate() {
+                let Some(ns) = number(self.op(mode, env, op), "ns_per_op") else {
+                    continue;
+                };
+                let y = y0 + bar * row as f64;
+                let _ = writeln!(
+                    svg,
+                    "<rect x=\"{left}\" y=\"{y}\" width=\"{:.1}\" height=\"{}\" fill=\"{colour}\"><title>{op} {mode} {env}: {ns} ns</title></rect><text x=\"{:.1}\" y=\"{}\" font-size=\"8\">{ns:.0}</text>",
+                    (x(ns) - left).max(0.5),
+                    bar - 1.0,
+                    x(ns) + 3.0,
+                    y + bar - 2.0
+                );
+            }
+        }
+        for (row, (mode, env, colour)) in series.iter().enumerate() {
+            let lx = left + 140.0 * row as f64;
+            let _ = writeln!(
+                svg,
+                "<rect x=\"{lx}\" y=\"24\" width=\"10\" height=\"10\" fill=\"{colour}\"/><text x=\"{}\" y=\"33\">{env} ({mode})</text>",
+                lx + 14.0
+            );
+        }
+        svg.push_str("</svg>\n");
+        svg
+    }
+}
+
+fn host_description() -> (String, String) {
+    let uname = Command::new("uname")
+        .arg("-a")
+        .output()
+        .map(|output| String::from_utf8_lossy(&output.stdout).trim().to_owned())
+        .unwrap_or_default();
+    let cpus = std::thread::available_parallelism()
+        .map(|count| count.get().to_string())
+        .unwrap_or_else(|_| "?".to_owned());
+    (uname, cpus)
+}
+
+fn micro_runs(
+    qemu: &Qemu,
+    iterations: u64,
+    report: &mut BTreeMap<(&'static str, &'static str), MicroRun>,
+) -> Result<()> {
+    let dir = bench_dir();
+    let bootargs = format!("iterations={iterations}");
+    let layout = images::layout("bench")?;
+    let mut overrides = Overrides::default();
+    overrides
+        .bootargs
+        .insert("bench".to_owned(), bootargs.clone());
+    let bundle = dir.join("bundle-bench.cpio");
+    images::build_bundle(layout, &overrides, &mut Ingredients::default(), &bundle)?;
+    let args_file = dir.join("native-bootargs");
+    let mut args_bytes = bootargs.into_bytes();
+    args_bytes.push(0);
+    std::fs::write(&args_file, args_bytes)
+        .context(|| format!("cannot write {}", args_file.display()))?;
+    for mode in [Mode::Icount, Mode::Tcg] {
+        for env in ["cellvisor", "native"] {
+            let command = if env == "cellvisor" {
+                cellvisor_command(qemu, &bundle, "bench", mode)
+            } else {
+                native_micro_command(qemu, &args_file, mode)
+            };
+            eprintln!("  micro-operations: {env}, {}", mode.name());
+            let log = dir.join(format!("micro-{env}-{}.log", mode.name()));
+            let text = run_to_end(command, Duration::from_secs(300), &log)?;
+            if !text.contains("bench: done") || text.contains("bench: error") {
+                eprintln!(
+                    "warning: the {env} {} run did not finish cleanly; see {}",
+                    mode.name(),
+                    util::pretty(&log)
+                );
+            }
+            let env: &'static str = if env == "cellvisor" {
+                "cellvisor"
+            } else {
+                "native"
+            };
+            report.insert((mode.name(), env), parse_micro(&text));
+        }
+    }
+    Ok(())
+}
+
+fn linux_runs(
+    qemu: &Qemu,
+    runs: usize,
+    boots: &mut BTreeMap<(&'static str, &'static str), Vec<Boot>>,
+) -> Result<()> {
+    let mut ingredients = Ingredients::default();
+    for name in ["linux", "linux-personal"] {
+        images::build_bundle(
+            images::layout(name)?,
+            &Overrides::default(),
+            &mut ingredients,
+            &images::bundle_path(name),
+        )?;
+    }
+    let guest = crate::debian::linux_guest()?;
+    let initrd = util::out_dir().join("initrd-personal.cpio.gz");
+    let Some(personal) = images::layout("linux")?.cells.first() else {
+        fail!("layout linux has no cells");
+    };
+    let setup = LinuxSetup {
+        kernel: guest.kernel_image.clone(),
+        initrd,
+        bootargs: personal.bootargs,
+    };
+    for mode in [Mode::Icount, Mode::Tcg] {
+        for round in 0..runs {
+            for config in BOOT_CONFIGS {
+                let log = bench_dir().join(format!(
+                    "linux-{}-{}-{round}.log",
+                    config.replace(' ', "-"),
+                    mode.name()
+                ));
+                let boot = boot_linux(qemu, &setup, config, mode, &log)?;
+                eprintln!(
+                    "  Linux {config:<9} {:<6} run {}: {:.2} s host, uptime {:.2} s",
+                    mode.name(),
+                    round + 1,
+                    boot.host,
+                    boot.uptime
+                );
+                boots.entry((mode.name(), config)).or_default().push(boot);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `cargo xtask bench`.
+pub fn bench(options: &BenchOptions) -> Result<()> {
+    let started = Instant::now();
+    let qemu = prereq::qemu()?;
+    let dir = bench_dir();
+    std::fs::create_dir_all(&dir).context(|| format!("cannot create {}", dir.display()))?;
+    eprintln!("Building the hypervisor image (release) and the bench guest");
+    images::build_hypervisor(true)?;
+    let iterations = if options.quick { 4096 } else { 65_536 };
+    let runs = if options.quick { 1 } else { 3 };
+    let (host, cpus) = host_description();
+    let mut command = String::from("cargo xtask bench");
+    if options.quick {
+        command.push_str(" --quick");
+    }
+    if options.no_linux {
+        command.push_str(" --no-linux");
+    }
+    let mut report = Report {
+        qemu_version: qemu.version.clone(),
+        host,
+        cpus,
+        command,
+        iterations,
+        micro: BTreeMap::new(),
+        boots: BTreeMap::new(),
+        linux_note: None,
+        image: BTreeMap::new(),
+        stage2: Vec::new(),
+        sloc: 0,
+    };
+    eprintln!("Micro-operations ({iterations} iterations each)");
+    micro_runs(&qemu, iterations, &mut report.micro)?;
+    if options.no_linux {
+        report.linux_note = Some("Linux boot runs left out (`--no-linux`).".to_owned());
+    } else {
+        eprintln!(
+            "Linux boot: native / one cell / two cells alternating, {runs} run(s) each per mode"
+        );
+        if let Err(error) = linux_runs(&qemu, runs, &mut report.boots) {
+            eprintln!("warning: Linux boot runs incomplete: {error}");
+            report.linux_note = Some(format!("Linux boot runs incomplete: {error}"));
+        }
+    }
+    let elf = util::target_dir()
+        .join(images::HYPERVISOR_TARGET)
+        .join("release")
+        .join("cellvisor-qemu-virt");
+    report.image = image_footprint(&elf)?;
+    report.stage2 = stage2_footprint()?;
+    report.sloc = hypervisor_sloc()?;
+
+    let tables = report.tables();
+    println!("{tables}");
+    let json_path = dir.join("report.json");
+    std::fs::write(&json_path, report.json())
+        .context(|| format!("cannot write {}", json_path.display()))?;
+    let svg_path = dir.join("chart.svg");
+    let svg = report.svg();
+    std::fs::write(&svg_path, &svg).context(|| format!("cannot write {}", svg_path.display()))?;
+    println!(
+        "Report: {} and {} (transcripts in {}); {:.0} s in all",
+        util::pretty(&json_path),
+        util::pretty(&svg_path),
+        util::pretty(&dir),
+        started.elapsed().as_secs_f64()
+    );
+    if options.record {
+        let docs = util::workspace_root().join("docs");
+        std::fs::write(docs.join("benchmarks.svg"), &svg)
+            .context(|| "cannot write docs/benchmarks.svg".to_owned())?;
+        let markdown = record_markdown(&report, &tables);
+        std::fs::write(docs.join("benchmarks.md"), markdown)
+            .context(|| "cannot write docs/benchmarks.md".to_owned())?;
+        println!("Recorded docs/benchmarks.md and docs/benchmarks.svg");
+    }
+    Ok(())
+}
+
+/// The method section of docs/benchmarks.md (kept here so `--record` rewrites the whole file).
+const METHOD: &str = r#"## Method
+
+**Micro-operations.** `guests/bench-guest` is a bare-metal EL1 Rust guest. vCPU 0 times one window
+of N iterations (65,536; `--quick`: 4,096; bootargs `iterations=N`) per operation, reading
+CNTVCT_EL0, PMCCNTR_EL0 and PMEVCNTR0_EL0 between `isb` barriers at both ends. `null` is the cost
+of one such counter-read pair; `eoi` is timed per iteration and has that pair subtracted. `ipi` is a
+round trip: vCPU 0 sends SGI 0 to vCPU 1 and waits in WFI until vCPU 1's handler sends SGI 0
+back (two IPIs per figure). `timer` programs CNTV_CVAL_EL0 5 µs ahead and reports the counter at
+the IRQ vector's first instruction minus the deadline. The same ELF runs natively
+(`-M virt,gic-version=3 -cpu max,sve=off,sme=off -smp 2 -m 64M -kernel bench-guest`): QEMU loads the
+ELF at 0x4000_0000 and passes no device tree (x0 = 0), so the guest reads its bootargs from
+0x43F0_0000, put there with `-device loader,file=…,addr=0x43f00000,force-raw=on`; natively the
+null hypercall is PSCI_VERSION to QEMU's built-in PSCI (an unknown SMCCC call through HVC is
+UNDEFINED without EL2), under cellvisor CELLVISOR_VERSION. Under cellvisor the hypervisor is the
+release build, layout `bench` (one cell, CPUs 0–1, 64 MiB), `-smp 4 -m 2G`.
+
+**EL2 instructions per operation.** cellvisor does not trap or switch the PMU, so the guest
+programs event counter 0 with INST_RETIRED (0x08) and the filter bits P and U (do not count EL1,
+EL0) and NSH (count EL2). QEMU applies PMU filters at every exception-level change, and its
+instructions-retired event exists only under `-icount` (PMCEID0 bit 8 is clear otherwise), where it
+is QEMU's exact instruction count; so EL2 figures come from the icount runs only. Sanity checks in
+every run: `null` and `eoi` (nothing traps) read 0 EL2 instructions, and under icount
+ns/op − EL2 instructions/op equals the guest's own instructions. For `ipi`, the send part is the
+EL2 count across the ICC_SGI1R_EL1 write alone; "rest" is everything else vCPU 0 spends at EL2 per
+round trip (its WFI trap and idle wake-up, the reply's physical SGI, injection into a list register).
+The "per interrupt" goal is compared with the timer op: a physical PPI 27 taken at EL2 and forwarded
+as a hardware-linked virtual interrupt while the guest spins.
+
+**Deterministic mode.** `-icount shift=0,sleep=off`: one instruction is one nanosecond of virtual
+time and idle time jumps to the next timer deadline instead of following the host clock, so every
+figure repeats exactly run to run. Plain TCG (multi-threaded, host clock) is reported beside it;
+there the counter is host time and the PMU cycle counter is derived from the same clock (TCG does
+not model caches, TLBs or stage-2 walk cost in either mode).
+
+**Linux boot.** The Debian kernel and `initrd-personal.cpio.gz` boot natively
+(`-M virt,gic-version=3 -cpu max,sve=off,sme=off -smp 2 -m 768M`, same CPU features as a cell and
+the same bootargs), in one cell alone (layout `linux-personal`) and with both cells (layout
+`linux`); configurations alternate (native, one cell, two cells, native, …). Each run reports host
+wall time from QEMU start to the personal cell's `cellvisor-ready:` banner (two cells: the later of
+both banners) and the guest's own uptime printed in the banner. *reset-to-init* = cellvisor's own
+boot + guest uptime, where cellvisor's own boot is the bench guest's CNTVCT_EL0 at its first
+instruction (CNTVOFF_EL2 = 0, so under icount it counts instructions since reset) minus the same
+figure natively. This is measured with the bench layout, whose guest image is small: cellvisor
+does not yet log the counter when it first enters a Linux cell, so the extra time it spends copying
+the 27 MB kernel and the initramfs into a Linux cell is not in this figure.
+
+**Footprint.** Section sizes of the release ELF (`target/aarch64-unknown-none-softfloat/release/
+cellvisor-qemu-virt`): text, rodata, data, bss, and the reserved heap and stacks. Stage-2 tables
+are built on the host with `cellvisor::stage2::Stage2` from each layout's cell memory
+(`map_ram`, as the hypervisor does) and measured with `stats()`; device windows are emulated, not
+mapped, so only RAM appears. SLOC counts non-blank, non-comment lines of `hypervisor/src/**/*.rs`
+up to each file's `#[cfg(test)]`, without `tests.rs` files.
+
+Raw results: `target/bench/report.json`, chart `target/bench/chart.svg`, every QEMU transcript in
+`target/bench/*.log`.
+"#;
+
+fn record_markdown(report: &Report, tables: &str) -> String {
+    format!(
+        "# Benchmarks: cellvisor against native QEMU\n\n\
+         Recorded by `{}` (rewritten by `cargo xtask bench --record`; do not edit the figures by hand).\n\n\
+         - QEMU {}\n- host: `{}`, {} CPUs\n- reproduce: `cargo xtask bench --record` (about 10 minutes on 2 cores; `--quick` for a short run)\n\n\
+         ![cellvisor vs native, ns per operation](benchmarks.svg)\n\n## Figures\n{tables}\n{METHOD}",
+        report.command, report.qemu_version, report.host, report.cpus
+    )
+}
