@@ -1,0 +1,320 @@
+//! Passthrough QEMU tests (issue 5): on the default layout `linux`, QEMU's virtio-blk disk (slot 31,
+//! INTID 79) belongs to *corporate* and its virtio-net device (slot 30, INTID 78, user networking)
+//! to *personal*; both slots share one 4 KiB page, so each cell reaches only its own slot through
+//! cellvisor's sub-page forwarding. The harness attaches the devices for this layout
+//! (`QemuConfig::passthrough_devices`), the disk as a snapshot of `corporate-disk.img`, so writes
+//! live as long as the QEMU run and the image stays as built.
+//!
+//! The device tests need cellvisor's passthrough runtime (stage-2 mappings, forwarding, hardware-
+//! linked SPIs); until it is wired they are ignored with that reason. The invalid-layout test runs
+//! now: `invalid-dma-remapped` gives the DMA-capable disk to a cell at a remapped guest address, and
+//! boot must refuse it with one `cellvisor: fatal:` line naming the DMA rule.
+
+use std::time::Duration;
+
+use cellvisor_tests::{Artifacts, HarnessError, Machine, QemuConfig};
+
+/// Generous: the machine running the tests is shared and slow.
+const BOOT_TIMEOUT: Duration = Duration::from_secs(180);
+/// For one shell command or one console reaction.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
+
+const PERSONAL: &str = "personal";
+const CORPORATE: &str = "corporate";
+/// The cells in console order: Ctrl-A `1` focuses the first, Ctrl-A `2` the second.
+const CELLS: [&str; 2] = [PERSONAL, CORPORATE];
+
+/// What the cells' `etc/cellvisor-devices` scripts print (guests/linux/<cell>/).
+const DISK_MOUNTED: &str = "cellvisor-disk: mounted /dev/vda at /mnt/disk";
+const NET_UP: &str = "cellvisor-net: eth0 10.0.2.15";
+
+/// The name /proc/interrupts shows for a virtio-mmio transport's interrupt.
+const VIRTIO_IRQ_NAME: &str = "virtio0";
+
+fn fail(error: HarnessError) -> ! {
+    panic!("{error}")
+}
+
+fn artifacts() -> Artifacts {
+    Artifacts::from_env().unwrap_or_else(|error| fail(error))
+}
+
+/// Waits for `text` from `cell` at or after `since`; returns where its line ends.
+fn wait(machine: &mut Machine, cell: &str, text: &str, since: usize, timeout: Duration) -> usize {
+    machine
+        .find_after(&format!("[{cell}] {text}"), since, timeout)
+        .map(|found| found.line_end)
+        .unwrap_or_else(|error| fail(error))
+}
+
+/// Boots `linux` and waits for both banners, both device lines and personal's prompt.
+fn boot() -> Machine {
+    let config = QemuConfig::new("linux");
+    assert!(
+        config.passthrough_devices,
+        "the harness attaches the devices"
+    );
+    let mut machine = Machine::boot(&artifacts(), &config)
+        .unwrap_or_else(|error| panic!("cannot boot QEMU: {error}"));
+    wait(&mut machine, CORPORATE, DISK_MOUNTED, 0, BOOT_TIMEOUT);
+    wait(&mut machine, PERSONAL, NET_UP, 0, BOOT_TIMEOUT);
+    for cell in CELLS {
+        wait(
+            &mut machine,
+            cell,
+            &format!("cellvisor-ready: {cell} "),
+            0,
+            BOOT_TIMEOUT,
+        );
+    }
+    wait(
+        &mut machine,
+        PERSONAL,
+        &format!("{PERSONAL}:/root# "),
+        0,
+        BOOT_TIMEOUT,
+    );
+    machine
+}
+
+/// Gives `cell` the console focus and waits for its prompt.
+fn focus(machine: &mut Machine, cell: &str) {
+    let index = CELLS
+        .iter()
+        .position(|name| *name == cell)
+        .unwrap_or_else(|| panic!("unknown cell {cell}"));
+    let key = b'1' + u8::try_from(index).expect("few cells");
+    let since = machine.mark();
+    machine
+        .send_escape(key)
+        .unwrap_or_else(|error| panic!("cannot write to QEMU: {error}"));
+    let switched = machine
+        .find_after(
+            &format!("cellvisor: console input now goes to {cell}"),
+            since,
+            COMMAND_TIMEOUT,
+        )
+        .unwrap_or_else(|error| fail(error));
+    machine
+        .send_line("")
+        .unwrap_or_else(|error| panic!("cannot write to QEMU: {error}"));
+    wait(
+        machine,
+        cell,
+        &format!("{cell}:/root# "),
+        switched.line_end,
+        COMMAND_TIMEOUT,
+    );
+}
+
+/// Runs `command` in `cell` (which has the focus) and expects exit code 0; returns its output.
+fn run_ok(machine: &mut Machine, cell: &str, command: &str) -> String {
+    let (output, code) = machine
+        .shell(cell, command, COMMAND_TIMEOUT)
+        .unwrap_or_else(|error| fail(error));
+    assert_eq!(
+        code, 0,
+        "`{command}` failed in {cell} (exit {code}):\n{output}"
+    );
+    output
+}
+
+/// Lines that report a kernel panic, an oops or a fatal cellvisor error.
+fn assert_no_disasters(machine: &Machine) {
+    let disasters: Vec<String> = machine
+        .transcript()
+        .lines()
+        .filter(|line| {
+            line.contains("Kernel panic")
+                || line.contains("Internal error:")
+                || line.contains("cellvisor: fatal")
+        })
+        .map(str::to_owned)
+        .collect();
+    assert!(disasters.is_empty(), "{disasters:#?}");
+}
+
+/// The total count (all CPUs) of the /proc/interrupts line whose description contains `name`.
+fn interrupt_total(interrupts: &str, name: &str) -> Option<u64> {
+    let line = interrupts
+        .lines()
+        .find(|line| line.split_whitespace().last() == Some(name))?;
+    let (_, counts) = line.split_once(':')?;
+    Some(
+        counts
+            .split_whitespace()
+            .map_while(|field| field.parse::<u64>().ok())
+            .sum(),
+    )
+}
+
+#[test]
+#[ignore = "needs passthrough runtime wiring"]
+fn corporate_disk_keeps_a_file_across_a_cell_restart() {
+    let mut machine = boot();
+    focus(&mut machine, CORPORATE);
+    let token = format!("cellvisor-passthrough-{}", std::process::id());
+    run_ok(
+        &mut machine,
+        CORPORATE,
+        &format!("echo {token} > /mnt/disk/token && sync && cat /mnt/disk/token"),
+    );
+
+    // `reboot -f` is PSCI SYSTEM_RESET: cellvisor restarts corporate only (RAM scrubbed, images
+    // reloaded); the disk keeps what was synced.
+    let since = machine.mark();
+    machine
+        .send_line("reboot -f")
+        .unwrap_or_else(|error| panic!("cannot write to QEMU: {error}"));
+    let restarted = wait(
+        &mut machine,
+        CORPORATE,
+        &format!("cellvisor-ready: {CORPORATE} "),
+        since,
+        BOOT_TIMEOUT,
+    );
+    assert!(
+        machine.find(DISK_MOUNTED, since).is_some(),
+        "corporate mounted its disk again"
+    );
+    assert!(
+        machine.is_running(),
+        "the machine kept running: only the cell restarted"
+    );
+    wait(
+        &mut machine,
+        CORPORATE,
+        &format!("{CORPORATE}:/root# "),
+        restarted,
+        BOOT_TIMEOUT,
+    );
+    let output = run_ok(&mut machine, CORPORATE, "cat /mnt/disk/token");
+    assert!(
+        output.lines().any(|line| line.trim() == token),
+        "the token survived the restart:\n{output}"
+    );
+    assert_no_disasters(&machine);
+}
+
+#[test]
+#[ignore = "needs passthrough runtime wiring"]
+fn each_cell_sees_only_its_own_device() {
+    let mut machine = boot();
+    // Personal: a network interface with QEMU's user-net address, no block device.
+    let output = run_ok(
+        &mut machine,
+        PERSONAL,
+        "ls /sys/class/net; ls /sys/block; ip -4 addr show eth0",
+    );
+    assert!(output.contains("eth0"), "personal has eth0:\n{output}");
+    assert!(
+        output.contains("10.0.2.15"),
+        "personal got its lease:\n{output}"
+    );
+    assert!(
+        !output.contains("vda"),
+        "personal has no block device:\n{output}"
+    );
+    let output = run_ok(&mut machine, PERSONAL, "ls /sys/bus/virtio/devices | wc -l");
+    assert_eq!(output.trim(), "1", "personal sees one virtio device");
+
+    // Corporate: the disk, no network interface except loopback.
+    focus(&mut machine, CORPORATE);
+    let output = run_ok(&mut machine, CORPORATE, "ls /sys/class/net; ls /sys/block");
+    assert!(output.contains("vda"), "corporate has its disk:\n{output}");
+    assert!(
+        !output.contains("eth"),
+        "corporate has no network device:\n{output}"
+    );
+    let output = run_ok(
+        &mut machine,
+        CORPORATE,
+        "ls /sys/bus/virtio/devices | wc -l",
+    );
+    assert_eq!(output.trim(), "1", "corporate sees one virtio device");
+    assert_no_disasters(&machine);
+}
+
+#[test]
+#[ignore = "needs passthrough runtime wiring"]
+fn passthrough_interrupt_counts_rise() {
+    let mut machine = boot();
+
+    // Corporate: read the whole disk, uncached, and watch its virtio interrupt.
+    focus(&mut machine, CORPORATE);
+    let before = run_ok(&mut machine, CORPORATE, "cat /proc/interrupts");
+    let disk_before = interrupt_total(&before, VIRTIO_IRQ_NAME)
+        .unwrap_or_else(|| panic!("no {VIRTIO_IRQ_NAME} line in corporate:\n{before}"));
+    run_ok(
+        &mut machine,
+        CORPORATE,
+        "dd if=/dev/vda of=/dev/null bs=1M count=16 iflag=direct 2>/dev/null || \
+         (echo 3 > /proc/sys/vm/drop_caches; dd if=/dev/vda of=/dev/null bs=1M count=16)",
+    );
+    let after = run_ok(&mut machine, CORPORATE, "cat /proc/interrupts");
+    let disk_after = interrupt_total(&after, VIRTIO_IRQ_NAME).expect("line stays");
+    assert!(
+        disk_after > disk_before,
+        "corporate's disk interrupt count rose ({disk_before} -> {disk_after}):\n{after}"
+    );
+
+    // Personal: traffic through QEMU's user network (its DNS/gateway answers inside QEMU).
+    focus(&mut machine, PERSONAL);
+    let before = run_ok(&mut machine, PERSONAL, "cat /proc/interrupts");
+    let net_before = interrupt_total(&before, VIRTIO_IRQ_NAME)
+        .unwrap_or_else(|| panic!("no {VIRTIO_IRQ_NAME} line in personal:\n{before}"));
+    // Renewing the lease is a DHCP exchange with QEMU's built-in server: packets both ways.
+    run_ok(
+        &mut machine,
+        PERSONAL,
+        "udhcpc -i eth0 -q -n -t 5 -T 1 -s /etc/udhcpc.script",
+    );
+    let after = run_ok(&mut machine, PERSONAL, "cat /proc/interrupts");
+    let net_after = interrupt_total(&after, VIRTIO_IRQ_NAME).expect("line stays");
+    assert!(
+        net_after > net_before,
+        "personal's network interrupt count rose ({net_before} -> {net_after}):\n{after}"
+    );
+    assert_no_disasters(&machine);
+}
+
+#[test]
+#[ignore = "boots QEMU: run through cargo xtask test"]
+fn dma_device_in_a_remapped_cell_is_refused_at_boot() {
+    let config = QemuConfig::new("invalid-dma-remapped");
+    let mut machine = Machine::boot(&artifacts(), &config)
+        .unwrap_or_else(|error| panic!("cannot boot QEMU: {error}"));
+    let line = machine
+        .wait_for("cellvisor: fatal:", BOOT_TIMEOUT)
+        .unwrap_or_else(|error| fail(error));
+    for needed in ["DMA-capable", "virtio-disk", "corporate", "identity-mapped"] {
+        assert!(
+            line.contains(needed),
+            "the fatal line names {needed}: {line}"
+        );
+    }
+    machine
+        .wait_exit(BOOT_TIMEOUT)
+        .unwrap_or_else(|error| fail(error));
+    let transcript = machine.transcript();
+    let fatal_lines: Vec<&str> = transcript
+        .lines()
+        .filter(|line| line.contains("cellvisor: fatal"))
+        .collect();
+    assert_eq!(fatal_lines.len(), 1, "one fatal line:\n{transcript}");
+    assert!(
+        !transcript.contains("test-guest: hello"),
+        "no cell ran:\n{transcript}"
+    );
+}
+
+#[test]
+fn interrupt_totals_are_summed_over_cpus() {
+    let interrupts = "           CPU0       CPU1\n\
+                      11:        120         95     GICv3  27 Level     arch_timer\n\
+                      13:          4          9     GICv3  79 Edge      virtio0\n\
+                      IPI0:        3          7       Rescheduling interrupts\n";
+    assert_eq!(interrupt_total(interrupts, "virtio0"), Some(13));
+    assert_eq!(interrupt_total(interrupts, "arch_timer"), Some(215));
+    assert_eq!(interrupt_total(interrupts, "virtio1"), None);
+}
