@@ -91,11 +91,17 @@ pub const CORPORATE_DISK: &str = "corporate-disk.img";
 /// on `disk` (slot 31, INTID 79), then virtio-net with QEMU user networking (slot 30, INTID 78;
 /// nothing outside the machine is reachable except through QEMU's NAT). With `snapshot`, the disk's
 /// writes go to a temporary overlay that lives as long as QEMU: tests can run in parallel on one
-/// image and leave it unchanged.
+/// image (and next to an interactive run) and leave it unchanged.
 pub fn passthrough_device_args(disk: &Path, snapshot: bool) -> Vec<String> {
     // QEMU's option syntax escapes a comma by doubling it.
     let file = disk.to_string_lossy().replace(',', ",,");
-    let snapshot = if snapshot { ",snapshot=on" } else { "" };
+    // The snapshot opens the image read-only and without locks, so it also works while an
+    // interactive `cargo xtask run` holds the image's write lock.
+    let snapshot = if snapshot {
+        ",snapshot=on,file.locking=off"
+    } else {
+        ""
+    };
     vec![
         "-drive".to_owned(),
         format!("file={file},if=none,format=raw,id=disk0{snapshot}"),
@@ -906,8 +912,8 @@ mod tests {
             qemu: PathBuf::from("qemu-system-aarch64"),
         };
         let args = QemuConfig::new("linux").qemu_args(&artifacts).join(" ");
-        let disk = "-drive file=/out/corporate-disk.img,if=none,format=raw,id=disk0,snapshot=on \
-                    -device virtio-blk-device,drive=disk0";
+        let disk = "-drive file=/out/corporate-disk.img,if=none,format=raw,id=disk0,snapshot=on,\
+                    file.locking=off -device virtio-blk-device,drive=disk0";
         let net = "-netdev user,id=net0 -device virtio-net-device,netdev=net0";
         assert!(args.contains(&format!("{disk} {net}")), "{args}");
         let interactive = passthrough_device_args(Path::new("/a,b/disk.img"), false).join(" ");
