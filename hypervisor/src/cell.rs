@@ -20,7 +20,8 @@ use crate::guest_fdt::{self, GuestDtSpec};
 use crate::image::{self, ImageError};
 use crate::mmio::{AccessWidth, MmioError};
 use crate::partition::{CellPlan, Partition};
-use crate::platform::{GICV3_REDISTRIBUTOR_STRIDE, Platform};
+use crate::passthrough::{Forward, PassthroughError, PassthroughPlan, interrupt_owners};
+use crate::platform::{GICV3_REDISTRIBUTOR_STRIDE, Platform, PlatformDevice};
 use crate::psci::{PsciAction, PsciCell};
 use crate::ratelimit::RateLimiter;
 use crate::smccc::{self, Caller, Dispatch, SmcccCall, SmcccResult};
@@ -49,6 +50,10 @@ pub trait Machine {
     fn spi_route(&mut self, intid: u32, cpu: usize);
     /// Deactivates physical interrupt `intid` (for a PPI: the one of physical CPU `cpu`).
     fn deactivate_interrupt(&mut self, intid: u32, cpu: usize);
+    /// Reads a passthrough device register at `address` (Device memory, naturally aligned).
+    fn device_read(&mut self, address: PhysAddr, width: AccessWidth) -> u64;
+    /// Writes a passthrough device register at `address` (Device memory, naturally aligned).
+    fn device_write(&mut self, address: PhysAddr, width: AccessWidth, value: u64);
     /// Counts the non-zero bytes in `length` bytes at `address` (to verify a wipe).
     fn count_nonzero(&mut self, address: PhysAddr, length: u64) -> u64;
     /// The system counter and its frequency in Hz.
@@ -109,6 +114,8 @@ pub enum Disposition {
     Deactivate,
     /// Forwarded as a hardware-linked virtual interrupt: the guest's EOI deactivates it.
     Forwarded,
+    /// Forwarded, and the vCPU that takes it runs on this other physical CPU: kick it.
+    ForwardedTo(usize),
 }
 
 /// Lifecycle state of a cell.
@@ -210,6 +217,9 @@ pub enum EmulatedDevice {
     Distributor,
     /// The cell's redistributor frames.
     Redistributors,
+    /// A page shared by passthrough devices of several cells: forwarded when the bytes are the
+    /// cell's, read-as-zero otherwise.
+    Passthrough,
 }
 
 /// Why a cell could not be built or reloaded.
@@ -225,6 +235,8 @@ pub enum CellError {
     Stage2(Stage2Error),
     /// The vGIC could not be configured.
     Vgic(VgicConfigError),
+    /// The cell's passthrough devices cannot be set up as the board says.
+    Passthrough(PassthroughError),
     /// An address of the load plan lies outside the cell's RAM (a bug in the plan).
     OutsideRam(GuestPhysAddr),
 }
@@ -237,6 +249,7 @@ impl fmt::Display for CellError {
             Self::DeviceTree(error) => write!(f, "device tree: {error}"),
             Self::Stage2(error) => write!(f, "stage-2 table: {error}"),
             Self::Vgic(error) => write!(f, "virtual GIC: {error}"),
+            Self::Passthrough(error) => write!(f, "passthrough: {error}"),
             Self::OutsideRam(address) => write!(f, "load address {address} is outside the cell's RAM"),
         }
     }
@@ -285,6 +298,8 @@ pub struct Cell {
     state: AtomicU8,
     psci: Mutex<PsciCell>,
     uart: Mutex<VirtualUart>,
+    passthrough: PassthroughPlan,
+    passthrough_nodes: Vec<PlatformDevice>,
     vgic: Mutex<Vgic>,
     uart_intid: u32,
     in_guest: Vec<AtomicBool>,
@@ -492,6 +507,8 @@ impl Cell {
             Some(EmulatedDevice::Distributor)
         } else if self.redistributor_window.contains(address) {
             Some(EmulatedDevice::Redistributors)
+        } else if self.passthrough.is_trapped(ipa) {
+            Some(EmulatedDevice::Passthrough)
         } else {
             None
         }
@@ -538,7 +555,6 @@ impl Cell {
             }
             EmulatedDevice::Distributor => {
                 let offset = ipa.offset_from(GuestPhysAddr(self.distributor_window.base)).ok_or(MmioError::BadOffset)?;
-                let _ = machine;
                 let value = self.vgic.lock().distributor_read(offset, vgic_width(width)?).map_err(vgic_error)?;
                 Ok((value, VcpuSet::empty()))
             }
@@ -547,6 +563,10 @@ impl Cell {
                 let value = self.vgic.lock().redistributor_read(offset, vgic_width(width)?).map_err(vgic_error)?;
                 Ok((value, VcpuSet::empty()))
             }
+            EmulatedDevice::Passthrough => match self.passthrough.forward(ipa, width) {
+                Forward::Device(address) => Ok((machine.device_read(address, width), VcpuSet::empty())),
+                Forward::ReadAsZero => Ok((0, VcpuSet::empty())),
+            },
         }
     }
 
@@ -586,6 +606,12 @@ impl Cell {
                     .lock()
                     .redistributor_write(offset, vgic_width(width)?, value, &mut physical)
                     .map_err(vgic_error)
+            }
+            EmulatedDevice::Passthrough => {
+                if let Forward::Device(address) = self.passthrough.forward(ipa, width) {
+                    machine.device_write(address, width, value);
+                }
+                Ok(VcpuSet::empty())
             }
         }
     }
@@ -631,6 +657,16 @@ impl Cell {
         self.vgic.lock().has_deliverable(vcpu)
     }
 
+    /// Forwards a physical passthrough SPI of this cell hardware-linked. Returns the vCPU that
+    /// will take it, or `None` if the vGIC refused it (the caller deactivates it).
+    pub fn forward_spi(&self, intid: u32) -> Option<Option<usize>> {
+        match self.vgic.lock().inject_hardware(0, intid, intid) {
+            Ok(Delivery::Ready { vcpu }) => Some(Some(vcpu)),
+            Ok(Delivery::Held) => Some(None),
+            Err(_) => None,
+        }
+    }
+
     /// Fills the list registers of `vcpu` before it enters the guest.
     pub fn vgic_flush<L: vgic::ListRegisters>(&self, vcpu: usize, lists: &mut L) {
         let _ = self.vgic.lock().flush(vcpu, lists);
@@ -661,7 +697,8 @@ impl Cell {
             bootargs: images.bootargs,
             initrd,
         };
-        let dtb = guest_fdt::generate(&self.plan, platform, &spec).map_err(CellError::DeviceTree)?;
+        let dtb = guest_fdt::generate_with_passthrough(&self.plan, platform, &spec, &self.passthrough_nodes)
+            .map_err(CellError::DeviceTree)?;
         self.copy_in(machine, plan.kernel_at, images.kernel)?;
         if let (Some(at), Some(bytes)) = (plan.initrd_at, images.initrd) {
             self.copy_in(machine, at, bytes)?;
@@ -769,6 +806,8 @@ pub struct Runtime {
     /// The cells, in layout order.
     pub cells: Vec<Cell>,
     cpu_owner: Vec<Option<(usize, usize)>>,
+    /// Which cell owns each passthrough SPI: `(INTID, cell index)`, sorted.
+    spi_owners: Vec<(u32, usize)>,
 }
 
 impl Runtime {
@@ -787,7 +826,15 @@ impl Runtime {
         let uart_window = platform.console.registers;
         let distributor_window = platform.gic.distributor;
         let redistributor_base = platform.gic.redistributor_regions.first().map_or(0, |region| region.base);
-        for (index, plan) in partition.cells.into_iter().enumerate() {
+        let mut passthrough_plans = Vec::new();
+        for plan in &partition.cells {
+            let passthrough =
+                PassthroughPlan::for_cell(board, &partition, plan).map_err(|error| (plan.index, CellError::Passthrough(error)))?;
+            let nodes = passthrough.device_nodes(&platform).map_err(|error| (plan.index, CellError::Passthrough(error)))?;
+            passthrough_plans.push((passthrough, nodes));
+        }
+        let spi_owners = interrupt_owners(board, &partition).map_err(|error| (0, CellError::Passthrough(error)))?;
+        for ((index, plan), (passthrough, passthrough_nodes)) in partition.cells.into_iter().enumerate().zip(passthrough_plans) {
             for (vcpu, vcpu_plan) in plan.vcpus.iter().enumerate() {
                 if let Some(owner) = cpu_owner.get_mut(vcpu_plan.physical_cpu) {
                     *owner = Some((index, vcpu));
@@ -799,11 +846,20 @@ impl Runtime {
                     .map_ram(GuestPhysAddr(region.guest_base()), PhysAddr(region.physical.base), region.physical.size)
                     .map_err(|error| (index, CellError::Stage2(error)))?;
             }
+            // Pages wholly the cell's devices' are mapped (no trap on the data path); shared
+            // pages stay unmapped and are forwarded byte-exactly.
+            for page in passthrough.direct_pages() {
+                stage2
+                    .map_device(GuestPhysAddr(page.base), PhysAddr(page.base), page.size)
+                    .map_err(|error| (index, CellError::Stage2(error)))?;
+            }
             let vcpu_count = plan.vcpus.len();
             let uart_intid = platform.console.intid;
             let vgic_config = VgicConfig {
                 vcpu_count,
-                owned_spis: alloc::vec![SpiAssignment { intid: uart_intid, kind: SpiKind::Virtual }],
+                owned_spis: core::iter::once(SpiAssignment { intid: uart_intid, kind: SpiKind::Virtual })
+                    .chain(passthrough.interrupts().iter().map(|&intid| SpiAssignment { intid, kind: SpiKind::Hardware }))
+                    .collect(),
                 spi_lines: gic.spi_lines,
                 list_register_count: gic.list_register_count,
             };
@@ -815,6 +871,8 @@ impl Runtime {
                 state: AtomicU8::new(CellState::Running.to_u8()),
                 psci: Mutex::new(PsciCell::new(vcpu_count, GuestPhysAddr(0), 0)),
                 uart: Mutex::new(VirtualUart::new()),
+                passthrough,
+                passthrough_nodes,
                 vgic: Mutex::new(vgic),
                 uart_intid,
                 in_guest: (0..vcpu_count).map(|_| AtomicBool::new(false)).collect(),
@@ -838,6 +896,7 @@ impl Runtime {
             platform,
             cells,
             cpu_owner,
+            spi_owners,
         })
     }
 
@@ -959,6 +1018,23 @@ impl Runtime {
                         return Disposition::Forwarded;
                     }
                 }
+            }
+            return Disposition::Deactivate;
+        }
+        let owner = self
+            .spi_owners
+            .binary_search_by_key(&intid, |&(owned, _)| owned)
+            .ok()
+            .and_then(|found| self.spi_owners.get(found))
+            .and_then(|&(_, cell)| self.cells.get(cell));
+        if let Some(cell) = owner {
+            match cell.forward_spi(intid) {
+                Some(Some(vcpu)) => match cell.physical_cpu_of(vcpu) {
+                    Some(target) if target != cpu => return Disposition::ForwardedTo(target),
+                    _ => return Disposition::Forwarded,
+                },
+                Some(None) => return Disposition::Forwarded,
+                None => {}
             }
         }
         Disposition::Deactivate

@@ -22,6 +22,7 @@ use crate::bundle::Bundle;
 use crate::cell::{Cell, Disposition, GicInfo, Machine, Runtime};
 use crate::console::InputAction;
 use crate::inject::Injection;
+use crate::mmio::AccessWidth;
 use crate::logger::{self, ConsoleEvent, ConsoleOutput};
 use crate::partition::{self, Reserved, ReservedKind};
 use crate::platform::{self, Platform, PsciMethod};
@@ -298,6 +299,8 @@ fn init_cpu_interrupts(gic: &Gic, platform: &Platform, mpidr: u64) {
 fn enable_mmu(board: &Board, platform: &Platform) {
     let mut devices = alloc::vec![platform.gic.distributor, platform.console.registers];
     devices.extend(platform.gic.redistributor_regions.iter().copied());
+    // Passthrough devices, for forwarding accesses to pages several cells share.
+    devices.extend(board.devices.iter().flat_map(|device| device.mmio.iter().copied()));
     let layout = El2Layout {
         hypervisor: board.hypervisor_memory,
         text: text_range(),
@@ -393,6 +396,33 @@ impl Machine for Cpu {
     fn deactivate_interrupt(&mut self, intid: u32, cpu: usize) {
         if let (Some(gic), Some(mpidr)) = (GIC.get(), mpidr_of(cpu)) {
             gic.deactivate_on(intid, mpidr);
+        }
+    }
+
+    fn device_read(&mut self, address: PhysAddr, width: AccessWidth) -> u64 {
+        let pointer = address.to_virt().as_usize();
+        // SAFETY: `address` is a naturally aligned register of a device the running cell owns
+        // (checked by its passthrough plan), mapped as Device memory in EL2's identity map.
+        unsafe {
+            match width {
+                AccessWidth::Byte => u64::from(core::ptr::read_volatile(pointer as *const u8)),
+                AccessWidth::Halfword => u64::from(core::ptr::read_volatile(pointer as *const u16)),
+                AccessWidth::Word => u64::from(core::ptr::read_volatile(pointer as *const u32)),
+                AccessWidth::Doubleword => core::ptr::read_volatile(pointer as *const u64),
+            }
+        }
+    }
+
+    fn device_write(&mut self, address: PhysAddr, width: AccessWidth, value: u64) {
+        let pointer = address.to_virt().as_usize();
+        // SAFETY: as in `device_read`.
+        unsafe {
+            match width {
+                AccessWidth::Byte => core::ptr::write_volatile(pointer as *mut u8, value as u8),
+                AccessWidth::Halfword => core::ptr::write_volatile(pointer as *mut u16, value as u16),
+                AccessWidth::Word => core::ptr::write_volatile(pointer as *mut u32, value as u32),
+                AccessWidth::Doubleword => core::ptr::write_volatile(pointer as *mut u64, value),
+            }
         }
     }
 
@@ -541,6 +571,7 @@ impl VcpuHardware for Cpu {
             }
             match runtime.physical_interrupt(cpu, intid) {
                 Disposition::Forwarded => {}
+                Disposition::ForwardedTo(target) => self.kick(runtime, target),
                 Disposition::Deactivate => gic::deactivate(intid),
             }
         }
