@@ -36,6 +36,9 @@ commands:
         operation, under -icount and plain TCG, Linux boot (native / one cell / two cells),
         footprint; writes target/bench/report.json and chart.svg; --record rewrites
         docs/benchmarks.md; --quick: 4096 iterations and one Linux boot per configuration
+  fuzz [SECONDS] [--seed X]
+        fuzz every guest-input decoder on the host for SECONDS in total (default 60), in release
+        with overflow checks; the bounded run of the same targets is part of `cargo xtask test`
   clippy
         clippy with -D warnings on the host and for the aarch64 targets
   help  this text
@@ -213,6 +216,18 @@ fn cargo_step(args: &[&str]) -> Result<String> {
     Ok(String::new())
 }
 
+/// Runs the host fuzz harness for `seconds` in total, release build with overflow checks.
+fn fuzz(seconds: &str, seed: Option<&str>) -> Result<()> {
+    let mut command = util::cargo();
+    command
+        .env("CARGO_PROFILE_RELEASE_OVERFLOW_CHECKS", "true")
+        .args(["run", "--release", "-p", "cellvisor-fuzz", "--", "--seconds", seconds]);
+    if let Some(seed) = seed {
+        command.args(["--seed", seed]);
+    }
+    util::run(&mut command)
+}
+
 fn test() -> Result<()> {
     let mut steps = Vec::new();
     let mut qemu = None;
@@ -339,6 +354,18 @@ fn dispatch(mut args: Args) -> Result<()> {
                 }
             }
             bench::bench(&options)
+        }
+        "fuzz" => {
+            let mut seconds = String::from("60");
+            let mut seed = None;
+            while let Some(word) = args.next() {
+                match word.as_str() {
+                    "--seed" => seed = Some(args.value("--seed", None)?),
+                    number if number.parse::<u64>().is_ok() => seconds = number.to_owned(),
+                    _ => fail!("unknown option `{word}` for fuzz (see `cargo xtask help`)"),
+                }
+            }
+            fuzz(&seconds, seed.as_deref())
         }
         "clippy" => match args.next() {
             None => clippy(),
