@@ -83,6 +83,9 @@ const CPU: &str = "max,sve=off,sme=off";
 /// Where the bench guest reads its bootargs when run natively (guests/bench-guest/src/main.rs).
 const NATIVE_ARGS_ADDRESS: &str = "0x43f00000";
 
+/// Stage-2 figures of one cell: (layout, cell, RAM bytes, table bytes, blocks, pages).
+type Stage2Row = (String, String, u64, u64, u64, u64);
+
 /// One op line's fields.
 type OpFields = BTreeMap<String, String>;
 
@@ -469,7 +472,7 @@ fn image_footprint(elf: &Path) -> Result<BTreeMap<&'static str, u64>> {
 }
 
 /// Per cell of a layout: (layout, cell, RAM bytes, table bytes, blocks, pages).
-fn stage2_footprint() -> Result<Vec<(String, String, u64, u64, u64, u64)>> {
+fn stage2_footprint() -> Result<Vec<Stage2Row>> {
     let mut rows = Vec::new();
     for layout in images::layouts() {
         for (index, cell) in layout.cells.iter().enumerate() {
@@ -585,7 +588,7 @@ struct Report {
     boots: BTreeMap<(&'static str, &'static str), Vec<Boot>>,
     linux_note: Option<String>,
     image: BTreeMap<&'static str, u64>,
-    stage2: Vec<(String, String, u64, u64, u64, u64)>,
+    stage2: Vec<Stage2Row>,
     sloc: u64,
 }
 
@@ -1212,6 +1215,11 @@ instruction (CNTVOFF_EL2 = 0, so under icount it counts instructions since reset
 figure natively. This is measured with the bench layout, whose guest image is small: cellvisor
 does not yet log the counter when it first enters a Linux cell, so the extra time it spends copying
 the 27 MB kernel and the initramfs into a Linux cell is not in this figure.
+
+Under `-icount` QEMU runs all vCPUs round-robin on one thread and one virtual clock that advances
+with every instruction of every CPU, so a guest's uptime also grows with the other cell's work: the
+two-cell icount uptimes measure the machine, not a slowdown of either cell. Plain TCG runs vCPUs in
+parallel host threads, but this host has only 2 cores for up to 4 busy vCPUs.
 
 **Footprint.** Section sizes of the release ELF (`target/aarch64-unknown-none-softfloat/release/
 cellvisor-qemu-virt`): text, rodata, data, bss, and the reserved heap and stacks. Stage-2 tables
