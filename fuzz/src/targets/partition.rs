@@ -43,7 +43,8 @@ static DEVICES: &[Device] = &[
     Device {
         name: "leds",
         mmio: &[MemRange::new(0x0903_0000, 0x1000)],
-        interrupts: &[],
+        // The platform's pl061 node: SPI 7.
+        interrupts: &[39],
         dma_capable: false,
     },
     Device {
