@@ -5,10 +5,8 @@
 //! (`QemuConfig::passthrough_devices`), the disk as a snapshot of `corporate-disk.img`, so writes
 //! live as long as the QEMU run and the image stays as built.
 //!
-//! The device tests need cellvisor's passthrough runtime (stage-2 mappings, forwarding, hardware-
-//! linked SPIs); until it is wired they are ignored with that reason. The invalid-layout test runs
-//! now: `invalid-dma-remapped` gives the DMA-capable disk to a cell at a remapped guest address, and
-//! boot must refuse it with one `cellvisor: fatal:` line naming the DMA rule.
+//! The last test boots `invalid-dma-remapped`, which gives the DMA-capable disk to a cell at a
+//! remapped guest address: boot must refuse it with one `cellvisor: fatal:` line naming the DMA rule.
 
 use std::time::Duration;
 
@@ -149,7 +147,7 @@ fn interrupt_total(interrupts: &str, name: &str) -> Option<u64> {
 }
 
 #[test]
-#[ignore = "needs passthrough runtime wiring"]
+#[ignore = "boots QEMU: run through cargo xtask test"]
 fn corporate_disk_keeps_a_file_across_a_cell_restart() {
     let mut machine = boot();
     focus(&mut machine, CORPORATE);
@@ -197,7 +195,7 @@ fn corporate_disk_keeps_a_file_across_a_cell_restart() {
 }
 
 #[test]
-#[ignore = "needs passthrough runtime wiring"]
+#[ignore = "boots QEMU: run through cargo xtask test"]
 fn each_cell_sees_only_its_own_device() {
     let mut machine = boot();
     // Personal: a network interface with QEMU's user-net address, no block device.
@@ -236,7 +234,7 @@ fn each_cell_sees_only_its_own_device() {
 }
 
 #[test]
-#[ignore = "needs passthrough runtime wiring"]
+#[ignore = "boots QEMU: run through cargo xtask test"]
 fn passthrough_interrupt_counts_rise() {
     let mut machine = boot();
 
