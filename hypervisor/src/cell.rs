@@ -620,10 +620,10 @@ impl Cell {
     /// changes reach the vGIC in the order they happened (lock order: uart, then vgic).
     fn set_uart_line(&self, uart: &Pl011, current_vcpu: usize) -> VcpuSet {
         let mut kick = VcpuSet::empty();
-        if let Ok(Delivery::Ready { vcpu }) = self.vgic.lock().set_level(self.uart_intid, uart.interrupt_level()) {
-            if vcpu != current_vcpu {
-                kick.insert(vcpu);
-            }
+        if let Ok(Delivery::Ready { vcpu }) = self.vgic.lock().set_level(self.uart_intid, uart.interrupt_level())
+            && vcpu != current_vcpu
+        {
+            kick.insert(vcpu);
         }
         kick
     }
@@ -1012,12 +1012,12 @@ impl Runtime {
     pub fn physical_interrupt(&self, cpu: usize, intid: u32) -> Disposition {
         let timers = [self.platform.timer.virtual_timer, self.platform.timer.nonsecure_physical];
         if timers.contains(&intid) {
-            if let Some((cell_index, vcpu)) = self.owner_of_cpu(cpu) {
-                if let Some(cell) = self.cells.get(cell_index) {
-                    if cell.is_in_guest(vcpu) && cell.forward_ppi(vcpu, intid) {
-                        return Disposition::Forwarded;
-                    }
-                }
+            if let Some((cell_index, vcpu)) = self.owner_of_cpu(cpu)
+                && let Some(cell) = self.cells.get(cell_index)
+                && cell.is_in_guest(vcpu)
+                && cell.forward_ppi(vcpu, intid)
+            {
+                return Disposition::Forwarded;
             }
             return Disposition::Deactivate;
         }

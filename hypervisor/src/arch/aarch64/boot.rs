@@ -255,13 +255,16 @@ pub extern "C" fn primary_main(dtb: u64, el: u64) -> ! {
         list_register_count: ListRegisters.count(),
     };
     let mut machine = Cpu { lists: ListRegisters };
+    let names: Vec<&'static str> = partition.cells.iter().map(|cell| cell.name).collect();
     let runtime = match Runtime::build(board, platform, partition, bundle, gic_info, &mut machine) {
         Ok(runtime) => runtime,
-        Err((index, error)) => fatal(format_args!("cell #{index}: {error}")),
+        Err((index, error)) => {
+            fatal(format_args!("cell {}: {error}", names.get(index).copied().unwrap_or("?")))
+        }
     };
     cache::invalidate_icache();
-    let names: Vec<&str> = runtime.cells.iter().map(Cell::name).collect();
-    logger::set_cells(&names, runtime.platform.bootargs.contains("cellvisor.color=on"));
+    let cell_names: Vec<&str> = runtime.cells.iter().map(Cell::name).collect();
+    logger::set_cells(&cell_names, runtime.platform.bootargs.contains("cellvisor.color=on"));
     for cell in &runtime.cells {
         log::info!(
             "cell {}: CPUs {:?}, {} MiB RAM, VMID {}",
