@@ -323,9 +323,22 @@ fn personal_cannot_read_corporate_memory() {
         .find_after(&violation, since, COMMAND_TIMEOUT)
         .unwrap_or_else(|error| fail(error));
 
+    // One access, one log line.
+    let since_loop = machine.mark();
+    let logged_once = machine
+        .transcript()
+        .get(since..since_loop)
+        .unwrap_or_default()
+        .lines()
+        .filter(|line| line.contains("cellvisor:") && line.contains(&violation))
+        .count();
+    assert_eq!(
+        logged_once, 1,
+        "one access from personal was logged {logged_once} times"
+    );
+
     // A guest retrying in a loop must not flood the console: the log is rate-limited.
     let attempts = 40;
-    let since_loop = machine.mark();
     let (output, code) = run(
         &mut machine,
         PERSONAL,
