@@ -148,6 +148,7 @@ impl Vgic {
         value: u64,
         physical: &mut impl PhysicalDistributor,
     ) -> Result<VcpuSet, VgicError> {
+        self.touch();
         Ok(match decode(offset, width)? {
             GicdRegister::Ctlr => {
                 let ctlr = LocalRegisterCopy::<u32, GICD_CTLR::Register>::new(value as u32);

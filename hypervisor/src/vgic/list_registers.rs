@@ -68,7 +68,13 @@ impl Vgic {
     /// still hold entries from the last `flush`.
     pub fn flush(&mut self, vcpu: usize, lrs: &mut impl ListRegisters) -> Result<(), VgicError> {
         let tracked = self.vcpus.get(vcpu).ok_or(VgicError::NoSuchVcpu)?;
-        if tracked.list_registers.iter().any(Option::is_some) {
+        let in_use = tracked.list_registers.iter().any(Option::is_some);
+        // Fast path: the list registers are empty and nothing changed since the last flush found
+        // nothing to deliver to this vCPU (exits such as hypercalls touch no interrupt state).
+        if !in_use && self.idle_at.get(vcpu) == Some(&self.generation) {
+            return Ok(());
+        }
+        if in_use {
             self.sync(vcpu, lrs)?;
         }
         let implemented = lrs.count().min(MAX_LIST_REGISTERS);
@@ -143,6 +149,12 @@ impl Vgic {
             }
         }
 
+        if chosen_count == 0 {
+            let generation = self.generation;
+            if let Some(idle) = self.idle_at.get_mut(vcpu) {
+                *idle = generation;
+            }
+        }
         let mut hcr = LocalRegisterCopy::<u64, ICH_HCR_EL2::Register>::new(lrs.hcr());
         let before = hcr.get();
         hcr.modify(ICH_HCR_EL2::UIE::CLEAR + ICH_HCR_EL2::NPIE::CLEAR);
@@ -165,10 +177,12 @@ impl Vgic {
     /// the last [`Vgic::flush`] wrote, folds what the guest did (acknowledged, EOIed, deactivated)
     /// into the model and empties them. Cheap when nothing was written.
     pub fn sync(&mut self, vcpu: usize, lrs: &mut impl ListRegisters) -> Result<(), VgicError> {
-        let state = self.vcpus.get_mut(vcpu).ok_or(VgicError::NoSuchVcpu)?;
+        let state = self.vcpus.get(vcpu).ok_or(VgicError::NoSuchVcpu)?;
         if state.list_registers.iter().all(Option::is_none) {
             return Ok(());
         }
+        self.touch();
+        let state = self.vcpus.get_mut(vcpu).ok_or(VgicError::NoSuchVcpu)?;
         let tracked = core::mem::replace(&mut state.list_registers, [None; MAX_LIST_REGISTERS]);
         let empty = lrs.empty_list_registers();
         let implemented = lrs.count().min(MAX_LIST_REGISTERS);

@@ -302,6 +302,11 @@ pub struct Vgic {
     list_register_count: usize,
     /// The virtual `GICD_TYPER.ITLinesNumber`.
     it_lines_number: u32,
+    /// Bumped by every change that could make an interrupt deliverable (see [`Vgic::flush`]).
+    generation: u64,
+    /// Per vCPU: the `generation` at which `flush` last found nothing to put in its list
+    /// registers, so the next `flush` at the same generation has nothing to do either.
+    idle_at: Vec<u64>,
 }
 
 impl Vgic {
@@ -341,11 +346,19 @@ impl Vgic {
             group1_enabled: false,
             list_register_count: config.list_register_count,
             it_lines_number,
+            generation: 1,
+            idle_at: Vec::with_capacity(config.vcpu_count),
         };
+        vgic.idle_at.resize(config.vcpu_count, 0);
         vgic.vcpus.resize(config.vcpu_count, VcpuState::reset(0));
         vgic.spis.resize(spi_count as usize, IrqState::UNOWNED);
         vgic.reset_virtual_state();
         Ok(vgic)
+    }
+
+    /// Records that interrupt state changed, so the next [`Vgic::flush`] of every vCPU looks.
+    fn touch(&mut self) {
+        self.generation = self.generation.wrapping_add(1);
     }
 
     /// Number of vCPUs of the cell.
@@ -361,6 +374,7 @@ impl Vgic {
     /// SPIs in that state. List registers still holding entries on the cell's CPUs are cleared
     /// by each vCPU's next [`Vgic::flush`].
     pub fn reset(&mut self, physical: &mut impl PhysicalDistributor) {
+        self.touch();
         for (vcpu, state) in self.vcpus.iter().enumerate() {
             for link in state.private.iter().filter_map(|irq| irq.hardware_link) {
                 physical.deactivate(u32::from(link), vcpu);
@@ -399,6 +413,7 @@ impl Vgic {
     /// Marks `intid` pending as an edge: an SGI or PPI of vCPU `target_vcpu_hint`, or an SPI the
     /// cell owns (which goes where its route says; `target_vcpu_hint` takes a 1-of-N SPI).
     pub fn inject(&mut self, intid: u32, target_vcpu_hint: usize) -> Result<Delivery, VgicError> {
+        self.touch();
         let bank = self.bank_of(intid, target_vcpu_hint)?;
         let irq = self
             .irq_mut(bank, intid)
@@ -418,6 +433,7 @@ impl Vgic {
         intid: u32,
         physical_intid: u32,
     ) -> Result<Delivery, VgicError> {
+        self.touch();
         if intid < 16 {
             return Err(VgicError::NotOwned(intid));
         }
@@ -454,7 +470,11 @@ impl Vgic {
         if irq.edge_triggered && level && !irq.line_level {
             irq.pending_latch = true;
         }
+        let changed = irq.line_level != level;
         irq.line_level = level;
+        if changed {
+            self.touch();
+        }
         Ok(self.delivery(Bank::Shared, intid, 0))
     }
 

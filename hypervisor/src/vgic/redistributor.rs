@@ -133,6 +133,7 @@ impl Vgic {
         value: u64,
         physical: &mut impl PhysicalDistributor,
     ) -> Result<VcpuSet, VgicError> {
+        self.touch();
         let (vcpu, register) = decode(region_offset, width, self.vcpus.len())?;
         Ok(match register {
             GicrRegister::Waker => {
