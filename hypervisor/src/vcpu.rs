@@ -147,6 +147,10 @@ pub fn run<H: VcpuHardware>(runtime: &Runtime, cpu: usize, hardware: &mut H) -> 
         };
         cell.set_in_guest(vcpu, true);
         hardware.prepare(cell, vcpu);
+        if vcpu == 0 {
+            let (counter, frequency) = hardware.counter();
+            log::info!("cell {}: entering vCPU 0 at counter {counter} ({frequency} Hz)", cell.name());
+        }
         let mut regs = GuestRegs::boot(entry, context);
         while cell.state() == CellState::Running {
             cell.vgic_flush(vcpu, hardware.list_registers());

@@ -274,6 +274,8 @@ pub extern "C" fn primary_main(dtb: u64, el: u64) -> ! {
             cell.plan().vmid
         );
     }
+    let (heap_used, heap_size) = heap::usage();
+    log::info!("heap: {} KiB of {} KiB in use after building the cells", heap_used >> 10, heap_size >> 10);
     let runtime = RUNTIME.call_once(|| runtime);
 
     let boot_mpidr = sysreg::mpidr();

@@ -16,7 +16,7 @@ pub const STACK_SIZE: usize = 0x10000;
 /// Physical CPUs cellvisor can drive (keep in sync with image.ld).
 pub const MAX_CPUS: usize = 8;
 /// Size of the EL2 heap (keep in sync with image.ld).
-pub const HEAP_SIZE: usize = 0x100_0000;
+pub const HEAP_SIZE: usize = 0x40_0000;
 
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
