@@ -95,6 +95,8 @@ pub trait VcpuHardware: Machine {
     fn syndrome(&self) -> Syndrome;
     /// VBAR_EL1 of the running guest.
     fn vbar_el1(&self) -> u64;
+    /// SCTLR_EL1 of the running guest.
+    fn sctlr_el1(&self) -> u64;
     /// Writes ESR_EL1, FAR_EL1, ELR_EL1 and SPSR_EL1 for an injected exception.
     fn write_injection(&mut self, injection: &Injection);
     /// Handles the physical interrupts pending on this CPU (ack, dispatch, EOI).
@@ -194,7 +196,8 @@ fn inject<H: VcpuHardware>(regs: &mut GuestRegs, kind: InjectKind, hardware: &mu
         pstate: regs.spsr,
         vbar_el1: hardware.vbar_el1(),
     };
-    let injection = inject::synchronous_abort(state, kind)?;
+    // With SCTLR_EL1 the injection also gets PSTATE.PAN and SSBS right (SPAN, DSSBS).
+    let injection = inject::synchronous_abort_with_sctlr(state, hardware.sctlr_el1(), kind)?;
     hardware.write_injection(&injection);
     regs.elr = injection.new_pc;
     regs.spsr = injection.new_pstate;

@@ -90,9 +90,12 @@ impl Vgic {
             .map(|state| state.private.iter())
             .into_iter()
             .flatten();
-        let candidates = (0u16..)
-            .zip(private)
-            .chain((FIRST_SPI as u16..).zip(self.spis.iter()));
+        // Only the cell's own SPIs can be candidates: scan those, not every line.
+        let spis = self.owned_spis.iter().filter_map(|spi| {
+            let irq = self.spis.get(spi.intid.checked_sub(FIRST_SPI)? as usize)?;
+            Some((spi.intid as u16, irq))
+        });
+        let candidates = (0u16..).zip(private).chain(spis);
         for (intid, irq) in candidates.filter(|(_, irq)| self.is_candidate(irq, vcpu)) {
             let candidate = Candidate {
                 inactive: !irq.active,

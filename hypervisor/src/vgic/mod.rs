@@ -488,10 +488,10 @@ impl Vgic {
             .private
             .iter()
             .any(|irq| self.is_deliverable_to(irq, vcpu))
-            || self
-                .spis
-                .iter()
-                .any(|irq| self.is_deliverable_to(irq, vcpu))
+            || self.owned_spis.iter().any(|spi| {
+                self.irq(Bank::Shared, spi.intid)
+                    .is_some_and(|irq| self.is_deliverable_to(irq, vcpu))
+            })
     }
 
     /// Whether `irq` is pending, enabled and forwarded, and would go to `vcpu`.

@@ -551,6 +551,10 @@ impl VcpuHardware for Cpu {
         read_sysreg!("vbar_el1")
     }
 
+    fn sctlr_el1(&self) -> u64 {
+        read_sysreg!("sctlr_el1")
+    }
+
     fn write_injection(&mut self, injection: &Injection) {
         // SAFETY: these EL1 registers belong to the guest on this CPU; writing them only affects it.
         unsafe {
