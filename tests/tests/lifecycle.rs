@@ -59,7 +59,7 @@ mod cellvisor {
     pub const PROMPT_OPENED: &str = "cellvisor management prompt: type help, exit to leave";
     /// The prompt itself.
     pub const PROMPT: &str = "cellvisor> ";
-    /// Printed when the prompt is left.
+    /// Printed when the prompt is left with Ctrl-C or Ctrl-D.
     pub const PROMPT_LEFT: &str = "cellvisor: left the management prompt";
     /// First words of the `cells` table's header.
     pub const CELLS_HEADER: &str = "cell         state     vcpus  RAM MiB";
@@ -166,10 +166,12 @@ fn lifecycle(machine: &mut Machine, verb: &str, cell: &str) -> usize {
     since
 }
 
-/// Leaves the prompt with `exit`.
+/// Leaves the prompt with `exit`. cellvisor closes the prompt without a message (unlike Ctrl-C,
+/// which prints [`cellvisor::PROMPT_LEFT`]), so this waits for the echo of the submitted line; what
+/// follows (a shell command answering, ...) shows that input reaches the cell again.
 fn leave_prompt(machine: &mut Machine) {
     let since = command(machine, "exit");
-    wait(machine, cellvisor::PROMPT_LEFT, since, COMMAND_TIMEOUT);
+    wait(machine, "exit\n", since, COMMAND_TIMEOUT);
 }
 
 /// One row of the `cells` table.
@@ -796,7 +798,10 @@ fn refusals_are_clear() {
         assert_eq!(row.state, "running", "{cell}: {rows:#?}");
         assert_eq!(row.restarts, 0, "{cell}: {rows:#?}");
     }
-    leave_prompt(&mut machine);
+    // Ctrl-C leaves the prompt and says so.
+    let since = machine.mark();
+    send(&mut machine, &[0x03]);
+    wait(&mut machine, cellvisor::PROMPT_LEFT, since, COMMAND_TIMEOUT);
     let after = machine.mark();
     for cell in CELLS {
         assert_keeps_beating(&mut machine, cell, after);
