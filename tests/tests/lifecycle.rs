@@ -117,6 +117,42 @@ fn lines_with(machine: &Machine, needle: &str, since: usize) -> Vec<String> {
         .collect()
 }
 
+/// The whole lines `cell` printed from offset `since` on, each from its `[cell] ` prefix.
+///
+/// The console may show the focused cell's unfinished line early and print it whole later, so a
+/// line that the cell's next line starts with is such an early fragment and is left out.
+fn cell_lines(machine: &Machine, cell: &str, since: usize) -> Vec<String> {
+    let transcript = machine.transcript();
+    whole_lines(transcript.get(since..).unwrap_or_default(), cell)
+}
+
+/// [`cell_lines`] of a text.
+fn whole_lines(text: &str, cell: &str) -> Vec<String> {
+    let prefix = from(cell, "");
+    let lines: Vec<&str> = text
+        .lines()
+        .filter_map(|line| line.find(&prefix).map(|start| &line[start..]))
+        .collect();
+    lines
+        .iter()
+        .enumerate()
+        .filter(|(index, line)| {
+            lines
+                .get(index + 1)
+                .is_none_or(|next| !next.starts_with(*line))
+        })
+        .map(|(_, line)| (*line).to_owned())
+        .collect()
+}
+
+/// How many whole lines of `cell` from `since` on contain `text`.
+fn count_cell_lines(machine: &Machine, cell: &str, text: &str, since: usize) -> usize {
+    cell_lines(machine, cell, since)
+        .iter()
+        .filter(|line| line.contains(text))
+        .count()
+}
+
 /// Lines reporting a kernel panic, a test-guest failure, or a fatal/panicking cellvisor.
 fn assert_no_disasters(machine: &Machine) {
     let transcript = machine.transcript();
@@ -296,9 +332,8 @@ fn beat_number(line: &str, cell: &str) -> Option<u64> {
 
 /// Every whole heartbeat `cell` printed, in transcript order.
 fn beats_of(machine: &Machine, cell: &str) -> Vec<u64> {
-    machine
-        .transcript()
-        .lines()
+    cell_lines(machine, cell, 0)
+        .iter()
         .filter_map(|line| beat_number(line, cell))
         .collect()
 }
@@ -335,7 +370,7 @@ fn assert_keeps_beating(machine: &mut Machine, cell: &str, since: usize) -> usiz
 
 /// `cell` never restarted: one hello, and its beat numbers only ever went up.
 fn assert_never_restarted(machine: &Machine, cell: &str) {
-    let hellos = lines_with(machine, &from(cell, guest::HELLO), 0).len();
+    let hellos = count_cell_lines(machine, cell, guest::HELLO, 0);
     assert_eq!(hellos, 1, "{cell} said hello {hellos} times: it restarted");
     let beats = beats_of(machine, cell);
     let went_back: Vec<(u64, u64)> = beats
@@ -642,7 +677,7 @@ fn management_prompt_restarts_and_wipes_corporate_while_personal_keeps_beating()
         "personal was restarted or stopped"
     );
     assert_never_restarted(&machine, PERSONAL);
-    let corporate_hellos = lines_with(&machine, &from(CORPORATE, guest::HELLO), 0).len();
+    let corporate_hellos = count_cell_lines(&machine, CORPORATE, guest::HELLO, 0);
     assert_eq!(corporate_hellos, 3, "boot, restart and start");
     assert!(machine.is_running(), "QEMU exited");
     assert_no_disasters(&machine);
@@ -669,7 +704,7 @@ fn wipe_of_a_linux_cell_reports_all_its_ram_zero_and_start_boots_it_again() {
     focus(&mut machine, CORPORATE);
     assert_shell_answers(&mut machine, CORPORATE);
     assert_eq!(
-        lines_with(&machine, &ready_banner(PERSONAL), 0).len(),
+        count_cell_lines(&machine, PERSONAL, &ready_banner(PERSONAL), 0),
         1,
         "personal restarted"
     );
@@ -723,12 +758,12 @@ fn guest_reboot_restarts_only_that_cell() {
         corporate_after - corporate_before
     );
     assert_eq!(
-        lines_with(&machine, &ready_banner(CORPORATE), 0).len(),
+        count_cell_lines(&machine, CORPORATE, &ready_banner(CORPORATE), 0),
         1,
         "corporate printed a second ready banner"
     );
     assert_eq!(
-        lines_with(&machine, &ready_banner(PERSONAL), 0).len(),
+        count_cell_lines(&machine, PERSONAL, &ready_banner(PERSONAL), 0),
         2,
         "personal booted twice"
     );
@@ -902,6 +937,17 @@ fn console_texts_parse() {
     assert_eq!(
         banner_uptime("[personal] cellvisor-ready: personal uptime=3.52"),
         Some(3.52)
+    );
+    let text = "[personal] test-guest: hello from vcpu 0 (mpidr \n\
+                [corporate] test-guest: hello from vcpu 0 (mpidr 0x80000000)\n\
+                [personal] test-guest: hello from vcpu 0 (mpidr 0x80000000)\n\
+                cellvisor> [personal] test-guest: heartbeat 1/1000000\n";
+    assert_eq!(
+        whole_lines(text, PERSONAL),
+        [
+            "[personal] test-guest: hello from vcpu 0 (mpidr 0x80000000)",
+            "[personal] test-guest: heartbeat 1/1000000"
+        ]
     );
     assert_eq!(
         HEARTBEAT_FOREVER,
