@@ -241,13 +241,13 @@ fn test() -> Result<()> {
     timed(&mut steps, "host tests (cargo test)", || {
         util::run(
             util::cargo()
-                .arg("test")
+                .args(["test", "--no-fail-fast"])
                 .env_remove("CELLVISOR_OUT")
                 .env_remove("CELLVISOR_QEMU"),
         )?;
         Ok(String::new())
     });
-    let built = timed(&mut steps, "build images (both layouts)", || {
+    let built = timed(&mut steps, "build images (every layout)", || {
         let failures = images::build_all(&BuildOptions::default());
         if failures.is_empty() {
             Ok(String::new())
@@ -269,6 +269,8 @@ fn test() -> Result<()> {
                             "test",
                             "-p",
                             "cellvisor-tests",
+                            // Run every test file even when one fails, so one run reports all.
+                            "--no-fail-fast",
                             "--",
                             "--include-ignored",
                             "--test-threads=1",
