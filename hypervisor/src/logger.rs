@@ -183,7 +183,9 @@ pub fn command_done(lines: &[String], focus: Option<usize>, leave: bool) {
         output.write_bytes(alloc::format!("cellvisor: console input now goes to cell {}\r\n", cell + 1).as_bytes());
     }
     if leave {
-        *prompt = None;
+        if prompt.take().is_some() {
+            output.write_bytes(b"cellvisor: left the management prompt\r\n");
+        }
     } else if prompt.is_some() {
         output.write_bytes(PROMPT.as_bytes());
     }
