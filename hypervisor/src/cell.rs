@@ -555,12 +555,12 @@ impl Cell {
             }
             EmulatedDevice::Distributor => {
                 let offset = ipa.offset_from(GuestPhysAddr(self.distributor_window.base)).ok_or(MmioError::BadOffset)?;
-                let value = self.vgic.lock().distributor_read(offset, vgic_width(width)?).map_err(vgic_error)?;
+                let value = self.vgic.lock().distributor_read(offset, width).map_err(vgic_error)?;
                 Ok((value, VcpuSet::empty()))
             }
             EmulatedDevice::Redistributors => {
                 let offset = ipa.offset_from(GuestPhysAddr(self.redistributor_window.base)).ok_or(MmioError::BadOffset)?;
-                let value = self.vgic.lock().redistributor_read(offset, vgic_width(width)?).map_err(vgic_error)?;
+                let value = self.vgic.lock().redistributor_read(offset, width).map_err(vgic_error)?;
                 Ok((value, VcpuSet::empty()))
             }
             EmulatedDevice::Passthrough => match self.passthrough.forward(ipa, width) {
@@ -596,7 +596,7 @@ impl Cell {
                 let mut physical = CellPhysical { machine, plan: &self.plan };
                 self.vgic
                     .lock()
-                    .distributor_write(offset, vgic_width(width)?, value, &mut physical)
+                    .distributor_write(offset, width, value, &mut physical)
                     .map_err(vgic_error)
             }
             EmulatedDevice::Redistributors => {
@@ -604,7 +604,7 @@ impl Cell {
                 let mut physical = CellPhysical { machine, plan: &self.plan };
                 self.vgic
                     .lock()
-                    .redistributor_write(offset, vgic_width(width)?, value, &mut physical)
+                    .redistributor_write(offset, width, value, &mut physical)
                     .map_err(vgic_error)
             }
             EmulatedDevice::Passthrough => {
@@ -718,10 +718,6 @@ impl Cell {
         machine.write_memory(pa, bytes);
         Ok(())
     }
-}
-
-fn vgic_width(width: AccessWidth) -> Result<vgic::AccessWidth, MmioError> {
-    vgic::AccessWidth::from_bytes(width.bytes()).ok_or(MmioError::BadWidth)
 }
 
 fn vgic_error(error: VgicError) -> MmioError {

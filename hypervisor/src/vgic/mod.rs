@@ -135,41 +135,8 @@ pub enum VgicError {
     InvalidPhysicalIntid(u32),
 }
 
-/// Size of a guest MMIO access.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AccessWidth {
-    /// 8 bits.
-    Byte,
-    /// 16 bits.
-    Halfword,
-    /// 32 bits.
-    Word,
-    /// 64 bits.
-    Doubleword,
-}
-
-impl AccessWidth {
-    /// The width of an access of `bytes` bytes, if it is 1, 2, 4 or 8.
-    pub const fn from_bytes(bytes: u64) -> Option<Self> {
-        match bytes {
-            1 => Some(Self::Byte),
-            2 => Some(Self::Halfword),
-            4 => Some(Self::Word),
-            8 => Some(Self::Doubleword),
-            _ => None,
-        }
-    }
-
-    /// Number of bytes accessed.
-    pub const fn bytes(self) -> u64 {
-        match self {
-            Self::Byte => 1,
-            Self::Halfword => 2,
-            Self::Word => 4,
-            Self::Doubleword => 8,
-        }
-    }
-}
+/// Size of a guest MMIO access (the same type the rest of the MMIO path uses).
+pub use crate::mmio::AccessWidth;
 
 /// Trigger mode of an interrupt (`GICD_ICFGR`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
