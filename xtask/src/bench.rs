@@ -8,7 +8,7 @@
 //! from the hypervisor ELF, the host-built stage-2 tables and the source tree.
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read as _};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
@@ -587,6 +587,9 @@ struct Report {
     micro: BTreeMap<(&'static str, &'static str), MicroRun>,
     boots: BTreeMap<(&'static str, &'static str), Vec<Boot>>,
     linux_note: Option<String>,
+    disk: BTreeMap<(&'static str, &'static str), DiskRun>,
+    disk_note: Option<String>,
+    disk_mib: u64,
     image: BTreeMap<&'static str, u64>,
     stage2: Vec<Stage2Row>,
     sloc: u64,
@@ -775,6 +778,7 @@ impl Report {
                 );
             }
         }
+        self.disk_tables(&mut out);
         let _ = writeln!(out, "\n### Footprint\n");
         let _ = writeln!(out, "| hypervisor image (release ELF) | bytes |");
         let _ = writeln!(out, "|---|---:|");
@@ -878,6 +882,38 @@ impl Report {
                     "    {{\"path\": {}, \"measured\": {}, \"goal\": {goal}, \"anchor\": {anchor}}}",
                     json_string(name),
                     json_number(self.el2(spec))
+                )
+            })
+            .collect();
+        out.push_str(&items.join(",\n"));
+        out.push_str("\n  ],\n  \"disk\": [\n");
+        let items: Vec<String> = self
+            .disk
+            .iter()
+            .map(|((mode, env), run)| {
+                let exits = match run.exits {
+                    Some(_) => {
+                        let pairs: Vec<String> = EXIT_NAMES
+                            .iter()
+                            .enumerate()
+                            .map(|(index, name)| {
+                                format!("{}: {}", json_string(name), json_number(run.exit_delta(index).map(|v| v as f64)))
+                            })
+                            .collect();
+                        format!("{{{}}}", pairs.join(", "))
+                    }
+                    None => "null".to_owned(),
+                };
+                let rates: Vec<String> = run.rates.iter().map(|rate| json_number(Some(*rate))).collect();
+                format!(
+                    "    {{\"mode\": {}, \"env\": {}, \"method\": {}, \"bytes_per_read\": {}, \"mb_per_s\": [{}], \"virtio_interrupts\": {}, \"all_guest_interrupts\": {}, \"exit_deltas\": {exits}}}",
+                    json_string(mode),
+                    json_string(env),
+                    json_string(run.method),
+                    json_number(Some(run.bytes)),
+                    rates.join(", "),
+                    run.interrupt_delta("virtio0"),
+                    run.all_interrupts_delta()
                 )
             })
             .collect();
@@ -1117,6 +1153,9 @@ pub fn bench(options: &BenchOptions) -> Result<()> {
         micro: BTreeMap::new(),
         boots: BTreeMap::new(),
         linux_note: None,
+        disk: BTreeMap::new(),
+        disk_note: None,
+        disk_mib: 0,
         image: BTreeMap::new(),
         stage2: Vec::new(),
         sloc: 0,
@@ -1132,6 +1171,16 @@ pub fn bench(options: &BenchOptions) -> Result<()> {
         if let Err(error) = linux_runs(&qemu, runs, &mut report.boots) {
             eprintln!("warning: Linux boot runs incomplete: {error}");
             report.linux_note = Some(format!("Linux boot runs incomplete: {error}"));
+        }
+        eprintln!(
+            "Passed-through disk: sequential read in corporate vs natively, {DISK_REPEATS} reads per boot"
+        );
+        match disk_runs(&qemu, options.quick, &mut report.disk) {
+            Ok(megabytes) => report.disk_mib = megabytes,
+            Err(error) => {
+                eprintln!("warning: disk runs incomplete: {error}");
+                report.disk_note = Some(format!("Disk runs incomplete: {error}"));
+            }
         }
     }
     let elf = util::target_dir()
@@ -1228,6 +1277,41 @@ are built on the host with `cellvisor::stage2::Stage2` from each layout's cell m
 mapped, so only RAM appears. SLOC counts non-blank, non-comment lines of `hypervisor/src/**/*.rs`
 up to each file's `#[cfg(test)]`, without `tests.rs` files.
 
+**Passed-through disk.** The corporate cell of layout `linux` owns QEMU's virtio-blk disk
+(virtio-mmio slot 31, INTID 79) and reads it with
+`dd if=/dev/vda of=/dev/null bs=1M count=64 iflag=direct` (`--quick`: 16 MiB; busybox dd supports
+O_DIRECT, so the guest page cache is bypassed and every MiB goes to the device), five times per boot;
+the table shows the median and every read. busybox dd prints no timing line, so each read is timed
+with the guest's monotonic clock read from `/proc/timer_list` (`now at <ns> nsecs`) right before and
+after dd (MB = 10^6 bytes; the two `grep`s add a fork each, the same natively). The native twin is
+the same Debian kernel with `initrd-corporate.cpio.gz` and the corporate bootargs on
+`-M virt,gic-version=3 -cpu max,sve=off,sme=off -smp 2 -m 768M` with the same `-drive …,format=raw`
+and `-device virtio-blk-device` arguments (the device tree comes from QEMU). Both read a private copy
+of the corporate disk image (`target/bench/disk.img`, 64 MiB ext2, no snapshot overlay) that is in
+the host page cache, so the host disk is not measured. The cellvisor side runs both cells
+(personal idles at its shell). Under `-icount` the figures are *not* deterministic: the disk's
+requests complete on QEMU's I/O threads in host time, and with `sleep=off` an idle vCPU's clock
+jumps to its next timer deadline, so a read's virtual duration depends on whether each completion
+arrives before the vCPU goes idle; read the spread, not just the median.
+
+**Passthrough interrupts.** Around the reads the bench counts the guest's interrupts
+(`/proc/interrupts`: `virtio0` is the disk, plus timer and IPI lines) and opens cellvisor's
+management prompt (Ctrl-A m, `cells`) before and after to read the corporate cell's exits by reason
+(the exit window also holds the typed command and its console output, i.e. a few hundred trapped
+UART accesses). The disk's interrupt is injected through a hardware-linked list register, so the
+guest's EOI (ICC_EOIR1_EL1, then the deactivation the HW bit forwards to the physical GIC) never
+traps: if it did, every guest interrupt would add a `sysreg` exit (or a maintenance `irq` exit), so
+the table shows sysreg exits per disk interrupt and irq exits per guest interrupt; both stay below
+one, and what sysreg exits there are come from the guest's IPIs (ICC_SGI1R_EL1 traps). The EL2
+instructions of the delivery are not counted inside Linux (the guest has no perf tool and the cell's
+PMU is not programmed for EL2 there); the table's estimate is irq exits per guest interrupt × the
+timer op's EL2 instructions (the same path: a physical interrupt taken at EL2 and written into a
+list register with the HW bit), plus zero for the EOI. Interrupts that arrive while the vCPU is
+idle in cellvisor (a trapped WFI) wake it without an irq exit of their own, which is why irq exits
+are fewer than guest interrupts. The virtio-mmio registers themselves trap (the disk shares its
+4 KiB page with personal's network device, so each access is forwarded by cellvisor): those are
+the `mmio` exits, a cost on the request path that a device on its own page would not have.
+
 Raw results: `target/bench/report.json`, chart `target/bench/chart.svg`, every QEMU transcript in
 `target/bench/*.log`.
 "#;
@@ -1236,8 +1320,570 @@ fn record_markdown(report: &Report, tables: &str) -> String {
     format!(
         "# Benchmarks: cellvisor against native QEMU\n\n\
          Recorded by `{}` (rewritten by `cargo xtask bench --record`; do not edit the figures by hand).\n\n\
-         - QEMU {}\n- host: `{}`, {} CPUs\n- reproduce: `cargo xtask bench --record` (about 10 minutes on 2 cores; `--quick` for a short run)\n\n\
+         - QEMU {}\n- host: `{}`, {} CPUs\n- reproduce: `cargo xtask bench --record` (about 12 minutes on 2 cores; `--quick` for a short run)\n\n\
          ![cellvisor vs native, ns per operation](benchmarks.svg)\n\n## Figures\n{tables}\n{METHOD}",
         report.command, report.qemu_version, report.host, report.cpus
     )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Passed-through disk: sequential read inside the corporate cell against the same kernel natively.
+
+/// Repetitions of the disk read per boot (the table shows the median).
+const DISK_REPEATS: usize = 5;
+
+/// A QEMU whose console is driven interactively (the disk benchmark types shell commands and
+/// opens cellvisor's management prompt). The console text is kept cleaned of escape sequences and
+/// carriage returns.
+struct Session {
+    child: std::process::Child,
+    stdin: Option<std::process::ChildStdin>,
+    text: std::sync::Arc<(std::sync::Mutex<Vec<u8>>, std::sync::Condvar)>,
+    counter: u32,
+}
+
+impl Session {
+    fn start(mut command: Command) -> Result<Session> {
+        command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command
+            .spawn()
+            .context(|| format!("cannot start {}", util::show(&command)))?;
+        let text =
+            std::sync::Arc::new((std::sync::Mutex::new(Vec::new()), std::sync::Condvar::new()));
+        for stream in [
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let text = std::sync::Arc::clone(&text);
+            std::thread::spawn(move || {
+                let mut stream = stream;
+                let mut filter = cellvisor_tests::ConsoleFilter::default();
+                let mut buffer = [0u8; 4096];
+                while let Ok(count) = stream.read(&mut buffer) {
+                    if count == 0 {
+                        break;
+                    }
+                    let (lock, changed) = &*text;
+                    let mut state = lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                    filter.feed(&buffer[..count], &mut state);
+                    changed.notify_all();
+                }
+            });
+        }
+        Ok(Session {
+            stdin: child.stdin.take(),
+            child,
+            text,
+            counter: 0,
+        })
+    }
+
+    fn mark(&self) -> usize {
+        self.text.0.lock().map_or(0, |state| state.len())
+    }
+
+    fn transcript(&self) -> String {
+        self.text
+            .0
+            .lock()
+            .map(|state| String::from_utf8_lossy(&state).into_owned())
+            .unwrap_or_default()
+    }
+
+    /// Waits for the first line containing `needle` at or after `since`; returns (line, offset
+    /// past it).
+    fn wait_for(&self, needle: &str, since: usize, timeout: Duration) -> Result<(String, usize)> {
+        let deadline = Instant::now() + timeout;
+        let (lock, changed) = &*self.text;
+        let mut state = lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        loop {
+            let from = since.min(state.len());
+            let haystack = String::from_utf8_lossy(&state[from..]);
+            // Only whole lines count: the console prints some lines in fragments.
+            if let Some(at) = haystack.find(needle)
+                && let Some(newline) = haystack[at..].find('\n')
+            {
+                let start = haystack[..at].rfind('\n').map_or(0, |n| n + 1);
+                let end = at + newline + 1;
+                let line = haystack[start..end].trim_end().to_owned();
+                return Ok((line, from + end));
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                let tail: Vec<&str> = haystack.lines().rev().take(15).collect();
+                let tail: Vec<&str> = tail.into_iter().rev().collect();
+                fail!(
+                    "timed out after {:.0} s waiting for {needle:?}; last lines:\n{}",
+                    timeout.as_secs_f64(),
+                    tail.join("\n")
+                );
+            }
+            state = changed
+                .wait_timeout(state, deadline - now)
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .0;
+        }
+    }
+
+    fn send(&mut self, bytes: &[u8]) -> Result<()> {
+        use std::io::Write as _;
+        let Some(stdin) = self.stdin.as_mut() else {
+            fail!("QEMU's stdin is closed");
+        };
+        stdin
+            .write_all(bytes)
+            .and_then(|()| stdin.flush())
+            .context(|| "cannot write to QEMU".to_owned())
+    }
+
+    /// Runs `command` in the focused shell; returns its output lines with any `[cell] ` prefix
+    /// removed. The markers' typed form differs from their printed form, so the terminal's echo
+    /// of the typed line is never mistaken for output.
+    fn shell(&mut self, command: &str, timeout: Duration) -> Result<String> {
+        self.counter += 1;
+        let id = self.counter;
+        let since = self.mark();
+        self.send(
+            format!("echo 'bench-''begin-{id}'; {command}; echo \"bench-\"\"end-{id} $?\"\r")
+                .as_bytes(),
+        )?;
+        let (_, body_start) = self.wait_for(&format!("bench-begin-{id}"), since, timeout)?;
+        let (end_line, _) = self.wait_for(&format!("bench-end-{id} "), body_start, timeout)?;
+        let text = self.transcript();
+        let end_at = text[body_start.min(text.len())..]
+            .find(&format!("bench-end-{id} "))
+            .map_or(text.len(), |at| body_start + at);
+        let body = &text[body_start.min(end_at)..end_at];
+        let mut out = String::new();
+        for line in body.lines() {
+            let line = match line
+                .strip_prefix('[')
+                .and_then(|rest| rest.split_once("] "))
+            {
+                Some((_, rest)) => rest,
+                None => line,
+            };
+            out.push_str(line);
+            out.push('\n');
+        }
+        if !end_line.trim_end().ends_with(" 0") {
+            eprintln!("warning: `{command}` ended with {end_line:?}");
+        }
+        Ok(out)
+    }
+
+    /// The corporate row of cellvisor's `cells` table (Ctrl-A m, `cells`, `exit`): exit counts
+    /// calls, mmio, sysreg, wfi, irq.
+    fn cell_exits(&mut self, cell: &str) -> Result<[u64; 5]> {
+        let since = self.mark();
+        self.send(&[cellvisor_tests::CONSOLE_ESCAPE, b'm'])?;
+        let (_, opened) = self.wait_for(
+            "cellvisor management prompt",
+            since,
+            Duration::from_secs(30),
+        )?;
+        self.send(b"cells\r")?;
+        let (_, header) = self.wait_for("cell         state", opened, Duration::from_secs(30))?;
+        let (row, _) = self.wait_for(&format!("{cell:<12} "), header, Duration::from_secs(30))?;
+        let words: Vec<&str> = row
+            .get(row.find(&format!("{cell:<12} ")).unwrap_or(0)..)
+            .unwrap_or("")
+            .split_whitespace()
+            .collect();
+        let since = self.mark();
+        self.send(b"exit\r")?;
+        self.wait_for("exit", since, Duration::from_secs(30))?;
+        // cell state vcpus ram uptime calls mmio sysreg wfi irq faults restarts
+        let mut counts = [0; 5];
+        for (slot, word) in counts.iter_mut().zip(words.iter().skip(5)) {
+            match word.parse() {
+                Ok(value) => *slot = value,
+                Err(_) => fail!("cannot read the cells row {row:?}"),
+            }
+        }
+        if words.len() < 10 {
+            fail!("cannot read the cells row {row:?}");
+        }
+        Ok(counts)
+    }
+
+    fn finish(mut self, log: &Path) -> Result<()> {
+        drop(self.stdin.take());
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::fs::write(log, self.transcript()).context(|| format!("cannot write {}", log.display()))
+    }
+}
+
+/// Sum over CPUs of each /proc/interrupts line, keyed by its last word (`virtio0`, `arch_timer`,
+/// `IPI0`-style rows keyed by their first column).
+fn interrupt_totals(text: &str) -> BTreeMap<String, u64> {
+    let mut totals = BTreeMap::new();
+    for line in text.lines() {
+        let Some((name, counts)) = line.split_once(':') else {
+            continue;
+        };
+        let numbers: Vec<u64> = counts
+            .split_whitespace()
+            .map_while(|field| field.parse::<u64>().ok())
+            .collect();
+        if numbers.is_empty() {
+            continue;
+        }
+        let name = name.trim();
+        let key = if name.chars().all(|c| c.is_ascii_digit()) {
+            counts.split_whitespace().last().unwrap_or(name).to_owned()
+        } else {
+            name.to_owned()
+        };
+        *totals.entry(key).or_insert(0) += numbers.iter().sum::<u64>();
+    }
+    totals
+}
+
+/// Guest seconds of one read from `bench-read now at <t0> nsecs now at <t1> nsecs`.
+fn read_seconds(line: &str) -> Option<f64> {
+    let rest = line.strip_prefix("bench-read ")?;
+    let mut times = rest
+        .split("now at ")
+        .filter_map(|part| part.split_whitespace().next()?.parse::<u64>().ok());
+    let t0 = times.next()?;
+    let t1 = times.next()?;
+    (t1 > t0).then(|| (t1 - t0) as f64 / 1e9)
+}
+
+/// One boot's disk reads.
+#[derive(Clone, Debug, Default)]
+struct DiskRun {
+    /// MB/s (10^6 bytes per guest second) of each read.
+    rates: Vec<f64>,
+    /// Bytes per read.
+    bytes: f64,
+    /// /proc/interrupts totals before and after the reads.
+    interrupts_before: BTreeMap<String, u64>,
+    interrupts_after: BTreeMap<String, u64>,
+    /// cellvisor's exit counts of the corporate cell (calls, mmio, sysreg, wfi, irq) around the reads.
+    exits: Option<([u64; 5], [u64; 5])>,
+    /// How the page cache was bypassed.
+    method: &'static str,
+}
+
+impl DiskRun {
+    fn interrupt_delta(&self, name: &str) -> u64 {
+        let after = self.interrupts_after.get(name).copied().unwrap_or(0);
+        after.saturating_sub(self.interrupts_before.get(name).copied().unwrap_or(0))
+    }
+
+    fn all_interrupts_delta(&self) -> u64 {
+        self.interrupts_after
+            .keys()
+            .filter(|name| name.as_str() != "Err")
+            .map(|name| self.interrupt_delta(name))
+            .sum()
+    }
+
+    fn exit_delta(&self, index: usize) -> Option<u64> {
+        self.exits
+            .map(|(before, after)| after[index].saturating_sub(before[index]))
+    }
+}
+
+const EXIT_NAMES: [&str; 5] = ["calls", "mmio", "sysreg", "wfi", "irq"];
+
+fn disk_run(
+    qemu: &Qemu,
+    env: &str,
+    mode: Mode,
+    disk: &Path,
+    megabytes: u64,
+    log: &Path,
+) -> Result<DiskRun> {
+    let cellvisor = env == "cellvisor";
+    let command = if cellvisor {
+        let mut command = cellvisor_command(qemu, &images::bundle_path("linux"), "linux", mode);
+        command.args(cellvisor_tests::passthrough_device_args(disk, false));
+        command
+    } else {
+        let guest = crate::debian::linux_guest()?;
+        let Some(corporate) = images::layout("linux")?.cells.get(1) else {
+            fail!("layout linux has no corporate cell");
+        };
+        let mut command = Command::new(&qemu.path);
+        command.args([
+            "-M",
+            "virt,gic-version=3",
+            "-cpu",
+            CPU,
+            "-smp",
+            "2",
+            "-m",
+            "768M",
+            "-display",
+            "none",
+            "-serial",
+            "stdio",
+            "-monitor",
+            "none",
+            "-no-reboot",
+        ]);
+        command.args(mode.args());
+        command
+            .arg("-kernel")
+            .arg(&guest.kernel_image)
+            .arg("-initrd")
+            .arg(util::out_dir().join("initrd-corporate.cpio.gz"))
+            .arg("-append")
+            .arg(corporate.bootargs);
+        let file = disk.to_string_lossy().replace(',', ",,");
+        command.args([
+            "-drive".to_owned(),
+            format!("file={file},if=none,format=raw,id=disk0"),
+            "-device".to_owned(),
+            "virtio-blk-device,drive=disk0".to_owned(),
+        ]);
+        command
+    };
+    let mut session = Session::start(command)?;
+    let outcome = (|| -> Result<DiskRun> {
+        let boot = Duration::from_secs(240);
+        let (_, mounted) = session.wait_for("cellvisor-disk: mounted /dev/vda", 0, boot)?;
+        let (_, mut since) = session.wait_for("cellvisor-ready: corporate ", mounted, boot)?;
+        if cellvisor {
+            session.wait_for("cellvisor-ready: personal ", 0, boot)?;
+            since = since.max(session.mark());
+            session.send(&[cellvisor_tests::CONSOLE_ESCAPE, b'2'])?;
+            session.wait_for(
+                "console input now goes to corporate",
+                since,
+                Duration::from_secs(30),
+            )?;
+        }
+        let command_timeout = Duration::from_secs(300);
+        session.shell("true", command_timeout)?;
+        // busybox dd supports iflag=direct (O_DIRECT): the guest page cache is bypassed.
+        let mut run = DiskRun {
+            method: "iflag=direct",
+            ..DiskRun::default()
+        };
+        let probe = session.shell(
+            "dd if=/dev/vda of=/dev/null bs=1M count=1 iflag=direct 2>&1",
+            command_timeout,
+        )?;
+        let direct = probe.contains("1+0 records in");
+        if !direct {
+            run.method = "drop_caches + plain read";
+        }
+        run.interrupts_before =
+            interrupt_totals(&session.shell("cat /proc/interrupts", command_timeout)?);
+        if cellvisor {
+            let before = session.cell_exits("corporate")?;
+            run.exits = Some((before, before));
+        }
+        // busybox dd prints no timing line and busybox date has no %N: the guest's monotonic
+        // clock (ns) is read around dd from /proc/timer_list (`now at <ns> nsecs`).
+        let (drop, flag) = if direct {
+            ("", " iflag=direct")
+        } else {
+            ("echo 3 > /proc/sys/vm/drop_caches; ", "")
+        };
+        let read = format!(
+            "{drop}t0=$(grep -m1 'now at' /proc/timer_list); dd if=/dev/vda of=/dev/null bs=1M count={megabytes}{flag} 2>&1; t1=$(grep -m1 'now at' /proc/timer_list); echo \"bench-read $t0 $t1\""
+        );
+        let output = session.shell(
+            &format!(
+                "for i in {}; do {read}; done",
+                (1..=DISK_REPEATS)
+                    .map(|i| i.to_string())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ),
+            command_timeout,
+        )?;
+        if let Some((before, _)) = run.exits {
+            run.exits = Some((before, session.cell_exits("corporate")?));
+        }
+        run.interrupts_after =
+            interrupt_totals(&session.shell("cat /proc/interrupts", command_timeout)?);
+        if output.matches(&format!("{megabytes}+0 records in")).count() < DISK_REPEATS {
+            fail!("dd did not read {megabytes} MiB {DISK_REPEATS} times:\n{output}");
+        }
+        run.bytes = (megabytes << 20) as f64;
+        for line in output.lines() {
+            if let Some(seconds) = read_seconds(line) {
+                run.rates.push(run.bytes / 1e6 / seconds);
+            }
+        }
+        if run.rates.is_empty() {
+            fail!("no dd result in:\n{output}");
+        }
+        Ok(run)
+    })();
+    session.finish(log)?;
+    outcome
+}
+
+fn disk_runs(
+    qemu: &Qemu,
+    quick: bool,
+    runs: &mut BTreeMap<(&'static str, &'static str), DiskRun>,
+) -> Result<u64> {
+    let dir = bench_dir();
+    let bundle = images::bundle_path("linux");
+    if !bundle.is_file() || !util::out_dir().join("initrd-corporate.cpio.gz").is_file() {
+        images::build_bundle(
+            images::layout("linux")?,
+            &Overrides::default(),
+            &mut Ingredients::default(),
+            &bundle,
+        )?;
+    }
+    // A private copy of the corporate disk (64 MiB ext2): the shared image may be locked by an
+    // interactive run, and the bench must not change it.
+    let source = images::corporate_disk()?;
+    let disk = dir.join("disk.img");
+    std::fs::copy(&source, &disk)
+        .context(|| format!("cannot copy {} to {}", source.display(), disk.display()))?;
+    let size = std::fs::metadata(&disk)
+        .context(|| format!("cannot read {}", disk.display()))?
+        .len();
+    let megabytes = if quick { 16 } else { 64 }.min(size >> 20);
+    for mode in [Mode::Icount, Mode::Tcg] {
+        for env in ["native", "cellvisor"] {
+            let log = dir.join(format!("disk-{env}-{}.log", mode.name()));
+            let run = disk_run(qemu, env, mode, &disk, megabytes, &log)?;
+            eprintln!(
+                "  disk read {env:<9} {:<6}: {} MB/s ({}, {} MiB x {})",
+                mode.name(),
+                run.rates
+                    .iter()
+                    .map(|rate| format!("{rate:.1}"))
+                    .collect::<Vec<_>>()
+                    .join(" / "),
+                run.method,
+                megabytes,
+                run.rates.len()
+            );
+            let env: &'static str = if env == "native" {
+                "native"
+            } else {
+                "cellvisor"
+            };
+            runs.insert((mode.name(), env), run);
+        }
+    }
+    Ok(megabytes)
+}
+
+impl Report {
+    fn disk_run(&self, mode: &str, env: &str) -> Option<&DiskRun> {
+        self.disk
+            .iter()
+            .find(|((m, e), _)| *m == mode && *e == env)
+            .map(|(_, run)| run)
+    }
+
+    /// The disk throughput and passthrough-interrupt tables.
+    fn disk_tables(&self, out: &mut String) {
+        let _ = writeln!(
+            out,
+            "\n### Passed-through disk: sequential read in the corporate cell vs native (median of {DISK_REPEATS} reads)\n"
+        );
+        if let Some(note) = &self.disk_note {
+            let _ = writeln!(out, "{note}\n");
+        }
+        let _ = writeln!(
+            out,
+            "| mode | read | native MB/s | cellvisor MB/s | ratio | goal | verdict |"
+        );
+        let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---|");
+        for mode in ["icount", "tcg"] {
+            let native = self.disk_run(mode, "native");
+            let ours = self.disk_run(mode, "cellvisor");
+            if native.is_none() && ours.is_none() {
+                continue;
+            }
+            let median = |run: Option<&DiskRun>| run.and_then(|run| stats(&run.rates)).map(|s| s.0);
+            let all = |run: Option<&DiskRun>| match run {
+                Some(run) if !run.rates.is_empty() => format!(
+                    "{:.1} ({})",
+                    median(Some(run)).unwrap_or(f64::NAN),
+                    run.rates
+                        .iter()
+                        .map(|rate| format!("{rate:.1}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                _ => "-".to_owned(),
+            };
+            let ratio = ratio(median(ours), median(native));
+            let verdict = match ratio {
+                Some(value) if value >= 0.95 => "meets goal",
+                Some(_) => "under goal",
+                None => "not measured",
+            };
+            let method = ours.or(native).map_or("-", |run| run.method);
+            let _ = writeln!(
+                out,
+                "| {mode} | {} MiB, bs=1M, {method} | {} | {} | {} | ≥0.95 | {verdict} |",
+                self.disk_mib,
+                all(native),
+                all(ours),
+                fmt_opt(ratio, 3)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "\n### Passthrough interrupts during the reads (corporate cell; exits from the `cells` table)\n"
+        );
+        let _ = writeln!(
+            out,
+            "| mode | virtio-blk interrupts (native) | virtio-blk interrupts | all guest interrupts | irq exits | sysreg exits | mmio exits | wfi exits | calls | sysreg exits per disk interrupt | irq exits per guest interrupt | EL2 instructions per disk interrupt (est.) |"
+        );
+        let _ = writeln!(
+            out,
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        );
+        let per_interrupt = self.el2("timer");
+        for mode in ["icount", "tcg"] {
+            let Some(run) = self.disk_run(mode, "cellvisor") else {
+                continue;
+            };
+            let native_virtio = self.disk_run(mode, "native").map_or("-".to_owned(), |run| {
+                run.interrupt_delta("virtio0").to_string()
+            });
+            let virtio = run.interrupt_delta("virtio0");
+            let all = run.all_interrupts_delta();
+            let exit = |index: usize| run.exit_delta(index).map(|value| value as f64);
+            let show = |value: Option<f64>| fmt_opt(value, 0);
+            let irq_per = ratio(exit(4), Some(all as f64));
+            let sysreg_per = ratio(exit(2), Some(virtio as f64));
+            let estimate = match (irq_per, per_interrupt) {
+                (Some(exits), Some(cost)) => format!("{:.0} (delivery) + 0 (EOI)", exits * cost),
+                _ => "-".to_owned(),
+            };
+            let _ = writeln!(
+                out,
+                "| {mode} | {native_virtio} | {virtio} | {all} | {} | {} | {} | {} | {} | {} | {} | {estimate} |",
+                show(exit(4)),
+                show(exit(2)),
+                show(exit(1)),
+                show(exit(3)),
+                show(exit(0)),
+                fmt_opt(sysreg_per, 3),
+                fmt_opt(irq_per, 3),
+            );
+        }
+    }
 }
