@@ -29,6 +29,53 @@ struct Candidate {
     intid: u16,
 }
 
+impl Candidate {
+    fn of(intid: u16, irq: &IrqState) -> Self {
+        Self {
+            inactive: !irq.active,
+            priority: irq.priority,
+            intid,
+        }
+    }
+}
+
+/// The best candidates `flush` has seen so far, sorted, at most `capacity` of them.
+struct Chosen {
+    items: [Option<Candidate>; MAX_LIST_REGISTERS],
+    count: usize,
+    capacity: usize,
+    /// More candidates were offered than fit.
+    overflow: bool,
+}
+
+impl Chosen {
+    fn new(capacity: usize) -> Self {
+        Self {
+            items: [None; MAX_LIST_REGISTERS],
+            count: 0,
+            capacity: capacity.min(MAX_LIST_REGISTERS),
+            overflow: false,
+        }
+    }
+
+    /// Keeps `candidate` if it is among the `capacity` best so far.
+    fn offer(&mut self, candidate: Candidate) {
+        let capacity = self.capacity;
+        if self.count == capacity {
+            self.overflow = true;
+            match self.items[..capacity].last() {
+                Some(Some(worst)) if candidate < *worst => self.count -= 1,
+                _ => return,
+            }
+        }
+        let count = self.count;
+        let position = self.items[..count].partition_point(|c| c.is_some_and(|c| c < candidate));
+        self.items.copy_within(position..count, position + 1);
+        self.items[position] = Some(candidate);
+        self.count += 1;
+    }
+}
+
 /// The list-register image of `irq` and whether it hands the pending latch to the guest.
 fn list_register_value(intid: u16, irq: &IrqState) -> (u64, bool) {
     let pending = irq.pending();
@@ -68,7 +115,7 @@ impl Vgic {
     /// still hold entries from the last `flush`.
     pub fn flush(&mut self, vcpu: usize, lrs: &mut impl ListRegisters) -> Result<(), VgicError> {
         let tracked = self.vcpus.get(vcpu).ok_or(VgicError::NoSuchVcpu)?;
-        let in_use = tracked.list_registers.iter().any(Option::is_some);
+        let in_use = tracked.list_registers_in_use != 0;
         // Fast path: the list registers are empty and nothing changed since the last flush found
         // nothing to deliver to this vCPU (exits such as hypercalls touch no interrupt state).
         if !in_use && self.idle_at.get(vcpu) == Some(&self.generation) {
@@ -81,40 +128,33 @@ impl Vgic {
         let capacity = implemented.min(self.list_register_count);
 
         // The `capacity` best candidates, kept sorted; no allocation.
-        let mut chosen = [None::<Candidate>; MAX_LIST_REGISTERS];
-        let mut chosen_count = 0;
-        let mut overflow = false;
-        let private = self
-            .vcpus
-            .get(vcpu)
-            .map(|state| state.private.iter())
-            .into_iter()
-            .flatten();
-        // Only the cell's own SPIs can be candidates: scan those, not every line.
-        let spis = self.owned_spis.iter().filter_map(|spi| {
-            let irq = self.spis.get(spi.intid.checked_sub(FIRST_SPI)? as usize)?;
-            Some((spi.intid as u16, irq))
-        });
-        let candidates = (0u16..).zip(private).chain(spis);
-        for (intid, irq) in candidates.filter(|(_, irq)| self.is_candidate(irq, vcpu)) {
-            let candidate = Candidate {
-                inactive: !irq.active,
-                priority: irq.priority,
-                intid,
-            };
-            if chosen_count == capacity {
-                overflow = true;
-                match chosen[..capacity].last() {
-                    Some(Some(worst)) if candidate < *worst => chosen_count -= 1,
-                    _ => continue,
+        let mut chosen = Chosen::new(capacity);
+        if let Some(state) = self.vcpus.get(vcpu) {
+            for (intid, irq) in (0u16..).zip(state.private.iter()) {
+                if irq.may_need_list_register() && self.is_candidate(irq, vcpu) {
+                    chosen.offer(Candidate::of(intid, irq));
                 }
             }
-            let position =
-                chosen[..chosen_count].partition_point(|c| c.is_some_and(|c| c < candidate));
-            chosen.copy_within(position..chosen_count, position + 1);
-            chosen[position] = Some(candidate);
-            chosen_count += 1;
         }
+        // Only the cell's own SPIs can be candidates: scan those, not every line.
+        for spi in &self.owned_spis {
+            let Some(irq) = spi
+                .intid
+                .checked_sub(FIRST_SPI)
+                .and_then(|index| self.spis.get(index as usize))
+            else {
+                continue;
+            };
+            if irq.may_need_list_register() && self.is_candidate(irq, vcpu) {
+                chosen.offer(Candidate::of(spi.intid as u16, irq));
+            }
+        }
+        let Chosen {
+            items: chosen,
+            count: chosen_count,
+            overflow,
+            ..
+        } = chosen;
 
         let empty = lrs.empty_list_registers();
         let mut wrote_pending = false;
@@ -143,12 +183,11 @@ impl Vgic {
             irq.in_list_register = true;
             irq.holder_vcpu = vcpu as u8;
             lrs.write(n, value);
-            if let Some(slot) = self
-                .vcpus
-                .get_mut(vcpu)
-                .and_then(|state| state.list_registers.get_mut(n))
+            if let Some(state) = self.vcpus.get_mut(vcpu)
+                && let Some(slot) = state.list_registers.get_mut(n)
             {
                 *slot = Some(intid);
+                state.list_registers_in_use |= 1 << n;
             }
         }
 
@@ -180,17 +219,24 @@ impl Vgic {
     /// the last [`Vgic::flush`] wrote, folds what the guest did (acknowledged, EOIed, deactivated)
     /// into the model and empties them. Cheap when nothing was written.
     pub fn sync(&mut self, vcpu: usize, lrs: &mut impl ListRegisters) -> Result<(), VgicError> {
-        let state = self.vcpus.get(vcpu).ok_or(VgicError::NoSuchVcpu)?;
-        if state.list_registers.iter().all(Option::is_none) {
+        let state = self.vcpus.get_mut(vcpu).ok_or(VgicError::NoSuchVcpu)?;
+        let mut tracked = core::mem::take(&mut state.list_registers_in_use);
+        if tracked == 0 {
             return Ok(());
         }
         self.touch();
-        let state = self.vcpus.get_mut(vcpu).ok_or(VgicError::NoSuchVcpu)?;
-        let tracked = core::mem::replace(&mut state.list_registers, [None; MAX_LIST_REGISTERS]);
         let empty = lrs.empty_list_registers();
         let implemented = lrs.count().min(MAX_LIST_REGISTERS);
-        for (n, intid) in tracked.iter().enumerate() {
-            let Some(intid) = *intid else {
+        // Only the list registers `flush` filled (their bits in `tracked`), lowest first.
+        while tracked != 0 {
+            let n = tracked.trailing_zeros() as usize;
+            tracked &= tracked - 1;
+            let Some(intid) = self
+                .vcpus
+                .get_mut(vcpu)
+                .and_then(|state| state.list_registers.get_mut(n))
+                .and_then(Option::take)
+            else {
                 continue;
             };
             let value = if n >= implemented || empty & 1 << n != 0 {

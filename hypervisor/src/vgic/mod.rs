@@ -191,7 +191,15 @@ impl VcpuSet {
 
     /// The vCPU indices in the set, lowest first.
     pub fn iter(self) -> impl Iterator<Item = usize> {
-        (0..MAX_VCPUS).filter(move |&vcpu| self.contains(vcpu))
+        let mut bits = self.0;
+        core::iter::from_fn(move || {
+            if bits == 0 {
+                return None;
+            }
+            let vcpu = bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            Some(vcpu)
+        })
     }
 }
 
@@ -451,13 +459,15 @@ impl Vgic {
         let Some(state) = self.vcpus.get(vcpu) else {
             return false;
         };
+        // `may_need_list_register` first: a cheap filter that passes every pending interrupt.
         state
             .private
             .iter()
-            .any(|irq| self.is_deliverable_to(irq, vcpu))
+            .any(|irq| irq.may_need_list_register() && self.is_deliverable_to(irq, vcpu))
             || self.owned_spis.iter().any(|spi| {
-                self.irq(Bank::Shared, spi.intid)
-                    .is_some_and(|irq| self.is_deliverable_to(irq, vcpu))
+                self.irq(Bank::Shared, spi.intid).is_some_and(|irq| {
+                    irq.may_need_list_register() && self.is_deliverable_to(irq, vcpu)
+                })
             })
     }
 

@@ -31,8 +31,11 @@ impl Vgic {
             let range_base = sgi1r.read(ICC_SGI1R_EL1::RS) as usize * 16;
             let target_list = sgi1r.read(ICC_SGI1R_EL1::TargetList);
             if upper == 0 {
-                for bit in (0..16).filter(|bit| target_list & 1 << bit != 0) {
-                    let vcpu = range_base + bit;
+                // Each set bit of TargetList, lowest first.
+                let mut bits = target_list;
+                while bits != 0 {
+                    let vcpu = range_base + bits.trailing_zeros() as usize;
+                    bits &= bits - 1;
                     if vcpu < self.vcpus.len() {
                         targets.insert(vcpu);
                     }

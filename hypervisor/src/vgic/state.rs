@@ -73,12 +73,21 @@ impl IrqState {
         }
     }
 
+    /// Whether the interrupt may need a list register at all: pending (by latch or line) or
+    /// active. A cheap filter for the scans in `flush` and `has_deliverable`; everything it
+    /// rejects is neither deliverable nor active.
+    #[inline]
+    pub fn may_need_list_register(&self) -> bool {
+        self.pending_latch | self.line_level | self.active
+    }
+
     /// Pending as the guest sees it through `GICD_ISPENDR`.
     pub fn pending_view(&self) -> bool {
         self.pending() || self.latch_in_list_register
     }
 
     /// Pending in the model (a latch given to a list register is not counted).
+    #[inline]
     pub fn pending(&self) -> bool {
         self.pending_latch || (!self.edge_triggered && self.line_level)
     }
@@ -92,6 +101,9 @@ pub(crate) struct VcpuState {
     pub private: [IrqState; 32],
     /// The INTID `flush` put into each list register, until `sync` takes it back.
     pub list_registers: [Option<u16>; MAX_LIST_REGISTERS],
+    /// Bit n set = `list_registers[n]` is `Some` (kept in step with it, so the run loop's
+    /// checks for "anything in the list registers" are one compare).
+    pub list_registers_in_use: u16,
     /// `GICR_WAKER.ProcessorSleep`.
     pub processor_sleep: bool,
 }
@@ -109,6 +121,7 @@ impl VcpuState {
         Self {
             private,
             list_registers: [None; MAX_LIST_REGISTERS],
+            list_registers_in_use: 0,
             processor_sleep: true,
         }
     }
