@@ -129,12 +129,26 @@ impl Vgic {
 
         // The `capacity` best candidates, kept sorted; no allocation.
         let mut chosen = Chosen::new(capacity);
+        // Private interrupts: only those `watch` says may be pending or active, lowest first;
+        // the ones found neither drop out of `watch`.
+        let mut idle = 0u32;
         if let Some(state) = self.vcpus.get(vcpu) {
-            for (intid, irq) in (0u16..).zip(state.private.iter()) {
-                if irq.may_need_list_register() && self.is_candidate(irq, vcpu) {
-                    chosen.offer(Candidate::of(intid, irq));
+            let mut watch = state.watch;
+            while watch != 0 {
+                let intid = watch.trailing_zeros();
+                watch &= watch - 1;
+                let Some(irq) = state.private.get(intid as usize) else {
+                    continue;
+                };
+                if !irq.may_need_list_register() {
+                    idle |= 1 << intid;
+                } else if self.is_candidate(irq, vcpu) {
+                    chosen.offer(Candidate::of(intid as u16, irq));
                 }
             }
+        }
+        if let Some(state) = self.vcpus.get_mut(vcpu) {
+            state.watch &= !idle;
         }
         // Only the cell's own SPIs can be candidates: scan those, not every line.
         for spi in &self.owned_spis {
@@ -149,17 +163,13 @@ impl Vgic {
                 chosen.offer(Candidate::of(spi.intid as u16, irq));
             }
         }
-        let Chosen {
-            items: chosen,
-            count: chosen_count,
-            overflow,
-            ..
-        } = chosen;
+        let chosen_count = chosen.count;
+        let overflow = chosen.overflow;
 
         let empty = lrs.empty_list_registers();
         let mut wrote_pending = false;
         for n in 0..implemented {
-            let candidate = chosen.get(n).copied().flatten();
+            let candidate = chosen.items.get(n).copied().flatten();
             let Some(Candidate { intid, .. }) = candidate else {
                 if empty & 1 << n == 0 {
                     lrs.write(n, 0);

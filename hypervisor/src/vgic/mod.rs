@@ -459,16 +459,23 @@ impl Vgic {
         let Some(state) = self.vcpus.get(vcpu) else {
             return false;
         };
-        // `may_need_list_register` first: a cheap filter that passes every pending interrupt.
-        state
-            .private
-            .iter()
-            .any(|irq| irq.may_need_list_register() && self.is_deliverable_to(irq, vcpu))
-            || self.owned_spis.iter().any(|spi| {
-                self.irq(Bank::Shared, spi.intid).is_some_and(|irq| {
-                    irq.may_need_list_register() && self.is_deliverable_to(irq, vcpu)
-                })
+        // Private interrupts: only those `watch` says may be pending. `may_need_list_register`
+        // first: a cheap filter that passes every pending interrupt.
+        let mut watch = state.watch;
+        while watch != 0 {
+            let intid = watch.trailing_zeros() as usize;
+            watch &= watch - 1;
+            if state.private.get(intid).is_some_and(|irq| {
+                irq.may_need_list_register() && self.is_deliverable_to(irq, vcpu)
+            }) {
+                return true;
+            }
+        }
+        self.owned_spis.iter().any(|spi| {
+            self.irq(Bank::Shared, spi.intid).is_some_and(|irq| {
+                irq.may_need_list_register() && self.is_deliverable_to(irq, vcpu)
             })
+        })
     }
 
     /// Whether `irq` is pending, enabled and forwarded, and would go to `vcpu`.
@@ -531,6 +538,27 @@ impl Vgic {
         Ok(Bank::Private(vcpu))
     }
 
+    /// Checks the scan shortcuts against the full state: `watch` covers every private interrupt
+    /// that is pending or active, and `list_registers_in_use` mirrors `list_registers`.
+    #[cfg(test)]
+    pub(crate) fn assert_bookkeeping(&self) {
+        for (vcpu, state) in self.vcpus.iter().enumerate() {
+            for (intid, irq) in state.private.iter().enumerate() {
+                assert!(
+                    !irq.may_need_list_register() || state.watch & 1 << intid != 0,
+                    "vCPU {vcpu} INTID {intid} pending or active but not watched"
+                );
+            }
+            for (n, slot) in state.list_registers.iter().enumerate() {
+                assert_eq!(
+                    slot.is_some(),
+                    state.list_registers_in_use & 1 << n != 0,
+                    "vCPU {vcpu} LR {n}"
+                );
+            }
+        }
+    }
+
     /// The state of an owned interrupt reachable through `bank`.
     fn irq(&self, bank: Bank, intid: u32) -> Option<&IrqState> {
         let irq = match bank {
@@ -544,7 +572,13 @@ impl Vgic {
     fn irq_mut(&mut self, bank: Bank, intid: u32) -> Option<&mut IrqState> {
         let irq = match bank {
             Bank::Shared => self.spis.get_mut(intid.checked_sub(FIRST_SPI)? as usize)?,
-            Bank::Private(vcpu) => self.vcpus.get_mut(vcpu)?.private.get_mut(intid as usize)?,
+            Bank::Private(vcpu) => {
+                let state = self.vcpus.get_mut(vcpu)?;
+                let irq = state.private.get_mut(intid as usize)?;
+                // Below 32, since the lookup succeeded. The caller may make it pending or active.
+                state.watch |= 1 << intid;
+                irq
+            }
         };
         irq.owned.then_some(irq)
     }

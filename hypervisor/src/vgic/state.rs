@@ -104,6 +104,11 @@ pub(crate) struct VcpuState {
     /// Bit n set = `list_registers[n]` is `Some` (kept in step with it, so the run loop's
     /// checks for "anything in the list registers" are one compare).
     pub list_registers_in_use: u16,
+    /// Bit n set: private INTID n may be pending or active. A superset kept cheaply: every
+    /// change to a private interrupt (through `Vgic::irq_mut`) sets its bit, and `flush` clears
+    /// the bits of interrupts it finds neither pending nor active, so the scans in `flush` and
+    /// `has_deliverable` only visit these.
+    pub watch: u32,
     /// `GICR_WAKER.ProcessorSleep`.
     pub processor_sleep: bool,
 }
@@ -122,6 +127,7 @@ impl VcpuState {
             private,
             list_registers: [None; MAX_LIST_REGISTERS],
             list_registers_in_use: 0,
+            watch: 0,
             processor_sleep: true,
         }
     }

@@ -1218,6 +1218,7 @@ fn random_guest_accesses_never_leak_out_of_the_cell() {
                     }
                 }
             }
+            vgic.assert_bookkeeping();
         }
         assert!(
             delivered > 20,
