@@ -36,6 +36,14 @@ pub(super) enum BankRegister {
     RazWi,
 }
 
+impl BankRegister {
+    /// Whether a write can change which interrupts are deliverable (so the next `flush` must
+    /// look): not for priorities, which only order candidates, nor for RAZ/WI registers.
+    pub(super) fn may_change_delivery(self) -> bool {
+        !matches!(self, Self::Priority { .. } | Self::RazWi)
+    }
+}
+
 /// Decodes `offset` if it lies in the shared families (0x0080-0x0F2F), checking `width`:
 /// `IPRIORITYR`, `ITARGETSR`, `CPENDSGIR` and `SPENDSGIR` take bytes or words, the rest words.
 /// `None` if the offset is outside the families.

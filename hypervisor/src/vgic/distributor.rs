@@ -148,8 +148,19 @@ impl Vgic {
         value: u64,
         physical: &mut impl PhysicalDistributor,
     ) -> Result<VcpuSet, VgicError> {
-        self.touch();
-        Ok(match decode(offset, width)? {
+        let register = decode(offset, width)?;
+        let may_change_delivery = match register {
+            GicdRegister::Ctlr | GicdRegister::Irouter { .. } => true,
+            GicdRegister::Bank(register) => register.may_change_delivery(),
+            GicdRegister::Typer
+            | GicdRegister::Iidr
+            | GicdRegister::Pidr2
+            | GicdRegister::RazWi => false,
+        };
+        if may_change_delivery {
+            self.touch();
+        }
+        Ok(match register {
             GicdRegister::Ctlr => {
                 let ctlr = LocalRegisterCopy::<u32, GICD_CTLR::Register>::new(value as u32);
                 let was_enabled = self.group1_enabled;

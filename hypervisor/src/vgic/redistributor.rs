@@ -133,8 +133,18 @@ impl Vgic {
         value: u64,
         physical: &mut impl PhysicalDistributor,
     ) -> Result<VcpuSet, VgicError> {
-        self.touch();
         let (vcpu, register) = decode(region_offset, width, self.vcpus.len())?;
+        let may_change_delivery = match register {
+            GicrRegister::Waker => true,
+            GicrRegister::Bank(register) => register.may_change_delivery(),
+            GicrRegister::Typer { .. }
+            | GicrRegister::Iidr
+            | GicrRegister::Pidr2
+            | GicrRegister::RazWi => false,
+        };
+        if may_change_delivery {
+            self.touch();
+        }
         Ok(match register {
             GicrRegister::Waker => {
                 // ChildrenAsleep follows ProcessorSleep at once: there is no interface to drain.
