@@ -155,9 +155,13 @@ pub fn run<H: VcpuHardware>(runtime: &Runtime, cpu: usize, hardware: &mut H) -> 
         }
         let mut regs = GuestRegs::boot(entry, context);
         while cell.state() == CellState::Running {
-            cell.vgic_flush(vcpu, hardware.list_registers());
+            // Only this CPU fills `vcpu`'s list registers: if the flush left none in use, the sync
+            // would find nothing to read back, so it (and its lock) is skipped.
+            let holds_list_registers = cell.vgic_flush(vcpu, hardware.list_registers());
             let kind = hardware.enter(&mut regs);
-            cell.vgic_sync(vcpu, hardware.list_registers());
+            if holds_list_registers {
+                cell.vgic_sync(vcpu, hardware.list_registers());
+            }
             let next = match kind {
                 ExitKind::Synchronous => {
                     let syndrome = hardware.syndrome();
@@ -233,13 +237,17 @@ pub fn handle_synchronous<H: VcpuHardware>(
     hardware: &mut H,
 ) -> Next {
     let exit = esr::decode(syndrome.esr, syndrome.far, syndrome.hpfar);
-    cell.count_exit(match exit {
-        Exit::Hvc { .. } | Exit::Smc { .. } => ExitReason::Call,
-        Exit::DataAbort(abort) if cell.device_at(abort.ipa).is_some() => ExitReason::Mmio,
-        Exit::SysReg(_) => ExitReason::SysReg,
-        Exit::Wfx { .. } => ExitReason::Wfi,
-        _ => ExitReason::Other,
-    });
+    let reason = match exit {
+        Exit::Hvc { .. } | Exit::Smc { .. } => Some(ExitReason::Call),
+        // Counted by `data_abort`, which looks the device up once for both.
+        Exit::DataAbort(_) => None,
+        Exit::SysReg(_) => Some(ExitReason::SysReg),
+        Exit::Wfx { .. } => Some(ExitReason::Wfi),
+        _ => Some(ExitReason::Other),
+    };
+    if let Some(reason) = reason {
+        cell.count_exit(reason);
+    }
     match exit {
         Exit::Hvc { imm } => smccc_call(runtime, cell, vcpu, regs, imm, hardware),
         Exit::Smc { imm } => {
@@ -340,7 +348,9 @@ fn data_abort<H: VcpuHardware>(
     hardware: &mut H,
 ) -> Next {
     let far = syndrome.far;
-    let Some(device) = cell.device_at(abort.ipa) else {
+    let device = cell.device_at(abort.ipa);
+    cell.count_exit(if device.is_some() { ExitReason::Mmio } else { ExitReason::Other });
+    let Some(device) = device else {
         cell.log_guest_fault("access outside the cell", abort.ipa.raw());
         return inject_or_stop(runtime, cell, regs, InjectKind::DataAbort { far, write: abort.write }, hardware);
     };

@@ -254,7 +254,7 @@ pub extern "C" fn primary_main(dtb: u64, el: u64) -> ! {
         spi_lines: gic.it_lines_number(),
         list_register_count: ListRegisters.count(),
     };
-    let mut machine = Cpu { lists: ListRegisters };
+    let mut machine = Cpu { lists: ListRegisters, index: current_cpu() };
     let names: Vec<&'static str> = partition.cells.iter().map(|cell| cell.name).collect();
     let runtime = match Runtime::build(board, platform, partition, bundle, gic_info, &mut machine) {
         Ok(runtime) => runtime,
@@ -285,7 +285,8 @@ pub extern "C" fn primary_main(dtb: u64, el: u64) -> ! {
         uart.lock().enable_receive_interrupt();
     }
     start_secondaries(runtime);
-    vcpu::run(runtime, current_cpu(), &mut Cpu { lists: ListRegisters })
+    let cpu = current_cpu();
+    vcpu::run(runtime, cpu, &mut Cpu { lists: ListRegisters, index: cpu })
 }
 
 /// Per-CPU GIC setup: the PPIs cellvisor takes on every CPU are the vGIC maintenance interrupt
@@ -345,12 +346,16 @@ pub extern "C" fn secondary_main(cpu: u64) -> ! {
         halt_with_message(format_args!("cellvisor: secondary CPU started before the runtime"))
     };
     init_cpu_interrupts(gic, &runtime.platform, sysreg::mpidr());
-    vcpu::run(runtime, cpu as usize, &mut Cpu { lists: ListRegisters })
+    // `cpu` is this CPU's index in the platform's `/cpus` order (start_secondaries passes it).
+    vcpu::run(runtime, cpu as usize, &mut Cpu { lists: ListRegisters, index: cpu as usize })
 }
 
 /// This physical CPU as the core sees it.
 struct Cpu {
     lists: ListRegisters,
+    /// This CPU's index in the platform's `/cpus` order (what `current_cpu` finds), kept so the
+    /// interrupt path need not search the MPIDRs.
+    index: usize,
 }
 
 fn mpidr_of(cpu: usize) -> Option<u64> {
@@ -568,7 +573,7 @@ impl VcpuHardware for Cpu {
     }
 
     fn handle_interrupts(&mut self, runtime: &Runtime) {
-        let cpu = current_cpu();
+        let cpu = self.index;
         // Bounded: at most 16 interrupts per exit, the rest stay pending for the next exit.
         for _ in 0..16 {
             let Some(intid) = gic::acknowledge() else { return };
@@ -593,7 +598,7 @@ impl VcpuHardware for Cpu {
     }
 
     fn kick(&mut self, runtime: &Runtime, cpu: usize) {
-        if cpu == current_cpu() {
+        if cpu == self.index {
             return;
         }
         if let Some(target) = runtime.platform.cpus.get(cpu) {
