@@ -779,14 +779,36 @@ impl Drop for Machine {
 
 /// The lines of `body` that `cell` printed, prefixes removed; all lines if none carries a prefix
 /// (a guest running without cellvisor).
+///
+/// Kernel log lines (`[   12.345678] ...`) are dropped too: the cell's own kernel may print to the
+/// same console while a command runs (e.g. personal's network coming up), and they are never a
+/// command's output (read `dmesg -t` rather than `dmesg` through [`Machine::shell`]).
 fn cell_output(body: &str, cell: &str) -> String {
     let prefix = format!("[{cell}]");
     let prefixed = body.lines().any(|line| line.starts_with(&prefix));
     body.lines()
         .filter(|line| !prefixed || line.starts_with(&prefix))
         .map(|line| strip_cell_prefix(line, cell))
+        .filter(|line| !is_kernel_log_line(line))
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// Whether `line` is a timestamped Linux kernel message: `[`, optional spaces, digits, `.`, digits, `]`.
+fn is_kernel_log_line(line: &str) -> bool {
+    let Some(rest) = line.strip_prefix('[') else {
+        return false;
+    };
+    let Some((stamp, _)) = rest.split_once(']') else {
+        return false;
+    };
+    let Some((seconds, fraction)) = stamp.trim_start().split_once('.') else {
+        return false;
+    };
+    !seconds.is_empty()
+        && !fraction.is_empty()
+        && seconds.bytes().all(|byte| byte.is_ascii_digit())
+        && fraction.bytes().all(|byte| byte.is_ascii_digit())
 }
 
 /// The number after `marker` in `line`, or -1.
@@ -950,6 +972,11 @@ mod tests {
         let body = "[personal] 2\n[corporate] noise\n[personal] second\n";
         assert_eq!(cell_output(body, "personal"), "2\nsecond");
         assert_eq!(cell_output("2\n", "personal"), "2");
+        let with_kernel = "[personal] [   14.103212] IPv6: ADDRCONF(NETDEV_CHANGE): eth0: link becomes ready\n[personal] 2\n";
+        assert_eq!(cell_output(with_kernel, "personal"), "2");
+        assert!(!is_kernel_log_line("[1] not a stamp"));
+        assert!(!is_kernel_log_line("[ .5] nor this"));
+        assert!(is_kernel_log_line("[12.5] x"));
         assert_eq!(
             exit_code("[personal] cellvisor-end-3 127", "cellvisor-end-3 "),
             127

@@ -104,6 +104,7 @@ fn elf_to_raw(elf_path: &Path, raw_path: &Path, what: &str) -> Result<elf::RawIm
 
 /// Builds the hypervisor and writes `target/cellvisor/qemu-virt.bin`.
 pub fn build_hypervisor(release: bool) -> Result<PathBuf> {
+    prereq::rust_targets()?;
     let mut command = util::cargo();
     command.args([
         "build",
@@ -169,6 +170,7 @@ pub fn rust_guest_elf(package: &str) -> PathBuf {
 /// Builds the Rust guest `package` (whose binary has the same name) and writes
 /// `target/cellvisor/<package>.bin`.
 fn build_rust_guest(package: &str) -> Result<PathBuf> {
+    prereq::rust_targets()?;
     let mut command = util::cargo();
     command.args([
         "build",

@@ -232,6 +232,7 @@ fn test() -> Result<()> {
     let mut steps = Vec::new();
     let mut qemu = None;
     timed(&mut steps, "prerequisites", || {
+        prereq::rust_targets()?;
         prereq::linux_tools()?;
         let found = prereq::qemu()?;
         let note = format!("QEMU {} at {}", found.version, found.path.display());
@@ -294,6 +295,7 @@ fn test() -> Result<()> {
 }
 
 fn clippy() -> Result<()> {
+    prereq::rust_targets()?;
     let mut steps = Vec::new();
     timed(&mut steps, "clippy (host, all targets)", || {
         cargo_step(&["clippy", "--all-targets", "--", "-D", "warnings"])

@@ -163,6 +163,81 @@ pub fn qemu() -> Result<Qemu> {
     }
 }
 
+/// The cross-compilation targets the images are built for (also listed in rust-toolchain.toml).
+pub const RUST_TARGETS: [&str; 2] = [
+    crate::images::HYPERVISOR_TARGET,
+    crate::images::GUEST_TARGET,
+];
+
+/// The [`RUST_TARGETS`] whose standard library the workspace's toolchain lacks.
+fn missing_rust_targets() -> Result<Vec<&'static str>> {
+    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let output = Command::new(&rustc)
+        .current_dir(util::workspace_root())
+        .args(["--print", "sysroot"])
+        .output()
+        .map_err(|error| {
+            util::Error(format!(
+                "cannot run `{} --print sysroot` ({error}): install Rust with rustup (https://rustup.rs)",
+                rustc.to_string_lossy()
+            ))
+        })?;
+    if !output.status.success() {
+        fail!(
+            "`{} --print sysroot` failed: {}",
+            rustc.to_string_lossy(),
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    let sysroot = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
+    Ok(RUST_TARGETS
+        .into_iter()
+        .filter(|target| !sysroot.join("lib/rustlib").join(target).join("lib").is_dir())
+        .collect())
+}
+
+/// Makes sure the toolchain can build for [`RUST_TARGETS`]: adds missing targets with rustup (which
+/// does not always do it by itself from rust-toolchain.toml, e.g. with `RUSTUP_AUTO_INSTALL=0`).
+/// Checked once per xtask run.
+pub fn rust_targets() -> Result<()> {
+    static CHECKED: std::sync::OnceLock<std::result::Result<(), String>> =
+        std::sync::OnceLock::new();
+    CHECKED
+        .get_or_init(|| ensure_rust_targets().map_err(|error| error.0))
+        .clone()
+        .map_err(util::Error)
+}
+
+fn ensure_rust_targets() -> Result<()> {
+    let missing = missing_rust_targets()?;
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let add = format!("rustup target add {}", missing.join(" "));
+    if util::which("rustup").is_none() {
+        fail!(
+            "the Rust standard library for {} is not installed and rustup is missing: install the target(s) for this toolchain (with rustup: `{add}`)",
+            missing.join(", ")
+        );
+    }
+    eprintln!("Rust target(s) {} missing; installing them", missing.join(", "));
+    util::run(
+        Command::new("rustup")
+            .current_dir(util::workspace_root())
+            .args(["target", "add"])
+            .args(&missing),
+    )
+    .map_err(|error| util::Error(format!("{error}: run `{add}` in the workspace")))?;
+    let still = missing_rust_targets()?;
+    if !still.is_empty() {
+        fail!(
+            "`{add}` did not install {}: run it by hand in the workspace and check `rustup show`",
+            still.join(", ")
+        );
+    }
+    Ok(())
+}
+
 /// Makes sure a host tool is present; installs `package` with apt when we can.
 pub fn tool(program: &str, package: &str) -> Result<()> {
     if util::which(program).is_some() {
