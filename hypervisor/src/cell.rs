@@ -4,9 +4,9 @@
 //! (`logger::terminal`). No lock is held while entering a guest.
 #![forbid(unsafe_code)]
 
+use alloc::collections::VecDeque;
 use alloc::format;
 use alloc::string::String;
-use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 use core::fmt;
 use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
@@ -18,6 +18,7 @@ use crate::board::{Board, CellPolicy, MemRange};
 use crate::bundle::{Bundle, BundleError};
 use crate::guest_fdt::{self, GuestDtSpec};
 use crate::image::{self, ImageError};
+use crate::manage::{CellSummary, Command, ExitCounts, HELP, format_cells};
 use crate::mmio::{AccessWidth, MmioError};
 use crate::partition::{CellPlan, Partition};
 use crate::passthrough::{Forward, PassthroughError, PassthroughPlan, interrupt_owners};
@@ -26,8 +27,10 @@ use crate::psci::{PsciAction, PsciCell};
 use crate::ratelimit::RateLimiter;
 use crate::smccc::{self, Caller, Dispatch, SmcccCall, SmcccResult};
 use crate::stage2::{Stage2, Stage2Error};
-use crate::manage::{CellSummary, Command, ExitCounts, HELP, format_cells};
-use crate::vgic::{self, Delivery, VcpuSet, PhysicalDistributor, SpiAssignment, SpiKind, Trigger, Vgic, VgicConfig, VgicConfigError, VgicError};
+use crate::vgic::{
+    self, Delivery, PhysicalDistributor, SpiAssignment, SpiKind, Trigger, VcpuSet, Vgic,
+    VgicConfig, VgicConfigError, VgicError,
+};
 use crate::vuart::Pl011;
 
 /// Room reserved for a cell's generated device tree.
@@ -82,7 +85,8 @@ impl<M: Machine + ?Sized> PhysicalDistributor for CellPhysical<'_, M> {
     }
 
     fn set_trigger(&mut self, intid: u32, trigger: Trigger) {
-        self.machine.spi_set_edge_triggered(intid, trigger == Trigger::Edge);
+        self.machine
+            .spi_set_edge_triggered(intid, trigger == Trigger::Edge);
     }
 
     fn route_to(&mut self, intid: u32, vcpu: usize) {
@@ -186,7 +190,10 @@ impl fmt::Display for LifecycleError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::NotOff => f.write_str("it is not off (stop it first, or use restart)"),
-            Self::NotAllowed(what) => write!(f, "the board does not allow {what} for this cell from the console"),
+            Self::NotAllowed(what) => write!(
+                f,
+                "the board does not allow {what} for this cell from the console"
+            ),
         }
     }
 }
@@ -250,7 +257,9 @@ impl fmt::Display for CellError {
             Self::Stage2(error) => write!(f, "stage-2 table: {error}"),
             Self::Vgic(error) => write!(f, "virtual GIC: {error}"),
             Self::Passthrough(error) => write!(f, "passthrough: {error}"),
-            Self::OutsideRam(address) => write!(f, "load address {address} is outside the cell's RAM"),
+            Self::OutsideRam(address) => {
+                write!(f, "load address {address} is outside the cell's RAM")
+            }
         }
     }
 }
@@ -345,7 +354,10 @@ impl Cell {
 
     /// Its virtual MPIDR for `vcpu`.
     pub fn virtual_mpidr(&self, vcpu: usize) -> u64 {
-        self.plan.vcpus.get(vcpu).map_or(0, |plan| plan.virtual_mpidr)
+        self.plan
+            .vcpus
+            .get(vcpu)
+            .map_or(0, |plan| plan.virtual_mpidr)
     }
 
     /// Current lifecycle state.
@@ -361,14 +373,16 @@ impl Cell {
     /// Asks the cell to stop and then do `after`. A later request can upgrade an earlier one
     /// (stop, then wipe). The caller kicks the cell's CPUs.
     pub fn request_stop(&self, after: AfterStop) {
-        let _ = self.state.fetch_update(Ordering::AcqRel, Ordering::Acquire, |current| {
-            let upgraded = match (CellState::from_u8(current), after) {
-                (CellState::Stopping(AfterStop::Wipe), _) => AfterStop::Wipe,
-                (CellState::Stopping(AfterStop::Restart), AfterStop::Off) => AfterStop::Restart,
-                (_, after) => after,
-            };
-            Some(CellState::Stopping(upgraded).to_u8())
-        });
+        let _ = self
+            .state
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |current| {
+                let upgraded = match (CellState::from_u8(current), after) {
+                    (CellState::Stopping(AfterStop::Wipe), _) => AfterStop::Wipe,
+                    (CellState::Stopping(AfterStop::Restart), AfterStop::Off) => AfterStop::Restart,
+                    (_, after) => after,
+                };
+                Some(CellState::Stopping(upgraded).to_u8())
+            });
     }
 
     /// Asks a stopped cell to boot again. The caller kicks the cell's home CPU.
@@ -400,7 +414,10 @@ impl Cell {
         let vcpus_on = {
             let psci = self.psci.lock();
             (0..self.vcpu_count())
-                .filter(|&vcpu| psci.state(vcpu).is_some_and(|power| power != crate::psci::VcpuPower::Off))
+                .filter(|&vcpu| {
+                    psci.state(vcpu)
+                        .is_some_and(|power| power != crate::psci::VcpuPower::Off)
+                })
                 .count()
         };
         let uptime_seconds = (state == CellState::Running && frequency != 0)
@@ -410,7 +427,13 @@ impl Cell {
             state: state.word(),
             vcpus_on: if state == CellState::Off { 0 } else { vcpus_on },
             vcpus: self.vcpu_count(),
-            ram_mib: self.plan.memory.iter().map(|region| region.physical.size).sum::<u64>() >> 20,
+            ram_mib: self
+                .plan
+                .memory
+                .iter()
+                .map(|region| region.physical.size)
+                .sum::<u64>()
+                >> 20,
             uptime_seconds,
             exits: self.counters.exits(),
             faults: self.counters.injected_faults.load(Ordering::Relaxed),
@@ -420,7 +443,9 @@ impl Cell {
 
     /// Whether `vcpu` is inside its run loop (entered and not yet left).
     pub fn is_in_guest(&self, vcpu: usize) -> bool {
-        self.in_guest.get(vcpu).is_some_and(|flag| flag.load(Ordering::Acquire))
+        self.in_guest
+            .get(vcpu)
+            .is_some_and(|flag| flag.load(Ordering::Acquire))
     }
 
     /// Records whether `vcpu` is inside its guest.
@@ -444,7 +469,10 @@ impl Cell {
             }
             core::hint::spin_loop();
         }
-        log::warn!("cell {}: a vCPU did not leave its guest in time", self.name());
+        log::warn!(
+            "cell {}: a vCPU did not leave its guest in time",
+            self.name()
+        );
     }
 
     /// If `vcpu` was started (CPU_ON, or boot for vCPU 0) and the cell runs: its entry and x0.
@@ -470,14 +498,19 @@ impl Cell {
 
     /// Counts an injected fault.
     pub fn count_injected_fault(&self) {
-        self.counters.injected_faults.fetch_add(1, Ordering::Relaxed);
+        self.counters
+            .injected_faults
+            .fetch_add(1, Ordering::Relaxed);
     }
 
     /// Logs a guest-caused fault, rate-limited per cell.
     pub fn log_guest_fault(&self, reason: &str, value: u64) {
         if let Some(suppressed) = self.fault_log.allow() {
             if suppressed > 0 {
-                log::warn!("cell {}: {reason} ({value:#x}); {suppressed} similar events not shown", self.name());
+                log::warn!(
+                    "cell {}: {reason} ({value:#x}); {suppressed} similar events not shown",
+                    self.name()
+                );
             } else {
                 log::warn!("cell {}: {reason} ({value:#x})", self.name());
             }
@@ -544,7 +577,9 @@ impl Cell {
     ) -> Result<(u64, VcpuSet), MmioError> {
         match device {
             EmulatedDevice::Uart => {
-                let offset = ipa.offset_from(GuestPhysAddr(self.uart_window.base)).ok_or(MmioError::BadOffset)?;
+                let offset = ipa
+                    .offset_from(GuestPhysAddr(self.uart_window.base))
+                    .ok_or(MmioError::BadOffset)?;
                 let mut uart = self.uart.lock();
                 let value = uart.device.read(offset, width)?;
                 // A read may have made room in the receive FIFO.
@@ -554,17 +589,31 @@ impl Cell {
                 Ok((u64::from(value), kick))
             }
             EmulatedDevice::Distributor => {
-                let offset = ipa.offset_from(GuestPhysAddr(self.distributor_window.base)).ok_or(MmioError::BadOffset)?;
-                let value = self.vgic.lock().distributor_read(offset, width).map_err(vgic_error)?;
+                let offset = ipa
+                    .offset_from(GuestPhysAddr(self.distributor_window.base))
+                    .ok_or(MmioError::BadOffset)?;
+                let value = self
+                    .vgic
+                    .lock()
+                    .distributor_read(offset, width)
+                    .map_err(vgic_error)?;
                 Ok((value, VcpuSet::empty()))
             }
             EmulatedDevice::Redistributors => {
-                let offset = ipa.offset_from(GuestPhysAddr(self.redistributor_window.base)).ok_or(MmioError::BadOffset)?;
-                let value = self.vgic.lock().redistributor_read(offset, width).map_err(vgic_error)?;
+                let offset = ipa
+                    .offset_from(GuestPhysAddr(self.redistributor_window.base))
+                    .ok_or(MmioError::BadOffset)?;
+                let value = self
+                    .vgic
+                    .lock()
+                    .redistributor_read(offset, width)
+                    .map_err(vgic_error)?;
                 Ok((value, VcpuSet::empty()))
             }
             EmulatedDevice::Passthrough => match self.passthrough.forward(ipa, width) {
-                Forward::Device(address) => Ok((machine.device_read(address, width), VcpuSet::empty())),
+                Forward::Device(address) => {
+                    Ok((machine.device_read(address, width), VcpuSet::empty()))
+                }
                 Forward::ReadAsZero => Ok((0, VcpuSet::empty())),
             },
         }
@@ -583,25 +632,38 @@ impl Cell {
     ) -> Result<VcpuSet, MmioError> {
         match device {
             EmulatedDevice::Uart => {
-                let offset = ipa.offset_from(GuestPhysAddr(self.uart_window.base)).ok_or(MmioError::BadOffset)?;
+                let offset = ipa
+                    .offset_from(GuestPhysAddr(self.uart_window.base))
+                    .ok_or(MmioError::BadOffset)?;
                 let index = self.index;
                 let mut uart = self.uart.lock();
-                uart.device.write(offset, width, value as u32, &mut |byte| {
-                    crate::logger::cell_output(index, byte);
-                })?;
+                uart.device
+                    .write(offset, width, value as u32, &mut |byte| {
+                        crate::logger::cell_output(index, byte);
+                    })?;
                 Ok(self.set_uart_line(&uart.device, vcpu))
             }
             EmulatedDevice::Distributor => {
-                let offset = ipa.offset_from(GuestPhysAddr(self.distributor_window.base)).ok_or(MmioError::BadOffset)?;
-                let mut physical = CellPhysical { machine, plan: &self.plan };
+                let offset = ipa
+                    .offset_from(GuestPhysAddr(self.distributor_window.base))
+                    .ok_or(MmioError::BadOffset)?;
+                let mut physical = CellPhysical {
+                    machine,
+                    plan: &self.plan,
+                };
                 self.vgic
                     .lock()
                     .distributor_write(offset, width, value, &mut physical)
                     .map_err(vgic_error)
             }
             EmulatedDevice::Redistributors => {
-                let offset = ipa.offset_from(GuestPhysAddr(self.redistributor_window.base)).ok_or(MmioError::BadOffset)?;
-                let mut physical = CellPhysical { machine, plan: &self.plan };
+                let offset = ipa
+                    .offset_from(GuestPhysAddr(self.redistributor_window.base))
+                    .ok_or(MmioError::BadOffset)?;
+                let mut physical = CellPhysical {
+                    machine,
+                    plan: &self.plan,
+                };
                 self.vgic
                     .lock()
                     .redistributor_write(offset, width, value, &mut physical)
@@ -620,7 +682,10 @@ impl Cell {
     /// changes reach the vGIC in the order they happened (lock order: uart, then vgic).
     fn set_uart_line(&self, uart: &Pl011, current_vcpu: usize) -> VcpuSet {
         let mut kick = VcpuSet::empty();
-        if let Ok(Delivery::Ready { vcpu }) = self.vgic.lock().set_level(self.uart_intid, uart.interrupt_level())
+        if let Ok(Delivery::Ready { vcpu }) = self
+            .vgic
+            .lock()
+            .set_level(self.uart_intid, uart.interrupt_level())
             && vcpu != current_vcpu
         {
             kick.insert(vcpu);
@@ -638,7 +703,11 @@ impl Cell {
     /// A guest's ICC_SGI1R_EL1 write: marks the SGI pending on the targets inside the cell and
     /// returns the vCPUs to kick (never the caller).
     pub fn write_sgi1r(&self, vcpu: usize, value: u64) -> VcpuSet {
-        let targets = self.vgic.lock().write_sgi1r(vcpu, value).unwrap_or_default();
+        let targets = self
+            .vgic
+            .lock()
+            .write_sgi1r(vcpu, value)
+            .unwrap_or_default();
         let mut kick = VcpuSet::empty();
         for target in targets.iter().filter(|&target| target != vcpu) {
             kick.insert(target);
@@ -686,12 +755,28 @@ impl Cell {
     }
 
     /// Loads the cell's images and device tree into its RAM and resets its PSCI, vUART and vGIC.
-    fn load<M: Machine + ?Sized>(&self, platform: &Platform, machine: &mut M) -> Result<(), CellError> {
-        let images = self.bundle.cell_images(self.plan.config).map_err(CellError::Bundle)?;
-        let first = self.plan.memory.first().ok_or(CellError::OutsideRam(GuestPhysAddr(0)))?;
+    fn load<M: Machine + ?Sized>(
+        &self,
+        platform: &Platform,
+        machine: &mut M,
+    ) -> Result<(), CellError> {
+        let images = self
+            .bundle
+            .cell_images(self.plan.config)
+            .map_err(CellError::Bundle)?;
+        let first = self
+            .plan
+            .memory
+            .first()
+            .ok_or(CellError::OutsideRam(GuestPhysAddr(0)))?;
         let ram = (GuestPhysAddr(first.guest_base()), first.physical.size);
-        let plan = image::plan(images.kernel, images.initrd.map(<[u8]>::len), DTB_RESERVE, ram)
-            .map_err(CellError::Image)?;
+        let plan = image::plan(
+            images.kernel,
+            images.initrd.map(<[u8]>::len),
+            DTB_RESERVE,
+            ram,
+        )
+        .map_err(CellError::Image)?;
         let initrd = match (plan.initrd_at, images.initrd) {
             (Some(at), Some(bytes)) => Some((at, bytes.len() as u64)),
             _ => None,
@@ -700,8 +785,13 @@ impl Cell {
             bootargs: images.bootargs,
             initrd,
         };
-        let dtb = guest_fdt::generate_with_passthrough(&self.plan, platform, &spec, &self.passthrough_nodes)
-            .map_err(CellError::DeviceTree)?;
+        let dtb = guest_fdt::generate_with_passthrough(
+            &self.plan,
+            platform,
+            &spec,
+            &self.passthrough_nodes,
+        )
+        .map_err(CellError::DeviceTree)?;
         self.copy_in(machine, plan.kernel_at, images.kernel)?;
         if let (Some(at), Some(bytes)) = (plan.initrd_at, images.initrd) {
             self.copy_in(machine, at, bytes)?;
@@ -710,14 +800,24 @@ impl Cell {
         self.psci.lock().reset(plan.entry, plan.dtb_at.raw());
         let mut uart = self.uart.lock();
         uart.reset();
-        let mut physical = CellPhysical { machine, plan: &self.plan };
+        let mut physical = CellPhysical {
+            machine,
+            plan: &self.plan,
+        };
         self.vgic.lock().reset(&mut physical);
         drop(uart);
         Ok(())
     }
 
-    fn copy_in<M: Machine + ?Sized>(&self, machine: &mut M, at: GuestPhysAddr, bytes: &[u8]) -> Result<(), CellError> {
-        let pa = self.ipa_to_pa(at, bytes.len() as u64).ok_or(CellError::OutsideRam(at))?;
+    fn copy_in<M: Machine + ?Sized>(
+        &self,
+        machine: &mut M,
+        at: GuestPhysAddr,
+        bytes: &[u8],
+    ) -> Result<(), CellError> {
+        let pa = self
+            .ipa_to_pa(at, bytes.len() as u64)
+            .ok_or(CellError::OutsideRam(at))?;
         machine.write_memory(pa, bytes);
         Ok(())
     }
@@ -743,7 +843,10 @@ const INPUT_BACKLOG: usize = 4096;
 
 impl VirtualUart {
     fn new() -> Self {
-        Self { device: Pl011::new(), backlog: VecDeque::new() }
+        Self {
+            device: Pl011::new(),
+            backlog: VecDeque::new(),
+        }
     }
 
     fn reset(&mut self) {
@@ -824,25 +927,42 @@ impl Runtime {
         let mut cells = Vec::new();
         let uart_window = platform.console.registers;
         let distributor_window = platform.gic.distributor;
-        let redistributor_base = platform.gic.redistributor_regions.first().map_or(0, |region| region.base);
+        let redistributor_base = platform
+            .gic
+            .redistributor_regions
+            .first()
+            .map_or(0, |region| region.base);
         let mut passthrough_plans = Vec::new();
         for plan in &partition.cells {
-            let passthrough =
-                PassthroughPlan::for_cell(board, &partition, plan).map_err(|error| (plan.index, CellError::Passthrough(error)))?;
-            let nodes = passthrough.device_nodes(&platform).map_err(|error| (plan.index, CellError::Passthrough(error)))?;
+            let passthrough = PassthroughPlan::for_cell(board, &partition, plan)
+                .map_err(|error| (plan.index, CellError::Passthrough(error)))?;
+            let nodes = passthrough
+                .device_nodes(&platform)
+                .map_err(|error| (plan.index, CellError::Passthrough(error)))?;
             passthrough_plans.push((passthrough, nodes));
         }
-        let spi_owners = interrupt_owners(board, &partition).map_err(|error| (0, CellError::Passthrough(error)))?;
-        for ((index, plan), (passthrough, passthrough_nodes)) in partition.cells.into_iter().enumerate().zip(passthrough_plans) {
+        let spi_owners = interrupt_owners(board, &partition)
+            .map_err(|error| (0, CellError::Passthrough(error)))?;
+        for ((index, plan), (passthrough, passthrough_nodes)) in partition
+            .cells
+            .into_iter()
+            .enumerate()
+            .zip(passthrough_plans)
+        {
             for (vcpu, vcpu_plan) in plan.vcpus.iter().enumerate() {
                 if let Some(owner) = cpu_owner.get_mut(vcpu_plan.physical_cpu) {
                     *owner = Some((index, vcpu));
                 }
             }
-            let mut stage2 = Stage2::new(plan.vmid).map_err(|error| (index, CellError::Stage2(error)))?;
+            let mut stage2 =
+                Stage2::new(plan.vmid).map_err(|error| (index, CellError::Stage2(error)))?;
             for region in &plan.memory {
                 stage2
-                    .map_ram(GuestPhysAddr(region.guest_base()), PhysAddr(region.physical.base), region.physical.size)
+                    .map_ram(
+                        GuestPhysAddr(region.guest_base()),
+                        PhysAddr(region.physical.base),
+                        region.physical.size,
+                    )
                     .map_err(|error| (index, CellError::Stage2(error)))?;
             }
             // Pages wholly the cell's devices' are mapped (no trap on the data path); shared
@@ -856,9 +976,15 @@ impl Runtime {
             let uart_intid = platform.console.intid;
             let vgic_config = VgicConfig {
                 vcpu_count,
-                owned_spis: core::iter::once(SpiAssignment { intid: uart_intid, kind: SpiKind::Virtual })
-                    .chain(passthrough.interrupts().iter().map(|&intid| SpiAssignment { intid, kind: SpiKind::Hardware }))
-                    .collect(),
+                owned_spis: core::iter::once(SpiAssignment {
+                    intid: uart_intid,
+                    kind: SpiKind::Virtual,
+                })
+                .chain(passthrough.interrupts().iter().map(|&intid| SpiAssignment {
+                    intid,
+                    kind: SpiKind::Hardware,
+                }))
+                .collect(),
                 spi_lines: gic.spi_lines,
                 list_register_count: gic.list_register_count,
             };
@@ -886,7 +1012,8 @@ impl Runtime {
                 fault_log: RateLimiter::new(),
                 plan,
             };
-            cell.load(&platform, machine).map_err(|error| (index, error))?;
+            cell.load(&platform, machine)
+                .map_err(|error| (index, error))?;
             cell.mark_started(machine.counter().0);
             cells.push(cell);
         }
@@ -911,7 +1038,12 @@ impl Runtime {
 
     /// Finishes a stop on the cell's home CPU once its own vCPU has left the guest: waits for the
     /// others, then leaves the cell off, restarts it, or wipes it.
-    pub fn complete_stop<M: Machine + ?Sized>(&self, cell: &Cell, after: AfterStop, machine: &mut M) {
+    pub fn complete_stop<M: Machine + ?Sized>(
+        &self,
+        cell: &Cell,
+        after: AfterStop,
+        machine: &mut M,
+    ) {
         cell.wait_until_out_of_guest(usize::MAX);
         cell.flush_console();
         match after {
@@ -940,13 +1072,21 @@ impl Runtime {
                     .plan
                     .memory
                     .iter()
-                    .map(|region| machine.count_nonzero(PhysAddr(region.physical.base), region.physical.size))
+                    .map(|region| {
+                        machine.count_nonzero(PhysAddr(region.physical.base), region.physical.size)
+                    })
                     .sum::<u64>();
                 cell.set_state(CellState::Off);
                 if left == 0 {
-                    log::info!("cell {}: wiped: {bytes} bytes scrubbed, verified zero", cell.name());
+                    log::info!(
+                        "cell {}: wiped: {bytes} bytes scrubbed, verified zero",
+                        cell.name()
+                    );
                 } else {
-                    log::error!("cell {}: wipe verification FAILED: {left} of {bytes} bytes are not zero", cell.name());
+                    log::error!(
+                        "cell {}: wipe verification FAILED: {left} of {bytes} bytes are not zero",
+                        cell.name()
+                    );
                 }
             }
         }
@@ -957,42 +1097,82 @@ impl Runtime {
     pub fn manage<M: Machine + ?Sized>(&self, command: &Command, machine: &mut M) -> ManageOutcome {
         let mut outcome = ManageOutcome::default();
         let find = |name: &str| self.cells.iter().find(|cell| cell.name() == name);
-        let lifecycle = |outcome: &mut ManageOutcome, name: &str, what: &'static str, allowed: fn(&CellPolicy) -> bool, request: &dyn Fn(&Cell) -> Result<(), LifecycleError>| {
-            let Some(cell) = find(name) else {
-                outcome.lines.push(format!("no cell {name:?}: type cells"));
-                return;
-            };
-            if !allowed(&cell.plan.config.policy) {
-                outcome.lines.push(format!("{what} {name}: refused: {}", LifecycleError::NotAllowed(what)));
-                return;
-            }
-            match request(cell) {
-                Ok(()) => {
-                    outcome.lines.push(format!("{what} {name}: requested"));
-                    outcome.kick.extend(cell.plan.vcpus.iter().map(|vcpu| vcpu.physical_cpu));
+        let lifecycle =
+            |outcome: &mut ManageOutcome,
+             name: &str,
+             what: &'static str,
+             allowed: fn(&CellPolicy) -> bool,
+             request: &dyn Fn(&Cell) -> Result<(), LifecycleError>| {
+                let Some(cell) = find(name) else {
+                    outcome.lines.push(format!("no cell {name:?}: type cells"));
+                    return;
+                };
+                if !allowed(&cell.plan.config.policy) {
+                    outcome.lines.push(format!(
+                        "{what} {name}: refused: {}",
+                        LifecycleError::NotAllowed(what)
+                    ));
+                    return;
                 }
-                Err(error) => outcome.lines.push(format!("{what} {name}: refused: {error}")),
-            }
-        };
+                match request(cell) {
+                    Ok(()) => {
+                        outcome.lines.push(format!("{what} {name}: requested"));
+                        outcome
+                            .kick
+                            .extend(cell.plan.vcpus.iter().map(|vcpu| vcpu.physical_cpu));
+                    }
+                    Err(error) => outcome
+                        .lines
+                        .push(format!("{what} {name}: refused: {error}")),
+                }
+            };
         match command {
             Command::Cells => {
                 let (now, frequency) = machine.counter();
-                let rows: Vec<CellSummary> = self.cells.iter().map(|cell| cell.summary(now, frequency)).collect();
+                let rows: Vec<CellSummary> = self
+                    .cells
+                    .iter()
+                    .map(|cell| cell.summary(now, frequency))
+                    .collect();
                 outcome.lines = format_cells(&rows);
             }
-            Command::Restart(name) => lifecycle(&mut outcome, name, "restart", |policy| policy.may_restart, &|cell| {
-                cell.request_stop(AfterStop::Restart);
-                Ok(())
-            }),
-            Command::Stop(name) => lifecycle(&mut outcome, name, "stop", |policy| policy.may_stop, &|cell| {
-                cell.request_stop(AfterStop::Off);
-                Ok(())
-            }),
-            Command::Start(name) => lifecycle(&mut outcome, name, "start", |policy| policy.may_stop, &Cell::request_start),
-            Command::Wipe(name) => lifecycle(&mut outcome, name, "wipe", |policy| policy.may_wipe, &|cell| {
-                cell.request_stop(AfterStop::Wipe);
-                Ok(())
-            }),
+            Command::Restart(name) => lifecycle(
+                &mut outcome,
+                name,
+                "restart",
+                |policy| policy.may_restart,
+                &|cell| {
+                    cell.request_stop(AfterStop::Restart);
+                    Ok(())
+                },
+            ),
+            Command::Stop(name) => lifecycle(
+                &mut outcome,
+                name,
+                "stop",
+                |policy| policy.may_stop,
+                &|cell| {
+                    cell.request_stop(AfterStop::Off);
+                    Ok(())
+                },
+            ),
+            Command::Start(name) => lifecycle(
+                &mut outcome,
+                name,
+                "start",
+                |policy| policy.may_stop,
+                &Cell::request_start,
+            ),
+            Command::Wipe(name) => lifecycle(
+                &mut outcome,
+                name,
+                "wipe",
+                |policy| policy.may_wipe,
+                &|cell| {
+                    cell.request_stop(AfterStop::Wipe);
+                    Ok(())
+                },
+            ),
             Command::Focus(name) => match self.cells.iter().position(|cell| cell.name() == name) {
                 Some(index) => {
                     outcome.focus = Some(index);
@@ -1000,7 +1180,9 @@ impl Runtime {
                 }
                 None => outcome.lines.push(format!("no cell {name:?}: type cells")),
             },
-            Command::Help => outcome.lines.extend(HELP.iter().map(|line| String::from(*line))),
+            Command::Help => outcome
+                .lines
+                .extend(HELP.iter().map(|line| String::from(*line))),
             Command::Exit => outcome.leave_prompt = true,
         }
         outcome
@@ -1009,7 +1191,10 @@ impl Runtime {
     /// Decides what happens to a physical interrupt physical CPU `cpu` acknowledged (other than
     /// the console UART's, which the arch glue drains itself).
     pub fn physical_interrupt(&self, cpu: usize, intid: u32) -> Disposition {
-        let timers = [self.platform.timer.virtual_timer, self.platform.timer.nonsecure_physical];
+        let timers = [
+            self.platform.timer.virtual_timer,
+            self.platform.timer.nonsecure_physical,
+        ];
         if timers.contains(&intid) {
             if let Some((cell_index, vcpu)) = self.owner_of_cpu(cpu)
                 && let Some(cell) = self.cells.get(cell_index)

@@ -40,7 +40,12 @@ impl log::Log for Logger {
     fn log(&self, record: &log::Record<'_>) {
         let cpu = CURRENT_CPU.get().map_or(0, |current| current());
         let mut line = String::new();
-        let _ = write!(line, "cellvisor: cpu{cpu} {:<5} {}", record.level(), record.args());
+        let _ = write!(
+            line,
+            "cellvisor: cpu{cpu} {:<5} {}",
+            record.level(),
+            record.args()
+        );
         hypervisor_line(&line);
     }
 
@@ -49,7 +54,13 @@ impl log::Log for Logger {
 
 /// Installs the terminal and the logger. `current_cpu` tells the logger which CPU is logging.
 pub fn init(output: Box<dyn ConsoleOutput>, current_cpu: fn() -> usize, level: log::LevelFilter) {
-    TERMINAL.call_once(|| Mutex::new(Terminal { output, mux: None, prompt: None }));
+    TERMINAL.call_once(|| {
+        Mutex::new(Terminal {
+            output,
+            mux: None,
+            prompt: None,
+        })
+    });
     CURRENT_CPU.call_once(|| current_cpu);
     if log::set_logger(&LOGGER).is_ok() {
         log::set_max_level(level);
@@ -120,7 +131,11 @@ pub fn console_input(bytes: &[u8]) -> Vec<ConsoleEvent> {
         return events;
     };
     let mut terminal = terminal.lock();
-    let Terminal { output, mux, prompt } = &mut *terminal;
+    let Terminal {
+        output,
+        mux,
+        prompt,
+    } = &mut *terminal;
     let Some(mux) = mux.as_mut() else {
         return events;
     };
@@ -151,7 +166,10 @@ pub fn console_input(bytes: &[u8]) -> Vec<ConsoleEvent> {
             InputAction::Management => {
                 *prompt = Some(Prompt::new());
                 output.write_bytes(
-                    alloc::format!("\r\ncellvisor management prompt: type help, exit to leave\r\n{PROMPT}").as_bytes(),
+                    alloc::format!(
+                        "\r\ncellvisor management prompt: type help, exit to leave\r\n{PROMPT}"
+                    )
+                    .as_bytes(),
                 );
             }
             InputAction::Help => {
@@ -173,14 +191,20 @@ pub fn command_done(lines: &[String], focus: Option<usize>, leave: bool) {
         return;
     };
     let mut terminal = terminal.lock();
-    let Terminal { output, mux, prompt } = &mut *terminal;
+    let Terminal {
+        output,
+        mux,
+        prompt,
+    } = &mut *terminal;
     for line in lines {
         output.write_bytes(line.as_bytes());
         output.write_bytes(b"\r\n");
     }
     if let (Some(cell), Some(mux)) = (focus, mux.as_mut()) {
         mux.set_focus(cell);
-        output.write_bytes(alloc::format!("cellvisor: console input now goes to cell {}\r\n", cell + 1).as_bytes());
+        output.write_bytes(
+            alloc::format!("cellvisor: console input now goes to cell {}\r\n", cell + 1).as_bytes(),
+        );
     }
     if leave {
         if prompt.take().is_some() {

@@ -126,7 +126,9 @@ pub struct Prompt {
 impl Prompt {
     /// An empty prompt.
     pub const fn new() -> Self {
-        Self { line: String::new() }
+        Self {
+            line: String::new(),
+        }
     }
 
     /// Handles one typed byte.
@@ -200,7 +202,9 @@ pub fn format_cells(cells: &[CellSummary]) -> Vec<String> {
         "cell         state     vcpus  RAM MiB  uptime s  calls     mmio      sysreg    wfi       irq       faults  restarts",
     ));
     for cell in cells {
-        let uptime = cell.uptime_seconds.map_or_else(|| String::from("-"), |seconds| format!("{seconds}"));
+        let uptime = cell
+            .uptime_seconds
+            .map_or_else(|| String::from("-"), |seconds| format!("{seconds}"));
         lines.push(format!(
             "{:<12} {:<9} {:>1}/{:<3}  {:>7}  {:>8}  {:<9} {:<9} {:<9} {:<9} {:<9} {:<7} {}",
             cell.name,
@@ -228,11 +232,23 @@ mod tests {
     #[test]
     fn parses_every_command() {
         assert_eq!(parse("cells"), Ok(Command::Cells));
-        assert_eq!(parse("  restart   corporate "), Ok(Command::Restart("corporate".into())));
+        assert_eq!(
+            parse("  restart   corporate "),
+            Ok(Command::Restart("corporate".into()))
+        );
         assert_eq!(parse("stop personal"), Ok(Command::Stop("personal".into())));
-        assert_eq!(parse("start personal"), Ok(Command::Start("personal".into())));
-        assert_eq!(parse("wipe corporate"), Ok(Command::Wipe("corporate".into())));
-        assert_eq!(parse("focus corporate"), Ok(Command::Focus("corporate".into())));
+        assert_eq!(
+            parse("start personal"),
+            Ok(Command::Start("personal".into()))
+        );
+        assert_eq!(
+            parse("wipe corporate"),
+            Ok(Command::Wipe("corporate".into()))
+        );
+        assert_eq!(
+            parse("focus corporate"),
+            Ok(Command::Focus("corporate".into()))
+        );
         assert_eq!(parse("help"), Ok(Command::Help));
         assert_eq!(parse("exit"), Ok(Command::Exit));
     }
@@ -244,7 +260,10 @@ mod tests {
         assert_eq!(parse("wipe"), Err(ParseError::MissingCell("wipe")));
         assert_eq!(parse("cells now"), Err(ParseError::TrailingWords("cells")));
         assert_eq!(parse("stop a b"), Err(ParseError::TrailingWords("stop")));
-        for error in [ParseError::Unknown("x".into()), ParseError::MissingCell("stop")] {
+        for error in [
+            ParseError::Unknown("x".into()),
+            ParseError::MissingCell("stop"),
+        ] {
             assert!(!error.to_string().contains('\n'));
         }
     }
@@ -285,11 +304,24 @@ mod tests {
             vcpus: 2,
             ram_mib: 768,
             uptime_seconds: Some(12),
-            exits: ExitCounts { calls: 3, mmio: 4, sysreg: 5, wfi: 6, interrupts: 7, other: 0 },
+            exits: ExitCounts {
+                calls: 3,
+                mmio: 4,
+                sysreg: 5,
+                wfi: 6,
+                interrupts: 7,
+                other: 0,
+            },
             faults: 1,
             restarts: 0,
         };
-        let lines = format_cells(&[cell.clone(), CellSummary { uptime_seconds: None, ..cell }]);
+        let lines = format_cells(&[
+            cell.clone(),
+            CellSummary {
+                uptime_seconds: None,
+                ..cell
+            },
+        ]);
         assert_eq!(lines.len(), 3);
         assert!(lines[1].starts_with("corporate    running   2/2"));
         assert!(lines[2].contains(" - "));

@@ -252,7 +252,10 @@ impl Stage2 {
         size: u64,
         attributes: Stage2Attributes,
     ) -> Result<(), Stage2Error> {
-        if !(ipa.is_aligned(PAGE_SIZE) && pa.is_aligned(PAGE_SIZE) && size.is_multiple_of(PAGE_SIZE)) {
+        if !(ipa.is_aligned(PAGE_SIZE)
+            && pa.is_aligned(PAGE_SIZE)
+            && size.is_multiple_of(PAGE_SIZE))
+        {
             return Err(Stage2Error::Unaligned { ipa, pa, size });
         }
         let out_of_range = Stage2Error::OutOfRange { ipa, pa, size };

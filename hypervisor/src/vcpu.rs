@@ -151,7 +151,10 @@ pub fn run<H: VcpuHardware>(runtime: &Runtime, cpu: usize, hardware: &mut H) -> 
         hardware.prepare(cell, vcpu);
         if vcpu == 0 {
             let (counter, frequency) = hardware.counter();
-            log::info!("cell {}: entering vCPU 0 at counter {counter} ({frequency} Hz)", cell.name());
+            log::info!(
+                "cell {}: entering vCPU 0 at counter {counter} ({frequency} Hz)",
+                cell.name()
+            );
         }
         let mut regs = GuestRegs::boot(entry, context);
         while cell.state() == CellState::Running {
@@ -194,7 +197,11 @@ fn power_off_if_all_stopped<H: VcpuHardware>(runtime: &Runtime, hardware: &mut H
     }
 }
 
-fn inject<H: VcpuHardware>(regs: &mut GuestRegs, kind: InjectKind, hardware: &mut H) -> Result<(), inject::InjectError> {
+fn inject<H: VcpuHardware>(
+    regs: &mut GuestRegs,
+    kind: InjectKind,
+    hardware: &mut H,
+) -> Result<(), inject::InjectError> {
     let state = GuestExceptionState {
         pc: regs.elr,
         pstate: regs.spsr,
@@ -220,7 +227,10 @@ fn inject_or_stop<H: VcpuHardware>(
     match inject(regs, kind, hardware) {
         Ok(()) => Next::Resume,
         Err(error) => {
-            log::error!("cell {}: cannot inject an exception ({error}): stopping the cell", cell.name());
+            log::error!(
+                "cell {}: cannot inject an exception ({error}): stopping the cell",
+                cell.name()
+            );
             stop_cell(runtime, cell, AfterStop::Off, hardware);
             Next::Leave
         }
@@ -258,7 +268,13 @@ pub fn handle_synchronous<H: VcpuHardware>(
         Exit::DataAbort(abort) => data_abort(runtime, cell, vcpu, regs, &abort, syndrome, hardware),
         Exit::InstructionAbort { ipa, .. } => {
             cell.log_guest_fault("instruction fetch outside the cell", ipa.raw());
-            inject_or_stop(runtime, cell, regs, InjectKind::InstructionAbort { far: syndrome.far }, hardware)
+            inject_or_stop(
+                runtime,
+                cell,
+                regs,
+                InjectKind::InstructionAbort { far: syndrome.far },
+                hardware,
+            )
         }
         Exit::Wfx { .. } => {
             regs.elr = regs.elr.wrapping_add(esr::instruction_length(syndrome.esr));
@@ -329,7 +345,12 @@ fn smccc_call<H: VcpuHardware>(
 }
 
 /// Asks every vCPU of `cell` to leave its guest; the home CPU then does `after`.
-pub fn stop_cell<H: VcpuHardware>(runtime: &Runtime, cell: &Cell, after: AfterStop, hardware: &mut H) {
+pub fn stop_cell<H: VcpuHardware>(
+    runtime: &Runtime,
+    cell: &Cell,
+    after: AfterStop,
+    hardware: &mut H,
+) {
     cell.request_stop(after);
     for vcpu in 0..cell.vcpu_count() {
         if let Some(cpu) = cell.physical_cpu_of(vcpu) {
@@ -349,25 +370,51 @@ fn data_abort<H: VcpuHardware>(
 ) -> Next {
     let far = syndrome.far;
     let device = cell.device_at(abort.ipa);
-    cell.count_exit(if device.is_some() { ExitReason::Mmio } else { ExitReason::Other });
+    cell.count_exit(if device.is_some() {
+        ExitReason::Mmio
+    } else {
+        ExitReason::Other
+    });
     let Some(device) = device else {
         cell.log_guest_fault("access outside the cell", abort.ipa.raw());
-        return inject_or_stop(runtime, cell, regs, InjectKind::DataAbort { far, write: abort.write }, hardware);
+        return inject_or_stop(
+            runtime,
+            cell,
+            regs,
+            InjectKind::DataAbort {
+                far,
+                write: abort.write,
+            },
+            hardware,
+        );
     };
-    let Some(access) = abort.access.filter(|_| !abort.s1ptw && !abort.cache_maintenance) else {
+    let Some(access) = abort
+        .access
+        .filter(|_| !abort.s1ptw && !abort.cache_maintenance)
+    else {
         cell.log_guest_fault("device access without a usable syndrome", abort.ipa.raw());
-        return inject_or_stop(runtime, cell, regs, InjectKind::DataAbort { far, write: abort.write }, hardware);
+        return inject_or_stop(
+            runtime,
+            cell,
+            regs,
+            InjectKind::DataAbort {
+                far,
+                write: abort.write,
+            },
+            hardware,
+        );
     };
     let result = if abort.write {
         let value = mmio::store_value(&access, register_value(regs, &access));
         cell.mmio_write(vcpu, device, abort.ipa, access.width, value, hardware)
     } else {
-        cell.mmio_read(vcpu, device, abort.ipa, access.width, hardware).map(|(raw, kick)| {
-            if let Some(index) = access.register.index() {
-                regs.set(index, mmio::load_result(&access, raw));
-            }
-            kick
-        })
+        cell.mmio_read(vcpu, device, abort.ipa, access.width, hardware)
+            .map(|(raw, kick)| {
+                if let Some(index) = access.register.index() {
+                    regs.set(index, mmio::load_result(&access, raw));
+                }
+                kick
+            })
     };
     match result {
         Ok(kick) => {
@@ -377,13 +424,27 @@ fn data_abort<H: VcpuHardware>(
         }
         Err(error) => {
             cell.log_guest_fault(mmio_error_reason(error), abort.ipa.raw());
-            inject_or_stop(runtime, cell, regs, InjectKind::DataAbort { far, write: abort.write }, hardware)
+            inject_or_stop(
+                runtime,
+                cell,
+                regs,
+                InjectKind::DataAbort {
+                    far,
+                    write: abort.write,
+                },
+                hardware,
+            )
         }
     }
 }
 
 /// Kicks the physical CPUs of the given vCPUs of `cell`.
-pub fn kick_vcpus<H: VcpuHardware>(runtime: &Runtime, cell: &Cell, vcpus: VcpuSet, hardware: &mut H) {
+pub fn kick_vcpus<H: VcpuHardware>(
+    runtime: &Runtime,
+    cell: &Cell,
+    vcpus: VcpuSet,
+    hardware: &mut H,
+) {
     for vcpu in vcpus.iter() {
         if let Some(cpu) = cell.physical_cpu_of(vcpu) {
             hardware.kick(runtime, cpu);

@@ -221,7 +221,15 @@ fn fuzz(seconds: &str, seed: Option<&str>) -> Result<()> {
     let mut command = util::cargo();
     command
         .env("CARGO_PROFILE_RELEASE_OVERFLOW_CHECKS", "true")
-        .args(["run", "--release", "-p", "cellvisor-fuzz", "--", "--seconds", seconds]);
+        .args([
+            "run",
+            "--release",
+            "-p",
+            "cellvisor-fuzz",
+            "--",
+            "--seconds",
+            seconds,
+        ]);
     if let Some(seed) = seed {
         command.args(["--seed", seed]);
     }

@@ -192,7 +192,13 @@ fn missing_rust_targets() -> Result<Vec<&'static str>> {
     let sysroot = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
     Ok(RUST_TARGETS
         .into_iter()
-        .filter(|target| !sysroot.join("lib/rustlib").join(target).join("lib").is_dir())
+        .filter(|target| {
+            !sysroot
+                .join("lib/rustlib")
+                .join(target)
+                .join("lib")
+                .is_dir()
+        })
         .collect())
 }
 
@@ -220,7 +226,10 @@ fn ensure_rust_targets() -> Result<()> {
             missing.join(", ")
         );
     }
-    eprintln!("Rust target(s) {} missing; installing them", missing.join(", "));
+    eprintln!(
+        "Rust target(s) {} missing; installing them",
+        missing.join(", ")
+    );
     util::run(
         Command::new("rustup")
             .current_dir(util::workspace_root())

@@ -6,5 +6,8 @@ cellvisor::image!(qemu_virt::BOARD);
 
 #[cfg(not(target_os = "none"))]
 fn main() {
-    print!("{}", cellvisor::partition::describe_board(&qemu_virt::BOARD));
+    print!(
+        "{}",
+        cellvisor::partition::describe_board(&qemu_virt::BOARD)
+    );
 }

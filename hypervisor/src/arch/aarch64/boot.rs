@@ -9,7 +9,9 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use spin::{Mutex, Once};
 
-use super::entry::{EXIT_FIQ, EXIT_IRQ, EXIT_SERROR, cellvisor_enter_guest, cellvisor_secondary_entry};
+use super::entry::{
+    EXIT_FIQ, EXIT_IRQ, EXIT_SERROR, cellvisor_enter_guest, cellvisor_secondary_entry,
+};
 use super::gic::{self, Gic, ListRegisters};
 use super::mmu::{self, El2Layout};
 use super::psci::{self, Conduit};
@@ -22,8 +24,8 @@ use crate::bundle::Bundle;
 use crate::cell::{Cell, Disposition, GicInfo, Machine, Runtime};
 use crate::console::InputAction;
 use crate::inject::Injection;
-use crate::mmio::AccessWidth;
 use crate::logger::{self, ConsoleEvent, ConsoleOutput};
+use crate::mmio::AccessWidth;
 use crate::partition::{self, Reserved, ReservedKind};
 use crate::platform::{self, Platform, PsciMethod};
 use crate::vcpu::{self, ExitKind, GuestRegs, Syndrome, VcpuHardware};
@@ -190,14 +192,18 @@ pub extern "C" fn primary_main(dtb: u64, el: u64) -> ! {
     };
     let platform = match platform::parse(blob) {
         Ok(platform) => platform,
-        Err(error) => halt_with_message(format_args!("cellvisor: fatal: platform device tree: {error}")),
+        Err(error) => halt_with_message(format_args!(
+            "cellvisor: fatal: platform device tree: {error}"
+        )),
     };
     EMERGENCY_UART.store(platform.console.registers.base, Ordering::Relaxed);
     FIRMWARE.call_once(|| conduit_of(platform.psci_method));
     CPU_MPIDRS.call_once(|| platform.cpus.iter().map(|cpu| cpu.mpidr).collect());
     // SAFETY: the platform's console PL011 belongs to cellvisor alone; this is its only owner.
     let Some(uart) = (unsafe { PhysicalUart::new(platform.console.registers.base) }) else {
-        halt_with_message(format_args!("cellvisor: fatal: the console UART is at address 0"))
+        halt_with_message(format_args!(
+            "cellvisor: fatal: the console UART is at address 0"
+        ))
     };
     UART.call_once(|| Mutex::new(uart));
     logger::init(Box::new(UartOutput), current_cpu, log::LevelFilter::Info);
@@ -216,11 +222,20 @@ pub extern "C" fn primary_main(dtb: u64, el: u64) -> ! {
 
     let dtb_range = MemRange::new(dtb, blob.len() as u64);
     let mut reserved = alloc::vec![
-        Reserved { what: ReservedKind::HypervisorImage, range: image_range() },
-        Reserved { what: ReservedKind::PlatformDeviceTree, range: dtb_range },
+        Reserved {
+            what: ReservedKind::HypervisorImage,
+            range: image_range()
+        },
+        Reserved {
+            what: ReservedKind::PlatformDeviceTree,
+            range: dtb_range
+        },
     ];
     if let Some(initrd) = platform.initrd {
-        reserved.push(Reserved { what: ReservedKind::GuestBundle, range: initrd });
+        reserved.push(Reserved {
+            what: ReservedKind::GuestBundle,
+            range: initrd,
+        });
     }
     let partition = match partition::validate(board, platform.layout_name(), &platform, &reserved) {
         Ok(partition) => partition,
@@ -233,19 +248,33 @@ pub extern "C" fn primary_main(dtb: u64, el: u64) -> ! {
     };
     // SAFETY: the boot loader placed the bundle at this range, validation checked it lies inside
     // cellvisor's own memory (so no cell can write it), and it is never written.
-    let bundle_bytes = unsafe { core::slice::from_raw_parts(bundle_range.base as *const u8, bundle_range.size as usize) };
+    let bundle_bytes = unsafe {
+        core::slice::from_raw_parts(bundle_range.base as *const u8, bundle_range.size as usize)
+    };
     let bundle = match Bundle::parse(bundle_bytes) {
         Ok(bundle) => bundle,
         Err(error) => fatal(format_args!("guest bundle: {error}")),
     };
-    log::info!("layout {}: {} cells", partition.layout, partition.cells.len());
+    log::info!(
+        "layout {}: {} cells",
+        partition.layout,
+        partition.cells.len()
+    );
 
     // SAFETY: the GIC frames come from the platform DT and are mapped as device memory.
     let gic = GIC.call_once(|| unsafe {
         Gic::new(
             platform.gic.distributor.base,
-            platform.gic.redistributor_regions.first().map_or(0, |region| region.base),
-            platform.gic.redistributor_regions.first().map_or(0, |region| region.size),
+            platform
+                .gic
+                .redistributor_regions
+                .first()
+                .map_or(0, |region| region.base),
+            platform
+                .gic
+                .redistributor_regions
+                .first()
+                .map_or(0, |region| region.size),
         )
     });
     gic.init_distributor();
@@ -254,28 +283,48 @@ pub extern "C" fn primary_main(dtb: u64, el: u64) -> ! {
         spi_lines: gic.it_lines_number(),
         list_register_count: ListRegisters.count(),
     };
-    let mut machine = Cpu { lists: ListRegisters, index: current_cpu() };
+    let mut machine = Cpu {
+        lists: ListRegisters,
+        index: current_cpu(),
+    };
     let names: Vec<&'static str> = partition.cells.iter().map(|cell| cell.name).collect();
     let runtime = match Runtime::build(board, platform, partition, bundle, gic_info, &mut machine) {
         Ok(runtime) => runtime,
-        Err((index, error)) => {
-            fatal(format_args!("cell {}: {error}", names.get(index).copied().unwrap_or("?")))
-        }
+        Err((index, error)) => fatal(format_args!(
+            "cell {}: {error}",
+            names.get(index).copied().unwrap_or("?")
+        )),
     };
     cache::invalidate_icache();
     let cell_names: Vec<&str> = runtime.cells.iter().map(Cell::name).collect();
-    logger::set_cells(&cell_names, runtime.platform.bootargs.contains("cellvisor.color=on"));
+    logger::set_cells(
+        &cell_names,
+        runtime.platform.bootargs.contains("cellvisor.color=on"),
+    );
     for cell in &runtime.cells {
         log::info!(
             "cell {}: CPUs {:?}, {} MiB RAM, VMID {}",
             cell.name(),
-            cell.plan().vcpus.iter().map(|vcpu| vcpu.physical_cpu).collect::<Vec<_>>(),
-            cell.plan().memory.iter().map(|region| region.physical.size).sum::<u64>() >> 20,
+            cell.plan()
+                .vcpus
+                .iter()
+                .map(|vcpu| vcpu.physical_cpu)
+                .collect::<Vec<_>>(),
+            cell.plan()
+                .memory
+                .iter()
+                .map(|region| region.physical.size)
+                .sum::<u64>()
+                >> 20,
             cell.plan().vmid
         );
     }
     let (heap_used, heap_size) = heap::usage();
-    log::info!("heap: {} KiB of {} KiB in use after building the cells", heap_used >> 10, heap_size >> 10);
+    log::info!(
+        "heap: {} KiB of {} KiB in use after building the cells",
+        heap_used >> 10,
+        heap_size >> 10
+    );
     let runtime = RUNTIME.call_once(|| runtime);
 
     let boot_mpidr = sysreg::mpidr();
@@ -286,7 +335,14 @@ pub extern "C" fn primary_main(dtb: u64, el: u64) -> ! {
     }
     start_secondaries(runtime);
     let cpu = current_cpu();
-    vcpu::run(runtime, cpu, &mut Cpu { lists: ListRegisters, index: cpu })
+    vcpu::run(
+        runtime,
+        cpu,
+        &mut Cpu {
+            lists: ListRegisters,
+            index: cpu,
+        },
+    )
 }
 
 /// Per-CPU GIC setup: the PPIs cellvisor takes on every CPU are the vGIC maintenance interrupt
@@ -298,7 +354,9 @@ fn init_cpu_interrupts(gic: &Gic, platform: &Platform, mpidr: u64) {
         platform.timer.nonsecure_physical,
     ];
     if !gic.init_this_cpu(mpidr, &ppis) {
-        fatal(format_args!("no GIC redistributor for CPU with MPIDR {mpidr:#x}"));
+        fatal(format_args!(
+            "no GIC redistributor for CPU with MPIDR {mpidr:#x}"
+        ));
     }
 }
 
@@ -306,7 +364,12 @@ fn enable_mmu(board: &Board, platform: &Platform) {
     let mut devices = alloc::vec![platform.gic.distributor, platform.console.registers];
     devices.extend(platform.gic.redistributor_regions.iter().copied());
     // Passthrough devices, for forwarding accesses to pages several cells share.
-    devices.extend(board.devices.iter().flat_map(|device| device.mmio.iter().copied()));
+    devices.extend(
+        board
+            .devices
+            .iter()
+            .flat_map(|device| device.mmio.iter().copied()),
+    );
     let layout = El2Layout {
         hypervisor: board.hypervisor_memory,
         text: text_range(),
@@ -321,7 +384,9 @@ fn enable_mmu(board: &Board, platform: &Platform) {
 }
 
 fn start_secondaries(runtime: &Runtime) {
-    let Some(&conduit) = FIRMWARE.get() else { return };
+    let Some(&conduit) = FIRMWARE.get() else {
+        return;
+    };
     let boot = current_cpu();
     for (index, cpu) in runtime.platform.cpus.iter().enumerate() {
         if index == boot || runtime.owner_of_cpu(index).is_none() {
@@ -331,9 +396,17 @@ fn start_secondaries(runtime: &Runtime) {
             log::warn!("CPU {index} is beyond the {MAX_CPUS} CPUs this build supports: left off");
             continue;
         }
-        let status = psci::cpu_on(conduit, cpu.mpidr, cellvisor_secondary_entry as *const () as u64, index as u64);
+        let status = psci::cpu_on(
+            conduit,
+            cpu.mpidr,
+            cellvisor_secondary_entry as *const () as u64,
+            index as u64,
+        );
         if status != 0 {
-            log::error!("PSCI CPU_ON of CPU {index} (MPIDR {:#x}) failed: {status}", cpu.mpidr);
+            log::error!(
+                "PSCI CPU_ON of CPU {index} (MPIDR {:#x}) failed: {status}",
+                cpu.mpidr
+            );
         }
     }
 }
@@ -343,11 +416,20 @@ pub extern "C" fn secondary_main(cpu: u64) -> ! {
     // SAFETY: the boot CPU built the EL2 map before starting this CPU; our MMU is still off.
     unsafe { mmu::enable_this_cpu() };
     let (Some(runtime), Some(gic)) = (RUNTIME.get(), GIC.get()) else {
-        halt_with_message(format_args!("cellvisor: secondary CPU started before the runtime"))
+        halt_with_message(format_args!(
+            "cellvisor: secondary CPU started before the runtime"
+        ))
     };
     init_cpu_interrupts(gic, &runtime.platform, sysreg::mpidr());
     // `cpu` is this CPU's index in the platform's `/cpus` order (start_secondaries passes it).
-    vcpu::run(runtime, cpu as usize, &mut Cpu { lists: ListRegisters, index: cpu as usize })
+    vcpu::run(
+        runtime,
+        cpu as usize,
+        &mut Cpu {
+            lists: ListRegisters,
+            index: cpu as usize,
+        },
+    )
 }
 
 /// This physical CPU as the core sees it.
@@ -429,7 +511,9 @@ impl Machine for Cpu {
         unsafe {
             match width {
                 AccessWidth::Byte => core::ptr::write_volatile(pointer as *mut u8, value as u8),
-                AccessWidth::Halfword => core::ptr::write_volatile(pointer as *mut u16, value as u16),
+                AccessWidth::Halfword => {
+                    core::ptr::write_volatile(pointer as *mut u16, value as u16)
+                }
                 AccessWidth::Word => core::ptr::write_volatile(pointer as *mut u32, value as u32),
                 AccessWidth::Doubleword => core::ptr::write_volatile(pointer as *mut u64, value),
             }
@@ -442,7 +526,12 @@ impl Machine for Cpu {
         // SAFETY: the range is a cell's RAM (from its validated plan), mapped normal in EL2's
         // identity map, and none of the cell's vCPUs runs while it is verified.
         let memory = unsafe { core::slice::from_raw_parts(start as *const u64, words) };
-        memory.iter().map(|&word| u64::from(word.to_ne_bytes().iter().filter(|&&byte| byte != 0).count() as u8)).sum()
+        memory
+            .iter()
+            .map(|&word| {
+                u64::from(word.to_ne_bytes().iter().filter(|&&byte| byte != 0).count() as u8)
+            })
+            .sum()
     }
 
     fn counter(&self) -> (u64, u64) {
@@ -453,7 +542,16 @@ impl Machine for Cpu {
 /// HCR_EL2 for a running guest: VM (stage 2), SWIO, FMO/IMO/AMO (physical interrupts to EL2,
 /// virtual ones to the guest), TSC (trap SMC), RW (EL1 is AArch64), APK/API (guest owns pointer
 /// authentication).
-const HCR_GUEST: u64 = (1 << 0) | (1 << 1) | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 13) | (1 << 19) | (1 << 31) | (1 << 40) | (1 << 41);
+const HCR_GUEST: u64 = (1 << 0)
+    | (1 << 1)
+    | (1 << 3)
+    | (1 << 4)
+    | (1 << 5)
+    | (1 << 13)
+    | (1 << 19)
+    | (1 << 31)
+    | (1 << 40)
+    | (1 << 41);
 
 /// SCTLR_EL1 at reset: RES1 bits only, MMU and caches off.
 const SCTLR_EL1_RESET: u64 = 0x30D0_0800;
@@ -476,7 +574,13 @@ fn cptr_el2_guest() -> u64 {
 fn vtcr_el2() -> u64 {
     // RES1 bit 31; PS; TG0 = 4 KiB; SH0 inner; ORGN0/IRGN0 write-back; SL0 = 1 (start at level 1);
     // T0SZ = 25 (39-bit IPA space), matching `stage2`.
-    (1 << 31) | (mmu::physical_address_size() << 16) | (3 << 12) | (1 << 10) | (1 << 8) | (1 << 6) | 25
+    (1 << 31)
+        | (mmu::physical_address_size() << 16)
+        | (3 << 12)
+        | (1 << 10)
+        | (1 << 8)
+        | (1 << 6)
+        | 25
 }
 
 impl VcpuHardware for Cpu {
@@ -511,7 +615,12 @@ impl VcpuHardware for Cpu {
         // of a previous run of this CPU's vCPU leaks into the new one.
         unsafe {
             sysreg::set_stage2(cell.vttbr(), vtcr_el2());
-            core::arch::asm!("tlbi vmalls12e1", "dsb nsh", "isb", options(nostack, preserves_flags));
+            core::arch::asm!(
+                "tlbi vmalls12e1",
+                "dsb nsh",
+                "isb",
+                options(nostack, preserves_flags)
+            );
             sysreg::set_hcr_el2(HCR_GUEST);
             write_sysreg!("vmpidr_el2", (1 << 31) | cell.virtual_mpidr(vcpu));
             write_sysreg!("vpidr_el2", midr);
@@ -576,7 +685,9 @@ impl VcpuHardware for Cpu {
         let cpu = self.index;
         // Bounded: at most 16 interrupts per exit, the rest stay pending for the next exit.
         for _ in 0..16 {
-            let Some(intid) = gic::acknowledge() else { return };
+            let Some(intid) = gic::acknowledge() else {
+                return;
+            };
             gic::end_of_interrupt(intid);
             if intid == runtime.platform.console.intid {
                 console_input(runtime, self);
@@ -644,7 +755,10 @@ fn console_input(runtime: &Runtime, cpu: &mut Cpu) {
             }
             ConsoleEvent::Input(InputAction::SwitchFocus(index)) => {
                 if let Some(cell) = runtime.cells.get(index) {
-                    logger::hypervisor_line(&alloc::format!("cellvisor: console input now goes to {}", cell.name()));
+                    logger::hypervisor_line(&alloc::format!(
+                        "cellvisor: console input now goes to {}",
+                        cell.name()
+                    ));
                 }
             }
             ConsoleEvent::Input(_) => {}

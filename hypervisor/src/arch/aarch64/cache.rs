@@ -27,5 +27,12 @@ pub fn clean_invalidate_to_poc(start: usize, length: usize) {
 /// Invalidates the whole instruction cache (inner shareable).
 pub fn invalidate_icache() {
     // SAFETY: IC IALLUIS only discards instruction-cache contents.
-    unsafe { asm!("ic ialluis", "dsb ish", "isb", options(nostack, preserves_flags)) };
+    unsafe {
+        asm!(
+            "ic ialluis",
+            "dsb ish",
+            "isb",
+            options(nostack, preserves_flags)
+        )
+    };
 }

@@ -115,7 +115,10 @@ impl Gic {
             };
         }
         self.wait_for_distributor();
-        write32(self.distributor + GICD_CTLR, GICD_CTLR_ARE_NS | GICD_CTLR_ENABLE_GRP1);
+        write32(
+            self.distributor + GICD_CTLR,
+            GICD_CTLR_ARE_NS | GICD_CTLR_ENABLE_GRP1,
+        );
         self.wait_for_distributor();
     }
 
@@ -125,9 +128,15 @@ impl Gic {
             return;
         }
         let affinity = (mpidr & 0xff_00ff_ffff) & !(1 << 31);
-        write64(self.distributor + GICD_IROUTER + intid as usize * 8, affinity);
+        write64(
+            self.distributor + GICD_IROUTER + intid as usize * 8,
+            affinity,
+        );
         let word = (intid / 32) as usize;
-        write32(self.distributor + GICD_ISENABLER + word * 4, 1 << (intid % 32));
+        write32(
+            self.distributor + GICD_ISENABLER + word * 4,
+            1 << (intid % 32),
+        );
         self.wait_for_distributor();
     }
 
@@ -141,7 +150,11 @@ impl Gic {
             return;
         }
         let word = (intid / 32) as usize * 4;
-        let register = if enabled { GICD_ISENABLER } else { GICD_ICENABLER };
+        let register = if enabled {
+            GICD_ISENABLER
+        } else {
+            GICD_ICENABLER
+        };
         write32(self.distributor + register + word, 1 << (intid % 32));
         self.wait_for_distributor();
     }
@@ -168,7 +181,11 @@ impl Gic {
         let address = self.distributor + GICD_ICFGR + (intid / 16) as usize * 4;
         let shift = (intid % 16) * 2 + 1;
         let value = read32(address);
-        let value = if edge { value | (1 << shift) } else { value & !(1 << shift) };
+        let value = if edge {
+            value | (1 << shift)
+        } else {
+            value & !(1 << shift)
+        };
         write32(address, value);
     }
 
@@ -178,7 +195,10 @@ impl Gic {
             return;
         }
         let affinity = mpidr & 0xff_00ff_ffff;
-        write64(self.distributor + GICD_IROUTER + intid as usize * 8, affinity);
+        write64(
+            self.distributor + GICD_IROUTER + intid as usize * 8,
+            affinity,
+        );
     }
 
     /// Deactivates `intid`: an SPI in the distributor, a PPI/SGI in the redistributor of `mpidr`.
@@ -188,7 +208,10 @@ impl Gic {
                 write32(frame + GICR_ICACTIVER0, 1 << intid);
             }
         } else if self.is_spi(intid) {
-            write32(self.distributor + GICD_ICACTIVER + (intid / 32) as usize * 4, 1 << (intid % 32));
+            write32(
+                self.distributor + GICD_ICACTIVER + (intid / 32) as usize * 4,
+                1 << (intid % 32),
+            );
         }
     }
 
@@ -236,7 +259,10 @@ impl Gic {
         for intid in 0..32 {
             // SAFETY: byte access to IPRIORITYR is architecturally permitted.
             unsafe {
-                write_volatile((frame + GICR_IPRIORITYR + intid) as *mut u8, DEFAULT_PRIORITY)
+                write_volatile(
+                    (frame + GICR_IPRIORITYR + intid) as *mut u8,
+                    DEFAULT_PRIORITY,
+                )
             };
         }
         let mut enable = 0xffff_u32; // SGIs

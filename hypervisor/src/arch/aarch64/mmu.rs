@@ -4,10 +4,10 @@
 //! write-back cacheable; the GIC and UART are Device-nGnRE; everything is execute-never except
 //! cellvisor's text.
 
+use aarch64_paging::MapError;
 use aarch64_paging::descriptor::El23Attributes;
 use aarch64_paging::idmap::IdMap;
 use aarch64_paging::paging::{El2, MemoryRegion};
-use aarch64_paging::MapError;
 use alloc::boxed::Box;
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -45,7 +45,13 @@ pub fn physical_address_size() -> u64 {
 
 fn tcr_el2() -> u64 {
     // RES1 bits 31 and 23; T0SZ; IRGN0=WBWA; ORGN0=WBWA; SH0=inner; TG0=4 KiB; PS.
-    (1 << 31) | (1 << 23) | (physical_address_size() << 16) | (3 << 12) | (1 << 10) | (1 << 8) | T0SZ
+    (1 << 31)
+        | (1 << 23)
+        | (physical_address_size() << 16)
+        | (3 << 12)
+        | (1 << 10)
+        | (1 << 8)
+        | T0SZ
 }
 
 /// The ranges to map, by kind.

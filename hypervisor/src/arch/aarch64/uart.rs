@@ -57,6 +57,7 @@ impl PhysicalUart {
 
     /// Clears the receive interrupts after draining the FIFO.
     pub fn clear_receive_interrupt(&mut self) {
-        self.uart.clear_interrupts(Interrupts::RXI | Interrupts::RTI);
+        self.uart
+            .clear_interrupts(Interrupts::RXI | Interrupts::RTI);
     }
 }
