@@ -8,6 +8,11 @@
 //! echoed input appear at once; when another cell's line (or a hypervisor line) has to be printed
 //! in between, the partial line is broken off and shown again below it.
 //!
+//! While the management prompt is open, its line (`cellvisor> ` and what is typed so far) owns the
+//! bottom of the terminal: no cell's partial line is shown live, and every complete cell line or
+//! hypervisor line is printed above the prompt, which is then drawn again below it, so typing is
+//! never mixed into a cell's output.
+//!
 //! Carriage returns: `\r\n` (and `\r\r\n`) end a line like `\n`; a `\r` followed by anything else
 //! ends the current line too (a progress counter then shows each update as its own line instead
 //! of overwriting the prefix).
@@ -31,6 +36,8 @@ pub const MAX_LINE: usize = 240;
 
 /// The continuation mark, U+2026 HORIZONTAL ELLIPSIS in UTF-8.
 const CONTINUATION: &[u8] = "…".as_bytes();
+/// Carriage return and ANSI "erase the whole line".
+const ERASE_LINE: &[u8] = b"\r\x1b[2K";
 /// ANSI "reset all attributes".
 const RESET: &[u8] = b"\x1b[0m";
 /// Prefix colours, one per cell, repeating: bold green, cyan, magenta, yellow, blue, red.
@@ -77,6 +84,10 @@ pub struct Console {
     escape_pending: bool,
     /// The cell whose partial line is on the terminal, cursor at its end.
     open: Option<usize>,
+    /// The management prompt's line while the prompt is open (empty while a command runs).
+    prompt: Option<Vec<u8>>,
+    /// Whether `prompt` is on the terminal, cursor at its end.
+    prompt_shown: bool,
 }
 
 impl Console {
@@ -97,6 +108,8 @@ impl Console {
             focused: 0,
             escape_pending: false,
             open: None,
+            prompt: None,
+            prompt_shown: false,
         }
     }
 
@@ -244,6 +257,76 @@ impl Console {
         self.reopen(reopen, sink);
     }
 
+    /// Opens the management prompt: breaks off a cell's partial line, prints the `banner` line and
+    /// draws `line` (the prompt).
+    pub fn open_prompt(&mut self, banner: &str, line: &[u8], sink: &mut impl FnMut(&[u8])) {
+        let _ = self.break_open_line(sink);
+        sink(banner.as_bytes());
+        sink(b"\r\n");
+        self.prompt = Some(line.to_vec());
+        sink(line);
+        self.prompt_shown = true;
+    }
+
+    /// The prompt line became `line` by `echo` (a typed byte, or a backspace sequence): writes the
+    /// echo if the prompt is on the terminal, otherwise draws the whole line.
+    pub fn prompt_typed(&mut self, line: &[u8], echo: &[u8], sink: &mut impl FnMut(&[u8])) {
+        if self.prompt.is_none() {
+            return;
+        }
+        self.prompt = Some(line.to_vec());
+        if self.prompt_shown {
+            sink(echo);
+        } else {
+            let _ = self.break_open_line(sink);
+            sink(line);
+            self.prompt_shown = true;
+        }
+    }
+
+    /// The typed line was submitted: ends the prompt's terminal line; nothing is drawn below
+    /// other output until [`Console::show_prompt`].
+    pub fn prompt_submitted(&mut self, sink: &mut impl FnMut(&[u8])) {
+        if self.prompt.is_none() {
+            return;
+        }
+        if self.prompt_shown {
+            sink(b"\r\n");
+            self.prompt_shown = false;
+        }
+        self.prompt = Some(Vec::new());
+    }
+
+    /// Draws a fresh prompt `line` (after a command's output) if the prompt is open.
+    pub fn show_prompt(&mut self, line: &[u8], sink: &mut impl FnMut(&[u8])) {
+        if self.prompt.is_none() {
+            return;
+        }
+        if self.prompt_shown {
+            sink(b"\r\n");
+        }
+        self.prompt = Some(line.to_vec());
+        sink(line);
+        self.prompt_shown = true;
+    }
+
+    /// Closes the management prompt; the focused cell's partial line, if any, is shown live again.
+    pub fn close_prompt(&mut self, sink: &mut impl FnMut(&[u8])) {
+        if self.prompt.take().is_none() {
+            return;
+        }
+        if self.prompt_shown {
+            sink(b"\r\n");
+            self.prompt_shown = false;
+        }
+        self.reopen(Some(self.focused), sink);
+    }
+
+    /// Whether the management prompt is open.
+    pub fn prompt_open(&self) -> bool {
+        self.prompt.is_some()
+    }
+
     fn append(&mut self, cell: usize, byte: u8, sink: &mut impl FnMut(&[u8])) {
         let full = self
             .cells
@@ -252,7 +335,7 @@ impl Console {
         if full {
             self.end_line(cell, true, sink);
         }
-        let live = cell == self.focused;
+        let live = cell == self.focused && self.prompt.is_none();
         if live && self.open != Some(cell) {
             // Another (formerly focused) cell's partial line is broken off for good: the focused
             // cell takes the terminal.
@@ -302,14 +385,29 @@ impl Console {
 
     /// If a partial line is on the terminal, ends the terminal line there and returns its cell so
     /// it can be shown again after whatever is printed next.
+    /// The prompt line, if it is on the terminal, is ended there too (and drawn again by `reopen`).
+    /// On a colour terminal the prompt line is erased instead (it is drawn again anyway).
     fn break_open_line(&mut self, sink: &mut impl FnMut(&[u8])) -> Option<usize> {
-        let open = self.open.take()?;
-        sink(b"\r\n");
-        Some(open)
+        let open = self.open.take();
+        if self.prompt_shown {
+            self.prompt_shown = false;
+            sink(if self.color { ERASE_LINE } else { b"\r\n" });
+        } else if open.is_some() {
+            sink(b"\r\n");
+        }
+        open
     }
 
-    /// Shows `cell`'s partial line again after a break, if it still has the focus and a partial line.
+    /// Shows `cell`'s partial line again after a break, if it still has the focus and a partial line;
+    /// while the prompt is open, draws the prompt line instead.
     fn reopen(&mut self, cell: Option<usize>, sink: &mut impl FnMut(&[u8])) {
+        if let Some(line) = &self.prompt {
+            if !self.prompt_shown && !line.is_empty() {
+                sink(line);
+                self.prompt_shown = true;
+            }
+            return;
+        }
         let Some(cell) = cell else {
             return;
         };
@@ -414,6 +512,72 @@ mod tests {
             terminal.text(),
             "[personal] / # \r\n[corporate] boot\r\n[personal] / # \r\ncellvisor: note\r\n[personal] / # x\r\n"
         );
+    }
+
+    #[test]
+    fn cell_lines_print_above_the_open_prompt_which_is_drawn_again() {
+        let mut console = two_cells();
+        let mut terminal = Terminal::default();
+        let mut out = Vec::new();
+        feed(&mut console, &mut terminal, 0, b"/ # ");
+        console.open_prompt(
+            "cellvisor management prompt",
+            b"cellvisor> ",
+            &mut |b: &[u8]| out.extend_from_slice(b),
+        );
+        console.prompt_typed(b"cellvisor> e", b"e", &mut |b: &[u8]| {
+            out.extend_from_slice(b)
+        });
+        terminal.0.extend_from_slice(&out);
+        // The focused cell is not live while the prompt is open: its bytes wait for the line end.
+        feed(&mut console, &mut terminal, 0, b"te");
+        feed(&mut console, &mut terminal, 1, b"beat\n");
+        feed(&mut console, &mut terminal, 0, b"st\n");
+        let mut out = Vec::new();
+        console.prompt_typed(b"cellvisor> ex", b"x", &mut |b: &[u8]| {
+            out.extend_from_slice(b)
+        });
+        console.prompt_submitted(&mut |b: &[u8]| out.extend_from_slice(b));
+        console.hypervisor_line("result", &mut |b: &[u8]| out.extend_from_slice(b));
+        console.close_prompt(&mut |b: &[u8]| out.extend_from_slice(b));
+        terminal.0.extend_from_slice(&out);
+        feed(&mut console, &mut terminal, 0, b"/ # ");
+        assert_eq!(
+            terminal.text(),
+            "[personal] / # \r\ncellvisor management prompt\r\ncellvisor> e\r\n\
+             [corporate] beat\r\ncellvisor> e\r\n[personal] / # test\r\ncellvisor> ex\r\n\
+             result\r\n[personal] / # "
+        );
+        assert!(!console.prompt_open());
+    }
+
+    #[test]
+    fn on_a_colour_terminal_the_prompt_line_is_erased_not_repeated() {
+        let mut console = Console::new(&["personal", "corporate"], true);
+        let mut out = Vec::new();
+        console.open_prompt("banner", b"cellvisor> ", &mut |b: &[u8]| {
+            out.extend_from_slice(b)
+        });
+        console.hypervisor_line("note", &mut |b: &[u8]| out.extend_from_slice(b));
+        assert_eq!(out, b"banner\r\ncellvisor> \r\x1b[2Knote\r\ncellvisor> ");
+        // A command's output: the prompt comes back once, after it.
+        let mut out = Vec::new();
+        console.prompt_submitted(&mut |b: &[u8]| out.extend_from_slice(b));
+        console.hypervisor_line("a", &mut |b: &[u8]| out.extend_from_slice(b));
+        console.show_prompt(b"cellvisor> ", &mut |b: &[u8]| out.extend_from_slice(b));
+        assert_eq!(out, b"\r\na\r\ncellvisor> ");
+        assert!(console.prompt_open());
+    }
+
+    #[test]
+    fn prompt_calls_without_an_open_prompt_write_nothing() {
+        let mut console = two_cells();
+        let mut out = Vec::new();
+        console.prompt_typed(b"x", b"x", &mut |b: &[u8]| out.extend_from_slice(b));
+        console.prompt_submitted(&mut |b: &[u8]| out.extend_from_slice(b));
+        console.show_prompt(b"p", &mut |b: &[u8]| out.extend_from_slice(b));
+        console.close_prompt(&mut |b: &[u8]| out.extend_from_slice(b));
+        assert!(out.is_empty());
     }
 
     #[test]

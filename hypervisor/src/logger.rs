@@ -139,24 +139,31 @@ pub fn console_input(bytes: &[u8]) -> Vec<ConsoleEvent> {
     let Some(mux) = mux.as_mut() else {
         return events;
     };
+    let sink = &mut |bytes: &[u8]| output.write_bytes(bytes);
     for &byte in bytes {
         if let Some(editor) = prompt.as_mut() {
             match editor.input(byte) {
-                PromptEvent::EchoByte(byte) => output.write_bytes(&[byte]),
-                PromptEvent::Echo(bytes) => output.write_bytes(bytes),
+                PromptEvent::EchoByte(byte) => {
+                    mux.prompt_typed(&prompt_line(editor.text()), &[byte], sink);
+                }
+                PromptEvent::Echo(echo) => {
+                    mux.prompt_typed(&prompt_line(editor.text()), echo, sink)
+                }
                 PromptEvent::Submit(line) => {
-                    output.write_bytes(b"\r\n");
+                    mux.prompt_submitted(sink);
                     match manage::parse(&line) {
                         Ok(command) => events.push(ConsoleEvent::Command(command)),
-                        Err(manage::ParseError::Empty) => output.write_bytes(PROMPT.as_bytes()),
+                        Err(manage::ParseError::Empty) => mux.show_prompt(PROMPT.as_bytes(), sink),
                         Err(error) => {
-                            output.write_bytes(alloc::format!("{error}\r\n{PROMPT}").as_bytes());
+                            mux.hypervisor_line(&alloc::format!("{error}"), sink);
+                            mux.show_prompt(PROMPT.as_bytes(), sink);
                         }
                     }
                 }
                 PromptEvent::Leave => {
                     *prompt = None;
-                    output.write_bytes(b"\r\ncellvisor: left the management prompt\r\n");
+                    mux.close_prompt(sink);
+                    mux.hypervisor_line("cellvisor: left the management prompt", sink);
                 }
                 PromptEvent::Nothing => {}
             }
@@ -165,18 +172,15 @@ pub fn console_input(bytes: &[u8]) -> Vec<ConsoleEvent> {
         match mux.input(byte) {
             InputAction::Management => {
                 *prompt = Some(Prompt::new());
-                output.write_bytes(
-                    alloc::format!(
-                        "\r\ncellvisor management prompt: type help, exit to leave\r\n{PROMPT}"
-                    )
-                    .as_bytes(),
+                mux.open_prompt(
+                    "cellvisor management prompt: type help, exit to leave",
+                    PROMPT.as_bytes(),
+                    sink,
                 );
             }
             InputAction::Help => {
-                for line in mux.help().lines() {
-                    output.write_bytes(line.as_bytes());
-                    output.write_bytes(b"\r\n");
-                }
+                let help = mux.help();
+                mux.hypervisor_line(&help, sink);
             }
             action => events.push(ConsoleEvent::Input(action)),
         }
@@ -196,21 +200,34 @@ pub fn command_done(lines: &[String], focus: Option<usize>, leave: bool) {
         mux,
         prompt,
     } = &mut *terminal;
+    let Some(mux) = mux.as_mut() else {
+        return;
+    };
+    let sink = &mut |bytes: &[u8]| output.write_bytes(bytes);
     for line in lines {
-        output.write_bytes(line.as_bytes());
-        output.write_bytes(b"\r\n");
+        mux.hypervisor_line(line, sink);
     }
-    if let (Some(cell), Some(mux)) = (focus, mux.as_mut()) {
+    if let Some(cell) = focus {
         mux.set_focus(cell);
-        output.write_bytes(
-            alloc::format!("cellvisor: console input now goes to cell {}\r\n", cell + 1).as_bytes(),
+        mux.hypervisor_line(
+            &alloc::format!("cellvisor: console input now goes to cell {}", cell + 1),
+            sink,
         );
     }
     if leave {
         if prompt.take().is_some() {
-            output.write_bytes(b"cellvisor: left the management prompt\r\n");
+            mux.close_prompt(sink);
+            mux.hypervisor_line("cellvisor: left the management prompt", sink);
         }
     } else if prompt.is_some() {
-        output.write_bytes(PROMPT.as_bytes());
+        mux.show_prompt(PROMPT.as_bytes(), sink);
     }
+}
+
+/// The prompt's terminal line: [`PROMPT`] and what is typed.
+fn prompt_line(typed: &str) -> Vec<u8> {
+    let mut line = Vec::with_capacity(PROMPT.len() + typed.len());
+    line.extend_from_slice(PROMPT.as_bytes());
+    line.extend_from_slice(typed.as_bytes());
+    line
 }

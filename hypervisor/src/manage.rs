@@ -131,6 +131,11 @@ impl Prompt {
         }
     }
 
+    /// What is typed so far.
+    pub fn text(&self) -> &str {
+        &self.line
+    }
+
     /// Handles one typed byte.
     pub fn input(&mut self, byte: u8) -> PromptEvent {
         match byte {
