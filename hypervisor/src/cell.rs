@@ -142,6 +142,8 @@ pub enum AfterStop {
     Restart,
     /// Zero its RAM, verify the zeroing, leave it off.
     Wipe,
+    /// Boot a cell that was off (`start`): like `Restart`, but not counted as a restart.
+    Start,
 }
 
 impl CellState {
@@ -152,6 +154,7 @@ impl CellState {
             Self::Stopping(AfterStop::Restart) => 2,
             Self::Stopping(AfterStop::Wipe) => 3,
             Self::Off => 4,
+            Self::Stopping(AfterStop::Start) => 5,
         }
     }
 
@@ -161,6 +164,7 @@ impl CellState {
             1 => Self::Stopping(AfterStop::Off),
             2 => Self::Stopping(AfterStop::Restart),
             3 => Self::Stopping(AfterStop::Wipe),
+            5 => Self::Stopping(AfterStop::Start),
             _ => Self::Off,
         }
     }
@@ -172,6 +176,7 @@ impl CellState {
             Self::Stopping(AfterStop::Off) => "stopping",
             Self::Stopping(AfterStop::Restart) => "restart",
             Self::Stopping(AfterStop::Wipe) => "wiping",
+            Self::Stopping(AfterStop::Start) => "starting",
             Self::Off => "off",
         }
     }
@@ -390,7 +395,7 @@ impl Cell {
         self.state
             .compare_exchange(
                 CellState::Off.to_u8(),
-                CellState::Stopping(AfterStop::Restart).to_u8(),
+                CellState::Stopping(AfterStop::Start).to_u8(),
                 Ordering::AcqRel,
                 Ordering::Acquire,
             )
@@ -1051,18 +1056,25 @@ impl Runtime {
                 cell.set_state(CellState::Off);
                 log::info!("cell {}: stopped", cell.name());
             }
-            AfterStop::Restart => {
+            AfterStop::Restart | AfterStop::Start => {
+                let (done, verb) = if after == AfterStop::Start {
+                    ("started", "start")
+                } else {
+                    ("restarted", "restart")
+                };
                 scrub(cell, machine);
                 match cell.load(&self.platform, machine) {
                     Ok(()) => {
-                        cell.counters.restarts.fetch_add(1, Ordering::Relaxed);
+                        if after == AfterStop::Restart {
+                            cell.counters.restarts.fetch_add(1, Ordering::Relaxed);
+                        }
                         cell.mark_started(machine.counter().0);
                         cell.set_state(CellState::Running);
-                        log::info!("cell {}: restarted", cell.name());
+                        log::info!("cell {}: {done}", cell.name());
                     }
                     Err(error) => {
                         cell.set_state(CellState::Off);
-                        log::error!("cell {}: restart failed, left off: {error}", cell.name());
+                        log::error!("cell {}: {verb} failed, left off: {error}", cell.name());
                     }
                 }
             }
@@ -1227,5 +1239,29 @@ impl Runtime {
     /// The physical CPU of `vcpu` of cell `cell`, for kicks.
     pub fn cpu_of(&self, cell: &Cell, vcpu: usize) -> Option<usize> {
         cell.physical_cpu_of(vcpu)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cell_states_survive_their_atomic_encoding() {
+        let states = [
+            CellState::Running,
+            CellState::Stopping(AfterStop::Off),
+            CellState::Stopping(AfterStop::Restart),
+            CellState::Stopping(AfterStop::Wipe),
+            CellState::Stopping(AfterStop::Start),
+            CellState::Off,
+        ];
+        for state in states {
+            assert_eq!(CellState::from_u8(state.to_u8()), state);
+        }
+        let mut words: Vec<&str> = states.iter().map(|state| state.word()).collect();
+        words.sort_unstable();
+        words.dedup();
+        assert_eq!(words.len(), states.len(), "every state has its own word");
     }
 }

@@ -137,7 +137,7 @@ pub fn run<H: VcpuHardware>(runtime: &Runtime, cpu: usize, hardware: &mut H) -> 
     loop {
         if let (true, CellState::Stopping(after)) = (home, cell.state()) {
             runtime.complete_stop(cell, after, hardware);
-            if after == AfterStop::Restart {
+            if matches!(after, AfterStop::Restart | AfterStop::Start) {
                 hardware.sync_guest_memory(cell);
             }
             power_off_if_all_stopped(runtime, hardware);

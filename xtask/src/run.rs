@@ -89,9 +89,15 @@ pub fn run(options: &RunOptions) -> Result<()> {
         .arg(images::hypervisor_image())
         .arg("-initrd")
         .arg(&bundle);
+    // On a terminal, cellvisor colours the cell prefixes and redraws its prompt in place.
+    let color = if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+        " cellvisor.color=on"
+    } else {
+        ""
+    };
     command
         .arg("-append")
-        .arg(format!("cellvisor.layout={}", layout.name));
+        .arg(format!("cellvisor.layout={}{color}", layout.name));
     // The disk first (slot 31, corporate), then the network (slot 30, personal); writes persist.
     if QemuConfig::new(layout.name).passthrough_devices {
         command.args(passthrough_device_args(&images::corporate_disk()?, false));
