@@ -310,8 +310,9 @@ impl Console {
         self.prompt_shown = true;
     }
 
-    /// Closes the management prompt; the focused cell's partial line, if any, is shown live again.
-    pub fn close_prompt(&mut self, sink: &mut impl FnMut(&[u8])) {
+    /// Closes the management prompt with a `farewell` line; the focused cell's partial line, if any,
+    /// is shown live again below it.
+    pub fn close_prompt(&mut self, farewell: &str, sink: &mut impl FnMut(&[u8])) {
         if self.prompt.take().is_none() {
             return;
         }
@@ -319,6 +320,8 @@ impl Console {
             sink(b"\r\n");
             self.prompt_shown = false;
         }
+        sink(farewell.as_bytes());
+        sink(b"\r\n");
         self.reopen(Some(self.focused), sink);
     }
 
@@ -539,14 +542,14 @@ mod tests {
         });
         console.prompt_submitted(&mut |b: &[u8]| out.extend_from_slice(b));
         console.hypervisor_line("result", &mut |b: &[u8]| out.extend_from_slice(b));
-        console.close_prompt(&mut |b: &[u8]| out.extend_from_slice(b));
+        console.close_prompt("left", &mut |b: &[u8]| out.extend_from_slice(b));
         terminal.0.extend_from_slice(&out);
         feed(&mut console, &mut terminal, 0, b"/ # ");
         assert_eq!(
             terminal.text(),
             "[personal] / # \r\ncellvisor management prompt\r\ncellvisor> e\r\n\
              [corporate] beat\r\ncellvisor> e\r\n[personal] / # test\r\ncellvisor> ex\r\n\
-             result\r\n[personal] / # "
+             result\r\nleft\r\n[personal] / # "
         );
         assert!(!console.prompt_open());
     }
@@ -576,7 +579,7 @@ mod tests {
         console.prompt_typed(b"x", b"x", &mut |b: &[u8]| out.extend_from_slice(b));
         console.prompt_submitted(&mut |b: &[u8]| out.extend_from_slice(b));
         console.show_prompt(b"p", &mut |b: &[u8]| out.extend_from_slice(b));
-        console.close_prompt(&mut |b: &[u8]| out.extend_from_slice(b));
+        console.close_prompt("left", &mut |b: &[u8]| out.extend_from_slice(b));
         assert!(out.is_empty());
     }
 

@@ -162,8 +162,7 @@ pub fn console_input(bytes: &[u8]) -> Vec<ConsoleEvent> {
                 }
                 PromptEvent::Leave => {
                     *prompt = None;
-                    mux.close_prompt(sink);
-                    mux.hypervisor_line("cellvisor: left the management prompt", sink);
+                    mux.close_prompt(LEFT_PROMPT, sink);
                 }
                 PromptEvent::Nothing => {}
             }
@@ -216,13 +215,15 @@ pub fn command_done(lines: &[String], focus: Option<usize>, leave: bool) {
     }
     if leave {
         if prompt.take().is_some() {
-            mux.close_prompt(sink);
-            mux.hypervisor_line("cellvisor: left the management prompt", sink);
+            mux.close_prompt(LEFT_PROMPT, sink);
         }
     } else if prompt.is_some() {
         mux.show_prompt(PROMPT.as_bytes(), sink);
     }
 }
+
+/// Printed when the management prompt closes.
+const LEFT_PROMPT: &str = "cellvisor: left the management prompt";
 
 /// The prompt's terminal line: [`PROMPT`] and what is typed.
 fn prompt_line(typed: &str) -> Vec<u8> {

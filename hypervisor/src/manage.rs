@@ -117,10 +117,26 @@ pub enum PromptEvent {
     Nothing,
 }
 
+/// Where the line editor is inside a terminal escape sequence (arrow keys, a terminal's answer to a
+/// cell's cursor-position query, ...): such sequences are swallowed whole, never typed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum Escape {
+    /// Not in a sequence.
+    #[default]
+    None,
+    /// After ESC.
+    Start,
+    /// In a control sequence (`ESC [`), until its final byte (0x40..=0x7e).
+    Csi,
+    /// After `ESC O` (SS3): one more byte.
+    Ss3,
+}
+
 /// The prompt's line editor.
 #[derive(Clone, Debug, Default)]
 pub struct Prompt {
     line: String,
+    escape: Escape,
 }
 
 impl Prompt {
@@ -128,6 +144,7 @@ impl Prompt {
     pub const fn new() -> Self {
         Self {
             line: String::new(),
+            escape: Escape::None,
         }
     }
 
@@ -138,6 +155,31 @@ impl Prompt {
 
     /// Handles one typed byte.
     pub fn input(&mut self, byte: u8) -> PromptEvent {
+        if self.escape != Escape::None && byte < 0x20 {
+            // A control key cuts a sequence short and counts on its own (Ctrl-C still leaves).
+            self.escape = Escape::None;
+        }
+        match (self.escape, byte) {
+            (Escape::None, 0x1b) => {
+                self.escape = Escape::Start;
+                return PromptEvent::Nothing;
+            }
+            (Escape::None, _) => {}
+            (Escape::Start, b'[') => {
+                self.escape = Escape::Csi;
+                return PromptEvent::Nothing;
+            }
+            (Escape::Start, b'O') => {
+                self.escape = Escape::Ss3;
+                return PromptEvent::Nothing;
+            }
+            (Escape::Csi, 0x20..=0x3f) => return PromptEvent::Nothing,
+            (Escape::Start | Escape::Csi | Escape::Ss3, _) => {
+                // The sequence ends here (a final byte, or something that cannot continue it).
+                self.escape = Escape::None;
+                return PromptEvent::Nothing;
+            }
+        }
         match byte {
             b'\r' | b'\n' => PromptEvent::Submit(core::mem::take(&mut self.line)),
             0x03 | 0x04 => {
@@ -285,6 +327,26 @@ mod tests {
         assert_eq!(prompt.input(b'\r'), PromptEvent::Submit("cells".into()));
         assert_eq!(prompt.input(0x7f), PromptEvent::Nothing);
         assert_eq!(prompt.input(0x1b), PromptEvent::Nothing);
+        assert_eq!(prompt.input(b'x'), PromptEvent::Nothing);
+        assert_eq!(prompt.input(0x03), PromptEvent::Leave);
+    }
+
+    #[test]
+    fn escape_sequences_are_swallowed_whole() {
+        let mut prompt = Prompt::new();
+        // A terminal's cursor-position report (answering a cell's query), an arrow key in both
+        // encodings, Alt-x: none of it is typed.
+        for &byte in b"ce\x1b[45;28R\x1b[A\x1bOB\x1bxl" {
+            prompt.input(byte);
+        }
+        assert_eq!(prompt.text(), "cel");
+        for &byte in b"ls" {
+            prompt.input(byte);
+        }
+        assert_eq!(prompt.input(b'\r'), PromptEvent::Submit("cells".into()));
+        // Ctrl-C inside an unfinished sequence still leaves.
+        assert_eq!(prompt.input(0x1b), PromptEvent::Nothing);
+        assert_eq!(prompt.input(b'['), PromptEvent::Nothing);
         assert_eq!(prompt.input(0x03), PromptEvent::Leave);
     }
 
