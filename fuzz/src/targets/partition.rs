@@ -356,7 +356,7 @@ fn break_rule(
             // base + size >= 2^64: the last page below 2^64, moved down by fewer pages than the
             // region has.
             let pages = (region.physical.size / 4096).max(1);
-            let near_top = (u64::MAX & !0xfff) - rng.below(pages) * 4096;
+            let near_top = !0xfff_u64 - rng.below(pages) * 4096;
             if region.physical.size < 4096 {
                 return false;
             }

@@ -37,11 +37,17 @@ impl Candidate {
             intid,
         }
     }
+
+    /// One number that sorts like the candidate (inactive, then priority, then INTID).
+    fn key(self) -> u32 {
+        (u32::from(self.inactive) << 24) | (u32::from(self.priority) << 16) | u32::from(self.intid)
+    }
 }
 
-/// The best candidates `flush` has seen so far, sorted, at most `capacity` of them.
+/// The best candidates `flush` has seen so far, sorted, at most `capacity` of them (as
+/// [`Candidate::key`]s: cheap to set up and to shift on the path of every injected interrupt).
 struct Chosen {
-    items: [Option<Candidate>; MAX_LIST_REGISTERS],
+    keys: [u32; MAX_LIST_REGISTERS],
     count: usize,
     capacity: usize,
     /// More candidates were offered than fit.
@@ -51,7 +57,7 @@ struct Chosen {
 impl Chosen {
     fn new(capacity: usize) -> Self {
         Self {
-            items: [None; MAX_LIST_REGISTERS],
+            keys: [0; MAX_LIST_REGISTERS],
             count: 0,
             capacity: capacity.min(MAX_LIST_REGISTERS),
             overflow: false,
@@ -60,19 +66,42 @@ impl Chosen {
 
     /// Keeps `candidate` if it is among the `capacity` best so far.
     fn offer(&mut self, candidate: Candidate) {
-        let capacity = self.capacity;
-        if self.count == capacity {
+        let key = candidate.key();
+        if self.count == self.capacity {
             self.overflow = true;
-            match self.items[..capacity].last() {
-                Some(Some(worst)) if candidate < *worst => self.count -= 1,
+            match self
+                .count
+                .checked_sub(1)
+                .and_then(|last| self.keys.get(last))
+            {
+                Some(&worst) if key < worst => self.count -= 1,
                 _ => return,
             }
         }
-        let count = self.count;
-        let position = self.items[..count].partition_point(|c| c.is_some_and(|c| c < candidate));
-        self.items.copy_within(position..count, position + 1);
-        self.items[position] = Some(candidate);
-        self.count += 1;
+        // Insertion: move the worse ones up by one (keys are distinct: one per INTID).
+        let mut position = self.count;
+        while let Some(&before) = position.checked_sub(1).and_then(|at| self.keys.get(at)) {
+            if before < key {
+                break;
+            }
+            if let Some(slot) = self.keys.get_mut(position) {
+                *slot = before;
+            }
+            position -= 1;
+        }
+        if let Some(slot) = self.keys.get_mut(position) {
+            *slot = key;
+            self.count += 1;
+        }
+    }
+
+    /// The INTID of the `n`th best candidate.
+    fn intid(&self, n: usize) -> Option<u16> {
+        if n < self.count {
+            self.keys.get(n).map(|&key| key as u16)
+        } else {
+            None
+        }
     }
 }
 
@@ -169,8 +198,7 @@ impl Vgic {
         let empty = lrs.empty_list_registers();
         let mut wrote_pending = false;
         for n in 0..implemented {
-            let candidate = chosen.items.get(n).copied().flatten();
-            let Some(Candidate { intid, .. }) = candidate else {
+            let Some(intid) = chosen.intid(n) else {
                 if empty & 1 << n == 0 {
                     lrs.write(n, 0);
                 }
@@ -302,5 +330,47 @@ impl Vgic {
                 Route::Vcpu(target) => usize::from(target) == vcpu,
                 Route::Any => true,
             }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn candidate(inactive: bool, priority: u8, intid: u16) -> Candidate {
+        Candidate {
+            inactive,
+            priority,
+            intid,
+        }
+    }
+
+    #[test]
+    fn keys_sort_like_candidates() {
+        let ordered = [
+            candidate(false, 0xff, 900),
+            candidate(true, 0x00, 1000),
+            candidate(true, 0x80, 3),
+            candidate(true, 0x80, 27),
+        ];
+        for pair in ordered.windows(2) {
+            assert!(pair[0] < pair[1]);
+            assert!(pair[0].key() < pair[1].key(), "{pair:?}");
+        }
+    }
+
+    #[test]
+    fn chosen_keeps_the_best_in_order_and_notes_overflow() {
+        let mut chosen = Chosen::new(3);
+        for (priority, intid) in [(0xa0, 40), (0x10, 41), (0xf0, 42), (0x10, 30), (0x50, 43)] {
+            chosen.offer(candidate(true, priority, intid));
+        }
+        let intids: Vec<_> = (0..4).map(|n| chosen.intid(n)).collect();
+        assert_eq!(intids, [Some(30), Some(41), Some(43), None]);
+        assert!(chosen.overflow);
+        let mut none = Chosen::new(0);
+        none.offer(candidate(false, 0, 1));
+        assert_eq!(none.intid(0), None);
+        assert!(none.overflow);
     }
 }

@@ -731,7 +731,10 @@ impl VcpuHardware for Cpu {
     }
 }
 
-/// Drains the physical UART and hands the bytes to the console multiplexer.
+/// Drains the physical UART and hands the bytes to the console multiplexer. Kept out of line so
+/// its buffers do not weigh on `handle_interrupts`, which every forwarded interrupt goes through.
+#[cold]
+#[inline(never)]
 fn console_input(runtime: &Runtime, cpu: &mut Cpu) {
     let mut bytes = [0u8; 64];
     let mut count = 0;
