@@ -744,9 +744,7 @@ impl Cell {
     /// Fills the list registers of `vcpu` before it enters the guest. Returns whether they hold
     /// entries, i.e. whether [`Cell::vgic_sync`] has anything to do after the exit.
     pub fn vgic_flush<L: vgic::ListRegisters>(&self, vcpu: usize, lists: &mut L) -> bool {
-        let mut vgic = self.vgic.lock();
-        let _ = vgic.flush(vcpu, lists);
-        vgic.holds_list_registers(vcpu)
+        self.vgic.lock().flush(vcpu, lists).unwrap_or(false)
     }
 
     /// Reads back the list registers of `vcpu` after it left the guest.

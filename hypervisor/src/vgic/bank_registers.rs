@@ -3,7 +3,7 @@
 #![forbid(unsafe_code)]
 
 use super::state::{IrqState, Route};
-use super::{AccessWidth, Bank, PhysicalDistributor, Trigger, VcpuSet, Vgic, VgicError};
+use super::{AccessWidth, Bank, FIRST_SPI, PhysicalDistributor, Trigger, VcpuSet, Vgic, VgicError};
 
 /// A register family with one bit per interrupt, named as the GICv3 architecture names it.
 #[allow(clippy::upper_case_acronyms)]
@@ -121,13 +121,28 @@ impl Vgic {
                 return self.write_bits(bank, family, first, value as u32, physical);
             }
             BankRegister::Priority { first, count } => {
-                for byte in 0..count {
-                    let intid = first + byte;
-                    let priority = (value >> (8 * byte)) as u8;
-                    if let Some(irq) = self.irq_mut(bank, intid) {
-                        irq.priority = priority;
-                        if irq.hardware_spi {
-                            physical.set_priority(intid, priority);
+                let priorities = value.to_le_bytes();
+                let shared = match bank {
+                    Bank::Shared => first.checked_sub(FIRST_SPI).map(|start| start as usize),
+                    Bank::Private(_) => None,
+                };
+                if let Some(start) = shared {
+                    // SPIs: one slice lookup for the (up to 8) interrupts of the access.
+                    let end = (start + count as usize).min(self.spis.len());
+                    let irqs = self.spis.get_mut(start..end).unwrap_or_default();
+                    for (intid, (irq, &priority)) in (first..).zip(irqs.iter_mut().zip(&priorities))
+                    {
+                        if irq.owned {
+                            irq.priority = priority;
+                            if irq.hardware_spi {
+                                physical.set_priority(intid, priority);
+                            }
+                        }
+                    }
+                } else {
+                    for (intid, &priority) in (first..first + count).zip(&priorities) {
+                        if let Some(irq) = self.irq_mut(bank, intid) {
+                            irq.priority = priority;
                         }
                     }
                 }

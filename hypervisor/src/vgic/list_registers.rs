@@ -44,10 +44,16 @@ impl Candidate {
     }
 }
 
+/// The most list registers `flush` fills. GICv3 allows 16, the Arm cores so far implement 4; the
+/// bound keeps [`Chosen`] small enough to set up with a few stores on every flush (at 16 the
+/// soft-float EL2 build called `memset`). With more deliverable interrupts the maintenance
+/// interrupt brings the rest, as when the hardware has fewer.
+pub const MAX_FILLED: usize = 8;
+
 /// The best candidates `flush` has seen so far, sorted, at most `capacity` of them (as
 /// [`Candidate::key`]s: cheap to set up and to shift on the path of every injected interrupt).
 struct Chosen {
-    keys: [u32; MAX_LIST_REGISTERS],
+    keys: [u32; MAX_FILLED],
     count: usize,
     capacity: usize,
     /// More candidates were offered than fit.
@@ -57,9 +63,9 @@ struct Chosen {
 impl Chosen {
     fn new(capacity: usize) -> Self {
         Self {
-            keys: [0; MAX_LIST_REGISTERS],
+            keys: [0; MAX_FILLED],
             count: 0,
-            capacity: capacity.min(MAX_LIST_REGISTERS),
+            capacity: capacity.min(MAX_FILLED),
             overflow: false,
         }
     }
@@ -141,14 +147,15 @@ impl Vgic {
     /// interrupts and its highest-priority deliverable pending ones into the list registers,
     /// empties the others, and sets or clears `ICH_HCR_EL2.UIE`/`NPIE` (maintenance interrupt
     /// when more were deliverable than fit). Calls [`Vgic::sync`] first if the list registers
-    /// still hold entries from the last `flush`.
-    pub fn flush(&mut self, vcpu: usize, lrs: &mut impl ListRegisters) -> Result<(), VgicError> {
+    /// still hold entries from the last `flush`. Returns whether it left entries in the list
+    /// registers (if not, the `sync` after the guest's exit has nothing to do and may be skipped).
+    pub fn flush(&mut self, vcpu: usize, lrs: &mut impl ListRegisters) -> Result<bool, VgicError> {
         let tracked = self.vcpus.get(vcpu).ok_or(VgicError::NoSuchVcpu)?;
         let in_use = tracked.list_registers_in_use != 0;
         // Fast path: the list registers are empty and nothing changed since the last flush found
         // nothing to deliver to this vCPU (exits such as hypercalls touch no interrupt state).
         if !in_use && self.idle_at.get(vcpu) == Some(&self.generation) {
-            return Ok(());
+            return Ok(false);
         }
         if in_use {
             self.sync(vcpu, lrs)?;
@@ -197,6 +204,7 @@ impl Vgic {
 
         let empty = lrs.empty_list_registers();
         let mut wrote_pending = false;
+        let mut wrote_any = false;
         for n in 0..implemented {
             let Some(intid) = chosen.intid(n) else {
                 if empty & 1 << n == 0 {
@@ -221,6 +229,7 @@ impl Vgic {
             irq.in_list_register = true;
             irq.holder_vcpu = vcpu as u8;
             lrs.write(n, value);
+            wrote_any = true;
             if let Some(state) = self.vcpus.get_mut(vcpu)
                 && let Some(slot) = state.list_registers.get_mut(n)
             {
@@ -250,7 +259,7 @@ impl Vgic {
         if hcr.get() != before {
             lrs.set_hcr(hcr.get());
         }
-        Ok(())
+        Ok(wrote_any)
     }
 
     /// Whether `flush` left entries in `vcpu`'s list registers that [`Vgic::sync`] must read
