@@ -17,7 +17,7 @@ use super::mmu::{self, El2Layout};
 use super::psci::{self, Conduit};
 use super::sysreg::{self, isb, read_sysreg, write_sysreg};
 use super::uart::PhysicalUart;
-use super::{MAX_CPUS, cache, heap};
+use super::{MAX_CPUS, cache, heap, memory};
 use crate::addr::PhysAddr;
 use crate::board::{Board, MemRange};
 use crate::bundle::Bundle;
@@ -449,7 +449,7 @@ impl Machine for Cpu {
         let target = address.to_virt().as_usize() as *mut u8;
         // SAFETY: `address` lies inside a cell's RAM (checked by the caller against the cell's
         // plan), which EL2 maps as normal memory and no guest runs in while it is loaded.
-        unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), target, bytes.len()) };
+        unsafe { memory::copy(target, bytes.as_ptr(), bytes.len()) };
         // The guest starts with caches off: push the bytes to the point of coherency.
         cache::clean_invalidate_to_poc(target as usize, bytes.len());
     }
@@ -457,7 +457,7 @@ impl Machine for Cpu {
     fn zero_memory(&mut self, address: PhysAddr, length: u64) {
         let target = address.to_virt().as_usize() as *mut u8;
         // SAFETY: as in `write_memory`.
-        unsafe { core::ptr::write_bytes(target, 0, length as usize) };
+        unsafe { memory::zero(target, length as usize) };
         cache::clean_invalidate_to_poc(target as usize, length as usize);
     }
 
@@ -525,13 +525,7 @@ impl Machine for Cpu {
         let words = (length / 8) as usize;
         // SAFETY: the range is a cell's RAM (from its validated plan), mapped normal in EL2's
         // identity map, and none of the cell's vCPUs runs while it is verified.
-        let memory = unsafe { core::slice::from_raw_parts(start as *const u64, words) };
-        memory
-            .iter()
-            .map(|&word| {
-                u64::from(word.to_ne_bytes().iter().filter(|&&byte| byte != 0).count() as u8)
-            })
-            .sum()
+        unsafe { memory::count_nonzero(start as *const u64, words) }
     }
 
     fn counter(&self) -> (u64, u64) {

@@ -6,6 +6,7 @@ pub mod cache;
 pub mod entry;
 pub mod gic;
 pub mod heap;
+pub mod memory;
 pub mod mmu;
 pub mod psci;
 pub mod sysreg;
