@@ -1,10 +1,10 @@
 //! Exceptions: the IRQ vector serves the benchmark's interrupts; anything else is reported and
 //! powers the machine (or cell) off.
 
-use crate::console::println;
 use crate::entry::ExceptionFrame;
 use crate::gic;
 use crate::sys::{self, read_sysreg, write_sysreg};
+use cellvisor_guest_support::println;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// Vector number of "current EL with SP_ELx, IRQ" (offset 0x280).

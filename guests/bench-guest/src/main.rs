@@ -13,14 +13,12 @@
 #![no_std]
 #![no_main]
 
-mod console;
 mod entry;
 mod exception;
-mod fdt;
 mod gic;
 mod sys;
 
-use console::println;
+use cellvisor_guest_support::{console, fdt, println};
 use core::sync::atomic::{AtomicBool, Ordering};
 use exception::{IPI_REPLY, TIMER_FIRED, TIMER_LATENCY};
 use sys::{Pmu, Sample, write_sysreg};

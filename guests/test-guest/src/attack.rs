@@ -10,8 +10,8 @@
 //! abort resumes at x30, so branch probes use `blr`). Every probe is one instruction in its own
 //! `asm!` block, so "did it trap" is "did the count change".
 
-use crate::console::println;
 use crate::psci;
+use cellvisor_guest_support::println;
 use core::arch::{asm, global_asm};
 use core::sync::atomic::{AtomicU32, Ordering};
 

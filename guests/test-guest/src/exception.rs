@@ -1,9 +1,9 @@
 //! Exceptions: the data aborts the isolation probes expect are recorded and skipped; anything
 //! else is reported and powers the cell off.
 
-use crate::console::println;
 use crate::entry::ExceptionFrame;
 use crate::lines;
+use cellvisor_guest_support::println;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// ESR_ELx.EC of a data abort taken without a change in exception level.

@@ -11,16 +11,14 @@
 #![no_main]
 
 mod attack;
-mod console;
 mod entry;
 mod exception;
-mod fdt;
 mod lines;
 mod options;
 mod psci;
 mod timer;
 
-use console::println;
+use cellvisor_guest_support::{fdt, println};
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use exception::{Access, DFSC_SYNC_EXTERNAL_ABORT, EC_DATA_ABORT_SAME_EL};
 use options::{Mode, Options};

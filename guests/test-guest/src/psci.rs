@@ -25,27 +25,7 @@ pub const INVALID_ADDRESS: i64 = -9;
 /// AFFINITY_INFO result: the vCPU is off.
 pub const AFFINITY_OFF: i64 = 1;
 
-/// Makes an SMCCC call through HVC with up to three arguments and returns x0.
-pub fn hvc(function: u32, arg1: u64, arg2: u64, arg3: u64) -> i64 {
-    let result: u64;
-    // SAFETY: HVC traps to the hypervisor, which answers in x0 and touches no guest memory for
-    // these calls. x1..x17 are marked clobbered because SMCCC 1.0 does not preserve x4..x17.
-    unsafe {
-        core::arch::asm!(
-            "hvc #0",
-            inout("x0") u64::from(function) => result,
-            inout("x1") arg1 => _,
-            inout("x2") arg2 => _,
-            inout("x3") arg3 => _,
-            out("x4") _, out("x5") _, out("x6") _, out("x7") _,
-            out("x8") _, out("x9") _, out("x10") _, out("x11") _,
-            out("x12") _, out("x13") _, out("x14") _, out("x15") _,
-            out("x16") _, out("x17") _,
-            options(nostack),
-        );
-    }
-    result as i64
-}
+pub use cellvisor_guest_support::smccc::hvc;
 
 /// PSCI CPU_ON of the vCPU with MPIDR `target`.
 pub fn cpu_on(target: u64, entry: u64, context_id: u64) -> i64 {
@@ -60,14 +40,14 @@ pub fn affinity_info(target: u64) -> i64 {
 /// PSCI SYSTEM_OFF; returns only if the call failed (then parks the vCPU).
 pub fn system_off() -> ! {
     let result = hvc(SYSTEM_OFF, 0, 0, 0);
-    crate::console::println!("{}{result}", crate::lines::FAIL_SYSTEM_OFF);
+    cellvisor_guest_support::println!("{}{result}", crate::lines::FAIL_SYSTEM_OFF);
     park()
 }
 
 /// PSCI CPU_OFF for the calling vCPU; parks if the call fails.
 pub fn cpu_off() -> ! {
     let result = hvc(CPU_OFF, 0, 0, 0);
-    crate::console::println!("{}{result}", crate::lines::FAIL_CPU_OFF);
+    cellvisor_guest_support::println!("{}{result}", crate::lines::FAIL_CPU_OFF);
     park()
 }
 

@@ -1,4 +1,5 @@
-//! Transmit-only PL011 console at the address every cell (and QEMU virt) has it, and `println!`.
+//! Transmit-only PL011 console at the address every cell (and QEMU virt natively) has it, and
+//! [`println!`](crate::println).
 
 use core::fmt;
 
@@ -11,7 +12,9 @@ pub const UARTFR: usize = 0x018;
 /// UARTFR.TXFF: transmit FIFO full.
 const UARTFR_TXFF: u32 = 1 << 5;
 
-/// The console. Only vCPU 0 prints.
+/// The console. There is no lock: the guests print from one vCPU at a time (the test guest's flow
+/// hands over explicitly, the bench guest prints only on vCPU 0), and a lock could deadlock the
+/// exception handler that reports unexpected exceptions.
 pub struct Console;
 
 impl Console {
@@ -35,12 +38,12 @@ impl fmt::Write for Console {
     }
 }
 
-/// Prints one line on the console.
+/// Prints one line on the console (`\n`-terminated; under cellvisor the cell prefix is added).
+#[macro_export]
 macro_rules! println {
     ($($arg:tt)*) => {{
-        use core::fmt::Write as _;
+        use ::core::fmt::Write as _;
         // Console::write_str never fails.
-        let _ = writeln!($crate::console::Console, $($arg)*);
+        let _ = ::core::writeln!($crate::console::Console, $($arg)*);
     }};
 }
-pub(crate) use println;
