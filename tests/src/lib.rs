@@ -15,6 +15,9 @@
 //! slow host can be given more time without editing tests.
 #![forbid(unsafe_code)]
 
+pub mod bundle;
+pub mod shell;
+
 use std::collections::HashMap;
 use std::fmt;
 use std::io::{self, Read, Write};

@@ -17,9 +17,10 @@
 //! line early and repeat it whole later, so assertions look for whole texts, never at the first line
 //! that starts like one.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
+use cellvisor_tests::bundle;
+use cellvisor_tests::shell::{self, ready_banner, shell_prompt};
 use cellvisor_tests::{Artifacts, HarnessError, Machine, QemuConfig};
 
 /// Generous: the machine running the tests is shared and slow.
@@ -302,7 +303,12 @@ fn boot_heartbeats() -> Machine {
         (CORPORATE, HEARTBEAT_FOREVER),
     ];
     let config = QemuConfig {
-        bundle: Some(bundle_with_bootargs(&artifacts, "test-guests", &bootargs)),
+        bundle: Some(bundle::with_bootargs(
+            &artifacts,
+            "test-guests",
+            &bootargs,
+            "lifecycle-",
+        )),
         ..QemuConfig::new("test-guests")
     };
     let mut machine = Machine::boot(&artifacts, &config)
@@ -384,176 +390,31 @@ fn assert_never_restarted(machine: &Machine, cell: &str) {
     );
 }
 
-/// A copy of `layout`'s bundle with `override/<cell>/bootargs` entries added.
-fn bundle_with_bootargs(artifacts: &Artifacts, layout: &str, bootargs: &[(&str, &str)]) -> PathBuf {
-    let original = artifacts.bundle(layout);
-    let archive = std::fs::read(&original)
-        .unwrap_or_else(|error| panic!("cannot read {}: {error}", original.display()));
-    let mut entries = cpio::entries(&archive)
-        .unwrap_or_else(|| panic!("{} is not a cpio newc archive", original.display()));
-    entries.retain(|(name, _, _)| {
-        !bootargs
-            .iter()
-            .any(|(cell, _)| *name == format!("override/{cell}/bootargs"))
-    });
-    for (cell, args) in bootargs {
-        entries.push((
-            format!("override/{cell}/bootargs"),
-            0o100644,
-            args.as_bytes().to_vec(),
-        ));
-    }
-    let name = std::thread::current()
-        .name()
-        .and_then(|name| name.rsplit("::").next())
-        .unwrap_or("bundle")
-        .to_owned();
-    let directory = artifacts.out_dir.join("test-bundles");
-    std::fs::create_dir_all(&directory)
-        .unwrap_or_else(|error| panic!("cannot create {}: {error}", directory.display()));
-    let path = directory.join(format!("lifecycle-{name}.cpio"));
-    std::fs::write(&path, cpio::archive(&entries))
-        .unwrap_or_else(|error| panic!("cannot write {}: {error}", path.display()));
-    path
-}
-
-/// Just enough cpio "newc" to add entries to a guest bundle (as in foundation.rs and hostile.rs).
-mod cpio {
-    const MAGIC: &[u8] = b"070701";
-    const HEADER_SIZE: usize = 110;
-    const TRAILER: &str = "TRAILER!!!";
-
-    /// An entry: name, mode, contents.
-    pub type Entry = (String, u32, Vec<u8>);
-
-    fn pad4(offset: usize) -> usize {
-        offset.div_ceil(4) * 4
-    }
-
-    fn field(header: &[u8], index: usize) -> Option<usize> {
-        let text = std::str::from_utf8(header.get(6 + index * 8..14 + index * 8)?).ok()?;
-        usize::from_str_radix(text, 16).ok()
-    }
-
-    /// The entries of `archive` up to its trailer.
-    pub fn entries(archive: &[u8]) -> Option<Vec<Entry>> {
-        let mut entries = Vec::new();
-        let mut offset = 0;
-        loop {
-            let header = archive.get(offset..offset + HEADER_SIZE)?;
-            if &header[..6] != MAGIC {
-                return None;
-            }
-            let (mode, size, name_size) =
-                (field(header, 1)?, field(header, 6)?, field(header, 11)?);
-            let name_start = offset + HEADER_SIZE;
-            let name = archive.get(name_start..name_start + name_size.checked_sub(1)?)?;
-            let name = String::from_utf8(name.to_vec()).ok()?;
-            let data_start = pad4(name_start + name_size);
-            if name == TRAILER {
-                return Some(entries);
-            }
-            let data = archive.get(data_start..data_start + size)?.to_vec();
-            entries.push((name, u32::try_from(mode).ok()?, data));
-            offset = pad4(data_start + size);
-        }
-    }
-
-    /// A newc archive of `entries` and the trailer.
-    pub fn archive(entries: &[Entry]) -> Vec<u8> {
-        let mut bytes = Vec::new();
-        let trailer = (TRAILER.to_owned(), 0, Vec::new());
-        for (inode, (name, mode, data)) in entries.iter().chain([&trailer]).enumerate() {
-            let fields = [
-                inode + 1,
-                *mode as usize,
-                0, // uid
-                0, // gid
-                1, // nlink
-                0, // mtime
-                data.len(),
-                0, // devmajor
-                0, // devminor
-                0, // rdevmajor
-                0, // rdevminor
-                name.len() + 1,
-                0, // check
-            ];
-            bytes.extend_from_slice(MAGIC);
-            for value in fields {
-                bytes.extend_from_slice(format!("{value:08X}").as_bytes());
-            }
-            bytes.extend_from_slice(name.as_bytes());
-            bytes.push(0);
-            bytes.resize(pad4(bytes.len()), 0);
-            bytes.extend_from_slice(data);
-            bytes.resize(pad4(bytes.len()), 0);
-        }
-        bytes
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // Linux cells.
-
-/// The ready banner of `cell` (`[cell] cellvisor-ready: cell uptime=<s>`).
-fn ready_banner(cell: &str) -> String {
-    from(cell, &format!("cellvisor-ready: {cell} uptime="))
-}
-
-/// The shell prompt of `cell`.
-fn shell_prompt(cell: &str) -> String {
-    from(cell, &format!("{cell}:/root# "))
-}
 
 /// Boots the `linux` layout and waits for both ready banners and personal's prompt.
 fn boot_linux() -> Machine {
     let artifacts = artifacts();
     let mut machine = Machine::boot(&artifacts, &QemuConfig::new("linux"))
         .unwrap_or_else(|error| panic!("cannot boot QEMU: {error}"));
-    for cell in CELLS {
-        wait(&mut machine, &ready_banner(cell), 0, BOOT_TIMEOUT);
-    }
-    wait(&mut machine, &shell_prompt(PERSONAL), 0, BOOT_TIMEOUT);
+    shell::wait_ready(&mut machine, &CELLS, PERSONAL, BOOT_TIMEOUT);
     machine
 }
 
 /// Gives `cell` the console focus (Ctrl-A 1/2) and waits for its shell prompt.
 fn focus(machine: &mut Machine, cell: &str) {
-    let index = CELLS
-        .iter()
-        .position(|name| *name == cell)
-        .unwrap_or_else(|| panic!("unknown cell {cell}"));
-    let key = b'1' + u8::try_from(index).expect("few cells");
-    let since = machine.mark();
-    send(machine, &[cellvisor_tests::CONSOLE_ESCAPE, key]);
-    let switched = wait(
-        machine,
-        &format!("cellvisor: console input now goes to {cell}"),
-        since,
-        COMMAND_TIMEOUT,
-    );
-    await_shell(machine, cell, switched);
+    shell::focus(machine, &CELLS, cell, COMMAND_TIMEOUT);
 }
 
 /// Presses Enter and waits for `cell`'s shell prompt after `since` (the focused cell answers).
 fn await_shell(machine: &mut Machine, cell: &str, since: usize) {
-    machine
-        .send_line("")
-        .unwrap_or_else(|error| panic!("cannot write to QEMU: {error}"));
-    wait(machine, &shell_prompt(cell), since, COMMAND_TIMEOUT);
+    shell::await_shell(machine, cell, since, COMMAND_TIMEOUT);
 }
 
 /// Runs `command` in the focused `cell` and expects exit code 0; returns its output.
 fn run_ok(machine: &mut Machine, cell: &str, command: &str) -> String {
-    let (output, code) = machine
-        .shell(cell, command, COMMAND_TIMEOUT)
-        .unwrap_or_else(|error| fail(error));
-    assert_eq!(
-        code, 0,
-        "`{command}` failed in {cell} (exit {code}):\n{output}"
-    );
-    output
+    shell::run_ok(machine, cell, command, COMMAND_TIMEOUT)
 }
 
 /// A shell in the focused `cell` answers, and it is `cell`'s (its hostname).

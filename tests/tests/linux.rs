@@ -12,7 +12,7 @@
 
 use std::time::Duration;
 
-use cellvisor_tests::{Artifacts, HarnessError, Machine, QemuConfig};
+use cellvisor_tests::{Artifacts, HarnessError, Machine, QemuConfig, shell};
 
 /// Generous: the machine running the tests is shared and slow.
 const BOOT_TIMEOUT: Duration = Duration::from_secs(180);
@@ -44,50 +44,14 @@ fn boot() -> Machine {
     let artifacts = Artifacts::from_env().unwrap_or_else(|error| fail(error));
     let mut machine = Machine::boot(&artifacts, &QemuConfig::default())
         .unwrap_or_else(|error| panic!("cannot boot QEMU: {error}"));
-    for cell in CELLS {
-        machine
-            .find_after(
-                &format!("[{cell}] cellvisor-ready: {cell} "),
-                0,
-                BOOT_TIMEOUT,
-            )
-            .unwrap_or_else(|error| fail(error));
-    }
-    machine
-        .find_after(&format!("[{PERSONAL}] {PERSONAL}:/root# "), 0, BOOT_TIMEOUT)
-        .unwrap_or_else(|error| fail(error));
+    shell::wait_ready(&mut machine, &CELLS, PERSONAL, BOOT_TIMEOUT);
     machine
 }
 
 /// Gives `cell` the console focus and waits until cellvisor confirms it and the cell's prompt is on
 /// the terminal (an Enter makes the shell print a fresh one).
 fn focus(machine: &mut Machine, cell: &str) {
-    let index = CELLS
-        .iter()
-        .position(|name| *name == cell)
-        .unwrap_or_else(|| panic!("unknown cell {cell}"));
-    let key = b'1' + u8::try_from(index).expect("few cells");
-    let since = machine.mark();
-    machine
-        .send_escape(key)
-        .unwrap_or_else(|error| panic!("cannot write to QEMU: {error}"));
-    let switched = machine
-        .find_after(
-            &format!("cellvisor: console input now goes to {cell}"),
-            since,
-            COMMAND_TIMEOUT,
-        )
-        .unwrap_or_else(|error| fail(error));
-    machine
-        .send_line("")
-        .unwrap_or_else(|error| panic!("cannot write to QEMU: {error}"));
-    machine
-        .find_after(
-            &format!("[{cell}] {cell}:/root# "),
-            switched.line_end,
-            COMMAND_TIMEOUT,
-        )
-        .unwrap_or_else(|error| fail(error));
+    shell::focus(machine, &CELLS, cell, COMMAND_TIMEOUT);
 }
 
 /// Runs `command` in `cell`, which has the focus; returns its output and exit code.
@@ -99,12 +63,7 @@ fn run(machine: &mut Machine, cell: &str, command: &str) -> (String, i32) {
 
 /// Runs `command` in `cell` and expects exit code 0; returns its output.
 fn run_ok(machine: &mut Machine, cell: &str, command: &str) -> String {
-    let (output, code) = run(machine, cell, command);
-    assert_eq!(
-        code, 0,
-        "`{command}` failed in {cell} (exit {code}):\n{output}"
-    );
-    output
+    shell::run_ok(machine, cell, command, COMMAND_TIMEOUT)
 }
 
 /// Calls `check` with each cell's name after giving that cell the focus, personal first; leaves the

@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use cellvisor_tests::{Artifacts, HarnessError, Machine, QemuConfig};
+use cellvisor_tests::{Artifacts, HarnessError, Machine, QemuConfig, shell};
 
 /// Generous: the machine running the tests is shared and slow.
 const BOOT_TIMEOUT: Duration = Duration::from_secs(180);
@@ -56,65 +56,18 @@ fn boot() -> Machine {
         .unwrap_or_else(|error| panic!("cannot boot QEMU: {error}"));
     wait(&mut machine, CORPORATE, DISK_MOUNTED, 0, BOOT_TIMEOUT);
     wait(&mut machine, PERSONAL, NET_UP, 0, BOOT_TIMEOUT);
-    for cell in CELLS {
-        wait(
-            &mut machine,
-            cell,
-            &format!("cellvisor-ready: {cell} "),
-            0,
-            BOOT_TIMEOUT,
-        );
-    }
-    wait(
-        &mut machine,
-        PERSONAL,
-        &format!("{PERSONAL}:/root# "),
-        0,
-        BOOT_TIMEOUT,
-    );
+    shell::wait_ready(&mut machine, &CELLS, PERSONAL, BOOT_TIMEOUT);
     machine
 }
 
 /// Gives `cell` the console focus and waits for its prompt.
 fn focus(machine: &mut Machine, cell: &str) {
-    let index = CELLS
-        .iter()
-        .position(|name| *name == cell)
-        .unwrap_or_else(|| panic!("unknown cell {cell}"));
-    let key = b'1' + u8::try_from(index).expect("few cells");
-    let since = machine.mark();
-    machine
-        .send_escape(key)
-        .unwrap_or_else(|error| panic!("cannot write to QEMU: {error}"));
-    let switched = machine
-        .find_after(
-            &format!("cellvisor: console input now goes to {cell}"),
-            since,
-            COMMAND_TIMEOUT,
-        )
-        .unwrap_or_else(|error| fail(error));
-    machine
-        .send_line("")
-        .unwrap_or_else(|error| panic!("cannot write to QEMU: {error}"));
-    wait(
-        machine,
-        cell,
-        &format!("{cell}:/root# "),
-        switched.line_end,
-        COMMAND_TIMEOUT,
-    );
+    shell::focus(machine, &CELLS, cell, COMMAND_TIMEOUT);
 }
 
 /// Runs `command` in `cell` (which has the focus) and expects exit code 0; returns its output.
 fn run_ok(machine: &mut Machine, cell: &str, command: &str) -> String {
-    let (output, code) = machine
-        .shell(cell, command, COMMAND_TIMEOUT)
-        .unwrap_or_else(|error| fail(error));
-    assert_eq!(
-        code, 0,
-        "`{command}` failed in {cell} (exit {code}):\n{output}"
-    );
-    output
+    shell::run_ok(machine, cell, command, COMMAND_TIMEOUT)
 }
 
 /// Lines that report a kernel panic, an oops or a fatal cellvisor error.

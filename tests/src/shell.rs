@@ -1,0 +1,81 @@
+//! Driving the shells of Linux cells (the initramfs of guests/linux) over cellvisor's multiplexed
+//! console: their ready banners, their prompts and the console focus.
+//!
+//! Like the tests that use them, these helpers panic (with the harness's message) when QEMU's
+//! stdin is gone or an expected line does not come in time.
+
+use std::time::Duration;
+
+use crate::Machine;
+
+/// `[cell] cellvisor-ready: <cell> uptime=`: how the ready banner of guests/linux/common/init
+/// starts on the console.
+pub fn ready_banner(cell: &str) -> String {
+    format!("[{cell}] cellvisor-ready: {cell} uptime=")
+}
+
+/// `[cell] <cell>:/root# `: the shell prompt of `cell` on the console.
+pub fn shell_prompt(cell: &str) -> String {
+    format!("[{cell}] {cell}:/root# ")
+}
+
+/// Waits, from the start of the transcript, for the ready banner of each of `cells` and then for
+/// the shell prompt of `focused` (the cell that has the console focus at boot), `timeout` each.
+pub fn wait_ready(machine: &mut Machine, cells: &[&str], focused: &str, timeout: Duration) {
+    for cell in cells {
+        wait(machine, &ready_banner(cell), 0, timeout);
+    }
+    wait(machine, &shell_prompt(focused), 0, timeout);
+}
+
+/// Presses Enter and waits for `cell`'s shell prompt at or after `since` (the focused cell's shell
+/// answers); returns where the prompt's line ends.
+pub fn await_shell(machine: &mut Machine, cell: &str, since: usize, timeout: Duration) -> usize {
+    machine
+        .send_line("")
+        .unwrap_or_else(|error| panic!("cannot write to QEMU: {error}"));
+    wait(machine, &shell_prompt(cell), since, timeout)
+}
+
+/// Gives `cell` the console focus (Ctrl-A and its 1-based position in `cells`, the layout's cells
+/// in console order), waits until cellvisor confirms it, then presses Enter and waits for the
+/// cell's fresh shell prompt, `timeout` each; returns where the prompt's line ends.
+pub fn focus(machine: &mut Machine, cells: &[&str], cell: &str, timeout: Duration) -> usize {
+    let index = cells
+        .iter()
+        .position(|name| *name == cell)
+        .unwrap_or_else(|| panic!("unknown cell {cell}"));
+    let key = b'1' + u8::try_from(index).expect("few cells");
+    let since = machine.mark();
+    machine
+        .send_escape(key)
+        .unwrap_or_else(|error| panic!("cannot write to QEMU: {error}"));
+    let switched = wait(
+        machine,
+        &format!("cellvisor: console input now goes to {cell}"),
+        since,
+        timeout,
+    );
+    await_shell(machine, cell, switched, timeout)
+}
+
+/// Runs `command` in the shell of `cell`, which has the focus ([`Machine::shell`]), and expects
+/// exit code 0; returns its output.
+pub fn run_ok(machine: &mut Machine, cell: &str, command: &str, timeout: Duration) -> String {
+    let (output, code) = machine
+        .shell(cell, command, timeout)
+        .unwrap_or_else(|error| panic!("{error}"));
+    assert_eq!(
+        code, 0,
+        "`{command}` failed in {cell} (exit {code}):\n{output}"
+    );
+    output
+}
+
+/// Waits for `needle` at or after `since`; returns where its line ends.
+fn wait(machine: &mut Machine, needle: &str, since: usize, timeout: Duration) -> usize {
+    machine
+        .find_after(needle, since, timeout)
+        .map(|found| found.line_end)
+        .unwrap_or_else(|error| panic!("{error}"))
+}
