@@ -89,6 +89,18 @@ pub const PASSTHROUGH_LAYOUTS: &[&str] = &["linux"];
 /// makes it: 64 MiB, ext2).
 pub const CORPORATE_DISK: &str = "corporate-disk.img";
 
+/// QEMU arguments for a headless run with the serial console on stdio: no display, no monitor
+/// (so every input byte reaches the UART unmodified) and no reboot (a reset ends QEMU).
+pub const HEADLESS_SERIAL_ARGS: [&str; 7] = [
+    "-display",
+    "none",
+    "-serial",
+    "stdio",
+    "-monitor",
+    "none",
+    "-no-reboot",
+];
+
 /// QEMU arguments for the passed-through devices, in the order that puts them in the right
 /// virtio-mmio slots (`-device virtio-*-device` fills slots from the top): first the virtio-blk disk
 /// on `disk` (slot 31, INTID 79), then virtio-net with QEMU user networking (slot 30, INTID 78;
@@ -184,21 +196,17 @@ impl QemuConfig {
             &self.smp.to_string(),
             "-m",
             &format!("{}M", self.memory_mib),
-            "-display",
-            "none",
-            "-serial",
-            "stdio",
-            "-monitor",
-            "none",
-            "-no-reboot",
+        ]
+        .iter()
+        .chain(&HEADLESS_SERIAL_ARGS)
+        .chain(&[
             "-kernel",
             &artifacts.hypervisor_image().to_string_lossy(),
             "-initrd",
             &bundle.to_string_lossy(),
             "-append",
             &self.hypervisor_command_line(),
-        ]
-        .iter()
+        ])
         .map(|s| s.to_string())
         .collect();
         if self.icount {

@@ -189,26 +189,44 @@ fn spawn_lines(
     })
 }
 
-fn cellvisor_command(qemu: &Qemu, bundle: &Path, layout: &str, mode: Mode) -> Command {
+/// QEMU `virt` with `machine` as its `-M` options, the bench CPU model, `smp` CPUs and `memory` of
+/// RAM, headless with the serial console on stdio, in `mode`; the caller adds what to boot.
+fn qemu_command(qemu: &Qemu, machine: &str, smp: &str, memory: &str, mode: Mode) -> Command {
     let mut command = Command::new(&qemu.path);
-    command.args([
-        "-M",
-        "virt,virtualization=on,gic-version=3",
-        "-cpu",
-        CPU,
-        "-smp",
-        "4",
-        "-m",
-        "2G",
-        "-display",
-        "none",
-        "-serial",
-        "stdio",
-        "-monitor",
-        "none",
-        "-no-reboot",
-    ]);
+    command.args(["-M", machine, "-cpu", CPU, "-smp", smp, "-m", memory]);
+    command.args(cellvisor_tests::HEADLESS_SERIAL_ARGS);
     command.args(mode.args());
+    command
+}
+
+/// Native QEMU booting `kernel` with `initrd` and `bootargs` on a machine the size of one Linux
+/// cell (2 CPUs, 768 MiB).
+fn native_linux_command(
+    qemu: &Qemu,
+    kernel: &Path,
+    initrd: &Path,
+    bootargs: &str,
+    mode: Mode,
+) -> Command {
+    let mut command = qemu_command(qemu, "virt,gic-version=3", "2", "768M", mode);
+    command
+        .arg("-kernel")
+        .arg(kernel)
+        .arg("-initrd")
+        .arg(initrd)
+        .arg("-append")
+        .arg(bootargs);
+    command
+}
+
+fn cellvisor_command(qemu: &Qemu, bundle: &Path, layout: &str, mode: Mode) -> Command {
+    let mut command = qemu_command(
+        qemu,
+        "virt,virtualization=on,gic-version=3",
+        "4",
+        "2G",
+        mode,
+    );
     command
         .arg("-kernel")
         .arg(images::hypervisor_image())
@@ -220,25 +238,7 @@ fn cellvisor_command(qemu: &Qemu, bundle: &Path, layout: &str, mode: Mode) -> Co
 }
 
 fn native_micro_command(qemu: &Qemu, args_file: &Path, mode: Mode) -> Command {
-    let mut command = Command::new(&qemu.path);
-    command.args([
-        "-M",
-        "virt,gic-version=3",
-        "-cpu",
-        CPU,
-        "-smp",
-        "2",
-        "-m",
-        "64M",
-        "-display",
-        "none",
-        "-serial",
-        "stdio",
-        "-monitor",
-        "none",
-        "-no-reboot",
-    ]);
-    command.args(mode.args());
+    let mut command = qemu_command(qemu, "virt,gic-version=3", "2", "64M", mode);
     command
         .arg("-kernel")
         .arg(images::rust_guest_elf(images::BENCH_GUEST_ENTRY))
@@ -296,33 +296,7 @@ fn boot_linux(
     log: &Path,
 ) -> Result<Boot> {
     let mut command = if config == "native" {
-        let mut command = Command::new(&qemu.path);
-        command.args([
-            "-M",
-            "virt,gic-version=3",
-            "-cpu",
-            CPU,
-            "-smp",
-            "2",
-            "-m",
-            "768M",
-            "-display",
-            "none",
-            "-serial",
-            "stdio",
-            "-monitor",
-            "none",
-            "-no-reboot",
-        ]);
-        command.args(mode.args());
-        command
-            .arg("-kernel")
-            .arg(&setup.kernel)
-            .arg("-initrd")
-            .arg(&setup.initrd)
-            .arg("-append")
-            .arg(setup.bootargs);
-        command
+        native_linux_command(qemu, &setup.kernel, &setup.initrd, setup.bootargs, mode)
     } else {
         let layout = if config == "one cell" {
             "linux-personal"
@@ -1670,32 +1644,13 @@ fn disk_run(
         let Some(corporate) = images::layout("linux")?.cells.get(1) else {
             fail!("layout linux has no corporate cell");
         };
-        let mut command = Command::new(&qemu.path);
-        command.args([
-            "-M",
-            "virt,gic-version=3",
-            "-cpu",
-            CPU,
-            "-smp",
-            "2",
-            "-m",
-            "768M",
-            "-display",
-            "none",
-            "-serial",
-            "stdio",
-            "-monitor",
-            "none",
-            "-no-reboot",
-        ]);
-        command.args(mode.args());
-        command
-            .arg("-kernel")
-            .arg(&guest.kernel_image)
-            .arg("-initrd")
-            .arg(util::out_dir().join("initrd-corporate.cpio.gz"))
-            .arg("-append")
-            .arg(corporate.bootargs);
+        let mut command = native_linux_command(
+            qemu,
+            &guest.kernel_image,
+            &util::out_dir().join("initrd-corporate.cpio.gz"),
+            corporate.bootargs,
+            mode,
+        );
         let file = disk.to_string_lossy().replace(',', ",,");
         command.args([
             "-drive".to_owned(),
