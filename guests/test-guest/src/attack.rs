@@ -1415,17 +1415,28 @@ fn system_off_from_vcpu1() -> ! {
     psci::park()
 }
 
+/// Set by vCPU 1 once it has printed its `bogus-vbar` line: the console has no lock, so vCPU 0
+/// waits for it before printing again (two vCPUs writing at once mix their bytes in one line).
+static BOGUS_VBAR_ANNOUNCED: AtomicU32 = AtomicU32::new(0);
+
 fn bogus_vbar() -> Verdict {
     let started = start_vcpu1(JOB_BOGUS_VBAR);
     if started != psci::SUCCESS {
         println!("{PREFIX}bogus-vbar: cpu_on(1) returned {started}");
         return Err("could not start vcpu 1");
     }
+    let deadline = crate::timer::Instant::now().after_ms(5_000);
+    while BOGUS_VBAR_ANNOUNCED.load(Ordering::SeqCst) == 0 {
+        if deadline.has_passed() {
+            return Err("vcpu 1 did not announce its exception loop within 5 s");
+        }
+    }
     Ok("vcpu 1 launched into an endless exception loop")
 }
 
 fn bogus_vbar_secondary() -> ! {
     println!("{PREFIX}bogus-vbar: vcpu 1 sets VBAR_EL1=0x444444444444 and reads 0x90000000");
+    BOGUS_VBAR_ANNOUNCED.store(1, Ordering::SeqCst);
     // SAFETY: deliberately breaks this vCPU: the abort goes to an unmapped vector, whose fetch
     // aborts again, forever. Nothing returns from here.
     unsafe {
