@@ -94,24 +94,12 @@ pub fn hypervisor_line(line: &str) {
 
 /// A byte a cell's UART transmitted.
 pub fn cell_output(cell: usize, byte: u8) {
-    if let Some(terminal) = TERMINAL.get() {
-        let mut terminal = terminal.lock();
-        let Terminal { output, mux, .. } = &mut *terminal;
-        if let Some(mux) = mux {
-            mux.cell_output(cell, byte, &mut |bytes: &[u8]| output.write_bytes(bytes));
-        }
-    }
+    let _ = with_multiplexer(|mux, _, mut sink| mux.cell_output(cell, byte, &mut sink));
 }
 
 /// Emits a cell's partial output line, if any.
 pub fn cell_flush(cell: usize) {
-    if let Some(terminal) = TERMINAL.get() {
-        let mut terminal = terminal.lock();
-        let Terminal { output, mux, .. } = &mut *terminal;
-        if let Some(mux) = mux {
-            mux.flush_cell(cell, &mut |bytes: &[u8]| output.write_bytes(bytes));
-        }
-    }
+    let _ = with_multiplexer(|mux, _, mut sink| mux.flush_cell(cell, &mut sink));
 }
 
 /// What console input asks cellvisor to do.
@@ -126,43 +114,63 @@ pub enum ConsoleEvent {
 /// Feeds console input bytes through the escape keys and, while it is open, the management
 /// prompt (which echoes as it goes).
 pub fn console_input(bytes: &[u8]) -> Vec<ConsoleEvent> {
-    let mut events = Vec::new();
-    let Some(terminal) = TERMINAL.get() else {
-        return events;
-    };
-    let mut terminal = terminal.lock();
+    with_multiplexer(|mux, prompt, sink| {
+        let mut events = Vec::new();
+        feed_input(bytes, mux, prompt, sink, &mut events);
+        events
+    })
+    .unwrap_or_default()
+}
+
+/// Runs `f` with the multiplexer, the prompt and the terminal, under the terminal's lock; `None`
+/// before [`set_cells`].
+fn with_multiplexer<R>(
+    f: impl FnOnce(&mut Console, &mut Option<Prompt>, &mut dyn FnMut(&[u8])) -> R,
+) -> Option<R> {
+    let mut terminal = TERMINAL.get()?.lock();
     let Terminal {
         output,
         mux,
         prompt,
     } = &mut *terminal;
-    let Some(mux) = mux.as_mut() else {
-        return events;
-    };
-    let sink = &mut |bytes: &[u8]| output.write_bytes(bytes);
+    let mux = mux.as_mut()?;
+    Some(f(mux, prompt, &mut |bytes: &[u8]| {
+        output.write_bytes(bytes)
+    }))
+}
+
+fn feed_input(
+    bytes: &[u8],
+    mux: &mut Console,
+    prompt: &mut Option<Prompt>,
+    mut sink: &mut dyn FnMut(&[u8]),
+    events: &mut Vec<ConsoleEvent>,
+) {
     for &byte in bytes {
         if let Some(editor) = prompt.as_mut() {
             match editor.input(byte) {
                 PromptEvent::EchoByte(byte) => {
-                    mux.prompt_typed(&prompt_line(editor.text()), &[byte], sink);
+                    mux.prompt_typed(&prompt_line(editor.text()), &[byte], &mut sink);
                 }
                 PromptEvent::Echo(echo) => {
-                    mux.prompt_typed(&prompt_line(editor.text()), echo, sink)
+                    mux.prompt_typed(&prompt_line(editor.text()), echo, &mut sink)
                 }
                 PromptEvent::Submit(line) => {
-                    mux.prompt_submitted(sink);
+                    mux.prompt_submitted(&mut sink);
                     match manage::parse(&line) {
                         Ok(command) => events.push(ConsoleEvent::Command(command)),
-                        Err(manage::ParseError::Empty) => mux.show_prompt(PROMPT.as_bytes(), sink),
+                        Err(manage::ParseError::Empty) => {
+                            mux.show_prompt(PROMPT.as_bytes(), &mut sink)
+                        }
                         Err(error) => {
-                            mux.hypervisor_line(&alloc::format!("{error}"), sink);
-                            mux.show_prompt(PROMPT.as_bytes(), sink);
+                            mux.hypervisor_line(&alloc::format!("{error}"), &mut sink);
+                            mux.show_prompt(PROMPT.as_bytes(), &mut sink);
                         }
                     }
                 }
                 PromptEvent::Leave => {
                     *prompt = None;
-                    mux.close_prompt(LEFT_PROMPT, sink);
+                    mux.close_prompt(LEFT_PROMPT, &mut sink);
                 }
                 PromptEvent::Nothing => {}
             }
@@ -174,52 +182,40 @@ pub fn console_input(bytes: &[u8]) -> Vec<ConsoleEvent> {
                 mux.open_prompt(
                     "cellvisor management prompt: type help, exit to leave",
                     PROMPT.as_bytes(),
-                    sink,
+                    &mut sink,
                 );
             }
             InputAction::Help => {
                 let help = mux.help();
-                mux.hypervisor_line(&help, sink);
+                mux.hypervisor_line(&help, &mut sink);
             }
             action => events.push(ConsoleEvent::Input(action)),
         }
     }
-    events
 }
 
 /// Prints a command's result at the prompt and, unless it closes the prompt, a new prompt.
 /// `focus` moves console input to that cell.
 pub fn command_done(lines: &[String], focus: Option<usize>, leave: bool) {
-    let Some(terminal) = TERMINAL.get() else {
-        return;
-    };
-    let mut terminal = terminal.lock();
-    let Terminal {
-        output,
-        mux,
-        prompt,
-    } = &mut *terminal;
-    let Some(mux) = mux.as_mut() else {
-        return;
-    };
-    let sink = &mut |bytes: &[u8]| output.write_bytes(bytes);
-    for line in lines {
-        mux.hypervisor_line(line, sink);
-    }
-    if let Some(cell) = focus {
-        mux.set_focus(cell);
-        mux.hypervisor_line(
-            &alloc::format!("cellvisor: console input now goes to cell {}", cell + 1),
-            sink,
-        );
-    }
-    if leave {
-        if prompt.take().is_some() {
-            mux.close_prompt(LEFT_PROMPT, sink);
+    let _ = with_multiplexer(|mux, prompt, mut sink| {
+        for line in lines {
+            mux.hypervisor_line(line, &mut sink);
         }
-    } else if prompt.is_some() {
-        mux.show_prompt(PROMPT.as_bytes(), sink);
-    }
+        if let Some(cell) = focus {
+            mux.set_focus(cell);
+            mux.hypervisor_line(
+                &alloc::format!("cellvisor: console input now goes to cell {}", cell + 1),
+                &mut sink,
+            );
+        }
+        if leave {
+            if prompt.take().is_some() {
+                mux.close_prompt(LEFT_PROMPT, &mut sink);
+            }
+        } else if prompt.is_some() {
+            mux.show_prompt(PROMPT.as_bytes(), &mut sink);
+        }
+    });
 }
 
 /// Printed when the management prompt closes.

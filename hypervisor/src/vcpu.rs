@@ -375,34 +375,23 @@ fn data_abort<H: VcpuHardware>(
     } else {
         ExitReason::Other
     });
+    // Refused accesses: logged (rate-limited) and answered with a data abort at the guest's vector.
+    let refuse = |reason: &str, regs: &mut GuestRegs, hardware: &mut H| {
+        cell.log_guest_fault(reason, abort.ipa.raw());
+        let kind = InjectKind::DataAbort {
+            far,
+            write: abort.write,
+        };
+        inject_or_stop(runtime, cell, regs, kind, hardware)
+    };
     let Some(device) = device else {
-        cell.log_guest_fault("access outside the cell", abort.ipa.raw());
-        return inject_or_stop(
-            runtime,
-            cell,
-            regs,
-            InjectKind::DataAbort {
-                far,
-                write: abort.write,
-            },
-            hardware,
-        );
+        return refuse("access outside the cell", regs, hardware);
     };
     let Some(access) = abort
         .access
         .filter(|_| !abort.s1ptw && !abort.cache_maintenance)
     else {
-        cell.log_guest_fault("device access without a usable syndrome", abort.ipa.raw());
-        return inject_or_stop(
-            runtime,
-            cell,
-            regs,
-            InjectKind::DataAbort {
-                far,
-                write: abort.write,
-            },
-            hardware,
-        );
+        return refuse("device access without a usable syndrome", regs, hardware);
     };
     let result = if abort.write {
         let value = mmio::store_value(&access, register_value(regs, &access));
@@ -422,19 +411,7 @@ fn data_abort<H: VcpuHardware>(
             regs.elr = regs.elr.wrapping_add(esr::instruction_length(syndrome.esr));
             Next::Resume
         }
-        Err(error) => {
-            cell.log_guest_fault(mmio_error_reason(error), abort.ipa.raw());
-            inject_or_stop(
-                runtime,
-                cell,
-                regs,
-                InjectKind::DataAbort {
-                    far,
-                    write: abort.write,
-                },
-                hardware,
-            )
-        }
+        Err(error) => refuse(mmio_error_reason(error), regs, hardware),
     }
 }
 
