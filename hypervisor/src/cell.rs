@@ -508,9 +508,10 @@ impl Cell {
             .fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Logs a guest-caused fault, rate-limited per cell.
-    pub fn log_guest_fault(&self, reason: &str, value: u64) {
-        if let Some(suppressed) = self.fault_log.allow() {
+    /// Logs a guest-caused fault, rate-limited per cell on the clock reading `(now, frequency)`
+    /// (`Machine::counter`): 10 lines at once, then one a second with the number hidden.
+    pub fn log_guest_fault(&self, reason: &str, value: u64, (now, frequency): (u64, u64)) {
+        if let Some(suppressed) = self.fault_log.allow(now, frequency) {
             if suppressed > 0 {
                 log::warn!(
                     "cell {}: {reason} ({value:#x}); {suppressed} similar events not shown",

@@ -177,7 +177,7 @@ pub fn run<H: VcpuHardware>(runtime: &Runtime, cpu: usize, hardware: &mut H) -> 
                 }
                 ExitKind::SError => {
                     cell.count_exit(ExitReason::Other);
-                    cell.log_guest_fault("SError from guest", regs.elr);
+                    cell.log_guest_fault("SError from guest", regs.elr, hardware.counter());
                     Next::Resume
                 }
             };
@@ -267,7 +267,11 @@ pub fn handle_synchronous<H: VcpuHardware>(
         }
         Exit::DataAbort(abort) => data_abort(runtime, cell, vcpu, regs, &abort, syndrome, hardware),
         Exit::InstructionAbort { ipa, .. } => {
-            cell.log_guest_fault("instruction fetch outside the cell", ipa.raw());
+            cell.log_guest_fault(
+                "instruction fetch outside the cell",
+                ipa.raw(),
+                hardware.counter(),
+            );
             inject_or_stop(
                 runtime,
                 cell,
@@ -291,12 +295,16 @@ pub fn handle_synchronous<H: VcpuHardware>(
                 regs.elr = regs.elr.wrapping_add(4);
                 Next::Resume
             } else {
-                cell.log_guest_fault("trapped system register access", syndrome.esr);
+                cell.log_guest_fault(
+                    "trapped system register access",
+                    syndrome.esr,
+                    hardware.counter(),
+                );
                 inject_or_stop(runtime, cell, regs, InjectKind::Undefined, hardware)
             }
         }
         Exit::FpTrap | Exit::SveTrap | Exit::Pauth | Exit::Other { .. } => {
-            cell.log_guest_fault("unexpected trap", syndrome.esr);
+            cell.log_guest_fault("unexpected trap", syndrome.esr, hardware.counter());
             inject_or_stop(runtime, cell, regs, InjectKind::Undefined, hardware)
         }
     }
@@ -377,7 +385,7 @@ fn data_abort<H: VcpuHardware>(
     });
     // Refused accesses: logged (rate-limited) and answered with a data abort at the guest's vector.
     let refuse = |reason: &str, regs: &mut GuestRegs, hardware: &mut H| {
-        cell.log_guest_fault(reason, abort.ipa.raw());
+        cell.log_guest_fault(reason, abort.ipa.raw(), hardware.counter());
         let kind = InjectKind::DataAbort {
             far,
             write: abort.write,
