@@ -1349,7 +1349,7 @@ fn fault_flood() -> Verdict {
     let mut attempts = 0u32;
     let mut aborted = 0u32;
     while attempts < FAULT_FLOOD || !until.has_passed() {
-        let outcome = if attempts % 2 == 0 {
+        let outcome = if attempts.is_multiple_of(2) {
             read64(0x9000_0000)
         } else {
             write64(0x9000_0008, 0)
