@@ -262,14 +262,6 @@ impl Vgic {
         Ok(wrote_any)
     }
 
-    /// Whether `flush` left entries in `vcpu`'s list registers that [`Vgic::sync`] must read
-    /// back (if not, `sync` has nothing to do).
-    pub fn holds_list_registers(&self, vcpu: usize) -> bool {
-        self.vcpus
-            .get(vcpu)
-            .is_some_and(|state| state.list_registers_in_use != 0)
-    }
-
     /// After vCPU `vcpu`'s guest exits, on the CPU it is pinned to: reads back the list registers
     /// the last [`Vgic::flush`] wrote, folds what the guest did (acknowledged, EOIed, deactivated)
     /// into the model and empties them. Cheap when nothing was written.
