@@ -6,28 +6,12 @@
 
 extern crate alloc;
 
-pub mod addr;
 pub mod arch;
-pub mod bundle;
-pub mod cell;
 pub mod console;
-pub mod esr;
-pub mod guest_fdt;
-pub mod image;
-pub mod inject;
-pub mod logger;
-pub mod manage;
-pub mod mmio;
-pub mod partition;
-pub mod passthrough;
-pub mod platform;
-pub mod psci;
-pub mod ratelimit;
-pub mod smccc;
-pub mod stage2;
-pub mod vcpu;
-pub mod vgic;
-pub mod vuart;
+pub mod core;
+pub mod dev;
+pub mod mem;
+pub mod setup;
 
 pub use cellvisor_board as board;
 

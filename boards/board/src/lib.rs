@@ -1,7 +1,7 @@
 //! Board description types shared by every board crate: the hardware a board promises and its cell layouts.
 //!
 //! A board crate is data: one `const` [`Board`] value. The hypervisor cross-checks it against the
-//! platform device tree at boot (`cellvisor::partition::validate`) and refuses any layout that
+//! platform device tree at boot (`cellvisor::setup::partition::validate`) and refuses any layout that
 //! overlaps, double-assigns or leaves the hardware.
 #![no_std]
 #![forbid(unsafe_code)]

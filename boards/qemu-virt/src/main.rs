@@ -8,6 +8,6 @@ cellvisor::image!(qemu_virt::BOARD);
 fn main() {
     print!(
         "{}",
-        cellvisor::partition::describe_board(&qemu_virt::BOARD)
+        cellvisor::setup::partition::describe_board(&qemu_virt::BOARD)
     );
 }

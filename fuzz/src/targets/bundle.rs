@@ -197,7 +197,7 @@ impl FuzzTarget for Bundle {
             let at = data.as_ptr() as usize;
             data.is_empty() || (at >= start && at + data.len() <= start + input.len())
         };
-        let parsed = cellvisor::bundle::Bundle::parse(input);
+        let parsed = cellvisor::setup::bundle::Bundle::parse(input);
         if let Some(files) = &archive.expected {
             let Ok(bundle) = &parsed else {
                 return Err(format!("intact archive refused: {parsed:?}"));

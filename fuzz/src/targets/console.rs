@@ -1,7 +1,7 @@
 //! The console multiplexer (`console::Console`) under random input and output bytes.
 #![forbid(unsafe_code)]
 
-use cellvisor::console::{self, InputAction, MAX_LINE};
+use cellvisor::console::mux::{self as console, InputAction, MAX_LINE};
 
 use crate::{FuzzTarget, Rng, ensure};
 

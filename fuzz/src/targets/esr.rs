@@ -1,8 +1,8 @@
 //! `esr::decode` and `esr::instruction_length` on random and structured syndromes.
 #![forbid(unsafe_code)]
 
-use cellvisor::esr::{self, Exit, exception_class};
-use cellvisor::mmio::{AccessWidth, TransferRegister};
+use cellvisor::core::esr::{self, Exit, exception_class};
+use cellvisor::dev::mmio::{AccessWidth, TransferRegister};
 
 use crate::{FuzzTarget, Rng, ensure};
 

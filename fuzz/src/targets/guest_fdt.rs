@@ -1,10 +1,10 @@
 //! `guest_fdt::generate` from random valid cell plans against the QEMU virt platform.
 #![forbid(unsafe_code)]
 
-use cellvisor::addr::GuestPhysAddr;
+use cellvisor::mem::addr::GuestPhysAddr;
 use cellvisor::board::{CellConfig, CellMemory, CellPolicy, GuestPlacement, MemRange};
-use cellvisor::guest_fdt::{self, GuestDtSpec};
-use cellvisor::partition::{CellPlan, VcpuPlan};
+use cellvisor::setup::guest_fdt::{self, GuestDtSpec};
+use cellvisor::setup::partition::{CellPlan, VcpuPlan};
 use fdt::Fdt;
 
 use super::qemu_platform;

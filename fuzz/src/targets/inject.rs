@@ -1,7 +1,7 @@
 //! `inject::synchronous_abort(_with_sctlr)` on random PSTATE, VBAR and PC.
 #![forbid(unsafe_code)]
 
-use cellvisor::inject::{self, GuestExceptionState, InjectKind};
+use cellvisor::core::inject::{self, GuestExceptionState, InjectKind};
 
 use crate::{FuzzTarget, Rng, ensure};
 

@@ -1,7 +1,7 @@
 //! `mmio::load_result` and `mmio::store_value` on random accesses and values.
 #![forbid(unsafe_code)]
 
-use cellvisor::mmio::{self, AccessWidth, MmioAccess, TransferRegister};
+use cellvisor::dev::mmio::{self, AccessWidth, MmioAccess, TransferRegister};
 
 use crate::{FuzzTarget, Rng, ensure};
 

@@ -19,10 +19,10 @@ pub const QEMU_VIRT_DTB: &[u8] =
     include_bytes!("../../../hypervisor/tests/data/qemu-virt-gicv3.dtb");
 
 /// The parsed [`QEMU_VIRT_DTB`], parsed once.
-pub fn qemu_platform() -> &'static cellvisor::platform::Platform {
-    static PLATFORM: std::sync::OnceLock<cellvisor::platform::Platform> =
+pub fn qemu_platform() -> &'static cellvisor::setup::platform::Platform {
+    static PLATFORM: std::sync::OnceLock<cellvisor::setup::platform::Platform> =
         std::sync::OnceLock::new();
     PLATFORM.get_or_init(|| {
-        cellvisor::platform::parse(QEMU_VIRT_DTB).expect("the QEMU virt fixture parses")
+        cellvisor::setup::platform::parse(QEMU_VIRT_DTB).expect("the QEMU virt fixture parses")
     })
 }

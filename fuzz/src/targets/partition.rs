@@ -16,8 +16,8 @@ use std::sync::{Mutex, OnceLock};
 use cellvisor::board::{
     Board, CellConfig, CellMemory, CellPolicy, Device, GuestPlacement, Layout, MemRange,
 };
-use cellvisor::partition::{self, Reserved, ReservedKind};
-use cellvisor::platform::Platform as PlatformInfo;
+use cellvisor::setup::partition::{self, Reserved, ReservedKind};
+use cellvisor::setup::platform::Platform as PlatformInfo;
 
 use super::qemu_platform;
 use crate::{FuzzTarget, Rng, ensure};

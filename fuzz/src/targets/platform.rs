@@ -135,7 +135,7 @@ impl FuzzTarget for Platform {
                 }
             }
         }
-        match cellvisor::platform::parse(&dtb) {
+        match cellvisor::setup::platform::parse(&dtb) {
             Ok(_) => {}
             Err(error) => {
                 let text = error.to_string();
@@ -144,7 +144,7 @@ impl FuzzTarget for Platform {
                 }
             }
         }
-        if mutations.is_empty() && cellvisor::platform::parse(&dtb).is_err() {
+        if mutations.is_empty() && cellvisor::setup::platform::parse(&dtb).is_err() {
             return Err(String::from("the unmodified fixture is refused"));
         }
         Ok(())

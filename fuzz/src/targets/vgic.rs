@@ -2,7 +2,7 @@
 //! deliveries, for random cell shapes.
 #![forbid(unsafe_code)]
 
-use cellvisor::vgic::{
+use cellvisor::dev::vgic::{
     self, AccessWidth, Delivery, ListRegisters, PhysicalDistributor, REDISTRIBUTOR_STRIDE,
     SpiAssignment, SpiKind, Trigger, VgicConfig,
 };

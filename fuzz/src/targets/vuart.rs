@@ -1,8 +1,8 @@
 //! The emulated PL011 (`vuart::Pl011`) under random register access and input sequences.
 #![forbid(unsafe_code)]
 
-use cellvisor::mmio::AccessWidth;
-use cellvisor::vuart::{FIFO_DEPTH, Pl011, offset};
+use cellvisor::dev::mmio::AccessWidth;
+use cellvisor::dev::vuart::{FIFO_DEPTH, Pl011, offset};
 
 use crate::{FuzzTarget, Rng, ensure};
 

@@ -18,18 +18,18 @@ use super::psci::{self, Conduit};
 use super::sysreg::{self, isb, read_sysreg, write_sysreg};
 use super::uart::PhysicalUart;
 use super::{MAX_CPUS, cache, heap, memory};
-use crate::addr::PhysAddr;
+use crate::mem::addr::PhysAddr;
 use crate::board::{Board, MemRange};
-use crate::bundle::Bundle;
-use crate::cell::{Cell, Disposition, GicInfo, Machine, Runtime};
-use crate::console::InputAction;
-use crate::inject::Injection;
-use crate::logger::{self, ConsoleEvent, ConsoleOutput};
-use crate::mmio::AccessWidth;
-use crate::partition::{self, Reserved, ReservedKind};
-use crate::platform::{self, Platform, PsciMethod};
-use crate::vcpu::{self, ExitKind, GuestRegs, Syndrome, VcpuHardware};
-use crate::vgic::VcpuSet;
+use crate::setup::bundle::Bundle;
+use crate::core::cell::{Cell, Disposition, GicInfo, Machine, Runtime};
+use crate::console::mux::InputAction;
+use crate::core::inject::Injection;
+use crate::console::logger::{self, ConsoleEvent, ConsoleOutput};
+use crate::dev::mmio::AccessWidth;
+use crate::setup::partition::{self, Reserved, ReservedKind};
+use crate::setup::platform::{self, Platform, PsciMethod};
+use crate::core::run::{self as vcpu, ExitKind, GuestRegs, Syndrome, VcpuHardware};
+use crate::dev::vgic::VcpuSet;
 
 unsafe extern "Rust" {
     /// The board this image was built for (defined by `cellvisor::image!` in the board crate).

@@ -332,7 +332,7 @@ pub fn send_sgi(mpidr: u64, intid: u32) {
 /// The ICH_* virtual CPU interface registers of this CPU.
 pub struct ListRegisters;
 
-impl crate::vgic::ListRegisters for ListRegisters {
+impl crate::dev::vgic::ListRegisters for ListRegisters {
     fn count(&self) -> usize {
         ListRegisters::count(self)
     }

@@ -1,7 +1,7 @@
 //! Emulated-MMIO helpers: access widths, the register transfer of a trapped load/store, device errors.
 #![forbid(unsafe_code)]
 //!
-//! A trapped guest load or store arrives as an [`MmioAccess`] (built by [`crate::esr`] from a data
+//! A trapped guest load or store arrives as an [`MmioAccess`] (built by [`crate::core::esr`] from a data
 //! abort syndrome with ISS.ISV = 1). The caller reads the source register, narrows it with
 //! [`store_value`], hands it to the device, and for a load widens the device's answer with
 //! [`load_result`] before writing the destination register. Devices answer with

@@ -11,11 +11,10 @@ use alloc::vec::Vec;
 use core::fmt::{self, Write};
 
 use crate::board::{Board, CellConfig, CellMemory, GuestPlacement, Layout, MemRange};
-use crate::passthrough::{PassthroughError, PassthroughPlan};
-use crate::platform::{GICV3_REDISTRIBUTOR_STRIDE, Platform};
+use crate::dev::passthrough::{PassthroughError, PassthroughPlan};
+use crate::setup::platform::{GICV3_REDISTRIBUTOR_STRIDE, Platform};
 
-/// Stage-2 translation granule: cell RAM must be aligned to it.
-pub const PAGE_SIZE: u64 = 4096;
+pub use crate::mem::PAGE_SIZE;
 
 /// VMIDs are 8 bits wide and VMID 0 is kept for cellvisor, so at most this many cells.
 pub const MAX_CELLS: usize = 255;
@@ -953,7 +952,7 @@ pub fn describe_board(board: &Board) -> String {
 /// crate, which depends on cellvisor.
 #[cfg(test)]
 #[allow(unused_attributes, dead_code)]
-#[path = "../../boards/qemu-virt/src/lib.rs"]
+#[path = "../../../boards/qemu-virt/src/lib.rs"]
 pub(crate) mod qemu_virt;
 
 #[cfg(test)]
@@ -963,14 +962,14 @@ mod tests {
     use super::qemu_virt;
     use super::*;
     use crate::board::{CellPolicy, Device};
-    use crate::platform;
+    use crate::setup::platform;
     use alloc::boxed::Box;
     use alloc::string::ToString;
     use alloc::vec;
     use std::format;
 
     const MIB: u64 = 1024 * 1024;
-    const DTB: &[u8] = include_bytes!("../tests/data/qemu-virt-gicv3.dtb");
+    const DTB: &[u8] = include_bytes!("../../tests/data/qemu-virt-gicv3.dtb");
 
     fn qemu_platform() -> Platform {
         platform::parse(DTB).expect("fixture parses")

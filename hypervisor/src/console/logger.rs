@@ -9,8 +9,8 @@ use core::fmt::Write;
 
 use spin::{Mutex, Once};
 
-use crate::console::{Console, InputAction};
-use crate::manage::{self, Command, PROMPT, Prompt, PromptEvent};
+use crate::console::mux::{Console, InputAction};
+use crate::console::manage::{self, Command, PROMPT, Prompt, PromptEvent};
 
 /// Where terminal bytes go: the physical UART.
 pub trait ConsoleOutput: Send {

@@ -326,7 +326,7 @@ mod tests {
 
     /// Made by GNU cpio: `printf '...' | cpio -o -H newc --reproducible` (see the test below for
     /// the contents); padded to 512-byte blocks after the trailer.
-    const GNU_CPIO_FIXTURE: &[u8] = include_bytes!("../tests/data/bundle-gnu-cpio.cpio");
+    const GNU_CPIO_FIXTURE: &[u8] = include_bytes!("../../tests/data/bundle-gnu-cpio.cpio");
 
     #[test]
     fn reads_an_archive_written_by_gnu_cpio() {

@@ -19,9 +19,9 @@ use core::fmt;
 
 use vm_fdt::FdtWriter;
 
-use crate::addr::GuestPhysAddr;
-use crate::partition::CellPlan;
-use crate::platform::{
+use crate::mem::addr::GuestPhysAddr;
+use crate::setup::partition::CellPlan;
+use crate::setup::platform::{
     GICV3_REDISTRIBUTOR_STRIDE, PPI_BASE_INTID, Platform, PlatformDevice, SPI_BASE_INTID,
 };
 
@@ -155,7 +155,7 @@ fn write_passthrough_device(
 }
 
 /// Builds the flattened device tree for one cell with the platform nodes of its passthrough
-/// devices (from [`crate::passthrough::PassthroughPlan::device_nodes`]) under the root.
+/// devices (from [`crate::dev::passthrough::PassthroughPlan::device_nodes`]) under the root.
 pub fn generate_with_passthrough(
     plan: &CellPlan,
     platform: &Platform,
@@ -310,14 +310,14 @@ pub fn generate_with_passthrough(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::partition::{Partition, validate};
-    use crate::platform::{self, Platform};
+    use crate::setup::partition::{Partition, validate};
+    use crate::setup::platform::{self, Platform};
     use alloc::string::ToString;
     use alloc::vec;
     use fdt::Fdt;
     use fdt::helpers::UnalignedFallibleNode;
 
-    const DTB: &[u8] = include_bytes!("../tests/data/qemu-virt-gicv3.dtb");
+    const DTB: &[u8] = include_bytes!("../../tests/data/qemu-virt-gicv3.dtb");
 
     fn platform() -> Platform {
         platform::parse(DTB).expect("fixture parses")
@@ -325,7 +325,7 @@ mod tests {
 
     fn partition(layout: &str) -> Partition {
         validate(
-            &crate::partition::qemu_virt::BOARD,
+            &crate::setup::partition::qemu_virt::BOARD,
             Some(layout),
             &platform(),
             &[],
@@ -599,8 +599,8 @@ mod tests {
 
     fn passthrough_nodes(cell: usize) -> (Partition, Vec<PlatformDevice>) {
         let partition = partition("linux");
-        let plan = crate::passthrough::PassthroughPlan::for_cell(
-            &crate::partition::qemu_virt::BOARD,
+        let plan = crate::dev::passthrough::PassthroughPlan::for_cell(
+            &crate::setup::partition::qemu_virt::BOARD,
             &partition,
             &partition.cells[cell],
         )
@@ -672,7 +672,7 @@ mod tests {
     #[test]
     fn passthrough_nodes_drop_what_the_cell_cannot_use() {
         use crate::board::MemRange;
-        use crate::platform::GicInterrupt;
+        use crate::setup::platform::GicInterrupt;
         let partition = partition("linux");
         let spec = GuestDtSpec {
             bootargs: "",

@@ -23,10 +23,9 @@ use aarch64_paging::paging::{
     Constraints, MemoryRegion, PageTable, Stage2 as Stage2Regime, Translation,
 };
 
-use crate::addr::{GuestPhysAddr, PhysAddr, VirtAddr};
+use crate::mem::addr::{GuestPhysAddr, PhysAddr, VirtAddr};
 
-/// Stage-2 page (translation granule) size.
-pub const PAGE_SIZE: u64 = 4096;
+pub use crate::mem::PAGE_SIZE;
 /// Bits of guest-physical address the tables translate.
 pub const IPA_BITS: u32 = 39;
 /// Size of the guest-physical address space: 512 GiB.

@@ -13,25 +13,25 @@ use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 
 use spin::Mutex;
 
-use crate::addr::{GuestPhysAddr, PhysAddr};
+use crate::mem::addr::{GuestPhysAddr, PhysAddr};
 use crate::board::{Board, CellPolicy, MemRange};
-use crate::bundle::{Bundle, BundleError};
-use crate::guest_fdt::{self, GuestDtSpec};
-use crate::image::{self, ImageError};
-use crate::manage::{CellSummary, Command, ExitCounts, HELP, format_cells};
-use crate::mmio::{AccessWidth, MmioError};
-use crate::partition::{CellPlan, Partition};
-use crate::passthrough::{Forward, PassthroughError, PassthroughPlan, interrupt_owners};
-use crate::platform::{GICV3_REDISTRIBUTOR_STRIDE, Platform, PlatformDevice};
-use crate::psci::{PsciAction, PsciCell};
-use crate::ratelimit::RateLimiter;
-use crate::smccc::{self, Caller, Dispatch, SmcccCall, SmcccResult};
-use crate::stage2::{Stage2, Stage2Error};
-use crate::vgic::{
+use crate::setup::bundle::{Bundle, BundleError};
+use crate::setup::guest_fdt::{self, GuestDtSpec};
+use crate::setup::image::{self, ImageError};
+use crate::console::manage::{CellSummary, Command, ExitCounts, HELP, format_cells};
+use crate::dev::mmio::{AccessWidth, MmioError};
+use crate::setup::partition::{CellPlan, Partition};
+use crate::dev::passthrough::{Forward, PassthroughError, PassthroughPlan, interrupt_owners};
+use crate::setup::platform::{GICV3_REDISTRIBUTOR_STRIDE, Platform, PlatformDevice};
+use crate::core::psci::{PsciAction, PsciCell};
+use crate::console::ratelimit::RateLimiter;
+use crate::core::smccc::{self, Caller, Dispatch, SmcccCall, SmcccResult};
+use crate::mem::stage2::{Stage2, Stage2Error};
+use crate::dev::vgic::{
     self, Delivery, PhysicalDistributor, SpiAssignment, SpiKind, Trigger, VcpuSet, Vgic,
     VgicConfig, VgicConfigError, VgicError,
 };
-use crate::vuart::Pl011;
+use crate::dev::vuart::Pl011;
 
 /// Room reserved for a cell's generated device tree.
 const DTB_RESERVE: usize = 64 * 1024;
@@ -421,7 +421,7 @@ impl Cell {
             (0..self.vcpu_count())
                 .filter(|&vcpu| {
                     psci.state(vcpu)
-                        .is_some_and(|power| power != crate::psci::VcpuPower::Off)
+                        .is_some_and(|power| power != crate::core::psci::VcpuPower::Off)
                 })
                 .count()
         };
@@ -645,7 +645,7 @@ impl Cell {
                 let mut uart = self.uart.lock();
                 uart.device
                     .write(offset, width, value as u32, &mut |byte| {
-                        crate::logger::cell_output(index, byte);
+                        crate::console::logger::cell_output(index, byte);
                     })?;
                 Ok(self.set_uart_line(&uart.device, vcpu))
             }
@@ -755,7 +755,7 @@ impl Cell {
 
     /// Emits whatever partial line the cell's console holds.
     pub fn flush_console(&self) {
-        crate::logger::cell_flush(self.index);
+        crate::console::logger::cell_flush(self.index);
     }
 
     /// Loads the cell's images and device tree into its RAM and resets its PSCI, vUART and vGIC.

@@ -136,7 +136,7 @@ pub enum VgicError {
 }
 
 /// Size of a guest MMIO access (the same type the rest of the MMIO path uses).
-pub use crate::mmio::AccessWidth;
+pub use crate::dev::mmio::AccessWidth;
 
 /// Trigger mode of an interrupt (`GICD_ICFGR`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -12,11 +12,11 @@
 use alloc::vec::Vec;
 use core::fmt;
 
-use crate::addr::{GuestPhysAddr, PhysAddr};
+use crate::mem::addr::{GuestPhysAddr, PhysAddr};
 use crate::board::{Board, Device, MemRange};
-use crate::mmio::AccessWidth;
-use crate::partition::{CellPlan, PAGE_SIZE, Partition};
-use crate::platform::{Platform, PlatformDevice, SPI_BASE_INTID};
+use crate::dev::mmio::AccessWidth;
+use crate::setup::partition::{CellPlan, PAGE_SIZE, Partition};
+use crate::setup::platform::{Platform, PlatformDevice, SPI_BASE_INTID};
 
 /// One past the largest SPI INTID (INTIDs 1020..1023 are special).
 pub const SPI_END_INTID: u32 = 1020;
@@ -416,7 +416,7 @@ impl PassthroughPlan {
     }
 
     /// The platform device-tree nodes of the cell's devices, in the cell's device order, for
-    /// [`crate::guest_fdt::generate_with_passthrough`]. Every window must lie in a root-level node
+    /// [`crate::setup::guest_fdt::generate_with_passthrough`]. Every window must lie in a root-level node
     /// whose SPIs are exactly the board's interrupts for the device.
     pub fn device_nodes(
         &self,
@@ -469,12 +469,12 @@ pub fn interrupt_owners(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::partition::{qemu_virt, validate};
-    use crate::platform;
+    use crate::setup::partition::{qemu_virt, validate};
+    use crate::setup::platform;
     use alloc::string::ToString;
     use alloc::vec;
 
-    const DTB: &[u8] = include_bytes!("../tests/data/qemu-virt-gicv3.dtb");
+    const DTB: &[u8] = include_bytes!("../../tests/data/qemu-virt-gicv3.dtb");
 
     const fn device(
         name: &'static str,

@@ -4,7 +4,7 @@
 //! Guests call cellvisor with `HVC #0` (or a trapped `SMC #0`) following the Arm SMC Calling
 //! Convention (DEN0028): the function ID in W0, arguments in X1..X6 (W1..W6 for SMC32 calls),
 //! results in X0..X3. [`dispatch`] answers the Arm-architecture and cellvisor vendor calls itself
-//! and hands PSCI calls to [`crate::psci`].
+//! and hands PSCI calls to [`crate::core::psci`].
 //!
 //! # cellvisor hypercalls (vendor-specific hypervisor service, owner 6)
 //!
@@ -283,7 +283,7 @@ pub enum Dispatch {
     /// The call is complete; write these registers back to the guest.
     Done(SmcccResult),
     /// A PSCI call (owner 4, function numbers 0x00..=0x1F): hand it to the cell's
-    /// [`crate::psci::PsciCell::handle`].
+    /// [`crate::core::psci::PsciCell::handle`].
     Psci,
 }
 

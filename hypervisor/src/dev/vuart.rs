@@ -23,7 +23,7 @@
 
 use tock_registers::{LocalRegisterCopy, register_bitfields};
 
-use crate::mmio::{AccessWidth, MmioError};
+use crate::dev::mmio::{AccessWidth, MmioError};
 
 register_bitfields![u32,
     /// UARTFR, the flag register.

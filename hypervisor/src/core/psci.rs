@@ -11,8 +11,8 @@
 
 use alloc::vec::Vec;
 
-use crate::addr::GuestPhysAddr;
-use crate::smccc::{PsciError, SUCCESS, SmcccCall, SmcccError};
+use crate::mem::addr::GuestPhysAddr;
+use crate::core::smccc::{PsciError, SUCCESS, SmcccCall, SmcccError};
 
 /// PSCI_VERSION (SMC32).
 pub const PSCI_VERSION: u32 = 0x8400_0000;
@@ -301,7 +301,7 @@ fn features(function_id: u32) -> u64 {
         | PSCI_FEATURES
         | SYSTEM_RESET2
         | SYSTEM_RESET2_64
-        | crate::smccc::SMCCC_VERSION => SUCCESS,
+        | crate::core::smccc::SMCCC_VERSION => SUCCESS,
         _ => SmcccError::NotSupported.to_register(),
     }
 }
@@ -324,7 +324,7 @@ fn system_reset2(reset_type: u32) -> PsciOutcome {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::smccc::FunctionId;
+    use crate::core::smccc::FunctionId;
 
     const BOOT: GuestPhysAddr = GuestPhysAddr(0x4008_0000);
     const DTB: u64 = 0x4800_0000;

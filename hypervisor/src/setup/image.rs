@@ -15,14 +15,13 @@
 
 use core::fmt;
 
-use crate::addr::GuestPhysAddr;
+use crate::mem::addr::GuestPhysAddr;
 
 /// 2 MiB: kernel base alignment, and the window reserved for the device tree.
 pub const BLOCK_SIZE: u64 = 2 * 1024 * 1024;
 /// Largest device tree Linux accepts.
 pub const MAX_DTB_SIZE: u64 = BLOCK_SIZE;
-/// Page size, the initrd's alignment.
-pub const PAGE_SIZE: u64 = 4096;
+pub use crate::mem::PAGE_SIZE;
 /// `text_offset` of kernels older than 3.17, whose header has `image_size` 0.
 pub const LEGACY_TEXT_OFFSET: u64 = 0x8_0000;
 /// arm64 Image header magic, `ARM\x64` read little-endian.

@@ -4,14 +4,14 @@
 //! glue implements it with real registers and the host tests with a fake.
 #![forbid(unsafe_code)]
 
-use crate::addr::GuestPhysAddr;
-use crate::cell::{AfterStop, Cell, CellState, ExitReason, Machine, Runtime};
-use crate::esr::{self, DataAbort, Exit};
-use crate::inject::{self, GuestExceptionState, InjectKind, Injection};
-use crate::mmio::{self, MmioAccess};
-use crate::psci::PsciAction;
-use crate::smccc::{SmcccCall, SmcccResult};
-use crate::vgic::{ListRegisters, VcpuSet};
+use crate::mem::addr::GuestPhysAddr;
+use crate::core::cell::{AfterStop, Cell, CellState, ExitReason, Machine, Runtime};
+use crate::core::esr::{self, DataAbort, Exit};
+use crate::core::inject::{self, GuestExceptionState, InjectKind, Injection};
+use crate::dev::mmio::{self, MmioAccess};
+use crate::core::psci::PsciAction;
+use crate::core::smccc::{SmcccCall, SmcccResult};
+use crate::dev::vgic::{ListRegisters, VcpuSet};
 
 /// A guest's general-purpose registers plus ELR_EL2/SPSR_EL2, saved at every exit. The layout is
 /// used by the world-switch assembly (offsets via `offset_of!`).
