@@ -1,8 +1,8 @@
 //! `guest_fdt::generate` from random valid cell plans against the QEMU virt platform.
 #![forbid(unsafe_code)]
 
-use cellvisor::mem::addr::GuestPhysAddr;
 use cellvisor::board::{CellConfig, CellMemory, CellPolicy, GuestPlacement, MemRange};
+use cellvisor::mem::addr::GuestPhysAddr;
 use cellvisor::setup::guest_fdt::{self, GuestDtSpec};
 use cellvisor::setup::partition::{CellPlan, VcpuPlan};
 use fdt::Fdt;

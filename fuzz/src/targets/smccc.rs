@@ -1,9 +1,9 @@
 //! `smccc::dispatch` and `psci::PsciCell::handle` driven by random call sequences on two cells.
 #![forbid(unsafe_code)]
 
-use cellvisor::mem::addr::GuestPhysAddr;
 use cellvisor::core::psci::{self, PsciAction, PsciCell, VcpuPower};
 use cellvisor::core::smccc::{self, Caller, Dispatch, PsciError, SmcccCall, SmcccResult};
+use cellvisor::mem::addr::GuestPhysAddr;
 
 use crate::{FuzzTarget, Rng, ensure};
 

@@ -9,8 +9,8 @@ use core::fmt::Write;
 
 use spin::{Mutex, Once};
 
-use crate::console::mux::{Console, InputAction};
 use crate::console::manage::{self, Command, PROMPT, Prompt, PromptEvent};
+use crate::console::mux::{Console, InputAction};
 
 /// Where terminal bytes go: the physical UART.
 pub trait ConsoleOutput: Send {

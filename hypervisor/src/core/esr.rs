@@ -7,8 +7,8 @@
 
 use tock_registers::{LocalRegisterCopy, register_bitfields};
 
-use crate::mem::addr::GuestPhysAddr;
 use crate::dev::mmio::{AccessWidth, MmioAccess, TransferRegister};
+use crate::mem::addr::GuestPhysAddr;
 
 register_bitfields![u64,
     /// ESR_EL2, the Exception Syndrome Register for exceptions taken to EL2.

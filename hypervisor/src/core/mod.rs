@@ -1,8 +1,15 @@
-//! The core: the run loop and its exit handlers, the cells and their lifecycle, SMCCC and PSCI.
+//! The core: the run loop and its one handler per exit kind, physical interrupts, the cells and
+//! their lifecycle state machine, the runtime, SMCCC and PSCI.
 
 pub mod cell;
 pub mod esr;
+pub mod exit;
+pub mod hardware;
 pub mod inject;
+pub mod irq;
+pub mod lifecycle;
+pub mod manage;
 pub mod psci;
 pub mod run;
+pub mod runtime;
 pub mod smccc;

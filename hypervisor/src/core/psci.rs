@@ -11,8 +11,8 @@
 
 use alloc::vec::Vec;
 
-use crate::mem::addr::GuestPhysAddr;
 use crate::core::smccc::{PsciError, SUCCESS, SmcccCall, SmcccError};
+use crate::mem::addr::GuestPhysAddr;
 
 /// PSCI_VERSION (SMC32).
 pub const PSCI_VERSION: u32 = 0x8400_0000;

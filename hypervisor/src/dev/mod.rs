@@ -1,6 +1,308 @@
-//! The per-cell device bus: the devices cellvisor emulates or forwards for a cell.
+//! The per-cell device bus: the devices cellvisor emulates or forwards for a cell, behind one
+//! `enum`, and the one place a trapped access is routed to its device.
+//!
+//! Lock order: the `uart` lock, then the `vgic` lock (the vUART's interrupt line is driven into
+//! the vGIC under the UART lock so line changes arrive in order).
+#![forbid(unsafe_code)]
 
 pub mod mmio;
 pub mod passthrough;
 pub mod vgic;
 pub mod vuart;
+
+use alloc::vec::Vec;
+
+use spin::Mutex;
+
+use crate::board::MemRange;
+use crate::core::hardware::Machine;
+use crate::mem::addr::GuestPhysAddr;
+use crate::setup::partition::CellPlan;
+use mmio::{AccessWidth, MmioError};
+use passthrough::{Forward, PassthroughPlan};
+use vgic::{Delivery, PhysicalDistributor, Trigger, VcpuSet, Vgic, VgicError};
+use vuart::VirtualUart;
+
+/// An emulated device in a cell's guest-physical space.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Device {
+    /// The cell's PL011.
+    Uart,
+    /// The GIC distributor.
+    Distributor,
+    /// The cell's redistributor frames.
+    Redistributors,
+    /// A page shared by passthrough devices of several cells: forwarded when the bytes are the
+    /// cell's, read-as-zero otherwise.
+    Passthrough,
+}
+
+/// Where a trapped access lands: the device, the offset into its window and the IPA itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Target {
+    /// The device.
+    pub device: Device,
+    /// Offset of the access into the device's window (0 for a passthrough page).
+    pub offset: u64,
+    /// The accessed guest-physical address.
+    pub ipa: GuestPhysAddr,
+}
+
+/// The guest-physical windows of a cell's emulated devices.
+#[derive(Clone, Copy, Debug)]
+pub struct Windows {
+    /// The vUART's frame.
+    pub uart: MemRange,
+    /// The distributor's frame.
+    pub distributor: MemRange,
+    /// The cell's redistributor frames (one per vCPU).
+    pub redistributors: MemRange,
+}
+
+/// A cell's devices: their windows and their state.
+pub struct DeviceBus {
+    windows: Windows,
+    uart: Mutex<VirtualUart>,
+    uart_intid: u32,
+    vgic: Mutex<Vgic>,
+    passthrough: PassthroughPlan,
+    /// The physical CPU of each vCPU.
+    cpus: Vec<usize>,
+}
+
+/// The physical GIC narrowed to one cell, for its vGIC: maps vCPU indices to physical CPUs.
+pub struct CellPhysical<'a, M: Machine + ?Sized> {
+    machine: &'a mut M,
+    /// The physical CPU of each vCPU.
+    cpus: &'a [usize],
+}
+
+impl<'a, M: Machine + ?Sized> CellPhysical<'a, M> {
+    /// The physical GIC as a cell whose vCPU `i` runs on physical CPU `cpus[i]` sees it.
+    pub fn new(machine: &'a mut M, cpus: &'a [usize]) -> Self {
+        Self { machine, cpus }
+    }
+
+    fn cpu_of(&self, vcpu: usize) -> Option<usize> {
+        self.cpus.get(vcpu).copied()
+    }
+}
+
+impl<M: Machine + ?Sized> PhysicalDistributor for CellPhysical<'_, M> {
+    fn set_enabled(&mut self, intid: u32, enabled: bool) {
+        self.machine.spi_set_enabled(intid, enabled);
+    }
+
+    fn set_priority(&mut self, intid: u32, priority: u8) {
+        self.machine.spi_set_priority(intid, priority);
+    }
+
+    fn set_trigger(&mut self, intid: u32, trigger: Trigger) {
+        self.machine
+            .spi_set_edge_triggered(intid, trigger == Trigger::Edge);
+    }
+
+    fn route_to(&mut self, intid: u32, vcpu: usize) {
+        if let Some(cpu) = self.cpu_of(vcpu) {
+            self.machine.spi_route(intid, cpu);
+        }
+    }
+
+    fn deactivate(&mut self, intid: u32, vcpu: usize) {
+        if let Some(cpu) = self.cpu_of(vcpu) {
+            self.machine.deactivate_interrupt(intid, cpu);
+        }
+    }
+}
+
+impl DeviceBus {
+    /// A bus with the given windows, vGIC and passthrough plan for `plan`'s cell; `uart_intid`
+    /// is the vUART's SPI.
+    pub fn new(
+        plan: &CellPlan,
+        windows: Windows,
+        uart_intid: u32,
+        vgic: Vgic,
+        passthrough: PassthroughPlan,
+    ) -> Self {
+        Self {
+            cpus: plan.vcpus.iter().map(|vcpu| vcpu.physical_cpu).collect(),
+            windows,
+            uart: Mutex::new(VirtualUart::new()),
+            uart_intid,
+            vgic: Mutex::new(vgic),
+            passthrough,
+        }
+    }
+
+    /// The device at `ipa`, if any, and the offset into its window.
+    pub fn device_at(&self, ipa: GuestPhysAddr) -> Option<Target> {
+        let address = ipa.raw();
+        let inside = |window: &MemRange| {
+            window
+                .contains(address)
+                .then(|| address.wrapping_sub(window.base))
+        };
+        let (device, offset) = if let Some(offset) = inside(&self.windows.uart) {
+            (Device::Uart, offset)
+        } else if let Some(offset) = inside(&self.windows.distributor) {
+            (Device::Distributor, offset)
+        } else if let Some(offset) = inside(&self.windows.redistributors) {
+            (Device::Redistributors, offset)
+        } else if self.passthrough.is_trapped(ipa) {
+            (Device::Passthrough, 0)
+        } else {
+            return None;
+        };
+        Some(Target {
+            device,
+            offset,
+            ipa,
+        })
+    }
+
+    /// The cell's vGIC (lock order: after the UART's lock).
+    pub fn vgic(&self) -> spin::MutexGuard<'_, Vgic> {
+        self.vgic.lock()
+    }
+
+    /// The cell's passthrough plan.
+    pub fn passthrough(&self) -> &PassthroughPlan {
+        &self.passthrough
+    }
+
+    /// Emulates a read of `width` at `target` by `vcpu`.
+    /// Returns the value and the vCPUs that now have an interrupt to take (to be kicked).
+    pub fn read<M: Machine + ?Sized>(
+        &self,
+        vcpu: usize,
+        Target {
+            device,
+            offset,
+            ipa,
+        }: Target,
+        width: AccessWidth,
+        machine: &mut M,
+    ) -> Result<(u64, VcpuSet), MmioError> {
+        match device {
+            Device::Uart => {
+                let mut uart = self.uart.lock();
+                let value = uart.read(offset, width)?;
+                // Reading DR can lower the receive interrupt; update the line under the UART lock.
+                let kick = self.set_uart_line(&uart, vcpu);
+                Ok((u64::from(value), kick))
+            }
+            Device::Distributor => {
+                let value = self
+                    .vgic
+                    .lock()
+                    .distributor_read(offset, width)
+                    .map_err(vgic_error)?;
+                Ok((value, VcpuSet::empty()))
+            }
+            Device::Redistributors => {
+                let value = self
+                    .vgic
+                    .lock()
+                    .redistributor_read(offset, width)
+                    .map_err(vgic_error)?;
+                Ok((value, VcpuSet::empty()))
+            }
+            Device::Passthrough => match self.passthrough.forward(ipa, width) {
+                Forward::Device(address) => {
+                    Ok((machine.device_read(address, width), VcpuSet::empty()))
+                }
+                Forward::ReadAsZero => Ok((0, VcpuSet::empty())),
+            },
+        }
+    }
+
+    /// Emulates a write of `value` (`width`) at `target` by `vcpu`. Returns the vCPUs that now have an interrupt to take (to be
+    /// kicked). Bytes the guest sends to its vUART go to `output`.
+    pub fn write<M: Machine + ?Sized>(
+        &self,
+        vcpu: usize,
+        Target {
+            device,
+            offset,
+            ipa,
+        }: Target,
+        width: AccessWidth,
+        value: u64,
+        machine: &mut M,
+        output: &mut dyn FnMut(u8),
+    ) -> Result<VcpuSet, MmioError> {
+        match device {
+            Device::Uart => {
+                let mut uart = self.uart.lock();
+                uart.write(offset, width, value as u32, output)?;
+                Ok(self.set_uart_line(&uart, vcpu))
+            }
+            Device::Distributor => self
+                .vgic
+                .lock()
+                .distributor_write(
+                    offset,
+                    width,
+                    value,
+                    &mut CellPhysical::new(machine, &self.cpus),
+                )
+                .map_err(vgic_error),
+            Device::Redistributors => self
+                .vgic
+                .lock()
+                .redistributor_write(
+                    offset,
+                    width,
+                    value,
+                    &mut CellPhysical::new(machine, &self.cpus),
+                )
+                .map_err(vgic_error),
+            Device::Passthrough => {
+                if let Forward::Device(address) = self.passthrough.forward(ipa, width) {
+                    machine.device_write(address, width, value);
+                }
+                Ok(VcpuSet::empty())
+            }
+        }
+    }
+
+    /// Drives the vUART's interrupt line into the vGIC. Called with the UART lock held so line
+    /// changes reach the vGIC in the order they happened (lock order: uart, then vgic).
+    fn set_uart_line(&self, uart: &VirtualUart, current_vcpu: usize) -> VcpuSet {
+        let mut kick = VcpuSet::empty();
+        if let Ok(Delivery::Ready { vcpu }) = self
+            .vgic
+            .lock()
+            .set_level(self.uart_intid, uart.interrupt_level())
+            && vcpu != current_vcpu
+        {
+            kick.insert(vcpu);
+        }
+        kick
+    }
+
+    /// A byte typed at the console while this cell has the focus. Returns the vCPUs to kick.
+    pub fn console_input(&self, byte: u8) -> VcpuSet {
+        let mut uart = self.uart.lock();
+        uart.push_input(byte);
+        self.set_uart_line(&uart, usize::MAX)
+    }
+
+    /// Resets every device to its power-on state (restart, start).
+    pub fn reset<M: Machine + ?Sized>(&self, machine: &mut M) {
+        let mut uart = self.uart.lock();
+        uart.reset();
+        self.vgic
+            .lock()
+            .reset(&mut CellPhysical::new(machine, &self.cpus));
+    }
+}
+
+fn vgic_error(error: VgicError) -> MmioError {
+    match error {
+        VgicError::Unaligned => MmioError::Unaligned,
+        VgicError::UnsupportedWidth => MmioError::BadWidth,
+        _ => MmioError::BadOffset,
+    }
+}

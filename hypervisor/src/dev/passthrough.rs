@@ -12,9 +12,9 @@
 use alloc::vec::Vec;
 use core::fmt;
 
-use crate::mem::addr::{GuestPhysAddr, PhysAddr};
 use crate::board::{Board, Device, MemRange};
 use crate::dev::mmio::AccessWidth;
+use crate::mem::addr::{GuestPhysAddr, PhysAddr};
 use crate::setup::partition::{CellPlan, PAGE_SIZE, Partition};
 use crate::setup::platform::{Platform, PlatformDevice, SPI_BASE_INTID};
 

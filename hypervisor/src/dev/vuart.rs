@@ -21,6 +21,8 @@
 //! window and misaligned accesses are errors; reserved offsets inside the window read as zero and
 //! ignore writes, as on the real part.
 
+use alloc::collections::VecDeque;
+
 use tock_registers::{LocalRegisterCopy, register_bitfields};
 
 use crate::dev::mmio::{AccessWidth, MmioError};
@@ -413,6 +415,82 @@ fn check_access(offset: u64, width: AccessWidth) -> Result<(u64, u32), MmioError
     }
     // (offset & 3) * 8 is at most 24.
     Ok((offset & !3, ((offset & 3) * 8) as u32))
+}
+
+/// A cell's emulated PL011 plus a backlog of console input that did not fit its receive FIFO
+/// (typed or pasted faster than the guest reads), fed in as the guest drains the FIFO.
+pub struct VirtualUart {
+    device: Pl011,
+    backlog: VecDeque<u8>,
+}
+
+/// Console input kept for a cell beyond its UART's FIFO; more is dropped.
+const INPUT_BACKLOG: usize = 4096;
+
+impl Default for VirtualUart {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl VirtualUart {
+    /// A UART at reset with an empty backlog.
+    pub fn new() -> Self {
+        Self {
+            device: Pl011::new(),
+            backlog: VecDeque::new(),
+        }
+    }
+
+    /// Back to the power-on state; pending input is dropped.
+    pub fn reset(&mut self) {
+        self.device.reset();
+        self.backlog.clear();
+    }
+
+    /// Emulates a guest read; a read may make room in the receive FIFO for backlogged input.
+    pub fn read(&mut self, offset: u64, width: AccessWidth) -> Result<u32, MmioError> {
+        let value = self.device.read(offset, width)?;
+        self.refill();
+        Ok(value)
+    }
+
+    /// Emulates a guest write; transmitted bytes go to `out`.
+    pub fn write(
+        &mut self,
+        offset: u64,
+        width: AccessWidth,
+        value: u32,
+        out: &mut dyn FnMut(u8),
+    ) -> Result<(), MmioError> {
+        self.device
+            .write(offset, width, value, &mut |byte| out(byte))
+    }
+
+    /// The level of the UART's interrupt line.
+    pub fn interrupt_level(&self) -> bool {
+        self.device.interrupt_level()
+    }
+
+    /// A byte of console input: into the receive FIFO, or the backlog while that is full.
+    pub fn push_input(&mut self, byte: u8) {
+        self.refill();
+        if self.backlog.is_empty() && self.device.push_input(byte) {
+            return;
+        }
+        if self.backlog.len() < INPUT_BACKLOG {
+            self.backlog.push_back(byte);
+        }
+    }
+
+    fn refill(&mut self) {
+        while let Some(&byte) = self.backlog.front() {
+            if !self.device.push_input(byte) {
+                break;
+            }
+            self.backlog.pop_front();
+        }
+    }
 }
 
 #[cfg(test)]

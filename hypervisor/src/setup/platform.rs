@@ -826,7 +826,8 @@ fn string_lookup<'a>(node: &Node<'a>, name: &str) -> Result<Option<&'a str>, Pla
 mod tests {
     use super::*;
 
-    pub(crate) const QEMU_VIRT_GICV3: &[u8] = include_bytes!("../../tests/data/qemu-virt-gicv3.dtb");
+    pub(crate) const QEMU_VIRT_GICV3: &[u8] =
+        include_bytes!("../../tests/data/qemu-virt-gicv3.dtb");
     const QEMU_VIRT_GICV2: &[u8] = include_bytes!("../../tests/data/qemu-virt-gicv2.dtb");
 
     #[test]

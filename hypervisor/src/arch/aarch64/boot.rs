@@ -9,27 +9,22 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use spin::{Mutex, Once};
 
-use super::entry::{
-    EXIT_FIQ, EXIT_IRQ, EXIT_SERROR, cellvisor_enter_guest, cellvisor_secondary_entry,
-};
-use super::gic::{self, Gic, ListRegisters};
+use super::cpu::Cpu;
+use super::entry::cellvisor_secondary_entry;
+use super::gic::{Gic, ListRegisters};
 use super::mmu::{self, El2Layout};
 use super::psci::{self, Conduit};
-use super::sysreg::{self, isb, read_sysreg, write_sysreg};
+use super::sysreg;
 use super::uart::PhysicalUart;
-use super::{MAX_CPUS, cache, heap, memory};
-use crate::mem::addr::PhysAddr;
+use super::{MAX_CPUS, cache, heap};
 use crate::board::{Board, MemRange};
+use crate::console::logger::{self, ConsoleOutput};
+use crate::core::cell::Cell;
+use crate::core::run;
+use crate::core::runtime::{GicInfo, Runtime};
 use crate::setup::bundle::Bundle;
-use crate::core::cell::{Cell, Disposition, GicInfo, Machine, Runtime};
-use crate::console::mux::InputAction;
-use crate::core::inject::Injection;
-use crate::console::logger::{self, ConsoleEvent, ConsoleOutput};
-use crate::dev::mmio::AccessWidth;
 use crate::setup::partition::{self, Reserved, ReservedKind};
 use crate::setup::platform::{self, Platform, PsciMethod};
-use crate::core::run::{self as vcpu, ExitKind, GuestRegs, Syndrome, VcpuHardware};
-use crate::dev::vgic::VcpuSet;
 
 unsafe extern "Rust" {
     /// The board this image was built for (defined by `cellvisor::image!` in the board crate).
@@ -43,13 +38,13 @@ unsafe extern "C" {
 }
 
 /// The SGI cellvisor uses to make another physical CPU re-check its state.
-const KICK_SGI: u32 = 0;
+pub(super) const KICK_SGI: u32 = 0;
 
 static RUNTIME: Once<Runtime> = Once::new();
-static FIRMWARE: Once<Conduit> = Once::new();
-static GIC: Once<Gic> = Once::new();
-static CPU_MPIDRS: Once<Vec<u64>> = Once::new();
-static UART: Once<Mutex<PhysicalUart>> = Once::new();
+pub(super) static FIRMWARE: Once<Conduit> = Once::new();
+pub(super) static GIC: Once<Gic> = Once::new();
+pub(super) static CPU_MPIDRS: Once<Vec<u64>> = Once::new();
+pub(super) static UART: Once<Mutex<PhysicalUart>> = Once::new();
 /// Base address of the console UART, for last-resort messages that bypass every lock.
 static EMERGENCY_UART: AtomicU64 = AtomicU64::new(0);
 
@@ -334,13 +329,11 @@ pub extern "C" fn primary_main(dtb: u64, el: u64) -> ! {
         uart.lock().enable_receive_interrupt();
     }
     start_secondaries(runtime);
-    let cpu = current_cpu();
-    vcpu::run(
+    run::run(
         runtime,
-        cpu,
         &mut Cpu {
             lists: ListRegisters,
-            index: cpu,
+            index: current_cpu(),
         },
     )
 }
@@ -422,350 +415,11 @@ pub extern "C" fn secondary_main(cpu: u64) -> ! {
     };
     init_cpu_interrupts(gic, &runtime.platform, sysreg::mpidr());
     // `cpu` is this CPU's index in the platform's `/cpus` order (start_secondaries passes it).
-    vcpu::run(
+    run::run(
         runtime,
-        cpu as usize,
         &mut Cpu {
             lists: ListRegisters,
             index: cpu as usize,
         },
     )
-}
-
-/// This physical CPU as the core sees it.
-struct Cpu {
-    lists: ListRegisters,
-    /// This CPU's index in the platform's `/cpus` order (what `current_cpu` finds), kept so the
-    /// interrupt path need not search the MPIDRs.
-    index: usize,
-}
-
-fn mpidr_of(cpu: usize) -> Option<u64> {
-    CPU_MPIDRS.get().and_then(|mpidrs| mpidrs.get(cpu).copied())
-}
-
-impl Machine for Cpu {
-    fn write_memory(&mut self, address: PhysAddr, bytes: &[u8]) {
-        let target = address.to_virt().as_usize() as *mut u8;
-        // SAFETY: `address` lies inside a cell's RAM (checked by the caller against the cell's
-        // plan), which EL2 maps as normal memory and no guest runs in while it is loaded.
-        unsafe { memory::copy(target, bytes.as_ptr(), bytes.len()) };
-        // The guest starts with caches off: push the bytes to the point of coherency.
-        cache::clean_invalidate_to_poc(target as usize, bytes.len());
-    }
-
-    fn zero_memory(&mut self, address: PhysAddr, length: u64) {
-        let target = address.to_virt().as_usize() as *mut u8;
-        // SAFETY: as in `write_memory`.
-        unsafe { memory::zero(target, length as usize) };
-        cache::clean_invalidate_to_poc(target as usize, length as usize);
-    }
-
-    fn spi_set_enabled(&mut self, intid: u32, enabled: bool) {
-        if let Some(gic) = GIC.get() {
-            gic.set_spi_enabled(intid, enabled);
-        }
-    }
-
-    fn spi_set_priority(&mut self, intid: u32, priority: u8) {
-        if let Some(gic) = GIC.get() {
-            gic.set_spi_priority(intid, priority);
-        }
-    }
-
-    fn spi_set_edge_triggered(&mut self, intid: u32, edge: bool) {
-        if let Some(gic) = GIC.get() {
-            gic.set_spi_edge_triggered(intid, edge);
-        }
-    }
-
-    fn spi_route(&mut self, intid: u32, cpu: usize) {
-        if let (Some(gic), Some(mpidr)) = (GIC.get(), mpidr_of(cpu)) {
-            gic.route_spi(intid, mpidr);
-        }
-    }
-
-    fn deactivate_interrupt(&mut self, intid: u32, cpu: usize) {
-        if let (Some(gic), Some(mpidr)) = (GIC.get(), mpidr_of(cpu)) {
-            gic.deactivate_on(intid, mpidr);
-        }
-    }
-
-    fn device_read(&mut self, address: PhysAddr, width: AccessWidth) -> u64 {
-        let pointer = address.to_virt().as_usize();
-        // SAFETY: `address` is a naturally aligned register of a device the running cell owns
-        // (checked by its passthrough plan), mapped as Device memory in EL2's identity map.
-        unsafe {
-            match width {
-                AccessWidth::Byte => u64::from(core::ptr::read_volatile(pointer as *const u8)),
-                AccessWidth::Halfword => u64::from(core::ptr::read_volatile(pointer as *const u16)),
-                AccessWidth::Word => u64::from(core::ptr::read_volatile(pointer as *const u32)),
-                AccessWidth::Doubleword => core::ptr::read_volatile(pointer as *const u64),
-            }
-        }
-    }
-
-    fn device_write(&mut self, address: PhysAddr, width: AccessWidth, value: u64) {
-        let pointer = address.to_virt().as_usize();
-        // SAFETY: as in `device_read`.
-        unsafe {
-            match width {
-                AccessWidth::Byte => core::ptr::write_volatile(pointer as *mut u8, value as u8),
-                AccessWidth::Halfword => {
-                    core::ptr::write_volatile(pointer as *mut u16, value as u16)
-                }
-                AccessWidth::Word => core::ptr::write_volatile(pointer as *mut u32, value as u32),
-                AccessWidth::Doubleword => core::ptr::write_volatile(pointer as *mut u64, value),
-            }
-        }
-    }
-
-    fn count_nonzero(&mut self, address: PhysAddr, length: u64) -> u64 {
-        let start = address.to_virt().as_usize();
-        let words = (length / 8) as usize;
-        // SAFETY: the range is a cell's RAM (from its validated plan), mapped normal in EL2's
-        // identity map, and none of the cell's vCPUs runs while it is verified.
-        unsafe { memory::count_nonzero(start as *const u64, words) }
-    }
-
-    fn counter(&self) -> (u64, u64) {
-        (read_sysreg!("cntpct_el0"), read_sysreg!("cntfrq_el0"))
-    }
-}
-
-/// HCR_EL2 for a running guest: VM (stage 2), SWIO, FMO/IMO/AMO (physical interrupts to EL2,
-/// virtual ones to the guest), TSC (trap SMC), RW (EL1 is AArch64), APK/API (guest owns pointer
-/// authentication).
-const HCR_GUEST: u64 = (1 << 0)
-    | (1 << 1)
-    | (1 << 3)
-    | (1 << 4)
-    | (1 << 5)
-    | (1 << 13)
-    | (1 << 19)
-    | (1 << 31)
-    | (1 << 40)
-    | (1 << 41);
-
-/// SCTLR_EL1 at reset: RES1 bits only, MMU and caches off.
-const SCTLR_EL1_RESET: u64 = 0x30D0_0800;
-
-fn cptr_el2_guest() -> u64 {
-    // Nothing trapped: FP/SIMD (TFP, bit 10), SVE (TZ, bit 8) and SME (TSM, bit 12) belong to the
-    // guest; EL2 is soft-float and never touches them. Bits that are RES1 without the feature stay 1.
-    let pfr0 = read_sysreg!("id_aa64pfr0_el1");
-    let pfr1 = read_sysreg!("id_aa64pfr1_el1");
-    let mut value: u64 = 0x33ff & !(1 << 10);
-    if (pfr0 >> 32) & 0xf != 0 {
-        value &= !(1 << 8);
-    }
-    if (pfr1 >> 24) & 0xf != 0 {
-        value &= !(1 << 12);
-    }
-    value
-}
-
-fn vtcr_el2() -> u64 {
-    // RES1 bit 31; PS; TG0 = 4 KiB; SH0 inner; ORGN0/IRGN0 write-back; SL0 = 1 (start at level 1);
-    // T0SZ = 25 (39-bit IPA space), matching `stage2`.
-    (1 << 31)
-        | (mmu::physical_address_size() << 16)
-        | (3 << 12)
-        | (1 << 10)
-        | (1 << 8)
-        | (1 << 6)
-        | 25
-}
-
-impl VcpuHardware for Cpu {
-    type Lists = ListRegisters;
-
-    fn list_registers(&mut self) -> &mut ListRegisters {
-        &mut self.lists
-    }
-
-    fn quiesce(&mut self) {
-        // SAFETY: disabling this CPU's EL1 timers only affects the guest that just left it.
-        unsafe {
-            write_sysreg!("cntv_ctl_el0", 0);
-            write_sysreg!("cntp_ctl_el0", 0);
-        }
-        for n in 0..self.lists.count() {
-            self.lists.write(n, 0);
-        }
-        self.lists.set_hcr(1);
-        isb();
-    }
-
-    fn prepare(&mut self, cell: &Cell, vcpu: usize) {
-        let midr = read_sysreg!("midr_el1");
-        let cptr = cptr_el2_guest();
-        let count = self.lists.count();
-        for n in 0..count {
-            self.lists.write(n, 0);
-        }
-        // SAFETY: the stage-2 table confines the guest to its cell; the traps configured here
-        // route everything else (physical interrupts, SMC) to EL2. EL1 state is reset so nothing
-        // of a previous run of this CPU's vCPU leaks into the new one.
-        unsafe {
-            sysreg::set_stage2(cell.vttbr(), vtcr_el2());
-            core::arch::asm!(
-                "tlbi vmalls12e1",
-                "dsb nsh",
-                "isb",
-                options(nostack, preserves_flags)
-            );
-            sysreg::set_hcr_el2(HCR_GUEST);
-            write_sysreg!("vmpidr_el2", (1 << 31) | cell.virtual_mpidr(vcpu));
-            write_sysreg!("vpidr_el2", midr);
-            write_sysreg!("cptr_el2", cptr);
-            write_sysreg!("cnthctl_el2", 0b11); // EL1PCTEN, EL1PCEN
-            write_sysreg!("cntvoff_el2", 0);
-            write_sysreg!("hstr_el2", 0);
-            write_sysreg!("sctlr_el1", SCTLR_EL1_RESET);
-            write_sysreg!("vbar_el1", 0);
-            write_sysreg!("cpacr_el1", 0);
-            write_sysreg!("cntkctl_el1", 0);
-            write_sysreg!("cntv_ctl_el0", 0);
-            write_sysreg!("cntp_ctl_el0", 0);
-            write_sysreg!("ich_vmcr_el2", 0);
-            write_sysreg!("ich_ap1r0_el2", 0);
-        }
-        self.lists.set_hcr(1);
-        isb();
-    }
-
-    fn enter(&mut self, regs: &mut GuestRegs) -> ExitKind {
-        // SAFETY: `prepare` configured stage 2 and the traps for this vCPU; `regs` is valid for the
-        // whole call and the assembly saves and restores every callee-saved register.
-        let kind = unsafe { cellvisor_enter_guest(regs) };
-        match kind {
-            EXIT_IRQ => ExitKind::Irq,
-            EXIT_FIQ => ExitKind::Fiq,
-            EXIT_SERROR => ExitKind::SError,
-            _ => ExitKind::Synchronous,
-        }
-    }
-
-    fn syndrome(&self) -> Syndrome {
-        Syndrome {
-            esr: read_sysreg!("esr_el2"),
-            far: read_sysreg!("far_el2"),
-            hpfar: read_sysreg!("hpfar_el2"),
-        }
-    }
-
-    fn vbar_el1(&self) -> u64 {
-        read_sysreg!("vbar_el1")
-    }
-
-    fn sctlr_el1(&self) -> u64 {
-        read_sysreg!("sctlr_el1")
-    }
-
-    fn write_injection(&mut self, injection: &Injection) {
-        // SAFETY: these EL1 registers belong to the guest on this CPU; writing them only affects it.
-        unsafe {
-            write_sysreg!("esr_el1", injection.esr_el1);
-            if let Some(far) = injection.far_el1 {
-                write_sysreg!("far_el1", far);
-            }
-            write_sysreg!("elr_el1", injection.elr_el1);
-            write_sysreg!("spsr_el1", injection.spsr_el1);
-        }
-    }
-
-    fn handle_interrupts(&mut self, runtime: &Runtime) {
-        let cpu = self.index;
-        // Bounded: at most 16 interrupts per exit, the rest stay pending for the next exit.
-        for _ in 0..16 {
-            let Some(intid) = gic::acknowledge() else {
-                return;
-            };
-            gic::end_of_interrupt(intid);
-            if intid == runtime.platform.console.intid {
-                console_input(runtime, self);
-                gic::deactivate(intid);
-                continue;
-            }
-            match runtime.physical_interrupt(cpu, intid) {
-                Disposition::Forwarded => {}
-                Disposition::ForwardedTo(target) => self.kick(runtime, target),
-                Disposition::Deactivate => gic::deactivate(intid),
-            }
-        }
-    }
-
-    fn idle(&mut self, runtime: &Runtime) {
-        sysreg::dsb_sy();
-        sysreg::wfi();
-        self.handle_interrupts(runtime);
-    }
-
-    fn kick(&mut self, runtime: &Runtime, cpu: usize) {
-        if cpu == self.index {
-            return;
-        }
-        if let Some(target) = runtime.platform.cpus.get(cpu) {
-            gic::send_sgi(target.mpidr, KICK_SGI);
-        }
-    }
-
-    fn power_off(&mut self) -> ! {
-        match FIRMWARE.get() {
-            Some(&conduit) => psci::system_off(conduit),
-            None => loop {
-                sysreg::wfi();
-            },
-        }
-    }
-
-    fn sync_guest_memory(&mut self, _cell: &Cell) {
-        cache::invalidate_icache();
-    }
-}
-
-/// Drains the physical UART and hands the bytes to the console multiplexer. Kept out of line so
-/// its buffers do not weigh on `handle_interrupts`, which every forwarded interrupt goes through.
-#[cold]
-#[inline(never)]
-fn console_input(runtime: &Runtime, cpu: &mut Cpu) {
-    let mut bytes = [0u8; 64];
-    let mut count = 0;
-    if let Some(uart) = UART.get() {
-        let mut uart = uart.lock();
-        // Clear first, then drain: a byte arriving after the drain raises the interrupt again.
-        uart.clear_receive_interrupt();
-        while count < bytes.len() {
-            let Some(byte) = uart.read_byte() else { break };
-            bytes[count] = byte;
-            count += 1;
-        }
-    }
-    for event in logger::console_input(&bytes[..count]) {
-        match event {
-            ConsoleEvent::Input(InputAction::ToCell(index, byte)) => {
-                if let Some(cell) = runtime.cells.get(index) {
-                    let kick: VcpuSet = cell.console_input(byte);
-                    vcpu::kick_vcpus(runtime, cell, kick, cpu);
-                }
-            }
-            ConsoleEvent::Input(InputAction::SwitchFocus(index)) => {
-                if let Some(cell) = runtime.cells.get(index) {
-                    logger::hypervisor_line(&alloc::format!(
-                        "cellvisor: console input now goes to {}",
-                        cell.name()
-                    ));
-                }
-            }
-            ConsoleEvent::Input(_) => {}
-            ConsoleEvent::Command(command) => {
-                let outcome = runtime.manage(&command, cpu);
-                for target in outcome.kick.iter().copied() {
-                    cpu.kick(runtime, target);
-                }
-                logger::command_done(&outcome.lines, outcome.focus, outcome.leave_prompt);
-            }
-        }
-    }
 }

@@ -6,7 +6,7 @@ use core::arch::global_asm;
 use core::mem::offset_of;
 
 use super::{MAX_CPUS, STACK_SIZE};
-use crate::core::run::GuestRegs;
+use crate::core::hardware::GuestRegs;
 
 /// Why `enter_guest` returned: which EL2 vector the guest's exception arrived on.
 pub const EXIT_SYNC: u64 = 0;

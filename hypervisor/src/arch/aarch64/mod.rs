@@ -3,6 +3,7 @@
 
 pub mod boot;
 pub mod cache;
+pub mod cpu;
 pub mod entry;
 pub mod gic;
 pub mod heap;

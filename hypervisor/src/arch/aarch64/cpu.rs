@@ -1,0 +1,314 @@
+//! This physical CPU as the core sees it: the [`Machine`] and [`VcpuHardware`] implementations
+//! (memory loading and scrubbing, the physical GIC, EL2 trap configuration, the world switch).
+
+use super::boot::{CPU_MPIDRS, FIRMWARE, GIC, KICK_SGI, UART};
+use super::entry::{EXIT_FIQ, EXIT_IRQ, EXIT_SERROR, cellvisor_enter_guest};
+use super::gic::{self, ListRegisters};
+use super::psci;
+use super::sysreg::{self, isb, read_sysreg, write_sysreg};
+use super::{cache, memory, mmu};
+use crate::core::cell::Cell;
+use crate::core::hardware::{ExitKind, GuestRegs, Machine, Syndrome, VcpuHardware};
+use crate::core::inject::Injection;
+use crate::dev::mmio::AccessWidth;
+use crate::mem::addr::PhysAddr;
+
+/// This physical CPU as the core sees it.
+pub struct Cpu {
+    pub(super) lists: ListRegisters,
+    /// This CPU's index in the platform's `/cpus` order (what `current_cpu` finds), kept so the
+    /// interrupt path need not search the MPIDRs.
+    pub(super) index: usize,
+}
+
+pub(super) fn mpidr_of(cpu: usize) -> Option<u64> {
+    CPU_MPIDRS.get().and_then(|mpidrs| mpidrs.get(cpu).copied())
+}
+
+impl Machine for Cpu {
+    fn write_memory(&mut self, address: PhysAddr, bytes: &[u8]) {
+        let target = address.to_virt().as_usize() as *mut u8;
+        // SAFETY: `address` lies inside a cell's RAM (checked by the caller against the cell's
+        // plan), which EL2 maps as normal memory and no guest runs in while it is loaded.
+        unsafe { memory::copy(target, bytes.as_ptr(), bytes.len()) };
+        // The guest starts with caches off: push the bytes to the point of coherency.
+        cache::clean_invalidate_to_poc(target as usize, bytes.len());
+    }
+
+    fn zero_memory(&mut self, address: PhysAddr, length: u64) {
+        let target = address.to_virt().as_usize() as *mut u8;
+        // SAFETY: as in `write_memory`.
+        unsafe { memory::zero(target, length as usize) };
+        cache::clean_invalidate_to_poc(target as usize, length as usize);
+    }
+
+    fn spi_set_enabled(&mut self, intid: u32, enabled: bool) {
+        if let Some(gic) = GIC.get() {
+            gic.set_spi_enabled(intid, enabled);
+        }
+    }
+
+    fn spi_set_priority(&mut self, intid: u32, priority: u8) {
+        if let Some(gic) = GIC.get() {
+            gic.set_spi_priority(intid, priority);
+        }
+    }
+
+    fn spi_set_edge_triggered(&mut self, intid: u32, edge: bool) {
+        if let Some(gic) = GIC.get() {
+            gic.set_spi_edge_triggered(intid, edge);
+        }
+    }
+
+    fn spi_route(&mut self, intid: u32, cpu: usize) {
+        if let (Some(gic), Some(mpidr)) = (GIC.get(), mpidr_of(cpu)) {
+            gic.route_spi(intid, mpidr);
+        }
+    }
+
+    fn deactivate_interrupt(&mut self, intid: u32, cpu: usize) {
+        if let (Some(gic), Some(mpidr)) = (GIC.get(), mpidr_of(cpu)) {
+            gic.deactivate_on(intid, mpidr);
+        }
+    }
+
+    fn device_read(&mut self, address: PhysAddr, width: AccessWidth) -> u64 {
+        let pointer = address.to_virt().as_usize();
+        // SAFETY: `address` is a naturally aligned register of a device the running cell owns
+        // (checked by its passthrough plan), mapped as Device memory in EL2's identity map.
+        unsafe {
+            match width {
+                AccessWidth::Byte => u64::from(core::ptr::read_volatile(pointer as *const u8)),
+                AccessWidth::Halfword => u64::from(core::ptr::read_volatile(pointer as *const u16)),
+                AccessWidth::Word => u64::from(core::ptr::read_volatile(pointer as *const u32)),
+                AccessWidth::Doubleword => core::ptr::read_volatile(pointer as *const u64),
+            }
+        }
+    }
+
+    fn device_write(&mut self, address: PhysAddr, width: AccessWidth, value: u64) {
+        let pointer = address.to_virt().as_usize();
+        // SAFETY: as in `device_read`.
+        unsafe {
+            match width {
+                AccessWidth::Byte => core::ptr::write_volatile(pointer as *mut u8, value as u8),
+                AccessWidth::Halfword => {
+                    core::ptr::write_volatile(pointer as *mut u16, value as u16)
+                }
+                AccessWidth::Word => core::ptr::write_volatile(pointer as *mut u32, value as u32),
+                AccessWidth::Doubleword => core::ptr::write_volatile(pointer as *mut u64, value),
+            }
+        }
+    }
+
+    fn count_nonzero(&mut self, address: PhysAddr, length: u64) -> u64 {
+        let start = address.to_virt().as_usize();
+        let words = (length / 8) as usize;
+        // SAFETY: the range is a cell's RAM (from its validated plan), mapped normal in EL2's
+        // identity map, and none of the cell's vCPUs runs while it is verified.
+        unsafe { memory::count_nonzero(start as *const u64, words) }
+    }
+
+    fn counter(&self) -> (u64, u64) {
+        (read_sysreg!("cntpct_el0"), read_sysreg!("cntfrq_el0"))
+    }
+}
+
+/// HCR_EL2 for a running guest: VM (stage 2), SWIO, FMO/IMO/AMO (physical interrupts to EL2,
+/// virtual ones to the guest), TSC (trap SMC), RW (EL1 is AArch64), APK/API (guest owns pointer
+/// authentication).
+const HCR_GUEST: u64 = (1 << 0)
+    | (1 << 1)
+    | (1 << 3)
+    | (1 << 4)
+    | (1 << 5)
+    | (1 << 13)
+    | (1 << 19)
+    | (1 << 31)
+    | (1 << 40)
+    | (1 << 41);
+
+/// SCTLR_EL1 at reset: RES1 bits only, MMU and caches off.
+const SCTLR_EL1_RESET: u64 = 0x30D0_0800;
+
+fn cptr_el2_guest() -> u64 {
+    // Nothing trapped: FP/SIMD (TFP, bit 10), SVE (TZ, bit 8) and SME (TSM, bit 12) belong to the
+    // guest; EL2 is soft-float and never touches them. Bits that are RES1 without the feature stay 1.
+    let pfr0 = read_sysreg!("id_aa64pfr0_el1");
+    let pfr1 = read_sysreg!("id_aa64pfr1_el1");
+    let mut value: u64 = 0x33ff & !(1 << 10);
+    if (pfr0 >> 32) & 0xf != 0 {
+        value &= !(1 << 8);
+    }
+    if (pfr1 >> 24) & 0xf != 0 {
+        value &= !(1 << 12);
+    }
+    value
+}
+
+fn vtcr_el2() -> u64 {
+    // RES1 bit 31; PS; TG0 = 4 KiB; SH0 inner; ORGN0/IRGN0 write-back; SL0 = 1 (start at level 1);
+    // T0SZ = 25 (39-bit IPA space), matching `stage2`.
+    (1 << 31)
+        | (mmu::physical_address_size() << 16)
+        | (3 << 12)
+        | (1 << 10)
+        | (1 << 8)
+        | (1 << 6)
+        | 25
+}
+
+impl VcpuHardware for Cpu {
+    type Lists = ListRegisters;
+
+    fn cpu(&self) -> usize {
+        self.index
+    }
+
+    fn list_registers(&mut self) -> &mut ListRegisters {
+        &mut self.lists
+    }
+
+    fn quiesce(&mut self) {
+        // SAFETY: disabling this CPU's EL1 timers only affects the guest that just left it.
+        unsafe {
+            write_sysreg!("cntv_ctl_el0", 0);
+            write_sysreg!("cntp_ctl_el0", 0);
+        }
+        for n in 0..self.lists.count() {
+            self.lists.write(n, 0);
+        }
+        self.lists.set_hcr(1);
+        isb();
+    }
+
+    fn prepare(&mut self, cell: &Cell, vcpu: usize) {
+        let midr = read_sysreg!("midr_el1");
+        let cptr = cptr_el2_guest();
+        let count = self.lists.count();
+        for n in 0..count {
+            self.lists.write(n, 0);
+        }
+        // SAFETY: the stage-2 table confines the guest to its cell; the traps configured here
+        // route everything else (physical interrupts, SMC) to EL2. EL1 state is reset so nothing
+        // of a previous run of this CPU's vCPU leaks into the new one.
+        unsafe {
+            sysreg::set_stage2(cell.vttbr(), vtcr_el2());
+            core::arch::asm!(
+                "tlbi vmalls12e1",
+                "dsb nsh",
+                "isb",
+                options(nostack, preserves_flags)
+            );
+            sysreg::set_hcr_el2(HCR_GUEST);
+            write_sysreg!("vmpidr_el2", (1 << 31) | cell.virtual_mpidr(vcpu));
+            write_sysreg!("vpidr_el2", midr);
+            write_sysreg!("cptr_el2", cptr);
+            write_sysreg!("cnthctl_el2", 0b11); // EL1PCTEN, EL1PCEN
+            write_sysreg!("cntvoff_el2", 0);
+            write_sysreg!("hstr_el2", 0);
+            write_sysreg!("sctlr_el1", SCTLR_EL1_RESET);
+            write_sysreg!("vbar_el1", 0);
+            write_sysreg!("cpacr_el1", 0);
+            write_sysreg!("cntkctl_el1", 0);
+            write_sysreg!("cntv_ctl_el0", 0);
+            write_sysreg!("cntp_ctl_el0", 0);
+            write_sysreg!("ich_vmcr_el2", 0);
+            write_sysreg!("ich_ap1r0_el2", 0);
+        }
+        self.lists.set_hcr(1);
+        isb();
+    }
+
+    fn enter(&mut self, regs: &mut GuestRegs) -> ExitKind {
+        // SAFETY: `prepare` configured stage 2 and the traps for this vCPU; `regs` is valid for the
+        // whole call and the assembly saves and restores every callee-saved register.
+        let kind = unsafe { cellvisor_enter_guest(regs) };
+        match kind {
+            EXIT_IRQ => ExitKind::Irq,
+            EXIT_FIQ => ExitKind::Fiq,
+            EXIT_SERROR => ExitKind::SError,
+            _ => ExitKind::Synchronous,
+        }
+    }
+
+    fn syndrome(&self) -> Syndrome {
+        Syndrome {
+            esr: read_sysreg!("esr_el2"),
+            far: read_sysreg!("far_el2"),
+            hpfar: read_sysreg!("hpfar_el2"),
+        }
+    }
+
+    fn vbar_el1(&self) -> u64 {
+        read_sysreg!("vbar_el1")
+    }
+
+    fn sctlr_el1(&self) -> u64 {
+        read_sysreg!("sctlr_el1")
+    }
+
+    fn write_injection(&mut self, injection: &Injection) {
+        // SAFETY: these EL1 registers belong to the guest on this CPU; writing them only affects it.
+        unsafe {
+            write_sysreg!("esr_el1", injection.esr_el1);
+            if let Some(far) = injection.far_el1 {
+                write_sysreg!("far_el1", far);
+            }
+            write_sysreg!("elr_el1", injection.elr_el1);
+            write_sysreg!("spsr_el1", injection.spsr_el1);
+        }
+    }
+
+    fn acknowledge_interrupt(&mut self) -> Option<u32> {
+        let intid = gic::acknowledge()?;
+        gic::end_of_interrupt(intid);
+        Some(intid)
+    }
+
+    fn deactivate(&mut self, intid: u32) {
+        gic::deactivate(intid);
+    }
+
+    fn console_receive(&mut self, buffer: &mut [u8]) -> usize {
+        let mut count = 0;
+        if let Some(uart) = UART.get() {
+            let mut uart = uart.lock();
+            // Clear first, then drain: a byte arriving after the drain raises the interrupt again.
+            uart.clear_receive_interrupt();
+            for slot in buffer.iter_mut() {
+                let Some(byte) = uart.read_byte() else { break };
+                *slot = byte;
+                count += 1;
+            }
+        }
+        count
+    }
+
+    fn wait_for_interrupt(&mut self) {
+        sysreg::dsb_sy();
+        sysreg::wfi();
+    }
+
+    fn kick(&mut self, cpu: usize) {
+        if cpu == self.index {
+            return;
+        }
+        if let Some(mpidr) = mpidr_of(cpu) {
+            gic::send_sgi(mpidr, KICK_SGI);
+        }
+    }
+
+    fn power_off(&mut self) -> ! {
+        match FIRMWARE.get() {
+            Some(&conduit) => psci::system_off(conduit),
+            None => loop {
+                sysreg::wfi();
+            },
+        }
+    }
+
+    fn sync_guest_memory(&mut self, _cell: &Cell) {
+        cache::invalidate_icache();
+    }
+}

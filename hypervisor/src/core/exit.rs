@@ -1,0 +1,317 @@
+//! One handler per kind of synchronous exit: hypercalls (SMCCC: PSCI and cellvisor's calls), data
+//! aborts (the cell's device bus), instruction aborts, WFI/WFE, trapped system registers and
+//! everything the architecture can still send (injected as undefined).
+//!
+//! Each handler decodes its guest input with functions that return `Result` and answers bad input
+//! with an SMCCC error or an exception injected into the calling guest.
+#![forbid(unsafe_code)]
+
+use crate::console::logger;
+use crate::core::cell::{Cell, ExitReason};
+use crate::core::esr::{self, DataAbort, Exit, SysRegAccess};
+use crate::core::hardware::{GuestRegs, Syndrome, VcpuHardware};
+use crate::core::inject::{self, GuestExceptionState, InjectKind};
+use crate::core::irq::{self, kick_vcpus};
+use crate::core::lifecycle::{AfterStop, stop_cell};
+use crate::core::psci::PsciAction;
+use crate::core::runtime::Runtime;
+use crate::core::smccc::{self, Caller, Dispatch, SmcccCall, SmcccResult};
+use crate::dev::mmio::{self, MmioError};
+
+/// What to do after an exit was handled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Next {
+    /// Re-enter the guest.
+    Resume,
+    /// Leave the guest: the vCPU stopped (CPU_OFF) or the cell stopped or is resetting.
+    Leave,
+}
+
+/// The running vCPU an exit belongs to.
+pub struct Exiting<'a> {
+    /// The partition.
+    pub runtime: &'a Runtime,
+    /// The vCPU's cell.
+    pub cell: &'a Cell,
+    /// The vCPU's index in its cell.
+    pub vcpu: usize,
+}
+
+/// Handles one synchronous exit: decodes the syndrome and calls the one handler for its kind.
+pub fn synchronous<H: VcpuHardware + ?Sized>(
+    at: &Exiting<'_>,
+    regs: &mut GuestRegs,
+    syndrome: Syndrome,
+    hardware: &mut H,
+) -> Next {
+    let cell = at.cell;
+    match esr::decode(syndrome.esr, syndrome.far, syndrome.hpfar) {
+        Exit::Hvc { imm } => {
+            cell.count_exit(ExitReason::Call);
+            hypercall(at, regs, imm, hardware)
+        }
+        Exit::Smc { imm } => {
+            cell.count_exit(ExitReason::Call);
+            // A trapped SMC's ELR points at the instruction itself.
+            regs.elr = regs.elr.wrapping_add(4);
+            hypercall(at, regs, imm, hardware)
+        }
+        Exit::DataAbort(abort) => data_abort(at, regs, &abort, syndrome, hardware),
+        Exit::InstructionAbort { ipa, .. } => {
+            cell.count_exit(ExitReason::Other);
+            cell.log_guest_fault(
+                "instruction fetch outside the cell",
+                ipa.raw(),
+                hardware.counter(),
+            );
+            let kind = InjectKind::InstructionAbort { far: syndrome.far };
+            inject_or_stop(cell, regs, kind, hardware)
+        }
+        Exit::Wfx { .. } => {
+            cell.count_exit(ExitReason::Wfi);
+            regs.elr = regs.elr.wrapping_add(esr::instruction_length(syndrome.esr));
+            if !cell.devices.vgic().has_deliverable(at.vcpu) {
+                irq::idle(at.runtime, hardware);
+            }
+            Next::Resume
+        }
+        Exit::SysReg(access) => {
+            cell.count_exit(ExitReason::SysReg);
+            system_register(at, regs, &access, syndrome, hardware)
+        }
+        Exit::FpTrap | Exit::SveTrap | Exit::Pauth | Exit::Other { .. } => {
+            cell.count_exit(ExitReason::Other);
+            cell.log_guest_fault("unexpected trap", syndrome.esr, hardware.counter());
+            inject_or_stop(cell, regs, InjectKind::Undefined, hardware)
+        }
+    }
+}
+
+/// HVC or trapped SMC: SMCCC architecture and cellvisor calls answered at once, PSCI by the
+/// cell's PSCI state machine; results in x0..x3.
+fn hypercall<H: VcpuHardware + ?Sized>(
+    at: &Exiting<'_>,
+    regs: &mut GuestRegs,
+    imm: u16,
+    hardware: &mut H,
+) -> Next {
+    let cell = at.cell;
+    if imm != 0 {
+        regs.x[0] = SmcccResult::not_supported().x0;
+        return Next::Resume;
+    }
+    let call = SmcccCall::from_registers([
+        regs.x[0], regs.x[1], regs.x[2], regs.x[3], regs.x[4], regs.x[5], regs.x[6],
+    ]);
+    let caller = Caller {
+        cell: cell.index(),
+        vcpu_count: cell.vcpu_count(),
+        vcpu: at.vcpu,
+    };
+    let (result, action) = match smccc::dispatch(&call, &caller) {
+        Dispatch::Done(result) => (result, PsciAction::Return),
+        Dispatch::Psci => {
+            let outcome = cell
+                .psci
+                .lock()
+                .handle(at.vcpu, &call, &|ipa| cell.ram_contains(ipa, 4));
+            (SmcccResult::x0(outcome.result), outcome.action)
+        }
+    };
+    regs.x[0] = result.x0;
+    regs.x[1] = result.x1;
+    regs.x[2] = result.x2;
+    regs.x[3] = result.x3;
+    match action {
+        PsciAction::Return => Next::Resume,
+        PsciAction::StartVcpu { vcpu: target, .. } => {
+            if let Some(cpu) = cell.physical_cpu_of(target) {
+                hardware.kick(cpu);
+            }
+            Next::Resume
+        }
+        PsciAction::StopCaller => Next::Leave,
+        PsciAction::CellOff => {
+            log::info!("cell {}: SYSTEM_OFF", cell.name());
+            stop_cell(cell, AfterStop::Off, hardware);
+            Next::Leave
+        }
+        PsciAction::CellReset => {
+            log::info!("cell {}: SYSTEM_RESET", cell.name());
+            stop_cell(cell, AfterStop::Restart, hardware);
+            Next::Leave
+        }
+    }
+}
+
+/// A stage-2 data abort: an access to one of the cell's devices is emulated or forwarded by its
+/// device bus; anything else is refused with a data abort injected at the guest's vector.
+fn data_abort<H: VcpuHardware + ?Sized>(
+    at: &Exiting<'_>,
+    regs: &mut GuestRegs,
+    abort: &DataAbort,
+    syndrome: Syndrome,
+    hardware: &mut H,
+) -> Next {
+    let cell = at.cell;
+    let device = cell.devices.device_at(abort.ipa);
+    cell.count_exit(if device.is_some() {
+        ExitReason::Mmio
+    } else {
+        ExitReason::Other
+    });
+    let usable = abort
+        .access
+        .filter(|_| !abort.s1ptw && !abort.cache_maintenance);
+    let (device, access) = match (device, usable) {
+        (None, _) => {
+            return refuse(
+                cell,
+                regs,
+                abort,
+                syndrome,
+                "access outside the cell",
+                hardware,
+            );
+        }
+        (Some(_), None) => {
+            let reason = mmio_error_reason(MmioError::NoSyndrome);
+            return refuse(cell, regs, abort, syndrome, reason, hardware);
+        }
+        (Some(device), Some(access)) => (device, access),
+    };
+    let result = if abort.write {
+        let value = mmio::store_value(&access, register_value(regs, &access));
+        let index = cell.index();
+        cell.devices.write(
+            at.vcpu,
+            device,
+            access.width,
+            value,
+            hardware,
+            &mut |byte| logger::cell_output(index, byte),
+        )
+    } else {
+        cell.devices
+            .read(at.vcpu, device, access.width, hardware)
+            .map(|(raw, kick)| {
+                if let Some(index) = access.register.index() {
+                    regs.set(index, mmio::load_result(&access, raw));
+                }
+                kick
+            })
+    };
+    match result {
+        Ok(kick) => {
+            kick_vcpus(cell, kick, hardware);
+            regs.elr = regs.elr.wrapping_add(esr::instruction_length(syndrome.esr));
+            Next::Resume
+        }
+        Err(error) => refuse(
+            cell,
+            regs,
+            abort,
+            syndrome,
+            mmio_error_reason(error),
+            hardware,
+        ),
+    }
+}
+
+/// A trapped system register: a write of ICC_SGI1R_EL1 sends virtual SGIs inside the cell; any
+/// other access is undefined for the guest.
+fn system_register<H: VcpuHardware + ?Sized>(
+    at: &Exiting<'_>,
+    regs: &mut GuestRegs,
+    access: &SysRegAccess,
+    syndrome: Syndrome,
+    hardware: &mut H,
+) -> Next {
+    let cell = at.cell;
+    if access.is_icc_sgi1r_el1() && !access.read {
+        let value = regs.get(usize::from(access.rt));
+        let targets = cell
+            .devices
+            .vgic()
+            .write_sgi1r(at.vcpu, value)
+            .unwrap_or_default();
+        for target in targets.iter().filter(|&target| target != at.vcpu) {
+            if let Some(cpu) = cell.physical_cpu_of(target) {
+                hardware.kick(cpu);
+            }
+        }
+        regs.elr = regs.elr.wrapping_add(4);
+        Next::Resume
+    } else {
+        cell.log_guest_fault(
+            "trapped system register access",
+            syndrome.esr,
+            hardware.counter(),
+        );
+        inject_or_stop(cell, regs, InjectKind::Undefined, hardware)
+    }
+}
+
+/// A refused access: logged (rate-limited) and answered with a data abort at the guest's vector.
+fn refuse<H: VcpuHardware + ?Sized>(
+    cell: &Cell,
+    regs: &mut GuestRegs,
+    abort: &DataAbort,
+    syndrome: Syndrome,
+    reason: &str,
+    hardware: &mut H,
+) -> Next {
+    cell.log_guest_fault(reason, abort.ipa.raw(), hardware.counter());
+    let kind = InjectKind::DataAbort {
+        far: syndrome.far,
+        write: abort.write,
+    };
+    inject_or_stop(cell, regs, kind, hardware)
+}
+
+/// Injects `kind` into the guest; if even that is impossible (a corrupt PSTATE), stops the cell.
+fn inject_or_stop<H: VcpuHardware + ?Sized>(
+    cell: &Cell,
+    regs: &mut GuestRegs,
+    kind: InjectKind,
+    hardware: &mut H,
+) -> Next {
+    cell.count_injected_fault();
+    let state = GuestExceptionState {
+        pc: regs.elr,
+        pstate: regs.spsr,
+        vbar_el1: hardware.vbar_el1(),
+    };
+    // With SCTLR_EL1 the injection also gets PSTATE.PAN and SSBS right (SPAN, DSSBS).
+    match inject::synchronous_abort_with_sctlr(state, hardware.sctlr_el1(), kind) {
+        Ok(injection) => {
+            hardware.write_injection(&injection);
+            regs.elr = injection.new_pc;
+            regs.spsr = injection.new_pstate;
+            Next::Resume
+        }
+        Err(error) => {
+            log::error!(
+                "cell {}: cannot inject an exception ({error}): stopping the cell",
+                cell.name()
+            );
+            stop_cell(cell, AfterStop::Off, hardware);
+            Next::Leave
+        }
+    }
+}
+
+fn register_value(regs: &GuestRegs, access: &mmio::MmioAccess) -> u64 {
+    access.register.index().map_or(0, |index| regs.get(index))
+}
+
+fn mmio_error_reason(error: MmioError) -> &'static str {
+    match error {
+        MmioError::BadOffset => "device access to an unimplemented register",
+        MmioError::BadWidth => "device access with an unsupported width",
+        MmioError::Unaligned => "unaligned device access",
+        MmioError::ReadOnly => "write to a read-only device register",
+        MmioError::WriteOnly => "read of a write-only device register",
+        MmioError::NoSyndrome => "device access without a usable syndrome",
+    }
+}

@@ -1,0 +1,147 @@
+//! What the core asks of the hardware: the [`Machine`] outside a guest run and the
+//! [`VcpuHardware`] of one physical CPU, plus the register file saved at every exit.
+//!
+//! `arch::aarch64` implements both with real registers, `arch::fake` with plain Rust for the host
+//! tests of the run loop.
+#![forbid(unsafe_code)]
+
+use crate::core::cell::Cell;
+use crate::core::inject::Injection;
+use crate::dev::mmio::AccessWidth;
+use crate::dev::vgic::ListRegisters;
+use crate::mem::addr::{GuestPhysAddr, PhysAddr};
+
+/// A guest's general-purpose registers plus ELR_EL2/SPSR_EL2, saved at every exit. The layout is
+/// used by the world-switch assembly (offsets via `offset_of!`).
+#[repr(C)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GuestRegs {
+    /// x0..x30.
+    pub x: [u64; 31],
+    /// Where the guest resumes (ELR_EL2).
+    pub elr: u64,
+    /// The guest's PSTATE at the exit (SPSR_EL2).
+    pub spsr: u64,
+}
+
+/// PSTATE for a vCPU's first instruction: EL1h with D, A, I and F masked.
+pub const SPSR_EL1H_MASKED: u64 = 0x3c5;
+
+impl GuestRegs {
+    /// Registers for a vCPU starting at `entry` with x0 = `x0` (boot: the DT; CPU_ON: the context).
+    pub fn boot(entry: GuestPhysAddr, x0: u64) -> Self {
+        let mut regs = Self {
+            elr: entry.raw(),
+            spsr: SPSR_EL1H_MASKED,
+            ..Self::default()
+        };
+        regs.x[0] = x0;
+        regs
+    }
+
+    /// Register `n` as the guest sees it, where 31 reads as zero (XZR).
+    pub fn get(&self, n: usize) -> u64 {
+        self.x.get(n).copied().unwrap_or(0)
+    }
+
+    /// Writes register `n`; writes to 31 (XZR) are discarded.
+    pub fn set(&mut self, n: usize, value: u64) {
+        if let Some(register) = self.x.get_mut(n) {
+            *register = value;
+        }
+    }
+}
+
+/// Why an exit came back to EL2.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExitKind {
+    /// A synchronous exception (trap, abort, HVC/SMC).
+    Synchronous,
+    /// A physical IRQ.
+    Irq,
+    /// A physical FIQ.
+    Fiq,
+    /// A physical SError.
+    SError,
+}
+
+/// The syndrome registers read at a synchronous exit.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Syndrome {
+    /// ESR_EL2.
+    pub esr: u64,
+    /// FAR_EL2.
+    pub far: u64,
+    /// HPFAR_EL2.
+    pub hpfar: u64,
+}
+
+/// What the core needs from the machine outside a guest run: physical memory (image loading,
+/// scrubbing), the physical GIC's SPIs (passthrough) and the system counter.
+pub trait Machine {
+    /// Copies `bytes` to physical address `address`, visible to a guest with caches off.
+    fn write_memory(&mut self, address: PhysAddr, bytes: &[u8]);
+    /// Zeroes `length` bytes at `address`, visible to a guest with caches off.
+    fn zero_memory(&mut self, address: PhysAddr, length: u64);
+    /// Enables or disables physical SPI `intid`.
+    fn spi_set_enabled(&mut self, intid: u32, enabled: bool);
+    /// Sets the priority of physical SPI `intid`.
+    fn spi_set_priority(&mut self, intid: u32, priority: u8);
+    /// Sets the trigger mode of physical SPI `intid`.
+    fn spi_set_edge_triggered(&mut self, intid: u32, edge: bool);
+    /// Routes physical SPI `intid` to physical CPU `cpu`.
+    fn spi_route(&mut self, intid: u32, cpu: usize);
+    /// Deactivates physical interrupt `intid` (for a PPI: the one of physical CPU `cpu`).
+    fn deactivate_interrupt(&mut self, intid: u32, cpu: usize);
+    /// Reads a passthrough device register at `address` (Device memory, naturally aligned).
+    fn device_read(&mut self, address: PhysAddr, width: AccessWidth) -> u64;
+    /// Writes a passthrough device register at `address` (Device memory, naturally aligned).
+    fn device_write(&mut self, address: PhysAddr, width: AccessWidth, value: u64);
+    /// Counts the non-zero bytes in `length` bytes at `address` (to verify a wipe).
+    fn count_nonzero(&mut self, address: PhysAddr, length: u64) -> u64;
+    /// The system counter and its frequency in Hz.
+    fn counter(&self) -> (u64, u64);
+}
+
+/// What the run loop needs from the physical CPU it runs on.
+pub trait VcpuHardware: Machine {
+    /// The vCPU interface registers of this CPU.
+    type Lists: ListRegisters;
+    /// This CPU's index in the platform's `/cpus` order.
+    fn cpu(&self) -> usize;
+    /// This CPU's list registers, for the vGIC's flush and sync.
+    fn list_registers(&mut self) -> &mut Self::Lists;
+    /// Called when the vCPU leaves its guest for good (CPU_OFF, cell stop or reset): quiesces the
+    /// per-CPU devices the guest may have left running (its timers) and clears the list registers.
+    fn quiesce(&mut self);
+    /// Configures EL2 for `vcpu` of `cell` (stage 2, virtual MPIDR, traps) and resets its EL1 state.
+    fn prepare(&mut self, cell: &Cell, vcpu: usize);
+    /// Runs the guest until it exits.
+    fn enter(&mut self, regs: &mut GuestRegs) -> ExitKind;
+    /// ESR/FAR/HPFAR of the last synchronous exit.
+    fn syndrome(&self) -> Syndrome;
+    /// VBAR_EL1 of the running guest.
+    fn vbar_el1(&self) -> u64;
+    /// SCTLR_EL1 of the running guest.
+    fn sctlr_el1(&self) -> u64;
+    /// Writes ESR_EL1, FAR_EL1, ELR_EL1 and SPSR_EL1 for an injected exception.
+    fn write_injection(&mut self, injection: &Injection);
+    /// Acknowledges the highest-priority pending physical interrupt and drops its running
+    /// priority (EOImode 1: it stays active until [`VcpuHardware::deactivate`] or a guest EOI of
+    /// the hardware-linked virtual interrupt). `None` when nothing is pending.
+    fn acknowledge_interrupt(&mut self) -> Option<u32>;
+    /// Deactivates physical interrupt `intid` on this CPU.
+    fn deactivate(&mut self, intid: u32);
+    /// Reads what the console UART received into `buffer` and clears its receive interrupt;
+    /// returns the number of bytes.
+    fn console_receive(&mut self, buffer: &mut [u8]) -> usize;
+    /// Waits until a physical interrupt is pending on this CPU (it is not taken at EL2).
+    fn wait_for_interrupt(&mut self);
+    /// Makes physical CPU `cpu` leave its guest (or idle wait) and look at its state again; a
+    /// kick of this CPU itself does nothing.
+    fn kick(&mut self, cpu: usize);
+    /// Powers the whole machine off.
+    fn power_off(&mut self) -> !;
+    /// Makes the cell's freshly written memory visible to a guest that starts with caches off.
+    fn sync_guest_memory(&mut self, cell: &Cell);
+}

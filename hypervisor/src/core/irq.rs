@@ -1,0 +1,130 @@
+//! Physical interrupts taken at EL2: the kick SGI, console input (and the management commands it
+//! carries), and the guests' timer PPIs and passthrough SPIs, forwarded hardware-linked.
+#![forbid(unsafe_code)]
+
+use crate::console::logger::{self, ConsoleEvent};
+use crate::console::mux::InputAction;
+use crate::core::cell::Cell;
+use crate::core::hardware::VcpuHardware;
+use crate::core::runtime::Runtime;
+use crate::dev::vgic::{Delivery, VcpuSet};
+
+/// Physical interrupts handled per exit; the rest stay pending for the next exit.
+const INTERRUPTS_PER_EXIT: usize = 16;
+
+/// What to do with a physical interrupt after cellvisor acknowledged it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Disposition {
+    /// Handled by cellvisor: deactivate it.
+    Deactivate,
+    /// Forwarded as a hardware-linked virtual interrupt: the guest's EOI deactivates it.
+    Forwarded,
+    /// Forwarded, and the vCPU that takes it runs on this other physical CPU: kick it.
+    ForwardedTo(usize),
+}
+
+/// Handles the physical interrupts pending on this CPU (acknowledge, dispatch, deactivate).
+pub fn handle_interrupts<H: VcpuHardware + ?Sized>(runtime: &Runtime, hardware: &mut H) {
+    let cpu = hardware.cpu();
+    for _ in 0..INTERRUPTS_PER_EXIT {
+        let Some(intid) = hardware.acknowledge_interrupt() else {
+            return;
+        };
+        if intid == runtime.platform.console.intid {
+            console_input(runtime, hardware);
+            hardware.deactivate(intid);
+            continue;
+        }
+        match disposition(runtime, cpu, intid) {
+            Disposition::Forwarded => {}
+            Disposition::ForwardedTo(target) => hardware.kick(target),
+            Disposition::Deactivate => hardware.deactivate(intid),
+        }
+    }
+}
+
+/// Waits until something may have changed for this CPU (an interrupt arrived), handling it.
+pub fn idle<H: VcpuHardware + ?Sized>(runtime: &Runtime, hardware: &mut H) {
+    hardware.wait_for_interrupt();
+    handle_interrupts(runtime, hardware);
+}
+
+/// Decides what happens to a physical interrupt physical CPU `cpu` acknowledged (other than the
+/// console UART's): the guest timers of the vCPU on this CPU, and passthrough SPIs, are forwarded
+/// to their cell's vGIC; anything else (the kick SGI, a stale interrupt) is deactivated.
+pub fn disposition(runtime: &Runtime, cpu: usize, intid: u32) -> Disposition {
+    let timers = [
+        runtime.platform.timer.virtual_timer,
+        runtime.platform.timer.nonsecure_physical,
+    ];
+    if timers.contains(&intid) {
+        if let Some((cell_index, vcpu)) = runtime.owner_of_cpu(cpu)
+            && let Some(cell) = runtime.cells.get(cell_index)
+            && cell.is_in_guest(vcpu)
+            && cell
+                .devices
+                .vgic()
+                .inject_hardware(vcpu, intid, intid)
+                .is_ok()
+        {
+            return Disposition::Forwarded;
+        }
+        return Disposition::Deactivate;
+    }
+    let Some(cell) = runtime.owner_of_spi(intid) else {
+        return Disposition::Deactivate;
+    };
+    match cell.devices.vgic().inject_hardware(0, intid, intid) {
+        Ok(Delivery::Ready { vcpu }) => match cell.physical_cpu_of(vcpu) {
+            Some(target) if target != cpu => Disposition::ForwardedTo(target),
+            _ => Disposition::Forwarded,
+        },
+        Ok(Delivery::Held) => Disposition::Forwarded,
+        Err(_) => Disposition::Deactivate,
+    }
+}
+
+/// Kicks the physical CPUs of the given vCPUs of `cell`.
+pub fn kick_vcpus<H: VcpuHardware + ?Sized>(cell: &Cell, vcpus: VcpuSet, hardware: &mut H) {
+    for vcpu in vcpus.iter() {
+        if let Some(cpu) = cell.physical_cpu_of(vcpu) {
+            hardware.kick(cpu);
+        }
+    }
+}
+
+/// Drains the physical console and hands the bytes to the multiplexer: typed bytes go to the
+/// focused cell's vUART, management commands are carried out. Kept out of line so its buffers do
+/// not weigh on [`handle_interrupts`], which every forwarded interrupt goes through.
+#[cold]
+#[inline(never)]
+fn console_input<H: VcpuHardware + ?Sized>(runtime: &Runtime, hardware: &mut H) {
+    let mut bytes = [0u8; 64];
+    let count = hardware.console_receive(&mut bytes);
+    for event in logger::console_input(bytes.get(..count).unwrap_or_default()) {
+        match event {
+            ConsoleEvent::Input(InputAction::ToCell(index, byte)) => {
+                if let Some(cell) = runtime.cells.get(index) {
+                    let kick = cell.devices.console_input(byte);
+                    kick_vcpus(cell, kick, hardware);
+                }
+            }
+            ConsoleEvent::Input(InputAction::SwitchFocus(index)) => {
+                if let Some(cell) = runtime.cells.get(index) {
+                    logger::hypervisor_line(&alloc::format!(
+                        "cellvisor: console input now goes to {}",
+                        cell.name()
+                    ));
+                }
+            }
+            ConsoleEvent::Input(_) => {}
+            ConsoleEvent::Command(command) => {
+                let outcome = runtime.manage(&command, hardware);
+                for target in outcome.kick.iter().copied() {
+                    hardware.kick(target);
+                }
+                logger::command_done(&outcome.lines, outcome.focus, outcome.leave_prompt);
+            }
+        }
+    }
+}

@@ -1,0 +1,283 @@
+//! The cell lifecycle state machine: `Running`, `Stopping(after)`, `Off`; stop, restart, start
+//! and wipe requests, and the home CPU's work once a stopping cell's vCPUs have left.
+#![forbid(unsafe_code)]
+
+use core::fmt;
+use core::sync::atomic::Ordering;
+
+use crate::core::cell::Cell;
+use crate::core::hardware::{Machine, VcpuHardware};
+use crate::core::runtime::Runtime;
+use crate::mem::addr::PhysAddr;
+
+/// Lifecycle state of a cell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CellState {
+    /// Its vCPUs may run.
+    Running,
+    /// Its vCPUs are leaving; then the cell's home CPU (the one of vCPU 0) does `AfterStop`.
+    Stopping(AfterStop),
+    /// Stopped.
+    Off,
+}
+
+/// What the home CPU does once every vCPU of a stopping cell has left its guest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AfterStop {
+    /// Leave the cell off.
+    Off,
+    /// Zero its RAM, reload its images and device tree, boot vCPU 0 again.
+    Restart,
+    /// Zero its RAM, verify the zeroing, leave it off.
+    Wipe,
+    /// Boot a cell that was off (`start`): like `Restart`, but not counted as a restart.
+    Start,
+}
+
+impl CellState {
+    pub(crate) const fn to_u8(self) -> u8 {
+        match self {
+            Self::Running => 0,
+            Self::Stopping(AfterStop::Off) => 1,
+            Self::Stopping(AfterStop::Restart) => 2,
+            Self::Stopping(AfterStop::Wipe) => 3,
+            Self::Off => 4,
+            Self::Stopping(AfterStop::Start) => 5,
+        }
+    }
+
+    pub(crate) const fn from_u8(value: u8) -> Self {
+        match value {
+            0 => Self::Running,
+            1 => Self::Stopping(AfterStop::Off),
+            2 => Self::Stopping(AfterStop::Restart),
+            3 => Self::Stopping(AfterStop::Wipe),
+            5 => Self::Stopping(AfterStop::Start),
+            _ => Self::Off,
+        }
+    }
+
+    /// A word for the management prompt.
+    pub const fn word(self) -> &'static str {
+        match self {
+            Self::Running => "running",
+            Self::Stopping(AfterStop::Off) => "stopping",
+            Self::Stopping(AfterStop::Restart) => "restart",
+            Self::Stopping(AfterStop::Wipe) => "wiping",
+            Self::Stopping(AfterStop::Start) => "starting",
+            Self::Off => "off",
+        }
+    }
+}
+
+/// Why a lifecycle request was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LifecycleError {
+    /// `start` of a cell that is not off.
+    NotOff,
+    /// The board does not allow this from the console.
+    NotAllowed(&'static str),
+}
+
+impl fmt::Display for LifecycleError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NotOff => f.write_str("it is not off (stop it first, or use restart)"),
+            Self::NotAllowed(what) => write!(
+                f,
+                "the board does not allow {what} for this cell from the console"
+            ),
+        }
+    }
+}
+
+impl Cell {
+    /// Current lifecycle state.
+    pub fn state(&self) -> CellState {
+        CellState::from_u8(self.state.load(Ordering::Acquire))
+    }
+
+    /// Changes the lifecycle state.
+    pub fn set_state(&self, state: CellState) {
+        self.state.store(state.to_u8(), Ordering::Release);
+    }
+
+    /// Asks the cell to stop and then do `after`. The later request wins, except that a pending
+    /// wipe stays a wipe (nothing may spare a cell's RAM from it). A request is never lost: one
+    /// that arrives while the home CPU carries out an earlier one (a restart, say) stays pending,
+    /// and [`complete_stop`] leaves it for the home CPU's next pass. The caller kicks the cell's
+    /// CPUs.
+    pub fn request_stop(&self, after: AfterStop) {
+        let _ = self
+            .state
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |current| {
+                let next = match CellState::from_u8(current) {
+                    CellState::Stopping(AfterStop::Wipe) => AfterStop::Wipe,
+                    _ => after,
+                };
+                Some(CellState::Stopping(next).to_u8())
+            });
+    }
+
+    /// Asks a stopped cell to boot again. The caller kicks the cell's home CPU.
+    pub fn request_start(&self) -> Result<(), LifecycleError> {
+        self.state
+            .compare_exchange(
+                CellState::Off.to_u8(),
+                CellState::Stopping(AfterStop::Start).to_u8(),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .map(|_| ())
+            .map_err(|_| LifecycleError::NotOff)
+    }
+
+    /// Moves from `Stopping(after)` to `next` unless another request replaced `after` meanwhile
+    /// (that request then stays, and the home CPU carries it out next).
+    fn finish(&self, after: AfterStop, next: CellState) -> bool {
+        self.state
+            .compare_exchange(
+                CellState::Stopping(after).to_u8(),
+                next.to_u8(),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_ok()
+    }
+
+    /// Waits (bounded) until every vCPU other than `caller` has left the guest. Siblings leave
+    /// promptly: a kick is a physical interrupt, which always traps to EL2.
+    pub fn wait_until_out_of_guest(&self, caller: usize) {
+        for _ in 0..100_000_000u64 {
+            let busy = self
+                .in_guest
+                .iter()
+                .enumerate()
+                .any(|(vcpu, flag)| vcpu != caller && flag.load(Ordering::Acquire));
+            if !busy {
+                return;
+            }
+            core::hint::spin_loop();
+        }
+        log::warn!(
+            "cell {}: a vCPU did not leave its guest in time",
+            self.name()
+        );
+    }
+}
+
+/// Asks every vCPU of `cell` to leave its guest; the home CPU then does `after`.
+pub fn stop_cell<H: VcpuHardware + ?Sized>(cell: &Cell, after: AfterStop, hardware: &mut H) {
+    cell.request_stop(after);
+    for vcpu in 0..cell.vcpu_count() {
+        if let Some(cpu) = cell.physical_cpu_of(vcpu) {
+            hardware.kick(cpu);
+        }
+    }
+}
+
+/// Zeroes all of a cell's RAM; returns the bytes scrubbed.
+fn scrub<M: Machine + ?Sized>(cell: &Cell, machine: &mut M) -> u64 {
+    cell.plan
+        .memory
+        .iter()
+        .map(|region| {
+            machine.zero_memory(PhysAddr(region.physical.base), region.physical.size);
+            region.physical.size
+        })
+        .sum()
+}
+
+/// Finishes a stop on the cell's home CPU once its own vCPU has left the guest: waits for the
+/// others, then leaves the cell off, restarts it, or wipes it. If another request arrived while
+/// this one was carried out, the cell stays `Stopping` with that request and the home CPU's next
+/// pass carries it out.
+pub fn complete_stop<M: Machine + ?Sized>(
+    runtime: &Runtime,
+    cell: &Cell,
+    after: AfterStop,
+    machine: &mut M,
+) {
+    cell.wait_until_out_of_guest(usize::MAX);
+    cell.flush_console();
+    match after {
+        AfterStop::Off => {
+            if cell.finish(after, CellState::Off) {
+                log::info!("cell {}: stopped", cell.name());
+            }
+        }
+        AfterStop::Restart | AfterStop::Start => {
+            let (done, verb) = if after == AfterStop::Start {
+                ("started", "start")
+            } else {
+                ("restarted", "restart")
+            };
+            scrub(cell, machine);
+            match cell.load(&runtime.platform, machine) {
+                Ok(()) => {
+                    if after == AfterStop::Restart {
+                        cell.counters.restarts.fetch_add(1, Ordering::Relaxed);
+                    }
+                    cell.mark_started(machine.counter().0);
+                    if cell.finish(after, CellState::Running) {
+                        log::info!("cell {}: {done}", cell.name());
+                    }
+                }
+                Err(error) => {
+                    if cell.finish(after, CellState::Off) {
+                        log::error!("cell {}: {verb} failed, left off: {error}", cell.name());
+                    }
+                }
+            }
+        }
+        AfterStop::Wipe => {
+            let bytes = scrub(cell, machine);
+            let left = cell
+                .plan
+                .memory
+                .iter()
+                .map(|region| {
+                    machine.count_nonzero(PhysAddr(region.physical.base), region.physical.size)
+                })
+                .sum::<u64>();
+            // A wipe is final: nothing replaces it (see `request_stop`), so this always lands.
+            cell.finish(after, CellState::Off);
+            if left == 0 {
+                log::info!(
+                    "cell {}: wiped: {bytes} bytes scrubbed, verified zero",
+                    cell.name()
+                );
+            } else {
+                log::error!(
+                    "cell {}: wipe verification FAILED: {left} of {bytes} bytes are not zero",
+                    cell.name()
+                );
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec::Vec;
+
+    #[test]
+    fn cell_states_survive_their_atomic_encoding() {
+        let states = [
+            CellState::Running,
+            CellState::Stopping(AfterStop::Off),
+            CellState::Stopping(AfterStop::Restart),
+            CellState::Stopping(AfterStop::Wipe),
+            CellState::Stopping(AfterStop::Start),
+            CellState::Off,
+        ];
+        for state in states {
+            assert_eq!(CellState::from_u8(state.to_u8()), state);
+        }
+        let mut words: Vec<&str> = states.iter().map(|state| state.word()).collect();
+        words.sort_unstable();
+        words.dedup();
+        assert_eq!(words.len(), states.len(), "every state has its own word");
+    }
+}

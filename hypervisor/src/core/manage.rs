@@ -1,0 +1,124 @@
+//! Carrying out the management prompt's commands: list cells, restart, stop, start, wipe, focus.
+#![forbid(unsafe_code)]
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use crate::board::CellPolicy;
+use crate::console::manage::{CellSummary, Command, HELP, format_cells};
+use crate::core::cell::Cell;
+use crate::core::hardware::Machine;
+use crate::core::lifecycle::{AfterStop, LifecycleError};
+use crate::core::runtime::Runtime;
+
+/// What a management command did.
+#[derive(Debug, Default)]
+pub struct ManageOutcome {
+    /// Lines to print.
+    pub lines: Vec<String>,
+    /// Physical CPUs to kick.
+    pub kick: Vec<usize>,
+    /// Move console focus to this cell.
+    pub focus: Option<usize>,
+    /// Leave the prompt.
+    pub leave_prompt: bool,
+}
+
+impl Runtime {
+    /// Carries out a management-prompt command. Returns the lines to print and the physical CPUs
+    /// to kick.
+    pub fn manage<M: Machine + ?Sized>(&self, command: &Command, machine: &mut M) -> ManageOutcome {
+        let mut outcome = ManageOutcome::default();
+        let find = |name: &str| self.cells.iter().find(|cell| cell.name() == name);
+        let lifecycle =
+            |outcome: &mut ManageOutcome,
+             name: &str,
+             what: &'static str,
+             allowed: fn(&CellPolicy) -> bool,
+             request: &dyn Fn(&Cell) -> Result<(), LifecycleError>| {
+                let Some(cell) = find(name) else {
+                    outcome.lines.push(format!("no cell {name:?}: type cells"));
+                    return;
+                };
+                if !allowed(&cell.plan.config.policy) {
+                    outcome.lines.push(format!(
+                        "{what} {name}: refused: {}",
+                        LifecycleError::NotAllowed(what)
+                    ));
+                    return;
+                }
+                match request(cell) {
+                    Ok(()) => {
+                        outcome.lines.push(format!("{what} {name}: requested"));
+                        outcome
+                            .kick
+                            .extend(cell.plan.vcpus.iter().map(|vcpu| vcpu.physical_cpu));
+                    }
+                    Err(error) => outcome
+                        .lines
+                        .push(format!("{what} {name}: refused: {error}")),
+                }
+            };
+        match command {
+            Command::Cells => {
+                let (now, frequency) = machine.counter();
+                let rows: Vec<CellSummary> = self
+                    .cells
+                    .iter()
+                    .map(|cell| cell.summary(now, frequency))
+                    .collect();
+                outcome.lines = format_cells(&rows);
+            }
+            Command::Restart(name) => lifecycle(
+                &mut outcome,
+                name,
+                "restart",
+                |policy| policy.may_restart,
+                &|cell| {
+                    cell.request_stop(AfterStop::Restart);
+                    Ok(())
+                },
+            ),
+            Command::Stop(name) => lifecycle(
+                &mut outcome,
+                name,
+                "stop",
+                |policy| policy.may_stop,
+                &|cell| {
+                    cell.request_stop(AfterStop::Off);
+                    Ok(())
+                },
+            ),
+            Command::Start(name) => lifecycle(
+                &mut outcome,
+                name,
+                "start",
+                |policy| policy.may_stop,
+                &Cell::request_start,
+            ),
+            Command::Wipe(name) => lifecycle(
+                &mut outcome,
+                name,
+                "wipe",
+                |policy| policy.may_wipe,
+                &|cell| {
+                    cell.request_stop(AfterStop::Wipe);
+                    Ok(())
+                },
+            ),
+            Command::Focus(name) => match self.cells.iter().position(|cell| cell.name() == name) {
+                Some(index) => {
+                    outcome.focus = Some(index);
+                    outcome.leave_prompt = true;
+                }
+                None => outcome.lines.push(format!("no cell {name:?}: type cells")),
+            },
+            Command::Help => outcome
+                .lines
+                .extend(HELP.iter().map(|line| String::from(*line))),
+            Command::Exit => outcome.leave_prompt = true,
+        }
+        outcome
+    }
+}

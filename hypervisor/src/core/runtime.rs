@@ -1,0 +1,200 @@
+//! The whole partition at run time: the cells built from the validated layout, which cell and
+//! vCPU each physical CPU runs, and which cell owns each passthrough SPI.
+#![forbid(unsafe_code)]
+
+use alloc::vec::Vec;
+use core::fmt;
+
+use crate::board::{Board, MemRange};
+use crate::core::cell::Cell;
+use crate::core::hardware::Machine;
+use crate::core::lifecycle::CellState;
+use crate::dev::passthrough::{PassthroughError, PassthroughPlan, interrupt_owners};
+use crate::dev::vgic::{
+    REDISTRIBUTOR_STRIDE, SpiAssignment, SpiKind, Vgic, VgicConfig, VgicConfigError,
+};
+use crate::dev::{DeviceBus, Windows};
+use crate::mem::addr::{GuestPhysAddr, PhysAddr};
+use crate::mem::stage2::{Stage2, Stage2Error};
+use crate::setup::bundle::{Bundle, BundleError};
+use crate::setup::guest_fdt;
+use crate::setup::image::ImageError;
+use crate::setup::partition::Partition;
+use crate::setup::platform::Platform;
+
+/// What cellvisor knows about the physical GIC when it builds the cells.
+#[derive(Clone, Copy, Debug)]
+pub struct GicInfo {
+    /// `GICD_TYPER.ITLinesNumber` of the physical distributor.
+    pub spi_lines: u32,
+    /// Implemented list registers (`ICH_VTR_EL2.ListRegs` + 1).
+    pub list_register_count: usize,
+}
+
+/// Why a cell could not be built or reloaded.
+#[derive(Debug)]
+pub enum CellError {
+    /// A guest image is missing or malformed in the bundle.
+    Bundle(BundleError),
+    /// The kernel/initrd/DT do not fit the cell's RAM.
+    Image(ImageError),
+    /// The generated device tree could not be written.
+    DeviceTree(guest_fdt::GuestFdtError),
+    /// The stage-2 table could not be built.
+    Stage2(Stage2Error),
+    /// The vGIC could not be configured.
+    Vgic(VgicConfigError),
+    /// The cell's passthrough devices cannot be set up as the board says.
+    Passthrough(PassthroughError),
+    /// An address of the load plan lies outside the cell's RAM (a bug in the plan).
+    OutsideRam(GuestPhysAddr),
+}
+
+impl fmt::Display for CellError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Bundle(error) => write!(f, "{error}"),
+            Self::Image(error) => write!(f, "{error}"),
+            Self::DeviceTree(error) => write!(f, "device tree: {error}"),
+            Self::Stage2(error) => write!(f, "stage-2 table: {error}"),
+            Self::Vgic(error) => write!(f, "virtual GIC: {error}"),
+            Self::Passthrough(error) => write!(f, "passthrough: {error}"),
+            Self::OutsideRam(address) => {
+                write!(f, "load address {address} is outside the cell's RAM")
+            }
+        }
+    }
+}
+
+/// The whole partition at run time.
+pub struct Runtime {
+    /// The board this image was built for.
+    pub board: &'static Board,
+    /// What the platform device tree said.
+    pub platform: Platform,
+    /// The cells, in layout order.
+    pub cells: Vec<Cell>,
+    cpu_owner: Vec<Option<(usize, usize)>>,
+    /// Which cell owns each passthrough SPI: `(INTID, cell index)`, sorted.
+    spi_owners: Vec<(u32, usize)>,
+}
+
+impl Runtime {
+    /// Builds every cell of the validated partition: stage-2 tables, emulated devices, and loads
+    /// their images. Nothing runs yet.
+    pub fn build(
+        board: &'static Board,
+        platform: Platform,
+        partition: Partition,
+        bundle: Bundle<'static>,
+        gic: GicInfo,
+        machine: &mut dyn Machine,
+    ) -> Result<Self, (usize, CellError)> {
+        let mut cpu_owner = alloc::vec![None; platform.cpus.len()];
+        let mut cells = Vec::new();
+        let redistributor_base = platform
+            .gic
+            .redistributor_regions
+            .first()
+            .map_or(0, |region| region.base);
+        let mut passthrough_plans = Vec::new();
+        for plan in &partition.cells {
+            let passthrough = PassthroughPlan::for_cell(board, &partition, plan)
+                .map_err(|error| (plan.index, CellError::Passthrough(error)))?;
+            let nodes = passthrough
+                .device_nodes(&platform)
+                .map_err(|error| (plan.index, CellError::Passthrough(error)))?;
+            passthrough_plans.push((passthrough, nodes));
+        }
+        let spi_owners = interrupt_owners(board, &partition)
+            .map_err(|error| (0, CellError::Passthrough(error)))?;
+        for ((index, plan), (passthrough, passthrough_nodes)) in partition
+            .cells
+            .into_iter()
+            .enumerate()
+            .zip(passthrough_plans)
+        {
+            for (vcpu, vcpu_plan) in plan.vcpus.iter().enumerate() {
+                if let Some(owner) = cpu_owner.get_mut(vcpu_plan.physical_cpu) {
+                    *owner = Some((index, vcpu));
+                }
+            }
+            let mut stage2 =
+                Stage2::new(plan.vmid).map_err(|error| (index, CellError::Stage2(error)))?;
+            for region in &plan.memory {
+                stage2
+                    .map_ram(
+                        GuestPhysAddr(region.guest_base()),
+                        PhysAddr(region.physical.base),
+                        region.physical.size,
+                    )
+                    .map_err(|error| (index, CellError::Stage2(error)))?;
+            }
+            // Pages wholly the cell's devices' are mapped (no trap on the data path); shared
+            // pages stay unmapped and are forwarded byte-exactly.
+            for page in passthrough.direct_pages() {
+                stage2
+                    .map_device(GuestPhysAddr(page.base), PhysAddr(page.base), page.size)
+                    .map_err(|error| (index, CellError::Stage2(error)))?;
+            }
+            let vcpu_count = plan.vcpus.len();
+            let uart_intid = platform.console.intid;
+            let vgic_config = VgicConfig {
+                vcpu_count,
+                owned_spis: core::iter::once(SpiAssignment {
+                    intid: uart_intid,
+                    kind: SpiKind::Virtual,
+                })
+                .chain(passthrough.interrupts().iter().map(|&intid| SpiAssignment {
+                    intid,
+                    kind: SpiKind::Hardware,
+                }))
+                .collect(),
+                spi_lines: gic.spi_lines,
+                list_register_count: gic.list_register_count,
+            };
+            let vgic = Vgic::new(&vgic_config).map_err(|error| (index, CellError::Vgic(error)))?;
+            let windows = Windows {
+                uart: platform.console.registers,
+                distributor: platform.gic.distributor,
+                redistributors: MemRange::new(
+                    redistributor_base,
+                    REDISTRIBUTOR_STRIDE * vcpu_count as u64,
+                ),
+            };
+            let devices = DeviceBus::new(&plan, windows, uart_intid, vgic, passthrough);
+            let cell = Cell::new(plan, bundle.clone(), stage2, devices, passthrough_nodes);
+            cell.load(&platform, machine)
+                .map_err(|error| (index, error))?;
+            cell.mark_started(machine.counter().0);
+            cells.push(cell);
+        }
+        Ok(Self {
+            board,
+            platform,
+            cells,
+            cpu_owner,
+            spi_owners,
+        })
+    }
+
+    /// The cell and vCPU that physical CPU `cpu` runs, if any.
+    pub fn owner_of_cpu(&self, cpu: usize) -> Option<(usize, usize)> {
+        self.cpu_owner.get(cpu).copied().flatten()
+    }
+
+    /// The cell that owns passthrough SPI `intid`, if any.
+    pub fn owner_of_spi(&self, intid: u32) -> Option<&Cell> {
+        let found = self
+            .spi_owners
+            .binary_search_by_key(&intid, |&(owned, _)| owned)
+            .ok()?;
+        let &(_, cell) = self.spi_owners.get(found)?;
+        self.cells.get(cell)
+    }
+
+    /// Whether every cell is off.
+    pub fn all_cells_off(&self) -> bool {
+        self.cells.iter().all(|cell| cell.state() == CellState::Off)
+    }
+}
