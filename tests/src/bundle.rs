@@ -48,78 +48,31 @@ pub fn with_bootargs(
     path
 }
 
-/// Just enough cpio "newc" to read a guest bundle's entries and write them back.
+/// A guest bundle's entries as owned values, read and written with cellvisor's
+/// [`cellvisor::setup::cpio`].
 pub mod cpio {
-    const MAGIC: &[u8] = b"070701";
-    const HEADER_SIZE: usize = 110;
-    const TRAILER: &str = "TRAILER!!!";
+    use cellvisor::setup::cpio::{self as newc, Writer};
 
     /// An entry: name, mode, contents.
     pub type Entry = (String, u32, Vec<u8>);
 
-    fn pad4(offset: usize) -> usize {
-        offset.div_ceil(4) * 4
-    }
-
-    fn field(header: &[u8], index: usize) -> Option<usize> {
-        let text = std::str::from_utf8(header.get(6 + index * 8..14 + index * 8)?).ok()?;
-        usize::from_str_radix(text, 16).ok()
-    }
-
-    /// The entries of `archive` up to its trailer.
+    /// The entries of `archive` up to its trailer, of every file type; `None` if it is not a
+    /// newc archive.
     pub fn entries(archive: &[u8]) -> Option<Vec<Entry>> {
-        let mut entries = Vec::new();
-        let mut offset = 0;
-        loop {
-            let header = archive.get(offset..offset + HEADER_SIZE)?;
-            if &header[..6] != MAGIC {
-                return None;
-            }
-            let (mode, size, name_size) =
-                (field(header, 1)?, field(header, 6)?, field(header, 11)?);
-            let name_start = offset + HEADER_SIZE;
-            let name = archive.get(name_start..name_start + name_size.checked_sub(1)?)?;
-            let name = String::from_utf8(name.to_vec()).ok()?;
-            let data_start = pad4(name_start + name_size);
-            if name == TRAILER {
-                return Some(entries);
-            }
-            let data = archive.get(data_start..data_start + size)?.to_vec();
-            entries.push((name, u32::try_from(mode).ok()?, data));
-            offset = pad4(data_start + size);
-        }
+        newc::read(archive)
+            .map(|entry| {
+                let entry = entry.ok()?;
+                Some((entry.name.to_owned(), entry.mode, entry.data.to_vec()))
+            })
+            .collect()
     }
 
     /// A newc archive of `entries` and the trailer.
     pub fn archive(entries: &[Entry]) -> Vec<u8> {
-        let mut bytes = Vec::new();
-        let trailer = (TRAILER.to_owned(), 0, Vec::new());
-        for (inode, (name, mode, data)) in entries.iter().chain([&trailer]).enumerate() {
-            let fields = [
-                inode + 1,
-                *mode as usize,
-                0, // uid
-                0, // gid
-                1, // nlink
-                0, // mtime
-                data.len(),
-                0, // devmajor
-                0, // devminor
-                0, // rdevmajor
-                0, // rdevminor
-                name.len() + 1,
-                0, // check
-            ];
-            bytes.extend_from_slice(MAGIC);
-            for value in fields {
-                bytes.extend_from_slice(format!("{value:08X}").as_bytes());
-            }
-            bytes.extend_from_slice(name.as_bytes());
-            bytes.push(0);
-            bytes.resize(pad4(bytes.len()), 0);
-            bytes.extend_from_slice(data);
-            bytes.resize(pad4(bytes.len()), 0);
+        let mut writer = Writer::new();
+        for (name, mode, data) in entries {
+            writer.entry(name, *mode, data);
         }
-        bytes
+        writer.finish()
     }
 }

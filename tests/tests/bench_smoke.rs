@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use cellvisor_tests::bundle::cpio;
 use cellvisor_tests::{Artifacts, Machine, QemuConfig};
 
 /// The operations the guest times, in the order it prints them.
@@ -21,40 +22,6 @@ const OPS: [&str; 9] = [
 const ITERATIONS: u64 = 16;
 /// Generous: the machine running the tests is shared and slow.
 const TIMEOUT: Duration = Duration::from_secs(60);
-
-/// A newc cpio archive of `entries` (name, contents) and the trailer.
-fn cpio(entries: &[(&str, &[u8])]) -> Vec<u8> {
-    let pad4 = |bytes: &mut Vec<u8>| bytes.resize(bytes.len().div_ceil(4) * 4, 0);
-    let mut bytes = Vec::new();
-    for (inode, (name, data)) in entries.iter().chain([&("TRAILER!!!", &[][..])]).enumerate() {
-        let mode = if data.is_empty() { 0 } else { 0o100644 };
-        let fields = [
-            inode + 1,
-            mode,
-            0,
-            0,
-            1,
-            0,
-            data.len(),
-            0,
-            0,
-            0,
-            0,
-            name.len() + 1,
-            0,
-        ];
-        bytes.extend_from_slice(b"070701");
-        for value in fields {
-            bytes.extend_from_slice(format!("{value:08X}").as_bytes());
-        }
-        bytes.extend_from_slice(name.as_bytes());
-        bytes.push(0);
-        pad4(&mut bytes);
-        bytes.extend_from_slice(data);
-        pad4(&mut bytes);
-    }
-    bytes
-}
 
 /// The value of `key=` in `line`.
 fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
@@ -85,9 +52,13 @@ fn bench_guest_reports_every_operation() {
     std::fs::create_dir_all(bundle.parent().expect("has a parent")).expect("bundle directory");
     std::fs::write(
         &bundle,
-        cpio(&[
-            ("bench-guest", &guest),
-            ("override/bench/bootargs", bootargs.as_bytes()),
+        cpio::archive(&[
+            ("bench-guest".to_owned(), 0o100644, guest),
+            (
+                "override/bench/bootargs".to_owned(),
+                0o100644,
+                bootargs.into_bytes(),
+            ),
         ]),
     )
     .expect("write the bundle");

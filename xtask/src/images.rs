@@ -2,9 +2,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use cellvisor::setup::cpio;
 use cellvisor_board::Layout;
 
-use crate::cpio;
 use crate::debian::{self, LinuxGuest};
 use crate::elf;
 use crate::fail;

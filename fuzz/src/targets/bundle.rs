@@ -1,7 +1,8 @@
-//! `bundle::Bundle::parse` on valid cpio newc archives and on flipped, truncated and spliced ones.
+//! `cpio::read` and `bundle::Bundle::parse` on valid cpio newc archives and on flipped, truncated and spliced ones.
 #![forbid(unsafe_code)]
 
 use cellvisor::board::{CellConfig, CellPolicy};
+use cellvisor::setup::cpio;
 
 use crate::{FuzzTarget, Rng, ensure};
 
@@ -56,41 +57,10 @@ const NAMES: &[&str] = &[
     "a",
 ];
 
-/// Appends one newc entry (magic `070701` or `070702`).
-fn push_entry(archive: &mut Vec<u8>, name: &str, mode: u32, data: &[u8], crc: bool) {
-    let name_size = name.len() + 1;
-    archive.extend_from_slice(if crc { b"070702" } else { b"070701" });
-    let fields = [
-        0,
-        mode,
-        0,
-        0,
-        1,
-        0,
-        data.len() as u32,
-        0,
-        0,
-        0,
-        0,
-        name_size as u32,
-        0,
-    ];
-    for field in fields {
-        archive.extend_from_slice(format!("{field:08X}").as_bytes());
-    }
-    archive.extend_from_slice(name.as_bytes());
-    archive.push(0);
-    while !archive.len().is_multiple_of(4) {
-        archive.push(0);
-    }
-    archive.extend_from_slice(data);
-    while !archive.len().is_multiple_of(4) {
-        archive.push(0);
-    }
-}
-
 fn valid_archive(rng: &mut Rng) -> (Vec<u8>, Vec<(String, Vec<u8>)>) {
-    let mut bytes = Vec::new();
+    let mut writer = cpio::Writer::new();
+    // Entries whose magic becomes `070702` (checksum present, not checked).
+    let mut with_crc = Vec::new();
     let mut files: Vec<(String, Vec<u8>)> = Vec::new();
     for _ in 0..rng.range(0, 6) {
         let name = rng.pick(NAMES);
@@ -110,12 +80,18 @@ fn valid_archive(rng: &mut Rng) -> (Vec<u8>, Vec<(String, Vec<u8>)>) {
         if regular && files.iter().any(|(existing, _)| existing == stripped) {
             continue;
         }
-        push_entry(&mut bytes, name, mode, &data, rng.coin());
+        if rng.coin() {
+            with_crc.push(writer.position());
+        }
+        writer.entry(name, mode, &data);
         if regular {
             files.push((stripped.to_string(), data));
         }
     }
-    push_entry(&mut bytes, "TRAILER!!!", 0, &[], false);
+    let mut bytes = writer.finish();
+    for entry in with_crc {
+        bytes[entry..][..6].copy_from_slice(cpio::MAGIC_NEWC_CRC);
+    }
     if rng.chance(1, 4) {
         // Padding after the trailer, as cpio writes it.
         bytes.resize(bytes.len().next_multiple_of(512), 0);
@@ -197,6 +173,13 @@ impl FuzzTarget for Bundle {
             let at = data.as_ptr() as usize;
             data.is_empty() || (at >= start && at + data.len() <= start + input.len())
         };
+        for entry in cpio::read(input).flatten() {
+            ensure!(
+                inside(entry.name.as_bytes()) && inside(entry.data),
+                "cpio entry {:?} lies outside the input",
+                entry.name
+            );
+        }
         let parsed = cellvisor::setup::bundle::Bundle::parse(input);
         if let Some(files) = &archive.expected {
             let Ok(bundle) = &parsed else {

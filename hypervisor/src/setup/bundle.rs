@@ -1,8 +1,6 @@
 //! Guest bundle: the cpio (newc) archive of guest images that the boot loader passes as initrd.
 //!
-//! The archive is uncompressed cpio "newc" (`070701`, or `070702` whose checksum is not checked):
-//! a 110-byte ASCII-hex header, the NUL-terminated name, the data, each padded to 4 bytes, until the
-//! `TRAILER!!!` entry. Entry names are the board's image names (`linux`, `initrd-personal`,
+//! The archive is uncompressed cpio "newc", read with [`cpio::read`]. Entry names are the board's image names (`linux`, `initrd-personal`,
 //! `test-guest`, ...) and per-cell overrides `override/<cell>/kernel`, `override/<cell>/initrd`,
 //! `override/<cell>/bootargs`. Only regular files are kept; a leading `./` is ignored.
 //!
@@ -16,24 +14,7 @@ use alloc::vec::Vec;
 use core::fmt;
 
 use crate::board::CellConfig;
-
-/// Length of a newc header.
-const HEADER_SIZE: usize = 110;
-/// Magic of a newc header without checksum.
-const MAGIC_NEWC: &[u8] = b"070701";
-/// Magic of a newc header with checksum (the checksum is not checked).
-const MAGIC_NEWC_CRC: &[u8] = b"070702";
-/// Name of the entry that ends the archive.
-const TRAILER: &str = "TRAILER!!!";
-/// File-type bits of `c_mode`.
-const MODE_TYPE_MASK: u32 = 0o170_000;
-/// `c_mode` file type of a regular file.
-const MODE_REGULAR_FILE: u32 = 0o100_000;
-
-/// Offsets of the hex fields inside a newc header, after the 6-byte magic (8 characters each).
-const FIELD_MODE: usize = 1;
-const FIELD_FILE_SIZE: usize = 6;
-const FIELD_NAME_SIZE: usize = 11;
+use crate::setup::cpio::{self, CpioError};
 
 /// Why the guest bundle could not be read or lacks something.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -108,6 +89,17 @@ impl fmt::Display for BundleError {
     }
 }
 
+impl From<CpioError> for BundleError {
+    fn from(error: CpioError) -> Self {
+        match error {
+            CpioError::Truncated { offset } => Self::Truncated { offset },
+            CpioError::BadMagic { offset } => Self::BadMagic { offset },
+            CpioError::BadHeaderField { offset } => Self::BadHeaderField { offset },
+            CpioError::BadName { offset } => Self::BadName { offset },
+        }
+    }
+}
+
 /// One regular file of the bundle.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Entry<'a> {
@@ -132,69 +124,24 @@ pub struct CellImages<'a> {
     pub bootargs: &'a str,
 }
 
-/// Rounds `value` up to a multiple of 4, or `None` on overflow.
-fn align4(value: usize) -> Option<usize> {
-    value.checked_add(3).map(|value| value & !3)
-}
-
-/// Parses the `index`-th 8-digit hex field of the header starting at `header`.
-fn hex_field(header: &[u8], index: usize, offset: usize) -> Result<u32, BundleError> {
-    let start = MAGIC_NEWC.len() + index * 8;
-    let digits = header
-        .get(start..start + 8)
-        .ok_or(BundleError::Truncated { offset })?;
-    let text = core::str::from_utf8(digits).map_err(|_| BundleError::BadHeaderField { offset })?;
-    if !text.bytes().all(|byte| byte.is_ascii_hexdigit()) {
-        return Err(BundleError::BadHeaderField { offset });
-    }
-    u32::from_str_radix(text, 16).map_err(|_| BundleError::BadHeaderField { offset })
-}
-
 impl<'a> Bundle<'a> {
     /// Reads a cpio newc archive.
     pub fn parse(archive: &'a [u8]) -> Result<Self, BundleError> {
         let mut entries: Vec<Entry<'a>> = Vec::new();
-        let mut offset = 0usize;
-        loop {
-            let truncated = BundleError::Truncated { offset };
-            let header = archive
-                .get(offset..)
-                .and_then(|rest| rest.get(..HEADER_SIZE))
-                .ok_or(truncated.clone())?;
-            let magic = &header[..MAGIC_NEWC.len()];
-            if magic != MAGIC_NEWC && magic != MAGIC_NEWC_CRC {
-                return Err(BundleError::BadMagic { offset });
-            }
-            let mode = hex_field(header, FIELD_MODE, offset)?;
-            let file_size = hex_field(header, FIELD_FILE_SIZE, offset)? as usize;
-            let name_size = hex_field(header, FIELD_NAME_SIZE, offset)? as usize;
-
-            let name_start = offset + HEADER_SIZE;
-            let name_end = name_start.checked_add(name_size).ok_or(truncated.clone())?;
-            let name_bytes = archive.get(name_start..name_end).ok_or(truncated.clone())?;
-            let name = match name_bytes.split_last() {
-                Some((0, name)) if !name.is_empty() => {
-                    core::str::from_utf8(name).map_err(|_| BundleError::BadName { offset })?
-                }
-                _ => return Err(BundleError::BadName { offset }),
-            };
-
-            let data_start = align4(name_end).ok_or(truncated.clone())?;
-            let data_end = data_start.checked_add(file_size).ok_or(truncated.clone())?;
-            let data = archive.get(data_start..data_end).ok_or(truncated.clone())?;
-
-            if name == TRAILER {
-                return Ok(Self { entries });
-            }
-            if mode & MODE_TYPE_MASK == MODE_REGULAR_FILE {
-                let name = name.strip_prefix("./").unwrap_or(name);
+        for entry in cpio::read(archive) {
+            let entry = entry?;
+            if entry.is_regular_file() {
+                let name = entry.name.strip_prefix("./").unwrap_or(entry.name);
                 if entries.iter().any(|entry| entry.name == name) {
                     return Err(BundleError::DuplicateEntry(String::from(name)));
                 }
-                entries.push(Entry { name, data });
+                entries.push(Entry {
+                    name,
+                    data: entry.data,
+                });
             }
-            offset = align4(data_end).ok_or(truncated)?;
         }
+        Ok(Self { entries })
     }
 
     /// The contents of the regular file `name`.
@@ -249,46 +196,13 @@ mod tests {
     use crate::board::{CellMemory, CellPolicy, GuestPlacement, MemRange};
     use alloc::string::ToString;
 
-    /// Writes one newc entry the way `cpio -H newc` does.
-    fn push_entry(archive: &mut Vec<u8>, name: &str, mode: u32, data: &[u8]) {
-        let fields = [
-            1,
-            mode,
-            0,
-            0,
-            1,
-            0,
-            data.len() as u32,
-            0,
-            0,
-            0,
-            0,
-            name.len() as u32 + 1,
-            0,
-        ];
-        archive.extend_from_slice(MAGIC_NEWC);
-        for field in fields {
-            archive.extend_from_slice(format!("{field:08X}").as_bytes());
-        }
-        archive.extend_from_slice(name.as_bytes());
-        archive.push(0);
-        while !archive.len().is_multiple_of(4) {
-            archive.push(0);
-        }
-        archive.extend_from_slice(data);
-        while !archive.len().is_multiple_of(4) {
-            archive.push(0);
-        }
-    }
-
     fn archive(files: &[(&str, &[u8])]) -> Vec<u8> {
-        let mut archive = Vec::new();
-        push_entry(&mut archive, "override", 0o040_755, b"");
+        let mut writer = cpio::Writer::new();
+        writer.directory("override", 0o755);
         for (name, data) in files {
-            push_entry(&mut archive, name, 0o100_644, data);
+            writer.file(name, 0o644, data);
         }
-        push_entry(&mut archive, TRAILER, 0, b"");
-        archive
+        writer.finish()
     }
 
     const CELL: CellConfig = CellConfig {
@@ -483,9 +397,10 @@ mod tests {
             Bundle::parse(&bad_field),
             Err(BundleError::BadHeaderField { offset: 0 })
         );
-        let mut bad_name = Vec::new();
-        push_entry(&mut bad_name, "linux", 0o100_644, b"");
-        bad_name[HEADER_SIZE + 5] = b'x'; // overwrite the name's NUL
+        let mut writer = cpio::Writer::new();
+        writer.file("linux", 0o644, b"");
+        let mut bad_name = writer.finish();
+        bad_name[cpio::HEADER_SIZE + 5] = b'x'; // overwrite the name's NUL
         assert_eq!(
             Bundle::parse(&bad_name),
             Err(BundleError::BadName { offset: 0 })
@@ -545,7 +460,7 @@ mod tests {
             let length = (noise(&mut state) % 400) as usize;
             let mut bytes: Vec<u8> = (0..length).map(|_| noise(&mut state) as u8).collect();
             if round % 2 == 0 && bytes.len() >= 6 {
-                bytes[..6].copy_from_slice(MAGIC_NEWC);
+                bytes[..6].copy_from_slice(cpio::MAGIC_NEWC);
             }
             let _ = Bundle::parse(&bytes);
         }
