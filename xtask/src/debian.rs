@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use cellvisor::setup::image::has_arm64_image_magic;
+
 use crate::elf;
 use crate::fail;
 use crate::util::{self, Context, Result};
@@ -85,7 +87,7 @@ pub fn check_kernel_image(path: &Path) -> Result<()> {
         file.read_exact(&mut header)
     });
     read.context(|| format!("cannot read kernel image {}", path.display()))?;
-    if !elf::has_image_header(&header) {
+    if !has_arm64_image_magic(&header) {
         fail!(
             "{} is not a raw arm64 Image (no \"ARM\\x64\" magic at offset 56)",
             path.display()

@@ -128,11 +128,6 @@ pub fn to_raw(data: &[u8], what: &str) -> Result<RawImage> {
     Ok(RawImage { base, entry, bytes })
 }
 
-/// Whether a raw image starts with an arm64 Linux `Image` header (magic `ARM\x64` at offset 56).
-pub fn has_image_header(bytes: &[u8]) -> bool {
-    bytes.get(56..60) == Some(b"ARM\x64")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -182,13 +177,5 @@ mod tests {
         let mut truncated = elf(0, &[(0x1000, b"abcd")]);
         truncated.truncate(truncated.len() - 2);
         assert!(to_raw(&truncated, "x").is_err());
-    }
-
-    #[test]
-    fn image_header_magic() {
-        let mut bytes = vec![0u8; 64];
-        assert!(!has_image_header(&bytes));
-        bytes[56..60].copy_from_slice(b"ARM\x64");
-        assert!(has_image_header(&bytes));
     }
 }

@@ -3,6 +3,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use cellvisor::setup::cpio;
+use cellvisor::setup::image::has_arm64_image_magic;
 use cellvisor_board::Layout;
 
 use crate::debian::{self, LinuxGuest};
@@ -127,17 +128,17 @@ pub fn build_hypervisor(release: bool) -> Result<PathBuf> {
         .join("cellvisor-qemu-virt");
     let raw = hypervisor_image();
     let image = elf_to_raw(&elf_path, &raw, "the hypervisor ELF")?;
-    if !elf::has_image_header(&image.bytes) {
+    if !has_arm64_image_magic(&image.bytes) {
         fail!(
             "{} has no arm64 Image header (magic \"ARM\\x64\" at offset 56): QEMU would not boot it at EL2 as an Image",
             util::pretty(&raw)
         );
     }
-    if image.base != qemu_virt::LOAD_ADDRESS {
+    if image.base != qemu_virt::image_address::LOAD_ADDRESS {
         fail!(
             "the hypervisor image starts at {:#x}, but qemu-virt loads it at {:#x}",
             image.base,
-            qemu_virt::LOAD_ADDRESS
+            qemu_virt::image_address::LOAD_ADDRESS
         );
     }
     eprintln!(

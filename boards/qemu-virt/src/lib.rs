@@ -9,8 +9,7 @@ use cellvisor_board::{
     Board, CellConfig, CellMemory, CellPolicy, Device, GuestPlacement, Layout, MemRange,
 };
 
-/// Address the hypervisor image is linked at and QEMU loads it to (RAM base + 2 MiB).
-pub const LOAD_ADDRESS: u64 = 0x4020_0000;
+pub mod image_address;
 
 const MIB: u64 = 1024 * 1024;
 
@@ -164,7 +163,7 @@ pub const INVALID_DMA_REMAPPED: Layout = Layout {
 /// The board.
 pub const BOARD: Board = Board {
     name: "qemu-virt",
-    hypervisor_memory: MemRange::new(0x4000_0000, 512 * MIB),
+    hypervisor_memory: MemRange::new(image_address::RAM_BASE, 512 * MIB),
     devices: &[VIRTIO_DISK, VIRTIO_NET],
     layouts: &[
         LINUX_CELLS,

@@ -1,8 +1,9 @@
 //! `image::plan` on random kernels (arm64 Image headers and raw binaries), initrd/DTB sizes and RAM.
 #![forbid(unsafe_code)]
 
+use cellvisor::mem::PAGE_SIZE;
 use cellvisor::mem::addr::GuestPhysAddr;
-use cellvisor::setup::image::{self, ARM64_IMAGE_MAGIC, BLOCK_SIZE, PAGE_SIZE};
+use cellvisor::setup::image::{self, ARM64_IMAGE_MAGIC, BLOCK_SIZE};
 
 use crate::{FuzzTarget, Rng, ensure};
 

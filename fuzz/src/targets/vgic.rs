@@ -2,9 +2,10 @@
 //! deliveries, for random cell shapes.
 #![forbid(unsafe_code)]
 
+use cellvisor::dev::gic::{REDISTRIBUTOR_STRIDE, SGI_FRAME_OFFSET, SPI_BASE_INTID, SPI_END_INTID};
 use cellvisor::dev::vgic::{
-    self, AccessWidth, Delivery, ListRegisters, PhysicalDistributor, REDISTRIBUTOR_STRIDE,
-    SpiAssignment, SpiKind, Trigger, VgicConfig,
+    self, AccessWidth, Delivery, ListRegisters, PhysicalDistributor, SpiAssignment, SpiKind,
+    Trigger, VgicConfig,
 };
 
 use crate::{FuzzTarget, Rng, ensure};
@@ -191,14 +192,14 @@ fn redistributor_offset(rng: &mut Rng, vcpus: usize) -> u64 {
         0 => rng.below(REDISTRIBUTOR_STRIDE),
         1 => rng.below(0x40),
         2 => {
-            0x1_0000
+            SGI_FRAME_OFFSET
                 + rng.pick(&[
                     0x80, 0x100, 0x180, 0x200, 0x280, 0x300, 0x380, 0xC00, 0xC04, 0xD00,
                 ])
         }
-        3 => 0x1_0400 + rng.below(32),
+        3 => SGI_FRAME_OFFSET + 0x400 + rng.below(32),
         4 => return rng.next_u64(),
-        _ => 0x1_0000 + rng.below(0x1000),
+        _ => SGI_FRAME_OFFSET + rng.below(0x1000),
     };
     frame + within
 }
@@ -240,7 +241,7 @@ impl FuzzTarget for Vgic {
             let intid = if rng.coin() {
                 rng.range(32, 63) as u32
             } else {
-                rng.range(32, 1019) as u32
+                rng.range(u64::from(SPI_BASE_INTID), u64::from(SPI_END_INTID - 1)) as u32
             };
             if owned_spis.iter().all(|spi| spi.intid != intid) {
                 let kind = if rng.coin() {
@@ -490,7 +491,7 @@ fn check_isolation(
             );
         }
     }
-    for intid in 32..1020u32 {
+    for intid in SPI_BASE_INTID..SPI_END_INTID {
         let route = vgic
             .distributor_read(0x6000 + 8 * u64::from(intid), AccessWidth::Doubleword)
             .unwrap_or(0);

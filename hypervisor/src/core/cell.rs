@@ -13,7 +13,7 @@ use crate::core::hardware::Machine;
 use crate::core::lifecycle::CellState;
 use crate::core::psci::{PsciCell, VcpuPower};
 use crate::core::runtime::CellError;
-use crate::dev::DeviceBus;
+use crate::dev::{CellPhysical, DeviceBus};
 use crate::mem::addr::{GuestPhysAddr, PhysAddr};
 use crate::mem::stage2::Stage2;
 use crate::setup::bundle::Bundle;
@@ -144,11 +144,6 @@ impl Cell {
         self.plan.vcpus.len()
     }
 
-    /// The physical CPU that runs `vcpu`.
-    pub fn physical_cpu_of(&self, vcpu: usize) -> Option<usize> {
-        self.plan.vcpus.get(vcpu).map(|plan| plan.physical_cpu)
-    }
-
     /// Its virtual MPIDR for `vcpu`.
     pub fn virtual_mpidr(&self, vcpu: usize) -> u64 {
         self.plan
@@ -159,7 +154,7 @@ impl Cell {
 
     /// Whether `cpu` is this cell's home CPU (vCPU 0's), which performs stops and restarts.
     pub fn is_home(&self, cpu: usize) -> bool {
-        self.physical_cpu_of(0) == Some(cpu)
+        self.plan.physical_cpu_of(0) == Some(cpu)
     }
 
     /// Records the counter value at which the cell was (re)started.
@@ -323,7 +318,8 @@ impl Cell {
         }
         self.copy_in(machine, plan.dtb_at, &dtb)?;
         self.psci.lock().reset(plan.entry, plan.dtb_at.raw());
-        self.devices.reset(machine);
+        self.devices
+            .reset(&mut CellPhysical::new(machine, &self.plan));
         Ok(())
     }
 

@@ -16,6 +16,7 @@ use crate::core::lifecycle::{AfterStop, stop_cell};
 use crate::core::psci::PsciAction;
 use crate::core::runtime::Runtime;
 use crate::core::smccc::{self, Caller, Dispatch, SmcccCall, SmcccResult};
+use crate::dev::CellPhysical;
 use crate::dev::mmio::{self, MmioError};
 
 /// What to do after an exit was handled.
@@ -125,7 +126,7 @@ fn hypercall<H: VcpuHardware + ?Sized>(
     match action {
         PsciAction::Return => Next::Resume,
         PsciAction::StartVcpu { vcpu: target, .. } => {
-            if let Some(cpu) = cell.physical_cpu_of(target) {
+            if let Some(cpu) = cell.plan().physical_cpu_of(target) {
                 hardware.kick(cpu);
             }
             Next::Resume
@@ -188,7 +189,7 @@ fn data_abort<H: VcpuHardware + ?Sized>(
             device,
             access.width,
             value,
-            hardware,
+            &mut CellPhysical::new(hardware, &cell.plan),
             &mut |byte| logger::cell_output(index, byte),
         )
     } else {
@@ -236,7 +237,7 @@ fn system_register<H: VcpuHardware + ?Sized>(
             .write_sgi1r(at.vcpu, value)
             .unwrap_or_default();
         for target in targets.iter().filter(|&target| target != at.vcpu) {
-            if let Some(cpu) = cell.physical_cpu_of(target) {
+            if let Some(cpu) = cell.plan().physical_cpu_of(target) {
                 hardware.kick(cpu);
             }
         }

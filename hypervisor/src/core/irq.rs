@@ -75,7 +75,7 @@ pub fn disposition(runtime: &Runtime, cpu: usize, intid: u32) -> Disposition {
         return Disposition::Deactivate;
     };
     match cell.devices.vgic().inject_hardware(0, intid, intid) {
-        Ok(Delivery::Ready { vcpu }) => match cell.physical_cpu_of(vcpu) {
+        Ok(Delivery::Ready { vcpu }) => match cell.plan().physical_cpu_of(vcpu) {
             Some(target) if target != cpu => Disposition::ForwardedTo(target),
             _ => Disposition::Forwarded,
         },
@@ -87,7 +87,7 @@ pub fn disposition(runtime: &Runtime, cpu: usize, intid: u32) -> Disposition {
 /// Kicks the physical CPUs of the given vCPUs of `cell`.
 pub fn kick_vcpus<H: VcpuHardware + ?Sized>(cell: &Cell, vcpus: VcpuSet, hardware: &mut H) {
     for vcpu in vcpus.iter() {
-        if let Some(cpu) = cell.physical_cpu_of(vcpu) {
+        if let Some(cpu) = cell.plan().physical_cpu_of(vcpu) {
             hardware.kick(cpu);
         }
     }

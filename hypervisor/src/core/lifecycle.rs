@@ -170,7 +170,7 @@ impl Cell {
 pub fn stop_cell<H: VcpuHardware + ?Sized>(cell: &Cell, after: AfterStop, hardware: &mut H) {
     cell.request_stop(after);
     for vcpu in 0..cell.vcpu_count() {
-        if let Some(cpu) = cell.physical_cpu_of(vcpu) {
+        if let Some(cpu) = cell.plan().physical_cpu_of(vcpu) {
             hardware.kick(cpu);
         }
     }

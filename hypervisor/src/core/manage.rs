@@ -51,9 +51,7 @@ impl Runtime {
                 match request(cell) {
                     Ok(()) => {
                         outcome.lines.push(format!("{what} {name}: requested"));
-                        outcome
-                            .kick
-                            .extend(cell.plan.vcpus.iter().map(|vcpu| vcpu.physical_cpu));
+                        outcome.kick.extend(cell.plan.physical_cpus());
                     }
                     Err(error) => outcome
                         .lines

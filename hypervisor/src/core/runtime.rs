@@ -9,10 +9,9 @@ use crate::board::{Board, MemRange};
 use crate::core::cell::Cell;
 use crate::core::hardware::Machine;
 use crate::core::lifecycle::CellState;
+use crate::dev::gic::REDISTRIBUTOR_STRIDE;
 use crate::dev::passthrough::{PassthroughError, PassthroughPlan, interrupt_owners};
-use crate::dev::vgic::{
-    REDISTRIBUTOR_STRIDE, SpiAssignment, SpiKind, Vgic, VgicConfig, VgicConfigError,
-};
+use crate::dev::vgic::{SpiAssignment, SpiKind, Vgic, VgicConfig, VgicConfigError};
 use crate::dev::{DeviceBus, Windows};
 use crate::mem::addr::{GuestPhysAddr, PhysAddr};
 use crate::mem::stage2::{Stage2, Stage2Error};
@@ -90,7 +89,9 @@ impl Runtime {
         gic: GicInfo,
         machine: &mut dyn Machine,
     ) -> Result<Self, (usize, CellError)> {
-        let mut cpu_owner = alloc::vec![None; platform.cpus.len()];
+        let cpu_owner = (0..platform.cpus.len())
+            .map(|cpu| partition.cell_of_cpu(cpu))
+            .collect();
         let mut cells = Vec::new();
         let redistributor_base = platform
             .gic
@@ -114,11 +115,6 @@ impl Runtime {
             .enumerate()
             .zip(passthrough_plans)
         {
-            for (vcpu, vcpu_plan) in plan.vcpus.iter().enumerate() {
-                if let Some(owner) = cpu_owner.get_mut(vcpu_plan.physical_cpu) {
-                    *owner = Some((index, vcpu));
-                }
-            }
             let mut stage2 =
                 Stage2::new(plan.vmid).map_err(|error| (index, CellError::Stage2(error)))?;
             for region in &plan.memory {
@@ -162,7 +158,7 @@ impl Runtime {
                     REDISTRIBUTOR_STRIDE * vcpu_count as u64,
                 ),
             };
-            let devices = DeviceBus::new(&plan, windows, uart_intid, vgic, passthrough);
+            let devices = DeviceBus::new(windows, uart_intid, vgic, passthrough);
             let cell = Cell::new(plan, bundle.clone(), stage2, devices, passthrough_nodes);
             cell.load(&platform, machine)
                 .map_err(|error| (index, error))?;

@@ -5,12 +5,11 @@
 //! the vGIC under the UART lock so line changes arrive in order).
 #![forbid(unsafe_code)]
 
+pub mod gic;
 pub mod mmio;
 pub mod passthrough;
 pub mod vgic;
 pub mod vuart;
-
-use alloc::vec::Vec;
 
 use spin::Mutex;
 
@@ -66,25 +65,19 @@ pub struct DeviceBus {
     uart_intid: u32,
     vgic: Mutex<Vgic>,
     passthrough: PassthroughPlan,
-    /// The physical CPU of each vCPU.
-    cpus: Vec<usize>,
 }
 
-/// The physical GIC narrowed to one cell, for its vGIC: maps vCPU indices to physical CPUs.
+/// The machine narrowed to one cell, for its devices: the vGIC's physical distributor maps vCPU
+/// indices to physical CPUs through the cell's plan.
 pub struct CellPhysical<'a, M: Machine + ?Sized> {
     machine: &'a mut M,
-    /// The physical CPU of each vCPU.
-    cpus: &'a [usize],
+    plan: &'a CellPlan,
 }
 
 impl<'a, M: Machine + ?Sized> CellPhysical<'a, M> {
-    /// The physical GIC as a cell whose vCPU `i` runs on physical CPU `cpus[i]` sees it.
-    pub fn new(machine: &'a mut M, cpus: &'a [usize]) -> Self {
-        Self { machine, cpus }
-    }
-
-    fn cpu_of(&self, vcpu: usize) -> Option<usize> {
-        self.cpus.get(vcpu).copied()
+    /// The machine as the cell of `plan` sees it.
+    pub fn new(machine: &'a mut M, plan: &'a CellPlan) -> Self {
+        Self { machine, plan }
     }
 }
 
@@ -103,30 +96,27 @@ impl<M: Machine + ?Sized> PhysicalDistributor for CellPhysical<'_, M> {
     }
 
     fn route_to(&mut self, intid: u32, vcpu: usize) {
-        if let Some(cpu) = self.cpu_of(vcpu) {
+        if let Some(cpu) = self.plan.physical_cpu_of(vcpu) {
             self.machine.spi_route(intid, cpu);
         }
     }
 
     fn deactivate(&mut self, intid: u32, vcpu: usize) {
-        if let Some(cpu) = self.cpu_of(vcpu) {
+        if let Some(cpu) = self.plan.physical_cpu_of(vcpu) {
             self.machine.deactivate_interrupt(intid, cpu);
         }
     }
 }
 
 impl DeviceBus {
-    /// A bus with the given windows, vGIC and passthrough plan for `plan`'s cell; `uart_intid`
-    /// is the vUART's SPI.
+    /// A bus with the given windows, vGIC and passthrough plan; `uart_intid` is the vUART's SPI.
     pub fn new(
-        plan: &CellPlan,
         windows: Windows,
         uart_intid: u32,
         vgic: Vgic,
         passthrough: PassthroughPlan,
     ) -> Self {
         Self {
-            cpus: plan.vcpus.iter().map(|vcpu| vcpu.physical_cpu).collect(),
             windows,
             uart: Mutex::new(VirtualUart::new()),
             uart_intid,
@@ -218,7 +208,8 @@ impl DeviceBus {
     }
 
     /// Emulates a write of `value` (`width`) at `target` by `vcpu`. Returns the vCPUs that now have an interrupt to take (to be
-    /// kicked). Bytes the guest sends to its vUART go to `output`.
+    /// kicked). Bytes the guest sends to its vUART go to `output`; `physical` is the machine as
+    /// this bus's cell sees it.
     pub fn write<M: Machine + ?Sized>(
         &self,
         vcpu: usize,
@@ -229,7 +220,7 @@ impl DeviceBus {
         }: Target,
         width: AccessWidth,
         value: u64,
-        machine: &mut M,
+        physical: &mut CellPhysical<'_, M>,
         output: &mut dyn FnMut(u8),
     ) -> Result<VcpuSet, MmioError> {
         match device {
@@ -241,26 +232,16 @@ impl DeviceBus {
             Device::Distributor => self
                 .vgic
                 .lock()
-                .distributor_write(
-                    offset,
-                    width,
-                    value,
-                    &mut CellPhysical::new(machine, &self.cpus),
-                )
+                .distributor_write(offset, width, value, physical)
                 .map_err(vgic_error),
             Device::Redistributors => self
                 .vgic
                 .lock()
-                .redistributor_write(
-                    offset,
-                    width,
-                    value,
-                    &mut CellPhysical::new(machine, &self.cpus),
-                )
+                .redistributor_write(offset, width, value, physical)
                 .map_err(vgic_error),
             Device::Passthrough => {
                 if let Forward::Device(address) = self.passthrough.forward(ipa, width) {
-                    machine.device_write(address, width, value);
+                    physical.machine.device_write(address, width, value);
                 }
                 Ok(VcpuSet::empty())
             }
@@ -289,13 +270,12 @@ impl DeviceBus {
         self.set_uart_line(&uart, usize::MAX)
     }
 
-    /// Resets every device to its power-on state (restart, start).
-    pub fn reset<M: Machine + ?Sized>(&self, machine: &mut M) {
+    /// Resets every device to its power-on state (restart, start); `physical` is the machine as
+    /// this bus's cell sees it.
+    pub fn reset<M: Machine + ?Sized>(&self, physical: &mut CellPhysical<'_, M>) {
         let mut uart = self.uart.lock();
         uart.reset();
-        self.vgic
-            .lock()
-            .reset(&mut CellPhysical::new(machine, &self.cpus));
+        self.vgic.lock().reset(physical);
     }
 }
 

@@ -13,13 +13,12 @@ use alloc::vec::Vec;
 use core::fmt;
 
 use crate::board::{Board, Device, MemRange};
+use crate::dev::gic::{SPI_BASE_INTID, SPI_END_INTID};
 use crate::dev::mmio::AccessWidth;
+use crate::mem::PAGE_SIZE;
 use crate::mem::addr::{GuestPhysAddr, PhysAddr};
-use crate::setup::partition::{CellPlan, PAGE_SIZE, Partition};
-use crate::setup::platform::{Platform, PlatformDevice, SPI_BASE_INTID};
-
-/// One past the largest SPI INTID (INTIDs 1020..1023 are special).
-pub const SPI_END_INTID: u32 = 1020;
+use crate::setup::partition::{CellPlan, Partition};
+use crate::setup::platform::{Platform, PlatformDevice};
 
 /// A device window of the cell.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

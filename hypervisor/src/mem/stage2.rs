@@ -25,7 +25,7 @@ use aarch64_paging::paging::{
 
 use crate::mem::addr::{GuestPhysAddr, PhysAddr, VirtAddr};
 
-pub use crate::mem::PAGE_SIZE;
+use crate::mem::PAGE_SIZE;
 /// Bits of guest-physical address the tables translate.
 pub const IPA_BITS: u32 = 39;
 /// Size of the guest-physical address space: 512 GiB.

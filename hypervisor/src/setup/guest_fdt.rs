@@ -19,11 +19,10 @@ use core::fmt;
 
 use vm_fdt::FdtWriter;
 
+use crate::dev::gic::{PPI_BASE_INTID, REDISTRIBUTOR_STRIDE, SPI_BASE_INTID};
 use crate::mem::addr::GuestPhysAddr;
 use crate::setup::partition::CellPlan;
-use crate::setup::platform::{
-    GICV3_REDISTRIBUTOR_STRIDE, PPI_BASE_INTID, Platform, PlatformDevice, SPI_BASE_INTID,
-};
+use crate::setup::platform::{Platform, PlatformDevice};
 
 /// Phandle of the interrupt controller node.
 pub const GIC_PHANDLE: u32 = 1;
@@ -168,7 +167,7 @@ pub fn generate_with_passthrough(
         .first()
         .ok_or(GuestFdtError::NoRedistributors)?
         .base;
-    let redistributor_size = GICV3_REDISTRIBUTOR_STRIDE
+    let redistributor_size = REDISTRIBUTOR_STRIDE
         .checked_mul(plan.vcpus.len() as u64)
         .ok_or(GuestFdtError::ValueTooLarge("redistributor region"))?;
     let distributor = platform.gic.distributor;

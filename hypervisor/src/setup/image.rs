@@ -21,7 +21,7 @@ use crate::mem::addr::GuestPhysAddr;
 pub const BLOCK_SIZE: u64 = 2 * 1024 * 1024;
 /// Largest device tree Linux accepts.
 pub const MAX_DTB_SIZE: u64 = BLOCK_SIZE;
-pub use crate::mem::PAGE_SIZE;
+use crate::mem::PAGE_SIZE;
 /// `text_offset` of kernels older than 3.17, whose header has `image_size` 0.
 pub const LEGACY_TEXT_OFFSET: u64 = 0x8_0000;
 /// arm64 Image header magic, `ARM\x64` read little-endian.
@@ -149,9 +149,14 @@ fn align_up(value: u64, align: u64) -> Option<u64> {
         .map(|value| align_down(value, align))
 }
 
+/// Whether `kernel` starts with an arm64 `Image` header (magic `ARM\x64` at byte 56).
+pub fn has_arm64_image_magic(kernel: &[u8]) -> bool {
+    read_u32(kernel, HEADER_MAGIC) == Some(ARM64_IMAGE_MAGIC)
+}
+
 /// What the kernel file is, from its first 64 bytes.
 pub fn detect(kernel: &[u8]) -> Result<ImageFormat, ImageError> {
-    if read_u32(kernel, HEADER_MAGIC) != Some(ARM64_IMAGE_MAGIC) {
+    if !has_arm64_image_magic(kernel) {
         return Ok(ImageFormat::Raw);
     }
     let (Some(text_offset), Some(image_size), Some(flags)) = (

@@ -11,10 +11,11 @@ use alloc::vec::Vec;
 use core::fmt::{self, Write};
 
 use crate::board::{Board, CellConfig, CellMemory, GuestPlacement, Layout, MemRange};
+use crate::dev::gic::REDISTRIBUTOR_STRIDE;
 use crate::dev::passthrough::{PassthroughError, PassthroughPlan};
-use crate::setup::platform::{GICV3_REDISTRIBUTOR_STRIDE, Platform};
+use crate::setup::platform::Platform;
 
-pub use crate::mem::PAGE_SIZE;
+use crate::mem::PAGE_SIZE;
 
 /// VMIDs are 8 bits wide and VMID 0 is kept for cellvisor, so at most this many cells.
 pub const MAX_CELLS: usize = 255;
@@ -86,6 +87,18 @@ pub struct Partition {
     pub layout: &'static str,
     /// The cells, in layout order.
     pub cells: Vec<CellPlan>,
+}
+
+impl CellPlan {
+    /// The physical CPU that runs `vcpu`.
+    pub fn physical_cpu_of(&self, vcpu: usize) -> Option<usize> {
+        self.vcpus.get(vcpu).map(|plan| plan.physical_cpu)
+    }
+
+    /// The physical CPUs of the cell's vCPUs, in vCPU order.
+    pub fn physical_cpus(&self) -> impl Iterator<Item = usize> + '_ {
+        self.vcpus.iter().map(|plan| plan.physical_cpu)
+    }
 }
 
 impl Partition {
@@ -837,7 +850,7 @@ fn device_windows(
         ("UART", platform.console.registers),
     ];
     if let Some(region) = platform.gic.redistributor_regions.first() {
-        let size = GICV3_REDISTRIBUTOR_STRIDE.saturating_mul(vcpu_count as u64);
+        let size = REDISTRIBUTOR_STRIDE.saturating_mul(vcpu_count as u64);
         windows.push(("GIC redistributors", MemRange::new(region.base, size)));
     }
     for device in cell.devices.iter().filter_map(|name| board.device(name)) {

@@ -14,13 +14,7 @@ use fdt::Fdt;
 use fdt::helpers::UnalignedFallibleNode;
 
 use crate::board::MemRange;
-
-/// First INTID of the shared peripheral interrupts (`interrupts = <0 N flags>` is INTID 32 + N).
-pub const SPI_BASE_INTID: u32 = 32;
-/// First INTID of the private peripheral interrupts (`interrupts = <1 N flags>` is INTID 16 + N).
-pub const PPI_BASE_INTID: u32 = 16;
-/// Size of one GICv3 redistributor frame pair (RD_base + SGI_base, no VLPI frames).
-pub const GICV3_REDISTRIBUTOR_STRIDE: u64 = 0x2_0000;
+use crate::dev::gic::{PPI_BASE_INTID, SPI_BASE_INTID, SPI_END_INTID};
 
 /// The `cellvisor.layout=` key on the hypervisor's command line.
 const LAYOUT_BOOTARG: &str = "cellvisor.layout=";
@@ -639,8 +633,12 @@ const INTERRUPT_TYPE_PPI: u32 = 1;
 /// INTID of a three-cell GIC interrupt specifier, if its numbers are in range.
 fn specifier_intid([kind, number, _flags]: [u32; 3]) -> Option<u32> {
     match kind {
-        INTERRUPT_TYPE_SPI if number < 988 => Some(SPI_BASE_INTID + number),
-        INTERRUPT_TYPE_PPI if number < 16 => Some(PPI_BASE_INTID + number),
+        INTERRUPT_TYPE_SPI if number < SPI_END_INTID - SPI_BASE_INTID => {
+            Some(SPI_BASE_INTID + number)
+        }
+        INTERRUPT_TYPE_PPI if number < SPI_BASE_INTID - PPI_BASE_INTID => {
+            Some(PPI_BASE_INTID + number)
+        }
         _ => None,
     }
 }

@@ -300,11 +300,7 @@ pub extern "C" fn primary_main(dtb: u64, el: u64) -> ! {
         log::info!(
             "cell {}: CPUs {:?}, {} MiB RAM, VMID {}",
             cell.name(),
-            cell.plan()
-                .vcpus
-                .iter()
-                .map(|vcpu| vcpu.physical_cpu)
-                .collect::<Vec<_>>(),
+            cell.plan().physical_cpus().collect::<Vec<_>>(),
             cell.plan()
                 .memory
                 .iter()

@@ -8,6 +8,9 @@
 use core::ptr::{read_volatile, write_volatile};
 
 use super::sysreg::{dsb_sy, isb, read_sysreg, write_sysreg};
+use crate::dev::gic::{
+    PPI_BASE_INTID, REDISTRIBUTOR_STRIDE, SGI_FRAME_OFFSET, SPI_BASE_INTID, SPI_END_INTID,
+};
 
 const GICD_CTLR: usize = 0x0000;
 const GICD_TYPER: usize = 0x0004;
@@ -22,11 +25,11 @@ const GICD_CTLR_RWP: u32 = 1 << 31;
 const GICD_CTLR_ARE_NS: u32 = 1 << 4;
 const GICD_CTLR_ENABLE_GRP1: u32 = 1 << 1;
 
-const GICR_FRAME_SIZE: usize = 0x2_0000;
+const GICR_FRAME_SIZE: usize = REDISTRIBUTOR_STRIDE as usize;
 const GICR_WAKER: usize = 0x0014;
 const GICR_TYPER: usize = 0x0008;
 const GICR_TYPER_LAST: u64 = 1 << 4;
-const GICR_SGI_BASE: usize = 0x1_0000;
+const GICR_SGI_BASE: usize = SGI_FRAME_OFFSET as usize;
 const GICR_IGROUPR0: usize = GICR_SGI_BASE + 0x0080;
 const GICR_ISENABLER0: usize = GICR_SGI_BASE + 0x0100;
 const GICR_ICENABLER0: usize = GICR_SGI_BASE + 0x0180;
@@ -35,9 +38,6 @@ const GICR_ICACTIVER0: usize = GICR_SGI_BASE + 0x0380;
 
 /// Priority given to every physical interrupt cellvisor enables.
 const DEFAULT_PRIORITY: u8 = 0xa0;
-
-/// Interrupt IDs at or above this are special (1020-1023: spurious and friends).
-pub const SPECIAL_INTID_BASE: u32 = 1020;
 
 /// The distributor and redistributor frames.
 #[derive(Clone, Copy, Debug)]
@@ -105,7 +105,7 @@ impl Gic {
             write32(self.distributor + GICD_ICENABLER + word * 4, u32::MAX);
             write32(self.distributor + GICD_IGROUPR + word * 4, u32::MAX);
         }
-        for intid in 32..lines {
+        for intid in SPI_BASE_INTID as usize..lines {
             // SAFETY: byte access to IPRIORITYR is architecturally permitted.
             unsafe {
                 write_volatile(
@@ -124,7 +124,7 @@ impl Gic {
 
     /// Routes SPI `intid` to the CPU with affinity `mpidr` and enables it.
     pub fn route_and_enable_spi(&self, intid: u32, mpidr: u64) {
-        if !(32..self.interrupt_lines()).contains(&intid) {
+        if !(SPI_BASE_INTID..self.interrupt_lines()).contains(&intid) {
             return;
         }
         let affinity = (mpidr & 0xff_00ff_ffff) & !(1 << 31);
@@ -141,7 +141,7 @@ impl Gic {
     }
 
     fn is_spi(&self, intid: u32) -> bool {
-        (32..self.interrupt_lines().min(1020)).contains(&intid)
+        (SPI_BASE_INTID..self.interrupt_lines().min(SPI_END_INTID)).contains(&intid)
     }
 
     /// Enables or disables SPI `intid` (ignored for anything that is not an implemented SPI).
@@ -203,7 +203,7 @@ impl Gic {
 
     /// Deactivates `intid`: an SPI in the distributor, a PPI/SGI in the redistributor of `mpidr`.
     pub fn deactivate_on(&self, intid: u32, mpidr: u64) {
-        if intid < 32 {
+        if intid < SPI_BASE_INTID {
             if let Some(frame) = self.redistributor_of(mpidr) {
                 write32(frame + GICR_ICACTIVER0, 1 << intid);
             }
@@ -256,7 +256,7 @@ impl Gic {
         }
         write32(frame + GICR_ICENABLER0, u32::MAX);
         write32(frame + GICR_IGROUPR0, u32::MAX);
-        for intid in 0..32 {
+        for intid in 0..SPI_BASE_INTID as usize {
             // SAFETY: byte access to IPRIORITYR is architecturally permitted.
             unsafe {
                 write_volatile(
@@ -267,7 +267,7 @@ impl Gic {
         }
         let mut enable = 0xffff_u32; // SGIs
         for &ppi in ppis {
-            if (16..32).contains(&ppi) {
+            if (PPI_BASE_INTID..SPI_BASE_INTID).contains(&ppi) {
                 enable |= 1 << ppi;
             }
         }
@@ -293,7 +293,7 @@ impl Gic {
 /// Acknowledges the highest-priority pending group-1 interrupt; `None` if only a spurious ID.
 pub fn acknowledge() -> Option<u32> {
     let intid = (read_sysreg!("icc_iar1_el1") & 0xff_ffff) as u32;
-    (intid < SPECIAL_INTID_BASE).then_some(intid)
+    (intid < SPI_END_INTID).then_some(intid)
 }
 
 /// Drops the running priority of `intid` (EOImode=1: does not deactivate).

@@ -3,7 +3,9 @@
 #![forbid(unsafe_code)]
 
 use super::state::{IrqState, Route};
-use super::{AccessWidth, Bank, FIRST_SPI, PhysicalDistributor, Trigger, VcpuSet, Vgic, VgicError};
+use super::{
+    AccessWidth, Bank, PhysicalDistributor, SPI_BASE_INTID, Trigger, VcpuSet, Vgic, VgicError,
+};
 
 /// A register family with one bit per interrupt, named as the GICv3 architecture names it.
 #[allow(clippy::upper_case_acronyms)]
@@ -123,7 +125,9 @@ impl Vgic {
             BankRegister::Priority { first, count } => {
                 let priorities = value.to_le_bytes();
                 let shared = match bank {
-                    Bank::Shared => first.checked_sub(FIRST_SPI).map(|start| start as usize),
+                    Bank::Shared => first
+                        .checked_sub(SPI_BASE_INTID)
+                        .map(|start| start as usize),
                     Bank::Private(_) => None,
                 };
                 if let Some(start) = shared {

@@ -8,8 +8,8 @@ use super::bank_registers::{self, BankRegister};
 use super::regs::{GICD_CTLR, GICD_IROUTER, GICD_TYPER};
 use super::state::Route;
 use super::{
-    AccessWidth, Bank, DISTRIBUTOR_FRAME_SIZE, FIRST_SPI, PhysicalDistributor, SPI_LIMIT, VcpuSet,
-    Vgic, VgicError,
+    AccessWidth, Bank, DISTRIBUTOR_FRAME_SIZE, PhysicalDistributor, SPI_BASE_INTID, SPI_END_INTID,
+    VcpuSet, Vgic, VgicError,
 };
 
 /// Register offsets within the `GICD` frame.
@@ -216,7 +216,7 @@ impl Vgic {
         value: u64,
         physical: &mut impl PhysicalDistributor,
     ) -> VcpuSet {
-        if !(FIRST_SPI..SPI_LIMIT).contains(&intid) {
+        if !(SPI_BASE_INTID..SPI_END_INTID).contains(&intid) {
             return VcpuSet::empty();
         }
         let vcpu_count = self.vcpus.len();

@@ -12,7 +12,7 @@ use tock_registers::LocalRegisterCopy;
 
 use super::regs::{ICH_HCR_EL2, ICH_LR_EL2, ICH_VTR_EL2};
 use super::state::{IrqState, Route};
-use super::{Bank, FIRST_SPI, ListRegisters, MAX_LIST_REGISTERS, Vgic, VgicError};
+use super::{Bank, ListRegisters, MAX_LIST_REGISTERS, SPI_BASE_INTID, Vgic, VgicError};
 
 /// The number of list registers `ICH_VTR_EL2` reports.
 pub fn list_register_count_from_vtr(vtr: u64) -> usize {
@@ -190,7 +190,7 @@ impl Vgic {
         for spi in &self.owned_spis {
             let Some(irq) = spi
                 .intid
-                .checked_sub(FIRST_SPI)
+                .checked_sub(SPI_BASE_INTID)
                 .and_then(|index| self.spis.get(index as usize))
             else {
                 continue;
@@ -212,7 +212,7 @@ impl Vgic {
                 }
                 continue;
             };
-            let bank = if u32::from(intid) < FIRST_SPI {
+            let bank = if u32::from(intid) < SPI_BASE_INTID {
                 Bank::Private(vcpu)
             } else {
                 Bank::Shared
@@ -296,7 +296,7 @@ impl Vgic {
             let lr = LocalRegisterCopy::<u64, ICH_LR_EL2::Register>::new(value);
             let lr_state = lr.read(ICH_LR_EL2::State);
             let (pending, active) = (lr_state & 0b01 != 0, lr_state & 0b10 != 0);
-            let bank = if u32::from(intid) < FIRST_SPI {
+            let bank = if u32::from(intid) < SPI_BASE_INTID {
                 Bank::Private(vcpu)
             } else {
                 Bank::Shared

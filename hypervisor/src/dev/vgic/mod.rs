@@ -31,6 +31,7 @@ mod tests;
 use alloc::vec::Vec;
 use core::fmt;
 
+use crate::dev::gic::{PPI_BASE_INTID, REDISTRIBUTOR_STRIDE, SPI_BASE_INTID, SPI_END_INTID};
 use state::{IrqState, Route, VcpuState};
 
 pub use list_registers::list_register_count_from_vtr;
@@ -43,12 +44,6 @@ pub const MAX_VCPUS: usize = 16;
 pub const MAX_LIST_REGISTERS: usize = 16;
 /// Size of the `GICD` frame the guest sees.
 pub const DISTRIBUTOR_FRAME_SIZE: u64 = 0x1_0000;
-/// Size of one vCPU's redistributor: `RD_base` frame then `SGI_base` frame.
-pub const REDISTRIBUTOR_STRIDE: u64 = 0x2_0000;
-/// First SPI.
-const FIRST_SPI: u32 = 32;
-/// One past the last SPI (1020-1023 are special INTIDs).
-const SPI_LIMIT: u32 = 1020;
 
 /// Whether an SPI the cell owns comes from a device or from cellvisor itself.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -296,9 +291,9 @@ impl Vgic {
             ));
         }
         let platform_limit = (config.spi_lines.min(31) + 1) * 32;
-        let mut highest = FIRST_SPI - 1;
+        let mut highest = SPI_BASE_INTID - 1;
         for (index, spi) in config.owned_spis.iter().enumerate() {
-            if !(FIRST_SPI..SPI_LIMIT).contains(&spi.intid) {
+            if !(SPI_BASE_INTID..SPI_END_INTID).contains(&spi.intid) {
                 return Err(VgicConfigError::NotAnSpi(spi.intid));
             }
             if spi.kind == SpiKind::Hardware && spi.intid >= platform_limit {
@@ -313,7 +308,7 @@ impl Vgic {
             highest = highest.max(spi.intid);
         }
         let it_lines_number = highest / 32;
-        let spi_count = ((it_lines_number + 1) * 32).min(SPI_LIMIT) - FIRST_SPI;
+        let spi_count = ((it_lines_number + 1) * 32).min(SPI_END_INTID) - SPI_BASE_INTID;
         let mut vgic = Self {
             vcpus: Vec::with_capacity(config.vcpu_count),
             spis: Vec::with_capacity(spi_count as usize),
@@ -379,7 +374,7 @@ impl Vgic {
         self.spis.fill(IrqState::UNOWNED);
         for spi in &self.owned_spis {
             let hardware = spi.kind == SpiKind::Hardware;
-            if let Some(irq) = self.spis.get_mut((spi.intid - FIRST_SPI) as usize) {
+            if let Some(irq) = self.spis.get_mut((spi.intid - SPI_BASE_INTID) as usize) {
                 *irq = IrqState::reset(Route::Vcpu(0), false, hardware);
             }
         }
@@ -414,7 +409,7 @@ impl Vgic {
         }
         let bank = self.bank_of(intid, vcpu)?;
         let physical_ok = match bank {
-            Bank::Private(_) => (16..FIRST_SPI).contains(&physical_intid),
+            Bank::Private(_) => (PPI_BASE_INTID..SPI_BASE_INTID).contains(&physical_intid),
             Bank::Shared => physical_intid == intid,
         };
         if !physical_ok {
@@ -436,7 +431,7 @@ impl Vgic {
     /// the line is high (and re-pends after the guest's EOI if it still is); an edge-triggered one
     /// latches pending on a rising edge.
     pub fn set_level(&mut self, intid: u32, level: bool) -> Result<Delivery, VgicError> {
-        if intid < FIRST_SPI {
+        if intid < SPI_BASE_INTID {
             return Err(VgicError::NotOwned(intid));
         }
         let irq = self
@@ -529,7 +524,7 @@ impl Vgic {
 
     /// The bank an INTID raised for `vcpu` lives in.
     fn bank_of(&self, intid: u32, vcpu: usize) -> Result<Bank, VgicError> {
-        if intid >= FIRST_SPI {
+        if intid >= SPI_BASE_INTID {
             return Ok(Bank::Shared);
         }
         if vcpu >= self.vcpus.len() {
@@ -562,7 +557,7 @@ impl Vgic {
     /// The state of an owned interrupt reachable through `bank`.
     fn irq(&self, bank: Bank, intid: u32) -> Option<&IrqState> {
         let irq = match bank {
-            Bank::Shared => self.spis.get(intid.checked_sub(FIRST_SPI)? as usize)?,
+            Bank::Shared => self.spis.get(intid.checked_sub(SPI_BASE_INTID)? as usize)?,
             Bank::Private(vcpu) => self.vcpus.get(vcpu)?.private.get(intid as usize)?,
         };
         irq.owned.then_some(irq)
@@ -571,7 +566,9 @@ impl Vgic {
     /// The state of an owned interrupt reachable through `bank`, for change.
     fn irq_mut(&mut self, bank: Bank, intid: u32) -> Option<&mut IrqState> {
         let irq = match bank {
-            Bank::Shared => self.spis.get_mut(intid.checked_sub(FIRST_SPI)? as usize)?,
+            Bank::Shared => self
+                .spis
+                .get_mut(intid.checked_sub(SPI_BASE_INTID)? as usize)?,
             Bank::Private(vcpu) => {
                 let state = self.vcpus.get_mut(vcpu)?;
                 let irq = state.private.get_mut(intid as usize)?;

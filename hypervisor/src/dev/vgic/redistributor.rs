@@ -10,9 +10,7 @@ use super::regs::{GICR_TYPER, GICR_WAKER};
 use super::{
     AccessWidth, Bank, PhysicalDistributor, REDISTRIBUTOR_STRIDE, VcpuSet, Vgic, VgicError,
 };
-
-/// Offset of the `SGI_base` frame within one vCPU's redistributor.
-const SGI_BASE: u64 = 0x1_0000;
+use crate::dev::gic::SGI_FRAME_OFFSET;
 
 /// Register offsets within the `RD_base` frame.
 mod offset {
@@ -59,8 +57,8 @@ fn decode(
         AccessWidth::Word => Ok(register),
         _ => Err(VgicError::UnsupportedWidth),
     };
-    let register = if frame_offset >= SGI_BASE {
-        match bank_registers::decode(frame_offset - SGI_BASE, width) {
+    let register = if frame_offset >= SGI_FRAME_OFFSET {
+        match bank_registers::decode(frame_offset - SGI_FRAME_OFFSET, width) {
             // Only the first register of each family exists here (INTIDs 0-31); the rest of
             // the range is reserved and RAZ/WI anyway since the bank holds no SPIs.
             Some(register) => register.map(GicrRegister::Bank)?,

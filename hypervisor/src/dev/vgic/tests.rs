@@ -7,6 +7,7 @@ use alloc::vec::Vec;
 use tock_registers::LocalRegisterCopy;
 
 use super::*;
+use crate::dev::gic::SGI_FRAME_OFFSET;
 
 /// Guest-physical layout of the test cell: 4 vCPUs; SPI 33 the vUART (level), SPI 40 a virtual
 /// edge source, SPI 48 a passed-through device.
@@ -190,7 +191,7 @@ const GICD_ISACTIVER: u64 = 0x0300;
 const GICD_IPRIORITYR: u64 = 0x0400;
 const GICD_ICFGR: u64 = 0x0C00;
 const GICD_IROUTER_OFFSET: u64 = 0x6000;
-const SGI_BASE: u64 = 0x1_0000;
+const SGI_BASE: u64 = SGI_FRAME_OFFSET;
 
 /// A vGIC with the distributor on, ready to deliver.
 fn enabled_vgic() -> (Vgic, FakePhysicalDistributor) {
@@ -1231,7 +1232,7 @@ fn random_guest_accesses_never_leak_out_of_the_cell() {
             "seed {seed}: the run must exercise delivery ({delivered})"
         );
         let owned = [UART_SPI, EDGE_SPI, DEVICE_SPI];
-        for intid in (32..1020).filter(|intid| !owned.contains(intid)) {
+        for intid in (SPI_BASE_INTID..SPI_END_INTID).filter(|intid| !owned.contains(intid)) {
             for base in [GICD_ISENABLER, GICD_ISPENDR, GICD_ISACTIVER] {
                 let (offset, bit) = bit_register(base, intid);
                 assert_eq!(
