@@ -480,8 +480,8 @@ fn stage2_footprint() -> Result<Vec<Stage2Row>> {
             for region in cell.memory {
                 stage2
                     .map_ram(
-                        GuestPhysAddr(region.guest_base()),
-                        PhysAddr(region.physical.base),
+                        GuestPhysAddr::new(region.guest_base()),
+                        PhysAddr::new(region.physical.base),
                         region.physical.size,
                     )
                     .map_err(|error| util::Error(format!("{error:?}")))?;

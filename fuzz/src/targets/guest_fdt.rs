@@ -4,7 +4,7 @@
 use cellvisor::board::{CellConfig, CellMemory, CellPolicy, GuestPlacement, MemRange};
 use cellvisor::mem::addr::GuestPhysAddr;
 use cellvisor::setup::guest_fdt::{self, GuestDtSpec};
-use cellvisor::setup::partition::{CellPlan, VcpuPlan};
+use cellvisor::setup::partition::{CellPlan, RamRegion, VcpuPlan};
 use fdt::Fdt;
 
 use super::qemu_platform;
@@ -86,7 +86,7 @@ impl FuzzTarget for GuestFdt {
             .collect();
         let initrd = rng.coin().then(|| {
             (
-                GuestPhysAddr((0x4000_0000 + rng.below(0x8000_0000)) & !0xfff),
+                GuestPhysAddr::new((0x4000_0000 + rng.below(0x8000_0000)) & !0xfff),
                 rng.below(64 * MIB),
             )
         });
@@ -97,7 +97,7 @@ impl FuzzTarget for GuestFdt {
                 config: &CONFIG,
                 vmid: rng.range(1, 255) as u16,
                 vcpus,
-                memory,
+                memory: memory.iter().map(RamRegion::from_board).collect(),
             },
             bootargs,
             initrd,
@@ -179,7 +179,7 @@ impl FuzzTarget for GuestFdt {
             .plan
             .memory
             .iter()
-            .map(|region| (region.guest_base(), region.physical.size))
+            .map(|region| (region.guest_base.raw(), region.physical.size()))
             .collect();
         ensure!(
             memory == expected,

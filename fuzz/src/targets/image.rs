@@ -94,7 +94,7 @@ impl FuzzTarget for Image {
             } else {
                 rng.below(BLOCK_SIZE + 2) as usize
             },
-            ram: (GuestPhysAddr(base), size(rng)),
+            ram: (GuestPhysAddr::new(base), size(rng)),
         }
     }
 

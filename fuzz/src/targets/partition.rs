@@ -608,7 +608,7 @@ impl FuzzTarget for Partition {
                         cpus_seen.push(vcpu.physical_cpu);
                     }
                     for region in &cell.memory {
-                        let physical = region.physical;
+                        let physical = region.physical.to_board();
                         ensure!(
                             physical.size > 0
                                 && physical.base % 4096 == 0

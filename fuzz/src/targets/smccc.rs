@@ -13,7 +13,7 @@ pub struct SmcccPsci;
 /// Guest RAM of every cell: `RAM_BASE..RAM_BASE + RAM_SIZE` (entry points must lie inside).
 const RAM_BASE: u64 = 0x4000_0000;
 const RAM_SIZE: u64 = 0x1000_0000;
-const BOOT_ENTRY: GuestPhysAddr = GuestPhysAddr(RAM_BASE + 0x8_0000);
+const BOOT_ENTRY: GuestPhysAddr = GuestPhysAddr::new(RAM_BASE + 0x8_0000);
 
 /// One step of the sequence.
 #[derive(Clone, Copy, Debug)]

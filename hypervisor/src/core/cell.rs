@@ -108,7 +108,7 @@ impl Cell {
             bundle,
             stage2,
             state: AtomicU8::new(CellState::Running.to_u8()),
-            psci: Mutex::new(PsciCell::new(vcpu_count, GuestPhysAddr(0), 0)),
+            psci: Mutex::new(PsciCell::new(vcpu_count, GuestPhysAddr::new(0), 0)),
             devices,
             passthrough_nodes,
             in_guest: (0..vcpu_count).map(|_| AtomicBool::new(false)).collect(),
@@ -194,7 +194,7 @@ impl Cell {
         self.plan
             .memory
             .iter()
-            .map(|region| region.physical.size)
+            .map(|region| region.physical.size())
             .sum()
     }
 
@@ -262,11 +262,10 @@ impl Cell {
 
     /// The physical address behind `[ipa, ipa + length)`, if it lies inside one RAM region.
     pub fn ipa_to_pa(&self, ipa: GuestPhysAddr, length: u64) -> Option<PhysAddr> {
-        self.plan.memory.iter().find_map(|region| {
-            let offset = ipa.raw().checked_sub(region.guest_base())?;
-            let end = offset.checked_add(length)?;
-            (end <= region.physical.size).then(|| PhysAddr(region.physical.base + offset))
-        })
+        self.plan
+            .memory
+            .iter()
+            .find_map(|region| region.phys_of(ipa, length))
     }
 
     /// Emits whatever partial line the cell's console holds.
@@ -288,8 +287,8 @@ impl Cell {
             .plan
             .memory
             .first()
-            .ok_or(CellError::OutsideRam(GuestPhysAddr(0)))?;
-        let ram = (GuestPhysAddr(first.guest_base()), first.physical.size);
+            .ok_or(CellError::OutsideRam(GuestPhysAddr::new(0)))?;
+        let ram = (first.guest_base, first.physical.size());
         let plan = image::plan(
             images.kernel,
             images.initrd.map(<[u8]>::len),

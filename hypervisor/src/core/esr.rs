@@ -395,7 +395,7 @@ fn imm16(iss: u32) -> u16 {
 /// HPFAR_EL2.FIPA holds IPA[55:12]; FAR_EL2 supplies the offset within the page.
 fn fault_ipa(far: u64, hpfar: u64) -> GuestPhysAddr {
     let hpfar = LocalRegisterCopy::<u64, HPFAR_EL2::Register>::new(hpfar);
-    GuestPhysAddr((hpfar.read(HPFAR_EL2::FIPA) << 12) | (far & 0xfff))
+    GuestPhysAddr::new((hpfar.read(HPFAR_EL2::FIPA) << 12) | (far & 0xfff))
 }
 
 fn data_abort(iss: u32, far: u64, hpfar: u64) -> DataAbort {
@@ -463,7 +463,7 @@ mod tests {
         let Exit::DataAbort(abort) = exit else {
             panic!("not a data abort: {exit:?}");
         };
-        assert_eq!(abort.ipa, GuestPhysAddr(0x0900_0018));
+        assert_eq!(abort.ipa, GuestPhysAddr::new(0x0900_0018));
         assert!(abort.write);
         assert_eq!(abort.fault, FaultStatus::Translation { level: 3 });
         assert!(!abort.s1ptw);
@@ -489,7 +489,7 @@ mod tests {
         let Exit::DataAbort(abort) = exit else {
             panic!("not a data abort: {exit:?}");
         };
-        assert_eq!(abort.ipa, GuestPhysAddr(0x12_3456_7007));
+        assert_eq!(abort.ipa, GuestPhysAddr::new(0x12_3456_7007));
         assert!(!abort.write);
         assert_eq!(abort.fault, FaultStatus::Permission { level: 3 });
         let access = abort.access.expect("ISV=1 must give an access");
@@ -521,7 +521,7 @@ mod tests {
         };
         assert_eq!(abort.access, None);
         assert!(abort.s1ptw);
-        assert_eq!(abort.ipa, GuestPhysAddr(0x40abc));
+        assert_eq!(abort.ipa, GuestPhysAddr::new(0x40abc));
         assert_eq!(abort.fault, FaultStatus::Translation { level: 2 });
     }
 
@@ -563,7 +563,7 @@ mod tests {
         assert_eq!(
             exit,
             Exit::InstructionAbort {
-                ipa: GuestPhysAddr(0x4008_0123),
+                ipa: GuestPhysAddr::new(0x4008_0123),
                 fault: FaultStatus::AccessFlag { level: 2 },
             }
         );

@@ -8,7 +8,6 @@ use core::sync::atomic::Ordering;
 use crate::core::cell::Cell;
 use crate::core::hardware::{Machine, VcpuHardware};
 use crate::core::runtime::Runtime;
-use crate::mem::addr::PhysAddr;
 
 /// Lifecycle state of a cell.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -182,8 +181,8 @@ fn scrub<M: Machine + ?Sized>(cell: &Cell, machine: &mut M) -> u64 {
         .memory
         .iter()
         .map(|region| {
-            machine.zero_memory(PhysAddr(region.physical.base), region.physical.size);
-            region.physical.size
+            machine.zero_memory(region.physical.base(), region.physical.size());
+            region.physical.size()
         })
         .sum()
 }
@@ -236,9 +235,7 @@ pub fn complete_stop<M: Machine + ?Sized>(
                 .plan
                 .memory
                 .iter()
-                .map(|region| {
-                    machine.count_nonzero(PhysAddr(region.physical.base), region.physical.size)
-                })
+                .map(|region| machine.count_nonzero(region.physical.base(), region.physical.size()))
                 .sum::<u64>();
             // A wipe is final: nothing replaces it (see `request_stop`), so this always lands.
             cell.finish(after, CellState::Off);

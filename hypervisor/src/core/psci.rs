@@ -229,7 +229,7 @@ impl PsciCell {
         let Some(vcpu) = self.vcpu_for_mpidr(call.arg(1)) else {
             return PsciOutcome::error(PsciError::InvalidParameters);
         };
-        let entry = GuestPhysAddr(call.arg(2));
+        let entry = GuestPhysAddr::new(call.arg(2));
         let context = call.arg(3);
         let Some(state) = self.vcpus.get_mut(vcpu) else {
             return PsciOutcome::error(PsciError::InvalidParameters);
@@ -326,7 +326,7 @@ mod tests {
     use super::*;
     use crate::core::smccc::FunctionId;
 
-    const BOOT: GuestPhysAddr = GuestPhysAddr(0x4008_0000);
+    const BOOT: GuestPhysAddr = GuestPhysAddr::new(0x4008_0000);
     const DTB: u64 = 0x4800_0000;
 
     fn ram(ipa: GuestPhysAddr) -> bool {
@@ -433,7 +433,7 @@ mod tests {
                 result: SUCCESS,
                 action: PsciAction::StartVcpu {
                     vcpu: 1,
-                    entry: GuestPhysAddr(entry),
+                    entry: GuestPhysAddr::new(entry),
                     context: 0xc0ffee
                 },
             }
@@ -447,7 +447,10 @@ mod tests {
                 .result,
             affinity_state::ON_PENDING
         );
-        assert_eq!(cell.vcpu_started(1), Some((GuestPhysAddr(entry), 0xc0ffee)));
+        assert_eq!(
+            cell.vcpu_started(1),
+            Some((GuestPhysAddr::new(entry), 0xc0ffee))
+        );
         assert_eq!(
             cell.handle(0, &call(CPU_ON_64, 1, entry, 0), &ram).result,
             err(PsciError::AlreadyOn)
@@ -522,7 +525,7 @@ mod tests {
         assert_eq!(
             cell.state(3),
             Some(VcpuPower::OnPending {
-                entry: GuestPhysAddr(0x4000_0000),
+                entry: GuestPhysAddr::new(0x4000_0000),
                 context: 0
             })
         );

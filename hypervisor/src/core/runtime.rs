@@ -5,7 +5,7 @@
 use alloc::vec::Vec;
 use core::fmt;
 
-use crate::board::{Board, MemRange};
+use crate::board::Board;
 use crate::core::cell::Cell;
 use crate::core::hardware::Machine;
 use crate::core::lifecycle::CellState;
@@ -14,6 +14,7 @@ use crate::dev::passthrough::{PassthroughError, PassthroughPlan, interrupt_owner
 use crate::dev::vgic::{SpiAssignment, SpiKind, Vgic, VgicConfig, VgicConfigError};
 use crate::dev::{DeviceBus, Windows};
 use crate::mem::addr::{GuestPhysAddr, PhysAddr};
+use crate::mem::range::PhysRange;
 use crate::mem::stage2::{Stage2, Stage2Error};
 use crate::setup::bundle::{Bundle, BundleError};
 use crate::setup::guest_fdt;
@@ -120,9 +121,9 @@ impl Runtime {
             for region in &plan.memory {
                 stage2
                     .map_ram(
-                        GuestPhysAddr(region.guest_base()),
-                        PhysAddr(region.physical.base),
-                        region.physical.size,
+                        region.guest_base,
+                        region.physical.base(),
+                        region.physical.size(),
                     )
                     .map_err(|error| (index, CellError::Stage2(error)))?;
             }
@@ -130,7 +131,11 @@ impl Runtime {
             // pages stay unmapped and are forwarded byte-exactly.
             for page in passthrough.direct_pages() {
                 stage2
-                    .map_device(GuestPhysAddr(page.base), PhysAddr(page.base), page.size)
+                    .map_device(
+                        GuestPhysAddr::new(page.base),
+                        PhysAddr::new(page.base),
+                        page.size,
+                    )
                     .map_err(|error| (index, CellError::Stage2(error)))?;
             }
             let vcpu_count = plan.vcpus.len();
@@ -150,13 +155,15 @@ impl Runtime {
                 list_register_count: gic.list_register_count,
             };
             let vgic = Vgic::new(&vgic_config).map_err(|error| (index, CellError::Vgic(error)))?;
+            // The emulated devices appear where the platform has the real ones.
             let windows = Windows {
-                uart: platform.console.registers,
-                distributor: platform.gic.distributor,
-                redistributors: MemRange::new(
-                    redistributor_base,
+                uart: PhysRange::from_board(platform.console.registers).identity_ipa(),
+                distributor: PhysRange::from_board(platform.gic.distributor).identity_ipa(),
+                redistributors: PhysRange::new(
+                    PhysAddr::new(redistributor_base),
                     REDISTRIBUTOR_STRIDE * vcpu_count as u64,
-                ),
+                )
+                .identity_ipa(),
             };
             let devices = DeviceBus::new(windows, uart_intid, vgic, passthrough);
             let cell = Cell::new(plan, bundle.clone(), stage2, devices, passthrough_nodes);

@@ -13,9 +13,9 @@ pub mod vuart;
 
 use spin::Mutex;
 
-use crate::board::MemRange;
 use crate::core::hardware::Machine;
 use crate::mem::addr::GuestPhysAddr;
+use crate::mem::range::IpaRange;
 use crate::setup::partition::CellPlan;
 use mmio::{AccessWidth, MmioError};
 use passthrough::{Forward, PassthroughPlan};
@@ -51,11 +51,11 @@ pub struct Target {
 #[derive(Clone, Copy, Debug)]
 pub struct Windows {
     /// The vUART's frame.
-    pub uart: MemRange,
+    pub uart: IpaRange,
     /// The distributor's frame.
-    pub distributor: MemRange,
+    pub distributor: IpaRange,
     /// The cell's redistributor frames (one per vCPU).
-    pub redistributors: MemRange,
+    pub redistributors: IpaRange,
 }
 
 /// A cell's devices: their windows and their state.
@@ -127,12 +127,7 @@ impl DeviceBus {
 
     /// The device at `ipa`, if any, and the offset into its window.
     pub fn device_at(&self, ipa: GuestPhysAddr) -> Option<Target> {
-        let address = ipa.raw();
-        let inside = |window: &MemRange| {
-            window
-                .contains(address)
-                .then(|| address.wrapping_sub(window.base))
-        };
+        let inside = |window: &IpaRange| window.offset_of(ipa);
         let (device, offset) = if let Some(offset) = inside(&self.windows.uart) {
             (Device::Uart, offset)
         } else if let Some(offset) = inside(&self.windows.distributor) {

@@ -397,7 +397,7 @@ impl PassthroughPlan {
             .any(|window| window.range.contains_range(&access))
         {
             // Passthrough devices are identity-placed.
-            Forward::Device(PhysAddr(ipa.raw()))
+            Forward::Device(PhysAddr::new(ipa.raw()))
         } else {
             Forward::ReadAsZero
         }
@@ -502,7 +502,7 @@ mod tests {
     ];
 
     fn ipa(address: u64) -> GuestPhysAddr {
-        GuestPhysAddr(address)
+        GuestPhysAddr::new(address)
     }
 
     #[test]
@@ -523,7 +523,7 @@ mod tests {
             for address in [0x0A00_3E00, 0x0A00_4000 - bytes] {
                 assert_eq!(
                     plan.forward(ipa(address), width),
-                    Forward::Device(PhysAddr(address)),
+                    Forward::Device(PhysAddr::new(address)),
                     "{width:?} at {address:#x}"
                 );
             }
@@ -587,7 +587,7 @@ mod tests {
         );
         assert_eq!(
             plan.forward(ipa(0x0A00_3DF8), AccessWidth::Doubleword),
-            Forward::Device(PhysAddr(0x0A00_3DF8))
+            Forward::Device(PhysAddr::new(0x0A00_3DF8))
         );
         assert_eq!(plan.interrupts(), [78, 79]);
     }
@@ -606,7 +606,7 @@ mod tests {
         );
         assert_eq!(
             plan.forward(ipa(0x1_0F00), AccessWidth::Word),
-            Forward::Device(PhysAddr(0x1_0F00))
+            Forward::Device(PhysAddr::new(0x1_0F00))
         );
         assert_eq!(
             plan.forward(ipa(0x1_0EFC), AccessWidth::Word),
@@ -614,7 +614,7 @@ mod tests {
         );
         assert_eq!(
             plan.forward(ipa(0x1_40FC), AccessWidth::Word),
-            Forward::Device(PhysAddr(0x1_40FC))
+            Forward::Device(PhysAddr::new(0x1_40FC))
         );
         assert_eq!(
             plan.forward(ipa(0x1_4100), AccessWidth::Byte),
@@ -731,7 +731,7 @@ mod tests {
         assert_eq!(corporate.interrupts(), [79]);
         assert_eq!(
             corporate.forward(ipa(0x0A00_3E70), AccessWidth::Word),
-            Forward::Device(PhysAddr(0x0A00_3E70))
+            Forward::Device(PhysAddr::new(0x0A00_3E70))
         );
         assert_eq!(
             personal.forward(ipa(0x0A00_3E70), AccessWidth::Word),

@@ -8,9 +8,14 @@ macro_rules! address_type {
         $(#[$doc])*
         #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
         #[repr(transparent)]
-        pub struct $name(pub u64);
+        pub struct $name(u64);
 
         impl $name {
+            /// The address `raw`.
+            pub const fn new(raw: u64) -> Self {
+                Self(raw)
+            }
+
             /// The raw address.
             pub const fn raw(self) -> u64 {
                 self.0

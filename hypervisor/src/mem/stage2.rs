@@ -143,7 +143,7 @@ impl Translation<Stage2Attributes> for TableAllocator {
         // `PageTable::new` returns a zeroed, 4 KiB-aligned page from the global allocator.
         let table = PageTable::new();
         self.table_count += 1;
-        let physical = VirtAddr(table.as_ptr().addr() as u64).to_phys();
+        let physical = VirtAddr::new(table.as_ptr().addr() as u64).to_phys();
         (table, PhysicalAddress(physical.raw() as usize))
     }
 
@@ -157,7 +157,7 @@ impl Translation<Stage2Attributes> for TableAllocator {
     }
 
     fn physical_to_virtual(&self, pa: PhysicalAddress) -> NonNull<PageTable<Stage2Attributes>> {
-        let virtual_address = PhysAddr(pa.0 as u64).to_virt();
+        let virtual_address = PhysAddr::new(pa.0 as u64).to_virt();
         // Only addresses of tables this allocator handed out reach here, and the allocator never
         // returns address 0; guest input never reaches table addresses.
         NonNull::new(virtual_address.as_usize() as *mut PageTable<Stage2Attributes>)
@@ -241,7 +241,12 @@ impl Stage2 {
     /// Removes any mapping of `size` bytes at `ipa` (blocks are split as needed). On a live table
     /// the caller must then invalidate the VMID's TLB entries.
     pub fn unmap(&mut self, ipa: GuestPhysAddr, size: u64) -> Result<(), Stage2Error> {
-        self.map(ipa, PhysAddr(ipa.raw()), size, Stage2Attributes::empty())
+        self.map(
+            ipa,
+            PhysAddr::new(ipa.raw()),
+            size,
+            Stage2Attributes::empty(),
+        )
     }
 
     fn map(
@@ -290,7 +295,7 @@ impl Stage2 {
                 if descriptor.is_valid() {
                     let offset = ipa.raw() & (granularity_at_level(level) - 1);
                     found = Some(Translated {
-                        pa: PhysAddr(descriptor.output_address().0 as u64 + offset),
+                        pa: PhysAddr::new(descriptor.output_address().0 as u64 + offset),
                         level,
                         attributes: descriptor.flags(),
                     });
@@ -303,7 +308,7 @@ impl Stage2 {
 
     /// Physical address of the root table (`VTTBR_EL2.BADDR`).
     pub fn root_address(&self) -> PhysAddr {
-        PhysAddr(self.mapping.root_address().0 as u64)
+        PhysAddr::new(self.mapping.root_address().0 as u64)
     }
 
     /// The `VTTBR_EL2` value for this cell: VMID in bits 63:48 (8-bit VMID), root table below.
@@ -347,15 +352,19 @@ mod tests {
     fn aligned_ram_becomes_blocks() {
         let mut table = Stage2::new(1).unwrap();
         table
-            .map_ram(GuestPhysAddr(0x4000_0000), PhysAddr(0x6000_0000), 6 * MIB)
+            .map_ram(
+                GuestPhysAddr::new(0x4000_0000),
+                PhysAddr::new(0x6000_0000),
+                6 * MIB,
+            )
             .unwrap();
         let stats = table.stats();
         assert_eq!(stats.block_descriptors, 3);
         assert_eq!(stats.page_descriptors, 0);
         // Root (level 1) + one level-2 table.
         assert_eq!(stats.table_bytes, 2 * PAGE_SIZE);
-        let translated = table.translate(GuestPhysAddr(0x4012_3456)).unwrap();
-        assert_eq!(translated.pa, PhysAddr(0x6012_3456));
+        let translated = table.translate(GuestPhysAddr::new(0x4012_3456)).unwrap();
+        assert_eq!(translated.pa, PhysAddr::new(0x6012_3456));
         assert_eq!(translated.level, 2);
     }
 
@@ -363,10 +372,17 @@ mod tests {
     fn gigabyte_alignment_gives_level_one_blocks() {
         let mut table = Stage2::new(1).unwrap();
         table
-            .map_ram(GuestPhysAddr(0x4000_0000), PhysAddr(0x4000_0000), GIB)
+            .map_ram(
+                GuestPhysAddr::new(0x4000_0000),
+                PhysAddr::new(0x4000_0000),
+                GIB,
+            )
             .unwrap();
         assert_eq!(
-            table.translate(GuestPhysAddr(0x7fff_ffff)).unwrap().level,
+            table
+                .translate(GuestPhysAddr::new(0x7fff_ffff))
+                .unwrap()
+                .level,
             1
         );
         assert_eq!(
@@ -384,8 +400,8 @@ mod tests {
         let mut table = Stage2::new(1).unwrap();
         table
             .map_ram(
-                GuestPhysAddr(0x4000_0000),
-                PhysAddr(0x6000_0000),
+                GuestPhysAddr::new(0x4000_0000),
+                PhysAddr::new(0x6000_0000),
                 2 * MIB + 3 * PAGE_SIZE,
             )
             .unwrap();
@@ -393,10 +409,13 @@ mod tests {
         assert_eq!((stats.block_descriptors, stats.page_descriptors), (1, 3));
         assert_eq!(stats.table_bytes, 3 * PAGE_SIZE);
         assert_eq!(
-            table.translate(GuestPhysAddr(0x4020_2000)).unwrap().level,
+            table
+                .translate(GuestPhysAddr::new(0x4020_2000))
+                .unwrap()
+                .level,
             3
         );
-        assert_eq!(table.translate(GuestPhysAddr(0x4020_3000)), None);
+        assert_eq!(table.translate(GuestPhysAddr::new(0x4020_3000)), None);
     }
 
     #[test]
@@ -404,7 +423,11 @@ mod tests {
         let mut table = Stage2::new(1).unwrap();
         // The IPA is 2 MiB aligned but the PA is not: no block can describe it.
         table
-            .map_ram(GuestPhysAddr(0x4000_0000), PhysAddr(0x6000_1000), 2 * MIB)
+            .map_ram(
+                GuestPhysAddr::new(0x4000_0000),
+                PhysAddr::new(0x6000_1000),
+                2 * MIB,
+            )
             .unwrap();
         let stats = table.stats();
         assert_eq!((stats.block_descriptors, stats.page_descriptors), (0, 512));
@@ -414,10 +437,14 @@ mod tests {
     fn ram_attributes_are_normal_rw_executable() {
         let mut table = Stage2::new(1).unwrap();
         table
-            .map_ram(GuestPhysAddr(0x4000_0000), PhysAddr(0x6000_0000), PAGE_SIZE)
+            .map_ram(
+                GuestPhysAddr::new(0x4000_0000),
+                PhysAddr::new(0x6000_0000),
+                PAGE_SIZE,
+            )
             .unwrap();
         let attributes = table
-            .translate(GuestPhysAddr(0x4000_0000))
+            .translate(GuestPhysAddr::new(0x4000_0000))
             .unwrap()
             .attributes;
         assert_eq!(
@@ -434,10 +461,14 @@ mod tests {
     fn device_attributes_are_device_and_execute_never() {
         let mut table = Stage2::new(3).unwrap();
         table
-            .map_device(GuestPhysAddr(0x0A00_3000), PhysAddr(0x0A00_3000), PAGE_SIZE)
+            .map_device(
+                GuestPhysAddr::new(0x0A00_3000),
+                PhysAddr::new(0x0A00_3000),
+                PAGE_SIZE,
+            )
             .unwrap();
-        let translated = table.translate(GuestPhysAddr(0x0A00_3E00)).unwrap();
-        assert_eq!(translated.pa, PhysAddr(0x0A00_3E00));
+        let translated = table.translate(GuestPhysAddr::new(0x0A00_3E00)).unwrap();
+        assert_eq!(translated.pa, PhysAddr::new(0x0A00_3E00));
         assert_eq!(
             translated.attributes & MEMATTR_MASK,
             Stage2Attributes::MEMATTR_DEVICE_nGnRE
@@ -458,27 +489,37 @@ mod tests {
     #[test]
     fn unmapped_addresses_do_not_translate() {
         let mut table = Stage2::new(1).unwrap();
-        assert_eq!(table.translate(GuestPhysAddr(0)), None);
+        assert_eq!(table.translate(GuestPhysAddr::new(0)), None);
         table
-            .map_ram(GuestPhysAddr(0x4000_0000), PhysAddr(0x6000_0000), 2 * MIB)
+            .map_ram(
+                GuestPhysAddr::new(0x4000_0000),
+                PhysAddr::new(0x6000_0000),
+                2 * MIB,
+            )
             .unwrap();
-        assert_eq!(table.translate(GuestPhysAddr(0x3fff_ffff)), None);
-        assert_eq!(table.translate(GuestPhysAddr(0x4020_0000)), None);
-        assert_eq!(table.translate(GuestPhysAddr(IPA_SPACE_SIZE)), None);
-        assert_eq!(table.translate(GuestPhysAddr(u64::MAX)), None);
+        assert_eq!(table.translate(GuestPhysAddr::new(0x3fff_ffff)), None);
+        assert_eq!(table.translate(GuestPhysAddr::new(0x4020_0000)), None);
+        assert_eq!(table.translate(GuestPhysAddr::new(IPA_SPACE_SIZE)), None);
+        assert_eq!(table.translate(GuestPhysAddr::new(u64::MAX)), None);
     }
 
     #[test]
     fn unmap_splits_blocks() {
         let mut table = Stage2::new(1).unwrap();
         table
-            .map_ram(GuestPhysAddr(0x4000_0000), PhysAddr(0x6000_0000), 2 * MIB)
+            .map_ram(
+                GuestPhysAddr::new(0x4000_0000),
+                PhysAddr::new(0x6000_0000),
+                2 * MIB,
+            )
             .unwrap();
-        table.unmap(GuestPhysAddr(0x4000_1000), PAGE_SIZE).unwrap();
-        assert_eq!(table.translate(GuestPhysAddr(0x4000_1000)), None);
+        table
+            .unmap(GuestPhysAddr::new(0x4000_1000), PAGE_SIZE)
+            .unwrap();
+        assert_eq!(table.translate(GuestPhysAddr::new(0x4000_1000)), None);
         assert_eq!(
-            table.translate(GuestPhysAddr(0x4000_2000)).unwrap().pa,
-            PhysAddr(0x6000_2000)
+            table.translate(GuestPhysAddr::new(0x4000_2000)).unwrap().pa,
+            PhysAddr::new(0x6000_2000)
         );
         assert_eq!(table.stats().page_descriptors, 511);
     }
@@ -497,17 +538,29 @@ mod tests {
         assert_eq!(Stage2::new(0).unwrap_err(), Stage2Error::InvalidVmid(0));
         assert_eq!(Stage2::new(256).unwrap_err(), Stage2Error::InvalidVmid(256));
         let mut table = Stage2::new(255).unwrap();
-        let unaligned = table.map_ram(GuestPhysAddr(0x4000_0800), PhysAddr(0x6000_0000), PAGE_SIZE);
+        let unaligned = table.map_ram(
+            GuestPhysAddr::new(0x4000_0800),
+            PhysAddr::new(0x6000_0000),
+            PAGE_SIZE,
+        );
         assert!(matches!(unaligned, Err(Stage2Error::Unaligned { .. })));
-        let empty = table.map_ram(GuestPhysAddr(0x4000_0000), PhysAddr(0x6000_0000), 0);
+        let empty = table.map_ram(
+            GuestPhysAddr::new(0x4000_0000),
+            PhysAddr::new(0x6000_0000),
+            0,
+        );
         assert!(matches!(empty, Err(Stage2Error::OutOfRange { .. })));
         let too_high = table.map_ram(
-            GuestPhysAddr(IPA_SPACE_SIZE - PAGE_SIZE),
-            PhysAddr(0),
+            GuestPhysAddr::new(IPA_SPACE_SIZE - PAGE_SIZE),
+            PhysAddr::new(0),
             2 * PAGE_SIZE,
         );
         assert!(matches!(too_high, Err(Stage2Error::OutOfRange { .. })));
-        let wraps = table.map_device(GuestPhysAddr(0), PhysAddr(u64::MAX - 0xfff), 2 * PAGE_SIZE);
+        let wraps = table.map_device(
+            GuestPhysAddr::new(0),
+            PhysAddr::new(u64::MAX - 0xfff),
+            2 * PAGE_SIZE,
+        );
         assert!(matches!(wraps, Err(Stage2Error::OutOfRange { .. })));
         for error in [unaligned, empty, too_high, wraps] {
             let line = error.unwrap_err().to_string();

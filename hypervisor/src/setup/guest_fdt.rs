@@ -187,9 +187,9 @@ pub fn generate_with_passthrough(
     writer.property_u32("interrupt-parent", GIC_PHANDLE)?;
 
     for region in &plan.memory {
-        let memory = writer.begin_node(&format!("memory@{:x}", region.guest_base()))?;
+        let memory = writer.begin_node(&format!("memory@{:x}", region.guest_base.raw()))?;
         writer.property_string("device_type", "memory")?;
-        writer.property_array_u64("reg", &[region.guest_base(), region.physical.size])?;
+        writer.property_array_u64("reg", &[region.guest_base.raw(), region.physical.size()])?;
         writer.end_node(memory)?;
     }
 
@@ -397,7 +397,7 @@ mod tests {
         let plan = &partition.cells[1];
         let spec = GuestDtSpec {
             bootargs: "console=ttyAMA0",
-            initrd: Some((GuestPhysAddr(0x9800_0000), 0x10_0000)),
+            initrd: Some((GuestPhysAddr::new(0x9800_0000), 0x10_0000)),
         };
         let dtb = generate(plan, &platform(), &spec).unwrap();
         let flat = flatten(&dtb);
@@ -551,7 +551,7 @@ mod tests {
         let partition = partition("linux");
         let spec = GuestDtSpec {
             bootargs: "console=ttyAMA0 cellvisor.layout=nested",
-            initrd: Some((GuestPhysAddr(0x6800_0000), 0x2000)),
+            initrd: Some((GuestPhysAddr::new(0x6800_0000), 0x2000)),
         };
         let dtb = generate(&partition.cells[0], &platform(), &spec).unwrap();
         let seen = platform::parse(&dtb).unwrap();
@@ -759,7 +759,7 @@ mod tests {
         assert!(!error.to_string().contains('\n'));
         let wrapping = GuestDtSpec {
             bootargs: "",
-            initrd: Some((GuestPhysAddr(u64::MAX), 2)),
+            initrd: Some((GuestPhysAddr::new(u64::MAX), 2)),
         };
         assert!(matches!(
             generate(&partition.cells[0], &platform(), &wrapping),

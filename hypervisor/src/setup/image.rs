@@ -240,16 +240,16 @@ pub fn plan(
                 .map(|start| align_down(start, PAGE_SIZE))
                 .filter(|start| *start >= kernel_end)
                 .ok_or(ImageError::InitrdTooBig { size, available })?;
-            Some(GuestPhysAddr(start))
+            Some(GuestPhysAddr::new(start))
         }
     };
 
     Ok(LoadPlan {
         format,
-        kernel_at: GuestPhysAddr(kernel_at),
+        kernel_at: GuestPhysAddr::new(kernel_at),
         kernel_footprint: footprint,
-        entry: GuestPhysAddr(kernel_at),
-        dtb_at: GuestPhysAddr(dtb_block),
+        entry: GuestPhysAddr::new(kernel_at),
+        dtb_at: GuestPhysAddr::new(dtb_block),
         initrd_at,
     })
 }
@@ -262,7 +262,7 @@ mod tests {
     use alloc::vec::Vec;
 
     const MIB: u64 = 1024 * 1024;
-    const RAM: (GuestPhysAddr, u64) = (GuestPhysAddr(0x4000_0000), 64 * MIB);
+    const RAM: (GuestPhysAddr, u64) = (GuestPhysAddr::new(0x4000_0000), 64 * MIB);
 
     /// A kernel file of `file_size` bytes with an arm64 Image header.
     fn image(text_offset: u64, image_size: u64, flags: u64, file_size: usize) -> Vec<u8> {
@@ -287,7 +287,7 @@ mod tests {
             &kernel,
             Some(5 * MIB as usize),
             0x2000,
-            (GuestPhysAddr(0x6000_0000), 768 * MIB),
+            (GuestPhysAddr::new(0x6000_0000), 768 * MIB),
         )
         .unwrap();
         assert_eq!(
@@ -297,29 +297,38 @@ mod tests {
                 image_size: 30 * MIB
             }
         );
-        assert_eq!(plan.kernel_at, GuestPhysAddr(0x6000_0000));
+        assert_eq!(plan.kernel_at, GuestPhysAddr::new(0x6000_0000));
         assert_eq!(plan.entry, plan.kernel_at);
         assert_eq!(plan.kernel_footprint, 30 * MIB);
-        assert_eq!(plan.dtb_at, GuestPhysAddr(0x6000_0000 + 766 * MIB));
-        assert_eq!(plan.initrd_at, Some(GuestPhysAddr(0x6000_0000 + 761 * MIB)));
+        assert_eq!(plan.dtb_at, GuestPhysAddr::new(0x6000_0000 + 766 * MIB));
+        assert_eq!(
+            plan.initrd_at,
+            Some(GuestPhysAddr::new(0x6000_0000 + 761 * MIB))
+        );
     }
 
     #[test]
     fn text_offset_and_unaligned_ram_base() {
         let kernel = image(0x8_0000, 4 * MIB, 0, 0x1000);
-        let plan = plan(&kernel, None, 100, (GuestPhysAddr(0x4010_0000), 64 * MIB)).unwrap();
+        let plan = plan(
+            &kernel,
+            None,
+            100,
+            (GuestPhysAddr::new(0x4010_0000), 64 * MIB),
+        )
+        .unwrap();
         // Base rounded up to 0x4020_0000, plus text_offset.
-        assert_eq!(plan.kernel_at, GuestPhysAddr(0x4028_0000));
+        assert_eq!(plan.kernel_at, GuestPhysAddr::new(0x4028_0000));
         assert_eq!(plan.initrd_at, None);
         // RAM ends at 0x4410_0000, so the last whole 2 MiB block is 0x43E0_0000..0x4400_0000.
-        assert_eq!(plan.dtb_at, GuestPhysAddr(0x43E0_0000));
+        assert_eq!(plan.dtb_at, GuestPhysAddr::new(0x43E0_0000));
     }
 
     #[test]
     fn pre_3_17_kernel_uses_legacy_text_offset() {
         let kernel = image(0x1234, 0, 0, 3 * MIB as usize);
         let plan = plan(&kernel, None, 100, RAM).unwrap();
-        assert_eq!(plan.kernel_at, GuestPhysAddr(0x4008_0000));
+        assert_eq!(plan.kernel_at, GuestPhysAddr::new(0x4008_0000));
         assert_eq!(plan.kernel_footprint, 3 * MIB);
     }
 
@@ -328,8 +337,8 @@ mod tests {
         let guest = vec![0xd5u8; 12_345];
         let plan = plan(&guest, None, 0x1000, RAM).unwrap();
         assert_eq!(plan.format, ImageFormat::Raw);
-        assert_eq!(plan.kernel_at, GuestPhysAddr(0x4000_0000));
-        assert_eq!(plan.entry, GuestPhysAddr(0x4000_0000));
+        assert_eq!(plan.kernel_at, GuestPhysAddr::new(0x4000_0000));
+        assert_eq!(plan.entry, GuestPhysAddr::new(0x4000_0000));
         assert_eq!(plan.kernel_footprint, 12_345);
         // Tiny or headerless inputs are raw, never a panic.
         assert_eq!(detect(&[]), Ok(ImageFormat::Raw));
@@ -395,15 +404,25 @@ mod tests {
         );
         // 3 MiB from an unaligned base: only one whole block, and it must hold the device tree.
         assert!(matches!(
-            plan(&small, None, 100, (GuestPhysAddr(0x4010_0000), 3 * MIB)),
+            plan(
+                &small,
+                None,
+                100,
+                (GuestPhysAddr::new(0x4010_0000), 3 * MIB)
+            ),
             Err(ImageError::KernelTooBig { .. })
         ));
         assert!(matches!(
-            plan(&small, None, 100, (GuestPhysAddr(0x4010_0000), MIB)),
+            plan(&small, None, 100, (GuestPhysAddr::new(0x4010_0000), MIB)),
             Err(ImageError::RamUnusable { .. })
         ));
         assert!(matches!(
-            plan(&small, None, 100, (GuestPhysAddr(u64::MAX - MIB), 4 * MIB)),
+            plan(
+                &small,
+                None,
+                100,
+                (GuestPhysAddr::new(u64::MAX - MIB), 4 * MIB)
+            ),
             Err(ImageError::RamUnusable { .. })
         ));
         let huge_offset = image(u64::MAX - 10, MIB, 0, 64);
@@ -417,7 +436,7 @@ mod tests {
     fn errors_are_one_line() {
         let errors = [
             ImageError::RamUnusable {
-                base: GuestPhysAddr(0),
+                base: GuestPhysAddr::new(0),
                 size: 0,
             },
             ImageError::BigEndianKernel,

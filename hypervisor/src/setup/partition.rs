@@ -16,6 +16,8 @@ use crate::dev::passthrough::{PassthroughError, PassthroughPlan};
 use crate::setup::platform::Platform;
 
 use crate::mem::PAGE_SIZE;
+use crate::mem::addr::{GuestPhysAddr, PhysAddr};
+use crate::mem::range::{IpaRange, PhysRange};
 
 /// VMIDs are 8 bits wide and VMID 0 is kept for cellvisor, so at most this many cells.
 pub const MAX_CELLS: usize = 255;
@@ -77,7 +79,41 @@ pub struct CellPlan {
     /// vCPUs in cell order.
     pub vcpus: Vec<VcpuPlan>,
     /// RAM regions in board order; the first receives kernel, device tree and initrd.
-    pub memory: Vec<CellMemory>,
+    pub memory: Vec<RamRegion>,
+}
+
+/// One RAM region of a validated cell: the physical RAM it owns and where its guest sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RamRegion {
+    /// The physical RAM.
+    pub physical: PhysRange,
+    /// Guest physical address of its first byte.
+    pub guest_base: GuestPhysAddr,
+}
+
+impl RamRegion {
+    /// The region the board describes as `memory`.
+    pub const fn from_board(memory: &CellMemory) -> Self {
+        Self {
+            physical: PhysRange::from_board(memory.physical),
+            guest_base: GuestPhysAddr::new(memory.guest_base()),
+        }
+    }
+
+    /// The region's window in the cell's guest physical space.
+    pub const fn guest(&self) -> IpaRange {
+        IpaRange::new(self.guest_base, self.physical.size())
+    }
+
+    /// The physical address behind `[ipa, ipa + length)`, if that lies inside the region.
+    pub fn phys_of(&self, ipa: GuestPhysAddr, length: u64) -> Option<PhysAddr> {
+        let offset = ipa.offset_from(self.guest_base)?;
+        let end = offset.checked_add(length)?;
+        if end > self.physical.size() {
+            return None;
+        }
+        self.physical.base().checked_add(offset)
+    }
 }
 
 /// The validated layout: every cell that will run.
@@ -629,7 +665,7 @@ pub fn validate(
             // `index < MAX_CELLS` (255), so `index + 1` fits in a u16 and is never 0.
             vmid: u16::try_from(index + 1).unwrap_or(u16::MAX),
             vcpus,
-            memory: cell.memory.to_vec(),
+            memory: cell.memory.iter().map(RamRegion::from_board).collect(),
         });
     }
     let partition = Partition {
@@ -1134,7 +1170,7 @@ mod tests {
             assert!(
                 cell.memory
                     .iter()
-                    .all(|region| region.placement == GuestPlacement::Identity)
+                    .all(|region| region.guest_base.raw() == region.physical.base().raw())
             );
         }
     }
@@ -1216,7 +1252,10 @@ mod tests {
                 },
             ]
         );
-        assert_eq!(corporate.memory, [identity(0x9000_0000, 256 * MIB)]);
+        assert_eq!(
+            corporate.memory,
+            [RamRegion::from_board(&identity(0x9000_0000, 256 * MIB))]
+        );
         assert_eq!(partition.cell_of_cpu(3), Some((1, 1)));
         assert_eq!(partition.cell_of_cpu(0), Some((0, 0)));
         assert_eq!(partition.cell_of_cpu(4), None);

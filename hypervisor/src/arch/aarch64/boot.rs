@@ -304,7 +304,7 @@ pub extern "C" fn primary_main(dtb: u64, el: u64) -> ! {
             cell.plan()
                 .memory
                 .iter()
-                .map(|region| region.physical.size)
+                .map(|region| region.physical.size())
                 .sum::<u64>()
                 >> 20,
             cell.plan().vmid
