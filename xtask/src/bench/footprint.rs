@@ -2,8 +2,8 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use cellvisor::addr::{GuestPhysAddr, PhysAddr};
-use cellvisor::stage2::Stage2;
+use cellvisor::mem::addr::{GuestPhysAddr, PhysAddr};
+use cellvisor::mem::stage2::Stage2;
 
 use crate::elf;
 use crate::images;

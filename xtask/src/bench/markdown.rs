@@ -387,7 +387,7 @@ parallel host threads, but this host has only 2 cores for up to 4 busy vCPUs.
 
 **Footprint.** Section sizes of the release ELF (`target/aarch64-unknown-none-softfloat/release/
 cellvisor-qemu-virt`): text, rodata, data, bss, and the reserved heap and stacks. Stage-2 tables
-are built on the host with `cellvisor::stage2::Stage2` from each layout's cell memory
+are built on the host with `cellvisor::mem::stage2::Stage2` from each layout's cell memory
 (`map_ram`, as the hypervisor does) and measured with `stats()`; device windows are emulated, not
 mapped, so only RAM appears. SLOC counts non-blank, non-comment lines of `hypervisor/src/**/*.rs`
 up to each file's `#[cfg(test)]`, without `tests.rs` files.
