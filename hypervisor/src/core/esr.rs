@@ -249,24 +249,28 @@ impl FaultStatus {
     pub const fn from_code(code: u8) -> Self {
         let code = code & 0x3f;
         let level = (code & 0b11) as i8;
-        match code {
-            0b00_0000..=0b00_0011 => Self::AddressSize { level },
-            0b10_1001 => Self::AddressSize { level: -1 },
-            0b00_0100..=0b00_0111 => Self::Translation { level },
-            0b10_1011 => Self::Translation { level: -1 },
-            0b00_1000..=0b00_1011 => Self::AccessFlag { level },
-            0b00_1100..=0b00_1111 => Self::Permission { level },
-            0b01_0000 => Self::SyncExternal,
-            0b01_0001 => Self::TagCheck,
-            0b01_0011 => Self::SyncExternalOnWalk { level: -1 },
-            0b01_0100..=0b01_0111 => Self::SyncExternalOnWalk { level },
-            0b01_1000 => Self::Parity,
-            0b01_1011 => Self::ParityOnWalk { level: -1 },
-            0b01_1100..=0b01_1111 => Self::ParityOnWalk { level },
-            0b10_0001 => Self::Alignment,
-            0b11_0000 => Self::TlbConflict,
-            0b11_0001 => Self::UnsupportedAtomicUpdate,
-            other => Self::Other(other),
+        // By groups of four first (the level-indexed classes), so the common translation and
+        // permission faults take a table lookup rather than a chain of range checks.
+        match code >> 2 {
+            0b0000 => Self::AddressSize { level },
+            0b0001 => Self::Translation { level },
+            0b0010 => Self::AccessFlag { level },
+            0b0011 => Self::Permission { level },
+            0b0101 => Self::SyncExternalOnWalk { level },
+            0b0111 => Self::ParityOnWalk { level },
+            _ => match code {
+                0b10_1001 => Self::AddressSize { level: -1 },
+                0b10_1011 => Self::Translation { level: -1 },
+                0b01_0000 => Self::SyncExternal,
+                0b01_0001 => Self::TagCheck,
+                0b01_0011 => Self::SyncExternalOnWalk { level: -1 },
+                0b01_1000 => Self::Parity,
+                0b01_1011 => Self::ParityOnWalk { level: -1 },
+                0b10_0001 => Self::Alignment,
+                0b11_0000 => Self::TlbConflict,
+                0b11_0001 => Self::UnsupportedAtomicUpdate,
+                other => Self::Other(other),
+            },
         }
     }
 }
@@ -385,6 +389,19 @@ pub fn decode(esr: u64, far: u64, hpfar: u64) -> Exit {
 pub fn instruction_length(esr: u64) -> u64 {
     let esr = LocalRegisterCopy::<u64, ESR_EL2::Register>::new(esr);
     if esr.is_set(ESR_EL2::IL) { 4 } else { 2 }
+}
+
+/// For an HVC or trapped SMC exit: whether it was an SMC, and its immediate; `None` for any other
+/// exit. All the fast path needs, without the rest of [`decode`].
+pub fn hypercall(esr: u64) -> Option<(bool, u16)> {
+    let esr = LocalRegisterCopy::<u64, ESR_EL2::Register>::new(esr);
+    let smc = match esr.read(ESR_EL2::EC) as u8 {
+        exception_class::HVC64 => false,
+        exception_class::SMC64 => true,
+        _ => return None,
+    };
+    // Lossless: ISS is 25 bits wide.
+    Some((smc, imm16(esr.read(ESR_EL2::ISS) as u32)))
 }
 
 fn imm16(iss: u32) -> u16 {

@@ -4,6 +4,7 @@
 pub mod cell;
 pub mod esr;
 pub mod exit;
+pub mod fast;
 pub mod hardware;
 pub mod inject;
 pub mod irq;

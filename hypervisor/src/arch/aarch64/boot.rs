@@ -278,10 +278,7 @@ pub extern "C" fn primary_main(dtb: u64, el: u64) -> ! {
         spi_lines: gic.it_lines_number(),
         list_register_count: ListRegisters.count(),
     };
-    let mut machine = Cpu {
-        lists: ListRegisters,
-        index: current_cpu(),
-    };
+    let mut machine = Cpu::new(current_cpu());
     let names: Vec<&'static str> = partition.cells.iter().map(|cell| cell.name).collect();
     let runtime = match Runtime::build(board, platform, partition, bundle, gic_info, &mut machine) {
         Ok(runtime) => runtime,
@@ -329,13 +326,7 @@ pub extern "C" fn primary_main(dtb: u64, el: u64) -> ! {
         uart.lock().enable_receive_interrupt();
     }
     start_secondaries(runtime);
-    run::run(
-        runtime,
-        &mut Cpu {
-            lists: ListRegisters,
-            index: current_cpu(),
-        },
-    )
+    run::run(runtime, &mut Cpu::new(current_cpu()))
 }
 
 /// Per-CPU GIC setup: the PPIs cellvisor takes on every CPU are the vGIC maintenance interrupt
@@ -415,11 +406,5 @@ pub extern "C" fn secondary_main(cpu: u64) -> ! {
     };
     init_cpu_interrupts(gic, &runtime.platform, sysreg::mpidr());
     // `cpu` is this CPU's index in the platform's `/cpus` order (start_secondaries passes it).
-    run::run(
-        runtime,
-        &mut Cpu {
-            lists: ListRegisters,
-            index: cpu as usize,
-        },
-    )
+    run::run(runtime, &mut Cpu::new(cpu as usize))
 }

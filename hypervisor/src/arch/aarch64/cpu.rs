@@ -8,6 +8,8 @@ use super::psci;
 use super::sysreg::{self, isb, read_sysreg, write_sysreg};
 use super::{cache, memory, mmu};
 use crate::core::cell::Cell;
+use crate::core::exit::RunningVcpu;
+use crate::core::fast::{self, Fast};
 use crate::core::hardware::{ExitKind, GuestRegs, Machine, Syndrome, VcpuHardware};
 use crate::core::inject::Injection;
 use crate::dev::mmio::AccessWidth;
@@ -15,10 +17,64 @@ use crate::mem::addr::PhysAddr;
 
 /// This physical CPU as the core sees it.
 pub struct Cpu {
-    pub(super) lists: ListRegisters,
+    lists: ListRegisters,
     /// This CPU's index in the platform's `/cpus` order (what `current_cpu` finds), kept so the
     /// interrupt path need not search the MPIDRs.
-    pub(super) index: usize,
+    index: usize,
+    /// An interrupt the fast path acknowledged and handed back to the run loop.
+    deferred: Option<u32>,
+}
+
+impl Cpu {
+    /// Physical CPU `index` (in the platform's `/cpus` order).
+    pub fn new(index: usize) -> Self {
+        Self {
+            lists: ListRegisters,
+            index,
+            deferred: None,
+        }
+    }
+}
+
+/// What the exception vector hands to [`cellvisor_fast_exit`]: the CPU and the running vCPU of
+/// the `enter` call the exit interrupted.
+#[repr(C)]
+pub struct FastContext {
+    cpu: *mut Cpu,
+    /// A `RunningVcpu<'_>`, its lifetime erased for the trip through the assembly.
+    running: *mut (),
+}
+
+fn exit_kind(kind: u64) -> ExitKind {
+    match kind {
+        EXIT_IRQ => ExitKind::Irq,
+        EXIT_FIQ => ExitKind::Fiq,
+        EXIT_SERROR => ExitKind::SError,
+        _ => ExitKind::Synchronous,
+    }
+}
+
+/// Called by the exception vector at every guest exit with the guest's caller-saved registers
+/// saved: returns 0 when [`fast::exit`] answered the exit (the vector re-enters the guest at once),
+/// otherwise `kind + 1` (the vector completes the register save and returns from `enter`).
+///
+/// # Safety
+/// `context` is the `FastContext` of the `Cpu::enter` call running on this CPU, whose guest just
+/// exited; nothing else uses it or what it points to until this returns.
+pub unsafe extern "C" fn cellvisor_fast_exit(context: *mut FastContext, kind: u64) -> u64 {
+    // SAFETY: the caller passes the live context of this CPU's `enter` call (see above), so both
+    // pointers are valid and exclusively ours for the duration of this call.
+    let (cpu, running) = unsafe {
+        let context = &mut *context;
+        (
+            &mut *context.cpu,
+            &mut *context.running.cast::<RunningVcpu<'_>>(),
+        )
+    };
+    match fast::exit(running, exit_kind(kind), cpu) {
+        Fast::Resume => 0,
+        Fast::Slow => kind + 1,
+    }
 }
 
 pub(super) fn mpidr_of(cpu: usize) -> Option<u64> {
@@ -220,16 +276,19 @@ impl VcpuHardware for Cpu {
         isb();
     }
 
-    fn enter(&mut self, regs: &mut GuestRegs) -> ExitKind {
-        // SAFETY: `prepare` configured stage 2 and the traps for this vCPU; `regs` is valid for the
-        // whole call and the assembly saves and restores every callee-saved register.
-        let kind = unsafe { cellvisor_enter_guest(regs) };
-        match kind {
-            EXIT_IRQ => ExitKind::Irq,
-            EXIT_FIQ => ExitKind::Fiq,
-            EXIT_SERROR => ExitKind::SError,
-            _ => ExitKind::Synchronous,
-        }
+    fn enter(&mut self, running: &mut RunningVcpu<'_>) -> ExitKind {
+        let regs: *mut GuestRegs = &mut running.regs;
+        let mut context = FastContext {
+            cpu: self,
+            running: (running as *mut RunningVcpu<'_>).cast(),
+        };
+        // SAFETY: `prepare` configured stage 2 and the traps for this vCPU. `regs` and `context`
+        // (with the `self` and `running` it points to) are valid for the whole call and used by
+        // nothing else until it returns: only `cellvisor_fast_exit`, called from the exception
+        // vector inside this call on this CPU, touches them. The assembly saves and restores
+        // every callee-saved register.
+        let kind = unsafe { cellvisor_enter_guest(regs, &mut context) };
+        exit_kind(kind)
     }
 
     fn syndrome(&self) -> Syndrome {
@@ -261,9 +320,16 @@ impl VcpuHardware for Cpu {
     }
 
     fn acknowledge_interrupt(&mut self) -> Option<u32> {
+        if let Some(intid) = self.deferred.take() {
+            return Some(intid);
+        }
         let intid = gic::acknowledge()?;
         gic::end_of_interrupt(intid);
         Some(intid)
+    }
+
+    fn defer_interrupt(&mut self, intid: u32) {
+        self.deferred = Some(intid);
     }
 
     fn deactivate(&mut self, intid: u32) {
