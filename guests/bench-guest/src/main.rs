@@ -449,6 +449,9 @@ fn spin_yield() {
 fn timer(run: &Run) {
     let delta = (run.frequency / 200_000).max(1);
     TIMER_LATENCY.store(0, Ordering::Relaxed);
+    // The handler runs with IRQs unmasked (also when `only=timer` skipped the SGI op that
+    // unmasks them first).
+    sys::unmask_irq();
     let mut failed = false;
     let before = Sample::now();
     for _ in 0..run.iterations {

@@ -49,6 +49,7 @@ pub fn exit<H: VcpuHardware + ?Sized>(
 
 /// An HVC (or trapped SMC) that SMCCC dispatch answers by itself: the SMCCC architecture calls
 /// and cellvisor's own calls. PSCI (which changes vCPU state) goes to the run loop.
+#[inline(always)]
 fn hypercall<H: VcpuHardware + ?Sized>(running: &mut RunningVcpu<'_>, hardware: &mut H) -> Fast {
     let Some((smc, 0)) = esr::hypercall(hardware.syndrome().esr) else {
         return Fast::Slow;
@@ -81,7 +82,9 @@ fn hypercall<H: VcpuHardware + ?Sized>(running: &mut RunningVcpu<'_>, hardware: 
 /// A physical interrupt: the guest timers of this vCPU are forwarded hardware-linked straight into
 /// a list register, and a kick of a running cell is answered with a flush of the vCPU's list
 /// registers. Anything else (console input, passthrough SPIs, a kick of a stopping cell) is handed
-/// back to the run loop, acknowledged.
+/// back to the run loop, acknowledged. Out of line, so the hypercall path does not pay for its
+/// register use.
+#[inline(never)]
 fn interrupt<H: VcpuHardware + ?Sized>(running: &mut RunningVcpu<'_>, hardware: &mut H) -> Fast {
     let Some(intid) = hardware.acknowledge_interrupt() else {
         // Gone before it was acknowledged: nothing to do.

@@ -361,8 +361,11 @@ impl Vgic {
         if !(16..FIRST_SPI).contains(&intid) {
             return Err(VgicError::NotOwned(intid));
         }
-        let state = self.vcpus.get(vcpu).ok_or(VgicError::NoSuchVcpu)?;
         let mut complete = self.complete_at.get(vcpu) == Some(&self.generation);
+        if complete && let Some(written) = self.rearm_ppi(vcpu, intid, lrs) {
+            return Ok(written);
+        }
+        let state = self.vcpus.get(vcpu).ok_or(VgicError::NoSuchVcpu)?;
         let slot = state
             .list_registers
             .iter()
@@ -425,6 +428,38 @@ impl Vgic {
             state.list_registers_in_use |= 1 << n;
         }
         Ok(Direct::Written)
+    }
+
+    /// The common case of [`Vgic::forward_ppi_direct`]: a list register still holds the PPI's
+    /// previous instance, which the guest has completed (the list register is empty: the physical
+    /// PPI could not fire again before that). Nothing changed for `vcpu` since (the caller checked
+    /// `complete_at`), so the PPI is still deliverable and that list register is the one a flush
+    /// would use: it is written again with the new instance, pending. `None` if that case does not
+    /// apply (nothing changed then).
+    fn rearm_ppi(
+        &mut self,
+        vcpu: usize,
+        intid: u32,
+        lrs: &mut impl ListRegisters,
+    ) -> Option<Direct> {
+        let state = self.vcpus.get_mut(vcpu)?;
+        let slot = intid as u16;
+        let n = state
+            .list_registers
+            .iter()
+            .position(|&held| held == Some(slot))?;
+        if lrs.empty_list_registers() & 1 << n == 0 {
+            return None;
+        }
+        let irq = state.private.get_mut(intid as usize)?;
+        irq.hardware_link = Some(slot);
+        irq.active = false;
+        irq.pending_latch = true;
+        let (value, gives_pending) = list_register_value(slot, irq);
+        irq.latch_in_list_register = gives_pending;
+        irq.pending_latch = !gives_pending;
+        lrs.write(n, value);
+        Some(Direct::Written)
     }
 
     /// Whether `irq` belongs in `vcpu`'s list registers now.
