@@ -245,7 +245,7 @@ impl VcpuHardware for Cpu {
         // nothing else until it returns: only `cellvisor_fast_exit`, called from the exception
         // vector inside this call on this CPU, touches them. The assembly saves and restores
         // every callee-saved register.
-        let kind = unsafe { cellvisor_enter_guest(regs, &mut context) };
+        let kind = unsafe { cellvisor_enter_guest(regs, (&raw mut context).cast()) };
         exit_kind(kind)
     }
 

@@ -262,8 +262,5 @@ unsafe extern "C" {
     pub fn cellvisor_secondary_entry();
     /// Runs the guest described by `regs` until an exit the fast path (given `context`) leaves
     /// to the run loop; returns that exit's kind.
-    pub fn cellvisor_enter_guest(
-        regs: *mut GuestRegs,
-        context: *mut super::cpu::FastContext,
-    ) -> u64;
+    pub fn cellvisor_enter_guest(regs: *mut GuestRegs, context: *mut core::ffi::c_void) -> u64;
 }
