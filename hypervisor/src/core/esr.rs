@@ -12,7 +12,7 @@ use crate::mem::addr::GuestPhysAddr;
 
 register_bitfields![u64,
     /// ESR_EL2, the Exception Syndrome Register for exceptions taken to EL2.
-    ESR_EL2 [
+    pub(crate) ESR_EL2 [
         /// Instruction Specific Syndrome 2 (FEAT_LS64 and friends); unused by cellvisor.
         ISS2 OFFSET(32) NUMBITS(24) [],
         /// Exception Class.
@@ -23,7 +23,7 @@ register_bitfields![u64,
         ISS OFFSET(0) NUMBITS(25) []
     ],
     /// HPFAR_EL2, the faulting IPA page for stage-2 aborts.
-    HPFAR_EL2 [
+    pub(crate) HPFAR_EL2 [
         /// Faulting IPA bits [55:12].
         FIPA OFFSET(4) NUMBITS(44) []
     ]
@@ -31,7 +31,7 @@ register_bitfields![u64,
 
 register_bitfields![u32,
     /// ISS of a data abort (EC 0x24/0x25).
-    ISS_DATA_ABORT [
+    pub(crate) ISS_DATA_ABORT [
         /// Instruction Syndrome Valid: bits 23:14 hold a valid syndrome.
         ISV OFFSET(24) NUMBITS(1) [],
         /// Syndrome Access Size.
@@ -58,7 +58,7 @@ register_bitfields![u32,
         DFSC OFFSET(0) NUMBITS(6) []
     ],
     /// ISS of an instruction abort (EC 0x20/0x21).
-    ISS_INSTRUCTION_ABORT [
+    pub(crate) ISS_INSTRUCTION_ABORT [
         /// FAR not Valid (for external aborts).
         FNV OFFSET(10) NUMBITS(1) [],
         /// Fault on the stage-2 translation of a stage-1 page-table walk.
@@ -67,12 +67,12 @@ register_bitfields![u32,
         IFSC OFFSET(0) NUMBITS(6) []
     ],
     /// ISS of a trapped HVC or SMC (EC 0x16/0x17).
-    ISS_HVC_SMC [
+    pub(crate) ISS_HVC_SMC [
         /// The instruction's 16-bit immediate.
         IMM16 OFFSET(0) NUMBITS(16) []
     ],
     /// ISS of a trapped WFI/WFE/WFIT/WFET (EC 0x01).
-    ISS_WFX [
+    pub(crate) ISS_WFX [
         /// Trapped instruction: 0b00 WFI, 0b01 WFE, 0b10 WFIT, 0b11 WFET.
         TI OFFSET(0) NUMBITS(2) [
             Wfi = 0b00,
@@ -82,7 +82,7 @@ register_bitfields![u32,
         ]
     ],
     /// ISS of a trapped MSR/MRS/system instruction (EC 0x18).
-    ISS_SYSREG [
+    pub(crate) ISS_SYSREG [
         /// Op0.
         OP0 OFFSET(20) NUMBITS(2) [],
         /// Op2.

@@ -14,3 +14,5 @@ pub mod psci;
 pub mod run;
 pub mod runtime;
 pub mod smccc;
+#[cfg(test)]
+mod tests;

@@ -244,7 +244,7 @@ impl<'a> Bundle<'a> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::board::{CellMemory, CellPolicy, GuestPlacement, MemRange};
     use alloc::string::ToString;
@@ -281,7 +281,9 @@ mod tests {
         }
     }
 
-    fn archive(files: &[(&str, &[u8])]) -> Vec<u8> {
+    /// A newc archive of regular files `(name, data)`, as `cargo xtask build` writes one (also
+    /// used by the run-loop tests in `core/tests`).
+    pub(crate) fn archive(files: &[(&str, &[u8])]) -> Vec<u8> {
         let mut archive = Vec::new();
         push_entry(&mut archive, "override", 0o040_755, b"");
         for (name, data) in files {
