@@ -1,7 +1,8 @@
 //! cellvisor: a static-partitioning EL2 microvisor that splits one Arm SoC into isolated cells.
 //!
 //! Everything outside [`arch`] is plain Rust that builds and is unit-tested on the host; only
-//! `arch::aarch64` holds assembly and system-register access.
+//! `arch::aarch64` holds assembly and system-register access, and [`drivers`] (which builds on the
+//! host too) the MMIO drivers of the physical GIC and console UART.
 #![cfg_attr(not(test), no_std)]
 
 extern crate alloc;
@@ -10,6 +11,7 @@ pub mod arch;
 pub mod console;
 pub mod core;
 pub mod dev;
+pub mod drivers;
 pub mod mem;
 pub mod setup;
 

@@ -4,7 +4,7 @@
 //! docs/benchmarks.md), then powers off.
 //!
 //! Linked at 0x4000_0000 and entered at its first byte at EL1h with MMU and caches off. Under
-//! cellvisor x0 is the cell's device tree, whose `/chosen/bootargs` may say `iterations=N`. Natively
+//! cellvisor x0 is the cell's device tree, whose `/chosen/bootargs` may say `iterations=N` (and `only=OP` to run one operation). Natively
 //! (`qemu-system-aarch64 -M virt,gic-version=3 -cpu max,sve=off,sme=off -smp 2 -m 64M -kernel <ELF>`)
 //! QEMU loads the ELF at the RAM base, passes no device tree (x0 = 0) and answers PSCI through HVC
 //! itself; the bootargs then come from a NUL-terminated string at [`NATIVE_ARGS`], which `cargo
@@ -186,17 +186,34 @@ extern "C" fn primary_main(device_tree: u64, entry_ticks: u64) -> ! {
         println!("bench: error: vcpu 1 did not start (CPU_ON returned {started})");
     }
 
+    // `only=OP` runs just that operation (and `null`), e.g. for an exec trace of one path.
+    let only = bootargs
+        .split_whitespace()
+        .find_map(|word| word.strip_prefix("only="));
+    let selected = |op: &str| only.is_none_or(|only| only == op);
     let overhead = measure_overhead(&run);
     run.report("null", overhead, format_args!(" note=counter_read_pair"));
-    hypercall(&run);
-    mmio_read(&run, "gicd_read", gic::GICD_BASE + gic::GICD_IIDR);
-    gicd_write(&run);
-    mmio_read(&run, "uart_read", console::PL011_BASE + console::UARTFR);
-    sgi_and_eoi(&run, overhead);
-    if sibling {
+    if selected("hvc") {
+        hypercall(&run);
+    }
+    if selected("gicd_read") {
+        mmio_read(&run, "gicd_read", gic::GICD_BASE + gic::GICD_IIDR);
+    }
+    if selected("gicd_write") {
+        gicd_write(&run);
+    }
+    if selected("uart_read") {
+        mmio_read(&run, "uart_read", console::PL011_BASE + console::UARTFR);
+    }
+    if selected("sgi_self") {
+        sgi_and_eoi(&run, overhead);
+    }
+    if sibling && selected("ipi") {
         ipi(&run);
     }
-    timer(&run);
+    if selected("timer") {
+        timer(&run);
+    }
     println!("bench: done");
     sys::system_off()
 }
@@ -432,6 +449,9 @@ fn spin_yield() {
 fn timer(run: &Run) {
     let delta = (run.frequency / 200_000).max(1);
     TIMER_LATENCY.store(0, Ordering::Relaxed);
+    // The handler runs with IRQs unmasked (also when `only=timer` skipped the SGI op that
+    // unmasks them first).
+    sys::unmask_irq();
     let mut failed = false;
     let before = Sample::now();
     for _ in 0..run.iterations {

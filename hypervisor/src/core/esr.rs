@@ -12,7 +12,7 @@ use crate::mem::addr::GuestPhysAddr;
 
 register_bitfields![u64,
     /// ESR_EL2, the Exception Syndrome Register for exceptions taken to EL2.
-    ESR_EL2 [
+    pub(crate) ESR_EL2 [
         /// Instruction Specific Syndrome 2 (FEAT_LS64 and friends); unused by cellvisor.
         ISS2 OFFSET(32) NUMBITS(24) [],
         /// Exception Class.
@@ -23,7 +23,7 @@ register_bitfields![u64,
         ISS OFFSET(0) NUMBITS(25) []
     ],
     /// HPFAR_EL2, the faulting IPA page for stage-2 aborts.
-    HPFAR_EL2 [
+    pub(crate) HPFAR_EL2 [
         /// Faulting IPA bits [55:12].
         FIPA OFFSET(4) NUMBITS(44) []
     ]
@@ -31,7 +31,7 @@ register_bitfields![u64,
 
 register_bitfields![u32,
     /// ISS of a data abort (EC 0x24/0x25).
-    ISS_DATA_ABORT [
+    pub(crate) ISS_DATA_ABORT [
         /// Instruction Syndrome Valid: bits 23:14 hold a valid syndrome.
         ISV OFFSET(24) NUMBITS(1) [],
         /// Syndrome Access Size.
@@ -58,7 +58,7 @@ register_bitfields![u32,
         DFSC OFFSET(0) NUMBITS(6) []
     ],
     /// ISS of an instruction abort (EC 0x20/0x21).
-    ISS_INSTRUCTION_ABORT [
+    pub(crate) ISS_INSTRUCTION_ABORT [
         /// FAR not Valid (for external aborts).
         FNV OFFSET(10) NUMBITS(1) [],
         /// Fault on the stage-2 translation of a stage-1 page-table walk.
@@ -67,12 +67,12 @@ register_bitfields![u32,
         IFSC OFFSET(0) NUMBITS(6) []
     ],
     /// ISS of a trapped HVC or SMC (EC 0x16/0x17).
-    ISS_HVC_SMC [
+    pub(crate) ISS_HVC_SMC [
         /// The instruction's 16-bit immediate.
         IMM16 OFFSET(0) NUMBITS(16) []
     ],
     /// ISS of a trapped WFI/WFE/WFIT/WFET (EC 0x01).
-    ISS_WFX [
+    pub(crate) ISS_WFX [
         /// Trapped instruction: 0b00 WFI, 0b01 WFE, 0b10 WFIT, 0b11 WFET.
         TI OFFSET(0) NUMBITS(2) [
             Wfi = 0b00,
@@ -82,7 +82,7 @@ register_bitfields![u32,
         ]
     ],
     /// ISS of a trapped MSR/MRS/system instruction (EC 0x18).
-    ISS_SYSREG [
+    pub(crate) ISS_SYSREG [
         /// Op0.
         OP0 OFFSET(20) NUMBITS(2) [],
         /// Op2.
@@ -249,24 +249,28 @@ impl FaultStatus {
     pub const fn from_code(code: u8) -> Self {
         let code = code & 0x3f;
         let level = (code & 0b11) as i8;
-        match code {
-            0b00_0000..=0b00_0011 => Self::AddressSize { level },
-            0b10_1001 => Self::AddressSize { level: -1 },
-            0b00_0100..=0b00_0111 => Self::Translation { level },
-            0b10_1011 => Self::Translation { level: -1 },
-            0b00_1000..=0b00_1011 => Self::AccessFlag { level },
-            0b00_1100..=0b00_1111 => Self::Permission { level },
-            0b01_0000 => Self::SyncExternal,
-            0b01_0001 => Self::TagCheck,
-            0b01_0011 => Self::SyncExternalOnWalk { level: -1 },
-            0b01_0100..=0b01_0111 => Self::SyncExternalOnWalk { level },
-            0b01_1000 => Self::Parity,
-            0b01_1011 => Self::ParityOnWalk { level: -1 },
-            0b01_1100..=0b01_1111 => Self::ParityOnWalk { level },
-            0b10_0001 => Self::Alignment,
-            0b11_0000 => Self::TlbConflict,
-            0b11_0001 => Self::UnsupportedAtomicUpdate,
-            other => Self::Other(other),
+        // By groups of four first (the level-indexed classes), so the common translation and
+        // permission faults take a table lookup rather than a chain of range checks.
+        match code >> 2 {
+            0b0000 => Self::AddressSize { level },
+            0b0001 => Self::Translation { level },
+            0b0010 => Self::AccessFlag { level },
+            0b0011 => Self::Permission { level },
+            0b0101 => Self::SyncExternalOnWalk { level },
+            0b0111 => Self::ParityOnWalk { level },
+            _ => match code {
+                0b10_1001 => Self::AddressSize { level: -1 },
+                0b10_1011 => Self::Translation { level: -1 },
+                0b01_0000 => Self::SyncExternal,
+                0b01_0001 => Self::TagCheck,
+                0b01_0011 => Self::SyncExternalOnWalk { level: -1 },
+                0b01_1000 => Self::Parity,
+                0b01_1011 => Self::ParityOnWalk { level: -1 },
+                0b10_0001 => Self::Alignment,
+                0b11_0000 => Self::TlbConflict,
+                0b11_0001 => Self::UnsupportedAtomicUpdate,
+                other => Self::Other(other),
+            },
         }
     }
 }
@@ -385,6 +389,19 @@ pub fn decode(esr: u64, far: u64, hpfar: u64) -> Exit {
 pub fn instruction_length(esr: u64) -> u64 {
     let esr = LocalRegisterCopy::<u64, ESR_EL2::Register>::new(esr);
     if esr.is_set(ESR_EL2::IL) { 4 } else { 2 }
+}
+
+/// For an HVC or trapped SMC exit: whether it was an SMC, and its immediate; `None` for any other
+/// exit. All the fast path needs, without the rest of [`decode`].
+pub fn hypercall(esr: u64) -> Option<(bool, u16)> {
+    let esr = LocalRegisterCopy::<u64, ESR_EL2::Register>::new(esr);
+    let smc = match esr.read(ESR_EL2::EC) as u8 {
+        exception_class::HVC64 => false,
+        exception_class::SMC64 => true,
+        _ => return None,
+    };
+    // Lossless: ISS is 25 bits wide.
+    Some((smc, imm16(esr.read(ESR_EL2::ISS) as u32)))
 }
 
 fn imm16(iss: u32) -> u16 {

@@ -29,6 +29,7 @@ pub enum Next {
 }
 
 /// The running vCPU an exit belongs to.
+#[derive(Clone, Copy)]
 pub struct Exiting<'a> {
     /// The partition.
     pub runtime: &'a Runtime,
@@ -36,6 +37,18 @@ pub struct Exiting<'a> {
     pub cell: &'a Cell,
     /// The vCPU's index in its cell.
     pub vcpu: usize,
+}
+
+/// A vCPU while its guest runs: what every exit handler needs, owned by the run loop and lent to
+/// the arch glue's fast path at each entry.
+pub struct RunningVcpu<'a> {
+    /// Whose exits these are.
+    pub at: Exiting<'a>,
+    /// The guest's registers, saved at every exit.
+    pub regs: GuestRegs,
+    /// Whether the vCPU's list registers hold entries the vGIC filled (so the `sync` after the
+    /// next exit has something to read back).
+    pub holds_list_registers: bool,
 }
 
 /// Handles one synchronous exit: decodes the syndrome and calls the one handler for its kind.

@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 use crate::core::cell::Cell;
+use crate::core::exit::RunningVcpu;
 use crate::core::inject::Injection;
 use crate::dev::mmio::AccessWidth;
 use crate::dev::vgic::ListRegisters;
@@ -116,8 +117,10 @@ pub trait VcpuHardware: Machine {
     fn quiesce(&mut self);
     /// Configures EL2 for `vcpu` of `cell` (stage 2, virtual MPIDR, traps) and resets its EL1 state.
     fn prepare(&mut self, cell: &Cell, vcpu: usize);
-    /// Runs the guest until it exits.
-    fn enter(&mut self, regs: &mut GuestRegs) -> ExitKind;
+    /// Runs the guest of `running` (its registers in `running.regs`) until an exit that
+    /// [`crate::core::fast::exit`] leaves to the run loop: the glue hands every exit to the fast
+    /// path first and resumes the guest at once where it handled it.
+    fn enter(&mut self, running: &mut RunningVcpu<'_>) -> ExitKind;
     /// ESR/FAR/HPFAR of the last synchronous exit.
     fn syndrome(&self) -> Syndrome;
     /// VBAR_EL1 of the running guest.
@@ -130,6 +133,9 @@ pub trait VcpuHardware: Machine {
     /// priority (EOImode 1: it stays active until [`VcpuHardware::deactivate`] or a guest EOI of
     /// the hardware-linked virtual interrupt). `None` when nothing is pending.
     fn acknowledge_interrupt(&mut self) -> Option<u32>;
+    /// Hands an acknowledged interrupt back: the next [`VcpuHardware::acknowledge_interrupt`]
+    /// returns it first (the fast path acknowledged it but leaves it to the run loop).
+    fn defer_interrupt(&mut self, intid: u32);
     /// Deactivates physical interrupt `intid` on this CPU.
     fn deactivate(&mut self, intid: u32);
     /// Reads what the console UART received into `buffer` and clears its receive interrupt;

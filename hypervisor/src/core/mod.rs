@@ -4,6 +4,7 @@
 pub mod cell;
 pub mod esr;
 pub mod exit;
+pub mod fast;
 pub mod hardware;
 pub mod inject;
 pub mod irq;
@@ -13,3 +14,5 @@ pub mod psci;
 pub mod run;
 pub mod runtime;
 pub mod smccc;
+#[cfg(test)]
+mod tests;

@@ -6,7 +6,7 @@
 #![forbid(unsafe_code)]
 
 use crate::core::cell::{Cell, ExitReason};
-use crate::core::exit::{self, Exiting, Next};
+use crate::core::exit::{self, Exiting, Next, RunningVcpu};
 use crate::core::hardware::{ExitKind, GuestRegs, VcpuHardware};
 use crate::core::irq;
 use crate::core::lifecycle::{self, AfterStop, CellState};
@@ -78,28 +78,33 @@ fn run_guest<H: VcpuHardware>(
             cell.name()
         );
     }
-    let at = Exiting {
-        runtime,
-        cell,
-        vcpu,
+    let mut running = RunningVcpu {
+        at: Exiting {
+            runtime,
+            cell,
+            vcpu,
+        },
+        regs: GuestRegs::boot(entry, context),
+        holds_list_registers: false,
     };
-    let mut regs = GuestRegs::boot(entry, context);
     while cell.state() == CellState::Running {
-        // Only this CPU fills `vcpu`'s list registers: if the flush left none in use, the sync
-        // would find nothing to read back, so it (and its lock) is skipped.
-        let holds_list_registers = cell
+        // Only this CPU fills `vcpu`'s list registers: if they hold nothing the vGIC filled, the
+        // sync after the exit would find nothing to read back, so it (and its lock) is skipped.
+        running.holds_list_registers = cell
             .devices
             .vgic()
             .flush(vcpu, hardware.list_registers())
             .unwrap_or(false);
-        let kind = hardware.enter(&mut regs);
-        if holds_list_registers {
+        // The arch glue hands every exit to `fast::exit` first and returns only the ones it
+        // leaves to the run loop; the fast path may fill list registers (and says so).
+        let kind = hardware.enter(&mut running);
+        if running.holds_list_registers {
             let _ = cell.devices.vgic().sync(vcpu, hardware.list_registers());
         }
         let next = match kind {
             ExitKind::Synchronous => {
                 let syndrome = hardware.syndrome();
-                exit::synchronous(&at, &mut regs, syndrome, hardware)
+                exit::synchronous(&running.at, &mut running.regs, syndrome, hardware)
             }
             ExitKind::Irq | ExitKind::Fiq => {
                 cell.count_exit(ExitReason::Interrupt);
@@ -108,7 +113,7 @@ fn run_guest<H: VcpuHardware>(
             }
             ExitKind::SError => {
                 cell.count_exit(ExitReason::Other);
-                cell.log_guest_fault("SError from guest", regs.elr, hardware.counter());
+                cell.log_guest_fault("SError from guest", running.regs.elr, hardware.counter());
                 Next::Resume
             }
         };

@@ -191,12 +191,14 @@ impl<'a> Bundle<'a> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::board::{CellMemory, CellPolicy, GuestPlacement, MemRange};
     use alloc::string::ToString;
 
-    fn archive(files: &[(&str, &[u8])]) -> Vec<u8> {
+    /// A newc archive of regular files `(name, data)`, as `cargo xtask build` writes one (also
+    /// used by the run-loop tests in `core/tests`).
+    pub(crate) fn archive(files: &[(&str, &[u8])]) -> Vec<u8> {
         let mut writer = cpio::Writer::new();
         writer.directory("override", 0o755);
         for (name, data) in files {

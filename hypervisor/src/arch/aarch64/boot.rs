@@ -11,17 +11,19 @@ use spin::{Mutex, Once};
 
 use super::cpu::Cpu;
 use super::entry::cellvisor_secondary_entry;
-use super::gic::{Gic, ListRegisters};
+use super::gic::{self, ListRegisters};
 use super::mmu::{self, El2Layout};
 use super::psci::{self, Conduit};
 use super::sysreg;
-use super::uart::PhysicalUart;
 use super::{MAX_CPUS, cache, heap};
 use crate::board::{Board, MemRange};
 use crate::console::logger::{self, ConsoleOutput};
 use crate::core::cell::Cell;
 use crate::core::run;
 use crate::core::runtime::{GicInfo, Runtime};
+use crate::drivers::gicv3::GicV3;
+use crate::drivers::pl011::Pl011;
+use crate::drivers::{ConsoleUart, InterruptController};
 use crate::setup::bundle::Bundle;
 use crate::setup::partition::{self, Reserved, ReservedKind};
 use crate::setup::platform::{self, Platform, PsciMethod};
@@ -42,9 +44,11 @@ pub(super) const KICK_SGI: u32 = 0;
 
 static RUNTIME: Once<Runtime> = Once::new();
 pub(super) static FIRMWARE: Once<Conduit> = Once::new();
-pub(super) static GIC: Once<Gic> = Once::new();
+/// The physical interrupt controller's distributor side.
+pub(super) static GIC: Once<&'static dyn InterruptController> = Once::new();
 pub(super) static CPU_MPIDRS: Once<Vec<u64>> = Once::new();
-pub(super) static UART: Once<Mutex<PhysicalUart>> = Once::new();
+/// The console UART.
+pub(super) static UART: Once<Mutex<Box<dyn ConsoleUart>>> = Once::new();
 /// Base address of the console UART, for last-resort messages that bypass every lock.
 static EMERGENCY_UART: AtomicU64 = AtomicU64::new(0);
 
@@ -60,15 +64,15 @@ impl ConsoleOutput for UartOutput {
 }
 
 /// A formatter over the physical UART that takes no lock, for fault and panic messages.
-struct EmergencyWriter(PhysicalUart);
+struct EmergencyWriter<U: ConsoleUart>(U);
 
-impl fmt::Write for EmergencyWriter {
+impl<U: ConsoleUart> fmt::Write for EmergencyWriter<U> {
     fn write_str(&mut self, text: &str) -> fmt::Result {
         for byte in text.bytes() {
             if byte == b'\n' {
-                self.0.write_byte(b'\r');
+                self.0.write_bytes(b"\r");
             }
-            self.0.write_byte(byte);
+            self.0.write_bytes(&[byte]);
         }
         Ok(())
     }
@@ -81,7 +85,7 @@ fn emergency_message(args: fmt::Arguments<'_>) {
     }
     // SAFETY: the console UART's frame is device memory mapped at its physical address; this
     // writer bypasses the UART lock only on the way to stopping the machine.
-    if let Some(uart) = unsafe { PhysicalUart::new(base) } {
+    if let Some(uart) = unsafe { Pl011::new(base) } {
         let mut writer = EmergencyWriter(uart);
         let _ = writer.write_fmt(args);
         let _ = writer.write_str("\n");
@@ -195,12 +199,12 @@ pub extern "C" fn primary_main(dtb: u64, el: u64) -> ! {
     FIRMWARE.call_once(|| conduit_of(platform.psci_method));
     CPU_MPIDRS.call_once(|| platform.cpus.iter().map(|cpu| cpu.mpidr).collect());
     // SAFETY: the platform's console PL011 belongs to cellvisor alone; this is its only owner.
-    let Some(uart) = (unsafe { PhysicalUart::new(platform.console.registers.base) }) else {
+    let Some(uart) = (unsafe { Pl011::new(platform.console.registers.base) }) else {
         halt_with_message(format_args!(
             "cellvisor: fatal: the console UART is at address 0"
         ))
     };
-    UART.call_once(|| Mutex::new(uart));
+    UART.call_once(|| Mutex::new(Box::new(uart)));
     logger::init(Box::new(UartOutput), current_cpu, log::LevelFilter::Info);
     log::info!(
         "cellvisor {} on board {}: {} CPUs, {} RAM regions",
@@ -257,8 +261,8 @@ pub extern "C" fn primary_main(dtb: u64, el: u64) -> ! {
     );
 
     // SAFETY: the GIC frames come from the platform DT and are mapped as device memory.
-    let gic = GIC.call_once(|| unsafe {
-        Gic::new(
+    let gicv3 = unsafe {
+        GicV3::new(
             platform.gic.distributor.base,
             platform
                 .gic
@@ -271,17 +275,17 @@ pub extern "C" fn primary_main(dtb: u64, el: u64) -> ! {
                 .first()
                 .map_or(0, |region| region.size),
         )
-    });
-    gic.init_distributor();
+    };
+    // The driver lives for the rest of the hypervisor's life.
+    let gic: &'static dyn InterruptController = Box::leak(Box::new(gicv3));
+    GIC.call_once(|| gic);
+    gic.init();
 
     let gic_info = GicInfo {
         spi_lines: gic.it_lines_number(),
         list_register_count: ListRegisters.count(),
     };
-    let mut machine = Cpu {
-        lists: ListRegisters,
-        index: current_cpu(),
-    };
+    let mut machine = Cpu::new(current_cpu());
     let names: Vec<&'static str> = partition.cells.iter().map(|cell| cell.name).collect();
     let runtime = match Runtime::build(board, platform, partition, bundle, gic_info, &mut machine) {
         Ok(runtime) => runtime,
@@ -320,33 +324,30 @@ pub extern "C" fn primary_main(dtb: u64, el: u64) -> ! {
 
     let boot_mpidr = sysreg::mpidr();
     init_cpu_interrupts(gic, &runtime.platform, boot_mpidr);
-    gic.route_and_enable_spi(runtime.platform.console.intid, boot_mpidr);
+    gic.route_spi(runtime.platform.console.intid, boot_mpidr);
+    gic.set_spi_enabled(runtime.platform.console.intid, true);
     if let Some(uart) = UART.get() {
         uart.lock().enable_receive_interrupt();
     }
     start_secondaries(runtime);
-    run::run(
-        runtime,
-        &mut Cpu {
-            lists: ListRegisters,
-            index: current_cpu(),
-        },
-    )
+    run::run(runtime, &mut Cpu::new(current_cpu()))
 }
 
-/// Per-CPU GIC setup: the PPIs cellvisor takes on every CPU are the vGIC maintenance interrupt
-/// and the guest's two EL1 timers (forwarded as hardware-linked virtual interrupts).
-fn init_cpu_interrupts(gic: &Gic, platform: &Platform, mpidr: u64) {
+/// Per-CPU GIC setup: the redistributor through the driver, then the CPU interface. The PPIs
+/// cellvisor takes on every CPU are the vGIC maintenance interrupt and the guest's two EL1 timers
+/// (forwarded as hardware-linked virtual interrupts).
+fn init_cpu_interrupts(gic: &dyn InterruptController, platform: &Platform, mpidr: u64) {
     let ppis = [
         platform.gic.maintenance_intid.unwrap_or(25),
         platform.timer.virtual_timer,
         platform.timer.nonsecure_physical,
     ];
-    if !gic.init_this_cpu(mpidr, &ppis) {
+    if !gic.init_cpu(mpidr, &ppis) {
         fatal(format_args!(
             "no GIC redistributor for CPU with MPIDR {mpidr:#x}"
         ));
     }
+    gic::init_cpu_interface();
 }
 
 fn enable_mmu(board: &Board, platform: &Platform) {
@@ -404,18 +405,12 @@ fn start_secondaries(runtime: &Runtime) {
 pub extern "C" fn secondary_main(cpu: u64) -> ! {
     // SAFETY: the boot CPU built the EL2 map before starting this CPU; our MMU is still off.
     unsafe { mmu::enable_this_cpu() };
-    let (Some(runtime), Some(gic)) = (RUNTIME.get(), GIC.get()) else {
+    let (Some(runtime), Some(&gic)) = (RUNTIME.get(), GIC.get()) else {
         halt_with_message(format_args!(
             "cellvisor: secondary CPU started before the runtime"
         ))
     };
     init_cpu_interrupts(gic, &runtime.platform, sysreg::mpidr());
     // `cpu` is this CPU's index in the platform's `/cpus` order (start_secondaries passes it).
-    run::run(
-        runtime,
-        &mut Cpu {
-            lists: ListRegisters,
-            index: cpu as usize,
-        },
-    )
+    run::run(runtime, &mut Cpu::new(cpu as usize))
 }

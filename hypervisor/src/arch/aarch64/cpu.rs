@@ -6,8 +6,10 @@ use super::entry::{EXIT_FIQ, EXIT_IRQ, EXIT_SERROR, cellvisor_enter_guest};
 use super::gic::{self, ListRegisters};
 use super::psci;
 use super::sysreg::{self, isb, read_sysreg, write_sysreg};
-use super::{cache, memory, mmu};
+use super::{cache, memory, traps};
 use crate::core::cell::Cell;
+use crate::core::exit::RunningVcpu;
+use crate::core::fast::{self, Fast};
 use crate::core::hardware::{ExitKind, GuestRegs, Machine, Syndrome, VcpuHardware};
 use crate::core::inject::Injection;
 use crate::dev::mmio::AccessWidth;
@@ -15,10 +17,64 @@ use crate::mem::addr::PhysAddr;
 
 /// This physical CPU as the core sees it.
 pub struct Cpu {
-    pub(super) lists: ListRegisters,
+    lists: ListRegisters,
     /// This CPU's index in the platform's `/cpus` order (what `current_cpu` finds), kept so the
     /// interrupt path need not search the MPIDRs.
-    pub(super) index: usize,
+    index: usize,
+    /// An interrupt the fast path acknowledged and handed back to the run loop.
+    deferred: Option<u32>,
+}
+
+impl Cpu {
+    /// Physical CPU `index` (in the platform's `/cpus` order).
+    pub fn new(index: usize) -> Self {
+        Self {
+            lists: ListRegisters,
+            index,
+            deferred: None,
+        }
+    }
+}
+
+/// What the exception vector hands to [`cellvisor_fast_exit`]: the CPU and the running vCPU of
+/// the `enter` call the exit interrupted.
+#[repr(C)]
+pub struct FastContext {
+    cpu: *mut Cpu,
+    /// A `RunningVcpu<'_>`, its lifetime erased for the trip through the assembly.
+    running: *mut (),
+}
+
+fn exit_kind(kind: u64) -> ExitKind {
+    match kind {
+        EXIT_IRQ => ExitKind::Irq,
+        EXIT_FIQ => ExitKind::Fiq,
+        EXIT_SERROR => ExitKind::SError,
+        _ => ExitKind::Synchronous,
+    }
+}
+
+/// Called by the exception vector at every guest exit with the guest's caller-saved registers
+/// saved: returns 0 when [`fast::exit`] answered the exit (the vector re-enters the guest at once),
+/// otherwise `kind + 1` (the vector completes the register save and returns from `enter`).
+///
+/// # Safety
+/// `context` is the `FastContext` of the `Cpu::enter` call running on this CPU, whose guest just
+/// exited; nothing else uses it or what it points to until this returns.
+pub unsafe extern "C" fn cellvisor_fast_exit(context: *mut FastContext, kind: u64) -> u64 {
+    // SAFETY: the caller passes the live context of this CPU's `enter` call (see above), so both
+    // pointers are valid and exclusively ours for the duration of this call.
+    let (cpu, running) = unsafe {
+        let context = &mut *context;
+        (
+            &mut *context.cpu,
+            &mut *context.running.cast::<RunningVcpu<'_>>(),
+        )
+    };
+    match fast::exit(running, exit_kind(kind), cpu) {
+        Fast::Resume => 0,
+        Fast::Slow => kind + 1,
+    }
 }
 
 pub(super) fn mpidr_of(cpu: usize) -> Option<u64> {
@@ -114,50 +170,6 @@ impl Machine for Cpu {
     }
 }
 
-/// HCR_EL2 for a running guest: VM (stage 2), SWIO, FMO/IMO/AMO (physical interrupts to EL2,
-/// virtual ones to the guest), TSC (trap SMC), RW (EL1 is AArch64), APK/API (guest owns pointer
-/// authentication).
-const HCR_GUEST: u64 = (1 << 0)
-    | (1 << 1)
-    | (1 << 3)
-    | (1 << 4)
-    | (1 << 5)
-    | (1 << 13)
-    | (1 << 19)
-    | (1 << 31)
-    | (1 << 40)
-    | (1 << 41);
-
-/// SCTLR_EL1 at reset: RES1 bits only, MMU and caches off.
-const SCTLR_EL1_RESET: u64 = 0x30D0_0800;
-
-fn cptr_el2_guest() -> u64 {
-    // Nothing trapped: FP/SIMD (TFP, bit 10), SVE (TZ, bit 8) and SME (TSM, bit 12) belong to the
-    // guest; EL2 is soft-float and never touches them. Bits that are RES1 without the feature stay 1.
-    let pfr0 = read_sysreg!("id_aa64pfr0_el1");
-    let pfr1 = read_sysreg!("id_aa64pfr1_el1");
-    let mut value: u64 = 0x33ff & !(1 << 10);
-    if (pfr0 >> 32) & 0xf != 0 {
-        value &= !(1 << 8);
-    }
-    if (pfr1 >> 24) & 0xf != 0 {
-        value &= !(1 << 12);
-    }
-    value
-}
-
-fn vtcr_el2() -> u64 {
-    // RES1 bit 31; PS; TG0 = 4 KiB; SH0 inner; ORGN0/IRGN0 write-back; SL0 = 1 (start at level 1);
-    // T0SZ = 25 (39-bit IPA space), matching `stage2`.
-    (1 << 31)
-        | (mmu::physical_address_size() << 16)
-        | (3 << 12)
-        | (1 << 10)
-        | (1 << 8)
-        | (1 << 6)
-        | 25
-}
-
 impl VcpuHardware for Cpu {
     type Lists = ListRegisters;
 
@@ -178,13 +190,14 @@ impl VcpuHardware for Cpu {
         for n in 0..self.lists.count() {
             self.lists.write(n, 0);
         }
-        self.lists.set_hcr(1);
+        self.lists.set_hcr(traps::ICH_HCR_GUEST.value);
         isb();
     }
 
     fn prepare(&mut self, cell: &Cell, vcpu: usize) {
         let midr = read_sysreg!("midr_el1");
-        let cptr = cptr_el2_guest();
+        let cptr = traps::cptr_el2();
+        let mdcr = traps::mdcr_el2();
         let count = self.lists.count();
         for n in 0..count {
             self.lists.write(n, 0);
@@ -193,43 +206,47 @@ impl VcpuHardware for Cpu {
         // route everything else (physical interrupts, SMC) to EL2. EL1 state is reset so nothing
         // of a previous run of this CPU's vCPU leaks into the new one.
         unsafe {
-            sysreg::set_stage2(cell.vttbr(), vtcr_el2());
+            sysreg::set_stage2(cell.vttbr(), traps::vtcr_el2());
             core::arch::asm!(
                 "tlbi vmalls12e1",
                 "dsb nsh",
                 "isb",
                 options(nostack, preserves_flags)
             );
-            sysreg::set_hcr_el2(HCR_GUEST);
-            write_sysreg!("vmpidr_el2", (1 << 31) | cell.virtual_mpidr(vcpu));
+            sysreg::set_hcr_el2(traps::HCR_GUEST.value);
+            write_sysreg!("vmpidr_el2", traps::vmpidr_el2(cell.virtual_mpidr(vcpu)));
             write_sysreg!("vpidr_el2", midr);
             write_sysreg!("cptr_el2", cptr);
-            write_sysreg!("cnthctl_el2", 0b11); // EL1PCTEN, EL1PCEN
-            write_sysreg!("cntvoff_el2", 0);
-            write_sysreg!("hstr_el2", 0);
-            write_sysreg!("sctlr_el1", SCTLR_EL1_RESET);
+            write_sysreg!("mdcr_el2", mdcr);
+            write_sysreg!("cnthctl_el2", traps::CNTHCTL_GUEST.value);
+            write_sysreg!("cntvoff_el2", traps::CNTVOFF_GUEST);
+            write_sysreg!("hstr_el2", traps::HSTR_GUEST.value);
+            write_sysreg!("sctlr_el1", traps::SCTLR_EL1_RESET.value);
             write_sysreg!("vbar_el1", 0);
             write_sysreg!("cpacr_el1", 0);
             write_sysreg!("cntkctl_el1", 0);
             write_sysreg!("cntv_ctl_el0", 0);
             write_sysreg!("cntp_ctl_el0", 0);
-            write_sysreg!("ich_vmcr_el2", 0);
+            write_sysreg!("ich_vmcr_el2", traps::ICH_VMCR_RESET.value);
             write_sysreg!("ich_ap1r0_el2", 0);
         }
-        self.lists.set_hcr(1);
+        self.lists.set_hcr(traps::ICH_HCR_GUEST.value);
         isb();
     }
 
-    fn enter(&mut self, regs: &mut GuestRegs) -> ExitKind {
-        // SAFETY: `prepare` configured stage 2 and the traps for this vCPU; `regs` is valid for the
-        // whole call and the assembly saves and restores every callee-saved register.
-        let kind = unsafe { cellvisor_enter_guest(regs) };
-        match kind {
-            EXIT_IRQ => ExitKind::Irq,
-            EXIT_FIQ => ExitKind::Fiq,
-            EXIT_SERROR => ExitKind::SError,
-            _ => ExitKind::Synchronous,
-        }
+    fn enter(&mut self, running: &mut RunningVcpu<'_>) -> ExitKind {
+        let regs: *mut GuestRegs = &mut running.regs;
+        let mut context = FastContext {
+            cpu: self,
+            running: (running as *mut RunningVcpu<'_>).cast(),
+        };
+        // SAFETY: `prepare` configured stage 2 and the traps for this vCPU. `regs` and `context`
+        // (with the `self` and `running` it points to) are valid for the whole call and used by
+        // nothing else until it returns: only `cellvisor_fast_exit`, called from the exception
+        // vector inside this call on this CPU, touches them. The assembly saves and restores
+        // every callee-saved register.
+        let kind = unsafe { cellvisor_enter_guest(regs, (&raw mut context).cast()) };
+        exit_kind(kind)
     }
 
     fn syndrome(&self) -> Syndrome {
@@ -261,9 +278,16 @@ impl VcpuHardware for Cpu {
     }
 
     fn acknowledge_interrupt(&mut self) -> Option<u32> {
+        if let Some(intid) = self.deferred.take() {
+            return Some(intid);
+        }
         let intid = gic::acknowledge()?;
         gic::end_of_interrupt(intid);
         Some(intid)
+    }
+
+    fn defer_interrupt(&mut self, intid: u32) {
+        self.deferred = Some(intid);
     }
 
     fn deactivate(&mut self, intid: u32) {

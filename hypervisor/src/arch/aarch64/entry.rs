@@ -139,6 +139,8 @@ cellvisor_el2_vectors:
     guest_exit {exit_serror}       // serror
 
 cellvisor_guest_exit_common:
+    // Save the guest's caller-saved registers (x0-x18, x30) and ELR/SPSR into its GuestRegs.
+    // x19-x29 still hold the guest's values and the fast path preserves them (AAPCS64).
     mrs     x0, tpidr_el2
     stp     x2, x3, [x0, #16]
     stp     x4, x5, [x0, #32]
@@ -148,40 +150,70 @@ cellvisor_guest_exit_common:
     stp     x12, x13, [x0, #96]
     stp     x14, x15, [x0, #112]
     stp     x16, x17, [x0, #128]
-    stp     x18, x19, [x0, #144]
-    stp     x20, x21, [x0, #160]
-    stp     x22, x23, [x0, #176]
-    stp     x24, x25, [x0, #192]
-    stp     x26, x27, [x0, #208]
-    stp     x28, x29, [x0, #224]
+    str     x18, [x0, #144]
     str     x30, [x0, #240]
     ldp     x2, x3, [sp], #16       // the guest's x0, x1
     stp     x2, x3, [x0, #0]
     mrs     x2, elr_el2
     mrs     x3, spsr_el2
     stp     x2, x3, [x0, #{elr}]
-    mov     x0, x1                  // return value: the exit kind
-    // Restore the host's callee-saved registers pushed by enter_guest and return from it.
+    // The fast path: x0 = the FastContext enter_guest keeps on the EL2 stack, x1 = exit kind.
+    // It returns 0 when it answered the exit, else the exit kind + 1.
+    ldr     x0, [sp, #{context}]
+    bl      {fast_exit}
+    cbnz    x0, 1f
+    // Answered: load the caller-saved registers and ELR/SPSR back and return to the guest.
+    mrs     x0, tpidr_el2
+    ldp     x2, x3, [x0, #{elr}]
+    msr     elr_el2, x2
+    msr     spsr_el2, x3
+    ldp     x2, x3, [x0, #16]
+    ldp     x4, x5, [x0, #32]
+    ldp     x6, x7, [x0, #48]
+    ldp     x8, x9, [x0, #64]
+    ldp     x10, x11, [x0, #80]
+    ldp     x12, x13, [x0, #96]
+    ldp     x14, x15, [x0, #112]
+    ldp     x16, x17, [x0, #128]
+    ldr     x18, [x0, #144]
+    ldr     x30, [x0, #240]
+    ldp     x0, x1, [x0, #0]
+    eret
+    dsb     nsh
+    isb
+1:  // Left to the run loop: save the guest's x19-x29 too, then return from enter_guest with the
+    // exit kind (x0 - 1), restoring the host's callee-saved registers it pushed.
+    sub     x1, x0, #1
+    mrs     x0, tpidr_el2
+    stp     x19, x20, [x0, #152]
+    stp     x21, x22, [x0, #168]
+    stp     x23, x24, [x0, #184]
+    stp     x25, x26, [x0, #200]
+    stp     x27, x28, [x0, #216]
+    str     x29, [x0, #232]
+    mov     x0, x1
     ldp     x19, x20, [sp, #0]
     ldp     x21, x22, [sp, #16]
     ldp     x23, x24, [sp, #32]
     ldp     x25, x26, [sp, #48]
     ldp     x27, x28, [sp, #64]
     ldp     x29, x30, [sp, #80]
-    add     sp, sp, #96
+    add     sp, sp, #{frame}
     ret
 
-    // enter_guest(x0 = *mut GuestRegs) -> exit kind. Saves x19-x30 on the EL2 stack, points
-    // TPIDR_EL2 at the GuestRegs, loads ELR/SPSR and all 31 guest registers, and ERETs.
+    // enter_guest(x0 = *mut GuestRegs, x1 = *mut FastContext) -> exit kind. Saves x19-x30 and
+    // the context on the EL2 stack, points TPIDR_EL2 at the GuestRegs, loads ELR/SPSR and all 31
+    // guest registers, and ERETs.
     .global cellvisor_enter_guest
 cellvisor_enter_guest:
-    sub     sp, sp, #96
+    sub     sp, sp, #{frame}
     stp     x19, x20, [sp, #0]
     stp     x21, x22, [sp, #16]
     stp     x23, x24, [sp, #32]
     stp     x25, x26, [sp, #48]
     stp     x27, x28, [sp, #64]
     stp     x29, x30, [sp, #80]
+    str     x1, [sp, #{context}]
     msr     tpidr_el2, x0
     ldp     x1, x2, [x0, #{elr}]
     msr     elr_el2, x1
@@ -207,6 +239,9 @@ cellvisor_enter_guest:
     isb
 "#,
     hyp_fault = sym super::boot::hyp_fault,
+    fast_exit = sym super::cpu::cellvisor_fast_exit,
+    frame = const ENTER_FRAME,
+    context = const ENTER_FRAME - 16,
     exit_sync = const EXIT_SYNC,
     exit_irq = const EXIT_IRQ,
     exit_fiq = const EXIT_FIQ,
@@ -215,11 +250,17 @@ cellvisor_enter_guest:
 );
 
 const _: () = assert!(offset_of!(GuestRegs, spsr) == offset_of!(GuestRegs, elr) + 8);
+const _: () = assert!(offset_of!(GuestRegs, elr) == 31 * 8);
+
+/// Bytes `enter_guest` keeps on the EL2 stack while the guest runs: x19-x30 (96 bytes), then the
+/// fast-path context pointer, padded to keep the stack 16-byte aligned.
+const ENTER_FRAME: usize = 112;
 const _: () = assert!(MAX_CPUS * STACK_SIZE <= 0x80000);
 
 unsafe extern "C" {
     /// Where secondary CPUs start (PSCI CPU_ON entry point), context id = CPU index.
     pub fn cellvisor_secondary_entry();
-    /// Runs the guest described by `regs` until it exits to EL2; returns the exit kind.
-    pub fn cellvisor_enter_guest(regs: *mut GuestRegs) -> u64;
+    /// Runs the guest described by `regs` until an exit the fast path (given `context`) leaves
+    /// to the run loop; returns that exit's kind.
+    pub fn cellvisor_enter_guest(regs: *mut GuestRegs, context: *mut core::ffi::c_void) -> u64;
 }

@@ -1,17 +1,20 @@
-//! aarch64 EL2 glue: boot, exception vectors, world switch, MMU, caches, the physical GIC, PSCI
-//! calls to firmware and the physical console UART. The only place with assembly and system registers.
+//! aarch64 EL2 glue: boot, exception vectors, world switch, MMU, caches, the GIC CPU interface,
+//! the guest's trap configuration ([`traps`]) and PSCI calls to firmware. The only place with
+//! assembly and system registers; the physical GIC's MMIO and the console UART are in
+//! [`crate::drivers`].
 
 pub mod boot;
 pub mod cache;
 pub mod cpu;
 pub mod entry;
+pub mod fields;
 pub mod gic;
 pub mod heap;
 pub mod memory;
 pub mod mmu;
 pub mod psci;
 pub mod sysreg;
-pub mod uart;
+pub mod traps;
 
 /// Size of each physical CPU's EL2 stack (keep in sync with image.ld).
 pub const STACK_SIZE: usize = 0x10000;

@@ -1,6 +1,9 @@
 //! System-register access: `read_sysreg!`/`write_sysreg!` and `unsafe fn` wrappers for the registers
 //! that change how EL2 or a guest runs (HCR_EL2, VTTBR_EL2, SCTLR_EL2, ...).
 
+use aarch64_cpu::registers::MPIDR_EL1;
+use tock_registers::LocalRegisterCopy;
+
 /// Reads a system register by its assembler name (e.g. `"esr_el2"` or `"s3_0_c12_c12_0"`).
 macro_rules! read_sysreg {
     ($name:literal) => {{
@@ -84,9 +87,15 @@ pub unsafe fn set_sctlr_el2(value: u64) {
     isb();
 }
 
-/// The index of the physical CPU from MPIDR_EL1 affinity bits (as a packed 32-bit value).
+/// This CPU's MPIDR_EL1 affinity (Aff3..Aff0 in their MPIDR positions, every other bit clear),
+/// as the platform device tree's `/cpus` `reg` values give it.
 pub fn mpidr() -> u64 {
-    read_sysreg!("mpidr_el1") & 0xff_00ff_ffff
+    let mpidr = LocalRegisterCopy::<u64, MPIDR_EL1::Register>::new(read_sysreg!("mpidr_el1"));
+    (MPIDR_EL1::Aff3.val(mpidr.read(MPIDR_EL1::Aff3))
+        + MPIDR_EL1::Aff2.val(mpidr.read(MPIDR_EL1::Aff2))
+        + MPIDR_EL1::Aff1.val(mpidr.read(MPIDR_EL1::Aff1))
+        + MPIDR_EL1::Aff0.val(mpidr.read(MPIDR_EL1::Aff0)))
+    .value
 }
 
 /// Current exception level (0..=3).

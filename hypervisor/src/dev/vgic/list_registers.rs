@@ -14,6 +14,17 @@ use super::regs::{ICH_HCR_EL2, ICH_LR_EL2, ICH_VTR_EL2};
 use super::state::{IrqState, Route};
 use super::{Bank, ListRegisters, MAX_LIST_REGISTERS, SPI_BASE_INTID, Vgic, VgicError};
 
+/// What [`Vgic::forward_ppi_direct`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direct {
+    /// Written into a list register: the guest takes it at entry.
+    Written,
+    /// Pending but not deliverable now (disabled, distributor off): nothing to write.
+    Held,
+    /// Recorded pending; the list registers need a full [`Vgic::flush`] before entry.
+    NeedsFlush,
+}
+
 /// The number of list registers `ICH_VTR_EL2` reports.
 pub fn list_register_count_from_vtr(vtr: u64) -> usize {
     let vtr = LocalRegisterCopy::<u64, ICH_VTR_EL2::Register>::new(vtr);
@@ -238,11 +249,14 @@ impl Vgic {
             }
         }
 
-        if chosen_count == 0 {
-            let generation = self.generation;
-            if let Some(idle) = self.idle_at.get_mut(vcpu) {
-                *idle = generation;
-            }
+        let generation = self.generation;
+        if chosen_count == 0
+            && let Some(idle) = self.idle_at.get_mut(vcpu)
+        {
+            *idle = generation;
+        }
+        if let Some(complete) = self.complete_at.get_mut(vcpu) {
+            *complete = if overflow { 0 } else { generation };
         }
         let mut hcr = LocalRegisterCopy::<u64, ICH_HCR_EL2::Register>::new(lrs.hcr());
         let before = hcr.get();
@@ -271,21 +285,13 @@ impl Vgic {
         if tracked == 0 {
             return Ok(());
         }
-        self.touch();
+        self.touch_vcpu(vcpu);
         let empty = lrs.empty_list_registers();
         let implemented = lrs.count().min(MAX_LIST_REGISTERS);
         // Only the list registers `flush` filled (their bits in `tracked`), lowest first.
         while tracked != 0 {
             let n = tracked.trailing_zeros() as usize;
             tracked &= tracked - 1;
-            let Some(intid) = self
-                .vcpus
-                .get_mut(vcpu)
-                .and_then(|state| state.list_registers.get_mut(n))
-                .and_then(Option::take)
-            else {
-                continue;
-            };
             let value = if n >= implemented || empty & 1 << n != 0 {
                 0
             } else {
@@ -293,29 +299,167 @@ impl Vgic {
                 lrs.write(n, 0);
                 value
             };
-            let lr = LocalRegisterCopy::<u64, ICH_LR_EL2::Register>::new(value);
-            let lr_state = lr.read(ICH_LR_EL2::State);
-            let (pending, active) = (lr_state & 0b01 != 0, lr_state & 0b10 != 0);
-            let bank = if u32::from(intid) < SPI_BASE_INTID {
-                Bank::Private(vcpu)
-            } else {
-                Bank::Shared
-            };
-            let Some(irq) = self.irq_mut(bank, u32::from(intid)) else {
-                continue;
-            };
-            irq.in_list_register = false;
-            irq.active = active;
-            if pending {
-                irq.pending_latch |= irq.latch_in_list_register;
-            }
-            irq.latch_in_list_register = false;
-            if !pending && !active {
-                // The guest deactivated it; with HW set that deactivated the physical one too.
-                irq.hardware_link = None;
+            if self.fold_list_register(vcpu, n, value) >= SPI_BASE_INTID {
+                // An SPI the guest acknowledged or completed may now go to another vCPU.
+                self.touch();
             }
         }
         Ok(())
+    }
+
+    /// Folds the list-register image `value` of `vcpu`'s list register `n` (as the guest left
+    /// it) into the model and frees the slot. Returns the INTID it held (0 if none).
+    fn fold_list_register(&mut self, vcpu: usize, n: usize, value: u64) -> u32 {
+        let Some(intid) = self
+            .vcpus
+            .get_mut(vcpu)
+            .and_then(|state| {
+                state.list_registers_in_use &= !(1 << n);
+                state.list_registers.get_mut(n)
+            })
+            .and_then(Option::take)
+        else {
+            return 0;
+        };
+        let lr = LocalRegisterCopy::<u64, ICH_LR_EL2::Register>::new(value);
+        let lr_state = lr.read(ICH_LR_EL2::State);
+        let (pending, active) = (lr_state & 0b01 != 0, lr_state & 0b10 != 0);
+        let bank = if u32::from(intid) < SPI_BASE_INTID {
+            Bank::Private(vcpu)
+        } else {
+            Bank::Shared
+        };
+        let Some(irq) = self.irq_mut(bank, u32::from(intid)) else {
+            return u32::from(intid);
+        };
+        irq.in_list_register = false;
+        irq.active = active;
+        if pending {
+            irq.pending_latch |= irq.latch_in_list_register;
+        }
+        irq.latch_in_list_register = false;
+        if !pending && !active {
+            // The guest deactivated it; with HW set that deactivated the physical one too.
+            irq.hardware_link = None;
+        }
+        u32::from(intid)
+    }
+
+    /// Forwards the physical PPI `intid` of `vcpu`'s CPU, acknowledged and left active, as the
+    /// vCPU's hardware-linked virtual PPI of the same INTID, straight into a free list register:
+    /// what [`Vgic::inject_hardware`] followed by [`Vgic::flush`] would write, without the
+    /// flush's scan. That holds only while the list registers hold everything deliverable to
+    /// `vcpu` since its last flush (nothing else changed for it, no overflow); the PPI's previous
+    /// instance, if a list register still tracks it, is folded back first. Otherwise the model is
+    /// updated as by `inject_hardware` and the caller must `flush` before entering the guest.
+    pub fn forward_ppi_direct(
+        &mut self,
+        vcpu: usize,
+        intid: u32,
+        lrs: &mut impl ListRegisters,
+    ) -> Result<Direct, VgicError> {
+        if !(16..SPI_BASE_INTID).contains(&intid) {
+            return Err(VgicError::NotOwned(intid));
+        }
+        let mut complete = self.complete_at.get(vcpu) == Some(&self.generation);
+        if complete && let Some(written) = self.rearm_ppi(vcpu, intid, lrs) {
+            return Ok(written);
+        }
+        let state = self.vcpus.get(vcpu).ok_or(VgicError::NoSuchVcpu)?;
+        let slot = state
+            .list_registers
+            .iter()
+            .position(|&held| held.map(u32::from) == Some(intid));
+        if let Some(n) = slot {
+            // The physical PPI fired again, so the guest normally completed the previous
+            // instance (it stayed active at the distributor until then): fold its list register
+            // back. If it is somehow still live, leave the decision to a full flush.
+            let value = if lrs.empty_list_registers() & 1 << n != 0 {
+                0
+            } else {
+                let value = lrs.read(n);
+                lrs.write(n, 0);
+                value
+            };
+            let lr = LocalRegisterCopy::<u64, ICH_LR_EL2::Register>::new(value);
+            complete &= lr.read(ICH_LR_EL2::State) == 0;
+            self.fold_list_register(vcpu, n, value);
+        }
+        let capacity = lrs
+            .count()
+            .min(MAX_LIST_REGISTERS)
+            .min(self.list_register_count);
+        let in_use = self
+            .vcpus
+            .get(vcpu)
+            .map_or(u16::MAX, |state| state.list_registers_in_use);
+        let free = !in_use & ((1u32 << capacity) - 1) as u16;
+        let irq = self
+            .irq_mut(Bank::Private(vcpu), intid)
+            .ok_or(VgicError::NotOwned(intid))?;
+        // Below 1020: fits pINTID's 13 bits.
+        irq.hardware_link = Some(intid as u16);
+        irq.pending_latch = true;
+        if !complete || free == 0 {
+            self.touch_vcpu(vcpu);
+            return Ok(Direct::NeedsFlush);
+        }
+        let snapshot = *irq;
+        if !self.is_candidate(&snapshot, vcpu) {
+            // Held (disabled, or the distributor is off) exactly as `flush` would leave it.
+            return Ok(Direct::Held);
+        }
+        let n = free.trailing_zeros() as usize;
+        let Some(irq) = self.irq_mut(Bank::Private(vcpu), intid) else {
+            return Err(VgicError::NotOwned(intid));
+        };
+        let (value, gives_pending) = list_register_value(intid as u16, irq);
+        if gives_pending {
+            irq.latch_in_list_register = irq.pending_latch;
+            irq.pending_latch = false;
+        }
+        irq.in_list_register = true;
+        irq.holder_vcpu = vcpu as u8;
+        lrs.write(n, value);
+        if let Some(state) = self.vcpus.get_mut(vcpu)
+            && let Some(held) = state.list_registers.get_mut(n)
+        {
+            *held = Some(intid as u16);
+            state.list_registers_in_use |= 1 << n;
+        }
+        Ok(Direct::Written)
+    }
+
+    /// The common case of [`Vgic::forward_ppi_direct`]: a list register still holds the PPI's
+    /// previous instance, which the guest has completed (the list register is empty: the physical
+    /// PPI could not fire again before that). Nothing changed for `vcpu` since (the caller checked
+    /// `complete_at`), so the PPI is still deliverable and that list register is the one a flush
+    /// would use: it is written again with the new instance, pending. `None` if that case does not
+    /// apply (nothing changed then).
+    fn rearm_ppi(
+        &mut self,
+        vcpu: usize,
+        intid: u32,
+        lrs: &mut impl ListRegisters,
+    ) -> Option<Direct> {
+        let state = self.vcpus.get_mut(vcpu)?;
+        let slot = intid as u16;
+        let n = state
+            .list_registers
+            .iter()
+            .position(|&held| held == Some(slot))?;
+        if lrs.empty_list_registers() & 1 << n == 0 {
+            return None;
+        }
+        let irq = state.private.get_mut(intid as usize)?;
+        irq.hardware_link = Some(slot);
+        irq.active = false;
+        irq.pending_latch = true;
+        let (value, gives_pending) = list_register_value(slot, irq);
+        irq.latch_in_list_register = gives_pending;
+        irq.pending_latch = !gives_pending;
+        lrs.write(n, value);
+        Some(Direct::Written)
     }
 
     /// Whether `irq` belongs in `vcpu`'s list registers now.

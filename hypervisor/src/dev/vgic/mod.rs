@@ -34,7 +34,7 @@ use core::fmt;
 use crate::dev::gic::{PPI_BASE_INTID, REDISTRIBUTOR_STRIDE, SPI_BASE_INTID, SPI_END_INTID};
 use state::{IrqState, Route, VcpuState};
 
-pub use list_registers::list_register_count_from_vtr;
+pub use list_registers::{Direct, list_register_count_from_vtr};
 pub use regs::{GICD_CTLR, GICD_IROUTER, GICD_TYPER, GICR_TYPER, GICR_WAKER, ICC_SGI1R_EL1};
 pub use regs::{ICH_HCR_EL2, ICH_LR_EL2, ICH_VTR_EL2};
 
@@ -272,11 +272,19 @@ pub struct Vgic {
     list_register_count: usize,
     /// The virtual `GICD_TYPER.ITLinesNumber`.
     it_lines_number: u32,
-    /// Bumped by every change that could make an interrupt deliverable (see [`Vgic::flush`]).
+    /// Bumped by every change that could make an interrupt deliverable to any vCPU (SPIs, the
+    /// distributor, a reset); never 0. A change to one vCPU's private interrupts only resets that
+    /// vCPU's markers below (see [`Vgic::touch_vcpu`]).
     generation: u64,
     /// Per vCPU: the `generation` at which `flush` last found nothing to put in its list
-    /// registers, so the next `flush` at the same generation has nothing to do either.
+    /// registers, so the next `flush` at the same generation has nothing to do either; 0 after a
+    /// change to the vCPU's own interrupts.
     idle_at: Vec<u64>,
+    /// Per vCPU: the `generation` at which its list registers last held everything deliverable
+    /// to it (a `flush` without overflow); 0 after a change to the vCPU's own interrupts. While it
+    /// equals `generation`, [`Vgic::forward_ppi_direct`] may add to the list registers without a
+    /// full `flush`.
+    complete_at: Vec<u64>,
 }
 
 impl Vgic {
@@ -318,8 +326,10 @@ impl Vgic {
             it_lines_number,
             generation: 1,
             idle_at: Vec::with_capacity(config.vcpu_count),
+            complete_at: Vec::with_capacity(config.vcpu_count),
         };
         vgic.idle_at.resize(config.vcpu_count, 0);
+        vgic.complete_at.resize(config.vcpu_count, 0);
         vgic.vcpus.resize(config.vcpu_count, VcpuState::reset(0));
         vgic.spis.resize(spi_count as usize, IrqState::UNOWNED);
         vgic.reset_virtual_state();
@@ -328,7 +338,26 @@ impl Vgic {
 
     /// Records that interrupt state changed, so the next [`Vgic::flush`] of every vCPU looks.
     fn touch(&mut self) {
-        self.generation = self.generation.wrapping_add(1);
+        self.generation = self.generation.wrapping_add(1).max(1);
+    }
+
+    /// Records that the private interrupts of `vcpu` changed, so its next [`Vgic::flush`] looks
+    /// (the other vCPUs' flushes are not disturbed).
+    fn touch_vcpu(&mut self, vcpu: usize) {
+        if let Some(idle) = self.idle_at.get_mut(vcpu) {
+            *idle = 0;
+        }
+        if let Some(complete) = self.complete_at.get_mut(vcpu) {
+            *complete = 0;
+        }
+    }
+
+    /// [`Vgic::touch`] for the shared bank, [`Vgic::touch_vcpu`] for a private one.
+    fn touch_bank(&mut self, bank: Bank) {
+        match bank {
+            Bank::Shared => self.touch(),
+            Bank::Private(vcpu) => self.touch_vcpu(vcpu),
+        }
     }
 
     /// Number of vCPUs of the cell.
@@ -383,8 +412,8 @@ impl Vgic {
     /// Marks `intid` pending as an edge: an SGI or PPI of vCPU `target_vcpu_hint`, or an SPI the
     /// cell owns (which goes where its route says; `target_vcpu_hint` takes a 1-of-N SPI).
     pub fn inject(&mut self, intid: u32, target_vcpu_hint: usize) -> Result<Delivery, VgicError> {
-        self.touch();
         let bank = self.bank_of(intid, target_vcpu_hint)?;
+        self.touch_bank(bank);
         let irq = self
             .irq_mut(bank, intid)
             .ok_or(VgicError::NotOwned(intid))?;
@@ -403,11 +432,11 @@ impl Vgic {
         intid: u32,
         physical_intid: u32,
     ) -> Result<Delivery, VgicError> {
-        self.touch();
         if intid < 16 {
             return Err(VgicError::NotOwned(intid));
         }
         let bank = self.bank_of(intid, vcpu)?;
+        self.touch_bank(bank);
         let physical_ok = match bank {
             Bank::Private(_) => (PPI_BASE_INTID..SPI_BASE_INTID).contains(&physical_intid),
             Bank::Shared => physical_intid == intid,

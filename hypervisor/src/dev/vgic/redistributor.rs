@@ -141,7 +141,7 @@ impl Vgic {
             | GicrRegister::RazWi => false,
         };
         if may_change_delivery {
-            self.touch();
+            self.touch_vcpu(vcpu);
         }
         Ok(match register {
             GicrRegister::Waker => {

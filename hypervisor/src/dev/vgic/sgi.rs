@@ -13,7 +13,6 @@ impl Vgic {
     /// Aff3.Aff2.Aff1 = 0.0.0 (the cell's virtual MPIDRs) and Aff0 = `RS` * 16 + each bit of
     /// `TargetList`. Affinities that are not a vCPU of the cell are dropped silently.
     pub fn write_sgi1r(&mut self, caller_vcpu: usize, value: u64) -> Result<VcpuSet, VgicError> {
-        self.touch();
         if caller_vcpu >= self.vcpus.len() {
             return Err(VgicError::NoSuchVcpu);
         }
@@ -44,6 +43,7 @@ impl Vgic {
         }
         let mut kick = VcpuSet::empty();
         for vcpu in targets.iter() {
+            self.touch_vcpu(vcpu);
             if let Some(irq) = self.irq_mut(Bank::Private(vcpu), intid) {
                 irq.pending_latch = true;
                 let snapshot = *irq;

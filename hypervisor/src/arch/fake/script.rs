@@ -1,0 +1,225 @@
+//! Scripted guest exits for the fake CPU: what the guest does, then how it traps, with ESR_EL2,
+//! FAR_EL2 and HPFAR_EL2 built from the real field layouts of `core::esr`.
+//!
+//! A script is a list of [`GuestExit`]s; the fake's `enter` plays one per call. The guest is
+//! modelled as executing the trapping instruction at the address it resumed at, so consecutive
+//! exits behave like consecutive instructions.
+#![forbid(unsafe_code)]
+
+use std::vec::Vec;
+
+use tock_registers::LocalRegisterCopy;
+
+use crate::core::esr::{ESR_EL2, HPFAR_EL2, ISS_DATA_ABORT, ISS_HVC_SMC, ISS_WFX, exception_class};
+use crate::core::hardware::Syndrome;
+use crate::dev::mmio::AccessWidth;
+
+/// Something the guest (or a device) does before the exit, in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GuestAction {
+    /// The guest sets `x<n>`.
+    SetRegister {
+        /// Register number (31 is XZR and ignored).
+        n: usize,
+        /// Its new value.
+        value: u64,
+    },
+    /// The guest writes VBAR_EL1.
+    SetVbar(u64),
+    /// The guest acknowledges virtual interrupt `intid` (its list register goes Pending → Active).
+    TakeVirtual(u32),
+    /// The guest EOIs and deactivates virtual interrupt `intid`; a hardware-linked entry
+    /// deactivates its physical interrupt too.
+    CompleteVirtual(u32),
+    /// A device raises physical interrupt `intid` (an SGI/PPI of this CPU, or an SPI).
+    RaisePhysical(u32),
+    /// Blocks until physical CPU `cpu` runs its guest (for tests with one thread per CPU).
+    AwaitGuestOn(usize),
+}
+
+/// How a scripted exit reaches EL2.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Trap {
+    /// A synchronous exception with this syndrome. `past` says whether ELR_EL2 points past the
+    /// trapping instruction (HVC) rather than at it (aborts, WFI, trapped system registers).
+    Synchronous {
+        /// ESR/FAR/HPFAR.
+        syndrome: Syndrome,
+        /// ELR_EL2 is the instruction's address + 4.
+        past: bool,
+    },
+    /// The guest runs until a physical interrupt is signalled to this CPU (an IRQ exit).
+    Interrupt,
+}
+
+/// One scripted exit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GuestExit {
+    pub(super) actions: Vec<GuestAction>,
+    pub(super) trap: Trap,
+}
+
+/// Translation fault, level 3: what an access to an unmapped page of a 4 KiB stage 2 reports.
+const DFSC_TRANSLATION_LEVEL_3: u32 = 0b00_0111;
+
+fn esr(ec: u8, iss: u32) -> u64 {
+    let mut esr = LocalRegisterCopy::<u64, ESR_EL2::Register>::new(0);
+    esr.modify(
+        ESR_EL2::EC.val(u64::from(ec)) + ESR_EL2::IL::SET + ESR_EL2::ISS.val(u64::from(iss)),
+    );
+    esr.get()
+}
+
+fn sas(width: AccessWidth) -> u32 {
+    match width {
+        AccessWidth::Byte => 0b00,
+        AccessWidth::Halfword => 0b01,
+        AccessWidth::Word => 0b10,
+        AccessWidth::Doubleword => 0b11,
+    }
+}
+
+/// The syndrome of a stage-2 data abort at `ipa` by a load or store of `width` through `x<rt>`,
+/// with the MMU off (FAR_EL2 = the IPA).
+fn data_abort(ipa: u64, width: AccessWidth, rt: u8, write: bool) -> Syndrome {
+    let mut iss = LocalRegisterCopy::<u32, ISS_DATA_ABORT::Register>::new(0);
+    iss.modify(
+        ISS_DATA_ABORT::ISV::SET
+            + ISS_DATA_ABORT::SAS.val(sas(width))
+            + ISS_DATA_ABORT::SRT.val(u32::from(rt))
+            + ISS_DATA_ABORT::SF.val(u32::from(width == AccessWidth::Doubleword))
+            + ISS_DATA_ABORT::WNR.val(u32::from(write))
+            + ISS_DATA_ABORT::DFSC.val(DFSC_TRANSLATION_LEVEL_3),
+    );
+    let mut hpfar = LocalRegisterCopy::<u64, HPFAR_EL2::Register>::new(0);
+    hpfar.modify(HPFAR_EL2::FIPA.val(ipa >> 12));
+    Syndrome {
+        esr: esr(exception_class::DATA_ABORT_LOWER, iss.get()),
+        far: ipa,
+        hpfar: hpfar.get(),
+    }
+}
+
+impl GuestExit {
+    fn synchronous(syndrome: Syndrome, past: bool) -> Self {
+        Self {
+            actions: Vec::new(),
+            trap: Trap::Synchronous { syndrome, past },
+        }
+    }
+
+    /// `HVC #0` with x0 = `function` and x1.. = `arguments` (an SMCCC call).
+    pub fn hvc(function: u32, arguments: &[u64]) -> Self {
+        let mut iss = LocalRegisterCopy::<u32, ISS_HVC_SMC::Register>::new(0);
+        iss.modify(ISS_HVC_SMC::IMM16.val(0));
+        let mut exit = Self::synchronous(
+            Syndrome {
+                esr: esr(exception_class::HVC64, iss.get()),
+                ..Syndrome::default()
+            },
+            true,
+        );
+        exit.actions.push(GuestAction::SetRegister {
+            n: 0,
+            value: u64::from(function),
+        });
+        for (n, &value) in (1..).zip(arguments) {
+            exit.actions.push(GuestAction::SetRegister { n, value });
+        }
+        exit
+    }
+
+    /// A store of `value` (`width`) from `x<rt>` to `ipa`, which stage 2 does not map.
+    pub fn store(ipa: u64, width: AccessWidth, rt: u8, value: u64) -> Self {
+        let mut exit = Self::synchronous(data_abort(ipa, width, rt, true), false);
+        exit.actions.push(GuestAction::SetRegister {
+            n: usize::from(rt),
+            value,
+        });
+        exit
+    }
+
+    /// A load of `width` from `ipa`, which stage 2 does not map, into `x<rt>`.
+    pub fn load(ipa: u64, width: AccessWidth, rt: u8) -> Self {
+        Self::synchronous(data_abort(ipa, width, rt, false), false)
+    }
+
+    /// A trapped `WFI`.
+    pub fn wfi() -> Self {
+        let mut iss = LocalRegisterCopy::<u32, ISS_WFX::Register>::new(0);
+        iss.modify(ISS_WFX::TI::Wfi);
+        Self::synchronous(
+            Syndrome {
+                esr: esr(exception_class::WFX, iss.get()),
+                ..Syndrome::default()
+            },
+            false,
+        )
+    }
+
+    /// A device raises physical interrupt `intid`, and the guest is interrupted by it.
+    pub fn interrupt(intid: u32) -> Self {
+        Self::runs_until_interrupted().with(GuestAction::RaisePhysical(intid))
+    }
+
+    /// The guest runs (spins) until some physical interrupt is signalled to its CPU.
+    pub fn runs_until_interrupted() -> Self {
+        Self {
+            actions: Vec::new(),
+            trap: Trap::Interrupt,
+        }
+    }
+
+    /// Does `action` before the exit (after the actions added so far).
+    pub fn with(mut self, action: GuestAction) -> Self {
+        self.actions.push(action);
+        self
+    }
+
+    /// The exit's syndrome, if it is synchronous.
+    pub fn syndrome(&self) -> Option<Syndrome> {
+        match self.trap {
+            Trap::Synchronous { syndrome, .. } => Some(syndrome),
+            Trap::Interrupt => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::esr::{Exit, decode};
+    use crate::dev::mmio::{MmioAccess, TransferRegister};
+    use crate::mem::addr::GuestPhysAddr;
+
+    fn decoded(exit: &GuestExit) -> Exit {
+        let syndrome = exit.syndrome().expect("synchronous");
+        decode(syndrome.esr, syndrome.far, syndrome.hpfar)
+    }
+
+    #[test]
+    fn scripted_syndromes_decode_as_the_exits_they_stand_for() {
+        assert_eq!(
+            decoded(&GuestExit::hvc(0x8400_0000, &[])),
+            Exit::Hvc { imm: 0 }
+        );
+        assert_eq!(decoded(&GuestExit::wfi()), Exit::Wfx { wfe: false });
+        let Exit::DataAbort(abort) =
+            decoded(&GuestExit::store(0x0800_0104, AccessWidth::Word, 3, 1))
+        else {
+            panic!("not a data abort");
+        };
+        assert_eq!(abort.ipa, GuestPhysAddr::new(0x0800_0104));
+        assert!(abort.write);
+        assert_eq!(
+            abort.access,
+            Some(MmioAccess {
+                width: AccessWidth::Word,
+                sign_extend: false,
+                register: TransferRegister::X(3),
+                sixty_four: false,
+                acquire_release: false,
+            })
+        );
+    }
+}

@@ -1,0 +1,128 @@
+//! The fast path: exits answered right where the exception arrives, before the world switch
+//! returns to the run loop, for the exits every guest takes all the time.
+//!
+//! The arch glue calls [`exit`] with only the guest's caller-saved registers (x0–x18, x30, ELR,
+//! SPSR) in [`GuestRegs`]; x19–x29 are still live in the CPU, preserved by the call, so a handler
+//! here must not read them (they read as stale values in `regs`). What this path does not answer
+//! it leaves to the run loop ([`Fast::Slow`]), which then sees the exit exactly as if the fast
+//! path did not exist: the glue completes the register save first.
+//!
+//! Skipping the run loop also skips its vGIC `flush`/`sync` around the entry. That is sound for
+//! what is answered here: a hypercall answered here changes no interrupt state, a guest timer
+//! forwarded here goes through [`Vgic::forward_ppi_direct`](crate::dev::vgic::Vgic::forward_ppi_direct)
+//! (or a flush under the same lock), and a kick is answered with a flush. Anything another CPU
+//! changes for this vCPU comes with a kick, a physical interrupt that exits again at once.
+#![forbid(unsafe_code)]
+
+use crate::core::cell::ExitReason;
+use crate::core::esr;
+use crate::core::exit::RunningVcpu;
+use crate::core::hardware::{ExitKind, VcpuHardware};
+use crate::core::lifecycle::CellState;
+use crate::core::smccc::{self, Caller, Dispatch, SmcccCall};
+use crate::dev::vgic::Direct;
+
+/// What the fast path did with an exit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fast {
+    /// Answered: re-enter the guest at once.
+    Resume,
+    /// Left to the run loop.
+    Slow,
+}
+
+/// Physical SGIs below this INTID are cellvisor's own (the kick); guests only get virtual SGIs.
+const PHYSICAL_SGI_END: u32 = 16;
+
+/// Answers `kind` for `running` if it is one of the exits this path handles.
+pub fn exit<H: VcpuHardware + ?Sized>(
+    running: &mut RunningVcpu<'_>,
+    kind: ExitKind,
+    hardware: &mut H,
+) -> Fast {
+    match kind {
+        ExitKind::Synchronous => hypercall(running, hardware),
+        ExitKind::Irq => interrupt(running, hardware),
+        ExitKind::Fiq | ExitKind::SError => Fast::Slow,
+    }
+}
+
+/// An HVC (or trapped SMC) that SMCCC dispatch answers by itself: the SMCCC architecture calls
+/// and cellvisor's own calls. PSCI (which changes vCPU state) goes to the run loop.
+#[inline(always)]
+fn hypercall<H: VcpuHardware + ?Sized>(running: &mut RunningVcpu<'_>, hardware: &mut H) -> Fast {
+    let Some((smc, 0)) = esr::hypercall(hardware.syndrome().esr) else {
+        return Fast::Slow;
+    };
+    let regs = &mut running.regs;
+    let call = SmcccCall::from_registers([
+        regs.x[0], regs.x[1], regs.x[2], regs.x[3], regs.x[4], regs.x[5], regs.x[6],
+    ]);
+    let cell = running.at.cell;
+    let caller = Caller {
+        cell: cell.index(),
+        vcpu_count: cell.vcpu_count(),
+        vcpu: running.at.vcpu,
+    };
+    let Dispatch::Done(result) = smccc::dispatch(&call, &caller) else {
+        return Fast::Slow;
+    };
+    cell.count_exit(ExitReason::Call);
+    if smc {
+        // A trapped SMC's ELR points at the instruction itself.
+        regs.elr = regs.elr.wrapping_add(4);
+    }
+    regs.x[0] = result.x0;
+    regs.x[1] = result.x1;
+    regs.x[2] = result.x2;
+    regs.x[3] = result.x3;
+    Fast::Resume
+}
+
+/// A physical interrupt: the guest timers of this vCPU are forwarded hardware-linked straight into
+/// a list register, and a kick of a running cell is answered with a flush of the vCPU's list
+/// registers. Anything else (console input, passthrough SPIs, a kick of a stopping cell) is handed
+/// back to the run loop, acknowledged. Out of line, so the hypercall path does not pay for its
+/// register use.
+#[inline(never)]
+fn interrupt<H: VcpuHardware + ?Sized>(running: &mut RunningVcpu<'_>, hardware: &mut H) -> Fast {
+    let Some(intid) = hardware.acknowledge_interrupt() else {
+        // Gone before it was acknowledged: nothing to do.
+        return Fast::Resume;
+    };
+    let cell = running.at.cell;
+    let vcpu = running.at.vcpu;
+    let timer = &running.at.runtime.platform.timer;
+    if intid == timer.virtual_timer || intid == timer.nonsecure_physical {
+        cell.count_exit(ExitReason::Interrupt);
+        let mut vgic = cell.devices.vgic();
+        let lists = hardware.list_registers();
+        match vgic.forward_ppi_direct(vcpu, intid, lists) {
+            Ok(Direct::Written) => running.holds_list_registers = true,
+            Ok(Direct::Held) => {}
+            Ok(Direct::NeedsFlush) => {
+                running.holds_list_registers |= vgic.flush(vcpu, lists).unwrap_or(false);
+            }
+            Err(_) => {
+                drop(vgic);
+                hardware.deactivate(intid);
+            }
+        }
+        return Fast::Resume;
+    }
+    if intid < PHYSICAL_SGI_END && cell.state() == CellState::Running {
+        // A kick: something changed for this vCPU (an SGI from a sibling, an interrupt routed
+        // here); the flush picks it up.
+        cell.count_exit(ExitReason::Interrupt);
+        hardware.deactivate(intid);
+        // The flush reads back what the list registers hold first.
+        running.holds_list_registers = cell
+            .devices
+            .vgic()
+            .flush(vcpu, hardware.list_registers())
+            .unwrap_or(false);
+        return Fast::Resume;
+    }
+    hardware.defer_interrupt(intid);
+    Fast::Slow
+}

@@ -1,0 +1,128 @@
+//! IRQ and WFI exits through the run loop: a passthrough SPI forwarded hardware-linked, and a WFI
+//! that idles the CPU until an interrupt arrives.
+
+use core::sync::atomic::Ordering;
+
+use super::{fixture, only};
+use crate::arch::fake::lists::{EntryState, ListEntry};
+use crate::arch::fake::script::{GuestAction, GuestExit};
+use crate::arch::fake::{Deactivator, Event};
+use crate::core::psci::CPU_OFF;
+use crate::core::run::{Step, step};
+use crate::dev::mmio::AccessWidth;
+use crate::setup::partition::qemu_virt::{TEST_GUEST_BASE, VIRTIO_NET};
+
+/// `GICD_CTLR.EnableGrp1A`.
+const GICD_CTLR_ENABLE_GRP1A: u64 = 1 << 1;
+
+#[test]
+fn passthrough_spi_is_acknowledged_at_el2_and_injected_hardware_linked() {
+    let mut fixture = fixture("linux");
+    let personal = fixture.cell("personal");
+    let spi = VIRTIO_NET.interrupts[0];
+    assert_eq!(personal.plan().config.devices, ["virtio-net"]);
+    let ram = personal.plan().memory[0].physical.base().raw();
+    let gicd = fixture.runtime.platform.gic.distributor.base;
+    let isenabler = gicd + 0x100 + 4 * u64::from(spi / 32);
+    fixture.cpu0.script([
+        GuestExit::store(gicd, AccessWidth::Word, 1, GICD_CTLR_ENABLE_GRP1A),
+        GuestExit::store(isenabler, AccessWidth::Word, 1, 1 << (spi % 32)),
+        GuestExit::interrupt(spi),
+        GuestExit::hvc(CPU_OFF, &[])
+            .with(GuestAction::TakeVirtual(spi))
+            .with(GuestAction::CompleteVirtual(spi)),
+    ]);
+
+    assert_eq!(step(fixture.runtime, &mut fixture.cpu0), Step::Ran);
+
+    let physical = fixture.board.spi(spi);
+    assert!(
+        physical.enabled,
+        "the guest's enable reached the physical SPI"
+    );
+    assert_eq!(physical.route, Some(0), "routed to vCPU 0's CPU");
+    assert!(
+        !physical.active,
+        "deactivated by the guest, through the link"
+    );
+    let entries = fixture.cpu0.entries();
+    assert_eq!(entries.len(), 4);
+    let after_irq = &entries[3];
+    assert_eq!(
+        after_irq.regs.elr,
+        ram + 8,
+        "an IRQ exit resumes where it interrupted"
+    );
+    assert_eq!(
+        after_irq.lists,
+        [ListEntry {
+            virtual_intid: spi,
+            physical_intid: Some(spi),
+            state: EntryState::Pending,
+            priority: 0,
+            group1: true,
+            eoi_maintenance: false,
+        }],
+        "hardware-linked: HW set, pINTID = the SPI, no EOI maintenance"
+    );
+    assert!(
+        fixture
+            .cpu0
+            .lists()
+            .writes()
+            .contains(&(0, after_irq.lists[0].encode())),
+        "ICH_LR0_EL2 was written with the real encoding of that entry"
+    );
+    let interrupt_events = only(fixture.cpu0.events(), |event| {
+        matches!(
+            event,
+            Event::Acknowledged { .. } | Event::Deactivated { .. } | Event::Kick { .. }
+        )
+    });
+    assert_eq!(
+        interrupt_events,
+        [
+            Event::Acknowledged { intid: spi },
+            Event::Deactivated {
+                intid: spi,
+                cpu: 0,
+                by: Deactivator::Guest
+            },
+        ],
+        "EL2 never deactivates it, and no CPU is kicked (the SPI's vCPU runs here)"
+    );
+    assert_eq!(personal.counters.interrupts.load(Ordering::Relaxed), 1);
+}
+
+#[test]
+fn wfi_with_nothing_pending_waits_then_resumes_past_the_wfi() {
+    let mut fixture = fixture("test-guests");
+    let personal = fixture.cell("personal");
+    let timer = fixture.runtime.platform.timer.virtual_timer;
+    fixture
+        .cpu0
+        .script([GuestExit::wfi(), GuestExit::hvc(CPU_OFF, &[])]);
+    fixture.cpu0.arrive_while_waiting(timer);
+
+    assert_eq!(step(fixture.runtime, &mut fixture.cpu0), Step::Ran);
+
+    assert_eq!(
+        fixture.cpu0.events(),
+        [
+            Event::Prepared { cell: 0, vcpu: 0 },
+            Event::Entered,
+            Event::WaitedForInterrupt,
+            Event::Acknowledged { intid: timer },
+            Event::Entered,
+            Event::Quiesced,
+        ],
+        "the WFI idles the CPU; the guest's timer ends the wait and is left for the guest"
+    );
+    assert!(
+        fixture.board.is_active(0, timer),
+        "forwarded hardware-linked: active until the guest deactivates it"
+    );
+    let resumed = &fixture.cpu0.entries()[1].regs;
+    assert_eq!(resumed.elr, TEST_GUEST_BASE + 4, "past the WFI");
+    assert_eq!(personal.counters.wfi.load(Ordering::Relaxed), 1);
+}

@@ -1,0 +1,393 @@
+//! The physical GICv3's distributor and redistributors (MMIO): global and per-CPU setup, SPI
+//! configuration and routing, deactivation on another CPU. The CPU interface is system registers
+//! and lives in `arch::aarch64::gic`.
+//!
+//! Hand-written rather than arm-gic's driver because cellvisor needs redistributor lookup by MPIDR
+//! and its own split of MMIO from the EOImode=1 CPU interface; see docs/architecture.md.
+
+use core::ptr::{read_volatile, write_volatile};
+
+use tock_registers::{LocalRegisterCopy, register_bitfields};
+
+use super::InterruptController;
+use crate::dev::gic::{REDISTRIBUTOR_STRIDE, SGI_FRAME_OFFSET, SPI_END_INTID};
+use crate::dev::vgic::{GICD_CTLR, GICD_IROUTER, GICD_TYPER, GICR_TYPER, GICR_WAKER};
+
+const GICD_CTLR_OFFSET: usize = 0x0000;
+const GICD_TYPER_OFFSET: usize = 0x0004;
+const GICD_IGROUPR: usize = 0x0080;
+const GICD_ISENABLER: usize = 0x0100;
+const GICD_ICENABLER: usize = 0x0180;
+const GICD_ICACTIVER: usize = 0x0380;
+const GICD_IPRIORITYR: usize = 0x0400;
+const GICD_ICFGR: usize = 0x0C00;
+const GICD_IROUTER_OFFSET: usize = 0x6000;
+
+const GICR_FRAME_SIZE: usize = REDISTRIBUTOR_STRIDE as usize;
+const GICR_WAKER_OFFSET: usize = 0x0014;
+const GICR_TYPER_OFFSET: usize = 0x0008;
+const GICR_SGI_BASE: usize = SGI_FRAME_OFFSET as usize;
+const GICR_IGROUPR0: usize = GICR_SGI_BASE + 0x0080;
+const GICR_ISENABLER0: usize = GICR_SGI_BASE + 0x0100;
+const GICR_ICENABLER0: usize = GICR_SGI_BASE + 0x0180;
+const GICR_IPRIORITYR: usize = GICR_SGI_BASE + 0x0400;
+const GICR_ICACTIVER0: usize = GICR_SGI_BASE + 0x0380;
+
+/// Priority given to every physical interrupt cellvisor enables.
+const DEFAULT_PRIORITY: u8 = 0xa0;
+
+/// `GICD_IROUTER` value routing to the one CPU with affinity `mpidr` (`Interrupt_Routing_Mode` 0).
+/// The register's affinity fields sit where MPIDR_EL1 has them, so `mpidr` is read through the same
+/// layout.
+fn irouter(mpidr: u64) -> u64 {
+    let mpidr = LocalRegisterCopy::<u64, GICD_IROUTER::Register>::new(mpidr);
+    (GICD_IROUTER::Aff3.val(mpidr.read(GICD_IROUTER::Aff3))
+        + GICD_IROUTER::Aff2.val(mpidr.read(GICD_IROUTER::Aff2))
+        + GICD_IROUTER::Aff1.val(mpidr.read(GICD_IROUTER::Aff1))
+        + GICD_IROUTER::Aff0.val(mpidr.read(GICD_IROUTER::Aff0))
+        + GICD_IROUTER::Interrupt_Routing_Mode::CLEAR)
+        .value
+}
+
+register_bitfields![u64,
+    /// `GICR_TYPER.Affinity_Value`: the affinity of the PE a redistributor serves, packed.
+    AFFINITY_VALUE [
+        Aff0 OFFSET(0) NUMBITS(8) [],
+        Aff1 OFFSET(8) NUMBITS(8) [],
+        Aff2 OFFSET(16) NUMBITS(8) [],
+        Aff3 OFFSET(24) NUMBITS(8) []
+    ]
+];
+
+/// `GICR_TYPER.Affinity_Value` of the redistributor serving the CPU with affinity `mpidr`.
+fn redistributor_affinity(mpidr: u64) -> u64 {
+    let mpidr = LocalRegisterCopy::<u64, GICD_IROUTER::Register>::new(mpidr);
+    (AFFINITY_VALUE::Aff3.val(mpidr.read(GICD_IROUTER::Aff3))
+        + AFFINITY_VALUE::Aff2.val(mpidr.read(GICD_IROUTER::Aff2))
+        + AFFINITY_VALUE::Aff1.val(mpidr.read(GICD_IROUTER::Aff1))
+        + AFFINITY_VALUE::Aff0.val(mpidr.read(GICD_IROUTER::Aff0)))
+    .value
+}
+
+/// The distributor and redistributor frames of the platform's GICv3.
+#[derive(Clone, Copy, Debug)]
+pub struct GicV3 {
+    distributor: usize,
+    redistributors: usize,
+    redistributor_size: usize,
+}
+
+fn read32(address: usize) -> u32 {
+    // SAFETY: `GicV3` is only constructed over the platform's GIC frames, mapped as device memory.
+    unsafe { read_volatile(address as *const u32) }
+}
+
+fn write32(address: usize, value: u32) {
+    // SAFETY: as in `read32`.
+    unsafe { write_volatile(address as *mut u32, value) }
+}
+
+fn write8(address: usize, value: u8) {
+    // SAFETY: as in `read32`; byte access is architecturally permitted to the IPRIORITYR registers,
+    // the only ones written this way.
+    unsafe { write_volatile(address as *mut u8, value) }
+}
+
+fn read64(address: usize) -> u64 {
+    // SAFETY: as in `read32`.
+    unsafe { read_volatile(address as *const u64) }
+}
+
+fn write64(address: usize, value: u64) {
+    // SAFETY: as in `read32`.
+    unsafe { write_volatile(address as *mut u64, value) }
+}
+
+impl GicV3 {
+    /// Describes the GIC at these addresses.
+    ///
+    /// # Safety
+    /// The addresses must be the platform GICv3's distributor and redistributor region, mapped as
+    /// device memory in EL2's translation (or plain memory standing in for it), and only cellvisor
+    /// may program them.
+    pub unsafe fn new(distributor: u64, redistributors: u64, redistributor_size: u64) -> Self {
+        Self {
+            distributor: distributor as usize,
+            redistributors: redistributors as usize,
+            redistributor_size: redistributor_size as usize,
+        }
+    }
+
+    fn ctlr(&self) -> LocalRegisterCopy<u32, GICD_CTLR::Register> {
+        LocalRegisterCopy::new(read32(self.distributor + GICD_CTLR_OFFSET))
+    }
+
+    fn typer(&self) -> LocalRegisterCopy<u32, GICD_TYPER::Register> {
+        LocalRegisterCopy::new(read32(self.distributor + GICD_TYPER_OFFSET))
+    }
+
+    fn wait_for_distributor(&self) {
+        for _ in 0..1_000_000 {
+            if !self.ctlr().is_set(GICD_CTLR::RWP) {
+                return;
+            }
+            core::hint::spin_loop();
+        }
+    }
+
+    /// Number of interrupt IDs the distributor implements (SGIs, PPIs and SPIs).
+    fn interrupt_lines(&self) -> u32 {
+        (self.it_lines_number() + 1) * 32
+    }
+
+    fn is_spi(&self, intid: u32) -> bool {
+        (32..self.interrupt_lines().min(SPI_END_INTID)).contains(&intid)
+    }
+
+    /// The redistributor frame of the CPU with affinity `mpidr`.
+    fn redistributor_of(&self, mpidr: u64) -> Option<usize> {
+        let wanted = redistributor_affinity(mpidr);
+        let mut frame = self.redistributors;
+        let end = self.redistributors + self.redistributor_size;
+        while frame + GICR_FRAME_SIZE <= end {
+            let typer = LocalRegisterCopy::<u64, GICR_TYPER::Register>::new(read64(
+                frame + GICR_TYPER_OFFSET,
+            ));
+            if typer.read(GICR_TYPER::Affinity_Value) == wanted {
+                return Some(frame);
+            }
+            if typer.is_set(GICR_TYPER::Last) {
+                break;
+            }
+            frame += GICR_FRAME_SIZE;
+        }
+        None
+    }
+}
+
+/// Bits 15:0 of `GICR_ISENABLER0`: the SGIs.
+const SGI_ENABLE_BITS: u32 = 0xffff;
+
+impl InterruptController for GicV3 {
+    fn init(&self) {
+        write32(self.distributor + GICD_CTLR_OFFSET, 0);
+        self.wait_for_distributor();
+        let lines = self.interrupt_lines() as usize;
+        for word in 1..lines / 32 {
+            write32(self.distributor + GICD_ICENABLER + word * 4, u32::MAX);
+            write32(self.distributor + GICD_IGROUPR + word * 4, u32::MAX);
+        }
+        for intid in 32..lines {
+            write8(self.distributor + GICD_IPRIORITYR + intid, DEFAULT_PRIORITY);
+        }
+        self.wait_for_distributor();
+        let enable = GICD_CTLR::ARE_NS::SET + GICD_CTLR::EnableGrp1A::SET;
+        write32(self.distributor + GICD_CTLR_OFFSET, enable.value);
+        self.wait_for_distributor();
+    }
+
+    fn init_cpu(&self, mpidr: u64, ppis: &[u32]) -> bool {
+        let Some(frame) = self.redistributor_of(mpidr) else {
+            return false;
+        };
+        let mut waker =
+            LocalRegisterCopy::<u32, GICR_WAKER::Register>::new(read32(frame + GICR_WAKER_OFFSET));
+        waker.modify(GICR_WAKER::ProcessorSleep::CLEAR);
+        write32(frame + GICR_WAKER_OFFSET, waker.get());
+        for _ in 0..1_000_000 {
+            let waker = LocalRegisterCopy::<u32, GICR_WAKER::Register>::new(read32(
+                frame + GICR_WAKER_OFFSET,
+            ));
+            if !waker.is_set(GICR_WAKER::ChildrenAsleep) {
+                break;
+            }
+            core::hint::spin_loop();
+        }
+        write32(frame + GICR_ICENABLER0, u32::MAX);
+        write32(frame + GICR_IGROUPR0, u32::MAX);
+        for intid in 0..32 {
+            write8(frame + GICR_IPRIORITYR + intid, DEFAULT_PRIORITY);
+        }
+        let mut enable = SGI_ENABLE_BITS;
+        for &ppi in ppis {
+            if (16..32).contains(&ppi) {
+                enable |= 1 << ppi;
+            }
+        }
+        write32(frame + GICR_ISENABLER0, enable);
+        true
+    }
+
+    fn it_lines_number(&self) -> u32 {
+        self.typer().read(GICD_TYPER::ITLinesNumber)
+    }
+
+    fn set_spi_enabled(&self, intid: u32, enabled: bool) {
+        if !self.is_spi(intid) {
+            return;
+        }
+        let word = (intid / 32) as usize * 4;
+        let register = if enabled {
+            GICD_ISENABLER
+        } else {
+            GICD_ICENABLER
+        };
+        write32(self.distributor + register + word, 1 << (intid % 32));
+        self.wait_for_distributor();
+    }
+
+    fn set_spi_priority(&self, intid: u32, priority: u8) {
+        if !self.is_spi(intid) {
+            return;
+        }
+        write8(
+            self.distributor + GICD_IPRIORITYR + intid as usize,
+            priority.max(DEFAULT_PRIORITY),
+        );
+    }
+
+    fn set_spi_edge_triggered(&self, intid: u32, edge: bool) {
+        if !self.is_spi(intid) {
+            return;
+        }
+        // GICD_ICFGR<n>: two bits per interrupt, the upper one set for edge-triggered.
+        let address = self.distributor + GICD_ICFGR + (intid / 16) as usize * 4;
+        let edge_bit = 1 << ((intid % 16) * 2 + 1);
+        let value = read32(address);
+        let value = if edge {
+            value | edge_bit
+        } else {
+            value & !edge_bit
+        };
+        write32(address, value);
+    }
+
+    fn route_spi(&self, intid: u32, mpidr: u64) {
+        if !self.is_spi(intid) {
+            return;
+        }
+        write64(
+            self.distributor + GICD_IROUTER_OFFSET + intid as usize * 8,
+            irouter(mpidr),
+        );
+    }
+
+    fn deactivate_on(&self, intid: u32, mpidr: u64) {
+        if intid < 32 {
+            if let Some(frame) = self.redistributor_of(mpidr) {
+                write32(frame + GICR_ICACTIVER0, 1 << intid);
+            }
+        } else if self.is_spi(intid) {
+            write32(
+                self.distributor + GICD_ICACTIVER + (intid / 32) as usize * 4,
+                1 << (intid % 32),
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use alloc::vec;
+    use alloc::vec::Vec;
+
+    use super::*;
+
+    /// Plain memory standing in for a distributor frame and `count` redistributors.
+    struct FakeFrames {
+        distributor: Vec<u64>,
+        redistributors: Vec<u64>,
+    }
+
+    const DISTRIBUTOR_SIZE: usize = 0x1_0000;
+
+    impl FakeFrames {
+        /// A GIC with 64 INTIDs (ITLinesNumber 1) and redistributors for the given affinities.
+        fn new(affinities: &[u64]) -> Self {
+            let mut frames = Self {
+                distributor: vec![0; DISTRIBUTOR_SIZE / 8],
+                redistributors: vec![0; affinities.len() * GICR_FRAME_SIZE / 8],
+            };
+            frames.distributor[GICD_TYPER_OFFSET / 8] = 1 << 32;
+            for (index, &affinity) in affinities.iter().enumerate() {
+                let last = index + 1 == affinities.len();
+                let typer =
+                    GICR_TYPER::Affinity_Value.val(affinity) + GICR_TYPER::Last.val(last.into());
+                frames.redistributors[(index * GICR_FRAME_SIZE + GICR_TYPER_OFFSET) / 8] =
+                    typer.value;
+            }
+            frames
+        }
+
+        fn gic(&mut self) -> GicV3 {
+            // SAFETY: the frames are plain memory owned by the test, large enough for every
+            // register the driver touches.
+            unsafe {
+                GicV3::new(
+                    self.distributor.as_mut_ptr() as u64,
+                    self.redistributors.as_mut_ptr() as u64,
+                    (self.redistributors.len() * 8) as u64,
+                )
+            }
+        }
+
+        fn distributor32(&self, offset: usize) -> u32 {
+            (self.distributor[offset / 8] >> ((offset % 8) * 8)) as u32
+        }
+
+        fn redistributor32(&self, frame: usize, offset: usize) -> u32 {
+            let offset = frame * GICR_FRAME_SIZE + offset;
+            (self.redistributors[offset / 8] >> ((offset % 8) * 8)) as u32
+        }
+    }
+
+    #[test]
+    fn init_enables_affinity_routing_and_group_1() {
+        let mut frames = FakeFrames::new(&[0]);
+        let gic = frames.gic();
+        gic.init();
+        assert_eq!(gic.it_lines_number(), 1);
+        assert_eq!(frames.distributor32(GICD_CTLR_OFFSET), 0x12);
+        assert_eq!(frames.distributor32(GICD_ICENABLER + 4), u32::MAX);
+        assert_eq!(frames.distributor32(GICD_IGROUPR + 4), u32::MAX);
+        assert_eq!(frames.distributor32(GICD_IPRIORITYR + 32), 0xa0a0_a0a0);
+    }
+
+    #[test]
+    fn spis_are_routed_by_affinity_and_others_ignored() {
+        let mut frames = FakeFrames::new(&[0]);
+        let gic = frames.gic();
+        gic.route_spi(40, 0x0000_0012_0000_0304);
+        assert_eq!(
+            frames.distributor[(GICD_IROUTER_OFFSET + 40 * 8) / 8],
+            0x12_0000_0304
+        );
+        // Outside the implemented SPIs (64 INTIDs): nothing is written.
+        gic.route_spi(64, 1);
+        gic.set_spi_enabled(64, true);
+        assert_eq!(frames.distributor[(GICD_IROUTER_OFFSET + 64 * 8) / 8], 0);
+        assert_eq!(frames.distributor32(GICD_ISENABLER + 8), 0);
+        gic.set_spi_enabled(33, true);
+        assert_eq!(frames.distributor32(GICD_ISENABLER + 4), 1 << 1);
+        gic.set_spi_edge_triggered(33, true);
+        assert_eq!(frames.distributor32(GICD_ICFGR + 8), 1 << 3);
+        gic.set_spi_edge_triggered(33, false);
+        assert_eq!(frames.distributor32(GICD_ICFGR + 8), 0);
+    }
+
+    #[test]
+    fn each_cpu_finds_its_own_redistributor() {
+        // MPIDR 0x1_0000_0100 (Aff3 = 1, Aff1 = 1) is Affinity_Value 0x0100_0100.
+        let mut frames = FakeFrames::new(&[0, 0x0100_0100]);
+        let gic = frames.gic();
+        assert!(gic.init_cpu(0x1_0000_0100, &[27, 30, 99]));
+        assert_eq!(
+            frames.redistributor32(1, GICR_ISENABLER0),
+            0xffff | (1 << 27) | (1 << 30)
+        );
+        assert_eq!(frames.redistributor32(0, GICR_ISENABLER0), 0);
+        gic.deactivate_on(27, 0x1_0000_0100);
+        assert_eq!(frames.redistributor32(1, GICR_ICACTIVER0), 1 << 27);
+        assert!(!gic.init_cpu(0x2, &[]));
+    }
+}

@@ -1,0 +1,47 @@
+//! Drivers of the physical devices cellvisor itself owns: the interrupt controller's distributor
+//! and redistributors ([`gicv3`]) and the console UART ([`pl011`]), each behind a narrow trait the
+//! arch glue uses, so another controller (GICv2) or UART (16550) is one more implementation.
+//!
+//! Drivers are MMIO only (no system registers, no assembly) and build on the host too; they decide
+//! nothing about which cell gets what.
+
+pub mod gicv3;
+pub mod pl011;
+
+/// The physical interrupt controller's distributor side: what the boot path and the core's
+/// passthrough configuration need. Methods take `&self` because every CPU uses the one controller
+/// at once; each call is a few independent register writes.
+pub trait InterruptController: Send + Sync {
+    /// Global setup on the boot CPU: every SPI disabled, Group 1, default priority; affinity
+    /// routing and Group 1 forwarding on.
+    fn init(&self);
+    /// Per-CPU setup for the CPU with affinity `mpidr`: wakes its redistributor, makes its SGIs
+    /// and PPIs Group 1 with the default priority and enables the SGIs and `ppis`. False if the
+    /// CPU has no redistributor.
+    fn init_cpu(&self, mpidr: u64, ppis: &[u32]) -> bool;
+    /// `GICD_TYPER.ITLinesNumber`: the controller handles INTIDs below 32 × (this + 1).
+    fn it_lines_number(&self) -> u32;
+    /// Enables or disables SPI `intid` (ignored for anything that is not an implemented SPI).
+    fn set_spi_enabled(&self, intid: u32, enabled: bool);
+    /// Sets the priority of SPI `intid`, never above cellvisor's own interrupts' priority.
+    fn set_spi_priority(&self, intid: u32, priority: u8);
+    /// Sets SPI `intid` edge-triggered (`true`) or level-sensitive.
+    fn set_spi_edge_triggered(&self, intid: u32, edge: bool);
+    /// Routes SPI `intid` to the CPU with affinity `mpidr` without changing its enable.
+    fn route_spi(&self, intid: u32, mpidr: u64);
+    /// Deactivates `intid`: an SPI for the whole machine, an SGI or PPI of the CPU with affinity
+    /// `mpidr` (which need not be the calling CPU).
+    fn deactivate_on(&self, intid: u32, mpidr: u64);
+}
+
+/// The console UART cellvisor owns.
+pub trait ConsoleUart: Send {
+    /// Sends bytes, giving up on a byte after a bounded wait so a stuck UART cannot hang EL2.
+    fn write_bytes(&mut self, bytes: &[u8]);
+    /// A received byte, if one is waiting; line errors drop the byte.
+    fn read_byte(&mut self) -> Option<u8>;
+    /// Enables the receive interrupts, so console input raises the UART's SPI.
+    fn enable_receive_interrupt(&mut self);
+    /// Clears the receive interrupts (before draining the receive FIFO).
+    fn clear_receive_interrupt(&mut self);
+}

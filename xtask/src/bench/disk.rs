@@ -1,0 +1,426 @@
+//! Passed-through disk: sequential reads in the corporate cell against the same kernel natively.
+//!
+//! The reads are driven through an interactive QEMU console session.
+use std::collections::BTreeMap;
+use std::io::Read as _;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::fail;
+use crate::images::{self, Ingredients, Overrides};
+use crate::prereq::Qemu;
+use crate::util::{self, Context, Result};
+
+use super::bench_dir;
+use super::parse::{interrupt_totals, read_seconds};
+use super::qemu::{Mode, cellvisor_command, native_linux_command};
+
+/// Repetitions of the disk read per boot (the table shows the median).
+pub(super) const DISK_REPEATS: usize = 5;
+
+/// A QEMU whose console is driven interactively (the disk benchmark types shell commands and
+/// opens cellvisor's management prompt). The console text is kept cleaned of escape sequences and
+/// carriage returns.
+struct Session {
+    child: std::process::Child,
+    stdin: Option<std::process::ChildStdin>,
+    text: std::sync::Arc<(std::sync::Mutex<Vec<u8>>, std::sync::Condvar)>,
+    counter: u32,
+}
+
+impl Session {
+    fn start(mut command: Command) -> Result<Session> {
+        command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command
+            .spawn()
+            .context(|| format!("cannot start {}", util::show(&command)))?;
+        let text =
+            std::sync::Arc::new((std::sync::Mutex::new(Vec::new()), std::sync::Condvar::new()));
+        for stream in [
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let text = std::sync::Arc::clone(&text);
+            std::thread::spawn(move || {
+                let mut stream = stream;
+                let mut filter = cellvisor_tests::ConsoleFilter::default();
+                let mut buffer = [0u8; 4096];
+                while let Ok(count) = stream.read(&mut buffer) {
+                    if count == 0 {
+                        break;
+                    }
+                    let (lock, changed) = &*text;
+                    let mut state = lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                    filter.feed(&buffer[..count], &mut state);
+                    changed.notify_all();
+                }
+            });
+        }
+        Ok(Session {
+            stdin: child.stdin.take(),
+            child,
+            text,
+            counter: 0,
+        })
+    }
+
+    fn mark(&self) -> usize {
+        self.text.0.lock().map_or(0, |state| state.len())
+    }
+
+    fn transcript(&self) -> String {
+        self.text
+            .0
+            .lock()
+            .map(|state| String::from_utf8_lossy(&state).into_owned())
+            .unwrap_or_default()
+    }
+
+    /// Waits for the first line containing `needle` at or after `since`; returns (line, offset
+    /// past it).
+    fn wait_for(&self, needle: &str, since: usize, timeout: Duration) -> Result<(String, usize)> {
+        let deadline = Instant::now() + timeout;
+        let (lock, changed) = &*self.text;
+        let mut state = lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        loop {
+            let from = since.min(state.len());
+            let haystack = String::from_utf8_lossy(&state[from..]);
+            // Only whole lines count: the console prints some lines in fragments.
+            if let Some(at) = haystack.find(needle)
+                && let Some(newline) = haystack[at..].find('\n')
+            {
+                let start = haystack[..at].rfind('\n').map_or(0, |n| n + 1);
+                let end = at + newline + 1;
+                let line = haystack[start..end].trim_end().to_owned();
+                return Ok((line, from + end));
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                let tail: Vec<&str> = haystack.lines().rev().take(15).collect();
+                let tail: Vec<&str> = tail.into_iter().rev().collect();
+                fail!(
+                    "timed out after {:.0} s waiting for {needle:?}; last lines:\n{}",
+                    timeout.as_secs_f64(),
+                    tail.join("\n")
+                );
+            }
+            state = changed
+                .wait_timeout(state, deadline - now)
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .0;
+        }
+    }
+
+    fn send(&mut self, bytes: &[u8]) -> Result<()> {
+        use std::io::Write as _;
+        let Some(stdin) = self.stdin.as_mut() else {
+            fail!("QEMU's stdin is closed");
+        };
+        stdin
+            .write_all(bytes)
+            .and_then(|()| stdin.flush())
+            .context(|| "cannot write to QEMU".to_owned())
+    }
+
+    /// Runs `command` in the focused shell; returns its output lines with any `[cell] ` prefix
+    /// removed. The markers' typed form differs from their printed form, so the terminal's echo
+    /// of the typed line is never mistaken for output.
+    fn shell(&mut self, command: &str, timeout: Duration) -> Result<String> {
+        self.counter += 1;
+        let id = self.counter;
+        let since = self.mark();
+        self.send(
+            format!("echo 'bench-''begin-{id}'; {command}; echo \"bench-\"\"end-{id} $?\"\r")
+                .as_bytes(),
+        )?;
+        let (_, body_start) = self.wait_for(&format!("bench-begin-{id}"), since, timeout)?;
+        let (end_line, _) = self.wait_for(&format!("bench-end-{id} "), body_start, timeout)?;
+        let text = self.transcript();
+        let end_at = text[body_start.min(text.len())..]
+            .find(&format!("bench-end-{id} "))
+            .map_or(text.len(), |at| body_start + at);
+        let body = &text[body_start.min(end_at)..end_at];
+        let mut out = String::new();
+        for line in body.lines() {
+            let line = match line
+                .strip_prefix('[')
+                .and_then(|rest| rest.split_once("] "))
+            {
+                Some((_, rest)) => rest,
+                None => line,
+            };
+            out.push_str(line);
+            out.push('\n');
+        }
+        if !end_line.trim_end().ends_with(" 0") {
+            eprintln!("warning: `{command}` ended with {end_line:?}");
+        }
+        Ok(out)
+    }
+
+    /// The corporate row of cellvisor's `cells` table (Ctrl-A m, `cells`, `exit`): exit counts
+    /// calls, mmio, sysreg, wfi, irq.
+    fn cell_exits(&mut self, cell: &str) -> Result<[u64; 5]> {
+        let since = self.mark();
+        self.send(&[cellvisor_tests::CONSOLE_ESCAPE, b'm'])?;
+        let (_, opened) = self.wait_for(
+            "cellvisor management prompt",
+            since,
+            Duration::from_secs(30),
+        )?;
+        self.send(b"cells\r")?;
+        let (_, header) = self.wait_for("cell         state", opened, Duration::from_secs(30))?;
+        let (row, _) = self.wait_for(&format!("{cell:<12} "), header, Duration::from_secs(30))?;
+        let words: Vec<&str> = row
+            .get(row.find(&format!("{cell:<12} ")).unwrap_or(0)..)
+            .unwrap_or("")
+            .split_whitespace()
+            .collect();
+        let since = self.mark();
+        self.send(b"exit\r")?;
+        self.wait_for("exit", since, Duration::from_secs(30))?;
+        // cell state vcpus ram uptime calls mmio sysreg wfi irq faults restarts
+        let mut counts = [0; 5];
+        for (slot, word) in counts.iter_mut().zip(words.iter().skip(5)) {
+            match word.parse() {
+                Ok(value) => *slot = value,
+                Err(_) => fail!("cannot read the cells row {row:?}"),
+            }
+        }
+        if words.len() < 10 {
+            fail!("cannot read the cells row {row:?}");
+        }
+        Ok(counts)
+    }
+
+    fn finish(mut self, log: &Path) -> Result<()> {
+        drop(self.stdin.take());
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::fs::write(log, self.transcript()).context(|| format!("cannot write {}", log.display()))
+    }
+}
+
+/// One boot's disk reads.
+#[derive(Clone, Debug, Default)]
+pub(super) struct DiskRun {
+    /// MB/s (10^6 bytes per guest second) of each read.
+    pub(super) rates: Vec<f64>,
+    /// Bytes per read.
+    pub(super) bytes: f64,
+    /// /proc/interrupts totals before and after the reads.
+    pub(super) interrupts_before: BTreeMap<String, u64>,
+    /// /proc/interrupts totals after the reads.
+    pub(super) interrupts_after: BTreeMap<String, u64>,
+    /// cellvisor's exit counts of the corporate cell (calls, mmio, sysreg, wfi, irq) around the reads.
+    pub(super) exits: Option<([u64; 5], [u64; 5])>,
+    /// How the page cache was bypassed.
+    pub(super) method: &'static str,
+}
+
+impl DiskRun {
+    /// How many more `name` interrupts /proc/interrupts counted after the reads than before.
+    pub(super) fn interrupt_delta(&self, name: &str) -> u64 {
+        let after = self.interrupts_after.get(name).copied().unwrap_or(0);
+        after.saturating_sub(self.interrupts_before.get(name).copied().unwrap_or(0))
+    }
+
+    /// Guest interrupts of every kind (but `Err`) during the reads.
+    pub(super) fn all_interrupts_delta(&self) -> u64 {
+        self.interrupts_after
+            .keys()
+            .filter(|name| name.as_str() != "Err")
+            .map(|name| self.interrupt_delta(name))
+            .sum()
+    }
+
+    /// Exits of reason `index` (see [`EXIT_NAMES`]) during the reads, when cellvisor counted them.
+    pub(super) fn exit_delta(&self, index: usize) -> Option<u64> {
+        self.exits
+            .map(|(before, after)| after[index].saturating_sub(before[index]))
+    }
+}
+
+/// The exit reasons of cellvisor's `cells` table, in its column order.
+pub(super) const EXIT_NAMES: [&str; 5] = ["calls", "mmio", "sysreg", "wfi", "irq"];
+
+/// One boot of `env` (`native` or `cellvisor`) in `mode` reading `disk`, `megabytes` per read.
+fn disk_run(
+    qemu: &Qemu,
+    env: &str,
+    mode: Mode,
+    disk: &Path,
+    megabytes: u64,
+    log: &Path,
+) -> Result<DiskRun> {
+    let cellvisor = env == "cellvisor";
+    let command = if cellvisor {
+        let mut command = cellvisor_command(qemu, &images::bundle_path("linux"), "linux", mode);
+        command.args(cellvisor_tests::passthrough_device_args(disk, false));
+        command
+    } else {
+        let guest = crate::debian::linux_guest()?;
+        let Some(corporate) = images::layout("linux")?.cells.get(1) else {
+            fail!("layout linux has no corporate cell");
+        };
+        let mut command = native_linux_command(
+            qemu,
+            &guest.kernel_image,
+            &util::out_dir().join("initrd-corporate.cpio.gz"),
+            corporate.bootargs,
+            mode,
+        );
+        let file = disk.to_string_lossy().replace(',', ",,");
+        command.args([
+            "-drive".to_owned(),
+            format!("file={file},if=none,format=raw,id=disk0"),
+            "-device".to_owned(),
+            "virtio-blk-device,drive=disk0".to_owned(),
+        ]);
+        command
+    };
+    let mut session = Session::start(command)?;
+    let outcome = (|| -> Result<DiskRun> {
+        let boot = Duration::from_secs(240);
+        let (_, mounted) = session.wait_for("cellvisor-disk: mounted /dev/vda", 0, boot)?;
+        let (_, mut since) = session.wait_for("cellvisor-ready: corporate ", mounted, boot)?;
+        if cellvisor {
+            session.wait_for("cellvisor-ready: personal ", 0, boot)?;
+            since = since.max(session.mark());
+            session.send(&[cellvisor_tests::CONSOLE_ESCAPE, b'2'])?;
+            session.wait_for(
+                "console input now goes to corporate",
+                since,
+                Duration::from_secs(30),
+            )?;
+        }
+        let command_timeout = Duration::from_secs(300);
+        session.shell("true", command_timeout)?;
+        // busybox dd supports iflag=direct (O_DIRECT): the guest page cache is bypassed.
+        let mut run = DiskRun {
+            method: "iflag=direct",
+            ..DiskRun::default()
+        };
+        let probe = session.shell(
+            "dd if=/dev/vda of=/dev/null bs=1M count=1 iflag=direct 2>&1",
+            command_timeout,
+        )?;
+        let direct = probe.contains("1+0 records in");
+        if !direct {
+            run.method = "drop_caches + plain read";
+        }
+        run.interrupts_before =
+            interrupt_totals(&session.shell("cat /proc/interrupts", command_timeout)?);
+        if cellvisor {
+            let before = session.cell_exits("corporate")?;
+            run.exits = Some((before, before));
+        }
+        // busybox dd prints no timing line and busybox date has no %N: the guest's monotonic
+        // clock (ns) is read around dd from /proc/timer_list (`now at <ns> nsecs`).
+        let (drop, flag) = if direct {
+            ("", " iflag=direct")
+        } else {
+            ("echo 3 > /proc/sys/vm/drop_caches; ", "")
+        };
+        let read = format!(
+            "{drop}t0=$(grep -m1 'now at' /proc/timer_list); dd if=/dev/vda of=/dev/null bs=1M count={megabytes}{flag} 2>&1; t1=$(grep -m1 'now at' /proc/timer_list); echo \"bench-read $t0 $t1\""
+        );
+        let output = session.shell(
+            &format!(
+                "for i in {}; do {read}; done",
+                (1..=DISK_REPEATS)
+                    .map(|i| i.to_string())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ),
+            command_timeout,
+        )?;
+        if let Some((before, _)) = run.exits {
+            run.exits = Some((before, session.cell_exits("corporate")?));
+        }
+        run.interrupts_after =
+            interrupt_totals(&session.shell("cat /proc/interrupts", command_timeout)?);
+        if output.matches(&format!("{megabytes}+0 records in")).count() < DISK_REPEATS {
+            fail!("dd did not read {megabytes} MiB {DISK_REPEATS} times:\n{output}");
+        }
+        run.bytes = (megabytes << 20) as f64;
+        for line in output.lines() {
+            if let Some(seconds) = read_seconds(line) {
+                run.rates.push(run.bytes / 1e6 / seconds);
+            }
+        }
+        if run.rates.is_empty() {
+            fail!("no dd result in:\n{output}");
+        }
+        Ok(run)
+    })();
+    session.finish(log)?;
+    outcome
+}
+
+/// Runs the disk read natively and under cellvisor in both modes into `runs`; returns the MiB per
+/// read.
+pub(super) fn disk_runs(
+    qemu: &Qemu,
+    quick: bool,
+    runs: &mut BTreeMap<(&'static str, &'static str), DiskRun>,
+) -> Result<u64> {
+    let dir = bench_dir();
+    let bundle = images::bundle_path("linux");
+    if !bundle.is_file() || !util::out_dir().join("initrd-corporate.cpio.gz").is_file() {
+        images::build_bundle(
+            images::layout("linux")?,
+            &Overrides::default(),
+            &mut Ingredients::default(),
+            &bundle,
+        )?;
+    }
+    // A private copy of the corporate disk (64 MiB ext2): the shared image may be locked by an
+    // interactive run, and the bench must not change it.
+    let source = images::corporate_disk()?;
+    let disk = dir.join("disk.img");
+    std::fs::copy(&source, &disk)
+        .context(|| format!("cannot copy {} to {}", source.display(), disk.display()))?;
+    let size = std::fs::metadata(&disk)
+        .context(|| format!("cannot read {}", disk.display()))?
+        .len();
+    let megabytes = if quick { 16 } else { 64 }.min(size >> 20);
+    for mode in [Mode::Icount, Mode::Tcg] {
+        for env in ["native", "cellvisor"] {
+            let log = dir.join(format!("disk-{env}-{}.log", mode.name()));
+            let run = disk_run(qemu, env, mode, &disk, megabytes, &log)?;
+            eprintln!(
+                "  disk read {env:<9} {:<6}: {} MB/s ({}, {} MiB x {})",
+                mode.name(),
+                run.rates
+                    .iter()
+                    .map(|rate| format!("{rate:.1}"))
+                    .collect::<Vec<_>>()
+                    .join(" / "),
+                run.method,
+                megabytes,
+                run.rates.len()
+            );
+            let env: &'static str = if env == "native" {
+                "native"
+            } else {
+                "cellvisor"
+            };
+            runs.insert((mode.name(), env), run);
+        }
+    }
+    Ok(megabytes)
+}

@@ -1,0 +1,444 @@
+//! Markdown rendering: the tables printed after a run and docs/benchmarks.md (`--record`).
+use std::fmt::Write as _;
+
+use super::disk::{DISK_REPEATS, DiskRun};
+use super::parse::{Boot, number};
+use super::report::Report;
+use super::stats::{ratio, stats};
+use super::{BOOT_CONFIGS, GOALS, OPS};
+
+/// `value` with `decimals` decimals, `-` when missing.
+fn fmt_opt(value: Option<f64>, decimals: usize) -> String {
+    match value {
+        Some(value) if value.is_finite() => format!("{value:.decimals$}"),
+        _ => "-".to_owned(),
+    }
+}
+
+impl Report {
+    /// Markdown tables (terminal output and docs/benchmarks.md share them).
+    pub(super) fn tables(&self) -> String {
+        let mut out = String::new();
+        for mode in ["icount", "tcg"] {
+            let _ = writeln!(
+                out,
+                "\n### Micro-operations, {} ({} iterations each)\n",
+                if mode == "icount" {
+                    "`-icount shift=0,sleep=off` (1 instruction = 1 ns, deterministic)"
+                } else {
+                    "plain TCG (host-dependent)"
+                },
+                self.iterations
+            );
+            let _ = writeln!(
+                out,
+                "| op | what | cellvisor ns/op | native ns/op | ratio | EL2 instructions/op |"
+            );
+            let _ = writeln!(out, "|---|---|---:|---:|---:|---:|");
+            for (op, what) in OPS {
+                let ours = number(self.op(mode, "cellvisor", op), "ns_per_op");
+                let native = number(self.op(mode, "native", op), "ns_per_op");
+                let el2 = match op {
+                    "ipi" => {
+                        let fields = self.op(mode, "cellvisor", op);
+                        match (
+                            number(fields, "el2_send_median"),
+                            number(fields, "el2_receive_median"),
+                            number(fields, "el2_instr_per_op"),
+                        ) {
+                            (Some(send), Some(receive), Some(mean)) => format!(
+                                "send {send:.0} + receive {receive:.0} (mean per round trip {mean:.0})"
+                            ),
+                            _ => fmt_opt(number(fields, "el2_instr_per_op"), 0),
+                        }
+                    }
+                    _ => fmt_opt(
+                        number(self.op(mode, "cellvisor", op), "el2_instr_per_op"),
+                        0,
+                    ),
+                };
+                let _ = writeln!(
+                    out,
+                    "| {op} | {what} | {} | {} | {} | {el2} |",
+                    fmt_opt(ours, 1),
+                    fmt_opt(native, 1),
+                    fmt_opt(ratio(ours, native), 1)
+                );
+            }
+        }
+        let _ = writeln!(
+            out,
+            "\n### EL2 instructions against the goals (icount, PMU EL2 filter)\n"
+        );
+        let _ = writeln!(
+            out,
+            "| path | measured | goal | best published peer | verdict |"
+        );
+        let _ = writeln!(out, "|---|---:|---:|---:|---|");
+        for (name, spec, goal, anchor) in GOALS {
+            let measured = self.el2(spec);
+            let verdict = match measured {
+                Some(value) if value <= goal as f64 => "meets goal",
+                Some(_) => "over goal",
+                None => "not measured",
+            };
+            let anchor = if anchor == 0 {
+                "-".to_owned()
+            } else {
+                format!("~{anchor}")
+            };
+            let _ = writeln!(
+                out,
+                "| {name} | {} | ≤{goal} | {anchor} | {verdict} |",
+                fmt_opt(measured, 0)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "\n### Boot to the first guest instruction (bench guest, counter at entry)\n"
+        );
+        let _ = writeln!(out, "| mode | cellvisor | native | cellvisor's own boot |");
+        let _ = writeln!(out, "|---|---:|---:|---:|");
+        for mode in ["icount", "tcg"] {
+            let ours = self.entry_ticks(mode, "cellvisor");
+            let native = self.entry_ticks(mode, "native");
+            let own = match (ours, native) {
+                (Some(a), Some(b)) => Some((a - b) / 1e6),
+                _ => None,
+            };
+            let _ = writeln!(
+                out,
+                "| {mode} | {} ms | {} ms | {} ms |",
+                fmt_opt(ours.map(|t| t / 1e6), 2),
+                fmt_opt(native.map(|t| t / 1e6), 2),
+                fmt_opt(own, 2)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "\n### Linux boot to `cellvisor-ready:` (median / min / max)\n"
+        );
+        if let Some(note) = &self.linux_note {
+            let _ = writeln!(out, "{note}\n");
+        }
+        let _ = writeln!(
+            out,
+            "| mode | config | runs | host s to banner | ratio | guest uptime s | ratio | reset-to-init s | ratio |"
+        );
+        let _ = writeln!(out, "|---|---|---:|---|---:|---|---:|---:|---:|");
+        for mode in ["icount", "tcg"] {
+            let native_host = self.boot_stats(mode, "native", |boot| boot.host);
+            let native_uptime = self.boot_stats(mode, "native", |boot| boot.uptime);
+            let own_boot = match (
+                self.entry_ticks(mode, "cellvisor"),
+                self.entry_ticks(mode, "native"),
+            ) {
+                (Some(a), Some(b)) => Some(((a - b) / 1e9).max(0.0)),
+                _ => None,
+            };
+            for config in BOOT_CONFIGS {
+                let runs = self
+                    .boots
+                    .iter()
+                    .find(|((m, c), _)| *m == mode && *c == config)
+                    .map_or(0, |(_, boots)| boots.len());
+                if runs == 0 {
+                    continue;
+                }
+                let host = self.boot_stats(mode, config, |boot| boot.host);
+                let uptime = self.boot_stats(mode, config, |boot| boot.uptime);
+                // The cell's own entry counter when cellvisor logged it (every run since it does);
+                // otherwise the bench guest's figure for cellvisor's boot.
+                let logged_entry = config != "native"
+                    && self
+                        .boots
+                        .iter()
+                        .filter(|((m, c), _)| *m == mode && *c == config)
+                        .all(|(_, boots)| boots.iter().all(|boot| boot.entry.is_some()));
+                let reset_to_init = if config == "native" || logged_entry {
+                    self.boot_stats(mode, config, Boot::reset_to_init)
+                        .map(|(median, _, _)| median)
+                } else {
+                    uptime.map(|(median, _, _)| median + own_boot.unwrap_or(0.0))
+                };
+                let native_reset = native_uptime.map(|(median, _, _)| median);
+                let show = |s: Option<(f64, f64, f64)>| match s {
+                    Some((median, min, max)) => format!("{median:.2} ({min:.2}–{max:.2})"),
+                    None => "-".to_owned(),
+                };
+                let _ = writeln!(
+                    out,
+                    "| {mode} | {config} | {runs} | {} | {} | {} | {} | {} | {} |",
+                    show(host),
+                    fmt_opt(ratio(host.map(|s| s.0), native_host.map(|s| s.0)), 3),
+                    show(uptime),
+                    fmt_opt(ratio(uptime.map(|s| s.0), native_uptime.map(|s| s.0)), 3),
+                    fmt_opt(reset_to_init, 3),
+                    fmt_opt(ratio(reset_to_init, native_reset), 3),
+                );
+            }
+        }
+        self.disk_tables(&mut out);
+        let _ = writeln!(out, "\n### Footprint\n");
+        let _ = writeln!(out, "| hypervisor image (release ELF) | bytes |");
+        let _ = writeln!(out, "|---|---:|");
+        for class in ["text", "rodata", "data", "bss", "heap", "stacks"] {
+            let _ = writeln!(
+                out,
+                "| {class} | {} |",
+                self.image.get(class).copied().unwrap_or(0)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "\n| layout | cell | RAM MiB | stage-2 table bytes | block descriptors | page descriptors |"
+        );
+        let _ = writeln!(out, "|---|---|---:|---:|---:|---:|");
+        for (layout, cell, ram, table, blocks, pages) in &self.stage2 {
+            let _ = writeln!(
+                out,
+                "| {layout} | {cell} | {} | {table} | {blocks} | {pages} |",
+                ram >> 20
+            );
+        }
+        let _ = writeln!(
+            out,
+            "\nSLOC of hypervisor/src (no blank lines, comments or tests): {}",
+            self.sloc
+        );
+        out
+    }
+
+    /// The disk throughput and passthrough-interrupt tables.
+    fn disk_tables(&self, out: &mut String) {
+        let _ = writeln!(
+            out,
+            "\n### Passed-through disk: sequential read in the corporate cell vs native (median of {DISK_REPEATS} reads)\n"
+        );
+        if let Some(note) = &self.disk_note {
+            let _ = writeln!(out, "{note}\n");
+        }
+        let _ = writeln!(
+            out,
+            "| mode | read | native MB/s | cellvisor MB/s | ratio | goal | verdict |"
+        );
+        let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---|");
+        for mode in ["icount", "tcg"] {
+            let native = self.disk_run(mode, "native");
+            let ours = self.disk_run(mode, "cellvisor");
+            if native.is_none() && ours.is_none() {
+                continue;
+            }
+            let median = |run: Option<&DiskRun>| run.and_then(|run| stats(&run.rates)).map(|s| s.0);
+            let all = |run: Option<&DiskRun>| match run {
+                Some(run) if !run.rates.is_empty() => format!(
+                    "{:.1} ({})",
+                    median(Some(run)).unwrap_or(f64::NAN),
+                    run.rates
+                        .iter()
+                        .map(|rate| format!("{rate:.1}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                _ => "-".to_owned(),
+            };
+            let ratio = ratio(median(ours), median(native));
+            let verdict = match ratio {
+                Some(value) if value >= 0.95 => "meets goal",
+                Some(_) => "under goal",
+                None => "not measured",
+            };
+            let method = ours.or(native).map_or("-", |run| run.method);
+            let _ = writeln!(
+                out,
+                "| {mode} | {} MiB, bs=1M, {method} | {} | {} | {} | ≥0.95 | {verdict} |",
+                self.disk_mib,
+                all(native),
+                all(ours),
+                fmt_opt(ratio, 3)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "\n### Passthrough interrupts during the reads (corporate cell; exits from the `cells` table)\n"
+        );
+        let _ = writeln!(
+            out,
+            "| mode | disk interrupts (native) | disk interrupts | all guest interrupts | guest IPIs | irq exits | wfi exits | sysreg exits | mmio exits | calls | sysreg exits not from IPIs, per guest interrupt | EL2 instructions per disk interrupt (est.) |"
+        );
+        let _ = writeln!(
+            out,
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+        );
+        let per_interrupt = self.el2("timer");
+        for mode in ["icount", "tcg"] {
+            let Some(run) = self.disk_run(mode, "cellvisor") else {
+                continue;
+            };
+            let native_virtio = self.disk_run(mode, "native").map_or("-".to_owned(), |run| {
+                run.interrupt_delta("virtio0").to_string()
+            });
+            let virtio = run.interrupt_delta("virtio0");
+            let all = run.all_interrupts_delta();
+            let exit = |index: usize| run.exit_delta(index).map(|value| value as f64);
+            let show = |value: Option<f64>| fmt_opt(value, 0);
+            let ipis: u64 = run
+                .interrupts_after
+                .keys()
+                .filter(|name| name.starts_with("IPI"))
+                .map(|name| run.interrupt_delta(name))
+                .sum();
+            // Every IPI the cell sends is one trapped ICC_SGI1R_EL1 write; a trapped EOI would add
+            // one more sysreg exit per guest interrupt.
+            let eoi_bound = exit(2).map(|sysreg| (sysreg - ipis as f64).max(0.0));
+            let estimate = match per_interrupt {
+                Some(cost) => format!("≈{cost:.0} (delivery) + 0 (EOI)"),
+                None => "-".to_owned(),
+            };
+            let _ = writeln!(
+                out,
+                "| {mode} | {native_virtio} | {virtio} | {all} | {ipis} | {} | {} | {} | {} | {} | {} | {estimate} |",
+                show(exit(4)),
+                show(exit(3)),
+                show(exit(2)),
+                show(exit(1)),
+                show(exit(0)),
+                fmt_opt(ratio(eoi_bound, Some(all as f64)), 3),
+            );
+        }
+    }
+}
+
+/// The method section of docs/benchmarks.md (kept here so `--record` rewrites the whole file).
+const METHOD: &str = r#"## Method
+
+**Micro-operations.** `guests/bench-guest` is a bare-metal EL1 Rust guest. vCPU 0 times one window
+of N iterations (65,536; `--quick`: 4,096; bootargs `iterations=N`) per operation, reading
+CNTVCT_EL0, PMCCNTR_EL0 and PMEVCNTR0_EL0 between `isb` barriers at both ends. `null` is the cost
+of one such counter-read pair; `eoi` is timed per iteration and has that pair subtracted. `ipi` is a
+round trip: vCPU 0 sends SGI 0 to vCPU 1 and waits in WFI until vCPU 1's handler sends SGI 0
+back (two IPIs per figure). `timer` programs CNTV_CVAL_EL0 5 µs ahead and reports the counter at
+the IRQ vector's first instruction minus the deadline. The same ELF runs natively
+(`-M virt,gic-version=3 -cpu max,sve=off,sme=off -smp 2 -m 64M -kernel bench-guest`): QEMU loads the
+ELF at 0x4000_0000 and passes no device tree (x0 = 0), so the guest reads its bootargs from
+0x43F0_0000, put there with `-device loader,file=…,addr=0x43f00000,force-raw=on`; natively the
+null hypercall is PSCI_VERSION to QEMU's built-in PSCI (an unknown SMCCC call through HVC is
+UNDEFINED without EL2), under cellvisor CELLVISOR_VERSION. Under cellvisor the hypervisor is the
+release build, layout `bench` (one cell, CPUs 0–1, 64 MiB), `-smp 4 -m 2G`.
+
+**EL2 instructions per operation.** cellvisor does not trap or switch the PMU, so the guest
+programs event counter 0 with INST_RETIRED (0x08) and the filter bits P and U (do not count EL1,
+EL0) and NSH (count EL2). QEMU applies PMU filters at every exception-level change, and its
+instructions-retired event exists only under `-icount` (PMCEID0 bit 8 is clear otherwise), where it
+is QEMU's exact instruction count; so EL2 figures come from the icount runs only. Sanity checks in
+every run: `null` and `eoi` (nothing traps) read 0 EL2 instructions, and under icount
+ns/op − EL2 instructions/op equals the guest's own instructions. For `ipi`, the send part is the
+EL2 count across the ICC_SGI1R_EL1 write alone; "receive" is everything else vCPU 0 spends at EL2
+per round trip: the reply arrives as a physical SGI (cellvisor's kick) while vCPU 0 spins with
+interrupts unmasked, is taken at EL2 and injected into a list register. vCPU 0 spins instead of
+waiting in WFI because under `-icount` QEMU's instruction counter is the whole machine's: a CPU
+idling at EL2 would count the other CPUs' instructions as its own EL2 instructions (an earlier
+version of this op did, and reported ~1900 "receive" instructions where the trace showed ~500).
+For the same reason the window around the send is not always clean: QEMU's round-robin may hand
+its one thread to vCPU 1 at cellvisor's kick while vCPU 0 is still at EL2, and vCPU 1's work is
+then counted too (a full run of 65,536 round trips once averaged 908 "send" instructions where the
+exec trace shows 526 per send exit, and the same run with other code around it averaged 526).
+Whether it happens depends on the exact instruction counts of the build, so the table and the goals
+use the median per-iteration counts (`el2_send_median`, `el2_receive_median`, from a histogram in
+the guest); the mean EL2 instructions per round trip are shown beside them.
+The "per interrupt" goal is compared with the timer op: a physical PPI 27 taken at EL2 and forwarded
+as a hardware-linked virtual interrupt while the guest spins.
+
+**Where the EL2 instructions go.** Traced with QEMU's `-d exec,nochain,in_asm -dfilter
+0x40200000..0x40400000` on the release image, each exit's translation blocks attributed to
+functions with `addr2line -i` (December 2026, 256 iterations; figures rounded). Every exit pays the
+world switch: 30 instructions to save the guest's 31 registers and return to the run loop, 28 to
+load them and ERET. A null hypercall (~200) adds the syndrome decode (~20), SMCCC dispatch (~60)
+and the vGIC's no-change check under its lock (~40). A timer interrupt (~540) adds reading back the
+list register of the previous interrupt (`sync`, ~70), acknowledging and dispatching the physical
+interrupt (~150: owner lookup, the vGIC lock, the model update), and refilling the list registers
+(`flush`, ~150: the candidate scan, the LR write, ICH_HCR_EL2). Reaching the ≤150 goal needs a
+direct path for hardware-linked private interrupts that writes the list register at once under one
+lock, without the rescan; that is not built yet.
+
+**Deterministic mode.** `-icount shift=0,sleep=off`: one instruction is one nanosecond of virtual
+time and idle time jumps to the next timer deadline instead of following the host clock, so every
+figure repeats exactly run to run. Plain TCG (multi-threaded, host clock) is reported beside it;
+there the counter is host time and the PMU cycle counter is derived from the same clock (TCG does
+not model caches, TLBs or stage-2 walk cost in either mode).
+
+**Linux boot.** The Debian kernel and `initrd-personal.cpio.gz` boot natively
+(`-M virt,gic-version=3 -cpu max,sve=off,sme=off -smp 2 -m 768M`, same CPU features as a cell and
+the same bootargs), in one cell alone (layout `linux-personal`) and with both cells (layout
+`linux`); configurations alternate (native, one cell, two cells, native, …). Each run reports host
+wall time from QEMU start to the personal cell's `cellvisor-ready:` banner (two cells: the later of
+both banners) and the guest's own uptime printed in the banner. *reset-to-init* = cellvisor's own
+boot + guest uptime (median over the runs), where cellvisor's own boot is the counter at which it
+enters the personal cell's first vCPU, from its log line `cell personal: entering vCPU 0 at counter N
+(F Hz)` (CNTPCT_EL0, so under icount it counts instructions since reset). It includes loading the
+27 MB kernel and the initramfs into the cell and generating its device tree. Natively QEMU starts
+the kernel at reset, so native reset-to-init is the guest uptime alone. The "boot to the first guest
+instruction" table above gives the same figure for the small bench guest.
+
+Under `-icount` QEMU runs all vCPUs round-robin on one thread and one virtual clock that advances
+with every instruction of every CPU, so a guest's uptime also grows with the other cell's work: the
+two-cell icount uptimes measure the machine, not a slowdown of either cell. Plain TCG runs vCPUs in
+parallel host threads, but this host has only 2 cores for up to 4 busy vCPUs.
+
+**Footprint.** Section sizes of the release ELF (`target/aarch64-unknown-none-softfloat/release/
+cellvisor-qemu-virt`): text, rodata, data, bss, and the reserved heap and stacks. Stage-2 tables
+are built on the host with `cellvisor::mem::stage2::Stage2` from each layout's cell memory
+(`map_ram`, as the hypervisor does) and measured with `stats()`; device windows are emulated, not
+mapped, so only RAM appears. SLOC counts non-blank, non-comment lines of `hypervisor/src/**/*.rs`
+up to each file's `#[cfg(test)]`, without `tests.rs` files.
+
+**Passed-through disk.** The corporate cell of layout `linux` owns QEMU's virtio-blk disk
+(virtio-mmio slot 31, INTID 79) and reads it with
+`dd if=/dev/vda of=/dev/null bs=1M count=64 iflag=direct` (`--quick`: 16 MiB; busybox dd supports
+O_DIRECT, so the guest page cache is bypassed and every MiB goes to the device), five times per boot;
+the table shows the median and every read. busybox dd prints no timing line, so each read is timed
+with the guest's monotonic clock read from `/proc/timer_list` (`now at <ns> nsecs`) right before and
+after dd (MB = 10^6 bytes; the two `grep`s add a fork each, the same natively). The native twin is
+the same Debian kernel with `initrd-corporate.cpio.gz` and the corporate bootargs on
+`-M virt,gic-version=3 -cpu max,sve=off,sme=off -smp 2 -m 768M` with the same `-drive …,format=raw`
+and `-device virtio-blk-device` arguments (the device tree comes from QEMU). Both read a private copy
+of the corporate disk image (`target/bench/disk.img`, 64 MiB ext2, no snapshot overlay) that is in
+the host page cache, so the host disk is not measured. The cellvisor side runs both cells
+(personal idles at its shell). Under `-icount` the figures are *not* deterministic: the disk's
+requests complete on QEMU's I/O threads in host time, and with `sleep=off` an idle vCPU's clock
+jumps to its next timer deadline, so a read's virtual duration depends on whether each completion
+arrives before the vCPU goes idle; read the spread, not just the median.
+
+**Passthrough interrupts.** Around the reads the bench counts the guest's interrupts
+(`/proc/interrupts`: `virtio0` is the disk, plus timer and IPI lines) and opens cellvisor's
+management prompt (Ctrl-A m, `cells`) before and after to read the corporate cell's exits by reason
+(the exit window also holds the typed command and its console output, i.e. a few hundred trapped
+UART accesses). The disk's interrupt is injected through a hardware-linked list register, so the
+guest's EOI (ICC_EOIR1_EL1, then the deactivation the HW bit forwards to the physical GIC) never
+traps: if it did, every guest interrupt would add a `sysreg` exit (or a maintenance `irq` exit).
+The cell's other sysreg exits are its IPIs (each ICC_SGI1R_EL1 write traps; the `IPI*` lines of
+/proc/interrupts count them on the receiving vCPU), so the table shows the sysreg exits left after
+subtracting the IPIs, per guest interrupt: an upper bound on traps per EOI, which is 0 when the
+EOI path has no trap. The EL2 instructions of the delivery are not counted inside Linux (the guest
+has no perf tool); the table's estimate is the timer op's EL2 instructions from the micro-operations
+(the same path: a physical interrupt taken at EL2 once and written into a list register with the HW
+bit), plus zero for the EOI. An interrupt that arrives while its vCPU is idle in cellvisor (a
+trapped WFI) is taken at EL2 during that wait, so it shows in the `wfi` exits rather than as an
+`irq` exit of its own; that is why irq exits are fewer than guest interrupts. The virtio-mmio registers themselves trap (the disk shares its
+4 KiB page with personal's network device, so each access is forwarded by cellvisor): those are
+the `mmio` exits, a cost on the request path that a device on its own page would not have.
+
+Raw results: `target/bench/report.json`, chart `target/bench/chart.svg`, every QEMU transcript in
+`target/bench/*.log`.
+"#;
+
+/// The whole of docs/benchmarks.md: header, `tables` and [`METHOD`].
+pub(super) fn record_markdown(report: &Report, tables: &str) -> String {
+    format!(
+        "# Benchmarks: cellvisor against native QEMU\n\n\
+         Recorded by `{}` (rewritten by `cargo xtask bench --record`; do not edit the figures by hand).\n\n\
+         - QEMU {}\n- host: `{}`, {} CPUs\n- reproduce: `cargo xtask bench --record` (a few minutes on 2 cores; `--quick` for a short run)\n\n\
+         ![cellvisor vs native, ns per operation](benchmarks.svg)\n\n## Figures\n{tables}\n{METHOD}",
+        report.command, report.qemu_version, report.host, report.cpus
+    )
+}

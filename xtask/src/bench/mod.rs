@@ -1,0 +1,278 @@
+//! `cargo xtask bench`: cellvisor measured against native QEMU, side by side (see docs/benchmarks.md).
+//!
+//! Micro-operations come from the bench guest (guests/bench-guest), run under cellvisor (layout
+//! `bench`) and natively at EL1 on the same QEMU CPU model, each under `-icount shift=0,sleep=off`
+//! (deterministic) and under plain TCG. EL2 cost is read by the guest from QEMU's PMU: event
+//! counter 0 counts instructions retired (exact under icount) filtered to EL2 only (PMEVTYPER0
+//! with P, U and NSH set). Linux boot alternates native / one cell / two cells. Footprint comes
+//! from the hypervisor ELF, the host-built stage-2 tables and the source tree.
+//!
+//! This module holds the options and the orchestration; `qemu` builds and runs the QEMU commands,
+//! `parse` reads the transcripts, `disk` drives the passed-through disk session, `footprint`
+//! measures the image, `stats` reduces repeated runs, `report` holds the figures and writes the
+//! JSON, `markdown` and `svg` render them.
+mod disk;
+mod footprint;
+mod markdown;
+mod parse;
+mod qemu;
+mod report;
+mod stats;
+mod svg;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::fail;
+use crate::images::{self, Ingredients, Overrides};
+use crate::prereq::{self, Qemu};
+use crate::util::{self, Context, Result};
+
+use disk::DISK_REPEATS;
+use parse::{Boot, MicroRun};
+use qemu::{LinuxSetup, Mode};
+use report::Report;
+
+/// Options of `cargo xtask bench`.
+#[derive(Clone, Debug, Default)]
+pub struct BenchOptions {
+    /// Fewer iterations and one Linux boot per configuration.
+    pub quick: bool,
+    /// Rewrite docs/benchmarks.md (and docs/benchmarks.svg).
+    pub record: bool,
+    /// Leave out the Linux boot runs.
+    pub no_linux: bool,
+}
+
+/// The guest's operations, in its print order, with what each figure means.
+const OPS: [(&str, &str); 9] = [
+    ("null", "counter-read pair (measurement overhead)"),
+    ("hvc", "null hypercall round trip"),
+    ("gicd_read", "GICD_IIDR read (trapped, emulated)"),
+    ("gicd_write", "GICD_IPRIORITYR write (trapped, emulated)"),
+    ("uart_read", "UART FR read (vUART, trapped)"),
+    ("sgi_self", "self-SGI: send + ack + EOI"),
+    ("eoi", "EOI of a virtual interrupt"),
+    ("ipi", "IPI round trip to the sibling vCPU (2 IPIs)"),
+    ("timer", "virtual timer: deadline to handler"),
+];
+
+/// Goals and published anchors (EL2 instructions), from issue 6.
+const GOALS: [(&str, &str, u64, u64); 5] = [
+    ("null hypercall", "hvc", 100, 0),
+    ("per interrupt (timer)", "timer", 150, 190),
+    ("trapped distributor write", "gicd_write", 400, 520),
+    ("IPI send", "ipi:el2_send_median", 400, 520),
+    ("IPI receive", "ipi:el2_receive_median", 400, 590),
+];
+
+/// Linux boot configurations, in the order runs alternate.
+const BOOT_CONFIGS: [&str; 3] = ["native", "one cell", "two cells"];
+
+/// target/bench: the report, the chart and every transcript.
+fn bench_dir() -> PathBuf {
+    util::target_dir().join("bench")
+}
+
+/// `uname -a` and the number of CPUs available.
+fn host_description() -> (String, String) {
+    let uname = Command::new("uname")
+        .arg("-a")
+        .output()
+        .map(|output| String::from_utf8_lossy(&output.stdout).trim().to_owned())
+        .unwrap_or_default();
+    let cpus = std::thread::available_parallelism()
+        .map(|count| count.get().to_string())
+        .unwrap_or_else(|_| "?".to_owned());
+    (uname, cpus)
+}
+
+/// Runs the bench guest under cellvisor and natively, in both modes, into `report`.
+fn micro_runs(
+    qemu: &Qemu,
+    iterations: u64,
+    report: &mut BTreeMap<(&'static str, &'static str), MicroRun>,
+) -> Result<()> {
+    let dir = bench_dir();
+    let bootargs = format!("iterations={iterations}");
+    let layout = images::layout("bench")?;
+    let mut overrides = Overrides::default();
+    overrides
+        .bootargs
+        .insert("bench".to_owned(), bootargs.clone());
+    let bundle = dir.join("bundle-bench.cpio");
+    images::build_bundle(layout, &overrides, &mut Ingredients::default(), &bundle)?;
+    let args_file = dir.join("native-bootargs");
+    let mut args_bytes = bootargs.into_bytes();
+    args_bytes.push(0);
+    std::fs::write(&args_file, args_bytes)
+        .context(|| format!("cannot write {}", args_file.display()))?;
+    for mode in [Mode::Icount, Mode::Tcg] {
+        for env in ["cellvisor", "native"] {
+            let command = if env == "cellvisor" {
+                qemu::cellvisor_command(qemu, &bundle, "bench", mode)
+            } else {
+                qemu::native_micro_command(qemu, &args_file, mode)
+            };
+            eprintln!("  micro-operations: {env}, {}", mode.name());
+            let log = dir.join(format!("micro-{env}-{}.log", mode.name()));
+            let text = qemu::run_to_end(command, Duration::from_secs(300), &log)?;
+            if !text.contains("bench: done") || text.contains("bench: error") {
+                eprintln!(
+                    "warning: the {env} {} run did not finish cleanly; see {}",
+                    mode.name(),
+                    util::pretty(&log)
+                );
+            }
+            let env: &'static str = if env == "cellvisor" {
+                "cellvisor"
+            } else {
+                "native"
+            };
+            report.insert((mode.name(), env), parse::parse_micro(&text));
+        }
+    }
+    Ok(())
+}
+
+/// Boots Linux `runs` times per configuration and mode, the configurations alternating.
+fn linux_runs(
+    qemu: &Qemu,
+    runs: usize,
+    boots: &mut BTreeMap<(&'static str, &'static str), Vec<Boot>>,
+) -> Result<()> {
+    let mut ingredients = Ingredients::default();
+    for name in ["linux", "linux-personal"] {
+        images::build_bundle(
+            images::layout(name)?,
+            &Overrides::default(),
+            &mut ingredients,
+            &images::bundle_path(name),
+        )?;
+    }
+    let guest = crate::debian::linux_guest()?;
+    let initrd = util::out_dir().join("initrd-personal.cpio.gz");
+    let Some(personal) = images::layout("linux")?.cells.first() else {
+        fail!("layout linux has no cells");
+    };
+    let setup = LinuxSetup {
+        kernel: guest.kernel_image.clone(),
+        initrd,
+        bootargs: personal.bootargs,
+    };
+    for mode in [Mode::Icount, Mode::Tcg] {
+        for round in 0..runs {
+            for config in BOOT_CONFIGS {
+                let log = bench_dir().join(format!(
+                    "linux-{}-{}-{round}.log",
+                    config.replace(' ', "-"),
+                    mode.name()
+                ));
+                let boot = qemu::boot_linux(qemu, &setup, config, mode, &log)?;
+                eprintln!(
+                    "  Linux {config:<9} {:<6} run {}: {:.2} s host, uptime {:.2} s",
+                    mode.name(),
+                    round + 1,
+                    boot.host,
+                    boot.uptime
+                );
+                boots.entry((mode.name(), config)).or_default().push(boot);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `cargo xtask bench`.
+pub fn bench(options: &BenchOptions) -> Result<()> {
+    let started = Instant::now();
+    let qemu = prereq::qemu()?;
+    let dir = bench_dir();
+    std::fs::create_dir_all(&dir).context(|| format!("cannot create {}", dir.display()))?;
+    eprintln!("Building the hypervisor image (release) and the bench guest");
+    images::build_hypervisor(true)?;
+    let iterations = if options.quick { 4096 } else { 65_536 };
+    let runs = if options.quick { 1 } else { 3 };
+    let (host, cpus) = host_description();
+    let mut command = String::from("cargo xtask bench");
+    if options.quick {
+        command.push_str(" --quick");
+    }
+    if options.no_linux {
+        command.push_str(" --no-linux");
+    }
+    let mut report = Report {
+        qemu_version: qemu.version.clone(),
+        host,
+        cpus,
+        command,
+        iterations,
+        micro: BTreeMap::new(),
+        boots: BTreeMap::new(),
+        linux_note: None,
+        disk: BTreeMap::new(),
+        disk_note: None,
+        disk_mib: 0,
+        image: BTreeMap::new(),
+        stage2: Vec::new(),
+        sloc: 0,
+    };
+    eprintln!("Micro-operations ({iterations} iterations each)");
+    micro_runs(&qemu, iterations, &mut report.micro)?;
+    if options.no_linux {
+        report.linux_note = Some("Linux boot runs left out (`--no-linux`).".to_owned());
+    } else {
+        eprintln!(
+            "Linux boot: native / one cell / two cells alternating, {runs} run(s) each per mode"
+        );
+        if let Err(error) = linux_runs(&qemu, runs, &mut report.boots) {
+            eprintln!("warning: Linux boot runs incomplete: {error}");
+            report.linux_note = Some(format!("Linux boot runs incomplete: {error}"));
+        }
+        eprintln!(
+            "Passed-through disk: sequential read in corporate vs natively, {DISK_REPEATS} reads per boot"
+        );
+        match disk::disk_runs(&qemu, options.quick, &mut report.disk) {
+            Ok(megabytes) => report.disk_mib = megabytes,
+            Err(error) => {
+                eprintln!("warning: disk runs incomplete: {error}");
+                report.disk_note = Some(format!("Disk runs incomplete: {error}"));
+            }
+        }
+    }
+    let elf = util::target_dir()
+        .join(images::HYPERVISOR_TARGET)
+        .join("release")
+        .join("cellvisor-qemu-virt");
+    report.image = footprint::image_footprint(&elf)?;
+    report.stage2 = footprint::stage2_footprint()?;
+    report.sloc = footprint::hypervisor_sloc()?;
+
+    let tables = report.tables();
+    println!("{tables}");
+    let json_path = dir.join("report.json");
+    std::fs::write(&json_path, report.json())
+        .context(|| format!("cannot write {}", json_path.display()))?;
+    let svg_path = dir.join("chart.svg");
+    let svg = report.svg();
+    std::fs::write(&svg_path, &svg).context(|| format!("cannot write {}", svg_path.display()))?;
+    println!(
+        "Report: {} and {} (transcripts in {}); {:.0} s in all",
+        util::pretty(&json_path),
+        util::pretty(&svg_path),
+        util::pretty(&dir),
+        started.elapsed().as_secs_f64()
+    );
+    if options.record {
+        let docs = util::workspace_root().join("docs");
+        std::fs::write(docs.join("benchmarks.svg"), &svg)
+            .context(|| "cannot write docs/benchmarks.svg".to_owned())?;
+        let markdown = markdown::record_markdown(&report, &tables);
+        std::fs::write(docs.join("benchmarks.md"), markdown)
+            .context(|| "cannot write docs/benchmarks.md".to_owned())?;
+        println!("Recorded docs/benchmarks.md and docs/benchmarks.svg");
+    }
+    Ok(())
+}

@@ -1,0 +1,270 @@
+//! QEMU for the bench: time modes, command lines, runs to completion and Linux boots.
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use crate::images;
+use crate::prereq::Qemu;
+use crate::util::{self, Context, Result};
+
+use super::parse::{Boot, entry_seconds};
+
+/// How QEMU keeps time in a run.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(super) enum Mode {
+    /// `-icount shift=0,sleep=off`: one instruction per nanosecond, deterministic.
+    Icount,
+    /// Plain TCG on the host clock.
+    Tcg,
+}
+
+impl Mode {
+    /// The mode's name in reports and log file names.
+    pub(super) fn name(self) -> &'static str {
+        match self {
+            Mode::Icount => "icount",
+            Mode::Tcg => "tcg",
+        }
+    }
+
+    fn args(self) -> Vec<String> {
+        match self {
+            Mode::Icount => vec!["-icount".into(), "shift=0,sleep=off".into()],
+            Mode::Tcg => Vec::new(),
+        }
+    }
+}
+
+/// CPU model both sides get (cellvisor hides SVE/SME from cells; native runs see the same).
+const CPU: &str = "max,sve=off,sme=off";
+/// Where the bench guest reads its bootargs when run natively (guests/bench-guest/src/main.rs).
+const NATIVE_ARGS_ADDRESS: &str = "0x43f00000";
+
+/// Runs `command` to completion (or `timeout`), returning stdout+stderr.
+pub(super) fn run_to_end(mut command: Command, timeout: Duration, log: &Path) -> Result<String> {
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command
+        .spawn()
+        .context(|| format!("cannot start {}", util::show(&command)))?;
+    let (sender, receiver) = mpsc::channel();
+    let mut readers = Vec::new();
+    if let Some(stdout) = child.stdout.take() {
+        readers.push(spawn_lines(stdout, sender.clone()));
+    }
+    if let Some(stderr) = child.stderr.take() {
+        readers.push(spawn_lines(stderr, sender.clone()));
+    }
+    drop(sender);
+    let deadline = Instant::now() + timeout;
+    let mut text = String::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match receiver.recv_timeout(left) {
+            Ok((_, line)) => {
+                text.push_str(&line);
+                text.push('\n');
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                let _ = child.kill();
+                text.push_str("xtask bench: timed out\n");
+                break;
+            }
+        }
+    }
+    let _ = child.wait();
+    std::fs::write(log, &text).context(|| format!("cannot write {}", log.display()))?;
+    Ok(text)
+}
+
+/// One console line and when it arrived.
+type Line = (Instant, String);
+
+/// A thread sending `stream`'s lines to `sender`.
+fn spawn_lines(
+    stream: impl std::io::Read + Send + 'static,
+    sender: mpsc::Sender<Line>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut reader = BufReader::new(stream);
+        let mut buffer = Vec::new();
+        while matches!(reader.read_until(b'\n', &mut buffer), Ok(n) if n > 0) {
+            let line = String::from_utf8_lossy(&buffer).trim_end().to_owned();
+            buffer.clear();
+            if sender.send((Instant::now(), line)).is_err() {
+                break;
+            }
+        }
+    })
+}
+
+/// QEMU `virt` with `machine` as its `-M` options, the bench CPU model, `smp` CPUs and `memory` of
+/// RAM, headless with the serial console on stdio, in `mode`; the caller adds what to boot.
+fn qemu_command(qemu: &Qemu, machine: &str, smp: &str, memory: &str, mode: Mode) -> Command {
+    let mut command = Command::new(&qemu.path);
+    command.args(["-M", machine, "-cpu", CPU, "-smp", smp, "-m", memory]);
+    command.args(cellvisor_tests::HEADLESS_SERIAL_ARGS);
+    command.args(mode.args());
+    command
+}
+
+/// Native QEMU booting `kernel` with `initrd` and `bootargs` on a machine the size of one Linux
+/// cell (2 CPUs, 768 MiB).
+pub(super) fn native_linux_command(
+    qemu: &Qemu,
+    kernel: &Path,
+    initrd: &Path,
+    bootargs: &str,
+    mode: Mode,
+) -> Command {
+    let mut command = qemu_command(qemu, "virt,gic-version=3", "2", "768M", mode);
+    command
+        .arg("-kernel")
+        .arg(kernel)
+        .arg("-initrd")
+        .arg(initrd)
+        .arg("-append")
+        .arg(bootargs);
+    command
+}
+
+/// QEMU running the release hypervisor with `bundle` and `cellvisor.layout=layout`.
+pub(super) fn cellvisor_command(qemu: &Qemu, bundle: &Path, layout: &str, mode: Mode) -> Command {
+    let mut command = qemu_command(
+        qemu,
+        "virt,virtualization=on,gic-version=3",
+        "4",
+        "2G",
+        mode,
+    );
+    command
+        .arg("-kernel")
+        .arg(images::hypervisor_image())
+        .arg("-initrd")
+        .arg(bundle)
+        .arg("-append")
+        .arg(format!("cellvisor.layout={layout}"));
+    command
+}
+
+/// Native QEMU running the bench guest, its bootargs loaded from `args_file`.
+pub(super) fn native_micro_command(qemu: &Qemu, args_file: &Path, mode: Mode) -> Command {
+    let mut command = qemu_command(qemu, "virt,gic-version=3", "2", "64M", mode);
+    command
+        .arg("-kernel")
+        .arg(images::rust_guest_elf(images::BENCH_GUEST_ENTRY))
+        .arg("-device")
+        .arg(format!(
+            "loader,file={},addr={NATIVE_ARGS_ADDRESS},force-raw=on",
+            args_file.display()
+        ));
+    command
+}
+
+/// What the native Linux boot runs.
+pub(super) struct LinuxSetup {
+    /// The Debian kernel.
+    pub(super) kernel: PathBuf,
+    /// The personal initramfs.
+    pub(super) initrd: PathBuf,
+    /// The personal cell's bootargs.
+    pub(super) bootargs: &'static str,
+}
+
+/// Boots Linux in `config` (one of [`BOOT_CONFIGS`](super::BOOT_CONFIGS)) and `mode` to its
+/// banner(s), writing the transcript to `log`.
+pub(super) fn boot_linux(
+    qemu: &Qemu,
+    setup: &LinuxSetup,
+    config: &str,
+    mode: Mode,
+    log: &Path,
+) -> Result<Boot> {
+    let mut command = if config == "native" {
+        native_linux_command(qemu, &setup.kernel, &setup.initrd, setup.bootargs, mode)
+    } else {
+        let layout = if config == "one cell" {
+            "linux-personal"
+        } else {
+            "linux"
+        };
+        cellvisor_command(qemu, &images::bundle_path(layout), layout, mode)
+    };
+    let needles: Vec<&str> = if config == "two cells" {
+        vec!["cellvisor-ready: personal ", "cellvisor-ready: corporate "]
+    } else {
+        vec!["cellvisor-ready: personal "]
+    };
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let started = Instant::now();
+    let mut child = command
+        .spawn()
+        .context(|| format!("cannot start {}", util::show(&command)))?;
+    let (sender, receiver) = mpsc::channel();
+    if let Some(stdout) = child.stdout.take() {
+        spawn_lines(stdout, sender.clone());
+    }
+    if let Some(stderr) = child.stderr.take() {
+        spawn_lines(stderr, sender.clone());
+    }
+    drop(sender);
+    let deadline = started + Duration::from_secs(240);
+    let mut text = String::new();
+    let mut boot = Boot::default();
+    let mut found = vec![false; needles.len()];
+    let outcome = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match receiver.recv_timeout(left) {
+            Ok((when, line)) => {
+                let seconds = when.duration_since(started).as_secs_f64();
+                if boot.hypervisor_host.is_none() && line.contains("INFO  cell personal:") {
+                    boot.hypervisor_host = Some(seconds);
+                }
+                if boot.entry.is_none() && line.contains("INFO  cell personal: entering vCPU 0") {
+                    boot.entry = entry_seconds(&line);
+                }
+                for (needle, seen) in needles.iter().zip(found.iter_mut()) {
+                    if !*seen && line.contains(needle) {
+                        *seen = true;
+                        if needle.contains("personal") {
+                            boot.uptime = line
+                                .split("uptime=")
+                                .nth(1)
+                                .and_then(|rest| rest.split_whitespace().next())
+                                .and_then(|value| value.parse().ok())
+                                .unwrap_or(f64::NAN);
+                        }
+                        boot.host = boot.host.max(seconds);
+                    }
+                }
+                text.push_str(&line);
+                text.push('\n');
+                if found.iter().all(|seen| *seen) {
+                    break Ok(boot);
+                }
+                if line.contains("Kernel panic") {
+                    break Err(util::Error(format!("{config}: kernel panic: {line}")));
+                }
+            }
+            Err(_) => {
+                break Err(util::Error(format!(
+                    "{config} ({}) did not reach its banner; see {}",
+                    mode.name(),
+                    util::pretty(log)
+                )));
+            }
+        }
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    std::fs::write(log, &text).context(|| format!("cannot write {}", log.display()))?;
+    outcome
+}

@@ -1,0 +1,245 @@
+//! The report: everything measured, shared lookups and the JSON (target/bench/report.json).
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use super::GOALS;
+use super::disk::{DiskRun, EXIT_NAMES};
+use super::footprint::Stage2Row;
+use super::parse::{Boot, MicroRun, OpFields, number};
+use super::stats::stats;
+
+/// `text` as a JSON string.
+fn json_string(text: &str) -> String {
+    let mut out = String::from("\"");
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// `value` as a JSON number, `null` when missing or not finite.
+fn json_number(value: Option<f64>) -> String {
+    match value {
+        Some(value) if value.is_finite() => format!("{value}"),
+        _ => "null".to_owned(),
+    }
+}
+
+/// Everything measured.
+pub(super) struct Report {
+    /// The QEMU version (e.g. `10.0.2`).
+    pub(super) qemu_version: String,
+    /// `uname -a`.
+    pub(super) host: String,
+    /// Host CPUs available.
+    pub(super) cpus: String,
+    /// The command line that made the report.
+    pub(super) command: String,
+    /// Iterations per micro-operation.
+    pub(super) iterations: u64,
+    /// Micro-operation runs by (mode, environment).
+    pub(super) micro: BTreeMap<(&'static str, &'static str), MicroRun>,
+    /// Linux boots by (mode, configuration).
+    pub(super) boots: BTreeMap<(&'static str, &'static str), Vec<Boot>>,
+    /// Why Linux boot figures are missing, if they are.
+    pub(super) linux_note: Option<String>,
+    /// Disk reads by (mode, environment).
+    pub(super) disk: BTreeMap<(&'static str, &'static str), DiskRun>,
+    /// Why disk figures are missing, if they are.
+    pub(super) disk_note: Option<String>,
+    /// MiB per disk read.
+    pub(super) disk_mib: u64,
+    /// Hypervisor image bytes by section class.
+    pub(super) image: BTreeMap<&'static str, u64>,
+    /// Stage-2 footprint per cell of every layout.
+    pub(super) stage2: Vec<Stage2Row>,
+    /// Source lines of hypervisor/src.
+    pub(super) sloc: u64,
+}
+
+impl Report {
+    /// The fields of `op` in environment `env` under `mode`.
+    pub(super) fn op(&self, mode: &str, env: &str, op: &str) -> Option<&OpFields> {
+        let key = self.micro.keys().find(|(m, e)| *m == mode && *e == env)?;
+        self.micro.get(key)?.ops.get(op)
+    }
+
+    /// EL2 instructions under icount for `op` or `op:key` (default key `el2_instr_per_op`).
+    pub(super) fn el2(&self, spec: &str) -> Option<f64> {
+        let (op, key) = spec.split_once(':').unwrap_or((spec, "el2_instr_per_op"));
+        number(self.op("icount", "cellvisor", op), key)
+    }
+
+    /// The bench guest's counter at its first instruction in `env` under `mode`.
+    pub(super) fn entry_ticks(&self, mode: &str, env: &str) -> Option<f64> {
+        let key = self.micro.keys().find(|(m, e)| *m == mode && *e == env)?;
+        self.micro.get(key)?.start.get("entry_ticks")?.parse().ok()
+    }
+
+    /// Median, min and max of `pick` over the Linux boots of `config` under `mode`.
+    pub(super) fn boot_stats(
+        &self,
+        mode: &str,
+        config: &str,
+        pick: fn(&Boot) -> f64,
+    ) -> Option<(f64, f64, f64)> {
+        let key = self
+            .boots
+            .keys()
+            .find(|(m, c)| *m == mode && *c == config)?;
+        let values: Vec<f64> = self.boots.get(key)?.iter().map(pick).collect();
+        stats(&values)
+    }
+
+    /// The disk reads of `env` under `mode`.
+    pub(super) fn disk_run(&self, mode: &str, env: &str) -> Option<&DiskRun> {
+        self.disk
+            .iter()
+            .find(|((m, e), _)| *m == mode && *e == env)
+            .map(|(_, run)| run)
+    }
+
+    /// target/bench/report.json.
+    pub(super) fn json(&self) -> String {
+        let mut out = String::from("{\n");
+        let _ = writeln!(
+            out,
+            "  \"qemu_version\": {},",
+            json_string(&self.qemu_version)
+        );
+        let _ = writeln!(out, "  \"host\": {},", json_string(&self.host));
+        let _ = writeln!(out, "  \"cpus\": {},", json_string(&self.cpus));
+        let _ = writeln!(out, "  \"command\": {},", json_string(&self.command));
+        let _ = writeln!(out, "  \"iterations\": {},", self.iterations);
+        out.push_str("  \"micro\": [\n");
+        let mut items = Vec::new();
+        for ((mode, env), run) in &self.micro {
+            for (op, fields) in &run.ops {
+                let body: Vec<String> = fields
+                    .iter()
+                    .filter(|(key, _)| key.as_str() != "op")
+                    .map(|(key, value)| {
+                        let value = match value.parse::<f64>() {
+                            Ok(number) if number.is_finite() => format!("{number}"),
+                            _ if value == "-" => "null".to_owned(),
+                            _ => json_string(value),
+                        };
+                        format!("{}: {value}", json_string(key))
+                    })
+                    .collect();
+                items.push(format!(
+                    "    {{\"mode\": {}, \"env\": {}, \"op\": {}, {}}}",
+                    json_string(mode),
+                    json_string(env),
+                    json_string(op),
+                    body.join(", ")
+                ));
+            }
+        }
+        out.push_str(&items.join(",\n"));
+        out.push_str("\n  ],\n  \"entry_ticks\": {");
+        let entries: Vec<String> = self
+            .micro
+            .iter()
+            .map(|((mode, env), run)| {
+                format!(
+                    "{}: {}",
+                    json_string(&format!("{mode}/{env}")),
+                    json_number(run.start.get("entry_ticks").and_then(|v| v.parse().ok()))
+                )
+            })
+            .collect();
+        out.push_str(&entries.join(", "));
+        out.push_str("},\n  \"linux_boot\": [\n");
+        let mut items = Vec::new();
+        for ((mode, config), boots) in &self.boots {
+            for boot in boots {
+                items.push(format!(
+                    "    {{\"mode\": {}, \"config\": {}, \"host_seconds\": {}, \"uptime_seconds\": {}, \"hypervisor_log_host_seconds\": {}, \"cell_entry_seconds\": {}}}",
+                    json_string(mode),
+                    json_string(config),
+                    json_number(Some(boot.host)),
+                    json_number(Some(boot.uptime)),
+                    json_number(boot.hypervisor_host),
+                    json_number(boot.entry)
+                ));
+            }
+        }
+        out.push_str(&items.join(",\n"));
+        out.push_str("\n  ],\n  \"el2_goals\": [\n");
+        let items: Vec<String> = GOALS
+            .iter()
+            .map(|(name, spec, goal, anchor)| {
+                format!(
+                    "    {{\"path\": {}, \"measured\": {}, \"goal\": {goal}, \"anchor\": {anchor}}}",
+                    json_string(name),
+                    json_number(self.el2(spec))
+                )
+            })
+            .collect();
+        out.push_str(&items.join(",\n"));
+        out.push_str("\n  ],\n  \"disk\": [\n");
+        let items: Vec<String> = self
+            .disk
+            .iter()
+            .map(|((mode, env), run)| {
+                let exits = match run.exits {
+                    Some(_) => {
+                        let pairs: Vec<String> = EXIT_NAMES
+                            .iter()
+                            .enumerate()
+                            .map(|(index, name)| {
+                                format!("{}: {}", json_string(name), json_number(run.exit_delta(index).map(|v| v as f64)))
+                            })
+                            .collect();
+                        format!("{{{}}}", pairs.join(", "))
+                    }
+                    None => "null".to_owned(),
+                };
+                let rates: Vec<String> = run.rates.iter().map(|rate| json_number(Some(*rate))).collect();
+                format!(
+                    "    {{\"mode\": {}, \"env\": {}, \"method\": {}, \"bytes_per_read\": {}, \"mb_per_s\": [{}], \"virtio_interrupts\": {}, \"all_guest_interrupts\": {}, \"exit_deltas\": {exits}}}",
+                    json_string(mode),
+                    json_string(env),
+                    json_string(run.method),
+                    json_number(Some(run.bytes)),
+                    rates.join(", "),
+                    run.interrupt_delta("virtio0"),
+                    run.all_interrupts_delta()
+                )
+            })
+            .collect();
+        out.push_str(&items.join(",\n"));
+        out.push_str("\n  ],\n  \"image\": {");
+        let items: Vec<String> = self
+            .image
+            .iter()
+            .map(|(class, size)| format!("{}: {size}", json_string(class)))
+            .collect();
+        out.push_str(&items.join(", "));
+        out.push_str("},\n  \"stage2\": [\n");
+        let items: Vec<String> = self
+            .stage2
+            .iter()
+            .map(|(layout, cell, ram, table, blocks, pages)| {
+                format!(
+                    "    {{\"layout\": {}, \"cell\": {}, \"ram_bytes\": {ram}, \"table_bytes\": {table}, \"block_descriptors\": {blocks}, \"page_descriptors\": {pages}}}",
+                    json_string(layout),
+                    json_string(cell)
+                )
+            })
+            .collect();
+        out.push_str(&items.join(",\n"));
+        let _ = write!(out, "\n  ],\n  \"hypervisor_sloc\": {}\n}}\n", self.sloc);
+        out
+    }
+}
