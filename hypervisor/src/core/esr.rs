@@ -404,6 +404,18 @@ pub fn hypercall(esr: u64) -> Option<(bool, u16)> {
     Some((smc, imm16(esr.read(ESR_EL2::ISS) as u32)))
 }
 
+/// For a trapped MSR ICC_SGI1R_EL1 (a guest sending SGIs): the transfer register; `None` for any
+/// other exit. One compare of the syndrome instead of [`decode`], for the fast path.
+pub fn sgi1r_write(esr: u64) -> Option<u8> {
+    let esr = LocalRegisterCopy::<u64, ESR_EL2::Register>::new(esr);
+    if esr.read(ESR_EL2::EC) as u8 != exception_class::SYSREG {
+        return None;
+    }
+    // Lossless: ISS is 25 bits wide.
+    let access = sysreg(esr.read(ESR_EL2::ISS) as u32);
+    (access.is_icc_sgi1r_el1() && !access.read).then_some(access.rt)
+}
+
 fn imm16(iss: u32) -> u16 {
     // Lossless: IMM16 is 16 bits wide.
     LocalRegisterCopy::<u32, ISS_HVC_SMC::Register>::new(iss).read(ISS_HVC_SMC::IMM16) as u16

@@ -17,7 +17,7 @@
 use crate::core::cell::ExitReason;
 use crate::core::esr;
 use crate::core::exit::RunningVcpu;
-use crate::core::hardware::{ExitKind, VcpuHardware};
+use crate::core::hardware::{ExitKind, Syndrome, VcpuHardware};
 use crate::core::lifecycle::CellState;
 use crate::core::smccc::{self, Caller, Dispatch, SmcccCall};
 use crate::dev::vgic::Direct;
@@ -29,6 +29,9 @@ pub enum Fast {
     Resume,
     /// Left to the run loop.
     Slow,
+    /// Answered, and the vCPU leaves its guest (its cell is stopping): back to the run loop,
+    /// which sees [`ExitKind::Leave`].
+    Leave,
 }
 
 /// Physical SGIs below this INTID are cellvisor's own (the kick); guests only get virtual SGIs.
@@ -41,19 +44,61 @@ pub fn exit<H: VcpuHardware + ?Sized>(
     hardware: &mut H,
 ) -> Fast {
     match kind {
-        ExitKind::Synchronous => hypercall(running, hardware),
+        ExitKind::Synchronous => {
+            let syndrome = hardware.syndrome();
+            match esr::hypercall(syndrome.esr) {
+                Some((smc, 0)) => hypercall(running, smc),
+                Some(_) => Fast::Slow,
+                None => trap(running, syndrome, hardware),
+            }
+        }
         ExitKind::Irq => interrupt(running, hardware),
-        ExitKind::Fiq | ExitKind::SError => Fast::Slow,
+        ExitKind::Fiq | ExitKind::SError | ExitKind::Leave => Fast::Slow,
     }
+}
+
+/// Whether the fast path has the guest's register `n` (x0-x18 and x30 are saved at every exit;
+/// 31 is XZR).
+fn saved(n: u8) -> bool {
+    n < 19 || n >= 30
+}
+
+/// A guest sending SGIs through ICC_SGI1R_EL1 with a register the fast path has: handled by the
+/// run loop's own handler, with the vGIC sync and flush the run loop does around every exit.
+/// Anything else goes to the run loop.
+#[inline(never)]
+fn trap<H: VcpuHardware + ?Sized>(
+    running: &mut RunningVcpu<'_>,
+    syndrome: Syndrome,
+    hardware: &mut H,
+) -> Fast {
+    let Some(rt) = esr::sgi1r_write(syndrome.esr).filter(|&rt| saved(rt)) else {
+        return Fast::Slow;
+    };
+    let at = running.at;
+    at.cell.count_exit(ExitReason::SysReg);
+    let mut vgic = at.cell.devices.vgic();
+    let lists = hardware.list_registers();
+    if core::mem::take(&mut running.holds_list_registers) {
+        let _ = vgic.sync(at.vcpu, lists);
+    }
+    let value = running.regs.get(usize::from(rt));
+    let targets = vgic.write_sgi1r(at.vcpu, value).unwrap_or_default();
+    running.holds_list_registers = vgic.flush(at.vcpu, lists).unwrap_or(false);
+    drop(vgic);
+    for target in targets.iter().filter(|&target| target != at.vcpu) {
+        if let Some(cpu) = at.cell.plan().physical_cpu_of(target) {
+            hardware.kick(cpu);
+        }
+    }
+    running.regs.elr = running.regs.elr.wrapping_add(4);
+    Fast::Resume
 }
 
 /// An HVC (or trapped SMC) that SMCCC dispatch answers by itself: the SMCCC architecture calls
 /// and cellvisor's own calls. PSCI (which changes vCPU state) goes to the run loop.
 #[inline(always)]
-fn hypercall<H: VcpuHardware + ?Sized>(running: &mut RunningVcpu<'_>, hardware: &mut H) -> Fast {
-    let Some((smc, 0)) = esr::hypercall(hardware.syndrome().esr) else {
-        return Fast::Slow;
-    };
+fn hypercall(running: &mut RunningVcpu<'_>, smc: bool) -> Fast {
     let regs = &mut running.regs;
     let call = SmcccCall::from_registers([
         regs.x[0], regs.x[1], regs.x[2], regs.x[3], regs.x[4], regs.x[5], regs.x[6],
@@ -115,12 +160,15 @@ fn interrupt<H: VcpuHardware + ?Sized>(running: &mut RunningVcpu<'_>, hardware: 
         // here); the flush picks it up.
         cell.count_exit(ExitReason::Interrupt);
         hardware.deactivate(intid);
-        // The flush reads back what the list registers hold first.
-        running.holds_list_registers = cell
-            .devices
-            .vgic()
-            .flush(vcpu, hardware.list_registers())
-            .unwrap_or(false);
+        // SGIs a sibling posted go straight into free list registers; anything else takes a
+        // flush (which reads back what the list registers hold first).
+        let mut vgic = cell.devices.vgic();
+        let lists = hardware.list_registers();
+        if vgic.deliver_posted(vcpu, lists) == Ok(true) {
+            running.holds_list_registers |= vgic.holds_list_registers(vcpu);
+        } else {
+            running.holds_list_registers = vgic.flush(vcpu, lists).unwrap_or(false);
+        }
         return Fast::Resume;
     }
     hardware.defer_interrupt(intid);

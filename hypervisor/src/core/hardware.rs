@@ -64,6 +64,8 @@ pub enum ExitKind {
     Fiq,
     /// A physical SError.
     SError,
+    /// The fast path handled an exit after which the vCPU leaves its guest.
+    Leave,
 }
 
 /// The syndrome registers read at a synchronous exit.

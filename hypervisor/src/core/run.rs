@@ -111,6 +111,7 @@ fn run_guest<H: VcpuHardware>(
                 irq::handle_interrupts(runtime, hardware);
                 Next::Resume
             }
+            ExitKind::Leave => Next::Leave,
             ExitKind::SError => {
                 cell.count_exit(ExitReason::Other);
                 cell.log_guest_fault("SError from guest", running.regs.elr, hardware.counter());

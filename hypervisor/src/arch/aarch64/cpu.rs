@@ -2,7 +2,7 @@
 //! (memory loading and scrubbing, the physical GIC, EL2 trap configuration, the world switch).
 
 use super::boot::{CPU_MPIDRS, FIRMWARE, GIC, KICK_SGI, UART};
-use super::entry::{EXIT_FIQ, EXIT_IRQ, EXIT_SERROR, cellvisor_enter_guest};
+use super::entry::{EXIT_FIQ, EXIT_IRQ, EXIT_LEAVE, EXIT_SERROR, cellvisor_enter_guest};
 use super::gic::{self, ListRegisters};
 use super::psci;
 use super::sysreg::{self, isb, read_sysreg, write_sysreg};
@@ -50,6 +50,7 @@ fn exit_kind(kind: u64) -> ExitKind {
         EXIT_IRQ => ExitKind::Irq,
         EXIT_FIQ => ExitKind::Fiq,
         EXIT_SERROR => ExitKind::SError,
+        EXIT_LEAVE => ExitKind::Leave,
         _ => ExitKind::Synchronous,
     }
 }
@@ -74,6 +75,7 @@ pub unsafe extern "C" fn cellvisor_fast_exit(context: *mut FastContext, kind: u6
     match fast::exit(running, exit_kind(kind), cpu) {
         Fast::Resume => 0,
         Fast::Slow => kind + 1,
+        Fast::Leave => EXIT_LEAVE + 1,
     }
 }
 

@@ -16,6 +16,8 @@ pub const EXIT_IRQ: u64 = 1;
 pub const EXIT_FIQ: u64 = 2;
 /// An SError arrived while the guest ran.
 pub const EXIT_SERROR: u64 = 3;
+/// Not a vector: the fast path answered the exit and the vCPU leaves its guest.
+pub const EXIT_LEAVE: u64 = 4;
 
 const _: () = assert!(size_of::<GuestRegs>() == 33 * 8);
 const _: () = assert!(offset_of!(GuestRegs, x) == 0);

@@ -686,8 +686,10 @@ impl VcpuHardware for FakeCpu {
                 std::thread::sleep(self.exit_latency);
             }
             self.set_running(false);
-            if fast::exit(running, kind, self) == Fast::Slow {
-                return kind;
+            match fast::exit(running, kind, self) {
+                Fast::Resume => {}
+                Fast::Slow => return kind,
+                Fast::Leave => return ExitKind::Leave,
             }
         }
     }

@@ -165,7 +165,13 @@ impl Vgic {
         let in_use = tracked.list_registers_in_use != 0;
         // Fast path: the list registers are empty and nothing changed since the last flush found
         // nothing to deliver to this vCPU (exits such as hypercalls touch no interrupt state).
-        if !in_use && self.idle_at.get(vcpu) == Some(&self.generation) {
+        // The same when the last flush (or direct write) left everything deliverable in the list
+        // registers and nothing changed since: `sync` only took back entries the guest completed.
+        if !in_use
+            && tracked.posted == 0
+            && (self.idle_at.get(vcpu) == Some(&self.generation)
+                || self.complete_at.get(vcpu) == Some(&self.generation))
+        {
             return Ok(false);
         }
         if in_use {
@@ -196,6 +202,8 @@ impl Vgic {
         }
         if let Some(state) = self.vcpus.get_mut(vcpu) {
             state.watch &= !idle;
+            // Whatever was posted is among the candidates now.
+            state.posted = 0;
         }
         // Only the cell's own SPIs can be candidates: scan those, not every line.
         for spi in &self.owned_spis {
@@ -285,7 +293,6 @@ impl Vgic {
         if tracked == 0 {
             return Ok(());
         }
-        self.touch_vcpu(vcpu);
         let empty = lrs.empty_list_registers();
         let implemented = lrs.count().min(MAX_LIST_REGISTERS);
         // Only the list registers `flush` filled (their bits in `tracked`), lowest first.
@@ -299,9 +306,20 @@ impl Vgic {
                 lrs.write(n, 0);
                 value
             };
-            if self.fold_list_register(vcpu, n, value) >= SPI_BASE_INTID {
+            let intid = self.fold_list_register(vcpu, n, value);
+            if intid >= SPI_BASE_INTID {
                 // An SPI the guest acknowledged or completed may now go to another vCPU.
                 self.touch();
+            } else if self
+                .vcpus
+                .get(vcpu)
+                .and_then(|state| state.private.get(intid as usize))
+                .is_some_and(IrqState::may_need_list_register)
+            {
+                // Still pending or active: it needs a list register again. One the guest
+                // completed changes nothing else (deliverability is per interrupt), so the next
+                // flush need not look if nothing else changed.
+                self.touch_vcpu(vcpu);
             }
         }
         Ok(())
@@ -428,6 +446,69 @@ impl Vgic {
             state.list_registers_in_use |= 1 << n;
         }
         Ok(Direct::Written)
+    }
+
+    /// Records that SGI `intid` became pending on `target` through `sender`'s write: posted
+    /// (delivered by [`Vgic::deliver_posted`] at `target`'s kick, without a flush's scan) while
+    /// `target`'s list registers hold everything else deliverable to it, else a change that makes
+    /// its next flush look.
+    pub(super) fn post_sgi(&mut self, target: usize, sender: usize, intid: u32) {
+        let complete = self.complete_at.get(target) == Some(&self.generation);
+        match self.vcpus.get_mut(target) {
+            Some(state) if complete && target != sender && intid < 16 => {
+                state.posted |= 1 << intid;
+            }
+            _ => self.touch_vcpu(target),
+        }
+    }
+
+    /// At `vcpu`'s kick, on its CPU: writes the SGIs posted to it ([`Vgic::post_sgi`]) straight
+    /// into free list registers, as a flush would, if nothing else changed for `vcpu` since its
+    /// last flush. Returns `Ok(true)` when that covered everything (the guest can be entered at
+    /// once), `Ok(false)` when the caller must [`Vgic::flush`].
+    pub fn deliver_posted(
+        &mut self,
+        vcpu: usize,
+        lrs: &mut impl ListRegisters,
+    ) -> Result<bool, VgicError> {
+        if self.complete_at.get(vcpu) != Some(&self.generation) {
+            return Ok(false);
+        }
+        let capacity = self.list_register_count.min(MAX_LIST_REGISTERS);
+        let group1 = self.group1_enabled;
+        let state = self.vcpus.get_mut(vcpu).ok_or(VgicError::NoSuchVcpu)?;
+        while state.posted != 0 {
+            let intid = state.posted.trailing_zeros() as usize;
+            let Some(irq) = state.private.get_mut(intid) else {
+                return Ok(false);
+            };
+            if irq.in_list_register || irq.active {
+                // Its previous instance is still with the guest: leave it to the flush.
+                return Ok(false);
+            }
+            if irq.owned && irq.enabled && group1 && irq.pending() {
+                let free = !state.list_registers_in_use & ((1u32 << capacity) - 1) as u16;
+                if free == 0 {
+                    return Ok(false);
+                }
+                let n = free.trailing_zeros() as usize;
+                let (value, gives_pending) = list_register_value(intid as u16, irq);
+                if gives_pending {
+                    irq.latch_in_list_register = irq.pending_latch;
+                    irq.pending_latch = false;
+                }
+                irq.in_list_register = true;
+                irq.holder_vcpu = vcpu as u8;
+                lrs.write(n, value);
+                if let Some(held) = state.list_registers.get_mut(n) {
+                    *held = Some(intid as u16);
+                }
+                state.list_registers_in_use |= 1 << n;
+            }
+            // Not deliverable (disabled, distributor off): held, as a flush would leave it.
+            state.posted &= !(1 << intid);
+        }
+        Ok(true)
     }
 
     /// The common case of [`Vgic::forward_ppi_direct`]: a list register still holds the PPI's

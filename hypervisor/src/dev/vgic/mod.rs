@@ -477,6 +477,13 @@ impl Vgic {
         Ok(self.delivery(Bank::Shared, intid, 0))
     }
 
+    /// Whether `vcpu`'s list registers hold entries the vGIC wrote (so its `sync` has work).
+    pub fn holds_list_registers(&self, vcpu: usize) -> bool {
+        self.vcpus
+            .get(vcpu)
+            .is_some_and(|state| state.list_registers_in_use != 0)
+    }
+
     /// Whether vCPU `vcpu` has an interrupt it would take now (for WFI: idle only if not).
     /// Call it after [`Vgic::sync`].
     pub fn has_deliverable(&self, vcpu: usize) -> bool {

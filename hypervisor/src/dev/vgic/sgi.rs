@@ -43,7 +43,7 @@ impl Vgic {
         }
         let mut kick = VcpuSet::empty();
         for vcpu in targets.iter() {
-            self.touch_vcpu(vcpu);
+            self.post_sgi(vcpu, caller_vcpu, intid);
             if let Some(irq) = self.irq_mut(Bank::Private(vcpu), intid) {
                 irq.pending_latch = true;
                 let snapshot = *irq;

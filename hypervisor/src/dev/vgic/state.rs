@@ -109,6 +109,9 @@ pub(crate) struct VcpuState {
     /// the bits of interrupts it finds neither pending nor active, so the scans in `flush` and
     /// `has_deliverable` only visit these.
     pub watch: u32,
+    /// SGIs another vCPU made pending while this vCPU's list registers held everything else
+    /// deliverable to it (see `Vgic::deliver_posted`); cleared by every full `flush`.
+    pub posted: u16,
     /// `GICR_WAKER.ProcessorSleep`.
     pub processor_sleep: bool,
 }
@@ -128,6 +131,7 @@ impl VcpuState {
             list_registers: [None; MAX_LIST_REGISTERS],
             list_registers_in_use: 0,
             watch: 0,
+            posted: 0,
             processor_sleep: true,
         }
     }
