@@ -16,8 +16,9 @@ use crate::core::lifecycle::{AfterStop, stop_cell};
 use crate::core::psci::PsciAction;
 use crate::core::runtime::Runtime;
 use crate::core::smccc::{self, Caller, Dispatch, SmcccCall, SmcccResult};
-use crate::dev::CellPhysical;
-use crate::dev::mmio::{self, MmioError};
+use crate::dev::mmio::{self, MmioAccess, MmioError};
+use crate::dev::{CellPhysical, Target};
+use crate::mem::addr::GuestPhysAddr;
 
 /// What to do after an exit was handled.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -179,23 +180,49 @@ fn data_abort<H: VcpuHardware + ?Sized>(
         .filter(|_| !abort.s1ptw && !abort.cache_maintenance);
     let (device, access) = match (device, usable) {
         (None, _) => {
+            let reason = "access outside the cell";
             return refuse(
                 cell,
                 regs,
-                abort,
+                (abort.ipa, abort.write),
                 syndrome,
-                "access outside the cell",
+                reason,
                 hardware,
             );
         }
         (Some(_), None) => {
             let reason = mmio_error_reason(MmioError::NoSyndrome);
-            return refuse(cell, regs, abort, syndrome, reason, hardware);
+            return refuse(
+                cell,
+                regs,
+                (abort.ipa, abort.write),
+                syndrome,
+                reason,
+                hardware,
+            );
         }
         (Some(device), Some(access)) => (device, access),
     };
-    let result = if abort.write {
-        let value = mmio::store_value(&access, register_value(regs, &access));
+    emulate(at, regs, device, &access, abort.write, syndrome, hardware)
+}
+
+/// Emulates a trapped access with a usable syndrome to the cell's device at `device`: the device
+/// bus reads or writes it, the vCPUs it made an interrupt deliverable to are kicked and the guest
+/// resumes after the instruction; an access the device refuses is answered with a data abort.
+/// Shared by the run loop and the fast path (inlined into each, so neither pays a second frame).
+#[inline(always)]
+pub(crate) fn emulate<H: VcpuHardware + ?Sized>(
+    at: &Exiting<'_>,
+    regs: &mut GuestRegs,
+    device: Target,
+    access: &MmioAccess,
+    write: bool,
+    syndrome: Syndrome,
+    hardware: &mut H,
+) -> Next {
+    let cell = at.cell;
+    let result = if write {
+        let value = mmio::store_value(access, register_value(regs, access));
         let index = cell.index();
         cell.devices.write(
             at.vcpu,
@@ -210,7 +237,7 @@ fn data_abort<H: VcpuHardware + ?Sized>(
             .read(at.vcpu, device, access.width, hardware)
             .map(|(raw, kick)| {
                 if let Some(index) = access.register.index() {
-                    regs.set(index, mmio::load_result(&access, raw));
+                    regs.set(index, mmio::load_result(access, raw));
                 }
                 kick
             })
@@ -224,7 +251,7 @@ fn data_abort<H: VcpuHardware + ?Sized>(
         Err(error) => refuse(
             cell,
             regs,
-            abort,
+            (device.ipa, write),
             syndrome,
             mmio_error_reason(error),
             hardware,
@@ -270,15 +297,15 @@ fn system_register<H: VcpuHardware + ?Sized>(
 fn refuse<H: VcpuHardware + ?Sized>(
     cell: &Cell,
     regs: &mut GuestRegs,
-    abort: &DataAbort,
+    (ipa, write): (GuestPhysAddr, bool),
     syndrome: Syndrome,
     reason: &str,
     hardware: &mut H,
 ) -> Next {
-    cell.log_guest_fault(reason, abort.ipa.raw(), hardware.counter());
+    cell.log_guest_fault(reason, ipa.raw(), hardware.counter());
     let kind = InjectKind::DataAbort {
         far: syndrome.far,
-        write: abort.write,
+        write,
     };
     inject_or_stop(cell, regs, kind, hardware)
 }

@@ -17,6 +17,7 @@
 use crate::core::cell::ExitReason;
 use crate::core::esr;
 use crate::core::exit::RunningVcpu;
+use crate::core::exit::{self, Next};
 use crate::core::hardware::{ExitKind, Syndrome, VcpuHardware};
 use crate::core::lifecycle::CellState;
 use crate::core::smccc::{self, Caller, Dispatch, SmcccCall};
@@ -44,16 +45,24 @@ pub fn exit<H: VcpuHardware + ?Sized>(
     hardware: &mut H,
 ) -> Fast {
     match kind {
-        ExitKind::Synchronous => {
-            let syndrome = hardware.syndrome();
-            match esr::hypercall(syndrome.esr) {
-                Some((smc, 0)) => hypercall(running, smc),
-                Some(_) => Fast::Slow,
-                None => trap(running, syndrome, hardware),
-            }
-        }
+        ExitKind::Synchronous => synchronous(running, hardware),
         ExitKind::Irq => interrupt(running, hardware),
         ExitKind::Fiq | ExitKind::SError | ExitKind::Leave => Fast::Slow,
+    }
+}
+
+/// [`exit`] for a synchronous exit (the arch glue's vector calls it directly).
+#[inline(always)]
+pub fn synchronous<H: VcpuHardware + ?Sized>(
+    running: &mut RunningVcpu<'_>,
+    hardware: &mut H,
+) -> Fast {
+    // Only ESR here: the hypercall needs nothing else, and `trap` reads the rest itself.
+    let esr = hardware.syndrome().esr;
+    match esr::hypercall(esr) {
+        Some((smc, 0)) => hypercall(running, smc),
+        Some(_) => Fast::Slow,
+        None => trap(running, hardware),
     }
 }
 
@@ -67,14 +76,14 @@ fn saved(n: u8) -> bool {
 /// run loop's own handler, with the vGIC sync and flush the run loop does around every exit.
 /// Anything else goes to the run loop.
 #[inline(never)]
-fn trap<H: VcpuHardware + ?Sized>(
-    running: &mut RunningVcpu<'_>,
-    syndrome: Syndrome,
-    hardware: &mut H,
-) -> Fast {
-    let Some(rt) = esr::sgi1r_write(syndrome.esr).filter(|&rt| saved(rt)) else {
-        return Fast::Slow;
+fn trap<H: VcpuHardware + ?Sized>(running: &mut RunningVcpu<'_>, hardware: &mut H) -> Fast {
+    let syndrome = hardware.syndrome();
+    let Some(rt) = esr::sgi1r_write(syndrome.esr) else {
+        return mmio(running, syndrome, hardware);
     };
+    if !saved(rt) {
+        return Fast::Slow;
+    }
     let at = running.at;
     at.cell.count_exit(ExitReason::SysReg);
     let mut vgic = at.cell.devices.vgic();
@@ -92,6 +101,57 @@ fn trap<H: VcpuHardware + ?Sized>(
         }
     }
     running.regs.elr = running.regs.elr.wrapping_add(4);
+    Fast::Resume
+}
+
+/// A trapped access to one of the cell's devices with a usable syndrome and a transfer register
+/// the fast path has: emulated by the run loop's own handler, with the vGIC sync and flush the run
+/// loop does around every exit. Anything else (an access outside the cell, no syndrome) goes to
+/// the run loop.
+#[inline(always)]
+fn mmio<H: VcpuHardware + ?Sized>(
+    running: &mut RunningVcpu<'_>,
+    syndrome: Syndrome,
+    hardware: &mut H,
+) -> Fast {
+    let Some((ipa, write, access)) =
+        esr::emulable_access(syndrome.esr, syndrome.far, syndrome.hpfar)
+    else {
+        return Fast::Slow;
+    };
+    let at = running.at;
+    let Some(device) = at.cell.devices.device_at(ipa) else {
+        return Fast::Slow;
+    };
+    if !saved(access.register.index().map_or(31, |n| n as u8)) {
+        return Fast::Slow;
+    }
+    at.cell.count_exit(ExitReason::Mmio);
+    if core::mem::take(&mut running.holds_list_registers) {
+        let _ = at
+            .cell
+            .devices
+            .vgic()
+            .sync(at.vcpu, hardware.list_registers());
+    }
+    let next = exit::emulate(
+        &at,
+        &mut running.regs,
+        device,
+        &access,
+        write,
+        syndrome,
+        hardware,
+    );
+    if next == Next::Leave {
+        return Fast::Leave;
+    }
+    running.holds_list_registers = at
+        .cell
+        .devices
+        .vgic()
+        .flush(at.vcpu, hardware.list_registers())
+        .unwrap_or(false);
     Fast::Resume
 }
 
@@ -128,9 +188,12 @@ fn hypercall(running: &mut RunningVcpu<'_>, smc: bool) -> Fast {
 /// a list register, and a kick of a running cell is answered with a flush of the vCPU's list
 /// registers. Anything else (console input, passthrough SPIs, a kick of a stopping cell) is handed
 /// back to the run loop, acknowledged. Out of line, so the hypercall path does not pay for its
-/// register use.
+/// register use (the arch glue's vector calls it directly).
 #[inline(never)]
-fn interrupt<H: VcpuHardware + ?Sized>(running: &mut RunningVcpu<'_>, hardware: &mut H) -> Fast {
+pub fn interrupt<H: VcpuHardware + ?Sized>(
+    running: &mut RunningVcpu<'_>,
+    hardware: &mut H,
+) -> Fast {
     let Some(intid) = hardware.acknowledge_interrupt() else {
         // Gone before it was acknowledged: nothing to do.
         return Fast::Resume;

@@ -158,6 +158,7 @@ impl DeviceBus {
 
     /// Emulates a read of `width` at `target` by `vcpu`.
     /// Returns the value and the vCPUs that now have an interrupt to take (to be kicked).
+    #[inline(always)]
     pub fn read<M: Machine + ?Sized>(
         &self,
         vcpu: usize,
@@ -205,6 +206,7 @@ impl DeviceBus {
     /// Emulates a write of `value` (`width`) at `target` by `vcpu`. Returns the vCPUs that now have an interrupt to take (to be
     /// kicked). Bytes the guest sends to its vUART go to `output`; `physical` is the machine as
     /// this bus's cell sees it.
+    #[inline(always)]
     pub fn write<M: Machine + ?Sized>(
         &self,
         vcpu: usize,

@@ -2,7 +2,7 @@
 //! (memory loading and scrubbing, the physical GIC, EL2 trap configuration, the world switch).
 
 use super::boot::{CPU_MPIDRS, FIRMWARE, GIC, KICK_SGI, UART};
-use super::entry::{EXIT_FIQ, EXIT_IRQ, EXIT_LEAVE, EXIT_SERROR, cellvisor_enter_guest};
+use super::entry::{EXIT_FIQ, EXIT_IRQ, EXIT_LEAVE, EXIT_SERROR, EXIT_SYNC, cellvisor_enter_guest};
 use super::gic::{self, ListRegisters};
 use super::psci;
 use super::sysreg::{self, isb, read_sysreg, write_sysreg};
@@ -72,7 +72,12 @@ pub unsafe extern "C" fn cellvisor_fast_exit(context: *mut FastContext, kind: u6
             &mut *context.running.cast::<RunningVcpu<'_>>(),
         )
     };
-    match fast::exit(running, exit_kind(kind), cpu) {
+    let fast = match kind {
+        EXIT_SYNC => fast::synchronous(running, cpu),
+        EXIT_IRQ => fast::interrupt(running, cpu),
+        _ => Fast::Slow,
+    };
+    match fast {
         Fast::Resume => 0,
         Fast::Slow => kind + 1,
         Fast::Leave => EXIT_LEAVE + 1,

@@ -49,6 +49,7 @@ impl BankRegister {
 /// Decodes `offset` if it lies in the shared families (0x0080-0x0F2F), checking `width`:
 /// `IPRIORITYR`, `ITARGETSR`, `CPENDSGIR` and `SPENDSGIR` take bytes or words, the rest words.
 /// `None` if the offset is outside the families.
+#[inline(always)]
 pub(super) fn decode(offset: u64, width: AccessWidth) -> Option<Result<BankRegister, VgicError>> {
     let word_only = |register: BankRegister| {
         Some(if width == AccessWidth::Word {
@@ -92,6 +93,7 @@ pub(super) fn decode(offset: u64, width: AccessWidth) -> Option<Result<BankRegis
 
 impl Vgic {
     /// Reads a shared-family register of `bank`; interrupts `bank` does not own read as zero.
+    #[inline(always)]
     pub(super) fn read_bank_register(&self, bank: Bank, register: BankRegister) -> u64 {
         match register {
             BankRegister::Bits(family, first) => u64::from(self.read_bits(bank, family, first)),
@@ -111,6 +113,7 @@ impl Vgic {
 
     /// Writes a shared-family register of `bank`; bits of interrupts `bank` does not own are
     /// ignored. Returns the vCPUs to kick.
+    #[inline(always)]
     pub(super) fn write_bank_register(
         &mut self,
         bank: Bank,

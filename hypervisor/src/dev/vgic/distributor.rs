@@ -56,6 +56,7 @@ enum GicdRegister {
 }
 
 /// Checks that an access of `width` at `offset` lies in a frame of `frame_size` and is aligned.
+#[inline(always)]
 pub(super) fn check_access(
     offset: u64,
     width: AccessWidth,
@@ -70,6 +71,7 @@ pub(super) fn check_access(
     Ok(())
 }
 
+#[inline(always)]
 fn decode(offset: u64, width: AccessWidth) -> Result<GicdRegister, VgicError> {
     check_access(offset, width, DISTRIBUTOR_FRAME_SIZE)?;
     let word_only = |register| match width {
@@ -118,6 +120,7 @@ fn irouter_value(route: Route) -> u64 {
 
 impl Vgic {
     /// A guest read of `width` at `offset` in the distributor frame.
+    #[inline(always)]
     pub fn distributor_read(&self, offset: u64, width: AccessWidth) -> Result<u64, VgicError> {
         Ok(match decode(offset, width)? {
             GicdRegister::Ctlr => u64::from(self.gicd_ctlr()),
@@ -141,6 +144,7 @@ impl Vgic {
 
     /// A guest write of `width` at `offset` in the distributor frame. Returns the vCPUs that
     /// have a newly deliverable interrupt: kick each one other than the caller's.
+    #[inline(always)]
     pub fn distributor_write(
         &mut self,
         offset: u64,

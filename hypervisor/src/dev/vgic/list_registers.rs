@@ -160,20 +160,34 @@ impl Vgic {
     /// when more were deliverable than fit). Calls [`Vgic::sync`] first if the list registers
     /// still hold entries from the last `flush`. Returns whether it left entries in the list
     /// registers (if not, the `sync` after the guest's exit has nothing to do and may be skipped).
+    #[inline]
     pub fn flush(&mut self, vcpu: usize, lrs: &mut impl ListRegisters) -> Result<bool, VgicError> {
-        let tracked = self.vcpus.get(vcpu).ok_or(VgicError::NoSuchVcpu)?;
-        let in_use = tracked.list_registers_in_use != 0;
-        // Fast path: the list registers are empty and nothing changed since the last flush found
-        // nothing to deliver to this vCPU (exits such as hypercalls touch no interrupt state).
-        // The same when the last flush (or direct write) left everything deliverable in the list
-        // registers and nothing changed since: `sync` only took back entries the guest completed.
-        if !in_use
-            && tracked.posted == 0
+        if self.flush_is_idle(vcpu) {
+            Ok(false)
+        } else {
+            self.flush_slow(vcpu, lrs)
+        }
+    }
+
+    /// Whether [`Vgic::flush`] of `vcpu` has nothing to do: the list registers are empty and
+    /// nothing changed since the last flush found nothing to deliver to this vCPU (exits such as
+    /// hypercalls touch no interrupt state), or since the last flush (or direct write) left
+    /// everything deliverable in the list registers (`sync` only took back entries the guest
+    /// completed). Inline, so the common case costs no call.
+    #[inline]
+    fn flush_is_idle(&self, vcpu: usize) -> bool {
+        self.vcpus
+            .get(vcpu)
+            .is_some_and(|state| state.list_registers_in_use == 0 && state.posted == 0)
             && (self.idle_at.get(vcpu) == Some(&self.generation)
                 || self.complete_at.get(vcpu) == Some(&self.generation))
-        {
-            return Ok(false);
-        }
+    }
+
+    /// [`Vgic::flush`] when it has something to do.
+    #[inline(never)]
+    fn flush_slow(&mut self, vcpu: usize, lrs: &mut impl ListRegisters) -> Result<bool, VgicError> {
+        let tracked = self.vcpus.get(vcpu).ok_or(VgicError::NoSuchVcpu)?;
+        let in_use = tracked.list_registers_in_use != 0;
         if in_use {
             self.sync(vcpu, lrs)?;
         }

@@ -41,6 +41,7 @@ enum GicrRegister {
 }
 
 /// Splits an offset into the region into (vCPU, decoded register).
+#[inline(always)]
 fn decode(
     region_offset: u64,
     width: AccessWidth,
@@ -88,6 +89,7 @@ fn decode(
 impl Vgic {
     /// A guest read of `width` at `region_offset` into the cell's redistributor region
     /// (vCPU = `region_offset` / 0x2_0000). Offsets past the last vCPU are an error.
+    #[inline(always)]
     pub fn redistributor_read(
         &self,
         region_offset: u64,
@@ -124,6 +126,7 @@ impl Vgic {
     /// A guest write of `width` at `region_offset` into the cell's redistributor region.
     /// Returns the vCPUs that have a newly deliverable interrupt: kick each one other than the
     /// caller's.
+    #[inline(always)]
     pub fn redistributor_write(
         &mut self,
         region_offset: u64,
