@@ -1,0 +1,204 @@
+//! Hostile-guest attacks (`test=attack name=a,b,c`): each tries one way of escaping the cell or
+//! breaking cellvisor, checks what it got back (an SMCCC error, an injected abort, an undefined
+//! instruction, RAZ/WI emulation) and prints `test-guest: attack <name>: ok (...)` or
+//! `test-guest: attack <name>: FAIL ...`; the run ends with `test-guest: attack-suite: N attacks,
+//! M ok`. Attacks that never return (`system-off`, `bogus-sp`) run after that line; `bogus-vbar`
+//! only launches vCPU 1 into its endless exception loop. The QEMU side is tests/tests/hostile.rs.
+//!
+//! While attacks run, VBAR_EL1 points at a recording vector table: every exception taken at EL1 is
+//! counted with its ESR/FAR, and a synchronous one resumes at the next instruction (an instruction
+//! abort resumes at x30, so branch probes use `blr`). Every probe is one instruction in its own
+//! `asm!` block, so "did it trap" is "did the count change".
+
+#[macro_use]
+mod probe;
+
+mod exceptions;
+mod floods;
+mod gic;
+mod hypercalls;
+mod memory;
+mod mmio;
+mod power;
+mod registers;
+
+use crate::psci;
+use cellvisor_guest_support::println;
+
+use exceptions::{bogus_stack, bogus_vbar, bogus_vbar_secondary};
+use floods::{fault_flood, hvc_flood, wfi_storm};
+use gic::{gic_distributor, gic_redistributors, gic_sgi};
+use hypercalls::smccc;
+use memory::foreign_ram;
+use mmio::{mmio_no_syndrome, uart};
+use power::{psci_cpu_on, psci_race_secondary, system_off_from_vcpu1, system_reset};
+use probe::install_vectors;
+use registers::{sysregs, timer};
+
+/// Prefix of every attack line.
+const PREFIX: &str = "test-guest: attack ";
+/// CPU_ON context ids for vCPU 1 jobs: this tag in bits 63:16, the job in 15:0.
+const CONTEXT_TAG: u64 = 0xA77A_C000_0000_0000;
+const JOB_PSCI_RACE: u64 = 1;
+const JOB_BOGUS_VBAR: u64 = 2;
+const JOB_SYSTEM_OFF: u64 = 3;
+
+/// The attacks `name=` may list, in the order they run.
+const ATTACKS: [&str; 18] = [
+    "foreign-ram",
+    "gic-distributor",
+    "gic-redistributors",
+    "uart",
+    "mmio-no-syndrome",
+    "smccc",
+    "psci-cpu-on",
+    "sysregs",
+    "timer",
+    "gic-sgi",
+    "wfi-storm",
+    "hvc-flood",
+    "fault-flood",
+    "system-reset",
+    "bogus-vbar",
+    // The two below never return; they run after the suite line.
+    "system-off",
+    "bogus-sp",
+    "all",
+];
+
+/// ESR_EL1.EC values the attacks tell apart.
+const EC_UNKNOWN: u64 = 0x00;
+const EC_INSTRUCTION_ABORT_SAME_EL: u64 = 0x21;
+const EC_DATA_ABORT_SAME_EL: u64 = 0x25;
+
+/// The PL011 every cell sees, its flag register and a peripheral ID register.
+const UART: u64 = 0x0900_0000;
+/// GICv3 distributor, redistributors and ITS as QEMU `virt` places them.
+const GICD: u64 = 0x0800_0000;
+const GICR: u64 = 0x080A_0000;
+const GICR_FRAME: u64 = 0x2_0000;
+const GICR_REGION_END: u64 = 0x0900_0000;
+const GITS: u64 = 0x0808_0000;
+/// The vUART's interrupt (SPI 1): the only SPI a test cell owns.
+const UART_INTID: u32 = 33;
+/// The attacker's RAM (guest-physical) and the marker `system-reset` keeps across resets (below
+/// the device tree cellvisor puts in the last 2 MiB).
+const RAM_BASE: u64 = 0x4000_0000;
+const RAM_END: u64 = 0x4400_0000;
+const RESET_MARKER: u64 = 0x43D0_0000;
+const RESET_MAGIC: u64 = 0x5245_5345_5443_4E54;
+/// CELLVISOR_VERSION (SMC64) and what it answers.
+const CELLVISOR_VERSION: u32 = 0xC600_0000;
+const CELLVISOR_ABI: i64 = 0x1_0000;
+const ON_PENDING: i64 = -5;
+
+/// A verdict: `Ok(what happened)` or `Err(what went wrong)`.
+type Verdict = Result<&'static str, &'static str>;
+
+/// The `name=` list if the bootargs select `test=attack`.
+pub fn requested(bootargs: &str) -> Option<&str> {
+    let mut words = bootargs.split_ascii_whitespace();
+    if !words.clone().any(|word| word == "test=attack") {
+        return None;
+    }
+    Some(
+        words
+            .find_map(|word| word.strip_prefix("name="))
+            .unwrap_or("all"),
+    )
+}
+
+fn selected(names: &str, attack: &str) -> bool {
+    names
+        .split(',')
+        .any(|name| name == attack || (name == "all" && !never_returns(attack) && !loops(attack)))
+}
+
+fn never_returns(attack: &str) -> bool {
+    matches!(attack, "system-off" | "bogus-sp")
+}
+
+/// Attacks that leave a vCPU looping (or reset the cell): not part of `all`.
+fn loops(attack: &str) -> bool {
+    matches!(attack, "system-reset" | "bogus-vbar" | "all")
+}
+
+/// Runs the attacks `names` lists (comma-separated, or `all`), then powers the cell off.
+pub fn run(names: &str) -> ! {
+    install_vectors();
+    for name in names.split(',').filter(|name| !ATTACKS.contains(name)) {
+        println!("{PREFIX}{name}: FAIL unknown attack");
+    }
+    let (mut count, mut ok) = (0u32, 0u32);
+    for attack in ATTACKS
+        .into_iter()
+        .filter(|attack| selected(names, attack) && !never_returns(attack))
+    {
+        println!("{PREFIX}{attack}: start");
+        count += 1;
+        match run_one(attack) {
+            Ok(what) => {
+                ok += 1;
+                println!("{PREFIX}{attack}: ok ({what})");
+            }
+            Err(what) => println!("{PREFIX}{attack}: FAIL {what}"),
+        }
+    }
+    println!("test-guest: attack-suite: {count} attacks, {ok} ok");
+    // At most one of them runs: neither returns.
+    if let Some(attack) = ATTACKS
+        .into_iter()
+        .find(|attack| selected(names, attack) && never_returns(attack))
+    {
+        println!("{PREFIX}{attack}: start");
+        match attack {
+            "system-off" => system_off_from_vcpu1(),
+            _ => bogus_stack(),
+        }
+    }
+    println!("{}", crate::lines::DONE);
+    psci::system_off()
+}
+
+fn run_one(attack: &str) -> Verdict {
+    match attack {
+        "foreign-ram" => foreign_ram(),
+        "gic-distributor" => gic_distributor(),
+        "gic-redistributors" => gic_redistributors(),
+        "uart" => uart(),
+        "mmio-no-syndrome" => mmio_no_syndrome(),
+        "smccc" => smccc(),
+        "psci-cpu-on" => psci_cpu_on(),
+        "sysregs" => sysregs(),
+        "timer" => timer(),
+        "gic-sgi" => gic_sgi(),
+        "wfi-storm" => wfi_storm(),
+        "hvc-flood" => hvc_flood(),
+        "fault-flood" => fault_flood(),
+        "system-reset" => system_reset(),
+        "bogus-vbar" => bogus_vbar(),
+        _ => Err("not an attack"),
+    }
+}
+
+/// Whether `context_id` (from CPU_ON) is an attack job for vCPU 1; runs it if so.
+pub fn secondary(context_id: u64) {
+    if context_id & !0xFFFF != CONTEXT_TAG {
+        return;
+    }
+    match context_id & 0xFFFF {
+        JOB_PSCI_RACE => {
+            install_vectors();
+            psci_race_secondary()
+        }
+        JOB_BOGUS_VBAR => bogus_vbar_secondary(),
+        JOB_SYSTEM_OFF => {
+            let result = psci::hvc(psci::SYSTEM_OFF, 0, 0, 0);
+            println!("{PREFIX}system-off: FAIL SYSTEM_OFF from vcpu 1 returned {result}");
+            psci::park()
+        }
+        _ => {}
+    }
+}
+
+const _: () = assert!(RAM_BASE < RESET_MARKER && RESET_MARKER < RAM_END);

@@ -1,0 +1,280 @@
+//! [`FakeBoard`]: the fake machine its CPUs share (RAM, GIC, device registers) and the effect log.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Instant;
+use std::vec::Vec;
+
+use crate::board::MemRange;
+use crate::core::inject::Injection;
+use crate::dev::mmio::AccessWidth;
+use crate::mem::addr::PhysAddr;
+
+use super::WAIT_LIMIT;
+use super::cpu::FakeCpu;
+use super::gic::{FakeGic, Spi};
+use super::ram::FakeRam;
+
+/// Who deactivated a physical interrupt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Deactivator {
+    /// The hypervisor on the interrupt's CPU (`VcpuHardware::deactivate`, ICC_DIR_EL1).
+    Hypervisor,
+    /// The hypervisor through the distributor (`Machine::deactivate_interrupt`).
+    Distributor,
+    /// The guest's deactivation of the hardware-linked virtual interrupt.
+    Guest,
+}
+
+/// One effect of the core on the fake hardware.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// `Machine::write_memory`.
+    MemoryWritten {
+        /// Where.
+        address: PhysAddr,
+        /// How many bytes.
+        length: u64,
+    },
+    /// `Machine::zero_memory`.
+    MemoryZeroed {
+        /// Where.
+        address: PhysAddr,
+        /// How many bytes.
+        length: u64,
+    },
+    /// `Machine::count_nonzero`.
+    MemoryVerified {
+        /// Where.
+        address: PhysAddr,
+        /// How many bytes.
+        length: u64,
+        /// The answer.
+        nonzero: u64,
+    },
+    /// `Machine::spi_set_enabled`.
+    SpiEnabled {
+        /// The SPI.
+        intid: u32,
+        /// Enabled or disabled.
+        enabled: bool,
+    },
+    /// `Machine::spi_set_priority`.
+    SpiPriority {
+        /// The SPI.
+        intid: u32,
+        /// Its priority.
+        priority: u8,
+    },
+    /// `Machine::spi_set_edge_triggered`.
+    SpiTrigger {
+        /// The SPI.
+        intid: u32,
+        /// Edge-triggered.
+        edge: bool,
+    },
+    /// `Machine::spi_route`.
+    SpiRouted {
+        /// The SPI.
+        intid: u32,
+        /// The physical CPU.
+        cpu: usize,
+    },
+    /// `Machine::device_read`.
+    DeviceRead {
+        /// Where.
+        address: PhysAddr,
+        /// How wide.
+        width: AccessWidth,
+    },
+    /// `Machine::device_write`.
+    DeviceWritten {
+        /// Where.
+        address: PhysAddr,
+        /// How wide.
+        width: AccessWidth,
+        /// What.
+        value: u64,
+    },
+    /// `VcpuHardware::prepare`.
+    Prepared {
+        /// The cell's index.
+        cell: usize,
+        /// The vCPU.
+        vcpu: usize,
+    },
+    /// `VcpuHardware::enter`: the guest runs (what it saw is in [`FakeCpu::entries`]).
+    Entered,
+    /// `VcpuHardware::quiesce`: the vCPU left its guest for good.
+    Quiesced,
+    /// `VcpuHardware::write_injection`.
+    Injected(Injection),
+    /// `VcpuHardware::acknowledge_interrupt` returned `intid`.
+    Acknowledged {
+        /// The INTID.
+        intid: u32,
+    },
+    /// A physical interrupt was deactivated.
+    Deactivated {
+        /// The INTID.
+        intid: u32,
+        /// Whose (for SGIs and PPIs).
+        cpu: usize,
+        /// By whom.
+        by: Deactivator,
+    },
+    /// `VcpuHardware::wait_for_interrupt`.
+    WaitedForInterrupt,
+    /// `VcpuHardware::kick` of another CPU.
+    Kick {
+        /// The kicked CPU.
+        to: usize,
+    },
+    /// `VcpuHardware::sync_guest_memory`.
+    GuestMemorySynced {
+        /// The cell's index.
+        cell: usize,
+    },
+}
+
+/// An [`Event`] and the CPU whose fake caused it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    /// The physical CPU.
+    pub cpu: usize,
+    /// The effect.
+    pub event: Event,
+}
+
+/// The fake machine's state, behind [`FakeBoard`]'s lock.
+pub(super) struct State {
+    pub(super) ram: FakeRam,
+    pub(super) gic: FakeGic,
+    pub(super) events: Vec<Record>,
+    /// Per CPU: inside `enter` (its guest runs).
+    pub(super) running: Vec<bool>,
+    pub(super) device_registers: BTreeMap<u64, u64>,
+}
+
+/// What the CPUs of one [`FakeBoard`] share.
+pub(super) struct Shared {
+    pub(super) state: Mutex<State>,
+    pub(super) changed: Condvar,
+    pub(super) counter: AtomicU64,
+}
+
+/// The machine the fake CPUs share: RAM, the physical GIC, device registers, the event log.
+#[derive(Clone)]
+pub struct FakeBoard {
+    pub(super) shared: Arc<Shared>,
+}
+
+impl FakeBoard {
+    /// A machine with `cpu_count` CPUs whose RAM exists only in `ram` (the cells' ranges).
+    pub fn new(cpu_count: usize, ram: Vec<MemRange>) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                state: Mutex::new(State {
+                    ram: FakeRam::new(ram),
+                    gic: FakeGic::new(cpu_count),
+                    events: Vec::new(),
+                    running: vec![false; cpu_count],
+                    device_registers: BTreeMap::new(),
+                }),
+                changed: Condvar::new(),
+                counter: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// Fake CPU `index` of this machine.
+    pub fn cpu(&self, index: usize) -> FakeCpu {
+        assert!(index < self.lock().running.len(), "no CPU {index}");
+        FakeCpu::new(index, self.clone())
+    }
+
+    pub(super) fn lock(&self) -> MutexGuard<'_, State> {
+        self.shared
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Changes the state and wakes every waiting CPU.
+    pub(super) fn update<T>(&self, change: impl FnOnce(&mut State) -> T) -> T {
+        let result = change(&mut self.lock());
+        self.shared.changed.notify_all();
+        result
+    }
+
+    /// Blocks until `ready` holds; panics after [`WAIT_LIMIT`], naming `what` was awaited.
+    pub(super) fn wait_until(&self, what: &str, mut ready: impl FnMut(&State) -> bool) {
+        let deadline = Instant::now() + WAIT_LIMIT;
+        let mut state = self.lock();
+        while !ready(&state) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(!left.is_zero(), "fake: waited {WAIT_LIMIT:?} for {what}");
+            state = self
+                .shared
+                .changed
+                .wait_timeout(state, left)
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .0;
+        }
+    }
+
+    pub(super) fn record(&self, cpu: usize, event: Event) {
+        self.update(|state| state.events.push(Record { cpu, event }));
+    }
+
+    /// Every effect so far, in order.
+    pub fn events(&self) -> Vec<Record> {
+        self.lock().events.clone()
+    }
+
+    /// Forgets the effects so far (e.g. those of building the runtime).
+    pub fn clear_events(&self) {
+        self.lock().events.clear();
+    }
+
+    /// Reads fake RAM.
+    pub fn read_memory(&self, address: PhysAddr, length: u64) -> Vec<u8> {
+        self.lock().ram.read(address, length)
+    }
+
+    /// Writes fake RAM as a guest's store would (not an effect of the core, so not recorded).
+    pub fn guest_writes_memory(&self, address: PhysAddr, bytes: &[u8]) {
+        self.lock().ram.write(address, bytes);
+    }
+
+    /// Counts the non-zero bytes of fake RAM in a range.
+    pub fn nonzero_bytes(&self, address: PhysAddr, length: u64) -> u64 {
+        self.lock().ram.count_nonzero(address, length)
+    }
+
+    /// SPI `intid` as the core configured it.
+    pub fn spi(&self, intid: u32) -> Spi {
+        self.lock().gic.spi(intid)
+    }
+
+    /// Whether interrupt `intid` (for SGIs/PPIs: CPU `cpu`'s) is active at the physical GIC.
+    pub fn is_active(&self, cpu: usize, intid: u32) -> bool {
+        self.lock().gic.is_active(cpu, intid)
+    }
+
+    /// The interrupt CPU `cpu` would be signalled now.
+    pub fn highest_pending(&self, cpu: usize) -> Option<u32> {
+        self.lock().gic.highest_pending(cpu)
+    }
+
+    /// A device raises physical interrupt `intid` (an SGI/PPI of `cpu`, or an SPI).
+    pub fn raise(&self, cpu: usize, intid: u32) {
+        self.update(|state| state.gic.raise(cpu, intid));
+    }
+
+    /// Sets the value a passthrough device register reads as.
+    pub fn set_device_register(&self, address: PhysAddr, value: u64) {
+        self.lock().device_registers.insert(address.raw(), value);
+    }
+}

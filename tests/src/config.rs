@@ -1,0 +1,271 @@
+//! Where the built images are, and how QEMU is started: machine, devices and timeouts.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use crate::error::HarnessError;
+
+/// Built images and the QEMU to run them with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Artifacts {
+    /// Directory holding `qemu-virt.bin` and `bundle-<layout>.cpio` (`target/cellvisor`).
+    pub out_dir: PathBuf,
+    /// The `qemu-system-aarch64` binary.
+    pub qemu: PathBuf,
+}
+
+impl Artifacts {
+    /// Reads `CELLVISOR_OUT` and `CELLVISOR_QEMU`, which `cargo xtask test` sets.
+    pub fn from_env() -> Result<Artifacts, HarnessError> {
+        let out_dir = std::env::var_os("CELLVISOR_OUT").ok_or_else(|| {
+            HarnessError::Setup(
+                "CELLVISOR_OUT is not set: QEMU tests need built images, run `cargo xtask test`"
+                    .into(),
+            )
+        })?;
+        let qemu = std::env::var_os("CELLVISOR_QEMU").ok_or_else(|| {
+            HarnessError::Setup(
+                "CELLVISOR_QEMU is not set: QEMU tests need a checked QEMU, run `cargo xtask test`"
+                    .into(),
+            )
+        })?;
+        Ok(Artifacts {
+            out_dir: PathBuf::from(out_dir),
+            qemu: PathBuf::from(qemu),
+        })
+    }
+
+    /// The raw hypervisor image for the `qemu-virt` board.
+    pub fn hypervisor_image(&self) -> PathBuf {
+        self.out_dir.join("qemu-virt.bin")
+    }
+
+    /// The guest bundle (cpio newc) for a layout.
+    pub fn bundle(&self, layout: &str) -> PathBuf {
+        self.out_dir.join(format!("bundle-{layout}.cpio"))
+    }
+
+    /// Where transcripts are saved.
+    pub fn transcript_dir(&self) -> PathBuf {
+        self.out_dir.join("transcripts")
+    }
+}
+
+/// Layouts whose cells own QEMU's virtio devices (boards/qemu-virt: `virtio-disk` in slot 31 for
+/// corporate, `virtio-net` in slot 30 for personal): [`QemuConfig::new`] attaches the devices for
+/// them.
+pub const PASSTHROUGH_LAYOUTS: &[&str] = &["linux"];
+
+/// File name of the corporate cell's disk image in the output directory (`cargo xtask build`
+/// makes it: 64 MiB, ext2).
+pub const CORPORATE_DISK: &str = "corporate-disk.img";
+
+/// QEMU arguments for a headless run with the serial console on stdio: no display, no monitor
+/// (so every input byte reaches the UART unmodified) and no reboot (a reset ends QEMU).
+pub const HEADLESS_SERIAL_ARGS: [&str; 7] = [
+    "-display",
+    "none",
+    "-serial",
+    "stdio",
+    "-monitor",
+    "none",
+    "-no-reboot",
+];
+
+/// QEMU arguments for the passed-through devices, in the order that puts them in the right
+/// virtio-mmio slots (`-device virtio-*-device` fills slots from the top): first the virtio-blk disk
+/// on `disk` (slot 31, INTID 79), then virtio-net with QEMU user networking (slot 30, INTID 78;
+/// nothing outside the machine is reachable except through QEMU's NAT). With `snapshot`, the disk's
+/// writes go to a temporary overlay that lives as long as QEMU: tests can run in parallel on one
+/// image (and next to an interactive run) and leave it unchanged.
+pub fn passthrough_device_args(disk: &Path, snapshot: bool) -> Vec<String> {
+    // QEMU's option syntax escapes a comma by doubling it.
+    let file = disk.to_string_lossy().replace(',', ",,");
+    // The snapshot opens the image read-only and without locks, so it also works while an
+    // interactive `cargo xtask run` holds the image's write lock.
+    let snapshot = if snapshot {
+        ",snapshot=on,file.locking=off"
+    } else {
+        ""
+    };
+    vec![
+        "-drive".to_owned(),
+        format!("file={file},if=none,format=raw,id=disk0{snapshot}"),
+        "-device".to_owned(),
+        "virtio-blk-device,drive=disk0".to_owned(),
+        "-netdev".to_owned(),
+        "user,id=net0".to_owned(),
+        "-device".to_owned(),
+        "virtio-net-device,netdev=net0".to_owned(),
+    ]
+}
+
+/// How to start QEMU. Build one with [`QemuConfig::new`] (or `Default`, the `linux` layout) and
+/// change fields with struct-update syntax.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QemuConfig {
+    /// Cell layout, passed to cellvisor as `cellvisor.layout=<layout>`; also selects the bundle.
+    pub layout: String,
+    /// `-smp`.
+    pub smp: u32,
+    /// `-m`, in MiB.
+    pub memory_mib: u32,
+    /// Run with `-icount shift=0` (deterministic: one instruction is one nanosecond).
+    pub icount: bool,
+    /// `-cpu`.
+    pub cpu: String,
+    /// Appended to the hypervisor command line after `cellvisor.layout=<layout>`.
+    pub hypervisor_args: String,
+    /// Appended to the QEMU command line.
+    pub extra_args: Vec<String>,
+    /// Use this bundle instead of `<out_dir>/bundle-<layout>.cpio`.
+    pub bundle: Option<PathBuf>,
+    /// Attach the passthrough devices ([`passthrough_device_args`] on `<out_dir>/`[`CORPORATE_DISK`],
+    /// as a snapshot); [`QemuConfig::new`] sets it for [`PASSTHROUGH_LAYOUTS`].
+    pub passthrough_devices: bool,
+}
+
+impl QemuConfig {
+    /// The default machine (`-smp 4 -m 2G`, `-cpu max,sve=off,sme=off`) running `layout`.
+    pub fn new(layout: &str) -> QemuConfig {
+        QemuConfig {
+            layout: layout.to_owned(),
+            smp: 4,
+            memory_mib: 2048,
+            icount: false,
+            cpu: "max,sve=off,sme=off".to_owned(),
+            hypervisor_args: String::new(),
+            extra_args: Vec::new(),
+            bundle: None,
+            passthrough_devices: PASSTHROUGH_LAYOUTS.contains(&layout),
+        }
+    }
+
+    /// The hypervisor's command line (`-append`).
+    pub fn hypervisor_command_line(&self) -> String {
+        let mut line = format!("cellvisor.layout={}", self.layout);
+        if !self.hypervisor_args.trim().is_empty() {
+            line.push(' ');
+            line.push_str(self.hypervisor_args.trim());
+        }
+        line
+    }
+
+    /// QEMU's arguments (without the program), serial on stdio and no monitor, so every input byte
+    /// reaches the UART unmodified.
+    pub fn qemu_args(&self, artifacts: &Artifacts) -> Vec<String> {
+        let bundle = self
+            .bundle
+            .clone()
+            .unwrap_or_else(|| artifacts.bundle(&self.layout));
+        let mut args: Vec<String> = [
+            "-M",
+            "virt,virtualization=on,gic-version=3",
+            "-cpu",
+            &self.cpu,
+            "-smp",
+            &self.smp.to_string(),
+            "-m",
+            &format!("{}M", self.memory_mib),
+        ]
+        .iter()
+        .chain(&HEADLESS_SERIAL_ARGS)
+        .chain(&[
+            "-kernel",
+            &artifacts.hypervisor_image().to_string_lossy(),
+            "-initrd",
+            &bundle.to_string_lossy(),
+            "-append",
+            &self.hypervisor_command_line(),
+        ])
+        .map(|s| s.to_string())
+        .collect();
+        if self.icount {
+            args.extend(["-icount".to_owned(), "shift=0".to_owned()]);
+        }
+        if self.passthrough_devices {
+            args.extend(passthrough_device_args(
+                &artifacts.out_dir.join(CORPORATE_DISK),
+                true,
+            ));
+        }
+        args.extend(self.extra_args.iter().cloned());
+        args
+    }
+}
+
+impl Default for QemuConfig {
+    fn default() -> Self {
+        QemuConfig::new("linux")
+    }
+}
+
+/// Multiplies a timeout by `CELLVISOR_TIMEOUT_SCALE` (default 1).
+pub fn scaled(timeout: Duration) -> Duration {
+    static SCALE: OnceLock<f64> = OnceLock::new();
+    let scale = *SCALE.get_or_init(|| {
+        std::env::var("CELLVISOR_TIMEOUT_SCALE")
+            .ok()
+            .and_then(|value| value.trim().parse::<f64>().ok())
+            .filter(|scale| scale.is_finite() && *scale > 0.0)
+            .unwrap_or(1.0)
+    });
+    timeout.mul_f64(scale)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn linux_layout_gets_the_disk_first_then_the_network() {
+        let artifacts = Artifacts {
+            out_dir: PathBuf::from("/out"),
+            qemu: PathBuf::from("qemu-system-aarch64"),
+        };
+        let args = QemuConfig::new("linux").qemu_args(&artifacts).join(" ");
+        let disk = "-drive file=/out/corporate-disk.img,if=none,format=raw,id=disk0,snapshot=on,\
+                    file.locking=off -device virtio-blk-device,drive=disk0";
+        let net = "-netdev user,id=net0 -device virtio-net-device,netdev=net0";
+        assert!(args.contains(&format!("{disk} {net}")), "{args}");
+        let interactive = passthrough_device_args(Path::new("/a,b/disk.img"), false).join(" ");
+        assert!(interactive.starts_with("-drive file=/a,,b/disk.img,if=none,format=raw,id=disk0 "));
+        assert!(!QemuConfig::new("test-guests").passthrough_devices);
+    }
+
+    #[test]
+    fn qemu_command_line_has_serial_on_stdio_and_the_layout() {
+        let artifacts = Artifacts {
+            out_dir: PathBuf::from("/out"),
+            qemu: PathBuf::from("qemu-system-aarch64"),
+        };
+        let config = QemuConfig {
+            icount: true,
+            hypervisor_args: "loglevel=debug".into(),
+            extra_args: vec!["-s".into()],
+            ..QemuConfig::new("test-guests")
+        };
+        let args = config.qemu_args(&artifacts).join(" ");
+        assert!(args.contains(
+            "-M virt,virtualization=on,gic-version=3 -cpu max,sve=off,sme=off -smp 4 -m 2048M"
+        ));
+        assert!(args.contains("-display none -serial stdio -monitor none"));
+        assert!(args.contains("-kernel /out/qemu-virt.bin -initrd /out/bundle-test-guests.cpio"));
+        assert!(args.contains("-append cellvisor.layout=test-guests loglevel=debug"));
+        assert!(!args.contains("virtio"));
+        assert!(args.ends_with("-icount shift=0 -s"));
+        assert!(!args.contains("-nographic"));
+    }
+
+    #[test]
+    fn missing_environment_names_the_command_to_run() {
+        // Only meaningful when the variables are absent (plain `cargo test`).
+        if std::env::var_os("CELLVISOR_OUT").is_none() {
+            let message = Artifacts::from_env()
+                .expect_err("no environment")
+                .to_string();
+            assert!(message.contains("cargo xtask test"), "{message}");
+        }
+    }
+}

@@ -1,0 +1,273 @@
+//! The console transcript: escape-sequence filtering, line search and the buffer QEMU's readers fill.
+
+use std::io::Read;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::{self, JoinHandle};
+
+/// A line of the transcript that matched.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Match {
+    /// The whole line containing the match, without its newline.
+    pub line: String,
+    /// Transcript offset of the first byte of the line.
+    pub line_start: usize,
+    /// Transcript offset just past the line (past its newline, if it had one yet).
+    pub line_end: usize,
+}
+
+/// Removes ANSI escape sequences and carriage returns from a byte stream fed in arbitrary chunks.
+#[derive(Clone, Debug, Default)]
+pub struct ConsoleFilter {
+    state: FilterState,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum FilterState {
+    #[default]
+    Text,
+    /// Seen ESC.
+    Escape,
+    /// Inside `ESC [ ...` until a final byte (0x40..=0x7e).
+    ControlSequence,
+    /// Inside `ESC ] ...` until BEL or `ESC \`.
+    OperatingSystemCommand,
+    /// Inside an OSC, seen ESC.
+    OperatingSystemCommandEscape,
+}
+
+impl ConsoleFilter {
+    /// Appends the printable part of `input` to `output`.
+    pub fn feed(&mut self, input: &[u8], output: &mut Vec<u8>) {
+        for &byte in input {
+            self.state = match (self.state, byte) {
+                (FilterState::Text, 0x1b) => FilterState::Escape,
+                (FilterState::Text, b'\r') => FilterState::Text,
+                (FilterState::Text, _) => {
+                    output.push(byte);
+                    FilterState::Text
+                }
+                (FilterState::Escape, b'[') => FilterState::ControlSequence,
+                (FilterState::Escape, b']') => FilterState::OperatingSystemCommand,
+                // Two-byte sequences (ESC 7, ESC c, ...): drop both bytes.
+                (FilterState::Escape, _) => FilterState::Text,
+                (FilterState::ControlSequence, 0x40..=0x7e) => FilterState::Text,
+                (FilterState::ControlSequence, _) => FilterState::ControlSequence,
+                (FilterState::OperatingSystemCommand, 0x07) => FilterState::Text,
+                (FilterState::OperatingSystemCommand, 0x1b) => {
+                    FilterState::OperatingSystemCommandEscape
+                }
+                (FilterState::OperatingSystemCommand, _) => FilterState::OperatingSystemCommand,
+                (FilterState::OperatingSystemCommandEscape, _) => FilterState::Text,
+            };
+        }
+    }
+}
+
+/// Finds `needle` in `text` at or after `since`; returns the line around it.
+pub fn find_line(text: &[u8], needle: &str, since: usize) -> Option<Match> {
+    let since = since.min(text.len());
+    let needle = needle.as_bytes();
+    if needle.is_empty() {
+        return None;
+    }
+    let position = text[since..]
+        .windows(needle.len())
+        .position(|window| window == needle)?
+        + since;
+    let line_start = text[..position]
+        .iter()
+        .rposition(|&byte| byte == b'\n')
+        .map_or(0, |newline| newline + 1);
+    let (line_stop, line_end) = match text[position..].iter().position(|&byte| byte == b'\n') {
+        Some(offset) => (position + offset, position + offset + 1),
+        None => (text.len(), text.len()),
+    };
+    Some(Match {
+        line: String::from_utf8_lossy(&text[line_start..line_stop]).into_owned(),
+        line_start,
+        line_end,
+    })
+}
+
+/// The last `count` lines of `text`.
+pub fn last_lines(text: &str, count: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(count)..].join("\n")
+}
+
+/// Removes a console prefix `[cell] ` from a line, if present.
+pub fn strip_cell_prefix<'a>(line: &'a str, cell: &str) -> &'a str {
+    let prefix = format!("[{cell}]");
+    match line.find(&prefix) {
+        Some(index) => line[index + prefix.len()..]
+            .strip_prefix(' ')
+            .unwrap_or(&line[index + prefix.len()..]),
+        None => line,
+    }
+}
+
+/// What the reader threads collected so far.
+#[derive(Default)]
+pub(crate) struct TranscriptState {
+    /// Console output, cleaned.
+    pub(crate) text: Vec<u8>,
+    /// QEMU's stderr, verbatim.
+    pub(crate) stderr: Vec<u8>,
+    /// The serial reader reached end of file (QEMU exited or closed stdout).
+    pub(crate) closed: bool,
+}
+
+/// The transcript shared between a [`Machine`](crate::Machine) and its reader threads.
+pub(crate) struct Transcript {
+    pub(crate) state: Mutex<TranscriptState>,
+    pub(crate) changed: Condvar,
+}
+
+impl Transcript {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, TranscriptState> {
+        // A reader thread that panicked cannot leave the buffer half-written: keep using it.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// The lines of `body` that `cell` printed, prefixes removed; all lines if none carries a prefix
+/// (a guest running without cellvisor).
+///
+/// Kernel log lines (`[   12.345678] ...`) are dropped too: the cell's own kernel may print to the
+/// same console while a command runs (e.g. personal's network coming up), and they are never a
+/// command's output (read `dmesg -t` rather than `dmesg` through
+/// [`Machine::shell`](crate::Machine::shell)).
+pub(crate) fn cell_output(body: &str, cell: &str) -> String {
+    let prefix = format!("[{cell}]");
+    let prefixed = body.lines().any(|line| line.starts_with(&prefix));
+    body.lines()
+        .filter(|line| !prefixed || line.starts_with(&prefix))
+        .map(|line| strip_cell_prefix(line, cell))
+        .filter(|line| !is_kernel_log_line(line))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Whether `line` is a timestamped Linux kernel message: `[`, optional spaces, digits, `.`, digits, `]`.
+fn is_kernel_log_line(line: &str) -> bool {
+    let Some(rest) = line.strip_prefix('[') else {
+        return false;
+    };
+    let Some((stamp, _)) = rest.split_once(']') else {
+        return false;
+    };
+    let Some((seconds, fraction)) = stamp.trim_start().split_once('.') else {
+        return false;
+    };
+    !seconds.is_empty()
+        && !fraction.is_empty()
+        && seconds.bytes().all(|byte| byte.is_ascii_digit())
+        && fraction.bytes().all(|byte| byte.is_ascii_digit())
+}
+
+/// The number after `marker` in `line`, or -1.
+pub(crate) fn exit_code(line: &str, marker: &str) -> i32 {
+    line.split_once(marker)
+        .and_then(|(_, code)| code.trim().parse::<i32>().ok())
+        .unwrap_or(-1)
+}
+
+/// Starts a thread that copies `source` into `transcript`: filtered into the console text when
+/// `is_console`, else verbatim into QEMU's stderr.
+pub(crate) fn spawn_reader(
+    mut source: impl Read + Send + 'static,
+    transcript: Arc<Transcript>,
+    is_console: bool,
+) -> JoinHandle<()> {
+    thread::spawn(move || {
+        let mut filter = ConsoleFilter::default();
+        let mut buffer = [0u8; 4096];
+        loop {
+            let count = match source.read(&mut buffer) {
+                Ok(0) | Err(_) => break,
+                Ok(count) => count,
+            };
+            let mut state = transcript.lock();
+            if is_console {
+                filter.feed(&buffer[..count], &mut state.text);
+            } else {
+                state.stderr.extend_from_slice(&buffer[..count]);
+            }
+            drop(state);
+            transcript.changed.notify_all();
+        }
+        if is_console {
+            transcript.lock().closed = true;
+            transcript.changed.notify_all();
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filter_drops_colour_codes_and_carriage_returns_across_chunks() {
+        let mut filter = ConsoleFilter::default();
+        let mut output = Vec::new();
+        filter.feed(b"\x1b[1;3", &mut output);
+        filter.feed(b"2m[personal]\x1b[0m hello\r\n", &mut output);
+        filter.feed(b"\x1b]0;title\x07done\x1b7!\n", &mut output);
+        assert_eq!(output, b"[personal] hello\ndone!\n");
+    }
+
+    #[test]
+    fn find_line_returns_whole_line_and_respects_since() {
+        let text = b"boot\n[personal] cellvisor-ready: personal uptime=1.5\n[corporate] x\n[personal] cellvisor-ready: personal uptime=9\n";
+        let first = find_line(text, "cellvisor-ready: personal", 0).expect("first banner");
+        assert_eq!(
+            first.line,
+            "[personal] cellvisor-ready: personal uptime=1.5"
+        );
+        assert_eq!(&text[first.line_start..first.line_start + 4], b"[per");
+        let second =
+            find_line(text, "cellvisor-ready: personal", first.line_end).expect("second banner");
+        assert!(second.line.ends_with("uptime=9"));
+        assert!(find_line(text, "cellvisor-ready: personal", second.line_end).is_none());
+        assert!(find_line(text, "", 0).is_none());
+        assert!(find_line(text, "boot", 1000).is_none());
+    }
+
+    #[test]
+    fn unfinished_line_ends_at_transcript_end() {
+        let found = find_line(b"a\nhalf a li", "half", 0).expect("match");
+        assert_eq!(found.line, "half a li");
+        assert_eq!(found.line_end, 11);
+    }
+
+    #[test]
+    fn shell_output_keeps_the_cells_lines_only() {
+        let body = "[personal] 2\n[corporate] noise\n[personal] second\n";
+        assert_eq!(cell_output(body, "personal"), "2\nsecond");
+        assert_eq!(cell_output("2\n", "personal"), "2");
+        let with_kernel = "[personal] [   14.103212] IPv6: ADDRCONF(NETDEV_CHANGE): eth0: link becomes ready\n[personal] 2\n";
+        assert_eq!(cell_output(with_kernel, "personal"), "2");
+        assert!(!is_kernel_log_line("[1] not a stamp"));
+        assert!(!is_kernel_log_line("[ .5] nor this"));
+        assert!(is_kernel_log_line("[12.5] x"));
+        assert_eq!(
+            exit_code("[personal] cellvisor-end-3 127", "cellvisor-end-3 "),
+            127
+        );
+        assert_eq!(
+            exit_code("[personal] cellvisor-end-3 ", "cellvisor-end-3 "),
+            -1
+        );
+    }
+
+    #[test]
+    fn prefixes_and_tails() {
+        assert_eq!(strip_cell_prefix("[corporate] 2", "corporate"), "2");
+        assert_eq!(strip_cell_prefix("plain", "corporate"), "plain");
+        assert_eq!(last_lines("a\nb\nc\n", 2), "b\nc");
+        assert_eq!(last_lines("", 2), "");
+    }
+}
