@@ -21,7 +21,9 @@ use crate::core::exit::{self, Next};
 use crate::core::hardware::{ExitKind, Syndrome, VcpuHardware};
 use crate::core::lifecycle::CellState;
 use crate::core::smccc::{self, Caller, Dispatch, SmcccCall};
+use crate::dev::mmio::MmioAccess;
 use crate::dev::vgic::Direct;
+use crate::mem::addr::GuestPhysAddr;
 
 /// What the fast path did with an exit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,12 +80,13 @@ fn saved(n: u8) -> bool {
 #[inline(never)]
 fn trap<H: VcpuHardware + ?Sized>(running: &mut RunningVcpu<'_>, hardware: &mut H) -> Fast {
     let syndrome = hardware.syndrome();
-    let Some(rt) = esr::sgi1r_write(syndrome.esr) else {
-        return mmio(running, syndrome, hardware);
-    };
-    if !saved(rt) {
-        return Fast::Slow;
+    // Device accesses first: they are the most frequent trap.
+    if let Some(access) = esr::emulable_access(syndrome.esr, syndrome.far, syndrome.hpfar) {
+        return mmio(running, syndrome, access, hardware);
     }
+    let Some(rt) = esr::sgi1r_write(syndrome.esr).filter(|&rt| saved(rt)) else {
+        return Fast::Slow;
+    };
     let at = running.at;
     at.cell.count_exit(ExitReason::SysReg);
     let mut vgic = at.cell.devices.vgic();
@@ -112,13 +115,9 @@ fn trap<H: VcpuHardware + ?Sized>(running: &mut RunningVcpu<'_>, hardware: &mut 
 fn mmio<H: VcpuHardware + ?Sized>(
     running: &mut RunningVcpu<'_>,
     syndrome: Syndrome,
+    (ipa, write, access): (GuestPhysAddr, bool, MmioAccess),
     hardware: &mut H,
 ) -> Fast {
-    let Some((ipa, write, access)) =
-        esr::emulable_access(syndrome.esr, syndrome.far, syndrome.hpfar)
-    else {
-        return Fast::Slow;
-    };
     let at = running.at;
     let Some(device) = at.cell.devices.device_at(ipa) else {
         return Fast::Slow;
