@@ -350,16 +350,25 @@ The "per interrupt" goal is compared with the timer op: a physical PPI 27 taken 
 as a hardware-linked virtual interrupt while the guest spins.
 
 **Where the EL2 instructions go.** Traced with QEMU's `-d exec,nochain,in_asm -dfilter
-0x40200000..0x40400000` on the release image, each exit's translation blocks attributed to
-functions with `addr2line -i` (December 2026, 256 iterations; figures rounded). Every exit pays the
-world switch: 30 instructions to save the guest's 31 registers and return to the run loop, 28 to
-load them and ERET. A null hypercall (~200) adds the syndrome decode (~20), SMCCC dispatch (~60)
-and the vGIC's no-change check under its lock (~40). A timer interrupt (~540) adds reading back the
-list register of the previous interrupt (`sync`, ~70), acknowledging and dispatching the physical
-interrupt (~150: owner lookup, the vGIC lock, the model update), and refilling the list registers
-(`flush`, ~150: the candidate scan, the LR write, ICH_HCR_EL2). Reaching the ≤150 goal needs a
-direct path for hardware-linked private interrupts that writes the list register at once under one
-lock, without the rescan; that is not built yet.
+0x40200000..0x40400000` on the release image with the bench guest's `only=OP` bootargs (one
+operation per run), each exit's instructions attributed to functions with `addr2line` (December
+2026; figures rounded). The exits every guest takes all the time are answered by the fast path
+(`core::fast`) at the exception vector: it saves only the caller-saved registers (x0-x18, x30,
+ELR, SPSR: 21 instructions) and loads them back (17 with the ERET); x19-x29 never leave the CPU,
+and the run loop and its second register frame are not entered. A null hypercall (~97) adds the
+call into the fast path (~12), the ESR check (~8), SMCCC dispatch (~35), the exit counter (5) and
+the results (4). A timer interrupt (~143) adds acknowledging it with the priority drop (~11) and,
+under the vGIC lock, re-arming the list register that held the timer's previous, completed
+instance (~45): the list registers already hold everything else deliverable to the vCPU, which the
+vGIC tracks per vCPU, so no flush scan is needed. A trapped distributor write (~287) adds the
+syndrome decode and device lookup (~40), the distributor's IPRIORITYR emulation under the vGIC
+lock (~90, inlined from the bus to the bank registers) and the flush's inline check that nothing
+changed for the vCPU (~25). An IPI send (~392) is the ICC_SGI1R_EL1 trap, the vGIC's SGI
+emulation and the physical kick SGI to the sibling's CPU; the SGI is *posted* to the sibling, whose
+receive (~201) is the kick's acknowledge and deactivate plus writing the posted SGI straight into
+a free list register, again without a flush scan. Exits the fast path leaves to the run loop
+(PSCI, WFI, aborts outside the cell, console input, passthrough SPIs) pay about 60 more for the
+full register save and the run loop.
 
 **Deterministic mode.** `-icount shift=0,sleep=off`: one instruction is one nanosecond of virtual
 time and idle time jumps to the next timer deadline instead of following the host clock, so every

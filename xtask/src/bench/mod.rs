@@ -63,9 +63,9 @@ const OPS: [(&str, &str); 9] = [
 const GOALS: [(&str, &str, u64, u64); 5] = [
     ("null hypercall", "hvc", 100, 0),
     ("per interrupt (timer)", "timer", 150, 190),
-    ("trapped distributor write", "gicd_write", 400, 520),
+    ("trapped distributor write", "gicd_write", 300, 520),
     ("IPI send", "ipi:el2_send_median", 400, 520),
-    ("IPI receive", "ipi:el2_receive_median", 400, 590),
+    ("IPI receive", "ipi:el2_receive_median", 300, 590),
 ];
 
 /// Linux boot configurations, in the order runs alternate.

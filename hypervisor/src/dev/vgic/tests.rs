@@ -1281,3 +1281,157 @@ fn random_guest_accesses_never_leak_out_of_the_cell() {
         }
     }
 }
+
+/// The guest takes and completes (acknowledge, then EOI) every pending entry, as a handler does.
+fn guest_handles_everything(lrs: &mut FakeListRegisters) -> Vec<u32> {
+    let mut taken = Vec::new();
+    while let Some(intid) = lrs.guest_acknowledge() {
+        lrs.guest_eoi(intid);
+        taken.push(intid);
+    }
+    taken
+}
+
+#[test]
+fn direct_timer_forwarding_writes_what_inject_and_flush_would() {
+    // Two vGICs in the same state: one forwards the timer with the direct path, the other with
+    // `inject_hardware` + `flush`. What the guest sees in the list registers must be the same.
+    let (mut direct, mut physical) = enabled_vgic();
+    let (mut reference, mut physical_reference) = enabled_vgic();
+    let mut lrs = FakeListRegisters::new(4);
+    let mut reference_lrs = FakeListRegisters::new(4);
+    for (vgic, physical) in [
+        (&mut direct, &mut physical),
+        (&mut reference, &mut physical_reference),
+    ] {
+        enable_private(vgic, physical, 0, 1 << 27 | 1 << 3);
+        set_private_priority(vgic, physical, 0, 27, 0x40);
+    }
+    direct.flush(0, &mut lrs).unwrap();
+    reference.flush(0, &mut reference_lrs).unwrap();
+    for round in 0..4 {
+        // Round 2: another interrupt of the vCPU becomes pending first, so the direct path must
+        // not assume the list registers are complete.
+        if round == 2 {
+            direct.inject(3, 0).unwrap();
+            reference.inject(3, 0).unwrap();
+        }
+        let outcome = direct.forward_ppi_direct(0, 27, &mut lrs).unwrap();
+        if outcome == Direct::NeedsFlush {
+            direct.flush(0, &mut lrs).unwrap();
+        }
+        assert_eq!(
+            outcome == Direct::NeedsFlush,
+            round == 2,
+            "round {round}: {outcome:?}"
+        );
+        reference.inject_hardware(0, 27, 27).unwrap();
+        reference.flush(0, &mut reference_lrs).unwrap();
+        let mut seen = lrs.entries();
+        let mut expected = reference_lrs.entries();
+        seen.sort_unstable();
+        expected.sort_unstable();
+        assert_eq!(seen, expected, "round {round}");
+        let timer = lrs.entry(27).expect("the timer is in a list register");
+        assert!(timer.is_set(ICH_LR_EL2::HW));
+        assert_eq!(timer.read(ICH_LR_EL2::pINTID), 27);
+        assert_eq!(timer.read(ICH_LR_EL2::Priority), 0x40);
+        let mut taken = guest_handles_everything(&mut lrs);
+        let mut taken_reference = guest_handles_everything(&mut reference_lrs);
+        taken.sort_unstable();
+        taken_reference.sort_unstable();
+        assert_eq!(taken, taken_reference, "round {round}");
+        direct.assert_bookkeeping();
+    }
+    // A disabled timer is held, exactly as a flush would leave it.
+    for vgic in [&mut direct, &mut reference] {
+        vgic.redistributor_write(
+            redistributor(0, SGI_BASE + 0x0180),
+            Word,
+            1 << 27,
+            &mut physical,
+        )
+        .unwrap();
+    }
+    direct.flush(0, &mut lrs).unwrap();
+    let outcome = direct.forward_ppi_direct(0, 27, &mut lrs).unwrap();
+    assert_ne!(outcome, Direct::Written);
+    if outcome == Direct::NeedsFlush {
+        direct.flush(0, &mut lrs).unwrap();
+    }
+    assert!(lrs.entry(27).is_none(), "disabled: not delivered");
+    assert_eq!(
+        direct.redistributor_read(redistributor(0, SGI_BASE + 0x0200), Word),
+        Ok(1 << 27),
+        "but pending"
+    );
+    assert_eq!(
+        direct.forward_ppi_direct(0, 40, &mut lrs),
+        Err(VgicError::NotOwned(40)),
+        "only PPIs"
+    );
+}
+
+#[test]
+fn posted_sgi_is_delivered_at_the_kick_as_a_flush_would() {
+    let (mut vgic, mut physical) = enabled_vgic();
+    let mut receiver = FakeListRegisters::new(4);
+    for vcpu in 0..4 {
+        enable_private(&mut vgic, &mut physical, vcpu, 0xFFFF);
+    }
+    // The receiver's list registers are complete (it flushed, nothing changed since): the SGI is
+    // posted and written at its kick without a flush.
+    vgic.flush(1, &mut receiver).unwrap();
+    let kick = vgic.write_sgi1r(0, 2 << 24 | 0b10).unwrap();
+    assert_eq!(kick.iter().collect::<Vec<_>>(), vec![1]);
+    assert_eq!(vgic.deliver_posted(1, &mut receiver), Ok(true));
+    assert_eq!(receiver.entries(), vec![(2, 0b01)]);
+    assert_eq!(guest_handles_everything(&mut receiver), vec![2]);
+    vgic.assert_bookkeeping();
+    // The same SGI again while the guest has completed the first: sync takes it back, the next
+    // one is posted again.
+    vgic.sync(1, &mut receiver).unwrap();
+    vgic.flush(1, &mut receiver).unwrap();
+    vgic.write_sgi1r(0, 2 << 24 | 0b10).unwrap();
+    assert_eq!(vgic.deliver_posted(1, &mut receiver), Ok(true));
+    assert_eq!(receiver.entries(), vec![(2, 0b01)]);
+    // Something else changed for the receiver first (an SPI routed to it became pending): no
+    // shortcut, the flush delivers both.
+    vgic.sync(1, &mut receiver).unwrap();
+    enable_spi(&mut vgic, &mut physical, EDGE_SPI);
+    vgic.distributor_write(
+        GICD_IROUTER_OFFSET + u64::from(EDGE_SPI) * 8,
+        Doubleword,
+        1,
+        &mut physical,
+    )
+    .unwrap();
+    vgic.inject(EDGE_SPI, 1).unwrap();
+    vgic.write_sgi1r(0, 3 << 24 | 0b10).unwrap();
+    assert_eq!(vgic.deliver_posted(1, &mut receiver), Ok(false));
+    vgic.flush(1, &mut receiver).unwrap();
+    let mut entries: Vec<u32> = receiver.entries().iter().map(|&(intid, _)| intid).collect();
+    entries.sort_unstable();
+    assert_eq!(entries, vec![2, 3, EDGE_SPI]);
+    vgic.assert_bookkeeping();
+    // A posted SGI the receiver has disabled is held, not written.
+    guest_handles_everything(&mut receiver);
+    vgic.sync(1, &mut receiver).unwrap();
+    vgic.flush(1, &mut receiver).unwrap();
+    vgic.redistributor_write(
+        redistributor(1, SGI_BASE + 0x0180),
+        Word,
+        1 << 5,
+        &mut physical,
+    )
+    .unwrap();
+    vgic.flush(1, &mut receiver).unwrap();
+    vgic.write_sgi1r(0, 5 << 24 | 0b10).unwrap();
+    assert_eq!(vgic.deliver_posted(1, &mut receiver), Ok(true));
+    assert_eq!(receiver.entries(), vec![]);
+    assert_ne!(
+        vgic.redistributor_read(redistributor(1, SGI_BASE + 0x0200), Word),
+        Ok(0),
+        "held pending"
+    );
+}
