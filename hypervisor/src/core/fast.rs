@@ -71,7 +71,7 @@ pub fn synchronous<H: VcpuHardware + ?Sized>(
 /// Whether the fast path has the guest's register `n` (x0-x18 and x30 are saved at every exit;
 /// 31 is XZR).
 fn saved(n: u8) -> bool {
-    n < 19 || n >= 30
+    !(19..30).contains(&n)
 }
 
 /// A guest sending SGIs through ICC_SGI1R_EL1 with a register the fast path has: handled by the

@@ -166,6 +166,8 @@ cellvisor_guest_exit_common:
     cbnz    x0, 1f
     // Answered: load the caller-saved registers and ELR/SPSR back and return to the guest.
     mrs     x0, tpidr_el2
+    // Guest resume, shared with enter_guest: x0 = its GuestRegs, x19-x29 already the guest's.
+cellvisor_guest_resume:
     ldp     x2, x3, [x0, #{elr}]
     msr     elr_el2, x2
     msr     spsr_el2, x3
@@ -204,8 +206,8 @@ cellvisor_guest_exit_common:
     ret
 
     // enter_guest(x0 = *mut GuestRegs, x1 = *mut FastContext) -> exit kind. Saves x19-x30 and
-    // the context on the EL2 stack, points TPIDR_EL2 at the GuestRegs, loads ELR/SPSR and all 31
-    // guest registers, and ERETs.
+    // the context on the EL2 stack, points TPIDR_EL2 at the GuestRegs, loads the guest's x19-x29
+    // and takes the guest resume above for the rest (ELR/SPSR, x0-x18, x30, ERET).
     .global cellvisor_enter_guest
 cellvisor_enter_guest:
     sub     sp, sp, #{frame}
@@ -217,28 +219,13 @@ cellvisor_enter_guest:
     stp     x29, x30, [sp, #80]
     str     x1, [sp, #{context}]
     msr     tpidr_el2, x0
-    ldp     x1, x2, [x0, #{elr}]
-    msr     elr_el2, x1
-    msr     spsr_el2, x2
-    ldp     x2, x3, [x0, #16]
-    ldp     x4, x5, [x0, #32]
-    ldp     x6, x7, [x0, #48]
-    ldp     x8, x9, [x0, #64]
-    ldp     x10, x11, [x0, #80]
-    ldp     x12, x13, [x0, #96]
-    ldp     x14, x15, [x0, #112]
-    ldp     x16, x17, [x0, #128]
-    ldp     x18, x19, [x0, #144]
-    ldp     x20, x21, [x0, #160]
-    ldp     x22, x23, [x0, #176]
-    ldp     x24, x25, [x0, #192]
-    ldp     x26, x27, [x0, #208]
-    ldp     x28, x29, [x0, #224]
-    ldr     x30, [x0, #240]
-    ldp     x0, x1, [x0, #0]
-    eret
-    dsb     nsh
-    isb
+    ldp     x19, x20, [x0, #152]
+    ldp     x21, x22, [x0, #168]
+    ldp     x23, x24, [x0, #184]
+    ldp     x25, x26, [x0, #200]
+    ldp     x27, x28, [x0, #216]
+    ldr     x29, [x0, #232]
+    b       cellvisor_guest_resume
 "#,
     hyp_fault = sym super::boot::hyp_fault,
     fast_exit = sym super::cpu::cellvisor_fast_exit,

@@ -554,6 +554,12 @@ impl Vgic {
                 Route::Any => kick = VcpuSet::first(self.vcpus.len()),
                 Route::Vcpu(_) => kick.insert(self.target_of(irq, 0)),
             }
+        } else if irq.in_list_register && irq.enabled && self.group1_enabled && irq.pending() {
+            // Pending again while a list register of its holder still has the previous instance
+            // (which the guest may have completed since, unseen: a vCPU that spins never exits
+            // by itself). The holder must exit, so its sync takes the old instance back and its
+            // flush delivers the new one.
+            kick.insert(usize::from(irq.holder_vcpu));
         }
         kick
     }

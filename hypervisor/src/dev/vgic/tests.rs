@@ -1435,3 +1435,28 @@ fn posted_sgi_is_delivered_at_the_kick_as_a_flush_would() {
         "held pending"
     );
 }
+
+#[test]
+fn an_sgi_sent_while_its_previous_instance_is_in_a_list_register_kicks_the_holder() {
+    // The receiver spins: it took and completed the first SGI without an exit, so the vGIC still
+    // sees that instance in its list register. The second SGI must still kick it, or it would
+    // wait until the receiver exits for some other reason.
+    let (mut vgic, mut physical) = enabled_vgic();
+    let mut receiver = FakeListRegisters::new(4);
+    for vcpu in 0..2 {
+        enable_private(&mut vgic, &mut physical, vcpu, 0xFFFF);
+    }
+    vgic.flush(1, &mut receiver).unwrap();
+    for round in 0..3 {
+        let kick = vgic.write_sgi1r(0, 4 << 24 | 0b10).unwrap();
+        assert_eq!(kick.iter().collect::<Vec<_>>(), vec![1], "round {round}");
+        if vgic.deliver_posted(1, &mut receiver) != Ok(true) {
+            vgic.flush(1, &mut receiver).unwrap();
+        }
+        assert_eq!(
+            guest_handles_everything(&mut receiver),
+            vec![4],
+            "round {round}"
+        );
+    }
+}
