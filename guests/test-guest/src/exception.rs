@@ -1,5 +1,5 @@
-//! Exceptions: the data aborts the isolation probes expect are recorded and skipped; anything
-//! else is reported and powers the cell off.
+//! Exceptions: the data aborts the isolation probes expect are recorded and skipped, the IRQs of
+//! `test=sgis` go to its handler; anything else is reported and powers the cell off.
 
 use crate::entry::ExceptionFrame;
 use crate::lines;
@@ -12,6 +12,8 @@ pub const EC_DATA_ABORT_SAME_EL: u64 = 0x25;
 pub const DFSC_SYNC_EXTERNAL_ABORT: u64 = 0x10;
 /// Vector number (0..15, in table order) of "current EL with SP_ELx, synchronous" (offset 0x200).
 const CURRENT_EL_SPX_SYNC: u64 = 4;
+/// Vector number of "current EL with SP_ELx, IRQ" (offset 0x280).
+const CURRENT_EL_SPX_IRQ: u64 = 5;
 
 const VECTOR_NAMES: [&str; 16] = [
     "current EL SP0 sync",
@@ -113,6 +115,9 @@ fn far_el1() -> u64 {
 
 /// Called by the vector table with the saved registers and the vector number (0..15).
 pub extern "C" fn handle(frame: &mut ExceptionFrame, vector: u64) {
+    if vector == CURRENT_EL_SPX_IRQ && crate::sgis::handle_irq() {
+        return;
+    }
     let esr = esr_el1();
     let far = far_el1();
     let expected = vector == CURRENT_EL_SPX_SYNC

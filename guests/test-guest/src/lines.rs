@@ -28,6 +28,11 @@ pub const ABORT_INJECTED: &str = "test-guest: abort injected";
 pub const ISOLATION_OK: &str = "test-guest: isolation ok";
 /// `test-guest: heartbeat 3/20`.
 pub const HEARTBEAT: &str = "test-guest: heartbeat ";
+/// `test-guest: sgi-spin 10000/10000 in 812 ms`: SGIs a spinning vCPU 1 took, of those sent
+/// (`test=sgis`).
+pub const SGI_SPIN: &str = "test-guest: sgi-spin ";
+/// `test-guest: sgi-wfi 10000/10000 in 905 ms`: the same with vCPU 1 waiting in WFI between SGIs.
+pub const SGI_WFI: &str = "test-guest: sgi-wfi ";
 /// `test-guest: skipped invalid-address`: a check left out by `skip=`.
 pub const SKIPPED: &str = "test-guest: skipped ";
 /// The last line before PSCI SYSTEM_OFF.

@@ -16,6 +16,7 @@ mod exception;
 mod lines;
 mod options;
 mod psci;
+mod sgis;
 mod timer;
 
 use cellvisor_guest_support::{fdt, println};
@@ -73,6 +74,7 @@ extern "C" fn primary_main(device_tree: u64) -> ! {
             }
         }
         Mode::Heartbeat => heartbeat(&options),
+        Mode::Sgis => sgis::run(),
     }
     println!("{}", lines::DONE);
     psci::system_off()
@@ -81,6 +83,7 @@ extern "C" fn primary_main(device_tree: u64) -> ! {
 /// A secondary vCPU's Rust entry: `context_id` from CPU_ON, `index` = MPIDR_EL1.Aff0.
 extern "C" fn secondary_main(context_id: u64, index: u64) -> ! {
     attack::secondary(context_id);
+    sgis::secondary(context_id, index);
     if index == 1 && context_id == CONTEXT_ID {
         println!("{}", lines::VCPU1_ONLINE);
     } else {

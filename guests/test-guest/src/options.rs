@@ -1,4 +1,4 @@
-//! Test options from `/chosen/bootargs`: `test=all|heartbeat beats=N period_ms=N skip=a,b`.
+//! Test options from `/chosen/bootargs`: `test=all|heartbeat|sgis beats=N period_ms=N skip=a,b`.
 #![forbid(unsafe_code)]
 
 /// What the guest does after saying hello.
@@ -8,6 +8,8 @@ pub enum Mode {
     All,
     /// `test=heartbeat`: only print `beats` numbered heartbeats, one per `period_ms`, then power off.
     Heartbeat,
+    /// `test=sgis`: SGIs to a spinning, then to an idle vCPU 1, each counted (see `sgis`).
+    Sgis,
 }
 
 /// Parsed options.
@@ -35,6 +37,7 @@ impl<'a> Options<'a> {
             match word.split_once('=') {
                 Some(("test", "all")) => options.mode = Mode::All,
                 Some(("test", "heartbeat")) => options.mode = Mode::Heartbeat,
+                Some(("test", "sgis")) => options.mode = Mode::Sgis,
                 Some(("beats", number)) => match number.parse() {
                     Ok(beats) => options.beats = beats,
                     Err(_) => unknown(word),

@@ -35,6 +35,11 @@ impl Instant {
         )
     }
 
+    /// Milliseconds from this instant to now.
+    pub fn elapsed_ms(self) -> u64 {
+        counter().saturating_sub(self.0) * 1000 / frequency()
+    }
+
     /// Whether this instant has passed.
     pub fn has_passed(self) -> bool {
         counter() >= self.0
