@@ -3,7 +3,8 @@
 //!
 //! The kernel is pinned; when the archive has dropped the pinned build, the one the meta-package
 //! `linux-image-cloud-arm64` depends on is used instead, with a warning. `CELLVISOR_LINUX_IMAGE` and
-//! `CELLVISOR_BUSYBOX` name local files to use instead (hosts without apt or network).
+//! `CELLVISOR_BUSYBOX` name local files to use instead (hosts without apt or network); a
+//! gzip-compressed `CELLVISOR_LINUX_IMAGE` is decompressed to `target/cellvisor/linux-image-env`.
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -12,6 +13,7 @@ use cellvisor::setup::image::has_arm64_image_magic;
 
 use crate::elf;
 use crate::fail;
+use crate::kernel;
 use crate::util::{self, Context, Result};
 
 /// The pinned kernel package and version.
@@ -46,8 +48,10 @@ fn cache_dir() -> PathBuf {
 pub fn linux_guest() -> Result<LinuxGuest> {
     let image_override = std::env::var_os("CELLVISOR_LINUX_IMAGE").map(PathBuf::from);
     let busybox_override = std::env::var_os("CELLVISOR_BUSYBOX").map(PathBuf::from);
+    let image_override = image_override
+        .map(|path| env_kernel_image(&path))
+        .transpose()?;
     if let (Some(kernel_image), Some(busybox)) = (&image_override, &busybox_override) {
-        check_kernel_image(kernel_image)?;
         check_busybox(busybox)?;
         return Ok(LinuxGuest {
             kernel_image: kernel_image.clone(),
@@ -62,7 +66,6 @@ pub fn linux_guest() -> Result<LinuxGuest> {
         None => fetch()?,
     };
     if let Some(kernel_image) = image_override {
-        check_kernel_image(&kernel_image)?;
         guest.kernel_image = kernel_image;
         guest.kernel_release = None;
         guest
@@ -77,6 +80,30 @@ pub fn linux_guest() -> Result<LinuxGuest> {
             .push_str(" (busybox from CELLVISOR_BUSYBOX)");
     }
     Ok(guest)
+}
+
+/// `CELLVISOR_LINUX_IMAGE` as an arm64 `Image` file: itself, or when it is gzip-compressed its
+/// decompressed copy `target/cellvisor/linux-image-env`.
+fn env_kernel_image(path: &Path) -> Result<PathBuf> {
+    let mut magic = [0u8; 2];
+    let read = std::fs::File::open(path).and_then(|mut file| {
+        use std::io::Read;
+        file.read_exact(&mut magic)
+    });
+    read.context(|| format!("cannot read kernel image {}", path.display()))?;
+    if !kernel::is_gzip(&magic) {
+        check_kernel_image(path)?;
+        return Ok(path.to_owned());
+    }
+    let image = kernel::load(path)?;
+    let unpacked = util::out_dir().join("linux-image-env");
+    util::write_if_changed(&unpacked, &image)?;
+    eprintln!(
+        "  {} (CELLVISOR_LINUX_IMAGE decompressed, {} MiB)",
+        util::pretty(&unpacked),
+        image.len().div_ceil(1 << 20)
+    );
+    Ok(unpacked)
 }
 
 /// Checks the arm64 `Image` magic.
@@ -180,7 +207,9 @@ fn prepare_apt() -> Result<()> {
     }
     for tool in ["dpkg-deb", "sha256sum"] {
         if util::which(tool).is_none() {
-            fail!("`{tool}` is missing: run `apt-get install -y dpkg coreutils`");
+            fail!(
+                "`{tool}` is missing: run `apt-get install -y --no-install-recommends dpkg coreutils`"
+            );
         }
     }
     let foreign = util::output_of(Command::new("dpkg").arg("--print-foreign-architectures"))?;

@@ -10,6 +10,7 @@ use crate::debian::{self, LinuxGuest};
 use crate::elf;
 use crate::fail;
 use crate::initramfs;
+use crate::kernel;
 use crate::prereq;
 use crate::util::{self, Context, Result};
 
@@ -313,7 +314,8 @@ pub fn build_bundle(
         add(&mut writer, name, &data);
     }
     for (cell, file) in &overrides.kernel {
-        let data = std::fs::read(file).context(|| format!("cannot read {}", file.display()))?;
+        // An `Image.gz` goes in decompressed: cellvisor places only uncompressed kernels.
+        let data = kernel::load(file)?;
         add(&mut writer, &format!("override/{cell}/kernel"), &data);
     }
     for (cell, file) in &overrides.initrd {

@@ -229,7 +229,9 @@ pub fn gzip(data: &[u8], scratch: &Path) -> Result<Vec<u8>> {
         .arg(scratch)
         .stdin(Stdio::null())
         .output()
-        .context(|| "cannot run gzip (apt-get install -y gzip)".to_owned())?;
+        .context(|| {
+            "cannot run gzip (apt-get install -y --no-install-recommends gzip)".to_owned()
+        })?;
     if !output.status.success() {
         fail!(
             "gzip failed: {}",

@@ -7,6 +7,7 @@ mod debian;
 mod elf;
 mod images;
 mod initramfs;
+mod kernel;
 mod prereq;
 mod run;
 mod util;
@@ -30,6 +31,7 @@ commands:
       [--kernel CELL=PATH] [--initrd CELL=PATH] [--append CELL=ARGS] [-- QEMU ARGS...]
         build, then boot QEMU virt with cellvisor (default layout: linux); interactive unless
         --check, which boots headless, waits for every cell's ready banner and prints a table
+        --kernel takes an arm64 Image, a gzip-compressed Image.gz (decompressed here) or a raw binary
   test  prerequisites, host tests, image build, QEMU integration tests; prints a summary
   bench [--quick] [--record] [--no-linux]
         cellvisor against native QEMU: micro-operations (bench guest) and EL2 instructions per
@@ -45,7 +47,7 @@ commands:
 
 environment:
   CELLVISOR_QEMU         use this qemu-system-aarch64
-  CELLVISOR_LINUX_IMAGE  use this arm64 Image instead of fetching Debian's
+  CELLVISOR_LINUX_IMAGE  use this arm64 Image (or gzip-compressed Image.gz) instead of fetching Debian's
   CELLVISOR_BUSYBOX      use this static arm64 busybox instead of fetching Debian's
   CELLVISOR_TIMEOUT_SCALE  multiply the QEMU tests' timeouts (slow hosts)
 ";

@@ -36,25 +36,137 @@ fn probe(path: &Path) -> Option<(u32, u32, u32)> {
     parse_qemu_version(&String::from_utf8_lossy(&output.stdout))
 }
 
+/// The archive written into `bookworm-backports` sources when the host's own apt sources name none.
+const FALLBACK_DEBIAN_MIRROR: &str = "http://deb.debian.org/debian";
+
+/// Whether `uri` is the root of a Debian archive (`http(s)://HOST/.../debian`), where suites such as
+/// `bookworm-backports` live; security and ports archives are not.
+fn is_debian_archive(uri: &str) -> bool {
+    let Some(rest) = uri
+        .strip_prefix("http://")
+        .or_else(|| uri.strip_prefix("https://"))
+    else {
+        return false;
+    };
+    rest.trim_end_matches('/')
+        .split_once('/')
+        .is_some_and(|(_, path)| path.rsplit('/').next() == Some("debian"))
+}
+
+/// The first Debian archive of a one-line-style sources file (`deb [OPTIONS] URI SUITE ...`).
+fn mirror_in_list(text: &str) -> Option<String> {
+    text.lines().find_map(|line| {
+        let line = line.split('#').next().unwrap_or_default().trim();
+        let rest = line.strip_prefix("deb")?;
+        let rest = rest.strip_prefix(char::is_whitespace)?.trim_start();
+        // Options in brackets come before the URI.
+        let rest = match rest.strip_prefix('[') {
+            Some(options) => options.split_once(']')?.1,
+            None => rest,
+        };
+        let uri = rest.split_whitespace().next()?;
+        is_debian_archive(uri).then(|| uri.trim_end_matches('/').to_owned())
+    })
+}
+
+/// The first Debian archive of a deb822 sources file: the `URIs:` of a stanza whose `Types:`
+/// include `deb` and which is not `Enabled: no`.
+fn mirror_in_deb822(text: &str) -> Option<String> {
+    let uncommented: Vec<&str> = text
+        .lines()
+        .filter(|line| !line.trim_start().starts_with('#'))
+        .collect();
+    uncommented
+        .split(|line| line.trim().is_empty())
+        .find_map(|stanza| {
+            let field = |name: &str| {
+                stanza.iter().find_map(|line| {
+                    let (key, value) = line.split_once(':')?;
+                    key.trim().eq_ignore_ascii_case(name).then(|| value.trim())
+                })
+            };
+            let is_deb = field("Types")
+                .is_some_and(|types| types.split_whitespace().any(|kind| kind == "deb"));
+            let enabled = field("Enabled").is_none_or(|value| !value.eq_ignore_ascii_case("no"));
+            if !is_deb || !enabled {
+                return None;
+            }
+            field("URIs")?
+                .split_whitespace()
+                .find(|uri| is_debian_archive(uri))
+                .map(|uri| uri.trim_end_matches('/').to_owned())
+        })
+}
+
+/// The Debian archive the first of `sources` (file name, contents; in apt's reading order) names:
+/// `.sources` files are deb822, everything else one-line style.
+fn mirror_in_sources(sources: &[(String, String)]) -> Option<String> {
+    sources.iter().find_map(|(name, text)| {
+        if name.ends_with(".sources") {
+            mirror_in_deb822(text)
+        } else {
+            mirror_in_list(text)
+        }
+    })
+}
+
+/// The host's apt sources in apt's reading order: `/etc/apt/sources.list`, then
+/// `/etc/apt/sources.list.d/*.list` and `*.sources` sorted by name.
+fn apt_sources() -> Vec<(String, String)> {
+    let mut files = vec![PathBuf::from("/etc/apt/sources.list")];
+    if let Ok(entries) = std::fs::read_dir("/etc/apt/sources.list.d") {
+        let mut extra: Vec<PathBuf> = entries
+            .flatten()
+            .map(|entry| entry.path())
+            .filter(|path| {
+                path.extension()
+                    .is_some_and(|extension| extension == "list" || extension == "sources")
+            })
+            .collect();
+        extra.sort();
+        files.extend(extra);
+    }
+    files
+        .into_iter()
+        .filter_map(|file| {
+            let text = std::fs::read_to_string(&file).ok()?;
+            Some((file.display().to_string(), text))
+        })
+        .collect()
+}
+
+/// The Debian archive to add `bookworm-backports` from: the one the host's apt sources already use
+/// (so a local or nearby mirror keeps being used), else [`FALLBACK_DEBIAN_MIRROR`] with a note.
+fn debian_mirror() -> String {
+    mirror_in_sources(&apt_sources()).unwrap_or_else(|| {
+        eprintln!(
+            "note: the host's apt sources name no Debian archive; using {FALLBACK_DEBIAN_MIRROR} for bookworm-backports"
+        );
+        FALLBACK_DEBIAN_MIRROR.to_owned()
+    })
+}
+
+/// The `bookworm-backports` sources line for `mirror`.
+fn backports_line(mirror: &str) -> String {
+    format!("deb {mirror} bookworm-backports main")
+}
+
 fn install_command() -> String {
     if util::os_release("VERSION_CODENAME").as_deref() == Some("bookworm") {
-        "echo 'deb http://deb.debian.org/debian bookworm-backports main' | sudo tee /etc/apt/sources.list.d/backports.list && sudo apt-get update && sudo apt-get install -y -t bookworm-backports qemu-system-arm".to_owned()
+        format!(
+            "echo '{}' | sudo tee /etc/apt/sources.list.d/backports.list && sudo apt-get update && sudo apt-get install -y --no-install-recommends -t bookworm-backports qemu-system-arm",
+            backports_line(&debian_mirror())
+        )
     } else {
-        "sudo apt-get update && sudo apt-get install -y qemu-system-arm".to_owned()
+        "sudo apt-get update && sudo apt-get install -y --no-install-recommends qemu-system-arm"
+            .to_owned()
     }
 }
 
 fn has_backports_source() -> bool {
-    let mut files = vec![PathBuf::from("/etc/apt/sources.list")];
-    if let Ok(entries) = std::fs::read_dir("/etc/apt/sources.list.d") {
-        files.extend(entries.flatten().map(|entry| entry.path()));
-    }
-    files.iter().any(|file| {
-        std::fs::read_to_string(file).is_ok_and(|text| {
-            text.lines().any(|line| {
-                !line.trim_start().starts_with('#') && line.contains("bookworm-backports")
-            })
-        })
+    apt_sources().iter().any(|(_, text)| {
+        text.lines()
+            .any(|line| !line.trim_start().starts_with('#') && line.contains("bookworm-backports"))
     })
 }
 
@@ -62,7 +174,7 @@ fn install_qemu() -> Result<()> {
     eprintln!("Installing QEMU with apt (qemu-system-arm)...");
     if util::os_release("VERSION_CODENAME").as_deref() == Some("bookworm") {
         if !has_backports_source() {
-            let line = "deb http://deb.debian.org/debian bookworm-backports main\n";
+            let line = format!("{}\n", backports_line(&debian_mirror()));
             std::fs::write("/etc/apt/sources.list.d/cellvisor-backports.list", line).map_err(
                 |error| {
                     util::Error(format!(
@@ -79,6 +191,7 @@ fn install_qemu() -> Result<()> {
                     "install",
                     "-y",
                     "-q",
+                    "--no-install-recommends",
                     "-t",
                     "bookworm-backports",
                     "qemu-system-arm",
@@ -89,7 +202,13 @@ fn install_qemu() -> Result<()> {
         util::run(
             Command::new("apt-get")
                 .env("DEBIAN_FRONTEND", "noninteractive")
-                .args(["install", "-y", "-q", "qemu-system-arm"]),
+                .args([
+                    "install",
+                    "-y",
+                    "-q",
+                    "--no-install-recommends",
+                    "qemu-system-arm",
+                ]),
         )
     }
 }
@@ -257,13 +376,13 @@ pub fn tool(program: &str, package: &str) -> Result<()> {
         util::run(
             Command::new("apt-get")
                 .env("DEBIAN_FRONTEND", "noninteractive")
-                .args(["install", "-y", "-q", package]),
+                .args(["install", "-y", "-q", "--no-install-recommends", package]),
         )?;
         if util::which(program).is_some() {
             return Ok(());
         }
     }
-    fail!("`{program}` is missing: run `sudo apt-get install -y {package}`")
+    fail!("`{program}` is missing: run `sudo apt-get install -y --no-install-recommends {package}`")
 }
 
 /// Tools for building Linux cell images: gzip for the initramfs, dpkg-deb and sha256sum for the
@@ -282,6 +401,89 @@ pub fn linux_tools() -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn sources(files: &[(&str, &str)]) -> Vec<(String, String)> {
+        files
+            .iter()
+            .map(|(name, text)| ((*name).to_owned(), (*text).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn mirror_from_one_line_sources() {
+        let list = "# deb http://commented.example/debian bookworm main\n\
+                    deb-src http://src.example/debian bookworm main\n\
+                    deb http://security.debian.org/debian-security bookworm-security main\n\
+                    deb [arch=amd64 signed-by=/usr/share/keyrings/debian.gpg] http://ftp.de.debian.org/debian/ bookworm main contrib\n\
+                    deb http://deb.debian.org/debian bookworm-updates main\n";
+        assert_eq!(
+            mirror_in_list(list).as_deref(),
+            Some("http://ftp.de.debian.org/debian")
+        );
+        assert_eq!(
+            mirror_in_list("deb https://mirror.example.org/pub/debian bookworm main # local")
+                .as_deref(),
+            Some("https://mirror.example.org/pub/debian")
+        );
+        // Not Debian archives: a CD-ROM, Ubuntu, a PPA-like path, a `debian` host without the path.
+        let none = "deb cdrom:[Debian 12]/ bookworm main\n\
+                    deb http://archive.ubuntu.com/ubuntu noble main\n\
+                    deb http://ppa.example/debian-extras stable main\n\
+                    deb http://debian/ bookworm main\n\
+                    debx http://deb.debian.org/debian bookworm main\n";
+        assert_eq!(mirror_in_list(none), None);
+    }
+
+    #[test]
+    fn mirror_from_deb822_sources() {
+        let text = "# Modernized from /etc/apt/sources.list\n\
+                    Types: deb-src\n\
+                    URIs: http://src-only.example/debian\n\
+                    Suites: bookworm\n\
+                    \n\
+                    Types: deb\n\
+                    URIs: http://disabled.example/debian\n\
+                    Suites: bookworm\n\
+                    Enabled: no\n\
+                    \n\
+                    Types: deb deb-src\n\
+                    URIs: http://security.debian.org/debian-security https://mirror.example.net/debian/\n\
+                    Suites: bookworm bookworm-updates\n\
+                    Components: main\n\
+                    Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n";
+        assert_eq!(
+            mirror_in_deb822(text).as_deref(),
+            Some("https://mirror.example.net/debian")
+        );
+        assert_eq!(mirror_in_deb822("Types: deb\nSuites: bookworm\n"), None);
+    }
+
+    #[test]
+    fn first_file_in_apt_order_wins_and_format_follows_the_name() {
+        let files = sources(&[
+            ("/etc/apt/sources.list", "# empty on deb822 hosts\n"),
+            (
+                "/etc/apt/sources.list.d/debian.sources",
+                "Types: deb\nURIs: http://deb822.example/debian\nSuites: bookworm\n",
+            ),
+            (
+                "/etc/apt/sources.list.d/z.list",
+                "deb http://later.example/debian bookworm main\n",
+            ),
+        ]);
+        assert_eq!(
+            mirror_in_sources(&files).as_deref(),
+            Some("http://deb822.example/debian")
+        );
+        // A deb822 text in a `.list` file is not read as one-line entries.
+        let misnamed = sources(&[("x.list", "Types: deb\nURIs: http://a.example/debian\n")]);
+        assert_eq!(mirror_in_sources(&misnamed), None);
+        assert_eq!(mirror_in_sources(&[]), None);
+        assert_eq!(
+            backports_line("http://ftp.de.debian.org/debian"),
+            "deb http://ftp.de.debian.org/debian bookworm-backports main"
+        );
+    }
 
     #[test]
     fn parses_qemu_versions() {

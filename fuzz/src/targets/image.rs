@@ -3,7 +3,7 @@
 
 use cellvisor::mem::PAGE_SIZE;
 use cellvisor::mem::addr::GuestPhysAddr;
-use cellvisor::setup::image::{self, ARM64_IMAGE_MAGIC, BLOCK_SIZE};
+use cellvisor::setup::image::{self, ARM64_IMAGE_MAGIC, BLOCK_SIZE, ImageFormat, PackedKernel};
 
 use crate::{FuzzTarget, Rng, ensure};
 
@@ -114,6 +114,10 @@ impl FuzzTarget for Image {
         let inside = |start: u64, length: u64| {
             start >= base && start.checked_add(length).is_some_and(|stop| stop <= end)
         };
+        ensure!(
+            plan.format != ImageFormat::Raw || PackedKernel::detect(&request.kernel).is_none(),
+            "a packed kernel placed as a raw binary"
+        );
         let kernel = (plan.kernel_at.raw(), plan.kernel_footprint);
         ensure!(
             kernel.1 >= request.kernel.len() as u64,

@@ -5,6 +5,9 @@
 //!
 //! - an arm64 `Image` (magic `ARM\x64` at byte 56) loads at a 2 MiB-aligned RAM base plus its
 //!   `text_offset` and needs `image_size` bytes there (BSS included); the entry is its first byte;
+//! - a file that starts like something else a kernel is shipped as (a gzip, xz, zstd, bzip2, LZ4
+//!   or LZO stream, an ELF `vmlinux`, an EFI zboot image, a U-Boot uImage) is refused by name: it
+//!   would not run from its first byte, and placing it as a raw binary would only hang the cell;
 //! - anything else is a raw binary loaded at the 2 MiB-aligned start of RAM and entered at its first
 //!   byte (cellvisor's test guests are linked for that address);
 //! - the device tree (at most 2 MiB, 8-byte aligned) gets the last whole 2 MiB block of RAM to itself;
@@ -34,6 +37,83 @@ const HEADER_FLAGS: usize = 24;
 const HEADER_MAGIC: usize = 56;
 /// Header flag bit 0: the kernel is big-endian.
 const FLAG_BIG_ENDIAN: u64 = 1;
+
+/// A kernel container cellvisor recognises but does not unpack: the file must be turned into an
+/// arm64 `Image` (or a raw binary) before it reaches a cell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PackedKernel {
+    /// A gzip stream (`Image.gz`, Debian's `vmlinuz` on some releases): magic `1f 8b`.
+    Gzip,
+    /// An xz stream: magic `fd 37 7a 58 5a 00`.
+    Xz,
+    /// A Zstandard frame: magic `28 b5 2f fd`.
+    Zstd,
+    /// A bzip2 stream: magic `BZh`.
+    Bzip2,
+    /// An LZ4 frame or Linux's legacy LZ4 stream: magic `04 22 4d 18` or `02 21 4c 18`.
+    Lz4,
+    /// An lzop stream: magic `89 4c 5a 4f`.
+    Lzo,
+    /// An ELF file (`vmlinux`): magic `7f 45 4c 46`.
+    Elf,
+    /// An EFI zboot image (`vmlinuz.efi`): `MZ` followed by `zimg` at byte 4.
+    EfiZboot,
+    /// A U-Boot legacy image (`uImage`): magic `27 05 19 56`.
+    UImage,
+}
+
+impl PackedKernel {
+    /// What the file starts like, from its first bytes; `None` for anything else.
+    pub fn detect(kernel: &[u8]) -> Option<PackedKernel> {
+        const MAGICS: [(&[u8], PackedKernel); 9] = [
+            (&[0x1f, 0x8b], PackedKernel::Gzip),
+            (&[0xfd, b'7', b'z', b'X', b'Z', 0x00], PackedKernel::Xz),
+            (&[0x28, 0xb5, 0x2f, 0xfd], PackedKernel::Zstd),
+            (b"BZh", PackedKernel::Bzip2),
+            (&[0x04, 0x22, 0x4d, 0x18], PackedKernel::Lz4),
+            (&[0x02, 0x21, 0x4c, 0x18], PackedKernel::Lz4),
+            (&[0x89, b'L', b'Z', b'O'], PackedKernel::Lzo),
+            (&[0x7f, b'E', b'L', b'F'], PackedKernel::Elf),
+            (&[0x27, 0x05, 0x19, 0x56], PackedKernel::UImage),
+        ];
+        if kernel.starts_with(b"MZ") && kernel.get(4..8) == Some(&b"zimg"[..]) {
+            return Some(PackedKernel::EfiZboot);
+        }
+        MAGICS
+            .iter()
+            .find(|(magic, _)| kernel.starts_with(magic))
+            .map(|(_, format)| *format)
+    }
+}
+
+impl fmt::Display for PackedKernel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (what, fix) = match self {
+            Self::Gzip => ("gzip-compressed", "decompress it (cargo xtask does this)"),
+            Self::Xz => ("xz-compressed", "decompress it (xz -d)"),
+            Self::Zstd => ("zstd-compressed", "decompress it (zstd -d)"),
+            Self::Bzip2 => ("bzip2-compressed", "decompress it (bzip2 -d)"),
+            Self::Lz4 => ("LZ4-compressed", "decompress it (lz4 -d)"),
+            Self::Lzo => ("LZO-compressed", "decompress it (lzop -d)"),
+            Self::Elf => (
+                "an ELF file (vmlinux)",
+                "use the kernel build's arch/arm64/boot/Image",
+            ),
+            Self::EfiZboot => (
+                "an EFI zboot image",
+                "build the kernel without CONFIG_EFI_ZBOOT or use its arch/arm64/boot/Image",
+            ),
+            Self::UImage => (
+                "a U-Boot uImage",
+                "strip its 64-byte header (dd bs=64 skip=1) to get the Image",
+            ),
+        };
+        write!(
+            f,
+            "the kernel is {what}; give the cell an uncompressed arm64 Image: {fix}"
+        )
+    }
+}
 
 /// What kind of kernel image was found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,6 +158,8 @@ pub enum ImageError {
     },
     /// The kernel header says the kernel is big-endian.
     BigEndianKernel,
+    /// The kernel is neither an arm64 `Image` nor a raw binary but a container of one.
+    PackedKernel(PackedKernel),
     /// The kernel (with BSS) plus a 2 MiB device-tree block do not fit the RAM.
     KernelTooBig {
         /// Bytes needed from the RAM base, device-tree block included.
@@ -111,6 +193,7 @@ impl fmt::Display for ImageError {
                 f,
                 "kernel image is big-endian: build a little-endian arm64 kernel"
             ),
+            Self::PackedKernel(format) => write!(f, "{format}"),
             Self::KernelTooBig { needed, available } => write!(
                 f,
                 "kernel needs {needed:#x} bytes of RAM (with BSS and the device tree) but the cell's first \
@@ -157,6 +240,10 @@ pub fn has_arm64_image_magic(kernel: &[u8]) -> bool {
 /// What the kernel file is, from its first 64 bytes.
 pub fn detect(kernel: &[u8]) -> Result<ImageFormat, ImageError> {
     if !has_arm64_image_magic(kernel) {
+        // An arm64 Image with an EFI stub starts with `MZ` too; only a headerless file is checked.
+        if let Some(format) = PackedKernel::detect(kernel) {
+            return Err(ImageError::PackedKernel(format));
+        }
         return Ok(ImageFormat::Raw);
     }
     let (Some(text_offset), Some(image_size), Some(flags)) = (
@@ -433,6 +520,59 @@ mod tests {
     }
 
     #[test]
+    fn packed_kernels_are_refused_by_name() {
+        let mut gzip = vec![0x1f, 0x8b, 0x08, 0x00];
+        gzip.resize(4096, 0);
+        assert_eq!(
+            plan(&gzip, None, 100, RAM),
+            Err(ImageError::PackedKernel(PackedKernel::Gzip))
+        );
+        let line = ImageError::PackedKernel(PackedKernel::Gzip).to_string();
+        assert!(
+            line.starts_with("the kernel is gzip-compressed; "),
+            "{line}"
+        );
+        assert!(
+            line.contains("decompress it (cargo xtask does this)"),
+            "{line}"
+        );
+        let samples: [(&[u8], PackedKernel); 10] = [
+            (&[0x1f, 0x8b, 8], PackedKernel::Gzip),
+            (b"\xfd7zXZ\x00\x00", PackedKernel::Xz),
+            (&[0x28, 0xb5, 0x2f, 0xfd, 0], PackedKernel::Zstd),
+            (b"BZh91AY", PackedKernel::Bzip2),
+            (&[0x04, 0x22, 0x4d, 0x18], PackedKernel::Lz4),
+            (&[0x02, 0x21, 0x4c, 0x18], PackedKernel::Lz4),
+            (b"\x89LZO\x00", PackedKernel::Lzo),
+            (b"\x7fELF\x02\x01", PackedKernel::Elf),
+            (b"MZ\x00\x00zimg", PackedKernel::EfiZboot),
+            (&[0x27, 0x05, 0x19, 0x56], PackedKernel::UImage),
+        ];
+        for (bytes, format) in samples {
+            assert_eq!(PackedKernel::detect(bytes), Some(format), "{bytes:x?}");
+            assert_eq!(detect(bytes), Err(ImageError::PackedKernel(format)));
+        }
+    }
+
+    #[test]
+    fn efi_stub_images_and_raw_code_are_not_mistaken_for_packed_kernels() {
+        // Debian's arm64 Image has an EFI stub: it starts with `MZ` and carries the Image magic.
+        let mut efi_stub = image(0, MIB, 0, 4096);
+        efi_stub[..8].copy_from_slice(b"MZ@\xfaFcN\x14");
+        assert!(matches!(
+            detect(&efi_stub),
+            Ok(ImageFormat::Arm64Image { .. })
+        ));
+        // `MZ` without the Image magic or zboot's `zimg` is an ordinary raw binary.
+        assert_eq!(detect(b"MZ\x00\x00\x00\x00\x00\x00"), Ok(ImageFormat::Raw));
+        // A raw test guest starting with ordinary A64 code (`mrs x0, mpidr_el1`; `b .`).
+        let code = [0xa0, 0x00, 0x38, 0xd5, 0x00, 0x00, 0x00, 0x14];
+        assert_eq!(PackedKernel::detect(&code), None);
+        assert_eq!(detect(&code), Ok(ImageFormat::Raw));
+        assert_eq!(PackedKernel::detect(&[0x1f]), None);
+    }
+
+    #[test]
     fn errors_are_one_line() {
         let errors = [
             ImageError::RamUnusable {
@@ -440,6 +580,10 @@ mod tests {
                 size: 0,
             },
             ImageError::BigEndianKernel,
+            ImageError::PackedKernel(PackedKernel::Gzip),
+            ImageError::PackedKernel(PackedKernel::Elf),
+            ImageError::PackedKernel(PackedKernel::EfiZboot),
+            ImageError::PackedKernel(PackedKernel::UImage),
             ImageError::KernelTooBig {
                 needed: 1,
                 available: 0,

@@ -1,0 +1,174 @@
+//! Kernels as users have them: the personal cell's kernel given as a gzip-compressed copy of the
+//! pinned Debian kernel (`Image.gz`) boots through `cargo xtask run --kernel`, which decompresses it
+//! into the bundle; the same gzip stream put into a bundle as is reaches cellvisor, which refuses it
+//! at boot with one line naming the cell and the format instead of running it as a raw binary.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use cellvisor_tests::bundle::cpio;
+use cellvisor_tests::{Artifacts, HarnessError, Machine, QemuConfig, scaled};
+use flate2::Compression;
+use flate2::write::GzEncoder;
+
+/// Generous: the machine running the tests is shared and slow.
+const BOOT_TIMEOUT: Duration = Duration::from_secs(180);
+
+fn fail(error: HarnessError) -> ! {
+    panic!("{error}")
+}
+
+fn artifacts() -> Artifacts {
+    Artifacts::from_env().unwrap_or_else(|error| fail(error))
+}
+
+/// The entry `name` of `layout`'s bundle.
+fn bundle_entry(artifacts: &Artifacts, layout: &str, name: &str) -> Vec<u8> {
+    let path = artifacts.bundle(layout);
+    let archive = std::fs::read(&path)
+        .unwrap_or_else(|error| panic!("cannot read {}: {error}", path.display()));
+    cpio::entries(&archive)
+        .unwrap_or_else(|| panic!("{} is not a cpio newc archive", path.display()))
+        .into_iter()
+        .find(|(entry, _, _)| entry == name)
+        .map(|(_, _, data)| data)
+        .unwrap_or_else(|| panic!("{} has no entry `{name}`", path.display()))
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut encoder = GzEncoder::new(Vec::new(), Compression::fast());
+    encoder.write_all(data).expect("gzip in memory");
+    encoder.finish().expect("gzip in memory")
+}
+
+/// Writes `data` to `<CELLVISOR_OUT>/test-kernels/<name>`.
+fn write_test_file(artifacts: &Artifacts, name: &str, data: &[u8]) -> PathBuf {
+    let directory = artifacts.out_dir.join("test-kernels");
+    std::fs::create_dir_all(&directory)
+        .unwrap_or_else(|error| panic!("cannot create {}: {error}", directory.display()));
+    let path = directory.join(name);
+    std::fs::write(&path, data)
+        .unwrap_or_else(|error| panic!("cannot write {}: {error}", path.display()));
+    path
+}
+
+/// The workspace root (this crate lives in `<root>/tests`).
+fn workspace_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+}
+
+#[test]
+#[ignore = "boots QEMU: run through cargo xtask test"]
+fn a_gzip_compressed_personal_kernel_boots_through_xtask() {
+    let artifacts = artifacts();
+    let image = bundle_entry(&artifacts, "linux", "linux");
+    let packed = write_test_file(&artifacts, "Image.gz", &gzip(&image));
+    let timeout = scaled(BOOT_TIMEOUT).as_secs().to_string();
+    // `cargo xtask run --check` builds the override bundle (decompressing the kernel), boots the
+    // default layout headless and waits for every cell's ready banner.
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut command = Command::new(cargo);
+    command
+        .current_dir(workspace_root())
+        .args(["xtask", "run", "--check", "--timeout", &timeout, "--kernel"])
+        .arg(format!("personal={}", packed.display()))
+        .env("CELLVISOR_QEMU", &artifacts.qemu)
+        .env_remove("CELLVISOR_LINUX_IMAGE");
+    let output = command
+        .output()
+        .unwrap_or_else(|error| panic!("cannot run cargo xtask: {error}"));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "cargo xtask run --check failed ({}):\n{stdout}\n{stderr}",
+        output.status
+    );
+    assert!(
+        stdout
+            .lines()
+            .any(|line| line.split_whitespace().next() == Some("personal")),
+        "the ready table has a personal row:\n{stdout}"
+    );
+    // The bundle xtask booted holds the decompressed Image as personal's kernel.
+    let bundle = workspace_root().join("target/cellvisor/run/bundle-linux.cpio");
+    let archive = std::fs::read(&bundle)
+        .unwrap_or_else(|error| panic!("cannot read {}: {error}", bundle.display()));
+    let entries = cpio::entries(&archive).expect("a newc archive");
+    let kernel = entries
+        .iter()
+        .find(|(name, _, _)| name == "override/personal/kernel")
+        .map(|(_, _, data)| data)
+        .expect("the override bundle has personal's kernel");
+    assert!(
+        kernel == &image,
+        "personal's kernel in {} is the decompressed Image",
+        bundle.display()
+    );
+    let transcript = workspace_root().join("target/cellvisor/transcripts/run-check.log");
+    let text = std::fs::read_to_string(&transcript).unwrap_or_default();
+    assert!(
+        text.lines().any(
+            |line| line.starts_with("[personal]") && line.contains("cellvisor-ready: personal")
+        ),
+        "{} has personal's ready banner",
+        transcript.display()
+    );
+}
+
+#[test]
+#[ignore = "boots QEMU: run through cargo xtask test"]
+fn a_gzip_kernel_reaching_cellvisor_is_refused_at_boot() {
+    let artifacts = artifacts();
+    let layout = "test-guests";
+    let original = artifacts.bundle(layout);
+    let archive = std::fs::read(&original)
+        .unwrap_or_else(|error| panic!("cannot read {}: {error}", original.display()));
+    let mut entries = cpio::entries(&archive).expect("a newc archive");
+    let guest = bundle_entry(&artifacts, layout, "test-guest");
+    entries.retain(|(name, _, _)| name != "override/personal/kernel");
+    entries.push((
+        "override/personal/kernel".to_owned(),
+        0o100644,
+        gzip(&guest),
+    ));
+    let bundle = write_test_file(
+        &artifacts,
+        "bundle-gzip-kernel.cpio",
+        &cpio::archive(&entries),
+    );
+    let config = QemuConfig {
+        bundle: Some(bundle),
+        ..QemuConfig::new(layout)
+    };
+    let mut machine = Machine::boot(&artifacts, &config)
+        .unwrap_or_else(|error| panic!("cannot boot QEMU: {error}"));
+    let line = machine
+        .wait_for("cellvisor: fatal:", scaled(BOOT_TIMEOUT))
+        .unwrap_or_else(|error| fail(error));
+    assert!(
+        line.contains("cell personal: the kernel is gzip-compressed;")
+            && line.contains("decompress it"),
+        "the fatal line names the cell and the format: {line}"
+    );
+    machine
+        .wait_exit(scaled(BOOT_TIMEOUT))
+        .unwrap_or_else(|error| fail(error));
+    let transcript = machine.transcript();
+    assert_eq!(
+        transcript
+            .lines()
+            .filter(|line| line.contains("cellvisor: fatal"))
+            .count(),
+        1,
+        "one fatal line:\n{transcript}"
+    );
+    assert!(
+        !transcript.contains("test-guest: hello"),
+        "no cell ran:\n{transcript}"
+    );
+}
