@@ -151,11 +151,13 @@ pub enum Exit {
         /// Why it faulted.
         fault: FaultStatus,
     },
-    /// Trapped WFI/WFE (EC 0x01). WFIT and WFET are reported as WFI and WFE: cellvisor does not
-    /// honour their timeout beyond waking on the guest's own timer interrupt.
+    /// Trapped WFI/WFE/WFIT/WFET (EC 0x01).
     Wfx {
         /// `true` for WFE/WFET, `false` for WFI/WFIT.
         wfe: bool,
+        /// `true` for WFIT/WFET (FEAT_WFxT), which end at a timeout EL2 has no timer for: the run
+        /// loop completes them at once, as the architecture allows any WFx to.
+        timeout: bool,
     },
     /// A trapped MSR/MRS/system instruction (EC 0x18).
     SysReg(SysRegAccess),
@@ -370,11 +372,16 @@ pub fn decode(esr: u64, far: u64, hpfar: u64) -> Exit {
         }
         exception_class::WFX => {
             let iss = LocalRegisterCopy::<u32, ISS_WFX::Register>::new(iss);
+            let kind = iss.read_as_enum(ISS_WFX::TI);
             let wfe = matches!(
-                iss.read_as_enum(ISS_WFX::TI),
+                kind,
                 Some(ISS_WFX::TI::Value::Wfe | ISS_WFX::TI::Value::Wfet)
             );
-            Exit::Wfx { wfe }
+            let timeout = matches!(
+                kind,
+                Some(ISS_WFX::TI::Value::Wfit | ISS_WFX::TI::Value::Wfet)
+            );
+            Exit::Wfx { wfe, timeout }
         }
         exception_class::SYSREG => Exit::SysReg(sysreg(iss)),
         exception_class::FP_ASIMD => Exit::FpTrap,
@@ -688,14 +695,41 @@ mod tests {
 
     #[test]
     fn wfi_wfe_wfit_wfet() {
-        assert_eq!(decode(esr(0x01, 0b00), 0, 0), Exit::Wfx { wfe: false });
-        assert_eq!(decode(esr(0x01, 0b01), 0, 0), Exit::Wfx { wfe: true });
-        assert_eq!(decode(esr(0x01, 0b10), 0, 0), Exit::Wfx { wfe: false });
-        assert_eq!(decode(esr(0x01, 0b11), 0, 0), Exit::Wfx { wfe: true });
+        assert_eq!(
+            decode(esr(0x01, 0b00), 0, 0),
+            Exit::Wfx {
+                wfe: false,
+                timeout: false
+            }
+        );
+        assert_eq!(
+            decode(esr(0x01, 0b01), 0, 0),
+            Exit::Wfx {
+                wfe: true,
+                timeout: false
+            }
+        );
+        assert_eq!(
+            decode(esr(0x01, 0b10), 0, 0),
+            Exit::Wfx {
+                wfe: false,
+                timeout: true
+            }
+        );
+        assert_eq!(
+            decode(esr(0x01, 0b11), 0, 0),
+            Exit::Wfx {
+                wfe: true,
+                timeout: true
+            }
+        );
         // CV/COND and RN bits set around TI do not confuse the decoder.
         assert_eq!(
             decode(esr(0x01, (1 << 24) | (0xe << 20) | 0b01), 0, 0),
-            Exit::Wfx { wfe: true }
+            Exit::Wfx {
+                wfe: true,
+                timeout: false
+            }
         );
     }
 

@@ -82,10 +82,12 @@ pub fn synchronous<H: VcpuHardware + ?Sized>(
             let kind = InjectKind::InstructionAbort { far: syndrome.far };
             inject_or_stop(cell, regs, kind, hardware)
         }
-        Exit::Wfx { .. } => {
+        Exit::Wfx { timeout, .. } => {
             cell.count_exit(ExitReason::Wfi);
             regs.elr = regs.elr.wrapping_add(esr::instruction_length(syndrome.esr));
-            if !cell.devices.vgic().has_deliverable(at.vcpu) {
+            // WFIT completes at once (EL2 keeps no timer for its timeout): a guest's `udelay`
+            // polls its counter instead of sleeping until an interrupt that may never come.
+            if !timeout && !cell.devices.vgic().has_deliverable(at.vcpu) {
                 irq::idle(at.runtime, hardware);
             }
             Next::Resume

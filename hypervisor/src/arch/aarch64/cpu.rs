@@ -203,7 +203,7 @@ impl VcpuHardware for Cpu {
 
     fn prepare(&mut self, cell: &Cell, vcpu: usize) {
         let midr = read_sysreg!("midr_el1");
-        let cptr = traps::cptr_el2();
+        let features = traps::CpuFeatures::this_cpu();
         let mdcr = traps::mdcr_el2();
         let count = self.lists.count();
         for n in 0..count {
@@ -220,10 +220,36 @@ impl VcpuHardware for Cpu {
                 "isb",
                 options(nostack, preserves_flags)
             );
-            sysreg::set_hcr_el2(traps::HCR_GUEST.value);
+            sysreg::set_hcr_el2(traps::hcr_el2_guest(&features).value);
             write_sysreg!("vmpidr_el2", traps::vmpidr_el2(cell.virtual_mpidr(vcpu)));
             write_sysreg!("vpidr_el2", midr);
-            write_sysreg!("cptr_el2", cptr);
+            write_sysreg!(
+                "cptr_el2",
+                traps::cptr_el2_guest(features.sve, features.sme).value
+            );
+            // ZCR_EL2, SMCR_EL2 and SVCR are reachable only once CPTR_EL2 no longer traps them.
+            isb();
+            if features.sve {
+                write_sysreg!("s3_4_c1_c2_0", traps::ZCR_GUEST.value); // ZCR_EL2
+            }
+            if features.sme {
+                write_sysreg!("s3_4_c1_c2_6", traps::smcr_el2_guest(&features).value); // SMCR_EL2
+                // SVCR: a vCPU starts outside streaming mode with ZA off.
+                write_sysreg!("s3_3_c4_c2_2", 0);
+            }
+            if features.hcx {
+                write_sysreg!("s3_4_c1_c2_2", traps::hcrx_el2_guest(&features).value); // HCRX_EL2
+            }
+            if features.fgt {
+                write_sysreg!("s3_4_c1_c1_4", traps::hfgrtr_el2_guest(&features).value); // HFGRTR_EL2
+                write_sysreg!("s3_4_c1_c1_5", traps::hfgwtr_el2_guest(&features).value); // HFGWTR_EL2
+                write_sysreg!("s3_4_c1_c1_6", traps::hfgitr_el2_guest(&features).value); // HFGITR_EL2
+                write_sysreg!("s3_4_c3_c1_4", traps::hdfgrtr_el2_guest(&features).value); // HDFGRTR_EL2
+                write_sysreg!("s3_4_c3_c1_5", traps::hdfgwtr_el2_guest(&features).value); // HDFGWTR_EL2
+                if features.amu {
+                    write_sysreg!("s3_4_c3_c1_6", traps::HAFGRTR_GUEST.value); // HAFGRTR_EL2
+                }
+            }
             write_sysreg!("mdcr_el2", mdcr);
             write_sysreg!("cnthctl_el2", traps::CNTHCTL_GUEST.value);
             write_sysreg!("cntvoff_el2", traps::CNTVOFF_GUEST);

@@ -1,19 +1,199 @@
 //! The EL2 controls a guest runs under, in one place: every register `prepare` programs, as a list
 //! of named fields with the reason for each group, checked against the raw values they replaced.
+//!
+//! The CPU feature policy (docs/architecture.md, "CPU features"): the guest reads the real ID
+//! registers, so every feature they advertise must work in a cell. [`CpuFeatures`] is what this
+//! CPU implements of the features that have EL2 controls, and each register below enables, for
+//! the features present, exactly the controls those features need.
 
 use aarch64_cpu::registers::{
-    CNTHCTL_EL2, CPTR_EL2, HCR_EL2, ICH_HCR_EL2, ID_AA64DFR0_EL1, ID_AA64PFR0_EL1, ID_AA64PFR1_EL1,
-    MDCR_EL2, MPIDR_EL1, SCTLR_EL1, VMPIDR_EL2, VTCR_EL2,
+    CNTHCTL_EL2, CPTR_EL2, HAFGRTR_EL2, HCR_EL2, HDFGRTR_EL2, HDFGWTR_EL2, HFGITR_EL2, HFGRTR_EL2,
+    HFGWTR_EL2, ICH_HCR_EL2, ID_AA64DFR0_EL1, ID_AA64ISAR1_EL1, ID_AA64MMFR0_EL1, ID_AA64MMFR1_EL1,
+    ID_AA64PFR0_EL1, ID_AA64PFR1_EL1, MDCR_EL2, MPIDR_EL1, SCTLR_EL1, VMPIDR_EL2, VTCR_EL2,
 };
 use tock_registers::fields::FieldValue;
 use tock_registers::{LocalRegisterCopy, register_bitfields};
 
-use super::fields::{ICH_VMCR_EL2, PMCR_EL0, cptr_el2, id_aa64pfr1_el1, merge, sctlr_el1};
+use super::fields::{
+    HCRX_EL2, ICH_VMCR_EL2, ID_AA64ISAR2_EL1, ID_AA64MMFR3_EL1, ID_AA64PFR2_EL1, ID_AA64SMFR0_EL1,
+    PMCR_EL0, SMCR_EL2, ZCR_EL2, cptr_el2, id_aa64isar1_el1, id_aa64mmfr0_el1, id_aa64mmfr1_el1,
+    id_aa64pfr0_el1, id_aa64pfr1_el1, merge, sctlr_el1,
+};
 use super::mmu;
 use super::sysreg::read_sysreg;
 use crate::mem::stage2::{VTCR_SL0, VTCR_T0SZ};
 
-/// HCR_EL2 while a guest runs.
+/// What this CPU implements of the features whose EL2 controls a guest depends on (read from its
+/// ID registers by [`CpuFeatures::this_cpu`]); every register value below is a function of it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CpuFeatures {
+    /// FEAT_HCX: HCRX_EL2 exists.
+    pub hcx: bool,
+    /// FEAT_FGT: the fine-grained trap registers exist.
+    pub fgt: bool,
+    /// FEAT_AMUv1: HAFGRTR_EL2 exists (with FEAT_FGT).
+    pub amu: bool,
+    /// FEAT_SVE.
+    pub sve: bool,
+    /// FEAT_SME.
+    pub sme: bool,
+    /// SME2 (ZT0).
+    pub sme2: bool,
+    /// FEAT_SME_FA64.
+    pub sme_fa64: bool,
+    /// FEAT_MOPS: the memory copy/set instructions.
+    pub mops: bool,
+    /// FEAT_MTE2: allocation tags in memory.
+    pub mte2: bool,
+    /// FEAT_CSV2_2 or FEAT_CSV2_1p2: SCXTNUM_EL0/EL1.
+    pub scxtnum: bool,
+    /// FEAT_LS64 level: 1 LD64B/ST64B, 2 also ST64BV, 3 also ST64BV0/ACCDATA_EL1.
+    pub ls64: u64,
+    /// FEAT_TCR2.
+    pub tcr2: bool,
+    /// FEAT_SCTLR2.
+    pub sctlr2: bool,
+    /// FEAT_D128.
+    pub d128: bool,
+    /// FEAT_GCS.
+    pub gcs: bool,
+    /// FEAT_FPMR.
+    pub fpmr: bool,
+    /// FEAT_PAuth_LR.
+    pub pauth_lr: bool,
+    /// FEAT_S1PIE: PIR_EL1/PIRE0_EL1.
+    pub s1pie: bool,
+    /// FEAT_S1POE: POR_EL0/POR_EL1.
+    pub s1poe: bool,
+    /// FEAT_S2POE: S2POR_EL1.
+    pub s2poe: bool,
+    /// FEAT_AIE: MAIR2_EL1/AMAIR2_EL1.
+    pub aie: bool,
+    /// FEAT_THE: RCWMASK_EL1.
+    pub the: bool,
+    /// FEAT_SPEv1p2: PMSNEVFR_EL1.
+    pub spe_v1p2: bool,
+    /// FEAT_BRBE.
+    pub brbe: bool,
+}
+
+impl CpuFeatures {
+    /// A CPU with none of the features (the base the `const` checks below build on).
+    pub const NONE: Self = Self {
+        hcx: false,
+        fgt: false,
+        amu: false,
+        sve: false,
+        sme: false,
+        sme2: false,
+        sme_fa64: false,
+        mops: false,
+        mte2: false,
+        scxtnum: false,
+        ls64: 0,
+        tcr2: false,
+        sctlr2: false,
+        d128: false,
+        gcs: false,
+        fpmr: false,
+        pauth_lr: false,
+        s1pie: false,
+        s1poe: false,
+        s2poe: false,
+        aie: false,
+        the: false,
+        spe_v1p2: false,
+        brbe: false,
+    };
+
+    /// This CPU's features, from its ID registers. Every encoding read is in the ID register space
+    /// (op0 3, op1 0, CRn 0, CRm 1..7), which reads as zero where the CPU predates the register.
+    pub fn this_cpu() -> Self {
+        let pfr0 = LocalRegisterCopy::<u64, ID_AA64PFR0_EL1::Register>::new(read_sysreg!(
+            "id_aa64pfr0_el1"
+        ));
+        let pfr1 = LocalRegisterCopy::<u64, ID_AA64PFR1_EL1::Register>::new(read_sysreg!(
+            "id_aa64pfr1_el1"
+        ));
+        let pfr2 =
+            LocalRegisterCopy::<u64, ID_AA64PFR2_EL1::Register>::new(read_sysreg!("s3_0_c0_c4_2"));
+        let smfr0 =
+            LocalRegisterCopy::<u64, ID_AA64SMFR0_EL1::Register>::new(read_sysreg!("s3_0_c0_c4_5"));
+        let dfr0 = LocalRegisterCopy::<u64, ID_AA64DFR0_EL1::Register>::new(read_sysreg!(
+            "id_aa64dfr0_el1"
+        ));
+        let isar1 = LocalRegisterCopy::<u64, ID_AA64ISAR1_EL1::Register>::new(read_sysreg!(
+            "id_aa64isar1_el1"
+        ));
+        let isar2 =
+            LocalRegisterCopy::<u64, ID_AA64ISAR2_EL1::Register>::new(read_sysreg!("s3_0_c0_c6_2"));
+        let mmfr0 = LocalRegisterCopy::<u64, ID_AA64MMFR0_EL1::Register>::new(read_sysreg!(
+            "id_aa64mmfr0_el1"
+        ));
+        let mmfr1 = LocalRegisterCopy::<u64, ID_AA64MMFR1_EL1::Register>::new(read_sysreg!(
+            "id_aa64mmfr1_el1"
+        ));
+        let mmfr3 =
+            LocalRegisterCopy::<u64, ID_AA64MMFR3_EL1::Register>::new(read_sysreg!("s3_0_c0_c7_3"));
+        // Address authentication value 6 is FEAT_PAuth_LR, in whichever algorithm field is used.
+        const PAUTH_LR: u64 = 6;
+        let sme = pfr1.read(id_aa64pfr1_el1::SME);
+        Self {
+            hcx: mmfr1.read(id_aa64mmfr1_el1::HCX) != 0,
+            fgt: mmfr0.read(id_aa64mmfr0_el1::FGT) != 0,
+            amu: pfr0.read(ID_AA64PFR0_EL1::AMU) != 0,
+            sve: pfr0.read(ID_AA64PFR0_EL1::SVE) != 0,
+            sme: sme != 0,
+            sme2: sme != 0 && smfr0.read(ID_AA64SMFR0_EL1::SMEver) != 0,
+            sme_fa64: sme != 0 && smfr0.read(ID_AA64SMFR0_EL1::FA64) != 0,
+            mops: isar2.read(ID_AA64ISAR2_EL1::MOPS) != 0,
+            mte2: pfr1.read(ID_AA64PFR1_EL1::MTE) >= 2,
+            scxtnum: pfr0.read(id_aa64pfr0_el1::CSV2) >= 2
+                || pfr1.read(id_aa64pfr1_el1::CSV2_frac) >= 2,
+            ls64: isar1.read(id_aa64isar1_el1::LS64),
+            tcr2: mmfr3.read(ID_AA64MMFR3_EL1::TCRX) != 0,
+            sctlr2: mmfr3.read(ID_AA64MMFR3_EL1::SCTLRX) != 0,
+            d128: mmfr3.read(ID_AA64MMFR3_EL1::D128) != 0,
+            gcs: pfr1.read(id_aa64pfr1_el1::GCS) != 0,
+            fpmr: pfr2.read(ID_AA64PFR2_EL1::FPMR) != 0,
+            pauth_lr: isar1.read(ID_AA64ISAR1_EL1::APA) == PAUTH_LR
+                || isar1.read(ID_AA64ISAR1_EL1::API) == PAUTH_LR
+                || isar2.read(ID_AA64ISAR2_EL1::APA3) == PAUTH_LR,
+            s1pie: mmfr3.read(ID_AA64MMFR3_EL1::S1PIE) != 0,
+            s1poe: mmfr3.read(ID_AA64MMFR3_EL1::S1POE) != 0,
+            s2poe: mmfr3.read(ID_AA64MMFR3_EL1::S2POE) != 0,
+            aie: mmfr3.read(ID_AA64MMFR3_EL1::AIE) != 0,
+            the: pfr1.read(id_aa64pfr1_el1::THE) != 0,
+            // PMSVer 3 is FEAT_SPEv1p2.
+            spe_v1p2: dfr0.read(ID_AA64DFR0_EL1::PMSVer) >= 3,
+            brbe: dfr0.read(ID_AA64DFR0_EL1::BRBE) != 0,
+        }
+    }
+}
+
+/// A field value when `condition` holds, else the same field cleared (so it is still named in the
+/// register's mask and its value is deliberate either way).
+const fn when<R: tock_registers::RegisterLongName>(
+    condition: bool,
+    field: tock_registers::fields::Field<u64, R>,
+) -> FieldValue<u64, R> {
+    field.val(if condition { 1 } else { 0 })
+}
+
+/// HCR_EL2 while a guest runs, for the features of [`CpuFeatures`] HCR_EL2 controls.
+pub const fn hcr_el2_guest(features: &CpuFeatures) -> FieldValue<u64, HCR_EL2::Register> {
+    merge(&[
+        HCR_GUEST,
+        // Allocation tag accesses at EL1/EL0 do not trap (FEAT_MTE2; RES0 without it).
+        when(features.mte2, HCR_EL2::ATA),
+        // SCXTNUM_EL0/EL1 accesses do not trap (RES0 without the feature).
+        when(features.scxtnum, HCR_EL2::EnSCXT),
+    ])
+}
+const _: () = assert!(hcr_el2_guest(&CpuFeatures::NONE).value == HCR_GUEST.value);
+const _: () = assert!(hcr_el2_guest(&ALL_FEATURES).value == 0x0120_0300_8008_203b);
+
+/// HCR_EL2 while a guest runs, whatever the CPU implements.
 pub const HCR_GUEST: FieldValue<u64, HCR_EL2::Register> = merge(&[
     // Stage 2 on: the cell's table confines every guest access.
     HCR_EL2::VM::Enable,
@@ -57,16 +237,188 @@ const _: () = assert!(cptr_el2_guest(true, false).value == 0x32ff);
 const _: () = assert!(cptr_el2_guest(false, true).value == 0x23ff);
 const _: () = assert!(cptr_el2_guest(true, true).value == 0x22ff);
 
-/// [`cptr_el2_guest`] for this CPU's features.
-pub fn cptr_el2() -> u64 {
-    let pfr0 =
-        LocalRegisterCopy::<u64, ID_AA64PFR0_EL1::Register>::new(read_sysreg!("id_aa64pfr0_el1"));
-    let pfr1 =
-        LocalRegisterCopy::<u64, ID_AA64PFR1_EL1::Register>::new(read_sysreg!("id_aa64pfr1_el1"));
-    let sve = pfr0.read(ID_AA64PFR0_EL1::SVE) != 0;
-    let sme = pfr1.read(id_aa64pfr1_el1::SME) != 0;
-    cptr_el2_guest(sve, sme).value
+/// ZCR_EL2 while a guest runs (FEAT_SVE): the largest length field, which the CPU clamps to the
+/// longest vector it implements, so the guest may choose any vector length the CPU has.
+pub const ZCR_GUEST: FieldValue<u64, ZCR_EL2::Register> = ZCR_EL2::LEN.val(0xf);
+const _: () = assert!(ZCR_GUEST.value == 0xf);
+
+/// SMCR_EL2 while a guest runs (FEAT_SME): every streaming vector length, ZT0 (SME2) and the full
+/// A64 instruction set in streaming mode (FEAT_SME_FA64) are the guest's.
+pub const fn smcr_el2_guest(features: &CpuFeatures) -> FieldValue<u64, SMCR_EL2::Register> {
+    merge(&[
+        SMCR_EL2::LEN.val(0xf),
+        when(features.sme2, SMCR_EL2::EZT0),
+        when(features.sme_fa64, SMCR_EL2::FA64),
+    ])
 }
+const _: () = assert!(smcr_el2_guest(&CpuFeatures::NONE).value == 0xf);
+const _: () = assert!(
+    smcr_el2_guest(&CpuFeatures {
+        sme: true,
+        sme2: true,
+        sme_fa64: true,
+        ..CpuFeatures::NONE
+    })
+    .value
+        == 0xc000_000f
+);
+
+/// HCRX_EL2 while a guest runs (written only with FEAT_HCX): each enable whose feature the CPU has
+/// is set, every trap and redirection is off.
+pub const fn hcrx_el2_guest(features: &CpuFeatures) -> FieldValue<u64, HCRX_EL2::Register> {
+    merge(&[
+        // Instructions and registers that are the guest's own: enabled where implemented.
+        when(features.mops, HCRX_EL2::MSCEn),
+        when(features.ls64 >= 1, HCRX_EL2::EnALS),
+        when(features.ls64 >= 2, HCRX_EL2::EnASR),
+        when(features.ls64 >= 3, HCRX_EL2::EnAS0),
+        when(features.tcr2, HCRX_EL2::TCR2En),
+        when(features.sctlr2, HCRX_EL2::SCTLR2En),
+        when(features.d128, HCRX_EL2::D128En),
+        when(features.gcs, HCRX_EL2::GCSEn),
+        when(features.fpmr, HCRX_EL2::EnFPM),
+        when(features.pauth_lr, HCRX_EL2::PACMEn),
+        // Memory copy/set exceptions go to the guest's own EL1, which restarts the instruction.
+        HCRX_EL2::MCE2::CLEAR,
+        // No streaming-mode priority mapping (SMPRIMAP_EL2 is never programmed).
+        HCRX_EL2::SMPME::CLEAR,
+        // ALLINT writes do not trap and no virtual NMI is injected: the guest's NMIs are its own.
+        HCRX_EL2::TALLINT::CLEAR,
+        HCRX_EL2::VINMI::CLEAR,
+        HCRX_EL2::VFNMI::CLEAR,
+        // Architectural defaults for the nXS, CMOW and translation-walk coherence controls.
+        HCRX_EL2::FnXS::CLEAR,
+        HCRX_EL2::FGTnXS::CLEAR,
+        HCRX_EL2::CMOW::CLEAR,
+        HCRX_EL2::PTTWI::CLEAR,
+    ])
+}
+const _: () = assert!(hcrx_el2_guest(&CpuFeatures::NONE).value == 0);
+const _: () = assert!(
+    hcrx_el2_guest(&CpuFeatures {
+        hcx: true,
+        mops: true,
+        ..CpuFeatures::NONE
+    })
+    .value
+        == 0x800
+);
+const _: () = assert!(hcrx_el2_guest(&ALL_FEATURES).value == 0x01c2_c807);
+
+/// Every feature at once, for the checks that each enable lands on its own bit.
+const ALL_FEATURES: CpuFeatures = CpuFeatures {
+    hcx: true,
+    fgt: true,
+    amu: true,
+    sve: true,
+    sme: true,
+    sme2: true,
+    sme_fa64: true,
+    mops: true,
+    mte2: true,
+    scxtnum: true,
+    ls64: 3,
+    tcr2: true,
+    sctlr2: true,
+    d128: true,
+    gcs: true,
+    fpmr: true,
+    pauth_lr: true,
+    s1pie: true,
+    s1poe: true,
+    s2poe: true,
+    aie: true,
+    the: true,
+    spe_v1p2: true,
+    brbe: true,
+};
+
+/// HFGRTR_EL2 while a guest runs (written only with FEAT_FGT): no fine-grained read trap. The
+/// positive trap bits are clear; the negative ones (`n...`, where 0 traps) are set for every
+/// register the CPU implements and stay clear (RES0) for the rest.
+pub const fn hfgrtr_el2_guest(features: &CpuFeatures) -> FieldValue<u64, HFGRTR_EL2::Register> {
+    FieldValue::<u64, HFGRTR_EL2::Register>::new(u64::MAX, 0, hfgxtr_enables(features))
+}
+
+/// HFGWTR_EL2 while a guest runs: as [`hfgrtr_el2_guest`] for writes (the two share a layout).
+pub const fn hfgwtr_el2_guest(features: &CpuFeatures) -> FieldValue<u64, HFGWTR_EL2::Register> {
+    FieldValue::<u64, HFGWTR_EL2::Register>::new(u64::MAX, 0, hfgxtr_enables(features))
+}
+
+/// The negative-polarity bits of HFGRTR_EL2/HFGWTR_EL2 for `features`.
+const fn hfgxtr_enables(features: &CpuFeatures) -> u64 {
+    merge(&[
+        when(features.aie, HFGRTR_EL2::nAMAIR2_EL1),
+        when(features.aie, HFGRTR_EL2::nMAIR2_EL1),
+        when(features.s2poe, HFGRTR_EL2::nS2POR_EL1),
+        when(features.s1poe, HFGRTR_EL2::nPOR_EL1),
+        when(features.s1poe, HFGRTR_EL2::nPOR_EL0),
+        when(features.s1pie, HFGRTR_EL2::nPIR_EL1),
+        when(features.s1pie, HFGRTR_EL2::nPIRE0_EL1),
+        when(features.the, HFGRTR_EL2::nRCWMASK_EL1),
+        when(features.sme, HFGRTR_EL2::nTPIDR2_EL0),
+        when(features.sme, HFGRTR_EL2::nSMPRI_EL1),
+        when(features.gcs, HFGRTR_EL2::nGCS_EL1),
+        when(features.gcs, HFGRTR_EL2::nGCS_EL0),
+        when(features.ls64 >= 3, HFGRTR_EL2::nACCDATA_EL1),
+    ])
+    .value
+}
+const _: () = assert!(hfgrtr_el2_guest(&CpuFeatures::NONE).value == 0);
+const _: () = assert!(
+    hfgrtr_el2_guest(&CpuFeatures {
+        sme: true,
+        ..CpuFeatures::NONE
+    })
+    .value
+        == 0x00c0_0000_0000_0000
+);
+const _: () = assert!(hfgwtr_el2_guest(&ALL_FEATURES).value == 0xfff4_0000_0000_0000);
+
+/// HFGITR_EL2 while a guest runs: no fine-grained instruction trap (the GCS and BRBE
+/// instructions' negative bits set where implemented).
+pub const fn hfgitr_el2_guest(features: &CpuFeatures) -> FieldValue<u64, HFGITR_EL2::Register> {
+    let enables = merge(&[
+        when(features.gcs, HFGITR_EL2::nGCSEPP),
+        when(features.gcs, HFGITR_EL2::nGCSSTR_EL1),
+        when(features.gcs, HFGITR_EL2::nGCSPUSHM_EL1),
+        when(features.brbe, HFGITR_EL2::nBRBIALL),
+        when(features.brbe, HFGITR_EL2::nBRBINJ),
+    ]);
+    FieldValue::<u64, HFGITR_EL2::Register>::new(u64::MAX, 0, enables.value)
+}
+const _: () = assert!(hfgitr_el2_guest(&CpuFeatures::NONE).value == 0);
+const _: () = assert!(hfgitr_el2_guest(&ALL_FEATURES).value == 0x0f80_0000_0000_0000);
+
+/// HDFGRTR_EL2 while a guest runs: no fine-grained debug, trace or PMU read trap (PMSNEVFR_EL1 and
+/// the BRBE registers' negative bits set where implemented); MDCR_EL2 alone decides.
+pub const fn hdfgrtr_el2_guest(features: &CpuFeatures) -> FieldValue<u64, HDFGRTR_EL2::Register> {
+    let enables = merge(&[
+        when(features.spe_v1p2, HDFGRTR_EL2::nPMSNEVFR_EL1),
+        when(features.brbe, HDFGRTR_EL2::nBRBDATA),
+        when(features.brbe, HDFGRTR_EL2::nBRBCTL),
+        when(features.brbe, HDFGRTR_EL2::nBRBIDR),
+    ]);
+    FieldValue::<u64, HDFGRTR_EL2::Register>::new(u64::MAX, 0, enables.value)
+}
+const _: () = assert!(hdfgrtr_el2_guest(&CpuFeatures::NONE).value == 0);
+const _: () = assert!(hdfgrtr_el2_guest(&ALL_FEATURES).value == 0x7800_0000_0000_0000);
+
+/// HDFGWTR_EL2 while a guest runs: as [`hdfgrtr_el2_guest`] for writes (BRBIDR_EL1 is read-only).
+pub const fn hdfgwtr_el2_guest(features: &CpuFeatures) -> FieldValue<u64, HDFGWTR_EL2::Register> {
+    let enables = merge(&[
+        when(features.spe_v1p2, HDFGWTR_EL2::nPMSNEVFR_EL1),
+        when(features.brbe, HDFGWTR_EL2::nBRBDATA),
+        when(features.brbe, HDFGWTR_EL2::nBRBCTL),
+    ]);
+    FieldValue::<u64, HDFGWTR_EL2::Register>::new(u64::MAX, 0, enables.value)
+}
+const _: () = assert!(hdfgwtr_el2_guest(&ALL_FEATURES).value == 0x7000_0000_0000_0000);
+
+/// HAFGRTR_EL2 while a guest runs (written only with FEAT_FGT and FEAT_AMUv1): no activity monitor
+/// read traps (the register has only positive trap bits).
+pub const HAFGRTR_GUEST: FieldValue<u64, HAFGRTR_EL2::Register> =
+    FieldValue::<u64, HAFGRTR_EL2::Register>::new(u64::MAX, 0, 0);
 
 /// MDCR_EL2 while a guest runs, `counters` being PMCR_EL0.N: the guest owns the whole PMU and the
 /// debug registers.
@@ -90,6 +442,10 @@ pub const fn mdcr_el2_guest(counters: u64) -> FieldValue<u64, MDCR_EL2::Register
         MDCR_EL2::TDRA::CLEAR,
         // Trace filter controls do not trap.
         MDCR_EL2::TTRF::CLEAR,
+        // SPE and TRBE are hidden (docs/architecture.md, "CPU features"): their buffers stay
+        // EL2's, so EL1's accesses to the buffer registers trap and become undefined instructions.
+        MDCR_EL2::E2PB::OwnedByEL2OrEL1,
+        MDCR_EL2::E2TB::EL1OrEL2OwnerTrapToEL2,
     ])
 }
 // What QEMU's reset value (HPMN = PMCR_EL0.N, everything else 0) was, so behaviour is unchanged.

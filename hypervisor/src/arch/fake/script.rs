@@ -157,6 +157,19 @@ impl GuestExit {
         )
     }
 
+    /// The guest executes WFIT (FEAT_WFxT) with its timeout in x0.
+    pub fn wfit() -> Self {
+        let mut iss = LocalRegisterCopy::<u32, ISS_WFX::Register>::new(0);
+        iss.modify(ISS_WFX::TI::Wfit);
+        Self::synchronous(
+            Syndrome {
+                esr: esr(exception_class::WFX, iss.get()),
+                ..Syndrome::default()
+            },
+            false,
+        )
+    }
+
     /// A device raises physical interrupt `intid`, and the guest is interrupted by it.
     pub fn interrupt(intid: u32) -> Self {
         Self::runs_until_interrupted().with(GuestAction::RaisePhysical(intid))
@@ -203,7 +216,13 @@ mod tests {
             decoded(&GuestExit::hvc(0x8400_0000, &[])),
             Exit::Hvc { imm: 0 }
         );
-        assert_eq!(decoded(&GuestExit::wfi()), Exit::Wfx { wfe: false });
+        assert_eq!(
+            decoded(&GuestExit::wfi()),
+            Exit::Wfx {
+                wfe: false,
+                timeout: false
+            }
+        );
         let Exit::DataAbort(abort) =
             decoded(&GuestExit::store(0x0800_0104, AccessWidth::Word, 3, 1))
         else {

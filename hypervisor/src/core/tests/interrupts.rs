@@ -95,6 +95,31 @@ fn passthrough_spi_is_acknowledged_at_el2_and_injected_hardware_linked() {
 }
 
 #[test]
+fn wfit_completes_at_once_without_waiting() {
+    let mut fixture = fixture("test-guests");
+    let personal = fixture.cell("personal");
+    fixture
+        .cpu0
+        .script([GuestExit::wfit(), GuestExit::hvc(CPU_OFF, &[])]);
+
+    assert_eq!(step(fixture.runtime, &mut fixture.cpu0), Step::Ran);
+
+    assert_eq!(
+        fixture.cpu0.events(),
+        [
+            Event::Prepared { cell: 0, vcpu: 0 },
+            Event::Entered,
+            Event::Entered,
+            Event::Quiesced,
+        ],
+        "EL2 has no timer for WFIT's timeout, so it never waits for an interrupt"
+    );
+    let resumed = &fixture.cpu0.entries()[1].regs;
+    assert_eq!(resumed.elr, TEST_GUEST_BASE + 4, "past the WFIT");
+    assert_eq!(personal.counters.wfi.load(Ordering::Relaxed), 1);
+}
+
+#[test]
 fn wfi_with_nothing_pending_waits_then_resumes_past_the_wfi() {
     let mut fixture = fixture("test-guests");
     let personal = fixture.cell("personal");
