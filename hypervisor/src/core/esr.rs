@@ -179,7 +179,7 @@ pub enum Exit {
 /// A stage-2 data abort.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DataAbort {
-    /// The faulting guest physical address: HPFAR_EL2.FIPA << 12 | FAR_EL2[11:0].
+    /// The faulting guest physical address: HPFAR_EL2.FIPA << 12 | FAR_EL2\[11:0\].
     pub ipa: GuestPhysAddr,
     /// The access was a write (ISS.WnR). For a fault on a stage-1 table walk (`s1ptw`) or a cache
     /// maintenance operation this does not describe a guest store.

@@ -1,17 +1,21 @@
 //! The fast path: exits answered right where the exception arrives, before the world switch
 //! returns to the run loop, for the exits every guest takes all the time.
 //!
-//! The arch glue calls [`exit`] with only the guest's caller-saved registers (x0–x18, x30, ELR,
-//! SPSR) in [`GuestRegs`]; x19–x29 are still live in the CPU, preserved by the call, so a handler
-//! here must not read them (they read as stale values in `regs`). What this path does not answer
+//! The arch glue calls [`synchronous`] or [`interrupt`] (host tests: [`exit()`]) with only the
+//! guest's caller-saved registers (x0–x18, x30, ELR, SPSR) in
+//! [`GuestRegs`](crate::core::hardware::GuestRegs); x19–x29 are still live in the CPU, preserved by
+//! the call, so a handler here must not read them (they read as stale values in `regs`), and a
+//! trap whose transfer register is one of them goes to the run loop. What this path does not answer
 //! it leaves to the run loop ([`Fast::Slow`]), which then sees the exit exactly as if the fast
 //! path did not exist: the glue completes the register save first.
 //!
 //! Skipping the run loop also skips its vGIC `flush`/`sync` around the entry. That is sound for
-//! what is answered here: a hypercall answered here changes no interrupt state, a guest timer
-//! forwarded here goes through [`Vgic::forward_ppi_direct`](crate::dev::vgic::Vgic::forward_ppi_direct)
-//! (or a flush under the same lock), and a kick is answered with a flush. Anything another CPU
-//! changes for this vCPU comes with a kick, a physical interrupt that exits again at once.
+//! what is answered here: a hypercall answered here changes no interrupt state; a guest timer
+//! goes through [`Vgic::forward_ppi_direct`](crate::dev::vgic::Vgic::forward_ppi_direct), a kick
+//! through [`Vgic::deliver_posted`](crate::dev::vgic::Vgic::deliver_posted), each falling back to
+//! a flush under the same lock; a device access or an SGI write is framed by the same sync and
+//! flush the run loop does. Anything another CPU changes for this vCPU comes with a kick, a
+//! physical interrupt that exits again at once.
 #![forbid(unsafe_code)]
 
 use crate::core::cell::ExitReason;
@@ -53,7 +57,7 @@ pub fn exit<H: VcpuHardware + ?Sized>(
     }
 }
 
-/// [`exit`] for a synchronous exit (the arch glue's vector calls it directly).
+/// [`exit()`] for a synchronous exit (the arch glue's vector calls it directly).
 #[inline(always)]
 pub fn synchronous<H: VcpuHardware + ?Sized>(
     running: &mut RunningVcpu<'_>,
@@ -74,9 +78,10 @@ fn saved(n: u8) -> bool {
     !(19..30).contains(&n)
 }
 
-/// A guest sending SGIs through ICC_SGI1R_EL1 with a register the fast path has: handled by the
-/// run loop's own handler, with the vGIC sync and flush the run loop does around every exit.
-/// Anything else goes to the run loop.
+/// A trap other than a hypercall: a device access ([`mmio`]), or a guest sending SGIs through
+/// ICC_SGI1R_EL1 with a register the fast path has, emulated as the run loop's own handler does,
+/// with the vGIC sync and flush the run loop does around every exit. Anything else goes to the
+/// run loop. Out of line, so the hypercall path does not pay for its register use.
 #[inline(never)]
 fn trap<H: VcpuHardware + ?Sized>(running: &mut RunningVcpu<'_>, hardware: &mut H) -> Fast {
     let syndrome = hardware.syndrome();

@@ -147,7 +147,7 @@ pub enum InjectError {
     AArch32,
     /// The saved PSTATE claims EL2 or EL3, which a guest trap cannot come from.
     NotFromGuest {
-        /// The SPSR.M[3:0] value.
+        /// The SPSR.M\[3:0\] value.
         mode: u8,
     },
 }

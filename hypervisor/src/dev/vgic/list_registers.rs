@@ -476,7 +476,7 @@ impl Vgic {
         }
     }
 
-    /// At `vcpu`'s kick, on its CPU: writes the SGIs posted to it ([`Vgic::post_sgi`]) straight
+    /// At `vcpu`'s kick, on its CPU: writes the SGIs posted to it (`Vgic::post_sgi`) straight
     /// into free list registers, as a flush would, if nothing else changed for `vcpu` since its
     /// last flush. Returns `Ok(true)` when that covered everything (the guest can be entered at
     /// once), `Ok(false)` when the caller must [`Vgic::flush`].
