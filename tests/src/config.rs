@@ -62,8 +62,11 @@ pub const PASSTHROUGH_LAYOUTS: &[&str] = &["linux"];
 pub const CORPORATE_DISK: &str = "corporate-disk.img";
 
 /// QEMU arguments for a headless run with the serial console on stdio: no display, no monitor
-/// (so every input byte reaches the UART unmodified) and no reboot (a reset ends QEMU).
-pub const HEADLESS_SERIAL_ARGS: [&str; 7] = [
+/// (so every input byte reaches the UART unmodified), no reboot (a reset ends QEMU), and no
+/// default network card (virt's is a virtio-net PCI card the board does not describe, whose
+/// option ROM comes from a package QEMU only recommends; the passed-through virtio-net is added
+/// explicitly with `-netdev`/`-device`).
+pub const HEADLESS_SERIAL_ARGS: [&str; 9] = [
     "-display",
     "none",
     "-serial",
@@ -71,6 +74,8 @@ pub const HEADLESS_SERIAL_ARGS: [&str; 7] = [
     "-monitor",
     "none",
     "-no-reboot",
+    "-nic",
+    "none",
 ];
 
 /// QEMU arguments for the passed-through devices, in the order that puts them in the right

@@ -172,3 +172,78 @@ fn a_gzip_kernel_reaching_cellvisor_is_refused_at_boot() {
         "no cell ran:\n{transcript}"
     );
 }
+
+#[test]
+#[ignore = "boots QEMU: run through cargo xtask test"]
+fn a_raw_image_faulting_at_its_vector_is_stopped_and_the_other_cell_runs_on() {
+    let artifacts = artifacts();
+    let layout = "test-guests";
+    let original = artifacts.bundle(layout);
+    let archive = std::fs::read(&original)
+        .unwrap_or_else(|error| panic!("cannot read {}: {error}", original.display()));
+    let mut entries = cpio::entries(&archive).expect("a newc archive");
+    // Zeroes are `udf #0`: the first instruction is undefined, so the vCPU takes it at
+    // VBAR_EL1 (0 at reset) + 0x200, outside the cell; cellvisor answers that instruction abort at
+    // the same vector, where it faults again, identically, for ever.
+    entries.retain(|(name, _, _)| {
+        name != "override/personal/kernel" && name != "override/corporate/bootargs"
+    });
+    entries.push((
+        "override/personal/kernel".to_owned(),
+        0o100644,
+        vec![0; 4096],
+    ));
+    entries.push((
+        "override/corporate/bootargs".to_owned(),
+        0o100644,
+        b"test=heartbeat beats=600 period_ms=100".to_vec(),
+    ));
+    let bundle = write_test_file(
+        &artifacts,
+        "bundle-faulting-raw-image.cpio",
+        &cpio::archive(&entries),
+    );
+    let config = QemuConfig {
+        bundle: Some(bundle),
+        ..QemuConfig::new(layout)
+    };
+    let mut machine = Machine::boot(&artifacts, &config)
+        .unwrap_or_else(|error| panic!("cannot boot QEMU: {error}"));
+    let stopped = machine
+        .find_after(
+            "cell personal: vCPU 0 faulted",
+            0,
+            scaled(BOOT_TIMEOUT),
+        )
+        .unwrap_or_else(|error| fail(error));
+    assert!(
+        stopped.line.contains("times in a row at the exception vector")
+            && stopped.line.contains("stopping the cell"),
+        "says what it saw and what it does: {}",
+        stopped.line
+    );
+    // The other cell keeps beating after the stop.
+    let beat = machine
+        .find_after(
+            "test-guest: heartbeat",
+            stopped.line_end,
+            scaled(BOOT_TIMEOUT),
+        )
+        .unwrap_or_else(|error| fail(error));
+    assert!(
+        beat.line.starts_with("[corporate]"),
+        "corporate beats on: {}",
+        beat.line
+    );
+    machine.kill();
+    let transcript = machine.transcript();
+    assert_eq!(
+        transcript.matches("faulted").count(),
+        1,
+        "the cell is stopped once:\n{transcript}"
+    );
+    assert!(
+        !transcript.contains("panic") && !transcript.contains("cellvisor: fatal"),
+        "{transcript}"
+    );
+}

@@ -83,6 +83,9 @@ pub fn run(options: &RunOptions) -> Result<()> {
         "-echr",
         "0x1d",
         "-no-reboot",
+        // No default network card: see cellvisor_tests::HEADLESS_SERIAL_ARGS.
+        "-nic",
+        "none",
         "-kernel",
     ]);
     command

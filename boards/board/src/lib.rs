@@ -156,6 +156,29 @@ pub struct Board {
     pub layouts: &'static [Layout],
     /// Power the machine off once every cell has stopped.
     pub power_off_when_all_cells_off: bool,
+    /// Whether a cell may boot a raw binary: a kernel without an arm64 `Image` header, loaded at
+    /// the 2 MiB-aligned start of the cell's RAM and entered at its first byte. A board whose cells
+    /// only ever run Linux says `false`, so that anything but an arm64 `Image` is refused at boot.
+    pub raw_binaries: bool,
+    /// What cellvisor does with a vCPU that faults again and again without making progress.
+    pub fault_loop: FaultLoop,
+}
+
+/// What cellvisor does with a vCPU caught in a fault loop: a fault it injected made the guest
+/// fault again, identically, at the very exception vector it was sent to, so the guest cannot run
+/// a single instruction of its handler (a raw image whose first instruction faults, with no vector
+/// table, loops like this for ever).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FaultLoop {
+    /// Stop the cell (as if it had called SYSTEM_OFF) once `after` identical faults came in a row,
+    /// each at the vector the previous one was injected to, and say so on the console.
+    Stop {
+        /// Identical faults in a row that stop the cell (at least 2).
+        after: u32,
+    },
+    /// Keep injecting, as the hardware would: the vCPU loops until the cell is stopped from the
+    /// management prompt (its fault log stays rate-limited).
+    KeepInjecting,
 }
 
 impl Board {

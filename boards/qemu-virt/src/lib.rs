@@ -6,7 +6,7 @@
 #![forbid(unsafe_code)]
 
 use cellvisor_board::{
-    Board, CellConfig, CellMemory, CellPolicy, Device, GuestPlacement, Layout, MemRange,
+    Board, CellConfig, CellMemory, CellPolicy, Device, FaultLoop, GuestPlacement, Layout, MemRange,
 };
 
 pub mod image_address;
@@ -173,4 +173,7 @@ pub const BOARD: Board = Board {
         INVALID_DMA_REMAPPED,
     ],
     power_off_when_all_cells_off: true,
+    // The test guests and the benchmark guest are raw binaries.
+    raw_binaries: true,
+    fault_loop: FaultLoop::Stop { after: 64 },
 };

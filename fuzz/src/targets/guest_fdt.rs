@@ -98,6 +98,7 @@ impl FuzzTarget for GuestFdt {
                 vmid: rng.range(1, 255) as u16,
                 vcpus,
                 memory: memory.iter().map(RamRegion::from_board).collect(),
+                raw_binaries: rng.coin(),
             },
             bootargs,
             initrd,

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 
 use cellvisor::board::{
-    Board, CellConfig, CellMemory, CellPolicy, Device, GuestPlacement, Layout, MemRange,
+    Board, CellConfig, CellMemory, CellPolicy, Device, FaultLoop, GuestPlacement, Layout, MemRange,
 };
 use cellvisor::setup::partition::{self, Reserved, ReservedKind};
 use cellvisor::setup::platform::Platform as PlatformInfo;
@@ -292,6 +292,12 @@ fn build_board(rng: &mut Rng) -> BoardCase {
         devices: DEVICES,
         layouts: leak(layouts),
         power_off_when_all_cells_off: rng.coin(),
+        raw_binaries: rng.coin(),
+        fault_loop: if rng.coin() {
+            FaultLoop::KeepInjecting
+        } else {
+            FaultLoop::Stop { after: 64 }
+        },
     }));
     BoardCase {
         board,

@@ -9,6 +9,7 @@ use spin::Mutex;
 
 use crate::console::manage::{CellSummary, ExitCounts};
 use crate::console::ratelimit::RateLimiter;
+use crate::core::fault_loop::{Fault, FaultStreak};
 use crate::core::hardware::Machine;
 use crate::core::lifecycle::CellState;
 use crate::core::psci::{PsciCell, VcpuPower};
@@ -92,6 +93,9 @@ pub struct Cell {
     /// Event counters.
     pub counters: Counters,
     fault_log: RateLimiter,
+    /// Each vCPU's latest injected fault, to recognise a fault loop (only the vCPU's own CPU
+    /// takes its lock, so it is never contended).
+    fault_streaks: Vec<Mutex<FaultStreak>>,
 }
 
 impl Cell {
@@ -115,6 +119,9 @@ impl Cell {
             started_at: AtomicU64::new(0),
             counters: Counters::default(),
             fault_log: RateLimiter::new(),
+            fault_streaks: (0..vcpu_count)
+                .map(|_| Mutex::new(FaultStreak::new()))
+                .collect(),
             plan,
         }
     }
@@ -255,6 +262,15 @@ impl Cell {
         }
     }
 
+    /// Records that `vcpu` is about to be sent to `vector` for `fault`; returns how many identical
+    /// faults it has had in a row at the vector entry the previous one was sent to (see
+    /// [`crate::core::fault_loop`]).
+    pub fn record_fault(&self, vcpu: usize, fault: Fault, vector: u64) -> u32 {
+        self.fault_streaks
+            .get(vcpu)
+            .map_or(1, |streak| streak.lock().record(fault, vector))
+    }
+
     /// Whether `[ipa, ipa + length)` lies inside one of the cell's RAM regions.
     pub fn ram_contains(&self, ipa: GuestPhysAddr, length: u64) -> bool {
         self.ipa_to_pa(ipa, length).is_some()
@@ -296,6 +312,9 @@ impl Cell {
             ram,
         )
         .map_err(CellError::Image)?;
+        if plan.format == image::ImageFormat::Raw && !self.plan.raw_binaries {
+            return Err(CellError::Image(image::ImageError::RawBinaryRefused));
+        }
         let initrd = match (plan.initrd_at, images.initrd) {
             (Some(at), Some(bytes)) => Some((at, bytes.len() as u64)),
             _ => None,
@@ -317,6 +336,9 @@ impl Cell {
         }
         self.copy_in(machine, plan.dtb_at, &dtb)?;
         self.psci.lock().reset(plan.entry, plan.dtb_at.raw());
+        for streak in &self.fault_streaks {
+            streak.lock().clear();
+        }
         self.devices
             .reset(&mut CellPhysical::new(machine, &self.plan));
         Ok(())

@@ -9,6 +9,7 @@
 use crate::console::logger;
 use crate::core::cell::{Cell, ExitReason};
 use crate::core::esr::{self, DataAbort, Exit, SysRegAccess};
+use crate::core::fault_loop::{self, Fault};
 use crate::core::hardware::{GuestRegs, Syndrome, VcpuHardware};
 use crate::core::inject::{self, GuestExceptionState, InjectKind};
 use crate::core::irq::{self, kick_vcpus};
@@ -80,7 +81,7 @@ pub fn synchronous<H: VcpuHardware + ?Sized>(
                 hardware.counter(),
             );
             let kind = InjectKind::InstructionAbort { far: syndrome.far };
-            inject_or_stop(cell, regs, kind, hardware)
+            inject_or_stop(at, regs, kind, syndrome, hardware)
         }
         Exit::Wfx { timeout, .. } => {
             cell.count_exit(ExitReason::Wfi);
@@ -99,7 +100,7 @@ pub fn synchronous<H: VcpuHardware + ?Sized>(
         Exit::FpTrap | Exit::SveTrap | Exit::Pauth | Exit::Other { .. } => {
             cell.count_exit(ExitReason::Other);
             cell.log_guest_fault("unexpected trap", syndrome.esr, hardware.counter());
-            inject_or_stop(cell, regs, InjectKind::Undefined, hardware)
+            inject_or_stop(at, regs, InjectKind::Undefined, syndrome, hardware)
         }
     }
 }
@@ -184,7 +185,7 @@ fn data_abort<H: VcpuHardware + ?Sized>(
         (None, _) => {
             let reason = "access outside the cell";
             return refuse(
-                cell,
+                at,
                 regs,
                 (abort.ipa, abort.write),
                 syndrome,
@@ -195,7 +196,7 @@ fn data_abort<H: VcpuHardware + ?Sized>(
         (Some(_), None) => {
             let reason = mmio_error_reason(MmioError::NoSyndrome);
             return refuse(
-                cell,
+                at,
                 regs,
                 (abort.ipa, abort.write),
                 syndrome,
@@ -251,7 +252,7 @@ pub(crate) fn emulate<H: VcpuHardware + ?Sized>(
             Next::Resume
         }
         Err(error) => refuse(
-            cell,
+            at,
             regs,
             (device.ipa, write),
             syndrome,
@@ -291,34 +292,39 @@ fn system_register<H: VcpuHardware + ?Sized>(
             syndrome.esr,
             hardware.counter(),
         );
-        inject_or_stop(cell, regs, InjectKind::Undefined, hardware)
+        inject_or_stop(at, regs, InjectKind::Undefined, syndrome, hardware)
     }
 }
 
 /// A refused access: logged (rate-limited) and answered with a data abort at the guest's vector.
 fn refuse<H: VcpuHardware + ?Sized>(
-    cell: &Cell,
+    at: &Exiting<'_>,
     regs: &mut GuestRegs,
     (ipa, write): (GuestPhysAddr, bool),
     syndrome: Syndrome,
     reason: &str,
     hardware: &mut H,
 ) -> Next {
-    cell.log_guest_fault(reason, ipa.raw(), hardware.counter());
+    at.cell
+        .log_guest_fault(reason, ipa.raw(), hardware.counter());
     let kind = InjectKind::DataAbort {
         far: syndrome.far,
         write,
     };
-    inject_or_stop(cell, regs, kind, hardware)
+    inject_or_stop(at, regs, kind, syndrome, hardware)
 }
 
-/// Injects `kind` into the guest; if even that is impossible (a corrupt PSTATE), stops the cell.
+/// Injects `kind`, the answer to the fault `syndrome` describes, into the guest. If even that is
+/// impossible (a corrupt PSTATE), or the guest is caught in a fault loop and the board's policy
+/// says so (see [`crate::core::fault_loop`]), stops the cell instead.
 fn inject_or_stop<H: VcpuHardware + ?Sized>(
-    cell: &Cell,
+    at: &Exiting<'_>,
     regs: &mut GuestRegs,
     kind: InjectKind,
+    syndrome: Syndrome,
     hardware: &mut H,
 ) -> Next {
+    let cell = at.cell;
     cell.count_injected_fault();
     let state = GuestExceptionState {
         pc: regs.elr,
@@ -328,6 +334,26 @@ fn inject_or_stop<H: VcpuHardware + ?Sized>(
     // With SCTLR_EL1 the injection also gets PSTATE.PAN and SSBS right (SPAN, DSSBS).
     match inject::synchronous_abort_with_sctlr(state, hardware.sctlr_el1(), kind) {
         Ok(injection) => {
+            let fault = Fault {
+                pc: regs.elr,
+                esr: syndrome.esr,
+                far: syndrome.far,
+            };
+            let repeats = cell.record_fault(at.vcpu, fault, injection.new_pc);
+            if fault_loop::stops_at(at.runtime.board.fault_loop, repeats) {
+                log::error!(
+                    "cell {}: vCPU {} faulted {repeats} times in a row at the exception vector it was \
+                     sent to (PC {:#x}, ESR {:#x}, FAR {:#x}) and cannot make progress: stopping the \
+                     cell (the board's fault_loop policy)",
+                    cell.name(),
+                    at.vcpu,
+                    fault.pc,
+                    fault.esr,
+                    fault.far,
+                );
+                stop_cell(cell, AfterStop::Off, hardware);
+                return Next::Leave;
+            }
             hardware.write_injection(&injection);
             regs.elr = injection.new_pc;
             regs.spsr = injection.new_pstate;

@@ -5,6 +5,7 @@ pub mod cell;
 pub mod esr;
 pub mod exit;
 pub mod fast;
+pub mod fault_loop;
 pub mod hardware;
 pub mod inject;
 pub mod irq;

@@ -160,6 +160,8 @@ pub enum ImageError {
     BigEndianKernel,
     /// The kernel is neither an arm64 `Image` nor a raw binary but a container of one.
     PackedKernel(PackedKernel),
+    /// The kernel has no arm64 `Image` header and the board boots no raw binaries.
+    RawBinaryRefused,
     /// The kernel (with BSS) plus a 2 MiB device-tree block do not fit the RAM.
     KernelTooBig {
         /// Bytes needed from the RAM base, device-tree block included.
@@ -194,6 +196,11 @@ impl fmt::Display for ImageError {
                 "kernel image is big-endian: build a little-endian arm64 kernel"
             ),
             Self::PackedKernel(format) => write!(f, "{format}"),
+            Self::RawBinaryRefused => write!(
+                f,
+                "the kernel is a raw binary (no arm64 Image header) and this board boots no raw binaries; \
+                 give the cell an uncompressed arm64 Image (the kernel build's arch/arm64/boot/Image)"
+            ),
             Self::KernelTooBig { needed, available } => write!(
                 f,
                 "kernel needs {needed:#x} bytes of RAM (with BSS and the device tree) but the cell's first \

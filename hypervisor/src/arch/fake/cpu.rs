@@ -172,6 +172,8 @@ impl FakeCpu {
         match action {
             GuestAction::SetRegister { n, value } => regs.set(n, value),
             GuestAction::SetVbar(vbar) => self.el1.vbar = vbar,
+            // `run_guest` moves the PC.
+            GuestAction::RunTo(_) => {}
             GuestAction::TakeVirtual(intid) => {
                 let entry = self.guest_entry(intid);
                 assert_eq!(
@@ -228,8 +230,11 @@ impl FakeCpu {
             self.wait_for_pending("an interrupt: the script is used up and the guest spins");
             return ExitKind::Irq;
         };
-        let pc = regs.elr;
+        let mut pc = regs.elr;
         for action in exit.actions {
+            if let GuestAction::RunTo(target) = action {
+                pc = target;
+            }
             self.act(action, regs);
         }
         regs.elr = pc;

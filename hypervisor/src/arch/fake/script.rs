@@ -26,6 +26,8 @@ pub enum GuestAction {
     },
     /// The guest writes VBAR_EL1.
     SetVbar(u64),
+    /// The guest runs on to `pc` (a handler ran and returned there): the exit happens at `pc`.
+    RunTo(u64),
     /// The guest acknowledges virtual interrupt `intid` (its list register goes Pending → Active).
     TakeVirtual(u32),
     /// The guest EOIs and deactivates virtual interrupt `intid`; a hardware-linked entry

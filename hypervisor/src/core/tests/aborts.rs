@@ -4,16 +4,18 @@
 
 use core::sync::atomic::Ordering;
 
-use super::{fixture, only};
+use super::{KERNEL, build, fixture, only};
 use crate::arch::fake::Event;
 use crate::arch::fake::script::{GuestAction, GuestExit};
+use crate::board::{Board, FaultLoop};
 use crate::core::hardware::SPSR_EL1H_MASKED;
 use crate::core::inject::Injection;
+use crate::core::lifecycle::CellState;
 use crate::core::psci::CPU_OFF;
 use crate::core::run::{Step, step};
 use crate::dev::mmio::AccessWidth;
 use crate::mem::addr::{GuestPhysAddr, PhysAddr};
-use crate::setup::partition::qemu_virt::{TEST_GUEST_BASE, VIRTIO_DISK, VIRTIO_NET};
+use crate::setup::partition::qemu_virt::{self, TEST_GUEST_BASE, VIRTIO_DISK, VIRTIO_NET};
 
 /// `GICD_ISENABLER1`: set-enable bits of INTIDs 32-63.
 const GICD_ISENABLER1: u64 = 0x104;
@@ -176,4 +178,106 @@ fn shared_passthrough_page_forwards_only_the_cells_own_device() {
         "nothing reaches the other cell's device"
     );
     assert!(fixture.cpu0.injections().is_empty());
+}
+
+#[test]
+fn a_guest_faulting_at_its_own_vector_is_stopped_after_the_boards_limit() {
+    let mut fixture = fixture("test-guests");
+    let personal = fixture.cell("personal");
+    let FaultLoop::Stop { after } = qemu_virt::BOARD.fault_loop else {
+        panic!("the QEMU virt board stops fault loops");
+    };
+    // A raw image whose vector table lies outside the cell: the first store outside the cell is
+    // answered at the vector, where the guest faults again, identically, for ever.
+    let vbar = 0x0c00_0000;
+    let outside = 0x0c10_0000;
+    let mut script =
+        vec![GuestExit::store(outside, AccessWidth::Word, 1, 0).with(GuestAction::SetVbar(vbar))];
+    // The first fault (at the image's entry) and the `after` identical ones at the vector; one
+    // more that must never be played.
+    script.extend((0..=after).map(|_| GuestExit::store(outside, AccessWidth::Word, 1, 0)));
+    fixture.cpu0.script(script);
+
+    let mut steps = 0;
+    while personal.state() != CellState::Off {
+        steps += 1;
+        assert!(steps < 4, "the cell stops within a few steps");
+        step(fixture.runtime, &mut fixture.cpu0);
+    }
+
+    let injections = fixture.cpu0.injections();
+    assert_eq!(
+        injections.len(),
+        after as usize,
+        "the entry fault and {} identical faults at the vector were answered; the {after}th stopped \
+         the cell",
+        after - 1
+    );
+    assert!(
+        injections
+            .iter()
+            .skip(1)
+            .all(|injection| injection.elr_el1 == vbar + 0x200 && injection.new_pc == vbar + 0x200),
+        "every repeat faulted at the vector it was sent to"
+    );
+    assert_eq!(
+        fixture.cpu0.entries().len(),
+        after as usize + 1,
+        "the vCPU was not entered again after the stop"
+    );
+    assert_eq!(fixture.cell("corporate").state(), CellState::Running);
+}
+
+#[test]
+fn faults_that_let_the_handler_run_never_stop_the_cell() {
+    let mut fixture = fixture("test-guests");
+    let personal = fixture.cell("personal");
+    let vbar = TEST_GUEST_BASE + 0x800;
+    let outside = 0x0c00_0000;
+    // The handler runs and returns to the faulting instruction each time: a guest retrying a bad
+    // access is making progress as far as cellvisor can tell, however often it does.
+    let retry_at = TEST_GUEST_BASE + 0x40;
+    let mut script = vec![
+        GuestExit::store(outside, AccessWidth::Word, 1, 0)
+            .with(GuestAction::SetVbar(vbar))
+            .with(GuestAction::RunTo(retry_at)),
+    ];
+    for _ in 1..200 {
+        script.push(
+            GuestExit::store(outside, AccessWidth::Word, 1, 0).with(GuestAction::RunTo(retry_at)),
+        );
+    }
+    script.push(GuestExit::hvc(CPU_OFF, &[]));
+    fixture.cpu0.script(script);
+
+    assert_eq!(step(fixture.runtime, &mut fixture.cpu0), Step::Ran);
+    assert_eq!(fixture.cpu0.injections().len(), 200);
+    assert_eq!(personal.state(), CellState::Running);
+}
+
+/// The QEMU virt board with raw binaries refused, as a board whose cells only run Linux has it.
+static LINUX_ONLY: Board = Board {
+    raw_binaries: false,
+    ..qemu_virt::BOARD
+};
+
+#[test]
+fn a_board_without_raw_binaries_refuses_a_raw_kernel_and_boots_an_image() {
+    let Err((cell, error)) = build(&LINUX_ONLY, "test-guests", KERNEL) else {
+        panic!("a raw kernel is refused");
+    };
+    assert_eq!(cell, "0");
+    assert!(
+        error.contains("the kernel is a raw binary") && error.contains("arm64 Image"),
+        "names the format and the fix: {error}"
+    );
+    // The same bytes behind an arm64 Image header (text_offset 0, image_size 1 MiB) boot.
+    let mut image = vec![0u8; 64];
+    image[16..24].copy_from_slice(&(1u64 << 20).to_le_bytes());
+    image[56..60].copy_from_slice(b"ARM\x64");
+    image.extend_from_slice(KERNEL);
+    let image: &'static [u8] = Vec::leak(image);
+    let fixture = build(&LINUX_ONLY, "test-guests", image)
+        .unwrap_or_else(|(cell, error)| panic!("cell {cell}: {error}"));
+    assert_eq!(fixture.cell("personal").state(), CellState::Running);
 }

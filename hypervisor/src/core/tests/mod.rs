@@ -42,8 +42,19 @@ pub(super) struct Fixture {
 
 /// Builds layout `layout` of the QEMU virt board with tiny fake images.
 pub(super) fn fixture(layout: &str) -> Fixture {
+    build(&BOARD, layout, KERNEL).unwrap_or_else(|(cell, error)| panic!("cell {cell}: {error}"))
+}
+
+/// Builds layout `layout` of `board` (the QEMU virt board's hardware, perhaps with other
+/// policies) with `kernel` as every cell's kernel; the error is the cell that failed and why.
+pub(super) fn build(
+    board_data: &'static Board,
+    layout: &str,
+    kernel: &'static [u8],
+) -> Result<Fixture, (String, String)> {
     let platform = platform::parse(DTB).expect("the DTB fixture parses");
-    let partition = validate(&BOARD, Some(layout), &platform, &[]).expect("the layout is valid");
+    let partition =
+        validate(board_data, Some(layout), &platform, &[]).expect("the layout is valid");
     let ram = partition
         .cells
         .iter()
@@ -51,22 +62,22 @@ pub(super) fn fixture(layout: &str) -> Fixture {
         .collect();
     let board = FakeBoard::new(platform.cpus.len(), ram);
     let files: [(&str, &[u8]); 4] = [
-        ("test-guest", KERNEL),
-        ("linux", KERNEL),
+        ("test-guest", kernel),
+        ("linux", kernel),
         ("initrd-personal", INITRD),
         ("initrd-corporate", INITRD),
     ];
     let archive: &'static [u8] = Box::leak(archive(&files).into_boxed_slice());
     let bundle = Bundle::parse(archive).expect("the bundle parses");
     let mut cpu0 = board.cpu(0);
-    let runtime = Runtime::build(&BOARD, platform, partition, bundle, GIC_INFO, &mut cpu0)
-        .unwrap_or_else(|(cell, error)| panic!("cell {cell}: {error}"));
+    let runtime = Runtime::build(board_data, platform, partition, bundle, GIC_INFO, &mut cpu0)
+        .map_err(|(cell, error)| (cell.to_string(), error.to_string()))?;
     board.clear_events();
-    Fixture {
+    Ok(Fixture {
         runtime: Box::leak(Box::new(runtime)),
         board,
         cpu0,
-    }
+    })
 }
 
 impl Fixture {

@@ -79,6 +79,7 @@ pub fn validate(
             vmid: u16::try_from(index + 1).unwrap_or(u16::MAX),
             vcpus,
             memory: cell.memory.iter().map(RamRegion::from_board).collect(),
+            raw_binaries: board.raw_binaries,
         });
     }
     let partition = Partition {

@@ -68,6 +68,8 @@ pub struct CellPlan {
     pub vcpus: Vec<VcpuPlan>,
     /// RAM regions in board order; the first receives kernel, device tree and initrd.
     pub memory: Vec<RamRegion>,
+    /// Whether the board lets the cell boot a raw binary (its `raw_binaries`).
+    pub raw_binaries: bool,
 }
 
 /// One RAM region of a validated cell: the physical RAM it owns and where its guest sees it.

@@ -4,7 +4,9 @@ extern crate std;
 
 use super::qemu_virt;
 use super::*;
-use crate::board::{CellConfig, CellMemory, CellPolicy, Device, GuestPlacement, MemRange};
+use crate::board::{
+    CellConfig, CellMemory, CellPolicy, Device, FaultLoop, GuestPlacement, MemRange,
+};
 use crate::dev::passthrough::PassthroughError;
 use crate::setup::platform;
 use alloc::boxed::Box;
@@ -73,6 +75,8 @@ fn board(cells: Vec<CellConfig>) -> Board {
             cells: leak(cells),
         }]),
         power_off_when_all_cells_off: true,
+        raw_binaries: true,
+        fault_loop: FaultLoop::Stop { after: 64 },
     }
 }
 
