@@ -210,14 +210,12 @@ fn a_raw_image_faulting_at_its_vector_is_stopped_and_the_other_cell_runs_on() {
     let mut machine = Machine::boot(&artifacts, &config)
         .unwrap_or_else(|error| panic!("cannot boot QEMU: {error}"));
     let stopped = machine
-        .find_after(
-            "cell personal: vCPU 0 faulted",
-            0,
-            scaled(BOOT_TIMEOUT),
-        )
+        .find_after("cell personal: vCPU 0 faulted", 0, scaled(BOOT_TIMEOUT))
         .unwrap_or_else(|error| fail(error));
     assert!(
-        stopped.line.contains("times in a row at the exception vector")
+        stopped
+            .line
+            .contains("times in a row at the exception vector")
             && stopped.line.contains("stopping the cell"),
         "says what it saw and what it does: {}",
         stopped.line

@@ -236,6 +236,9 @@ impl VcpuHardware for Cpu {
                 write_sysreg!("s3_4_c1_c2_6", traps::smcr_el2_guest(&features).value); // SMCR_EL2
                 // SVCR: a vCPU starts outside streaming mode with ZA off.
                 write_sysreg!("s3_3_c4_c2_2", 0);
+                if features.sme_priority {
+                    write_sysreg!("s3_4_c1_c2_5", traps::SMPRIMAP_GUEST); // SMPRIMAP_EL2
+                }
             }
             if features.hcx {
                 write_sysreg!("s3_4_c1_c2_2", traps::hcrx_el2_guest(&features).value); // HCRX_EL2
@@ -249,6 +252,13 @@ impl VcpuHardware for Cpu {
                 if features.amu {
                     write_sysreg!("s3_4_c3_c1_6", traps::HAFGRTR_GUEST.value); // HAFGRTR_EL2
                 }
+            }
+            if features.fgt2 {
+                write_sysreg!("s3_4_c3_c1_2", traps::hfgrtr2_el2_guest(&features)); // HFGRTR2_EL2
+                write_sysreg!("s3_4_c3_c1_3", traps::hfgwtr2_el2_guest(&features)); // HFGWTR2_EL2
+                write_sysreg!("s3_4_c3_c1_7", traps::FGT2_OTHERS_GUEST); // HFGITR2_EL2
+                write_sysreg!("s3_4_c3_c1_0", traps::FGT2_OTHERS_GUEST); // HDFGRTR2_EL2
+                write_sysreg!("s3_4_c3_c1_1", traps::FGT2_OTHERS_GUEST); // HDFGWTR2_EL2
             }
             write_sysreg!("mdcr_el2", mdcr);
             write_sysreg!("cnthctl_el2", traps::CNTHCTL_GUEST.value);

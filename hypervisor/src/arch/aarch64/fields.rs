@@ -114,6 +114,8 @@ pub mod id_aa64pfr0_el1 {
 
     /// CSV2: 2 or more = FEAT_CSV2_2 (SCXTNUM_ELx implemented).
     pub const CSV2: Field<u64, ID_AA64PFR0_EL1::Register> = Field::new(0xf, 56);
+    /// RAS: 3 or more = FEAT_RASv2 (ERXGSR_EL1 implemented).
+    pub const RAS: Field<u64, ID_AA64PFR0_EL1::Register> = Field::new(0xf, 28);
 }
 
 /// `ID_AA64PFR1_EL1` beyond aarch64-cpu's `MTE`.
@@ -130,6 +132,8 @@ pub mod id_aa64pfr1_el1 {
     pub const GCS: Field<u64, Register> = Field::new(0xf, 44);
     /// FEAT_THE implemented (non-zero).
     pub const THE: Field<u64, Register> = Field::new(0xf, 48);
+    /// FEAT_PFAR implemented (non-zero): PFAR_EL1 exists.
+    pub const PFAR: Field<u64, Register> = Field::new(0xf, 60);
 }
 
 /// `ID_AA64ISAR1_EL1` beyond aarch64-cpu's fields.
@@ -144,7 +148,7 @@ pub mod id_aa64isar1_el1 {
 pub mod id_aa64mmfr0_el1 {
     use super::{Field, ID_AA64MMFR0_EL1};
 
-    /// FEAT_FGT implemented (non-zero).
+    /// FEAT_FGT implemented (non-zero); 2 = FEAT_FGT2 (the `...2_EL2` trap registers exist).
     pub const FGT: Field<u64, ID_AA64MMFR0_EL1::Register> = Field::new(0xf, 56);
 }
 

@@ -75,6 +75,14 @@ pub struct CpuFeatures {
     pub spe_v1p2: bool,
     /// FEAT_BRBE.
     pub brbe: bool,
+    /// FEAT_FGT2: HFGRTR2/HFGWTR2/HFGITR2/HDFGRTR2/HDFGWTR2_EL2 exist.
+    pub fgt2: bool,
+    /// FEAT_PFAR: PFAR_EL1.
+    pub pfar: bool,
+    /// FEAT_RASv2: ERXGSR_EL1.
+    pub ras_v2: bool,
+    /// SME priority mapping (SMIDR_EL1.SMPS): SMPRIMAP_EL2 exists.
+    pub sme_priority: bool,
 }
 
 impl CpuFeatures {
@@ -104,6 +112,10 @@ impl CpuFeatures {
         the: false,
         spe_v1p2: false,
         brbe: false,
+        fgt2: false,
+        pfar: false,
+        ras_v2: false,
+        sme_priority: false,
     };
 
     /// This CPU's features, from its ID registers. Every encoding read is in the ID register space
@@ -138,6 +150,9 @@ impl CpuFeatures {
         // Address authentication value 6 is FEAT_PAuth_LR, in whichever algorithm field is used.
         const PAUTH_LR: u64 = 6;
         let sme = pfr1.read(id_aa64pfr1_el1::SME);
+        // SMIDR_EL1 exists only with SME; SMPS (bit 15) says SMPRIMAP_EL2 does.
+        const SMIDR_SMPS: u64 = 1 << 15;
+        let sme_priority = sme != 0 && read_sysreg!("s3_1_c0_c0_6") & SMIDR_SMPS != 0;
         Self {
             hcx: mmfr1.read(id_aa64mmfr1_el1::HCX) != 0,
             fgt: mmfr0.read(id_aa64mmfr0_el1::FGT) != 0,
@@ -167,6 +182,10 @@ impl CpuFeatures {
             // PMSVer 3 is FEAT_SPEv1p2.
             spe_v1p2: dfr0.read(ID_AA64DFR0_EL1::PMSVer) >= 3,
             brbe: dfr0.read(ID_AA64DFR0_EL1::BRBE) != 0,
+            fgt2: mmfr0.read(id_aa64mmfr0_el1::FGT) >= 2,
+            pfar: pfr1.read(id_aa64pfr1_el1::PFAR) != 0,
+            ras_v2: pfr0.read(id_aa64pfr0_el1::RAS) >= 3,
+            sme_priority,
         }
     }
 }
@@ -331,6 +350,10 @@ const ALL_FEATURES: CpuFeatures = CpuFeatures {
     the: true,
     spe_v1p2: true,
     brbe: true,
+    fgt2: true,
+    pfar: true,
+    ras_v2: true,
+    sme_priority: true,
 };
 
 /// HFGRTR_EL2 while a guest runs (written only with FEAT_FGT): no fine-grained read trap. The
@@ -414,6 +437,46 @@ pub const fn hdfgwtr_el2_guest(features: &CpuFeatures) -> FieldValue<u64, HDFGWT
     FieldValue::<u64, HDFGWTR_EL2::Register>::new(u64::MAX, 0, enables.value)
 }
 const _: () = assert!(hdfgwtr_el2_guest(&ALL_FEATURES).value == 0x7000_0000_0000_0000);
+
+/// HFGRTR2_EL2 while a guest runs (written only with FEAT_FGT2). Every field is a
+/// negative-polarity trap: set for PFAR_EL1 (FEAT_PFAR), ERXGSR_EL1 (FEAT_RASv2) and RCWSMASK_EL1
+/// (FEAT_THE with FEAT_D128) where implemented. The FEAT_SRMASK fields (bits 3-14: the
+/// `*MASK_EL1`/`*ALIAS_EL1` registers) stay 0, so those registers trap and the guest gets an
+/// undefined instruction: SRMASK is hidden (docs/architecture.md, CPU features).
+pub const fn hfgrtr2_el2_guest(features: &CpuFeatures) -> u64 {
+    hfgxtr2_enables(features) | if features.ras_v2 { 1 << 1 } else { 0 }
+}
+
+/// HFGWTR2_EL2 while a guest runs: as [`hfgrtr2_el2_guest`] for writes (bit 1, ERXGSR_EL1, is
+/// RES0: the register is read-only).
+pub const fn hfgwtr2_el2_guest(features: &CpuFeatures) -> u64 {
+    hfgxtr2_enables(features)
+}
+
+/// The fields HFGRTR2_EL2 and HFGWTR2_EL2 share: nPFAR_EL1 (bit 0), nRCWSMASK_EL1 (bit 2).
+const fn hfgxtr2_enables(features: &CpuFeatures) -> u64 {
+    let pfar = if features.pfar { 1 } else { 0 };
+    let rcwsmask = if features.the && features.d128 {
+        1 << 2
+    } else {
+        0
+    };
+    pfar | rcwsmask
+}
+const _: () = assert!(hfgrtr2_el2_guest(&CpuFeatures::NONE) == 0);
+const _: () = assert!(hfgrtr2_el2_guest(&ALL_FEATURES) == 0b111);
+const _: () = assert!(hfgwtr2_el2_guest(&ALL_FEATURES) == 0b101);
+
+/// HFGITR2_EL2, HDFGRTR2_EL2 and HDFGWTR2_EL2 while a guest runs (written only with FEAT_FGT2):
+/// 0. Their positive trap bits (TSBCSYNC, the PMU/SPE/trace ones) are clear, so nothing
+/// cellvisor passes traps; their negative bits (for FEAT_OCCMO, PMUv3p9, SPE_FDS, ... registers
+/// newer than any kernel a cell runs) are clear too, so those registers trap and are hidden.
+pub const FGT2_OTHERS_GUEST: u64 = 0;
+
+/// SMPRIMAP_EL2 while a guest runs (written only where SMIDR_EL1.SMPS says it exists): 0.
+/// HCRX_EL2.SMPME is clear, so streaming-mode priority mapping is off and the register is unused;
+/// it is written so it never holds a previous value.
+pub const SMPRIMAP_GUEST: u64 = 0;
 
 /// HAFGRTR_EL2 while a guest runs (written only with FEAT_FGT and FEAT_AMUv1): no activity monitor
 /// read traps (the register has only positive trap bits).
