@@ -9,7 +9,9 @@
 //!   or LZO stream, an ELF `vmlinux`, an EFI zboot image, a U-Boot uImage) is refused by name: it
 //!   would not run from its first byte, and placing it as a raw binary would only hang the cell;
 //! - anything else is a raw binary loaded at the 2 MiB-aligned start of RAM and entered at its first
-//!   byte (cellvisor's test guests are linked for that address);
+//!   byte (cellvisor's test guests are linked for that address), on boards that allow raw
+//!   binaries (`Board::raw_binaries`; `core::cell` refuses one elsewhere with
+//!   [`ImageError::RawBinaryRefused`]);
 //! - the device tree (at most 2 MiB, 8-byte aligned) gets the last whole 2 MiB block of RAM to itself;
 //! - the initrd sits page-aligned directly below that block.
 //!
