@@ -13,7 +13,7 @@ use crate::core::fault_loop::{self, Fault};
 use crate::core::hardware::{GuestRegs, Syndrome, VcpuHardware};
 use crate::core::inject::{self, GuestExceptionState, InjectKind};
 use crate::core::irq::{self, kick_vcpus};
-use crate::core::lifecycle::{AfterStop, stop_cell};
+use crate::core::lifecycle::{AfterStop, CellState, stop_cell};
 use crate::core::psci::PsciAction;
 use crate::core::runtime::Runtime;
 use crate::core::smccc::{self, Caller, Dispatch, SmcccCall, SmcccResult};
@@ -341,17 +341,20 @@ fn inject_or_stop<H: VcpuHardware + ?Sized>(
             };
             let repeats = cell.record_fault(at.vcpu, fault, injection.new_pc);
             if fault_loop::stops_at(at.runtime.board.fault_loop, repeats) {
-                log::error!(
-                    "cell {}: vCPU {} faulted {repeats} times in a row at the exception vector it was \
-                     sent to (PC {:#x}, ESR {:#x}, FAR {:#x}) and cannot make progress: stopping the \
-                     cell (the board's fault_loop policy)",
-                    cell.name(),
-                    at.vcpu,
-                    fault.pc,
-                    fault.esr,
-                    fault.far,
-                );
-                stop_cell(cell, AfterStop::Off, hardware);
+                // Both vCPUs of a cell may loop at once: the one whose request stopped a running
+                // cell says so.
+                if stop_cell(cell, AfterStop::Off, hardware) == CellState::Running {
+                    log::error!(
+                        "cell {}: vCPU {} faulted {repeats} times in a row at the exception vector \
+                         it was sent to (PC {:#x}, ESR {:#x}, FAR {:#x}) and cannot make progress: \
+                         stopping the cell (the board's fault_loop policy)",
+                        cell.name(),
+                        at.vcpu,
+                        fault.pc,
+                        fault.esr,
+                        fault.far,
+                    );
+                }
                 return Next::Leave;
             }
             hardware.write_injection(&injection);

@@ -105,9 +105,9 @@ impl Cell {
     /// wipe stays a wipe (nothing may spare a cell's RAM from it). A request is never lost: one
     /// that arrives while the home CPU carries out an earlier one (a restart, say) stays pending,
     /// and [`complete_stop`] leaves it for the home CPU's next pass. The caller kicks the cell's
-    /// CPUs.
-    pub fn request_stop(&self, after: AfterStop) {
-        let _ = self
+    /// CPUs. Returns the state the request found.
+    pub fn request_stop(&self, after: AfterStop) -> CellState {
+        let previous = self
             .state
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |current| {
                 let next = match CellState::from_u8(current) {
@@ -116,6 +116,8 @@ impl Cell {
                 };
                 Some(CellState::Stopping(next).to_u8())
             });
+        let (Ok(previous) | Err(previous)) = previous;
+        CellState::from_u8(previous)
     }
 
     /// Asks a stopped cell to boot again. The caller kicks the cell's home CPU.
@@ -165,14 +167,20 @@ impl Cell {
     }
 }
 
-/// Asks every vCPU of `cell` to leave its guest; the home CPU then does `after`.
-pub fn stop_cell<H: VcpuHardware + ?Sized>(cell: &Cell, after: AfterStop, hardware: &mut H) {
-    cell.request_stop(after);
+/// Asks every vCPU of `cell` to leave its guest; the home CPU then does `after`. Returns the state
+/// the request found (so of two vCPUs stopping their cell at once, one knows it was first).
+pub fn stop_cell<H: VcpuHardware + ?Sized>(
+    cell: &Cell,
+    after: AfterStop,
+    hardware: &mut H,
+) -> CellState {
+    let previous = cell.request_stop(after);
     for vcpu in 0..cell.vcpu_count() {
         if let Some(cpu) = cell.plan().physical_cpu_of(vcpu) {
             hardware.kick(cpu);
         }
     }
+    previous
 }
 
 /// Zeroes all of a cell's RAM; returns the bytes scrubbed.
