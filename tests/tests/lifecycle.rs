@@ -52,6 +52,8 @@ mod guest {
     pub const HELLO: &str = "test-guest: hello from vcpu 0";
     pub const HEARTBEAT: &str = "test-guest: heartbeat ";
     pub const FAIL: &str = "test-guest: FAIL";
+    pub const RESIDUE_CLEAN: &str = "test-guest: residue clean: ";
+    pub const RESIDUE_FILLED: &str = "test-guest: residue filled";
 }
 
 /// Texts cellvisor prints on its console.
@@ -297,11 +299,14 @@ fn wipe_and_check(machine: &mut Machine, cell: &str, ram_bytes: u64) -> usize {
 
 /// Boots the `test-guests` layout with both cells beating "forever"; waits for both hellos.
 fn boot_heartbeats() -> Machine {
+    boot_test_guests(HEARTBEAT_FOREVER)
+}
+
+/// Boots the `test-guests` layout with personal beating "forever" and corporate running
+/// `corporate` (which must beat too); waits for both hellos and first beats.
+fn boot_test_guests(corporate: &str) -> Machine {
     let artifacts = artifacts();
-    let bootargs = [
-        (PERSONAL, HEARTBEAT_FOREVER),
-        (CORPORATE, HEARTBEAT_FOREVER),
-    ];
+    let bootargs = [(PERSONAL, HEARTBEAT_FOREVER), (CORPORATE, corporate)];
     let config = QemuConfig {
         bundle: Some(bundle::with_bootargs(
             &artifacts,
@@ -541,6 +546,55 @@ fn management_prompt_restarts_and_wipes_corporate_while_personal_keeps_beating()
     let corporate_hellos = count_cell_lines(&machine, CORPORATE, guest::HELLO, 0);
     assert_eq!(corporate_hellos, 3, "boot, restart and start");
     assert!(machine.is_running(), "QEMU exited");
+    assert_no_disasters(&machine);
+}
+
+/// Waits for an instance of corporate in `test=residue` mode, started after `since`, to report
+/// every register at its reset value and fill them; returns where its `filled` line ends.
+fn assert_residue_clean(machine: &mut Machine, since: usize) -> usize {
+    let clean = wait(
+        machine,
+        &from(CORPORATE, guest::RESIDUE_CLEAN),
+        since,
+        COMMAND_TIMEOUT,
+    );
+    let filled = wait(
+        machine,
+        &from(CORPORATE, guest::RESIDUE_FILLED),
+        clean,
+        COMMAND_TIMEOUT,
+    );
+    let residue = lines_with(machine, &from(CORPORATE, guest::FAIL), since);
+    assert!(
+        residue.is_empty(),
+        "the new instance found the previous one's registers: {residue:#?}"
+    );
+    filled
+}
+
+#[test]
+#[ignore = "boots QEMU: run through cargo xtask test"]
+fn a_wiped_cell_starts_with_no_register_of_its_previous_instance() {
+    // Corporate checks its registers, then fills V0-V31, FPCR/FPSR, TPIDR_EL0/EL1, PAuth keys, a
+    // breakpoint and a watchpoint, PMU counter 0 and more with a pattern (guests/test-guest
+    // `residue`), and beats.
+    let mut machine = boot_test_guests("test=residue beats=1000000 period_ms=100");
+    assert_residue_clean(&mut machine, 0);
+    open_prompt(&mut machine);
+    wipe_and_check(&mut machine, CORPORATE, TEST_GUEST_RAM_BYTES);
+    let start = lifecycle(&mut machine, "start", CORPORATE);
+    let filled = assert_residue_clean(&mut machine, start);
+    // A restart is a new instance too.
+    let restart = lifecycle(&mut machine, "restart", CORPORATE);
+    assert!(restart >= filled);
+    assert_residue_clean(&mut machine, restart);
+    leave_prompt(&mut machine);
+    assert_eq!(
+        count_cell_lines(&machine, CORPORATE, guest::RESIDUE_CLEAN, 0),
+        3,
+        "boot, start after the wipe, restart"
+    );
+    assert_never_restarted(&machine, PERSONAL);
     assert_no_disasters(&machine);
 }
 

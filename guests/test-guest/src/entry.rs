@@ -12,7 +12,8 @@ cellvisor_guest_support::guest_entry! {
     max_vcpus: MAX_VCPUS,
     stack_size: STACK_SIZE,
     counter_at_entry: false,
-    primary_main: crate::primary_main,
+    // Saves the FP/SIMD state as entered before any Rust code runs (see `residue`).
+    primary_main: crate::residue::entry,
     secondary_main: crate::secondary_main,
     exception_handler: crate::exception::handle,
 }

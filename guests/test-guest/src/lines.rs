@@ -33,6 +33,10 @@ pub const HEARTBEAT: &str = "test-guest: heartbeat ";
 pub const SGI_SPIN: &str = "test-guest: sgi-spin ";
 /// `test-guest: sgi-wfi 10000/10000 in 905 ms`: the same with vCPU 1 waiting in WFI between SGIs.
 pub const SGI_WFI: &str = "test-guest: sgi-wfi ";
+/// `test-guest: residue clean: 64 registers at their reset values` (`test=residue`).
+pub const RESIDUE_CLEAN: &str = "test-guest: residue clean: ";
+/// `test=residue` filled every register it checked with a pattern.
+pub const RESIDUE_FILLED: &str = "test-guest: residue filled";
 /// `test-guest: skipped invalid-address`: a check left out by `skip=`.
 pub const SKIPPED: &str = "test-guest: skipped ";
 /// The last line before PSCI SYSTEM_OFF.

@@ -16,6 +16,7 @@ mod exception;
 mod lines;
 mod options;
 mod psci;
+mod residue;
 mod sgis;
 mod timer;
 
@@ -52,7 +53,7 @@ unsafe extern "C" {
 }
 
 /// vCPU 0's Rust entry, with x0 as the cell was entered.
-extern "C" fn primary_main(device_tree: u64) -> ! {
+pub extern "C" fn primary_main(device_tree: u64) -> ! {
     println!("{} (mpidr {:#x})", lines::HELLO, mpidr());
     let bootargs = bootargs(device_tree).unwrap_or("");
     println!("{}\"{bootargs}\"", lines::BOOTARGS);
@@ -75,6 +76,7 @@ extern "C" fn primary_main(device_tree: u64) -> ! {
         }
         Mode::Heartbeat => heartbeat(&options),
         Mode::Sgis => sgis::run(),
+        Mode::Residue => residue::run(|| heartbeat(&options)),
     }
     println!("{}", lines::DONE);
     psci::system_off()

@@ -1,4 +1,4 @@
-//! Test options from `/chosen/bootargs`: `test=all|heartbeat|sgis beats=N period_ms=N skip=a,b`.
+//! Test options from `/chosen/bootargs`: `test=all|heartbeat|sgis|residue beats=N period_ms=N skip=a,b`.
 #![forbid(unsafe_code)]
 
 /// What the guest does after saying hello.
@@ -10,6 +10,8 @@ pub enum Mode {
     Heartbeat,
     /// `test=sgis`: SGIs to a spinning, then to an idle vCPU 1, each counted (see `sgis`).
     Sgis,
+    /// `test=residue`: registers at reset values, then filled, then heartbeats (see `residue`).
+    Residue,
 }
 
 /// Parsed options.
@@ -38,6 +40,7 @@ impl<'a> Options<'a> {
                 Some(("test", "all")) => options.mode = Mode::All,
                 Some(("test", "heartbeat")) => options.mode = Mode::Heartbeat,
                 Some(("test", "sgis")) => options.mode = Mode::Sgis,
+                Some(("test", "residue")) => options.mode = Mode::Residue,
                 Some(("beats", number)) => match number.parse() {
                     Ok(beats) => options.beats = beats,
                     Err(_) => unknown(word),

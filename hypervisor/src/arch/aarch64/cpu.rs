@@ -6,7 +6,7 @@ use super::entry::{EXIT_FIQ, EXIT_IRQ, EXIT_LEAVE, EXIT_SERROR, EXIT_SYNC, cellv
 use super::gic::{self, ListRegisters};
 use super::psci;
 use super::sysreg::{self, isb, read_sysreg, write_sysreg};
-use super::{cache, memory, traps};
+use super::{cache, memory, reset, traps};
 use crate::core::cell::Cell;
 use crate::core::exit::RunningVcpu;
 use crate::core::fast::{self, Fast};
@@ -234,8 +234,6 @@ impl VcpuHardware for Cpu {
             }
             if features.sme {
                 write_sysreg!("s3_4_c1_c2_6", traps::smcr_el2_guest(&features).value); // SMCR_EL2
-                // SVCR: a vCPU starts outside streaming mode with ZA off.
-                write_sysreg!("s3_3_c4_c2_2", 0);
                 if features.sme_priority {
                     write_sysreg!("s3_4_c1_c2_5", traps::SMPRIMAP_GUEST); // SMPRIMAP_EL2
                 }
@@ -264,14 +262,10 @@ impl VcpuHardware for Cpu {
             write_sysreg!("cnthctl_el2", traps::CNTHCTL_GUEST.value);
             write_sysreg!("cntvoff_el2", traps::CNTVOFF_GUEST);
             write_sysreg!("hstr_el2", traps::HSTR_GUEST.value);
-            write_sysreg!("sctlr_el1", traps::SCTLR_EL1_RESET.value);
-            write_sysreg!("vbar_el1", 0);
-            write_sysreg!("cpacr_el1", 0);
-            write_sysreg!("cntkctl_el1", 0);
-            write_sysreg!("cntv_ctl_el0", 0);
-            write_sysreg!("cntp_ctl_el0", 0);
             write_sysreg!("ich_vmcr_el2", traps::ICH_VMCR_RESET.value);
-            write_sysreg!("ich_ap1r0_el2", 0);
+            // Every EL1/EL0 register the guest can write, the register files and the virtual
+            // interface's active priorities (core::reset's table); FP/SVE are untrapped above.
+            reset::vcpu(&features);
         }
         self.lists.set_hcr(traps::ICH_HCR_GUEST.value);
         isb();

@@ -158,6 +158,8 @@ pub mod id_aa64mmfr1_el1 {
 
     /// FEAT_HCX implemented (non-zero): HCRX_EL2 exists.
     pub const HCX: Field<u64, ID_AA64MMFR1_EL1::Register> = Field::new(0xf, 40);
+    /// FEAT_LOR implemented (non-zero).
+    pub const LO: Field<u64, ID_AA64MMFR1_EL1::Register> = Field::new(0xf, 16);
 }
 
 register_bitfields![u64,

@@ -13,6 +13,7 @@ pub mod heap;
 pub mod memory;
 pub mod mmu;
 pub mod psci;
+pub mod reset;
 pub mod sysreg;
 pub mod traps;
 

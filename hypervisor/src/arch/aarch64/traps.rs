@@ -83,6 +83,14 @@ pub struct CpuFeatures {
     pub ras_v2: bool,
     /// SME priority mapping (SMIDR_EL1.SMPS): SMPRIMAP_EL2 exists.
     pub sme_priority: bool,
+    /// FEAT_PAuth (address or generic authentication): the pointer-authentication keys.
+    pub pauth: bool,
+    /// FEAT_LOR: the limited-ordering-region registers.
+    pub lor: bool,
+    /// FEAT_RAS: DISR_EL1 (VDISR_EL2 while HCR_EL2.AMO is set).
+    pub ras: bool,
+    /// A PMUv3 (ID_AA64DFR0_EL1.PMUVer neither 0 nor IMPLEMENTATION DEFINED).
+    pub pmu: bool,
 }
 
 impl CpuFeatures {
@@ -116,6 +124,10 @@ impl CpuFeatures {
         pfar: false,
         ras_v2: false,
         sme_priority: false,
+        pauth: false,
+        lor: false,
+        ras: false,
+        pmu: false,
     };
 
     /// This CPU's features, from its ID registers. Every encoding read is in the ID register space
@@ -186,6 +198,11 @@ impl CpuFeatures {
             pfar: pfr1.read(id_aa64pfr1_el1::PFAR) != 0,
             ras_v2: pfr0.read(id_aa64pfr0_el1::RAS) >= 3,
             sme_priority,
+            // APA, API, GPA, GPI of ISAR1 (bits 4-11, 24-31) and APA3, GPA3 of ISAR2 (bits 8-15).
+            pauth: isar1.get() & 0xff00_0ff0 != 0 || isar2.get() & 0xff00 != 0,
+            lor: mmfr1.read(id_aa64mmfr1_el1::LO) != 0,
+            ras: pfr0.read(id_aa64pfr0_el1::RAS) != 0,
+            pmu: !matches!(dfr0.read(ID_AA64DFR0_EL1::PMUVer), 0 | 0xf),
         }
     }
 }
@@ -354,6 +371,10 @@ const ALL_FEATURES: CpuFeatures = CpuFeatures {
     pfar: true,
     ras_v2: true,
     sme_priority: true,
+    pauth: true,
+    lor: true,
+    ras: true,
+    pmu: true,
 };
 
 /// HFGRTR_EL2 while a guest runs (written only with FEAT_FGT): no fine-grained read trap. The
@@ -602,6 +623,7 @@ pub const SCTLR_EL1_RESET: FieldValue<u64, SCTLR_EL1::Register> = merge(&[
     sctlr_el1::LSMAOE.val(1),
 ]);
 const _: () = assert!(SCTLR_EL1_RESET.value == 0x30D0_0800);
+const _: () = assert!(SCTLR_EL1_RESET.value == crate::core::reset::SCTLR_EL1);
 
 /// ICH_HCR_EL2 outside what the vGIC sets per entry: the virtual CPU interface is on.
 pub const ICH_HCR_GUEST: FieldValue<u64, ICH_HCR_EL2::Register> = ICH_HCR_EL2::En::SET;
