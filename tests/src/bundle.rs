@@ -1,9 +1,38 @@
 //! Guest bundles with per-test overrides: a copy of a layout's bundle (the uncompressed cpio newc
 //! archive QEMU passes as `-initrd`) with `override/<cell>/bootargs` entries added.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::Artifacts;
+
+/// The contents of entry `name` of the bundle at `path`.
+///
+/// Panics if the bundle cannot be read, is not a newc archive or has no such entry.
+pub fn entry(path: &Path, name: &str) -> Vec<u8> {
+    let archive = std::fs::read(path)
+        .unwrap_or_else(|error| panic!("cannot read {}: {error}", path.display()));
+    cpio::entries(&archive)
+        .unwrap_or_else(|| panic!("{} is not a cpio newc archive", path.display()))
+        .into_iter()
+        .find(|(entry, _, _)| entry == name)
+        .map(|(_, _, data)| data)
+        .unwrap_or_else(|| panic!("{} has no entry `{name}`", path.display()))
+}
+
+/// The release an uncompressed Linux `Image` names in its banner (`Linux version
+/// 6.1.0-56-cloud-arm64 (...)`: what `uname -r` prints in the guest), if it has one.
+pub fn linux_release(image: &[u8]) -> Option<String> {
+    const BANNER: &[u8] = b"Linux version ";
+    let start = image
+        .windows(BANNER.len())
+        .position(|window| window == BANNER)?
+        + BANNER.len();
+    let length = image[start..]
+        .iter()
+        .take(256)
+        .position(|&byte| !byte.is_ascii_graphic())?;
+    (length > 0).then(|| String::from_utf8_lossy(&image[start..start + length]).into_owned())
+}
 
 /// A copy of `layout`'s bundle with an `override/<cell>/bootargs` entry for each (cell, command
 /// line) of `bootargs`, replacing any such entry the bundle has for that cell. It is written to
@@ -74,5 +103,24 @@ pub mod cpio {
             writer.entry(name, *mode, data);
         }
         writer.finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_release_comes_from_the_linux_banner() {
+        let mut image = b"MZ not a banner".to_vec();
+        assert_eq!(linux_release(&image), None);
+        image.extend_from_slice(
+            b"\0Linux version 6.12.95+deb12-cloud-arm64 (debian-kernel@lists.debian.org)\0",
+        );
+        assert_eq!(
+            linux_release(&image).as_deref(),
+            Some("6.12.95+deb12-cloud-arm64")
+        );
+        assert_eq!(linux_release(b"Linux version \0"), None);
     }
 }

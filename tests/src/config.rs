@@ -46,6 +46,12 @@ impl Artifacts {
         self.out_dir.join(format!("bundle-{layout}.cpio"))
     }
 
+    /// The bundle of `layout` with the kernel `variant` ([`NEWEST_KERNEL`]):
+    /// `bundle-<layout>-<variant>.cpio`.
+    pub fn kernel_bundle(&self, layout: &str, variant: &str) -> PathBuf {
+        self.out_dir.join(format!("bundle-{layout}-{variant}.cpio"))
+    }
+
     /// Where transcripts are saved.
     pub fn transcript_dir(&self) -> PathBuf {
         self.out_dir.join("transcripts")
@@ -56,6 +62,16 @@ impl Artifacts {
 /// corporate, `virtio-net` in slot 30 for personal): [`QemuConfig::new`] attaches the devices for
 /// them.
 pub const PASSTHROUGH_LAYOUTS: &[&str] = &["linux"];
+
+/// The kernel variant that is Debian's newest cloud kernel for the host's release (bookworm-backports'
+/// 6.12 on bookworm; xtask/src/debian.rs pins it). Besides each layout's bundle, `cargo xtask build`
+/// makes [`Artifacts::kernel_bundle`]`(layout, NEWEST_KERNEL)` for every layout of
+/// [`NEWEST_KERNEL_LAYOUTS`]: every Linux cell boots that kernel, with an initramfs built with its
+/// own modules.
+pub const NEWEST_KERNEL: &str = "newest";
+
+/// The layouts `cargo xtask build` also bundles with the [`NEWEST_KERNEL`].
+pub const NEWEST_KERNEL_LAYOUTS: &[&str] = &["linux"];
 
 /// File name of the corporate cell's disk image in the output directory (`cargo xtask build`
 /// makes it: 64 MiB, ext2).

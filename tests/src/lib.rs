@@ -23,9 +23,11 @@ pub mod shell;
 mod transcript;
 
 pub use config::{
-    Artifacts, CORPORATE_DISK, HEADLESS_SERIAL_ARGS, PASSTHROUGH_LAYOUTS, QemuConfig,
-    passthrough_device_args, scaled,
+    Artifacts, CORPORATE_DISK, HEADLESS_SERIAL_ARGS, NEWEST_KERNEL, NEWEST_KERNEL_LAYOUTS,
+    PASSTHROUGH_LAYOUTS, QemuConfig, passthrough_device_args, scaled,
 };
 pub use error::HarnessError;
 pub use machine::{CONSOLE_ESCAPE, Machine};
-pub use transcript::{ConsoleFilter, Match, find_line, last_lines, strip_cell_prefix};
+pub use transcript::{
+    ConsoleFilter, Match, cellvisor_warnings, disasters, find_line, last_lines, strip_cell_prefix,
+};

@@ -72,10 +72,62 @@ pub fn run_ok(machine: &mut Machine, cell: &str, command: &str, timeout: Duratio
     output
 }
 
+/// Calls `check` with each of `cells` (console order) after giving that cell the focus, the first
+/// cell (which has the focus at boot) first; gives the focus back to the first cell at the end.
+pub fn in_each_cell(
+    machine: &mut Machine,
+    cells: &[&str],
+    timeout: Duration,
+    mut check: impl FnMut(&mut Machine, &str),
+) {
+    for (index, cell) in cells.iter().enumerate() {
+        if index > 0 {
+            focus(machine, cells, cell, timeout);
+        }
+        check(machine, cell);
+    }
+    if let Some(first) = cells.first()
+        && cells.len() > 1
+    {
+        focus(machine, cells, first, timeout);
+    }
+}
+
+/// The per-CPU counts of the `/proc/interrupts` line whose description contains `name`.
+pub fn interrupt_counts(interrupts: &str, name: &str) -> Option<Vec<u64>> {
+    let line = interrupts.lines().find(|line| line.contains(name))?;
+    let (_, counts) = line.split_once(':')?;
+    Some(
+        counts
+            .split_whitespace()
+            .map_while(|field| field.parse::<u64>().ok())
+            .collect(),
+    )
+}
+
 /// Waits for `needle` at or after `since`; returns where its line ends.
 fn wait(machine: &mut Machine, needle: &str, since: usize, timeout: Duration) -> usize {
     machine
         .find_after(needle, since, timeout)
         .map(|found| found.line_end)
         .unwrap_or_else(|error| panic!("{error}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interrupt_lines_are_parsed_per_cpu() {
+        let interrupts = "           CPU0       CPU1       \n 11:       1133        914     GICv3  27 Level     arch_timer\nIPI0:        39         0       Rescheduling interrupts\n";
+        assert_eq!(
+            interrupt_counts(interrupts, "arch_timer"),
+            Some(vec![1133, 914])
+        );
+        assert_eq!(
+            interrupt_counts(interrupts, "Rescheduling interrupts"),
+            Some(vec![39, 0])
+        );
+        assert_eq!(interrupt_counts(interrupts, "Function call"), None);
+    }
 }

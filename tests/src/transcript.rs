@@ -95,6 +95,41 @@ pub fn last_lines(text: &str, count: usize) -> String {
     lines[lines.len().saturating_sub(count)..].join("\n")
 }
 
+/// The lines of `transcript` that are cellvisor's own log records at level WARN or ERROR
+/// (`cellvisor: cpu<N> WARN  ...`, the format of hypervisor/src/console/logger.rs). A cell's output
+/// never matches: it is prefixed with `[cell]`.
+pub fn cellvisor_warnings(transcript: &str) -> Vec<String> {
+    transcript
+        .lines()
+        .filter(|line| {
+            let Some(record) = line.strip_prefix("cellvisor: cpu") else {
+                return false;
+            };
+            let mut words = record.split_whitespace();
+            let cpu = words.next().unwrap_or_default();
+            let level = words.next().unwrap_or_default();
+            !cpu.is_empty()
+                && cpu.chars().all(|c| c.is_ascii_digit())
+                && matches!(level, "WARN" | "ERROR")
+        })
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The lines of `transcript` that report a disaster: a kernel panic or oops in a cell, or a fatal
+/// cellvisor error.
+pub fn disasters(transcript: &str) -> Vec<String> {
+    transcript
+        .lines()
+        .filter(|line| {
+            line.contains("Kernel panic")
+                || line.contains("Internal error:")
+                || line.contains("cellvisor: fatal")
+        })
+        .map(str::to_owned)
+        .collect()
+}
+
 /// Removes a console prefix `[cell] ` from a line, if present.
 pub fn strip_cell_prefix<'a>(line: &'a str, cell: &str) -> &'a str {
     let prefix = format!("[{cell}]");
@@ -261,6 +296,28 @@ mod tests {
             exit_code("[personal] cellvisor-end-3 ", "cellvisor-end-3 "),
             -1
         );
+    }
+
+    #[test]
+    fn cellvisor_warnings_are_its_own_warn_and_error_records() {
+        let transcript = "cellvisor: cpu0 INFO  layout linux: 2 cells\n\
+                          cellvisor: cpu2 WARN  cell corporate: unexpected trap (0x1)\n\
+                          cellvisor: cpu13 ERROR cell personal: restart failed, left off\n\
+                          [personal] cellvisor: insmod kernel/virtio.ko failed\n\
+                          [personal] cellvisor: cpu0 WARN  typed by a guest\n\
+                          cellvisor: cpux WARN  not a record\n\
+                          cellvisor: console input now goes to corporate\n";
+        assert_eq!(
+            cellvisor_warnings(transcript),
+            [
+                "cellvisor: cpu2 WARN  cell corporate: unexpected trap (0x1)",
+                "cellvisor: cpu13 ERROR cell personal: restart failed, left off",
+            ]
+        );
+        let disasters = disasters(
+            "[personal] Kernel panic - not syncing\n[corporate] Internal error: Oops\nok\ncellvisor: fatal: no\n",
+        );
+        assert_eq!(disasters.len(), 3, "{disasters:?}");
     }
 
     #[test]

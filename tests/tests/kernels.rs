@@ -1,15 +1,18 @@
-//! Kernels as users have them: the personal cell's kernel given as a gzip-compressed copy of the
-//! pinned Debian kernel (`Image.gz`) boots through `cargo xtask run --kernel`, which decompresses it
-//! into the bundle; the same gzip stream put into a bundle as is reaches cellvisor, which refuses it
-//! at boot with one line naming the cell and the format instead of running it as a raw binary.
+//! Kernels as users have them: both cells' kernels given as gzip-compressed copies of the pinned
+//! Debian kernels (`Image.gz`: personal the default 6.1, corporate the newest, 6.12, with its own
+//! initramfs through `--initrd`) boot through `cargo xtask run --kernel`, which decompresses them
+//! into the bundle; a gzip stream put into a bundle as is reaches cellvisor, which refuses it at
+//! boot with one line naming the cell and the format instead of running it as a raw binary.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use cellvisor_tests::bundle::cpio;
-use cellvisor_tests::{Artifacts, HarnessError, Machine, QemuConfig, scaled};
+use cellvisor_tests::bundle::{self, cpio};
+use cellvisor_tests::{
+    Artifacts, HarnessError, Machine, NEWEST_KERNEL, QemuConfig, cellvisor_warnings, scaled,
+};
 use flate2::Compression;
 use flate2::write::GzEncoder;
 
@@ -26,15 +29,7 @@ fn artifacts() -> Artifacts {
 
 /// The entry `name` of `layout`'s bundle.
 fn bundle_entry(artifacts: &Artifacts, layout: &str, name: &str) -> Vec<u8> {
-    let path = artifacts.bundle(layout);
-    let archive = std::fs::read(&path)
-        .unwrap_or_else(|error| panic!("cannot read {}: {error}", path.display()));
-    cpio::entries(&archive)
-        .unwrap_or_else(|| panic!("{} is not a cpio newc archive", path.display()))
-        .into_iter()
-        .find(|(entry, _, _)| entry == name)
-        .map(|(_, _, data)| data)
-        .unwrap_or_else(|| panic!("{} has no entry `{name}`", path.display()))
+    bundle::entry(&artifacts.bundle(layout), name)
 }
 
 fn gzip(data: &[u8]) -> Vec<u8> {
@@ -63,21 +58,48 @@ fn workspace_root() -> &'static Path {
 
 #[test]
 #[ignore = "boots QEMU: run through cargo xtask test"]
-fn a_gzip_compressed_personal_kernel_boots_through_xtask() {
+fn gzip_compressed_kernels_boot_both_cells_through_xtask() {
     let artifacts = artifacts();
-    let image = bundle_entry(&artifacts, "linux", "linux");
-    let packed = write_test_file(&artifacts, "Image.gz", &gzip(&image));
+    let default_image = bundle_entry(&artifacts, "linux", "linux");
+    let newest = artifacts.kernel_bundle("linux", NEWEST_KERNEL);
+    let newest_image = bundle::entry(&newest, "linux");
+    let kernels = [
+        (
+            "personal",
+            &default_image,
+            write_test_file(&artifacts, "Image.gz", &gzip(&default_image)),
+        ),
+        (
+            "corporate",
+            &newest_image,
+            write_test_file(&artifacts, "Image-newest.gz", &gzip(&newest_image)),
+        ),
+    ];
+    // The newest kernel's modules are not the default kernel's: its cell takes its own initramfs.
+    let newest_initrd = write_test_file(
+        &artifacts,
+        "initrd-corporate-newest.cpio.gz",
+        &bundle::entry(&newest, "initrd-corporate"),
+    );
     let timeout = scaled(BOOT_TIMEOUT).as_secs().to_string();
-    // `cargo xtask run --check` builds the override bundle (decompressing the kernel), boots the
+    // `cargo xtask run --check` builds the override bundle (decompressing the kernels), boots the
     // default layout headless and waits for every cell's ready banner.
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut command = Command::new(cargo);
     command
         .current_dir(workspace_root())
-        .args(["xtask", "run", "--check", "--timeout", &timeout, "--kernel"])
-        .arg(format!("personal={}", packed.display()))
+        .args(["xtask", "run", "--check", "--timeout", &timeout]);
+    for (cell, _, packed) in &kernels {
+        command
+            .arg("--kernel")
+            .arg(format!("{cell}={}", packed.display()));
+    }
+    command
+        .arg("--initrd")
+        .arg(format!("corporate={}", newest_initrd.display()))
         .env("CELLVISOR_QEMU", &artifacts.qemu)
-        .env_remove("CELLVISOR_LINUX_IMAGE");
+        .env_remove("CELLVISOR_LINUX_IMAGE")
+        .env_remove("CELLVISOR_LINUX_IMAGE_NEWEST");
     let output = command
         .output()
         .unwrap_or_else(|error| panic!("cannot run cargo xtask: {error}"));
@@ -88,36 +110,46 @@ fn a_gzip_compressed_personal_kernel_boots_through_xtask() {
         "cargo xtask run --check failed ({}):\n{stdout}\n{stderr}",
         output.status
     );
-    assert!(
-        stdout
-            .lines()
-            .any(|line| line.split_whitespace().next() == Some("personal")),
-        "the ready table has a personal row:\n{stdout}"
-    );
-    // The bundle xtask booted holds the decompressed Image as personal's kernel.
-    let bundle = workspace_root().join("target/cellvisor/run/bundle-linux.cpio");
-    let archive = std::fs::read(&bundle)
-        .unwrap_or_else(|error| panic!("cannot read {}: {error}", bundle.display()));
-    let entries = cpio::entries(&archive).expect("a newc archive");
-    let kernel = entries
-        .iter()
-        .find(|(name, _, _)| name == "override/personal/kernel")
-        .map(|(_, _, data)| data)
-        .expect("the override bundle has personal's kernel");
-    assert!(
-        kernel == &image,
-        "personal's kernel in {} is the decompressed Image",
-        bundle.display()
-    );
+    // The bundle xtask booted holds each decompressed Image as that cell's kernel.
+    let bundle_path = workspace_root().join("target/cellvisor/run/bundle-linux.cpio");
     let transcript = workspace_root().join("target/cellvisor/transcripts/run-check.log");
     let text = std::fs::read_to_string(&transcript).unwrap_or_default();
+    for (cell, image, _) in &kernels {
+        assert!(
+            stdout
+                .lines()
+                .any(|line| line.split_whitespace().next() == Some(*cell)),
+            "the ready table has a {cell} row:\n{stdout}"
+        );
+        assert!(
+            bundle::entry(&bundle_path, &format!("override/{cell}/kernel")) == **image,
+            "{cell}'s kernel in {} is the decompressed Image",
+            bundle_path.display()
+        );
+        assert!(
+            text.lines()
+                .any(|line| line.starts_with(&format!("[{cell}]"))
+                    && line.contains(&format!("cellvisor-ready: {cell}"))),
+            "{} has {cell}'s ready banner",
+            transcript.display()
+        );
+    }
+    // Corporate really ran the newest kernel, with its own modules (none failed to load).
+    let newest_release = bundle::linux_release(&newest_image).expect("a Linux banner");
+    let newest_banner = format!("Linux version {newest_release} ");
     assert!(
-        text.lines().any(
-            |line| line.starts_with("[personal]") && line.contains("cellvisor-ready: personal")
-        ),
-        "{} has personal's ready banner",
+        text.lines()
+            .any(|line| line.starts_with("[corporate]") && line.contains(&newest_banner)),
+        "corporate booted {newest_banner}: {}",
         transcript.display()
     );
+    let failed: Vec<&str> = text
+        .lines()
+        .filter(|line| line.contains("insmod"))
+        .collect();
+    assert!(failed.is_empty(), "modules failed to load: {failed:#?}");
+    let warnings = cellvisor_warnings(&text);
+    assert!(warnings.is_empty(), "cellvisor complained: {warnings:#?}");
 }
 
 #[test]

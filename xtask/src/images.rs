@@ -6,7 +6,7 @@ use cellvisor::setup::cpio;
 use cellvisor::setup::image::has_arm64_image_magic;
 use cellvisor_board::Layout;
 
-use crate::debian::{self, LinuxGuest};
+use crate::debian::{self, KernelPin, LinuxGuest};
 use crate::elf;
 use crate::fail;
 use crate::initramfs;
@@ -95,6 +95,12 @@ pub fn hypervisor_image() -> PathBuf {
 /// The bundle of `layout`.
 pub fn bundle_path(layout: &str) -> PathBuf {
     util::out_dir().join(format!("bundle-{layout}.cpio"))
+}
+
+/// The bundle of `layout` whose Linux cells boot the kernel of `pin`: [`bundle_path`] for the
+/// default kernel, `bundle-<layout>-<variant>.cpio` for another.
+pub fn kernel_bundle_path(layout: &str, pin: &KernelPin) -> PathBuf {
+    util::out_dir().join(pin.file_name(&format!("bundle-{layout}.cpio")))
 }
 
 fn elf_to_raw(elf_path: &Path, raw_path: &Path, what: &str) -> Result<elf::RawImage> {
@@ -203,20 +209,39 @@ fn build_rust_guest(package: &str) -> Result<PathBuf> {
     Ok(raw)
 }
 
-/// Guest ingredients that are built at most once per xtask run.
-#[derive(Default)]
+/// Guest ingredients that are built at most once per xtask run; the `linux` entry and the Linux
+/// initramfs are those of one kernel.
 pub struct Ingredients {
+    kernel: KernelPin,
     test_guest: Option<PathBuf>,
     bench_guest: Option<PathBuf>,
     linux: Option<LinuxGuest>,
     initrds: BTreeMap<String, PathBuf>,
 }
 
+impl Default for Ingredients {
+    /// The ingredients with Debian's default kernel.
+    fn default() -> Self {
+        Ingredients::with_kernel(debian::DEFAULT_KERNEL)
+    }
+}
+
 impl Ingredients {
+    /// The ingredients whose Linux cells boot the kernel of `kernel`.
+    pub fn with_kernel(kernel: KernelPin) -> Self {
+        Ingredients {
+            kernel,
+            test_guest: None,
+            bench_guest: None,
+            linux: None,
+            initrds: BTreeMap::new(),
+        }
+    }
+
     fn linux(&mut self) -> Result<&LinuxGuest> {
         if self.linux.is_none() {
             prereq::linux_tools()?;
-            let guest = debian::linux_guest()?;
+            let guest = debian::linux_guest(&self.kernel)?;
             eprintln!("  Linux guest: {}", guest.description);
             self.linux = Some(guest);
         }
@@ -254,7 +279,7 @@ impl Ingredients {
                 return Ok(path.clone());
             }
             let guest = self.linux()?.clone();
-            let path = initramfs::build(cell, &guest)?;
+            let path = initramfs::build(cell, &guest, &self.kernel)?;
             eprintln!(
                 "  {} (from guests/linux/common + guests/linux/{cell})",
                 util::pretty(&path)
@@ -374,7 +399,7 @@ pub fn build_all(options: &BuildOptions) -> Vec<String> {
         .iter()
         .any(|layout| cellvisor_tests::PASSTHROUGH_LAYOUTS.contains(&layout.name));
     let mut ingredients = Ingredients::default();
-    for layout in chosen {
+    for layout in &chosen {
         eprintln!("Building the guest bundle of layout `{}`", layout.name);
         if let Err(error) = build_bundle(
             layout,
@@ -383,6 +408,29 @@ pub fn build_all(options: &BuildOptions) -> Vec<String> {
             &bundle_path(layout.name),
         ) {
             failures.push(format!("bundle `{}`: {error}", layout.name));
+        }
+    }
+    // The guest-fidelity tests boot Debian's newest kernel in every Linux cell of these layouts.
+    let newest = debian::NEWEST_KERNEL;
+    let mut ingredients = Ingredients::with_kernel(newest);
+    for layout in chosen
+        .iter()
+        .filter(|layout| cellvisor_tests::NEWEST_KERNEL_LAYOUTS.contains(&layout.name))
+    {
+        eprintln!(
+            "Building the guest bundle of layout `{}` with {}",
+            layout.name, newest.role
+        );
+        if let Err(error) = build_bundle(
+            layout,
+            &Overrides::default(),
+            &mut ingredients,
+            &kernel_bundle_path(layout.name, &newest),
+        ) {
+            failures.push(format!(
+                "bundle `{}` with {}: {error}",
+                layout.name, newest.role
+            ));
         }
     }
     if needs_disk && let Err(error) = corporate_disk() {

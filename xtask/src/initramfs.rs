@@ -4,8 +4,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use crate::cpio::{self, Node};
-use crate::debian::LinuxGuest;
+use crate::debian::{KernelPin, LinuxGuest};
 use crate::fail;
+use crate::prereq;
 use crate::util::{self, Context, Result};
 
 /// The recipe directory of a cell.
@@ -57,14 +58,22 @@ fn add_dir(tree: &mut BTreeMap<String, Node>, dir: &Path, prefix: &str) -> Resul
     Ok(())
 }
 
-/// Module paths (relative to `lib/modules/<release>/`) for `names`, dependencies first.
-fn module_load_order(modules_dep: &str, names: &[String]) -> Result<Vec<String>> {
+/// A module name as the kernel compares them (`virtio-mmio` and `virtio_mmio` are one module),
+/// from a name or a path (`kernel/drivers/virtio/virtio_mmio.ko.xz`).
+fn module_name(name_or_path: &str) -> String {
+    let file = name_or_path.rsplit('/').next().unwrap_or(name_or_path);
+    file.split(".ko").next().unwrap_or(file).replace('-', "_")
+}
+
+/// Module paths (relative to `lib/modules/<release>/`) for `names`, dependencies first; names in
+/// `builtin` (the kernel's `modules.builtin`: built into the kernel, nothing to load) are left out.
+fn module_load_order(modules_dep: &str, builtin: &str, names: &[String]) -> Result<Vec<String>> {
     let dependencies: BTreeMap<&str, Vec<&str>> = modules_dep
         .lines()
         .filter_map(|line| line.split_once(':'))
         .map(|(module, deps)| (module.trim(), deps.split_whitespace().collect()))
         .collect();
-    let normalise = |name: &str| name.replace('-', "_");
+    let builtin: Vec<String> = builtin.lines().map(module_name).collect();
     let mut order: Vec<String> = Vec::new();
     fn visit<'a>(
         module: &'a str,
@@ -83,16 +92,47 @@ fn module_load_order(modules_dep: &str, names: &[String]) -> Result<Vec<String>>
         }
     }
     for name in names {
-        let wanted = normalise(name.trim_end_matches(".ko"));
-        let Some(module) = dependencies.keys().find(|module| {
-            let file = module.rsplit('/').next().unwrap_or(module);
-            normalise(file.split(".ko").next().unwrap_or(file)) == wanted
-        }) else {
+        let wanted = module_name(name);
+        let Some(module) = dependencies
+            .keys()
+            .find(|module| module_name(module) == wanted)
+        else {
+            if builtin.contains(&wanted) {
+                continue;
+            }
             fail!("kernel module `{name}` is not in the Debian kernel package's modules.dep");
         };
         visit(module, &dependencies, &mut order);
     }
     Ok(order)
+}
+
+/// The uncompressed bytes of the module at `path` under `modules_root`: the file itself, or its
+/// xz-compressed form (`<path>.xz`, how Debian ships modules since 6.x) decompressed with `xz`.
+fn module_bytes(modules_root: &Path, path: &str) -> Result<Vec<u8>> {
+    let file = modules_root.join(path);
+    let compressed = if path.ends_with(".xz") {
+        file
+    } else if file.is_file() {
+        return std::fs::read(&file).context(|| format!("cannot read module {path}"));
+    } else {
+        modules_root.join(format!("{path}.xz"))
+    };
+    prereq::tool("xz", "xz-utils")?;
+    let output = Command::new("xz")
+        .args(["-d", "-c"])
+        .arg(&compressed)
+        .stdin(Stdio::null())
+        .output()
+        .context(|| "cannot run xz".to_owned())?;
+    if !output.status.success() {
+        fail!(
+            "cannot decompress module {}: {}",
+            compressed.display(),
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    Ok(output.stdout)
 }
 
 /// The value of the `depends=` field in a module's `.modinfo` section (comma-separated names).
@@ -112,21 +152,14 @@ fn modules_dep_from_modinfo(modules_root: &Path, names: &[String]) -> Result<Str
             modules_root.join("modules.order").display()
         )
     })?;
-    let normalise = |name: &str| name.replace('-', "_");
     let path_of: BTreeMap<String, &str> = order
         .lines()
         .map(str::trim)
         .filter(|line| line.ends_with(".ko"))
-        .map(|path| {
-            let file = path.rsplit('/').next().unwrap_or(path);
-            (normalise(file.trim_end_matches(".ko")), path)
-        })
+        .map(|path| (module_name(path), path))
         .collect();
     let mut lines = BTreeMap::new();
-    let mut pending: Vec<String> = names
-        .iter()
-        .map(|name| normalise(name.trim_end_matches(".ko")))
-        .collect();
+    let mut pending: Vec<String> = names.iter().map(|name| module_name(name)).collect();
     while let Some(name) = pending.pop() {
         // Unknown names are left for `module_load_order` to report; built-in dependencies have no file.
         let Some(&path) = path_of.get(&name) else {
@@ -135,12 +168,11 @@ fn modules_dep_from_modinfo(modules_root: &Path, names: &[String]) -> Result<Str
         if lines.contains_key(path) {
             continue;
         }
-        let data = std::fs::read(modules_root.join(path))
-            .context(|| format!("cannot read module {path}"))?;
+        let data = module_bytes(modules_root, path)?;
         let depends = modinfo_depends(&data).unwrap_or_default();
         let dependency_paths: Vec<&str> = depends
             .split(',')
-            .map(|dependency| normalise(dependency.trim()))
+            .map(|dependency| module_name(dependency.trim()))
             .filter(|dependency| !dependency.is_empty())
             .filter_map(|dependency| {
                 pending.push(dependency.clone());
@@ -191,12 +223,20 @@ pub fn archive(cell: &str, guest: &LinuxGuest) -> Result<Vec<u8>> {
             .map(|line| line.trim().to_owned())
             .filter(|line| !line.is_empty() && !line.starts_with('#'))
             .collect();
-        let (Some(release), Some(kernel_tree)) = (&guest.kernel_release, &guest.kernel_tree) else {
-            fail!(
-                "cell `{cell}` lists kernel modules, but the kernel did not come from the Debian package"
+        let release = guest.kernel_release.as_deref().unwrap_or("unknown");
+        let modules_root = guest
+            .kernel_tree
+            .as_ref()
+            .map(|tree| tree.join("lib/modules").join(release))
+            .filter(|root| root.is_dir());
+        let Some(modules_root) = modules_root else {
+            // A kernel from the environment with no Debian package of its release beside it.
+            eprintln!(
+                "note: no Debian modules of the kernel's release ({release}): the initramfs of `{cell}` loads none, so the kernel needs {} built in",
+                names.join(", ")
             );
+            return Ok(cpio::archive_tree(&tree));
         };
-        let modules_root = kernel_tree.join("lib/modules").join(release);
         // Debian's package has no modules.dep (depmod writes it when the package is installed):
         // rebuild the part we need from the modules' own `depends=` fields.
         let modules_dep = match std::fs::read_to_string(modules_root.join("modules.dep")) {
@@ -207,15 +247,20 @@ pub fn archive(cell: &str, guest: &LinuxGuest) -> Result<Vec<u8>> {
                 ))
             })?,
         };
-        let order = module_load_order(&modules_dep, &names)?;
+        let builtin =
+            std::fs::read_to_string(modules_root.join("modules.builtin")).unwrap_or_default();
+        let order = module_load_order(&modules_dep, &builtin, &names)?;
+        let mut loaded = Vec::new();
         for module in &order {
-            let data = std::fs::read(modules_root.join(module))
-                .context(|| format!("cannot read module {module}"))?;
+            let data = module_bytes(&modules_root, module)?;
+            // Compressed modules go in decompressed, so any insmod loads them.
+            let module = module.trim_end_matches(".xz");
             tree.insert(format!("lib/modules/{module}"), Node::File(0o644, data));
+            loaded.push(module);
         }
         tree.insert(
             "etc/cellvisor-modules".to_owned(),
-            Node::File(0o644, (order.join("\n") + "\n").into_bytes()),
+            Node::File(0o644, (loaded.join("\n") + "\n").into_bytes()),
         );
     }
     Ok(cpio::archive_tree(&tree))
@@ -241,12 +286,16 @@ pub fn gzip(data: &[u8], scratch: &Path) -> Result<Vec<u8>> {
     Ok(output.stdout)
 }
 
-/// Builds `target/cellvisor/initrd-<cell>.cpio.gz` and returns its path.
-pub fn build(cell: &str, guest: &LinuxGuest) -> Result<PathBuf> {
+/// Builds `target/cellvisor/initrd-<cell>.cpio.gz` (for the kernel of `pin`:
+/// `initrd-<cell>-<variant>.cpio.gz`) and returns its path.
+pub fn build(cell: &str, guest: &LinuxGuest, pin: &KernelPin) -> Result<PathBuf> {
     let out = util::out_dir();
     let archive = archive(cell, guest)?;
-    let compressed = gzip(&archive, &out.join(format!("initrd-{cell}.cpio")))?;
-    let path = out.join(format!("initrd-{cell}.cpio.gz"));
+    let compressed = gzip(
+        &archive,
+        &out.join(pin.file_name(&format!("initrd-{cell}.cpio"))),
+    )?;
+    let path = out.join(pin.file_name(&format!("initrd-{cell}.cpio.gz")));
     util::write_if_changed(&path, &compressed)?;
     Ok(path)
 }
@@ -289,7 +338,7 @@ mod tests {
         let names = ["virtio-mmio".to_owned(), "virtio_net".to_owned()];
         let dep = modules_dep_from_modinfo(&root, &names).unwrap();
         assert!(!dep.contains("virtio_blk"), "only what is needed: {dep}");
-        let order = module_load_order(&dep, &names).unwrap();
+        let order = module_load_order(&dep, "", &names).unwrap();
         assert_eq!(
             order,
             [
@@ -302,7 +351,7 @@ mod tests {
             ]
         );
         assert_eq!(modinfo_depends(&module("a,b")).as_deref(), Some("a,b"));
-        assert!(module_load_order(&dep, &["nonexistent".into()]).is_err());
+        assert!(module_load_order(&dep, "", &["nonexistent".into()]).is_err());
         std::fs::remove_dir_all(&root).unwrap();
     }
 
@@ -312,8 +361,8 @@ mod tests {
                    kernel/drivers/virtio/virtio_ring.ko:\n\
                    kernel/drivers/virtio/virtio_mmio.ko: kernel/drivers/virtio/virtio_ring.ko kernel/drivers/virtio/virtio.ko\n\
                    kernel/drivers/block/virtio_blk.ko: kernel/drivers/virtio/virtio_ring.ko kernel/drivers/virtio/virtio.ko\n";
-        let order =
-            module_load_order(dep, &["virtio-mmio".into(), "virtio_blk".into()]).expect("order");
+        let order = module_load_order(dep, "", &["virtio-mmio".into(), "virtio_blk".into()])
+            .expect("order");
         assert_eq!(
             order,
             [
@@ -323,6 +372,38 @@ mod tests {
                 "kernel/drivers/block/virtio_blk.ko"
             ]
         );
-        assert!(module_load_order(dep, &["nonexistent".into()]).is_err());
+        assert!(module_load_order(dep, "", &["nonexistent".into()]).is_err());
+    }
+
+    #[test]
+    fn built_in_modules_are_skipped_and_xz_modules_decompressed() {
+        // Linux 6.12 builds virtio and virtio_ring in and ships the rest as `.ko.xz`.
+        let root = std::env::temp_dir().join(format!("xtask-xz-modules-{}", std::process::id()));
+        let directory = root.join("kernel/drivers/virtio");
+        std::fs::create_dir_all(&directory).unwrap();
+        let plain = directory.join("virtio_mmio.ko");
+        std::fs::write(&plain, module("")).unwrap();
+        let status = Command::new("xz").arg(&plain).status().expect("xz runs");
+        assert!(status.success() && !plain.exists());
+        std::fs::write(
+            root.join("modules.order"),
+            "kernel/drivers/virtio/virtio_mmio.ko\n",
+        )
+        .unwrap();
+        let builtin = "kernel/drivers/virtio/virtio.ko\nkernel/drivers/virtio/virtio_ring.ko\n";
+        let names = [
+            "virtio".to_owned(),
+            "virtio_ring".to_owned(),
+            "virtio_mmio".to_owned(),
+        ];
+        let dep = modules_dep_from_modinfo(&root, &names).unwrap();
+        let order = module_load_order(&dep, builtin, &names).unwrap();
+        assert_eq!(order, ["kernel/drivers/virtio/virtio_mmio.ko"]);
+        assert_eq!(module_bytes(&root, &order[0]).unwrap(), module(""));
+        assert!(
+            module_load_order(&dep, "", &names).is_err(),
+            "virtio is neither built in nor a module"
+        );
+        std::fs::remove_dir_all(&root).unwrap();
     }
 }

@@ -27,10 +27,12 @@ commands:
   build [--release] [--layout NAME]...
         build target/cellvisor/qemu-virt.bin, test-guest.bin, bench-guest.bin, initrd-<cell>.cpio.gz and
         bundle-<layout>.cpio for every layout (or the ones named)
-  run [--layout NAME] [--check] [--timeout SECS] [--release]
+  run [--layout NAME] [--check] [--timeout SECS] [--release] [--linux default|newest]
       [--kernel CELL=PATH] [--initrd CELL=PATH] [--append CELL=ARGS] [-- QEMU ARGS...]
         build, then boot QEMU virt with cellvisor (default layout: linux); interactive unless
         --check, which boots headless, waits for every cell's ready banner and prints a table
+        --linux newest: the Linux cells boot Debian's newest cloud kernel (bookworm-backports),
+        with initramfs built with its modules, instead of the default (bookworm) one
         --kernel takes an arm64 Image, a gzip-compressed Image.gz (decompressed here) or a raw binary
   test  prerequisites, host tests, image build, QEMU integration tests; prints a summary
   bench [--quick] [--record] [--no-linux]
@@ -47,8 +49,11 @@ commands:
 
 environment:
   CELLVISOR_QEMU         use this qemu-system-aarch64
-  CELLVISOR_LINUX_IMAGE  use this arm64 Image (or gzip-compressed Image.gz) instead of fetching Debian's
-  CELLVISOR_BUSYBOX      use this static arm64 busybox instead of fetching Debian's
+  CELLVISOR_LINUX_IMAGE  use this arm64 Image (or gzip-compressed Image.gz) instead of fetching
+                         Debian's default kernel (6.1)
+  CELLVISOR_LINUX_IMAGE_NEWEST
+                         the same for Debian's newest kernel (6.12, bookworm-backports)
+  CELLVISOR_BUSYBOX      use this static arm64 busybox in every initramfs instead of fetching Debian's
   CELLVISOR_TIMEOUT_SCALE  multiply the QEMU tests' timeouts (slow hosts)
 ";
 
@@ -108,6 +113,7 @@ fn parse_run(mut args: Args) -> Result<RunOptions> {
         check: false,
         timeout: run::DEFAULT_TIMEOUT,
         release: false,
+        kernel: debian::DEFAULT_KERNEL,
         overrides: Overrides::default(),
         qemu_args: Vec::new(),
     };
@@ -120,6 +126,7 @@ fn parse_run(mut args: Args) -> Result<RunOptions> {
         match name {
             "--layout" => options.layout = args.value(name, inline)?,
             "--check" => options.check = true,
+            "--linux" => options.kernel = debian::KernelPin::named(&args.value(name, inline)?)?,
             "--release" => options.release = true,
             "--timeout" => {
                 let value = args.value(name, inline)?;
@@ -457,6 +464,25 @@ mod tests {
             let error = parse_run(args(bad)).expect_err("rejected").to_string();
             assert!(!error.contains('\n'), "{error}");
         }
+    }
+
+    #[test]
+    fn kernel_bundles_are_where_the_tests_look() {
+        let artifacts = cellvisor_tests::Artifacts {
+            out_dir: util::out_dir(),
+            qemu: PathBuf::from("qemu-system-aarch64"),
+        };
+        assert_eq!(
+            images::kernel_bundle_path("linux", &debian::NEWEST_KERNEL),
+            artifacts.kernel_bundle("linux", cellvisor_tests::NEWEST_KERNEL)
+        );
+        assert_eq!(
+            images::kernel_bundle_path("linux", &debian::DEFAULT_KERNEL),
+            artifacts.bundle("linux")
+        );
+        let options = parse_run(args(&["--linux", "newest"])).expect("parses");
+        assert_eq!(options.kernel, debian::NEWEST_KERNEL);
+        assert!(parse_run(args(&["--linux", "6.12"])).is_err());
     }
 
     #[test]

@@ -146,16 +146,35 @@ fn debian_mirror() -> String {
     })
 }
 
-/// The `bookworm-backports` sources line for `mirror`.
+/// The release whose backports suite xtask adds to apt's sources ([`BACKPORTS_SUITE`]).
+const BACKPORTS_RELEASE: &str = "bookworm";
+/// The suite QEMU (on bookworm) and Debian's newest cloud kernel come from.
+pub const BACKPORTS_SUITE: &str = "bookworm-backports";
+/// The sources file xtask writes for [`BACKPORTS_SUITE`].
+const BACKPORTS_LIST: &str = "/etc/apt/sources.list.d/cellvisor-backports.list";
+
+/// The [`BACKPORTS_SUITE`] sources line for `mirror`.
 fn backports_line(mirror: &str) -> String {
-    format!("deb {mirror} bookworm-backports main")
+    format!("deb {mirror} {BACKPORTS_SUITE} main")
+}
+
+fn is_backports_release() -> bool {
+    util::os_release("VERSION_CODENAME").as_deref() == Some(BACKPORTS_RELEASE)
+}
+
+/// The shell command that adds [`BACKPORTS_SUITE`] to apt's sources and updates the lists.
+fn add_backports_command() -> String {
+    format!(
+        "echo '{}' | sudo tee {BACKPORTS_LIST} && sudo apt-get update",
+        backports_line(&debian_mirror())
+    )
 }
 
 fn install_command() -> String {
-    if util::os_release("VERSION_CODENAME").as_deref() == Some("bookworm") {
+    if is_backports_release() {
         format!(
-            "echo '{}' | sudo tee /etc/apt/sources.list.d/backports.list && sudo apt-get update && sudo apt-get install -y --no-install-recommends -t bookworm-backports qemu-system-arm",
-            backports_line(&debian_mirror())
+            "{} && sudo apt-get install -y --no-install-recommends -t {BACKPORTS_SUITE} qemu-system-arm",
+            add_backports_command()
         )
     } else {
         "sudo apt-get update && sudo apt-get install -y --no-install-recommends qemu-system-arm"
@@ -166,51 +185,52 @@ fn install_command() -> String {
 fn has_backports_source() -> bool {
     apt_sources().iter().any(|(_, text)| {
         text.lines()
-            .any(|line| !line.trim_start().starts_with('#') && line.contains("bookworm-backports"))
+            .any(|line| !line.trim_start().starts_with('#') && line.contains(BACKPORTS_SUITE))
     })
+}
+
+/// Makes sure apt's sources name [`BACKPORTS_SUITE`]: when none does, writes it (from the host's
+/// own Debian mirror, [`debian_mirror`]) to `/etc/apt/sources.list.d/cellvisor-backports.list`.
+/// Returns whether it wrote the file, after which apt's package lists need an update. Fails in one
+/// line with the command to run when it may not (not root, or the host is not bookworm).
+pub fn backports_source() -> Result<bool> {
+    if has_backports_source() {
+        return Ok(false);
+    }
+    if !util::is_root() || !is_backports_release() {
+        fail!(
+            "apt's sources do not name {BACKPORTS_SUITE}: run `{}`",
+            add_backports_command()
+        );
+    }
+    let line = format!("{}\n", backports_line(&debian_mirror()));
+    std::fs::write(BACKPORTS_LIST, line).map_err(|error| {
+        util::Error(format!(
+            "cannot add {BACKPORTS_SUITE} to apt sources ({BACKPORTS_LIST}): {error}"
+        ))
+    })?;
+    eprintln!("  added {BACKPORTS_SUITE} to apt's sources ({BACKPORTS_LIST})");
+    Ok(true)
 }
 
 fn install_qemu() -> Result<()> {
     eprintln!("Installing QEMU with apt (qemu-system-arm)...");
-    if util::os_release("VERSION_CODENAME").as_deref() == Some("bookworm") {
-        if !has_backports_source() {
-            let line = format!("{}\n", backports_line(&debian_mirror()));
-            std::fs::write("/etc/apt/sources.list.d/cellvisor-backports.list", line).map_err(
-                |error| {
-                    util::Error(format!(
-                        "cannot add bookworm-backports to apt sources: {error}"
-                    ))
-                },
-            )?;
-        }
-        util::run(Command::new("apt-get").args(["update", "-q"]))?;
-        util::run(
-            Command::new("apt-get")
-                .env("DEBIAN_FRONTEND", "noninteractive")
-                .args([
-                    "install",
-                    "-y",
-                    "-q",
-                    "--no-install-recommends",
-                    "-t",
-                    "bookworm-backports",
-                    "qemu-system-arm",
-                ]),
-        )
-    } else {
-        util::run(Command::new("apt-get").args(["update", "-q"]))?;
-        util::run(
-            Command::new("apt-get")
-                .env("DEBIAN_FRONTEND", "noninteractive")
-                .args([
-                    "install",
-                    "-y",
-                    "-q",
-                    "--no-install-recommends",
-                    "qemu-system-arm",
-                ]),
-        )
+    let backports = is_backports_release();
+    if backports {
+        backports_source()?;
     }
+    util::run(Command::new("apt-get").args(["update", "-q"]))?;
+    let mut install = Command::new("apt-get");
+    install.env("DEBIAN_FRONTEND", "noninteractive").args([
+        "install",
+        "-y",
+        "-q",
+        "--no-install-recommends",
+    ]);
+    if backports {
+        install.args(["-t", BACKPORTS_SUITE]);
+    }
+    util::run(install.arg("qemu-system-arm"))
 }
 
 /// Finds `qemu-system-aarch64` ≥ [`MIN_QEMU`] (`CELLVISOR_QEMU` may name one); installs it with apt
@@ -386,11 +406,13 @@ pub fn tool(program: &str, package: &str) -> Result<()> {
 }
 
 /// Tools for building Linux cell images: gzip for the initramfs, dpkg-deb and sha256sum for the
-/// Debian packages (apt-get itself is checked when fetching).
+/// Debian packages (apt-get itself is checked when fetching, xz when a module is compressed).
 pub fn linux_tools() -> Result<()> {
     tool("gzip", "gzip")?;
     tool("sha256sum", "coreutils")?;
-    let fetching = std::env::var_os("CELLVISOR_LINUX_IMAGE").is_none()
+    let fetching = crate::debian::KERNELS
+        .iter()
+        .any(|pin| std::env::var_os(pin.image_variable).is_none())
         || std::env::var_os("CELLVISOR_BUSYBOX").is_none();
     if fetching && util::is_debian_like() {
         tool("dpkg-deb", "dpkg")?;

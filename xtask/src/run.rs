@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use cellvisor_board::{CellConfig, Layout};
 use cellvisor_tests::{Artifacts, Machine, QemuConfig, passthrough_device_args};
 
+use crate::debian::KernelPin;
 use crate::fail;
 use crate::images::{self, Ingredients, Overrides};
 use crate::prereq::{self, Qemu};
@@ -22,6 +23,8 @@ pub struct RunOptions {
     pub timeout: u64,
     /// Hypervisor built with the release profile.
     pub release: bool,
+    /// The Debian kernel the layout's Linux cells boot (`--linux`).
+    pub kernel: KernelPin,
     /// Per-cell overrides.
     pub overrides: Overrides,
     /// Extra QEMU arguments (after `--`).
@@ -39,24 +42,25 @@ fn prepare(options: &RunOptions, layout: &Layout) -> Result<(Qemu, PathBuf)> {
     options.overrides.check(layout)?;
     eprintln!("Building the hypervisor image");
     images::build_hypervisor(options.release)?;
-    let mut ingredients = Ingredients::default();
-    eprintln!("Building the guest bundle of layout `{}`", layout.name);
-    images::build_bundle(
-        layout,
-        &Overrides::default(),
-        &mut ingredients,
-        &images::bundle_path(layout.name),
-    )?;
+    let mut ingredients = Ingredients::with_kernel(options.kernel);
+    eprintln!(
+        "Building the guest bundle of layout `{}` ({})",
+        layout.name, options.kernel.role
+    );
+    let bundle = images::kernel_bundle_path(layout.name, &options.kernel);
+    images::build_bundle(layout, &Overrides::default(), &mut ingredients, &bundle)?;
     if QemuConfig::new(layout.name).passthrough_devices {
         images::corporate_disk()?;
     }
     if options.overrides.is_empty() {
-        return Ok((qemu, images::bundle_path(layout.name)));
+        return Ok((qemu, bundle));
     }
     // Overrides go into a separate bundle so the tests' bundles stay as built.
-    let path = util::out_dir()
-        .join("run")
-        .join(format!("bundle-{}.cpio", layout.name));
+    let path = util::out_dir().join("run").join(
+        options
+            .kernel
+            .file_name(&format!("bundle-{}.cpio", layout.name)),
+    );
     eprintln!("Building the bundle with overrides");
     images::build_bundle(layout, &options.overrides, &mut ingredients, &path)?;
     Ok((qemu, path))

@@ -272,7 +272,7 @@ fn disk_run(
         command.args(cellvisor_tests::passthrough_device_args(disk, false));
         command
     } else {
-        let guest = crate::debian::linux_guest()?;
+        let guest = crate::debian::linux_guest(&crate::debian::DEFAULT_KERNEL)?;
         let Some(corporate) = images::layout("linux")?.cells.get(1) else {
             fail!("layout linux has no corporate cell");
         };

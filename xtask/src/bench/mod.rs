@@ -152,7 +152,7 @@ fn linux_runs(
             &images::bundle_path(name),
         )?;
     }
-    let guest = crate::debian::linux_guest()?;
+    let guest = crate::debian::linux_guest(&crate::debian::DEFAULT_KERNEL)?;
     let initrd = util::out_dir().join("initrd-personal.cpio.gz");
     let Some(personal) = images::layout("linux")?.cells.first() else {
         fail!("layout linux has no cells");
