@@ -33,6 +33,14 @@ const GICR_ICENABLER0: usize = GICR_SGI_BASE + 0x0180;
 const GICR_IPRIORITYR: usize = GICR_SGI_BASE + 0x0400;
 const GICR_ICACTIVER0: usize = GICR_SGI_BASE + 0x0380;
 
+/// Serialises read-modify-writes of distributor words that several cells' interrupts share (an
+/// ICFGR word holds the trigger bits of 16 SPIs, which may belong to different cells, and the
+/// vGICs of different cells reach it from different CPUs). Registers written with set/clear
+/// semantics (ISENABLER, ICACTIVER, ...), per-interrupt ones (IPRIORITYR bytes, IROUTER) and
+/// per-CPU redistributors need no lock. Held only around one read and one write; nothing else is
+/// taken under it (docs/architecture.md, lock order).
+static SHARED_WORDS: spin::Mutex<()> = spin::Mutex::new(());
+
 /// Priority given to every physical interrupt cellvisor enables.
 const DEFAULT_PRIORITY: u8 = 0xa0;
 
@@ -253,6 +261,7 @@ impl InterruptController for GicV3 {
         // GICD_ICFGR<n>: two bits per interrupt, the upper one set for edge-triggered.
         let address = self.distributor + GICD_ICFGR + (intid / 16) as usize * 4;
         let edge_bit = 1 << ((intid % 16) * 2 + 1);
+        let _shared = SHARED_WORDS.lock();
         let value = read32(address);
         let value = if edge {
             value | edge_bit
