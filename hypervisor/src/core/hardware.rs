@@ -131,6 +131,9 @@ pub trait VcpuHardware: Machine {
     fn sctlr_el1(&self) -> u64;
     /// Writes ESR_EL1, FAR_EL1, ELR_EL1 and SPSR_EL1 for an injected exception.
     fn write_injection(&mut self, injection: &Injection);
+    /// Makes a virtual SError pending for the running guest (taken when it unmasks PSTATE.A),
+    /// with `syndrome` (ESR_EL2 of the physical SError) as its ESR where the CPU has FEAT_RAS.
+    fn inject_serror(&mut self, syndrome: u64);
     /// Acknowledges the highest-priority pending physical interrupt and drops its running
     /// priority (EOImode 1: it stays active until [`VcpuHardware::deactivate`] or a guest EOI of
     /// the hardware-linked virtual interrupt). `None` when nothing is pending.

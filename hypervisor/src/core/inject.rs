@@ -92,6 +92,14 @@ const VECTOR_CURRENT_SP0: u64 = 0x000;
 const VECTOR_CURRENT_SPX: u64 = 0x200;
 /// Vector table offset of "synchronous, lower EL, AArch64".
 const VECTOR_LOWER_AARCH64: u64 = 0x400;
+/// Vector offset of a synchronous exception from a lower EL running AArch32.
+const VECTOR_LOWER_AARCH32: u64 = 0x600;
+/// AArch32 CPSR.M[3:0] of User mode (EL0), with CPSR.M[4] (SPSR.nRW) set.
+const AARCH32_USER: u64 = 0b0000;
+/// AArch32 CPSR bits that sit elsewhere than in an AArch64 SPSR: DIT (21) and SSBS (23); PAN (22)
+/// and NZCV (31:28) share their AArch64 positions.
+const AARCH32_DIT: u64 = 1 << 21;
+const AARCH32_SSBS: u64 = 1 << 23;
 
 /// The guest's state at the trap, as the arch glue read it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -143,7 +151,7 @@ pub struct Injection {
 /// Why an exception could not be injected; the caller logs it and stops the cell.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum InjectError {
-    /// The saved PSTATE says AArch32, which cellvisor guests never run.
+    /// The saved PSTATE says AArch32 above EL0, which a cell never runs (EL1 is AArch64).
     AArch32,
     /// The saved PSTATE claims EL2 or EL3, which a guest trap cannot come from.
     NotFromGuest {
@@ -155,7 +163,7 @@ pub enum InjectError {
 impl fmt::Display for InjectError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::AArch32 => f.write_str("guest PSTATE is AArch32"),
+            Self::AArch32 => f.write_str("guest PSTATE is AArch32 above EL0"),
             Self::NotFromGuest { mode } => {
                 write!(f, "guest PSTATE mode {mode:#06b} is not EL0 or EL1")
             }
@@ -192,18 +200,16 @@ fn compute(
     kind: InjectKind,
 ) -> Result<Injection, InjectError> {
     let old = LocalRegisterCopy::<u64, SPSR::Register>::new(guest.pstate);
-    if old.is_set(SPSR::NRW) {
-        return Err(InjectError::AArch32);
-    }
-    let (from_el0, vector) = match old.read_as_enum(SPSR::M) {
-        Some(SPSR::M::Value::EL0t) => (true, VECTOR_LOWER_AARCH64),
-        Some(SPSR::M::Value::EL1t) => (false, VECTOR_CURRENT_SP0),
-        Some(SPSR::M::Value::EL1h) => (false, VECTOR_CURRENT_SPX),
-        _ => {
-            return Err(InjectError::NotFromGuest {
-                mode: old.read(SPSR::M) as u8,
-            });
+    let (old, from_el0, vector) = if old.is_set(SPSR::NRW) {
+        // Only EL0 can run AArch32 in a cell (HCR_EL2.RW makes EL1 AArch64): an AArch32 user
+        // program's fault goes to its AArch64 kernel's lower-EL AArch32 vector.
+        if guest.pstate & 0xf != AARCH32_USER {
+            return Err(InjectError::AArch32);
         }
+        (aarch32_as_aarch64(guest.pstate), true, VECTOR_LOWER_AARCH32)
+    } else {
+        let (from_el0, vector) = aarch64_source(old)?;
+        (old, from_el0, vector)
     };
 
     let mut esr = LocalRegisterCopy::<u32, ESR_EL1::Register>::new(0);
@@ -244,6 +250,30 @@ fn compute(
     })
 }
 
+/// Whether an AArch64 guest state is EL0, and the vector offset its synchronous exception uses.
+fn aarch64_source(old: LocalRegisterCopy<u64, SPSR::Register>) -> Result<(bool, u64), InjectError> {
+    match old.read_as_enum(SPSR::M) {
+        Some(SPSR::M::Value::EL0t) => Ok((true, VECTOR_LOWER_AARCH64)),
+        Some(SPSR::M::Value::EL1t) => Ok((false, VECTOR_CURRENT_SP0)),
+        Some(SPSR::M::Value::EL1h) => Ok((false, VECTOR_CURRENT_SPX)),
+        _ => Err(InjectError::NotFromGuest {
+            mode: old.read(SPSR::M) as u8,
+        }),
+    }
+}
+
+/// An AArch32 CPSR with the fields exception entry carries over (NZCV, DIT, PAN, SSBS) moved to
+/// where an AArch64 SPSR has them, for [`entry_pstate`].
+fn aarch32_as_aarch64(cpsr: u64) -> LocalRegisterCopy<u64, SPSR::Register> {
+    let old = LocalRegisterCopy::<u64, SPSR::Register>::new(cpsr);
+    let mut moved = LocalRegisterCopy::<u64, SPSR::Register>::new(0);
+    moved.modify(SPSR::NZCV.val(old.read(SPSR::NZCV)));
+    moved.modify(SPSR::PAN.val(old.read(SPSR::PAN)));
+    moved.modify(SPSR::DIT.val(u64::from(cpsr & AARCH32_DIT != 0)));
+    moved.modify(SPSR::SSBS.val(u64::from(cpsr & AARCH32_SSBS != 0)));
+    moved
+}
+
 /// PSTATE on entry to EL1h (ARM ARM `AArch64.TakeException`): NZCV, DIT kept; PAN kept or set per
 /// SCTLR_EL1.SPAN; SSBS kept or set from SCTLR_EL1.DSSBS; UAO, SS, IL, BTYPE, TCO, ALLINT cleared;
 /// D, A, I, F set. TCO stays 0 because cellvisor does not expose FEAT_MTE to guests.
@@ -275,10 +305,11 @@ mod tests {
     const EL1T: u64 = 0b0100;
     const EL1H: u64 = 0b0101;
     const DAIF_EL1H: u64 = 0x3c5;
+    const PC: u64 = 0xffff_8000_0800_1234;
 
     fn state(pstate: u64) -> GuestExceptionState {
         GuestExceptionState {
-            pc: 0xffff_8000_0800_1234,
+            pc: PC,
             pstate,
             vbar_el1: VBAR,
         }
@@ -375,14 +406,35 @@ mod tests {
     }
 
     #[test]
-    fn refuses_aarch32_and_higher_els() {
-        let kind = InjectKind::Undefined;
+    fn an_aarch32_user_fault_goes_to_the_lower_aarch32_vector() {
+        // User mode, T32, Z and C set, DIT (CPSR bit 21) and SSBS (bit 23).
+        let cpsr = 0x10 | (1 << 5) | (0b0110 << 28) | (1 << 21) | (1 << 23);
+        let kind = InjectKind::DataAbort {
+            far: 0x1000,
+            write: true,
+        };
+        let injection = synchronous_abort(state(cpsr), kind).unwrap();
+        assert_eq!(injection.new_pc, VBAR + VECTOR_LOWER_AARCH32);
+        assert_eq!(injection.elr_el1, PC);
+        assert_eq!(injection.spsr_el1, cpsr, "SPSR_EL1 is the AArch32 CPSR");
+        assert_eq!(injection.esr_el1 >> 26, 0x24, "data abort from a lower EL");
+        // NZCV, DIT (AArch64 bit 24) and SSBS (bit 12) carried over, EL1h, DAIF masked.
         assert_eq!(
-            synchronous_abort(state(0x10), kind),
+            injection.new_pstate,
+            (0b0110 << 28) | (1 << 24) | (1 << 12) | DAIF_EL1H
+        );
+    }
+
+    #[test]
+    fn refuses_aarch32_above_el0_and_higher_els() {
+        let kind = InjectKind::Undefined;
+        // AArch32 Supervisor, System.
+        assert_eq!(
+            synchronous_abort(state(0x13), kind),
             Err(InjectError::AArch32)
         );
         assert_eq!(
-            synchronous_abort(state(0x13), kind),
+            synchronous_abort(state(0x1f), kind),
             Err(InjectError::AArch32)
         );
         for mode in [0b1000, 0b1001, 0b1100, 0b1101, 0b0010, 0b0110] {

@@ -113,8 +113,14 @@ fn run_guest<H: VcpuHardware>(
             }
             ExitKind::Leave => Next::Leave,
             ExitKind::SError => {
+                // A physical SError while the guest ran is the guest's (an external abort of its
+                // own access, routed to EL2 by HCR_EL2.AMO): it gets it back as a virtual SError,
+                // as it would without cellvisor, instead of it vanishing.
                 cell.count_exit(ExitReason::Other);
-                cell.log_guest_fault("SError from guest", running.regs.elr, hardware.counter());
+                let syndrome = hardware.syndrome();
+                cell.log_guest_fault("SError from guest", syndrome.esr, hardware.counter());
+                hardware.inject_serror(syndrome.esr);
+                cell.count_injected_fault();
                 Next::Resume
             }
         };

@@ -314,6 +314,22 @@ impl VcpuHardware for Cpu {
         }
     }
 
+    fn inject_serror(&mut self, syndrome: u64) {
+        let features = traps::CpuFeatures::this_cpu();
+        // SAFETY: HCR_EL2.VSE only makes a virtual SError pending for the guest of this CPU; the
+        // CPU clears it when the guest takes it, and `prepare` writes HCR_EL2 without it, so no
+        // pending SError survives into another instance. VSESR_EL2 (FEAT_RAS) is its syndrome.
+        unsafe {
+            if features.ras {
+                // ISS only: IDS, AET, EA and DFSC as the physical SError had them.
+                write_sysreg!("s3_4_c5_c2_3", syndrome & traps::VSESR_ISS_MASK); // VSESR_EL2
+            }
+        }
+        let hcr = read_sysreg!("hcr_el2");
+        // SAFETY: as above.
+        unsafe { sysreg::set_hcr_el2(hcr | traps::HCR_VSE) };
+    }
+
     fn acknowledge_interrupt(&mut self) -> Option<u32> {
         if let Some(intid) = self.deferred.take() {
             return Some(intid);

@@ -494,6 +494,12 @@ const _: () = assert!(hfgwtr2_el2_guest(&ALL_FEATURES) == 0b101);
 /// newer than any kernel a cell runs) are clear too, so those registers trap and are hidden.
 pub const FGT2_OTHERS_GUEST: u64 = 0;
 
+/// HCR_EL2.VSE: a virtual SError is pending for the guest.
+pub const HCR_VSE: u64 = HCR_EL2::VSE::SET.value;
+const _: () = assert!(HCR_VSE == 1 << 8);
+/// The bits of ESR_EL2 a virtual SError's syndrome (VSESR_EL2) takes: IDS (24) and ISS[23:0].
+pub const VSESR_ISS_MASK: u64 = 0x1ff_ffff;
+
 /// SMPRIMAP_EL2 while a guest runs (written only where SMIDR_EL1.SMPS says it exists): 0.
 /// HCRX_EL2.SMPME is clear, so streaming-mode priority mapping is off and the register is unused;
 /// it is written so it never holds a previous value.

@@ -110,6 +110,11 @@ pub enum Event {
     Quiesced,
     /// `VcpuHardware::write_injection`.
     Injected(Injection),
+    /// `VcpuHardware::inject_serror` with this syndrome.
+    VirtualSError {
+        /// ESR for the guest.
+        esr: u64,
+    },
     /// `VcpuHardware::acknowledge_interrupt` returned `intid`.
     Acknowledged {
         /// The INTID.

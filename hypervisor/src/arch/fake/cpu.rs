@@ -250,6 +250,13 @@ impl FakeCpu {
                 self.wait_for_pending("the interrupt the script waits for");
                 ExitKind::Irq
             }
+            Trap::SError { esr } => {
+                self.syndrome = Syndrome {
+                    esr,
+                    ..Syndrome::default()
+                };
+                ExitKind::SError
+            }
         }
     }
 }
@@ -425,6 +432,10 @@ impl VcpuHardware for FakeCpu {
         self.el1.elr = injection.elr_el1;
         self.el1.spsr = injection.spsr_el1;
         self.record(Event::Injected(*injection));
+    }
+
+    fn inject_serror(&mut self, syndrome: u64) {
+        self.record(Event::VirtualSError { esr: syndrome });
     }
 
     fn acknowledge_interrupt(&mut self) -> Option<u32> {

@@ -52,6 +52,11 @@ pub enum Trap {
     },
     /// The guest runs until a physical interrupt is signalled to this CPU (an IRQ exit).
     Interrupt,
+    /// A physical SError with this ESR_EL2 is taken while the guest runs.
+    SError {
+        /// ESR_EL2.
+        esr: u64,
+    },
 }
 
 /// One scripted exit.
@@ -185,6 +190,14 @@ impl GuestExit {
         }
     }
 
+    /// A physical SError (an external abort of the guest's own access) with ESR_EL2 `esr`.
+    pub fn serror(esr: u64) -> Self {
+        Self {
+            actions: Vec::new(),
+            trap: Trap::SError { esr },
+        }
+    }
+
     /// Does `action` before the exit (after the actions added so far).
     pub fn with(mut self, action: GuestAction) -> Self {
         self.actions.push(action);
@@ -195,7 +208,7 @@ impl GuestExit {
     pub fn syndrome(&self) -> Option<Syndrome> {
         match self.trap {
             Trap::Synchronous { syndrome, .. } => Some(syndrome),
-            Trap::Interrupt => None,
+            Trap::Interrupt | Trap::SError { .. } => None,
         }
     }
 }

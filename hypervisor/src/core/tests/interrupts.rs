@@ -151,3 +151,34 @@ fn wfi_with_nothing_pending_waits_then_resumes_past_the_wfi() {
     assert_eq!(resumed.elr, TEST_GUEST_BASE + 4, "past the WFI");
     assert_eq!(personal.counters.wfi.load(Ordering::Relaxed), 1);
 }
+
+#[test]
+fn a_physical_serror_of_the_guest_comes_back_to_it_as_a_virtual_serror() {
+    let mut fixture = fixture("test-guests");
+    let personal = fixture.cell("personal");
+    // SError, IDS 0, AET "uncontainable" (0b000), DFSC 0x11 (asynchronous SError interrupt).
+    let esr = (0x2f << 26) | (1 << 25) | 0x11;
+    fixture
+        .cpu0
+        .script([GuestExit::serror(esr), GuestExit::hvc(CPU_OFF, &[])]);
+
+    assert_eq!(step(fixture.runtime, &mut fixture.cpu0), Step::Ran);
+
+    assert_eq!(
+        only(fixture.cpu0.events(), |event| matches!(
+            event,
+            Event::VirtualSError { .. }
+        )),
+        [Event::VirtualSError { esr }],
+        "the guest gets the SError back, with its syndrome"
+    );
+    assert_eq!(personal.counters.injected_faults.load(Ordering::Relaxed), 1);
+    assert_eq!(
+        fixture
+            .cell("corporate")
+            .counters
+            .injected_faults
+            .load(Ordering::Relaxed),
+        0
+    );
+}
