@@ -105,14 +105,22 @@ impl FuzzTarget for Esr {
                     u64::from(iss) & ISV != 0
                 );
                 ensure!(
-                    abort.ipa.raw() & 0xfff == trap.far & 0xfff,
-                    "IPA page offset != FAR[11:0]"
+                    abort.ipa.is_some() == abort.fault.records_ipa(),
+                    "IPA {:?} for fault {:?}",
+                    abort.ipa,
+                    abort.fault
                 );
-                ensure!(
-                    abort.ipa.raw() == expected_ipa,
-                    "IPA {:#x} != {expected_ipa:#x}",
-                    abort.ipa.raw()
-                );
+                if let Some(ipa) = abort.ipa {
+                    ensure!(
+                        ipa.raw() & 0xfff == trap.far & 0xfff,
+                        "IPA page offset != FAR[11:0]"
+                    );
+                    ensure!(
+                        ipa.raw() == expected_ipa,
+                        "IPA {:#x} != {expected_ipa:#x}",
+                        ipa.raw()
+                    );
+                }
                 ensure!(abort.write == (iss & (1 << 6) != 0), "WnR");
                 if let Some(access) = abort.access {
                     let sas = ((iss >> 22) & 3) as u8;
@@ -133,16 +141,22 @@ impl FuzzTarget for Esr {
                     "FnV trusted without EA"
                 );
             }
-            Exit::InstructionAbort { ipa, .. } => {
+            Exit::InstructionAbort { ipa, fault } => {
                 ensure!(
                     ec == exception_class::INSTRUCTION_ABORT_LOWER,
                     "instruction abort from EC {ec:#x}"
                 );
                 ensure!(
-                    ipa.raw() == expected_ipa,
-                    "IPA {:#x} != {expected_ipa:#x}",
-                    ipa.raw()
+                    ipa.is_some() == fault.records_ipa(),
+                    "IPA {ipa:?} for fault {fault:?}"
                 );
+                if let Some(ipa) = ipa {
+                    ensure!(
+                        ipa.raw() == expected_ipa,
+                        "IPA {:#x} != {expected_ipa:#x}",
+                        ipa.raw()
+                    );
+                }
             }
             Exit::Hvc { imm } => {
                 ensure!(

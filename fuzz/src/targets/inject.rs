@@ -67,6 +67,8 @@ impl FuzzTarget for Inject {
         };
         let pstate = request.guest.pstate;
         let vector = match pstate & 0xf {
+            // AArch32 User (EL0): the lower-EL AArch32 vector; AArch32 above EL0 is refused.
+            0 if pstate & NRW != 0 => Some(0x600),
             _ if pstate & NRW != 0 => None,
             EL0T => Some(0x400),
             EL1T => Some(0x000),

@@ -146,8 +146,9 @@ pub enum Exit {
     DataAbort(DataAbort),
     /// A stage-2 instruction abort from the guest (EC 0x20).
     InstructionAbort {
-        /// The faulting guest physical address.
-        ipa: GuestPhysAddr,
+        /// The faulting guest physical address, where HPFAR_EL2 records one for this fault
+        /// (see [`FaultStatus::records_ipa`]).
+        ipa: Option<GuestPhysAddr>,
         /// Why it faulted.
         fault: FaultStatus,
     },
@@ -179,8 +180,10 @@ pub enum Exit {
 /// A stage-2 data abort.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DataAbort {
-    /// The faulting guest physical address: HPFAR_EL2.FIPA << 12 | FAR_EL2\[11:0\].
-    pub ipa: GuestPhysAddr,
+    /// The faulting guest physical address, HPFAR_EL2.FIPA << 12 | FAR_EL2\[11:0\], where
+    /// HPFAR_EL2 records one for this fault ([`FaultStatus::records_ipa`]); `None` where it is
+    /// UNKNOWN (an external abort, an alignment fault, ...).
+    pub ipa: Option<GuestPhysAddr>,
     /// The access was a write (ISS.WnR). For a fault on a stage-1 table walk (`s1ptw`) or a cache
     /// maintenance operation this does not describe a guest store.
     pub write: bool,
@@ -244,6 +247,22 @@ pub enum FaultStatus {
     UnsupportedAtomicUpdate,
     /// Any other (reserved, implementation defined or feature-specific) code.
     Other(u8),
+}
+
+impl FaultStatus {
+    /// Whether HPFAR_EL2 holds the faulting IPA for this fault: a stage-2 address size,
+    /// translation, access flag or permission fault (Arm ARM, HPFAR_EL2). For every other fault
+    /// type (external aborts, parity errors, alignment, TLB conflicts, ...) it is UNKNOWN, so
+    /// nothing may be looked up by it.
+    pub const fn records_ipa(self) -> bool {
+        matches!(
+            self,
+            Self::AddressSize { .. }
+                | Self::Translation { .. }
+                | Self::AccessFlag { .. }
+                | Self::Permission { .. }
+        )
+    }
 }
 
 impl FaultStatus {
@@ -365,9 +384,10 @@ pub fn decode(esr: u64, far: u64, hpfar: u64) -> Exit {
         exception_class::DATA_ABORT_LOWER => Exit::DataAbort(data_abort(iss, far, hpfar)),
         exception_class::INSTRUCTION_ABORT_LOWER => {
             let iss = LocalRegisterCopy::<u32, ISS_INSTRUCTION_ABORT::Register>::new(iss);
+            let fault = FaultStatus::from_code(iss.read(ISS_INSTRUCTION_ABORT::IFSC) as u8);
             Exit::InstructionAbort {
-                ipa: fault_ipa(far, hpfar),
-                fault: FaultStatus::from_code(iss.read(ISS_INSTRUCTION_ABORT::IFSC) as u8),
+                ipa: fault.records_ipa().then(|| fault_ipa(far, hpfar)),
+                fault,
             }
         }
         exception_class::WFX => {
@@ -441,6 +461,7 @@ pub fn emulable_access(
     if !iss.is_set(ISS_DATA_ABORT::ISV)
         || iss.is_set(ISS_DATA_ABORT::S1PTW)
         || iss.is_set(ISS_DATA_ABORT::CM)
+        || !FaultStatus::from_code(iss.read(ISS_DATA_ABORT::DFSC) as u8).records_ipa()
     {
         return None;
     }
@@ -480,11 +501,12 @@ fn data_abort(iss: u32, far: u64, hpfar: u64) -> DataAbort {
         acquire_release: iss.is_set(ISS_DATA_ABORT::AR),
     });
     let external = iss.is_set(ISS_DATA_ABORT::EA);
+    let fault = FaultStatus::from_code(iss.read(ISS_DATA_ABORT::DFSC) as u8);
     DataAbort {
-        ipa: fault_ipa(far, hpfar),
+        ipa: fault.records_ipa().then(|| fault_ipa(far, hpfar)),
         write: iss.is_set(ISS_DATA_ABORT::WNR),
         access,
-        fault: FaultStatus::from_code(iss.read(ISS_DATA_ABORT::DFSC) as u8),
+        fault,
         s1ptw: iss.is_set(ISS_DATA_ABORT::S1PTW),
         cache_maintenance: iss.is_set(ISS_DATA_ABORT::CM),
         far_not_valid: external && iss.is_set(ISS_DATA_ABORT::FNV),
@@ -534,7 +556,7 @@ mod tests {
         let Exit::DataAbort(abort) = exit else {
             panic!("not a data abort: {exit:?}");
         };
-        assert_eq!(abort.ipa, GuestPhysAddr::new(0x0900_0018));
+        assert_eq!(abort.ipa, Some(GuestPhysAddr::new(0x0900_0018)));
         assert!(abort.write);
         assert_eq!(abort.fault, FaultStatus::Translation { level: 3 });
         assert!(!abort.s1ptw);
@@ -560,7 +582,7 @@ mod tests {
         let Exit::DataAbort(abort) = exit else {
             panic!("not a data abort: {exit:?}");
         };
-        assert_eq!(abort.ipa, GuestPhysAddr::new(0x12_3456_7007));
+        assert_eq!(abort.ipa, Some(GuestPhysAddr::new(0x12_3456_7007)));
         assert!(!abort.write);
         assert_eq!(abort.fault, FaultStatus::Permission { level: 3 });
         let access = abort.access.expect("ISV=1 must give an access");
@@ -592,7 +614,7 @@ mod tests {
         };
         assert_eq!(abort.access, None);
         assert!(abort.s1ptw);
-        assert_eq!(abort.ipa, GuestPhysAddr::new(0x40abc));
+        assert_eq!(abort.ipa, Some(GuestPhysAddr::new(0x40abc)));
         assert_eq!(abort.fault, FaultStatus::Translation { level: 2 });
     }
 
@@ -605,6 +627,10 @@ mod tests {
         assert!(abort.far_not_valid);
         assert!(abort.cache_maintenance);
         assert_eq!(abort.fault, FaultStatus::SyncExternal);
+        assert_eq!(
+            abort.ipa, None,
+            "HPFAR_EL2 is UNKNOWN for an external abort"
+        );
         // FnV without EA is not meaningful.
         let Exit::DataAbort(abort) = decode(esr(0x24, 1 << 10), 0, 0) else {
             panic!("not a data abort");
@@ -634,7 +660,7 @@ mod tests {
         assert_eq!(
             exit,
             Exit::InstructionAbort {
-                ipa: GuestPhysAddr::new(0x4008_0123),
+                ipa: Some(GuestPhysAddr::new(0x4008_0123)),
                 fault: FaultStatus::AccessFlag { level: 2 },
             }
         );

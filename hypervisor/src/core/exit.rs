@@ -19,7 +19,6 @@ use crate::core::runtime::Runtime;
 use crate::core::smccc::{self, Caller, Dispatch, SmcccCall, SmcccResult};
 use crate::dev::mmio::{self, MmioAccess, MmioError};
 use crate::dev::{CellPhysical, Target};
-use crate::mem::addr::GuestPhysAddr;
 
 /// What to do after an exit was handled.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -75,11 +74,18 @@ pub fn synchronous<H: VcpuHardware + ?Sized>(
         Exit::DataAbort(abort) => data_abort(at, regs, &abort, syndrome, hardware),
         Exit::InstructionAbort { ipa, .. } => {
             cell.count_exit(ExitReason::Other);
-            cell.log_guest_fault(
-                "instruction fetch outside the cell",
-                ipa.raw(),
-                hardware.counter(),
-            );
+            match ipa {
+                Some(ipa) => cell.log_guest_fault(
+                    "instruction fetch outside the cell",
+                    ipa.raw(),
+                    hardware.counter(),
+                ),
+                None => cell.log_guest_fault(
+                    "instruction abort at no recorded address (ESR_EL2)",
+                    syndrome.esr,
+                    hardware.counter(),
+                ),
+            }
             let kind = InjectKind::InstructionAbort { far: syndrome.far };
             inject_or_stop(at, regs, kind, syndrome, hardware)
         }
@@ -172,7 +178,21 @@ fn data_abort<H: VcpuHardware + ?Sized>(
     hardware: &mut H,
 ) -> Next {
     let cell = at.cell;
-    let device = cell.devices.device_at(abort.ipa);
+    let Some(ipa) = abort.ipa else {
+        // An external abort, alignment fault, ... of the guest's own access: HPFAR_EL2 names no
+        // address, so nothing can be emulated; the guest gets the abort.
+        cell.count_exit(ExitReason::Other);
+        let reason = "abort at no recorded address (ESR_EL2)";
+        return refuse(
+            at,
+            regs,
+            (syndrome.esr, abort.write),
+            syndrome,
+            reason,
+            hardware,
+        );
+    };
+    let device = cell.devices.device_at(ipa);
     cell.count_exit(if device.is_some() {
         ExitReason::Mmio
     } else {
@@ -187,7 +207,7 @@ fn data_abort<H: VcpuHardware + ?Sized>(
             return refuse(
                 at,
                 regs,
-                (abort.ipa, abort.write),
+                (ipa.raw(), abort.write),
                 syndrome,
                 reason,
                 hardware,
@@ -198,7 +218,7 @@ fn data_abort<H: VcpuHardware + ?Sized>(
             return refuse(
                 at,
                 regs,
-                (abort.ipa, abort.write),
+                (ipa.raw(), abort.write),
                 syndrome,
                 reason,
                 hardware,
@@ -254,7 +274,7 @@ pub(crate) fn emulate<H: VcpuHardware + ?Sized>(
         Err(error) => refuse(
             at,
             regs,
-            (device.ipa, write),
+            (device.ipa.raw(), write),
             syndrome,
             mmio_error_reason(error),
             hardware,
@@ -296,17 +316,17 @@ fn system_register<H: VcpuHardware + ?Sized>(
     }
 }
 
-/// A refused access: logged (rate-limited) and answered with a data abort at the guest's vector.
+/// A refused access: logged (rate-limited, with `logged`: its IPA, or the syndrome where there is
+/// none) and answered with a data abort at the guest's vector.
 fn refuse<H: VcpuHardware + ?Sized>(
     at: &Exiting<'_>,
     regs: &mut GuestRegs,
-    (ipa, write): (GuestPhysAddr, bool),
+    (logged, write): (u64, bool),
     syndrome: Syndrome,
     reason: &str,
     hardware: &mut H,
 ) -> Next {
-    at.cell
-        .log_guest_fault(reason, ipa.raw(), hardware.counter());
+    at.cell.log_guest_fault(reason, logged, hardware.counter());
     let kind = InjectKind::DataAbort {
         far: syndrome.far,
         write,

@@ -243,7 +243,7 @@ mod tests {
         else {
             panic!("not a data abort");
         };
-        assert_eq!(abort.ipa, GuestPhysAddr::new(0x0800_0104));
+        assert_eq!(abort.ipa, Some(GuestPhysAddr::new(0x0800_0104)));
         assert!(abort.write);
         assert_eq!(
             abort.access,
