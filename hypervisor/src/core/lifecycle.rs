@@ -3,7 +3,7 @@
 #![forbid(unsafe_code)]
 
 use core::fmt;
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use crate::core::cell::Cell;
 use crate::core::hardware::{Machine, VcpuHardware};
@@ -146,26 +146,55 @@ impl Cell {
             .is_ok()
     }
 
-    /// Waits (bounded) until every vCPU other than `caller` has left the guest. Siblings leave
-    /// promptly: a kick is a physical interrupt, which always traps to EL2.
-    pub fn wait_until_out_of_guest(&self, caller: usize) {
-        for _ in 0..100_000_000u64 {
-            let busy = self
+    /// Waits until every vCPU other than `caller` has left the guest, however long that takes:
+    /// the caller is about to scrub or reload the cell, and a vCPU still in the guest (or still in
+    /// EL2 with the old instance's registers) would run on in the new image. Siblings leave
+    /// promptly, since a kick is a physical interrupt, which always traps to EL2; should one not
+    /// have (a kick lost on its way), every [`KICK_AGAIN_SPINS`] the busy ones are kicked again.
+    pub fn wait_until_out_of_guest<H: VcpuHardware + ?Sized>(
+        &self,
+        caller: usize,
+        hardware: &mut H,
+    ) {
+        let mut warned = false;
+        let mut spins = 0u64;
+        loop {
+            let busy =
+                |vcpu: usize, flag: &AtomicBool| vcpu != caller && flag.load(Ordering::Acquire);
+            if !self
                 .in_guest
                 .iter()
                 .enumerate()
-                .any(|(vcpu, flag)| vcpu != caller && flag.load(Ordering::Acquire));
-            if !busy {
+                .any(|(vcpu, flag)| busy(vcpu, flag))
+            {
                 return;
+            }
+            spins = spins.wrapping_add(1);
+            if spins % KICK_AGAIN_SPINS == 0 {
+                for (vcpu, flag) in self.in_guest.iter().enumerate() {
+                    if !busy(vcpu, flag) {
+                        continue;
+                    }
+                    if !warned {
+                        warned = true;
+                        log::warn!(
+                            "cell {}: vCPU {vcpu} has not left its guest yet: kicking it again",
+                            self.name()
+                        );
+                    }
+                    if let Some(cpu) = self.plan().physical_cpu_of(vcpu) {
+                        hardware.kick(cpu);
+                    }
+                }
             }
             core::hint::spin_loop();
         }
-        log::warn!(
-            "cell {}: a vCPU did not leave its guest in time",
-            self.name()
-        );
     }
 }
+
+/// Spins of [`Cell::wait_until_out_of_guest`] between kicks of a vCPU that has not left its guest
+/// (about a millisecond).
+pub const KICK_AGAIN_SPINS: u64 = 1 << 20;
 
 /// Asks every vCPU of `cell` to leave its guest; the home CPU then does `after`. Returns the state
 /// the request found (so of two vCPUs stopping their cell at once, one knows it was first).
@@ -199,13 +228,13 @@ fn scrub<M: Machine + ?Sized>(cell: &Cell, machine: &mut M) -> u64 {
 /// others, then leaves the cell off, restarts it, or wipes it. If another request arrived while
 /// this one was carried out, the cell stays `Stopping` with that request and the home CPU's next
 /// pass carries it out.
-pub fn complete_stop<M: Machine + ?Sized>(
+pub fn complete_stop<M: VcpuHardware + ?Sized>(
     runtime: &Runtime,
     cell: &Cell,
     after: AfterStop,
     machine: &mut M,
 ) {
-    cell.wait_until_out_of_guest(usize::MAX);
+    cell.wait_until_out_of_guest(usize::MAX, machine);
     cell.flush_console();
     match after {
         AfterStop::Off => {

@@ -110,6 +110,11 @@ pub enum Event {
     Quiesced,
     /// `VcpuHardware::write_injection`.
     Injected(Injection),
+    /// A kick to CPU `to` that [`FakeBoard::lose_kicks_to`] lost.
+    KickLost {
+        /// The CPU it was sent to.
+        to: usize,
+    },
     /// `VcpuHardware::inject_serror` with this syndrome.
     VirtualSError {
         /// ESR for the guest.
@@ -160,6 +165,8 @@ pub(super) struct State {
     /// Per CPU: inside `enter` (its guest runs).
     pub(super) running: Vec<bool>,
     pub(super) device_registers: BTreeMap<u64, u64>,
+    /// Per CPU: how many of the next kicks to it are lost on the way.
+    pub(super) lost_kicks: Vec<u32>,
 }
 
 /// What the CPUs of one [`FakeBoard`] share.
@@ -186,6 +193,7 @@ impl FakeBoard {
                     events: Vec::new(),
                     running: vec![false; cpu_count],
                     device_registers: BTreeMap::new(),
+                    lost_kicks: vec![0; cpu_count],
                 }),
                 changed: Condvar::new(),
                 counter: AtomicU64::new(0),
@@ -276,6 +284,23 @@ impl FakeBoard {
     /// A device raises physical interrupt `intid` (an SGI/PPI of `cpu`, or an SPI).
     pub fn raise(&self, cpu: usize, intid: u32) {
         self.update(|state| state.gic.raise(cpu, intid));
+    }
+
+    /// Loses the next `count` kicks sent to `cpu` (as if the SGI never arrived).
+    pub fn lose_kicks_to(&self, cpu: usize, count: u32) {
+        self.lock().lost_kicks[cpu] = count;
+    }
+
+    /// Whether the next kick to `cpu` is lost (and counts it).
+    pub(super) fn kick_is_lost(&self, cpu: usize) -> bool {
+        let mut state = self.lock();
+        match state.lost_kicks.get_mut(cpu) {
+            Some(lost) if *lost > 0 => {
+                *lost -= 1;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Sets the value a passthrough device register reads as.

@@ -205,6 +205,7 @@ impl FakeCpu {
                 }
             }
             GuestAction::RaisePhysical(intid) => self.board.raise(self.index, intid),
+            GuestAction::LoseKicksTo { cpu, count } => self.board.lose_kicks_to(cpu, count),
             GuestAction::AwaitGuestOn(cpu) => self
                 .board
                 .wait_until(&format!("CPU {cpu} to run its guest"), |state| {
@@ -483,6 +484,10 @@ impl VcpuHardware for FakeCpu {
 
     fn kick(&mut self, cpu: usize) {
         if cpu == self.index {
+            return;
+        }
+        if self.board.kick_is_lost(cpu) {
+            self.record(Event::KickLost { to: cpu });
             return;
         }
         self.record(Event::Kick { to: cpu });

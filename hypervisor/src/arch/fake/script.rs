@@ -37,6 +37,13 @@ pub enum GuestAction {
     RaisePhysical(u32),
     /// Blocks until physical CPU `cpu` runs its guest (for tests with one thread per CPU).
     AwaitGuestOn(usize),
+    /// The next `count` kicks to physical CPU `cpu` get lost on the way.
+    LoseKicksTo {
+        /// The CPU.
+        cpu: usize,
+        /// How many.
+        count: u32,
+    },
 }
 
 /// How a scripted exit reaches EL2.

@@ -112,6 +112,68 @@ fn system_reset_waits_for_the_sibling_then_scrubs_and_reloads() {
 }
 
 #[test]
+fn a_lost_kick_delays_the_restart_until_the_sibling_has_left_never_past_it() {
+    let mut fixture = fixture("test-guests");
+    let (runtime, board) = (fixture.runtime, fixture.board.clone());
+    let personal = fixture.cell("personal");
+    let ram = personal.plan().memory[0].physical.base();
+    let mut cpu1 = board.cpu(1);
+    fixture.cpu0.script([
+        GuestExit::hvc(CPU_ON_64, &[1, TEST_GUEST_BASE + 0x1000, 0]),
+        // CPU_ON's kick arrives; the stop's first kick to vCPU 1's CPU is lost on the way, so
+        // vCPU 1 spins on in its guest until the home CPU kicks it again.
+        GuestExit::hvc(SYSTEM_RESET, &[])
+            .with(GuestAction::AwaitGuestOn(1))
+            .with(GuestAction::LoseKicksTo { cpu: 1, count: 1 }),
+    ]);
+
+    let cpu1 = std::thread::scope(|scope| {
+        let sibling = scope.spawn(move || {
+            while step(runtime, &mut cpu1) != Step::Ran {}
+            cpu1
+        });
+        assert_eq!(step(runtime, &mut fixture.cpu0), Step::Ran);
+        assert_eq!(
+            step(runtime, &mut fixture.cpu0),
+            Step::Lifecycle(AfterStop::Restart)
+        );
+        sibling.join().expect("CPU 1 ran")
+    });
+    drop(cpu1);
+
+    let events = board.events();
+    let position = |wanted: &Record| events.iter().position(|record| record == wanted);
+    let lost = position(&Record {
+        cpu: 0,
+        event: Event::KickLost { to: 1 },
+    })
+    .expect("the stop's kick was lost");
+    let sibling_left = position(&Record {
+        cpu: 1,
+        event: Event::Quiesced,
+    })
+    .expect("vCPU 1 left its guest");
+    let scrubbed = position(&Record {
+        cpu: 0,
+        event: Event::MemoryZeroed {
+            address: ram,
+            length: CELL_RAM,
+        },
+    })
+    .expect("the home CPU scrubbed the cell's RAM");
+    assert!(
+        lost < sibling_left && sibling_left < scrubbed,
+        "scrubbed only after the sibling left, kicked again after the lost kick"
+    );
+    assert_eq!(
+        fixture.cpu0.kicks(),
+        [1, 1],
+        "CPU_ON's kick, then the second kick of the stop"
+    );
+    assert_eq!(personal.state(), CellState::Running);
+}
+
+#[test]
 fn system_reset_from_the_sibling_kicks_the_home_cpu_which_carries_it_out() {
     let fixture = fixture("test-guests");
     let (runtime, board) = (fixture.runtime, fixture.board.clone());
