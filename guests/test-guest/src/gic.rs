@@ -58,6 +58,11 @@ pub fn write_bits(index: u64, register: Bits, value: u32) {
     write32(GICR + index * GICR_STRIDE + register as u64, value);
 }
 
+/// Reads GICD_CTLR (a trapped access under cellvisor that touches no interrupt's state).
+pub fn distributor_control() -> u32 {
+    read32(GICD + GICD_CTLR)
+}
+
 /// Turns the distributor on: affinity routing and Group 1.
 pub fn enable_distributor() {
     write32(GICD + GICD_CTLR, GICD_CTLR_ENABLE);

@@ -33,10 +33,11 @@ pub const HEARTBEAT: &str = "test-guest: heartbeat ";
 pub const SGI_SPIN: &str = "test-guest: sgi-spin ";
 /// `test-guest: sgi-wfi 10000/10000 in 905 ms`: the same with vCPU 1 waiting in WFI between SGIs.
 pub const SGI_WFI: &str = "test-guest: sgi-wfi ";
-/// `test-guest: timer-levels virtual disable ok`: one case of `test=timer-levels` passed (timers
-/// `virtual` and `physical`; cases `still-due`, `disable`, `imask`, `cval-future`); the mode ends
-/// with `test-guest: timer-levels 8/8 ok` (cases passed, of all). A failed case prints
-/// `test-guest: FAIL timer-levels virtual disable: <what>` instead.
+/// `test-guest: timer-levels virtual disable ppi-off ok`: one case of `test=timer-levels` passed
+/// (timers `virtual` and `physical`; transitions `still-due`, `disable`, `imask`, `cval-future`;
+/// holds `ppi-off` and `irqs-masked`); the mode ends with `test-guest: timer-levels 16/16 ok`
+/// (cases passed, of all). A failed case prints
+/// `test-guest: FAIL timer-levels virtual disable ppi-off: <what>` instead.
 pub const TIMER_LEVELS: &str = "test-guest: timer-levels ";
 /// `test-guest: skipped invalid-address`: a check left out by `skip=`.
 pub const SKIPPED: &str = "test-guest: skipped ";

@@ -1,17 +1,20 @@
 //! `test=timer-levels`: a level-sensitive interrupt follows its line. For each EL1 timer (the
 //! virtual timer, PPI 27, and the physical timer, PPI 30) and each way its interrupt condition can
 //! end (the timer disabled, its interrupt masked by `IMASK`, `CVAL` moved into the future), vCPU 0
-//! disables the PPI at its redistributor (`GICR_ICENABLER0`), lets the timer fire, waits until
-//! `GICR_ISPENDR0` shows the PPI pending, ends the condition, and then checks that
-//! `GICR_ISPENDR0` and `GICR_ICPENDR0` no longer show it, that `GICR_ISACTIVER0` never did, and
-//! that re-enabling the PPI with IRQs unmasked delivers nothing. A control case per timer keeps
-//! the condition: the PPI stays pending and is taken exactly once when enabled.
+//! lets the timer fire while its PPI cannot be taken, waits until `GICR_ISPENDR0` shows it
+//! pending, ends the condition, and checks that the PPI is no longer pending and is not taken
+//! once it can be. The PPI is held two ways ([`Hold`]): disabled at the redistributor
+//! (`GICR_ICENABLER0`; the guest then reads `GICR_ISPENDR0` and `GICR_ICPENDR0`, which must no
+//! longer show it, and enables it), or enabled with IRQs masked (the guest then makes a trapped
+//! access that reads no pending state, and unmasks IRQs). `GICR_ISACTIVER0` must never show it.
+//! A control case per timer and hold keeps the condition: the PPI stays pending and is taken
+//! exactly once.
 //!
-//! Each case prints `test-guest: timer-levels <timer> <case> ok` or
-//! `test-guest: FAIL timer-levels <timer> <case>: <what>`, and the mode ends with
-//! `test-guest: timer-levels <passed>/<cases> ok` (see `lines`). The same guest behaves the same
-//! on plain QEMU, where the GIC and the timers are QEMU's own. The QEMU side is
-//! tests/tests/foundation.rs `level_timer_interrupts_follow_their_line`.
+//! Each case prints `test-guest: timer-levels <timer> <transition> <hold> ok` or
+//! `test-guest: FAIL timer-levels <timer> <transition> <hold>: <what>`, and the mode ends with
+//! `test-guest: timer-levels <passed>/<cases> ok` (see `lines`). The same guest passes on plain
+//! QEMU, where the GIC and the timers are QEMU's own. The QEMU side is tests/tests/foundation.rs
+//! `level_timer_interrupts_follow_their_line`.
 //!
 //! Only vCPU 0 runs this mode; its IRQ handler and its main line share the statics below.
 
@@ -119,7 +122,7 @@ impl Timer {
 
 /// What a case does once the PPI is pending.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Case {
+enum Transition {
     /// Nothing: the condition holds, the PPI stays pending (the control).
     StillDue,
     /// `CNTx_CTL_EL0.ENABLE` = 0.
@@ -130,33 +133,83 @@ enum Case {
     CvalFuture,
 }
 
-impl Case {
-    const ALL: [Case; 4] = [Case::StillDue, Case::Disable, Case::Imask, Case::CvalFuture];
+impl Transition {
+    const ALL: [Transition; 4] = [
+        Transition::StillDue,
+        Transition::Disable,
+        Transition::Imask,
+        Transition::CvalFuture,
+    ];
 
     fn name(self) -> &'static str {
         match self {
-            Case::StillDue => "still-due",
-            Case::Disable => "disable",
-            Case::Imask => "imask",
-            Case::CvalFuture => "cval-future",
+            Transition::StillDue => "still-due",
+            Transition::Disable => "disable",
+            Transition::Imask => "imask",
+            Transition::CvalFuture => "cval-future",
         }
     }
 
-    /// Whether the timer's interrupt condition still holds after the case's transition.
+    /// Whether the timer's interrupt condition still holds after the transition.
     fn condition_holds(self) -> bool {
-        self == Case::StillDue
+        self == Transition::StillDue
     }
 
     fn apply(self, timer: Timer) {
         match self {
-            Case::StillDue => {}
-            Case::Disable => timer.set_ctl(0),
-            Case::Imask => timer.set_ctl(CTL_ENABLE | CTL_IMASK),
-            Case::CvalFuture => {
+            Transition::StillDue => {}
+            Transition::Disable => timer.set_ctl(0),
+            Transition::Imask => timer.set_ctl(CTL_ENABLE | CTL_IMASK),
+            Transition::CvalFuture => {
                 let ahead = timer::ticks_in_ms(FUTURE_MS);
                 timer.set_cval(timer.counter().saturating_add(ahead));
             }
         }
+    }
+}
+
+/// What keeps the pending PPI from being taken while the timer's condition ends.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Hold {
+    /// The PPI is disabled at the redistributor (under cellvisor the interrupt waits in the
+    /// vGIC); after the transition the guest reads its pending state, then enables it.
+    PpiOff,
+    /// The PPI is enabled but IRQs are masked at the vCPU (under cellvisor the interrupt waits in
+    /// a list register); after the transition the guest makes a trapped access that does not
+    /// read the pending state (GICD_CTLR), then unmasks IRQs.
+    IrqsMasked,
+}
+
+impl Hold {
+    const ALL: [Hold; 2] = [Hold::PpiOff, Hold::IrqsMasked];
+
+    fn name(self) -> &'static str {
+        match self {
+            Hold::PpiOff => "ppi-off",
+            Hold::IrqsMasked => "irqs-masked",
+        }
+    }
+}
+
+/// One case: a timer, how its interrupt is held, and what ends (or keeps) its condition.
+#[derive(Clone, Copy)]
+struct Case {
+    timer: Timer,
+    hold: Hold,
+    transition: Transition,
+}
+
+impl Case {
+    /// Prints the case's failure line; returns false.
+    fn fail(self, what: core::fmt::Arguments<'_>) -> bool {
+        println!(
+            "{}timer-levels {} {} {}: {what}",
+            lines::FAIL,
+            self.timer.name(),
+            self.transition.name(),
+            self.hold.name()
+        );
+        false
     }
 }
 
@@ -192,68 +245,68 @@ pub fn run() {
     let mut passed = 0;
     let mut cases = 0;
     for timer in Timer::ALL {
-        for case in Case::ALL {
-            cases += 1;
-            if run_case(timer, case) {
-                passed += 1;
-                println!("{}{} {} ok", lines::TIMER_LEVELS, timer.name(), case.name());
+        for hold in Hold::ALL {
+            for transition in Transition::ALL {
+                let case = Case {
+                    timer,
+                    hold,
+                    transition,
+                };
+                cases += 1;
+                if run_case(case) {
+                    passed += 1;
+                    println!(
+                        "{}{} {} {} ok",
+                        lines::TIMER_LEVELS,
+                        timer.name(),
+                        transition.name(),
+                        hold.name()
+                    );
+                }
             }
         }
     }
     println!("{}{passed}/{cases} ok", lines::TIMER_LEVELS);
 }
 
-/// Prints the failure line of `timer`'s `case`.
-fn fail(timer: Timer, case: Case, what: core::fmt::Arguments<'_>) -> bool {
-    println!(
-        "{}timer-levels {} {}: {what}",
-        lines::FAIL,
-        timer.name(),
-        case.name()
-    );
-    false
-}
-
-/// One case; prints its failure line and returns false if it failed.
-fn run_case(timer: Timer, case: Case) -> bool {
-    let bit = 1 << timer.ppi();
+/// One case; prints a line for each check that fails and returns whether all passed.
+fn run_case(case: Case) -> bool {
+    let timer = case.timer;
     let ppi = timer.ppi();
+    let bit = 1 << ppi;
+    gic::mask_irq();
     gic::write_bits(VCPU0, Bits::ClearEnable, bit);
     gic::write_bits(VCPU0, Bits::ClearPending, bit);
-    // Due at once, interrupt unmasked: the PPI's line goes high, but the PPI is disabled.
+    if case.hold == Hold::IrqsMasked {
+        gic::write_bits(VCPU0, Bits::SetEnable, bit);
+    }
+    // Due at once, interrupt unmasked: the PPI's line goes high.
     timer.set_cval(timer.counter());
     timer.set_ctl(CTL_ENABLE);
-    let pending = || gic::read_bits(VCPU0, Bits::SetPending) & bit != 0;
-    let became_pending = timer::wait_until(FIRE_MS, pending);
-    let outcome = check(timer, case, bit, became_pending);
+    let became_pending = timer::wait_until(FIRE_MS, || {
+        gic::read_bits(VCPU0, Bits::SetPending) & bit != 0
+    });
+    let mut ok = if became_pending {
+        check(case, bit)
+    } else {
+        case.fail(format_args!(
+            "PPI {ppi} never became pending in GICR_ISPENDR0 ({FIRE_MS} ms)"
+        ))
+    };
     // Leave nothing behind for the next case.
     timer.set_ctl(0);
     gic::mask_irq();
     ACTIVE.store(false, Ordering::SeqCst);
     gic::write_bits(VCPU0, Bits::ClearEnable, bit);
     gic::write_bits(VCPU0, Bits::ClearPending, bit);
-    if outcome && gic::read_bits(VCPU0, Bits::SetPending) & bit != 0 {
-        return fail(
-            timer,
-            case,
-            format_args!("PPI {ppi} still pending after GICR_ICPENDR0"),
-        );
+    if gic::read_bits(VCPU0, Bits::SetPending) & bit != 0 {
+        ok = case.fail(format_args!("PPI {ppi} still pending after GICR_ICPENDR0"));
     }
-    outcome
+    ok
 }
 
-/// The checks of one case, from the PPI becoming pending on; prints a line for each that fails.
-fn check(timer: Timer, case: Case, bit: u32, became_pending: bool) -> bool {
-    let ppi = timer.ppi();
-    if !became_pending {
-        return fail(
-            timer,
-            case,
-            format_args!("PPI {ppi} never became pending in GICR_ISPENDR0 ({FIRE_MS} ms)"),
-        );
-    }
-    case.apply(timer);
-    let expected = case.condition_holds();
+/// Whether the pending registers show the PPI as `expected`; prints what they show if not.
+fn pending_is(case: Case, bit: u32, expected: bool, when: &str) -> bool {
     let mut ok = true;
     for (register, name) in [
         (Bits::SetPending, "GICR_ISPENDR0"),
@@ -266,29 +319,45 @@ fn check(timer: Timer, case: Case, bit: u32, became_pending: bool) -> bool {
             } else {
                 "still pending"
             };
-            ok = fail(
-                timer,
-                case,
-                format_args!("{name} = {value:#010x}: PPI {ppi} {state} after the transition"),
-            );
+            ok = case.fail(format_args!(
+                "{name} = {value:#010x}: PPI {} {state} {when}",
+                case.timer.ppi()
+            ));
+        }
+    }
+    ok
+}
+
+/// The checks of one case, from the PPI becoming pending on.
+fn check(case: Case, bit: u32) -> bool {
+    let ppi = case.timer.ppi();
+    case.transition.apply(case.timer);
+    let expected = case.transition.condition_holds();
+    let mut ok = true;
+    match case.hold {
+        Hold::PpiOff => ok &= pending_is(case, bit, expected, "after the transition"),
+        Hold::IrqsMasked => {
+            // A trapped access that is not a pending read: the exit alone must retire a list
+            // register whose line went low.
+            let _ = gic::distributor_control();
         }
     }
     let active = gic::read_bits(VCPU0, Bits::SetActive);
     if active & bit != 0 {
-        ok = fail(
-            timer,
-            case,
-            format_args!("GICR_ISACTIVER0 = {active:#010x}: PPI {ppi} active, never taken"),
-        );
+        ok = case.fail(format_args!(
+            "GICR_ISACTIVER0 = {active:#010x}: PPI {ppi} active, never taken"
+        ));
     }
-    // Enable the PPI with IRQs unmasked: it is taken at once if it is pending. Wait for the
+    // Let it be taken: enabled with IRQs unmasked, a pending PPI is taken at once. Wait for the
     // control's one interrupt, then a while longer for any that should not come.
     TAKEN.store(0, Ordering::SeqCst);
     OTHERS_TAKEN.store(0, Ordering::SeqCst);
     UNDER_TEST.store(ppi, Ordering::SeqCst);
     ACTIVE.store(true, Ordering::SeqCst);
     gic::unmask_irq();
-    gic::write_bits(VCPU0, Bits::SetEnable, bit);
+    if case.hold == Hold::PpiOff {
+        gic::write_bits(VCPU0, Bits::SetEnable, bit);
+    }
     if expected {
         let _ = timer::wait_until(FIRE_MS, || TAKEN.load(Ordering::SeqCst) != 0);
     }
@@ -300,14 +369,11 @@ fn check(timer: Timer, case: Case, bit: u32, became_pending: bool) -> bool {
     let taken = TAKEN.load(Ordering::SeqCst);
     let others = OTHERS_TAKEN.load(Ordering::SeqCst);
     if taken != u32::from(expected) || others != 0 {
-        ok = fail(
-            timer,
-            case,
-            format_args!(
-                "after enabling PPI {ppi}: taken {taken} times (expected {}), {others} other interrupts",
-                u32::from(expected)
-            ),
-        );
+        ok = case.fail(format_args!(
+            "once PPI {ppi} could be taken: taken {taken} times (expected {}), {others} other interrupts",
+            u32::from(expected)
+        ));
     }
-    ok
+    // Taken (the handler disabled the timer) or never due again: nothing pending now.
+    ok & pending_is(case, bit, false, "at the end")
 }
