@@ -32,6 +32,9 @@ pub enum Op {
     InjectHardware(usize, u32, u32),
     /// cellvisor sets the line of INTID `.0`.
     SetLevel(u32, bool),
+    /// The physical line of INTID `.0` (every CPU's, for a PPI) goes high (`.1`) or low: what
+    /// the vGIC samples for hardware-linked level-sensitive interrupts.
+    PhysicalLine(u32, bool),
     /// vCPU `.0` exits and re-enters: sync, flush, then the guest acknowledges (and EOIs if `.1`).
     Run(usize, bool),
     /// The cell restarts.
@@ -50,11 +53,15 @@ pub struct Scenario {
 }
 
 /// A vCPU interface that records misuse instead of panicking, and a guest that acknowledges.
+/// Physical lines are high unless `low_lines` names them.
 struct FakeListRegisters {
     values: [u64; 16],
     count: usize,
     hcr: u64,
     misuse: Option<String>,
+    low_lines: Vec<u32>,
+    /// Physical INTIDs deactivated through the interface.
+    deactivated: Vec<u32>,
 }
 
 const LR_STATE_SHIFT: u32 = 62;
@@ -76,6 +83,8 @@ impl FakeListRegisters {
             count,
             hcr: 1,
             misuse: None,
+            low_lines: Vec::new(),
+            deactivated: Vec::new(),
         }
     }
 
@@ -130,12 +139,20 @@ impl ListRegisters for FakeListRegisters {
     fn set_hcr(&mut self, value: u64) {
         self.hcr = value;
     }
+    fn line_asserted(&mut self, physical_intid: u32) -> bool {
+        !self.low_lines.contains(&physical_intid)
+    }
+    fn deactivate_physical(&mut self, physical_intid: u32) {
+        self.deactivated.push(physical_intid);
+    }
 }
 
-/// A physical distributor that records what reaches it.
+/// A physical distributor that records what reaches it; lines are high unless `low_lines`
+/// names them.
 #[derive(Default)]
 struct FakePhysical {
     log: Vec<(&'static str, u32, usize)>,
+    low_lines: Vec<u32>,
 }
 
 impl PhysicalDistributor for FakePhysical {
@@ -153,6 +170,10 @@ impl PhysicalDistributor for FakePhysical {
     }
     fn deactivate(&mut self, intid: u32, vcpu: usize) {
         self.log.push(("deactivate", intid, vcpu));
+    }
+    fn line_asserted(&mut self, intid: u32, vcpu: usize) -> bool {
+        self.log.push(("sample", intid, vcpu));
+        !self.low_lines.contains(&intid)
     }
 }
 
@@ -307,6 +328,7 @@ impl FuzzTarget for Vgic {
                     },
                 ),
                 18 => Op::SetLevel(intid, rng.coin()),
+                19 => Op::PhysicalLine(intid, rng.coin()),
                 23 if rng.chance(1, 8) => Op::Reset,
                 _ => Op::Run(vcpu, rng.coin()),
             });
@@ -343,7 +365,7 @@ impl FuzzTarget for Vgic {
                     let _ = vgic.distributor_write(offset, width, value, &mut physical);
                 }
                 Op::DistributorRead(offset, width) => {
-                    if let Ok(value) = vgic.distributor_read(offset, width) {
+                    if let Ok(value) = vgic.distributor_read(offset, width, &mut physical) {
                         ensure!(
                             width == AccessWidth::Doubleword || value >> (8 * width.bytes()) == 0,
                             "step {index}: {width:?} read of {offset:#x} gave {value:#x}"
@@ -358,7 +380,7 @@ impl FuzzTarget for Vgic {
                     );
                 }
                 Op::RedistributorRead(offset, width) => {
-                    let result = vgic.redistributor_read(offset, width);
+                    let result = vgic.redistributor_read(offset, width, &mut physical);
                     ensure!(
                         offset < vcpus as u64 * REDISTRIBUTOR_STRIDE || result.is_err(),
                         "step {index}: read past the last redistributor accepted at {offset:#x}"
@@ -401,6 +423,18 @@ impl FuzzTarget for Vgic {
                     check_delivery(result, intid, &owned, vcpus)
                         .map_err(|reason| format!("step {index}: {reason}"))?;
                 }
+                Op::PhysicalLine(intid, asserted) => {
+                    for low_lines in lrs
+                        .iter_mut()
+                        .map(|lrs| &mut lrs.low_lines)
+                        .chain(core::iter::once(&mut physical.low_lines))
+                    {
+                        low_lines.retain(|&low| low != intid);
+                        if !asserted {
+                            low_lines.push(intid);
+                        }
+                    }
+                }
                 Op::Run(vcpu, eoi) => {
                     let Some(lrs) = lrs.get_mut(vcpu) else {
                         let mut spare = FakeListRegisters::new(scenario.implemented_list_registers);
@@ -433,7 +467,15 @@ impl FuzzTarget for Vgic {
                 Op::Reset => vgic.reset(&mut physical),
             }
         }
-        check_isolation(&vgic, &owned, &hardware, &physical, vcpus)
+        for (vcpu, lrs) in lrs.iter().enumerate() {
+            for &intid in &lrs.deactivated {
+                ensure!(
+                    hardware.contains(&intid) || (16..32).contains(&intid),
+                    "vCPU {vcpu}'s interface deactivated physical INTID {intid}"
+                );
+            }
+        }
+        check_isolation(&mut vgic, &owned, &hardware, &physical, vcpus)
     }
 }
 
@@ -462,15 +504,20 @@ fn check_delivery(
 }
 
 /// Through the guest's own registers: no unowned SPI is enabled, pending or active or has a route,
-/// owned SPIs route only to the cell's vCPUs; and only the cell's hardware SPIs reached the
-/// physical distributor.
+/// owned SPIs route only to the cell's vCPUs; and only the cell's hardware SPIs (and, for
+/// deactivations and line samples, the PPIs) reached the physical distributor.
 fn check_isolation(
-    vgic: &vgic::Vgic,
+    vgic: &mut vgic::Vgic,
     owned: &[u32],
     hardware: &[u32],
     physical: &FakePhysical,
     vcpus: usize,
 ) -> Result<(), String> {
+    // The pending reads below may sample lines (and deactivate): checked with the rest.
+    let mut physical_reads = FakePhysical {
+        log: Vec::new(),
+        low_lines: physical.low_lines.clone(),
+    };
     for word in 1..32u32 {
         let unowned_bits = (0..32u32)
             .filter(|bit| !owned.contains(&(word * 32 + bit)))
@@ -482,7 +529,7 @@ fn check_isolation(
         ] {
             let offset = base + u64::from(word) * 4;
             let bits = vgic
-                .distributor_read(offset, AccessWidth::Word)
+                .distributor_read(offset, AccessWidth::Word, &mut physical_reads)
                 .unwrap_or(0);
             ensure!(
                 bits & unowned_bits == 0,
@@ -493,7 +540,11 @@ fn check_isolation(
     }
     for intid in SPI_BASE_INTID..SPI_END_INTID {
         let route = vgic
-            .distributor_read(0x6000 + 8 * u64::from(intid), AccessWidth::Doubleword)
+            .distributor_read(
+                0x6000 + 8 * u64::from(intid),
+                AccessWidth::Doubleword,
+                &mut physical_reads,
+            )
             .unwrap_or(0);
         if owned.contains(&intid) {
             ensure!(
@@ -504,9 +555,9 @@ fn check_isolation(
             ensure!(route == 0, "unowned SPI {intid} has route {route:#x}");
         }
     }
-    for &(what, intid, vcpu) in &physical.log {
+    for &(what, intid, vcpu) in physical.log.iter().chain(&physical_reads.log) {
         let allowed = match what {
-            "deactivate" => hardware.contains(&intid) || (16..32).contains(&intid),
+            "deactivate" | "sample" => hardware.contains(&intid) || (16..32).contains(&intid),
             _ => hardware.contains(&intid),
         };
         ensure!(

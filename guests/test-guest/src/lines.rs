@@ -37,6 +37,12 @@ pub const SGI_WFI: &str = "test-guest: sgi-wfi ";
 pub const RESIDUE_CLEAN: &str = "test-guest: residue clean: ";
 /// `test=residue` filled every register it checked with a pattern.
 pub const RESIDUE_FILLED: &str = "test-guest: residue filled";
+/// `test-guest: timer-levels virtual disable ppi-off ok`: one case of `test=timer-levels` passed
+/// (timers `virtual` and `physical`; transitions `still-due`, `disable`, `imask`, `cval-future`;
+/// holds `ppi-off` and `irqs-masked`); the mode ends with `test-guest: timer-levels 16/16 ok`
+/// (cases passed, of all). A failed case prints
+/// `test-guest: FAIL timer-levels virtual disable ppi-off: <what>` instead.
+pub const TIMER_LEVELS: &str = "test-guest: timer-levels ";
 /// `test-guest: skipped invalid-address`: a check left out by `skip=`.
 pub const SKIPPED: &str = "test-guest: skipped ";
 /// The last line before PSCI SYSTEM_OFF.

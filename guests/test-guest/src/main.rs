@@ -13,12 +13,14 @@
 mod attack;
 mod entry;
 mod exception;
+mod gic;
 mod lines;
 mod options;
 mod psci;
 mod residue;
 mod sgis;
 mod timer;
+mod timer_levels;
 
 use cellvisor_guest_support::{fdt, println};
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -77,6 +79,7 @@ pub extern "C" fn primary_main(device_tree: u64) -> ! {
         Mode::Heartbeat => heartbeat(&options),
         Mode::Sgis => sgis::run(),
         Mode::Residue => residue::run(|| heartbeat(&options)),
+        Mode::TimerLevels => timer_levels::run(),
     }
     println!("{}", lines::DONE);
     psci::system_off()

@@ -1,4 +1,5 @@
-//! Test options from `/chosen/bootargs`: `test=all|heartbeat|sgis|residue beats=N period_ms=N skip=a,b`.
+//! Test options from `/chosen/bootargs`:
+//! `test=all|heartbeat|sgis|timer-levels|residue beats=N period_ms=N skip=a,b`.
 #![forbid(unsafe_code)]
 
 /// What the guest does after saying hello.
@@ -12,6 +13,9 @@ pub enum Mode {
     Sgis,
     /// `test=residue`: registers at reset values, then filled, then heartbeats (see `residue`).
     Residue,
+    /// `test=timer-levels`: the EL1 timers' PPIs stop being pending when their condition ends
+    /// (see `timer_levels`).
+    TimerLevels,
 }
 
 /// Parsed options.
@@ -41,6 +45,7 @@ impl<'a> Options<'a> {
                 Some(("test", "heartbeat")) => options.mode = Mode::Heartbeat,
                 Some(("test", "sgis")) => options.mode = Mode::Sgis,
                 Some(("test", "residue")) => options.mode = Mode::Residue,
+                Some(("test", "timer-levels")) => options.mode = Mode::TimerLevels,
                 Some(("beats", number)) => match number.parse() {
                     Ok(beats) => options.beats = beats,
                     Err(_) => unknown(word),

@@ -17,6 +17,11 @@ fn frequency() -> u64 {
     if value == 0 { 1_000_000_000 } else { value }
 }
 
+/// Counter ticks in `milliseconds`.
+pub fn ticks_in_ms(milliseconds: u64) -> u64 {
+    frequency().saturating_mul(milliseconds) / 1000
+}
+
 /// A point in virtual-counter time.
 #[derive(Clone, Copy)]
 pub struct Instant(u64);
@@ -29,10 +34,7 @@ impl Instant {
 
     /// This instant plus `milliseconds`.
     pub fn after_ms(self, milliseconds: u64) -> Self {
-        Self(
-            self.0
-                .saturating_add(frequency().saturating_mul(milliseconds) / 1000),
-        )
+        Self(self.0.saturating_add(ticks_in_ms(milliseconds)))
     }
 
     /// Milliseconds from this instant to now.

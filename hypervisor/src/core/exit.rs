@@ -257,7 +257,12 @@ pub(crate) fn emulate<H: VcpuHardware + ?Sized>(
         )
     } else {
         cell.devices
-            .read(at.vcpu, device, access.width, hardware)
+            .read(
+                at.vcpu,
+                device,
+                access.width,
+                &mut CellPhysical::new(hardware, &cell.plan),
+            )
             .map(|(raw, kick)| {
                 if let Some(index) = access.register.index() {
                     regs.set(index, mmio::load_result(access, raw));

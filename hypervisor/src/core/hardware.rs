@@ -96,6 +96,11 @@ pub trait Machine {
     fn spi_route(&mut self, intid: u32, cpu: usize);
     /// Deactivates physical interrupt `intid` (for a PPI: the one of physical CPU `cpu`).
     fn deactivate_interrupt(&mut self, intid: u32, cpu: usize);
+    /// Whether the level-sensitive physical interrupt `intid` (for a PPI: the one of physical
+    /// CPU `cpu`), which EL2 acknowledged and holds active for a hardware-linked virtual
+    /// interrupt, is still asserted by its source. The vGIC samples it where a guest could see
+    /// the difference (docs/architecture.md, "Level-sensitive interrupts follow their line").
+    fn interrupt_line_asserted(&mut self, intid: u32, cpu: usize) -> bool;
     /// Reads a passthrough device register at `address` (Device memory, naturally aligned).
     fn device_read(&mut self, address: PhysAddr, width: AccessWidth) -> u64;
     /// Writes a passthrough device register at `address` (Device memory, naturally aligned).

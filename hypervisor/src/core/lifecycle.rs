@@ -170,7 +170,7 @@ impl Cell {
                 return;
             }
             spins = spins.wrapping_add(1);
-            if spins % KICK_AGAIN_SPINS == 0 {
+            if spins.is_multiple_of(KICK_AGAIN_SPINS) {
                 for (vcpu, flag) in self.in_guest.iter().enumerate() {
                     if !busy(vcpu, flag) {
                         continue;

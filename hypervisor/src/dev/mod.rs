@@ -106,6 +106,13 @@ impl<M: Machine + ?Sized> PhysicalDistributor for CellPhysical<'_, M> {
             self.machine.deactivate_interrupt(intid, cpu);
         }
     }
+
+    fn line_asserted(&mut self, intid: u32, vcpu: usize) -> bool {
+        // A vCPU the cell does not have has no line to sample; keep the instance.
+        self.plan
+            .physical_cpu_of(vcpu)
+            .is_none_or(|cpu| self.machine.interrupt_line_asserted(intid, cpu))
+    }
 }
 
 impl DeviceBus {
@@ -156,7 +163,8 @@ impl DeviceBus {
         &self.passthrough
     }
 
-    /// Emulates a read of `width` at `target` by `vcpu`.
+    /// Emulates a read of `width` at `target` by `vcpu`; `physical` is the machine as this bus's
+    /// cell sees it (passthrough registers, and the physical lines the vGIC samples).
     /// Returns the value and the vCPUs that now have an interrupt to take (to be kicked).
     #[inline(always)]
     pub fn read<M: Machine + ?Sized>(
@@ -168,7 +176,7 @@ impl DeviceBus {
             ipa,
         }: Target,
         width: AccessWidth,
-        machine: &mut M,
+        physical: &mut CellPhysical<'_, M>,
     ) -> Result<(u64, VcpuSet), MmioError> {
         match device {
             Device::Uart => {
@@ -182,7 +190,7 @@ impl DeviceBus {
                 let value = self
                     .vgic
                     .lock()
-                    .distributor_read(offset, width)
+                    .distributor_read(offset, width, physical)
                     .map_err(vgic_error)?;
                 Ok((value, VcpuSet::empty()))
             }
@@ -190,14 +198,15 @@ impl DeviceBus {
                 let value = self
                     .vgic
                     .lock()
-                    .redistributor_read(offset, width)
+                    .redistributor_read(offset, width, physical)
                     .map_err(vgic_error)?;
                 Ok((value, VcpuSet::empty()))
             }
             Device::Passthrough => match self.passthrough.forward(ipa, width) {
-                Forward::Device(address) => {
-                    Ok((machine.device_read(address, width), VcpuSet::empty()))
-                }
+                Forward::Device(address) => Ok((
+                    physical.machine.device_read(address, width),
+                    VcpuSet::empty(),
+                )),
                 Forward::ReadAsZero => Ok((0, VcpuSet::empty())),
             },
         }

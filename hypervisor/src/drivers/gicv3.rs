@@ -1,6 +1,6 @@
 //! The physical GICv3's distributor and redistributors (MMIO): global and per-CPU setup, SPI
-//! configuration and routing, deactivation on another CPU. The CPU interface is system registers
-//! and lives in `arch::aarch64::gic`.
+//! configuration and routing, deactivation on another CPU, pending state. The CPU interface is
+//! system registers and lives in `arch::aarch64::gic`.
 //!
 //! Hand-written rather than arm-gic's driver because cellvisor needs redistributor lookup by MPIDR
 //! and its own split of MMIO from the EOImode=1 CPU interface; see docs/architecture.md.
@@ -18,6 +18,7 @@ const GICD_TYPER_OFFSET: usize = 0x0004;
 const GICD_IGROUPR: usize = 0x0080;
 const GICD_ISENABLER: usize = 0x0100;
 const GICD_ICENABLER: usize = 0x0180;
+const GICD_ISPENDR: usize = 0x0200;
 const GICD_ICACTIVER: usize = 0x0380;
 const GICD_IPRIORITYR: usize = 0x0400;
 const GICD_ICFGR: usize = 0x0C00;
@@ -30,6 +31,7 @@ const GICR_SGI_BASE: usize = SGI_FRAME_OFFSET as usize;
 const GICR_IGROUPR0: usize = GICR_SGI_BASE + 0x0080;
 const GICR_ISENABLER0: usize = GICR_SGI_BASE + 0x0100;
 const GICR_ICENABLER0: usize = GICR_SGI_BASE + 0x0180;
+const GICR_ISPENDR0: usize = GICR_SGI_BASE + 0x0200;
 const GICR_IPRIORITYR: usize = GICR_SGI_BASE + 0x0400;
 const GICR_ICACTIVER0: usize = GICR_SGI_BASE + 0x0380;
 
@@ -293,6 +295,18 @@ impl InterruptController for GicV3 {
             );
         }
     }
+
+    fn is_pending(&self, intid: u32, mpidr: u64) -> bool {
+        let bits = if intid < 32 {
+            self.redistributor_of(mpidr)
+                .map_or(0, |frame| read32(frame + GICR_ISPENDR0))
+        } else if self.is_spi(intid) {
+            read32(self.distributor + GICD_ISPENDR + (intid / 32) as usize * 4)
+        } else {
+            0
+        };
+        bits & 1 << (intid % 32) != 0
+    }
 }
 
 #[cfg(test)]
@@ -398,5 +412,23 @@ mod tests {
         gic.deactivate_on(27, 0x1_0000_0100);
         assert_eq!(frames.redistributor32(1, GICR_ICACTIVER0), 1 << 27);
         assert!(!gic.init_cpu(0x2, &[]));
+    }
+
+    #[test]
+    fn pending_state_is_read_from_the_cpus_redistributor_or_the_distributor() {
+        let mut frames = FakeFrames::new(&[0, 0x0100_0100]);
+        // CPU 1's PPI 27 pending, and SPI 33.
+        let ppi = GICR_FRAME_SIZE + GICR_ISPENDR0;
+        frames.redistributors[ppi / 8] |= u64::from(1u32 << 27) << ((ppi % 8) * 8);
+        let spi = GICD_ISPENDR + 4;
+        frames.distributor[spi / 8] |= u64::from(1u32 << 1) << ((spi % 8) * 8);
+        let gic = frames.gic();
+        assert!(gic.is_pending(27, 0x1_0000_0100));
+        assert!(!gic.is_pending(27, 0), "CPU 0's PPI 27 is not");
+        assert!(!gic.is_pending(30, 0x1_0000_0100));
+        assert!(gic.is_pending(33, 0));
+        assert!(!gic.is_pending(34, 0));
+        assert!(!gic.is_pending(64, 0), "beyond the implemented SPIs");
+        assert!(!gic.is_pending(27, 0x2), "no such CPU");
     }
 }

@@ -32,6 +32,10 @@ pub trait InterruptController: Send + Sync {
     /// Deactivates `intid`: an SPI for the whole machine, an SGI or PPI of the CPU with affinity
     /// `mpidr` (which need not be the calling CPU).
     fn deactivate_on(&self, intid: u32, mpidr: u64);
+    /// Whether `intid` is pending (`GICD_ISPENDR`, or for an SGI or PPI the `GICR_ISPENDR0` of
+    /// the CPU with affinity `mpidr`). For a level-sensitive interrupt that is its line, also
+    /// while it is active. False for an INTID the controller does not implement.
+    fn is_pending(&self, intid: u32, mpidr: u64) -> bool;
 }
 
 /// The console UART cellvisor owns.

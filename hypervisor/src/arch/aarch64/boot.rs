@@ -11,7 +11,7 @@ use spin::{Mutex, Once};
 
 use super::cpu::Cpu;
 use super::entry::cellvisor_secondary_entry;
-use super::gic::{self, ListRegisters};
+use super::gic;
 use super::mmu::{self, El2Layout};
 use super::psci::{self, Conduit};
 use super::sysreg;
@@ -283,9 +283,9 @@ pub extern "C" fn primary_main(dtb: u64, el: u64) -> ! {
 
     let gic_info = GicInfo {
         spi_lines: gic.it_lines_number(),
-        list_register_count: ListRegisters.count(),
+        list_register_count: gic::list_register_count(),
     };
-    let mut machine = Cpu::new(current_cpu());
+    let mut machine = Cpu::new(current_cpu(), &platform.timer);
     let names: Vec<&'static str> = partition.cells.iter().map(|cell| cell.name).collect();
     let runtime = match Runtime::build(board, platform, partition, bundle, gic_info, &mut machine) {
         Ok(runtime) => runtime,
@@ -330,7 +330,10 @@ pub extern "C" fn primary_main(dtb: u64, el: u64) -> ! {
         uart.lock().enable_receive_interrupt();
     }
     start_secondaries(runtime);
-    run::run(runtime, &mut Cpu::new(current_cpu()))
+    run::run(
+        runtime,
+        &mut Cpu::new(current_cpu(), &runtime.platform.timer),
+    )
 }
 
 /// Per-CPU GIC setup: the redistributor through the driver, then the CPU interface. The PPIs
@@ -412,5 +415,8 @@ pub extern "C" fn secondary_main(cpu: u64) -> ! {
     };
     init_cpu_interrupts(gic, &runtime.platform, sysreg::mpidr());
     // `cpu` is this CPU's index in the platform's `/cpus` order (start_secondaries passes it).
-    run::run(runtime, &mut Cpu::new(cpu as usize))
+    run::run(
+        runtime,
+        &mut Cpu::new(cpu as usize, &runtime.platform.timer),
+    )
 }

@@ -14,6 +14,7 @@ use crate::core::hardware::{ExitKind, GuestRegs, Machine, Syndrome, VcpuHardware
 use crate::core::inject::Injection;
 use crate::dev::mmio::AccessWidth;
 use crate::mem::addr::PhysAddr;
+use crate::setup::platform::TimerInterrupts;
 
 /// This physical CPU as the core sees it.
 pub struct Cpu {
@@ -26,10 +27,11 @@ pub struct Cpu {
 }
 
 impl Cpu {
-    /// Physical CPU `index` (in the platform's `/cpus` order).
-    pub fn new(index: usize) -> Self {
+    /// Physical CPU `index` (in the platform's `/cpus` order), whose guests' timers raise the
+    /// PPIs `timers` names.
+    pub fn new(index: usize, timers: &TimerInterrupts) -> Self {
         Self {
-            lists: ListRegisters,
+            lists: ListRegisters::new(timers),
             index,
             deferred: None,
         }
@@ -132,6 +134,18 @@ impl Machine for Cpu {
     fn deactivate_interrupt(&mut self, intid: u32, cpu: usize) {
         if let (Some(gic), Some(mpidr)) = (GIC.get(), mpidr_of(cpu)) {
             gic.deactivate_on(intid, mpidr);
+        }
+    }
+
+    fn interrupt_line_asserted(&mut self, intid: u32, cpu: usize) -> bool {
+        if cpu == self.index {
+            // This CPU's own: its vCPU is loaded here, so its timers can be read directly.
+            return self.lists.line_asserted(intid);
+        }
+        match (GIC.get(), mpidr_of(cpu)) {
+            (Some(gic), Some(mpidr)) => gic.is_pending(intid, mpidr),
+            // No such CPU: nothing to sample; keep the instance.
+            _ => true,
         }
     }
 

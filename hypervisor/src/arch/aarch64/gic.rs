@@ -1,7 +1,7 @@
 //! This CPU's GICv3 CPU interface, through system registers: EL2's own interface (enable,
 //! acknowledge, priority drop, deactivate, SGIs) and the ICH_* list registers used to deliver
-//! virtual interrupts. The distributor and redistributors are MMIO, driven by
-//! [`crate::drivers::gicv3`].
+//! virtual interrupts, with the lines of the physical interrupts their hardware-linked entries
+//! stand for. The distributor and redistributors are MMIO, driven by [`crate::drivers::gicv3`].
 //!
 //! Hand-written rather than arm-gic's driver because cellvisor needs EOImode=1 (split priority drop
 //! and deactivation, for hardware-linked virtual interrupts) and EL2's ICC_SRE_EL2; see
@@ -11,13 +11,15 @@ use aarch64_cpu::registers::{ICC_CTLR_EL1, ICC_SRE_EL2, ICH_HCR_EL2, MPIDR_EL1};
 use tock_registers::LocalRegisterCopy;
 use tock_registers::fields::FieldValue;
 
+use super::boot::GIC;
 use super::fields::{
     ICC_BPR1_EL1, ICC_IAR1_EL1, ICC_IGRPEN1_EL1, ICC_PMR_EL1, icc_ctlr_el1, merge,
 };
-use super::sysreg::{dsb_sy, isb, read_sysreg, write_sysreg};
-use super::traps;
-use crate::dev::gic::SPI_END_INTID;
+use super::sysreg::{self, dsb_sy, isb, read_sysreg, write_sysreg};
+use super::{timer, traps};
+use crate::dev::gic::{SPI_BASE_INTID, SPI_END_INTID};
 use crate::dev::vgic::{ICC_SGI1R_EL1, list_register_count_from_vtr};
+use crate::setup::platform::TimerInterrupts;
 
 /// ICC_SRE_EL2: EL2 uses the system-register interface, IRQ/FIQ bypass off, and EL1 may use the
 /// system-register interface too (ENABLE).
@@ -105,8 +107,19 @@ pub fn send_sgi(mpidr: u64, intid: u32) {
     isb();
 }
 
-/// The ICH_* virtual CPU interface registers of this CPU.
-pub struct ListRegisters;
+/// How many list registers this CPU implements (ICH_VTR_EL2.ListRegs + 1).
+pub fn list_register_count() -> usize {
+    list_register_count_from_vtr(read_sysreg!("ich_vtr_el2"))
+}
+
+/// The ICH_* virtual CPU interface registers of this CPU, and the lines of the physical
+/// interrupts their hardware-linked entries stand for.
+pub struct ListRegisters {
+    /// The PPI of the guest's EL1 virtual timer.
+    virtual_timer: u32,
+    /// The PPI of the guest's EL1 physical timer.
+    physical_timer: u32,
+}
 
 impl crate::dev::vgic::ListRegisters for ListRegisters {
     fn count(&self) -> usize {
@@ -132,12 +145,48 @@ impl crate::dev::vgic::ListRegisters for ListRegisters {
     fn set_hcr(&mut self, value: u64) {
         ListRegisters::set_hcr(self, value);
     }
+
+    fn line_asserted(&mut self, physical_intid: u32) -> bool {
+        ListRegisters::line_asserted(self, physical_intid)
+    }
+
+    fn deactivate_physical(&mut self, physical_intid: u32) {
+        if physical_intid < SPI_BASE_INTID {
+            deactivate(physical_intid);
+        } else if let Some(gic) = GIC.get() {
+            // Through the distributor: right whichever CPU acknowledged the SPI.
+            gic.deactivate_on(physical_intid, sysreg::mpidr());
+        }
+    }
 }
 
 impl ListRegisters {
+    /// This CPU's vCPU interface, with the guest timers' PPIs as the platform DT gives them.
+    pub fn new(timers: &TimerInterrupts) -> Self {
+        Self {
+            virtual_timer: timers.virtual_timer,
+            physical_timer: timers.nonsecure_physical,
+        }
+    }
+
     /// How many list registers this CPU implements (ICH_VTR_EL2.ListRegs + 1).
     pub fn count(&self) -> usize {
-        list_register_count_from_vtr(read_sysreg!("ich_vtr_el2"))
+        list_register_count()
+    }
+
+    /// Whether the level-sensitive physical interrupt `intid` (a PPI of this CPU, or an SPI) is
+    /// asserted by its source. The guest's timers are read where they are, in their control
+    /// registers (exact, and no MMIO: these are sampled on guest exits); anything else through
+    /// its pending bit at the physical GIC, which for a level-sensitive interrupt is its line.
+    pub fn line_asserted(&self, intid: u32) -> bool {
+        if intid == self.virtual_timer {
+            timer::virtual_timer_asserted()
+        } else if intid == self.physical_timer {
+            timer::physical_timer_asserted()
+        } else {
+            GIC.get()
+                .is_some_and(|gic| gic.is_pending(intid, sysreg::mpidr()))
+        }
     }
 
     /// Reads ICH_LR<n>_EL2 (`n` < 16; other values read as 0).

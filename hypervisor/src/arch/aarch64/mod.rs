@@ -1,5 +1,6 @@
 //! aarch64 EL2 glue: boot, exception vectors, world switch, MMU, caches, the GIC CPU interface,
-//! the guest's trap configuration ([`traps`]) and PSCI calls to firmware. The only place with
+//! the guest's timers as EL2 sees them, the guest's trap configuration ([`traps`]) and PSCI calls
+//! to firmware. The only place with
 //! assembly and system registers; the physical GIC's MMIO and the console UART are in
 //! [`crate::drivers`].
 
@@ -15,6 +16,7 @@ pub mod mmu;
 pub mod psci;
 pub mod reset;
 pub mod sysreg;
+pub mod timer;
 pub mod traps;
 
 /// Size of each physical CPU's EL2 stack (keep in sync with image.ld).

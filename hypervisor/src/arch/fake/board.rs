@@ -281,7 +281,7 @@ impl FakeBoard {
         self.lock().gic.highest_pending(cpu)
     }
 
-    /// A device raises physical interrupt `intid` (an SGI/PPI of `cpu`, or an SPI).
+    /// A device raises physical interrupt `intid` (an SGI/PPI of `cpu`, or an SPI) as an edge.
     pub fn raise(&self, cpu: usize, intid: u32) {
         self.update(|state| state.gic.raise(cpu, intid));
     }
@@ -301,6 +301,16 @@ impl FakeBoard {
             }
             _ => false,
         }
+    }
+
+    /// A level-sensitive source (a timer of `cpu`, a device) drives the line of `intid`.
+    pub fn set_line(&self, cpu: usize, intid: u32, asserted: bool) {
+        self.update(|state| state.gic.set_line(cpu, intid, asserted));
+    }
+
+    /// Whether interrupt `intid` (for SGIs/PPIs: CPU `cpu`'s) is pending at the physical GIC.
+    pub fn is_pending(&self, cpu: usize, intid: u32) -> bool {
+        self.lock().gic.is_pending(cpu, intid)
     }
 
     /// Sets the value a passthrough device register reads as.

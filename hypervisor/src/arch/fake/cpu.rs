@@ -70,8 +70,8 @@ impl FakeCpu {
     pub(super) fn new(index: usize, board: FakeBoard) -> Self {
         Self {
             index,
+            lists: FakeListRegisters::new(board.clone(), index),
             board,
-            lists: FakeListRegisters::default(),
             script: VecDeque::new(),
             entries: Vec::new(),
             syndrome: Syndrome::default(),
@@ -206,6 +206,9 @@ impl FakeCpu {
             }
             GuestAction::RaisePhysical(intid) => self.board.raise(self.index, intid),
             GuestAction::LoseKicksTo { cpu, count } => self.board.lose_kicks_to(cpu, count),
+            GuestAction::SetLine { intid, asserted } => {
+                self.board.set_line(self.index, intid, asserted);
+            }
             GuestAction::AwaitGuestOn(cpu) => self
                 .board
                 .wait_until(&format!("CPU {cpu} to run its guest"), |state| {
@@ -315,6 +318,10 @@ impl Machine for FakeCpu {
             cpu,
             by: Deactivator::Distributor,
         });
+    }
+
+    fn interrupt_line_asserted(&mut self, intid: u32, cpu: usize) -> bool {
+        self.board.is_pending(cpu, intid)
     }
 
     fn device_read(&mut self, address: PhysAddr, width: AccessWidth) -> u64 {

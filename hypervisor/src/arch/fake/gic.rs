@@ -1,6 +1,11 @@
 //! Fake physical GICv3: per-CPU pending and active SGIs/PPIs, SPIs with the configuration the
 //! core forwards (enable, priority, trigger, route), acknowledge and deactivate.
 //!
+//! An interrupt is pending by a latch ([`FakeGic::raise`]: an edge, cleared when the interrupt is
+//! acknowledged) or by a level-sensitive line its source holds high ([`FakeGic::set_line`]: the
+//! guest's timers, a device's level SPI), which stays asserted through acknowledge and
+//! deactivation until the source lowers it, as on a real GIC.
+//!
 //! The model keeps sets of INTIDs rather than register images, and refuses what the real GIC
 //! would silently mishandle: configuring an INTID that is not an SPI of this GIC, or deactivating
 //! an interrupt that is not active, panics.
@@ -33,8 +38,10 @@ pub struct Spi {
     pub edge: bool,
     /// `GICD_IROUTER`: the physical CPU it is routed to.
     pub route: Option<usize>,
-    /// Pending.
+    /// Pending by its latch (an edge, until acknowledged).
     pub pending: bool,
+    /// Its level-sensitive line is asserted.
+    pub line: bool,
     /// Active (acknowledged, not yet deactivated).
     pub active: bool,
 }
@@ -42,7 +49,10 @@ pub struct Spi {
 /// The SGIs and PPIs of one CPU.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 struct Private {
+    /// Pending by their latch.
     pending: BTreeSet<u32>,
+    /// Their level-sensitive lines are asserted.
+    lines: BTreeSet<u32>,
     active: BTreeSet<u32>,
 }
 
@@ -92,6 +102,33 @@ impl FakeGic {
         }
     }
 
+    /// Sets the level-sensitive line of `intid`: a PPI of `cpu`, or an SPI.
+    pub fn set_line(&mut self, cpu: usize, intid: u32, asserted: bool) {
+        if intid < SPI_BASE_INTID {
+            let lines = &mut self.private(cpu).lines;
+            if asserted {
+                lines.insert(intid);
+            } else {
+                lines.remove(&intid);
+            }
+        } else {
+            self.spi_mut(intid).line = asserted;
+        }
+    }
+
+    /// Whether SGI/PPI `intid` of `cpu`, or SPI `intid`, is pending (by its latch or its line),
+    /// as its `GICR_ISPENDR0`/`GICD_ISPENDR` bit reads.
+    pub fn is_pending(&self, cpu: usize, intid: u32) -> bool {
+        if intid < SPI_BASE_INTID {
+            self.cpus.get(cpu).is_some_and(|private| {
+                private.pending.contains(&intid) || private.lines.contains(&intid)
+            })
+        } else {
+            let spi = self.spi(intid);
+            spi.pending || spi.line
+        }
+    }
+
     /// Whether SGI/PPI `intid` of `cpu`, or SPI `intid`, is active.
     pub fn is_active(&self, cpu: usize, intid: u32) -> bool {
         if intid < SPI_BASE_INTID {
@@ -108,13 +145,15 @@ impl FakeGic {
         let private = self.cpus.get(cpu)?;
         let privates = private
             .pending
-            .iter()
+            .union(&private.lines)
             .filter(|intid| !private.active.contains(intid))
             .map(|&intid| (PRIVATE_PRIORITY, intid));
         let shared = self
             .spis
             .iter()
-            .filter(|(_, spi)| spi.pending && !spi.active && spi.enabled && spi.route == Some(cpu))
+            .filter(|(_, spi)| {
+                (spi.pending || spi.line) && !spi.active && spi.enabled && spi.route == Some(cpu)
+            })
             .map(|(&intid, spi)| (spi.priority, intid));
         privates.chain(shared).min().map(|(_, intid)| intid)
     }
@@ -128,8 +167,7 @@ impl FakeGic {
             private.active.insert(intid);
         } else {
             let spi = self.spi_mut(intid);
-            // A level-sensitive line would stay pending while the device holds it; the fake's
-            // devices raise edges only.
+            // A line still asserted keeps it pending (and active).
             spi.pending = false;
             spi.active = true;
         }
@@ -173,6 +211,34 @@ mod tests {
         gic.deactivate(1, 78);
         assert!(!gic.is_active(1, 78));
         assert!(gic.is_active(1, KICK_SGI));
+    }
+
+    #[test]
+    fn a_level_line_stays_pending_through_acknowledge_until_its_source_lowers_it() {
+        let mut gic = FakeGic::new(1);
+        gic.set_line(0, 27, true);
+        assert_eq!(gic.acknowledge(0), Some(27));
+        assert!(
+            gic.is_pending(0, 27),
+            "active and pending: the line is high"
+        );
+        assert_eq!(
+            gic.highest_pending(0),
+            None,
+            "but not signalled while active"
+        );
+        gic.deactivate(0, 27);
+        assert_eq!(
+            gic.highest_pending(0),
+            Some(27),
+            "signalled again after deactivation"
+        );
+        gic.set_line(0, 27, false);
+        assert!(!gic.is_pending(0, 27));
+        assert_eq!(gic.highest_pending(0), None);
+        gic.raise(0, 27);
+        assert_eq!(gic.acknowledge(0), Some(27));
+        assert!(!gic.is_pending(0, 27), "a latch ends with the acknowledge");
     }
 
     #[test]

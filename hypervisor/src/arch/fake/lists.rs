@@ -1,5 +1,6 @@
 //! Fake vCPU interface: list registers kept decoded, written and read in the real `ICH_LR<n>_EL2`
-//! encoding, plus `ICH_HCR_EL2`.
+//! encoding, plus `ICH_HCR_EL2`, and the physical interrupts of its CPU that hardware-linked
+//! entries stand for (on the fake GIC of its board).
 //!
 //! The fake stores each list register as a [`ListEntry`], not as the raw value: a write is decoded
 //! with the real field layout and must encode back to exactly the value written, so a value with
@@ -11,6 +12,8 @@ use std::vec::Vec;
 use tock_registers::LocalRegisterCopy;
 
 use crate::dev::vgic::{ICH_LR_EL2, ListRegisters};
+
+use super::board::{Deactivator, Event, FakeBoard};
 
 /// Number of list registers the fake implements (as Cortex-A cores do).
 pub const LIST_REGISTER_COUNT: usize = 4;
@@ -102,24 +105,28 @@ impl ListEntry {
 }
 
 /// The list registers and `ICH_HCR_EL2` of one fake CPU, with every write recorded.
-#[derive(Debug)]
 pub struct FakeListRegisters {
     entries: Vec<ListEntry>,
     hcr: u64,
     writes: Vec<(usize, u64)>,
+    /// The machine whose GIC holds this CPU's physical interrupts.
+    board: FakeBoard,
+    /// This CPU's index.
+    cpu: usize,
 }
 
-impl Default for FakeListRegisters {
-    fn default() -> Self {
+impl FakeListRegisters {
+    /// The empty list registers of CPU `cpu` of `board`.
+    pub(super) fn new(board: FakeBoard, cpu: usize) -> Self {
         Self {
             entries: vec![ListEntry::default(); LIST_REGISTER_COUNT],
             hcr: 0,
             writes: Vec::new(),
+            board,
+            cpu,
         }
     }
-}
 
-impl FakeListRegisters {
     /// The decoded entries.
     pub fn entries(&self) -> &[ListEntry] {
         &self.entries
@@ -188,6 +195,24 @@ impl ListRegisters for FakeListRegisters {
     fn set_hcr(&mut self, value: u64) {
         self.hcr = value;
     }
+
+    fn line_asserted(&mut self, physical_intid: u32) -> bool {
+        self.board.is_pending(self.cpu, physical_intid)
+    }
+
+    fn deactivate_physical(&mut self, physical_intid: u32) {
+        let cpu = self.cpu;
+        self.board
+            .update(|state| state.gic.deactivate(cpu, physical_intid));
+        self.board.record(
+            cpu,
+            Event::Deactivated {
+                intid: physical_intid,
+                cpu,
+                by: Deactivator::Hypervisor,
+            },
+        );
+    }
 }
 
 #[cfg(test)]
@@ -219,6 +244,7 @@ mod tests {
     #[test]
     #[should_panic(expected = "outside its fields")]
     fn a_physical_intid_without_hw_is_refused() {
-        FakeListRegisters::default().write(0, (1 << 62) | (5 << 32) | 40);
+        FakeListRegisters::new(FakeBoard::new(1, Vec::new()), 0)
+            .write(0, (1 << 62) | (5 << 32) | 40);
     }
 }

@@ -33,8 +33,17 @@ pub enum GuestAction {
     /// The guest EOIs and deactivates virtual interrupt `intid`; a hardware-linked entry
     /// deactivates its physical interrupt too.
     CompleteVirtual(u32),
-    /// A device raises physical interrupt `intid` (an SGI/PPI of this CPU, or an SPI).
+    /// A device raises physical interrupt `intid` (an SGI/PPI of this CPU, or an SPI) as an edge:
+    /// pending until acknowledged.
     RaisePhysical(u32),
+    /// A level-sensitive source drives the line of physical interrupt `intid` (a PPI of this CPU,
+    /// such as the guest's timer, or a device's SPI): pending while asserted.
+    SetLine {
+        /// The INTID.
+        intid: u32,
+        /// High (the timer's condition holds, the device wants service) or low.
+        asserted: bool,
+    },
     /// Blocks until physical CPU `cpu` runs its guest (for tests with one thread per CPU).
     AwaitGuestOn(usize),
     /// The next `count` kicks to physical CPU `cpu` get lost on the way.
@@ -187,6 +196,15 @@ impl GuestExit {
     /// A device raises physical interrupt `intid`, and the guest is interrupted by it.
     pub fn interrupt(intid: u32) -> Self {
         Self::runs_until_interrupted().with(GuestAction::RaisePhysical(intid))
+    }
+
+    /// A level-sensitive source asserts the line of physical interrupt `intid`, and the guest is
+    /// interrupted by it.
+    pub fn level_interrupt(intid: u32) -> Self {
+        Self::runs_until_interrupted().with(GuestAction::SetLine {
+            intid,
+            asserted: true,
+        })
     }
 
     /// The guest runs (spins) until some physical interrupt is signalled to its CPU.

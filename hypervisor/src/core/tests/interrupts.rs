@@ -1,5 +1,6 @@
-//! IRQ and WFI exits through the run loop: a passthrough SPI forwarded hardware-linked, and a WFI
-//! that idles the CPU until an interrupt arrives.
+//! IRQ and WFI exits through the run loop: a passthrough SPI forwarded hardware-linked, a WFI
+//! that idles the CPU until an interrupt arrives, and the guest timers' level-sensitive PPIs that
+//! stop being pending when the timer's condition ends.
 
 use core::sync::atomic::Ordering;
 
@@ -9,6 +10,7 @@ use crate::arch::fake::script::{GuestAction, GuestExit};
 use crate::arch::fake::{Deactivator, Event};
 use crate::core::psci::CPU_OFF;
 use crate::core::run::{Step, step};
+use crate::dev::gic::SGI_FRAME_OFFSET;
 use crate::dev::mmio::AccessWidth;
 use crate::setup::partition::qemu_virt::{TEST_GUEST_BASE, VIRTIO_NET};
 
@@ -27,9 +29,14 @@ fn passthrough_spi_is_acknowledged_at_el2_and_injected_hardware_linked() {
     fixture.cpu0.script([
         GuestExit::store(gicd, AccessWidth::Word, 1, GICD_CTLR_ENABLE_GRP1A),
         GuestExit::store(isenabler, AccessWidth::Word, 1, 1 << (spi % 32)),
-        GuestExit::interrupt(spi),
+        // A level-sensitive device line, held until the guest's handler services the device.
+        GuestExit::level_interrupt(spi),
         GuestExit::hvc(CPU_OFF, &[])
             .with(GuestAction::TakeVirtual(spi))
+            .with(GuestAction::SetLine {
+                intid: spi,
+                asserted: false,
+            })
             .with(GuestAction::CompleteVirtual(spi)),
     ]);
 
@@ -181,4 +188,114 @@ fn a_physical_serror_of_the_guest_comes_back_to_it_as_a_virtual_serror() {
             .load(Ordering::Relaxed),
         0
     );
+}
+
+/// `GICR_ISENABLER0` and `GICR_ISPENDR0`, in a redistributor's SGI frame.
+const GICR_ISENABLER0: u64 = SGI_FRAME_OFFSET + 0x100;
+const GICR_ISPENDR0: u64 = SGI_FRAME_OFFSET + 0x200;
+
+#[test]
+fn a_timer_that_fired_while_its_ppi_was_disabled_stops_pending_when_the_timer_stops() {
+    let mut fixture = fixture("test-guests");
+    let timer = fixture.runtime.platform.timer.virtual_timer;
+    let gicd = fixture.runtime.platform.gic.distributor.base;
+    let gicr = fixture.runtime.platform.gic.redistributor_regions[0].base;
+    fixture.cpu0.script([
+        GuestExit::store(gicd, AccessWidth::Word, 1, GICD_CTLR_ENABLE_GRP1A),
+        // PPI 27 is disabled (its reset state); the guest's timer fires.
+        GuestExit::level_interrupt(timer),
+        GuestExit::load(gicr + GICR_ISPENDR0, AccessWidth::Word, 2),
+        // The guest disables its timer: the line drops.
+        GuestExit::load(gicr + GICR_ISPENDR0, AccessWidth::Word, 3).with(GuestAction::SetLine {
+            intid: timer,
+            asserted: false,
+        }),
+        GuestExit::store(gicr + GICR_ISENABLER0, AccessWidth::Word, 4, 1 << timer),
+        GuestExit::hvc(CPU_OFF, &[]),
+    ]);
+
+    assert_eq!(step(fixture.runtime, &mut fixture.cpu0), Step::Ran);
+
+    let entries = fixture.cpu0.entries();
+    assert_eq!(entries.len(), 6);
+    assert_eq!(
+        entries[3].regs.x[2],
+        1 << timer,
+        "held for the guest while its line is high"
+    );
+    assert_eq!(entries[4].regs.x[3], 0, "not pending once the line is low");
+    assert!(
+        entries[5].lists.is_empty(),
+        "enabling the PPI delivers nothing"
+    );
+    assert_eq!(
+        only(fixture.cpu0.events(), |event| matches!(
+            event,
+            Event::Acknowledged { .. } | Event::Deactivated { .. }
+        )),
+        [
+            Event::Acknowledged { intid: timer },
+            Event::Deactivated {
+                intid: timer,
+                cpu: 0,
+                by: Deactivator::Distributor
+            },
+        ],
+        "the physical PPI EL2 held is deactivated when the pending read finds the line low"
+    );
+    assert!(!fixture.board.is_active(0, timer));
+}
+
+#[test]
+fn a_pending_timer_entry_whose_line_drops_is_retired_at_the_next_exit() {
+    // The guest has IRQs masked, so the timer's hardware-linked entry waits pending in a list
+    // register; the guest disables its timer, then makes a trapped access of another kind.
+    let mut fixture = fixture("test-guests");
+    let timer = fixture.runtime.platform.timer.nonsecure_physical;
+    let gicd = fixture.runtime.platform.gic.distributor.base;
+    let gicr = fixture.runtime.platform.gic.redistributor_regions[0].base;
+    fixture.cpu0.script([
+        GuestExit::store(gicd, AccessWidth::Word, 1, GICD_CTLR_ENABLE_GRP1A),
+        GuestExit::store(gicr + GICR_ISENABLER0, AccessWidth::Word, 2, 1 << timer),
+        GuestExit::level_interrupt(timer),
+        // An exit while the line is still high keeps the entry.
+        GuestExit::load(gicd, AccessWidth::Word, 3),
+        GuestExit::load(gicd, AccessWidth::Word, 3).with(GuestAction::SetLine {
+            intid: timer,
+            asserted: false,
+        }),
+        GuestExit::hvc(CPU_OFF, &[]),
+    ]);
+
+    assert_eq!(step(fixture.runtime, &mut fixture.cpu0), Step::Ran);
+
+    let entries = fixture.cpu0.entries();
+    assert_eq!(entries.len(), 6);
+    let pending = [ListEntry {
+        virtual_intid: timer,
+        physical_intid: Some(timer),
+        state: EntryState::Pending,
+        priority: 0,
+        group1: true,
+        eoi_maintenance: false,
+    }];
+    assert_eq!(entries[3].lists, pending, "forwarded hardware-linked");
+    assert_eq!(entries[4].lists, pending, "line high: kept");
+    assert!(entries[5].lists.is_empty(), "line low: retired");
+    assert_eq!(
+        only(fixture.cpu0.events(), |event| matches!(
+            event,
+            Event::Acknowledged { .. } | Event::Deactivated { .. }
+        )),
+        [
+            Event::Acknowledged { intid: timer },
+            Event::Deactivated {
+                intid: timer,
+                cpu: 0,
+                by: Deactivator::Hypervisor
+            },
+        ],
+        "EL2 deactivates the physical PPI it held, on this CPU"
+    );
+    assert!(!fixture.board.is_active(0, timer));
 }

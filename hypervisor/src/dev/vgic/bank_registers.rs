@@ -93,10 +93,22 @@ pub(super) fn decode(offset: u64, width: AccessWidth) -> Option<Result<BankRegis
 
 impl Vgic {
     /// Reads a shared-family register of `bank`; interrupts `bank` does not own read as zero.
+    /// A read of the pending state samples the lines of the held hardware-linked level-sensitive
+    /// interrupts it shows first (`physical`), so it shows what the physical line says.
     #[inline(always)]
-    pub(super) fn read_bank_register(&self, bank: Bank, register: BankRegister) -> u64 {
+    pub(super) fn read_bank_register(
+        &mut self,
+        bank: Bank,
+        register: BankRegister,
+        physical: &mut impl PhysicalDistributor,
+    ) -> u64 {
         match register {
-            BankRegister::Bits(family, first) => u64::from(self.read_bits(bank, family, first)),
+            BankRegister::Bits(family, first) => {
+                if matches!(family, BitRegister::ISPENDR | BitRegister::ICPENDR) {
+                    self.follow_lines(bank, first, physical);
+                }
+                u64::from(self.read_bits(bank, family, first))
+            }
             BankRegister::Priority { first, count } => (0..count).fold(0, |value, byte| {
                 let priority = self.irq(bank, first + byte).map_or(0, |irq| irq.priority);
                 value | u64::from(priority) << (8 * byte)
@@ -198,10 +210,7 @@ impl Vgic {
         physical: &mut impl PhysicalDistributor,
     ) -> VcpuSet {
         let mut kick = VcpuSet::empty();
-        let bank_vcpu = match bank {
-            Bank::Private(vcpu) => vcpu,
-            Bank::Shared => 0,
-        };
+        let bank_vcpu = bank.vcpu();
         for bit in (0..32).filter(|bit| value & 1 << bit != 0) {
             let intid = first + bit;
             let Some(irq) = self.irq_mut(bank, intid) else {
@@ -213,6 +222,15 @@ impl Vgic {
                     irq.enabled = family == BitRegister::ISENABLER;
                     if irq.hardware_spi {
                         physical.set_enabled(intid, irq.enabled);
+                    }
+                    // An instance held while the interrupt was disabled is delivered only if
+                    // its line is still high (level-triggered means level).
+                    if irq.enabled
+                        && let Some(link) = irq.held_line()
+                        && !physical.line_asserted(u32::from(link), bank_vcpu)
+                        && let Some(link) = irq.drop_held_instance()
+                    {
+                        physical.deactivate(u32::from(link), bank_vcpu);
                     }
                 }
                 BitRegister::ISPENDR => irq.pending_latch = true,

@@ -119,16 +119,24 @@ fn irouter_value(route: Route) -> u64 {
 }
 
 impl Vgic {
-    /// A guest read of `width` at `offset` in the distributor frame.
+    /// A guest read of `width` at `offset` in the distributor frame. Reading the pending state
+    /// of held hardware-linked level-sensitive SPIs samples their lines through `physical` first.
     #[inline(always)]
-    pub fn distributor_read(&self, offset: u64, width: AccessWidth) -> Result<u64, VgicError> {
+    pub fn distributor_read(
+        &mut self,
+        offset: u64,
+        width: AccessWidth,
+        physical: &mut impl PhysicalDistributor,
+    ) -> Result<u64, VgicError> {
         Ok(match decode(offset, width)? {
             GicdRegister::Ctlr => u64::from(self.gicd_ctlr()),
             GicdRegister::Typer => u64::from(self.gicd_typer()),
             GicdRegister::Iidr => IIDR,
             GicdRegister::Pidr2 => PIDR2,
             GicdRegister::RazWi => 0,
-            GicdRegister::Bank(register) => self.read_bank_register(Bank::Shared, register),
+            GicdRegister::Bank(register) => {
+                self.read_bank_register(Bank::Shared, register, physical)
+            }
             GicdRegister::Irouter { intid, half } => {
                 let value = self
                     .irq(Bank::Shared, intid)

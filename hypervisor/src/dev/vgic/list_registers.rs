@@ -5,7 +5,10 @@
 //! then picks what the vCPU should see (its active interrupts first, then the highest-priority
 //! deliverable pending ones) and writes them. When more are deliverable than there are list
 //! registers, `flush` asks for a maintenance interrupt (`ICH_HCR_EL2.NPIE` if it wrote a pending
-//! entry, else `UIE`), so the vCPU exits once it has taken what it has and gets the rest.
+//! entry, else `UIE`), so the vCPU exits once it has taken what it has and gets the rest. A held
+//! hardware-linked level-sensitive instance is written only if its line is still high
+//! (`ListRegisters::line_asserted`); otherwise `flush` drops it and deactivates its physical
+//! interrupt.
 #![forbid(unsafe_code)]
 
 use tock_registers::LocalRegisterCopy;
@@ -157,9 +160,11 @@ impl Vgic {
     /// Before entering vCPU `vcpu`'s guest, on the CPU it is pinned to: writes its active
     /// interrupts and its highest-priority deliverable pending ones into the list registers,
     /// empties the others, and sets or clears `ICH_HCR_EL2.UIE`/`NPIE` (maintenance interrupt
-    /// when more were deliverable than fit). Calls [`Vgic::sync`] first if the list registers
-    /// still hold entries from the last `flush`. Returns whether it left entries in the list
-    /// registers (if not, the `sync` after the guest's exit has nothing to do and may be skipped).
+    /// when more were deliverable than fit). A held hardware-linked level-sensitive interrupt
+    /// whose line `lrs` reports low is dropped instead, and its physical interrupt deactivated.
+    /// Calls [`Vgic::sync`] first if the list registers still hold entries from the last
+    /// `flush`. Returns whether it left entries in the list registers (if not, the `sync` after
+    /// the guest's exit has nothing to do and may be skipped).
     #[inline]
     pub fn flush(&mut self, vcpu: usize, lrs: &mut impl ListRegisters) -> Result<bool, VgicError> {
         if self.flush_is_idle(vcpu) {
@@ -197,8 +202,11 @@ impl Vgic {
         // The `capacity` best candidates, kept sorted; no allocation.
         let mut chosen = Chosen::new(capacity);
         // Private interrupts: only those `watch` says may be pending or active, lowest first;
-        // the ones found neither drop out of `watch`.
+        // the ones found neither drop out of `watch`. A held hardware-linked level-sensitive
+        // instance goes into a list register only if its line is still high; the others are
+        // dropped below (`low`).
         let mut idle = 0u32;
+        let mut low = 0u32;
         if let Some(state) = self.vcpus.get(vcpu) {
             let mut watch = state.watch;
             while watch != 0 {
@@ -210,6 +218,12 @@ impl Vgic {
                 if !irq.may_need_list_register() {
                     idle |= 1 << intid;
                 } else if self.is_candidate(irq, vcpu) {
+                    if let Some(link) = irq.held_line()
+                        && !lrs.line_asserted(u32::from(link))
+                    {
+                        low |= 1 << intid;
+                        continue;
+                    }
                     chosen.offer(Candidate::of(intid as u16, irq));
                 }
             }
@@ -219,17 +233,30 @@ impl Vgic {
             // Whatever was posted is among the candidates now.
             state.posted = 0;
         }
+        while low != 0 {
+            let intid = low.trailing_zeros();
+            low &= low - 1;
+            self.drop_low_line(Bank::Private(vcpu), intid, lrs);
+        }
         // Only the cell's own SPIs can be candidates: scan those, not every line.
-        for spi in &self.owned_spis {
-            let Some(irq) = spi
-                .intid
+        for index in 0..self.owned_spis.len() {
+            let Some(intid) = self.owned_spis.get(index).map(|spi| spi.intid) else {
+                continue;
+            };
+            let Some(irq) = intid
                 .checked_sub(SPI_BASE_INTID)
                 .and_then(|index| self.spis.get(index as usize))
             else {
                 continue;
             };
             if irq.may_need_list_register() && self.is_candidate(irq, vcpu) {
-                chosen.offer(Candidate::of(spi.intid as u16, irq));
+                if let Some(link) = irq.held_line()
+                    && !lrs.line_asserted(u32::from(link))
+                {
+                    self.drop_low_line(Bank::Shared, intid, lrs);
+                    continue;
+                }
+                chosen.offer(Candidate::of(intid as u16, irq));
             }
         }
         let chosen_count = chosen.count;
@@ -296,6 +323,17 @@ impl Vgic {
             lrs.set_hcr(hcr.get());
         }
         Ok(wrote_any)
+    }
+
+    /// Drops the held hardware-linked instance of `intid` in `bank`, whose line `flush` found low
+    /// on this CPU, and deactivates its physical interrupt through `lrs`.
+    fn drop_low_line(&mut self, bank: Bank, intid: u32, lrs: &mut impl ListRegisters) {
+        if let Some(link) = self
+            .irq_mut(bank, intid)
+            .and_then(IrqState::drop_held_instance)
+        {
+            lrs.deactivate_physical(u32::from(link));
+        }
     }
 
     /// After vCPU `vcpu`'s guest exits, on the CPU it is pinned to: reads back the list registers

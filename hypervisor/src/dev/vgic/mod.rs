@@ -14,6 +14,14 @@
 //! vCPU's run loop calls [`Vgic::sync`] right after the exit and [`Vgic::flush`] right before the
 //! next entry; both work on the `ICH_*_EL2` registers through the [`ListRegisters`] trait.
 //!
+//! Level-triggered means level: a hardware-linked level-sensitive interrupt that waits for the
+//! guest outside the list registers (disabled, the distributor off, no list register free) is
+//! pending only while its physical line is high. Its line is sampled when the guest reads its
+//! pending state, when the guest enables it, and before `flush` would put it into a list register
+//! (which also retires an entry the guest had not taken by its next exit); a low line drops the
+//! instance and deactivates the physical interrupt, which fires afresh when the line rises. See
+//! docs/architecture.md, "Level-sensitive interrupts follow their line".
+//!
 //! The model is per cell; the caller keeps it behind one lock (a `spin::Mutex`) and never
 //! allocates through it after [`Vgic::new`].
 #![forbid(unsafe_code)]
@@ -218,8 +226,9 @@ pub enum Delivery {
     Held,
 }
 
-/// The vCPU interface's `ICH_*_EL2` registers of the physical CPU a vCPU is pinned to.
-/// The arch glue implements it with `mrs`/`msr`; host tests with a fake.
+/// The vCPU interface of the physical CPU a vCPU is pinned to: its `ICH_*_EL2` registers, and
+/// the physical interrupts their hardware-linked entries stand for. The arch glue implements it
+/// with `mrs`/`msr`; host tests with a fake.
 pub trait ListRegisters {
     /// Number of implemented list registers (`ICH_VTR_EL2.ListRegs` + 1).
     fn count(&self) -> usize;
@@ -233,6 +242,13 @@ pub trait ListRegisters {
     fn hcr(&self) -> u64;
     /// Writes `ICH_HCR_EL2` (the vGIC changes only `UIE` and `NPIE`).
     fn set_hcr(&mut self, value: u64);
+    /// Whether the level-sensitive physical interrupt `physical_intid` (a PPI of this CPU, or an
+    /// SPI), which EL2 acknowledged and holds active for a hardware-linked virtual interrupt, is
+    /// still asserted by its source: the line the interrupt's pending state follows.
+    fn line_asserted(&mut self, physical_intid: u32) -> bool;
+    /// Deactivates the physical interrupt `physical_intid` (a PPI of this CPU, or an SPI) whose
+    /// hardware-linked virtual instance the vGIC dropped because its line went low.
+    fn deactivate_physical(&mut self, physical_intid: u32);
 }
 
 /// The physical distributor, narrowed to the hardware SPIs of one cell. The arch glue implements it
@@ -249,6 +265,10 @@ pub trait PhysicalDistributor {
     /// Deactivates a physical interrupt whose hardware-linked virtual instance was dropped
     /// without the guest deactivating it. For a PPI, `vcpu` says whose CPU's PPI it is.
     fn deactivate(&mut self, intid: u32, vcpu: usize);
+    /// Whether the level-sensitive physical interrupt `intid`, held active by EL2 for a
+    /// hardware-linked virtual interrupt, is still asserted by its source (see
+    /// [`ListRegisters::line_asserted`]). For a PPI, `vcpu` says whose CPU's PPI it is.
+    fn line_asserted(&mut self, intid: u32, vcpu: usize) -> bool;
 }
 
 /// Which interrupts a register access can reach: the distributor's (SPIs) or one vCPU's
@@ -257,6 +277,17 @@ pub trait PhysicalDistributor {
 enum Bank {
     Shared,
     Private(usize),
+}
+
+impl Bank {
+    /// The vCPU a [`PhysicalDistributor`] call about this bank names: the bank's own for a
+    /// private one (whose CPU's PPI it is), 0 for the shared one (SPIs ignore it).
+    fn vcpu(self) -> usize {
+        match self {
+            Bank::Private(vcpu) => vcpu,
+            Bank::Shared => 0,
+        }
+    }
 }
 
 /// The virtual GICv3 of one cell.
@@ -475,6 +506,29 @@ impl Vgic {
             self.touch();
         }
         Ok(self.delivery(Bank::Shared, intid, 0))
+    }
+
+    /// Level-triggered means level: samples the line of every held hardware-linked
+    /// level-sensitive instance ([`IrqState::held_line`]) among the 32 INTIDs from `first` of
+    /// `bank`, and drops the ones whose line went low, deactivating their physical interrupts.
+    /// Called before a guest reads their pending state; enabling one and `flush` sample it too.
+    /// Dropping an instance makes nothing newly deliverable, so no vCPU needs to look again.
+    fn follow_lines(&mut self, bank: Bank, first: u32, physical: &mut impl PhysicalDistributor) {
+        let vcpu = bank.vcpu();
+        for intid in first..first.saturating_add(32) {
+            let Some(link) = self.irq(bank, intid).and_then(IrqState::held_line) else {
+                continue;
+            };
+            if physical.line_asserted(u32::from(link), vcpu) {
+                continue;
+            }
+            if let Some(link) = self
+                .irq_mut(bank, intid)
+                .and_then(IrqState::drop_held_instance)
+            {
+                physical.deactivate(u32::from(link), vcpu);
+            }
+        }
     }
 
     /// Whether `vcpu`'s list registers hold entries the vGIC wrote (so its `sync` has work).

@@ -88,12 +88,15 @@ fn decode(
 
 impl Vgic {
     /// A guest read of `width` at `region_offset` into the cell's redistributor region
-    /// (vCPU = `region_offset` / 0x2_0000). Offsets past the last vCPU are an error.
+    /// (vCPU = `region_offset` / 0x2_0000). Offsets past the last vCPU are an error. Reading the
+    /// pending state of held hardware-linked level-sensitive PPIs samples their lines through
+    /// `physical` first.
     #[inline(always)]
     pub fn redistributor_read(
-        &self,
+        &mut self,
         region_offset: u64,
         width: AccessWidth,
+        physical: &mut impl PhysicalDistributor,
     ) -> Result<u64, VgicError> {
         let (vcpu, register) = decode(region_offset, width, self.vcpus.len())?;
         Ok(match register {
@@ -119,7 +122,9 @@ impl Vgic {
                 u64::from(waker.get())
             }
             GicrRegister::RazWi => 0,
-            GicrRegister::Bank(register) => self.read_bank_register(Bank::Private(vcpu), register),
+            GicrRegister::Bank(register) => {
+                self.read_bank_register(Bank::Private(vcpu), register, physical)
+            }
         })
     }
 

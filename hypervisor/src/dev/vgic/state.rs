@@ -15,9 +15,14 @@ pub enum Route {
 /// The state of one interrupt of the cell.
 ///
 /// Pending is split in three: `pending_latch` (an edge, `GICD_ISPENDR`, an SGI, a hardware
-/// interrupt), `line_level` (the input of a level-sensitive interrupt) and `latch_in_list_register`
-/// (a latch handed to a list register by `flush`, given back by `sync` if the guest has not taken
-/// it yet).
+/// interrupt), `line_level` (the input of a level-sensitive virtual interrupt) and
+/// `latch_in_list_register` (a latch handed to a list register by `flush`, given back by `sync`
+/// if the guest has not taken it yet).
+///
+/// A level-sensitive hardware-linked interrupt is pending by its latch, set when EL2 acknowledged
+/// the physical interrupt (and left it active); while that instance is held outside the list
+/// registers ([`IrqState::held_line`]) its pending state is the physical line's, resampled
+/// whenever it matters (see the vGIC's `follow_line`).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct IrqState {
     /// The cell owns this interrupt; if not, its registers are RAZ/WI and nothing can pend it.
@@ -79,6 +84,28 @@ impl IrqState {
     #[inline]
     pub fn may_need_list_register(&self) -> bool {
         self.pending_latch | self.line_level | self.active
+    }
+
+    /// The physical INTID of a hardware-linked level-sensitive instance held for the guest
+    /// outside the list registers: pending, neither active nor in a list register, its physical
+    /// interrupt acknowledged by EL2 and left active. Its pending state is the physical line's,
+    /// so the line must be sampled before it is shown or delivered. `None` for anything else.
+    #[inline]
+    pub fn held_line(&self) -> Option<u16> {
+        if self.pending_latch && !self.edge_triggered && !self.active && !self.in_list_register {
+            self.hardware_link
+        } else {
+            None
+        }
+    }
+
+    /// Drops a held hardware-linked instance whose line went low: no longer pending, no longer
+    /// linked. Returns the physical INTID, which the caller deactivates (its source no longer
+    /// asserts it, so it does not fire again until the line rises, as a fresh interrupt).
+    pub fn drop_held_instance(&mut self) -> Option<u16> {
+        self.pending_latch = false;
+        self.latch_in_list_register = false;
+        self.hardware_link.take()
     }
 
     /// Pending as the guest sees it through `GICD_ISPENDR`.

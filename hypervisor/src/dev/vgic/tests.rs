@@ -41,11 +41,16 @@ fn vgic() -> Vgic {
     Vgic::new(&config()).expect("valid test config")
 }
 
-/// A vCPU interface with `count` list registers, and a guest that acknowledges and EOIs.
+/// A vCPU interface with `count` list registers, and a guest that acknowledges and EOIs. The
+/// physical interrupts of its CPU have their lines asserted unless `low_lines` names them.
 struct FakeListRegisters {
     values: [u64; MAX_LIST_REGISTERS],
     count: usize,
     hcr: u64,
+    /// Physical INTIDs whose lines are low.
+    low_lines: Vec<u32>,
+    /// Physical INTIDs deactivated through `deactivate_physical`, in order.
+    deactivated: Vec<u32>,
 }
 
 type Lr = LocalRegisterCopy<u64, ICH_LR_EL2::Register>;
@@ -56,6 +61,8 @@ impl FakeListRegisters {
             values: [0; MAX_LIST_REGISTERS],
             count,
             hcr: 1,
+            low_lines: Vec::new(),
+            deactivated: Vec::new(),
         }
     }
 
@@ -145,6 +152,12 @@ impl ListRegisters for FakeListRegisters {
     fn set_hcr(&mut self, value: u64) {
         self.hcr = value;
     }
+    fn line_asserted(&mut self, physical_intid: u32) -> bool {
+        !self.low_lines.contains(&physical_intid)
+    }
+    fn deactivate_physical(&mut self, physical_intid: u32) {
+        self.deactivated.push(physical_intid);
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -156,9 +169,12 @@ enum PhysicalOp {
     Deactivate(u32, usize),
 }
 
+/// Records what reaches the physical distributor. Every line is asserted unless `low_lines`
+/// names it (INTID, vCPU; the vCPU is ignored for SPIs).
 #[derive(Default)]
 struct FakePhysicalDistributor {
     log: Vec<PhysicalOp>,
+    low_lines: Vec<(u32, usize)>,
 }
 
 impl PhysicalDistributor for FakePhysicalDistributor {
@@ -176,6 +192,12 @@ impl PhysicalDistributor for FakePhysicalDistributor {
     }
     fn deactivate(&mut self, intid: u32, vcpu: usize) {
         self.log.push(PhysicalOp::Deactivate(intid, vcpu));
+    }
+    fn line_asserted(&mut self, intid: u32, vcpu: usize) -> bool {
+        !self
+            .low_lines
+            .iter()
+            .any(|&(low, of)| low == intid && (of == vcpu || intid >= SPI_BASE_INTID))
     }
 }
 
@@ -300,11 +322,16 @@ fn config_errors_have_one_variant_each() {
 
 #[test]
 fn distributor_reset_values() {
-    let vgic = vgic();
+    let mut vgic = vgic();
+    let mut physical = FakePhysicalDistributor::default();
     // ARE_NS reads as one, EnableGrp1A and RWP as zero.
-    assert_eq!(vgic.distributor_read(GICD_CTLR_OFFSET, Word), Ok(0x10));
+    assert_eq!(
+        vgic.distributor_read(GICD_CTLR_OFFSET, Word, &mut physical),
+        Ok(0x10)
+    );
     let typer = LocalRegisterCopy::<u32, GICD_TYPER::Register>::new(
-        vgic.distributor_read(GICD_TYPER_OFFSET, Word).unwrap() as u32,
+        vgic.distributor_read(GICD_TYPER_OFFSET, Word, &mut physical)
+            .unwrap() as u32,
     );
     assert_eq!(
         typer.read(GICD_TYPER::ITLinesNumber),
@@ -317,14 +344,22 @@ fn distributor_reset_values() {
     assert!(!typer.is_set(GICD_TYPER::MBIS));
     assert!(!typer.is_set(GICD_TYPER::No1N));
     assert_eq!(
-        vgic.distributor_read(0x0008, Word),
+        vgic.distributor_read(0x0008, Word, &mut physical),
         Ok(0x4300_043B),
         "GICD_IIDR"
     );
-    assert_eq!(vgic.distributor_read(0x000C, Word), Ok(0), "GICD_TYPER2");
-    assert_eq!(vgic.distributor_read(0x0010, Word), Ok(0), "GICD_STATUSR");
     assert_eq!(
-        vgic.distributor_read(0xFFE8, Word)
+        vgic.distributor_read(0x000C, Word, &mut physical),
+        Ok(0),
+        "GICD_TYPER2"
+    );
+    assert_eq!(
+        vgic.distributor_read(0x0010, Word, &mut physical),
+        Ok(0),
+        "GICD_STATUSR"
+    );
+    assert_eq!(
+        vgic.distributor_read(0xFFE8, Word, &mut physical)
             .map(|pidr2| pidr2 >> 4 & 0xF),
         Ok(3),
         "ArchRev"
@@ -339,7 +374,7 @@ fn distributor_reset_values() {
     ] {
         for n in 0..32 {
             assert_eq!(
-                vgic.distributor_read(base + 4 * n, Word),
+                vgic.distributor_read(base + 4 * n, Word, &mut physical),
                 Ok(0),
                 "{:#x}",
                 base + 4 * n
@@ -347,7 +382,11 @@ fn distributor_reset_values() {
         }
     }
     assert_eq!(
-        vgic.distributor_read(GICD_IROUTER_OFFSET + 8 * u64::from(UART_SPI), Doubleword),
+        vgic.distributor_read(
+            GICD_IROUTER_OFFSET + 8 * u64::from(UART_SPI),
+            Doubleword,
+            &mut physical
+        ),
         Ok(0)
     );
 }
@@ -359,16 +398,17 @@ fn typer_covers_the_highest_owned_spi() {
         intid: 1019,
         kind: SpiKind::Virtual,
     }];
-    let vgic = Vgic::new(&config).unwrap();
+    let mut physical = FakePhysicalDistributor::default();
+    let mut vgic = Vgic::new(&config).unwrap();
     assert_eq!(
-        vgic.distributor_read(GICD_TYPER_OFFSET, Word)
+        vgic.distributor_read(GICD_TYPER_OFFSET, Word, &mut physical)
             .map(|typer| typer & 0x1F),
         Ok(31)
     );
     config.owned_spis.clear();
-    let vgic = Vgic::new(&config).unwrap();
+    let mut vgic = Vgic::new(&config).unwrap();
     assert_eq!(
-        vgic.distributor_read(GICD_TYPER_OFFSET, Word)
+        vgic.distributor_read(GICD_TYPER_OFFSET, Word, &mut physical)
             .map(|typer| typer & 0x1F),
         Ok(0)
     );
@@ -380,11 +420,14 @@ fn ctlr_keeps_only_enable_grp1a() {
     let mut physical = FakePhysicalDistributor::default();
     vgic.distributor_write(GICD_CTLR_OFFSET, Word, 0xFFFF_FFFF, &mut physical)
         .unwrap();
-    assert_eq!(vgic.distributor_read(GICD_CTLR_OFFSET, Word), Ok(0x12));
+    assert_eq!(
+        vgic.distributor_read(GICD_CTLR_OFFSET, Word, &mut physical),
+        Ok(0x12)
+    );
     vgic.distributor_write(GICD_CTLR_OFFSET, Word, 0, &mut physical)
         .unwrap();
     assert_eq!(
-        vgic.distributor_read(GICD_CTLR_OFFSET, Word),
+        vgic.distributor_read(GICD_CTLR_OFFSET, Word, &mut physical),
         Ok(0x10),
         "ARE_NS is RAO/WI"
     );
@@ -403,12 +446,12 @@ fn enable_pending_active_families_touch_only_owned_spis() {
         vgic.distributor_write(set + 4, Word, 0xFFFF_FFFF, &mut physical)
             .unwrap();
         assert_eq!(
-            vgic.distributor_read(set + 4, Word),
+            vgic.distributor_read(set + 4, Word, &mut physical),
             Ok(owned_bits),
             "{set:#x}"
         );
         assert_eq!(
-            vgic.distributor_read(clear + 4, Word),
+            vgic.distributor_read(clear + 4, Word, &mut physical),
             Ok(owned_bits),
             "{clear:#x}"
         );
@@ -417,12 +460,12 @@ fn enable_pending_active_families_touch_only_owned_spis() {
             .unwrap();
         vgic.distributor_write(set + 8, Word, 0xFFFF_FFFF, &mut physical)
             .unwrap();
-        assert_eq!(vgic.distributor_read(set, Word), Ok(0));
-        assert_eq!(vgic.distributor_read(set + 8, Word), Ok(0));
+        assert_eq!(vgic.distributor_read(set, Word, &mut physical), Ok(0));
+        assert_eq!(vgic.distributor_read(set + 8, Word, &mut physical), Ok(0));
         vgic.distributor_write(clear + 4, Word, 1 << (UART_SPI - 32), &mut physical)
             .unwrap();
         assert_eq!(
-            vgic.distributor_read(set + 4, Word),
+            vgic.distributor_read(set + 4, Word, &mut physical),
             Ok(owned_bits & !(1 << (UART_SPI - 32)))
         );
     }
@@ -445,10 +488,14 @@ fn igroupr_igrpmodr_nsacr_itargetsr_are_raz_wi() {
     for offset in [0x0084, 0x0D04, 0x0E08, 0x0820] {
         vgic.distributor_write(offset, Word, 0xFFFF_FFFF, &mut physical)
             .unwrap();
-        assert_eq!(vgic.distributor_read(offset, Word), Ok(0), "{offset:#x}");
+        assert_eq!(
+            vgic.distributor_read(offset, Word, &mut physical),
+            Ok(0),
+            "{offset:#x}"
+        );
     }
     assert_eq!(
-        vgic.distributor_read(0x0821, Byte),
+        vgic.distributor_read(0x0821, Byte, &mut physical),
         Ok(0),
         "ITARGETSR is byte-accessible"
     );
@@ -461,7 +508,10 @@ fn ipriorityr_takes_bytes_and_words() {
     // Word write over SPIs 32-35: only 33 is owned.
     vgic.distributor_write(word, Word, 0x4433_2211, &mut physical)
         .unwrap();
-    assert_eq!(vgic.distributor_read(word, Word), Ok(0x0000_2200));
+    assert_eq!(
+        vgic.distributor_read(word, Word, &mut physical),
+        Ok(0x0000_2200)
+    );
     vgic.distributor_write(
         GICD_IPRIORITYR + u64::from(UART_SPI),
         Byte,
@@ -470,22 +520,28 @@ fn ipriorityr_takes_bytes_and_words() {
     )
     .unwrap();
     assert_eq!(
-        vgic.distributor_read(GICD_IPRIORITYR + u64::from(UART_SPI), Byte),
+        vgic.distributor_read(GICD_IPRIORITYR + u64::from(UART_SPI), Byte, &mut physical),
         Ok(0xA0)
     );
-    assert_eq!(vgic.distributor_read(word, Word), Ok(0x0000_A000));
     assert_eq!(
-        vgic.distributor_read(word, Halfword),
+        vgic.distributor_read(word, Word, &mut physical),
+        Ok(0x0000_A000)
+    );
+    assert_eq!(
+        vgic.distributor_read(word, Halfword, &mut physical),
         Err(VgicError::UnsupportedWidth)
     );
     assert_eq!(
-        vgic.distributor_read(word, Doubleword),
+        vgic.distributor_read(word, Doubleword, &mut physical),
         Err(VgicError::UnsupportedWidth)
     );
     // SGI/PPI priorities live in the redistributors.
     vgic.distributor_write(GICD_IPRIORITYR, Word, 0xFFFF_FFFF, &mut physical)
         .unwrap();
-    assert_eq!(vgic.distributor_read(GICD_IPRIORITYR, Word), Ok(0));
+    assert_eq!(
+        vgic.distributor_read(GICD_IPRIORITYR, Word, &mut physical),
+        Ok(0)
+    );
     // A hardware SPI's priority reaches the physical distributor.
     vgic.distributor_write(
         GICD_IPRIORITYR + u64::from(DEVICE_SPI),
@@ -507,7 +563,7 @@ fn icfgr_programs_trigger_of_owned_spis() {
     vgic.distributor_write(offset, Word, 0xFFFF_FFFF, &mut physical)
         .unwrap();
     assert_eq!(
-        vgic.distributor_read(offset, Word),
+        vgic.distributor_read(offset, Word, &mut physical),
         Ok(0b10 << (2 * (DEVICE_SPI % 16)))
     );
     assert_eq!(
@@ -515,7 +571,7 @@ fn icfgr_programs_trigger_of_owned_spis() {
         Some(&PhysicalOp::Trigger(DEVICE_SPI, Trigger::Edge))
     );
     assert_eq!(
-        vgic.distributor_read(GICD_ICFGR, Word),
+        vgic.distributor_read(GICD_ICFGR, Word, &mut physical),
         Ok(0),
         "SGIs are RAZ in the distributor"
     );
@@ -527,14 +583,17 @@ fn irouter_routes_only_inside_the_cell() {
     let irouter = GICD_IROUTER_OFFSET + 8 * u64::from(DEVICE_SPI);
     vgic.distributor_write(irouter, Doubleword, 2, &mut physical)
         .unwrap();
-    assert_eq!(vgic.distributor_read(irouter, Doubleword), Ok(2));
+    assert_eq!(
+        vgic.distributor_read(irouter, Doubleword, &mut physical),
+        Ok(2)
+    );
     assert_eq!(physical.log.last(), Some(&PhysicalOp::Route(DEVICE_SPI, 2)));
     // Affinities that are not a vCPU of the cell: ignored, the route stays.
     for outside in [4, 0xFF, 1 << 8, 1 << 16, 1 << 32, 0xFF_0000_0000] {
         vgic.distributor_write(irouter, Doubleword, outside, &mut physical)
             .unwrap();
         assert_eq!(
-            vgic.distributor_read(irouter, Doubleword),
+            vgic.distributor_read(irouter, Doubleword, &mut physical),
             Ok(2),
             "{outside:#x}"
         );
@@ -542,23 +601,32 @@ fn irouter_routes_only_inside_the_cell() {
     vgic.distributor_write(irouter + 4, Word, 1, &mut physical)
         .unwrap();
     assert_eq!(
-        vgic.distributor_read(irouter, Doubleword),
+        vgic.distributor_read(irouter, Doubleword, &mut physical),
         Ok(2),
         "Aff3 = 1 is outside"
     );
     // 1 of N: the physical SPI still goes to one CPU of the cell.
     vgic.distributor_write(irouter, Word, 0x8000_0003, &mut physical)
         .unwrap();
-    assert_eq!(vgic.distributor_read(irouter, Word), Ok(0x8000_0000));
-    assert_eq!(vgic.distributor_read(irouter + 4, Word), Ok(0));
+    assert_eq!(
+        vgic.distributor_read(irouter, Word, &mut physical),
+        Ok(0x8000_0000)
+    );
+    assert_eq!(
+        vgic.distributor_read(irouter + 4, Word, &mut physical),
+        Ok(0)
+    );
     assert_eq!(physical.log.last(), Some(&PhysicalOp::Route(DEVICE_SPI, 0)));
     // Unowned and SGI/PPI IROUTERs are RAZ/WI.
     let unowned = GICD_IROUTER_OFFSET + 8 * 50;
     vgic.distributor_write(unowned, Doubleword, 1, &mut physical)
         .unwrap();
-    assert_eq!(vgic.distributor_read(unowned, Doubleword), Ok(0));
     assert_eq!(
-        vgic.distributor_read(GICD_IROUTER_OFFSET + 8, Doubleword),
+        vgic.distributor_read(unowned, Doubleword, &mut physical),
+        Ok(0)
+    );
+    assert_eq!(
+        vgic.distributor_read(GICD_IROUTER_OFFSET + 8, Doubleword, &mut physical),
         Ok(0)
     );
 }
@@ -567,31 +635,31 @@ fn irouter_routes_only_inside_the_cell() {
 fn bad_accesses_are_errors() {
     let (mut vgic, mut physical) = enabled_vgic();
     assert_eq!(
-        vgic.distributor_read(0x1_0000, Word),
+        vgic.distributor_read(0x1_0000, Word, &mut physical),
         Err(VgicError::OutsideFrame)
     );
     assert_eq!(
-        vgic.distributor_read(0xFFFC, Doubleword),
+        vgic.distributor_read(0xFFFC, Doubleword, &mut physical),
         Err(VgicError::OutsideFrame)
     );
     assert_eq!(
-        vgic.distributor_read(u64::MAX, Byte),
+        vgic.distributor_read(u64::MAX, Byte, &mut physical),
         Err(VgicError::OutsideFrame)
     );
     assert_eq!(
-        vgic.distributor_read(0x0102, Word),
+        vgic.distributor_read(0x0102, Word, &mut physical),
         Err(VgicError::Unaligned)
     );
     assert_eq!(
-        vgic.distributor_read(GICD_CTLR_OFFSET, Byte),
+        vgic.distributor_read(GICD_CTLR_OFFSET, Byte, &mut physical),
         Err(VgicError::UnsupportedWidth)
     );
     assert_eq!(
-        vgic.distributor_read(GICD_ISENABLER, Doubleword),
+        vgic.distributor_read(GICD_ISENABLER, Doubleword, &mut physical),
         Err(VgicError::UnsupportedWidth)
     );
     assert_eq!(
-        vgic.distributor_read(GICD_IROUTER_OFFSET + 8 * 40, Byte),
+        vgic.distributor_read(GICD_IROUTER_OFFSET + 8 * 40, Byte, &mut physical),
         Err(VgicError::UnsupportedWidth)
     );
     assert_eq!(
@@ -599,39 +667,40 @@ fn bad_accesses_are_errors() {
         Err(VgicError::UnsupportedWidth)
     );
     assert_eq!(
-        vgic.distributor_read(0x0700 + 1, Word),
+        vgic.distributor_read(0x0700 + 1, Word, &mut physical),
         Err(VgicError::Unaligned)
     );
     // Reserved space is RAZ/WI.
-    assert_eq!(vgic.distributor_read(0x0040, Word), Ok(0));
+    assert_eq!(vgic.distributor_read(0x0040, Word, &mut physical), Ok(0));
     assert_eq!(
         vgic.distributor_write(0x2000, Doubleword, u64::MAX, &mut physical),
         Ok(VcpuSet::empty())
     );
     assert_eq!(
-        vgic.redistributor_read(4 * REDISTRIBUTOR_STRIDE, Word),
+        vgic.redistributor_read(4 * REDISTRIBUTOR_STRIDE, Word, &mut physical),
         Err(VgicError::OutsideFrame)
     );
     assert_eq!(
-        vgic.redistributor_read(u64::MAX - 3, Word),
+        vgic.redistributor_read(u64::MAX - 3, Word, &mut physical),
         Err(VgicError::OutsideFrame)
     );
     assert_eq!(
-        vgic.redistributor_read(0x0004, Byte),
+        vgic.redistributor_read(0x0004, Byte, &mut physical),
         Err(VgicError::UnsupportedWidth)
     );
     assert_eq!(
-        vgic.redistributor_read(0x000C, Doubleword),
+        vgic.redistributor_read(0x000C, Doubleword, &mut physical),
         Err(VgicError::Unaligned)
     );
 }
 
 #[test]
 fn redistributor_typer_names_the_vcpu_and_marks_the_last() {
-    let vgic = vgic();
+    let mut vgic = vgic();
+    let mut physical = FakePhysicalDistributor::default();
     for vcpu in 0..4 {
         let typer = vgic
-            .redistributor_read(redistributor(vcpu, 0x0008), Doubleword)
+            .redistributor_read(redistributor(vcpu, 0x0008), Doubleword, &mut physical)
             .unwrap();
         let typer = LocalRegisterCopy::<u64, GICR_TYPER::Register>::new(typer);
         assert_eq!(
@@ -643,10 +712,10 @@ fn redistributor_typer_names_the_vcpu_and_marks_the_last() {
         assert_eq!(typer.is_set(GICR_TYPER::Last), vcpu == 3);
         assert!(!typer.is_set(GICR_TYPER::PLPIS));
         let low = vgic
-            .redistributor_read(redistributor(vcpu, 0x0008), Word)
+            .redistributor_read(redistributor(vcpu, 0x0008), Word, &mut physical)
             .unwrap();
         let high = vgic
-            .redistributor_read(redistributor(vcpu, 0x000C), Word)
+            .redistributor_read(redistributor(vcpu, 0x000C), Word, &mut physical)
             .unwrap();
         assert_eq!(high << 32 | low, typer.get());
     }
@@ -658,39 +727,42 @@ fn redistributor_identity_and_waker_handshake() {
     let mut physical = FakePhysicalDistributor::default();
     let waker = redistributor(1, 0x0014);
     assert_eq!(
-        vgic.redistributor_read(waker, Word),
+        vgic.redistributor_read(waker, Word, &mut physical),
         Ok(0b110),
         "asleep at reset"
     );
     vgic.redistributor_write(waker, Word, 0, &mut physical)
         .unwrap();
     assert_eq!(
-        vgic.redistributor_read(waker, Word),
+        vgic.redistributor_read(waker, Word, &mut physical),
         Ok(0),
         "awake: ChildrenAsleep follows"
     );
     assert_eq!(
-        vgic.redistributor_read(redistributor(0, 0x0014), Word),
+        vgic.redistributor_read(redistributor(0, 0x0014), Word, &mut physical),
         Ok(0b110),
         "vCPU 0 untouched"
     );
     vgic.redistributor_write(waker, Word, 0b010, &mut physical)
         .unwrap();
-    assert_eq!(vgic.redistributor_read(waker, Word), Ok(0b110));
     assert_eq!(
-        vgic.redistributor_read(redistributor(2, 0x0004), Word),
+        vgic.redistributor_read(waker, Word, &mut physical),
+        Ok(0b110)
+    );
+    assert_eq!(
+        vgic.redistributor_read(redistributor(2, 0x0004), Word, &mut physical),
         Ok(0x4300_043B),
         "GICR_IIDR"
     );
     assert_eq!(
-        vgic.redistributor_read(redistributor(2, 0xFFE8), Word)
+        vgic.redistributor_read(redistributor(2, 0xFFE8), Word, &mut physical)
             .map(|v| v >> 4 & 0xF),
         Ok(3)
     );
     vgic.redistributor_write(redistributor(2, 0x0000), Word, 1, &mut physical)
         .unwrap();
     assert_eq!(
-        vgic.redistributor_read(redistributor(2, 0x0000), Word),
+        vgic.redistributor_read(redistributor(2, 0x0000), Word, &mut physical),
         Ok(0),
         "no LPIs"
     );
@@ -702,43 +774,49 @@ fn sgi_base_registers_are_per_vcpu() {
     let mut physical = FakePhysicalDistributor::default();
     enable_private(&mut vgic, &mut physical, 1, 0x0800_0003);
     assert_eq!(
-        vgic.redistributor_read(redistributor(1, SGI_BASE + 0x0100), Word),
+        vgic.redistributor_read(redistributor(1, SGI_BASE + 0x0100), Word, &mut physical),
         Ok(0x0800_0003)
     );
     assert_eq!(
-        vgic.redistributor_read(redistributor(1, SGI_BASE + 0x0180), Word),
+        vgic.redistributor_read(redistributor(1, SGI_BASE + 0x0180), Word, &mut physical),
         Ok(0x0800_0003)
     );
     assert_eq!(
-        vgic.redistributor_read(redistributor(0, SGI_BASE + 0x0100), Word),
+        vgic.redistributor_read(redistributor(0, SGI_BASE + 0x0100), Word, &mut physical),
         Ok(0)
     );
     vgic.redistributor_write(redistributor(1, SGI_BASE + 0x0180), Word, 1, &mut physical)
         .unwrap();
     assert_eq!(
-        vgic.redistributor_read(redistributor(1, SGI_BASE + 0x0100), Word),
+        vgic.redistributor_read(redistributor(1, SGI_BASE + 0x0100), Word, &mut physical),
         Ok(0x0800_0002)
     );
     // Priorities by byte and by word.
     set_private_priority(&mut vgic, &mut physical, 1, 27, 0x90);
     assert_eq!(
-        vgic.redistributor_read(redistributor(1, SGI_BASE + 0x0418), Word),
+        vgic.redistributor_read(redistributor(1, SGI_BASE + 0x0418), Word, &mut physical),
         Ok(0x9000_0000)
     );
     assert_eq!(
-        vgic.redistributor_read(redistributor(1, SGI_BASE + 0x041B), Byte),
+        vgic.redistributor_read(redistributor(1, SGI_BASE + 0x041B), Byte, &mut physical),
         Ok(0x90)
     );
     // ICFGR0: SGIs edge only; ICFGR1: PPIs programmable.
     let icfgr0 = redistributor(1, SGI_BASE + 0x0C00);
     vgic.redistributor_write(icfgr0, Word, 0, &mut physical)
         .unwrap();
-    assert_eq!(vgic.redistributor_read(icfgr0, Word), Ok(0xAAAA_AAAA));
+    assert_eq!(
+        vgic.redistributor_read(icfgr0, Word, &mut physical),
+        Ok(0xAAAA_AAAA)
+    );
     let icfgr1 = redistributor(1, SGI_BASE + 0x0C04);
-    assert_eq!(vgic.redistributor_read(icfgr1, Word), Ok(0));
+    assert_eq!(vgic.redistributor_read(icfgr1, Word, &mut physical), Ok(0));
     vgic.redistributor_write(icfgr1, Word, 0x2 << 22, &mut physical)
         .unwrap();
-    assert_eq!(vgic.redistributor_read(icfgr1, Word), Ok(0x2 << 22));
+    assert_eq!(
+        vgic.redistributor_read(icfgr1, Word, &mut physical),
+        Ok(0x2 << 22)
+    );
     // IGROUPR0, IGRPMODR0 and NSACR are RAZ/WI; the SPI words of SGI_base hold nothing.
     for offset in [0x0080, 0x0D00, 0x0E00, 0x0104] {
         vgic.redistributor_write(
@@ -749,7 +827,7 @@ fn sgi_base_registers_are_per_vcpu() {
         )
         .unwrap();
         assert_eq!(
-            vgic.redistributor_read(redistributor(1, SGI_BASE + offset), Word),
+            vgic.redistributor_read(redistributor(1, SGI_BASE + offset), Word, &mut physical),
             Ok(0)
         );
     }
@@ -940,7 +1018,10 @@ fn hardware_linked_ppi_carries_the_physical_intid() {
         Ok(Delivery::Ready { vcpu: 1 })
     );
     let ispendr0 = redistributor(1, SGI_BASE + 0x0200);
-    assert_eq!(vgic.redistributor_read(ispendr0, Word), Ok(1 << 27));
+    assert_eq!(
+        vgic.redistributor_read(ispendr0, Word, &mut physical),
+        Ok(1 << 27)
+    );
     vgic.redistributor_write(
         redistributor(1, SGI_BASE + 0x0280),
         Word,
@@ -1034,10 +1115,11 @@ fn sgi1r_reaches_only_the_cells_vcpus() {
     for vcpu in 0..4 {
         enable_private(&mut vgic, &mut physical, vcpu, 0xFFFF);
     }
-    let pending_on = |vgic: &Vgic, sgi: u32| -> Vec<usize> {
+    let pending_on = |vgic: &mut Vgic, sgi: u32| -> Vec<usize> {
+        let mut physical = FakePhysicalDistributor::default();
         (0..4)
             .filter(|&vcpu| {
-                vgic.redistributor_read(redistributor(vcpu, SGI_BASE + 0x0200), Word)
+                vgic.redistributor_read(redistributor(vcpu, SGI_BASE + 0x0200), Word, &mut physical)
                     .unwrap()
                     & 1 << sgi
                     != 0
@@ -1050,12 +1132,12 @@ fn sgi1r_reaches_only_the_cells_vcpus() {
     // IRM: everyone but the sender.
     let kick = vgic.write_sgi1r(1, 1 << 40 | sgi1r(1, 0)).unwrap();
     assert_eq!(kick.iter().collect::<Vec<_>>(), vec![0, 2, 3]);
-    assert_eq!(pending_on(&vgic, 1), vec![0, 2, 3]);
+    assert_eq!(pending_on(&mut vgic, 1), vec![0, 2, 3]);
 
     // Target list: Aff0 1 and 2 (and 5, which the cell does not have).
     let kick = vgic.write_sgi1r(0, sgi1r(2, 0b10_0110)).unwrap();
     assert_eq!(kick.iter().collect::<Vec<_>>(), vec![1, 2]);
-    assert_eq!(pending_on(&vgic, 2), vec![1, 2]);
+    assert_eq!(pending_on(&mut vgic, 2), vec![1, 2]);
 
     // Affinities outside the cell: Aff1, Aff2, Aff3 or a range beyond vCPU 15.
     for outside in [1 << 16, 1 << 32, 1 << 48, 1 << 44] {
@@ -1064,7 +1146,7 @@ fn sgi1r_reaches_only_the_cells_vcpus() {
             Ok(VcpuSet::empty())
         );
     }
-    assert!(pending_on(&vgic, 3).is_empty());
+    assert!(pending_on(&mut vgic, 3).is_empty());
 
     // Self-targeted SGIs are allowed; a disabled SGI pends but kicks nobody.
     vgic.redistributor_write(
@@ -1075,7 +1157,7 @@ fn sgi1r_reaches_only_the_cells_vcpus() {
     )
     .unwrap();
     assert_eq!(vgic.write_sgi1r(0, sgi1r(4, 0b1)), Ok(VcpuSet::empty()));
-    assert_eq!(pending_on(&vgic, 4), vec![0]);
+    assert_eq!(pending_on(&mut vgic, 4), vec![0]);
     assert_eq!(vgic.write_sgi1r(4, 0), Err(VgicError::NoSuchVcpu));
 }
 
@@ -1109,15 +1191,28 @@ fn flush_repairs_stale_list_registers_and_reset_restores_power_on_state() {
             PhysicalOp::Route(DEVICE_SPI, 0),
         ]
     );
-    assert_eq!(vgic.distributor_read(GICD_CTLR_OFFSET, Word), Ok(0x10));
-    assert_eq!(vgic.distributor_read(GICD_ISENABLER + 4, Word), Ok(0));
-    assert_eq!(vgic.distributor_read(GICD_ISPENDR + 4, Word), Ok(0));
     assert_eq!(
-        vgic.distributor_read(GICD_IROUTER_OFFSET + 8 * u64::from(DEVICE_SPI), Doubleword),
+        vgic.distributor_read(GICD_CTLR_OFFSET, Word, &mut physical),
+        Ok(0x10)
+    );
+    assert_eq!(
+        vgic.distributor_read(GICD_ISENABLER + 4, Word, &mut physical),
         Ok(0)
     );
     assert_eq!(
-        vgic.redistributor_read(redistributor(1, 0x0014), Word),
+        vgic.distributor_read(GICD_ISPENDR + 4, Word, &mut physical),
+        Ok(0)
+    );
+    assert_eq!(
+        vgic.distributor_read(
+            GICD_IROUTER_OFFSET + 8 * u64::from(DEVICE_SPI),
+            Doubleword,
+            &mut physical
+        ),
+        Ok(0)
+    );
+    assert_eq!(
+        vgic.redistributor_read(redistributor(1, 0x0014), Word, &mut physical),
         Ok(0b110)
     );
     // The entry left in vCPU 1's list register by the old incarnation is cleared on entry.
@@ -1197,10 +1292,12 @@ fn random_guest_accesses_never_leak_out_of_the_cell() {
                     let _ = vgic.distributor_read(
                         random_offset(&mut prng, 0x1_0000),
                         random_width(&mut prng),
+                        &mut physical,
                     );
                     let _ = vgic.redistributor_read(
                         prng.next() % (5 * REDISTRIBUTOR_STRIDE),
                         random_width(&mut prng),
+                        &mut physical,
                     );
                 }
                 7 => {
@@ -1236,17 +1333,24 @@ fn random_guest_accesses_never_leak_out_of_the_cell() {
             for base in [GICD_ISENABLER, GICD_ISPENDR, GICD_ISACTIVER] {
                 let (offset, bit) = bit_register(base, intid);
                 assert_eq!(
-                    vgic.distributor_read(offset, Word).unwrap() & bit,
+                    vgic.distributor_read(offset, Word, &mut physical).unwrap() & bit,
                     0,
                     "seed {seed} INTID {intid}"
                 );
             }
             let irouter = GICD_IROUTER_OFFSET + 8 * u64::from(intid);
-            assert_eq!(vgic.distributor_read(irouter, Doubleword), Ok(0));
+            assert_eq!(
+                vgic.distributor_read(irouter, Doubleword, &mut physical),
+                Ok(0)
+            );
         }
         for intid in owned {
             let route = vgic
-                .distributor_read(GICD_IROUTER_OFFSET + 8 * u64::from(intid), Doubleword)
+                .distributor_read(
+                    GICD_IROUTER_OFFSET + 8 * u64::from(intid),
+                    Doubleword,
+                    &mut physical,
+                )
                 .unwrap();
             assert!(
                 route == 1 << 31 || route < 4,
@@ -1361,7 +1465,7 @@ fn direct_timer_forwarding_writes_what_inject_and_flush_would() {
     }
     assert!(lrs.entry(27).is_none(), "disabled: not delivered");
     assert_eq!(
-        direct.redistributor_read(redistributor(0, SGI_BASE + 0x0200), Word),
+        direct.redistributor_read(redistributor(0, SGI_BASE + 0x0200), Word, &mut physical),
         Ok(1 << 27),
         "but pending"
     );
@@ -1430,7 +1534,7 @@ fn posted_sgi_is_delivered_at_the_kick_as_a_flush_would() {
     assert_eq!(vgic.deliver_posted(1, &mut receiver), Ok(true));
     assert_eq!(receiver.entries(), vec![]);
     assert_ne!(
-        vgic.redistributor_read(redistributor(1, SGI_BASE + 0x0200), Word),
+        vgic.redistributor_read(redistributor(1, SGI_BASE + 0x0200), Word, &mut physical),
         Ok(0),
         "held pending"
     );
@@ -1459,4 +1563,224 @@ fn an_sgi_sent_while_its_previous_instance_is_in_a_list_register_kicks_the_holde
             "round {round}"
         );
     }
+}
+
+/// `GICR_ISPENDR0`, `GICR_ICPENDR0`, `GICR_ISACTIVER0` of `vcpu` as the guest reads them.
+fn private_state(
+    vgic: &mut Vgic,
+    physical: &mut FakePhysicalDistributor,
+    vcpu: u64,
+) -> (u64, u64, u64) {
+    let mut read = |offset| {
+        vgic.redistributor_read(redistributor(vcpu, SGI_BASE + offset), Word, physical)
+            .unwrap()
+    };
+    (read(0x0200), read(0x0280), read(0x0300))
+}
+
+#[test]
+fn held_timer_stops_pending_when_its_line_drops_before_a_pending_read() {
+    // The guest disabled its virtual timer's PPI; the timer fired: EL2 holds the physical PPI
+    // active and the virtual one pending. Then the guest disables the timer.
+    let (mut vgic, mut physical) = enabled_vgic();
+    let mut lrs = FakeListRegisters::new(4);
+    assert_eq!(vgic.inject_hardware(1, 27, 27), Ok(Delivery::Held));
+    assert_eq!(
+        private_state(&mut vgic, &mut physical, 1),
+        (1 << 27, 1 << 27, 0),
+        "line still high: pending, not active"
+    );
+    assert!(physical.log.is_empty(), "sampled, kept");
+    physical.low_lines.push((27, 1));
+    assert_eq!(
+        private_state(&mut vgic, &mut physical, 1),
+        (0, 0, 0),
+        "line low: no longer pending (and never active)"
+    );
+    assert_eq!(
+        physical.log,
+        vec![PhysicalOp::Deactivate(27, 1)],
+        "the physical PPI held for it is deactivated: it fires afresh when the line rises"
+    );
+    // Enabling it now delivers nothing.
+    let kick = vgic
+        .redistributor_write(
+            redistributor(1, SGI_BASE + 0x0100),
+            Word,
+            1 << 27,
+            &mut physical,
+        )
+        .unwrap();
+    assert!(kick.is_empty());
+    assert!(!vgic.has_deliverable(1));
+    assert!(!vgic.flush(1, &mut lrs).unwrap());
+    assert!(lrs.entries().is_empty());
+    assert_eq!(physical.log.len(), 1, "deactivated once");
+    vgic.assert_bookkeeping();
+}
+
+#[test]
+fn enabling_a_held_hardware_interrupt_samples_its_line() {
+    let (mut vgic, mut physical) = enabled_vgic();
+    let mut lrs = FakeListRegisters::new(4);
+    // The physical timer's PPI and the passed-through device's level SPI, both disabled when
+    // they fired; the PPI's line is still high, the SPI's went low.
+    assert_eq!(vgic.inject_hardware(2, 30, 30), Ok(Delivery::Held));
+    assert_eq!(
+        vgic.inject_hardware(0, DEVICE_SPI, DEVICE_SPI),
+        Ok(Delivery::Held)
+    );
+    physical.low_lines.push((DEVICE_SPI, 0));
+    let (isenabler, bit) = bit_register(GICD_ISENABLER, DEVICE_SPI);
+    let kick = vgic
+        .distributor_write(isenabler, Word, bit, &mut physical)
+        .unwrap();
+    assert!(kick.is_empty(), "nothing to deliver");
+    assert_eq!(
+        physical.log,
+        vec![
+            PhysicalOp::Enabled(DEVICE_SPI, true),
+            PhysicalOp::Deactivate(DEVICE_SPI, 0)
+        ]
+    );
+    let (ispendr, _) = bit_register(GICD_ISPENDR, DEVICE_SPI);
+    assert_eq!(vgic.distributor_read(ispendr, Word, &mut physical), Ok(0));
+    let kick = vgic
+        .redistributor_write(
+            redistributor(2, SGI_BASE + 0x0100),
+            Word,
+            1 << 30,
+            &mut physical,
+        )
+        .unwrap();
+    assert_eq!(
+        kick.iter().collect::<Vec<_>>(),
+        vec![2],
+        "line high: delivered"
+    );
+    vgic.flush(2, &mut lrs).unwrap();
+    let lr = lrs
+        .entry(30)
+        .expect("the physical timer in a list register");
+    assert_eq!(lr.read(ICH_LR_EL2::State), 0b01);
+    assert!(lr.is_set(ICH_LR_EL2::HW));
+    assert_eq!(lr.read(ICH_LR_EL2::pINTID), 30);
+    assert!(lrs.deactivated.is_empty());
+}
+
+#[test]
+fn flush_drops_a_pending_hardware_entry_whose_line_went_low() {
+    // The timer's instance waits pending in a list register (the guest has IRQs masked), and
+    // the guest disables the timer. At its next exit the entry is taken back and not written
+    // again: its physical PPI is deactivated on this CPU.
+    let (mut vgic, mut physical) = enabled_vgic();
+    let mut lrs = FakeListRegisters::new(4);
+    enable_private(&mut vgic, &mut physical, 0, 1 << 27);
+    enable_spi(&mut vgic, &mut physical, DEVICE_SPI);
+    assert_eq!(
+        vgic.forward_ppi_direct(0, 27, &mut lrs),
+        Ok(Direct::NeedsFlush)
+    );
+    vgic.inject_hardware(0, DEVICE_SPI, DEVICE_SPI).unwrap();
+    vgic.flush(0, &mut lrs).unwrap();
+    let mut entries = lrs.entries();
+    entries.sort_unstable();
+    assert_eq!(entries, vec![(27, 0b01), (DEVICE_SPI, 0b01)]);
+    // An exit with both lines still high changes nothing.
+    vgic.sync(0, &mut lrs).unwrap();
+    vgic.flush(0, &mut lrs).unwrap();
+    assert_eq!(lrs.entries().len(), 2);
+    assert!(lrs.deactivated.is_empty());
+    // Both lines drop; the next exit retires both entries.
+    lrs.low_lines = vec![27, DEVICE_SPI];
+    vgic.sync(0, &mut lrs).unwrap();
+    assert!(!vgic.flush(0, &mut lrs).unwrap(), "nothing left to write");
+    assert!(lrs.entries().is_empty());
+    assert_eq!(lrs.deactivated, vec![27, DEVICE_SPI]);
+    assert!(!vgic.has_deliverable(0));
+    assert_eq!(private_state(&mut vgic, &mut physical, 0), (0, 0, 0));
+    let (ispendr, _) = bit_register(GICD_ISPENDR, DEVICE_SPI);
+    assert_eq!(vgic.distributor_read(ispendr, Word, &mut physical), Ok(0));
+    vgic.assert_bookkeeping();
+    // When the timer fires again it is a fresh instance, delivered as before.
+    lrs.low_lines.clear();
+    assert_eq!(
+        vgic.forward_ppi_direct(0, 27, &mut lrs),
+        Ok(Direct::Written)
+    );
+    assert_eq!(lrs.entries(), vec![(27, 0b01)]);
+}
+
+#[test]
+fn an_overflowing_hardware_interrupt_is_sampled_before_it_gets_a_list_register() {
+    // Two list registers, three interrupts: the timer, at the lowest priority, waits in the
+    // vGIC. Its line drops before a list register frees up: it never reaches one.
+    let (mut vgic, mut physical) = enabled_vgic();
+    let mut lrs = FakeListRegisters::new(2);
+    enable_private(&mut vgic, &mut physical, 3, 1 << 27 | 0b11);
+    set_private_priority(&mut vgic, &mut physical, 3, 27, 0xF0);
+    vgic.inject(0, 3).unwrap();
+    vgic.inject(1, 3).unwrap();
+    vgic.inject_hardware(3, 27, 27).unwrap();
+    vgic.flush(3, &mut lrs).unwrap();
+    let mut held: Vec<u32> = lrs.entries().iter().map(|&(intid, _)| intid).collect();
+    held.sort_unstable();
+    assert_eq!(held, vec![0, 1]);
+    assert!(lrs.npie(), "maintenance once the guest took them");
+    guest_handles_everything(&mut lrs);
+    lrs.low_lines.push(27);
+    vgic.sync(3, &mut lrs).unwrap();
+    vgic.flush(3, &mut lrs).unwrap();
+    assert!(lrs.entries().is_empty(), "the timer's line is low");
+    assert_eq!(lrs.deactivated, vec![27]);
+    assert!(!lrs.npie() && !lrs.uie());
+}
+
+#[test]
+fn only_a_held_level_instance_follows_its_line() {
+    let (mut vgic, mut physical) = enabled_vgic();
+    let mut lrs = FakeListRegisters::new(4);
+    lrs.low_lines.push(27);
+    physical.low_lines.push((27, 0));
+    // Edge-configured (GICR_ICFGR1, INTID 27 = field 11): the pending state is a latch and
+    // stays, whatever the line does.
+    vgic.redistributor_write(
+        redistributor(0, SGI_BASE + 0x0C04),
+        Word,
+        0b10 << 22,
+        &mut physical,
+    )
+    .unwrap();
+    vgic.inject_hardware(0, 27, 27).unwrap();
+    assert_eq!(
+        private_state(&mut vgic, &mut physical, 0),
+        (1 << 27, 1 << 27, 0)
+    );
+    enable_private(&mut vgic, &mut physical, 0, 1 << 27);
+    vgic.flush(0, &mut lrs).unwrap();
+    assert_eq!(lrs.entries(), vec![(27, 0b01)], "delivered as an edge");
+    // Active in the guest: the guest's deactivation ends it (and the physical PPI), not EL2.
+    assert_eq!(lrs.guest_acknowledge(), Some(27));
+    vgic.sync(0, &mut lrs).unwrap();
+    vgic.flush(0, &mut lrs).unwrap();
+    assert_eq!(lrs.entries(), vec![(27, 0b10)]);
+    assert_eq!(private_state(&mut vgic, &mut physical, 0).2, 1 << 27);
+    vgic.redistributor_write(redistributor(0, SGI_BASE + 0x0C04), Word, 0, &mut physical)
+        .unwrap();
+    vgic.sync(0, &mut lrs).unwrap();
+    vgic.flush(0, &mut lrs).unwrap();
+    assert_eq!(lrs.entries(), vec![(27, 0b10)], "level, but active: kept");
+    // A virtual level SPI (no hardware link) follows `set_level`, not a sampled line.
+    enable_spi(&mut vgic, &mut physical, UART_SPI);
+    vgic.set_level(UART_SPI, true).unwrap();
+    physical.low_lines.push((UART_SPI, 0));
+    let (ispendr, bit) = bit_register(GICD_ISPENDR, UART_SPI);
+    assert_eq!(vgic.distributor_read(ispendr, Word, &mut physical), Ok(bit));
+    assert!(
+        lrs.deactivated.is_empty()
+            && physical
+                .log
+                .iter()
+                .all(|op| !matches!(op, PhysicalOp::Deactivate(..)))
+    );
 }
