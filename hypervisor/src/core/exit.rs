@@ -410,5 +410,6 @@ fn mmio_error_reason(error: MmioError) -> &'static str {
         MmioError::ReadOnly => "write to a read-only device register",
         MmioError::WriteOnly => "read of a write-only device register",
         MmioError::NoSyndrome => "device access without a usable syndrome",
+        MmioError::DeviceAbort => "forwarded device access aborted at the device",
     }
 }

@@ -53,6 +53,11 @@ impl GuestRegs {
     }
 }
 
+/// A forwarded device access that the device answered with an external abort (a clock-gated or
+/// powered-down block on a real SoC): the guest's access is refused with an abort of its own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeviceAbort;
+
 /// Why an exit came back to EL2.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ExitKind {
@@ -102,9 +107,14 @@ pub trait Machine {
     /// the difference (docs/architecture.md, "Level-sensitive interrupts follow their line").
     fn interrupt_line_asserted(&mut self, intid: u32, cpu: usize) -> bool;
     /// Reads a passthrough device register at `address` (Device memory, naturally aligned).
-    fn device_read(&mut self, address: PhysAddr, width: AccessWidth) -> u64;
+    fn device_read(&mut self, address: PhysAddr, width: AccessWidth) -> Result<u64, DeviceAbort>;
     /// Writes a passthrough device register at `address` (Device memory, naturally aligned).
-    fn device_write(&mut self, address: PhysAddr, width: AccessWidth, value: u64);
+    fn device_write(
+        &mut self,
+        address: PhysAddr,
+        width: AccessWidth,
+        value: u64,
+    ) -> Result<(), DeviceAbort>;
     /// Counts the non-zero bytes in `length` bytes at `address` (to verify a wipe).
     fn count_nonzero(&mut self, address: PhysAddr, length: u64) -> u64;
     /// The system counter and its frequency in Hz.

@@ -157,6 +157,8 @@ pub enum MmioError {
     WriteOnly,
     /// The data abort carried no usable syndrome (ISS.ISV = 0), so the access cannot be emulated.
     NoSyndrome,
+    /// The passed-through device answered the forwarded access with an external abort.
+    DeviceAbort,
 }
 
 impl fmt::Display for MmioError {
@@ -168,6 +170,7 @@ impl fmt::Display for MmioError {
             Self::ReadOnly => "write to a read-only register",
             Self::WriteOnly => "read of a write-only register",
             Self::NoSyndrome => "no instruction syndrome (ISV=0)",
+            Self::DeviceAbort => "the device answered with an external abort",
         })
     }
 }

@@ -203,10 +203,11 @@ impl DeviceBus {
                 Ok((value, VcpuSet::empty()))
             }
             Device::Passthrough => match self.passthrough.forward(ipa, width) {
-                Forward::Device(address) => Ok((
-                    physical.machine.device_read(address, width),
-                    VcpuSet::empty(),
-                )),
+                Forward::Device(address) => physical
+                    .machine
+                    .device_read(address, width)
+                    .map(|value| (value, VcpuSet::empty()))
+                    .map_err(|_| MmioError::DeviceAbort),
                 Forward::ReadAsZero => Ok((0, VcpuSet::empty())),
             },
         }
@@ -247,7 +248,10 @@ impl DeviceBus {
                 .map_err(vgic_error),
             Device::Passthrough => {
                 if let Forward::Device(address) = self.passthrough.forward(ipa, width) {
-                    physical.machine.device_write(address, width, value);
+                    physical
+                        .machine
+                        .device_write(address, width, value)
+                        .map_err(|_| MmioError::DeviceAbort)?;
                 }
                 Ok(VcpuSet::empty())
             }

@@ -6,11 +6,11 @@ use super::entry::{EXIT_FIQ, EXIT_IRQ, EXIT_LEAVE, EXIT_SERROR, EXIT_SYNC, cellv
 use super::gic::{self, ListRegisters};
 use super::psci;
 use super::sysreg::{self, isb, read_sysreg, write_sysreg};
-use super::{cache, memory, reset, traps};
+use super::{cache, device, memory, reset, traps};
 use crate::core::cell::Cell;
 use crate::core::exit::RunningVcpu;
 use crate::core::fast::{self, Fast};
-use crate::core::hardware::{ExitKind, GuestRegs, Machine, Syndrome, VcpuHardware};
+use crate::core::hardware::{DeviceAbort, ExitKind, GuestRegs, Machine, Syndrome, VcpuHardware};
 use crate::core::inject::Injection;
 use crate::dev::mmio::AccessWidth;
 use crate::mem::addr::PhysAddr;
@@ -149,33 +149,20 @@ impl Machine for Cpu {
         }
     }
 
-    fn device_read(&mut self, address: PhysAddr, width: AccessWidth) -> u64 {
-        let pointer = address.to_virt().as_usize();
+    fn device_read(&mut self, address: PhysAddr, width: AccessWidth) -> Result<u64, DeviceAbort> {
         // SAFETY: `address` is a naturally aligned register of a device the running cell owns
         // (checked by its passthrough plan), mapped as Device memory in EL2's identity map.
-        unsafe {
-            match width {
-                AccessWidth::Byte => u64::from(core::ptr::read_volatile(pointer as *const u8)),
-                AccessWidth::Halfword => u64::from(core::ptr::read_volatile(pointer as *const u16)),
-                AccessWidth::Word => u64::from(core::ptr::read_volatile(pointer as *const u32)),
-                AccessWidth::Doubleword => core::ptr::read_volatile(pointer as *const u64),
-            }
-        }
+        unsafe { device::read(address, width) }
     }
 
-    fn device_write(&mut self, address: PhysAddr, width: AccessWidth, value: u64) {
-        let pointer = address.to_virt().as_usize();
+    fn device_write(
+        &mut self,
+        address: PhysAddr,
+        width: AccessWidth,
+        value: u64,
+    ) -> Result<(), DeviceAbort> {
         // SAFETY: as in `device_read`.
-        unsafe {
-            match width {
-                AccessWidth::Byte => core::ptr::write_volatile(pointer as *mut u8, value as u8),
-                AccessWidth::Halfword => {
-                    core::ptr::write_volatile(pointer as *mut u16, value as u16)
-                }
-                AccessWidth::Word => core::ptr::write_volatile(pointer as *mut u32, value as u32),
-                AccessWidth::Doubleword => core::ptr::write_volatile(pointer as *mut u64, value),
-            }
-        }
+        unsafe { device::write(address, width, value) }
     }
 
     fn count_nonzero(&mut self, address: PhysAddr, length: u64) -> u64 {

@@ -127,7 +127,8 @@ cellvisor_el2_vectors:
     hyp_fault 1                    // irq
     hyp_fault 2                    // fiq
     hyp_fault 3                    // serror
-    hyp_fault 4                    // current EL, SP_ELx: sync
+    .balign 0x80                   // current EL, SP_ELx: sync (an aborted device access
+    b       cellvisor_el2_sync     // resumes, anything else is a fault: arch::aarch64::device)
     hyp_fault 5                    // irq
     hyp_fault 6                    // fiq
     hyp_fault 7                    // serror

@@ -7,6 +7,7 @@
 pub mod boot;
 pub mod cache;
 pub mod cpu;
+pub mod device;
 pub mod entry;
 pub mod fields;
 pub mod gic;

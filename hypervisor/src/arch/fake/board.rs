@@ -1,6 +1,6 @@
 //! [`FakeBoard`]: the fake machine its CPUs share (RAM, GIC, device registers) and the effect log.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Instant;
@@ -167,6 +167,8 @@ pub(super) struct State {
     pub(super) device_registers: BTreeMap<u64, u64>,
     /// Per CPU: how many of the next kicks to it are lost on the way.
     pub(super) lost_kicks: Vec<u32>,
+    /// Device register addresses whose accesses end in an external abort.
+    pub(super) aborting_devices: BTreeSet<u64>,
 }
 
 /// What the CPUs of one [`FakeBoard`] share.
@@ -194,6 +196,7 @@ impl FakeBoard {
                     running: vec![false; cpu_count],
                     device_registers: BTreeMap::new(),
                     lost_kicks: vec![0; cpu_count],
+                    aborting_devices: BTreeSet::new(),
                 }),
                 changed: Condvar::new(),
                 counter: AtomicU64::new(0),
@@ -311,6 +314,12 @@ impl FakeBoard {
     /// Whether interrupt `intid` (for SGIs/PPIs: CPU `cpu`'s) is pending at the physical GIC.
     pub fn is_pending(&self, cpu: usize, intid: u32) -> bool {
         self.lock().gic.is_pending(cpu, intid)
+    }
+
+    /// Makes every access to the device register at `address` end in an external abort (a
+    /// clock-gated block).
+    pub fn make_device_abort(&self, address: PhysAddr) {
+        self.lock().aborting_devices.insert(address.raw());
     }
 
     /// Sets the value a passthrough device register reads as.

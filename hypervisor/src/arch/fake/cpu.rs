@@ -9,7 +9,7 @@ use std::vec::Vec;
 use crate::core::cell::Cell;
 use crate::core::exit::RunningVcpu;
 use crate::core::fast::{self, Fast};
-use crate::core::hardware::{ExitKind, GuestRegs, Machine, Syndrome, VcpuHardware};
+use crate::core::hardware::{DeviceAbort, ExitKind, GuestRegs, Machine, Syndrome, VcpuHardware};
 use crate::core::inject::Injection;
 use crate::dev::mmio::AccessWidth;
 use crate::dev::vgic::ListRegisters;
@@ -324,28 +324,39 @@ impl Machine for FakeCpu {
         self.board.is_pending(cpu, intid)
     }
 
-    fn device_read(&mut self, address: PhysAddr, width: AccessWidth) -> u64 {
+    fn device_read(&mut self, address: PhysAddr, width: AccessWidth) -> Result<u64, DeviceAbort> {
         self.record(Event::DeviceRead { address, width });
-        let value = self
-            .board
-            .lock()
+        let state = self.board.lock();
+        if state.aborting_devices.contains(&address.raw()) {
+            return Err(DeviceAbort);
+        }
+        let value = state
             .device_registers
             .get(&address.raw())
             .copied()
             .unwrap_or(0);
-        value & width.mask()
+        Ok(value & width.mask())
     }
 
-    fn device_write(&mut self, address: PhysAddr, width: AccessWidth, value: u64) {
-        self.board
-            .lock()
-            .device_registers
-            .insert(address.raw(), value & width.mask());
+    fn device_write(
+        &mut self,
+        address: PhysAddr,
+        width: AccessWidth,
+        value: u64,
+    ) -> Result<(), DeviceAbort> {
         self.record(Event::DeviceWritten {
             address,
             width,
             value,
         });
+        let mut state = self.board.lock();
+        if state.aborting_devices.contains(&address.raw()) {
+            return Err(DeviceAbort);
+        }
+        state
+            .device_registers
+            .insert(address.raw(), value & width.mask());
+        Ok(())
     }
 
     fn count_nonzero(&mut self, address: PhysAddr, length: u64) -> u64 {

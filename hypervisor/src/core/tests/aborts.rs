@@ -281,3 +281,32 @@ fn a_board_without_raw_binaries_refuses_a_raw_kernel_and_boots_an_image() {
         .unwrap_or_else(|(cell, error)| panic!("cell {cell}: {error}"));
     assert_eq!(fixture.cell("personal").state(), CellState::Running);
 }
+
+#[test]
+fn a_forwarded_access_the_device_aborts_is_an_abort_for_that_guest_only() {
+    let mut fixture = fixture("linux");
+    let own = VIRTIO_NET.mmio[0].base;
+    // A clock-gated block: the device answers every access with an external abort.
+    fixture.board.make_device_abort(PhysAddr::new(own));
+    let vbar = TEST_GUEST_BASE + 0x800;
+    fixture.cpu0.script([
+        GuestExit::load(own, AccessWidth::Word, 5).with(GuestAction::SetVbar(vbar)),
+        GuestExit::store(own, AccessWidth::Word, 6, 1),
+        GuestExit::hvc(CPU_OFF, &[]),
+    ]);
+
+    assert_eq!(step(fixture.runtime, &mut fixture.cpu0), Step::Ran);
+
+    let injections = fixture.cpu0.injections();
+    assert_eq!(injections.len(), 2, "the load and the store each get an abort");
+    for (injection, write) in injections.iter().zip([false, true]) {
+        let wnr = (injection.esr_el1 >> 6) & 1 == 1;
+        assert_eq!(
+            (injection.esr_el1 >> 26, injection.far_el1, wnr),
+            (0x25, Some(own), write),
+            "a data abort at the device's address"
+        );
+    }
+    assert_eq!(fixture.cell("corporate").state(), CellState::Running);
+    assert_eq!(fixture.cell("personal").state(), CellState::Running);
+}
