@@ -93,6 +93,8 @@ pub struct Cell {
     /// Event counters.
     pub counters: Counters,
     fault_log: RateLimiter,
+    /// Rate limit of the lifecycle lines a guest can cause in a loop (SYSTEM_RESET, restarted).
+    lifecycle_log: RateLimiter,
     /// Each vCPU's latest injected fault, to recognise a fault loop (only the vCPU's own CPU
     /// takes its lock, so it is never contended).
     fault_streaks: Vec<Mutex<FaultStreak>>,
@@ -119,6 +121,7 @@ impl Cell {
             started_at: AtomicU64::new(0),
             counters: Counters::default(),
             fault_log: RateLimiter::new(),
+            lifecycle_log: RateLimiter::new(),
             fault_streaks: (0..vcpu_count)
                 .map(|_| Mutex::new(FaultStreak::new()))
                 .collect(),
@@ -258,6 +261,22 @@ impl Cell {
                 );
             } else {
                 log::warn!("cell {}: {reason} ({value:#x})", self.name());
+            }
+        }
+    }
+
+    /// Logs a lifecycle event of the cell that its guest can cause at will (a SYSTEM_RESET loop),
+    /// through the same kind of token bucket as [`Cell::log_guest_fault`], so such a guest's share
+    /// of the console is bounded by time.
+    pub fn log_lifecycle(&self, what: core::fmt::Arguments<'_>, (now, frequency): (u64, u64)) {
+        if let Some(suppressed) = self.lifecycle_log.allow(now, frequency) {
+            if suppressed > 0 {
+                log::info!(
+                    "cell {}: {what}; {suppressed} similar events not shown",
+                    self.name()
+                );
+            } else {
+                log::info!("cell {}: {what}", self.name());
             }
         }
     }

@@ -156,12 +156,12 @@ fn hypercall<H: VcpuHardware + ?Sized>(
         }
         PsciAction::StopCaller => Next::Leave,
         PsciAction::CellOff => {
-            log::info!("cell {}: SYSTEM_OFF", cell.name());
+            cell.log_lifecycle(format_args!("SYSTEM_OFF"), hardware.counter());
             stop_cell(cell, AfterStop::Off, hardware);
             Next::Leave
         }
         PsciAction::CellReset => {
-            log::info!("cell {}: SYSTEM_RESET", cell.name());
+            cell.log_lifecycle(format_args!("SYSTEM_RESET"), hardware.counter());
             stop_cell(cell, AfterStop::Restart, hardware);
             Next::Leave
         }

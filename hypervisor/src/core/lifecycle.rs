@@ -239,7 +239,7 @@ pub fn complete_stop<M: VcpuHardware + ?Sized>(
     match after {
         AfterStop::Off => {
             if cell.finish(after, CellState::Off) {
-                log::info!("cell {}: stopped", cell.name());
+                cell.log_lifecycle(format_args!("stopped"), machine.counter());
             }
         }
         AfterStop::Restart | AfterStop::Start => {
@@ -256,7 +256,7 @@ pub fn complete_stop<M: VcpuHardware + ?Sized>(
                     }
                     cell.mark_started(machine.counter().0);
                     if cell.finish(after, CellState::Running) {
-                        log::info!("cell {}: {done}", cell.name());
+                        cell.log_lifecycle(format_args!("{done}"), machine.counter());
                     }
                 }
                 Err(error) => {

@@ -298,7 +298,11 @@ fn a_forwarded_access_the_device_aborts_is_an_abort_for_that_guest_only() {
     assert_eq!(step(fixture.runtime, &mut fixture.cpu0), Step::Ran);
 
     let injections = fixture.cpu0.injections();
-    assert_eq!(injections.len(), 2, "the load and the store each get an abort");
+    assert_eq!(
+        injections.len(),
+        2,
+        "the load and the store each get an abort"
+    );
     for (injection, write) in injections.iter().zip([false, true]) {
         let wnr = (injection.esr_el1 >> 6) & 1 == 1;
         assert_eq!(
