@@ -37,6 +37,8 @@ unsafe extern "C" {
     static __image_start: u8;
     static __image_end: u8;
     static __text_end: u8;
+    static __stacks_start: u8;
+    static __stacks_end: u8;
 }
 
 /// The SGI cellvisor uses to make another physical CPU re-check its state.
@@ -110,6 +112,12 @@ fn fatal(args: fmt::Arguments<'_>) -> ! {
 
 /// Called from the EL2 vectors for an exception taken at EL2 itself: a cellvisor bug.
 pub extern "C" fn hyp_fault(kind: u64, esr: u64, elr: u64, far: u64, spsr: u64) -> ! {
+    if kind == super::device::STACK_OVERFLOW {
+        halt_with_message(format_args!(
+            "cellvisor: EL2 stack overflow on cpu{} (into its guard page): ESR_EL2={esr:#x} ELR_EL2={elr:#x} FAR_EL2={far:#x}",
+            current_cpu()
+        ))
+    }
     halt_with_message(format_args!(
         "cellvisor: EL2 exception (vector {kind}) on cpu{}: ESR_EL2={esr:#x} ELR_EL2={elr:#x} FAR_EL2={far:#x} SPSR_EL2={spsr:#x}",
         current_cpu()
@@ -162,6 +170,18 @@ fn image_range() -> MemRange {
 fn text_range() -> MemRange {
     // SAFETY: linker-script symbols; only their addresses are taken.
     let (start, end) = unsafe { (symbol_address(&__image_start), symbol_address(&__text_end)) };
+    MemRange::new(start, end - start)
+}
+
+/// Every CPU's stack slot (guard, then stack; see image.ld).
+fn stack_slots() -> MemRange {
+    // SAFETY: linker-script symbols; only their addresses are taken.
+    let (start, end) = unsafe {
+        (
+            symbol_address(&__stacks_start),
+            symbol_address(&__stacks_end),
+        )
+    };
     MemRange::new(start, end - start)
 }
 
@@ -368,6 +388,7 @@ fn enable_mmu(board: &Board, platform: &Platform) {
         text: text_range(),
         ram: &platform.memory,
         devices: &devices,
+        stack_guards: stack_slots(),
     };
     // SAFETY: runs once on the boot CPU with the MMU off; the map covers cellvisor's memory
     // (image, stacks, heap, bundle, device tree), all RAM and the devices it drives.

@@ -12,6 +12,7 @@
 
 use core::arch::global_asm;
 
+use super::{STACK_SIZE, STACK_SLOT};
 use crate::core::hardware::DeviceAbort;
 use crate::dev::mmio::AccessWidth;
 use crate::mem::addr::PhysAddr;
@@ -104,6 +105,14 @@ cellvisor_device_aborted:
 
     .global cellvisor_el2_sync
 cellvisor_el2_sync:
+    // A fault with SP in the lower (guard) half of its stack slot is a stack overflow: nothing
+    // may be pushed. Test the half without a free register: x0 briefly holds SP, SP holds
+    // SP + x0 (Linux's kernel_ventry check).
+    add     sp, sp, x0
+    sub     x0, sp, x0                  // x0 = SP
+    tbz     x0, #{stack_bit}, 3f
+    sub     x0, sp, x0                  // x0 = x0
+    sub     sp, sp, x0                  // SP = SP
     stp     x9, x10, [sp, #-16]!
     mrs     x9, esr_el2
     lsr     x9, x9, #26
@@ -145,9 +154,25 @@ cellvisor_el2_sync:
     msr     elr_el2, x10
     ldp     x9, x10, [sp], #16
     eret
+3:  // Stack overflow: back to the top of this CPU's stack (the slot's end), report and halt.
+    and     x0, x0, #~({stack_slot} - 1)
+    add     x0, x0, #{stack_slot}
+    mov     sp, x0
+    mov     x0, #{stack_overflow}
+    mrs     x1, esr_el2
+    mrs     x2, elr_el2
+    mrs     x3, far_el2
+    mrs     x4, spsr_el2
+    bl      {hyp_fault}
 "#,
     hyp_fault = sym super::boot::hyp_fault,
+    stack_bit = const STACK_SIZE.trailing_zeros(),
+    stack_slot = const STACK_SLOT,
+    stack_overflow = const STACK_OVERFLOW,
 );
+
+/// The `kind` `hyp_fault` reports for an EL2 stack overflow (the vectors use 0-7).
+pub const STACK_OVERFLOW: u64 = 16;
 
 /// Reads the device register at `address`.
 ///

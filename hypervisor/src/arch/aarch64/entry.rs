@@ -5,7 +5,7 @@
 use core::arch::global_asm;
 use core::mem::offset_of;
 
-use super::{MAX_CPUS, STACK_SIZE};
+use super::{MAX_CPUS, STACK_SLOT};
 use crate::core::hardware::GuestRegs;
 
 /// Why `enter_guest` returned: which EL2 vector the guest's exception arrived on.
@@ -57,10 +57,10 @@ cellvisor_primary_entry:
     b.hs    2f
     stp     xzr, xzr, [x1], #16
     b       1b
-2:  // Stack of CPU 0: the top of the first stack.
+2:  // Stack of CPU 0: the top of the first slot (its guard is the slot's lower half).
     adrp    x1, __stacks_start
     add     x1, x1, :lo12:__stacks_start
-    add     sp, x1, #{stack_size}
+    add     sp, x1, #{stack_slot}
     cmp     x20, #2
     b.ne    3f
     adrp    x1, cellvisor_el2_vectors
@@ -79,7 +79,7 @@ cellvisor_secondary_entry:
     mov     x19, x0
     adrp    x1, __stacks_start
     add     x1, x1, :lo12:__stacks_start
-    mov     x2, #{stack_size}
+    mov     x2, #{stack_slot}
     madd    x1, x0, x2, x1
     add     sp, x1, x2
     adrp    x1, cellvisor_el2_vectors
@@ -93,7 +93,7 @@ cellvisor_secondary_entry:
 "#,
     primary_main = sym super::boot::primary_main,
     secondary_main = sym super::boot::secondary_main,
-    stack_size = const STACK_SIZE,
+    stack_slot = const STACK_SLOT,
 );
 
 // EL2 vectors. Exceptions taken from EL2 itself are hypervisor faults; exceptions from EL1/EL0
@@ -245,7 +245,9 @@ const _: () = assert!(offset_of!(GuestRegs, elr) == 31 * 8);
 /// Bytes `enter_guest` keeps on the EL2 stack while the guest runs: x19-x30 (96 bytes), then the
 /// fast-path context pointer, padded to keep the stack 16-byte aligned.
 const ENTER_FRAME: usize = 112;
-const _: () = assert!(MAX_CPUS * STACK_SIZE <= 0x80000);
+const _: () = assert!(MAX_CPUS * STACK_SLOT <= 0x100000);
+// `add sp, x1, #imm`: the slot fits an add immediate (shifted by 12).
+const _: () = assert!(STACK_SLOT.is_multiple_of(0x1000) && STACK_SLOT >> 12 < 0x1000);
 
 unsafe extern "C" {
     /// Where secondary CPUs start (PSCI CPU_ON entry point), context id = CPU index.

@@ -109,6 +109,8 @@ pub struct El2Layout<'a> {
     pub ram: &'a [MemRange],
     /// Device register frames cellvisor drives.
     pub devices: &'a [MemRange],
+    /// The stack guards (the lower half of each CPU's stack slot), left unmapped.
+    pub stack_guards: MemRange,
 }
 
 fn region(range: &MemRange) -> MemoryRegion {
@@ -130,6 +132,14 @@ pub unsafe fn enable_boot_cpu(layout: &El2Layout<'_>) -> Result<(), MapError> {
     map.map_range(&region(&layout.text), NORMAL | El23Attributes::READ_ONLY)?;
     for device in layout.devices {
         map.map_range(&region(device), DEVICE)?;
+    }
+    // Invalid entries (no VALID bit): a push below a stack faults in its guard.
+    let slots = layout.stack_guards;
+    let mut guard = slots.base;
+    while guard < slots.end().unwrap_or(guard) {
+        let range = MemRange::new(guard, super::STACK_SIZE as u64);
+        map.map_range(&region(&range), El23Attributes::empty())?;
+        guard += super::STACK_SLOT as u64;
     }
     let root = map.root_address().0 as u64;
     ROOT.store(root, Ordering::Release);

@@ -22,6 +22,10 @@ pub mod traps;
 
 /// Size of each physical CPU's EL2 stack (keep in sync with image.ld).
 pub const STACK_SIZE: usize = 0x10000;
+/// Each CPU's stack slot: an unmapped guard of [`STACK_SIZE`] below its stack (keep in sync with
+/// image.ld). A power of two, so an address's half of its slot is one bit.
+pub const STACK_SLOT: usize = 2 * STACK_SIZE;
+const _: () = assert!(STACK_SIZE.is_power_of_two());
 /// Physical CPUs cellvisor can drive (keep in sync with image.ld).
 pub const MAX_CPUS: usize = 8;
 /// Size of the EL2 heap (keep in sync with image.ld).
