@@ -395,6 +395,16 @@ fn bogus_vector_base_and_stack_loops_stop_only_the_attacker() {
 }
 
 #[test]
+#[ignore = "boots QEMU: run through cargo xtask test"]
+fn a_physical_timer_left_firing_storms_only_the_attackers_cpu() {
+    let machine = run_attacks(&["timer-storm"]);
+    // The figure is reported, not judged: how many interrupts the storm made the attacker take.
+    for line in lines_with(&machine, &format!("{ATTACK}timer-storm: ")) {
+        println!("{line}");
+    }
+}
+
+#[test]
 fn heartbeat_numbers_parse() {
     assert_eq!(
         beat_number("[corporate] test-guest: heartbeat 12/1000000"),

@@ -21,6 +21,7 @@ mod memory;
 mod mmio;
 mod power;
 mod registers;
+mod storms;
 
 use crate::psci;
 use cellvisor_guest_support::println;
@@ -34,6 +35,7 @@ use mmio::{mmio_no_syndrome, uart};
 use power::{psci_cpu_on, psci_race_secondary, system_off_from_vcpu1, system_reset};
 use probe::install_vectors;
 use registers::{sysregs, timer};
+use storms::timer_storm;
 
 /// Prefix of every attack line.
 const PREFIX: &str = "test-guest: attack ";
@@ -44,7 +46,7 @@ const JOB_BOGUS_VBAR: u64 = 2;
 const JOB_SYSTEM_OFF: u64 = 3;
 
 /// The attacks `name=` may list, in the order they run.
-const ATTACKS: [&str; 18] = [
+const ATTACKS: [&str; 19] = [
     "foreign-ram",
     "gic-distributor",
     "gic-redistributors",
@@ -56,6 +58,7 @@ const ATTACKS: [&str; 18] = [
     "timer",
     "gic-sgi",
     "wfi-storm",
+    "timer-storm",
     "hvc-flood",
     "fault-flood",
     "system-reset",
@@ -173,6 +176,7 @@ fn run_one(attack: &str) -> Verdict {
         "timer" => timer(),
         "gic-sgi" => gic_sgi(),
         "wfi-storm" => wfi_storm(),
+        "timer-storm" => timer_storm(),
         "hvc-flood" => hvc_flood(),
         "fault-flood" => fault_flood(),
         "system-reset" => system_reset(),
