@@ -1,9 +1,11 @@
 //! The test guest: a bare-metal EL1 program that checks what cellvisor gives a cell (console,
 //! PSCI, SMP, isolation) and reports each result as one console line (see `lines`).
 //!
-//! Linked at the cell's RAM base (0x4000_0000) and entered at its first byte at EL1h with MMU and
-//! caches off and x0 = the cell's device tree, whose `/chosen/bootargs` selects what to run (see
-//! `options`). Without cellvisor it runs on plain QEMU, PSCI then answered by QEMU itself:
+//! Loaded at the start of the cell's RAM (0x4000_0000 in the remapped test cells, the physical
+//! base in an identity-mapped one) and entered at its first byte at EL1h with MMU and caches off
+//! and x0 = the cell's device tree, whose `/chosen/bootargs` selects what to run (see `options`).
+//! It is linked at 0x4000_0000 as a position-independent executable and relocates itself at entry
+//! (build.rs). Without cellvisor it runs on plain QEMU, PSCI then answered by QEMU itself:
 //! `qemu-system-aarch64 -M virt,gic-version=3 -cpu max -smp 2 -m 64M -nographic -kernel <ELF>`.
 //! There QEMU passes no device tree (x0 = 0) to an ELF loaded at the RAM base, so the bootargs are
 //! empty, and it does not check CPU_ON entry points, so the INVALID_ADDRESS check fails.
@@ -24,9 +26,7 @@ use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use exception::{Access, DFSC_SYNC_EXTERNAL_ABORT, EC_DATA_ABORT_SAME_EL};
 use options::{Mode, Options};
 
-/// Guest-physical base of a cell's RAM (also plain QEMU `virt`'s RAM base).
-const RAM_BASE: u64 = 0x4000_0000;
-/// RAM a test cell has (plain QEMU: `-m 64M`).
+/// RAM a test cell has (plain QEMU: `-m 64M`), from where the image was loaded.
 const RAM_SIZE: u64 = 64 * 1024 * 1024;
 /// Physical base of the corporate cell's RAM: no cell maps this guest-physical address.
 const OTHER_CELL_RAM: u64 = 0x9000_0000;
@@ -47,8 +47,15 @@ static VCPUS_ONLINE: AtomicU32 = AtomicU32::new(1);
 static RELEASE_SECONDARY: AtomicBool = AtomicBool::new(false);
 
 unsafe extern "C" {
+    /// The image's first byte: the start of the cell's RAM; from the linker script.
+    static __image_start: u8;
     /// End of everything the guest uses (image, .bss, stacks); from the linker script.
     static __image_end: u8;
+}
+
+/// Guest-physical base of the cell's RAM, where the image runs (plain QEMU `virt`: 0x4000_0000).
+fn ram_base() -> u64 {
+    (&raw const __image_start) as u64
 }
 
 /// vCPU 0's Rust entry, with x0 as the cell was entered.
@@ -110,7 +117,7 @@ fn mpidr() -> u64 {
 /// `/chosen/bootargs` of the device tree at `address`, which must lie in RAM after the image.
 fn bootargs(address: u64) -> Option<&'static str> {
     let image_end = (&raw const __image_end) as u64;
-    let ram_end = RAM_BASE + RAM_SIZE;
+    let ram_end = ram_base() + RAM_SIZE;
     if address == 0 {
         println!("{} (x0=0x0)", lines::NO_DEVICE_TREE);
         return None;
@@ -224,7 +231,7 @@ fn check_isolation() {
     let probes = [
         (OTHER_CELL_RAM, Access::Read),
         (OTHER_CELL_RAM, Access::Write),
-        (RAM_BASE + RAM_SIZE, Access::Read),
+        (ram_base() + RAM_SIZE, Access::Read),
     ];
     let mut ok = true;
     for (address, access) in probes {
