@@ -53,9 +53,9 @@ impl Artifacts {
 }
 
 /// Layouts whose cells own QEMU's virtio devices (boards/qemu-virt: `virtio-disk` in slot 31 for
-/// corporate, `virtio-net` in slot 30 for personal): [`QemuConfig::new`] attaches the devices for
-/// them.
-pub const PASSTHROUGH_LAYOUTS: &[&str] = &["linux"];
+/// corporate, `virtio-net` in slot 30 for personal in `linux`; `virtio-disk` for the test guest in
+/// `test-guest-disk`): [`QemuConfig::new`] attaches the devices for them.
+pub const PASSTHROUGH_LAYOUTS: &[&str] = &["linux", "test-guest-disk"];
 
 /// File name of the corporate cell's disk image in the output directory (`cargo xtask build`
 /// makes it: 64 MiB, ext2).

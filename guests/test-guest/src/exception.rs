@@ -1,5 +1,6 @@
 //! Exceptions: the data aborts the isolation probes expect are recorded and skipped, the IRQs of
-//! `test=sgis` go to its handler; anything else is reported and powers the cell off.
+//! `test=sgis` and `test=spis` go to their handlers; anything else is reported and powers the cell
+//! off.
 
 use crate::entry::ExceptionFrame;
 use crate::lines;
@@ -115,7 +116,7 @@ fn far_el1() -> u64 {
 
 /// Called by the vector table with the saved registers and the vector number (0..15).
 pub extern "C" fn handle(frame: &mut ExceptionFrame, vector: u64) {
-    if vector == CURRENT_EL_SPX_IRQ && crate::sgis::handle_irq() {
+    if vector == CURRENT_EL_SPX_IRQ && (crate::sgis::handle_irq() || crate::spis::handle_irq()) {
         return;
     }
     let esr = esr_el1();

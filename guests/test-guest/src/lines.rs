@@ -33,6 +33,15 @@ pub const HEARTBEAT: &str = "test-guest: heartbeat ";
 pub const SGI_SPIN: &str = "test-guest: sgi-spin ";
 /// `test-guest: sgi-wfi 10000/10000 in 905 ms`: the same with vCPU 1 waiting in WFI between SGIs.
 pub const SGI_WFI: &str = "test-guest: sgi-wfi ";
+/// `test-guest: spi disk virtio-mmio version 1 at 0xa003e00, INTID 79 (Edge), 131072 sectors`:
+/// the passed-through disk `test=spis` found in its device tree and set up.
+pub const SPI_DISK: &str = "test-guest: spi disk ";
+/// `test-guest: spi-spin 10000/10000 in 4321 ms`: disk SPIs a spinning vCPU 1 took, of the read
+/// requests submitted (`test=spis`).
+pub const SPI_SPIN: &str = "test-guest: spi-spin ";
+/// `test-guest: spi-wfi 10000/10000 in 4321 ms`: the same with vCPU 1 waiting in WFI between
+/// requests.
+pub const SPI_WFI: &str = "test-guest: spi-wfi ";
 /// `test-guest: skipped invalid-address`: a check left out by `skip=`.
 pub const SKIPPED: &str = "test-guest: skipped ";
 /// The last line before PSCI SYSTEM_OFF.

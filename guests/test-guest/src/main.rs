@@ -1,5 +1,8 @@
 //! The test guest: a bare-metal EL1 program that checks what cellvisor gives a cell (console,
-//! PSCI, SMP, isolation) and reports each result as one console line (see `lines`).
+//! PSCI, SMP, isolation; `test=all`), prints heartbeats (`test=heartbeat`), proves that no
+//! interrupt is lost to a spinning or an idle vCPU (`test=sgis`: a sibling's SGIs, `sgis`;
+//! `test=spis`: a passed-through virtio-blk disk's SPIs, `spis` and `virtio_blk`), or runs the
+//! hostile-guest attacks (`attack`), and reports each result as one console line (see `lines`).
 //!
 //! Loaded at the start of the cell's RAM (0x4000_0000 in the remapped test cells, the physical
 //! base in an identity-mapped one) and entered at its first byte at EL1h with MMU and caches off
@@ -15,11 +18,14 @@
 mod attack;
 mod entry;
 mod exception;
+mod gic;
 mod lines;
 mod options;
 mod psci;
 mod sgis;
+mod spis;
 mod timer;
+mod virtio_blk;
 
 use cellvisor_guest_support::{fdt, println};
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -61,7 +67,8 @@ fn ram_base() -> u64 {
 /// vCPU 0's Rust entry, with x0 as the cell was entered.
 extern "C" fn primary_main(device_tree: u64) -> ! {
     println!("{} (mpidr {:#x})", lines::HELLO, mpidr());
-    let bootargs = bootargs(device_tree).unwrap_or("");
+    let device_tree = device_tree_at(device_tree);
+    let bootargs = device_tree.and_then(fdt::chosen_bootargs).unwrap_or("");
     println!("{}\"{bootargs}\"", lines::BOOTARGS);
     if let Some(attacks) = attack::requested(bootargs) {
         attack::run(attacks);
@@ -82,6 +89,7 @@ extern "C" fn primary_main(device_tree: u64) -> ! {
         }
         Mode::Heartbeat => heartbeat(&options),
         Mode::Sgis => sgis::run(),
+        Mode::Spis => spis::run(device_tree),
     }
     println!("{}", lines::DONE);
     psci::system_off()
@@ -91,6 +99,7 @@ extern "C" fn primary_main(device_tree: u64) -> ! {
 extern "C" fn secondary_main(context_id: u64, index: u64) -> ! {
     attack::secondary(context_id);
     sgis::secondary(context_id, index);
+    spis::secondary(context_id, index);
     if index == 1 && context_id == CONTEXT_ID {
         println!("{}", lines::VCPU1_ONLINE);
     } else {
@@ -114,8 +123,8 @@ fn mpidr() -> u64 {
     value
 }
 
-/// `/chosen/bootargs` of the device tree at `address`, which must lie in RAM after the image.
-fn bootargs(address: u64) -> Option<&'static str> {
+/// The device tree at `address`, which must lie in RAM after the image.
+fn device_tree_at(address: u64) -> Option<&'static [u8]> {
     let image_end = (&raw const __image_end) as u64;
     let ram_end = ram_base() + RAM_SIZE;
     if address == 0 {
@@ -138,8 +147,7 @@ fn bootargs(address: u64) -> Option<&'static str> {
         return None;
     };
     // SAFETY: as above, and `size` bytes fit before the end of RAM.
-    let blob = unsafe { core::slice::from_raw_parts(address as *const u8, size) };
-    fdt::chosen_bootargs(blob)
+    Some(unsafe { core::slice::from_raw_parts(address as *const u8, size) })
 }
 
 fn check_psci_version() {

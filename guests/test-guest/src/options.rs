@@ -1,4 +1,5 @@
-//! Test options from `/chosen/bootargs`: `test=all|heartbeat|sgis beats=N period_ms=N skip=a,b`.
+//! Test options from `/chosen/bootargs`:
+//! `test=all|heartbeat|sgis|spis beats=N period_ms=N skip=a,b`.
 #![forbid(unsafe_code)]
 
 /// What the guest does after saying hello.
@@ -10,6 +11,9 @@ pub enum Mode {
     Heartbeat,
     /// `test=sgis`: SGIs to a spinning, then to an idle vCPU 1, each counted (see `sgis`).
     Sgis,
+    /// `test=spis`: a passed-through disk's SPIs to a spinning, then to an idle vCPU 1, one per
+    /// read request, each counted (see `spis`).
+    Spis,
 }
 
 /// Parsed options.
@@ -38,6 +42,7 @@ impl<'a> Options<'a> {
                 Some(("test", "all")) => options.mode = Mode::All,
                 Some(("test", "heartbeat")) => options.mode = Mode::Heartbeat,
                 Some(("test", "sgis")) => options.mode = Mode::Sgis,
+                Some(("test", "spis")) => options.mode = Mode::Spis,
                 Some(("beats", number)) => match number.parse() {
                     Ok(beats) => options.beats = beats,
                     Err(_) => unknown(word),
