@@ -155,6 +155,8 @@ pub(super) struct State {
     /// Per CPU: inside `enter` (its guest runs).
     pub(super) running: Vec<bool>,
     pub(super) device_registers: BTreeMap<u64, u64>,
+    /// Per (CPU, virtual INTID): how often that CPU's guest completed it.
+    pub(super) completed: BTreeMap<(usize, u32), u32>,
 }
 
 /// What the CPUs of one [`FakeBoard`] share.
@@ -181,6 +183,7 @@ impl FakeBoard {
                     events: Vec::new(),
                     running: vec![false; cpu_count],
                     device_registers: BTreeMap::new(),
+                    completed: BTreeMap::new(),
                 }),
                 changed: Condvar::new(),
                 counter: AtomicU64::new(0),
@@ -271,6 +274,15 @@ impl FakeBoard {
     /// A device raises physical interrupt `intid` (an SGI/PPI of `cpu`, or an SPI).
     pub fn raise(&self, cpu: usize, intid: u32) {
         self.update(|state| state.gic.raise(cpu, intid));
+    }
+
+    /// How often the guest on CPU `cpu` completed virtual interrupt `intid` so far.
+    pub fn completions(&self, cpu: usize, intid: u32) -> u32 {
+        self.lock()
+            .completed
+            .get(&(cpu, intid))
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Sets the value a passthrough device register reads as.
