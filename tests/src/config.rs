@@ -59,9 +59,9 @@ impl Artifacts {
 }
 
 /// Layouts whose cells own QEMU's virtio devices (boards/qemu-virt: `virtio-disk` in slot 31 for
-/// corporate, `virtio-net` in slot 30 for personal): [`QemuConfig::new`] attaches the devices for
-/// them.
-pub const PASSTHROUGH_LAYOUTS: &[&str] = &["linux"];
+/// corporate, `virtio-net` in slot 30 for personal in `linux`; `virtio-disk` for the test guest in
+/// `test-guest-disk`): [`QemuConfig::new`] attaches the devices for them.
+pub const PASSTHROUGH_LAYOUTS: &[&str] = &["linux", "test-guest-disk"];
 
 /// The kernel variant that is Debian's newest cloud kernel for the host's release (bookworm-backports'
 /// 6.12 on bookworm; xtask/src/debian.rs pins it). Besides each layout's bundle, `cargo xtask build`

@@ -5,6 +5,11 @@
 //! (`QemuConfig::passthrough_devices`), the disk as a snapshot of `corporate-disk.img`, so writes
 //! live as long as the QEMU run and the image stays as built.
 //!
+//! The SPI tests boot `test-guest-disk` (the same disk given to one identity-mapped test-guest cell,
+//! `disk`, whose bootargs are `test=spis`): 10,000 one-sector reads per mode, each completion's SPI
+//! taken by vCPU 1 while it spins and then while it idles in WFI, over the legacy virtio-mmio
+//! transport QEMU presents by default and over the modern one.
+//!
 //! The last test boots `invalid-dma-remapped`, which gives the DMA-capable disk to a cell at a
 //! remapped guest address: boot must refuse it with one `cellvisor: fatal:` line naming the DMA rule.
 
@@ -28,6 +33,24 @@ const NET_UP: &str = "cellvisor-net: eth0 10.0.2.15";
 
 /// The name /proc/interrupts shows for a virtio-mmio transport's interrupt.
 const VIRTIO_IRQ_NAME: &str = "virtio0";
+
+/// The layout whose one test-guest cell owns the disk and runs `test=spis`, and that cell.
+const SPI_LAYOUT: &str = "test-guest-disk";
+const DISK_CELL: &str = "disk";
+/// For `test=spis`: its 20,000 round trips each need the device and both of the cell's vCPU threads
+/// scheduled, which on a loaded host can take milliseconds apiece.
+const SPI_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Texts the test guest prints in `test=spis` (guests/test-guest/src/lines.rs).
+mod guest {
+    pub const SPI_DISK: &str = "test-guest: spi disk virtio-mmio version ";
+    pub const SPI_SPIN: &str = "test-guest: spi-spin ";
+    pub const SPI_WFI: &str = "test-guest: spi-wfi ";
+    /// Read requests `test=spis` submits per mode (guests/test-guest/src/spis.rs `ROUNDS`).
+    pub const SPI_ROUNDS: u32 = 10_000;
+    pub const DONE: &str = "test-guest: done, powering off";
+    pub const FAIL: &str = "test-guest: FAIL";
+}
 
 fn fail(error: HarnessError) -> ! {
     panic!("{error}")
@@ -227,6 +250,68 @@ fn passthrough_interrupt_counts_rise() {
         "personal's network interrupt count rose ({net_before} -> {net_after}):\n{after}"
     );
     assert_no_disasters(&machine);
+}
+
+/// Boots `test-guest-disk` with `config` and checks that `test=spis` found the disk on a
+/// virtio-mmio transport of `version` and that every read's SPI reached vCPU 1 in both modes.
+fn spis_reach_a_spinning_and_an_idle_vcpu(config: &QemuConfig, version: u32) {
+    assert!(config.passthrough_devices, "the harness attaches the disk");
+    let mut machine = Machine::boot(&artifacts(), config)
+        .unwrap_or_else(|error| panic!("cannot boot QEMU: {error}"));
+    wait(&mut machine, DISK_CELL, guest::DONE, 0, SPI_TIMEOUT);
+    let prefix = format!("[{DISK_CELL}] ");
+    let transcript = machine.transcript();
+    let lines: Vec<&str> = transcript
+        .lines()
+        .filter_map(|line| {
+            line.find(&prefix)
+                .map(|start| &line[start + prefix.len()..])
+        })
+        .collect();
+    let expected = format!("{}{version} ", guest::SPI_DISK);
+    assert!(
+        lines.iter().any(|line| line.starts_with(&expected)),
+        "no {expected:?} from {DISK_CELL}; its lines:\n{}",
+        lines.join("\n")
+    );
+    for mode in [guest::SPI_SPIN, guest::SPI_WFI] {
+        let expected = format!("{mode}{}/{} in ", guest::SPI_ROUNDS, guest::SPI_ROUNDS);
+        assert!(
+            lines.iter().any(|line| line.starts_with(&expected)),
+            "no {expected:?} from {DISK_CELL}; its lines:\n{}",
+            lines.join("\n")
+        );
+    }
+    let failures: Vec<&str> = lines
+        .iter()
+        .copied()
+        .filter(|line| line.contains(guest::FAIL))
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "the guest reported failures:\n{failures:#?}"
+    );
+    assert_no_disasters(&machine);
+}
+
+#[test]
+#[ignore = "boots QEMU: run through cargo xtask test"]
+fn spis_from_a_passthrough_disk_reach_a_spinning_and_an_idle_vcpu() {
+    // QEMU's virtio-mmio transports are legacy (version 1) unless told otherwise.
+    spis_reach_a_spinning_and_an_idle_vcpu(&QemuConfig::new(SPI_LAYOUT), 1);
+}
+
+#[test]
+#[ignore = "boots QEMU: run through cargo xtask test"]
+fn spis_from_a_modern_virtio_mmio_disk_reach_a_spinning_and_an_idle_vcpu() {
+    let config = QemuConfig {
+        extra_args: vec![
+            "-global".to_owned(),
+            "virtio-mmio.force-legacy=false".to_owned(),
+        ],
+        ..QemuConfig::new(SPI_LAYOUT)
+    };
+    spis_reach_a_spinning_and_an_idle_vcpu(&config, 2);
 }
 
 #[test]

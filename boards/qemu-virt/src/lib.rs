@@ -101,6 +101,28 @@ pub const TEST_GUEST_CELLS: Layout = Layout {
     ],
 };
 
+/// `test-guest-disk`: one Rust test-guest cell that owns QEMU's virtio-blk disk ([`VIRTIO_DISK`]),
+/// for `test=spis` (its bootargs): the disk's SPI reaches the guest as cellvisor forwards it. The
+/// disk is DMA-capable and there is no IOMMU, so the cell's 64 MiB are identity-mapped (guest
+/// physical = physical, as the DMA rule requires): the test guest, linked at [`TEST_GUEST_BASE`]
+/// where cellvisor itself lives, relocates itself to 0x6000_0000 at entry.
+pub const TEST_GUEST_DISK_CELLS: Layout = Layout {
+    name: "test-guest-disk",
+    cells: &[CellConfig {
+        name: "disk",
+        cpus: &[0, 1],
+        memory: &[CellMemory {
+            physical: MemRange::new(0x6000_0000, 64 * MIB),
+            placement: GuestPlacement::Identity,
+        }],
+        devices: &["virtio-disk"],
+        kernel: "test-guest",
+        initrd: None,
+        bootargs: "test=spis",
+        policy: CellPolicy::ALL,
+    }],
+};
+
 /// `bench`: one cell running the Rust bench guest (guests/bench-guest) on CPUs 0-1 with 64 MiB at
 /// [`TEST_GUEST_BASE`], for `cargo xtask bench`.
 pub const BENCH_CELLS: Layout = Layout {
@@ -168,6 +190,7 @@ pub const BOARD: Board = Board {
     layouts: &[
         LINUX_CELLS,
         TEST_GUEST_CELLS,
+        TEST_GUEST_DISK_CELLS,
         BENCH_CELLS,
         LINUX_PERSONAL_CELLS,
         INVALID_DMA_REMAPPED,

@@ -439,8 +439,8 @@ impl FuzzTarget for Vgic {
                     let Some(lrs) = lrs.get_mut(vcpu) else {
                         let mut spare = FakeListRegisters::new(scenario.implemented_list_registers);
                         ensure!(
-                            vgic.sync(vcpu, &mut spare).is_err(),
-                            "step {index}: sync of missing vCPU {vcpu}"
+                            vgic.sync(vcpu, &mut spare).is_empty(),
+                            "step {index}: sync of missing vCPU {vcpu} names vCPUs"
                         );
                         ensure!(
                             vgic.flush(vcpu, &mut spare).is_err(),
@@ -448,10 +448,17 @@ impl FuzzTarget for Vgic {
                         );
                         continue;
                     };
-                    vgic.sync(vcpu, lrs)
-                        .map_err(|error| format!("step {index}: sync: {error:?}"))?;
-                    vgic.flush(vcpu, lrs)
+                    let synced = vgic.sync(vcpu, lrs);
+                    let flushed = vgic
+                        .flush(vcpu, lrs)
                         .map_err(|error| format!("step {index}: flush: {error:?}"))?;
+                    // The vCPUs a sync names to kick are other vCPUs of this cell.
+                    for other in synced.union(flushed.kick).iter() {
+                        ensure!(
+                            other < vcpus && other != vcpu,
+                            "step {index}: vCPU {vcpu}'s sync names vCPU {other} of {vcpus}"
+                        );
+                    }
                     if let Some(misuse) = &lrs.misuse {
                         return Err(format!("step {index}: {misuse}"));
                     }

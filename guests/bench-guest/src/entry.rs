@@ -13,6 +13,7 @@ cellvisor_guest_support::guest_entry! {
     max_vcpus: MAX_VCPUS,
     stack_size: STACK_SIZE,
     counter_at_entry: true,
+    relocate: false,
     primary_main: crate::primary_main,
     secondary_main: crate::secondary_main,
     exception_handler: crate::exception::handle,

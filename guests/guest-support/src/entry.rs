@@ -9,6 +9,8 @@ use core::mem::{offset_of, size_of};
 pub const SCTLR_EL1_VALUE: u64 = 0x30D0_0800;
 /// CPACR_EL1.FPEN = 0b11: FP/SIMD does not trap at EL1/EL0 (the guests are hard-float).
 pub const CPACR_EL1_FPEN: u64 = 0b11 << 20;
+/// ELF relocation type `R_AARCH64_RELATIVE`: store load offset + addend at the offset.
+pub const R_AARCH64_RELATIVE: u32 = 1027;
 
 /// `VCPUS` stacks of `SIZE` bytes each, 16-aligned; the type of the `STACKS` static that
 /// [`guest_entry!`](crate::guest_entry) places in the NOLOAD `.stacks` section.
@@ -61,6 +63,7 @@ unsafe extern "C" {
 ///     max_vcpus: MAX_VCPUS,         // a vCPU with a higher MPIDR_EL1.Aff0 parks itself
 ///     stack_size: STACK_SIZE,       // bytes per vCPU (the linker script reserves VCPUS * SIZE)
 ///     counter_at_entry: false,      // see below
+///     relocate: false,              // see below
 ///     primary_main: crate::primary_main,
 ///     secondary_main: crate::secondary_main,
 ///     exception_handler: crate::exception::handle,
@@ -79,12 +82,20 @@ unsafe extern "C" {
 /// instruction and passed to `primary_main` as its second argument, and at each vector's first
 /// instructions (exception entry is context-synchronising, so no ISB is needed) and passed to the
 /// handler as its third argument.
+///
+/// With `relocate: true` the guest is a position-independent executable: vCPU 0 applies its
+/// `R_AARCH64_RELATIVE` relocations (`__rela_start`..`__rela_end`, offsets and addends relative to
+/// the absolute symbol `__link_base`, all from the linker script) for the address `_start` really
+/// runs at, before it zeroes `.bss` and before any Rust code runs. Any other relocation type parks
+/// the vCPU (the guest's pointers would be wrong). With `relocate: false` the guest must be entered
+/// where it is linked.
 #[macro_export]
 macro_rules! guest_entry {
     (
         max_vcpus: $max_vcpus:expr,
         stack_size: $stack_size:expr,
         counter_at_entry: $counter_at_entry:expr,
+        relocate: $relocate:expr,
         primary_main: $primary_main:path,
         secondary_main: $secondary_main:path,
         exception_handler: $handler:path $(,)?
@@ -96,9 +107,9 @@ macro_rules! guest_entry {
 
         // Register use: x19 keeps the boot argument (x0: device tree or CPU_ON context id) and,
         // with the counter at entry, x20 the counter value read at the first instruction, across
-        // `cpu_setup`; `cpu_setup` returns the vCPU index in x0 and clobbers x1, x2. In the vector
-        // path x3/x4 are the scratch registers, so that x2 (the counter, if read) reaches the
-        // handler.
+        // `cpu_setup`; `cpu_setup` returns the vCPU index in x0 and clobbers x1, x2; the relocation
+        // loop uses x1-x6. In the vector path x3/x4 are the scratch registers, so that x2 (the
+        // counter, if read) reaches the handler.
         ::core::arch::global_asm!(
             r#"
     .section .text.entry, "ax"
@@ -110,6 +121,25 @@ _start:
     mov     x19, x0
     bl      cpu_setup
     cbnz    x0, park                    // only vCPU 0 boots through _start
+.if {relocate}
+    adr     x1, _start
+    ldr     x2, =__link_base            // absolute: the linker resolves it, no relocation
+    sub     x1, x1, x2                  // x1 = load address - link address
+    adrp    x2, __rela_start
+    add     x2, x2, :lo12:__rela_start
+    adrp    x3, __rela_end
+    add     x3, x3, :lo12:__rela_end
+3:  cmp     x2, x3                      // each Elf64_Rela: r_offset, r_info, r_addend
+    b.hs    4f
+    ldp     x4, x5, [x2], #16
+    ldr     x6, [x2], #8
+    cmp     w5, #{r_aarch64_relative}   // type in r_info's low half, no symbol
+    b.ne    park
+    add     x6, x6, x1                  // the pointer, for the load address
+    str     x6, [x4, x1]                // at r_offset, for the load address
+    b       3b
+4:
+.endif
     adrp    x1, __bss_start
     add     x1, x1, :lo12:__bss_start
     adrp    x2, __bss_end
@@ -271,6 +301,8 @@ exception_common:
             max_vcpus = const $max_vcpus,
             stack_size = const $stack_size,
             counter_at_entry = const $counter_at_entry as u8,
+            relocate = const $relocate as u8,
+            r_aarch64_relative = const $crate::entry::R_AARCH64_RELATIVE,
             sctlr = const $crate::entry::SCTLR_EL1_VALUE,
             cpacr = const $crate::entry::CPACR_EL1_FPEN,
             frame_size = const ::core::mem::size_of::<$crate::entry::ExceptionFrame>(),

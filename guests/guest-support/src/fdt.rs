@@ -1,4 +1,5 @@
-//! Just enough of a flattened device tree reader to find `/chosen/bootargs`.
+//! Just enough of a flattened device tree reader to find `/chosen/bootargs` and the devices under
+//! the root node by `compatible` (their first `reg` entry and first `interrupts` specifier).
 #![forbid(unsafe_code)]
 
 const FDT_MAGIC: u32 = 0xD00D_FEED;
@@ -30,44 +31,132 @@ pub fn total_size(header: &[u8]) -> Option<usize> {
     usize::try_from(be32(header, 4)?).ok()
 }
 
-/// The `bootargs` property of the `/chosen` node, if the blob has one.
-pub fn chosen_bootargs(blob: &[u8]) -> Option<&str> {
+/// One token of the structure block, as [`walk`] hands it over.
+enum Token<'a> {
+    /// A node starts; the root node is depth 1, its children depth 2.
+    Begin { name: &'a str, depth: usize },
+    /// A property of the innermost open node, which is at `depth`.
+    Property {
+        name: &'a str,
+        value: &'a [u8],
+        depth: usize,
+    },
+    /// The node at `depth` ends.
+    End { depth: usize },
+}
+
+/// Walks the structure block, handing every token to `visit` until it returns `Some`.
+fn walk<'a, T>(blob: &'a [u8], mut visit: impl FnMut(Token<'a>) -> Option<T>) -> Option<T> {
     total_size(blob)?;
     let structure = usize::try_from(be32(blob, 8)?).ok()?;
     let strings = usize::try_from(be32(blob, 12)?).ok()?;
     let mut offset = structure;
     let mut depth = 0usize;
-    let mut in_chosen = false;
     // Every token moves `offset` forward by at least 4 and reads are bounds-checked, so this ends.
     loop {
         let token = be32(blob, offset)?;
         offset += 4;
-        match token {
+        let found = match token {
             FDT_BEGIN_NODE => {
                 let name = c_str(blob.get(offset..)?)?;
                 offset = align4(offset + name.len() + 1)?;
                 depth += 1;
-                // The root node is depth 1, its children depth 2.
-                in_chosen = depth == 2 && name == "chosen";
+                visit(Token::Begin { name, depth })
             }
             FDT_END_NODE => {
-                if in_chosen {
-                    return None;
-                }
+                let found = visit(Token::End { depth });
                 depth = depth.checked_sub(1)?;
+                found
             }
             FDT_PROP => {
                 let length = usize::try_from(be32(blob, offset)?).ok()?;
                 let name_offset = usize::try_from(be32(blob, offset + 4)?).ok()?;
                 let value = blob.get(offset + 8..offset.checked_add(8 + length)?)?;
                 offset = align4(offset + 8 + length)?;
-                if in_chosen && c_str(blob.get(strings.checked_add(name_offset)?..)?)? == "bootargs"
-                {
-                    return c_str(value);
-                }
+                let name = c_str(blob.get(strings.checked_add(name_offset)?..)?)?;
+                visit(Token::Property { name, value, depth })
             }
-            FDT_NOP => {}
+            FDT_NOP => None,
             _ => return None,
+        };
+        if found.is_some() {
+            return found;
         }
     }
+}
+
+/// The `bootargs` property of the `/chosen` node, if the blob has one.
+pub fn chosen_bootargs(blob: &[u8]) -> Option<&str> {
+    let mut in_chosen = false;
+    walk(blob, |token| match token {
+        Token::Begin { name, depth } => {
+            in_chosen = depth == 2 && name == "chosen";
+            None
+        }
+        Token::Property {
+            name: "bootargs",
+            value,
+            depth: 2,
+        } if in_chosen => c_str(value),
+        Token::Property { .. } | Token::End { .. } => None,
+    })
+}
+
+/// A child of the root node, as [`for_each_device`] reports it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DeviceNode {
+    /// The first `reg` entry's address (with the root's `#address-cells`).
+    pub address: u64,
+    /// The first `reg` entry's size (with the root's `#size-cells`); 0 if the node has no `reg`.
+    pub size: u64,
+    /// The first three cells of `interrupts` (for the GIC: type, number, flags), if it has them.
+    pub interrupt: Option<[u32; 3]>,
+}
+
+/// Reads `cells` (1 or 2) big-endian cells from the start of `bytes`.
+fn cells_value(bytes: &[u8], cells: usize) -> Option<u64> {
+    match cells {
+        1 => be32(bytes, 0).map(u64::from),
+        2 => Some(u64::from(be32(bytes, 0)?) << 32 | u64::from(be32(bytes, 4)?)),
+        _ => None,
+    }
+}
+
+/// Hands every child of the root whose `compatible` list names `compatible` and which has a `reg`
+/// to `found`, in tree order, until it returns `true`. A property it cannot read is skipped.
+pub fn for_each_device(blob: &[u8], compatible: &str, mut found: impl FnMut(DeviceNode) -> bool) {
+    // The devicetree specification's defaults, until the root says otherwise.
+    let (mut address_cells, mut size_cells) = (2usize, 1usize);
+    let mut matches = false;
+    let mut node = DeviceNode::default();
+    let _ = walk(blob, |token| {
+        match token {
+            Token::Begin { depth: 2, .. } => {
+                matches = false;
+                node = DeviceNode::default();
+            }
+            Token::Property { name, value, depth } => match (depth, name) {
+                (1, "#address-cells") => address_cells = be32(value, 0)? as usize,
+                (1, "#size-cells") => size_cells = be32(value, 0)? as usize,
+                (2, "compatible") => {
+                    matches = value
+                        .split(|&byte| byte == 0)
+                        .any(|entry| entry == compatible.as_bytes());
+                }
+                (2, "reg") => {
+                    node.address = cells_value(value, address_cells)?;
+                    node.size = cells_value(value.get(address_cells * 4..)?, size_cells)?;
+                }
+                (2, "interrupts") => {
+                    node.interrupt = Some([be32(value, 0)?, be32(value, 4)?, be32(value, 8)?]);
+                }
+                _ => {}
+            },
+            Token::End { depth: 2 } if matches && node.size != 0 && found(node) => {
+                return Some(());
+            }
+            Token::Begin { .. } | Token::End { .. } => {}
+        }
+        None
+    });
 }

@@ -12,6 +12,7 @@ cellvisor_guest_support::guest_entry! {
     max_vcpus: MAX_VCPUS,
     stack_size: STACK_SIZE,
     counter_at_entry: false,
+    relocate: true,
     // Saves the FP/SIMD state as entered before any Rust code runs (see `residue`).
     primary_main: crate::residue::entry,
     secondary_main: crate::secondary_main,

@@ -1,6 +1,6 @@
 //! Exceptions: the data aborts the isolation probes expect are recorded and skipped, the IRQs of
-//! `test=sgis` and `test=timer-levels` go to their handlers; anything else is reported and powers
-//! the cell off.
+//! `test=sgis`, `test=spis` and `test=timer-levels` go to their handlers; anything else is reported
+//! and powers the cell off.
 
 use crate::entry::ExceptionFrame;
 use crate::lines;
@@ -117,7 +117,9 @@ fn far_el1() -> u64 {
 /// Called by the vector table with the saved registers and the vector number (0..15).
 pub extern "C" fn handle(frame: &mut ExceptionFrame, vector: u64) {
     if vector == CURRENT_EL_SPX_IRQ
-        && (crate::sgis::handle_irq() || crate::timer_levels::handle_irq())
+        && (crate::sgis::handle_irq()
+            || crate::spis::handle_irq()
+            || crate::timer_levels::handle_irq())
     {
         return;
     }

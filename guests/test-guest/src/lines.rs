@@ -43,6 +43,15 @@ pub const RESIDUE_FILLED: &str = "test-guest: residue filled";
 /// (cases passed, of all). A failed case prints
 /// `test-guest: FAIL timer-levels virtual disable ppi-off: <what>` instead.
 pub const TIMER_LEVELS: &str = "test-guest: timer-levels ";
+/// `test-guest: spi disk virtio-mmio version 1 at 0xa003e00, INTID 79 (Edge), 131072 sectors`:
+/// the passed-through disk `test=spis` found in its device tree and set up.
+pub const SPI_DISK: &str = "test-guest: spi disk ";
+/// `test-guest: spi-spin 10000/10000 in 4321 ms`: disk SPIs a spinning vCPU 1 took, of the read
+/// requests submitted (`test=spis`).
+pub const SPI_SPIN: &str = "test-guest: spi-spin ";
+/// `test-guest: spi-wfi 10000/10000 in 4321 ms`: the same with vCPU 1 waiting in WFI between
+/// requests.
+pub const SPI_WFI: &str = "test-guest: spi-wfi ";
 /// `test-guest: skipped invalid-address`: a check left out by `skip=`.
 pub const SKIPPED: &str = "test-guest: skipped ";
 /// The last line before PSCI SYSTEM_OFF.

@@ -1,9 +1,14 @@
 //! The test guest: a bare-metal EL1 program that checks what cellvisor gives a cell (console,
-//! PSCI, SMP, isolation) and reports each result as one console line (see `lines`).
+//! PSCI, SMP, isolation; `test=all`), prints heartbeats (`test=heartbeat`), proves that no
+//! interrupt is lost to a spinning or an idle vCPU (`test=sgis`: a sibling's SGIs, `sgis`;
+//! `test=spis`: a passed-through virtio-blk disk's SPIs, `spis` and `virtio_blk`), or runs the
+//! hostile-guest attacks (`attack`), and reports each result as one console line (see `lines`).
 //!
-//! Linked at the cell's RAM base (0x4000_0000) and entered at its first byte at EL1h with MMU and
-//! caches off and x0 = the cell's device tree, whose `/chosen/bootargs` selects what to run (see
-//! `options`). Without cellvisor it runs on plain QEMU, PSCI then answered by QEMU itself:
+//! Loaded at the start of the cell's RAM (0x4000_0000 in the remapped test cells, the physical
+//! base in an identity-mapped one) and entered at its first byte at EL1h with MMU and caches off
+//! and x0 = the cell's device tree, whose `/chosen/bootargs` selects what to run (see `options`).
+//! It is linked at 0x4000_0000 as a position-independent executable and relocates itself at entry
+//! (build.rs). Without cellvisor it runs on plain QEMU, PSCI then answered by QEMU itself:
 //! `qemu-system-aarch64 -M virt,gic-version=3 -cpu max -smp 2 -m 64M -nographic -kernel <ELF>`.
 //! There QEMU passes no device tree (x0 = 0) to an ELF loaded at the RAM base, so the bootargs are
 //! empty, and it does not check CPU_ON entry points, so the INVALID_ADDRESS check fails.
@@ -19,17 +24,17 @@ mod options;
 mod psci;
 mod residue;
 mod sgis;
+mod spis;
 mod timer;
 mod timer_levels;
+mod virtio_blk;
 
 use cellvisor_guest_support::{fdt, println};
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use exception::{Access, DFSC_SYNC_EXTERNAL_ABORT, EC_DATA_ABORT_SAME_EL};
 use options::{Mode, Options};
 
-/// Guest-physical base of a cell's RAM (also plain QEMU `virt`'s RAM base).
-const RAM_BASE: u64 = 0x4000_0000;
-/// RAM a test cell has (plain QEMU: `-m 64M`).
+/// RAM a test cell has (plain QEMU: `-m 64M`), from where the image was loaded.
 const RAM_SIZE: u64 = 64 * 1024 * 1024;
 /// Physical base of the corporate cell's RAM: no cell maps this guest-physical address.
 const OTHER_CELL_RAM: u64 = 0x9000_0000;
@@ -50,14 +55,22 @@ static VCPUS_ONLINE: AtomicU32 = AtomicU32::new(1);
 static RELEASE_SECONDARY: AtomicBool = AtomicBool::new(false);
 
 unsafe extern "C" {
+    /// The image's first byte: the start of the cell's RAM; from the linker script.
+    static __image_start: u8;
     /// End of everything the guest uses (image, .bss, stacks); from the linker script.
     static __image_end: u8;
+}
+
+/// Guest-physical base of the cell's RAM, where the image runs (plain QEMU `virt`: 0x4000_0000).
+fn ram_base() -> u64 {
+    (&raw const __image_start) as u64
 }
 
 /// vCPU 0's Rust entry, with x0 as the cell was entered.
 pub extern "C" fn primary_main(device_tree: u64) -> ! {
     println!("{} (mpidr {:#x})", lines::HELLO, mpidr());
-    let bootargs = bootargs(device_tree).unwrap_or("");
+    let device_tree = device_tree_at(device_tree);
+    let bootargs = device_tree.and_then(fdt::chosen_bootargs).unwrap_or("");
     println!("{}\"{bootargs}\"", lines::BOOTARGS);
     if let Some(attacks) = attack::requested(bootargs) {
         attack::run(attacks);
@@ -80,6 +93,7 @@ pub extern "C" fn primary_main(device_tree: u64) -> ! {
         Mode::Sgis => sgis::run(),
         Mode::Residue => residue::run(|| heartbeat(&options)),
         Mode::TimerLevels => timer_levels::run(),
+        Mode::Spis => spis::run(device_tree),
     }
     println!("{}", lines::DONE);
     psci::system_off()
@@ -89,6 +103,7 @@ pub extern "C" fn primary_main(device_tree: u64) -> ! {
 extern "C" fn secondary_main(context_id: u64, index: u64) -> ! {
     attack::secondary(context_id);
     sgis::secondary(context_id, index);
+    spis::secondary(context_id, index);
     if index == 1 && context_id == CONTEXT_ID {
         println!("{}", lines::VCPU1_ONLINE);
     } else {
@@ -112,10 +127,10 @@ fn mpidr() -> u64 {
     value
 }
 
-/// `/chosen/bootargs` of the device tree at `address`, which must lie in RAM after the image.
-fn bootargs(address: u64) -> Option<&'static str> {
+/// The device tree at `address`, which must lie in RAM after the image.
+fn device_tree_at(address: u64) -> Option<&'static [u8]> {
     let image_end = (&raw const __image_end) as u64;
-    let ram_end = RAM_BASE + RAM_SIZE;
+    let ram_end = ram_base() + RAM_SIZE;
     if address == 0 {
         println!("{} (x0=0x0)", lines::NO_DEVICE_TREE);
         return None;
@@ -136,8 +151,7 @@ fn bootargs(address: u64) -> Option<&'static str> {
         return None;
     };
     // SAFETY: as above, and `size` bytes fit before the end of RAM.
-    let blob = unsafe { core::slice::from_raw_parts(address as *const u8, size) };
-    fdt::chosen_bootargs(blob)
+    Some(unsafe { core::slice::from_raw_parts(address as *const u8, size) })
 }
 
 fn check_psci_version() {
@@ -229,7 +243,7 @@ fn check_isolation() {
     let probes = [
         (OTHER_CELL_RAM, Access::Read),
         (OTHER_CELL_RAM, Access::Write),
-        (RAM_BASE + RAM_SIZE, Access::Read),
+        (ram_base() + RAM_SIZE, Access::Read),
     ];
     let mut ok = true;
     for (address, access) in probes {

@@ -1,5 +1,5 @@
 //! Test options from `/chosen/bootargs`:
-//! `test=all|heartbeat|sgis|timer-levels|residue beats=N period_ms=N skip=a,b`.
+//! `test=all|heartbeat|sgis|spis|timer-levels|residue beats=N period_ms=N skip=a,b`.
 #![forbid(unsafe_code)]
 
 /// What the guest does after saying hello.
@@ -16,6 +16,9 @@ pub enum Mode {
     /// `test=timer-levels`: the EL1 timers' PPIs stop being pending when their condition ends
     /// (see `timer_levels`).
     TimerLevels,
+    /// `test=spis`: a passed-through disk's SPIs to a spinning, then to an idle vCPU 1, one per
+    /// read request, each counted (see `spis`).
+    Spis,
 }
 
 /// Parsed options.
@@ -46,6 +49,7 @@ impl<'a> Options<'a> {
                 Some(("test", "sgis")) => options.mode = Mode::Sgis,
                 Some(("test", "residue")) => options.mode = Mode::Residue,
                 Some(("test", "timer-levels")) => options.mode = Mode::TimerLevels,
+                Some(("test", "spis")) => options.mode = Mode::Spis,
                 Some(("beats", number)) => match number.parse() {
                     Ok(beats) => options.beats = beats,
                     Err(_) => unknown(word),

@@ -20,13 +20,13 @@
 
 use crate::core::cell::ExitReason;
 use crate::core::esr;
-use crate::core::exit::RunningVcpu;
-use crate::core::exit::{self, Next};
+use crate::core::exit::{self, Exiting, Next, RunningVcpu};
 use crate::core::hardware::{ExitKind, Syndrome, VcpuHardware};
+use crate::core::irq;
 use crate::core::lifecycle::CellState;
 use crate::core::smccc::{self, Caller, Dispatch, SmcccCall};
 use crate::dev::mmio::MmioAccess;
-use crate::dev::vgic::Direct;
+use crate::dev::vgic::{Direct, VcpuSet};
 use crate::mem::addr::GuestPhysAddr;
 
 /// What the fast path did with an exit.
@@ -95,15 +95,25 @@ fn trap<H: VcpuHardware + ?Sized>(running: &mut RunningVcpu<'_>, hardware: &mut 
     let at = running.at;
     at.cell.count_exit(ExitReason::SysReg);
     let mut vgic = at.cell.devices.vgic();
-    let lists = hardware.list_registers();
-    if core::mem::take(&mut running.holds_list_registers) {
-        let _ = vgic.sync(at.vcpu, lists);
-    }
     let value = running.regs.get(usize::from(rt));
-    let targets = vgic.write_sgi1r(at.vcpu, value).unwrap_or_default();
-    running.holds_list_registers = vgic.flush(at.vcpu, lists).unwrap_or(false);
+    let mut kick = vgic.write_sgi1r(at.vcpu, value).unwrap_or_default();
+    // The sync after the write, not before, so that the vCPUs it names (an SPI it took back now
+    // goes to them) join the SGIs' targets at no cost. The order does not matter: the write only
+    // latches SGIs pending, and a sync that takes back this vCPU's own earlier instance of one
+    // keeps the latch; this vCPU itself is never kicked below.
+    if core::mem::take(&mut running.holds_list_registers) {
+        kick = kick.union(vgic.sync(at.vcpu, hardware.list_registers()));
+    }
+    let flushed = vgic
+        .flush(at.vcpu, hardware.list_registers())
+        .unwrap_or_default();
+    running.holds_list_registers = flushed.holds_list_registers;
     drop(vgic);
-    for target in targets.iter().filter(|&target| target != at.vcpu) {
+    for target in kick
+        .union(flushed.kick)
+        .iter()
+        .filter(|&target| target != at.vcpu)
+    {
         if let Some(cpu) = at.cell.plan().physical_cpu_of(target) {
             hardware.kick(cpu);
         }
@@ -132,11 +142,12 @@ fn mmio<H: VcpuHardware + ?Sized>(
     }
     at.cell.count_exit(ExitReason::Mmio);
     if core::mem::take(&mut running.holds_list_registers) {
-        let _ = at
+        let kick = at
             .cell
             .devices
             .vgic()
             .sync(at.vcpu, hardware.list_registers());
+        kick_others(&at, kick, hardware);
     }
     let next = exit::emulate(
         &at,
@@ -150,13 +161,30 @@ fn mmio<H: VcpuHardware + ?Sized>(
     if next == Next::Leave {
         return Fast::Leave;
     }
-    running.holds_list_registers = at
+    let flushed = at
         .cell
         .devices
         .vgic()
         .flush(at.vcpu, hardware.list_registers())
-        .unwrap_or(false);
+        .unwrap_or_default();
+    running.holds_list_registers = flushed.holds_list_registers;
+    kick_others(&at, flushed.kick, hardware);
     Fast::Resume
+}
+
+/// Kicks the CPUs of the other vCPUs a `sync` named (an SPI it took back now goes to them): in
+/// line, so the common case (nobody) costs one compare, and the kicking itself out of line.
+#[inline(always)]
+fn kick_others<H: VcpuHardware + ?Sized>(at: &Exiting<'_>, vcpus: VcpuSet, hardware: &mut H) {
+    if !vcpus.is_empty() {
+        kick_vcpus_cold(at, vcpus, hardware);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn kick_vcpus_cold<H: VcpuHardware + ?Sized>(at: &Exiting<'_>, vcpus: VcpuSet, hardware: &mut H) {
+    irq::kick_vcpus(at.cell, vcpus, hardware);
 }
 
 /// An HVC (or trapped SMC) that SMCCC dispatch answers by itself: the SMCCC architecture calls
@@ -213,7 +241,10 @@ pub fn interrupt<H: VcpuHardware + ?Sized>(
             Ok(Direct::Written) => running.holds_list_registers = true,
             Ok(Direct::Held) => {}
             Ok(Direct::NeedsFlush) => {
-                running.holds_list_registers |= vgic.flush(vcpu, lists).unwrap_or(false);
+                let flushed = vgic.flush(vcpu, lists).unwrap_or_default();
+                drop(vgic);
+                running.holds_list_registers |= flushed.holds_list_registers;
+                kick_others(&running.at, flushed.kick, hardware);
             }
             Err(_) => {
                 drop(vgic);
@@ -234,7 +265,10 @@ pub fn interrupt<H: VcpuHardware + ?Sized>(
         if vgic.deliver_posted(vcpu, lists) == Ok(true) {
             running.holds_list_registers |= vgic.holds_list_registers(vcpu);
         } else {
-            running.holds_list_registers = vgic.flush(vcpu, lists).unwrap_or(false);
+            let flushed = vgic.flush(vcpu, lists).unwrap_or_default();
+            drop(vgic);
+            running.holds_list_registers = flushed.holds_list_registers;
+            kick_others(&running.at, flushed.kick, hardware);
         }
         return Fast::Resume;
     }

@@ -90,16 +90,20 @@ fn run_guest<H: VcpuHardware>(
     while cell.state() == CellState::Running {
         // Only this CPU fills `vcpu`'s list registers: if they hold nothing the vGIC filled, the
         // sync after the exit would find nothing to read back, so it (and its lock) is skipped.
-        running.holds_list_registers = cell
+        let flushed = cell
             .devices
             .vgic()
             .flush(vcpu, hardware.list_registers())
-            .unwrap_or(false);
+            .unwrap_or_default();
+        running.holds_list_registers = flushed.holds_list_registers;
+        irq::kick_vcpus(cell, flushed.kick, hardware);
         // The arch glue hands every exit to `fast::exit` first and returns only the ones it
         // leaves to the run loop; the fast path may fill list registers (and says so).
         let kind = hardware.enter(&mut running);
         if running.holds_list_registers {
-            let _ = cell.devices.vgic().sync(vcpu, hardware.list_registers());
+            // An SPI this vCPU held but now goes elsewhere: that vCPU must look again.
+            let kick = cell.devices.vgic().sync(vcpu, hardware.list_registers());
+            irq::kick_vcpus(cell, kick, hardware);
         }
         let next = match kind {
             ExitKind::Synchronous => {

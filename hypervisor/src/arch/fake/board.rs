@@ -169,6 +169,8 @@ pub(super) struct State {
     pub(super) lost_kicks: Vec<u32>,
     /// Device register addresses whose accesses end in an external abort.
     pub(super) aborting_devices: BTreeSet<u64>,
+    /// Per (CPU, virtual INTID): how often that CPU's guest completed it.
+    pub(super) completed: BTreeMap<(usize, u32), u32>,
 }
 
 /// What the CPUs of one [`FakeBoard`] share.
@@ -197,6 +199,7 @@ impl FakeBoard {
                     device_registers: BTreeMap::new(),
                     lost_kicks: vec![0; cpu_count],
                     aborting_devices: BTreeSet::new(),
+                    completed: BTreeMap::new(),
                 }),
                 changed: Condvar::new(),
                 counter: AtomicU64::new(0),
@@ -320,6 +323,15 @@ impl FakeBoard {
     /// clock-gated block).
     pub fn make_device_abort(&self, address: PhysAddr) {
         self.lock().aborting_devices.insert(address.raw());
+    }
+
+    /// How often the guest on CPU `cpu` completed virtual interrupt `intid` so far.
+    pub fn completions(&self, cpu: usize, intid: u32) -> u32 {
+        self.lock()
+            .completed
+            .get(&(cpu, intid))
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Sets the value a passthrough device register reads as.

@@ -193,8 +193,12 @@ impl FakeCpu {
                 // With EOI maintenance requested the CPU would take a maintenance interrupt;
                 // the entry is then empty either way.
                 entry.eoi_maintenance = false;
-                if let Some(physical) = entry.physical_intid {
-                    let cpu = self.index;
+                let physical_intid = entry.physical_intid;
+                let cpu = self.index;
+                self.board.update(|state| {
+                    *state.completed.entry((cpu, intid)).or_default() += 1;
+                });
+                if let Some(physical) = physical_intid {
                     self.board
                         .update(|state| state.gic.deactivate(cpu, physical));
                     self.record(Event::Deactivated {
@@ -214,6 +218,10 @@ impl FakeCpu {
                 .wait_until(&format!("CPU {cpu} to run its guest"), |state| {
                     state.running.get(cpu).copied().unwrap_or(false)
                 }),
+            GuestAction::AwaitCompleted { cpu, intid, count } => self.board.wait_until(
+                &format!("CPU {cpu}'s guest to complete INTID {intid} {count} times"),
+                |state| state.completed.get(&(cpu, intid)).copied().unwrap_or(0) >= count,
+            ),
         }
     }
 
@@ -230,8 +238,19 @@ impl FakeCpu {
         if self.board.highest_pending(self.index).is_some() {
             return ExitKind::Irq;
         }
-        let Some(exit) = self.script.pop_front() else {
+        let Some(next) = self.script.front() else {
             self.wait_for_pending("an interrupt: the script is used up and the guest spins");
+            return ExitKind::Irq;
+        };
+        if let Some(intid) = next.once_listed
+            && !self.lists.holds_pending(intid)
+        {
+            self.wait_for_pending(&format!(
+                "an interrupt: the guest spins until virtual INTID {intid} is in a list register"
+            ));
+            return ExitKind::Irq;
+        }
+        let Some(exit) = self.script.pop_front() else {
             return ExitKind::Irq;
         };
         let mut pc = regs.elr;

@@ -141,6 +141,14 @@ impl FakeListRegisters {
             .collect()
     }
 
+    /// Whether an entry holds virtual interrupt `intid` pending (for the guest to take).
+    pub fn holds_pending(&self, intid: u32) -> bool {
+        self.entries.iter().any(|entry| {
+            entry.virtual_intid == intid
+                && matches!(entry.state, EntryState::Pending | EntryState::PendingActive)
+        })
+    }
+
     /// Every `ICH_LR<n>_EL2` write so far, as `(n, value)`.
     pub fn writes(&self) -> &[(usize, u64)] {
         &self.writes

@@ -10,7 +10,9 @@ use std::vec::Vec;
 
 use tock_registers::LocalRegisterCopy;
 
-use crate::core::esr::{ESR_EL2, HPFAR_EL2, ISS_DATA_ABORT, ISS_HVC_SMC, ISS_WFX, exception_class};
+use crate::core::esr::{
+    ESR_EL2, HPFAR_EL2, ISS_DATA_ABORT, ISS_HVC_SMC, ISS_SYSREG, ISS_WFX, exception_class,
+};
 use crate::core::hardware::Syndrome;
 use crate::dev::mmio::AccessWidth;
 
@@ -53,6 +55,16 @@ pub enum GuestAction {
         /// How many.
         count: u32,
     },
+    /// Blocks until the guest on physical CPU `cpu` has completed virtual interrupt `intid`
+    /// ([`GuestAction::CompleteVirtual`]) `count` times in all (for tests with one thread per CPU).
+    AwaitCompleted {
+        /// The physical CPU whose guest completes it.
+        cpu: usize,
+        /// The virtual INTID.
+        intid: u32,
+        /// Completions to wait for, counted from the start of the test.
+        count: u32,
+    },
 }
 
 /// How a scripted exit reaches EL2.
@@ -78,6 +90,9 @@ pub enum Trap {
 /// One scripted exit.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GuestExit {
+    /// The guest runs on (exiting only for physical interrupts) until its list registers hold this
+    /// virtual INTID pending; see [`GuestExit::once_listed`].
+    pub(super) once_listed: Option<u32>,
     pub(super) actions: Vec<GuestAction>,
     pub(super) trap: Trap,
 }
@@ -126,6 +141,7 @@ fn data_abort(ipa: u64, width: AccessWidth, rt: u8, write: bool) -> Syndrome {
 impl GuestExit {
     fn synchronous(syndrome: Syndrome, past: bool) -> Self {
         Self {
+            once_listed: None,
             actions: Vec::new(),
             trap: Trap::Synchronous { syndrome, past },
         }
@@ -165,6 +181,31 @@ impl GuestExit {
     /// A load of `width` from `ipa`, which stage 2 does not map, into `x<rt>`.
     pub fn load(ipa: u64, width: AccessWidth, rt: u8) -> Self {
         Self::synchronous(data_abort(ipa, width, rt, false), false)
+    }
+
+    /// A trapped `MSR ICC_SGI1R_EL1, x<rt>` of `value`: the guest sends SGIs.
+    pub fn send_sgis(rt: u8, value: u64) -> Self {
+        let mut iss = LocalRegisterCopy::<u32, ISS_SYSREG::Register>::new(0);
+        iss.modify(
+            ISS_SYSREG::OP0.val(3)
+                + ISS_SYSREG::OP1.val(0)
+                + ISS_SYSREG::CRN.val(12)
+                + ISS_SYSREG::CRM.val(11)
+                + ISS_SYSREG::OP2.val(5)
+                + ISS_SYSREG::RT.val(u32::from(rt)),
+        );
+        let mut exit = Self::synchronous(
+            Syndrome {
+                esr: esr(exception_class::SYSREG, iss.get()),
+                ..Syndrome::default()
+            },
+            false,
+        );
+        exit.actions.push(GuestAction::SetRegister {
+            n: usize::from(rt),
+            value,
+        });
+        exit
     }
 
     /// A trapped `WFI`.
@@ -210,6 +251,7 @@ impl GuestExit {
     /// The guest runs (spins) until some physical interrupt is signalled to its CPU.
     pub fn runs_until_interrupted() -> Self {
         Self {
+            once_listed: None,
             actions: Vec::new(),
             trap: Trap::Interrupt,
         }
@@ -218,9 +260,20 @@ impl GuestExit {
     /// A physical SError (an external abort of the guest's own access) with ESR_EL2 `esr`.
     pub fn serror(esr: u64) -> Self {
         Self {
+            once_listed: None,
             actions: Vec::new(),
             trap: Trap::SError { esr },
         }
+    }
+
+    /// Makes the guest first run on until its list registers hold virtual interrupt `intid`
+    /// pending, as a guest that spins with IRQs unmasked does: each physical interrupt that arrives
+    /// meanwhile is an IRQ exit and the exit waits for the next entry. Then the actions run and
+    /// the exit traps. For a guest whose interrupts come from another CPU (a sibling's SGI, an SPI
+    /// routed elsewhere), where the number of kicks before delivery depends on timing.
+    pub fn once_listed(mut self, intid: u32) -> Self {
+        self.once_listed = Some(intid);
+        self
     }
 
     /// Does `action` before the exit (after the actions added so far).
@@ -252,6 +305,9 @@ mod tests {
 
     #[test]
     fn scripted_syndromes_decode_as_the_exits_they_stand_for() {
+        let sgis = GuestExit::send_sgis(9, 1 << 24 | 0b10);
+        let syndrome = sgis.syndrome().expect("synchronous");
+        assert_eq!(crate::core::esr::sgi1r_write(syndrome.esr), Some(9));
         assert_eq!(
             decoded(&GuestExit::hvc(0x8400_0000, &[])),
             Exit::Hvc { imm: 0 }

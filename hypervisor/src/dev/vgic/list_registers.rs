@@ -15,7 +15,7 @@ use tock_registers::LocalRegisterCopy;
 
 use super::regs::{ICH_HCR_EL2, ICH_LR_EL2, ICH_VTR_EL2};
 use super::state::{IrqState, Route};
-use super::{Bank, ListRegisters, MAX_LIST_REGISTERS, SPI_BASE_INTID, Vgic, VgicError};
+use super::{Bank, ListRegisters, MAX_LIST_REGISTERS, SPI_BASE_INTID, VcpuSet, Vgic, VgicError};
 
 /// What [`Vgic::forward_ppi_direct`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,6 +26,17 @@ pub enum Direct {
     Held,
     /// Recorded pending; the list registers need a full [`Vgic::flush`] before entry.
     NeedsFlush,
+}
+
+/// What [`Vgic::flush`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Flushed {
+    /// It left entries in the list registers: the `sync` after the guest's exit has work (if not,
+    /// it may be skipped).
+    pub holds_list_registers: bool,
+    /// Other vCPUs to kick: the [`Vgic::sync`] the flush did first took back an SPI that now
+    /// goes to them.
+    pub kick: VcpuSet,
 }
 
 /// The number of list registers `ICH_VTR_EL2` reports.
@@ -163,12 +174,15 @@ impl Vgic {
     /// when more were deliverable than fit). A held hardware-linked level-sensitive interrupt
     /// whose line `lrs` reports low is dropped instead, and its physical interrupt deactivated.
     /// Calls [`Vgic::sync`] first if the list registers still hold entries from the last
-    /// `flush`. Returns whether it left entries in the list registers (if not, the `sync` after
-    /// the guest's exit has nothing to do and may be skipped).
+    /// `flush`, and passes on the vCPUs that sync says to kick.
     #[inline]
-    pub fn flush(&mut self, vcpu: usize, lrs: &mut impl ListRegisters) -> Result<bool, VgicError> {
+    pub fn flush(
+        &mut self,
+        vcpu: usize,
+        lrs: &mut impl ListRegisters,
+    ) -> Result<Flushed, VgicError> {
         if self.flush_is_idle(vcpu) {
-            Ok(false)
+            Ok(Flushed::default())
         } else {
             self.flush_slow(vcpu, lrs)
         }
@@ -190,12 +204,18 @@ impl Vgic {
 
     /// [`Vgic::flush`] when it has something to do.
     #[inline(never)]
-    fn flush_slow(&mut self, vcpu: usize, lrs: &mut impl ListRegisters) -> Result<bool, VgicError> {
+    fn flush_slow(
+        &mut self,
+        vcpu: usize,
+        lrs: &mut impl ListRegisters,
+    ) -> Result<Flushed, VgicError> {
         let tracked = self.vcpus.get(vcpu).ok_or(VgicError::NoSuchVcpu)?;
         let in_use = tracked.list_registers_in_use != 0;
-        if in_use {
-            self.sync(vcpu, lrs)?;
-        }
+        let kick = if in_use {
+            self.sync(vcpu, lrs)
+        } else {
+            VcpuSet::empty()
+        };
         let implemented = lrs.count().min(MAX_LIST_REGISTERS);
         let capacity = implemented.min(self.list_register_count);
 
@@ -322,7 +342,10 @@ impl Vgic {
         if hcr.get() != before {
             lrs.set_hcr(hcr.get());
         }
-        Ok(wrote_any)
+        Ok(Flushed {
+            holds_list_registers: wrote_any,
+            kick,
+        })
     }
 
     /// Drops the held hardware-linked instance of `intid` in `bank`, whose line `flush` found low
@@ -338,12 +361,17 @@ impl Vgic {
 
     /// After vCPU `vcpu`'s guest exits, on the CPU it is pinned to: reads back the list registers
     /// the last [`Vgic::flush`] wrote, folds what the guest did (acknowledged, EOIed, deactivated)
-    /// into the model and empties them. Cheap when nothing was written.
-    pub fn sync(&mut self, vcpu: usize, lrs: &mut impl ListRegisters) -> Result<(), VgicError> {
-        let state = self.vcpus.get_mut(vcpu).ok_or(VgicError::NoSuchVcpu)?;
+    /// into the model and empties them. Cheap when nothing was written. Returns the other vCPUs
+    /// to kick: an SPI taken back pending now goes to one of them (its route changed while this
+    /// vCPU held it), and a vCPU that spins would otherwise not look until it exits by itself.
+    /// A `vcpu` the cell does not have has nothing to sync (the set is empty).
+    pub fn sync(&mut self, vcpu: usize, lrs: &mut impl ListRegisters) -> VcpuSet {
+        let Some(state) = self.vcpus.get_mut(vcpu) else {
+            return VcpuSet::empty();
+        };
         let mut tracked = core::mem::take(&mut state.list_registers_in_use);
         if tracked == 0 {
-            return Ok(());
+            return VcpuSet::empty();
         }
         let empty = lrs.empty_list_registers();
         let implemented = lrs.count().min(MAX_LIST_REGISTERS);
@@ -351,30 +379,92 @@ impl Vgic {
         while tracked != 0 {
             let n = tracked.trailing_zeros() as usize;
             tracked &= tracked - 1;
-            let value = if n >= implemented || empty & 1 << n != 0 {
-                0
-            } else {
-                let value = lrs.read(n);
-                lrs.write(n, 0);
-                value
-            };
-            let intid = self.fold_list_register(vcpu, n, value);
+            let intid = self.take_back(vcpu, n, empty, implemented, lrs);
             if intid >= SPI_BASE_INTID {
-                // An SPI the guest acknowledged or completed may now go to another vCPU.
+                // SPIs take more care; out of line, so that the SGIs and PPIs of every IPI and
+                // every timer interrupt do not pay for it.
+                return self.sync_after_spi(vcpu, tracked, empty, implemented, lrs);
+            }
+            self.took_back_private(vcpu, intid);
+        }
+        VcpuSet::empty()
+    }
+
+    /// The rest of [`Vgic::sync`] once it took back an SPI: the other list registers in `tracked`,
+    /// then the other vCPUs that the SPIs `vcpu` held last are deliverable to now (their route
+    /// changed while `vcpu` held them), to be kicked.
+    #[inline(never)]
+    fn sync_after_spi(
+        &mut self,
+        vcpu: usize,
+        mut tracked: u16,
+        empty: u16,
+        implemented: usize,
+        lrs: &mut impl ListRegisters,
+    ) -> VcpuSet {
+        // An SPI the guest acknowledged or completed may now go to another vCPU.
+        self.touch();
+        while tracked != 0 {
+            let n = tracked.trailing_zeros() as usize;
+            tracked &= tracked - 1;
+            let intid = self.take_back(vcpu, n, empty, implemented, lrs);
+            if intid >= SPI_BASE_INTID {
                 self.touch();
-            } else if self
-                .vcpus
-                .get(vcpu)
-                .and_then(|state| state.private.get(intid as usize))
-                .is_some_and(IrqState::may_need_list_register)
-            {
-                // Still pending or active: it needs a list register again. One the guest
-                // completed changes nothing else (deliverability is per interrupt), so the next
-                // flush need not look if nothing else changed.
-                self.touch_vcpu(vcpu);
+            } else {
+                self.took_back_private(vcpu, intid);
             }
         }
-        Ok(())
+        let mut kick = VcpuSet::empty();
+        for spi in &self.owned_spis {
+            if let Some(irq) = self.irq(Bank::Shared, spi.intid)
+                && usize::from(irq.holder_vcpu) == vcpu
+                && self.is_deliverable(irq)
+            {
+                let target = self.target_of(irq, vcpu);
+                if target != vcpu {
+                    kick.insert(target);
+                }
+            }
+        }
+        kick
+    }
+
+    /// [`Vgic::sync`] of `vcpu`'s list register `n`: reads it (unless `ICH_ELRSR_EL2`'s `empty`
+    /// says it is empty, or it is not implemented), empties it and folds it into the model.
+    /// Returns the INTID it held (0 if none).
+    #[inline(always)]
+    fn take_back(
+        &mut self,
+        vcpu: usize,
+        n: usize,
+        empty: u16,
+        implemented: usize,
+        lrs: &mut impl ListRegisters,
+    ) -> u32 {
+        let value = if n >= implemented || empty & 1 << n != 0 {
+            0
+        } else {
+            let value = lrs.read(n);
+            lrs.write(n, 0);
+            value
+        };
+        self.fold_list_register(vcpu, n, value)
+    }
+
+    /// [`Vgic::sync`] took private INTID `intid` of `vcpu` back.
+    #[inline(always)]
+    fn took_back_private(&mut self, vcpu: usize, intid: u32) {
+        if self
+            .vcpus
+            .get(vcpu)
+            .and_then(|state| state.private.get(intid as usize))
+            .is_some_and(IrqState::may_need_list_register)
+        {
+            // Still pending or active: it needs a list register again. One the guest completed
+            // changes nothing else (deliverability is per interrupt), so the next flush need not
+            // look if nothing else changed.
+            self.touch_vcpu(vcpu);
+        }
     }
 
     /// Folds the list-register image `value` of `vcpu`'s list register `n` (as the guest left
@@ -408,10 +498,11 @@ impl Vgic {
             irq.pending_latch |= irq.latch_in_list_register;
         }
         irq.latch_in_list_register = false;
-        if !pending && !active {
+        if !pending && !active && !irq.link_renewed {
             // The guest deactivated it; with HW set that deactivated the physical one too.
             irq.hardware_link = None;
         }
+        irq.link_renewed = false;
         u32::from(intid)
     }
 

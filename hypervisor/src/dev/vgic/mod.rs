@@ -42,7 +42,7 @@ use core::fmt;
 use crate::dev::gic::{PPI_BASE_INTID, REDISTRIBUTOR_STRIDE, SPI_BASE_INTID, SPI_END_INTID};
 use state::{IrqState, Route, VcpuState};
 
-pub use list_registers::{Direct, list_register_count_from_vtr};
+pub use list_registers::{Direct, Flushed, list_register_count_from_vtr};
 pub use regs::{GICD_CTLR, GICD_IROUTER, GICD_TYPER, GICR_TYPER, GICR_WAKER, ICC_SGI1R_EL1};
 pub use regs::{ICH_HCR_EL2, ICH_LR_EL2, ICH_VTR_EL2};
 
@@ -215,10 +215,12 @@ impl fmt::Debug for VcpuSet {
 /// The result of raising an interrupt.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Delivery {
-    /// Deliverable now on this vCPU: kick it unless it is the one running the caller, which takes
-    /// it at its next [`Vgic::flush`].
+    /// Deliverable now on this vCPU, or pending again while a list register of this vCPU still
+    /// holds the previous instance (which its guest may have completed without an exit: a vCPU
+    /// that spins never exits by itself). Kick it unless it is the one running the caller, which
+    /// takes it at its next [`Vgic::flush`] (whose sync first takes the old instance back).
     Ready {
-        /// The vCPU that will take the interrupt.
+        /// The vCPU that will take the interrupt, or must exit so that it can be taken.
         vcpu: usize,
     },
     /// Recorded as pending but not deliverable now (disabled, distributor off, or already
@@ -481,6 +483,10 @@ impl Vgic {
         if bank == Bank::Shared && !irq.hardware_spi {
             return Err(VgicError::NotOwned(intid));
         }
+        // A new physical instance while a list register still tracks the previous one: the
+        // guest completed that one (the physical interrupt could not fire again otherwise), and
+        // the sync that takes it back must not drop the link of this one.
+        irq.link_renewed |= irq.in_list_register;
         // Below 1020: fits pINTID's 13 bits.
         irq.hardware_link = Some(physical_intid as u16);
         irq.pending_latch = true;
@@ -596,8 +602,20 @@ impl Vgic {
             Some(irq) if self.is_deliverable(irq) => Delivery::Ready {
                 vcpu: self.target_of(irq, hint),
             },
+            Some(irq) if self.is_pending_behind_its_holder(irq) => Delivery::Ready {
+                vcpu: usize::from(irq.holder_vcpu),
+            },
             _ => Delivery::Held,
         }
+    }
+
+    /// Pending (and enabled, and forwarded) again while a list register of its holder still has
+    /// the previous instance, which the guest may have completed since, unseen: a vCPU that spins
+    /// never exits by itself. The holder must exit, so its sync takes the old instance back and
+    /// the new one can be delivered (by its flush, or, if the interrupt now goes elsewhere, to the
+    /// vCPU that sync names).
+    fn is_pending_behind_its_holder(&self, irq: &IrqState) -> bool {
+        irq.in_list_register && irq.enabled && self.group1_enabled && irq.pending()
     }
 
     /// The vCPUs to kick after `irq` may have become deliverable.
@@ -608,11 +626,7 @@ impl Vgic {
                 Route::Any => kick = VcpuSet::first(self.vcpus.len()),
                 Route::Vcpu(_) => kick.insert(self.target_of(irq, 0)),
             }
-        } else if irq.in_list_register && irq.enabled && self.group1_enabled && irq.pending() {
-            // Pending again while a list register of its holder still has the previous instance
-            // (which the guest may have completed since, unseen: a vCPU that spins never exits
-            // by itself). The holder must exit, so its sync takes the old instance back and its
-            // flush delivers the new one.
+        } else if self.is_pending_behind_its_holder(irq) {
             kick.insert(usize::from(irq.holder_vcpu));
         }
         kick

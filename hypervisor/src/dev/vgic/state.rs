@@ -42,6 +42,11 @@ pub(crate) struct IrqState {
     /// The physical INTID of a hardware-linked instance (the physical interrupt is active at the
     /// physical GIC until the guest deactivates the virtual one).
     pub hardware_link: Option<u16>,
+    /// `hardware_link` was set for a new physical instance while a list register still held the
+    /// previous one (completed by the guest, unseen: the physical interrupt could not fire again
+    /// before that). That list register's deactivation ended only the previous instance, so the
+    /// `sync` that takes it back keeps the link.
+    pub link_renewed: bool,
     /// Held in a list register of `holder_vcpu`.
     pub in_list_register: bool,
     /// The vCPU whose list register holds the interrupt, or on which it is active.
@@ -62,6 +67,7 @@ impl IrqState {
         priority: 0,
         route: Route::Vcpu(0),
         hardware_link: None,
+        link_renewed: false,
         in_list_register: false,
         holder_vcpu: 0,
     };

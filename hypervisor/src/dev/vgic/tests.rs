@@ -847,7 +847,7 @@ fn level_line_still_high_after_eoi_is_pending_again() {
         Ok(Delivery::Ready { vcpu: 0 })
     );
     assert!(
-        vgic.flush(0, &mut lrs).unwrap(),
+        vgic.flush(0, &mut lrs).unwrap().holds_list_registers,
         "flush reports the entry it wrote"
     );
     let lr = lrs.entry(UART_SPI).expect("vUART line in a list register");
@@ -866,7 +866,7 @@ fn level_line_still_high_after_eoi_is_pending_again() {
         0,
         "EOI bit keeps the entry for maintenance"
     );
-    vgic.sync(0, &mut lrs).unwrap();
+    vgic.sync(0, &mut lrs);
     assert!(lrs.entries().is_empty());
     assert!(vgic.has_deliverable(0), "line still high");
     vgic.flush(0, &mut lrs).unwrap();
@@ -876,9 +876,9 @@ fn level_line_still_high_after_eoi_is_pending_again() {
     assert_eq!(lrs.guest_acknowledge(), Some(UART_SPI));
     vgic.set_level(UART_SPI, false).unwrap();
     lrs.guest_eoi(UART_SPI);
-    vgic.sync(0, &mut lrs).unwrap();
+    vgic.sync(0, &mut lrs);
     assert!(
-        !vgic.flush(0, &mut lrs).unwrap(),
+        !vgic.flush(0, &mut lrs).unwrap().holds_list_registers,
         "nothing written, nothing to sync"
     );
     assert!(lrs.entries().is_empty());
@@ -893,7 +893,7 @@ fn level_line_dropped_before_the_guest_takes_it_is_retracted() {
     vgic.set_level(UART_SPI, true).unwrap();
     vgic.flush(0, &mut lrs).unwrap();
     vgic.set_level(UART_SPI, false).unwrap();
-    vgic.sync(0, &mut lrs).unwrap();
+    vgic.sync(0, &mut lrs);
     vgic.flush(0, &mut lrs).unwrap();
     assert!(lrs.entries().is_empty());
 }
@@ -928,7 +928,7 @@ fn more_pending_than_list_registers_requests_maintenance_in_priority_order() {
     // The guest takes all four in priority order; the NP maintenance interrupt exits it.
     let taken: Vec<u32> = core::iter::from_fn(|| lrs.guest_acknowledge()).collect();
     assert_eq!(taken, vec![5, 1, 3, 4]);
-    vgic.sync(2, &mut lrs).unwrap();
+    vgic.sync(2, &mut lrs);
     vgic.flush(2, &mut lrs).unwrap();
     assert_eq!(lrs.entries().len(), 4);
     assert!(
@@ -943,7 +943,7 @@ fn more_pending_than_list_registers_requests_maintenance_in_priority_order() {
     for intid in [5, 1, 3] {
         lrs.guest_eoi(intid);
     }
-    vgic.sync(2, &mut lrs).unwrap();
+    vgic.sync(2, &mut lrs);
     vgic.flush(2, &mut lrs).unwrap();
     let mut entries = lrs.entries();
     entries.sort();
@@ -996,7 +996,7 @@ fn hardware_linked_ppi_carries_the_physical_intid() {
     assert_eq!(lr.read(ICH_LR_EL2::pINTID), 27);
     assert_eq!(lr.read(ICH_LR_EL2::State), 0b01);
     lrs.guest_acknowledge();
-    vgic.sync(1, &mut lrs).unwrap();
+    vgic.sync(1, &mut lrs);
     vgic.flush(1, &mut lrs).unwrap();
     assert_eq!(
         lrs.entry(27).map(|lr| lr.read(ICH_LR_EL2::State)),
@@ -1005,7 +1005,7 @@ fn hardware_linked_ppi_carries_the_physical_intid() {
     );
     assert!(lrs.entry(27).unwrap().is_set(ICH_LR_EL2::HW));
     lrs.guest_eoi(27);
-    vgic.sync(1, &mut lrs).unwrap();
+    vgic.sync(1, &mut lrs);
     vgic.flush(1, &mut lrs).unwrap();
     assert!(lrs.entries().is_empty());
     assert!(
@@ -1101,7 +1101,7 @@ fn any_routed_spi_is_taken_once() {
     assert!(lrs0.entries().is_empty());
     // Acknowledged on vCPU 1 then pending again: it stays with vCPU 1 until deactivated.
     lrs1.guest_acknowledge();
-    vgic.sync(1, &mut lrs1).unwrap();
+    vgic.sync(1, &mut lrs1);
     assert_eq!(vgic.inject(EDGE_SPI, 0), Ok(Delivery::Held));
     vgic.flush(0, &mut lrs0).unwrap();
     assert!(lrs0.entries().is_empty());
@@ -1312,7 +1312,7 @@ fn random_guest_accesses_never_leak_out_of_the_cell() {
                 }
                 _ => {
                     let lrs = &mut lrs[vcpu];
-                    vgic.sync(vcpu, lrs).unwrap();
+                    vgic.sync(vcpu, lrs);
                     vgic.flush(vcpu, lrs).unwrap();
                     delivered += lrs.entries().len();
                     if let Some(intid) = lrs.guest_acknowledge()
@@ -1494,14 +1494,14 @@ fn posted_sgi_is_delivered_at_the_kick_as_a_flush_would() {
     vgic.assert_bookkeeping();
     // The same SGI again while the guest has completed the first: sync takes it back, the next
     // one is posted again.
-    vgic.sync(1, &mut receiver).unwrap();
+    vgic.sync(1, &mut receiver);
     vgic.flush(1, &mut receiver).unwrap();
     vgic.write_sgi1r(0, 2 << 24 | 0b10).unwrap();
     assert_eq!(vgic.deliver_posted(1, &mut receiver), Ok(true));
     assert_eq!(receiver.entries(), vec![(2, 0b01)]);
     // Something else changed for the receiver first (an SPI routed to it became pending): no
     // shortcut, the flush delivers both.
-    vgic.sync(1, &mut receiver).unwrap();
+    vgic.sync(1, &mut receiver);
     enable_spi(&mut vgic, &mut physical, EDGE_SPI);
     vgic.distributor_write(
         GICD_IROUTER_OFFSET + u64::from(EDGE_SPI) * 8,
@@ -1520,7 +1520,7 @@ fn posted_sgi_is_delivered_at_the_kick_as_a_flush_would() {
     vgic.assert_bookkeeping();
     // A posted SGI the receiver has disabled is held, not written.
     guest_handles_everything(&mut receiver);
-    vgic.sync(1, &mut receiver).unwrap();
+    vgic.sync(1, &mut receiver);
     vgic.flush(1, &mut receiver).unwrap();
     vgic.redistributor_write(
         redistributor(1, SGI_BASE + 0x0180),
@@ -1613,7 +1613,7 @@ fn held_timer_stops_pending_when_its_line_drops_before_a_pending_read() {
         .unwrap();
     assert!(kick.is_empty());
     assert!(!vgic.has_deliverable(1));
-    assert!(!vgic.flush(1, &mut lrs).unwrap());
+    assert!(!vgic.flush(1, &mut lrs).unwrap().holds_list_registers);
     assert!(lrs.entries().is_empty());
     assert_eq!(physical.log.len(), 1, "deactivated once");
     vgic.assert_bookkeeping();
@@ -1658,7 +1658,7 @@ fn enabling_a_held_hardware_interrupt_samples_its_line() {
         vec![2],
         "line high: delivered"
     );
-    vgic.flush(2, &mut lrs).unwrap();
+    vgic.flush(2, &mut lrs).unwrap().holds_list_registers;
     let lr = lrs
         .entry(30)
         .expect("the physical timer in a list register");
@@ -1682,19 +1682,19 @@ fn flush_drops_a_pending_hardware_entry_whose_line_went_low() {
         Ok(Direct::NeedsFlush)
     );
     vgic.inject_hardware(0, DEVICE_SPI, DEVICE_SPI).unwrap();
-    vgic.flush(0, &mut lrs).unwrap();
+    vgic.flush(0, &mut lrs).unwrap().holds_list_registers;
     let mut entries = lrs.entries();
     entries.sort_unstable();
     assert_eq!(entries, vec![(27, 0b01), (DEVICE_SPI, 0b01)]);
     // An exit with both lines still high changes nothing.
-    vgic.sync(0, &mut lrs).unwrap();
-    vgic.flush(0, &mut lrs).unwrap();
+    vgic.sync(0, &mut lrs);
+    vgic.flush(0, &mut lrs).unwrap().holds_list_registers;
     assert_eq!(lrs.entries().len(), 2);
     assert!(lrs.deactivated.is_empty());
     // Both lines drop; the next exit retires both entries.
     lrs.low_lines = vec![27, DEVICE_SPI];
-    vgic.sync(0, &mut lrs).unwrap();
-    assert!(!vgic.flush(0, &mut lrs).unwrap(), "nothing left to write");
+    vgic.sync(0, &mut lrs);
+    assert!(!vgic.flush(0, &mut lrs).unwrap().holds_list_registers, "nothing left to write");
     assert!(lrs.entries().is_empty());
     assert_eq!(lrs.deactivated, vec![27, DEVICE_SPI]);
     assert!(!vgic.has_deliverable(0));
@@ -1722,15 +1722,15 @@ fn an_overflowing_hardware_interrupt_is_sampled_before_it_gets_a_list_register()
     vgic.inject(0, 3).unwrap();
     vgic.inject(1, 3).unwrap();
     vgic.inject_hardware(3, 27, 27).unwrap();
-    vgic.flush(3, &mut lrs).unwrap();
+    vgic.flush(3, &mut lrs).unwrap().holds_list_registers;
     let mut held: Vec<u32> = lrs.entries().iter().map(|&(intid, _)| intid).collect();
     held.sort_unstable();
     assert_eq!(held, vec![0, 1]);
     assert!(lrs.npie(), "maintenance once the guest took them");
     guest_handles_everything(&mut lrs);
     lrs.low_lines.push(27);
-    vgic.sync(3, &mut lrs).unwrap();
-    vgic.flush(3, &mut lrs).unwrap();
+    vgic.sync(3, &mut lrs);
+    vgic.flush(3, &mut lrs).unwrap().holds_list_registers;
     assert!(lrs.entries().is_empty(), "the timer's line is low");
     assert_eq!(lrs.deactivated, vec![27]);
     assert!(!lrs.npie() && !lrs.uie());
@@ -1757,18 +1757,18 @@ fn only_a_held_level_instance_follows_its_line() {
         (1 << 27, 1 << 27, 0)
     );
     enable_private(&mut vgic, &mut physical, 0, 1 << 27);
-    vgic.flush(0, &mut lrs).unwrap();
+    vgic.flush(0, &mut lrs).unwrap().holds_list_registers;
     assert_eq!(lrs.entries(), vec![(27, 0b01)], "delivered as an edge");
     // Active in the guest: the guest's deactivation ends it (and the physical PPI), not EL2.
     assert_eq!(lrs.guest_acknowledge(), Some(27));
-    vgic.sync(0, &mut lrs).unwrap();
-    vgic.flush(0, &mut lrs).unwrap();
+    vgic.sync(0, &mut lrs);
+    vgic.flush(0, &mut lrs).unwrap().holds_list_registers;
     assert_eq!(lrs.entries(), vec![(27, 0b10)]);
     assert_eq!(private_state(&mut vgic, &mut physical, 0).2, 1 << 27);
     vgic.redistributor_write(redistributor(0, SGI_BASE + 0x0C04), Word, 0, &mut physical)
         .unwrap();
-    vgic.sync(0, &mut lrs).unwrap();
-    vgic.flush(0, &mut lrs).unwrap();
+    vgic.sync(0, &mut lrs);
+    vgic.flush(0, &mut lrs).unwrap().holds_list_registers;
     assert_eq!(lrs.entries(), vec![(27, 0b10)], "level, but active: kept");
     // A virtual level SPI (no hardware link) follows `set_level`, not a sampled line.
     enable_spi(&mut vgic, &mut physical, UART_SPI);
@@ -1783,4 +1783,117 @@ fn only_a_held_level_instance_follows_its_line() {
                 .iter()
                 .all(|op| !matches!(op, PhysicalOp::Deactivate(..)))
     );
+}
+
+/// Routes SPI `intid` to `vcpu` through `GICD_IROUTER`; returns the vCPUs to kick.
+fn route(
+    vgic: &mut Vgic,
+    physical: &mut FakePhysicalDistributor,
+    intid: u32,
+    vcpu: u64,
+) -> VcpuSet {
+    vgic.distributor_write(
+        GICD_IROUTER_OFFSET + 8 * u64::from(intid),
+        Doubleword,
+        vcpu,
+        physical,
+    )
+    .unwrap()
+}
+
+/// A vGIC whose hardware SPI went to vCPU 1, which took and completed it in its list register
+/// without an exit (it spins): the vGIC still sees that instance there.
+fn spi_completed_unseen_on_vcpu1() -> (Vgic, FakePhysicalDistributor, FakeListRegisters) {
+    let (mut vgic, mut physical) = enabled_vgic();
+    let mut lrs1 = FakeListRegisters::new(4);
+    enable_spi(&mut vgic, &mut physical, DEVICE_SPI);
+    route(&mut vgic, &mut physical, DEVICE_SPI, 1);
+    assert_eq!(
+        vgic.inject_hardware(0, DEVICE_SPI, DEVICE_SPI),
+        Ok(Delivery::Ready { vcpu: 1 })
+    );
+    vgic.flush(1, &mut lrs1).unwrap();
+    assert_eq!(guest_handles_everything(&mut lrs1), vec![DEVICE_SPI]);
+    (vgic, physical, lrs1)
+}
+
+#[test]
+fn a_hardware_spi_raised_while_its_holder_still_lists_the_completed_one_names_the_holder() {
+    // The device interrupts again (the physical SPI could only fire once the guest deactivated the
+    // previous one through the link). vCPU 1 must be kicked: a spinning vCPU would not look.
+    let (mut vgic, _physical, mut lrs1) = spi_completed_unseen_on_vcpu1();
+    for round in 0..3 {
+        assert_eq!(
+            vgic.inject_hardware(0, DEVICE_SPI, DEVICE_SPI),
+            Ok(Delivery::Ready { vcpu: 1 }),
+            "round {round}"
+        );
+        let flushed = vgic.flush(1, &mut lrs1).unwrap();
+        assert_eq!(flushed.kick, VcpuSet::empty());
+        let lr = lrs1.entry(DEVICE_SPI).expect("delivered again");
+        assert!(lr.is_set(ICH_LR_EL2::HW), "round {round}: still linked");
+        assert_eq!(lr.read(ICH_LR_EL2::pINTID), u64::from(DEVICE_SPI));
+        assert_eq!(guest_handles_everything(&mut lrs1), vec![DEVICE_SPI]);
+    }
+}
+
+#[test]
+fn a_hardware_spi_rerouted_while_its_holder_lists_it_reaches_the_new_vcpu_still_linked() {
+    // The guest routes the SPI from vCPU 1 (which completed the last instance unseen) to vCPU 0,
+    // and the next instance arrives. vCPU 1 is the one to kick; its sync gives the old instance
+    // back and names vCPU 0, which then gets the new one with the link to the physical SPI (the
+    // old instance's deactivation ended only the old one).
+    let (mut vgic, mut physical, mut lrs1) = spi_completed_unseen_on_vcpu1();
+    let mut lrs0 = FakeListRegisters::new(4);
+    assert_eq!(
+        route(&mut vgic, &mut physical, DEVICE_SPI, 0),
+        VcpuSet::empty(),
+        "nothing pending yet"
+    );
+    assert_eq!(
+        vgic.inject_hardware(0, DEVICE_SPI, DEVICE_SPI),
+        Ok(Delivery::Ready { vcpu: 1 }),
+        "the holder must exit"
+    );
+    vgic.flush(0, &mut lrs0).unwrap();
+    assert!(lrs0.entries().is_empty(), "still in vCPU 1's list register");
+    let flushed = vgic.flush(1, &mut lrs1).unwrap();
+    assert_eq!(
+        flushed.kick.iter().collect::<Vec<_>>(),
+        vec![0],
+        "vCPU 0 must look again"
+    );
+    assert!(lrs1.entries().is_empty(), "not vCPU 1's any more");
+    vgic.flush(0, &mut lrs0).unwrap();
+    let lr = lrs0.entry(DEVICE_SPI).expect("delivered to vCPU 0");
+    assert!(lr.is_set(ICH_LR_EL2::HW), "hardware-linked");
+    assert_eq!(lr.read(ICH_LR_EL2::pINTID), u64::from(DEVICE_SPI));
+    assert_eq!(guest_handles_everything(&mut lrs0), vec![DEVICE_SPI]);
+    let kick = vgic.sync(0, &mut lrs0);
+    assert_eq!(kick, VcpuSet::empty());
+    assert!(
+        !physical
+            .log
+            .iter()
+            .any(|op| matches!(op, PhysicalOp::Deactivate(..))),
+        "EL2 deactivated nothing: both instances ended through the link"
+    );
+    vgic.assert_bookkeeping();
+}
+
+#[test]
+fn a_pending_spi_taken_back_after_a_reroute_names_its_new_vcpu() {
+    // vCPU 1 exits before taking the SPI (IRQs masked), after the guest routed it to vCPU 2:
+    // the sync that takes it back pending names vCPU 2, which would otherwise not look.
+    let (mut vgic, mut physical) = enabled_vgic();
+    let mut lrs1 = FakeListRegisters::new(4);
+    enable_spi(&mut vgic, &mut physical, EDGE_SPI);
+    route(&mut vgic, &mut physical, EDGE_SPI, 1);
+    assert_eq!(vgic.inject(EDGE_SPI, 0), Ok(Delivery::Ready { vcpu: 1 }));
+    vgic.flush(1, &mut lrs1).unwrap();
+    route(&mut vgic, &mut physical, EDGE_SPI, 2);
+    assert_eq!(vgic.sync(1, &mut lrs1).iter().collect::<Vec<_>>(), vec![2]);
+    let mut lrs2 = FakeListRegisters::new(4);
+    vgic.flush(2, &mut lrs2).unwrap();
+    assert_eq!(lrs2.entries(), vec![(EDGE_SPI, 0b01)]);
 }
