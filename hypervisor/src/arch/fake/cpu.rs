@@ -218,6 +218,14 @@ impl FakeCpu {
                 .wait_until(&format!("CPU {cpu} to run its guest"), |state| {
                     state.running.get(cpu).copied().unwrap_or(false)
                 }),
+            GuestAction::AwaitAcknowledged { cpu, intid } => self.board.wait_until(
+                &format!("CPU {cpu} to acknowledge INTID {intid}"),
+                |state| {
+                    state.events.iter().any(|record| {
+                        record.cpu == cpu && record.event == Event::Acknowledged { intid }
+                    })
+                },
+            ),
             GuestAction::AwaitCompleted { cpu, intid, count } => self.board.wait_until(
                 &format!("CPU {cpu}'s guest to complete INTID {intid} {count} times"),
                 |state| state.completed.get(&(cpu, intid)).copied().unwrap_or(0) >= count,

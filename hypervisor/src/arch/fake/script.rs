@@ -48,6 +48,14 @@ pub enum GuestAction {
     },
     /// Blocks until physical CPU `cpu` runs its guest (for tests with one thread per CPU).
     AwaitGuestOn(usize),
+    /// Blocks until physical CPU `cpu` has acknowledged physical interrupt `intid` (for tests with
+    /// one thread per CPU that need a kick taken before they go on).
+    AwaitAcknowledged {
+        /// The CPU.
+        cpu: usize,
+        /// The physical INTID.
+        intid: u32,
+    },
     /// The next `count` kicks to physical CPU `cpu` get lost on the way.
     LoseKicksTo {
         /// The CPU.

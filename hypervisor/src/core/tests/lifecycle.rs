@@ -120,9 +120,14 @@ fn a_lost_kick_delays_the_restart_until_the_sibling_has_left_never_past_it() {
     let mut cpu1 = board.cpu(1);
     fixture.cpu0.script([
         GuestExit::hvc(CPU_ON_64, &[1, TEST_GUEST_BASE + 0x1000, 0]),
-        // CPU_ON's kick arrives; the stop's first kick to vCPU 1's CPU is lost on the way, so
-        // vCPU 1 spins on in its guest until the home CPU kicks it again.
+        // CPU_ON's kick arrives and is taken (vCPU 1 enters its guest with it still pending, and
+        // exits for it at once), vCPU 1 is back in its guest; the stop's first kick to vCPU 1's
+        // CPU is lost on the way, so vCPU 1 spins on until the home CPU kicks it again.
         GuestExit::hvc(SYSTEM_RESET, &[])
+            .with(GuestAction::AwaitAcknowledged {
+                cpu: 1,
+                intid: KICK_SGI,
+            })
             .with(GuestAction::AwaitGuestOn(1))
             .with(GuestAction::LoseKicksTo { cpu: 1, count: 1 }),
     ]);
@@ -168,7 +173,7 @@ fn a_lost_kick_delays_the_restart_until_the_sibling_has_left_never_past_it() {
     assert_eq!(
         fixture.cpu0.kicks(),
         [1, 1],
-        "CPU_ON's kick, then the second kick of the stop"
+        "CPU_ON's kick, then the second kick of the stop: {events:#?}"
     );
     assert_eq!(personal.state(), CellState::Running);
 }

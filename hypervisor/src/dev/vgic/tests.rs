@@ -1658,7 +1658,7 @@ fn enabling_a_held_hardware_interrupt_samples_its_line() {
         vec![2],
         "line high: delivered"
     );
-    vgic.flush(2, &mut lrs).unwrap().holds_list_registers;
+    vgic.flush(2, &mut lrs).unwrap();
     let lr = lrs
         .entry(30)
         .expect("the physical timer in a list register");
@@ -1682,19 +1682,22 @@ fn flush_drops_a_pending_hardware_entry_whose_line_went_low() {
         Ok(Direct::NeedsFlush)
     );
     vgic.inject_hardware(0, DEVICE_SPI, DEVICE_SPI).unwrap();
-    vgic.flush(0, &mut lrs).unwrap().holds_list_registers;
+    vgic.flush(0, &mut lrs).unwrap();
     let mut entries = lrs.entries();
     entries.sort_unstable();
     assert_eq!(entries, vec![(27, 0b01), (DEVICE_SPI, 0b01)]);
     // An exit with both lines still high changes nothing.
     vgic.sync(0, &mut lrs);
-    vgic.flush(0, &mut lrs).unwrap().holds_list_registers;
+    vgic.flush(0, &mut lrs).unwrap();
     assert_eq!(lrs.entries().len(), 2);
     assert!(lrs.deactivated.is_empty());
     // Both lines drop; the next exit retires both entries.
     lrs.low_lines = vec![27, DEVICE_SPI];
     vgic.sync(0, &mut lrs);
-    assert!(!vgic.flush(0, &mut lrs).unwrap().holds_list_registers, "nothing left to write");
+    assert!(
+        !vgic.flush(0, &mut lrs).unwrap().holds_list_registers,
+        "nothing left to write"
+    );
     assert!(lrs.entries().is_empty());
     assert_eq!(lrs.deactivated, vec![27, DEVICE_SPI]);
     assert!(!vgic.has_deliverable(0));
@@ -1722,7 +1725,7 @@ fn an_overflowing_hardware_interrupt_is_sampled_before_it_gets_a_list_register()
     vgic.inject(0, 3).unwrap();
     vgic.inject(1, 3).unwrap();
     vgic.inject_hardware(3, 27, 27).unwrap();
-    vgic.flush(3, &mut lrs).unwrap().holds_list_registers;
+    vgic.flush(3, &mut lrs).unwrap();
     let mut held: Vec<u32> = lrs.entries().iter().map(|&(intid, _)| intid).collect();
     held.sort_unstable();
     assert_eq!(held, vec![0, 1]);
@@ -1730,7 +1733,7 @@ fn an_overflowing_hardware_interrupt_is_sampled_before_it_gets_a_list_register()
     guest_handles_everything(&mut lrs);
     lrs.low_lines.push(27);
     vgic.sync(3, &mut lrs);
-    vgic.flush(3, &mut lrs).unwrap().holds_list_registers;
+    vgic.flush(3, &mut lrs).unwrap();
     assert!(lrs.entries().is_empty(), "the timer's line is low");
     assert_eq!(lrs.deactivated, vec![27]);
     assert!(!lrs.npie() && !lrs.uie());
@@ -1757,18 +1760,18 @@ fn only_a_held_level_instance_follows_its_line() {
         (1 << 27, 1 << 27, 0)
     );
     enable_private(&mut vgic, &mut physical, 0, 1 << 27);
-    vgic.flush(0, &mut lrs).unwrap().holds_list_registers;
+    vgic.flush(0, &mut lrs).unwrap();
     assert_eq!(lrs.entries(), vec![(27, 0b01)], "delivered as an edge");
     // Active in the guest: the guest's deactivation ends it (and the physical PPI), not EL2.
     assert_eq!(lrs.guest_acknowledge(), Some(27));
     vgic.sync(0, &mut lrs);
-    vgic.flush(0, &mut lrs).unwrap().holds_list_registers;
+    vgic.flush(0, &mut lrs).unwrap();
     assert_eq!(lrs.entries(), vec![(27, 0b10)]);
     assert_eq!(private_state(&mut vgic, &mut physical, 0).2, 1 << 27);
     vgic.redistributor_write(redistributor(0, SGI_BASE + 0x0C04), Word, 0, &mut physical)
         .unwrap();
     vgic.sync(0, &mut lrs);
-    vgic.flush(0, &mut lrs).unwrap().holds_list_registers;
+    vgic.flush(0, &mut lrs).unwrap();
     assert_eq!(lrs.entries(), vec![(27, 0b10)], "level, but active: kept");
     // A virtual level SPI (no hardware link) follows `set_level`, not a sampled line.
     enable_spi(&mut vgic, &mut physical, UART_SPI);
