@@ -319,6 +319,23 @@ pub enum KnownSysReg {
     DcCsw,
     /// DC CISW (1, 0, c7, c14, 2): clean and invalidate data cache by set/way.
     DcCisw,
+    /// DC IGSW (1, 0, c7, c6, 4): invalidate allocation tags by set/way (FEAT_MTE2).
+    DcIgsw,
+    /// DC IGDSW (1, 0, c7, c6, 6): invalidate data and allocation tags by set/way.
+    DcIgdsw,
+    /// DC CGSW (1, 0, c7, c10, 4): clean allocation tags by set/way.
+    DcCgsw,
+    /// DC CGDSW (1, 0, c7, c10, 6): clean data and allocation tags by set/way.
+    DcCgdsw,
+    /// DC CIGSW (1, 0, c7, c14, 4): clean and invalidate allocation tags by set/way.
+    DcCigsw,
+    /// DC CIGDSW (1, 0, c7, c14, 6): clean and invalidate data and allocation tags by set/way.
+    DcCigdsw,
+    /// ACTLR_EL1 (3, 0, c1, c0, 1): the IMPLEMENTATION DEFINED auxiliary control register
+    /// (trapped by HCR_EL2.TACR).
+    ActlrEl1,
+    /// PMCR_EL0 (3, 3, c9, c12, 0): the PMU control register (trapped by MDCR_EL2.TPMCR).
+    PmcrEl0,
 }
 
 impl SysRegAccess {
@@ -340,6 +357,14 @@ impl SysRegAccess {
             (1, 0, 7, 6, 2) => KnownSysReg::DcIsw,
             (1, 0, 7, 10, 2) => KnownSysReg::DcCsw,
             (1, 0, 7, 14, 2) => KnownSysReg::DcCisw,
+            (1, 0, 7, 6, 4) => KnownSysReg::DcIgsw,
+            (1, 0, 7, 6, 6) => KnownSysReg::DcIgdsw,
+            (1, 0, 7, 10, 4) => KnownSysReg::DcCgsw,
+            (1, 0, 7, 10, 6) => KnownSysReg::DcCgdsw,
+            (1, 0, 7, 14, 4) => KnownSysReg::DcCigsw,
+            (1, 0, 7, 14, 6) => KnownSysReg::DcCigdsw,
+            (3, 0, 1, 0, 1) => KnownSysReg::ActlrEl1,
+            (3, 3, 9, 12, 0) => KnownSysReg::PmcrEl0,
             _ => return None,
         })
     }
@@ -347,6 +372,45 @@ impl SysRegAccess {
     /// Whether this is a write to ICC_SGI1R_EL1 (the usual way a GICv3 guest sends an IPI).
     pub const fn is_icc_sgi1r_el1(&self) -> bool {
         matches!(self.known(), Some(KnownSysReg::IccSgi1rEl1))
+    }
+
+    /// Whether this is a data or allocation-tag cache maintenance instruction by set/way (every
+    /// one HCR_EL2.TSW traps).
+    pub const fn is_set_way(&self) -> bool {
+        matches!(
+            self.known(),
+            Some(
+                KnownSysReg::DcIsw
+                    | KnownSysReg::DcCsw
+                    | KnownSysReg::DcCisw
+                    | KnownSysReg::DcIgsw
+                    | KnownSysReg::DcIgdsw
+                    | KnownSysReg::DcCgsw
+                    | KnownSysReg::DcCgdsw
+                    | KnownSysReg::DcCigsw
+                    | KnownSysReg::DcCigdsw
+            )
+        )
+    }
+
+    /// Whether this is a RAS error record register (op0 3, op1 0, c5, c3..c5: ERRIDR_EL1,
+    /// ERRSELR_EL1, ERXGSR_EL1, ERXFR_EL1, ERXCTLR_EL1, ERXSTATUS_EL1, ERXADDR_EL1, ERXPFG*_EL1,
+    /// ERXMISC<n>_EL1), trapped by HCR_EL2.TERR (and FIEN for ERXPFG*).
+    pub const fn is_error_record(&self) -> bool {
+        self.op0 == 3 && self.op1 == 0 && self.crn == 5 && self.crm >= 3 && self.crm <= 5
+    }
+
+    /// Whether this is an activity monitor register (op0 3, op1 3, c13, c2..c15: AMCR_EL0,
+    /// AMCFGR_EL0, AMCGCR_EL0, AMUSERENR_EL0, AMCNTEN*, AMEVCNTR*, AMEVTYPER*), trapped by
+    /// CPTR_EL2.TAM.
+    pub const fn is_activity_monitor(&self) -> bool {
+        self.op0 == 3 && self.op1 == 3 && self.crn == 13 && self.crm >= 2
+    }
+
+    /// Whether this is in a space the architecture reserves for IMPLEMENTATION DEFINED
+    /// registers (op0 3) and instructions (op0 1), CRn 11 or 15, trapped by HCR_EL2.TIDCP.
+    pub const fn is_implementation_defined(&self) -> bool {
+        (self.op0 == 3 || self.op0 == 1) && (self.crn == 11 || self.crn == 15)
     }
 }
 
@@ -777,6 +841,14 @@ mod tests {
             ((1, 0, 7, 6, 2), KnownSysReg::DcIsw),
             ((1, 0, 7, 10, 2), KnownSysReg::DcCsw),
             ((1, 0, 7, 14, 2), KnownSysReg::DcCisw),
+            ((1, 0, 7, 6, 4), KnownSysReg::DcIgsw),
+            ((1, 0, 7, 6, 6), KnownSysReg::DcIgdsw),
+            ((1, 0, 7, 10, 4), KnownSysReg::DcCgsw),
+            ((1, 0, 7, 10, 6), KnownSysReg::DcCgdsw),
+            ((1, 0, 7, 14, 4), KnownSysReg::DcCigsw),
+            ((1, 0, 7, 14, 6), KnownSysReg::DcCigdsw),
+            ((3, 0, 1, 0, 1), KnownSysReg::ActlrEl1),
+            ((3, 3, 9, 12, 0), KnownSysReg::PmcrEl0),
         ];
         for ((op0, op1, crn, crm, op2), name) in cases {
             let Exit::SysReg(access) = decode(
@@ -797,6 +869,64 @@ mod tests {
             panic!("not a sysreg trap");
         };
         assert_eq!(access.known(), None);
+    }
+
+    fn access(op0: u8, op1: u8, crn: u8, crm: u8, op2: u8) -> SysRegAccess {
+        SysRegAccess {
+            op0,
+            op1,
+            crn,
+            crm,
+            op2,
+            rt: 0,
+            read: true,
+        }
+    }
+
+    #[test]
+    fn sysreg_spaces_set_way_error_records_activity_monitors_implementation_defined() {
+        // Every set/way operation TSW traps, and not the by-address ones beside them.
+        for (crm, op2) in [
+            (6, 2),
+            (10, 2),
+            (14, 2),
+            (6, 4),
+            (6, 6),
+            (10, 4),
+            (10, 6),
+            (14, 4),
+        ] {
+            assert!(access(1, 0, 7, crm, op2).is_set_way(), "c7, c{crm}, {op2}");
+        }
+        assert!(access(1, 0, 7, 14, 6).is_set_way());
+        // DC IVAC, DC CIVAC, DC CVAC, DC ZVA.
+        for (op1, crm, op2) in [(0, 6, 1), (3, 14, 1), (3, 10, 1), (3, 4, 1)] {
+            assert!(!access(1, op1, 7, crm, op2).is_set_way());
+        }
+        // ERRIDR_EL1, ERRSELR_EL1, ERXGSR_EL1, ERXSTATUS_EL1, ERXPFGCDN_EL1, ERXMISC3_EL1.
+        for (crm, op2) in [(3, 0), (3, 1), (3, 2), (4, 2), (4, 6), (5, 3)] {
+            assert!(access(3, 0, 5, crm, op2).is_error_record());
+        }
+        // ESR_EL1, AFSR0_EL1, TFSR_EL1 share CRn 5 and are not error records.
+        for (crm, op2) in [(2, 0), (1, 0), (6, 0)] {
+            assert!(!access(3, 0, 5, crm, op2).is_error_record());
+        }
+        // AMCR_EL0, AMCNTENSET1_EL0, AMEVCNTR00_EL0, AMEVTYPER115_EL0.
+        for (crm, op2) in [(2, 0), (3, 1), (4, 0), (15, 7)] {
+            assert!(access(3, 3, 13, crm, op2).is_activity_monitor());
+        }
+        // TPIDR_EL0, TPIDR_EL1.
+        assert!(!access(3, 3, 13, 0, 2).is_activity_monitor());
+        assert!(!access(3, 0, 13, 2, 0).is_activity_monitor());
+        // Cortex-A57's CPUACTLR_EL1 and L2CTLR_EL1, an IMPDEF system instruction.
+        assert!(access(3, 1, 15, 2, 0).is_implementation_defined());
+        assert!(access(3, 1, 11, 0, 2).is_implementation_defined());
+        assert!(access(1, 0, 15, 0, 0).is_implementation_defined());
+        // ACTLR_EL1, ICC_SGI1R_EL1 (CRn 12), CNTV_CTL_EL0 (CRn 14), a debug register (op0 2).
+        assert!(!access(3, 0, 1, 0, 1).is_implementation_defined());
+        assert!(!access(3, 0, 12, 11, 5).is_implementation_defined());
+        assert!(!access(3, 3, 14, 3, 1).is_implementation_defined());
+        assert!(!access(2, 0, 15, 0, 0).is_implementation_defined());
     }
 
     #[test]

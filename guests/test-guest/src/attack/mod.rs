@@ -21,6 +21,7 @@ mod memory;
 mod mmio;
 mod power;
 mod registers;
+mod shared;
 
 use crate::psci;
 use cellvisor_guest_support::println;
@@ -34,6 +35,7 @@ use mmio::{mmio_no_syndrome, uart};
 use power::{psci_cpu_on, psci_race_secondary, system_off_from_vcpu1, system_reset};
 use probe::install_vectors;
 use registers::{sysregs, timer};
+use shared::{pmu_el2, ras_impdef, set_way_storm, trace_amu};
 
 /// Prefix of every attack line.
 const PREFIX: &str = "test-guest: attack ";
@@ -44,7 +46,7 @@ const JOB_BOGUS_VBAR: u64 = 2;
 const JOB_SYSTEM_OFF: u64 = 3;
 
 /// The attacks `name=` may list, in the order they run.
-const ATTACKS: [&str; 18] = [
+const ATTACKS: [&str; 22] = [
     "foreign-ram",
     "gic-distributor",
     "gic-redistributors",
@@ -58,6 +60,10 @@ const ATTACKS: [&str; 18] = [
     "wfi-storm",
     "hvc-flood",
     "fault-flood",
+    "set-way-storm",
+    "pmu-el2",
+    "trace-amu",
+    "ras-impdef",
     "system-reset",
     "bogus-vbar",
     // The two below never return; they run after the suite line.
@@ -175,6 +181,10 @@ fn run_one(attack: &str) -> Verdict {
         "wfi-storm" => wfi_storm(),
         "hvc-flood" => hvc_flood(),
         "fault-flood" => fault_flood(),
+        "set-way-storm" => set_way_storm(),
+        "pmu-el2" => pmu_el2(),
+        "trace-amu" => trace_amu(),
+        "ras-impdef" => ras_impdef(),
         "system-reset" => system_reset(),
         "bogus-vbar" => bogus_vbar(),
         _ => Err("not an attack"),
