@@ -5,6 +5,7 @@
 //! [`Exit::Other`]. Nothing here trusts ISS fields that the architecture marks as invalid: a data
 //! abort only carries an [`MmioAccess`] when ISS.ISV = 1.
 
+use tock_registers::fields::Field;
 use tock_registers::{LocalRegisterCopy, register_bitfields};
 
 use crate::dev::mmio::{AccessWidth, MmioAccess, TransferRegister};
@@ -369,9 +370,11 @@ impl SysRegAccess {
         })
     }
 
-    /// Whether this is a write to ICC_SGI1R_EL1 (the usual way a GICv3 guest sends an IPI).
+    /// Whether this is an access to ICC_SGI1R_EL1 (a write is the usual way a GICv3 guest sends
+    /// an IPI). One comparison of the encoding rather than [`SysRegAccess::known`]'s whole table:
+    /// the fast path asks it at every SGI.
     pub const fn is_icc_sgi1r_el1(&self) -> bool {
-        matches!(self.known(), Some(KnownSysReg::IccSgi1rEl1))
+        matches!(self.encoding(), (3, 0, 12, 11, 5))
     }
 
     /// Whether this is a data or allocation-tag cache maintenance instruction by set/way (every
@@ -475,16 +478,40 @@ pub fn hypercall(esr: u64) -> Option<(bool, u16)> {
     Some((smc, imm16(esr.read(ESR_EL2::ISS) as u32)))
 }
 
+/// The ESR_EL2 bits of `value` in ISS field `field` of a trapped system register access.
+const fn sysreg_bits(field: Field<u32, ISS_SYSREG::Register>, value: u32) -> u64 {
+    ((value & field.mask) as u64) << field.shift
+}
+
+/// The ESR_EL2 bits that make an exit an MSR to ICC_SGI1R_EL1, whatever its transfer register:
+/// EC and ISS's Op0, Op2, Op1, CRn, CRm and Direction.
+const SGI1R_WRITE_MASK: u64 = (ESR_EL2::EC.mask << ESR_EL2::EC.shift)
+    | sysreg_bits(ISS_SYSREG::OP0, u32::MAX)
+    | sysreg_bits(ISS_SYSREG::OP2, u32::MAX)
+    | sysreg_bits(ISS_SYSREG::OP1, u32::MAX)
+    | sysreg_bits(ISS_SYSREG::CRN, u32::MAX)
+    | sysreg_bits(ISS_SYSREG::CRM, u32::MAX)
+    | sysreg_bits(ISS_SYSREG::DIRECTION, u32::MAX);
+/// Those bits' values for `MSR ICC_SGI1R_EL1, Xt` (3, 0, c12, c11, 5).
+const SGI1R_WRITE: u64 = ((exception_class::SYSREG as u64) << ESR_EL2::EC.shift)
+    | sysreg_bits(ISS_SYSREG::OP0, 3)
+    | sysreg_bits(ISS_SYSREG::OP2, 5)
+    | sysreg_bits(ISS_SYSREG::OP1, 0)
+    | sysreg_bits(ISS_SYSREG::CRN, 12)
+    | sysreg_bits(ISS_SYSREG::CRM, 11)
+    | sysreg_bits(ISS_SYSREG::DIRECTION, 0);
+
 /// For a trapped MSR ICC_SGI1R_EL1 (a guest sending SGIs): the transfer register; `None` for any
-/// other exit. One compare of the syndrome instead of [`decode`], for the fast path.
+/// other exit. One masked compare of the syndrome instead of [`decode`], for the fast path (it
+/// agrees with [`SysRegAccess::is_icc_sgi1r_el1`] on every syndrome; tested).
 pub fn sgi1r_write(esr: u64) -> Option<u8> {
-    let esr = LocalRegisterCopy::<u64, ESR_EL2::Register>::new(esr);
-    if esr.read(ESR_EL2::EC) as u8 != exception_class::SYSREG {
+    if esr & SGI1R_WRITE_MASK != SGI1R_WRITE {
         return None;
     }
-    // Lossless: ISS is 25 bits wide.
-    let access = sysreg(esr.read(ESR_EL2::ISS) as u32);
-    (access.is_icc_sgi1r_el1() && !access.read).then_some(access.rt)
+    let esr = LocalRegisterCopy::<u64, ESR_EL2::Register>::new(esr);
+    // Lossless: ISS is 25 bits wide, RT 5.
+    let iss = LocalRegisterCopy::<u32, ISS_SYSREG::Register>::new(esr.read(ESR_EL2::ISS) as u32);
+    Some(iss.read(ISS_SYSREG::RT) as u8)
 }
 
 /// For a stage-2 data abort that can be emulated from its syndrome (ISS.ISV set, not on a
@@ -827,6 +854,45 @@ mod tests {
         );
         assert!(access.is_icc_sgi1r_el1());
         assert_eq!(access.known(), Some(KnownSysReg::IccSgi1rEl1));
+    }
+
+    /// The fast path's one-compare check and the full decode agree on which exits are an MSR to
+    /// ICC_SGI1R_EL1, for every transfer register, with IL and RES0 bits either way.
+    #[test]
+    fn sgi1r_write_agrees_with_the_decoder() {
+        let encodings = [
+            (3, 0, 12, 11, 5),
+            (3, 1, 12, 11, 6),
+            (3, 2, 12, 11, 7),
+            (3, 0, 12, 11, 4),
+            (3, 0, 12, 12, 5),
+            (3, 0, 13, 11, 5),
+            (1, 0, 12, 11, 5),
+            (3, 4, 12, 11, 5),
+        ];
+        for (op0, op1, crn, crm, op2) in encodings {
+            for rt in [0, 5, 18, 19, 30, 31] {
+                for read in [false, true] {
+                    let iss = sysreg_iss(op0, op1, crn, crm, op2, rt, read);
+                    for esr in [
+                        esr(0x18, iss),
+                        esr(0x18, iss) & !IL,
+                        esr(0x18, iss) | 1 << 40,
+                    ] {
+                        let Exit::SysReg(access) = decode(esr, 0, 0) else {
+                            panic!("not a sysreg trap");
+                        };
+                        let expected =
+                            (access.is_icc_sgi1r_el1() && !access.read).then_some(rt as u8);
+                        assert_eq!(sgi1r_write(esr), expected, "{esr:#x}");
+                    }
+                }
+            }
+        }
+        // Another exception class with the same ISS is not one.
+        let iss = sysreg_iss(3, 0, 12, 11, 5, 1, false);
+        assert_eq!(sgi1r_write(esr(0x24, iss)), None);
+        assert_eq!(sgi1r_write(esr(0x19, iss)), None);
     }
 
     #[test]

@@ -521,8 +521,9 @@ pub const fn hdfgwtr_el2_guest(features: &CpuFeatures) -> FieldValue<u64, HDFGWT
 const _: () = assert!(hdfgwtr_el2_guest(&ALL_FEATURES).value == 0x7000_0000_0000_0000);
 
 /// HFGRTR2_EL2 while a guest runs (written only with FEAT_FGT2). Every field is a
-/// negative-polarity trap: set for PFAR_EL1 (FEAT_PFAR), ERXGSR_EL1 (FEAT_RASv2) and RCWSMASK_EL1
-/// (FEAT_THE with FEAT_D128) where implemented. The FEAT_SRMASK fields (bits 3-14: the
+/// negative-polarity trap: set for PFAR_EL1 (FEAT_PFAR), ERXGSR_EL1 (FEAT_RASv2; HCR_EL2.TERR
+/// still traps it, and it reads as zero like every error record) and RCWSMASK_EL1 (FEAT_THE with
+/// FEAT_D128) where implemented. The FEAT_SRMASK fields (bits 3-14: the
 /// `*MASK_EL1`/`*ALIAS_EL1` registers) stay 0, so those registers trap and the guest gets an
 /// undefined instruction: SRMASK is hidden (docs/architecture.md, CPU features).
 pub const fn hfgrtr2_el2_guest(features: &CpuFeatures) -> u64 {
