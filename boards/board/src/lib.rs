@@ -91,7 +91,7 @@ pub struct Device {
     pub dma_capable: bool,
 }
 
-/// What the console management prompt may do to a cell.
+/// What the console management prompt may do to a cell, and what the cell's PMU may count.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CellPolicy {
     /// `restart CELL` is allowed.
@@ -100,15 +100,32 @@ pub struct CellPolicy {
     pub may_stop: bool,
     /// `wipe CELL` is allowed.
     pub may_wipe: bool,
+    /// Whether the cell's PMU may count what EL2 runs for it.
+    pub el2_counting: El2Counting,
 }
 
 impl CellPolicy {
-    /// Everything is allowed.
+    /// Every management command is allowed; the PMU counts only the guest
+    /// ([`El2Counting::Prohibited`]).
     pub const ALL: CellPolicy = CellPolicy {
         may_restart: true,
         may_stop: true,
         may_wipe: true,
+        el2_counting: El2Counting::Prohibited,
     };
+}
+
+/// Whether a cell's performance monitors may count events at EL2 (MDCR_EL2.HPMD/HCCD).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum El2Counting {
+    /// The cell's event counters and cycle counter never count at EL2, whatever its filters
+    /// say: a guest cannot time cellvisor's work with its PMU. Every production cell.
+    Prohibited,
+    /// A deliberate, measurement-only exception: the cell's PMU counts at EL2 when its filters
+    /// ask to (PMEVTYPER<n>_EL0/PMCCFILTR_EL0.NSH), so a benchmark guest can count the EL2
+    /// instructions spent on its exits. Such a cell can time cellvisor; give it only to a
+    /// measurement guest on a board or layout that runs nothing else worth protecting.
+    AllowedForMeasurement,
 }
 
 /// One cell: an isolated guest with its own CPUs, RAM and devices.

@@ -14,6 +14,7 @@ use crate::core::hardware::Machine;
 use crate::core::lifecycle::CellState;
 use crate::core::psci::{PsciCell, VcpuPower};
 use crate::core::runtime::CellError;
+use crate::core::set_way::{self, SetWayClean};
 use crate::dev::{CellPhysical, DeviceBus};
 use crate::mem::addr::{GuestPhysAddr, PhysAddr};
 use crate::mem::stage2::Stage2;
@@ -98,6 +99,8 @@ pub struct Cell {
     /// Each vCPU's latest injected fault, to recognise a fault loop (only the vCPU's own CPU
     /// takes its lock, so it is never contended).
     fault_streaks: Vec<Mutex<FaultStreak>>,
+    /// Each vCPU's set/way clean in progress (only the vCPU's own CPU takes its lock).
+    set_way_cleans: Vec<Mutex<SetWayClean>>,
 }
 
 impl Cell {
@@ -124,6 +127,9 @@ impl Cell {
             lifecycle_log: RateLimiter::new(),
             fault_streaks: (0..vcpu_count)
                 .map(|_| Mutex::new(FaultStreak::new()))
+                .collect(),
+            set_way_cleans: (0..vcpu_count)
+                .map(|_| Mutex::new(SetWayClean::new()))
                 .collect(),
             plan,
         }
@@ -290,6 +296,16 @@ impl Cell {
             .map_or(1, |streak| streak.lock().record(fault, vector))
     }
 
+    /// What `vcpu`'s set/way operation with operand `value` does next: a piece of the cell's
+    /// RAM to clean, or nothing (see [`crate::core::set_way`]).
+    pub fn set_way_step(&self, vcpu: usize, value: u64) -> set_way::Step {
+        self.set_way_cleans
+            .get(vcpu)
+            .map_or(set_way::Step::Complete, |clean| {
+                clean.lock().step(&self.plan.memory, value)
+            })
+    }
+
     /// Whether `[ipa, ipa + length)` lies inside one of the cell's RAM regions.
     pub fn ram_contains(&self, ipa: GuestPhysAddr, length: u64) -> bool {
         self.ipa_to_pa(ipa, length).is_some()
@@ -357,6 +373,9 @@ impl Cell {
         self.psci.lock().reset(plan.entry, plan.dtb_at.raw());
         for streak in &self.fault_streaks {
             streak.lock().clear();
+        }
+        for clean in &self.set_way_cleans {
+            clean.lock().clear();
         }
         self.devices
             .reset(&mut CellPhysical::new(machine, &self.plan));

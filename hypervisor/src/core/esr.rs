@@ -5,6 +5,7 @@
 //! [`Exit::Other`]. Nothing here trusts ISS fields that the architecture marks as invalid: a data
 //! abort only carries an [`MmioAccess`] when ISS.ISV = 1.
 
+use tock_registers::fields::Field;
 use tock_registers::{LocalRegisterCopy, register_bitfields};
 
 use crate::dev::mmio::{AccessWidth, MmioAccess, TransferRegister};
@@ -338,6 +339,23 @@ pub enum KnownSysReg {
     DcCsw,
     /// DC CISW (1, 0, c7, c14, 2): clean and invalidate data cache by set/way.
     DcCisw,
+    /// DC IGSW (1, 0, c7, c6, 4): invalidate allocation tags by set/way (FEAT_MTE2).
+    DcIgsw,
+    /// DC IGDSW (1, 0, c7, c6, 6): invalidate data and allocation tags by set/way.
+    DcIgdsw,
+    /// DC CGSW (1, 0, c7, c10, 4): clean allocation tags by set/way.
+    DcCgsw,
+    /// DC CGDSW (1, 0, c7, c10, 6): clean data and allocation tags by set/way.
+    DcCgdsw,
+    /// DC CIGSW (1, 0, c7, c14, 4): clean and invalidate allocation tags by set/way.
+    DcCigsw,
+    /// DC CIGDSW (1, 0, c7, c14, 6): clean and invalidate data and allocation tags by set/way.
+    DcCigdsw,
+    /// ACTLR_EL1 (3, 0, c1, c0, 1): the IMPLEMENTATION DEFINED auxiliary control register
+    /// (trapped by HCR_EL2.TACR).
+    ActlrEl1,
+    /// PMCR_EL0 (3, 3, c9, c12, 0): the PMU control register (trapped by MDCR_EL2.TPMCR).
+    PmcrEl0,
 }
 
 impl SysRegAccess {
@@ -359,13 +377,62 @@ impl SysRegAccess {
             (1, 0, 7, 6, 2) => KnownSysReg::DcIsw,
             (1, 0, 7, 10, 2) => KnownSysReg::DcCsw,
             (1, 0, 7, 14, 2) => KnownSysReg::DcCisw,
+            (1, 0, 7, 6, 4) => KnownSysReg::DcIgsw,
+            (1, 0, 7, 6, 6) => KnownSysReg::DcIgdsw,
+            (1, 0, 7, 10, 4) => KnownSysReg::DcCgsw,
+            (1, 0, 7, 10, 6) => KnownSysReg::DcCgdsw,
+            (1, 0, 7, 14, 4) => KnownSysReg::DcCigsw,
+            (1, 0, 7, 14, 6) => KnownSysReg::DcCigdsw,
+            (3, 0, 1, 0, 1) => KnownSysReg::ActlrEl1,
+            (3, 3, 9, 12, 0) => KnownSysReg::PmcrEl0,
             _ => return None,
         })
     }
 
-    /// Whether this is a write to ICC_SGI1R_EL1 (the usual way a GICv3 guest sends an IPI).
+    /// Whether this is an access to ICC_SGI1R_EL1 (a write is the usual way a GICv3 guest sends
+    /// an IPI). One comparison of the encoding rather than [`SysRegAccess::known`]'s whole table:
+    /// the fast path asks it at every SGI.
     pub const fn is_icc_sgi1r_el1(&self) -> bool {
-        matches!(self.known(), Some(KnownSysReg::IccSgi1rEl1))
+        matches!(self.encoding(), (3, 0, 12, 11, 5))
+    }
+
+    /// Whether this is a data or allocation-tag cache maintenance instruction by set/way (every
+    /// one HCR_EL2.TSW traps).
+    pub const fn is_set_way(&self) -> bool {
+        matches!(
+            self.known(),
+            Some(
+                KnownSysReg::DcIsw
+                    | KnownSysReg::DcCsw
+                    | KnownSysReg::DcCisw
+                    | KnownSysReg::DcIgsw
+                    | KnownSysReg::DcIgdsw
+                    | KnownSysReg::DcCgsw
+                    | KnownSysReg::DcCgdsw
+                    | KnownSysReg::DcCigsw
+                    | KnownSysReg::DcCigdsw
+            )
+        )
+    }
+
+    /// Whether this is a RAS error record register (op0 3, op1 0, c5, c3..c5: ERRIDR_EL1,
+    /// ERRSELR_EL1, ERXGSR_EL1, ERXFR_EL1, ERXCTLR_EL1, ERXSTATUS_EL1, ERXADDR_EL1, ERXPFG*_EL1,
+    /// ERXMISC<n>_EL1), trapped by HCR_EL2.TERR (and FIEN for ERXPFG*).
+    pub const fn is_error_record(&self) -> bool {
+        self.op0 == 3 && self.op1 == 0 && self.crn == 5 && self.crm >= 3 && self.crm <= 5
+    }
+
+    /// Whether this is an activity monitor register (op0 3, op1 3, c13, c2..c15: AMCR_EL0,
+    /// AMCFGR_EL0, AMCGCR_EL0, AMUSERENR_EL0, AMCNTEN*, AMEVCNTR*, AMEVTYPER*), trapped by
+    /// CPTR_EL2.TAM.
+    pub const fn is_activity_monitor(&self) -> bool {
+        self.op0 == 3 && self.op1 == 3 && self.crn == 13 && self.crm >= 2
+    }
+
+    /// Whether this is in a space the architecture reserves for IMPLEMENTATION DEFINED
+    /// registers (op0 3) and instructions (op0 1), CRn 11 or 15, trapped by HCR_EL2.TIDCP.
+    pub const fn is_implementation_defined(&self) -> bool {
+        (self.op0 == 3 || self.op0 == 1) && (self.crn == 11 || self.crn == 15)
     }
 }
 
@@ -431,16 +498,40 @@ pub fn hypercall(esr: u64) -> Option<(bool, u16)> {
     Some((smc, imm16(esr.read(ESR_EL2::ISS) as u32)))
 }
 
+/// The ESR_EL2 bits of `value` in ISS field `field` of a trapped system register access.
+const fn sysreg_bits(field: Field<u32, ISS_SYSREG::Register>, value: u32) -> u64 {
+    ((value & field.mask) as u64) << field.shift
+}
+
+/// The ESR_EL2 bits that make an exit an MSR to ICC_SGI1R_EL1, whatever its transfer register:
+/// EC and ISS's Op0, Op2, Op1, CRn, CRm and Direction.
+const SGI1R_WRITE_MASK: u64 = (ESR_EL2::EC.mask << ESR_EL2::EC.shift)
+    | sysreg_bits(ISS_SYSREG::OP0, u32::MAX)
+    | sysreg_bits(ISS_SYSREG::OP2, u32::MAX)
+    | sysreg_bits(ISS_SYSREG::OP1, u32::MAX)
+    | sysreg_bits(ISS_SYSREG::CRN, u32::MAX)
+    | sysreg_bits(ISS_SYSREG::CRM, u32::MAX)
+    | sysreg_bits(ISS_SYSREG::DIRECTION, u32::MAX);
+/// Those bits' values for `MSR ICC_SGI1R_EL1, Xt` (3, 0, c12, c11, 5).
+const SGI1R_WRITE: u64 = ((exception_class::SYSREG as u64) << ESR_EL2::EC.shift)
+    | sysreg_bits(ISS_SYSREG::OP0, 3)
+    | sysreg_bits(ISS_SYSREG::OP2, 5)
+    | sysreg_bits(ISS_SYSREG::OP1, 0)
+    | sysreg_bits(ISS_SYSREG::CRN, 12)
+    | sysreg_bits(ISS_SYSREG::CRM, 11)
+    | sysreg_bits(ISS_SYSREG::DIRECTION, 0);
+
 /// For a trapped MSR ICC_SGI1R_EL1 (a guest sending SGIs): the transfer register; `None` for any
-/// other exit. One compare of the syndrome instead of [`decode`], for the fast path.
+/// other exit. One masked compare of the syndrome instead of [`decode`], for the fast path (it
+/// agrees with [`SysRegAccess::is_icc_sgi1r_el1`] on every syndrome; tested).
 pub fn sgi1r_write(esr: u64) -> Option<u8> {
-    let esr = LocalRegisterCopy::<u64, ESR_EL2::Register>::new(esr);
-    if esr.read(ESR_EL2::EC) as u8 != exception_class::SYSREG {
+    if esr & SGI1R_WRITE_MASK != SGI1R_WRITE {
         return None;
     }
-    // Lossless: ISS is 25 bits wide.
-    let access = sysreg(esr.read(ESR_EL2::ISS) as u32);
-    (access.is_icc_sgi1r_el1() && !access.read).then_some(access.rt)
+    let esr = LocalRegisterCopy::<u64, ESR_EL2::Register>::new(esr);
+    // Lossless: ISS is 25 bits wide, RT 5.
+    let iss = LocalRegisterCopy::<u32, ISS_SYSREG::Register>::new(esr.read(ESR_EL2::ISS) as u32);
+    Some(iss.read(ISS_SYSREG::RT) as u8)
 }
 
 /// For a stage-2 data abort that can be emulated from its syndrome (ISS.ISV set, not on a
@@ -791,6 +882,45 @@ mod tests {
         assert_eq!(access.known(), Some(KnownSysReg::IccSgi1rEl1));
     }
 
+    /// The fast path's one-compare check and the full decode agree on which exits are an MSR to
+    /// ICC_SGI1R_EL1, for every transfer register, with IL and RES0 bits either way.
+    #[test]
+    fn sgi1r_write_agrees_with_the_decoder() {
+        let encodings = [
+            (3, 0, 12, 11, 5),
+            (3, 1, 12, 11, 6),
+            (3, 2, 12, 11, 7),
+            (3, 0, 12, 11, 4),
+            (3, 0, 12, 12, 5),
+            (3, 0, 13, 11, 5),
+            (1, 0, 12, 11, 5),
+            (3, 4, 12, 11, 5),
+        ];
+        for (op0, op1, crn, crm, op2) in encodings {
+            for rt in [0, 5, 18, 19, 30, 31] {
+                for read in [false, true] {
+                    let iss = sysreg_iss(op0, op1, crn, crm, op2, rt, read);
+                    for esr in [
+                        esr(0x18, iss),
+                        esr(0x18, iss) & !IL,
+                        esr(0x18, iss) | 1 << 40,
+                    ] {
+                        let Exit::SysReg(access) = decode(esr, 0, 0) else {
+                            panic!("not a sysreg trap");
+                        };
+                        let expected =
+                            (access.is_icc_sgi1r_el1() && !access.read).then_some(rt as u8);
+                        assert_eq!(sgi1r_write(esr), expected, "{esr:#x}");
+                    }
+                }
+            }
+        }
+        // Another exception class with the same ISS is not one.
+        let iss = sysreg_iss(3, 0, 12, 11, 5, 1, false);
+        assert_eq!(sgi1r_write(esr(0x24, iss)), None);
+        assert_eq!(sgi1r_write(esr(0x19, iss)), None);
+    }
+
     #[test]
     fn sysreg_named_registers() {
         let cases = [
@@ -803,6 +933,14 @@ mod tests {
             ((1, 0, 7, 6, 2), KnownSysReg::DcIsw),
             ((1, 0, 7, 10, 2), KnownSysReg::DcCsw),
             ((1, 0, 7, 14, 2), KnownSysReg::DcCisw),
+            ((1, 0, 7, 6, 4), KnownSysReg::DcIgsw),
+            ((1, 0, 7, 6, 6), KnownSysReg::DcIgdsw),
+            ((1, 0, 7, 10, 4), KnownSysReg::DcCgsw),
+            ((1, 0, 7, 10, 6), KnownSysReg::DcCgdsw),
+            ((1, 0, 7, 14, 4), KnownSysReg::DcCigsw),
+            ((1, 0, 7, 14, 6), KnownSysReg::DcCigdsw),
+            ((3, 0, 1, 0, 1), KnownSysReg::ActlrEl1),
+            ((3, 3, 9, 12, 0), KnownSysReg::PmcrEl0),
         ];
         for ((op0, op1, crn, crm, op2), name) in cases {
             let Exit::SysReg(access) = decode(
@@ -823,6 +961,64 @@ mod tests {
             panic!("not a sysreg trap");
         };
         assert_eq!(access.known(), None);
+    }
+
+    fn access(op0: u8, op1: u8, crn: u8, crm: u8, op2: u8) -> SysRegAccess {
+        SysRegAccess {
+            op0,
+            op1,
+            crn,
+            crm,
+            op2,
+            rt: 0,
+            read: true,
+        }
+    }
+
+    #[test]
+    fn sysreg_spaces_set_way_error_records_activity_monitors_implementation_defined() {
+        // Every set/way operation TSW traps, and not the by-address ones beside them.
+        for (crm, op2) in [
+            (6, 2),
+            (10, 2),
+            (14, 2),
+            (6, 4),
+            (6, 6),
+            (10, 4),
+            (10, 6),
+            (14, 4),
+        ] {
+            assert!(access(1, 0, 7, crm, op2).is_set_way(), "c7, c{crm}, {op2}");
+        }
+        assert!(access(1, 0, 7, 14, 6).is_set_way());
+        // DC IVAC, DC CIVAC, DC CVAC, DC ZVA.
+        for (op1, crm, op2) in [(0, 6, 1), (3, 14, 1), (3, 10, 1), (3, 4, 1)] {
+            assert!(!access(1, op1, 7, crm, op2).is_set_way());
+        }
+        // ERRIDR_EL1, ERRSELR_EL1, ERXGSR_EL1, ERXSTATUS_EL1, ERXPFGCDN_EL1, ERXMISC3_EL1.
+        for (crm, op2) in [(3, 0), (3, 1), (3, 2), (4, 2), (4, 6), (5, 3)] {
+            assert!(access(3, 0, 5, crm, op2).is_error_record());
+        }
+        // ESR_EL1, AFSR0_EL1, TFSR_EL1 share CRn 5 and are not error records.
+        for (crm, op2) in [(2, 0), (1, 0), (6, 0)] {
+            assert!(!access(3, 0, 5, crm, op2).is_error_record());
+        }
+        // AMCR_EL0, AMCNTENSET1_EL0, AMEVCNTR00_EL0, AMEVTYPER115_EL0.
+        for (crm, op2) in [(2, 0), (3, 1), (4, 0), (15, 7)] {
+            assert!(access(3, 3, 13, crm, op2).is_activity_monitor());
+        }
+        // TPIDR_EL0, TPIDR_EL1.
+        assert!(!access(3, 3, 13, 0, 2).is_activity_monitor());
+        assert!(!access(3, 0, 13, 2, 0).is_activity_monitor());
+        // Cortex-A57's CPUACTLR_EL1 and L2CTLR_EL1, an IMPDEF system instruction.
+        assert!(access(3, 1, 15, 2, 0).is_implementation_defined());
+        assert!(access(3, 1, 11, 0, 2).is_implementation_defined());
+        assert!(access(1, 0, 15, 0, 0).is_implementation_defined());
+        // ACTLR_EL1, ICC_SGI1R_EL1 (CRn 12), CNTV_CTL_EL0 (CRn 14), a debug register (op0 2).
+        assert!(!access(3, 0, 1, 0, 1).is_implementation_defined());
+        assert!(!access(3, 0, 12, 11, 5).is_implementation_defined());
+        assert!(!access(3, 3, 14, 3, 1).is_implementation_defined());
+        assert!(!access(2, 0, 15, 0, 0).is_implementation_defined());
     }
 
     #[test]

@@ -16,7 +16,9 @@ use crate::core::irq::{self, kick_vcpus};
 use crate::core::lifecycle::{AfterStop, CellState, stop_cell};
 use crate::core::psci::PsciAction;
 use crate::core::runtime::Runtime;
+use crate::core::set_way;
 use crate::core::smccc::{self, Caller, Dispatch, SmcccCall, SmcccResult};
+use crate::core::sysreg::{self, Answer};
 use crate::dev::mmio::{self, MmioAccess, MmioError};
 use crate::dev::{CellPhysical, Target};
 
@@ -287,8 +289,11 @@ pub(crate) fn emulate<H: VcpuHardware + ?Sized>(
     }
 }
 
-/// A trapped system register: a write of ICC_SGI1R_EL1 sends virtual SGIs inside the cell; any
-/// other access is undefined for the guest.
+/// A trapped system register or system instruction, answered as [`sysreg::answer`] says: a
+/// write of ICC_SGI1R_EL1 sends virtual SGIs inside the cell, a set/way cache operation cleans a
+/// piece of the cell's own RAM, the RAS error records, ACTLR_EL1 and the activity monitors read
+/// as zero and ignore writes, PMCR_EL0 is written with DP forced on; anything else is undefined
+/// for the guest.
 fn system_register<H: VcpuHardware + ?Sized>(
     at: &Exiting<'_>,
     regs: &mut GuestRegs,
@@ -297,28 +302,53 @@ fn system_register<H: VcpuHardware + ?Sized>(
     hardware: &mut H,
 ) -> Next {
     let cell = at.cell;
-    if access.is_icc_sgi1r_el1() && !access.read {
-        let value = regs.get(usize::from(access.rt));
-        let targets = cell
-            .devices
-            .vgic()
-            .write_sgi1r(at.vcpu, value)
-            .unwrap_or_default();
-        for target in targets.iter().filter(|&target| target != at.vcpu) {
-            if let Some(cpu) = cell.plan().physical_cpu_of(target) {
-                hardware.kick(cpu);
+    let value = regs.get(usize::from(access.rt));
+    match sysreg::answer(access) {
+        Answer::SendSgis => {
+            let targets = cell
+                .devices
+                .vgic()
+                .write_sgi1r(at.vcpu, value)
+                .unwrap_or_default();
+            for target in targets.iter().filter(|&target| target != at.vcpu) {
+                if let Some(cpu) = cell.plan().physical_cpu_of(target) {
+                    hardware.kick(cpu);
+                }
             }
         }
-        regs.elr = regs.elr.wrapping_add(4);
-        Next::Resume
-    } else {
-        cell.log_guest_fault(
-            "trapped system register access",
-            syndrome.esr,
-            hardware.counter(),
-        );
-        inject_or_stop(at, regs, InjectKind::Undefined, syndrome, hardware)
+        Answer::SetWay => match cell.set_way_step(at.vcpu, value) {
+            set_way::Step::Complete => {}
+            set_way::Step::Clean { range, last } => {
+                hardware.clean_invalidate_memory(range.base(), range.size());
+                if !last {
+                    // The guest executes the operation again for the next piece.
+                    return Next::Resume;
+                }
+            }
+        },
+        Answer::ReadAsZero => {
+            if access.read {
+                regs.set(usize::from(access.rt), 0);
+            }
+        }
+        Answer::PmuControl => {
+            if access.read {
+                regs.set(usize::from(access.rt), hardware.pmcr_el0());
+            } else {
+                hardware.set_pmcr_el0(value | sysreg::PMCR_EL0_DP);
+            }
+        }
+        Answer::Undefined => {
+            cell.log_guest_fault(
+                "trapped system register access",
+                syndrome.esr,
+                hardware.counter(),
+            );
+            return inject_or_stop(at, regs, InjectKind::Undefined, syndrome, hardware);
+        }
     }
+    regs.elr = regs.elr.wrapping_add(esr::instruction_length(syndrome.esr));
+    Next::Resume
 }
 
 /// A refused access: logged (rate-limited, with `logged`: its IPA, or the syndrome where there is

@@ -85,12 +85,15 @@ pub struct Syndrome {
 }
 
 /// What the core needs from the machine outside a guest run: physical memory (image loading,
-/// scrubbing), the physical GIC's SPIs (passthrough) and the system counter.
+/// scrubbing, cache maintenance), the physical GIC's SPIs (passthrough) and the system counter.
 pub trait Machine {
     /// Copies `bytes` to physical address `address`, visible to a guest with caches off.
     fn write_memory(&mut self, address: PhysAddr, bytes: &[u8]);
     /// Zeroes `length` bytes at `address`, visible to a guest with caches off.
     fn zero_memory(&mut self, address: PhysAddr, length: u64);
+    /// Cleans and invalidates `length` bytes at `address` (RAM of a cell) from every cache to the
+    /// point of coherency, by address: a guest's set/way maintenance done on its own memory.
+    fn clean_invalidate_memory(&mut self, address: PhysAddr, length: u64);
     /// Enables or disables physical SPI `intid`.
     fn spi_set_enabled(&mut self, intid: u32, enabled: bool);
     /// Sets the priority of physical SPI `intid`.
@@ -144,6 +147,10 @@ pub trait VcpuHardware: Machine {
     fn vbar_el1(&self) -> u64;
     /// SCTLR_EL1 of the running guest.
     fn sctlr_el1(&self) -> u64;
+    /// PMCR_EL0 of this CPU (the running guest's PMU control).
+    fn pmcr_el0(&self) -> u64;
+    /// Writes PMCR_EL0 of this CPU for the running guest (trapped by MDCR_EL2.TPMCR).
+    fn set_pmcr_el0(&mut self, value: u64);
     /// Writes ESR_EL1, FAR_EL1, ELR_EL1 and SPSR_EL1 for an injected exception.
     fn write_injection(&mut self, injection: &Injection);
     /// Makes a virtual SError pending for the running guest (taken when it unmasks PSTATE.A),

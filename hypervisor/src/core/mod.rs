@@ -15,6 +15,8 @@ pub mod psci;
 pub mod reset;
 pub mod run;
 pub mod runtime;
+pub mod set_way;
 pub mod smccc;
+pub mod sysreg;
 #[cfg(test)]
 mod tests;

@@ -218,7 +218,23 @@ pub const RESET_ELSEWHERE: &[(&str, &str)] = &[
 pub const NOT_RESET: &[(&str, &str)] = &[
     (
         "ACTLR_EL1",
-        "IMPLEMENTATION DEFINED (its reset value is the core's); see docs/security.md",
+        "trapped (HCR_EL2.TACR): reads as zero, writes ignored, so no guest changes it",
+    ),
+    (
+        "IMPLEMENTATION DEFINED registers (S3_<op1>_C11/C15_*)",
+        "trapped (HCR_EL2.TIDCP): undefined for the guest",
+    ),
+    (
+        "RAS error records (ERRSELR_EL1, ERX*)",
+        "trapped (HCR_EL2.TERR, FIEN): the cell has no record (RAZ/WI)",
+    ),
+    (
+        "TRFCR_EL1",
+        "trapped where it exists (MDCR_EL2.TTRF): undefined for the guest",
+    ),
+    (
+        "trace unit (TRC*)",
+        "trapped (CPTR_EL2.TTA): undefined for the guest",
     ),
     (
         "RCWSMASK_EL1",
@@ -226,7 +242,7 @@ pub const NOT_RESET: &[(&str, &str)] = &[
     ),
     (
         "SPE (PMS*, PMB*)",
-        "owned by EL2 (MDCR_EL2.E2PB = 0): the guest's accesses trap",
+        "owned by EL2 (MDCR_EL2.E2PB = 0, TPMS): the guest's accesses trap",
     ),
     (
         "TRBE (TRB*)",
@@ -238,7 +254,7 @@ pub const NOT_RESET: &[(&str, &str)] = &[
     ),
     (
         "AMU (AMEVCNTR*, AMCNTEN*)",
-        "read-only activity counters of the core",
+        "trapped (CPTR_EL2.TAM): reads as zero, writes ignored",
     ),
     (
         "ID registers, MIDR/MPIDR/REVIDR, CTR, DCZID, CLIDR, CCSIDR, AIDR, ISR, GMID, SMIDR",
@@ -309,6 +325,7 @@ mod tests {
         "TCR2_EL1",
         "SCTLR2_EL1",
         "PFAR_EL1",
+        "ACTLR_EL1",
         // HDFGRTR_EL2 (self-hosted debug and the PMU).
         "MDSCR_EL1",
         "OSLAR_EL1",
@@ -336,6 +353,7 @@ mod tests {
         "PMCCNTR_EL0",
         "PMXEVTYPER_EL0",
         "PMXEVCNTR_EL0",
+        "TRFCR_EL1",
         // Not covered by a fine-grained trap.
         "ELR_EL1",
         "SPSR_EL1",

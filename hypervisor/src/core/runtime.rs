@@ -5,7 +5,7 @@
 use alloc::vec::Vec;
 use core::fmt;
 
-use crate::board::Board;
+use crate::board::{Board, El2Counting};
 use crate::core::cell::Cell;
 use crate::core::hardware::Machine;
 use crate::core::lifecycle::CellState;
@@ -166,6 +166,13 @@ impl Runtime {
                 .identity_ipa(),
             };
             let devices = DeviceBus::new(windows, uart_intid, vgic, passthrough);
+            if plan.config.policy.el2_counting == El2Counting::AllowedForMeasurement {
+                log::info!(
+                    "cell {}: its PMU may count at EL2 (the board's measurement-only \
+                     el2_counting policy): it can time cellvisor",
+                    plan.name
+                );
+            }
             let cell = Cell::new(plan, bundle.clone(), stage2, devices, passthrough_nodes);
             cell.load(&platform, machine)
                 .map_err(|error| (index, error))?;

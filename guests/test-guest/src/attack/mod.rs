@@ -21,6 +21,7 @@ mod memory;
 mod mmio;
 mod power;
 mod registers;
+mod shared;
 mod storms;
 
 use crate::psci;
@@ -35,6 +36,7 @@ use mmio::{mmio_no_syndrome, uart};
 use power::{psci_cpu_on, psci_race_secondary, system_off_from_vcpu1, system_reset};
 use probe::install_vectors;
 use registers::{sysregs, timer};
+use shared::{pmu_el2, ras_impdef, set_way_storm, trace_amu};
 use storms::timer_storm;
 
 /// Prefix of every attack line.
@@ -46,7 +48,7 @@ const JOB_BOGUS_VBAR: u64 = 2;
 const JOB_SYSTEM_OFF: u64 = 3;
 
 /// The attacks `name=` may list, in the order they run.
-const ATTACKS: [&str; 19] = [
+const ATTACKS: [&str; 23] = [
     "foreign-ram",
     "gic-distributor",
     "gic-redistributors",
@@ -61,6 +63,10 @@ const ATTACKS: [&str; 19] = [
     "timer-storm",
     "hvc-flood",
     "fault-flood",
+    "set-way-storm",
+    "pmu-el2",
+    "trace-amu",
+    "ras-impdef",
     "system-reset",
     "bogus-vbar",
     // The two below never return; they run after the suite line.
@@ -179,6 +185,10 @@ fn run_one(attack: &str) -> Verdict {
         "timer-storm" => timer_storm(),
         "hvc-flood" => hvc_flood(),
         "fault-flood" => fault_flood(),
+        "set-way-storm" => set_way_storm(),
+        "pmu-el2" => pmu_el2(),
+        "trace-amu" => trace_amu(),
+        "ras-impdef" => ras_impdef(),
         "system-reset" => system_reset(),
         "bogus-vbar" => bogus_vbar(),
         _ => Err("not an attack"),

@@ -99,6 +99,11 @@ fn record() -> TrapRecord {
     }
 }
 
+/// How many exceptions this vCPU has taken at EL1 since its vector table was installed.
+pub(super) fn trap_count() -> u64 {
+    record().count
+}
+
 /// Points this vCPU's VBAR_EL1 at the recording vector table.
 pub(super) fn install_vectors() {
     let table = (&raw const attack_vectors) as u64;

@@ -107,6 +107,12 @@ impl Machine for Cpu {
         cache::clean_invalidate_to_poc(target as usize, length as usize);
     }
 
+    fn clean_invalidate_memory(&mut self, address: PhysAddr, length: u64) {
+        // EL2's identity map has every cell's RAM as Normal write-back memory, so DC CIVAC by
+        // its address reaches every cached copy of the cell's lines.
+        cache::clean_invalidate_to_poc(address.to_virt().as_usize(), length as usize);
+    }
+
     fn spi_set_enabled(&mut self, intid: u32, enabled: bool) {
         if let Some(gic) = GIC.get() {
             gic.set_spi_enabled(intid, enabled);
@@ -205,7 +211,7 @@ impl VcpuHardware for Cpu {
     fn prepare(&mut self, cell: &Cell, vcpu: usize) {
         let midr = read_sysreg!("midr_el1");
         let features = traps::CpuFeatures::this_cpu();
-        let mdcr = traps::mdcr_el2();
+        let mdcr = traps::mdcr_el2(&features, cell.plan().config.policy.el2_counting);
         let count = self.lists.count();
         for n in 0..count {
             self.lists.write(n, 0);
@@ -224,10 +230,7 @@ impl VcpuHardware for Cpu {
             sysreg::set_hcr_el2(traps::hcr_el2_guest(&features).value);
             write_sysreg!("vmpidr_el2", traps::vmpidr_el2(cell.virtual_mpidr(vcpu)));
             write_sysreg!("vpidr_el2", midr);
-            write_sysreg!(
-                "cptr_el2",
-                traps::cptr_el2_guest(features.sve, features.sme).value
-            );
+            write_sysreg!("cptr_el2", traps::cptr_el2_guest(&features).value);
             // ZCR_EL2, SMCR_EL2 and SVCR are reachable only once CPTR_EL2 no longer traps them.
             isb();
             if features.sve {
@@ -301,6 +304,17 @@ impl VcpuHardware for Cpu {
 
     fn sctlr_el1(&self) -> u64 {
         read_sysreg!("sctlr_el1")
+    }
+
+    fn pmcr_el0(&self) -> u64 {
+        read_sysreg!("pmcr_el0")
+    }
+
+    fn set_pmcr_el0(&mut self, value: u64) {
+        // SAFETY: the PMU of this CPU belongs to the guest running on it; its control register
+        // only starts, stops and resets the guest's counters.
+        unsafe { write_sysreg!("pmcr_el0", value) };
+        isb();
     }
 
     fn write_injection(&mut self, injection: &Injection) {

@@ -21,6 +21,7 @@ use super::fields::{
 };
 use super::mmu;
 use super::sysreg::read_sysreg;
+use crate::board::El2Counting;
 use crate::mem::stage2::{VTCR_SL0, VTCR_T0SZ};
 
 /// What this CPU implements of the features whose EL2 controls a guest depends on (read from its
@@ -91,6 +92,14 @@ pub struct CpuFeatures {
     pub ras: bool,
     /// A PMUv3 (ID_AA64DFR0_EL1.PMUVer neither 0 nor IMPLEMENTATION DEFINED).
     pub pmu: bool,
+    /// FEAT_PMUv3p1: MDCR_EL2.HPMD prohibits event counting at EL2.
+    pub pmu_v3p1: bool,
+    /// FEAT_PMUv3p5: MDCR_EL2.HCCD prohibits the cycle counter at EL2.
+    pub pmu_v3p5: bool,
+    /// FEAT_TRF: TRFCR_EL1 (and MDCR_EL2.TTRF) exist.
+    pub trace_filter: bool,
+    /// FEAT_SPE: the statistical profiling registers (and MDCR_EL2.TPMS) exist.
+    pub spe: bool,
 }
 
 impl CpuFeatures {
@@ -128,6 +137,10 @@ impl CpuFeatures {
         lor: false,
         ras: false,
         pmu: false,
+        pmu_v3p1: false,
+        pmu_v3p5: false,
+        trace_filter: false,
+        spe: false,
     };
 
     /// This CPU's features, from its ID registers. Every encoding read is in the ID register space
@@ -165,6 +178,7 @@ impl CpuFeatures {
         // SMIDR_EL1 exists only with SME; SMPS (bit 15) says SMPRIMAP_EL2 does.
         const SMIDR_SMPS: u64 = 1 << 15;
         let sme_priority = sme != 0 && read_sysreg!("s3_1_c0_c0_6") & SMIDR_SMPS != 0;
+        let pmu_version = dfr0.read(ID_AA64DFR0_EL1::PMUVer);
         Self {
             hcx: mmfr1.read(id_aa64mmfr1_el1::HCX) != 0,
             fgt: mmfr0.read(id_aa64mmfr0_el1::FGT) != 0,
@@ -202,7 +216,12 @@ impl CpuFeatures {
             pauth: isar1.get() & 0xff00_0ff0 != 0 || isar2.get() & 0xff00 != 0,
             lor: mmfr1.read(id_aa64mmfr1_el1::LO) != 0,
             ras: pfr0.read(id_aa64pfr0_el1::RAS) != 0,
-            pmu: !matches!(dfr0.read(ID_AA64DFR0_EL1::PMUVer), 0 | 0xf),
+            pmu: !matches!(pmu_version, 0 | 0xf),
+            // PMUVer 4 is PMUv3 for Armv8.1, 6 PMUv3 for Armv8.5 (0xf: IMPLEMENTATION DEFINED).
+            pmu_v3p1: (4..0xf).contains(&pmu_version),
+            pmu_v3p5: (6..0xf).contains(&pmu_version),
+            trace_filter: dfr0.read(ID_AA64DFR0_EL1::TraceFilt) != 0,
+            spe: dfr0.read(ID_AA64DFR0_EL1::PMSVer) != 0,
         }
     }
 }
@@ -224,18 +243,39 @@ pub const fn hcr_el2_guest(features: &CpuFeatures) -> FieldValue<u64, HCR_EL2::R
         when(features.mte2, HCR_EL2::ATA),
         // SCXTNUM_EL0/EL1 accesses do not trap (RES0 without the feature).
         when(features.scxtnum, HCR_EL2::EnSCXT),
+        // The RAS error record registers trap (RES0 without FEAT_RAS): the records of a real SoC
+        // cover hardware other cells share (the cluster, a shared L3), so a cell sees none.
+        // ERXPFG* trap too, FIEN being clear.
+        when(features.ras, HCR_EL2::TERR),
+        HCR_EL2::FIEN::CLEAR,
     ])
 }
 const _: () = assert!(hcr_el2_guest(&CpuFeatures::NONE).value == HCR_GUEST.value);
-const _: () = assert!(hcr_el2_guest(&ALL_FEATURES).value == 0x0120_0300_8008_203b);
+const _: () = assert!(hcr_el2_guest(&ALL_FEATURES).value == 0x0120_0310_8078_203b);
+const _: () = assert!(
+    hcr_el2_guest(&CpuFeatures {
+        ras: true,
+        ..CpuFeatures::NONE
+    })
+    .value
+        == HCR_GUEST.value | 1 << 36
+);
 
 /// HCR_EL2 while a guest runs, whatever the CPU implements.
 pub const HCR_GUEST: FieldValue<u64, HCR_EL2::Register> = merge(&[
     // Stage 2 on: the cell's table confines every guest access.
     HCR_EL2::VM::Enable,
-    // A guest's data cache invalidate by set/way is done as clean and invalidate, so it cannot
-    // discard dirty lines of another cell or of cellvisor.
+    // Data cache maintenance by set/way traps: it acts on caches the cells and cellvisor share,
+    // so EL2 does it by address over the cell's own RAM instead (core::set_way). SWIO as well,
+    // in case an implementation ever lets one through: an invalidate by set/way is then a clean
+    // and invalidate, which cannot discard another cell's or cellvisor's dirty lines.
+    HCR_EL2::TSW::SET,
     HCR_EL2::SWIO::SET,
+    // IMPLEMENTATION DEFINED registers and instructions trap (answered as undefined), and so
+    // does ACTLR_EL1 (read as zero, writes ignored): their effects are the core's, and the core's
+    // next cell would inherit them.
+    HCR_EL2::TIDCP::SET,
+    HCR_EL2::TACR::SET,
     // Physical FIQs, IRQs and SErrors are taken to EL2; the guest gets virtual ones instead.
     HCR_EL2::FMO::EnableVirtualFIQ,
     HCR_EL2::IMO::EnableVirtualIRQ,
@@ -250,28 +290,45 @@ pub const HCR_GUEST: FieldValue<u64, HCR_EL2::Register> = merge(&[
     HCR_EL2::APK::DisableTrapPointerAuthKeyRegsToEl2,
     HCR_EL2::API::DisableTrapPointerAuthInstToEl2,
 ]);
-const _: () = assert!(HCR_GUEST.value == 0x0000_0300_8008_203b);
+const _: () = assert!(HCR_GUEST.value == 0x0000_0300_8078_203b);
 
-/// CPTR_EL2 while a guest runs: nothing trapped. FP/SIMD, SVE (`sve` = FEAT_SVE implemented) and
-/// SME (`sme`) belong to the guest, because EL2 is built soft-float and never touches them; TZ and
-/// TSM are RES1 on a CPU without the feature, so they stay set there.
-pub const fn cptr_el2_guest(sve: bool, sme: bool) -> FieldValue<u64, CPTR_EL2::Register> {
+/// CPTR_EL2 while a guest runs. FP/SIMD, SVE and SME belong to the guest, because EL2 is built
+/// soft-float and never touches them; TZ and TSM are RES1 on a CPU without the feature, so they
+/// stay set there. The trace unit's system registers and the activity monitors trap: both count
+/// or record what the core does at every exception level, EL2 included.
+pub const fn cptr_el2_guest(features: &CpuFeatures) -> FieldValue<u64, CPTR_EL2::Register> {
     merge(&[
         cptr_el2::RES1_0_7.val(0xff),
         cptr_el2::RES1_9.val(1),
         cptr_el2::RES1_13.val(1),
         cptr_el2::TFP.val(0),
-        cptr_el2::TZ.val(if sve { 0 } else { 1 }),
-        cptr_el2::TSM.val(if sme { 0 } else { 1 }),
-        cptr_el2::TTA.val(0),
-        CPTR_EL2::TAM::CLEAR,
+        cptr_el2::TZ.val(if features.sve { 0 } else { 1 }),
+        cptr_el2::TSM.val(if features.sme { 0 } else { 1 }),
+        // Trace unit registers: undefined for the guest.
+        cptr_el2::TTA.val(1),
+        // Activity monitors (RES0 without FEAT_AMUv1): read as zero, writes ignored.
+        when(features.amu, CPTR_EL2::TAM),
         cptr_el2::TCPAC.val(0),
     ])
 }
-const _: () = assert!(cptr_el2_guest(false, false).value == 0x33ff);
-const _: () = assert!(cptr_el2_guest(true, false).value == 0x32ff);
-const _: () = assert!(cptr_el2_guest(false, true).value == 0x23ff);
-const _: () = assert!(cptr_el2_guest(true, true).value == 0x22ff);
+const _: () = assert!(cptr_el2_guest(&CpuFeatures::NONE).value == 0x1033ff);
+const _: () = assert!(
+    cptr_el2_guest(&CpuFeatures {
+        sve: true,
+        ..CpuFeatures::NONE
+    })
+    .value
+        == 0x1032ff
+);
+const _: () = assert!(
+    cptr_el2_guest(&CpuFeatures {
+        sme: true,
+        ..CpuFeatures::NONE
+    })
+    .value
+        == 0x1023ff
+);
+const _: () = assert!(cptr_el2_guest(&ALL_FEATURES).value == 0x4010_22ff);
 
 /// ZCR_EL2 while a guest runs (FEAT_SVE): the largest length field, which the CPU clamps to the
 /// longest vector it implements, so the guest may choose any vector length the CPU has.
@@ -375,6 +432,10 @@ const ALL_FEATURES: CpuFeatures = CpuFeatures {
     lor: true,
     ras: true,
     pmu: true,
+    pmu_v3p1: true,
+    pmu_v3p5: true,
+    trace_filter: true,
+    spe: true,
 };
 
 /// HFGRTR_EL2 while a guest runs (written only with FEAT_FGT): no fine-grained read trap. The
@@ -460,8 +521,9 @@ pub const fn hdfgwtr_el2_guest(features: &CpuFeatures) -> FieldValue<u64, HDFGWT
 const _: () = assert!(hdfgwtr_el2_guest(&ALL_FEATURES).value == 0x7000_0000_0000_0000);
 
 /// HFGRTR2_EL2 while a guest runs (written only with FEAT_FGT2). Every field is a
-/// negative-polarity trap: set for PFAR_EL1 (FEAT_PFAR), ERXGSR_EL1 (FEAT_RASv2) and RCWSMASK_EL1
-/// (FEAT_THE with FEAT_D128) where implemented. The FEAT_SRMASK fields (bits 3-14: the
+/// negative-polarity trap: set for PFAR_EL1 (FEAT_PFAR), ERXGSR_EL1 (FEAT_RASv2; HCR_EL2.TERR
+/// still traps it, and it reads as zero like every error record) and RCWSMASK_EL1 (FEAT_THE with
+/// FEAT_D128) where implemented. The FEAT_SRMASK fields (bits 3-14: the
 /// `*MASK_EL1`/`*ALIAS_EL1` registers) stay 0, so those registers trap and the guest gets an
 /// undefined instruction: SRMASK is hidden (docs/architecture.md, CPU features).
 pub const fn hfgrtr2_el2_guest(features: &CpuFeatures) -> u64 {
@@ -505,54 +567,129 @@ pub const VSESR_ISS_MASK: u64 = 0x1ff_ffff;
 /// it is written so it never holds a previous value.
 pub const SMPRIMAP_GUEST: u64 = 0;
 
-/// HAFGRTR_EL2 while a guest runs (written only with FEAT_FGT and FEAT_AMUv1): no activity monitor
-/// read traps (the register has only positive trap bits).
+/// HAFGRTR_EL2 while a guest runs (written only with FEAT_FGT and FEAT_AMUv1): no fine-grained
+/// activity monitor read traps (the register has only positive trap bits); CPTR_EL2.TAM traps
+/// them all.
 pub const HAFGRTR_GUEST: FieldValue<u64, HAFGRTR_EL2::Register> =
     FieldValue::<u64, HAFGRTR_EL2::Register>::new(u64::MAX, 0, 0);
 
-/// MDCR_EL2 while a guest runs, `counters` being PMCR_EL0.N: the guest owns the whole PMU and the
-/// debug registers.
-pub const fn mdcr_el2_guest(counters: u64) -> FieldValue<u64, MDCR_EL2::Register> {
+/// MDCR_EL2 while a guest runs, `counters` being PMCR_EL0.N: the guest owns the PMU and the
+/// debug registers of its CPU (reset at every vCPU start, `arch::aarch64::reset`), but its PMU
+/// never counts at EL2 unless the cell's board policy `el2_counting` is
+/// `AllowedForMeasurement`; trace filtering, SPE and TRBE are EL2's.
+pub const fn mdcr_el2_guest(
+    counters: u64,
+    features: &CpuFeatures,
+    el2_counting: El2Counting,
+) -> FieldValue<u64, MDCR_EL2::Register> {
+    let prohibit = matches!(el2_counting, El2Counting::Prohibited);
     merge(&[
         // Every event counter belongs to EL1/EL0; none is reserved for EL2.
         MDCR_EL2::HPMN.val(counters),
         MDCR_EL2::HPME::CLEAR,
-        // PMU registers do not trap.
+        // PMU registers do not trap, but for PMCR_EL0 on a PMUv3p1..p4 core (below).
         MDCR_EL2::TPM::CLEAR,
-        MDCR_EL2::TPMCR::CLEAR,
-        // Counting at EL2 is not prohibited (HPMD, HCCD): `cargo xtask bench` has the guest count
-        // the instructions EL2 runs for it, with the PMU's EL2 filter.
-        MDCR_EL2::HPMD::CLEAR,
-        MDCR_EL2::HCCD::CLEAR,
+        // Counting at EL2 is prohibited, whatever the guest's filters say: HPMD for the event
+        // counters (FEAT_PMUv3p1), HCCD for the cycle counter (FEAT_PMUv3p5; RES0 before). A
+        // core with HPMD but not HCCD stops its cycle counter where counting is prohibited only
+        // with PMCR_EL0.DP set, so there PMCR_EL0 traps and EL2 forces DP on at every write
+        // (core::sysreg). The measurement-only exception leaves all of it clear, so `cargo
+        // xtask bench` can count the instructions EL2 runs for the guest.
+        when(features.pmu_v3p1 && prohibit, MDCR_EL2::HPMD),
+        when(features.pmu_v3p5 && prohibit, MDCR_EL2::HCCD),
+        when(
+            features.pmu_v3p1 && !features.pmu_v3p5 && prohibit,
+            MDCR_EL2::TPMCR,
+        ),
         MDCR_EL2::HLP::CLEAR,
-        // Debug exceptions stay at EL1 and debug registers do not trap.
+        // Debug exceptions stay at EL1 (from where they cannot target EL2) and debug registers do
+        // not trap: passed through, with their state reset at every vCPU start.
         MDCR_EL2::TDE::RouteToEL1,
         MDCR_EL2::TDA::CLEAR,
         MDCR_EL2::TDOSA::CLEAR,
         MDCR_EL2::TDRA::CLEAR,
-        // Trace filter controls do not trap.
-        MDCR_EL2::TTRF::CLEAR,
+        // TRFCR_EL1 traps (FEAT_TRF; RES0 without): trace is EL2's, and hidden.
+        when(features.trace_filter, MDCR_EL2::TTRF),
         // SPE and TRBE are hidden (docs/architecture.md, "CPU features"): their buffers stay
-        // EL2's, so EL1's accesses to the buffer registers trap and become undefined instructions.
+        // EL2's (which never enables them), so EL1's accesses to the buffer registers trap, and
+        // so do the sampling controls (TPMS, FEAT_SPE); each becomes an undefined instruction.
         MDCR_EL2::E2PB::OwnedByEL2OrEL1,
+        when(features.spe, MDCR_EL2::TPMS),
         MDCR_EL2::E2TB::EL1OrEL2OwnerTrapToEL2,
     ])
 }
-// What QEMU's reset value (HPMN = PMCR_EL0.N, everything else 0) was, so behaviour is unchanged.
-const _: () = assert!(mdcr_el2_guest(6).value == 6);
-const _: () = assert!(mdcr_el2_guest(31).value == 31);
+// Without the features, QEMU's reset value (HPMN = PMCR_EL0.N, everything else 0).
+const _: () = assert!(mdcr_el2_guest(6, &CpuFeatures::NONE, El2Counting::Prohibited).value == 6);
+const _: () = assert!(mdcr_el2_guest(31, &CpuFeatures::NONE, El2Counting::Prohibited).value == 31);
+// QEMU `-cpu max` (PMUv3p5, no TRF, no SPE): HPMD and HCCD, unless measuring.
+const _: () = assert!(
+    mdcr_el2_guest(
+        6,
+        &CpuFeatures {
+            pmu: true,
+            pmu_v3p1: true,
+            pmu_v3p5: true,
+            ..CpuFeatures::NONE
+        },
+        El2Counting::Prohibited
+    )
+    .value
+        == 0x82_0006
+);
+const _: () = assert!(
+    mdcr_el2_guest(
+        6,
+        &CpuFeatures {
+            pmu: true,
+            pmu_v3p1: true,
+            pmu_v3p5: true,
+            ..CpuFeatures::NONE
+        },
+        El2Counting::AllowedForMeasurement
+    )
+    .value
+        == 6
+);
+// A PMUv3p1..p4 core (Cortex-A55, A76, A78): HPMD, and PMCR_EL0 traps so DP can be forced.
+const _: () = assert!(
+    mdcr_el2_guest(
+        6,
+        &CpuFeatures {
+            pmu: true,
+            pmu_v3p1: true,
+            ..CpuFeatures::NONE
+        },
+        El2Counting::Prohibited
+    )
+    .value
+        == 0x2_0026
+);
+// An Armv8.0 PMU (PMUv3: Cortex-A53, A57, A72): nothing can prohibit counting at EL2.
+const _: () = assert!(
+    mdcr_el2_guest(
+        6,
+        &CpuFeatures {
+            pmu: true,
+            ..CpuFeatures::NONE
+        },
+        El2Counting::Prohibited
+    )
+    .value
+        == 6
+);
+// Every feature: HPMD, HCCD, TTRF, TPMS.
+const _: () = assert!(mdcr_el2_guest(6, &ALL_FEATURES, El2Counting::Prohibited).value == 0x8a_4006);
 
-/// [`mdcr_el2_guest`] for this CPU: PMCR_EL0.N when it implements PMUv3, else 0.
-pub fn mdcr_el2() -> u64 {
-    let dfr0 =
-        LocalRegisterCopy::<u64, ID_AA64DFR0_EL1::Register>::new(read_sysreg!("id_aa64dfr0_el1"));
-    // PMUVer 0 is no PMU, 0xf an IMPLEMENTATION DEFINED one: PMCR_EL0 is then not PMUv3's.
-    let counters = match dfr0.read(ID_AA64DFR0_EL1::PMUVer) {
-        0 | 0xf => 0,
-        _ => LocalRegisterCopy::<u64, PMCR_EL0::Register>::new(read_sysreg!("pmcr_el0"))
-            .read(PMCR_EL0::N),
+/// [`mdcr_el2_guest`] for this CPU (PMCR_EL0.N when it implements PMUv3, else 0) and a cell
+/// whose policy is `el2_counting`.
+pub fn mdcr_el2(features: &CpuFeatures, el2_counting: El2Counting) -> u64 {
+    let counters = if features.pmu {
+        LocalRegisterCopy::<u64, PMCR_EL0::Register>::new(read_sysreg!("pmcr_el0"))
+            .read(PMCR_EL0::N)
+    } else {
+        0
     };
-    mdcr_el2_guest(counters).value
+    mdcr_el2_guest(counters, features, el2_counting).value
 }
 
 /// VTCR_EL2 for every cell's stage 2 (the format `mem::stage2` builds), `physical_address_size`

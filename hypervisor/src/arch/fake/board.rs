@@ -44,6 +44,13 @@ pub enum Event {
         /// How many bytes.
         length: u64,
     },
+    /// `Machine::clean_invalidate_memory`.
+    MemoryCleaned {
+        /// Where.
+        address: PhysAddr,
+        /// How many bytes.
+        length: u64,
+    },
     /// `Machine::count_nonzero`.
     MemoryVerified {
         /// Where.

@@ -47,6 +47,8 @@ pub struct El1 {
     pub elr: u64,
     /// SPSR_EL1.
     pub spsr: u64,
+    /// PMCR_EL0.
+    pub pmcr: u64,
 }
 
 /// One fake physical CPU.
@@ -309,6 +311,10 @@ impl Machine for FakeCpu {
         self.record(Event::MemoryZeroed { address, length });
     }
 
+    fn clean_invalidate_memory(&mut self, address: PhysAddr, length: u64) {
+        self.record(Event::MemoryCleaned { address, length });
+    }
+
     fn spi_set_enabled(&mut self, intid: u32, enabled: bool) {
         self.board
             .update(|state| state.gic.spi_mut(intid).enabled = enabled);
@@ -468,6 +474,14 @@ impl VcpuHardware for FakeCpu {
 
     fn sctlr_el1(&self) -> u64 {
         self.el1.sctlr
+    }
+
+    fn pmcr_el0(&self) -> u64 {
+        self.el1.pmcr
+    }
+
+    fn set_pmcr_el0(&mut self, value: u64) {
+        self.el1.pmcr = value;
     }
 
     fn write_injection(&mut self, injection: &Injection) {

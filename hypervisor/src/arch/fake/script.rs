@@ -146,6 +146,25 @@ fn data_abort(ipa: u64, width: AccessWidth, rt: u8, write: bool) -> Syndrome {
     }
 }
 
+/// The syndrome of a trapped MSR/MRS/system instruction (EC 0x18).
+fn system_register(encoding: (u8, u8, u8, u8, u8), rt: u8, read: bool) -> Syndrome {
+    let (op0, op1, crn, crm, op2) = encoding;
+    let mut iss = LocalRegisterCopy::<u32, ISS_SYSREG::Register>::new(0);
+    iss.modify(
+        ISS_SYSREG::OP0.val(u32::from(op0))
+            + ISS_SYSREG::OP1.val(u32::from(op1))
+            + ISS_SYSREG::CRN.val(u32::from(crn))
+            + ISS_SYSREG::CRM.val(u32::from(crm))
+            + ISS_SYSREG::OP2.val(u32::from(op2))
+            + ISS_SYSREG::RT.val(u32::from(rt))
+            + ISS_SYSREG::DIRECTION.val(u32::from(read)),
+    );
+    Syndrome {
+        esr: esr(exception_class::SYSREG, iss.get()),
+        ..Syndrome::default()
+    }
+}
+
 impl GuestExit {
     fn synchronous(syndrome: Syndrome, past: bool) -> Self {
         Self {
@@ -214,6 +233,22 @@ impl GuestExit {
             value,
         });
         exit
+    }
+
+    /// A trapped MSR of `x<rt>` = `value` to the system register, or a trapped SYS instruction
+    /// with operand `x<rt>` = `value`, `(op0, op1, crn, crm, op2)`.
+    pub fn msr(encoding: (u8, u8, u8, u8, u8), rt: u8, value: u64) -> Self {
+        Self::synchronous(system_register(encoding, rt, false), false).with(
+            GuestAction::SetRegister {
+                n: usize::from(rt),
+                value,
+            },
+        )
+    }
+
+    /// A trapped MRS of the system register `(op0, op1, crn, crm, op2)` into `x<rt>`.
+    pub fn mrs(encoding: (u8, u8, u8, u8, u8), rt: u8) -> Self {
+        Self::synchronous(system_register(encoding, rt, true), false)
     }
 
     /// A trapped `WFI`.
@@ -327,6 +362,14 @@ mod tests {
                 timeout: false
             }
         );
+        let Exit::SysReg(access) = decoded(&GuestExit::msr((1, 0, 7, 14, 2), 4, 0)) else {
+            panic!("not a system register trap");
+        };
+        assert!(access.is_set_way() && !access.read && access.rt == 4);
+        let Exit::SysReg(access) = decoded(&GuestExit::mrs((3, 0, 5, 3, 0), 5)) else {
+            panic!("not a system register trap");
+        };
+        assert!(access.is_error_record() && access.read && access.rt == 5);
         let Exit::DataAbort(abort) =
             decoded(&GuestExit::store(0x0800_0104, AccessWidth::Word, 3, 1))
         else {

@@ -1,5 +1,6 @@
 //! Host tests of the real run loop: `core::run::step` on `arch::fake` CPUs, scripted exits in,
-//! recorded effects out. One file per area: hypercalls, trapped accesses, interrupts, lifecycle.
+//! recorded effects out. One file per area: hypercalls, trapped accesses, interrupts, lifecycle,
+//! trapped system registers.
 //!
 //! They live in `core/tests/` rather than beside `run.rs` because each one crosses several core
 //! modules at once (the run loop, the exit handlers, physical interrupts, the lifecycle and the
@@ -10,6 +11,7 @@ mod aborts;
 mod hypercalls;
 mod interrupts;
 mod lifecycle;
+mod sysregs;
 
 use std::boxed::Box;
 use std::vec::Vec;

@@ -5,7 +5,7 @@ extern crate std;
 use super::qemu_virt;
 use super::*;
 use crate::board::{
-    CellConfig, CellMemory, CellPolicy, Device, FaultLoop, GuestPlacement, MemRange,
+    CellConfig, CellMemory, CellPolicy, Device, El2Counting, FaultLoop, GuestPlacement, MemRange,
 };
 use crate::dev::passthrough::PassthroughError;
 use crate::setup::platform;
@@ -147,6 +147,20 @@ fn qemu_virt_layouts_validate_except_the_deliberately_invalid_one() {
             panic!("layout {}: {error}", layout.name);
         }
     }
+}
+
+/// Counting at EL2 is a measurement-only exception: the `bench` layout's cell has it, no other
+/// cell of the real board does.
+#[test]
+fn only_the_bench_cell_may_count_at_el2() {
+    let counting: Vec<(&str, &str)> = qemu_virt::BOARD
+        .layouts
+        .iter()
+        .flat_map(|layout| layout.cells.iter().map(move |cell| (layout.name, cell)))
+        .filter(|(_, cell)| cell.policy.el2_counting != El2Counting::Prohibited)
+        .map(|(layout, cell)| (layout, cell.name))
+        .collect();
+    assert_eq!(counting, [("bench", "bench")]);
 }
 
 #[test]
