@@ -112,9 +112,11 @@ pub fn requested(bootargs: &str) -> Option<&str> {
 }
 
 fn selected(names: &str, attack: &str) -> bool {
-    names
-        .split(',')
-        .any(|name| name == attack || (name == "all" && !never_returns(attack) && !loops(attack)))
+    // `all` is a name= word (listed in ATTACKS so it is not "unknown"), never an attack to run.
+    attack != "all"
+        && names.split(',').any(|name| {
+            name == attack || (name == "all" && !never_returns(attack) && !loops(attack))
+        })
 }
 
 fn never_returns(attack: &str) -> bool {
