@@ -2,7 +2,9 @@
 //! every register below holds its reset value, printing
 //! `test-guest: FAIL residue: <NAME> = <value>` for each one that does not and
 //! `test-guest: residue clean: <N> registers at their reset values` otherwise; then it fills them
-//! all with a pattern (`test-guest: residue filled`) and beats like `test=heartbeat`. The QEMU side
+//! all with a pattern, reads the system registers back to check the fill took (a FAIL line for
+//! each that still reads its reset value), prints `test-guest: residue filled (...)` and beats
+//! like `test=heartbeat`. The QEMU side
 //! (tests/tests/lifecycle.rs `a_wiped_cell_starts_with_no_register_of_its_previous_instance`) wipes
 //! and starts the cell and reads the next instance's check.
 //!
@@ -254,6 +256,38 @@ fn fill(present: &Present) {
     }
 }
 
+/// Reads back every register [`fill`] wrote: each must hold something other than its reset
+/// value, or a clean next instance would prove nothing about the reset. Prints a FAIL line for
+/// each that does not; returns how many were read back.
+fn verify_filled(present: &Present) -> u32 {
+    let mut verified = 0;
+    let mut expect_changed = |name: &str, value: u64, reset: u64| {
+        verified += 1;
+        if value == reset {
+            println!(
+                "{}residue: {name} still reads its reset value {reset:#x} after the fill",
+                lines::FAIL
+            );
+        }
+    };
+    macro_rules! verify_one {
+        ($name:literal, $asm:literal, $reset:expr, $present:expr) => {
+            // AMAIR_EL1 and AFSR0_EL1 are IMPLEMENTATION DEFINED and may ignore writes.
+            if $present && !matches!($name, "AMAIR_EL1" | "AFSR0_EL1") {
+                expect_changed($name, read!($asm), $reset);
+            }
+        };
+    }
+    each_register!(verify_one, present);
+    expect_changed("OSLSR_EL1.OSLK", (read!("oslsr_el1") >> 1) & 1, 1);
+    if present.pmu {
+        write!("pmselr_el0", 0);
+        expect_changed("PMEVTYPER0_EL0", read!("pmxevtyper_el0"), 0);
+        expect_changed("PMEVCNTR0_EL0", read!("pmxevcntr_el0"), 0);
+    }
+    verified
+}
+
 /// The value written into `name`: the pattern, shaped to what the register keeps.
 fn fill_value(name: &str, pattern: u64) -> u64 {
     match name {
@@ -293,6 +327,10 @@ pub fn run(beat: impl FnOnce()) {
         ),
     }
     fill(&present);
-    println!("{}", lines::RESIDUE_FILLED);
+    let verified = verify_filled(&present);
+    println!(
+        "{} ({verified} system registers read back changed)",
+        lines::RESIDUE_FILLED
+    );
     beat();
 }

@@ -61,59 +61,37 @@ pub(super) fn uart() -> Verdict {
     Ok("the UART stayed usable; output shows under the attacker's prefix only")
 }
 
-/// Runs the syndrome-less instruction `template` (operands: `a` = address, `v` = a data
-/// register) against `address`.
-macro_rules! no_syndrome {
-    ($address:expr, $template:literal) => {{
-        let address: u64 = $address;
-        attempt(|| {
-            let mut value = 0x5A5A_u64;
-            // SAFETY: one access to an emulated device register page; it aborts (skipped by the
-            // vector table) or is emulated; x9..x11 and q0/q1 are declared clobbered.
-            unsafe {
-                asm!(".arch_extension lse", $template, "// {v}", a = in(reg) address, v = inout(reg) value,
-                    out("x9") _, out("x10") _, out("x11") _, out("v0") _, out("v1") _,
-                    options(nostack))
-            };
-            value
-        })
-    }};
-}
-
 pub(super) fn mmio_no_syndrome() -> Verdict {
     let mut ok = true;
     for (device, base) in [("uart", UART), ("gicd", GICD), ("gicr", GICR)] {
         // A register that exists on every one of these devices: offset 0 (UARTDR, GICD_CTLR,
         // GICR_CTLR), then the same instructions at offset 8.
         let probes = [
-            ("ldp", no_syndrome!(base, "ldp {v}, x9, [{a}]")),
-            ("stp", no_syndrome!(base, "stp xzr, xzr, [{a}]")),
-            ("ldxr", no_syndrome!(base, "ldxr {v}, [{a}]")),
-            ("stxr", no_syndrome!(base, "stxr w9, {v}, [{a}]")),
-            ("ldar", no_syndrome!(base, "ldar {v}, [{a}]")),
-            ("ldadd", no_syndrome!(base, "ldadd {v}, x9, [{a}]")),
-            ("cas", no_syndrome!(base, "cas {v}, x9, [{a}]")),
-            ("swp", no_syndrome!(base, "swp {v}, x9, [{a}]")),
-            ("dc zva", no_syndrome!(base, "dc zva, {a}")),
-            ("dc civac", no_syndrome!(base, "dc civac, {a}")),
-            (
-                "unaligned ldr +1",
-                no_syndrome!(base + 1, "ldr {v:w}, [{a}]"),
-            ),
-            ("unaligned ldr +6", no_syndrome!(base + 6, "ldr {v}, [{a}]")),
-            ("ldp q", no_syndrome!(base, "ldp q0, q1, [{a}]")),
-            ("ldr q", no_syndrome!(base, "ldr q0, [{a}]")),
-            ("str q", no_syndrome!(base, "str q0, [{a}]")),
-            ("ld1 vector", no_syndrome!(base, "ld1 {{v0.16b}}, [{a}]")),
+            ("ldp", access!(base, "ldp {v}, x9, [{a}]")),
+            ("stp", access!(base, "stp xzr, xzr, [{a}]")),
+            ("ldxr", access!(base, "ldxr {v}, [{a}]")),
+            ("stxr", access!(base, "stxr w9, {v}, [{a}]")),
+            ("ldar", access!(base, "ldar {v}, [{a}]")),
+            ("ldadd", access!(base, "ldadd {v}, x9, [{a}]")),
+            ("cas", access!(base, "cas {v}, x9, [{a}]")),
+            ("swp", access!(base, "swp {v}, x9, [{a}]")),
+            ("dc zva", access!(base, "dc zva, {a}")),
+            ("dc civac", access!(base, "dc civac, {a}")),
+            ("unaligned ldr +1", access!(base + 1, "ldr {v:w}, [{a}]")),
+            ("unaligned ldr +6", access!(base + 6, "ldr {v}, [{a}]")),
+            ("ldp q", access!(base, "ldp q0, q1, [{a}]")),
+            ("ldr q", access!(base, "ldr q0, [{a}]")),
+            ("str q", access!(base, "str q0, [{a}]")),
+            ("ld1 vector", access!(base, "ld1 {{v0.16b}}, [{a}]")),
             (
                 "ldr post-index",
-                no_syndrome!(base + 8, "mov x9, {a}\n ldr {v:w}, [x9], #4"),
+                access!(base + 8, "mov x9, {a}\n ldr {v:w}, [x9], #4"),
             ),
             (
                 "str pre-index",
-                no_syndrome!(base + 4, "mov x9, {a}\n str {v:w}, [x9, #4]!"),
+                access!(base + 4, "mov x9, {a}\n str {v:w}, [x9, #4]!"),
             ),
-            ("prfm", no_syndrome!(base, "prfm pldl1keep, [{a}]")),
+            ("prfm", access!(base, "prfm pldl1keep, [{a}]")),
         ];
         for (what, outcome) in probes {
             println!("{PREFIX}mmio-no-syndrome: {device} {what} -> {outcome}");

@@ -9,33 +9,49 @@
 //! counted with its ESR/FAR, and a synchronous one resumes at the next instruction (an instruction
 //! abort resumes at x30, so branch probes use `blr`). Every probe is one instruction in its own
 //! `asm!` block, so "did it trap" is "did the count change".
+//!
+//! Attacks run with the MMU off (every data access Device-nGnRnE) except the `mmu-*` ones, which
+//! turn on a stage-1 identity map with write-back caches around themselves (`mmu`), and
+//! `aarch32-el0`, which drops to a 32-bit user program and back (`aarch32`).
 
 #[macro_use]
 mod probe;
 
+mod aarch32;
+mod cacheable;
 mod exceptions;
 mod floods;
 mod gic;
+mod gic_cpu;
 mod hypercalls;
 mod memory;
 mod mmio;
+mod mmu;
 mod power;
 mod registers;
+mod serror;
 mod shared;
 mod storms;
 
 use crate::psci;
 use cellvisor_guest_support::println;
 
+use aarch32::aarch32_el0;
+use cacheable::{
+    mmu_device_alias, mmu_device_normal, mmu_foreign_ram, mmu_no_syndrome, mmu_unaligned,
+    mmu_walk_outside,
+};
 use exceptions::{bogus_stack, bogus_vbar, bogus_vbar_secondary};
 use floods::{fault_flood, hvc_flood, wfi_storm};
 use gic::{gic_distributor, gic_redistributors, gic_sgi};
-use hypercalls::smccc;
+use gic_cpu::{gicr_waker_storm, icc_registers};
+use hypercalls::{psci_flood, smccc};
 use memory::foreign_ram;
 use mmio::{mmio_no_syndrome, uart};
 use power::{psci_cpu_on, psci_race_secondary, system_off_from_vcpu1, system_reset};
 use probe::install_vectors;
 use registers::{sysregs, timer};
+use serror::serror;
 use shared::{pmu_el2, ras_impdef, set_way_storm, trace_amu};
 use storms::timer_storm;
 
@@ -48,7 +64,7 @@ const JOB_BOGUS_VBAR: u64 = 2;
 const JOB_SYSTEM_OFF: u64 = 3;
 
 /// The attacks `name=` may list, in the order they run.
-const ATTACKS: [&str; 23] = [
+const ATTACKS: [&str; 34] = [
     "foreign-ram",
     "gic-distributor",
     "gic-redistributors",
@@ -61,6 +77,17 @@ const ATTACKS: [&str; 23] = [
     "gic-sgi",
     "wfi-storm",
     "timer-storm",
+    "mmu-device-normal",
+    "mmu-device-alias",
+    "mmu-unaligned",
+    "mmu-foreign-ram",
+    "mmu-no-syndrome",
+    "mmu-walk-outside",
+    "aarch32-el0",
+    "serror",
+    "icc-registers",
+    "gicr-waker-storm",
+    "psci-flood",
     "hvc-flood",
     "fault-flood",
     "set-way-storm",
@@ -118,9 +145,11 @@ pub fn requested(bootargs: &str) -> Option<&str> {
 }
 
 fn selected(names: &str, attack: &str) -> bool {
-    names
-        .split(',')
-        .any(|name| name == attack || (name == "all" && !never_returns(attack) && !loops(attack)))
+    // `all` is a name= word (listed in ATTACKS so it is not "unknown"), never an attack to run.
+    attack != "all"
+        && names.split(',').any(|name| {
+            name == attack || (name == "all" && !never_returns(attack) && !loops(attack))
+        })
 }
 
 fn never_returns(attack: &str) -> bool {
@@ -183,6 +212,17 @@ fn run_one(attack: &str) -> Verdict {
         "gic-sgi" => gic_sgi(),
         "wfi-storm" => wfi_storm(),
         "timer-storm" => timer_storm(),
+        "mmu-device-normal" => mmu_device_normal(),
+        "mmu-device-alias" => mmu_device_alias(),
+        "mmu-unaligned" => mmu_unaligned(),
+        "mmu-foreign-ram" => mmu_foreign_ram(),
+        "mmu-no-syndrome" => mmu_no_syndrome(),
+        "mmu-walk-outside" => mmu_walk_outside(),
+        "aarch32-el0" => aarch32_el0(),
+        "serror" => serror(),
+        "icc-registers" => icc_registers(),
+        "gicr-waker-storm" => gicr_waker_storm(),
+        "psci-flood" => psci_flood(),
         "hvc-flood" => hvc_flood(),
         "fault-flood" => fault_flood(),
         "set-way-storm" => set_way_storm(),

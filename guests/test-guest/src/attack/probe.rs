@@ -31,7 +31,10 @@ unsafe extern "C" {
 }
 
 // Register use: x0..x2 are saved on the (valid) SP_EL1 and restored; x30 is read (instruction
-// aborts resume there) and never written.
+// aborts resume there) and never written. Exceptions from an AArch32 program (aarch32.rs) use
+// the lower-EL AArch32 vector (number 12): its SVC and an instruction abort leave the program
+// through `attack_aarch32_return`, which pops x0..x2 itself; its other exceptions are recorded
+// and skipped (4 bytes: only its A32 instructions fault).
 global_asm!(
     r#"
     .section .text, "ax"
@@ -47,7 +50,13 @@ attack_vectors:
     .endr
 
 attack_trap:
-    mrs     x0, mpidr_el1
+    cmp     x2, #12                 // lower EL, AArch32, synchronous: an SVC ends the AArch32
+    b.ne    0f                      // program (aarch32.rs), unrecorded
+    mrs     x0, esr_el1
+    lsr     x0, x0, #26
+    cmp     x0, #{ec_svc32}
+    b.eq    attack_aarch32_return
+0:  mrs     x0, mpidr_el1
     and     x0, x0, #3
     lsl     x0, x0, #5
     adrp    x1, {traps}
@@ -65,6 +74,8 @@ attack_trap:
     cbnz    x2, 3f                  // IRQ/FIQ/SError: return to where it hit
     mrs     x0, esr_el1
     lsr     x0, x0, #26
+    cmp     x0, #{ec_iabt_lower}    // an AArch32 program's instruction abort ends it too
+    b.eq    attack_aarch32_return
     cmp     x0, #{ec_iabt}
     b.ne    1f
     msr     elr_el1, x30            // instruction abort: back to the branch's return address
@@ -78,7 +89,13 @@ attack_trap:
     "#,
     traps = sym TRAPS,
     ec_iabt = const EC_INSTRUCTION_ABORT_SAME_EL,
+    ec_iabt_lower = const EC_INSTRUCTION_ABORT_LOWER_EL,
+    ec_svc32 = const EC_SVC_AARCH32,
 );
+
+/// ESR_EL1.EC of an instruction abort from a lower EL and of an SVC from AArch32.
+const EC_INSTRUCTION_ABORT_LOWER_EL: u64 = 0x20;
+const EC_SVC_AARCH32: u64 = 0x11;
 
 fn vcpu_index() -> usize {
     let value: u64;
@@ -102,6 +119,12 @@ fn record() -> TrapRecord {
 /// How many exceptions this vCPU has taken at EL1 since its vector table was installed.
 pub(super) fn trap_count() -> u64 {
     record().count
+}
+
+/// ESR, FAR and vector number (0..15, in table order) of this vCPU's last exception.
+pub(super) fn last_trap() -> (u64, u64, u64) {
+    let record = record();
+    (record.esr, record.far, record.vector)
 }
 
 /// Points this vCPU's VBAR_EL1 at the recording vector table.
@@ -145,7 +168,42 @@ impl Outcome {
             Outcome::Done(_) => false,
         }
     }
+
+    /// The fault status code (ISS.DFSC/IFSC) of an abort.
+    pub(super) fn fault_status(self) -> Option<u64> {
+        match self {
+            Outcome::Trapped { esr, .. }
+                if matches!(
+                    esr >> 26 & 0x3F,
+                    EC_DATA_ABORT_SAME_EL | EC_INSTRUCTION_ABORT_SAME_EL
+                ) =>
+            {
+                Some(esr & 0x3F)
+            }
+            _ => None,
+        }
+    }
+
+    /// A data abort cellvisor injected (a synchronous external abort, DFSC 0x10) for `address`:
+    /// stage 1 translated the access and stage 2 refused it.
+    pub(super) fn is_injected_abort_at(self, address: u64) -> bool {
+        self.is_data_abort_at(address) && self.fault_status() == Some(DFSC_EXTERNAL_ABORT)
+    }
+
+    /// A data abort cellvisor injected, wherever it was.
+    pub(super) fn is_injected_abort(self) -> bool {
+        self.is_data_abort() && self.fault_status() == Some(DFSC_EXTERNAL_ABORT)
+    }
+
+    /// The CPU's own stage-1 alignment fault (DFSC 0x21): the access never left the guest.
+    pub(super) fn is_alignment_fault(self) -> bool {
+        self.is_data_abort() && self.fault_status() == Some(DFSC_ALIGNMENT)
+    }
 }
+
+/// ISS.DFSC of a synchronous external abort (what cellvisor injects) and of an alignment fault.
+pub(super) const DFSC_EXTERNAL_ABORT: u64 = 0x10;
+pub(super) const DFSC_ALIGNMENT: u64 = 0x21;
 
 impl core::fmt::Display for Outcome {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
@@ -273,6 +331,27 @@ macro_rules! try_write {
             // PMU, GIC CPU interface, timers) or that EL1 cannot write at all (EL2 registers).
             unsafe { ::core::arch::asm!(concat!("msr ", $name, ", {}"), "isb", in(reg) value, options(nostack)) };
             0
+        })
+    }};
+}
+
+/// Runs the one access instruction `template` (operands: `a` = address, `v` = a data register)
+/// against `address`: any load, store, atomic, exclusive or cache maintenance instruction,
+/// including those that give no usable ISS syndrome when they trap.
+macro_rules! access {
+    ($address:expr, $template:literal) => {{
+        let address: u64 = $address;
+        $crate::attack::probe::attempt(|| {
+            let mut value = 0x5A5A_u64;
+            // SAFETY: one access to an emulated device register page or memory outside the cell;
+            // it aborts (skipped by the vector table) or is emulated; x9..x11 and q0/q1 are
+            // declared clobbered.
+            unsafe {
+                ::core::arch::asm!(".arch_extension lse", ".arch_extension rcpc", $template, "// {v}", a = in(reg) address,
+                    v = inout(reg) value, out("x9") _, out("x10") _, out("x11") _, out("v0") _,
+                    out("v1") _, options(nostack))
+            };
+            value
         })
     }};
 }
