@@ -49,6 +49,30 @@ fn write_test_file(artifacts: &Artifacts, name: &str, data: &[u8]) -> PathBuf {
     path
 }
 
+/// Boots the `test-guests` layout from a copy of its bundle (written as `name`) in which each
+/// (entry, contents) of `replace` replaces or adds that entry.
+fn boot_test_guests_with(
+    artifacts: &Artifacts,
+    name: &str,
+    replace: &[(&str, Vec<u8>)],
+) -> Machine {
+    let layout = "test-guests";
+    let original = artifacts.bundle(layout);
+    let archive = std::fs::read(&original)
+        .unwrap_or_else(|error| panic!("cannot read {}: {error}", original.display()));
+    let mut entries = cpio::entries(&archive).expect("a newc archive");
+    entries.retain(|(entry, _, _)| !replace.iter().any(|(name, _)| entry == name));
+    for (entry, data) in replace {
+        entries.push(((*entry).to_owned(), 0o100644, data.clone()));
+    }
+    let bundle = write_test_file(artifacts, name, &cpio::archive(&entries));
+    let config = QemuConfig {
+        bundle: Some(bundle),
+        ..QemuConfig::new(layout)
+    };
+    Machine::boot(artifacts, &config).unwrap_or_else(|error| panic!("cannot boot QEMU: {error}"))
+}
+
 /// The workspace root (this crate lives in `<root>/tests`).
 fn workspace_root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -156,29 +180,12 @@ fn gzip_compressed_kernels_boot_both_cells_through_xtask() {
 #[ignore = "boots QEMU: run through cargo xtask test"]
 fn a_gzip_kernel_reaching_cellvisor_is_refused_at_boot() {
     let artifacts = artifacts();
-    let layout = "test-guests";
-    let original = artifacts.bundle(layout);
-    let archive = std::fs::read(&original)
-        .unwrap_or_else(|error| panic!("cannot read {}: {error}", original.display()));
-    let mut entries = cpio::entries(&archive).expect("a newc archive");
-    let guest = bundle_entry(&artifacts, layout, "test-guest");
-    entries.retain(|(name, _, _)| name != "override/personal/kernel");
-    entries.push((
-        "override/personal/kernel".to_owned(),
-        0o100644,
-        gzip(&guest),
-    ));
-    let bundle = write_test_file(
+    let guest = bundle_entry(&artifacts, "test-guests", "test-guest");
+    let mut machine = boot_test_guests_with(
         &artifacts,
         "bundle-gzip-kernel.cpio",
-        &cpio::archive(&entries),
+        &[("override/personal/kernel", gzip(&guest))],
     );
-    let config = QemuConfig {
-        bundle: Some(bundle),
-        ..QemuConfig::new(layout)
-    };
-    let mut machine = Machine::boot(&artifacts, &config)
-        .unwrap_or_else(|error| panic!("cannot boot QEMU: {error}"));
     let line = machine
         .wait_for("cellvisor: fatal:", scaled(BOOT_TIMEOUT))
         .unwrap_or_else(|error| fail(error));
@@ -209,38 +216,20 @@ fn a_gzip_kernel_reaching_cellvisor_is_refused_at_boot() {
 #[ignore = "boots QEMU: run through cargo xtask test"]
 fn a_raw_image_faulting_at_its_vector_is_stopped_and_the_other_cell_runs_on() {
     let artifacts = artifacts();
-    let layout = "test-guests";
-    let original = artifacts.bundle(layout);
-    let archive = std::fs::read(&original)
-        .unwrap_or_else(|error| panic!("cannot read {}: {error}", original.display()));
-    let mut entries = cpio::entries(&archive).expect("a newc archive");
     // Zeroes are `udf #0`: the first instruction is undefined, so the vCPU takes it at
     // VBAR_EL1 (0 at reset) + 0x200, outside the cell; cellvisor answers that instruction abort at
     // the same vector, where it faults again, identically, for ever.
-    entries.retain(|(name, _, _)| {
-        name != "override/personal/kernel" && name != "override/corporate/bootargs"
-    });
-    entries.push((
-        "override/personal/kernel".to_owned(),
-        0o100644,
-        vec![0; 4096],
-    ));
-    entries.push((
-        "override/corporate/bootargs".to_owned(),
-        0o100644,
-        b"test=heartbeat beats=600 period_ms=100".to_vec(),
-    ));
-    let bundle = write_test_file(
+    let mut machine = boot_test_guests_with(
         &artifacts,
         "bundle-faulting-raw-image.cpio",
-        &cpio::archive(&entries),
+        &[
+            ("override/personal/kernel", vec![0; 4096]),
+            (
+                "override/corporate/bootargs",
+                b"test=heartbeat beats=600 period_ms=100".to_vec(),
+            ),
+        ],
     );
-    let config = QemuConfig {
-        bundle: Some(bundle),
-        ..QemuConfig::new(layout)
-    };
-    let mut machine = Machine::boot(&artifacts, &config)
-        .unwrap_or_else(|error| panic!("cannot boot QEMU: {error}"));
     let stopped = machine
         .find_after("cell personal: vCPU 0 faulted", 0, scaled(BOOT_TIMEOUT))
         .unwrap_or_else(|error| fail(error));
