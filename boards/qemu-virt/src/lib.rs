@@ -6,8 +6,8 @@
 #![forbid(unsafe_code)]
 
 use cellvisor_board::{
-    Board, CellConfig, CellMemory, CellPolicy, Device, El2Counting, FaultLoop, GuestPlacement,
-    Layout, MemRange,
+    Board, CellConfig, CellMemory, CellPolicy, Device, DeviceReset, El2Counting, FaultLoop,
+    GuestPlacement, Layout, MemRange,
 };
 
 pub mod image_address;
@@ -23,6 +23,7 @@ pub const VIRTIO_DISK: Device = Device {
     mmio: &[MemRange::new(0x0A00_3E00, 0x200)],
     interrupts: &[32 + 16 + 31],
     dma_capable: true,
+    reset: DeviceReset::VirtioMmio,
 };
 
 /// Virtio-mmio slot 30 (the second `-device virtio-*-device`): the personal network interface.
@@ -31,6 +32,7 @@ pub const VIRTIO_NET: Device = Device {
     mmio: &[MemRange::new(0x0A00_3C00, 0x200)],
     interrupts: &[32 + 16 + 30],
     dma_capable: true,
+    reset: DeviceReset::VirtioMmio,
 };
 
 /// `linux`: a *personal* and a *corporate* Debian Linux, two CPUs and 768 MiB each.
