@@ -54,7 +54,7 @@ const BEAT_CELL: &str = "beat";
 const DISK_CELL_RAM: u64 = 64 * 1024 * 1024;
 /// The disk's read throttle for the DMA-flood test: 256 KiB/s, so the guest's full queue of
 /// 64 KiB reads (1.3 MiB) takes about five seconds to drain.
-const FLOOD_THROTTLE: &str = ",throttling.bps-read=262144";
+const FLOOD_THROTTLE: &str = ",throttling.bps-read=262144,throttling.iops-read=4";
 /// How long after the wipe the cell's RAM is counted again.
 const AFTER_WIPE: Duration = Duration::from_secs(5);
 

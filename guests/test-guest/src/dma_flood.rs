@@ -44,6 +44,12 @@ fn buffers(area: u64, slot: u16) -> RequestBuffers {
 /// Sectors of one request.
 const SECTORS: u64 = REQUEST_BYTES as u64 / SECTOR_SIZE as u64;
 
+/// The first sector `slot` writes and reads: one request's length apart from the next slot's, so
+/// that QEMU does not merge neighbouring requests into one (each stays its own request in flight).
+fn first_sector(slot: u16) -> u64 {
+    u64::from(slot) * 2 * SECTORS
+}
+
 /// Fills (`Some(value)`) or checks against `value` (`None` fills nothing, returns whether every
 /// word is `value`) the data of one request.
 fn data_words(buffers: &RequestBuffers, fill: Option<u64>, value: u64) -> bool {
@@ -100,7 +106,7 @@ pub fn run(device_tree: Option<&[u8]>) {
         println!("{}dma-flood: the buffers do not fit", lines::FAIL);
         return;
     }
-    if disk.capacity() < u64::from(SLOTS) * SECTORS {
+    if disk.capacity() < first_sector(SLOTS) {
         println!("{}dma-flood: the disk is too small", lines::FAIL);
         return;
     }
@@ -109,7 +115,7 @@ pub fn run(device_tree: Option<&[u8]>) {
     for slot in 0..SLOTS {
         let request = buffers(area, slot);
         data_words(&request, Some(PATTERN), 0);
-        disk.queue(slot, true, u64::from(slot) * SECTORS, &request);
+        disk.queue(slot, true, first_sector(slot), &request);
     }
     disk.notify();
     if !wait_used(&disk, SLOTS) {
@@ -130,7 +136,7 @@ pub fn run(device_tree: Option<&[u8]>) {
             return;
         }
         data_words(&request, Some(0), 0);
-        disk.queue(slot, false, u64::from(slot) * SECTORS, &request);
+        disk.queue(slot, false, first_sector(slot), &request);
     }
     disk.notify();
     println!(
@@ -179,7 +185,7 @@ pub fn run(device_tree: Option<&[u8]>) {
                     println!("{}data ok", lines::DMA_FLOOD);
                 }
             }
-            disk.queue(slot, false, u64::from(slot) * SECTORS, &request);
+            disk.queue(slot, false, first_sector(slot), &request);
             completed += 1;
             if completed.is_multiple_of(REPORT_EVERY) {
                 println!("{}{completed} reads completed", lines::DMA_FLOOD);
