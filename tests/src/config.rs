@@ -60,8 +60,8 @@ impl Artifacts {
 
 /// Layouts whose cells own QEMU's virtio devices (boards/qemu-virt: `virtio-disk` in slot 31 for
 /// corporate, `virtio-net` in slot 30 for personal in `linux`; `virtio-disk` for the test guest in
-/// `test-guest-disk`): [`QemuConfig::new`] attaches the devices for them.
-pub const PASSTHROUGH_LAYOUTS: &[&str] = &["linux", "test-guest-disk"];
+/// `test-guest-disk` and `test-guest-dma`): [`QemuConfig::new`] attaches the devices for them.
+pub const PASSTHROUGH_LAYOUTS: &[&str] = &["linux", "test-guest-disk", "test-guest-dma"];
 
 /// The kernel variant that is Debian's newest cloud kernel for the host's release (bookworm-backports'
 /// 6.12 on bookworm; xtask/src/debian.rs pins it). Besides each layout's bundle, `cargo xtask build`
@@ -145,6 +145,9 @@ pub struct QemuConfig {
     /// Attach the passthrough devices ([`passthrough_device_args`] on `<out_dir>/`[`CORPORATE_DISK`],
     /// as a snapshot); [`QemuConfig::new`] sets it for [`PASSTHROUGH_LAYOUTS`].
     pub passthrough_devices: bool,
+    /// Appended to the disk's `-drive` options (each starting with a comma), e.g.
+    /// `,throttling.bps-read=262144` to keep its reads in flight for longer.
+    pub disk_options: String,
 }
 
 impl QemuConfig {
@@ -160,6 +163,7 @@ impl QemuConfig {
             extra_args: Vec::new(),
             bundle: None,
             passthrough_devices: PASSTHROUGH_LAYOUTS.contains(&layout),
+            disk_options: String::new(),
         }
     }
 
@@ -206,10 +210,12 @@ impl QemuConfig {
             args.extend(["-icount".to_owned(), "shift=0".to_owned()]);
         }
         if self.passthrough_devices {
-            args.extend(passthrough_device_args(
-                &artifacts.out_dir.join(CORPORATE_DISK),
-                true,
-            ));
+            let mut devices =
+                passthrough_device_args(&artifacts.out_dir.join(CORPORATE_DISK), true);
+            if let Some(drive) = devices.get_mut(1) {
+                drive.push_str(&self.disk_options);
+            }
+            args.extend(devices);
         }
         args.extend(self.extra_args.iter().cloned());
         args

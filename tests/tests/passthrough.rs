@@ -10,6 +10,12 @@
 //! taken by vCPU 1 while it spins and then while it idles in WFI, over the legacy virtio-mmio
 //! transport QEMU presents by default and over the modern one.
 //!
+//! The DMA-flood test boots `test-guest-dma` (the same cell running `test=dma-flood`: a full queue
+//! of 64 KiB disk reads into its own RAM, each queued again as it completes, with the disk's reads
+//! throttled so they stay in flight for seconds, next to a heartbeat cell) and wipes the cell from
+//! the management prompt: the wipe verifies zero, and `verify disk` seconds later still counts no
+//! non-zero byte, because cellvisor reset the disk before the scrub.
+//!
 //! The last test boots `invalid-dma-remapped`, which gives the DMA-capable disk to a cell at a
 //! remapped guest address: boot must refuse it with one `cellvisor: fatal:` line naming the DMA rule.
 
@@ -41,8 +47,23 @@ const DISK_CELL: &str = "disk";
 /// scheduled, which on a loaded host can take milliseconds apiece.
 const SPI_TIMEOUT: Duration = Duration::from_secs(300);
 
-/// Texts the test guest prints in `test=spis` (guests/test-guest/src/lines.rs).
+/// The layout whose `disk` cell runs `test=dma-flood`, next to a heartbeat cell `beat`.
+const DMA_LAYOUT: &str = "test-guest-dma";
+const BEAT_CELL: &str = "beat";
+/// The disk cell's RAM: 64 MiB.
+const DISK_CELL_RAM: u64 = 64 * 1024 * 1024;
+/// The disk's read throttle for the DMA-flood test: 256 KiB/s, so the guest's full queue of
+/// 64 KiB reads (1.3 MiB) takes about five seconds to drain.
+const FLOOD_THROTTLE: &str = ",throttling.bps-read=262144,throttling.iops-read=4";
+/// How long after the wipe the cell's RAM is counted again.
+const AFTER_WIPE: Duration = Duration::from_secs(5);
+
+/// Texts the test guest prints in `test=spis` and `test=dma-flood` (guests/test-guest/src/lines.rs).
 mod guest {
+    pub const DMA_FLOOD_IN_FLIGHT: &str = "test-guest: dma-flood 21 reads of 65536 bytes in flight";
+    pub const DMA_FLOOD_DATA_OK: &str = "test-guest: dma-flood data ok";
+    pub const DMA_FLOOD_COMPLETED: &str = "reads completed";
+    pub const HEARTBEAT: &str = "test-guest: heartbeat ";
     pub const SPI_DISK: &str = "test-guest: spi disk virtio-mmio version ";
     pub const SPI_SPIN: &str = "test-guest: spi-spin ";
     pub const SPI_WFI: &str = "test-guest: spi-wfi ";
@@ -312,6 +333,109 @@ fn spis_from_a_modern_virtio_mmio_disk_reach_a_spinning_and_an_idle_vcpu() {
         ..QemuConfig::new(SPI_LAYOUT)
     };
     spis_reach_a_spinning_and_an_idle_vcpu(&config, 2);
+}
+
+/// Opens the management prompt (Ctrl-A m) and waits for it.
+fn open_prompt(machine: &mut Machine) {
+    let since = machine.mark();
+    machine
+        .send(&[cellvisor_tests::CONSOLE_ESCAPE, b'm'])
+        .unwrap_or_else(|error| panic!("cannot write to QEMU: {error}"));
+    machine
+        .find_after("cellvisor> ", since, COMMAND_TIMEOUT)
+        .unwrap_or_else(|error| fail(error));
+}
+
+/// Types `line` at the open prompt and returns the first line after it that contains `answer`.
+fn prompt_command(machine: &mut Machine, line: &str, answer: &str, timeout: Duration) -> String {
+    let since = machine.mark();
+    machine
+        .send_line(line)
+        .unwrap_or_else(|error| panic!("cannot write to QEMU: {error}"));
+    machine
+        .find_after(answer, since, timeout)
+        .map(|found| found.line)
+        .unwrap_or_else(|error| fail(error))
+}
+
+#[test]
+#[ignore = "boots QEMU: run through cargo xtask test"]
+fn a_wiped_cell_stays_zero_while_its_disk_had_reads_in_flight() {
+    let config = QemuConfig {
+        disk_options: FLOOD_THROTTLE.to_owned(),
+        ..QemuConfig::new(DMA_LAYOUT)
+    };
+    assert!(config.passthrough_devices, "the harness attaches the disk");
+    let mut machine = Machine::boot(&artifacts(), &config)
+        .unwrap_or_else(|error| panic!("cannot boot QEMU: {error}"));
+    let queued = wait(
+        &mut machine,
+        DISK_CELL,
+        guest::DMA_FLOOD_IN_FLIGHT,
+        0,
+        BOOT_TIMEOUT,
+    );
+    // Every slot has read the pattern back once, and reads go on.
+    let checked = wait(
+        &mut machine,
+        DISK_CELL,
+        guest::DMA_FLOOD_DATA_OK,
+        queued,
+        COMMAND_TIMEOUT,
+    );
+    let flowing = machine
+        .find_after(guest::DMA_FLOOD_COMPLETED, checked, COMMAND_TIMEOUT)
+        .unwrap_or_else(|error| fail(error))
+        .line_end;
+
+    open_prompt(&mut machine);
+    let wiped = prompt_command(
+        &mut machine,
+        &format!("wipe {DISK_CELL}"),
+        &format!("cell {DISK_CELL}: wip"),
+        COMMAND_TIMEOUT,
+    );
+    assert!(
+        wiped.contains(&format!(
+            "cell {DISK_CELL}: wiped: {DISK_CELL_RAM} bytes scrubbed, verified zero"
+        )),
+        "the wipe verified every byte zero: {wiped}"
+    );
+    // The reads that were in flight had seconds left to run under the throttle.
+    std::thread::sleep(AFTER_WIPE);
+    let verified = prompt_command(
+        &mut machine,
+        &format!("verify {DISK_CELL}"),
+        &format!("verify {DISK_CELL}: "),
+        COMMAND_TIMEOUT,
+    );
+    assert!(
+        verified.contains(&format!(
+            "verify {DISK_CELL}: 0 of {DISK_CELL_RAM} bytes are not zero"
+        )),
+        "{AFTER_WIPE:?} after the wipe the disk cell's RAM still reads zero: {verified}"
+    );
+    let after = machine.mark();
+    wait(
+        &mut machine,
+        BEAT_CELL,
+        guest::HEARTBEAT,
+        after,
+        COMMAND_TIMEOUT,
+    );
+
+    let transcript = machine.transcript();
+    let failures: Vec<&str> = transcript
+        .lines()
+        .filter(|line| line.contains(guest::FAIL) || line.contains(" ERROR "))
+        .collect();
+    assert!(failures.is_empty(), "{failures:#?}");
+    let resets: Vec<&str> = transcript[flowing..]
+        .lines()
+        .filter(|line| line.contains("did not reset") || line.contains("aborted its reset"))
+        .collect();
+    assert!(resets.is_empty(), "{resets:#?}");
+    assert_no_disasters(&machine);
 }
 
 #[test]

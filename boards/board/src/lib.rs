@@ -89,6 +89,49 @@ pub struct Device {
     pub interrupts: &'static [u32],
     /// The device can master DMA with physical addresses.
     pub dma_capable: bool,
+    /// How cellvisor stops the device when its cell stops, before the cell's RAM is scrubbed,
+    /// reloaded or wiped (docs/architecture.md, "Lifecycle").
+    pub reset: DeviceReset,
+}
+
+/// How a passed-through device is quiesced when its cell stops: after the reset the device
+/// neither reads nor writes memory nor raises its interrupts until a driver sets it up again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeviceReset {
+    /// A virtio-mmio transport: in each MMIO window, write 0 to the Status register (offset
+    /// 0x70), then read it until it reads 0 (virtio 1.2, 2.4 and 4.2.2.1), within a time limit.
+    VirtioMmio,
+    /// A reset register of the device: write `value` (32 bits) at `offset` into MMIO window
+    /// `window`, then, if `settled` says so, read until the device reports the reset done.
+    RegisterWrite {
+        /// Index into the device's `mmio` windows.
+        window: usize,
+        /// Offset of the reset register in that window (4-byte aligned).
+        offset: u64,
+        /// What is written.
+        value: u32,
+        /// The register that shows the reset has taken effect, if the device has one.
+        settled: Option<RegisterMatch>,
+    },
+    /// The device has no reset cellvisor can trust: it may go on writing memory after its cell
+    /// stopped. `restart`, `start` and `wipe` of its cell are refused (a guest's own reset
+    /// leaves the cell off), because the cell's RAM could not be made clean.
+    None,
+    /// The device has no safe reset, and the board accepts the risk that it writes the cell's
+    /// RAM after a restart or wipe: they go ahead, each with a WARN line naming the device.
+    UnsafeAccepted,
+}
+
+/// A 32-bit register value to wait for: `(read & mask) == value` at `offset` into the same
+/// window as the reset register.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RegisterMatch {
+    /// Offset of the register in the window (4-byte aligned).
+    pub offset: u64,
+    /// The bits compared.
+    pub mask: u32,
+    /// What they read once the reset has taken effect.
+    pub value: u32,
 }
 
 /// What the console management prompt may do to a cell, and what the cell's PMU may count.

@@ -6,8 +6,8 @@
 #![forbid(unsafe_code)]
 
 use cellvisor_board::{
-    Board, CellConfig, CellMemory, CellPolicy, Device, El2Counting, FaultLoop, GuestPlacement,
-    Layout, MemRange,
+    Board, CellConfig, CellMemory, CellPolicy, Device, DeviceReset, El2Counting, FaultLoop,
+    GuestPlacement, Layout, MemRange,
 };
 
 pub mod image_address;
@@ -23,6 +23,7 @@ pub const VIRTIO_DISK: Device = Device {
     mmio: &[MemRange::new(0x0A00_3E00, 0x200)],
     interrupts: &[32 + 16 + 31],
     dma_capable: true,
+    reset: DeviceReset::VirtioMmio,
 };
 
 /// Virtio-mmio slot 30 (the second `-device virtio-*-device`): the personal network interface.
@@ -31,6 +32,7 @@ pub const VIRTIO_NET: Device = Device {
     mmio: &[MemRange::new(0x0A00_3C00, 0x200)],
     interrupts: &[32 + 16 + 30],
     dma_capable: true,
+    reset: DeviceReset::VirtioMmio,
 };
 
 /// `linux`: a *personal* and a *corporate* Debian Linux, two CPUs and 768 MiB each.
@@ -124,6 +126,33 @@ pub const TEST_GUEST_DISK_CELLS: Layout = Layout {
     }],
 };
 
+/// `test-guest-dma`: the cell of [`TEST_GUEST_DISK_CELLS`] running `test=dma-flood` (the disk's
+/// reads kept in flight into its own RAM, for a wipe to meet), and a second test-guest cell,
+/// `beat`, printing a heartbeat a second, so that the machine stays on while `disk` is wiped and
+/// its RAM checked afterwards (the board powers off once every cell is off).
+pub const TEST_GUEST_DMA_CELLS: Layout = Layout {
+    name: "test-guest-dma",
+    cells: &[
+        CellConfig {
+            bootargs: "test=dma-flood",
+            ..TEST_GUEST_DISK_CELLS.cells[0]
+        },
+        CellConfig {
+            name: "beat",
+            cpus: &[2, 3],
+            memory: &[CellMemory {
+                physical: MemRange::new(0x9000_0000, 64 * MIB),
+                placement: GuestPlacement::At(TEST_GUEST_BASE),
+            }],
+            devices: &[],
+            kernel: "test-guest",
+            initrd: None,
+            bootargs: "test=heartbeat beats=1000000 period_ms=1000",
+            policy: CellPolicy::ALL,
+        },
+    ],
+};
+
 /// `bench`: one cell running the Rust bench guest (guests/bench-guest) on CPUs 0-1 with 64 MiB at
 /// [`TEST_GUEST_BASE`], for `cargo xtask bench`. The only cell of the board whose PMU may count
 /// at EL2 ([`El2Counting::AllowedForMeasurement`]).
@@ -198,6 +227,7 @@ pub const BOARD: Board = Board {
         LINUX_CELLS,
         TEST_GUEST_CELLS,
         TEST_GUEST_DISK_CELLS,
+        TEST_GUEST_DMA_CELLS,
         BENCH_CELLS,
         LINUX_PERSONAL_CELLS,
         INVALID_DMA_REMAPPED,

@@ -14,7 +14,8 @@ use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 
 use cellvisor::board::{
-    Board, CellConfig, CellMemory, CellPolicy, Device, FaultLoop, GuestPlacement, Layout, MemRange,
+    Board, CellConfig, CellMemory, CellPolicy, Device, DeviceReset, FaultLoop, GuestPlacement,
+    Layout, MemRange,
 };
 use cellvisor::setup::partition::{self, Reserved, ReservedKind};
 use cellvisor::setup::platform::Platform as PlatformInfo;
@@ -39,6 +40,7 @@ static DEVICES: &[Device] = &[
         mmio: &[MemRange::new(0x0A00_3E00, 0x200)],
         interrupts: &[79],
         dma_capable: true,
+        reset: DeviceReset::VirtioMmio,
     },
     Device {
         name: "leds",
@@ -46,12 +48,14 @@ static DEVICES: &[Device] = &[
         // The platform's pl061 node: SPI 7.
         interrupts: &[39],
         dma_capable: false,
+        reset: DeviceReset::UnsafeAccepted,
     },
     Device {
         name: "rtc",
         mmio: &[MemRange::new(0x0901_0000, 0x1000)],
         interrupts: &[34],
         dma_capable: false,
+        reset: DeviceReset::UnsafeAccepted,
     },
 ];
 

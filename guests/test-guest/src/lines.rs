@@ -52,6 +52,9 @@ pub const SPI_SPIN: &str = "test-guest: spi-spin ";
 /// `test-guest: spi-wfi 10000/10000 in 4321 ms`: the same with vCPU 1 waiting in WFI between
 /// requests.
 pub const SPI_WFI: &str = "test-guest: spi-wfi ";
+/// `test-guest: dma-flood 21 reads of 65536 bytes in flight`, then `test-guest: dma-flood data
+/// ok` and `test-guest: dma-flood 8 reads completed` (every 8): `test=dma-flood`.
+pub const DMA_FLOOD: &str = "test-guest: dma-flood ";
 /// `test-guest: skipped invalid-address`: a check left out by `skip=`.
 pub const SKIPPED: &str = "test-guest: skipped ";
 /// The last line before PSCI SYSTEM_OFF.

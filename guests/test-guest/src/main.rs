@@ -1,7 +1,8 @@
 //! The test guest: a bare-metal EL1 program that checks what cellvisor gives a cell (console,
 //! PSCI, SMP, isolation; `test=all`), prints heartbeats (`test=heartbeat`), proves that no
 //! interrupt is lost to a spinning or an idle vCPU (`test=sgis`: a sibling's SGIs, `sgis`;
-//! `test=spis`: a passed-through virtio-blk disk's SPIs, `spis` and `virtio_blk`), or runs the
+//! `test=spis`: a passed-through virtio-blk disk's SPIs, `spis` and `virtio_blk`), keeps that
+//! disk's reads in flight into its own RAM for a wipe to meet (`test=dma-flood`), or runs the
 //! hostile-guest attacks (`attack`), and reports each result as one console line (see `lines`).
 //!
 //! Loaded at the start of the cell's RAM (0x4000_0000 in the remapped test cells, the physical
@@ -16,6 +17,7 @@
 #![no_main]
 
 mod attack;
+mod dma_flood;
 mod entry;
 mod exception;
 mod gic;
@@ -66,6 +68,11 @@ fn ram_base() -> u64 {
     (&raw const __image_start) as u64
 }
 
+/// One past the last byte the image uses (code, data, .bss, stacks).
+fn image_end() -> u64 {
+    (&raw const __image_end) as u64
+}
+
 /// vCPU 0's Rust entry, with x0 as the cell was entered.
 pub extern "C" fn primary_main(device_tree: u64) -> ! {
     println!("{} (mpidr {:#x})", lines::HELLO, mpidr());
@@ -94,6 +101,7 @@ pub extern "C" fn primary_main(device_tree: u64) -> ! {
         Mode::Residue => residue::run(|| heartbeat(&options)),
         Mode::TimerLevels => timer_levels::run(),
         Mode::Spis => spis::run(device_tree),
+        Mode::DmaFlood => dma_flood::run(device_tree),
     }
     println!("{}", lines::DONE);
     psci::system_off()

@@ -1,5 +1,5 @@
 //! Test options from `/chosen/bootargs`:
-//! `test=all|heartbeat|sgis|spis|timer-levels|residue beats=N period_ms=N skip=a,b`.
+//! `test=all|heartbeat|sgis|spis|dma-flood|timer-levels|residue beats=N period_ms=N skip=a,b`.
 #![forbid(unsafe_code)]
 
 /// What the guest does after saying hello.
@@ -19,6 +19,8 @@ pub enum Mode {
     /// `test=spis`: a passed-through disk's SPIs to a spinning, then to an idle vCPU 1, one per
     /// read request, each counted (see `spis`).
     Spis,
+    /// `test=dma-flood`: a passed-through disk's reads kept in flight for ever (see `dma_flood`).
+    DmaFlood,
 }
 
 /// Parsed options.
@@ -50,6 +52,7 @@ impl<'a> Options<'a> {
                 Some(("test", "residue")) => options.mode = Mode::Residue,
                 Some(("test", "timer-levels")) => options.mode = Mode::TimerLevels,
                 Some(("test", "spis")) => options.mode = Mode::Spis,
+                Some(("test", "dma-flood")) => options.mode = Mode::DmaFlood,
                 Some(("beats", number)) => match number.parse() {
                     Ok(beats) => options.beats = beats,
                     Err(_) => unknown(word),

@@ -1,6 +1,9 @@
-//! A minimal virtio-blk driver over the virtio-mmio transport, for `test=spis`: one virtqueue of
-//! [`QUEUE_SIZE`] descriptors, one request in flight at a time (three descriptors: header, one
-//! sector of data, status), no features but VIRTIO_F_VERSION_1 where the transport is modern.
+//! A minimal virtio-blk driver over the virtio-mmio transport: one virtqueue of [`QUEUE_SIZE`]
+//! descriptors, no features but VIRTIO_F_VERSION_1 where the transport is modern. `test=spis`
+//! keeps one one-sector read in flight at a time ([`VirtioBlk::submit_read`]: three descriptors,
+//! header, one sector of data, status); `test=dma-flood` keeps up to [`MAX_SLOTS`] large requests
+//! in flight at once in buffers of its own ([`VirtioBlk::queue`], one chain of three descriptors
+//! per slot).
 //!
 //! QEMU presents its `virtio-mmio` transports as legacy (version 1: `force-legacy` is on by
 //! default, and the tests start QEMU that way); with `-global virtio-mmio.force-legacy=false` they
@@ -20,7 +23,9 @@ use core::ptr::{addr_of, addr_of_mut};
 use crate::gic::{read32, write32};
 
 /// Descriptors in the one virtqueue (a request uses three).
-pub const QUEUE_SIZE: u16 = 8;
+pub const QUEUE_SIZE: u16 = 64;
+/// Requests that can be in flight at once ([`VirtioBlk::queue`]).
+pub const MAX_SLOTS: u16 = QUEUE_SIZE / 3;
 /// Bytes per sector.
 pub const SECTOR_SIZE: usize = 512;
 
@@ -75,6 +80,8 @@ const DESC_F_NEXT: u16 = 1;
 const DESC_F_WRITE: u16 = 2;
 /// virtio-blk request type: read.
 const BLK_T_IN: u32 = 0;
+/// virtio-blk request type: write.
+const BLK_T_OUT: u32 = 1;
 /// virtio-blk status: success.
 pub const BLK_S_OK: u8 = 0;
 /// Written into the status byte before each request, so a request the device never completed is
@@ -181,6 +188,19 @@ static REQUEST: DmaCell<Request> = DmaCell(UnsafeCell::new(Request {
     data: [0; SECTOR_SIZE],
     status: 0,
 }));
+
+/// Where one request of [`VirtioBlk::queue`] lives: guest-physical (= physical) addresses of
+/// its 16-byte header, its data and its status byte.
+pub struct RequestBuffers {
+    /// The header (type, reserved, sector): 16 bytes, 8-byte aligned.
+    pub header: u64,
+    /// The data.
+    pub data: u64,
+    /// Bytes of data (a multiple of [`SECTOR_SIZE`]).
+    pub length: u32,
+    /// The status byte the device writes.
+    pub status: u64,
+}
 
 /// Guest-physical (= physical, in an identity-mapped cell) address of `pointer`.
 fn dma_address<T>(pointer: *const T) -> u64 {
@@ -361,6 +381,62 @@ impl VirtioBlk {
             core::arch::asm!("dsb sy", options(nostack));
         }
         write32(self.base + QUEUE_NOTIFY, 0);
+    }
+
+    /// Puts request `slot` (below [`MAX_SLOTS`]) on the queue without notifying the device: a read
+    /// into, or a write from, `buffers` of `sector` onwards. Call it only for a slot that is not
+    /// in flight.
+    pub fn queue(&mut self, slot: u16, write: bool, sector: u64, buffers: &RequestBuffers) {
+        let rings = RINGS.0.get();
+        let head = (slot % MAX_SLOTS) * 3;
+        let header = buffers.header as *mut u32;
+        let data_flags = if write {
+            DESC_F_NEXT
+        } else {
+            DESC_F_NEXT | DESC_F_WRITE
+        };
+        // SAFETY: `buffers` lie in the guest's own RAM, outside its image (the caller's promise),
+        // and the slot is not in flight, so the device does not access them or this chain now;
+        // the statics are only accessed through these raw pointers, volatile.
+        unsafe {
+            header.write_volatile(if write { BLK_T_OUT } else { BLK_T_IN });
+            header.add(1).write_volatile(0);
+            (buffers.header as *mut u64).add(1).write_volatile(sector);
+            (buffers.status as *mut u8).write_volatile(STATUS_UNSET);
+            let chain = [
+                (buffers.header, 16, DESC_F_NEXT),
+                (buffers.data, buffers.length, data_flags),
+                (buffers.status, 1, DESC_F_WRITE),
+            ];
+            for (index, (address, length, flags)) in (head..).zip(chain) {
+                let descriptor = addr_of_mut!((*rings).driver.descriptors[usize::from(index)]);
+                descriptor.write_volatile(Descriptor {
+                    address,
+                    length,
+                    flags,
+                    next: index + 1,
+                });
+            }
+            let entry = self.next_available % QUEUE_SIZE;
+            addr_of_mut!((*rings).driver.available.ring[usize::from(entry)]).write_volatile(head);
+            self.next_available = self.next_available.wrapping_add(1);
+            core::arch::asm!("dsb sy", options(nostack));
+            addr_of_mut!((*rings).driver.available.index).write_volatile(self.next_available);
+            core::arch::asm!("dsb sy", options(nostack));
+        }
+    }
+
+    /// Tells the device that requests were queued (QueueNotify).
+    pub fn notify(&self) {
+        write32(self.base + QUEUE_NOTIFY, 0);
+    }
+
+    /// The slot ([`VirtioBlk::queue`]) of used-ring entry `index` (modulo the ring size).
+    pub fn used_slot(index: u16) -> u16 {
+        let entry = usize::from(index % QUEUE_SIZE);
+        // SAFETY: a volatile read of a field of the static the device writes.
+        let id = unsafe { addr_of!((*used_ring()).ring[entry].id).read_volatile() };
+        (id / 3) as u16
     }
 
     /// How many requests the device has completed (the used ring's index).

@@ -20,6 +20,7 @@ pub const HELP: &[&str] = &[
     "stop CELL      stop every vCPU of CELL (its RAM is kept)",
     "start CELL     boot a stopped CELL again from its images",
     "wipe CELL      stop CELL, zero all its RAM, verify the zeroing, leave it stopped",
+    "verify CELL    count the non-zero bytes of a stopped CELL's RAM (0 after a wipe)",
     "focus CELL     send console input to CELL",
     "help           this text",
     "exit           leave the prompt (Ctrl-A m, Ctrl-C and Ctrl-D too)",
@@ -38,6 +39,8 @@ pub enum Command {
     Start(String),
     /// Stop a cell and scrub its RAM.
     Wipe(String),
+    /// Count the non-zero bytes of a stopped cell's RAM.
+    Verify(String),
     /// Move console input to a cell.
     Focus(String),
     /// Show help.
@@ -84,6 +87,7 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
         "stop" => ("stop", Command::Stop),
         "start" => ("start", Command::Start),
         "wipe" => ("wipe", Command::Wipe),
+        "verify" => ("verify", Command::Verify),
         "focus" => ("focus", Command::Focus),
         other => return Err(ParseError::Unknown(String::from(other))),
     };

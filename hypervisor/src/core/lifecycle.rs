@@ -7,6 +7,7 @@ use core::sync::atomic::{AtomicBool, Ordering};
 
 use crate::core::cell::Cell;
 use crate::core::hardware::{Machine, VcpuHardware};
+use crate::core::quiesce::quiesce_devices;
 use crate::core::runtime::Runtime;
 
 /// Lifecycle state of a cell.
@@ -225,9 +226,15 @@ fn scrub<M: Machine + ?Sized>(cell: &Cell, machine: &mut M) -> u64 {
 }
 
 /// Finishes a stop on the cell's home CPU once its own vCPU has left the guest: waits for the
-/// others, then leaves the cell off, restarts it, or wipes it. If another request arrived while
-/// this one was carried out, the cell stays `Stopping` with that request and the home CPU's next
-/// pass carries it out.
+/// others, quiesces the cell's devices ([`quiesce_devices`]), then leaves the cell off, restarts
+/// it, or wipes it. If another request arrived while this one was carried out, the cell stays
+/// `Stopping` with that request and the home CPU's next pass carries it out.
+///
+/// A device that is not known to be quiet (no safe reset, an abort, a reset that did not take
+/// effect in time) may still write the cell's RAM, so a restart or start is not carried out: the
+/// cell is left off, unscrubbed, with an ERROR line (a later `start` tries the reset again). A wipe
+/// still scrubs (the previous instance's data is destroyed either way) but reports that it cannot
+/// vouch for the RAM staying zero.
 pub fn complete_stop<M: VcpuHardware + ?Sized>(
     runtime: &Runtime,
     cell: &Cell,
@@ -236,18 +243,37 @@ pub fn complete_stop<M: VcpuHardware + ?Sized>(
 ) {
     cell.wait_until_out_of_guest(usize::MAX, machine);
     cell.flush_console();
+    let verb = match after {
+        AfterStop::Off => "stop",
+        AfterStop::Restart => "restart",
+        AfterStop::Start => "start",
+        AfterStop::Wipe => "wipe",
+    };
+    let quiet = quiesce_devices(cell, verb, machine);
     match after {
         AfterStop::Off => {
             if cell.finish(after, CellState::Off) {
-                cell.log_lifecycle(format_args!("stopped"), machine.counter());
+                match quiet {
+                    Ok(()) => cell.log_lifecycle(format_args!("stopped"), machine.counter()),
+                    Err(error) => log::error!("cell {}: stopped, but {error}", cell.name()),
+                }
             }
         }
         AfterStop::Restart | AfterStop::Start => {
-            let (done, verb) = if after == AfterStop::Start {
-                ("started", "start")
+            let done = if after == AfterStop::Start {
+                "started"
             } else {
-                ("restarted", "restart")
+                "restarted"
             };
+            if let Err(error) = quiet {
+                if cell.finish(after, CellState::Off) {
+                    log::error!(
+                        "cell {}: {verb} refused, left off and not scrubbed: {error}",
+                        cell.name()
+                    );
+                }
+                return;
+            }
             scrub(cell, machine);
             match cell.load(&runtime.platform, machine) {
                 Ok(()) => {
@@ -268,15 +294,16 @@ pub fn complete_stop<M: VcpuHardware + ?Sized>(
         }
         AfterStop::Wipe => {
             let bytes = scrub(cell, machine);
-            let left = cell
-                .plan
-                .memory
-                .iter()
-                .map(|region| machine.count_nonzero(region.physical.base(), region.physical.size()))
-                .sum::<u64>();
+            let left = count_nonzero(cell, machine);
             // A wipe is final: nothing replaces it (see `request_stop`), so this always lands.
             cell.finish(after, CellState::Off);
-            if left == 0 {
+            if let Err(error) = quiet {
+                log::error!(
+                    "cell {}: wipe verification FAILED: {bytes} bytes scrubbed, {left} not zero, \
+                     and {error}",
+                    cell.name()
+                );
+            } else if left == 0 {
                 log::info!(
                     "cell {}: wiped: {bytes} bytes scrubbed, verified zero",
                     cell.name()
@@ -289,6 +316,15 @@ pub fn complete_stop<M: VcpuHardware + ?Sized>(
             }
         }
     }
+}
+
+/// Counts the non-zero bytes of all of a cell's RAM.
+pub fn count_nonzero<M: Machine + ?Sized>(cell: &Cell, machine: &mut M) -> u64 {
+    cell.plan
+        .memory
+        .iter()
+        .map(|region| machine.count_nonzero(region.physical.base(), region.physical.size()))
+        .sum()
 }
 
 #[cfg(test)]

@@ -9,7 +9,8 @@ use crate::board::CellPolicy;
 use crate::console::manage::{CellSummary, Command, HELP, format_cells};
 use crate::core::cell::Cell;
 use crate::core::hardware::Machine;
-use crate::core::lifecycle::{AfterStop, LifecycleError};
+use crate::core::lifecycle::{AfterStop, CellState, LifecycleError, count_nonzero};
+use crate::core::quiesce::QuiesceError;
 use crate::core::runtime::Runtime;
 
 /// What a management command did.
@@ -45,6 +46,16 @@ impl Runtime {
                     outcome.lines.push(format!(
                         "{what} {name}: refused: {}",
                         LifecycleError::NotAllowed(what)
+                    ));
+                    return;
+                }
+                // A stop needs no clean RAM; everything else scrubs and reuses it.
+                if what != "stop"
+                    && let Some(device) = cell.device_without_reset()
+                {
+                    outcome.lines.push(format!(
+                        "{what} {name}: refused: {}",
+                        QuiesceError::NoReset { device }
                     ));
                     return;
                 }
@@ -105,6 +116,25 @@ impl Runtime {
                     Ok(())
                 },
             ),
+            Command::Verify(name) => match find(name) {
+                None => outcome.lines.push(format!("no cell {name:?}: type cells")),
+                Some(cell) if cell.state() != CellState::Off => outcome.lines.push(format!(
+                    "verify {name}: refused: it is {} (only an off cell's RAM stays put)",
+                    cell.state().word()
+                )),
+                Some(cell) => {
+                    let bytes: u64 = cell
+                        .plan
+                        .memory
+                        .iter()
+                        .map(|region| region.physical.size())
+                        .sum();
+                    let nonzero = count_nonzero(cell, machine);
+                    outcome.lines.push(format!(
+                        "verify {name}: {nonzero} of {bytes} bytes are not zero"
+                    ));
+                }
+            },
             Command::Focus(name) => match self.cells.iter().position(|cell| cell.name() == name) {
                 Some(index) => {
                     outcome.focus = Some(index);

@@ -12,6 +12,7 @@ pub mod irq;
 pub mod lifecycle;
 pub mod manage;
 pub mod psci;
+pub mod quiesce;
 pub mod reset;
 pub mod run;
 pub mod runtime;

@@ -12,7 +12,7 @@
 use alloc::vec::Vec;
 use core::fmt;
 
-use crate::board::{Board, Device, MemRange};
+use crate::board::{Board, Device, DeviceReset, MemRange};
 use crate::dev::gic::{SPI_BASE_INTID, SPI_END_INTID};
 use crate::dev::mmio::AccessWidth;
 use crate::mem::PAGE_SIZE;
@@ -94,6 +94,12 @@ pub enum PassthroughError {
         /// The window.
         window: MemRange,
     },
+    /// A device's reset declaration names a register outside its windows (or misaligned), or
+    /// a virtio-mmio window too small for the Status register.
+    ResetOutsideWindow {
+        /// The device.
+        device: &'static str,
+    },
     /// The board's interrupts for a device differ from its platform node's.
     InterruptMismatch {
         /// The device.
@@ -151,6 +157,12 @@ impl fmt::Display for PassthroughError {
                  tree: fix the board or start the machine with the device",
                 window.base, window.size
             ),
+            Self::ResetOutsideWindow { device } => write!(
+                f,
+                "device {device:?} reset register is not a 4-byte aligned word inside one of its \
+                 MMIO windows (virtio-mmio: Status at {VIRTIO_MMIO_STATUS:#x} of every window): fix \
+                 its reset in the board"
+            ),
             Self::InterruptMismatch { device, node } => write!(
                 f,
                 "device {device:?} interrupts differ from platform node {node}: make the board's \
@@ -203,6 +215,41 @@ fn check_windows(device: &Device) -> Result<(), PassthroughError> {
     Ok(())
 }
 
+/// Offset of the virtio-mmio Status register: writing 0 resets the device (virtio 1.2, 4.2.2).
+pub const VIRTIO_MMIO_STATUS: u64 = 0x70;
+
+/// Whether the word at `offset` lies inside `window`, 4-byte aligned.
+fn word_inside(window: &MemRange, offset: u64) -> bool {
+    offset.is_multiple_of(4) && offset.checked_add(4).is_some_and(|end| end <= window.size)
+}
+
+/// The device's reset registers lie inside its windows.
+fn check_reset(device: &Device) -> Result<(), PassthroughError> {
+    let inside = match device.reset {
+        DeviceReset::VirtioMmio => device
+            .mmio
+            .iter()
+            .all(|window| word_inside(window, VIRTIO_MMIO_STATUS)),
+        DeviceReset::RegisterWrite {
+            window,
+            offset,
+            settled,
+            ..
+        } => device.mmio.get(window).is_some_and(|window| {
+            word_inside(window, offset)
+                && settled.is_none_or(|settled| word_inside(window, settled.offset))
+        }),
+        DeviceReset::None | DeviceReset::UnsafeAccepted => true,
+    };
+    if inside {
+        Ok(())
+    } else {
+        Err(PassthroughError::ResetOutsideWindow {
+            device: device.name,
+        })
+    }
+}
+
 fn check_interrupts(device: &Device) -> Result<(), PassthroughError> {
     match device
         .interrupts
@@ -252,6 +299,7 @@ impl PassthroughPlan {
     pub fn new(own: &[Device], others: &[Device]) -> Result<PassthroughPlan, PassthroughError> {
         for (position, device) in own.iter().enumerate() {
             check_windows(device)?;
+            check_reset(device)?;
             check_interrupts(device)?;
             for other in own[..position].iter().chain(others) {
                 check_disjoint(device, other)?;
@@ -485,6 +533,7 @@ mod tests {
             mmio,
             interrupts,
             dma_capable: true,
+            reset: DeviceReset::VirtioMmio,
         }
     }
 
@@ -503,6 +552,53 @@ mod tests {
 
     fn ipa(address: u64) -> GuestPhysAddr {
         GuestPhysAddr::new(address)
+    }
+
+    #[test]
+    fn a_reset_register_outside_the_device_windows_is_refused() {
+        use crate::board::RegisterMatch;
+        let with = |mmio: &'static [MemRange], reset: DeviceReset| Device {
+            reset,
+            ..device("dev", mmio, &[79])
+        };
+        const SLOT: &[MemRange] = &[MemRange::new(0x0A00_3E00, 0x200)];
+        const SHORT: &[MemRange] = &[MemRange::new(0x0A00_3E00, 0x70)];
+        let slot = SLOT;
+        let refused = Err(PassthroughError::ResetOutsideWindow { device: "dev" });
+        let register = |window, offset, settled| DeviceReset::RegisterWrite {
+            window,
+            offset,
+            value: 1,
+            settled,
+        };
+        let settled = |offset| {
+            Some(RegisterMatch {
+                offset,
+                mask: 1,
+                value: 0,
+            })
+        };
+        for (mmio, reset, accepted) in [
+            (slot, DeviceReset::VirtioMmio, true),
+            // Too small for the Status register at 0x70.
+            (SHORT, DeviceReset::VirtioMmio, false),
+            (slot, register(0, 0x1FC, None), true),
+            (slot, register(0, 0x1FC, settled(0x4)), true),
+            (slot, register(0, 0x200, None), false),
+            (slot, register(0, 0x102, None), false),
+            (slot, register(1, 0, None), false),
+            (slot, register(0, 0, settled(0x1FE)), false),
+            (slot, register(0, u64::MAX - 1, None), false),
+            (slot, DeviceReset::None, true),
+            (slot, DeviceReset::UnsafeAccepted, true),
+        ] {
+            let result = PassthroughPlan::new(&[with(mmio, reset)], &[]).map(|_| ());
+            if accepted {
+                assert_eq!(result, Ok(()), "{reset:?} in {mmio:?}");
+            } else {
+                assert_eq!(result, refused, "{reset:?} in {mmio:?}");
+            }
+        }
     }
 
     #[test]

@@ -176,6 +176,8 @@ pub(super) struct State {
     pub(super) lost_kicks: Vec<u32>,
     /// Device register addresses whose accesses end in an external abort.
     pub(super) aborting_devices: BTreeSet<u64>,
+    /// Device register addresses that ignore writes (a device stuck out of reset).
+    pub(super) stuck_devices: BTreeSet<u64>,
     /// Per (CPU, virtual INTID): how often that CPU's guest completed it.
     pub(super) completed: BTreeMap<(usize, u32), u32>,
 }
@@ -206,6 +208,7 @@ impl FakeBoard {
                     device_registers: BTreeMap::new(),
                     lost_kicks: vec![0; cpu_count],
                     aborting_devices: BTreeSet::new(),
+                    stuck_devices: BTreeSet::new(),
                     completed: BTreeMap::new(),
                 }),
                 changed: Condvar::new(),
@@ -344,5 +347,18 @@ impl FakeBoard {
     /// Sets the value a passthrough device register reads as.
     pub fn set_device_register(&self, address: PhysAddr, value: u64) {
         self.lock().device_registers.insert(address.raw(), value);
+    }
+
+    /// Makes the device register at `address` read `value` for ever, ignoring writes (a device
+    /// whose reset never takes effect).
+    pub fn stick_device_register(&self, address: PhysAddr, value: u64) {
+        let mut state = self.lock();
+        state.device_registers.insert(address.raw(), value);
+        state.stuck_devices.insert(address.raw());
+    }
+
+    /// Lets the device register at `address` take writes again.
+    pub fn unstick_device_register(&self, address: PhysAddr) {
+        self.lock().stuck_devices.remove(&address.raw());
     }
 }

@@ -386,6 +386,9 @@ impl Machine for FakeCpu {
         if state.aborting_devices.contains(&address.raw()) {
             return Err(DeviceAbort);
         }
+        if state.stuck_devices.contains(&address.raw()) {
+            return Ok(());
+        }
         state
             .device_registers
             .insert(address.raw(), value & width.mask());

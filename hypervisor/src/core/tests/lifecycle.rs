@@ -1,20 +1,23 @@
 //! Lifecycle through the run loop: SYSTEM_RESET with the sibling vCPU still in its guest on
 //! another thread (from the home vCPU and from the sibling), a stop that arrives while a restart
-//! is carried out, and a wipe.
+//! is carried out, a wipe, and the quiesce of a cell's passed-through devices before its RAM is
+//! scrubbed (a virtio reset, one that never takes effect, a device without a safe reset).
 
 use core::sync::atomic::Ordering;
 use std::time::Duration;
 
-use super::{KERNEL, fixture, only};
+use super::{KERNEL, build, fixture, only};
 use crate::arch::fake::gic::KICK_SGI;
 use crate::arch::fake::script::{GuestAction, GuestExit};
 use crate::arch::fake::{Event, Record};
+use crate::board::{Board, Device, DeviceReset};
 use crate::console::manage::Command;
 use crate::core::lifecycle::{AfterStop, CellState};
 use crate::core::psci::{CPU_ON_64, SYSTEM_RESET};
 use crate::core::run::{Step, step};
+use crate::dev::mmio::AccessWidth;
 use crate::mem::addr::{GuestPhysAddr, PhysAddr};
-use crate::setup::partition::qemu_virt::TEST_GUEST_BASE;
+use crate::setup::partition::qemu_virt::{self, TEST_GUEST_BASE, VIRTIO_DISK, VIRTIO_NET};
 
 /// 64 MiB, a test-guests cell's RAM.
 const CELL_RAM: u64 = 64 * 1024 * 1024;
@@ -294,4 +297,296 @@ fn wipe_scrubs_and_verifies_every_byte_of_the_cell() {
             },
         ]
     );
+}
+
+/// A `linux` cell's RAM (768 MiB).
+const LINUX_CELL_RAM: u64 = 768 * 1024 * 1024;
+/// The virtio-mmio Status registers of corporate's disk and personal's network device: their
+/// windows share one page.
+const DISK_STATUS: PhysAddr = PhysAddr::new(0x0A00_3E70);
+const NET_STATUS: PhysAddr = PhysAddr::new(0x0A00_3C70);
+/// Physical CPU 2: vCPU 0 of `linux`'s corporate, the home CPU of the disk's cell.
+const CORPORATE_HOME: usize = 2;
+
+/// Whether `event` is a device access to the page the disk and the network device share.
+fn touches_device(event: &Event) -> bool {
+    matches!(
+        event,
+        Event::DeviceRead { .. } | Event::DeviceWritten { .. }
+    )
+}
+
+#[test]
+fn a_wipe_resets_the_cells_own_virtio_device_before_the_scrub_and_only_that_one() {
+    let fixture = fixture("linux");
+    let (runtime, board) = (fixture.runtime, fixture.board.clone());
+    let corporate = fixture.cell("corporate");
+    let ram = corporate.plan().memory[0].physical.base();
+    // Both devices are running (DRIVER_OK and more): only the disk is corporate's.
+    board.set_device_register(DISK_STATUS, 0xF);
+    board.set_device_register(NET_STATUS, 0xF);
+    let mut home = board.cpu(CORPORATE_HOME);
+    let outcome = runtime.manage(&Command::Wipe("corporate".into()), &mut home);
+    assert_eq!(outcome.lines, ["wipe corporate: requested"]);
+
+    assert_eq!(step(runtime, &mut home), Step::Lifecycle(AfterStop::Wipe));
+
+    assert_eq!(corporate.state(), CellState::Off);
+    assert_eq!(
+        home.events(),
+        [
+            Event::DeviceWritten {
+                address: DISK_STATUS,
+                width: AccessWidth::Word,
+                value: 0,
+            },
+            Event::DeviceRead {
+                address: DISK_STATUS,
+                width: AccessWidth::Word,
+            },
+            Event::MemoryZeroed {
+                address: ram,
+                length: LINUX_CELL_RAM,
+            },
+            Event::MemoryVerified {
+                address: ram,
+                length: LINUX_CELL_RAM,
+                nonzero: 0,
+            },
+        ],
+        "the disk is reset, its Status reads 0, then the RAM is scrubbed and verified; \
+         personal's network device on the same page is not touched"
+    );
+    assert_eq!(fixture.cell("personal").state(), CellState::Running);
+}
+
+#[test]
+fn a_stop_and_a_restart_reset_the_device_first_too() {
+    let fixture = fixture("linux");
+    let (runtime, board) = (fixture.runtime, fixture.board.clone());
+    let corporate = fixture.cell("corporate");
+    let mut home = board.cpu(CORPORATE_HOME);
+    for (command, after, state) in [
+        (
+            Command::Stop("corporate".into()),
+            AfterStop::Off,
+            CellState::Off,
+        ),
+        (
+            Command::Start("corporate".into()),
+            AfterStop::Start,
+            CellState::Running,
+        ),
+        (
+            Command::Restart("corporate".into()),
+            AfterStop::Restart,
+            CellState::Running,
+        ),
+    ] {
+        board.set_device_register(DISK_STATUS, 0xF);
+        board.clear_events();
+        runtime.manage(&command, &mut home);
+        assert_eq!(step(runtime, &mut home), Step::Lifecycle(after));
+        assert_eq!(corporate.state(), state, "{command:?}");
+        let events = home.events();
+        assert_eq!(
+            events.first(),
+            Some(&Event::DeviceWritten {
+                address: DISK_STATUS,
+                width: AccessWidth::Word,
+                value: 0,
+            }),
+            "{command:?}: the reset comes first: {events:#?}"
+        );
+        let reset_done = events
+            .iter()
+            .position(|event| matches!(event, Event::DeviceRead { .. }));
+        let scrubbed = events
+            .iter()
+            .position(|event| matches!(event, Event::MemoryZeroed { .. }));
+        assert!(reset_done.is_some(), "{command:?}: {events:#?}");
+        assert!(
+            scrubbed.is_none() || reset_done < scrubbed,
+            "{command:?}: {events:#?}"
+        );
+    }
+}
+
+#[test]
+fn a_device_whose_reset_never_takes_effect_leaves_the_cell_off_unscrubbed() {
+    let fixture = fixture("linux");
+    let (runtime, board) = (fixture.runtime, fixture.board.clone());
+    let corporate = fixture.cell("corporate");
+    let ram = corporate.plan().memory[0].physical.base();
+    let secret = PhysAddr::new(ram.raw() + 0x10_0000);
+    board.guest_writes_memory(secret, b"corporate secret");
+    board.stick_device_register(DISK_STATUS, 0xF);
+    let mut home = board.cpu(CORPORATE_HOME);
+    runtime.manage(&Command::Restart("corporate".into()), &mut home);
+
+    assert_eq!(
+        step(runtime, &mut home),
+        Step::Lifecycle(AfterStop::Restart)
+    );
+
+    assert_eq!(corporate.state(), CellState::Off, "left off, not restarted");
+    assert_eq!(corporate.take_start(0), None, "vCPU 0 does not boot");
+    let events = home.events();
+    assert!(
+        !events.iter().any(|event| matches!(
+            event,
+            Event::MemoryZeroed { .. } | Event::MemoryWritten { .. }
+        )),
+        "neither scrubbed nor reloaded while the device may still write: {events:#?}"
+    );
+    let reads = only(events, touches_device);
+    assert!(
+        reads.len() > 2,
+        "the Status register was polled until the time limit: {reads:?}"
+    );
+    assert_eq!(board.read_memory(secret, 16), *b"corporate secret");
+
+    // Once the device resets, `start` carries out what the restart could not.
+    board.unstick_device_register(DISK_STATUS);
+    let outcome = runtime.manage(&Command::Start("corporate".into()), &mut home);
+    assert_eq!(outcome.lines, ["start corporate: requested"]);
+    assert_eq!(step(runtime, &mut home), Step::Lifecycle(AfterStop::Start));
+    assert_eq!(corporate.state(), CellState::Running);
+    assert_eq!(board.read_memory(secret, 16), [0; 16], "scrubbed now");
+}
+
+#[test]
+fn a_device_that_aborts_its_reset_leaves_the_cell_off_unscrubbed() {
+    let fixture = fixture("linux");
+    let (runtime, board) = (fixture.runtime, fixture.board.clone());
+    let corporate = fixture.cell("corporate");
+    board.make_device_abort(DISK_STATUS);
+    let mut home = board.cpu(CORPORATE_HOME);
+    runtime.manage(&Command::Restart("corporate".into()), &mut home);
+
+    assert_eq!(
+        step(runtime, &mut home),
+        Step::Lifecycle(AfterStop::Restart)
+    );
+
+    assert_eq!(corporate.state(), CellState::Off);
+    assert!(
+        !home
+            .events()
+            .iter()
+            .any(|event| matches!(event, Event::MemoryZeroed { .. })),
+        "not scrubbed"
+    );
+}
+
+/// The QEMU virt board with a disk that has no safe reset.
+static DISK_WITHOUT_RESET: Board = Board {
+    devices: &[
+        Device {
+            reset: DeviceReset::None,
+            ..VIRTIO_DISK
+        },
+        VIRTIO_NET,
+    ],
+    ..qemu_virt::BOARD
+};
+
+#[test]
+fn a_cell_owning_a_device_without_a_safe_reset_may_be_stopped_but_not_restarted_or_wiped() {
+    let fixture = build(&DISK_WITHOUT_RESET, "linux", KERNEL)
+        .unwrap_or_else(|(cell, error)| panic!("cell {cell}: {error}"));
+    let (runtime, board) = (fixture.runtime, fixture.board.clone());
+    let corporate = fixture.cell("corporate");
+    let ram = corporate.plan().memory[0].physical.base();
+    let mut home = board.cpu(CORPORATE_HOME);
+    for (verb, command) in [
+        ("restart", Command::Restart("corporate".into())),
+        ("wipe", Command::Wipe("corporate".into())),
+    ] {
+        let outcome = runtime.manage(&command, &mut home);
+        assert_eq!(
+            outcome.lines,
+            [format!(
+                "{verb} corporate: refused: device virtio-disk has no safe reset (the board \
+                 declares none), so it could still write the cell's RAM"
+            )]
+        );
+        assert!(outcome.kick.is_empty());
+        assert_eq!(corporate.state(), CellState::Running);
+    }
+    // The other cell's devices reset normally.
+    let outcome = runtime.manage(&Command::Restart("personal".into()), &mut board.cpu(0));
+    assert_eq!(outcome.lines, ["restart personal: requested"]);
+
+    // The guest's own SYSTEM_RESET stops the cell instead of restarting it.
+    home.script([GuestExit::hvc(SYSTEM_RESET, &[])]);
+    assert_eq!(step(runtime, &mut home), Step::Ran);
+    assert_eq!(
+        step(runtime, &mut home),
+        Step::Lifecycle(AfterStop::Restart)
+    );
+    assert_eq!(corporate.state(), CellState::Off);
+    assert!(
+        !home.events().iter().any(|event| matches!(
+            event,
+            Event::MemoryZeroed { address, .. } if *address == ram
+        )),
+        "neither scrubbed nor reloaded"
+    );
+    assert_eq!(corporate.counters.restarts.load(Ordering::Relaxed), 0);
+
+    // Off, it cannot be started again either; a stop is allowed.
+    let outcome = runtime.manage(&Command::Start("corporate".into()), &mut home);
+    assert_eq!(outcome.lines.len(), 1);
+    assert!(
+        outcome.lines[0].starts_with("start corporate: refused: device virtio-disk has no safe"),
+        "{:?}",
+        outcome.lines
+    );
+    let outcome = runtime.manage(&Command::Stop("corporate".into()), &mut home);
+    assert_eq!(outcome.lines, ["stop corporate: requested"]);
+}
+
+#[test]
+fn verify_counts_the_non_zero_bytes_of_an_off_cell_only() {
+    let mut fixture = fixture("test-guests");
+    let runtime = fixture.runtime;
+    let outcome = runtime.manage(&Command::Verify("personal".into()), &mut fixture.cpu0);
+    assert_eq!(
+        outcome.lines,
+        ["verify personal: refused: it is running (only an off cell's RAM stays put)"]
+    );
+    runtime.manage(&Command::Stop("personal".into()), &mut fixture.cpu0);
+    assert_eq!(
+        step(runtime, &mut fixture.cpu0),
+        Step::Lifecycle(AfterStop::Off)
+    );
+    let loaded = KERNEL.iter().filter(|&&byte| byte != 0).count();
+    let outcome = runtime.manage(&Command::Verify("personal".into()), &mut fixture.cpu0);
+    assert_eq!(outcome.lines.len(), 1);
+    let nonzero: u64 = outcome.lines[0]
+        .strip_prefix("verify personal: ")
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|count| count.parse().ok())
+        .unwrap_or_else(|| panic!("{:?}", outcome.lines));
+    assert!(
+        nonzero >= loaded as u64,
+        "the image is still there: {outcome:?}"
+    );
+    assert!(outcome.lines[0].ends_with(&format!(" of {CELL_RAM} bytes are not zero")));
+
+    runtime.manage(&Command::Wipe("personal".into()), &mut fixture.cpu0);
+    assert_eq!(
+        step(runtime, &mut fixture.cpu0),
+        Step::Lifecycle(AfterStop::Wipe)
+    );
+    let outcome = runtime.manage(&Command::Verify("personal".into()), &mut fixture.cpu0);
+    assert_eq!(
+        outcome.lines,
+        [format!(
+            "verify personal: 0 of {CELL_RAM} bytes are not zero"
+        )]
+    );
+    let outcome = runtime.manage(&Command::Verify("nobody".into()), &mut fixture.cpu0);
+    assert_eq!(outcome.lines, ["no cell \"nobody\": type cells"]);
 }

@@ -5,7 +5,8 @@ extern crate std;
 use super::qemu_virt;
 use super::*;
 use crate::board::{
-    CellConfig, CellMemory, CellPolicy, Device, El2Counting, FaultLoop, GuestPlacement, MemRange,
+    CellConfig, CellMemory, CellPolicy, Device, DeviceReset, El2Counting, FaultLoop,
+    GuestPlacement, MemRange,
 };
 use crate::dev::passthrough::PassthroughError;
 use crate::setup::platform;
@@ -56,12 +57,14 @@ const DEVICES: &[Device] = &[
         mmio: &[MemRange::new(0x0A00_3E00, 0x200)],
         interrupts: &[79],
         dma_capable: true,
+        reset: DeviceReset::VirtioMmio,
     },
     Device {
         name: "leds",
         mmio: &[MemRange::new(0x0903_0000, 0x1000)],
         interrupts: &[],
         dma_capable: false,
+        reset: DeviceReset::UnsafeAccepted,
     },
 ];
 
@@ -196,18 +199,21 @@ fn passthrough_conflicts_are_layout_errors() {
             mmio: &[MemRange::new(0x0A00_3E00, 0x200)],
             interrupts: &[79],
             dma_capable: false,
+            reset: DeviceReset::UnsafeAccepted,
         },
         Device {
             name: "disk-alias",
             mmio: &[MemRange::new(0x0A00_3F00, 0x100)],
             interrupts: &[79],
             dma_capable: false,
+            reset: DeviceReset::UnsafeAccepted,
         },
         Device {
             name: "phantom",
             mmio: &[MemRange::new(0x0A00_8000, 0x200)],
             interrupts: &[],
             dma_capable: false,
+            reset: DeviceReset::UnsafeAccepted,
         },
     ];
     let layout = |cells: Vec<CellConfig>| {
