@@ -26,7 +26,7 @@ use crate::psci;
 use cellvisor_guest_support::println;
 
 use exceptions::{bogus_stack, bogus_vbar, bogus_vbar_secondary};
-use floods::{fault_flood, hvc_flood, wfi_storm};
+use floods::{console_flood, console_flood_secondary, fault_flood, hvc_flood, wfi_storm};
 use gic::{gic_distributor, gic_redistributors, gic_sgi};
 use hypercalls::smccc;
 use memory::foreign_ram;
@@ -42,9 +42,10 @@ const CONTEXT_TAG: u64 = 0xA77A_C000_0000_0000;
 const JOB_PSCI_RACE: u64 = 1;
 const JOB_BOGUS_VBAR: u64 = 2;
 const JOB_SYSTEM_OFF: u64 = 3;
+const JOB_CONSOLE_FLOOD: u64 = 4;
 
 /// The attacks `name=` may list, in the order they run.
-const ATTACKS: [&str; 18] = [
+const ATTACKS: [&str; 19] = [
     "foreign-ram",
     "gic-distributor",
     "gic-redistributors",
@@ -58,6 +59,7 @@ const ATTACKS: [&str; 18] = [
     "wfi-storm",
     "hvc-flood",
     "fault-flood",
+    "console-flood",
     "system-reset",
     "bogus-vbar",
     // The two below never return; they run after the suite line.
@@ -177,6 +179,7 @@ fn run_one(attack: &str) -> Verdict {
         "fault-flood" => fault_flood(),
         "system-reset" => system_reset(),
         "bogus-vbar" => bogus_vbar(),
+        "console-flood" => console_flood(),
         _ => Err("not an attack"),
     }
 }
@@ -192,6 +195,7 @@ pub fn secondary(context_id: u64) {
             psci_race_secondary()
         }
         JOB_BOGUS_VBAR => bogus_vbar_secondary(),
+        JOB_CONSOLE_FLOOD => console_flood_secondary(),
         JOB_SYSTEM_OFF => {
             let result = psci::hvc(psci::SYSTEM_OFF, 0, 0, 0);
             println!("{PREFIX}system-off: FAIL SYSTEM_OFF from vcpu 1 returned {result}");
