@@ -44,8 +44,9 @@ struct Terminal {
     cpu_cells: Vec<Option<usize>>,
 }
 
-/// Lock order: after every cell lock (a vCPU never holds a cell lock while it takes this one);
-/// the rings' locks are taken under it, the physical UART's lock inside `output`.
+/// Lock order: taken with no cell lock held (cell output takes it only in [`drain`], after the
+/// device bus let go, and only with a try-lock); the rings' locks are taken under it, and the
+/// physical UART's lock inside `output`.
 static TERMINAL: Once<Mutex<Terminal>> = Once::new();
 /// Each cell's output ring (cell `i` is ring `i`), from [`set_cells`] on.
 static RINGS: Once<Vec<OutputRing>> = Once::new();
@@ -191,13 +192,44 @@ pub fn drain() {
 }
 
 /// Emits a cell's output so far and its partial line, if any (it stopped: its last words are not
-/// lost). Runs on the cell's own CPU and may wait for the UART (bounded by the ring's size).
+/// lost). Runs on the cell's own CPU, which waits for the UART to take the cell's ring (bounded by
+/// the ring's size, and by [`FLUSH_SPINS`] without progress) with the terminal lock let go between
+/// turns, so the other CPUs' console work never waits behind it.
 pub fn cell_flush(cell: usize) {
-    let _ = with_multiplexer(|mux, _, screen, output| {
-        feed_cell(mux, rings(), cell, screen, output, usize::MAX);
-        mux.flush_cell(cell, &mut |bytes: &[u8]| screen.push(bytes, output));
-    });
+    let Some(terminal) = TERMINAL.get() else {
+        return;
+    };
+    let mut spins = 0u32;
+    loop {
+        let mut guard = terminal.lock();
+        let Terminal {
+            output,
+            mux,
+            screen,
+            ..
+        } = &mut *guard;
+        let Some(mux) = mux else {
+            return;
+        };
+        let output = &mut **output;
+        let ring_len = || rings().get(cell).map_or(0, OutputRing::len);
+        let before = (ring_len(), screen.len());
+        let emptied = feed_cell(mux, rings(), cell, screen, output, usize::MAX);
+        if emptied || spins >= FLUSH_SPINS {
+            mux.flush_cell(cell, &mut |bytes: &[u8]| screen.push(bytes, output));
+            pump(mux, rings(), screen, output, TERMINAL_BUDGET);
+            return;
+        }
+        let progress = ring_len() < before.0 || screen.len() < before.1;
+        spins = if progress { 0 } else { spins + 1 };
+        drop(guard);
+        core::hint::spin_loop();
+    }
 }
+
+/// Looks at a full UART [`cell_flush`] makes without progress before it gives up waiting (the
+/// rest of the ring then goes at later pumps).
+const FLUSH_SPINS: u32 = 1_000_000;
 
 /// Bytes cell `cell`'s output ring has dropped since boot.
 pub fn dropped(cell: usize) -> u64 {

@@ -68,7 +68,8 @@ impl Screen {
     pub fn new() -> Self {
         Self {
             queue: VecDeque::with_capacity(SCREEN_BYTES),
-            transmit_interrupt: false,
+            // Unknown at first (firmware may have left it on): the first pump says.
+            transmit_interrupt: true,
             next_cell: 0,
         }
     }
@@ -172,10 +173,14 @@ pub fn pump(
     }
 }
 
+/// Room the queue keeps when [`feed_cell`] feeds it: more than one turn can add.
+const FEED_ROOM: usize = 1024;
+
 /// Feeds up to `limit` bytes of cell `cell`'s ring (all of them with `usize::MAX`) to the
-/// multiplexer, waiting for the UART where the queue is full: for a cell's last words when it
-/// stops, and for its output up to a line cellvisor logs about it. Bounded by `limit` and by the
-/// ring's size.
+/// multiplexer, ahead of the other cells, writing to the UART what it takes meanwhile, without
+/// waiting for it: feeding stops while the queue is nearly full. For the output of a cell up to a
+/// line cellvisor logs about it, and a stopping cell's last words. Returns whether the ring has
+/// nothing left.
 pub fn feed_cell(
     mux: &mut Console,
     rings: &[OutputRing],
@@ -183,12 +188,21 @@ pub fn feed_cell(
     screen: &mut Screen,
     output: &mut dyn ConsoleOutput,
     limit: usize,
-) {
+) -> bool {
+    let Some(ring) = rings.get(cell) else {
+        return true;
+    };
     let mut left = limit;
-    while left > 0 && rings.get(cell).is_some_and(OutputRing::has_output) {
+    while left > 0 && ring.has_output() {
+        screen.transmit(output);
+        if screen.len() > SCREEN_BYTES - FEED_ROOM {
+            break;
+        }
         let fed = turn_counted(mux, rings, cell, screen, output, left.min(TURN_BYTES)).0;
         left = left.saturating_sub(fed.max(1));
     }
+    screen.transmit(output);
+    !ring.has_output()
 }
 
 /// Whether any ring has output for the pump.
@@ -438,14 +452,21 @@ mod tests {
         let mut mux = Console::new(&["a", "b"], false);
         let mut screen = Screen::new();
         let mut uart = FakeUart::new(&rings, 8);
-        for line in 0..100 {
+        for line in 0..200 {
             print(&rings[0], format!("last words {line}\n").as_bytes());
         }
         print(&rings[1], b"other\n");
-        feed_cell(&mut mux, &rings, 0, &mut screen, &mut uart, usize::MAX);
+        // A slow UART: feeding stops while the queue is nearly full, and goes on as it drains.
+        let mut rounds = 0;
+        while !feed_cell(&mut mux, &rings, 0, &mut screen, &mut uart, usize::MAX) {
+            assert!(screen.len() <= SCREEN_BYTES, "never waits for the UART");
+            uart.room = 64;
+            rounds += 1;
+            assert!(rounds < 1000, "the ring never emptied");
+        }
         screen.flush(&mut uart);
         let text = uart.text();
-        assert!(text.contains("[a] last words 99\r\n"), "{text}");
+        assert!(text.contains("[a] last words 199\r\n"), "{text}");
         assert!(!text.contains("[b]"), "only the stopping cell");
         assert!(rings[0].is_empty() && !rings[1].is_empty());
     }
