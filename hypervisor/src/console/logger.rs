@@ -44,8 +44,8 @@ struct Terminal {
     cpu_cells: Vec<Option<usize>>,
 }
 
-/// Lock order: taken with no cell lock held (cell output takes it only in [`drain`], after the
-/// device bus let go, and only with a try-lock); the rings' locks are taken under it, and the
+/// Lock order: taken with no cell lock held (cell output takes it only in [`drain`], once the
+/// vUART's lock is released, and only with a try-lock); the rings' locks are taken under it, and the
 /// physical UART's lock inside `output`.
 static TERMINAL: Once<Mutex<Terminal>> = Once::new();
 /// Each cell's output ring (cell `i` is ring `i`), from [`set_cells`] on.

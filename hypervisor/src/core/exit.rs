@@ -227,24 +227,14 @@ pub(crate) fn emulate<H: VcpuHardware + ?Sized>(
     let result = if write {
         let value = mmio::store_value(access, register_value(regs, access));
         let index = cell.index();
-        let mut printed = false;
-        let result = cell.devices.write(
+        cell.devices.write(
             at.vcpu,
             device,
             access.width,
             value,
             &mut CellPhysical::new(hardware, &cell.plan),
-            &mut |byte| {
-                logger::cell_output(index, byte);
-                printed = true;
-            },
-        );
-        // The byte is in the cell's own output ring; with the UART lock released, move output to
-        // the terminal if no other CPU is (bounded, never waiting for the terminal).
-        if printed {
-            logger::drain();
-        }
-        result
+            &mut |byte| logger::cell_output(index, byte),
+        )
     } else {
         cell.devices
             .read(at.vcpu, device, access.width, hardware)
