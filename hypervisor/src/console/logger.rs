@@ -158,8 +158,8 @@ pub fn cell_output(cell: usize, byte: u8) {
 }
 
 /// Moves cell output to the terminal if no other CPU is doing so (try-lock), up to a bounded
-/// amount ([`TRAP_BUDGET`]): called after a vCPU printed, with no cell lock held. What is left
-/// goes at the next pump, on whichever CPU runs it.
+/// amount (`TRAP_BUDGET`, 256 terminal bytes): called after a vCPU printed, with no cell lock
+/// held. What is left goes at the next pump, on whichever CPU runs it.
 #[cold]
 #[inline(never)]
 pub fn drain() {
@@ -193,8 +193,8 @@ pub fn drain() {
 
 /// Emits a cell's output so far and its partial line, if any (it stopped: its last words are not
 /// lost). Runs on the cell's own CPU, which waits for the UART to take the cell's ring (bounded by
-/// the ring's size, and by [`FLUSH_SPINS`] without progress) with the terminal lock let go between
-/// turns, so the other CPUs' console work never waits behind it.
+/// the ring's size, and by `FLUSH_SPINS` looks without progress) with the terminal lock let go
+/// between turns, so the other CPUs' console work never waits behind it.
 pub fn cell_flush(cell: usize) {
     let Some(terminal) = TERMINAL.get() else {
         return;
