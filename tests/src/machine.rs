@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use crate::config::{Artifacts, CORPORATE_DISK, QemuConfig, scaled};
 use crate::error::{HarnessError, TAIL_LINES, rename};
 use crate::transcript::{
-    Match, Transcript, TranscriptState, cell_output, exit_code, find_line, last_lines, spawn_reader,
+    Match, Transcript, TranscriptState, arrival, cell_output, exit_code, find_line, last_lines,
+    spawn_reader,
 };
 
 /// The byte that opens cellvisor's console escape sequences (Ctrl-A): Ctrl-A then `1`/`2` switches input
@@ -112,6 +113,13 @@ impl Machine {
     /// The current end of the transcript, to wait for output that comes after it.
     pub fn mark(&self) -> usize {
         self.transcript.lock().text.len()
+    }
+
+    /// When the console byte at transcript offset `offset` arrived on the host (to the resolution
+    /// of the reader's reads); `None` if it has not yet. For latencies the tests report, never
+    /// assert.
+    pub fn arrived_at(&self, offset: usize) -> Option<Instant> {
+        arrival(&self.transcript.lock().arrivals, offset)
     }
 
     /// The first line containing `needle` at or after `since`, without waiting.

@@ -3,6 +3,7 @@
 use std::io::Read;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
+use std::time::Instant;
 
 /// A line of the transcript that matched.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -141,11 +142,20 @@ pub fn strip_cell_prefix<'a>(line: &'a str, cell: &str) -> &'a str {
     }
 }
 
+/// When the byte at `offset` of the cleaned console text arrived, from `arrivals` (see
+/// [`TranscriptState::arrivals`]); `None` if it has not.
+pub(crate) fn arrival(arrivals: &[(usize, Instant)], offset: usize) -> Option<Instant> {
+    let index = arrivals.partition_point(|&(length, _)| length <= offset);
+    arrivals.get(index).map(|&(_, at)| at)
+}
+
 /// What the reader threads collected so far.
 #[derive(Default)]
 pub(crate) struct TranscriptState {
     /// Console output, cleaned.
     pub(crate) text: Vec<u8>,
+    /// When console output arrived: the length of `text` after each read, and the time of it.
+    pub(crate) arrivals: Vec<(usize, Instant)>,
     /// QEMU's stderr, verbatim.
     pub(crate) stderr: Vec<u8>,
     /// The serial reader reached end of file (QEMU exited or closed stdout).
@@ -227,6 +237,8 @@ pub(crate) fn spawn_reader(
             let mut state = transcript.lock();
             if is_console {
                 filter.feed(&buffer[..count], &mut state.text);
+                let length = state.text.len();
+                state.arrivals.push((length, Instant::now()));
             } else {
                 state.stderr.extend_from_slice(&buffer[..count]);
             }
@@ -318,6 +330,18 @@ mod tests {
             "[personal] Kernel panic - not syncing\n[corporate] Internal error: Oops\nok\ncellvisor: fatal: no\n",
         );
         assert_eq!(disasters.len(), 3, "{disasters:?}");
+    }
+
+    #[test]
+    fn arrivals_find_the_read_that_brought_a_byte() {
+        let start = Instant::now();
+        let later = start + std::time::Duration::from_millis(5);
+        let arrivals = [(3, start), (3, start), (10, later)];
+        assert_eq!(arrival(&arrivals, 0), Some(start));
+        assert_eq!(arrival(&arrivals, 2), Some(start));
+        assert_eq!(arrival(&arrivals, 3), Some(later));
+        assert_eq!(arrival(&arrivals, 9), Some(later));
+        assert_eq!(arrival(&arrivals, 10), None);
     }
 
     #[test]

@@ -45,13 +45,22 @@ fn artifacts() -> Artifacts {
 
 /// Boots with the attacker running `attacks` and the victim beating.
 fn boot_attack(attacks: &str) -> Machine {
+    boot_attack_with(attacks, VICTIM, "")
+}
+
+/// Boots with the attacker running `attacks`, the victim running `victim` and `cellvisor_args`
+/// added to cellvisor's command line.
+fn boot_attack_with(attacks: &str, victim: &str, cellvisor_args: &str) -> Machine {
     let artifacts = artifacts();
     let mut config = QemuConfig::new(LAYOUT);
+    if !cellvisor_args.is_empty() {
+        config.hypervisor_args = format!("{} {cellvisor_args}", config.hypervisor_args);
+    }
     let attacker = format!("test=attack name={attacks}");
     config.bundle = Some(bundle::with_bootargs(
         &artifacts,
         LAYOUT,
-        &[(ATTACKER, attacker.as_str()), (VICTIM_CELL, VICTIM)],
+        &[(ATTACKER, attacker.as_str()), (VICTIM_CELL, victim)],
         "",
     ));
     Machine::boot(&artifacts, &config).unwrap_or_else(|error| panic!("cannot boot QEMU: {error}"))
@@ -423,6 +432,219 @@ fn bogus_vector_base_and_stack_loops_stop_only_the_attacker() {
     assert_fault_loop_stops_only_the_attacker("bogus-vbar,bogus-sp", "bogus-vbar: vcpu 1 sets");
 }
 
+/// The victim, with each beat saying how long after the previous one it came on its own clock.
+const VICTIM_WITH_GAPS: &str = "test=heartbeat beats=1000000 period_ms=100 gaps=on";
+/// The console speed of the flood test: a phone's debug UART (QEMU's own PL011 is instant).
+const FLOOD_BAUD: u64 = 115_200;
+
+/// A whole victim heartbeat line: its number and, with `gaps=on`, the gap in µs it reports.
+fn victim_beat(line: &str) -> Option<(u64, Option<u64>)> {
+    let line = line.trim_start_matches('\r');
+    if !line.starts_with(&from(VICTIM_CELL, HEARTBEAT)) || !line.contains("/1000000") {
+        return None;
+    }
+    let gap = line
+        .split(" gap_us=")
+        .nth(1)
+        .and_then(|gap| gap.trim().parse().ok());
+    Some((beat_number(line)?, gap))
+}
+
+/// The victim's whole beats between transcript offsets `from_offset` and `to`: (number, gap on
+/// its clock, where its line ends).
+fn victim_beats(
+    machine: &Machine,
+    from_offset: usize,
+    to: usize,
+) -> Vec<(u64, Option<u64>, usize)> {
+    let transcript = machine.transcript();
+    let mut offset = 0;
+    let mut beats = Vec::new();
+    for line in transcript.split_inclusive('\n') {
+        let end = offset + line.len();
+        if offset >= from_offset
+            && end <= to
+            && line.ends_with('\n')
+            && let Some((number, gap)) = victim_beat(line.trim_end())
+        {
+            beats.push((number, gap, end));
+        }
+        offset = end;
+    }
+    beats
+}
+
+/// The last number of the `cells` row of `cell` (its dropped console bytes), read at the
+/// management prompt.
+fn dropped_bytes(machine: &mut Machine) -> Vec<(String, u64)> {
+    let since = machine.mark();
+    machine
+        .send(&[cellvisor_tests::CONSOLE_ESCAPE, b'm'])
+        .unwrap_or_else(|error| panic!("cannot write to QEMU: {error}"));
+    let opened = wait_text(machine, "cellvisor management prompt", since);
+    wait_text(machine, "cellvisor> ", opened);
+    let since = machine.mark();
+    machine
+        .send_line("cells")
+        .unwrap_or_else(|error| panic!("cannot write to QEMU: {error}"));
+    let header = machine
+        .find_after("cell         state", since, TIMEOUT)
+        .unwrap_or_else(|error| panic!("{error}"));
+    assert!(
+        header.line.trim_end().ends_with("dropped"),
+        "the cells table has a dropped column: {}",
+        header.line
+    );
+    let rows = [ATTACKER, VICTIM_CELL]
+        .iter()
+        .map(|cell| {
+            let needle = format!("{cell:<12} ");
+            let row = machine
+                .find_after(&needle, header.line_end, TIMEOUT)
+                .unwrap_or_else(|error| panic!("{error}"));
+            let dropped = row
+                .line
+                .split_whitespace()
+                .last()
+                .and_then(|count| count.parse().ok())
+                .unwrap_or_else(|| panic!("no dropped count in {:?}", row.line));
+            ((*cell).to_owned(), dropped)
+        })
+        .collect();
+    machine
+        .send_line("exit")
+        .unwrap_or_else(|error| panic!("cannot write to QEMU: {error}"));
+    rows
+}
+
+/// Waits for `needle` anywhere (a cellvisor line) at or after `since`; returns where its line ends.
+fn wait_text(machine: &mut Machine, needle: &str, since: usize) -> usize {
+    machine
+        .find_after(needle, since, TIMEOUT)
+        .map(|found| found.line_end)
+        .unwrap_or_else(|error| panic!("{error}"))
+}
+
+/// The sum of the `…(N bytes dropped)` notes in `text`, and whether each is under the attacker's
+/// prefix.
+fn dropped_notes(text: &str) -> (u64, bool) {
+    let mut sum = 0;
+    let mut all_attackers = true;
+    for line in text.lines().filter(|line| line.contains(" bytes dropped)")) {
+        all_attackers &= line
+            .trim_start_matches('\r')
+            .starts_with(&from(ATTACKER, ""));
+        sum += line
+            .rsplit("…(")
+            .next()
+            .and_then(|note| note.strip_suffix(" bytes dropped)"))
+            .and_then(|count| count.parse::<u64>().ok())
+            .unwrap_or(0);
+    }
+    (sum, all_attackers)
+}
+
+#[test]
+#[ignore = "boots QEMU: run through cargo xtask test"]
+fn console_flood_loses_only_the_attackers_bytes_and_the_victim_keeps_beating() {
+    // Both attacker vCPUs write to the console as fast as they can for 3 s, through a console
+    // paced like a 115200-baud UART, while the victim beats ten times a second.
+    let mut machine = boot_attack_with(
+        "console-flood",
+        VICTIM_WITH_GAPS,
+        &format!("cellvisor.console_baud={FLOOD_BAUD}"),
+    );
+    let start = wait(
+        &mut machine,
+        ATTACKER,
+        &format!("{ATTACK}console-flood: start"),
+        0,
+    );
+    let sent = machine
+        .find_after(
+            &from(ATTACKER, &format!("{ATTACK}console-flood: sent ")),
+            start,
+            TIMEOUT,
+        )
+        .unwrap_or_else(|error| panic!("{error}"));
+    let end = assert_suite_line(&mut machine, 1);
+    assert_attacks_ok(&mut machine, &["console-flood"]);
+    assert_victim_keeps_beating(&mut machine, end);
+    assert_cellvisor_survived(&mut machine);
+
+    // Not one victim line was lost or garbled: its beats from the flood's start to the attacker's
+    // report are consecutive.
+    let beats = victim_beats(&machine, start, sent.line_start);
+    assert!(
+        beats.len() >= 2,
+        "the victim beat during the flood: {beats:?}"
+    );
+    let numbers: Vec<u64> = beats.iter().map(|beat| beat.0).collect();
+    let missing: Vec<(u64, u64)> = numbers
+        .windows(2)
+        .filter(|pair| pair[1] != pair[0] + 1)
+        .map(|pair| (pair[0], pair[1]))
+        .collect();
+    assert!(missing.is_empty(), "victim beats went missing: {missing:?}");
+
+    // The attacker lost its own bytes only: each gap is marked on its lines, and all of them are
+    // counted in its `cells` row (read once it stopped, so every gap has been reached).
+    wait_text(&mut machine, &format!("cell {ATTACKER}: stopped"), end);
+    let dropped = dropped_bytes(&mut machine);
+    let dropped_of = |cell: &str| {
+        dropped
+            .iter()
+            .find(|(name, _)| name == cell)
+            .map_or(0, |(_, count)| *count)
+    };
+    assert_eq!(dropped_of(VICTIM_CELL), 0, "the victim lost output");
+    let transcript = machine.transcript();
+    let (noted, under_attacker) = dropped_notes(&transcript);
+    assert!(
+        under_attacker,
+        "a dropped-bytes note outside the attacker's lines"
+    );
+    assert_eq!(
+        noted,
+        dropped_of(ATTACKER),
+        "the notes on the console add up to the count in the cells table"
+    );
+    let noted_in_flood =
+        dropped_notes(transcript.get(start..sent.line_start).unwrap_or_default()).0;
+
+    // Figures (reported, not asserted): the victim's largest gap between beats during the flood,
+    // on its own clock (did its vCPU stall?) and as the console showed them (did its lines wait?).
+    let guest_gap = beats.iter().filter_map(|beat| beat.1).max().unwrap_or(0);
+    let mut console_gaps: Vec<(std::time::Duration, u64)> = beats
+        .windows(2)
+        .filter_map(|pair| {
+            let before = machine.arrived_at(pair[0].2 - 1)?;
+            let after = machine.arrived_at(pair[1].2 - 1)?;
+            Some((after.saturating_duration_since(before), pair[1].0))
+        })
+        .collect();
+    console_gaps.sort();
+    let (console_gap, gap_beat) = console_gaps.last().copied().unwrap_or_default();
+    let console_median = console_gaps
+        .get(console_gaps.len() / 2)
+        .map_or(0.0, |gap| gap.0.as_secs_f64() * 1000.0);
+    println!(
+        "console-flood figures ({FLOOD_BAUD} baud): {}; victim beats {}..{} from the flood's \
+         start to its report (3 s flooding, 3 s for the console to catch up), \
+         largest gap {:.1} ms on its clock and {:.1} ms on the console (before beat {gap_beat}; \
+         median {console_median:.1} ms; period 100 ms); \
+         attacker dropped {} bytes ({} of them marked before its report)",
+        sent.line
+            .trim_start_matches(&from(ATTACKER, &format!("{ATTACK}console-flood: "))),
+        numbers.first().copied().unwrap_or(0),
+        numbers.last().copied().unwrap_or(0),
+        guest_gap as f64 / 1000.0,
+        console_gap.as_secs_f64() * 1000.0,
+        dropped_of(ATTACKER),
+        noted_in_flood,
+    );
+}
+
 #[test]
 #[ignore = "boots QEMU: run through cargo xtask test"]
 fn a_physical_timer_left_firing_storms_only_the_attackers_cpu() {
@@ -556,7 +778,7 @@ fn both_cells_attacking_at_once_each_stay_in_their_own_cell() {
         counts.push(count);
     }
     assert_eq!(counts[0], counts[1], "both cells ran the same suite");
-    assert!(counts[0] >= 29, "the default suite shrank: {counts:?}");
+    assert!(counts[0] >= 30, "the default suite shrank: {counts:?}");
     // Both powered off (SYSTEM_OFF after their suites), so the board powers the machine off.
     machine
         .wait_exit(TIMEOUT)
@@ -607,6 +829,29 @@ fn heartbeat_numbers_parse() {
     );
     assert_eq!(beat_number("[corporate] test-guest: heartbeat 1"), Some(1));
     assert_eq!(beat_number("no beat here"), None);
+    assert_eq!(
+        victim_beat("[corporate] test-guest: heartbeat 12/1000000 gap_us=100012"),
+        Some((12, Some(100_012)))
+    );
+    assert_eq!(
+        victim_beat("[corporate] test-guest: heartbeat 12/1000000"),
+        Some((12, None))
+    );
+    assert_eq!(
+        victim_beat("[personal] test-guest: heartbeat 12/1000000"),
+        None
+    );
+    assert_eq!(
+        dropped_notes(
+            "[personal] test-guest: attack console-flood: line 7 ---…(1234 bytes dropped)\n\
+             [personal] zzz\n[personal] …(6 bytes dropped)\n"
+        ),
+        (1240, true)
+    );
+    assert_eq!(
+        dropped_notes("[corporate] …(1 bytes dropped)\n"),
+        (1, false)
+    );
     let entries = vec![("a".to_owned(), 0o100644, vec![1, 2, 3])];
     assert_eq!(cpio::entries(&cpio::archive(&entries)), Some(entries));
 }

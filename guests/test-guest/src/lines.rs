@@ -26,7 +26,7 @@ pub const PSCI_ERRORS_OK: &str = "test-guest: psci errors ok";
 pub const ABORT_INJECTED: &str = "test-guest: abort injected";
 /// Every out-of-cell access was answered with a synchronous external abort.
 pub const ISOLATION_OK: &str = "test-guest: isolation ok";
-/// `test-guest: heartbeat 3/20`.
+/// `test-guest: heartbeat 3/20` (with `gaps=on`: `test-guest: heartbeat 3/20 gap_us=100012`).
 pub const HEARTBEAT: &str = "test-guest: heartbeat ";
 /// `test-guest: sgi-spin 10000/10000 in 812 ms`: SGIs a spinning vCPU 1 took, of those sent
 /// (`test=sgis`).

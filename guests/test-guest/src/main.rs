@@ -290,12 +290,21 @@ fn check_isolation() {
 
 fn heartbeat(options: &Options) {
     let start = timer::Instant::now();
+    let mut previous = start;
     for beat in 1..=options.beats {
         let due = start.after_ms(u64::from(beat) * u64::from(options.period_ms));
         while !due.has_passed() {
             core::hint::spin_loop();
         }
-        println!("{}{beat}/{}", lines::HEARTBEAT, options.beats);
+        if options.gaps {
+            // From the previous line's start to this one's: its printing plus the wait.
+            let now = timer::Instant::now();
+            let gap = previous.elapsed_us();
+            previous = now;
+            println!("{}{beat}/{} gap_us={gap}", lines::HEARTBEAT, options.beats);
+        } else {
+            println!("{}{beat}/{}", lines::HEARTBEAT, options.beats);
+        }
     }
 }
 

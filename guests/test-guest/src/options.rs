@@ -1,5 +1,5 @@
 //! Test options from `/chosen/bootargs`:
-//! `test=all|heartbeat|sgis|spis|dma-flood|timer-levels|residue beats=N period_ms=N skip=a,b`.
+//! `test=all|heartbeat|sgis|spis|dma-flood|timer-levels|residue beats=N period_ms=N gaps=on skip=a,b`.
 #![forbid(unsafe_code)]
 
 /// What the guest does after saying hello.
@@ -31,6 +31,9 @@ pub struct Options<'a> {
     pub beats: u32,
     /// `period_ms=`: milliseconds between heartbeats (default 100).
     pub period_ms: u32,
+    /// `gaps=on`: each heartbeat line also says how long it came after the previous one, on the
+    /// guest's own clock (`gap_us=`).
+    pub gaps: bool,
     /// `skip=`: comma-separated names of checks to leave out (see `lines::CHECK_*`).
     skip: &'a str,
 }
@@ -42,6 +45,7 @@ impl<'a> Options<'a> {
             mode: Mode::All,
             beats: 20,
             period_ms: 100,
+            gaps: false,
             skip: "",
         };
         for word in bootargs.split_ascii_whitespace() {
@@ -61,6 +65,7 @@ impl<'a> Options<'a> {
                     Ok(period_ms) => options.period_ms = period_ms,
                     Err(_) => unknown(word),
                 },
+                Some(("gaps", "on")) => options.gaps = true,
                 Some(("skip", names)) => options.skip = names,
                 _ => unknown(word),
             }

@@ -42,6 +42,12 @@ impl Instant {
         counter().saturating_sub(self.0) * 1000 / frequency()
     }
 
+    /// Microseconds from this instant to now.
+    pub fn elapsed_us(self) -> u64 {
+        let ticks = u128::from(counter().saturating_sub(self.0));
+        u64::try_from(ticks * 1_000_000 / u128::from(frequency())).unwrap_or(u64::MAX)
+    }
+
     /// Whether this instant has passed.
     pub fn has_passed(self) -> bool {
         counter() >= self.0

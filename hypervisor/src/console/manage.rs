@@ -15,7 +15,7 @@ pub const PROMPT: &str = "cellvisor> ";
 
 /// The help text, one line each.
 pub const HELP: &[&str] = &[
-    "cells          state, vCPUs, RAM, uptime, exits by reason and faults of every cell",
+    "cells          state, vCPUs, RAM, uptime, exits by reason, faults, restarts, dropped output of each cell",
     "restart CELL   stop CELL, reload its images and boot it again",
     "stop CELL      stop every vCPU of CELL (its RAM is kept)",
     "start CELL     boot a stopped CELL again from its images",
@@ -244,20 +244,22 @@ pub struct CellSummary {
     pub faults: u64,
     /// Restarts since boot.
     pub restarts: u64,
+    /// Console output bytes dropped since boot (its output ring was full).
+    pub dropped: u64,
 }
 
 /// The `cells` table as lines.
 pub fn format_cells(cells: &[CellSummary]) -> Vec<String> {
     let mut lines = Vec::with_capacity(cells.len() + 1);
     lines.push(String::from(
-        "cell         state     vcpus  RAM MiB  uptime s  calls     mmio      sysreg    wfi       irq       faults  restarts",
+        "cell         state     vcpus  RAM MiB  uptime s  calls     mmio      sysreg    wfi       irq       faults  restarts  dropped",
     ));
     for cell in cells {
         let uptime = cell
             .uptime_seconds
             .map_or_else(|| String::from("-"), |seconds| format!("{seconds}"));
         lines.push(format!(
-            "{:<12} {:<9} {:>1}/{:<3}  {:>7}  {:>8}  {:<9} {:<9} {:<9} {:<9} {:<9} {:<7} {}",
+            "{:<12} {:<9} {:>1}/{:<3}  {:>7}  {:>8}  {:<9} {:<9} {:<9} {:<9} {:<9} {:<7} {:<9} {}",
             cell.name,
             cell.state,
             cell.vcpus_on,
@@ -271,6 +273,7 @@ pub fn format_cells(cells: &[CellSummary]) -> Vec<String> {
             cell.exits.interrupts,
             cell.faults,
             cell.restarts,
+            cell.dropped,
         ));
     }
     lines
@@ -385,6 +388,7 @@ mod tests {
             },
             faults: 1,
             restarts: 0,
+            dropped: 4096,
         };
         let lines = format_cells(&[
             cell.clone(),
@@ -395,6 +399,12 @@ mod tests {
         ]);
         assert_eq!(lines.len(), 3);
         assert!(lines[1].starts_with("corporate    running   2/2"));
+        assert!(
+            lines[1].ends_with(" 1       0         4096"),
+            "{}",
+            lines[1]
+        );
+        assert!(lines[0].ends_with("restarts  dropped"));
         assert!(lines[2].contains(" - "));
     }
 }

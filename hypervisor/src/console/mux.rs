@@ -33,6 +33,9 @@ use alloc::vec::Vec;
 pub const ESCAPE: u8 = 0x01;
 /// Longest line written in one piece; longer lines are cut and continued.
 pub const MAX_LINE: usize = 240;
+/// Longest note [`Console::dropped_note`] appends to a line (`…(18446744073709551615 bytes
+/// dropped)` is 38 bytes).
+const MAX_NOTE: usize = 40;
 
 /// The continuation mark, U+2026 HORIZONTAL ELLIPSIS in UTF-8.
 const CONTINUATION: &[u8] = "…".as_bytes();
@@ -99,7 +102,7 @@ impl Console {
                 .iter()
                 .map(|name| CellConsole {
                     name: String::from(*name),
-                    line: Vec::with_capacity(MAX_LINE),
+                    line: Vec::with_capacity(MAX_LINE + MAX_NOTE),
                     pending_cr: false,
                     continued: false,
                 })
@@ -232,6 +235,23 @@ impl Console {
         }
     }
 
+    /// Marks where `count` bytes of cell `cell`'s output were dropped (its output ring was full):
+    /// `…(N bytes dropped)` ends the cell's current line, so a reader knows text is missing there.
+    pub fn dropped_note(&mut self, cell: usize, count: u64, sink: &mut impl FnMut(&[u8])) {
+        let Some(state) = self.cells.get_mut(cell) else {
+            return;
+        };
+        if core::mem::take(&mut state.pending_cr) {
+            self.end_line(cell, false, sink);
+        }
+        let mut note = NoteBuffer::default();
+        let _ = core::fmt::Write::write_fmt(&mut note, format_args!("…({count} bytes dropped)"));
+        for &byte in note.bytes() {
+            self.append_unbounded(cell, byte, sink);
+        }
+        self.end_line(cell, false, sink);
+    }
+
     /// Writes out cell `cell`'s partial line, if it has one, as a complete line (e.g. when the cell
     /// stops, so its last words are not lost).
     pub fn flush_cell(&mut self, cell: usize, sink: &mut impl FnMut(&[u8])) {
@@ -338,6 +358,11 @@ impl Console {
         if full {
             self.end_line(cell, true, sink);
         }
+        self.append_unbounded(cell, byte, sink);
+    }
+
+    /// Appends `byte` to `cell`'s line without cutting it at [`MAX_LINE`] (for notes).
+    fn append_unbounded(&mut self, cell: usize, byte: u8, sink: &mut impl FnMut(&[u8])) {
         let live = cell == self.focused && self.prompt.is_none();
         if live && self.open != Some(cell) {
             // Another (formerly focused) cell's partial line is broken off for good: the focused
@@ -448,6 +473,37 @@ impl Console {
         if state.continued {
             sink(CONTINUATION);
         }
+    }
+}
+
+/// A note's text, formatted without allocating.
+struct NoteBuffer {
+    bytes: [u8; MAX_NOTE],
+    len: usize,
+}
+
+impl Default for NoteBuffer {
+    fn default() -> Self {
+        Self {
+            bytes: [0; MAX_NOTE],
+            len: 0,
+        }
+    }
+}
+
+impl NoteBuffer {
+    fn bytes(&self) -> &[u8] {
+        self.bytes.get(..self.len).unwrap_or_default()
+    }
+}
+
+impl core::fmt::Write for NoteBuffer {
+    fn write_str(&mut self, text: &str) -> core::fmt::Result {
+        let end = self.len + text.len();
+        let slot = self.bytes.get_mut(self.len..end).ok_or(core::fmt::Error)?;
+        slot.copy_from_slice(text.as_bytes());
+        self.len = end;
+        Ok(())
     }
 }
 
@@ -660,6 +716,28 @@ mod tests {
         assert_eq!(
             terminal.text(),
             "[corporate] last words\r\n[personal] # \r\n"
+        );
+    }
+
+    #[test]
+    fn a_dropped_note_ends_the_line_where_the_bytes_went_missing() {
+        let mut console = two_cells();
+        let mut terminal = Terminal::default();
+        feed(&mut console, &mut terminal, 1, b"half a li");
+        console.dropped_note(1, 1234, &mut |out: &[u8]| terminal.0.extend_from_slice(out));
+        feed(&mut console, &mut terminal, 1, b"next\n");
+        console.dropped_note(1, u64::MAX, &mut |out: &[u8]| {
+            terminal.0.extend_from_slice(out)
+        });
+        // The focused cell's line was live: the note is echoed too.
+        feed(&mut console, &mut terminal, 0, b"# ");
+        console.dropped_note(0, 7, &mut |out: &[u8]| terminal.0.extend_from_slice(out));
+        console.dropped_note(9, 7, &mut |out: &[u8]| terminal.0.extend_from_slice(out));
+        assert_eq!(
+            terminal.text(),
+            "[corporate] half a li…(1234 bytes dropped)\r\n[corporate] next\r\n\
+             [corporate] …(18446744073709551615 bytes dropped)\r\n\
+             [personal] # …(7 bytes dropped)\r\n"
         );
     }
 

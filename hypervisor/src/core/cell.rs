@@ -202,6 +202,7 @@ impl Cell {
             exits: self.counters.exits(),
             faults: self.counters.injected_faults.load(Ordering::Relaxed),
             restarts: self.counters.restarts.load(Ordering::Relaxed),
+            dropped: crate::console::logger::dropped(self.index()),
         }
     }
 

@@ -2,7 +2,9 @@
 //! `enum`, and the one place a trapped access is routed to its device.
 //!
 //! Lock order: the `uart` lock, then the `vgic` lock (the vUART's interrupt line is driven into
-//! the vGIC under the UART lock so line changes arrive in order).
+//! the vGIC under the UART lock so line changes arrive in order); under the `uart` lock the cell's
+//! console output ring's lock (`console::ring`). The terminal is taken only after the `uart` lock
+//! is released (`console::logger::drain`).
 #![forbid(unsafe_code)]
 
 pub mod gic;
@@ -214,8 +216,10 @@ impl DeviceBus {
     }
 
     /// Emulates a write of `value` (`width`) at `target` by `vcpu`. Returns the vCPUs that now have an interrupt to take (to be
-    /// kicked). Bytes the guest sends to its vUART go to `output`; `physical` is the machine as
-    /// this bus's cell sees it.
+    /// kicked). Bytes the guest sends to its vUART go to `output` (under the UART lock: the cell's
+    /// output ring), and once the UART lock is released the console moves output to the terminal
+    /// (`console::logger::drain`: bounded, with a try-lock, never waiting); `physical` is the
+    /// machine as this bus's cell sees it.
     #[inline(always)]
     pub fn write<M: Machine + ?Sized>(
         &self,
@@ -232,9 +236,14 @@ impl DeviceBus {
     ) -> Result<VcpuSet, MmioError> {
         match device {
             Device::Uart => {
-                let mut uart = self.uart.lock();
-                uart.write(offset, width, value as u32, output)?;
-                Ok(self.set_uart_line(&uart, vcpu))
+                let kick = {
+                    let mut uart = self.uart.lock();
+                    uart.write(offset, width, value as u32, output)?;
+                    self.set_uart_line(&uart, vcpu)
+                };
+                // No cell lock is held from here on.
+                crate::console::logger::drain();
+                Ok(kick)
             }
             Device::Distributor => self
                 .vgic

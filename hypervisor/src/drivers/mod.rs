@@ -42,6 +42,12 @@ pub trait InterruptController: Send + Sync {
 pub trait ConsoleUart: Send {
     /// Sends bytes, giving up on a byte after a bounded wait so a stuck UART cannot hang EL2.
     fn write_bytes(&mut self, bytes: &[u8]);
+    /// Sends the leading bytes that fit in the transmit FIFO now, without waiting; returns how many.
+    fn try_write_bytes(&mut self, bytes: &[u8]) -> usize;
+    /// Enables or disables the transmit interrupt (the FIFO drained below its trigger level), on
+    /// the same SPI as the receive interrupts. Enabling arms it only while the FIFO holds bytes
+    /// (only then will it drain); the caller asks again after writing more.
+    fn set_transmit_interrupt(&mut self, enabled: bool);
     /// A received byte, if one is waiting; line errors drop the byte.
     fn read_byte(&mut self) -> Option<u8>;
     /// Enables the receive interrupts, so console input raises the UART's SPI.

@@ -48,13 +48,47 @@ impl ConsoleUart for Pl011 {
         }
     }
 
+    fn try_write_bytes(&mut self, bytes: &[u8]) -> usize {
+        let mut written = 0;
+        for &byte in bytes {
+            if self.uart.is_tx_fifo_full() {
+                break;
+            }
+            self.uart.write_word(byte);
+            written += 1;
+        }
+        written
+    }
+
+    fn set_transmit_interrupt(&mut self, enabled: bool) {
+        // The PL011 raises the transmit interrupt as its FIFO drains through the trigger level: it
+        // comes only while the FIFO holds bytes. With the FIFO empty there is nothing to wait for
+        // (and a UART that sends at once, like QEMU's, keeps the status set for ever), so the
+        // interrupt is armed only then.
+        let armed = enabled && !self.uart.is_tx_fifo_empty();
+        let masks = self.uart.interrupt_masks();
+        let wanted = if armed {
+            masks | Interrupts::TXI
+        } else {
+            masks & !Interrupts::TXI
+        };
+        if wanted != masks {
+            if !armed {
+                // A status left from the last byte is not taken after the mask.
+                self.uart.clear_interrupts(Interrupts::TXI);
+            }
+            self.uart.set_interrupt_masks(wanted);
+        }
+    }
+
     fn read_byte(&mut self) -> Option<u8> {
         self.uart.read_word().ok().flatten()
     }
 
     fn enable_receive_interrupt(&mut self) {
+        let masks = self.uart.interrupt_masks();
         self.uart
-            .set_interrupt_masks(Interrupts::RXI | Interrupts::RTI);
+            .set_interrupt_masks(masks | Interrupts::RXI | Interrupts::RTI);
     }
 
     fn clear_receive_interrupt(&mut self) {

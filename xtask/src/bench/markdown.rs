@@ -1,6 +1,7 @@
 //! Markdown rendering: the tables printed after a run and docs/benchmarks.md (`--record`).
 use std::fmt::Write as _;
 
+use super::console::CONSOLE_BAUD;
 use super::disk::{DISK_REPEATS, DiskRun};
 use super::parse::{Boot, number};
 use super::report::Report;
@@ -179,6 +180,7 @@ impl Report {
             }
         }
         self.disk_tables(&mut out);
+        self.console_table(&mut out);
         let _ = writeln!(out, "\n### Footprint\n");
         let _ = writeln!(out, "| hypervisor image (release ELF) | bytes |");
         let _ = writeln!(out, "|---|---:|");
@@ -207,6 +209,43 @@ impl Report {
             self.sloc
         );
         out
+    }
+
+    /// The console flood table.
+    fn console_table(&self, out: &mut String) {
+        let _ = writeln!(
+            out,
+            "\n### Console flood: the other cell's heartbeat while one floods a {CONSOLE_BAUD}-baud console (TCG)\n"
+        );
+        let Some(flood) = &self.console else {
+            let _ = writeln!(
+                out,
+                "{}",
+                self.console_note
+                    .as_deref()
+                    .unwrap_or("Console flood not run.")
+            );
+            return;
+        };
+        let _ = writeln!(
+            out,
+            "| attacker sent | attacker dropped | victim dropped | victim beats (missing) | largest victim gap, console | median, console | largest, victim's clock | no flood: largest, console | no flood: largest, victim's clock |"
+        );
+        let _ = writeln!(out, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        let _ = writeln!(
+            out,
+            "| {} B | {} B | {} B | {} ({}) | {} ms | {} ms | {} ms | {} ms | {} ms |",
+            flood.sent_bytes,
+            flood.dropped_bytes,
+            flood.victim_dropped_bytes,
+            flood.beats,
+            flood.missing_beats,
+            fmt_opt(Some(flood.console_gap_ms), 1),
+            fmt_opt(Some(flood.console_gap_median_ms), 1),
+            fmt_opt(Some(flood.guest_gap_ms), 1),
+            fmt_opt(Some(flood.quiet_console_gap_ms), 1),
+            fmt_opt(Some(flood.quiet_guest_gap_ms), 1),
+        );
     }
 
     /// The disk throughput and passthrough-interrupt tables.
@@ -436,6 +475,18 @@ trapped WFI) is taken at EL2 during that wait, so it shows in the `wfi` exits ra
 `irq` exit of its own; that is why irq exits are fewer than guest interrupts. The virtio-mmio registers themselves trap (the disk shares its
 4 KiB page with personal's network device, so each access is forwarded by cellvisor): those are
 the `mmio` exits, a cost on the request path that a device on its own page would not have.
+
+**Console flood.** Layout `test-guests` under plain TCG, cellvisor's console paced to a
+115200-baud line with a 32-byte FIFO (`cellvisor.console_baud=115200`: QEMU's PL011 is instant). The
+personal cell runs the hostile suite's `console-flood` attack (both vCPUs write to their vUART as
+fast as they can for 3 s, then wait 3 s); corporate beats every 100 ms with `gaps=on`. The table
+counts the victim's beats between the attack's `start` and its report, the beats missing among
+them, and the gaps between consecutive beats: as the console showed them (host arrival time of each
+line, so host load shows in it) and on the victim's own clock (whether its vCPU was held up). The
+period is 100 ms, so a gap near 100 ms means the flood cost the victim nothing; the *no flood*
+columns come from a second boot where personal powers off at once and corporate beats alone, on the
+same host, so what the flood adds can be told from what host load adds. The attacker's dropped bytes
+are the sum of its `…(N bytes dropped)` notes (the same count as its `cells` row).
 
 Raw results: `target/bench/report.json`, chart `target/bench/chart.svg`, every QEMU transcript in
 `target/bench/*.log`.

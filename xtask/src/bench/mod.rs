@@ -8,9 +8,11 @@
 //! from the hypervisor ELF, the host-built stage-2 tables and the source tree.
 //!
 //! This module holds the options and the orchestration; `qemu` builds and runs the QEMU commands,
-//! `parse` reads the transcripts, `disk` drives the passed-through disk session, `footprint`
+//! `parse` reads the transcripts, `disk` drives the passed-through disk session, `console` the
+//! console flood (the victim's heartbeat gap while the other cell floods), `footprint`
 //! measures the image, `stats` reduces repeated runs, `report` holds the figures and writes the
 //! JSON, `markdown` and `svg` render them.
+mod console;
 mod disk;
 mod footprint;
 mod markdown;
@@ -215,12 +217,31 @@ pub fn bench(options: &BenchOptions) -> Result<()> {
         disk: BTreeMap::new(),
         disk_note: None,
         disk_mib: 0,
+        console: None,
+        console_note: None,
         image: BTreeMap::new(),
         stage2: Vec::new(),
         sloc: 0,
     };
     eprintln!("Micro-operations ({iterations} iterations each)");
     micro_runs(&qemu, iterations, &mut report.micro)?;
+    eprintln!(
+        "Console flood: personal floods a {}-baud console, corporate beats",
+        console::CONSOLE_BAUD
+    );
+    match console::console_flood(&qemu) {
+        Ok(flood) => {
+            eprintln!(
+                "  victim's largest gap {:.1} ms on the console, {:.1} ms on its clock; {} attacker bytes dropped",
+                flood.console_gap_ms, flood.guest_gap_ms, flood.dropped_bytes
+            );
+            report.console = Some(flood);
+        }
+        Err(error) => {
+            eprintln!("warning: console flood incomplete: {error}");
+            report.console_note = Some(format!("Console flood incomplete: {error}"));
+        }
+    }
     if options.no_linux {
         report.linux_note = Some("Linux boot runs left out (`--no-linux`).".to_owned());
     } else {

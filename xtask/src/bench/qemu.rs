@@ -135,6 +135,17 @@ pub(super) fn native_linux_command(
 
 /// QEMU running the release hypervisor with `bundle` and `cellvisor.layout=layout`.
 pub(super) fn cellvisor_command(qemu: &Qemu, bundle: &Path, layout: &str, mode: Mode) -> Command {
+    cellvisor_command_with(qemu, bundle, layout, mode, "")
+}
+
+/// [`cellvisor_command`] with `arguments` added to cellvisor's command line.
+pub(super) fn cellvisor_command_with(
+    qemu: &Qemu,
+    bundle: &Path,
+    layout: &str,
+    mode: Mode,
+    arguments: &str,
+) -> Command {
     let mut command = qemu_command(
         qemu,
         "virt,virtualization=on,gic-version=3",
@@ -148,8 +159,55 @@ pub(super) fn cellvisor_command(qemu: &Qemu, bundle: &Path, layout: &str, mode: 
         .arg("-initrd")
         .arg(bundle)
         .arg("-append")
-        .arg(format!("cellvisor.layout={layout}"));
+        .arg(format!("cellvisor.layout={layout} {arguments}").trim_end());
     command
+}
+
+/// Runs `command` until it exits (or `timeout`), returning its console lines, each with the host
+/// seconds since the start at which it arrived; the transcript goes to `log`.
+pub(super) fn run_timed(
+    mut command: Command,
+    timeout: Duration,
+    log: &Path,
+) -> Result<Vec<(f64, String)>> {
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let started = Instant::now();
+    let mut child = command
+        .spawn()
+        .context(|| format!("cannot start {}", util::show(&command)))?;
+    let (sender, receiver) = mpsc::channel();
+    if let Some(stdout) = child.stdout.take() {
+        spawn_lines(stdout, sender.clone());
+    }
+    if let Some(stderr) = child.stderr.take() {
+        spawn_lines(stderr, sender.clone());
+    }
+    drop(sender);
+    let deadline = started + timeout;
+    let mut lines = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match receiver.recv_timeout(left) {
+            Ok((when, line)) => lines.push((when.duration_since(started).as_secs_f64(), line)),
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                let _ = child.kill();
+                lines.push((timeout.as_secs_f64(), "xtask bench: timed out".to_owned()));
+                break;
+            }
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let text: String = lines
+        .iter()
+        .map(|(seconds, line)| format!("{seconds:10.6} {line}\n"))
+        .collect();
+    std::fs::write(log, text).context(|| format!("cannot write {}", log.display()))?;
+    Ok(lines)
 }
 
 /// Native QEMU running the bench guest, its bootargs loaded from `args_file`.

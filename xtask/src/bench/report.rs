@@ -3,6 +3,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use super::GOALS;
+use super::console::{CONSOLE_BAUD, ConsoleFlood};
 use super::disk::{DiskRun, EXIT_NAMES};
 use super::footprint::Stage2Row;
 use super::parse::{Boot, MicroRun, OpFields, number};
@@ -58,6 +59,10 @@ pub(super) struct Report {
     pub(super) disk_note: Option<String>,
     /// MiB per disk read.
     pub(super) disk_mib: u64,
+    /// The console flood.
+    pub(super) console: Option<ConsoleFlood>,
+    /// Why the console flood figures are missing, if they are.
+    pub(super) console_note: Option<String>,
     /// Hypervisor image bytes by section class.
     pub(super) image: BTreeMap<&'static str, u64>,
     /// Stage-2 footprint per cell of every layout.
@@ -219,7 +224,27 @@ impl Report {
             })
             .collect();
         out.push_str(&items.join(",\n"));
-        out.push_str("\n  ],\n  \"image\": {");
+        out.push_str("\n  ],\n  \"console_flood\": ");
+        match &self.console {
+            Some(flood) => {
+                let _ = write!(
+                    out,
+                    "{{\"baud\": {CONSOLE_BAUD}, \"sent_bytes\": {}, \"dropped_bytes\": {}, \"victim_dropped_bytes\": {}, \"victim_beats\": {}, \"victim_missing_beats\": {}, \"victim_gap_guest_ms\": {}, \"victim_gap_console_ms\": {}, \"victim_gap_console_median_ms\": {}, \"quiet_gap_console_ms\": {}, \"quiet_gap_guest_ms\": {}}}",
+                    flood.sent_bytes,
+                    flood.dropped_bytes,
+                    flood.victim_dropped_bytes,
+                    flood.beats,
+                    flood.missing_beats,
+                    json_number(Some(flood.guest_gap_ms)),
+                    json_number(Some(flood.console_gap_ms)),
+                    json_number(Some(flood.console_gap_median_ms)),
+                    json_number(Some(flood.quiet_console_gap_ms)),
+                    json_number(Some(flood.quiet_guest_gap_ms)),
+                );
+            }
+            None => out.push_str("null"),
+        }
+        out.push_str(",\n  \"image\": {");
         let items: Vec<String> = self
             .image
             .iter()

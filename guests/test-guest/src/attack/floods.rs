@@ -1,12 +1,17 @@
-//! Floods: WFI/WFE storms on the virtual timer, a million hypercalls, tens of thousands of faults.
+//! Floods: WFI/WFE storms on the virtual timer, a million hypercalls, tens of thousands of faults,
+//! console output from both vCPUs as fast as they can write.
 
 use crate::psci;
 use cellvisor_guest_support::println;
 use core::arch::asm;
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+use super::power::start_vcpu1;
 use super::probe::{Outcome, read64, smc4, write32, write64};
 use super::registers::{timer_read, timer_set};
-use super::{CELLVISOR_ABI, CELLVISOR_VERSION, GICD, GICR, PREFIX, Verdict};
+use super::{
+    CELLVISOR_ABI, CELLVISOR_VERSION, GICD, GICR, JOB_CONSOLE_FLOOD, PREFIX, UART, Verdict,
+};
 
 /// Minimal GIC setup so the virtual timer can wake WFI: group 1 on in the distributor, the
 /// redistributor awake, PPI 27 enabled, the CPU interface's priority mask open.
@@ -154,4 +159,102 @@ pub(super) fn fault_flood() -> Verdict {
     } else {
         Err("an access in the flood did not abort")
     }
+}
+
+/// How long `console-flood` prints.
+pub const CONSOLE_FLOOD_MS: u64 = 3_000;
+/// Bytes vCPU 1 wrote in `console-flood`, once it stopped (`u64::MAX` until then).
+static FLOOD_SECONDARY_BYTES: AtomicU64 = AtomicU64::new(u64::MAX);
+/// vCPU 0 tells vCPU 1 to stop flooding.
+static FLOOD_STOP: AtomicBool = AtomicBool::new(false);
+
+/// Writes `byte` to the UART's data register without looking at the flags (a guest in a hurry).
+fn transmit(byte: u8) {
+    // SAFETY: the UART's data register is device memory at UART in every cell; a 32-bit store
+    // transmits one byte and touches no Rust memory.
+    unsafe { ((UART) as *mut u32).write_volatile(u32::from(byte)) };
+}
+
+/// Both vCPUs write to the console as fast as they can for [`CONSOLE_FLOOD_MS`]: vCPU 0 numbered
+/// lines (so the transcript shows which ones got through), vCPU 1 raw 100-byte lines of `z`
+/// straight to the data register. cellvisor must keep showing the other cell's output and drop
+/// only this cell's excess (its `cells` row counts it, the console marks each gap). Then it waits
+/// as long again, for the console to catch up, and reports what it sent.
+pub(super) fn console_flood() -> Verdict {
+    FLOOD_STOP.store(false, Ordering::SeqCst);
+    FLOOD_SECONDARY_BYTES.store(u64::MAX, Ordering::SeqCst);
+    let started = start_vcpu1(JOB_CONSOLE_FLOOD);
+    if started != psci::SUCCESS {
+        println!("{PREFIX}console-flood: cpu_on(1) returned {started}");
+        return Err("vcpu 1 did not start");
+    }
+    let until = crate::timer::Instant::now().after_ms(CONSOLE_FLOOD_MS);
+    let mut line = 0u64;
+    let mut bytes = 0u64;
+    while !until.has_passed() {
+        line += 1;
+        // "test-guest: attack console-flood: line N " + 60 dashes + "\n".
+        for &byte in PREFIX.as_bytes().iter().chain(b"console-flood: line ") {
+            transmit(byte);
+        }
+        let mut digits = [0u8; 20];
+        let mut count = 0;
+        let mut rest = line;
+        loop {
+            digits[count] = b'0' + (rest % 10) as u8;
+            count += 1;
+            rest /= 10;
+            if rest == 0 {
+                break;
+            }
+        }
+        for &digit in digits[..count].iter().rev() {
+            transmit(digit);
+        }
+        transmit(b' ');
+        for _ in 0..60 {
+            transmit(b'-');
+        }
+        transmit(b'\n');
+        bytes += (PREFIX.len() + "console-flood: line ".len() + count + 62) as u64;
+    }
+    FLOOD_STOP.store(true, Ordering::SeqCst);
+    let mut secondary = u64::MAX;
+    if !crate::timer::wait_until(10_000, || {
+        secondary = FLOOD_SECONDARY_BYTES.load(Ordering::SeqCst);
+        secondary != u64::MAX
+    }) {
+        return Err("vcpu 1 did not stop flooding");
+    }
+    if !crate::timer::wait_until(10_000, || psci::affinity_info(1) == psci::AFFINITY_OFF) {
+        return Err("vcpu 1 did not turn off");
+    }
+    // The console shows this cell's output at the UART's speed and drops what does not fit its
+    // ring until the ring has drained: give it time to catch up before reporting, or the report
+    // would be this cell's own excess too.
+    let settle = crate::timer::Instant::now().after_ms(CONSOLE_FLOOD_MS);
+    while !settle.has_passed() {
+        core::hint::spin_loop();
+    }
+    // Own line: the flood's last line may have lost its end.
+    println!();
+    println!(
+        "{PREFIX}console-flood: sent {} bytes in {CONSOLE_FLOOD_MS} ms ({line} lines from vcpu 0, {secondary} bytes from vcpu 1)",
+        bytes + secondary
+    );
+    Ok("both vCPUs flooded, then stopped")
+}
+
+/// vCPU 1's side of `console-flood`: 100-byte lines of `z` until vCPU 0 says stop, then CPU_OFF.
+pub(super) fn console_flood_secondary() -> ! {
+    let mut bytes = 0u64;
+    while !FLOOD_STOP.load(Ordering::SeqCst) {
+        for _ in 0..99 {
+            transmit(b'z');
+        }
+        transmit(b'\n');
+        bytes += 100;
+    }
+    FLOOD_SECONDARY_BYTES.store(bytes, Ordering::SeqCst);
+    psci::cpu_off()
 }

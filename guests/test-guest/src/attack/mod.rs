@@ -42,7 +42,7 @@ use cacheable::{
     mmu_walk_outside,
 };
 use exceptions::{bogus_stack, bogus_vbar, bogus_vbar_secondary};
-use floods::{fault_flood, hvc_flood, wfi_storm};
+use floods::{console_flood, console_flood_secondary, fault_flood, hvc_flood, wfi_storm};
 use gic::{gic_distributor, gic_redistributors, gic_sgi};
 use gic_cpu::{gicr_waker_storm, icc_registers};
 use hypercalls::{psci_flood, smccc};
@@ -62,9 +62,10 @@ const CONTEXT_TAG: u64 = 0xA77A_C000_0000_0000;
 const JOB_PSCI_RACE: u64 = 1;
 const JOB_BOGUS_VBAR: u64 = 2;
 const JOB_SYSTEM_OFF: u64 = 3;
+const JOB_CONSOLE_FLOOD: u64 = 4;
 
 /// The attacks `name=` may list, in the order they run.
-const ATTACKS: [&str; 34] = [
+const ATTACKS: [&str; 35] = [
     "foreign-ram",
     "gic-distributor",
     "gic-redistributors",
@@ -94,6 +95,7 @@ const ATTACKS: [&str; 34] = [
     "pmu-el2",
     "trace-amu",
     "ras-impdef",
+    "console-flood",
     "system-reset",
     "bogus-vbar",
     // The two below never return; they run after the suite line.
@@ -231,6 +233,7 @@ fn run_one(attack: &str) -> Verdict {
         "ras-impdef" => ras_impdef(),
         "system-reset" => system_reset(),
         "bogus-vbar" => bogus_vbar(),
+        "console-flood" => console_flood(),
         _ => Err("not an attack"),
     }
 }
@@ -246,6 +249,7 @@ pub fn secondary(context_id: u64) {
             psci_race_secondary()
         }
         JOB_BOGUS_VBAR => bogus_vbar_secondary(),
+        JOB_CONSOLE_FLOOD => console_flood_secondary(),
         JOB_SYSTEM_OFF => {
             let result = psci::hvc(psci::SYSTEM_OFF, 0, 0, 0);
             println!("{PREFIX}system-off: FAIL SYSTEM_OFF from vcpu 1 returned {result}");

@@ -18,6 +18,7 @@ use super::sysreg;
 use super::{MAX_CPUS, cache, heap};
 use crate::board::{Board, MemRange};
 use crate::console::logger::{self, ConsoleOutput};
+use crate::console::pace::{self, Paced};
 use crate::core::cell::Cell;
 use crate::core::run;
 use crate::core::runtime::{GicInfo, Runtime};
@@ -58,11 +59,30 @@ static EMERGENCY_UART: AtomicU64 = AtomicU64::new(0);
 struct UartOutput;
 
 impl ConsoleOutput for UartOutput {
+    fn try_write(&mut self, bytes: &[u8]) -> usize {
+        UART.get()
+            .map_or(bytes.len(), |uart| uart.lock().try_write_bytes(bytes))
+    }
+
     fn write_bytes(&mut self, bytes: &[u8]) {
         if let Some(uart) = UART.get() {
             uart.lock().write_bytes(bytes);
         }
     }
+
+    fn set_transmit_interrupt(&mut self, enabled: bool) {
+        if let Some(uart) = UART.get() {
+            uart.lock().set_transmit_interrupt(enabled);
+        }
+    }
+}
+
+/// The system counter and its frequency, for the paced console.
+fn system_counter() -> (u64, u64) {
+    (
+        sysreg::read_sysreg!("cntpct_el0"),
+        sysreg::read_sysreg!("cntfrq_el0"),
+    )
 }
 
 /// A formatter over the physical UART that takes no lock, for fault and panic messages.
@@ -225,7 +245,11 @@ pub extern "C" fn primary_main(dtb: u64, el: u64) -> ! {
         ))
     };
     UART.call_once(|| Mutex::new(Box::new(uart)));
-    logger::init(Box::new(UartOutput), current_cpu, log::LevelFilter::Info);
+    let output: Box<dyn ConsoleOutput> = match pace::baud_from_bootargs(&platform.bootargs) {
+        Some(baud) => Box::new(Paced::new(UartOutput, baud, system_counter)),
+        None => Box::new(UartOutput),
+    };
+    logger::init(output, current_cpu, log::LevelFilter::Info);
     log::info!(
         "cellvisor {} on board {}: {} CPUs, {} RAM regions",
         env!("CARGO_PKG_VERSION"),
@@ -316,8 +340,12 @@ pub extern "C" fn primary_main(dtb: u64, el: u64) -> ! {
     };
     cache::invalidate_icache();
     let cell_names: Vec<&str> = runtime.cells.iter().map(Cell::name).collect();
+    let cpu_cells = (0..runtime.platform.cpus.len())
+        .map(|cpu| runtime.owner_of_cpu(cpu).map(|(cell, _)| cell))
+        .collect();
     logger::set_cells(
         &cell_names,
+        cpu_cells,
         runtime.platform.bootargs.contains("cellvisor.color=on"),
     );
     for cell in &runtime.cells {

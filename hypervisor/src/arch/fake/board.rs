@@ -143,6 +143,11 @@ pub enum Event {
     },
     /// `VcpuHardware::wait_for_interrupt`.
     WaitedForInterrupt,
+    /// `VcpuHardware::console_receive` read this many bytes.
+    ConsoleReceived {
+        /// How many.
+        bytes: usize,
+    },
     /// `VcpuHardware::kick` of another CPU.
     Kick {
         /// The kicked CPU.

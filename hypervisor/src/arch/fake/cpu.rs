@@ -62,6 +62,8 @@ pub struct FakeCpu {
     el1: El1,
     exit_latency: Duration,
     arrivals: VecDeque<u32>,
+    /// Bytes typed on the console, read by `console_receive`.
+    typed: VecDeque<u8>,
     on_scrub: Option<Box<dyn FnOnce() + Send>>,
     /// An interrupt the fast path acknowledged and handed back to the run loop.
     deferred: Option<u32>,
@@ -80,6 +82,7 @@ impl FakeCpu {
             el1: El1::default(),
             exit_latency: Duration::ZERO,
             arrivals: VecDeque::new(),
+            typed: VecDeque::new(),
             on_scrub: None,
             deferred: None,
         }
@@ -141,6 +144,12 @@ impl FakeCpu {
     /// `intid` arrives (is raised on this CPU) the next time it waits with nothing pending.
     pub fn arrive_while_waiting(&mut self, intid: u32) {
         self.arrivals.push_back(intid);
+    }
+
+    /// `bytes` are typed on the console: the next `console_receive` on this CPU reads them (raise
+    /// the console UART's SPI to make the core look).
+    pub fn type_on_console(&mut self, bytes: &[u8]) {
+        self.typed.extend(bytes.iter().copied());
     }
 
     /// Makes every exit take `latency` to reach EL2 (a slow guest, for tests of waiting).
@@ -530,8 +539,17 @@ impl VcpuHardware for FakeCpu {
         });
     }
 
-    fn console_receive(&mut self, _buffer: &mut [u8]) -> usize {
-        0
+    fn console_receive(&mut self, buffer: &mut [u8]) -> usize {
+        let mut count = 0;
+        for slot in buffer.iter_mut() {
+            let Some(byte) = self.typed.pop_front() else {
+                break;
+            };
+            *slot = byte;
+            count += 1;
+        }
+        self.record(Event::ConsoleReceived { bytes: count });
+        count
     }
 
     fn wait_for_interrupt(&mut self) {

@@ -6,13 +6,14 @@
 use core::sync::atomic::Ordering;
 use std::time::Duration;
 
-use super::{KERNEL, build, fixture, only};
+use super::{KERNEL, build, fixture, merged, only};
 use crate::arch::fake::gic::KICK_SGI;
 use crate::arch::fake::script::{GuestAction, GuestExit};
 use crate::arch::fake::{Event, Record};
 use crate::board::{Board, Device, DeviceReset};
 use crate::console::manage::Command;
-use crate::core::lifecycle::{AfterStop, CellState};
+use crate::core::hardware::Machine;
+use crate::core::lifecycle::{AfterStop, CellState, LIFECYCLE_CHUNK};
 use crate::core::psci::{CPU_ON_64, SYSTEM_RESET};
 use crate::core::run::{Step, step};
 use crate::dev::mmio::AccessWidth;
@@ -65,10 +66,17 @@ fn system_reset_waits_for_the_sibling_then_scrubs_and_reloads() {
         cpu: 0,
         event: Event::MemoryZeroed {
             address: ram,
-            length: CELL_RAM,
+            length: LIFECYCLE_CHUNK,
         },
     })
     .expect("the home CPU scrubbed the cell's RAM");
+    assert!(
+        merged(fixture.cpu0.events()).contains(&Event::MemoryZeroed {
+            address: ram,
+            length: CELL_RAM
+        }),
+        "all of it"
+    );
     assert!(
         sibling_left < scrubbed,
         "scrubbed only after the sibling left"
@@ -161,11 +169,12 @@ fn a_lost_kick_delays_the_restart_until_the_sibling_has_left_never_past_it() {
         event: Event::Quiesced,
     })
     .expect("vCPU 1 left its guest");
+    // The first chunk of the scrub.
     let scrubbed = position(&Record {
         cpu: 0,
         event: Event::MemoryZeroed {
             address: ram,
-            length: CELL_RAM,
+            length: LIFECYCLE_CHUNK,
         },
     })
     .expect("the home CPU scrubbed the cell's RAM");
@@ -284,7 +293,7 @@ fn wipe_scrubs_and_verifies_every_byte_of_the_cell() {
     assert_eq!(personal.state(), CellState::Off);
     assert_eq!(fixture.board.nonzero_bytes(ram, CELL_RAM), 0);
     assert_eq!(
-        fixture.cpu0.events(),
+        merged(fixture.cpu0.events()),
         [
             Event::MemoryZeroed {
                 address: ram,
@@ -333,7 +342,7 @@ fn a_wipe_resets_the_cells_own_virtio_device_before_the_scrub_and_only_that_one(
 
     assert_eq!(corporate.state(), CellState::Off);
     assert_eq!(
-        home.events(),
+        merged(home.events()),
         [
             Event::DeviceWritten {
                 address: DISK_STATUS,
@@ -589,4 +598,62 @@ fn verify_counts_the_non_zero_bytes_of_an_off_cell_only() {
     );
     let outcome = runtime.manage(&Command::Verify("nobody".into()), &mut fixture.cpu0);
     assert_eq!(outcome.lines, ["no cell \"nobody\": type cells"]);
+}
+
+#[test]
+fn a_wipe_typed_while_the_home_cpu_scrubs_for_a_restart_is_read_at_once_and_wins() {
+    // Personal resets itself; the console UART's interrupt goes to its home CPU 0, which is busy
+    // scrubbing for the restart when `wipe personal` is typed.
+    let mut fixture = fixture("test-guests");
+    let runtime = fixture.runtime;
+    let personal = fixture.cell("personal");
+    let ram = personal.plan().memory[0].physical.base();
+    let console_intid = runtime.platform.console.intid;
+    super::console();
+    fixture.cpu0.spi_set_enabled(console_intid, true);
+    fixture.cpu0.spi_route(console_intid, 0);
+    fixture.cpu0.script([GuestExit::hvc(SYSTEM_RESET, &[])]);
+    assert_eq!(step(runtime, &mut fixture.cpu0), Step::Ran);
+    fixture.cpu0.type_on_console(b"\x01mwipe personal\r");
+    let board = fixture.board.clone();
+    fixture.cpu0.on_scrub(move || board.raise(0, console_intid));
+    fixture.board.clear_events();
+
+    assert_eq!(
+        step(runtime, &mut fixture.cpu0),
+        Step::Lifecycle(AfterStop::Restart)
+    );
+    let events = fixture.cpu0.events();
+    let zeroed: Vec<usize> = events
+        .iter()
+        .enumerate()
+        .filter(|(_, event)| matches!(event, Event::MemoryZeroed { .. }))
+        .map(|(index, _)| index)
+        .collect();
+    let read = events
+        .iter()
+        .position(|event| *event == Event::ConsoleReceived { bytes: 16 })
+        .expect("the typed line was read");
+    assert!(
+        zeroed.first() < Some(&read) && Some(&read) < zeroed.get(1),
+        "read right after the first chunk of the scrub, not after all of it"
+    );
+    assert_eq!(
+        personal.state(),
+        CellState::Stopping(AfterStop::Wipe),
+        "the wipe replaced the restart, which did not finish"
+    );
+    assert!(
+        super::console().contains("wipe personal: requested"),
+        "the prompt answered"
+    );
+
+    assert_eq!(
+        step(runtime, &mut fixture.cpu0),
+        Step::Lifecycle(AfterStop::Wipe)
+    );
+    assert_eq!(personal.state(), CellState::Off);
+    assert_eq!(fixture.board.nonzero_bytes(ram, CELL_RAM), 0);
+    assert_eq!(personal.take_start(0), None, "a wiped cell stays off");
+    assert_eq!(fixture.cell("corporate").state(), CellState::Running);
 }

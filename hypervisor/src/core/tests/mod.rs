@@ -14,6 +14,7 @@ mod lifecycle;
 mod sysregs;
 
 use std::boxed::Box;
+use std::sync::{Mutex, Once};
 use std::vec::Vec;
 
 use crate::arch::fake::{Event, FakeBoard, FakeCpu, GIC_INFO};
@@ -97,4 +98,94 @@ impl Fixture {
 /// The events of `events` that `keep` selects, for assertions on one kind of effect.
 pub(super) fn only(events: Vec<Event>, keep: impl Fn(&Event) -> bool) -> Vec<Event> {
     events.into_iter().filter(|event| keep(event)).collect()
+}
+
+/// `events` with runs of memory work on contiguous chunks (the lifecycle works in
+/// `lifecycle::LIFECYCLE_CHUNK`s) merged into one event each, for assertions on what was zeroed,
+/// written or verified rather than how it was cut.
+pub(super) fn merged(events: Vec<Event>) -> Vec<Event> {
+    let mut out: Vec<Event> = Vec::new();
+    for event in events {
+        let joined = match (out.last_mut(), &event) {
+            (
+                Some(Event::MemoryZeroed { address, length }),
+                Event::MemoryZeroed {
+                    address: next,
+                    length: more,
+                },
+            )
+            | (
+                Some(Event::MemoryWritten { address, length }),
+                Event::MemoryWritten {
+                    address: next,
+                    length: more,
+                },
+            ) if address.raw() + *length == next.raw() => {
+                *length += more;
+                true
+            }
+            (
+                Some(Event::MemoryVerified {
+                    address,
+                    length,
+                    nonzero,
+                }),
+                Event::MemoryVerified {
+                    address: next,
+                    length: more,
+                    nonzero: found,
+                },
+            ) if address.raw() + *length == next.raw() => {
+                *length += more;
+                *nonzero += found;
+                true
+            }
+            _ => false,
+        };
+        if !joined {
+            out.push(event);
+        }
+    }
+    out
+}
+
+/// What the test console (see [`console`]) printed so far.
+static CONSOLE_TEXT: Mutex<Vec<u8>> = Mutex::new(Vec::new());
+
+/// The terminal of the tests that type at the console: an instant UART collecting everything.
+struct TestConsole;
+
+impl crate::console::logger::ConsoleOutput for TestConsole {
+    fn try_write(&mut self, bytes: &[u8]) -> usize {
+        self.write_bytes(bytes);
+        bytes.len()
+    }
+
+    fn write_bytes(&mut self, bytes: &[u8]) {
+        CONSOLE_TEXT
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .extend_from_slice(bytes);
+    }
+
+    fn set_transmit_interrupt(&mut self, _enabled: bool) {}
+}
+
+/// Installs cellvisor's global logger and terminal (once per test process) for the QEMU virt
+/// board's two cells, and returns what it printed so far. The terminal is global like the real
+/// one: tests that type at it must not expect to be alone on it (other tests log there too).
+pub(super) fn console() -> String {
+    static INSTALLED: Once = Once::new();
+    INSTALLED.call_once(|| {
+        crate::console::logger::init(Box::new(TestConsole), || 0, log::LevelFilter::Info);
+        crate::console::logger::set_cells(
+            &["personal", "corporate"],
+            vec![Some(0), Some(0), Some(1), Some(1)],
+            false,
+        );
+    });
+    let text = CONSOLE_TEXT
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    String::from_utf8_lossy(&text).into_owned()
 }
