@@ -7,8 +7,8 @@ use core::sync::atomic::{AtomicBool, Ordering};
 
 use crate::core::cell::Cell;
 use crate::core::hardware::{DeviceAbort, Machine, VcpuHardware};
-use crate::core::quiesce::quiesce_devices;
 use crate::core::irq;
+use crate::core::quiesce::quiesce_devices;
 use crate::core::runtime::Runtime;
 use crate::dev::mmio::AccessWidth;
 use crate::mem::addr::PhysAddr;

@@ -365,6 +365,30 @@ mod tests {
     }
 
     #[test]
+    fn trigger_changes_of_spis_sharing_an_icfgr_word_from_two_cpus_are_never_lost() {
+        // SPIs 32 and 33 share GICD_ICFGR2; two CPUs (one cell's vGIC each) keep changing their
+        // own SPI's trigger at once, each ending with edge. Without the shared-word lock a
+        // read-modify-write of one would sometimes put back the other's old bit.
+        let mut frames = FakeFrames::new(&[0]);
+        let gic = frames.gic();
+        std::thread::scope(|scope| {
+            for intid in [32, 33] {
+                scope.spawn(move || {
+                    for round in 0..20_000 {
+                        gic.set_spi_edge_triggered(intid, round % 2 == 1);
+                    }
+                });
+            }
+        });
+        let edge_bits = (1 << 1) | (1 << 3);
+        assert_eq!(
+            frames.distributor32(GICD_ICFGR + 8) & edge_bits,
+            edge_bits,
+            "both SPIs end edge-triggered"
+        );
+    }
+
+    #[test]
     fn init_enables_affinity_routing_and_group_1() {
         let mut frames = FakeFrames::new(&[0]);
         let gic = frames.gic();
