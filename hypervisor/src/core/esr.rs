@@ -425,7 +425,7 @@ impl SysRegAccess {
 
     /// Whether this is a RAS error record register (op0 3, op1 0, c5, c3..c5: ERRIDR_EL1,
     /// ERRSELR_EL1, ERXGSR_EL1, ERXFR_EL1, ERXCTLR_EL1, ERXSTATUS_EL1, ERXADDR_EL1, ERXPFG*_EL1,
-    /// ERXMISC<n>_EL1), trapped by HCR_EL2.TERR (and FIEN for ERXPFG*).
+    /// `ERXMISC<n>_EL1`), trapped by HCR_EL2.TERR (and FIEN for ERXPFG*).
     pub const fn is_error_record(&self) -> bool {
         self.op0 == 3 && self.op1 == 0 && self.crn == 5 && self.crm >= 3 && self.crm <= 5
     }

@@ -2,7 +2,7 @@
 //! and the value each gets at every vCPU start (boot, CPU_ON, restart, start after a wipe), so
 //! nothing of a previous instance of the cell, or of the vCPU before its CPU_OFF, survives.
 //!
-//! [`el1_registers!`] is the table. It is a macro so that the one list feeds both the aarch64
+//! [`el1_registers!`](crate::el1_registers) is the table. It is a macro so that the one list feeds both the aarch64
 //! glue, which expands it into one `msr` per register (`arch::aarch64::reset`), and the host
 //! tests below, which check it against the architecture's list of guest-reachable registers. Each
 //! row is `(NAME, "assembler encoding", value, needs)`, where `needs` names the
@@ -137,7 +137,7 @@ macro_rules! el1_registers {
     };
 }
 
-/// One row of [`el1_registers!`], for the host tests and the documentation.
+/// One row of [`el1_registers!`](crate::el1_registers), for the host tests and the documentation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ResetRegister {
     /// The architectural name.
@@ -150,7 +150,7 @@ pub struct ResetRegister {
 
 macro_rules! table {
     ($(($name:ident, $encoding:literal, $value:expr, $needs:ident)),* $(,)?) => {
-        /// Every row of [`el1_registers!`].
+        /// Every row of [`el1_registers!`](crate::el1_registers).
         pub const TABLE: &[ResetRegister] = &[$(ResetRegister {
             name: stringify!($name),
             value: $value,
