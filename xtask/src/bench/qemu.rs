@@ -44,22 +44,7 @@ const NATIVE_ARGS_ADDRESS: &str = "0x43f00000";
 
 /// Runs `command` to completion (or `timeout`), returning stdout+stderr.
 pub(super) fn run_to_end(mut command: Command, timeout: Duration, log: &Path) -> Result<String> {
-    command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = command
-        .spawn()
-        .context(|| format!("cannot start {}", util::show(&command)))?;
-    let (sender, receiver) = mpsc::channel();
-    let mut readers = Vec::new();
-    if let Some(stdout) = child.stdout.take() {
-        readers.push(spawn_lines(stdout, sender.clone()));
-    }
-    if let Some(stderr) = child.stderr.take() {
-        readers.push(spawn_lines(stderr, sender.clone()));
-    }
-    drop(sender);
+    let (mut child, receiver) = spawn_piped(&mut command)?;
     let deadline = Instant::now() + timeout;
     let mut text = String::new();
     loop {
@@ -84,6 +69,26 @@ pub(super) fn run_to_end(mut command: Command, timeout: Duration, log: &Path) ->
 
 /// One console line and when it arrived.
 type Line = (Instant, String);
+
+/// Starts `command` with stdin closed and stdout and stderr read line by line (each line with its
+/// arrival time) into the returned channel, which ends when both streams have.
+fn spawn_piped(command: &mut Command) -> Result<(std::process::Child, mpsc::Receiver<Line>)> {
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command
+        .spawn()
+        .context(|| format!("cannot start {}", util::show(command)))?;
+    let (sender, receiver) = mpsc::channel();
+    if let Some(stdout) = child.stdout.take() {
+        spawn_lines(stdout, sender.clone());
+    }
+    if let Some(stderr) = child.stderr.take() {
+        spawn_lines(stderr, sender);
+    }
+    Ok((child, receiver))
+}
 
 /// A thread sending `stream`'s lines to `sender`.
 fn spawn_lines(
@@ -170,22 +175,8 @@ pub(super) fn run_timed(
     timeout: Duration,
     log: &Path,
 ) -> Result<Vec<(f64, String)>> {
-    command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
     let started = Instant::now();
-    let mut child = command
-        .spawn()
-        .context(|| format!("cannot start {}", util::show(&command)))?;
-    let (sender, receiver) = mpsc::channel();
-    if let Some(stdout) = child.stdout.take() {
-        spawn_lines(stdout, sender.clone());
-    }
-    if let Some(stderr) = child.stderr.take() {
-        spawn_lines(stderr, sender.clone());
-    }
-    drop(sender);
+    let (mut child, receiver) = spawn_piped(&mut command)?;
     let deadline = started + timeout;
     let mut lines = Vec::new();
     loop {
@@ -258,22 +249,8 @@ pub(super) fn boot_linux(
     } else {
         vec!["cellvisor-ready: personal "]
     };
-    command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
     let started = Instant::now();
-    let mut child = command
-        .spawn()
-        .context(|| format!("cannot start {}", util::show(&command)))?;
-    let (sender, receiver) = mpsc::channel();
-    if let Some(stdout) = child.stdout.take() {
-        spawn_lines(stdout, sender.clone());
-    }
-    if let Some(stderr) = child.stderr.take() {
-        spawn_lines(stderr, sender.clone());
-    }
-    drop(sender);
+    let (mut child, receiver) = spawn_piped(&mut command)?;
     let deadline = started + Duration::from_secs(240);
     let mut text = String::new();
     let mut boot = Boot::default();
