@@ -305,22 +305,25 @@ fn boot_heartbeats() -> Machine {
     boot_test_guests(HEARTBEAT_FOREVER)
 }
 
-/// Boots the `test-guests` layout with personal beating "forever" and corporate running
-/// `corporate` (which must beat too); waits for both hellos and first beats.
-fn boot_test_guests(corporate: &str) -> Machine {
+/// Boots the `test-guests` layout with each (cell, bootargs) of `bootargs`; waits for nothing.
+fn boot_with_bootargs(bootargs: &[(&str, &str)]) -> Machine {
     let artifacts = artifacts();
-    let bootargs = [(PERSONAL, HEARTBEAT_FOREVER), (CORPORATE, corporate)];
     let config = QemuConfig {
         bundle: Some(bundle::with_bootargs(
             &artifacts,
             "test-guests",
-            &bootargs,
+            bootargs,
             "lifecycle-",
         )),
         ..QemuConfig::new("test-guests")
     };
-    let mut machine = Machine::boot(&artifacts, &config)
-        .unwrap_or_else(|error| panic!("cannot boot QEMU: {error}"));
+    Machine::boot(&artifacts, &config).unwrap_or_else(|error| panic!("cannot boot QEMU: {error}"))
+}
+
+/// Boots the `test-guests` layout with personal beating "forever" and corporate running
+/// `corporate` (which must beat too); waits for both hellos and first beats.
+fn boot_test_guests(corporate: &str) -> Machine {
+    let mut machine = boot_with_bootargs(&[(PERSONAL, HEARTBEAT_FOREVER), (CORPORATE, corporate)]);
     for cell in CELLS {
         let hello = wait(&mut machine, &from(cell, guest::HELLO), 0, COMMAND_TIMEOUT);
         wait(
@@ -816,22 +819,10 @@ fn a_wipe_typed_while_a_cell_resets_in_a_loop_wins() {
     // Personal calls SYSTEM_RESET at every boot (the hostile suite's `system-reset` attack), so
     // its home CPU 0, which also takes console input, spends its time scrubbing and reloading
     // personal's RAM. Corporate beats.
-    let artifacts = artifacts();
-    let bootargs = [
+    let mut machine = boot_with_bootargs(&[
         (PERSONAL, "test=attack name=system-reset"),
         (CORPORATE, HEARTBEAT_FOREVER),
-    ];
-    let config = QemuConfig {
-        bundle: Some(bundle::with_bootargs(
-            &artifacts,
-            "test-guests",
-            &bootargs,
-            "lifecycle-",
-        )),
-        ..QemuConfig::new("test-guests")
-    };
-    let mut machine = Machine::boot(&artifacts, &config)
-        .unwrap_or_else(|error| panic!("cannot boot QEMU: {error}"));
+    ]);
     let resetting = from(PERSONAL, "test-guest: attack system-reset: resetting");
     let mut since = 0;
     for _ in 0..3 {
