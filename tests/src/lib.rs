@@ -29,5 +29,6 @@ pub use config::{
 pub use error::HarnessError;
 pub use machine::{CONSOLE_ESCAPE, Machine};
 pub use transcript::{
-    ConsoleFilter, Match, cellvisor_warnings, disasters, find_line, last_lines, strip_cell_prefix,
+    ConsoleFilter, Match, cellvisor_warnings, disasters, find_line, finished_lines, last_lines,
+    strip_cell_prefix,
 };

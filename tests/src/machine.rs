@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use crate::config::{Artifacts, CORPORATE_DISK, QemuConfig, scaled};
 use crate::error::{HarnessError, TAIL_LINES, rename};
 use crate::transcript::{
-    Match, Transcript, TranscriptState, arrival, cell_output, exit_code, find_line, last_lines,
-    spawn_reader,
+    Match, Transcript, TranscriptState, arrival, awaits_resumption, cell_output, exit_code,
+    find_line, last_lines, spawn_reader,
 };
 
 /// The byte that opens cellvisor's console escape sequences (Ctrl-A): Ctrl-A then `1`/`2` switches input
@@ -167,10 +167,11 @@ impl Machine {
         let mut state = self.transcript.lock();
         loop {
             if let Some(mut found) = find_line(&state.text, needle, since) {
-                // Give a half-printed line a moment to finish so callers see all of it.
+                // Give a half-printed or broken-off line a moment to finish so callers see all
+                // of it.
                 let line_deadline = (Instant::now() + Duration::from_millis(500)).min(deadline);
-                while found.line_end == state.text.len()
-                    && !state.text.ends_with(b"\n")
+                while (found.line_end == state.text.len() && !state.text.ends_with(b"\n")
+                    || awaits_resumption(&state.text, &found))
                     && !state.closed
                     && Instant::now() < line_deadline
                 {

@@ -65,7 +65,67 @@ impl ConsoleFilter {
 }
 
 /// Finds `needle` in `text` at or after `since`; returns the line around it.
+///
+/// A line the console multiplexer broke off (a cell's partial line ending in `…`, interrupted by
+/// another line and written again, whole, further on) is not a finished line: a match in one
+/// moves to the line that finishes it. [`awaits_resumption`] says whether that line is still to
+/// come.
 pub fn find_line(text: &[u8], needle: &str, since: usize) -> Option<Match> {
+    let mut found = find_raw(text, needle, since)?;
+    while let Resumption::Resumed(next) = resumption(text, &found) {
+        found = next;
+    }
+    Some(found)
+}
+
+/// Whether `found` is a line the multiplexer broke off whose resumption is not in `text` yet.
+pub fn awaits_resumption(text: &[u8], found: &Match) -> bool {
+    matches!(resumption(text, found), Resumption::Awaited)
+}
+
+enum Resumption {
+    /// The line is finished (or a cut line, continued on its own terms).
+    Finished,
+    /// The line was broken off and this later line writes it again.
+    Resumed(Match),
+    /// The line was broken off and its cell has printed nothing since.
+    Awaited,
+}
+
+/// Follows a broken-off cell line (`[cell] text…`) to the next line of the same cell, if that line
+/// starts with the same text; a cut line's continuation (`[cell] …more`) is not a resumption.
+fn resumption(text: &[u8], found: &Match) -> Resumption {
+    let Some(broken) = found.line.strip_suffix('…') else {
+        return Resumption::Finished;
+    };
+    let Some(prefix_len) = broken.starts_with('[').then(|| broken.find("] ")).flatten() else {
+        return Resumption::Finished;
+    };
+    let prefix = &broken.as_bytes()[..prefix_len + 2];
+    let mut at = found.line_end;
+    while at < text.len() {
+        let rest = &text[at..];
+        let newline = rest.iter().position(|&byte| byte == b'\n');
+        let line = &rest[..newline.unwrap_or(rest.len())];
+        if line.starts_with(prefix) {
+            if !line.starts_with(broken.as_bytes()) {
+                return Resumption::Finished;
+            }
+            return Resumption::Resumed(Match {
+                line: String::from_utf8_lossy(line).into_owned(),
+                line_start: at,
+                line_end: newline.map_or(text.len(), |offset| at + offset + 1),
+            });
+        }
+        match newline {
+            Some(offset) => at += offset + 1,
+            None => break,
+        }
+    }
+    Resumption::Awaited
+}
+
+fn find_raw(text: &[u8], needle: &str, since: usize) -> Option<Match> {
     let since = since.min(text.len());
     let needle = needle.as_bytes();
     if needle.is_empty() {
@@ -187,12 +247,33 @@ impl Transcript {
 pub(crate) fn cell_output(body: &str, cell: &str) -> String {
     let prefix = format!("[{cell}]");
     let prefixed = body.lines().any(|line| line.starts_with(&prefix));
-    body.lines()
+    finished_lines(body)
+        .into_iter()
         .filter(|line| !prefixed || line.starts_with(&prefix))
         .map(|line| strip_cell_prefix(line, cell))
         .filter(|line| !is_kernel_log_line(line))
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// The lines of `body` without those the console multiplexer broke off and wrote again further on
+/// (see [`find_line`]).
+pub fn finished_lines(body: &str) -> Vec<&str> {
+    let mut offset = 0;
+    let mut lines = Vec::new();
+    for line in body.split_inclusive('\n') {
+        let start = offset;
+        offset += line.len();
+        let found = Match {
+            line: line.trim_end_matches('\n').to_owned(),
+            line_start: start,
+            line_end: offset,
+        };
+        if !matches!(resumption(body.as_bytes(), &found), Resumption::Resumed(_)) {
+            lines.push(line.trim_end_matches('\n'));
+        }
+    }
+    lines
 }
 
 /// Whether `line` is a timestamped Linux kernel message: `[`, optional spaces, digits, `.`, digits, `]`.
@@ -281,6 +362,45 @@ mod tests {
         assert!(find_line(text, "cellvisor-ready: personal", second.line_end).is_none());
         assert!(find_line(text, "", 0).is_none());
         assert!(find_line(text, "boot", 1000).is_none());
+    }
+
+    #[test]
+    fn a_broken_off_line_is_followed_to_the_line_that_finishes_it() {
+        let text = "[personal] suite: 3 attacks, 3 o…\n[corporate] beat 7\n[personal] suite: 3 attacks, 3 ok\n";
+        let found = find_line(text.as_bytes(), "suite:", 0).expect("match");
+        assert_eq!(found.line, "[personal] suite: 3 attacks, 3 ok");
+        assert_eq!(found.line_end, text.len());
+        let waiting = "[personal] suite: 3 o…\n[corporate] beat 7\n";
+        let found = find_line(waiting.as_bytes(), "suite:", 0).expect("match");
+        assert_eq!(found.line, "[personal] suite: 3 o…");
+        assert!(awaits_resumption(waiting.as_bytes(), &found));
+        // A cut long line goes on with `…` and is not a broken-off one.
+        let cut = "[personal] long…\n[personal] …rest\n";
+        let found = find_line(cut.as_bytes(), "long", 0).expect("match");
+        assert_eq!(found.line, "[personal] long…");
+        assert!(!awaits_resumption(cut.as_bytes(), &found));
+        // Cellvisor's own lines are never broken off.
+        let own = "cellvisor: text…\n";
+        assert!(!awaits_resumption(
+            own.as_bytes(),
+            &find_line(own.as_bytes(), "text", 0).expect("match")
+        ));
+    }
+
+    #[test]
+    fn finished_lines_leave_out_broken_off_ones() {
+        let body =
+            "[personal] 2…\n[corporate] noise\n[personal] 2\n[personal] long…\n[personal] …rest\n";
+        assert_eq!(
+            finished_lines(body),
+            [
+                "[corporate] noise",
+                "[personal] 2",
+                "[personal] long…",
+                "[personal] …rest"
+            ]
+        );
+        assert_eq!(cell_output(body, "personal"), "2\nlong…\n…rest");
     }
 
     #[test]

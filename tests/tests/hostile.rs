@@ -14,7 +14,7 @@
 use std::time::Duration;
 
 use cellvisor_tests::bundle::{self, cpio};
-use cellvisor_tests::{Artifacts, HarnessError, Machine, QemuConfig};
+use cellvisor_tests::{Artifacts, HarnessError, Machine, QemuConfig, finished_lines};
 
 /// Layout with the two test-guest cells.
 const LAYOUT: &str = "test-guests";
@@ -76,9 +76,8 @@ fn wait(machine: &mut Machine, cell: &str, line: &str, since: usize) -> usize {
 
 /// Transcript lines containing `needle`.
 fn lines_with(machine: &Machine, needle: &str) -> Vec<String> {
-    machine
-        .transcript()
-        .lines()
+    finished_lines(&machine.transcript())
+        .into_iter()
         .filter(|line| line.contains(needle))
         .map(str::to_owned)
         .collect()

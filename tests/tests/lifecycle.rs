@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use cellvisor_tests::bundle;
 use cellvisor_tests::shell::{self, ready_banner, shell_prompt};
-use cellvisor_tests::{Artifacts, HarnessError, Machine, QemuConfig};
+use cellvisor_tests::{Artifacts, HarnessError, Machine, QemuConfig, finished_lines};
 
 /// Generous: the machine running the tests is shared and slow.
 const BOOT_TIMEOUT: Duration = Duration::from_secs(180);
@@ -111,10 +111,8 @@ fn wait_line(machine: &mut Machine, needle: &str, since: usize, timeout: Duratio
 /// Transcript lines containing `needle`, from offset `since` on.
 fn lines_with(machine: &Machine, needle: &str, since: usize) -> Vec<String> {
     let transcript = machine.transcript();
-    transcript
-        .get(since..)
-        .unwrap_or_default()
-        .lines()
+    finished_lines(transcript.get(since..).unwrap_or_default())
+        .into_iter()
         .filter(|line| line.contains(needle))
         .map(str::to_owned)
         .collect()
@@ -122,8 +120,8 @@ fn lines_with(machine: &Machine, needle: &str, since: usize) -> Vec<String> {
 
 /// The whole lines `cell` printed from offset `since` on, each from its `[cell] ` prefix.
 ///
-/// The console may show the focused cell's unfinished line early and print it whole later, so a
-/// line that the cell's next line starts with is such an early fragment and is left out.
+/// The console may show the focused cell's unfinished line early, break it off with `…` and print
+/// it whole later; such broken-off fragments are left out ([`finished_lines`]).
 fn cell_lines(machine: &Machine, cell: &str, since: usize) -> Vec<String> {
     let transcript = machine.transcript();
     whole_lines(transcript.get(since..).unwrap_or_default(), cell)
@@ -132,19 +130,9 @@ fn cell_lines(machine: &Machine, cell: &str, since: usize) -> Vec<String> {
 /// [`cell_lines`] of a text.
 fn whole_lines(text: &str, cell: &str) -> Vec<String> {
     let prefix = from(cell, "");
-    let lines: Vec<&str> = text
-        .lines()
-        .filter_map(|line| line.find(&prefix).map(|start| &line[start..]))
-        .collect();
-    lines
-        .iter()
-        .enumerate()
-        .filter(|(index, line)| {
-            lines
-                .get(index + 1)
-                .is_none_or(|next| !next.starts_with(*line))
-        })
-        .map(|(_, line)| (*line).to_owned())
+    finished_lines(text)
+        .into_iter()
+        .filter_map(|line| line.find(&prefix).map(|start| line[start..].to_owned()))
         .collect()
 }
 
@@ -948,7 +936,7 @@ fn console_texts_parse() {
         banner_uptime("[personal] cellvisor-ready: personal uptime=3.52"),
         Some(3.52)
     );
-    let text = "[personal] test-guest: hello from vcpu 0 (mpidr \n\
+    let text = "[personal] test-guest: hello from vcpu 0 (mpidr …\n\
                 [corporate] test-guest: hello from vcpu 0 (mpidr 0x80000000)\n\
                 [personal] test-guest: hello from vcpu 0 (mpidr 0x80000000)\n\
                 cellvisor> [personal] test-guest: heartbeat 1/1000000\n";

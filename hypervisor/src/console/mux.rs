@@ -6,7 +6,9 @@
 //! [`MAX_LINE`] bytes are cut, the cut marked with `…` at the end of the first part and the start
 //! of the next. The *focused* cell's partial line is also shown as it is typed, so prompts and
 //! echoed input appear at once; when another cell's line (or a hypervisor line) has to be printed
-//! in between, the partial line is broken off and shown again below it.
+//! in between, the partial line is broken off and shown again below it. On a colour terminal the
+//! broken-off part is erased (it is drawn again anyway); on a plain terminal, which a log file or a
+//! CI pipeline reads line by line, it ends with `…`, so no reader takes it for a finished line.
 //!
 //! While the management prompt is open, its line (`cellvisor> ` and what is typed so far) owns the
 //! bottom of the terminal: no cell's partial line is shown live, and every complete cell line or
@@ -368,7 +370,7 @@ impl Console {
             // Another (formerly focused) cell's partial line is broken off for good: the focused
             // cell takes the terminal.
             if self.open.take().is_some() {
-                sink(b"\r\n");
+                self.break_partial(sink);
             }
             self.write_partial(cell, sink);
             self.open = Some(cell);
@@ -421,9 +423,20 @@ impl Console {
             self.prompt_shown = false;
             sink(if self.color { ERASE_LINE } else { b"\r\n" });
         } else if open.is_some() {
-            sink(b"\r\n");
+            self.break_partial(sink);
         }
         open
+    }
+
+    /// Takes a partial cell line that is on the terminal off it: erased on a colour terminal,
+    /// ended with `…` on a plain one. Its text stays buffered and is written again, whole.
+    fn break_partial(&self, sink: &mut impl FnMut(&[u8])) {
+        if self.color {
+            sink(ERASE_LINE);
+        } else {
+            sink(CONTINUATION);
+            sink(b"\r\n");
+        }
     }
 
     /// Shows `cell`'s partial line again after a break, if it still has the focus and a partial line;
@@ -569,7 +582,21 @@ mod tests {
         feed(&mut console, &mut terminal, 0, b"x\n");
         assert_eq!(
             terminal.text(),
-            "[personal] / # \r\n[corporate] boot\r\n[personal] / # \r\ncellvisor: note\r\n[personal] / # x\r\n"
+            "[personal] / # …\r\n[corporate] boot\r\n[personal] / # …\r\ncellvisor: note\r\n[personal] / # x\r\n"
+        );
+    }
+
+    #[test]
+    fn on_a_colour_terminal_a_broken_off_partial_line_is_erased_and_drawn_again() {
+        let mut console = Console::new(&["p", "c"], true);
+        let mut terminal = Terminal::default();
+        feed(&mut console, &mut terminal, 0, b"3 o");
+        feed(&mut console, &mut terminal, 1, b"beat\n");
+        feed(&mut console, &mut terminal, 0, b"k\n");
+        assert_eq!(
+            terminal.text(),
+            "\x1b[1;32m[p]\x1b[0m 3 o\r\x1b[2K\x1b[1;36m[c]\x1b[0m beat\r\n\
+             \x1b[1;32m[p]\x1b[0m 3 ok\r\n"
         );
     }
 
@@ -603,7 +630,7 @@ mod tests {
         feed(&mut console, &mut terminal, 0, b"/ # ");
         assert_eq!(
             terminal.text(),
-            "[personal] / # \r\ncellvisor management prompt\r\ncellvisor> e\r\n\
+            "[personal] / # …\r\ncellvisor management prompt\r\ncellvisor> e\r\n\
              [corporate] beat\r\ncellvisor> e\r\n[personal] / # test\r\ncellvisor> ex\r\n\
              result\r\nleft\r\n[personal] / # "
         );
@@ -826,7 +853,7 @@ mod tests {
         feed(&mut console, &mut terminal, 0, b"ok\n");
         assert_eq!(
             terminal.text(),
-            "[personal] # \r\n[corporate] $ \r\n[personal] # ok\r\n[corporate] $ "
+            "[personal] # …\r\n[corporate] $ …\r\n[personal] # ok\r\n[corporate] $ "
         );
     }
 }
