@@ -87,11 +87,120 @@ pub struct Device {
     pub mmio: &'static [MemRange],
     /// Shared peripheral interrupts (GIC INTIDs, 32 and up) the device raises.
     pub interrupts: &'static [u32],
-    /// The device can master DMA with physical addresses.
+    /// The device can master DMA with physical addresses and no SMMU stands in its way: it may
+    /// only go to a cell that is [`CellConfig::trusted_with_all_memory`], whose RAM is
+    /// identity-mapped.
     pub dma_capable: bool,
     /// How cellvisor stops the device when its cell stops, before the cell's RAM is scrubbed,
     /// reloaded or wiped (docs/architecture.md, "Lifecycle").
     pub reset: DeviceReset,
+}
+
+/// A PCI function's address on its host bridge: bus, device (slot, 0..32) and function (0..8).
+/// Its requester ID `bus << 8 | device << 3 | function` is also its SMMU StreamID.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PciAddress {
+    /// Bus number.
+    pub bus: u8,
+    /// Device (slot) number, below 32.
+    pub device: u8,
+    /// Function number, below 8.
+    pub function: u8,
+}
+
+impl PciAddress {
+    /// Bus `bus`, device `device`, function `function`.
+    pub const fn new(bus: u8, device: u8, function: u8) -> Self {
+        Self {
+            bus,
+            device,
+            function,
+        }
+    }
+
+    /// The PCI requester ID (and SMMU StreamID): `bus << 8 | device << 3 | function`.
+    pub const fn requester_id(&self) -> u32 {
+        ((self.bus as u32) << 8) | (((self.device & 0x1f) as u32) << 3) | (self.function & 7) as u32
+    }
+}
+
+/// A PCI function a cell may own, on the board's [`PciHost`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PciFunction {
+    /// Name used by cell layouts to refer to the function (like a [`Device`]'s).
+    pub name: &'static str,
+    /// Where the function sits on the host bridge (physical; the cell sees the same address).
+    pub address: PciAddress,
+    /// The window of the host's memory window that cellvisor packs this function's memory BARs
+    /// into at boot (page-aligned, this function's alone). The BARs stay there: the cell's device
+    /// tree says `linux,pci-probe-only`, and the cell's BAR writes other than size probes are
+    /// ignored.
+    pub bar_window: MemRange,
+    /// The legacy interrupt pin the function uses, as its Interrupt Pin register reads (1 = INTA
+    /// .. 4 = INTD; checked at boot). Its interrupt is the host's `intx` entry for this slot and pin.
+    pub interrupt_pin: u8,
+    /// How cellvisor stops the function when its cell stops, after its SMMU stream is blocked and
+    /// before the cell's RAM is scrubbed.
+    pub reset: PciReset,
+}
+
+impl PciFunction {
+    /// The GIC INTID of the function's legacy interrupt on `host` (the standard swizzle: slot `s`,
+    /// pin `p` uses `intx[(s + p - 1) % 4]`), or `None` for a pin outside 1..=4.
+    pub const fn intx_intid(&self, host: &PciHost) -> Option<u32> {
+        if self.interrupt_pin == 0 || self.interrupt_pin > 4 {
+            return None;
+        }
+        let index = (self.address.device as usize + self.interrupt_pin as usize - 1) % 4;
+        Some(host.intx[index])
+    }
+}
+
+/// How a passed-through PCI function is reset when its cell stops (after Bus Master is cleared).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PciReset {
+    /// Function Level Reset (the function must advertise it; checked at boot).
+    FunctionLevel,
+    /// A virtio-pci device: write 0 to `device_status` in its common configuration structure,
+    /// then read it until it reads 0 (virtio 1.2, 4.1.4.3), within a time limit.
+    Virtio,
+}
+
+/// The board's PCI Express host bridge with generic ECAM configuration space
+/// (`pci-host-ecam-generic`), whose functions cells may own one by one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PciHost {
+    /// The ECAM window of bus 0 and up (bus `n` at `base + (n << 20)`).
+    pub ecam: MemRange,
+    /// The host's 32-bit memory window: every function's `bar_window` lies inside it.
+    pub memory_window: MemRange,
+    /// GIC INTIDs of INTA, INTB, INTC and INTD of slot 0; slot `s` pin `p` (1 = INTA) uses
+    /// `intx[(s + p - 1) % 4]` (the standard swizzle of the host's `interrupt-map`).
+    /// Level-sensitive.
+    pub intx: [u32; 4],
+    /// The functions cells may own.
+    pub functions: &'static [PciFunction],
+    /// Whether the board's SMMU ([`Board::smmu`]) translates the host's requesters (StreamID =
+    /// requester ID). Without it, every function's DMA reaches all memory.
+    pub behind_smmu: bool,
+}
+
+impl PciHost {
+    /// The function with this name.
+    pub fn function(&self, name: &str) -> Option<&'static PciFunction> {
+        self.functions.iter().find(|function| function.name == name)
+    }
+}
+
+/// An Arm SMMUv3 that cellvisor owns: it is mapped into no cell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Smmu {
+    /// The SMMU's register frames (page 0 and page 1).
+    pub registers: MemRange,
+    /// The event queue's wired interrupt (GIC INTID, edge).
+    pub event_intid: u32,
+    /// The global error interrupt (GIC INTID, edge).
+    pub gerror_intid: u32,
 }
 
 /// How a passed-through device is quiesced when its cell stops: after the reset the device
@@ -120,6 +229,9 @@ pub enum DeviceReset {
     /// The device has no safe reset, and the board accepts the risk that it writes the cell's
     /// RAM after a restart or wipe: they go ahead, each with a WARN line naming the device.
     UnsafeAccepted,
+    /// Not for board devices: the BAR window of a [`PciFunction`], which cellvisor stops through
+    /// the SMMU and the function's configuration space as its [`PciReset`] says.
+    PciFunction,
 }
 
 /// A 32-bit register value to wait for: `(read & mask) == value` at `offset` into the same
@@ -191,6 +303,11 @@ pub struct CellConfig {
     pub bootargs: &'static str,
     /// What the management prompt may do to the cell.
     pub policy: CellPolicy,
+    /// The board trusts this cell with all of the machine's memory: it may own a DMA-capable
+    /// device that no SMMU confines ([`Device::dma_capable`], or a PCI function of a host not
+    /// behind an SMMU), which can read and write any physical address, the other cells' RAM and
+    /// cellvisor's included. cellvisor says so in one WARN line at boot.
+    pub trusted_with_all_memory: bool,
 }
 
 /// A named set of cells that run together.
@@ -212,6 +329,10 @@ pub struct Board {
     pub hypervisor_memory: MemRange,
     /// Devices that cells may own.
     pub devices: &'static [Device],
+    /// The PCI Express host bridge, if the board has one whose functions cells may own.
+    pub pci: Option<PciHost>,
+    /// The SMMUv3 that confines the DMA of passed-through devices, if the board has one.
+    pub smmu: Option<Smmu>,
     /// Cell layouts; the first is the default.
     pub layouts: &'static [Layout],
     /// Power the machine off once every cell has stopped.
@@ -256,6 +377,11 @@ impl Board {
     pub fn device(&self, name: &str) -> Option<&'static Device> {
         self.devices.iter().find(|device| device.name == name)
     }
+
+    /// The PCI function with this name.
+    pub fn pci_function(&self, name: &str) -> Option<&'static PciFunction> {
+        self.pci.as_ref().and_then(|host| host.function(name))
+    }
 }
 
 #[cfg(test)]
@@ -270,6 +396,12 @@ mod tests {
         assert!(a.overlaps(&b) && b.overlaps(&a));
         assert!(!a.overlaps(&c) && !c.overlaps(&a));
         assert!(!a.overlaps(&MemRange::new(0x1800, 0)));
+    }
+
+    #[test]
+    fn requester_id_packs_bus_device_function() {
+        assert_eq!(PciAddress::new(0, 2, 0).requester_id(), 0x10);
+        assert_eq!(PciAddress::new(1, 31, 7).requester_id(), 0x1ff);
     }
 
     #[test]

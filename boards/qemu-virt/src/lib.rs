@@ -1,13 +1,19 @@
-//! The QEMU `virt` board (`-M virt,virtualization=on,gic-version=3 -cpu max -smp 4 -m 2G`) as data.
+//! The QEMU `virt` board (`-M virt,virtualization=on,gic-version=3,iommu=smmuv3 -global
+//! arm-smmuv3.stage=2 -cpu max -smp 4 -m 2G`) as data.
 //!
 //! RAM is 0x4000_0000..0xC000_0000. cellvisor keeps the first 512 MiB: QEMU loads the image at
 //! 0x4020_0000, the guest bundle (`-initrd`) at 0x4800_0000 and the platform device tree after it.
+//!
+//! The default layout's devices are PCI functions behind the machine's SMMUv3 (`iommu=smmuv3`,
+//! with stage 2 advertised by `-global arm-smmuv3.stage=2`): `virtio-blk-pci` at 00:02.0 for
+//! corporate and `virtio-net-pci` at 00:03.0 for personal. The virtio-mmio slots remain for the
+//! test layouts that exercise DMA without an SMMU, on cells the board trusts with all memory.
 #![no_std]
 #![forbid(unsafe_code)]
 
 use cellvisor_board::{
     Board, CellConfig, CellMemory, CellPolicy, Device, DeviceReset, El2Counting, FaultLoop,
-    GuestPlacement, Layout, MemRange,
+    GuestPlacement, Layout, MemRange, PciAddress, PciFunction, PciHost, PciReset, Smmu,
 };
 
 pub mod image_address;
@@ -35,6 +41,44 @@ pub const VIRTIO_NET: Device = Device {
     reset: DeviceReset::VirtioMmio,
 };
 
+/// `virtio-blk-pci` in slot 2 (`-device virtio-blk-pci,addr=0x2,disable-legacy=on`): the corporate
+/// disk, INTA = SPI 5 (INTID 37).
+pub const VIRTIO_BLK_PCI: PciFunction = PciFunction {
+    name: "virtio-blk-pci",
+    address: PciAddress::new(0, 2, 0),
+    bar_window: MemRange::new(0x1000_0000, MIB),
+    interrupt_pin: 1,
+    reset: PciReset::Virtio,
+};
+
+/// `virtio-net-pci` in slot 3 (`-device virtio-net-pci,addr=0x3,disable-legacy=on,romfile=`): the
+/// personal network interface, INTA = SPI 6 (INTID 38).
+pub const VIRTIO_NET_PCI: PciFunction = PciFunction {
+    name: "virtio-net-pci",
+    address: PciAddress::new(0, 3, 0),
+    bar_window: MemRange::new(0x1010_0000, MIB),
+    interrupt_pin: 1,
+    reset: PciReset::Virtio,
+};
+
+/// QEMU virt's PCIe host (`pcie@10000000`): high ECAM (256 buses), the 32-bit memory window, INTx
+/// on SPIs 3..6, every requester behind the SMMU (`iommu-map`).
+pub const PCI_HOST: PciHost = PciHost {
+    ecam: MemRange::new(0x40_1000_0000, 0x1000_0000),
+    memory_window: MemRange::new(0x1000_0000, 0x2eff_0000),
+    intx: [32 + 3, 32 + 4, 32 + 5, 32 + 6],
+    functions: &[VIRTIO_BLK_PCI, VIRTIO_NET_PCI],
+    behind_smmu: true,
+};
+
+/// QEMU virt's SMMUv3 (`smmuv3@9050000`, `iommu=smmuv3`): event queue on SPI 0x4a, global errors
+/// on SPI 0x4d.
+pub const SMMU: Smmu = Smmu {
+    registers: MemRange::new(0x0905_0000, 0x2_0000),
+    event_intid: 32 + 0x4a,
+    gerror_intid: 32 + 0x4d,
+};
+
 /// `linux`: a *personal* and a *corporate* Debian Linux, two CPUs and 768 MiB each.
 pub const LINUX_CELLS: Layout = Layout {
     name: "linux",
@@ -46,11 +90,12 @@ pub const LINUX_CELLS: Layout = Layout {
                 physical: MemRange::new(0x6000_0000, 768 * MIB),
                 placement: GuestPlacement::Identity,
             }],
-            devices: &["virtio-net"],
+            devices: &["virtio-net-pci"],
             kernel: "linux",
             initrd: Some("initrd-personal"),
             bootargs: LINUX_BOOTARGS,
             policy: CellPolicy::ALL,
+            trusted_with_all_memory: false,
         },
         CellConfig {
             name: "corporate",
@@ -59,11 +104,33 @@ pub const LINUX_CELLS: Layout = Layout {
                 physical: MemRange::new(0x9000_0000, 768 * MIB),
                 placement: GuestPlacement::Identity,
             }],
-            devices: &["virtio-disk"],
+            devices: &["virtio-blk-pci"],
             kernel: "linux",
             initrd: Some("initrd-corporate"),
             bootargs: LINUX_BOOTARGS,
             policy: CellPolicy::ALL,
+            trusted_with_all_memory: false,
+        },
+    ],
+};
+
+/// `linux-mmio`: the cells of [`LINUX_CELLS`] with the virtio-mmio devices instead of the PCI
+/// functions ([`VIRTIO_NET`] for personal, [`VIRTIO_DISK`] for corporate): DMA that no SMMU
+/// confines, so the board must trust both cells with all memory (cellvisor warns at boot). For
+/// machines started without `iommu=smmuv3`, and for `cargo xtask bench` to show what the SMMU
+/// costs.
+pub const LINUX_MMIO_CELLS: Layout = Layout {
+    name: "linux-mmio",
+    cells: &[
+        CellConfig {
+            devices: &["virtio-net"],
+            trusted_with_all_memory: true,
+            ..LINUX_CELLS.cells[0]
+        },
+        CellConfig {
+            devices: &["virtio-disk"],
+            trusted_with_all_memory: true,
+            ..LINUX_CELLS.cells[1]
         },
     ],
 };
@@ -87,6 +154,7 @@ pub const TEST_GUEST_CELLS: Layout = Layout {
             initrd: None,
             bootargs: "",
             policy: CellPolicy::ALL,
+            trusted_with_all_memory: false,
         },
         CellConfig {
             name: "corporate",
@@ -100,15 +168,17 @@ pub const TEST_GUEST_CELLS: Layout = Layout {
             initrd: None,
             bootargs: "",
             policy: CellPolicy::ALL,
+            trusted_with_all_memory: false,
         },
     ],
 };
 
-/// `test-guest-disk`: one Rust test-guest cell that owns QEMU's virtio-blk disk ([`VIRTIO_DISK`]),
+/// `test-guest-disk`: one Rust test-guest cell that owns QEMU's virtio-mmio disk ([`VIRTIO_DISK`]),
 /// for `test=spis` (its bootargs): the disk's SPI reaches the guest as cellvisor forwards it. The
-/// disk is DMA-capable and there is no IOMMU, so the cell's 64 MiB are identity-mapped (guest
-/// physical = physical, as the DMA rule requires): the test guest, linked at [`TEST_GUEST_BASE`]
-/// where cellvisor itself lives, relocates itself to 0x6000_0000 at entry.
+/// disk is DMA-capable and no SMMU stands in its way, so the board trusts the cell with all memory
+/// (cellvisor says so at boot) and its 64 MiB are identity-mapped (guest physical = physical, as
+/// such DMA requires): the test guest, linked at [`TEST_GUEST_BASE`] where cellvisor itself lives,
+/// relocates itself to 0x6000_0000 at entry.
 pub const TEST_GUEST_DISK_CELLS: Layout = Layout {
     name: "test-guest-disk",
     cells: &[CellConfig {
@@ -123,6 +193,7 @@ pub const TEST_GUEST_DISK_CELLS: Layout = Layout {
         initrd: None,
         bootargs: "test=spis",
         policy: CellPolicy::ALL,
+        trusted_with_all_memory: true,
     }],
 };
 
@@ -149,6 +220,50 @@ pub const TEST_GUEST_DMA_CELLS: Layout = Layout {
             initrd: None,
             bootargs: "test=heartbeat beats=1000000 period_ms=1000",
             policy: CellPolicy::ALL,
+            trusted_with_all_memory: false,
+        },
+    ],
+};
+
+/// Where `dma-attack`'s attacker aims its disk's DMA: corporate's RAM (the victim's pattern),
+/// cellvisor's image and heap, just past its own RAM, and its own RAM.
+pub const DMA_ATTACK_BOOTARGS: &str = "test=dma-attack targets=corporate:0x90100000,cellvisor-image:0x40210000,cellvisor-heap:0x44000000,beyond:0x64000000,own:0x62000000";
+
+/// `dma-attack`: the attack that used to work. `personal` (a test guest, 64 MiB identity-mapped at
+/// 0x6000_0000) drives its `virtio-blk-pci` with its own driver and points the disk's DMA at
+/// corporate's RAM, cellvisor's image and heap, past its own RAM and into its own RAM
+/// ([`DMA_ATTACK_BOOTARGS`]); the SMMU must stop all but the last. `corporate` (a test guest at
+/// [`TEST_GUEST_BASE`], physically 0x9000_0000) writes a pattern and keeps checking it.
+pub const DMA_ATTACK_CELLS: Layout = Layout {
+    name: "dma-attack",
+    cells: &[
+        CellConfig {
+            name: "personal",
+            cpus: &[0, 1],
+            memory: &[CellMemory {
+                physical: MemRange::new(0x6000_0000, 64 * MIB),
+                placement: GuestPlacement::Identity,
+            }],
+            devices: &["virtio-blk-pci"],
+            kernel: "test-guest",
+            initrd: None,
+            bootargs: DMA_ATTACK_BOOTARGS,
+            policy: CellPolicy::ALL,
+            trusted_with_all_memory: false,
+        },
+        CellConfig {
+            name: "corporate",
+            cpus: &[2, 3],
+            memory: &[CellMemory {
+                physical: MemRange::new(0x9000_0000, 64 * MIB),
+                placement: GuestPlacement::At(TEST_GUEST_BASE),
+            }],
+            devices: &[],
+            kernel: "test-guest",
+            initrd: None,
+            bootargs: "test=pattern",
+            policy: CellPolicy::ALL,
+            trusted_with_all_memory: false,
         },
     ],
 };
@@ -175,6 +290,7 @@ pub const BENCH_CELLS: Layout = Layout {
             el2_counting: El2Counting::AllowedForMeasurement,
             ..CellPolicy::ALL
         },
+        trusted_with_all_memory: false,
     }],
 };
 
@@ -194,6 +310,7 @@ pub const LINUX_PERSONAL_CELLS: Layout = Layout {
         initrd: Some("initrd-personal"),
         bootargs: LINUX_BOOTARGS,
         policy: CellPolicy::ALL,
+        trusted_with_all_memory: false,
     }],
 };
 
@@ -215,6 +332,7 @@ pub const INVALID_DMA_REMAPPED: Layout = Layout {
         initrd: None,
         bootargs: "",
         policy: CellPolicy::ALL,
+        trusted_with_all_memory: true,
     }],
 };
 
@@ -223,13 +341,17 @@ pub const BOARD: Board = Board {
     name: "qemu-virt",
     hypervisor_memory: MemRange::new(image_address::RAM_BASE, 512 * MIB),
     devices: &[VIRTIO_DISK, VIRTIO_NET],
+    pci: Some(PCI_HOST),
+    smmu: Some(SMMU),
     layouts: &[
         LINUX_CELLS,
         TEST_GUEST_CELLS,
         TEST_GUEST_DISK_CELLS,
         TEST_GUEST_DMA_CELLS,
+        DMA_ATTACK_CELLS,
         BENCH_CELLS,
         LINUX_PERSONAL_CELLS,
+        LINUX_MMIO_CELLS,
         INVALID_DMA_REMAPPED,
     ],
     power_off_when_all_cells_off: true,

@@ -225,6 +225,7 @@ impl FuzzTarget for Bundle {
                 initrd: Some("initrd-personal"),
                 bootargs: "console=ttyAMA0",
                 policy: CellPolicy::ALL,
+                trusted_with_all_memory: false,
             };
             if let Ok(images) = bundle.cell_images(&config) {
                 ensure!(inside(images.kernel), "{cell} kernel outside the input");

@@ -34,6 +34,7 @@ static CONFIG: CellConfig = CellConfig {
     initrd: None,
     bootargs: "",
     policy: CellPolicy::ALL,
+    trusted_with_all_memory: false,
 };
 
 const MIB: u64 = 1 << 20;

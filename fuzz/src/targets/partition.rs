@@ -270,6 +270,7 @@ fn build_board(rng: &mut Rng) -> BoardCase {
             initrd: None,
             bootargs: "console=ttyAMA0",
             policy: CellPolicy::ALL,
+            trusted_with_all_memory: false,
         })
         .collect();
     let target = Layout {
@@ -294,6 +295,8 @@ fn build_board(rng: &mut Rng) -> BoardCase {
         name: "fuzz-board",
         hypervisor_memory,
         devices: DEVICES,
+        pci: None,
+        smmu: None,
         layouts: leak(layouts),
         power_off_when_all_cells_off: rng.coin(),
         raw_binaries: rng.coin(),

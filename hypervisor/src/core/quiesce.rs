@@ -130,6 +130,8 @@ pub fn quiesce_devices<M: Machine + ?Sized>(
                     device: device.name,
                 });
             }
+            // Stopped through the SMMU and its configuration space (`quiesce_pci_functions`).
+            DeviceReset::PciFunction => {}
             DeviceReset::UnsafeAccepted => log::warn!(
                 "cell {}: device {} has no safe reset and is not stopped; the board accepts that \
                  it may write the cell's RAM after the {what}",

@@ -12,7 +12,7 @@
 use alloc::vec::Vec;
 use core::fmt;
 
-use crate::board::{Board, Device, DeviceReset, MemRange};
+use crate::board::{Board, Device, DeviceReset, MemRange, PciFunction};
 use crate::dev::gic::{SPI_BASE_INTID, SPI_END_INTID};
 use crate::dev::mmio::AccessWidth;
 use crate::mem::PAGE_SIZE;
@@ -239,7 +239,7 @@ fn check_reset(device: &Device) -> Result<(), PassthroughError> {
             word_inside(window, offset)
                 && settled.is_none_or(|settled| word_inside(window, settled.offset))
         }),
-        DeviceReset::None | DeviceReset::UnsafeAccepted => true,
+        DeviceReset::None | DeviceReset::UnsafeAccepted | DeviceReset::PciFunction => true,
     };
     if inside {
         Ok(())
@@ -378,6 +378,7 @@ impl PassthroughPlan {
             board
                 .device(name)
                 .copied()
+                .or_else(|| pci_window_device(board, name))
                 .ok_or(PassthroughError::UnknownDevice { device: name })
         };
         let own = cell
@@ -470,7 +471,12 @@ impl PassthroughPlan {
         platform: &Platform,
     ) -> Result<Vec<PlatformDevice>, PassthroughError> {
         let mut nodes: Vec<PlatformDevice> = Vec::new();
-        for device in &self.devices {
+        // A PCI function's BAR window is described by the cell's PCI host node instead.
+        for device in self
+            .devices
+            .iter()
+            .filter(|device| device.reset != DeviceReset::PciFunction)
+        {
             for window in device.mmio {
                 let node = platform
                     .devices
@@ -497,6 +503,40 @@ impl PassthroughPlan {
         }
         Ok(nodes)
     }
+}
+
+/// Every INTID, each as a one-element slice: `&INTIDS[n..n + 1]` is a `'static` list holding
+/// just `n` (a PCI function's interrupt, for [`pci_window_device`], without allocating).
+static INTIDS: [u32; 1024] = {
+    let mut intids = [0u32; 1024];
+    let mut n = 0;
+    while n < intids.len() {
+        intids[n] = n as u32;
+        n += 1;
+    }
+    intids
+};
+
+/// The PCI function `name` of the board's host as a passthrough device: its BAR window, mapped
+/// into the cell's stage 2 (IPA = PA), and its legacy interrupt, forwarded to the cell like any
+/// passthrough SPI. Not DMA-capable as a platform device is: its DMA is the host's (and the SMMU's)
+/// business, checked by the layout validation.
+pub fn pci_window_device(board: &Board, name: &str) -> Option<Device> {
+    let host = board.pci.as_ref()?;
+    let function: &'static PciFunction = host.function(name)?;
+    let interrupts: &'static [u32] = match function.intx_intid(host) {
+        Some(intid) => INTIDS
+            .get(intid as usize..intid as usize + 1)
+            .unwrap_or(&[]),
+        None => &[],
+    };
+    Some(Device {
+        name: function.name,
+        mmio: core::slice::from_ref(&function.bar_window),
+        interrupts,
+        dma_capable: false,
+        reset: DeviceReset::PciFunction,
+    })
 }
 
 /// Which cell owns each passthrough SPI of a partition: `(INTID, cell index)`, sorted by INTID.
@@ -813,7 +853,7 @@ mod tests {
     fn qemu_virt_linux_layout_splits_the_virtio_page_between_the_cells() {
         let platform = platform::parse(DTB).unwrap();
         let board = &qemu_virt::BOARD;
-        let partition = validate(board, Some("linux"), &platform, &[]).unwrap();
+        let partition = validate(board, Some("linux-mmio"), &platform, &[]).unwrap();
         let personal = &partition.cells[0];
         let corporate = &partition.cells[1];
         assert_eq!((personal.name, corporate.name), ("personal", "corporate"));

@@ -219,6 +219,7 @@ pub(crate) mod tests {
         initrd: Some("initrd-personal"),
         bootargs: "console=ttyAMA0",
         policy: CellPolicy::ALL,
+        trusted_with_all_memory: false,
     };
 
     #[test]

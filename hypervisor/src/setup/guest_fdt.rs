@@ -597,7 +597,7 @@ mod tests {
     }
 
     fn passthrough_nodes(cell: usize) -> (Partition, Vec<PlatformDevice>) {
-        let partition = partition("linux");
+        let partition = partition("linux-mmio");
         let plan = crate::dev::passthrough::PassthroughPlan::for_cell(
             &crate::setup::partition::qemu_virt::BOARD,
             &partition,

@@ -140,7 +140,7 @@ fn access_outside_the_cell_injects_an_abort_at_the_guest_vector() {
 
 #[test]
 fn shared_passthrough_page_forwards_only_the_cells_own_device() {
-    let mut fixture = fixture("linux");
+    let mut fixture = fixture("linux-mmio");
     let own = VIRTIO_NET.mmio[0].base;
     let other = VIRTIO_DISK.mmio[0].base;
     assert_eq!(own / 0x1000, other / 0x1000, "one page, two cells' devices");

@@ -59,7 +59,7 @@ fn lists_hold_linked(entry: &Entry, intid: u32) -> bool {
 
 #[test]
 fn passthrough_spi_is_acknowledged_at_el2_and_injected_hardware_linked() {
-    let mut fixture = fixture("linux");
+    let mut fixture = fixture("linux-mmio");
     let personal = fixture.cell("personal");
     let spi = VIRTIO_NET.interrupts[0];
     assert_eq!(personal.plan().config.devices, ["virtio-net"]);

@@ -327,7 +327,7 @@ fn touches_device(event: &Event) -> bool {
 
 #[test]
 fn a_wipe_resets_the_cells_own_virtio_device_before_the_scrub_and_only_that_one() {
-    let fixture = fixture("linux");
+    let fixture = fixture("linux-mmio");
     let (runtime, board) = (fixture.runtime, fixture.board.clone());
     let corporate = fixture.cell("corporate");
     let ram = corporate.plan().memory[0].physical.base();
@@ -371,7 +371,7 @@ fn a_wipe_resets_the_cells_own_virtio_device_before_the_scrub_and_only_that_one(
 
 #[test]
 fn a_stop_and_a_restart_reset_the_device_first_too() {
-    let fixture = fixture("linux");
+    let fixture = fixture("linux-mmio");
     let (runtime, board) = (fixture.runtime, fixture.board.clone());
     let corporate = fixture.cell("corporate");
     let mut home = board.cpu(CORPORATE_HOME);
@@ -423,7 +423,7 @@ fn a_stop_and_a_restart_reset_the_device_first_too() {
 
 #[test]
 fn a_device_whose_reset_never_takes_effect_leaves_the_cell_off_unscrubbed() {
-    let fixture = fixture("linux");
+    let fixture = fixture("linux-mmio");
     let (runtime, board) = (fixture.runtime, fixture.board.clone());
     let corporate = fixture.cell("corporate");
     let ram = corporate.plan().memory[0].physical.base();
@@ -466,7 +466,7 @@ fn a_device_whose_reset_never_takes_effect_leaves_the_cell_off_unscrubbed() {
 
 #[test]
 fn a_device_that_aborts_its_reset_leaves_the_cell_off_unscrubbed() {
-    let fixture = fixture("linux");
+    let fixture = fixture("linux-mmio");
     let (runtime, board) = (fixture.runtime, fixture.board.clone());
     let corporate = fixture.cell("corporate");
     board.make_device_abort(DISK_STATUS);
@@ -502,7 +502,7 @@ static DISK_WITHOUT_RESET: Board = Board {
 
 #[test]
 fn a_cell_owning_a_device_without_a_safe_reset_may_be_stopped_but_not_restarted_or_wiped() {
-    let fixture = build(&DISK_WITHOUT_RESET, "linux", KERNEL)
+    let fixture = build(&DISK_WITHOUT_RESET, "linux-mmio", KERNEL)
         .unwrap_or_else(|(cell, error)| panic!("cell {cell}: {error}"));
     let (runtime, board) = (fixture.runtime, fixture.board.clone());
     let corporate = fixture.cell("corporate");

@@ -215,6 +215,50 @@ pub enum LayoutError {
         /// The device name.
         device: &'static str,
     },
+    /// A cell the board does not trust with all memory gets a device whose DMA no SMMU confines.
+    UnconfinedDma {
+        /// Where.
+        site: LayoutSite,
+        /// The cell.
+        cell: &'static str,
+        /// The device name.
+        device: &'static str,
+    },
+    /// A PCI function's BAR window is not page-aligned inside its host's memory window.
+    PciWindow {
+        /// Where.
+        site: LayoutSite,
+        /// The function.
+        function: &'static str,
+        /// Its BAR window.
+        window: MemRange,
+        /// The host's memory window.
+        host_window: MemRange,
+    },
+    /// Two PCI functions' BAR windows overlap.
+    PciWindowsOverlap {
+        /// Where.
+        site: LayoutSite,
+        /// The first function.
+        first: &'static str,
+        /// The second function.
+        second: &'static str,
+    },
+    /// The board's PCI host bridge is not in the platform device tree.
+    PciHostMissing {
+        /// Where.
+        site: LayoutSite,
+        /// The ECAM base the board expects.
+        ecam: u64,
+    },
+    /// The board's SMMU, which confines the passed-through PCI functions, is not in the platform
+    /// device tree.
+    SmmuMissing {
+        /// Where.
+        site: LayoutSite,
+        /// The register base the board expects.
+        registers: u64,
+    },
     /// A cell's devices cannot be passed through (windows or SPIs shared with another device, or
     /// not matching the platform device tree).
     Passthrough {
@@ -464,6 +508,55 @@ impl fmt::Display for LayoutError {
                 f,
                 "layout {:?}: cell {cell:?} gets DMA-capable device {device:?} but its RAM is not \
                  identity-mapped: use GuestPlacement::Identity for its RAM in boards/{}",
+                site.layout, site.board
+            ),
+            Self::UnconfinedDma { site, cell, device } => write!(
+                f,
+                "layout {:?}: cell {cell:?} gets device {device:?}, whose DMA no SMMU confines (it \
+                 can read and write all memory), but the board does not trust the cell with all \
+                 memory: put the device behind an SMMU, or set trusted_with_all_memory for the \
+                 cell in boards/{}",
+                site.layout, site.board
+            ),
+            Self::PciWindow {
+                site,
+                function,
+                window,
+                host_window,
+            } => write!(
+                f,
+                "layout {:?}: PCI function {function:?} has BAR window {:#x}+{:#x}, which is not \
+                 whole pages inside the host's memory window {:#x}+{:#x}: fix its bar_window in \
+                 boards/{}",
+                site.layout,
+                window.base,
+                window.size,
+                host_window.base,
+                host_window.size,
+                site.board
+            ),
+            Self::PciWindowsOverlap {
+                site,
+                first,
+                second,
+            } => write!(
+                f,
+                "layout {:?}: the BAR windows of PCI functions {first:?} and {second:?} overlap: \
+                 give each its own pages in boards/{}",
+                site.layout, site.board
+            ),
+            Self::PciHostMissing { site, ecam } => write!(
+                f,
+                "layout {:?}: the board's PCI host (ECAM at {ecam:#x}) is not in the platform \
+                 device tree: boot on the machine boards/{} describes",
+                site.layout, site.board
+            ),
+            Self::SmmuMissing { site, registers } => write!(
+                f,
+                "layout {:?}: its PCI devices are confined by the SMMUv3 at {registers:#x}, which \
+                 the platform device tree does not have: start QEMU with -M \
+                 virt,iommu=smmuv3 -global arm-smmuv3.stage=2 (cargo xtask run does), or pick a \
+                 layout without PCI devices (boards/{})",
                 site.layout, site.board
             ),
             Self::Passthrough { site, cell, error } => write!(

@@ -23,7 +23,7 @@ pub use error::{LayoutError, LayoutSite};
 pub use plan::{CellPlan, MAX_CELLS, Partition, RamRegion, Reserved, ReservedKind, VcpuPlan};
 
 use cpus::plan_vcpus;
-use devices::{check_devices, check_passthrough};
+use devices::{check_devices, check_passthrough, check_pci};
 use memory::{
     check_cell_memory, check_guest_address_space, check_hypervisor_memory,
     check_memory_against_earlier_cells,
@@ -87,6 +87,7 @@ pub fn validate(
         cells,
     };
     check_passthrough(site, board, &partition, platform)?;
+    check_pci(site, board, &partition, platform)?;
     Ok(partition)
 }
 

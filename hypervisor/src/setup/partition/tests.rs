@@ -43,6 +43,7 @@ fn cell(name: &'static str, cpus: Vec<usize>, memory: Vec<CellMemory>) -> CellCo
         initrd: None,
         bootargs: "",
         policy: CellPolicy::ALL,
+        trusted_with_all_memory: false,
     }
 }
 
@@ -73,6 +74,8 @@ fn board(cells: Vec<CellConfig>) -> Board {
         name: "test-board",
         hypervisor_memory: MemRange::new(0x4000_0000, 512 * MIB),
         devices: DEVICES,
+        pci: None,
+        smmu: None,
         layouts: leak(vec![Layout {
             name: "main",
             cells: leak(cells),
@@ -178,8 +181,8 @@ fn qemu_virt_linux_cells_own_one_virtio_slot_each() {
     assert_eq!(
         devices,
         [
-            ("personal", &["virtio-net"][..]),
-            ("corporate", &["virtio-disk"][..])
+            ("personal", &["virtio-net-pci"][..]),
+            ("corporate", &["virtio-blk-pci"][..])
         ]
     );
     for cell in &partition.cells {
@@ -642,7 +645,15 @@ fn dma_device_needs_identity_ram() {
         cell("a", vec![0], vec![identity(0x6000_0000, MIB)]),
         vec!["disk"],
     )];
-    assert!(check(identity_cells).is_ok());
+    assert!(matches!(
+        error_of(identity_cells.clone()),
+        LayoutError::UnconfinedDma { device: "disk", .. }
+    ));
+    let trusted_cells = vec![CellConfig {
+        trusted_with_all_memory: true,
+        ..identity_cells[0]
+    }];
+    assert!(check(trusted_cells).is_ok());
 }
 
 #[test]
@@ -696,4 +707,128 @@ fn describe_board_lists_every_cell() {
     let text = describe_board(&qemu_virt::BOARD);
     assert!(text.contains("layout linux") && text.contains("layout test-guests"));
     assert!(text.contains("corporate"));
+}
+
+/// The board's PCI cells with the default layout's RAM and `devices`.
+fn qemu_virt_with(layout: Layout, pci: Option<crate::board::PciHost>) -> &'static Board {
+    Box::leak(Box::new(Board {
+        layouts: leak(vec![layout]),
+        pci,
+        ..qemu_virt::BOARD
+    }))
+}
+
+#[test]
+fn pci_functions_behind_the_smmu_need_neither_identity_ram_nor_trust() {
+    let remapped = CellConfig {
+        memory: leak(vec![CellMemory {
+            physical: MemRange::new(0x9000_0000, 768 * MIB),
+            placement: GuestPlacement::At(0x4000_0000),
+        }]),
+        ..qemu_virt::LINUX_CELLS.cells[1]
+    };
+    let layout = Layout {
+        name: "remapped",
+        cells: leak(vec![remapped]),
+    };
+    let board = qemu_virt_with(layout, qemu_virt::BOARD.pci);
+    validate(board, None, &qemu_platform(), &[]).expect("the SMMU confines the disk's DMA");
+
+    // Without the SMMU the same function's DMA reaches all memory.
+    let unconfined = crate::board::PciHost {
+        behind_smmu: false,
+        ..qemu_virt::PCI_HOST
+    };
+    let board = qemu_virt_with(layout, Some(unconfined));
+    let error = validate(board, None, &qemu_platform(), &[]).unwrap_err();
+    assert!(
+        matches!(
+            error,
+            LayoutError::DmaWithoutIdentity {
+                device: "virtio-blk-pci",
+                ..
+            }
+        ),
+        "{error}"
+    );
+}
+
+#[test]
+fn pci_layouts_need_the_smmu_and_the_host_in_the_platform_tree() {
+    const NO_SMMU: &[u8] = include_bytes!("../../../tests/data/qemu-virt-gicv3-no-smmu.dtb");
+    let platform = crate::setup::platform::parse(NO_SMMU).expect("parses");
+    let error = validate(&qemu_virt::BOARD, Some("linux"), &platform, &[]).unwrap_err();
+    let message = error.to_string();
+    assert!(matches!(
+        error,
+        LayoutError::SmmuMissing {
+            registers: 0x0905_0000,
+            ..
+        }
+    ));
+    assert!(
+        message.contains("iommu=smmuv3") && message.contains("arm-smmuv3.stage=2"),
+        "{message}"
+    );
+    // The virtio-mmio layout needs no SMMU.
+    validate(&qemu_virt::BOARD, Some("linux-mmio"), &platform, &[]).expect("valid");
+}
+
+#[test]
+fn pci_bar_windows_stay_in_the_host_window_and_apart() {
+    let function = |name, base, size| crate::board::PciFunction {
+        name,
+        bar_window: MemRange::new(base, size),
+        ..qemu_virt::VIRTIO_BLK_PCI
+    };
+    let cases = [
+        (vec![function("a", 0x1000_0800, 0x1000)], "not whole pages"),
+        (vec![function("a", 0x0fff_f000, 0x2000)], "not whole pages"),
+        (
+            vec![
+                function("a", 0x1000_0000, 0x2000),
+                function("b", 0x1000_1000, 0x1000),
+            ],
+            "overlap",
+        ),
+    ];
+    for (functions, expected) in cases {
+        let names: Vec<&'static str> = functions.iter().map(|function| function.name).collect();
+        let host = crate::board::PciHost {
+            functions: leak(functions),
+            ..qemu_virt::PCI_HOST
+        };
+        let cells: Vec<CellConfig> = names
+            .iter()
+            .enumerate()
+            .map(|(index, &name)| CellConfig {
+                devices: leak(vec![name]),
+                ..qemu_virt::LINUX_CELLS.cells[index]
+            })
+            .collect();
+        let layout = Layout {
+            name: "pci",
+            cells: leak(cells),
+        };
+        let board = qemu_virt_with(layout, Some(host));
+        let message = validate(board, None, &qemu_platform(), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains(expected), "{message}");
+    }
+}
+
+#[test]
+fn a_pci_functions_window_and_legacy_interrupt_pass_through_to_its_cell() {
+    let partition = validate(&qemu_virt::BOARD, Some("linux"), &qemu_platform(), &[]).unwrap();
+    let corporate = crate::dev::passthrough::PassthroughPlan::for_cell(
+        &qemu_virt::BOARD,
+        &partition,
+        &partition.cells[1],
+    )
+    .unwrap();
+    assert_eq!(corporate.direct_pages(), [MemRange::new(0x1000_0000, MIB)]);
+    let owners = crate::dev::passthrough::interrupt_owners(&qemu_virt::BOARD, &partition).unwrap();
+    // Slot 2 INTA is SPI 5 (INTID 37), slot 3 INTA SPI 6 (INTID 38): the QEMU interrupt-map.
+    assert_eq!(owners, [(37, 1), (38, 0)]);
 }
