@@ -110,6 +110,7 @@ impl FuzzTarget for GuestFdt {
         let spec = GuestDtSpec {
             bootargs: &case.bootargs,
             initrd: case.initrd,
+            pci: None,
         };
         let dtb = guest_fdt::generate(&case.plan, qemu_platform(), &spec)
             .map_err(|error| format!("valid plan refused: {error}"))?;

@@ -19,7 +19,7 @@ use crate::dev::{CellPhysical, DeviceBus};
 use crate::mem::addr::{GuestPhysAddr, PhysAddr};
 use crate::mem::stage2::Stage2;
 use crate::setup::bundle::Bundle;
-use crate::setup::guest_fdt::{self, GuestDtSpec};
+use crate::setup::guest_fdt::{self, GuestDtSpec, GuestPci};
 use crate::setup::image;
 use crate::setup::partition::CellPlan;
 use crate::setup::platform::{Platform, PlatformDevice};
@@ -89,6 +89,7 @@ pub struct Cell {
     /// The cell's emulated and forwarded devices.
     pub devices: DeviceBus,
     passthrough_nodes: Vec<PlatformDevice>,
+    guest_pci: Option<GuestPci>,
     pub(crate) in_guest: Vec<AtomicBool>,
     started_at: AtomicU64,
     /// Event counters.
@@ -111,6 +112,7 @@ impl Cell {
         stage2: Stage2,
         devices: DeviceBus,
         passthrough_nodes: Vec<PlatformDevice>,
+        guest_pci: Option<GuestPci>,
     ) -> Self {
         let vcpu_count = plan.vcpus.len();
         Self {
@@ -120,6 +122,7 @@ impl Cell {
             psci: Mutex::new(PsciCell::new(vcpu_count, GuestPhysAddr::new(0), 0)),
             devices,
             passthrough_nodes,
+            guest_pci,
             in_guest: (0..vcpu_count).map(|_| AtomicBool::new(false)).collect(),
             started_at: AtomicU64::new(0),
             counters: Counters::default(),
@@ -358,6 +361,7 @@ impl Cell {
         let spec = GuestDtSpec {
             bootargs: images.bootargs,
             initrd,
+            pci: self.guest_pci.as_ref(),
         };
         let dtb = guest_fdt::generate_with_passthrough(
             &self.plan,

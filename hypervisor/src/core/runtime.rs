@@ -17,7 +17,7 @@ use crate::mem::addr::{GuestPhysAddr, PhysAddr};
 use crate::mem::range::PhysRange;
 use crate::mem::stage2::{Stage2, Stage2Error};
 use crate::setup::bundle::{Bundle, BundleError};
-use crate::setup::guest_fdt;
+use crate::setup::guest_fdt::{self, GuestPci};
 use crate::setup::image::ImageError;
 use crate::setup::partition::Partition;
 use crate::setup::platform::Platform;
@@ -173,7 +173,15 @@ impl Runtime {
                     plan.name
                 );
             }
-            let cell = Cell::new(plan, bundle.clone(), stage2, devices, passthrough_nodes);
+            let guest_pci = GuestPci::for_cell(board, &plan);
+            let cell = Cell::new(
+                plan,
+                bundle.clone(),
+                stage2,
+                devices,
+                passthrough_nodes,
+                guest_pci,
+            );
             cell.load(&platform, machine)
                 .map_err(|error| (index, error))?;
             cell.mark_started(machine.counter().0);

@@ -19,6 +19,7 @@ use core::fmt;
 
 use vm_fdt::FdtWriter;
 
+use crate::board::{MemRange, PciAddress};
 use crate::dev::gic::{PPI_BASE_INTID, REDISTRIBUTOR_STRIDE, SPI_BASE_INTID};
 use crate::mem::addr::GuestPhysAddr;
 use crate::setup::partition::CellPlan;
@@ -46,6 +47,101 @@ pub struct GuestDtSpec<'a> {
     pub bootargs: &'a str,
     /// Guest-physical start and size of the initrd, if the cell has one.
     pub initrd: Option<(GuestPhysAddr, u64)>,
+    /// The cell's view of the PCI host, if it owns PCI functions.
+    pub pci: Option<&'a GuestPci>,
+}
+
+/// What a cell sees of the PCI host bridge: bus 0 of its own ECAM window, its functions' BAR
+/// windows as the host's memory ranges, and their legacy interrupts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GuestPci {
+    /// The cell's ECAM window (bus 0 only: 1 MiB), at the same address as the host's.
+    pub ecam: MemRange,
+    /// The cell's functions' BAR windows (IPA = PA), each a 32-bit memory range of the host.
+    pub windows: Vec<MemRange>,
+    /// Each function: where the cell sees it, its interrupt pin (1 = INTA) and that pin's INTID.
+    pub functions: Vec<(PciAddress, u8, u32)>,
+}
+
+/// The bytes of ECAM space of one bus (32 devices × 8 functions × 4 KiB).
+pub const ECAM_BUS_SIZE: u64 = 1 << 20;
+
+impl GuestPci {
+    /// The PCI view of the cell of `plan` on `board`: `None` if it owns no PCI function.
+    pub fn for_cell(board: &crate::board::Board, plan: &CellPlan) -> Option<GuestPci> {
+        let host = board.pci.as_ref()?;
+        let functions: Vec<&crate::board::PciFunction> = plan
+            .config
+            .devices
+            .iter()
+            .filter_map(|name| host.function(name))
+            .collect();
+        if functions.is_empty() {
+            return None;
+        }
+        Some(GuestPci {
+            ecam: MemRange::new(host.ecam.base, ECAM_BUS_SIZE),
+            windows: functions
+                .iter()
+                .map(|function| function.bar_window)
+                .collect(),
+            functions: functions
+                .iter()
+                .filter_map(|function| {
+                    let intid = function.intx_intid(host)?;
+                    Some((function.address, function.interrupt_pin, intid))
+                })
+                .collect(),
+        })
+    }
+}
+
+/// `ranges` space code of 32-bit, non-prefetchable memory (IEEE 1275 PCI binding).
+const PCI_SPACE_MEMORY32: u32 = 0x0200_0000;
+
+/// Writes the cell's PCI host node: generic ECAM, bus 0, probe-only (cellvisor assigned the BARs),
+/// DMA-coherent, no MSI controller (the cell's functions use their legacy interrupts).
+fn write_pci_host(writer: &mut FdtWriter, pci: &GuestPci) -> Result<(), GuestFdtError> {
+    let node = writer.begin_node(&format!("pcie@{:x}", pci.ecam.base))?;
+    writer.property_string("compatible", "pci-host-ecam-generic")?;
+    writer.property_string("device_type", "pci")?;
+    writer.property_u32("#address-cells", 3)?;
+    writer.property_u32("#size-cells", 2)?;
+    writer.property_u32("#interrupt-cells", 1)?;
+    writer.property_array_u64("reg", &[pci.ecam.base, pci.ecam.size])?;
+    writer.property_array_u32("bus-range", &[0, 0])?;
+    writer.property_u32("linux,pci-domain", 0)?;
+    writer.property_u32("linux,pci-probe-only", 1)?;
+    writer.property_null("dma-coherent")?;
+    let mut ranges = Vec::new();
+    for window in &pci.windows {
+        let high = |value: u64| (value >> 32) as u32;
+        ranges.extend([
+            PCI_SPACE_MEMORY32,
+            high(window.base),
+            window.base as u32,
+            high(window.base),
+            window.base as u32,
+            high(window.size),
+            window.size as u32,
+        ]);
+    }
+    writer.property_array_u32("ranges", &ranges)?;
+    let mut map = Vec::new();
+    for &(address, pin, intid) in &pci.functions {
+        let spi = intid
+            .checked_sub(SPI_BASE_INTID)
+            .ok_or(GuestFdtError::ValueTooLarge("PCI interrupt SPI"))?;
+        let devfn =
+            (u32::from(address.device & 0x1f) << 11) | (u32::from(address.function & 7) << 8);
+        // Child: <phys.hi 0 0 pin>; parent: the GIC with its two address cells, then <SPI n level>.
+        map.extend([devfn, 0, 0, u32::from(pin), GIC_PHANDLE, 0, 0]);
+        map.extend([SPECIFIER_SPI, spi, LEVEL_HIGH]);
+    }
+    writer.property_array_u32("interrupt-map-mask", &[0xf800 | 0x0700, 0, 0, 7])?;
+    writer.property_array_u32("interrupt-map", &map)?;
+    writer.end_node(node)?;
+    Ok(())
 }
 
 /// Why a cell's device tree could not be generated.
@@ -289,10 +385,17 @@ pub fn generate_with_passthrough(
         }
         write_passthrough_device(&mut writer, device)?;
     }
+    if let Some(pci) = spec.pci {
+        write_pci_host(&mut writer, pci)?;
+    }
 
     let chosen = writer.begin_node("chosen")?;
     writer.property_string("bootargs", spec.bootargs)?;
     writer.property_string("stdout-path", &uart_path)?;
+    if spec.pci.is_some() {
+        // Older kernels read it here, newer ones from the host node too: the BARs are final.
+        writer.property_u32("linux,pci-probe-only", 1)?;
+    }
     if let Some((start, size)) = spec.initrd {
         let end = start
             .checked_add(size)
@@ -398,6 +501,7 @@ mod tests {
         let spec = GuestDtSpec {
             bootargs: "console=ttyAMA0",
             initrd: Some((GuestPhysAddr::new(0x9800_0000), 0x10_0000)),
+            pci: None,
         };
         let dtb = generate(plan, &platform(), &spec).unwrap();
         let flat = flatten(&dtb);
@@ -552,6 +656,7 @@ mod tests {
         let spec = GuestDtSpec {
             bootargs: "console=ttyAMA0 cellvisor.layout=nested",
             initrd: Some((GuestPhysAddr::new(0x6800_0000), 0x2000)),
+            pci: None,
         };
         let dtb = generate(&partition.cells[0], &platform(), &spec).unwrap();
         let seen = platform::parse(&dtb).unwrap();
@@ -577,6 +682,7 @@ mod tests {
         let spec = GuestDtSpec {
             bootargs: "",
             initrd: None,
+            pci: None,
         };
         let personal = flatten(&generate(&partition.cells[0], &platform(), &spec).unwrap());
         let corporate = flatten(&generate(&partition.cells[1], &platform(), &spec).unwrap());
@@ -593,6 +699,69 @@ mod tests {
             !personal
                 .iter()
                 .any(|(_, name, _)| name.starts_with("linux,initrd"))
+        );
+    }
+
+    #[test]
+    fn a_cell_with_pci_functions_sees_a_probe_only_host_of_its_own_functions() {
+        let partition = partition("linux");
+        let board = &crate::setup::partition::qemu_virt::BOARD;
+        let corporate = &partition.cells[1];
+        let pci = GuestPci::for_cell(board, corporate).expect("corporate owns a PCI function");
+        assert_eq!(
+            pci,
+            GuestPci {
+                ecam: MemRange::new(0x40_1000_0000, 1 << 20),
+                windows: vec![MemRange::new(0x1000_0000, 1 << 20)],
+                functions: vec![(PciAddress::new(0, 2, 0), 1, 37)],
+            }
+        );
+        let spec = GuestDtSpec {
+            bootargs: "",
+            initrd: None,
+            pci: Some(&pci),
+        };
+        let flat = flatten(&generate(corporate, &platform(), &spec).unwrap());
+        let host = "/pcie@4010000000";
+        assert_eq!(
+            property(&flat, host, "compatible"),
+            b"pci-host-ecam-generic\0"
+        );
+        assert_eq!(
+            property(&flat, host, "reg"),
+            cells64(&[0x40_1000_0000, 1 << 20])
+        );
+        assert_eq!(property(&flat, host, "bus-range"), cells(&[0, 0]));
+        assert_eq!(property(&flat, host, "linux,pci-probe-only"), cells(&[1]));
+        assert_eq!(
+            property(&flat, "/chosen", "linux,pci-probe-only"),
+            cells(&[1])
+        );
+        assert_eq!(
+            property(&flat, host, "ranges"),
+            cells(&[0x0200_0000, 0, 0x1000_0000, 0, 0x1000_0000, 0, 1 << 20])
+        );
+        // 00:02.0 INTA -> the GIC's SPI 5, level (the host swizzle of QEMU virt's map).
+        assert_eq!(
+            property(&flat, host, "interrupt-map"),
+            cells(&[0x1000, 0, 0, 1, GIC_PHANDLE, 0, 0, 0, 5, 4])
+        );
+        assert_eq!(
+            property(&flat, host, "interrupt-map-mask"),
+            cells(&[0xff00, 0, 0, 7])
+        );
+        // No MSI controller, no IOMMU: the cell sees neither.
+        assert!(
+            !flat.iter().any(|(_, name, _)| name == "msi-map"
+                || name == "iommu-map"
+                || name == "msi-parent")
+        );
+        // The personal cell sees only its own function's window.
+        let personal = GuestPci::for_cell(board, &partition.cells[0]).unwrap();
+        assert_eq!(personal.windows, [MemRange::new(0x1010_0000, 1 << 20)]);
+        assert_eq!(personal.functions, [(PciAddress::new(0, 3, 0), 1, 38)]);
+        assert!(
+            GuestPci::for_cell(board, &super::tests::partition("test-guests").cells[0]).is_none()
         );
     }
 
@@ -613,6 +782,7 @@ mod tests {
         let spec = GuestDtSpec {
             bootargs: "",
             initrd: None,
+            pci: None,
         };
         let (partition, corporate_devices) = passthrough_nodes(1);
         let dtb =
@@ -676,6 +846,7 @@ mod tests {
         let spec = GuestDtSpec {
             bootargs: "",
             initrd: None,
+            pci: None,
         };
         // A device whose platform node also lists a PPI and has two windows and no dma-coherent.
         let device = PlatformDevice {
@@ -745,6 +916,7 @@ mod tests {
         let spec = GuestDtSpec {
             bootargs: "",
             initrd: None,
+            pci: None,
         };
         assert_eq!(
             generate(&partition.cells[0], &gicv2, &spec),
@@ -753,6 +925,7 @@ mod tests {
         let nul = GuestDtSpec {
             bootargs: "a\0b",
             initrd: None,
+            pci: None,
         };
         let error = generate(&partition.cells[0], &platform(), &nul).unwrap_err();
         assert_eq!(error, GuestFdtError::Writer(vm_fdt::Error::InvalidString));
@@ -760,6 +933,7 @@ mod tests {
         let wrapping = GuestDtSpec {
             bootargs: "",
             initrd: Some((GuestPhysAddr::new(u64::MAX), 2)),
+            pci: None,
         };
         assert!(matches!(
             generate(&partition.cells[0], &platform(), &wrapping),
