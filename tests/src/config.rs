@@ -58,10 +58,56 @@ impl Artifacts {
     }
 }
 
-/// Layouts whose cells own QEMU's virtio devices (boards/qemu-virt: `virtio-disk` in slot 31 for
-/// corporate, `virtio-net` in slot 30 for personal in `linux`; `virtio-disk` for the test guest in
-/// `test-guest-disk` and `test-guest-dma`): [`QemuConfig::new`] attaches the devices for them.
-pub const PASSTHROUGH_LAYOUTS: &[&str] = &["linux", "test-guest-disk", "test-guest-dma"];
+/// QEMU's machine for the `qemu-virt` board: GICv3, EL2, and the SMMUv3 that confines the PCI
+/// devices' DMA (its stage 2 is advertised by [`SMMU_ARGS`]).
+pub const MACHINE: &str = "virt,virtualization=on,gic-version=3,iommu=smmuv3";
+
+/// QEMU arguments that make virt's SMMUv3 advertise stage 2 (QEMU's default is stage 1 only),
+/// which cellvisor translates cell DMA with.
+pub const SMMU_ARGS: [&str; 2] = ["-global", "arm-smmuv3.stage=2"];
+
+/// Layouts whose cells own QEMU's virtio PCI functions (boards/qemu-virt: `virtio-blk-pci` at
+/// 00:02.0 for corporate and `virtio-net-pci` at 00:03.0 for personal in `linux`; the disk for the
+/// attacker in `dma-attack`): [`QemuConfig::new`] attaches [`pci_device_args`] for them.
+pub const PCI_LAYOUTS: &[&str] = &["linux", "dma-attack"];
+
+/// Layouts whose cells own QEMU's virtio-mmio devices (`virtio-disk` in slot 31, `virtio-net` in
+/// slot 30: `linux-mmio`; the disk alone in `test-guest-disk` and `test-guest-dma`):
+/// [`QemuConfig::new`] attaches [`mmio_device_args`] for them.
+pub const MMIO_LAYOUTS: &[&str] = &["linux-mmio", "test-guest-disk", "test-guest-dma"];
+
+/// Which passed-through devices QEMU is started with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PassthroughDevices {
+    /// None.
+    None,
+    /// [`pci_device_args`].
+    Pci,
+    /// [`mmio_device_args`].
+    Mmio,
+}
+
+impl PassthroughDevices {
+    /// The devices `layout`'s cells own.
+    pub fn of_layout(layout: &str) -> Self {
+        if PCI_LAYOUTS.contains(&layout) {
+            Self::Pci
+        } else if MMIO_LAYOUTS.contains(&layout) {
+            Self::Mmio
+        } else {
+            Self::None
+        }
+    }
+
+    /// QEMU's arguments for them, the disk on `disk` (see [`pci_device_args`]).
+    pub fn args(self, disk: &Path, snapshot: bool) -> Vec<String> {
+        match self {
+            Self::None => Vec::new(),
+            Self::Pci => pci_device_args(disk, snapshot),
+            Self::Mmio => mmio_device_args(disk, snapshot),
+        }
+    }
+}
 
 /// The kernel variant that is Debian's newest cloud kernel for the host's release (bookworm-backports'
 /// 6.12 on bookworm; xtask/src/debian.rs pins it). Besides each layout's bundle, `cargo xtask build`
@@ -94,32 +140,62 @@ pub const HEADLESS_SERIAL_ARGS: [&str; 9] = [
     "none",
 ];
 
-/// QEMU arguments for the passed-through devices, in the order that puts them in the right
-/// virtio-mmio slots (`-device virtio-*-device` fills slots from the top): first the virtio-blk disk
-/// on `disk` (slot 31, INTID 79), then virtio-net with QEMU user networking (slot 30, INTID 78;
-/// nothing outside the machine is reachable except through QEMU's NAT). With `snapshot`, the disk's
-/// writes go to a temporary overlay that lives as long as QEMU: tests can run in parallel on one
-/// image (and next to an interactive run) and leave it unchanged.
-pub fn passthrough_device_args(disk: &Path, snapshot: bool) -> Vec<String> {
+/// The `-drive` for the disk on `disk`. With `snapshot`, the disk's writes go to a temporary
+/// overlay that lives as long as QEMU: tests can run in parallel on one image (and next to an
+/// interactive run) and leave it unchanged; the snapshot opens the image read-only and without
+/// locks, so it also works while an interactive `cargo xtask run` holds the image's write lock.
+fn disk_drive(disk: &Path, snapshot: bool) -> [String; 2] {
     // QEMU's option syntax escapes a comma by doubling it.
     let file = disk.to_string_lossy().replace(',', ",,");
-    // The snapshot opens the image read-only and without locks, so it also works while an
-    // interactive `cargo xtask run` holds the image's write lock.
     let snapshot = if snapshot {
         ",snapshot=on,file.locking=off"
     } else {
         ""
     };
-    vec![
+    [
         "-drive".to_owned(),
         format!("file={file},if=none,format=raw,id=disk0{snapshot}"),
-        "-device".to_owned(),
-        "virtio-blk-device,drive=disk0".to_owned(),
-        "-netdev".to_owned(),
-        "user,id=net0".to_owned(),
-        "-device".to_owned(),
-        "virtio-net-device,netdev=net0".to_owned(),
     ]
+}
+
+/// QEMU arguments for the passed-through PCI functions of the default layout: the virtio-blk disk
+/// on `disk` at 00:02.0 and virtio-net with QEMU user networking at 00:03.0 (nothing outside the
+/// machine is reachable except through QEMU's NAT), both modern-only (`disable-legacy=on`: no I/O
+/// BAR) and without option ROMs. The `-drive` comes first (see [`QemuConfig::disk_options`]).
+pub fn pci_device_args(disk: &Path, snapshot: bool) -> Vec<String> {
+    let mut args = disk_drive(disk, snapshot).to_vec();
+    args.extend(
+        [
+            "-device",
+            "virtio-blk-pci,drive=disk0,addr=0x2,disable-legacy=on,romfile=",
+            "-netdev",
+            "user,id=net0",
+            "-device",
+            "virtio-net-pci,netdev=net0,addr=0x3,disable-legacy=on,romfile=",
+        ]
+        .map(String::from),
+    );
+    args
+}
+
+/// QEMU arguments for the virtio-mmio devices, in the order that puts them in the right slots
+/// (`-device virtio-*-device` fills slots from the top): first the virtio-blk disk on `disk`
+/// (slot 31, INTID 79), then virtio-net with QEMU user networking (slot 30, INTID 78). The
+/// `-drive` comes first.
+pub fn mmio_device_args(disk: &Path, snapshot: bool) -> Vec<String> {
+    let mut args = disk_drive(disk, snapshot).to_vec();
+    args.extend(
+        [
+            "-device",
+            "virtio-blk-device,drive=disk0",
+            "-netdev",
+            "user,id=net0",
+            "-device",
+            "virtio-net-device,netdev=net0",
+        ]
+        .map(String::from),
+    );
+    args
 }
 
 /// How to start QEMU. Build one with [`QemuConfig::new`] (or `Default`, the `linux` layout) and
@@ -142,9 +218,9 @@ pub struct QemuConfig {
     pub extra_args: Vec<String>,
     /// Use this bundle instead of `<out_dir>/bundle-<layout>.cpio`.
     pub bundle: Option<PathBuf>,
-    /// Attach the passthrough devices ([`passthrough_device_args`] on `<out_dir>/`[`CORPORATE_DISK`],
-    /// as a snapshot); [`QemuConfig::new`] sets it for [`PASSTHROUGH_LAYOUTS`].
-    pub passthrough_devices: bool,
+    /// The passthrough devices to attach (on `<out_dir>/`[`CORPORATE_DISK`], as a snapshot);
+    /// [`QemuConfig::new`] picks the layout's ([`PassthroughDevices::of_layout`]).
+    pub passthrough_devices: PassthroughDevices,
     /// Appended to the disk's `-drive` options (each starting with a comma), e.g.
     /// `,throttling.bps-read=262144` to keep its reads in flight for longer.
     pub disk_options: String,
@@ -162,7 +238,7 @@ impl QemuConfig {
             hypervisor_args: String::new(),
             extra_args: Vec::new(),
             bundle: None,
-            passthrough_devices: PASSTHROUGH_LAYOUTS.contains(&layout),
+            passthrough_devices: PassthroughDevices::of_layout(layout),
             disk_options: String::new(),
         }
     }
@@ -186,7 +262,9 @@ impl QemuConfig {
             .unwrap_or_else(|| artifacts.bundle(&self.layout));
         let mut args: Vec<String> = [
             "-M",
-            "virt,virtualization=on,gic-version=3",
+            MACHINE,
+            SMMU_ARGS[0],
+            SMMU_ARGS[1],
             "-cpu",
             &self.cpu,
             "-smp",
@@ -209,14 +287,13 @@ impl QemuConfig {
         if self.icount {
             args.extend(["-icount".to_owned(), "shift=0".to_owned()]);
         }
-        if self.passthrough_devices {
-            let mut devices =
-                passthrough_device_args(&artifacts.out_dir.join(CORPORATE_DISK), true);
-            if let Some(drive) = devices.get_mut(1) {
-                drive.push_str(&self.disk_options);
-            }
-            args.extend(devices);
+        let mut devices = self
+            .passthrough_devices
+            .args(&artifacts.out_dir.join(CORPORATE_DISK), true);
+        if let Some(drive) = devices.get_mut(1) {
+            drive.push_str(&self.disk_options);
         }
+        args.extend(devices);
         args.extend(self.extra_args.iter().cloned());
         args
     }
@@ -246,19 +323,46 @@ mod tests {
     use super::*;
 
     #[test]
-    fn linux_layout_gets_the_disk_first_then_the_network() {
+    fn each_layout_gets_its_devices_the_disk_first() {
         let artifacts = Artifacts {
             out_dir: PathBuf::from("/out"),
             qemu: PathBuf::from("qemu-system-aarch64"),
         };
+        let drive = "-drive file=/out/corporate-disk.img,if=none,format=raw,id=disk0,snapshot=on,\
+                     file.locking=off";
         let args = QemuConfig::new("linux").qemu_args(&artifacts).join(" ");
-        let disk = "-drive file=/out/corporate-disk.img,if=none,format=raw,id=disk0,snapshot=on,\
-                    file.locking=off -device virtio-blk-device,drive=disk0";
-        let net = "-netdev user,id=net0 -device virtio-net-device,netdev=net0";
-        assert!(args.contains(&format!("{disk} {net}")), "{args}");
-        let interactive = passthrough_device_args(Path::new("/a,b/disk.img"), false).join(" ");
+        let pci = format!(
+            "{drive} -device virtio-blk-pci,drive=disk0,addr=0x2,disable-legacy=on,romfile= \
+             -netdev user,id=net0 -device virtio-net-pci,netdev=net0,addr=0x3,disable-legacy=on,\
+             romfile="
+        );
+        assert!(args.contains(&pci), "{args}");
+        assert!(
+            args.contains("iommu=smmuv3 -global arm-smmuv3.stage=2"),
+            "{args}"
+        );
+        let args = QemuConfig::new("linux-mmio")
+            .qemu_args(&artifacts)
+            .join(" ");
+        let mmio = format!(
+            "{drive} -device virtio-blk-device,drive=disk0 -netdev user,id=net0 -device \
+             virtio-net-device,netdev=net0"
+        );
+        assert!(args.contains(&mmio), "{args}");
+        let interactive = pci_device_args(Path::new("/a,b/disk.img"), false).join(" ");
         assert!(interactive.starts_with("-drive file=/a,,b/disk.img,if=none,format=raw,id=disk0 "));
-        assert!(!QemuConfig::new("test-guests").passthrough_devices);
+        assert_eq!(
+            QemuConfig::new("test-guests").passthrough_devices,
+            PassthroughDevices::None
+        );
+        assert_eq!(
+            PassthroughDevices::of_layout("dma-attack"),
+            PassthroughDevices::Pci
+        );
+        assert_eq!(
+            PassthroughDevices::of_layout("test-guest-dma"),
+            PassthroughDevices::Mmio
+        );
     }
 
     #[test]
@@ -275,7 +379,7 @@ mod tests {
         };
         let args = config.qemu_args(&artifacts).join(" ");
         assert!(args.contains(
-            "-M virt,virtualization=on,gic-version=3 -cpu max,sve=off,sme=off -smp 4 -m 2048M"
+            "-M virt,virtualization=on,gic-version=3,iommu=smmuv3 -global arm-smmuv3.stage=2 -cpu max,sve=off,sme=off -smp 4 -m 2048M"
         ));
         assert!(args.contains("-display none -serial stdio -monitor none"));
         assert!(args.contains("-kernel /out/qemu-virt.bin -initrd /out/bundle-test-guests.cpio"));

@@ -23,8 +23,9 @@ pub mod shell;
 mod transcript;
 
 pub use config::{
-    Artifacts, CORPORATE_DISK, HEADLESS_SERIAL_ARGS, NEWEST_KERNEL, NEWEST_KERNEL_LAYOUTS,
-    PASSTHROUGH_LAYOUTS, QemuConfig, passthrough_device_args, scaled,
+    Artifacts, CORPORATE_DISK, HEADLESS_SERIAL_ARGS, MACHINE, MMIO_LAYOUTS, NEWEST_KERNEL,
+    NEWEST_KERNEL_LAYOUTS, PCI_LAYOUTS, PassthroughDevices, QemuConfig, SMMU_ARGS,
+    mmio_device_args, pci_device_args, scaled,
 };
 pub use error::HarnessError;
 pub use machine::{CONSOLE_ESCAPE, Machine};

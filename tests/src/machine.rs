@@ -8,7 +8,7 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use crate::config::{Artifacts, CORPORATE_DISK, QemuConfig, scaled};
+use crate::config::{Artifacts, CORPORATE_DISK, PassthroughDevices, QemuConfig, scaled};
 use crate::error::{HarnessError, TAIL_LINES, rename};
 use crate::transcript::{
     Match, Transcript, TranscriptState, arrival, awaits_resumption, cell_output, exit_code,
@@ -47,7 +47,7 @@ impl Machine {
         config: &QemuConfig,
         name: &str,
     ) -> io::Result<Machine> {
-        let disk = config.passthrough_devices.then(|| {
+        let disk = (config.passthrough_devices != PassthroughDevices::None).then(|| {
             (
                 "corporate disk image",
                 artifacts.out_dir.join(CORPORATE_DISK),

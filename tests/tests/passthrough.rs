@@ -21,7 +21,7 @@
 
 use std::time::Duration;
 
-use cellvisor_tests::{Artifacts, HarnessError, Machine, QemuConfig, shell};
+use cellvisor_tests::{Artifacts, HarnessError, Machine, PassthroughDevices, QemuConfig, shell};
 
 /// Generous: the machine running the tests is shared and slow.
 const BOOT_TIMEOUT: Duration = Duration::from_secs(180);
@@ -92,8 +92,9 @@ fn wait(machine: &mut Machine, cell: &str, text: &str, since: usize, timeout: Du
 /// Boots `linux` and waits for both banners, both device lines and personal's prompt.
 fn boot() -> Machine {
     let config = QemuConfig::new("linux");
-    assert!(
+    assert_eq!(
         config.passthrough_devices,
+        PassthroughDevices::Pci,
         "the harness attaches the devices"
     );
     let mut machine = Machine::boot(&artifacts(), &config)
@@ -276,7 +277,11 @@ fn passthrough_interrupt_counts_rise() {
 /// Boots `test-guest-disk` with `config` and checks that `test=spis` found the disk on a
 /// virtio-mmio transport of `version` and that every read's SPI reached vCPU 1 in both modes.
 fn spis_reach_a_spinning_and_an_idle_vcpu(config: &QemuConfig, version: u32) {
-    assert!(config.passthrough_devices, "the harness attaches the disk");
+    assert_eq!(
+        config.passthrough_devices,
+        PassthroughDevices::Mmio,
+        "the harness attaches the disk"
+    );
     let mut machine = Machine::boot(&artifacts(), config)
         .unwrap_or_else(|error| panic!("cannot boot QEMU: {error}"));
     wait(&mut machine, DISK_CELL, guest::DONE, 0, SPI_TIMEOUT);
@@ -365,7 +370,11 @@ fn a_wiped_cell_stays_zero_while_its_disk_had_reads_in_flight() {
         disk_options: FLOOD_THROTTLE.to_owned(),
         ..QemuConfig::new(DMA_LAYOUT)
     };
-    assert!(config.passthrough_devices, "the harness attaches the disk");
+    assert_eq!(
+        config.passthrough_devices,
+        PassthroughDevices::Mmio,
+        "the harness attaches the disk"
+    );
     let mut machine = Machine::boot(&artifacts(), &config)
         .unwrap_or_else(|error| panic!("cannot boot QEMU: {error}"));
     let queued = wait(

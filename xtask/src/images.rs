@@ -395,9 +395,10 @@ pub fn build_all(options: &BuildOptions) -> Vec<String> {
             }
         }
     };
-    let needs_disk = chosen
-        .iter()
-        .any(|layout| cellvisor_tests::PASSTHROUGH_LAYOUTS.contains(&layout.name));
+    let needs_disk = chosen.iter().any(|layout| {
+        cellvisor_tests::PassthroughDevices::of_layout(layout.name)
+            != cellvisor_tests::PassthroughDevices::None
+    });
     let mut ingredients = Ingredients::default();
     for layout in &chosen {
         eprintln!("Building the guest bundle of layout `{}`", layout.name);

@@ -4,7 +4,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use cellvisor_board::{CellConfig, Layout};
-use cellvisor_tests::{Artifacts, Machine, QemuConfig, passthrough_device_args};
+use cellvisor_tests::{Artifacts, MACHINE, Machine, PassthroughDevices, QemuConfig, SMMU_ARGS};
 
 use crate::debian::KernelPin;
 use crate::fail;
@@ -49,7 +49,7 @@ fn prepare(options: &RunOptions, layout: &Layout) -> Result<(Qemu, PathBuf)> {
     );
     let bundle = images::kernel_bundle_path(layout.name, &options.kernel);
     images::build_bundle(layout, &Overrides::default(), &mut ingredients, &bundle)?;
-    if QemuConfig::new(layout.name).passthrough_devices {
+    if PassthroughDevices::of_layout(layout.name) != PassthroughDevices::None {
         images::corporate_disk()?;
     }
     if options.overrides.is_empty() {
@@ -76,7 +76,9 @@ pub fn run(options: &RunOptions) -> Result<()> {
     let mut command = Command::new(&qemu.path);
     command.args([
         "-M",
-        "virt,virtualization=on,gic-version=3",
+        MACHINE,
+        SMMU_ARGS[0],
+        SMMU_ARGS[1],
         "-cpu",
         "max,sve=off,sme=off",
         "-smp",
@@ -105,9 +107,10 @@ pub fn run(options: &RunOptions) -> Result<()> {
     command
         .arg("-append")
         .arg(format!("cellvisor.layout={}{color}", layout.name));
-    // The disk first (slot 31, corporate), then the network (slot 30, personal); writes persist.
-    if QemuConfig::new(layout.name).passthrough_devices {
-        command.args(passthrough_device_args(&images::corporate_disk()?, false));
+    // The layout's devices (PCI functions behind the SMMU, or virtio-mmio slots); writes persist.
+    let devices = PassthroughDevices::of_layout(layout.name);
+    if devices != PassthroughDevices::None {
+        command.args(devices.args(&images::corporate_disk()?, false));
     }
     command.args(&options.qemu_args);
     eprintln!();

@@ -269,7 +269,7 @@ fn disk_run(
     let cellvisor = env == "cellvisor";
     let command = if cellvisor {
         let mut command = cellvisor_command(qemu, &images::bundle_path("linux"), "linux", mode);
-        command.args(cellvisor_tests::passthrough_device_args(disk, false));
+        command.args(cellvisor_tests::pci_device_args(disk, false));
         command
     } else {
         let guest = crate::debian::linux_guest(&crate::debian::DEFAULT_KERNEL)?;

@@ -151,14 +151,9 @@ pub(super) fn cellvisor_command_with(
     mode: Mode,
     arguments: &str,
 ) -> Command {
-    let mut command = qemu_command(
-        qemu,
-        "virt,virtualization=on,gic-version=3",
-        "4",
-        "2G",
-        mode,
-    );
+    let mut command = qemu_command(qemu, cellvisor_tests::MACHINE, "4", "2G", mode);
     command
+        .args(cellvisor_tests::SMMU_ARGS)
         .arg("-kernel")
         .arg(images::hypervisor_image())
         .arg("-initrd")
