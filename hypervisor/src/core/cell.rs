@@ -90,6 +90,9 @@ pub struct Cell {
     pub devices: DeviceBus,
     passthrough_nodes: Vec<PlatformDevice>,
     guest_pci: Option<GuestPci>,
+    /// SMMU streams of the cell's devices: allowed through its stage 2 whenever it is loaded,
+    /// blocked first when it stops.
+    dma_streams: Vec<u32>,
     pub(crate) in_guest: Vec<AtomicBool>,
     started_at: AtomicU64,
     /// Event counters.
@@ -113,6 +116,7 @@ impl Cell {
         devices: DeviceBus,
         passthrough_nodes: Vec<PlatformDevice>,
         guest_pci: Option<GuestPci>,
+        dma_streams: Vec<u32>,
     ) -> Self {
         let vcpu_count = plan.vcpus.len();
         Self {
@@ -123,6 +127,7 @@ impl Cell {
             devices,
             passthrough_nodes,
             guest_pci,
+            dma_streams,
             in_guest: (0..vcpu_count).map(|_| AtomicBool::new(false)).collect(),
             started_at: AtomicU64::new(0),
             counters: Counters::default(),
@@ -384,7 +389,18 @@ impl Cell {
         }
         self.devices
             .reset(&mut CellPhysical::new(machine, &self.plan));
+        // The devices may reach the new instance's RAM only now that it holds nothing else.
+        for &stream in &self.dma_streams {
+            machine
+                .dma_allow(stream, self.plan.vmid, self.stage2.root_address())
+                .map_err(|_| CellError::Dma { stream })?;
+        }
         Ok(())
+    }
+
+    /// The SMMU streams of the cell's devices.
+    pub fn dma_streams(&self) -> &[u32] {
+        &self.dma_streams
     }
 
     fn copy_in<M: Machine + ?Sized>(

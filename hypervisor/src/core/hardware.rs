@@ -58,6 +58,11 @@ impl GuestRegs {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DeviceAbort;
 
+/// The SMMU could not carry out a change of a stream's translation (a command error or timeout,
+/// or no SMMU at all): the stream's DMA state is not known to be what was asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DmaControlError;
+
 /// Why an exit came back to EL2.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ExitKind {
@@ -122,6 +127,14 @@ pub trait Machine {
     fn count_nonzero(&mut self, address: PhysAddr, length: u64) -> u64;
     /// The system counter and its frequency in Hz.
     fn counter(&self) -> (u64, u64);
+    /// Lets the DMA of SMMU stream `stream` through the stage-2 table of the cell with `vmid`
+    /// (its root table at `root`): the device then sees exactly the cell's guest-physical space.
+    fn dma_allow(&mut self, stream: u32, vmid: u16, root: PhysAddr)
+    -> Result<(), DmaControlError>;
+    /// Makes stream `stream` abort every transaction; when this returns, none of its DMA reaches
+    /// memory any more (the SMMU's configuration and TLB entries for `vmid` are invalidated and
+    /// the invalidation has completed).
+    fn dma_block(&mut self, stream: u32, vmid: u16) -> Result<(), DmaControlError>;
 }
 
 /// What the run loop needs from the physical CPU it runs on.

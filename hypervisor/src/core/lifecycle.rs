@@ -6,7 +6,7 @@ use core::fmt;
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use crate::core::cell::Cell;
-use crate::core::hardware::{DeviceAbort, Machine, VcpuHardware};
+use crate::core::hardware::{DeviceAbort, DmaControlError, Machine, VcpuHardware};
 use crate::core::irq;
 use crate::core::quiesce::quiesce_devices;
 use crate::core::runtime::Runtime;
@@ -328,6 +328,19 @@ impl<H: VcpuHardware + ?Sized> Machine for Responsive<'_, H> {
 
     fn device_read(&mut self, address: PhysAddr, width: AccessWidth) -> Result<u64, DeviceAbort> {
         self.hardware.device_read(address, width)
+    }
+
+    fn dma_allow(
+        &mut self,
+        stream: u32,
+        vmid: u16,
+        root: PhysAddr,
+    ) -> Result<(), DmaControlError> {
+        self.hardware.dma_allow(stream, vmid, root)
+    }
+
+    fn dma_block(&mut self, stream: u32, vmid: u16) -> Result<(), DmaControlError> {
+        self.hardware.dma_block(stream, vmid)
     }
 
     fn device_write(

@@ -20,6 +20,11 @@ pub const QUIESCE_LIMIT_MS: u64 = 100;
 /// Why a device of a stopping cell is not known to be quiet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum QuiesceError {
+    /// The SMMU did not confirm that the stream of one of the cell's devices is blocked.
+    DmaNotBlocked {
+        /// The stream.
+        stream: u32,
+    },
     /// The board declares no safe reset for the device ([`DeviceReset::None`]).
     NoReset {
         /// The device.
@@ -46,6 +51,11 @@ pub enum QuiesceError {
 impl fmt::Display for QuiesceError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Self::DmaNotBlocked { stream } => write!(
+                f,
+                "the SMMU did not confirm that stream {stream:#x} is blocked: its device may \
+                 still write the cell's RAM"
+            ),
             Self::NoReset { device } => write!(
                 f,
                 "device {device} has no safe reset (the board declares none), so it could still \
@@ -94,6 +104,12 @@ pub fn quiesce_devices<M: Machine + ?Sized>(
     what: &str,
     machine: &mut M,
 ) -> Result<(), QuiesceError> {
+    // First the SMMU: from here on nothing the devices still do reaches memory.
+    for &stream in cell.dma_streams() {
+        machine
+            .dma_block(stream, cell.plan().vmid)
+            .map_err(|_| QuiesceError::DmaNotBlocked { stream })?;
+    }
     for device in cell.devices.passthrough().devices() {
         match device.reset {
             DeviceReset::VirtioMmio => {

@@ -48,6 +48,11 @@ pub enum CellError {
     Passthrough(PassthroughError),
     /// An address of the load plan lies outside the cell's RAM (a bug in the plan).
     OutsideRam(GuestPhysAddr),
+    /// The SMMU did not let the stream of one of the cell's devices through.
+    Dma {
+        /// The stream (PCI requester ID).
+        stream: u32,
+    },
 }
 
 impl fmt::Display for CellError {
@@ -62,6 +67,11 @@ impl fmt::Display for CellError {
             Self::OutsideRam(address) => {
                 write!(f, "load address {address} is outside the cell's RAM")
             }
+            Self::Dma { stream } => write!(
+                f,
+                "the SMMU did not take the translation of stream {stream:#x}: its device stays \
+                 blocked"
+            ),
         }
     }
 }
@@ -174,6 +184,20 @@ impl Runtime {
                 );
             }
             let guest_pci = GuestPci::for_cell(board, &plan);
+            // Streams of the cell's PCI functions the SMMU translates (StreamID = requester ID).
+            let dma_streams = board
+                .pci
+                .as_ref()
+                .filter(|host| host.behind_smmu && board.smmu.is_some())
+                .map(|host| {
+                    plan.config
+                        .devices
+                        .iter()
+                        .filter_map(|name| host.function(name))
+                        .map(|function| function.address.requester_id())
+                        .collect()
+                })
+                .unwrap_or_default();
             let cell = Cell::new(
                 plan,
                 bundle.clone(),
@@ -181,6 +205,7 @@ impl Runtime {
                 devices,
                 passthrough_nodes,
                 guest_pci,
+                dma_streams,
             );
             cell.load(&platform, machine)
                 .map_err(|error| (index, error))?;

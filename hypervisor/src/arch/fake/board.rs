@@ -104,6 +104,18 @@ pub enum Event {
         /// What.
         value: u64,
     },
+    /// `Machine::dma_allow`.
+    DmaAllowed {
+        /// The stream.
+        stream: u32,
+        /// The cell's VMID.
+        vmid: u16,
+    },
+    /// `Machine::dma_block`.
+    DmaBlocked {
+        /// The stream.
+        stream: u32,
+    },
     /// `VcpuHardware::prepare`.
     Prepared {
         /// The cell's index.

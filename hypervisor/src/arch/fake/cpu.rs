@@ -9,7 +9,9 @@ use std::vec::Vec;
 use crate::core::cell::Cell;
 use crate::core::exit::RunningVcpu;
 use crate::core::fast::{self, Fast};
-use crate::core::hardware::{DeviceAbort, ExitKind, GuestRegs, Machine, Syndrome, VcpuHardware};
+use crate::core::hardware::{
+    DeviceAbort, DmaControlError, ExitKind, GuestRegs, Machine, Syndrome, VcpuHardware,
+};
 use crate::core::inject::Injection;
 use crate::dev::mmio::AccessWidth;
 use crate::dev::vgic::ListRegisters;
@@ -401,6 +403,21 @@ impl Machine for FakeCpu {
         state
             .device_registers
             .insert(address.raw(), value & width.mask());
+        Ok(())
+    }
+
+    fn dma_allow(
+        &mut self,
+        stream: u32,
+        vmid: u16,
+        _root: PhysAddr,
+    ) -> Result<(), DmaControlError> {
+        self.record(Event::DmaAllowed { stream, vmid });
+        Ok(())
+    }
+
+    fn dma_block(&mut self, stream: u32, _vmid: u16) -> Result<(), DmaControlError> {
+        self.record(Event::DmaBlocked { stream });
         Ok(())
     }
 
