@@ -18,6 +18,13 @@ impl Queue {
         (log2_entries <= MAX_LOG2_ENTRIES).then_some(Self { log2_entries })
     }
 
+    /// A queue of 2^`log2_entries` entries, at most 2^[`MAX_LOG2_ENTRIES`].
+    pub fn clamped(log2_entries: u8) -> Self {
+        Self {
+            log2_entries: log2_entries.min(MAX_LOG2_ENTRIES),
+        }
+    }
+
     /// log2 of the number of entries (the `LOG2SIZE` of the queue's base register).
     pub fn log2_entries(self) -> u8 {
         self.log2_entries
@@ -84,6 +91,8 @@ mod tests {
         assert_eq!(Queue::new(19).unwrap().entries(), 1 << 19);
         assert_eq!(Queue::new(20), None);
         assert_eq!(Queue::new(0).unwrap().entries(), 1);
+        assert_eq!(Queue::clamped(30).log2_entries(), 19);
+        assert_eq!(Queue::clamped(7), Queue::new(7).unwrap());
     }
 
     #[test]
