@@ -14,6 +14,7 @@ pub mod dev;
 pub mod drivers;
 pub mod mem;
 pub mod setup;
+pub mod smmu;
 
 pub use cellvisor_board as board;
 

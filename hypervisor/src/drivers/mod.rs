@@ -7,6 +7,7 @@
 
 pub mod gicv3;
 pub mod pl011;
+pub mod smmuv3;
 
 /// The physical interrupt controller's distributor side: what the boot path and the core's
 /// passthrough configuration need. Methods take `&self` because every CPU uses the one controller
