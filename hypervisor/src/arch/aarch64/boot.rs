@@ -411,6 +411,15 @@ fn enable_mmu(board: &Board, platform: &Platform) {
             .iter()
             .flat_map(|device| device.mmio.iter().copied()),
     );
+    // The PCI host's ECAM (cellvisor probes, assigns and filters the functions' configuration
+    // space) and the functions' BAR windows (a virtio reset is a BAR write); the SMMU's registers.
+    if let Some(host) = &board.pci {
+        devices.push(host.ecam);
+        devices.extend(host.functions.iter().map(|function| function.bar_window));
+    }
+    if let Some(smmu) = &board.smmu {
+        devices.push(smmu.registers);
+    }
     let layout = El2Layout {
         hypervisor: board.hypervisor_memory,
         text: text_range(),

@@ -10,7 +10,9 @@ use super::{cache, device, memory, reset, traps};
 use crate::core::cell::Cell;
 use crate::core::exit::RunningVcpu;
 use crate::core::fast::{self, Fast};
-use crate::core::hardware::{DeviceAbort, ExitKind, GuestRegs, Machine, Syndrome, VcpuHardware};
+use crate::core::hardware::{
+    DeviceAbort, DmaControlError, ExitKind, GuestRegs, Machine, Syndrome, VcpuHardware,
+};
 use crate::core::inject::Injection;
 use crate::dev::mmio::AccessWidth;
 use crate::mem::addr::PhysAddr;
@@ -181,6 +183,25 @@ impl Machine for Cpu {
 
     fn counter(&self) -> (u64, u64) {
         (read_sysreg!("cntpct_el0"), read_sysreg!("cntfrq_el0"))
+    }
+
+    fn dma_allow(
+        &mut self,
+        stream: u32,
+        vmid: u16,
+        root: PhysAddr,
+    ) -> Result<(), DmaControlError> {
+        super::smmu::allow(stream, vmid, root).map_err(|error| {
+            log::error!("SMMU: stream {stream:#x} not allowed: {error}");
+            DmaControlError
+        })
+    }
+
+    fn dma_block(&mut self, stream: u32, _vmid: u16) -> Result<(), DmaControlError> {
+        super::smmu::block(stream).map_err(|error| {
+            log::error!("SMMU: stream {stream:#x} not blocked: {error}");
+            DmaControlError
+        })
     }
 }
 

@@ -16,6 +16,7 @@ pub mod memory;
 pub mod mmu;
 pub mod psci;
 pub mod reset;
+pub mod smmu;
 pub mod sysreg;
 pub mod timer;
 pub mod traps;
