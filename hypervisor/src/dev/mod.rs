@@ -10,6 +10,7 @@
 pub mod gic;
 pub mod mmio;
 pub mod passthrough;
+pub mod pci;
 pub mod vgic;
 pub mod vuart;
 
