@@ -122,6 +122,33 @@ pub fn passthrough_device_args(disk: &Path, snapshot: bool) -> Vec<String> {
     ]
 }
 
+/// PCI device number (bus 0, function 0) of the virtio-blk PCI disk of [`pci_disk_args`]: 00:02.0.
+pub const PCI_DISK_DEVICE: u8 = 2;
+
+/// QEMU arguments for a virtio-blk PCI disk on `disk` at PCI 00:02.0 (`addr=0x2`, see
+/// [`PCI_DISK_DEVICE`]), modern only (`disable-legacy=on`: device ID 0x1042, no I/O BAR), as a
+/// snapshot (see [`passthrough_device_args`]). With `iommu_platform=on`: only then does QEMU send a
+/// virtio device's DMA through the machine's IOMMU (hw/virtio/virtio-bus.c: without it the
+/// device's address space is plain system memory, whatever the SMMU is told), and it then offers
+/// VIRTIO_F_ACCESS_PLATFORM, which a driver must accept. Without an IOMMU the DMA goes to memory
+/// through the function's Bus Master gate.
+pub fn pci_disk_args(disk: &Path) -> Vec<String> {
+    let file = disk.to_string_lossy().replace(',', ",,");
+    vec![
+        "-drive".to_owned(),
+        format!("file={file},if=none,format=raw,id=disk0,snapshot=on,file.locking=off"),
+        "-device".to_owned(),
+        format!(
+            "virtio-blk-pci,drive=disk0,addr={PCI_DISK_DEVICE:#x},disable-legacy=on,iommu_platform=on"
+        ),
+    ]
+}
+
+/// QEMU arguments that give `virt` an SMMUv3 in front of its PCIe host bridge, translating stage
+/// 2 only: `-M iommu=smmuv3` (QEMU merges it into the `-M virt,...` options) and
+/// `-global arm-smmuv3.stage=2`.
+pub const SMMU_ARGS: [&str; 4] = ["-M", "iommu=smmuv3", "-global", "arm-smmuv3.stage=2"];
+
 /// How to start QEMU. Build one with [`QemuConfig::new`] (or `Default`, the `linux` layout) and
 /// change fields with struct-update syntax.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -283,6 +310,20 @@ mod tests {
         assert!(!args.contains("virtio"));
         assert!(args.ends_with("-icount shift=0 -s"));
         assert!(!args.contains("-nographic"));
+    }
+
+    #[test]
+    fn the_pci_disk_is_modern_at_00_02_0_behind_the_iommu() {
+        let args = pci_disk_args(Path::new("/a,b/disk.img")).join(" ");
+        assert_eq!(
+            args,
+            "-drive file=/a,,b/disk.img,if=none,format=raw,id=disk0,snapshot=on,file.locking=off \
+             -device virtio-blk-pci,drive=disk0,addr=0x2,disable-legacy=on,iommu_platform=on"
+        );
+        assert_eq!(
+            SMMU_ARGS.join(" "),
+            "-M iommu=smmuv3 -global arm-smmuv3.stage=2"
+        );
     }
 
     #[test]

@@ -24,7 +24,8 @@ mod transcript;
 
 pub use config::{
     Artifacts, CORPORATE_DISK, HEADLESS_SERIAL_ARGS, NEWEST_KERNEL, NEWEST_KERNEL_LAYOUTS,
-    PASSTHROUGH_LAYOUTS, QemuConfig, passthrough_device_args, scaled,
+    PASSTHROUGH_LAYOUTS, PCI_DISK_DEVICE, QemuConfig, SMMU_ARGS, passthrough_device_args,
+    pci_disk_args, scaled,
 };
 pub use error::HarnessError;
 pub use machine::{CONSOLE_ESCAPE, Machine};
