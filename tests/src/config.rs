@@ -161,17 +161,19 @@ fn disk_drive(disk: &Path, snapshot: bool) -> [String; 2] {
 /// QEMU arguments for the passed-through PCI functions of the default layout: the virtio-blk disk
 /// on `disk` at 00:02.0 and virtio-net with QEMU user networking at 00:03.0 (nothing outside the
 /// machine is reachable except through QEMU's NAT), both modern-only (`disable-legacy=on`: no I/O
-/// BAR) and without option ROMs. The `-drive` comes first (see [`QemuConfig::disk_options`]).
+/// BAR), without option ROMs, and with `iommu_platform=on`: only then does QEMU send a virtio
+/// device's DMA through the machine's SMMU (hw/virtio/virtio-bus.c). The `-drive` comes first
+/// (see [`QemuConfig::disk_options`]).
 pub fn pci_device_args(disk: &Path, snapshot: bool) -> Vec<String> {
     let mut args = disk_drive(disk, snapshot).to_vec();
     args.extend(
         [
             "-device",
-            "virtio-blk-pci,drive=disk0,addr=0x2,disable-legacy=on,romfile=",
+            "virtio-blk-pci,drive=disk0,addr=0x2,disable-legacy=on,romfile=,iommu_platform=on",
             "-netdev",
             "user,id=net0",
             "-device",
-            "virtio-net-pci,netdev=net0,addr=0x3,disable-legacy=on,romfile=",
+            "virtio-net-pci,netdev=net0,addr=0x3,disable-legacy=on,romfile=,iommu_platform=on",
         ]
         .map(String::from),
     );
@@ -196,6 +198,27 @@ pub fn mmio_device_args(disk: &Path, snapshot: bool) -> Vec<String> {
         .map(String::from),
     );
     args
+}
+/// PCI device number (bus 0, function 0) of the virtio-blk PCI disk of [`pci_disk_args`]: 00:02.0.
+pub const PCI_DISK_DEVICE: u8 = 2;
+
+/// QEMU arguments for a virtio-blk PCI disk on `disk` at PCI 00:02.0 (`addr=0x2`, see
+/// [`PCI_DISK_DEVICE`]), modern only (`disable-legacy=on`: device ID 0x1042, no I/O BAR), as a
+/// snapshot (see [`pci_device_args`]). With `iommu_platform=on`: only then does QEMU send a
+/// virtio device's DMA through the machine's IOMMU (hw/virtio/virtio-bus.c: without it the
+/// device's address space is plain system memory, whatever the SMMU is told), and it then offers
+/// VIRTIO_F_ACCESS_PLATFORM, which a driver must accept. Without an IOMMU the DMA goes to memory
+/// through the function's Bus Master gate.
+pub fn pci_disk_args(disk: &Path) -> Vec<String> {
+    let file = disk.to_string_lossy().replace(',', ",,");
+    vec![
+        "-drive".to_owned(),
+        format!("file={file},if=none,format=raw,id=disk0,snapshot=on,file.locking=off"),
+        "-device".to_owned(),
+        format!(
+            "virtio-blk-pci,drive=disk0,addr={PCI_DISK_DEVICE:#x},disable-legacy=on,iommu_platform=on"
+        ),
+    ]
 }
 
 /// How to start QEMU. Build one with [`QemuConfig::new`] (or `Default`, the `linux` layout) and
@@ -332,9 +355,10 @@ mod tests {
                      file.locking=off";
         let args = QemuConfig::new("linux").qemu_args(&artifacts).join(" ");
         let pci = format!(
-            "{drive} -device virtio-blk-pci,drive=disk0,addr=0x2,disable-legacy=on,romfile= \
+            "{drive} -device virtio-blk-pci,drive=disk0,addr=0x2,disable-legacy=on,romfile=,\
+             iommu_platform=on \
              -netdev user,id=net0 -device virtio-net-pci,netdev=net0,addr=0x3,disable-legacy=on,\
-             romfile="
+             romfile=,iommu_platform=on"
         );
         assert!(args.contains(&pci), "{args}");
         assert!(
@@ -387,6 +411,20 @@ mod tests {
         assert!(!args.contains("virtio"));
         assert!(args.ends_with("-icount shift=0 -s"));
         assert!(!args.contains("-nographic"));
+    }
+
+    #[test]
+    fn the_pci_disk_is_modern_at_00_02_0_behind_the_iommu() {
+        let args = pci_disk_args(Path::new("/a,b/disk.img")).join(" ");
+        assert_eq!(
+            args,
+            "-drive file=/a,,b/disk.img,if=none,format=raw,id=disk0,snapshot=on,file.locking=off \
+             -device virtio-blk-pci,drive=disk0,addr=0x2,disable-legacy=on,iommu_platform=on"
+        );
+        assert_eq!(
+            SMMU_ARGS.join(" "),
+            "-M iommu=smmuv3 -global arm-smmuv3.stage=2"
+        );
     }
 
     #[test]

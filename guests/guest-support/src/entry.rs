@@ -83,6 +83,15 @@ unsafe extern "C" {
 /// instructions (exception entry is context-synchronising, so no ISB is needed) and passed to the
 /// handler as its third argument.
 ///
+/// With `image_header: true` (optional, after `relocate`; default false) the image starts with an
+/// arm64 Linux `Image` header (Documentation/arch/arm64/booting.rst): `_start`'s first instruction
+/// branches over the 64-byte header, which says `text_offset` 0, `image_size` = the absolute
+/// symbol `__image_size` (from the linker script: everything from the first byte to the end of the
+/// stacks), little-endian, 4 KiB pages, anywhere in RAM. A loader that knows the format (QEMU's
+/// `-kernel`, cellvisor) then enters it with x0 = a device tree; the entry is still the first byte.
+/// With `counter_at_entry` the counter is then read at the header's branch target, one instruction
+/// after entry.
+///
 /// With `relocate: true` the guest is a position-independent executable: vCPU 0 applies its
 /// `R_AARCH64_RELATIVE` relocations (`__rela_start`..`__rela_end`, offsets and addends relative to
 /// the absolute symbol `__link_base`, all from the linker script) for the address `_start` really
@@ -96,6 +105,7 @@ macro_rules! guest_entry {
         stack_size: $stack_size:expr,
         counter_at_entry: $counter_at_entry:expr,
         relocate: $relocate:expr,
+        $(image_header: $image_header:expr,)?
         primary_main: $primary_main:path,
         secondary_main: $secondary_main:path,
         exception_handler: $handler:path $(,)?
@@ -115,6 +125,19 @@ macro_rules! guest_entry {
     .section .text.entry, "ax"
     .global _start
 _start:
+.if {image_header}
+    b       5f                          // code0: over the rest of the header
+    .long   0                           // code1
+    .quad   0                           // text_offset: at the 2 MiB-aligned RAM base
+    .quad   __image_size                // image_size: image, .bss and stacks
+    .quad   0xa                         // flags: little-endian, 4 KiB pages, anywhere in RAM
+    .quad   0                           // res2
+    .quad   0                           // res3
+    .quad   0                           // res4
+    .ascii  "ARM\x64"                   // magic
+    .long   0                           // res5
+5:
+.endif
 .if {counter_at_entry}
     mrs     x20, cntvct_el0             // when this guest was first entered (since reset: CNTVOFF=0)
 .endif
@@ -302,6 +325,7 @@ exception_common:
             stack_size = const $stack_size,
             counter_at_entry = const $counter_at_entry as u8,
             relocate = const $relocate as u8,
+            image_header = const (false $(|| $image_header)?) as u8,
             r_aarch64_relative = const $crate::entry::R_AARCH64_RELATIVE,
             sctlr = const $crate::entry::SCTLR_EL1_VALUE,
             cpacr = const $crate::entry::CPACR_EL1_FPEN,

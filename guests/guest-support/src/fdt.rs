@@ -1,5 +1,6 @@
-//! Just enough of a flattened device tree reader to find `/chosen/bootargs` and the devices under
-//! the root node by `compatible` (their first `reg` entry and first `interrupts` specifier).
+//! Just enough of a flattened device tree reader to find `/chosen/bootargs`, the devices under
+//! the root node by `compatible` (their first `reg` entry and first `interrupts` specifier, or any
+//! property's raw value) and the RAM the `/memory` nodes describe.
 #![forbid(unsafe_code)]
 
 const FDT_MAGIC: u32 = 0xD00D_FEED;
@@ -113,8 +114,8 @@ pub struct DeviceNode {
     pub interrupt: Option<[u32; 3]>,
 }
 
-/// Reads `cells` (1 or 2) big-endian cells from the start of `bytes`.
-fn cells_value(bytes: &[u8], cells: usize) -> Option<u64> {
+/// Reads `cells` (1 or 2) big-endian cells from the start of `bytes` as one number.
+pub fn cells_value(bytes: &[u8], cells: usize) -> Option<u64> {
     match cells {
         1 => be32(bytes, 0).map(u64::from),
         2 => Some(u64::from(be32(bytes, 0)?) << 32 | u64::from(be32(bytes, 4)?)),
@@ -158,5 +159,101 @@ pub fn for_each_device(blob: &[u8], compatible: &str, mut found: impl FnMut(Devi
             Token::Begin { .. } | Token::End { .. } => {}
         }
         None
+    });
+}
+
+/// The root node's `#address-cells` and `#size-cells` (the devicetree specification's defaults, 2
+/// and 1, where it does not say).
+pub fn root_cells(blob: &[u8]) -> (usize, usize) {
+    let (mut address_cells, mut size_cells) = (2usize, 1usize);
+    let _ = walk(blob, |token| {
+        match token {
+            Token::Property {
+                name: "#address-cells",
+                value,
+                depth: 1,
+            } => address_cells = be32(value, 0)? as usize,
+            Token::Property {
+                name: "#size-cells",
+                value,
+                depth: 1,
+            } => size_cells = be32(value, 0)? as usize,
+            // The root's properties come before its first child.
+            Token::Begin { depth: 2, .. } => return Some(()),
+            Token::Begin { .. } | Token::Property { .. } | Token::End { .. } => {}
+        }
+        None
+    });
+    (address_cells, size_cells)
+}
+
+/// The raw value of `property` of the first child of the root whose `compatible` list names
+/// `compatible` and which has that property.
+pub fn device_property<'a>(blob: &'a [u8], compatible: &str, property: &str) -> Option<&'a [u8]> {
+    let mut matches = false;
+    let mut found: Option<&'a [u8]> = None;
+    walk(blob, |token| match token {
+        Token::Begin { depth: 2, .. } => {
+            matches = false;
+            found = None;
+            None
+        }
+        Token::Property {
+            name,
+            value,
+            depth: 2,
+        } => {
+            if name == "compatible" {
+                matches = value
+                    .split(|&byte| byte == 0)
+                    .any(|entry| entry == compatible.as_bytes());
+            }
+            if name == property {
+                found = Some(value);
+            }
+            None
+        }
+        Token::End { depth: 2 } if matches => found,
+        Token::Begin { .. } | Token::Property { .. } | Token::End { .. } => None,
+    })
+}
+
+/// Hands every `reg` entry (base, size) of every child of the root whose `device_type` is
+/// `memory` to `found`, in tree order. An entry it cannot read ends that node's list.
+pub fn for_each_memory(blob: &[u8], mut found: impl FnMut(u64, u64)) {
+    let (address_cells, size_cells) = root_cells(blob);
+    let entry = (address_cells + size_cells) * 4;
+    let mut is_memory = false;
+    let mut reg: &[u8] = &[];
+    let _ = walk(blob, |token| {
+        match token {
+            Token::Begin { depth: 2, .. } => {
+                is_memory = false;
+                reg = &[];
+            }
+            Token::Property {
+                name: "device_type",
+                value,
+                depth: 2,
+            } => is_memory = c_str(value) == Some("memory"),
+            Token::Property {
+                name: "reg",
+                value,
+                depth: 2,
+            } => reg = value,
+            Token::End { depth: 2 } if is_memory && entry != 0 => {
+                for chunk in reg.chunks_exact(entry) {
+                    let (Some(base), Some(size)) = (
+                        cells_value(chunk, address_cells),
+                        cells_value(chunk.get(address_cells * 4..)?, size_cells),
+                    ) else {
+                        break;
+                    };
+                    found(base, size);
+                }
+            }
+            Token::Begin { .. } | Token::Property { .. } | Token::End { .. } => {}
+        }
+        None::<()>
     });
 }

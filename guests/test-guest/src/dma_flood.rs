@@ -12,7 +12,8 @@
 //! QEMU side (tests/tests/passthrough.rs `a_wiped_cell_stays_zero_while_its_disk_had_reads_in_flight`)
 //! throttles the disk's reads so that requests stay in flight for seconds.
 
-use crate::virtio_blk::{BLK_S_OK, MAX_SLOTS, RequestBuffers, SECTOR_SIZE, VirtioBlk};
+use crate::virtio_blk::VirtioBlk;
+use crate::virtqueue::{BLK_S_OK, MAX_SLOTS, RequestBuffers, SECTOR_SIZE};
 use crate::{lines, timer};
 use cellvisor_guest_support::fdt;
 use cellvisor_guest_support::println;

@@ -13,6 +13,9 @@ cellvisor_guest_support::guest_entry! {
     stack_size: STACK_SIZE,
     counter_at_entry: false,
     relocate: true,
+    // An arm64 Image, so that plain QEMU's `-kernel` passes it a device tree with the `-append`
+    // bootargs (see main.rs); cellvisor places it where it placed the raw binary.
+    image_header: true,
     // Saves the FP/SIMD state as entered before any Rust code runs (see `residue`).
     primary_main: crate::residue::entry,
     secondary_main: crate::secondary_main,

@@ -55,6 +55,21 @@ pub const SPI_WFI: &str = "test-guest: spi-wfi ";
 /// `test-guest: dma-flood 21 reads of 65536 bytes in flight`, then `test-guest: dma-flood data
 /// ok` and `test-guest: dma-flood 8 reads completed` (every 8): `test=dma-flood`.
 pub const DMA_FLOOD: &str = "test-guest: dma-flood ";
+/// `test=dma-attack` (see `dma_attack`): first `test-guest: dma-attack: disk 00:02.0 virtio-pci,
+/// common config at 0x10004000, BARs assigned by the guest, features 32..63 0x3, 2048 sectors,
+/// 8192-byte reads` (or `BARs as found`), then one line
+/// per target, `test-guest: dma-attack: <name> <address>: <outcome>` with the outcome one of
+/// `landed`, `landed partly (<n> of <m> sectors)`, `blocked (device needs reset)`,
+/// `blocked (no completion)`, `blocked (status <n>)`, `blocked (completed, nothing landed)`,
+/// `unverified (completed, outside own RAM)`, `skipped (<why>)`; after a blocked one
+/// `test-guest: dma-attack: disk reset and set up again`; last
+/// `test-guest: dma-attack: done <N> targets: <n> landed, <n> blocked, <n> unverified, <n> skipped`.
+pub const DMA_ATTACK: &str = "test-guest: dma-attack: ";
+/// `test=pattern` (see `pattern`): `test-guest: pattern: written 0x40100000 0x200000` (base and
+/// length), then every second `test-guest: pattern: intact 3` (the round) or
+/// `test-guest: pattern: CHANGED at 0x40100008 (read 0x..., expected 0x...)` (the first
+/// difference); with `rounds=N`, `test-guest: pattern: done N rounds` before powering off.
+pub const PATTERN: &str = "test-guest: pattern: ";
 /// `test-guest: skipped invalid-address`: a check left out by `skip=`.
 pub const SKIPPED: &str = "test-guest: skipped ";
 /// The last line before PSCI SYSTEM_OFF.

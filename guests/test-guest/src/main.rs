@@ -2,27 +2,41 @@
 //! PSCI, SMP, isolation; `test=all`), prints heartbeats (`test=heartbeat`), proves that no
 //! interrupt is lost to a spinning or an idle vCPU (`test=sgis`: a sibling's SGIs, `sgis`;
 //! `test=spis`: a passed-through virtio-blk disk's SPIs, `spis` and `virtio_blk`), keeps that
-//! disk's reads in flight into its own RAM for a wipe to meet (`test=dma-flood`), or runs the
-//! hostile-guest attacks (`attack`), and reports each result as one console line (see `lines`).
+//! disk's reads in flight into its own RAM for a wipe to meet (`test=dma-flood`), aims a
+//! passed-through virtio-blk PCI disk's DMA at addresses outside its RAM (`test=dma-attack`,
+//! `dma_attack` over `pci` and `virtio_pci`), watches a pattern in its RAM as that attack's victim
+//! (`test=pattern`), or runs the hostile-guest attacks (`attack`), and reports each result as one
+//! console line (see `lines`).
 //!
 //! Loaded at the start of the cell's RAM (0x4000_0000 in the remapped test cells, the physical
 //! base in an identity-mapped one) and entered at its first byte at EL1h with MMU and caches off
 //! and x0 = the cell's device tree, whose `/chosen/bootargs` selects what to run (see `options`).
 //! It is linked at 0x4000_0000 as a position-independent executable and relocates itself at entry
-//! (build.rs). Without cellvisor it runs on plain QEMU, PSCI then answered by QEMU itself:
-//! `qemu-system-aarch64 -M virt,gic-version=3 -cpu max -smp 2 -m 64M -nographic -kernel <ELF>`.
-//! There QEMU passes no device tree (x0 = 0) to an ELF loaded at the RAM base, so the bootargs are
-//! empty, and it does not check CPU_ON entry points, so the INVALID_ADDRESS check fails.
+//! (build.rs). The image starts with an arm64 Image header (`text_offset` 0, see `entry`), which
+//! cellvisor reads to place it exactly where it placed the headerless binary.
+//!
+//! Without cellvisor it runs on plain QEMU, PSCI then answered by QEMU itself:
+//! `qemu-system-aarch64 -M virt,gic-version=3 -cpu max -smp 2 -m 2G -nographic -kernel
+//! target/cellvisor/test-guest.bin -append "test=..."`. QEMU boots the raw image as a Linux Image:
+//! at RAM base + 2 MiB (0x4020_0000: it keeps the first 2 MiB for its boot stub when `text_offset`
+//! is below 4 KiB), with x0 = its own device tree (128 MiB into RAM from 256 MiB of RAM on, halfway
+//! into a smaller one) whose `/chosen/bootargs` is the `-append` text. Given the ELF instead
+//! (`-kernel <ELF>`) QEMU loads it where it is linked and passes no device tree (x0 = 0): the
+//! bootargs are then empty. Natively QEMU does not check CPU_ON entry points, so the
+//! INVALID_ADDRESS check fails, and nothing is isolated (`skip=invalid-address,isolation`).
 #![no_std]
 #![no_main]
 
 mod attack;
+mod dma_attack;
 mod dma_flood;
 mod entry;
 mod exception;
 mod gic;
 mod lines;
 mod options;
+mod pattern;
+mod pci;
 mod psci;
 mod residue;
 mod sgis;
@@ -30,6 +44,8 @@ mod spis;
 mod timer;
 mod timer_levels;
 mod virtio_blk;
+mod virtio_pci;
+mod virtqueue;
 
 use cellvisor_guest_support::{fdt, println};
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -102,6 +118,8 @@ pub extern "C" fn primary_main(device_tree: u64) -> ! {
         Mode::TimerLevels => timer_levels::run(),
         Mode::Spis => spis::run(device_tree),
         Mode::DmaFlood => dma_flood::run(device_tree),
+        Mode::DmaAttack => dma_attack::run(device_tree, &options),
+        Mode::Pattern => pattern::run(device_tree, &options),
     }
     println!("{}", lines::DONE);
     psci::system_off()
@@ -135,30 +153,48 @@ fn mpidr() -> u64 {
     value
 }
 
-/// The device tree at `address`, which must lie in RAM after the image.
+/// How far past the image's start a device tree may lie: cellvisor puts it in the last 2 MiB
+/// block of the cell's RAM (62 MiB in for the 64 MiB test cells), plain QEMU 128 MiB into RAM
+/// (0x4800_0000, 126 MiB past the image it loads at 0x4020_0000) from 256 MiB of RAM on.
+const DEVICE_TREE_REACH: u64 = 256 * 1024 * 1024;
+/// The largest device tree accepted (cellvisor's and Linux's limit).
+const MAX_DEVICE_TREE: usize = 2 * 1024 * 1024;
+
+/// The device tree at `address`, which must lie in RAM after the image, within
+/// [`DEVICE_TREE_REACH`] of its start; its first and last words are read with an abort probe
+/// first, so that a bad x0 makes a FAIL line rather than an unexpected exception.
 fn device_tree_at(address: u64) -> Option<&'static [u8]> {
     let image_end = (&raw const __image_end) as u64;
-    let ram_end = ram_base() + RAM_SIZE;
+    let reach = ram_base() + DEVICE_TREE_REACH;
     if address == 0 {
         println!("{} (x0=0x0)", lines::NO_DEVICE_TREE);
         return None;
     }
-    if !(image_end..ram_end).contains(&address) || !address.is_multiple_of(8) {
+    if !(image_end..reach).contains(&address) || !address.is_multiple_of(8) {
         println!(
-            "{}device tree at {address:#x} is not in free RAM ({image_end:#x}..{ram_end:#x})",
+            "{}device tree at {address:#x} is not in free RAM ({image_end:#x}..{reach:#x})",
             lines::FAIL
         );
         return None;
     }
-    let room = usize::try_from(ram_end - address).ok()?;
-    // SAFETY: [address, ram_end) is RAM of this cell above everything the guest writes, so it is
-    // not mutated while the 'static slices live; 8 bytes fit as `address` is 8-aligned below ram_end.
+    let readable = |at: u64| exception::probe(at, Access::Read).is_err();
+    if !readable(address) {
+        println!("{}device tree at {address:#x} is not readable", lines::FAIL);
+        return None;
+    }
+    // SAFETY: [address, address + 8) is readable RAM of this cell (just probed) above everything
+    // the guest writes, so it is not mutated while the 'static slice lives.
     let header = unsafe { core::slice::from_raw_parts(address as *const u8, 8) };
-    let Some(size) = fdt::total_size(header).filter(|&size| size <= room) else {
+    let Some(size) = fdt::total_size(header).filter(|&size| {
+        (8..=MAX_DEVICE_TREE).contains(&size)
+            && readable((address + size as u64 - 8) & !7)
+            && address + size as u64 <= reach
+    }) else {
         println!("{}no device tree at {address:#x}", lines::FAIL);
         return None;
     };
-    // SAFETY: as above, and `size` bytes fit before the end of RAM.
+    // SAFETY: as above: its first and last words are readable RAM, and a device tree is one
+    // contiguous blob in the RAM the loader (cellvisor, QEMU) put it in.
     Some(unsafe { core::slice::from_raw_parts(address as *const u8, size) })
 }
 

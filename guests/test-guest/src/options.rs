@@ -1,5 +1,6 @@
 //! Test options from `/chosen/bootargs`:
-//! `test=all|heartbeat|sgis|spis|dma-flood|timer-levels|residue beats=N period_ms=N gaps=on skip=a,b`.
+//! `test=all|heartbeat|sgis|spis|dma-flood|dma-attack|pattern|timer-levels|residue beats=N
+//! period_ms=N gaps=on skip=a,b targets=NAME:ADDR,... dma_bytes=N rounds=N`.
 #![forbid(unsafe_code)]
 
 /// What the guest does after saying hello.
@@ -21,6 +22,12 @@ pub enum Mode {
     Spis,
     /// `test=dma-flood`: a passed-through disk's reads kept in flight for ever (see `dma_flood`).
     DmaFlood,
+    /// `test=dma-attack`: a passed-through virtio-blk PCI disk's reads aimed at each of `targets`
+    /// (see `dma_attack`).
+    DmaAttack,
+    /// `test=pattern`: a pattern over the cell's RAM from 1 to 3 MiB, checked every second for
+    /// `rounds` rounds (see `pattern`).
+    Pattern,
 }
 
 /// Parsed options.
@@ -34,6 +41,12 @@ pub struct Options<'a> {
     /// `gaps=on`: each heartbeat line also says how long it came after the previous one, on the
     /// guest's own clock (`gap_us=`).
     pub gaps: bool,
+    /// `targets=`: `test=dma-attack`'s comma-separated `NAME:ADDR` list (see `dma_attack`).
+    pub targets: &'a str,
+    /// `dma_bytes=`: bytes of each `test=dma-attack` read (default 8192, see `dma_attack`).
+    pub dma_bytes: u32,
+    /// `rounds=`: `test=pattern`'s checks before it powers off (default 0: for ever).
+    pub rounds: u32,
     /// `skip=`: comma-separated names of checks to leave out (see `lines::CHECK_*`).
     skip: &'a str,
 }
@@ -46,6 +59,9 @@ impl<'a> Options<'a> {
             beats: 20,
             period_ms: 100,
             gaps: false,
+            targets: "",
+            dma_bytes: crate::dma_attack::DEFAULT_BYTES,
+            rounds: 0,
             skip: "",
         };
         for word in bootargs.split_ascii_whitespace() {
@@ -57,6 +73,17 @@ impl<'a> Options<'a> {
                 Some(("test", "timer-levels")) => options.mode = Mode::TimerLevels,
                 Some(("test", "spis")) => options.mode = Mode::Spis,
                 Some(("test", "dma-flood")) => options.mode = Mode::DmaFlood,
+                Some(("test", "dma-attack")) => options.mode = Mode::DmaAttack,
+                Some(("test", "pattern")) => options.mode = Mode::Pattern,
+                Some(("targets", targets)) => options.targets = targets,
+                Some(("dma_bytes", number)) => match number.parse() {
+                    Ok(bytes) => options.dma_bytes = bytes,
+                    Err(_) => unknown(word),
+                },
+                Some(("rounds", number)) => match number.parse() {
+                    Ok(rounds) => options.rounds = rounds,
+                    Err(_) => unknown(word),
+                },
                 Some(("beats", number)) => match number.parse() {
                     Ok(beats) => options.beats = beats,
                     Err(_) => unknown(word),

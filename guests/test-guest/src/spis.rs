@@ -21,7 +21,8 @@
 //! [`PHASE`], [`DISK_BASE`] and [`DISK_INTID`]: plain loads and stores, no exclusives.
 
 use crate::gic::{self, SPURIOUS_INTID, Trigger};
-use crate::virtio_blk::{BLK_S_OK, VirtioBlk};
+use crate::virtio_blk::VirtioBlk;
+use crate::virtqueue::BLK_S_OK;
 use crate::{lines, psci, timer};
 use cellvisor_guest_support::fdt;
 use cellvisor_guest_support::println;

@@ -129,8 +129,7 @@ pub trait Machine {
     fn counter(&self) -> (u64, u64);
     /// Lets the DMA of SMMU stream `stream` through the stage-2 table of the cell with `vmid`
     /// (its root table at `root`): the device then sees exactly the cell's guest-physical space.
-    fn dma_allow(&mut self, stream: u32, vmid: u16, root: PhysAddr)
-    -> Result<(), DmaControlError>;
+    fn dma_allow(&mut self, stream: u32, vmid: u16, root: PhysAddr) -> Result<(), DmaControlError>;
     /// Makes stream `stream` abort every transaction; when this returns, none of its DMA reaches
     /// memory any more (the SMMU's configuration and TLB entries for `vmid` are invalidated and
     /// the invalidation has completed).

@@ -330,12 +330,7 @@ impl<H: VcpuHardware + ?Sized> Machine for Responsive<'_, H> {
         self.hardware.device_read(address, width)
     }
 
-    fn dma_allow(
-        &mut self,
-        stream: u32,
-        vmid: u16,
-        root: PhysAddr,
-    ) -> Result<(), DmaControlError> {
+    fn dma_allow(&mut self, stream: u32, vmid: u16, root: PhysAddr) -> Result<(), DmaControlError> {
         self.hardware.dma_allow(stream, vmid, root)
     }
 

@@ -11,6 +11,7 @@ pub mod inject;
 pub mod irq;
 pub mod lifecycle;
 pub mod manage;
+pub mod pci;
 pub mod psci;
 pub mod quiesce;
 pub mod reset;

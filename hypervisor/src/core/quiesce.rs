@@ -18,13 +18,15 @@ use crate::mem::addr::PhysAddr;
 pub const QUIESCE_LIMIT_MS: u64 = 100;
 
 /// Why a device of a stopping cell is not known to be quiet.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum QuiesceError {
     /// The SMMU did not confirm that the stream of one of the cell's devices is blocked.
     DmaNotBlocked {
         /// The stream.
         stream: u32,
     },
+    /// A PCI function did not stop.
+    PciFunction(crate::core::pci::StopError),
     /// The board declares no safe reset for the device ([`DeviceReset::None`]).
     NoReset {
         /// The device.
@@ -56,6 +58,7 @@ impl fmt::Display for QuiesceError {
                 "the SMMU did not confirm that stream {stream:#x} is blocked: its device may \
                  still write the cell's RAM"
             ),
+            Self::PciFunction(error) => write!(f, "{error}: it may still write the cell's RAM"),
             Self::NoReset { device } => write!(
                 f,
                 "device {device} has no safe reset (the board declares none), so it could still \
@@ -109,6 +112,12 @@ pub fn quiesce_devices<M: Machine + ?Sized>(
         machine
             .dma_block(stream, cell.plan().vmid)
             .map_err(|_| QuiesceError::DmaNotBlocked { stream })?;
+    }
+    if let Some(pci) = cell.devices.pci() {
+        for (function, reset) in &pci.functions {
+            crate::core::pci::stop(pci.physical_ecam, *reset, function, machine)
+                .map_err(QuiesceError::PciFunction)?;
+        }
     }
     for device in cell.devices.passthrough().devices() {
         match device.reset {

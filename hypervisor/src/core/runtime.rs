@@ -11,13 +11,14 @@ use crate::core::hardware::Machine;
 use crate::core::lifecycle::CellState;
 use crate::dev::gic::REDISTRIBUTOR_STRIDE;
 use crate::dev::passthrough::{PassthroughError, PassthroughPlan, interrupt_owners};
+use crate::dev::pci::PciBus;
 use crate::dev::vgic::{SpiAssignment, SpiKind, Vgic, VgicConfig, VgicConfigError};
-use crate::dev::{DeviceBus, Windows};
+use crate::dev::{CellPciHost, DeviceBus, Windows};
 use crate::mem::addr::{GuestPhysAddr, PhysAddr};
 use crate::mem::range::PhysRange;
 use crate::mem::stage2::{Stage2, Stage2Error};
 use crate::setup::bundle::{Bundle, BundleError};
-use crate::setup::guest_fdt::{self, GuestPci};
+use crate::setup::guest_fdt::{self, ECAM_BUS_SIZE, GuestPci};
 use crate::setup::image::ImageError;
 use crate::setup::partition::Partition;
 use crate::setup::platform::Platform;
@@ -48,6 +49,8 @@ pub enum CellError {
     Passthrough(PassthroughError),
     /// An address of the load plan lies outside the cell's RAM (a bug in the plan).
     OutsideRam(GuestPhysAddr),
+    /// A PCI function could not be set up for the cell.
+    Pci(crate::core::pci::PciSetupError),
     /// The SMMU did not let the stream of one of the cell's devices through.
     Dma {
         /// The stream (PCI requester ID).
@@ -67,6 +70,7 @@ impl fmt::Display for CellError {
             Self::OutsideRam(address) => {
                 write!(f, "load address {address} is outside the cell's RAM")
             }
+            Self::Pci(error) => write!(f, "{error}"),
             Self::Dma { stream } => write!(
                 f,
                 "the SMMU did not take the translation of stream {stream:#x}: its device stays \
@@ -175,7 +179,31 @@ impl Runtime {
                 )
                 .identity_ipa(),
             };
-            let devices = DeviceBus::new(windows, uart_intid, vgic, passthrough);
+            let mut devices = DeviceBus::new(windows, uart_intid, vgic, passthrough);
+            let functions = crate::core::pci::functions_of(board, &plan);
+            if let (Some(host), false) = (&board.pci, functions.is_empty()) {
+                let prepared = crate::core::pci::prepare(host, &functions, machine)
+                    .map_err(|error| (index, CellError::Pci(error)))?;
+                let bus = PciBus::new(prepared.clone()).map_err(|error| {
+                    (
+                        index,
+                        CellError::Pci(crate::core::pci::PciSetupError::Pci {
+                            function: plan.name,
+                            error,
+                        }),
+                    )
+                })?;
+                devices = devices.with_pci(CellPciHost {
+                    window: PhysRange::new(PhysAddr::new(host.ecam.base), ECAM_BUS_SIZE)
+                        .identity_ipa(),
+                    physical_ecam: host.ecam.base,
+                    bus: spin::Mutex::new(bus),
+                    functions: prepared
+                        .into_iter()
+                        .zip(functions.iter().map(|function| function.reset))
+                        .collect(),
+                });
+            }
             if plan.config.policy.el2_counting == El2Counting::AllowedForMeasurement {
                 log::info!(
                     "cell {}: its PMU may count at EL2 (the board's measurement-only \

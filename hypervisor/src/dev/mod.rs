@@ -17,6 +17,7 @@ pub mod vuart;
 use spin::Mutex;
 
 use crate::core::hardware::Machine;
+use crate::core::pci::Ecam;
 use crate::mem::addr::GuestPhysAddr;
 use crate::mem::range::IpaRange;
 use crate::setup::partition::CellPlan;
@@ -37,6 +38,20 @@ pub enum Device {
     /// A page shared by passthrough devices of several cells: forwarded when the bytes are the
     /// cell's, read-as-zero otherwise.
     Passthrough,
+    /// The cell's PCI configuration space (its ECAM window): filtered by [`pci::PciBus`].
+    PciConfig,
+}
+
+/// A cell's PCI host: the ECAM window it sees, the host's physical ECAM, and the filter.
+pub struct CellPciHost {
+    /// The cell's ECAM window (bus 0).
+    pub window: IpaRange,
+    /// Physical address of the host's bus 0 ECAM.
+    pub physical_ecam: u64,
+    /// The cell's view of its functions.
+    pub bus: Mutex<pci::PciBus>,
+    /// The functions as prepared at boot, with the board's reset for each (the stop path).
+    pub functions: alloc::vec::Vec<(pci::CellFunction, crate::board::PciReset)>,
 }
 
 /// Where a trapped access lands: the device, the offset into its window and the IPA itself.
@@ -68,6 +83,7 @@ pub struct DeviceBus {
     uart_intid: u32,
     vgic: Mutex<Vgic>,
     passthrough: PassthroughPlan,
+    pci: Option<CellPciHost>,
 }
 
 /// The machine narrowed to one cell, for its devices: the vGIC's physical distributor maps vCPU
@@ -132,7 +148,19 @@ impl DeviceBus {
             uart_intid,
             vgic: Mutex::new(vgic),
             passthrough,
+            pci: None,
         }
+    }
+
+    /// The bus with the cell's PCI host added (its ECAM window must not overlap another window).
+    pub fn with_pci(mut self, pci: CellPciHost) -> Self {
+        self.pci = Some(pci);
+        self
+    }
+
+    /// The cell's PCI host, if it owns PCI functions.
+    pub fn pci(&self) -> Option<&CellPciHost> {
+        self.pci.as_ref()
     }
 
     /// The device at `ipa`, if any, and the offset into its window.
@@ -146,6 +174,8 @@ impl DeviceBus {
             (Device::Redistributors, offset)
         } else if self.passthrough.is_trapped(ipa) {
             (Device::Passthrough, 0)
+        } else if let Some(offset) = self.pci.as_ref().and_then(|pci| inside(&pci.window)) {
+            (Device::PciConfig, offset)
         } else {
             return None;
         };
@@ -213,6 +243,14 @@ impl DeviceBus {
                     .map_err(|_| MmioError::DeviceAbort),
                 Forward::ReadAsZero => Ok((0, VcpuSet::empty())),
             },
+            Device::PciConfig => {
+                let Some(pci) = &self.pci else {
+                    return Err(MmioError::BadOffset);
+                };
+                let mut ecam = Ecam::at(physical.machine, pci.physical_ecam);
+                let value = pci.bus.lock().read(offset, width, &mut ecam)?;
+                Ok((value, VcpuSet::empty()))
+            }
         }
     }
 
@@ -265,6 +303,14 @@ impl DeviceBus {
                 }
                 Ok(VcpuSet::empty())
             }
+            Device::PciConfig => {
+                let Some(pci) = &self.pci else {
+                    return Err(MmioError::BadOffset);
+                };
+                let mut ecam = Ecam::at(physical.machine, pci.physical_ecam);
+                pci.bus.lock().write(offset, width, value, &mut ecam)?;
+                Ok(VcpuSet::empty())
+            }
         }
     }
 
@@ -296,6 +342,9 @@ impl DeviceBus {
         let mut uart = self.uart.lock();
         uart.reset();
         self.vgic.lock().reset(physical);
+        if let Some(pci) = &self.pci {
+            pci.bus.lock().reset();
+        }
     }
 }
 

@@ -185,12 +185,7 @@ impl Machine for Cpu {
         (read_sysreg!("cntpct_el0"), read_sysreg!("cntfrq_el0"))
     }
 
-    fn dma_allow(
-        &mut self,
-        stream: u32,
-        vmid: u16,
-        root: PhysAddr,
-    ) -> Result<(), DmaControlError> {
+    fn dma_allow(&mut self, stream: u32, vmid: u16, root: PhysAddr) -> Result<(), DmaControlError> {
         super::smmu::allow(stream, vmid, root).map_err(|error| {
             log::error!("SMMU: stream {stream:#x} not allowed: {error}");
             DmaControlError

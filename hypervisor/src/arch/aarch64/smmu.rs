@@ -26,9 +26,8 @@ impl TableMemory for HeapTables {
         }
         // SAFETY: `bytes` is a fresh, zeroed, 8-aligned allocation of `size` bytes that is never
         // freed (leaked for the SMMU's life), and `AtomicU64` has `u64`'s size and alignment.
-        let words = unsafe {
-            core::slice::from_raw_parts(bytes as *const AtomicU64, layout.size() / 8)
-        };
+        let words =
+            unsafe { core::slice::from_raw_parts(bytes as *const AtomicU64, layout.size() / 8) };
         // EL2's identity map: the virtual address is the physical one.
         Some(DmaRegion {
             pa: PhysAddr::new(bytes as u64),
@@ -63,7 +62,8 @@ pub fn init(base: u64, needed: &Requirements, cpu_output_size: u64) -> Result<()
         .features()
         .output_size
         .map_or(cpu_output_size, |size| size as u64);
-    let output = OutputSize::from_field(cpu_output_size.min(smmu) as u8).unwrap_or(OutputSize::Bits40);
+    let output =
+        OutputSize::from_field(cpu_output_size.min(smmu) as u8).unwrap_or(OutputSize::Bits40);
     SMMU.call_once(|| (Mutex::new(driver), output));
     Ok(())
 }

@@ -284,7 +284,7 @@ fn a_board_without_raw_binaries_refuses_a_raw_kernel_and_boots_an_image() {
 
 #[test]
 fn a_forwarded_access_the_device_aborts_is_an_abort_for_that_guest_only() {
-    let mut fixture = fixture("linux");
+    let mut fixture = fixture("linux-mmio");
     let own = VIRTIO_NET.mmio[0].base;
     // A clock-gated block: the device answers every access with an external abort.
     fixture.board.make_device_abort(PhysAddr::new(own));
