@@ -280,6 +280,29 @@ impl Cell {
         }
     }
 
+    /// Logs a DMA fault of one of the cell's devices, rate-limited with its CPU faults.
+    pub fn log_dma_fault(
+        &self,
+        fault: &crate::core::hardware::DmaFault,
+        access: &str,
+        (now, frequency): (u64, u64),
+    ) {
+        if let Some(suppressed) = self.fault_log.allow(now, frequency) {
+            let hidden = if suppressed > 0 {
+                alloc::format!("; {suppressed} similar events not shown")
+            } else {
+                alloc::string::String::new()
+            };
+            log::warn!(
+                "cell {}: DMA fault blocked by the SMMU: stream {:#x} {access} at {:#x} ({}){hidden}",
+                self.name(),
+                fault.stream,
+                fault.address,
+                fault.kind
+            );
+        }
+    }
+
     /// Logs a lifecycle event of the cell that its guest can cause at will (a SYSTEM_RESET loop),
     /// through the same kind of token bucket as [`Cell::log_guest_fault`], so such a guest's share
     /// of the console is bounded by time.

@@ -58,6 +58,19 @@ impl GuestRegs {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DeviceAbort;
 
+/// A transaction of a device that the SMMU refused, as its event record says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DmaFault {
+    /// The stream (PCI requester ID).
+    pub stream: u32,
+    /// The address the device used (a guest-physical address of its cell).
+    pub address: u64,
+    /// A write (else a read).
+    pub write: bool,
+    /// What kind of fault (`translation`, `permission`, ...).
+    pub kind: &'static str,
+}
+
 /// The SMMU could not carry out a change of a stream's translation (a command error or timeout,
 /// or no SMMU at all): the stream's DMA state is not known to be what was asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -180,6 +193,9 @@ pub trait VcpuHardware: Machine {
     /// Reads what the console UART received into `buffer` and clears its receive interrupt;
     /// returns the number of bytes.
     fn console_receive(&mut self, buffer: &mut [u8]) -> usize;
+    /// Hands the DMA faults the SMMU recorded since the last call to `sink` (bounded: at most
+    /// one event queue's worth) and acknowledges them and the SMMU's global errors.
+    fn dma_faults(&mut self, sink: &mut dyn FnMut(DmaFault));
     /// Waits until a physical interrupt is pending on this CPU (it is not taken at EL2).
     fn wait_for_interrupt(&mut self);
     /// Makes physical CPU `cpu` leave its guest (or idle wait) and look at its state again; a

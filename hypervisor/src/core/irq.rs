@@ -30,6 +30,15 @@ pub fn handle_interrupts<H: VcpuHardware + ?Sized>(runtime: &Runtime, hardware: 
         let Some(intid) = hardware.acknowledge_interrupt() else {
             return;
         };
+        if runtime
+            .board
+            .smmu
+            .is_some_and(|smmu| intid == smmu.event_intid || intid == smmu.gerror_intid)
+        {
+            dma_faults(runtime, hardware);
+            hardware.deactivate(intid);
+            continue;
+        }
         if intid == runtime.platform.console.intid {
             console_input(runtime, hardware);
             hardware.deactivate(intid);
@@ -81,6 +90,27 @@ pub fn disposition(runtime: &Runtime, cpu: usize, intid: u32) -> Disposition {
         },
         Ok(Delivery::Held) => Disposition::Forwarded,
         Err(_) => Disposition::Deactivate,
+    }
+}
+
+/// Logs the DMA faults the SMMU recorded, each for the cell whose device caused it (rate-limited
+/// like its CPU faults); a fault of a stream no cell owns is logged as such, once per drain.
+fn dma_faults<H: VcpuHardware + ?Sized>(runtime: &Runtime, hardware: &mut H) {
+    let clock = hardware.counter();
+    let mut unowned = 0u32;
+    hardware.dma_faults(&mut |fault| match runtime
+        .cells
+        .iter()
+        .find(|cell| cell.dma_streams().contains(&fault.stream))
+    {
+        Some(cell) => {
+            let access = if fault.write { "write" } else { "read" };
+            cell.log_dma_fault(&fault, access, clock);
+        }
+        None => unowned += 1,
+    });
+    if unowned > 0 {
+        log::warn!("SMMU: {unowned} faults of streams no cell owns");
     }
 }
 

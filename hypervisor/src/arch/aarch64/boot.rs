@@ -26,7 +26,7 @@ use crate::drivers::gicv3::GicV3;
 use crate::drivers::pl011::Pl011;
 use crate::drivers::{ConsoleUart, InterruptController};
 use crate::setup::bundle::Bundle;
-use crate::setup::partition::{self, Reserved, ReservedKind};
+use crate::setup::partition::{self, Partition, Reserved, ReservedKind};
 use crate::setup::platform::{self, Platform, PsciMethod};
 
 unsafe extern "Rust" {
@@ -325,6 +325,8 @@ pub extern "C" fn primary_main(dtb: u64, el: u64) -> ! {
     GIC.call_once(|| gic);
     gic.init();
 
+    init_smmu(board, &platform, &partition, gic);
+
     let gic_info = GicInfo {
         spi_lines: gic.it_lines_number(),
         list_register_count: gic::list_register_count(),
@@ -382,6 +384,67 @@ pub extern "C" fn primary_main(dtb: u64, el: u64) -> ! {
         runtime,
         &mut Cpu::new(current_cpu(), &runtime.platform.timer),
     )
+}
+
+/// Takes over the board's SMMUv3, if the platform has it: every stream aborts until a cell's
+/// device is allowed through its stage 2 (when the cell is loaded), and its event and global
+/// error interrupts come to the boot CPU.
+fn init_smmu(
+    board: &Board,
+    platform: &Platform,
+    partition: &Partition,
+    gic: &dyn InterruptController,
+) {
+    let Some(smmu) = &board.smmu else {
+        return;
+    };
+    let present = platform.devices.iter().any(|node| {
+        node.contains(smmu.registers.base)
+            && node.compatible.iter().any(|name| name == "arm,smmu-v3")
+    });
+    if !present {
+        // Validation refused every layout that needs it; nothing is behind it then.
+        log::info!(
+            "SMMU: the board's SMMUv3 at {:#x} is not in the platform device tree",
+            smmu.registers.base
+        );
+        return;
+    }
+    let max_stream_id = board
+        .pci
+        .iter()
+        .flat_map(|host| host.functions.iter())
+        .map(|function| function.address.requester_id())
+        .max()
+        .unwrap_or(0);
+    let highest = platform
+        .memory
+        .iter()
+        .chain(board.pci.iter().map(|host| &host.memory_window))
+        .filter_map(|range| range.end())
+        .max()
+        .unwrap_or(0)
+        .saturating_sub(1);
+    let needed = crate::smmu::Requirements {
+        max_stream_id,
+        highest_output_address: crate::mem::addr::PhysAddr::new(highest),
+        max_vmid: u16::try_from(partition.cells.len()).unwrap_or(u16::MAX),
+    };
+    if let Err(error) =
+        super::smmu::init(smmu.registers.base, &needed, mmu::physical_address_size())
+    {
+        fatal(format_args!("{error}"));
+    }
+    let boot_mpidr = sysreg::mpidr();
+    for intid in [smmu.event_intid, smmu.gerror_intid] {
+        gic.set_spi_edge_triggered(intid, true);
+        gic.route_spi(intid, boot_mpidr);
+        gic.set_spi_enabled(intid, true);
+    }
+    log::info!(
+        "SMMU: SMMUv3 at {:#x} owns DMA: streams abort unless a cell's device is given its stage 2",
+        smmu.registers.base
+    );
 }
 
 /// Per-CPU GIC setup: the redistributor through the driver, then the CPU interface. The PPIs

@@ -378,6 +378,33 @@ impl VcpuHardware for Cpu {
         gic::deactivate(intid);
     }
 
+    fn dma_faults(&mut self, sink: &mut dyn FnMut(crate::core::hardware::DmaFault)) {
+        use crate::smmu::{Access, EventKind};
+        let (drained, errors) = super::smmu::drain(&mut |event| {
+            let kind = match event.kind {
+                EventKind::Translation => "translation",
+                EventKind::AddrSize => "address size",
+                EventKind::Access => "access flag",
+                EventKind::Permission => "permission",
+                EventKind::BadStreamId => "unknown stream",
+                EventKind::BadSte => "bad stream table entry",
+                _ => "other",
+            };
+            sink(crate::core::hardware::DmaFault {
+                stream: event.stream_id,
+                address: event.input_address.or(event.ipa).unwrap_or(0),
+                write: event.access == Some(Access::Write),
+                kind,
+            });
+        });
+        if drained.overflowed {
+            log::warn!("SMMU: its event queue overflowed; some DMA faults were not recorded");
+        }
+        for error in errors.iter() {
+            log::warn!("SMMU: global error {error:?}");
+        }
+    }
+
     fn console_receive(&mut self, buffer: &mut [u8]) -> usize {
         let mut count = 0;
         if let Some(uart) = UART.get() {

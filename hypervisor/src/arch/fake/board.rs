@@ -195,6 +195,8 @@ pub(super) struct State {
     pub(super) aborting_devices: BTreeSet<u64>,
     /// Device register addresses that ignore writes (a device stuck out of reset).
     pub(super) stuck_devices: BTreeSet<u64>,
+    /// DMA faults the fake SMMU has recorded, for `VcpuHardware::dma_faults`.
+    pub(super) dma_faults: alloc::vec::Vec<crate::core::hardware::DmaFault>,
     /// Per (CPU, virtual INTID): how often that CPU's guest completed it.
     pub(super) completed: BTreeMap<(usize, u32), u32>,
 }
@@ -226,6 +228,7 @@ impl FakeBoard {
                     lost_kicks: vec![0; cpu_count],
                     aborting_devices: BTreeSet::new(),
                     stuck_devices: BTreeSet::new(),
+                    dma_faults: alloc::vec::Vec::new(),
                     completed: BTreeMap::new(),
                 }),
                 changed: Condvar::new(),

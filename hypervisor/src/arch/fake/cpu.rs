@@ -556,6 +556,13 @@ impl VcpuHardware for FakeCpu {
         });
     }
 
+    fn dma_faults(&mut self, sink: &mut dyn FnMut(crate::core::hardware::DmaFault)) {
+        let faults: alloc::vec::Vec<_> = self.board.lock().dma_faults.drain(..).collect();
+        for fault in faults {
+            sink(fault);
+        }
+    }
+
     fn console_receive(&mut self, buffer: &mut [u8]) -> usize {
         let mut count = 0;
         for slot in buffer.iter_mut() {
