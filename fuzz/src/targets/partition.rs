@@ -262,6 +262,13 @@ fn build_board(rng: &mut Rng) -> BoardCase {
     let configs: Vec<CellConfig> = cells
         .into_iter()
         .map(|cell| CellConfig {
+            // A cell given a DMA-capable device (none is behind an SMMU here) must be trusted
+            // with all memory to be valid.
+            trusted_with_all_memory: cell.devices.iter().any(|device| {
+                DEVICES
+                    .iter()
+                    .any(|known| known.name == *device && known.dma_capable)
+            }),
             name: cell.name,
             cpus: leak(cell.cpus),
             memory: leak(cell.memory),
@@ -270,7 +277,6 @@ fn build_board(rng: &mut Rng) -> BoardCase {
             initrd: None,
             bootargs: "console=ttyAMA0",
             policy: CellPolicy::ALL,
-            trusted_with_all_memory: false,
         })
         .collect();
     let target = Layout {

@@ -204,6 +204,21 @@ impl Runtime {
                         .collect(),
                 });
             }
+            for name in plan.config.devices {
+                let unconfined = board.device(name).is_some_and(|device| device.dma_capable)
+                    || (board.pci_function(name).is_some()
+                        && !board
+                            .pci
+                            .as_ref()
+                            .is_some_and(|host| host.behind_smmu && board.smmu.is_some()));
+                if unconfined {
+                    log::warn!(
+                        "cell {}: device {name} can DMA to all memory (no SMMU confines it): the \
+                         board trusts this cell with all memory",
+                        plan.name
+                    );
+                }
+            }
             if plan.config.policy.el2_counting == El2Counting::AllowedForMeasurement {
                 log::info!(
                     "cell {}: its PMU may count at EL2 (the board's measurement-only \
