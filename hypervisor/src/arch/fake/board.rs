@@ -197,6 +197,8 @@ pub(super) struct State {
     pub(super) stuck_devices: BTreeSet<u64>,
     /// DMA faults the fake SMMU has recorded, for `VcpuHardware::dma_faults`.
     pub(super) dma_faults: alloc::vec::Vec<crate::core::hardware::DmaFault>,
+    /// A PCI host's ECAM (bus 0 at this address, 256 buses) and the functions on it.
+    pub(super) ecam: Option<(u64, crate::dev::pci::tests::fake::FakeEcam)>,
     /// Per (CPU, virtual INTID): how often that CPU's guest completed it.
     pub(super) completed: BTreeMap<(usize, u32), u32>,
 }
@@ -229,6 +231,7 @@ impl FakeBoard {
                     aborting_devices: BTreeSet::new(),
                     stuck_devices: BTreeSet::new(),
                     dma_faults: alloc::vec::Vec::new(),
+                    ecam: None,
                     completed: BTreeMap::new(),
                 }),
                 changed: Condvar::new(),
@@ -351,6 +354,20 @@ impl FakeBoard {
 
     /// Makes every access to the device register at `address` end in an external abort (a
     /// clock-gated block).
+    /// Puts QEMU virt's two virtio PCI functions (virtio-blk at 00:02.0, virtio-net at 00:03.0,
+    /// as QEMU lays out their configuration space) on an ECAM whose bus 0 is at `base`.
+    pub fn install_virtio_pci(&self, base: u64) {
+        use crate::dev::pci::Bdf;
+        use crate::dev::pci::tests::fake::{FakeEcam, virtio};
+        let (Some(blk), Some(net)) = (Bdf::new(0, 2, 0), Bdf::new(0, 3, 0)) else {
+            return;
+        };
+        let ecam = FakeEcam::new()
+            .with(blk, virtio(0x1042, 0x01_0000))
+            .with(net, virtio(0x1041, 0x02_0000));
+        self.lock().ecam = Some((base, ecam));
+    }
+
     pub fn make_device_abort(&self, address: PhysAddr) {
         self.lock().aborting_devices.insert(address.raw());
     }

@@ -370,7 +370,10 @@ impl Machine for FakeCpu {
 
     fn device_read(&mut self, address: PhysAddr, width: AccessWidth) -> Result<u64, DeviceAbort> {
         self.record(Event::DeviceRead { address, width });
-        let state = self.board.lock();
+        let mut state = self.board.lock();
+        if let Some(value) = ecam_read(&mut state, address, width) {
+            return value;
+        }
         if state.aborting_devices.contains(&address.raw()) {
             return Err(DeviceAbort);
         }
@@ -394,6 +397,9 @@ impl Machine for FakeCpu {
             value,
         });
         let mut state = self.board.lock();
+        if let Some(result) = ecam_write(&mut state, address, width, value) {
+            return result;
+        }
         if state.aborting_devices.contains(&address.raw()) {
             return Err(DeviceAbort);
         }
@@ -605,4 +611,47 @@ impl VcpuHardware for FakeCpu {
     fn sync_guest_memory(&mut self, cell: &Cell) {
         self.record(Event::GuestMemorySynced { cell: cell.index() });
     }
+}
+
+/// The function and register of an ECAM address of the fake PCI host, if it is one.
+fn ecam_target(
+    state: &super::board::State,
+    address: PhysAddr,
+) -> Option<(crate::dev::pci::Bdf, u16)> {
+    let (base, _) = state.ecam.as_ref()?;
+    let offset = address.raw().checked_sub(*base)?;
+    (offset < 1 << 28)
+        .then(|| crate::dev::pci::Bdf::from_ecam_offset(0, offset))
+        .flatten()
+}
+
+/// A read of the fake PCI host's ECAM (configuration reads are whole words).
+fn ecam_read(
+    state: &mut super::board::State,
+    address: PhysAddr,
+    width: AccessWidth,
+) -> Option<Result<u64, DeviceAbort>> {
+    use crate::dev::pci::ConfigAccess;
+    let (bdf, offset) = ecam_target(state, address)?;
+    let (_, ecam) = state.ecam.as_mut()?;
+    let word = ecam.read32(bdf, offset & !3).map_err(|_| DeviceAbort);
+    Some(word.map(|word| (u64::from(word) >> (8 * u64::from(offset & 3))) & width.mask()))
+}
+
+/// A write to the fake PCI host's ECAM, of the access's own width.
+fn ecam_write(
+    state: &mut super::board::State,
+    address: PhysAddr,
+    width: AccessWidth,
+    value: u64,
+) -> Option<Result<(), DeviceAbort>> {
+    use crate::dev::pci::ConfigAccess;
+    let (bdf, offset) = ecam_target(state, address)?;
+    let (_, ecam) = state.ecam.as_mut()?;
+    let result = match width {
+        AccessWidth::Byte => ecam.write8(bdf, offset, value as u8),
+        AccessWidth::Halfword => ecam.write16(bdf, offset, value as u16),
+        _ => ecam.write32(bdf, offset, value as u32),
+    };
+    Some(result.map_err(|_| DeviceAbort))
 }

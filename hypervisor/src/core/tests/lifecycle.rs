@@ -657,3 +657,62 @@ fn a_wipe_typed_while_the_home_cpu_scrubs_for_a_restart_is_read_at_once_and_wins
     assert_eq!(personal.take_start(0), None, "a wiped cell stays off");
     assert_eq!(fixture.cell("corporate").state(), CellState::Running);
 }
+
+#[test]
+fn a_pci_cells_stream_is_blocked_before_its_function_is_reset_and_its_ram_scrubbed() {
+    let fixture = fixture("linux");
+    let (runtime, board) = (fixture.runtime, fixture.board.clone());
+    let corporate = fixture.cell("corporate");
+    let vmid = corporate.plan().vmid;
+    assert_eq!(corporate.dma_streams(), [0x10], "00:02.0 is stream 0x10");
+    let mut home = board.cpu(CORPORATE_HOME);
+    runtime.manage(&Command::Restart("corporate".into()), &mut home);
+    assert_eq!(
+        step(runtime, &mut home),
+        Step::Lifecycle(AfterStop::Restart)
+    );
+    assert_eq!(corporate.state(), CellState::Running);
+
+    let events = merged(home.events());
+    let first = |wanted: &dyn Fn(&Event) -> bool| events.iter().position(wanted);
+    let ecam = 0x40_1000_0000 + (2 << 15);
+    let blocked = first(&|event| matches!(event, Event::DmaBlocked { stream: 0x10 }))
+        .expect("the stream is blocked");
+    let config_write = first(&|event| {
+        matches!(event, Event::DeviceWritten { address, .. }
+            if (ecam..ecam + 0x1000).contains(&address.raw()))
+    })
+    .expect("the function is stopped through its configuration space");
+    // BAR 4 (16 KiB, packed first) holds the common configuration at 0: device_status is 0x14.
+    let virtio_reset = first(&|event| {
+        *event
+            == Event::DeviceWritten {
+                address: PhysAddr::new(0x1000_0014),
+                width: AccessWidth::Byte,
+                value: 0,
+            }
+    })
+    .expect("the virtio device is reset through its BAR");
+    let scrubbed = first(&|event| matches!(event, Event::MemoryZeroed { .. })).expect("scrubbed");
+    let loaded = events
+        .iter()
+        .rposition(|event| matches!(event, Event::MemoryWritten { .. }))
+        .expect("reloaded");
+    let allowed = first(&|event| *event == Event::DmaAllowed { stream: 0x10, vmid })
+        .expect("the stream is allowed again");
+    assert!(
+        blocked < config_write && config_write < virtio_reset && virtio_reset < scrubbed,
+        "block, then reset, then scrub: {events:#?}"
+    );
+    assert!(
+        loaded < allowed,
+        "allowed only once the new instance is loaded"
+    );
+    assert!(
+        !events.iter().any(|event| matches!(
+            event,
+            Event::DmaBlocked { stream: 0x18 } | Event::DmaAllowed { stream: 0x18, .. }
+        )),
+        "personal's network function is not touched"
+    );
+}

@@ -64,6 +64,9 @@ pub(super) fn build(
         .flat_map(|cell| cell.memory.iter().map(|region| region.physical.to_board()))
         .collect();
     let board = FakeBoard::new(platform.cpus.len(), ram);
+    if let Some(host) = &board_data.pci {
+        board.install_virtio_pci(host.ecam.base);
+    }
     let files: [(&str, &[u8]); 4] = [
         ("test-guest", kernel),
         ("linux", kernel),

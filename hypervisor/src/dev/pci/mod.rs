@@ -62,7 +62,7 @@ mod intx;
 mod probe;
 pub mod regs;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use core::fmt;
 

@@ -1,6 +1,6 @@
 //! Host tests of the PCI model against a fake ECAM with QEMU-like virtio-pci functions.
 
-mod fake;
+pub(crate) mod fake;
 
 use alloc::format;
 use alloc::string::ToString;
