@@ -79,7 +79,9 @@ pub const SMMU: Smmu = Smmu {
     gerror_intid: 32 + 0x4d,
 };
 
-/// `linux`: a *personal* and a *corporate* Debian Linux, two CPUs and 768 MiB each.
+/// `linux`: a *personal* and a *corporate* Debian Linux, two CPUs and 768 MiB each; personal's
+/// RAM is identity-mapped at 0x6000_0000, corporate's (physically at 0x9000_0000) is seen at
+/// 0x4000_0000.
 pub const LINUX_CELLS: Layout = Layout {
     name: "linux",
     cells: &[
@@ -100,9 +102,11 @@ pub const LINUX_CELLS: Layout = Layout {
         CellConfig {
             name: "corporate",
             cpus: &[2, 3],
+            // Seen at 0x4000_0000: its disk's DMA is translated by the SMMU, so its RAM need not
+            // be identity-mapped (the device uses guest addresses, the SMMU makes them physical).
             memory: &[CellMemory {
                 physical: MemRange::new(0x9000_0000, 768 * MIB),
-                placement: GuestPlacement::Identity,
+                placement: GuestPlacement::At(0x4000_0000),
             }],
             devices: &["virtio-blk-pci"],
             kernel: "linux",
@@ -128,6 +132,11 @@ pub const LINUX_MMIO_CELLS: Layout = Layout {
             ..LINUX_CELLS.cells[0]
         },
         CellConfig {
+            // DMA without an SMMU uses physical addresses: identity-mapped RAM.
+            memory: &[CellMemory {
+                physical: MemRange::new(0x9000_0000, 768 * MIB),
+                placement: GuestPlacement::Identity,
+            }],
             devices: &["virtio-disk"],
             trusted_with_all_memory: true,
             ..LINUX_CELLS.cells[1]

@@ -522,12 +522,12 @@ mod tests {
         );
 
         assert_eq!(
-            property(&flat, "/memory@90000000", "device_type"),
+            property(&flat, "/memory@40000000", "device_type"),
             string_list(&["memory"])
         );
         assert_eq!(
-            property(&flat, "/memory@90000000", "reg"),
-            cells64(&[0x9000_0000, 768 << 20])
+            property(&flat, "/memory@40000000", "reg"),
+            cells64(&[0x4000_0000, 768 << 20])
         );
 
         assert_eq!(property(&flat, "/cpus", "#address-cells"), cells(&[1]));
@@ -636,7 +636,7 @@ mod tests {
             nodes,
             [
                 "/",
-                "/memory@90000000",
+                "/memory@40000000",
                 "/cpus",
                 "/cpus/cpu@0",
                 "/cpus/cpu@1",
