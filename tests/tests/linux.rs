@@ -1,5 +1,6 @@
 //! Linux QEMU tests: cellvisor boots the default layout `linux` (*personal* Linux on CPUs 0-1 with
-//! 768 MiB at 0x6000_0000, *corporate* Linux on CPUs 2-3 with 768 MiB physically at 0x9000_0000, seen at 0x4000_0000), and the tests
+//! 768 MiB at 0x6000_0000, *corporate* Linux on CPUs 2-3 with 768 MiB physically at 0x9000_0000,
+//! seen at 0x4000_0000), and the tests
 //! check from a shell inside each cell what the cell sees: CPUs, memory, timer and IPIs, the console
 //! focus switch, and that personal cannot read corporate's memory.
 //!
