@@ -68,8 +68,9 @@ pub const SMMU_ARGS: [&str; 2] = ["-global", "arm-smmuv3.stage=2"];
 
 /// Layouts whose cells own QEMU's virtio PCI functions (boards/qemu-virt: `virtio-blk-pci` at
 /// 00:02.0 for corporate and `virtio-net-pci` at 00:03.0 for personal in `linux`; the disk for the
-/// attacker in `dma-attack`): [`QemuConfig::new`] attaches [`pci_device_args`] for them.
-pub const PCI_LAYOUTS: &[&str] = &["linux", "dma-attack"];
+/// attacker in `dma-attack` and for the bench guest's `pci_intx` op in `bench`): [`QemuConfig::new`]
+/// attaches [`pci_device_args`] for them.
+pub const PCI_LAYOUTS: &[&str] = &["linux", "dma-attack", "bench"];
 
 /// Layouts whose cells own QEMU's virtio-mmio devices (`virtio-disk` in slot 31, `virtio-net` in
 /// slot 30: `linux-mmio`; the disk alone in `test-guest-disk` and `test-guest-dma`):

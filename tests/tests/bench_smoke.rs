@@ -8,7 +8,7 @@ use cellvisor_tests::bundle::cpio;
 use cellvisor_tests::{Artifacts, Machine, QemuConfig};
 
 /// The operations the guest times, in the order it prints them.
-const OPS: [&str; 9] = [
+const OPS: [&str; 10] = [
     "null",
     "hvc",
     "gicd_read",
@@ -18,6 +18,7 @@ const OPS: [&str; 9] = [
     "eoi",
     "ipi",
     "timer",
+    "pci_intx",
 ];
 const ITERATIONS: u64 = 16;
 /// Generous: the machine running the tests is shared and slow.

@@ -279,7 +279,9 @@ pub const DMA_ATTACK_CELLS: Layout = Layout {
 
 /// `bench`: one cell running the Rust bench guest (guests/bench-guest) on CPUs 0-1 with 64 MiB at
 /// [`TEST_GUEST_BASE`], for `cargo xtask bench`. The only cell of the board whose PMU may count
-/// at EL2 ([`El2Counting::AllowedForMeasurement`]).
+/// at EL2 ([`El2Counting::AllowedForMeasurement`]). It owns `virtio-blk-pci` ([`VIRTIO_BLK_PCI`],
+/// INTx on INTID 37) for the guest's `pci_intx` op; the remapped RAM is fine for its DMA, which
+/// the SMMU translates with the cell's stage 2.
 pub const BENCH_CELLS: Layout = Layout {
     name: "bench",
     cells: &[CellConfig {
@@ -289,7 +291,7 @@ pub const BENCH_CELLS: Layout = Layout {
             physical: MemRange::new(0x6000_0000, 64 * MIB),
             placement: GuestPlacement::At(TEST_GUEST_BASE),
         }],
-        devices: &[],
+        devices: &["virtio-blk-pci"],
         kernel: "bench-guest",
         initrd: None,
         bootargs: "",

@@ -1,5 +1,5 @@
-//! Exceptions: the IRQ vector serves the benchmark's interrupts; anything else is reported and
-//! powers the machine (or cell) off.
+//! Exceptions: the IRQ vector serves the benchmark's interrupts (SGIs, the virtual timer, the PCI
+//! disk's INTx); anything else is reported and powers the machine (or cell) off.
 
 use crate::entry::ExceptionFrame;
 use crate::gic;
@@ -31,6 +31,10 @@ pub extern "C" fn handle(frame: &mut ExceptionFrame, vector: u64, entry_ticks: u
         sys::system_off();
     }
     let intid = gic::acknowledge();
+    if crate::pci_intx::handle_interrupt(intid) {
+        gic::end_of_interrupt(intid);
+        return;
+    }
     match intid {
         gic::SGI_IPI => {
             if sys::vcpu_index() == 0 {

@@ -1,6 +1,6 @@
-//! Just enough GICv3 to receive SGIs and the virtual timer PPI: the distributor and this vCPU's
-//! redistributor (emulated by cellvisor, real under native QEMU) and the system-register CPU
-//! interface (virtual under cellvisor).
+//! Just enough GICv3 to receive SGIs, the virtual timer PPI and a level-triggered SPI: the
+//! distributor and this vCPU's redistributor (emulated by cellvisor, real under native QEMU) and
+//! the system-register CPU interface (virtual under cellvisor).
 
 use crate::sys::{self, read_sysreg, write_sysreg};
 
@@ -12,6 +12,14 @@ const GICD_CTLR: usize = 0x0000;
 pub const GICD_IIDR: usize = 0x0008;
 /// GICD_IPRIORITYR for SPIs 40..43: a harmless register to write.
 pub const GICD_IPRIORITYR_SPI40: usize = 0x0428;
+/// GICD_IGROUPR<n>, GICD_ISENABLER<n>, GICD_IPRIORITYR<n>, GICD_ICFGR<n>, GICD_IROUTER<n>.
+const GICD_IGROUPR: usize = 0x0080;
+const GICD_ISENABLER: usize = 0x0100;
+const GICD_IPRIORITYR: usize = 0x0400;
+const GICD_ICFGR: usize = 0x0C00;
+const GICD_IROUTER: usize = 0x6000;
+/// Priority given to an SPI (any value the priority mask 0xFF lets through).
+const SPI_PRIORITY: u32 = 0xA0;
 /// GICD_CTLR.RWP: register write pending.
 const GICD_CTLR_RWP: u32 = 1 << 31;
 /// GICD_CTLR: ARE (ARE_NS in the non-secure view) and EnableGrp1 (EnableGrp1A).
@@ -55,6 +63,29 @@ pub fn read32(address: usize) -> u32 {
 pub fn write32(address: usize, value: u32) {
     // SAFETY: `address` is a GIC register in the device window; it touches no Rust memory.
     unsafe { (address as *mut u32).write_volatile(value) }
+}
+
+/// Makes SPI `intid` group 1 and level-sensitive, routes it to the vCPU with Aff0 `target`
+/// (Aff3..1 = 0) and enables it at the distributor (trapped and emulated under cellvisor, which
+/// routes the physical SPI of a passed-through line to the target vCPU's CPU).
+pub fn route_level_spi(intid: u32, target: u64) {
+    let intid = intid as usize;
+    let (word, bit) = (intid / 32 * 4, intid % 32);
+    let group = GICD_BASE + GICD_IGROUPR + word;
+    write32(group, read32(group) | 1 << bit);
+    let config = GICD_BASE + GICD_ICFGR + intid / 16 * 4;
+    write32(config, read32(config) & !(1 << (2 * (intid % 16) + 1)));
+    let priority = GICD_BASE + GICD_IPRIORITYR + intid / 4 * 4;
+    let shift = 8 * (intid % 4);
+    write32(
+        priority,
+        (read32(priority) & !(0xFF << shift)) | SPI_PRIORITY << shift,
+    );
+    let router = (GICD_BASE + GICD_IROUTER + intid * 8) as *mut u64;
+    // SAFETY: GICD_IROUTER<intid> is a 64-bit distributor register in the device window; it
+    // touches no Rust memory.
+    unsafe { router.write_volatile(target) };
+    write32(GICD_BASE + GICD_ISENABLER + word, 1 << bit);
 }
 
 /// Enables the distributor (affinity routing, group 1). vCPU 0 calls it once.

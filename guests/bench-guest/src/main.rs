@@ -1,7 +1,7 @@
 //! The bench guest: a bare-metal EL1 program that times micro-operations (null hypercall, trapped
 //! GIC distributor read and write, vUART read, virtual SGI and its EOI, IPI to the sibling vCPU,
-//! virtual timer latency) and prints one machine-readable line per operation (see
-//! docs/benchmarks.md), then powers off.
+//! virtual timer latency, a passed-through PCI disk's INTx) and prints one machine-readable line
+//! per operation (see docs/benchmarks.md), then powers off.
 //!
 //! Linked at 0x4000_0000 and entered at its first byte at EL1h with MMU and caches off. Under
 //! cellvisor x0 is the cell's device tree, whose `/chosen/bootargs` may say `iterations=N` (and `only=OP` to run one operation). Natively
@@ -16,6 +16,7 @@
 mod entry;
 mod exception;
 mod gic;
+mod pci_intx;
 mod sys;
 
 use cellvisor_guest_support::{console, fdt, println};
@@ -143,10 +144,14 @@ impl core::fmt::Write for LineBuffer {
 /// vCPU 0's Rust entry: x0 as the guest was entered, and CNTVCT_EL0 at its first instruction.
 extern "C" fn primary_main(device_tree: u64, entry_ticks: u64) -> ! {
     let native = device_tree == 0;
-    let bootargs = if native {
-        native_args()
+    let device_tree = if native {
+        None
     } else {
-        bootargs(device_tree)
+        device_tree_blob(device_tree)
+    };
+    let bootargs = match device_tree {
+        Some(blob) => fdt::chosen_bootargs(blob),
+        None => native_args(),
     }
     .unwrap_or("");
     let iterations = bootargs
@@ -213,6 +218,9 @@ extern "C" fn primary_main(device_tree: u64, entry_ticks: u64) -> ! {
     }
     if selected("timer") {
         timer(&run);
+    }
+    if selected("pci_intx") {
+        pci_intx::run(&run, device_tree);
     }
     println!("bench: done");
     sys::system_off()
@@ -500,8 +508,8 @@ fn native_args() -> Option<&'static str> {
         .filter(|text| !text.is_empty())
 }
 
-/// `/chosen/bootargs` of the device tree at `address`, which must lie in RAM after the image.
-fn bootargs(address: u64) -> Option<&'static str> {
+/// The device tree at `address`, which must lie in RAM after the image.
+fn device_tree_blob(address: u64) -> Option<&'static [u8]> {
     let image_end = (&raw const __image_end) as u64;
     let ram_end = RAM_BASE + RAM_SIZE;
     if !(image_end..ram_end).contains(&address) || !address.is_multiple_of(8) {
@@ -514,8 +522,7 @@ fn bootargs(address: u64) -> Option<&'static str> {
     let header = unsafe { core::slice::from_raw_parts(address as *const u8, 8) };
     let size = fdt::total_size(header).filter(|&size| size <= room)?;
     // SAFETY: as above, and `size` bytes fit before the end of RAM.
-    let blob = unsafe { core::slice::from_raw_parts(address as *const u8, size) };
-    fdt::chosen_bootargs(blob)
+    Some(unsafe { core::slice::from_raw_parts(address as *const u8, size) })
 }
 
 #[panic_handler]

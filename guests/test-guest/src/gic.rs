@@ -54,32 +54,9 @@ pub enum Trigger {
     Level,
 }
 
-/// Reads the 32-bit register at `address`.
-///
-/// One plain `ldr` (as for [`write32`]'s `str`): a trapped access must carry a valid syndrome,
-/// which an access with writeback (what the compiler may pick for a volatile access in a loop)
-/// does not, and cellvisor refuses it with an abort.
-pub fn read32(address: u64) -> u32 {
-    let value: u32;
-    // SAFETY: every caller passes a device register in a window the cell maps (the GIC, its
-    // passthrough device); it touches no Rust object, and reads of the registers used have no side
-    // effects the callers do not want.
-    unsafe {
-        core::arch::asm!("ldr {value:w}, [{address}]", address = in(reg) address,
-            value = out(reg) value, options(nostack, preserves_flags));
-    }
-    value
-}
-
-/// Writes the 32-bit register at `address`.
-pub fn write32(address: u64, value: u32) {
-    // SAFETY: every caller passes a device register in a window the cell maps; it touches no Rust
-    // object.
-    unsafe {
-        core::arch::asm!("str {value:w}, [{address}]", address = in(reg) address,
-            value = in(reg) value, options(nostack, preserves_flags));
-    }
-}
+/// 32-bit device register accesses: one plain `ldr`/`str` each, so a trapped access carries a
+/// valid syndrome (see [`cellvisor_guest_support::mmio`]).
+pub use cellvisor_guest_support::mmio::{read32, write32};
 
 fn write64(address: u64, value: u64) {
     // SAFETY: as for `write32`; GICD_IROUTER<n> takes 64-bit accesses.

@@ -53,6 +53,20 @@ impl Report {
                             _ => fmt_opt(number(fields, "el2_instr_per_op"), 0),
                         }
                     }
+                    "pci_intx" => {
+                        let fields = self.op(mode, "cellvisor", op);
+                        match (
+                            number(fields, "el2_instr_per_op"),
+                            number(fields, "el2_median"),
+                            number(fields, "el2_notify_per_op"),
+                            number(fields, "el2_after_entry_per_op"),
+                        ) {
+                            (Some(mean), Some(median), Some(notify), Some(after)) => format!(
+                                "{mean:.0} (median {median:.0}; notify alone {notify:.0}, after the handler's entry {after:.0})"
+                            ),
+                            (mean, ..) => fmt_opt(mean, 0),
+                        }
+                    }
                     _ => fmt_opt(
                         number(self.op(mode, "cellvisor", op), "el2_instr_per_op"),
                         0,
@@ -363,7 +377,8 @@ ELF at 0x4000_0000 and passes no device tree (x0 = 0), so the guest reads its bo
 0x43F0_0000, put there with `-device loader,file=…,addr=0x43f00000,force-raw=on`; natively the
 null hypercall is PSCI_VERSION to QEMU's built-in PSCI (an unknown SMCCC call through HVC is
 UNDEFINED without EL2), under cellvisor CELLVISOR_VERSION. Under cellvisor the hypervisor is the
-release build, layout `bench` (one cell, CPUs 0–1, 64 MiB), `-smp 4 -m 2G`.
+release build, layout `bench` (one cell, CPUs 0–1, 64 MiB, owning `virtio-blk-pci`),
+`-smp 4 -m 2G`.
 
 **EL2 instructions per operation.** cellvisor does not trap or switch the PMU, so the guest
 programs event counter 0 with INST_RETIRED (0x08) and the filter bits P and U (do not count EL1,
@@ -408,6 +423,40 @@ receive (~201) is the kick's acknowledge and deactivate plus writing the posted 
 a free list register, again without a flush scan. Exits the fast path leaves to the run loop
 (PSCI, WFI, aborts outside the cell, console input, passthrough SPIs) pay about 60 more for the
 full register save and the run loop.
+
+**Passthrough interrupts on the PCIe path (`pci_intx`).** The bench cell owns the board's
+`virtio-blk-pci` (00:02.0, behind the SMMU, which translates its DMA with the cell's stage 2, so the
+remapped RAM is fine; the bench's QEMU gives it the corporate disk image through a snapshot overlay)
+and drives it with the test guest's driver (`guests/guest-support`: `pci`, `virtio_pci`,
+`virtqueue`) with the function's INTx enabled: INTA of slot 2 is INTID 37, level, which the guest
+finds in its device tree's `interrupt-map`, routes to vCPU 0 and enables in its vGIC distributor,
+and which cellvisor injects hardware-linked. Each of N iterations reads sector 0: with IRQs masked,
+vCPU 0 queues the request and writes the queue's notification register (a BAR the cell maps: no
+trap), then unmasks IRQs and spins (with YIELD, not WFI, for the reason given for `ipi`) until its
+handler has run. The handler reads the device's ISR status, which lowers the level line, before its
+EOI; otherwise the deactivation the HW bit forwards would find the line still high and the SPI would
+fire again. The figure is the EL2 count across the N reads over N, beside the median per read
+(`el2_median`). The physical SPI is taken at EL2 whenever it arrives, also while the guest still
+masks IRQs right after the notify, so inside a read the delivery cannot be told from the notify; two
+more figures show that nothing else is in the window: the EL2 count from the handler's entry to the
+end of the spin (`el2_after_entry_per_op`: the ISR read, the EOI, the return) and that of N notifies
+on a queue with nothing new, which raise no interrupt, after the reads (`el2_notify_per_op`: the BAR
+write alone). Both are 0, neither traps. ns/op is the whole read, which QEMU's I/O threads complete
+in host time, so it is not deterministic even under icount; natively the guest has no device tree
+and the op is skipped.
+
+**The PCIe INTx goal, and where its EL2 instructions go.** The goal, ≤200, is the timer's ≤150 plus
+a margin for the run loop, close to the timer's 143 plus the ~60 a run-loop exit adds (above): a
+passed-through SPI needs the same work as the timer PPI (acknowledge it with the priority drop,
+write one hardware-linked list register), and the full register save of a run-loop exit is the only
+cost it should add. It is far over that today. Traced as above (December 2026, `only=pci_intx`),
+each SPI exit (~850) is the vector and the fast path, which acknowledges the SPI and hands it to the
+run loop (~90), the run loop's list-register sync including `sync_after_spi` (~170),
+`handle_interrupts` with `inject_hardware` (~170), the flush's slow path `flush_slow`, a scan of the
+vCPU's candidate interrupts (~390), and the entry back into the guest (~40). The "EL2 instructions
+per disk interrupt" estimate of the passthrough-interrupt table (the timer's figure) therefore
+understates a PCI function's INTx. Giving the bench cell the function also raised `sgi_self` from
+682 to 704 EL2 instructions with the same build; the other operations did not change.
 
 **Deterministic mode.** `-icount shift=0,sleep=off`: one instruction is one nanosecond of virtual
 time and idle time jumps to the next timer deadline instead of following the host clock, so every

@@ -1,6 +1,9 @@
-//! A minimal modern (virtio 1.x) virtio-blk driver over the virtio-pci transport, polled (no
-//! interrupt: INTx is disabled and MSI-X never enabled), on the one virtqueue of
-//! [`crate::virtqueue`].
+//! A minimal modern (virtio 1.x) virtio-blk driver over the virtio-pci transport, on the one
+//! virtqueue of [`crate::virtqueue`]. Polled unless the caller says otherwise: [`VirtioPci::probe`]
+//! leaves INTx disabled (MSI-X is never enabled); a guest that takes the INTx clears the function's
+//! INTx Disable bit itself and reads the ISR status ([`VirtioPci::acknowledge_interrupt`], or a
+//! plain byte read of [`VirtioPci::isr_address`] from its handler) to lower the level line before
+//! its EOI.
 //!
 //! [`VirtioPci::probe`] finds the function's virtio vendor capabilities (common configuration,
 //! notification, ISR status, device configuration), makes sure the BARs they name hold addresses
@@ -17,6 +20,7 @@
 
 use core::fmt;
 
+use crate::mmio::{read8, read16, read32, write8, write16, write32};
 use crate::pci::{self, Allocator, BarError, COMMAND_BUS_MASTER, COMMAND_INTX_DISABLE, Host};
 use crate::timer;
 use crate::virtqueue::{self, QUEUE_SIZE, RequestBuffers, Virtqueue};
@@ -302,10 +306,24 @@ impl VirtioPci {
         self.capacity
     }
 
+    /// Puts a read of `sector` into the guest's own one-sector buffer on the queue and notifies
+    /// the device (see [`Virtqueue::queue_read`]). Call it only when the previous request
+    /// completed.
+    pub fn submit_read(&mut self, sector: u64) {
+        self.queue.queue_read(sector);
+        self.notify();
+    }
+
+    /// Notifies the device that queue 0 has new requests (a 16-bit write of the queue index to
+    /// its notification address).
+    pub fn notify(&self) {
+        write16(self.notify, 0);
+    }
+
     /// Puts request `slot` on the queue and notifies the device (see [`Virtqueue::queue`]).
     pub fn submit(&mut self, slot: u16, write: bool, sector: u64, buffers: &RequestBuffers) {
         self.queue.queue(slot, write, sector, buffers);
-        write16(self.notify, 0);
+        self.notify();
     }
 
     /// The used index the device reaches once it has completed everything submitted.
@@ -317,52 +335,10 @@ impl VirtioPci {
     pub fn acknowledge_interrupt(&self) -> u8 {
         read8(self.isr)
     }
-}
 
-// The accessors below are single plain loads and stores (no writeback addressing, so a trapped
-// access has a valid syndrome), as in `gic::read32`.
-
-fn read8(address: u64) -> u8 {
-    let value: u32;
-    // SAFETY: every caller passes a register of the device's BARs, which the cell maps; it
-    // touches no Rust object (reading the ISR clears it, which the caller wants).
-    unsafe {
-        core::arch::asm!("ldrb {value:w}, [{address}]", address = in(reg) address,
-            value = out(reg) value, options(nostack, preserves_flags));
+    /// The CPU address of the ISR status byte: reading it returns and clears the device's
+    /// interrupt causes, which lowers its INTx line.
+    pub fn isr_address(&self) -> u64 {
+        self.isr
     }
-    value as u8
-}
-
-fn write8(address: u64, value: u8) {
-    // SAFETY: as for `read8`.
-    unsafe {
-        core::arch::asm!("strb {value:w}, [{address}]", address = in(reg) address,
-            value = in(reg) u32::from(value), options(nostack, preserves_flags));
-    }
-}
-
-fn read16(address: u64) -> u16 {
-    let value: u32;
-    // SAFETY: as for `read8`.
-    unsafe {
-        core::arch::asm!("ldrh {value:w}, [{address}]", address = in(reg) address,
-            value = out(reg) value, options(nostack, preserves_flags));
-    }
-    value as u16
-}
-
-fn write16(address: u64, value: u16) {
-    // SAFETY: as for `read8`.
-    unsafe {
-        core::arch::asm!("strh {value:w}, [{address}]", address = in(reg) address,
-            value = in(reg) u32::from(value), options(nostack, preserves_flags));
-    }
-}
-
-fn read32(address: u64) -> u32 {
-    crate::gic::read32(address)
-}
-
-fn write32(address: u64, value: u32) {
-    crate::gic::write32(address, value);
 }

@@ -1,6 +1,7 @@
 //! PCI configuration space through an ECAM window, as the device tree's `pci-host-ecam-generic`
 //! node describes it (`reg`: the window, `bus-range`, `ranges`: the memory windows BARs live in),
-//! and memory BARs: read, and assigned where nobody did.
+//! and memory BARs: read, and assigned where nobody did; `interrupt-map` gives a function's INTx
+//! line ([`Host::intx_intid`]).
 //!
 //! Under cellvisor the node lists only the cell's own functions and their BARs are already
 //! assigned (`linux,pci-probe-only`): they are read, never written. On plain QEMU `virt` nobody
@@ -13,8 +14,8 @@
 
 use core::fmt;
 
-use crate::gic::{read32, write32};
-use cellvisor_guest_support::fdt;
+use crate::fdt;
+use crate::mmio::{read32, write32};
 
 /// `compatible` of the host bridge node.
 pub const COMPATIBLE: &str = "pci-host-ecam-generic";
@@ -51,6 +52,27 @@ const SPACE_MEMORY_32: u32 = 0b10;
 const SPACE_MEMORY_64: u32 = 0b11;
 /// Memory windows kept from `ranges`.
 const MAX_WINDOWS: usize = 4;
+/// `interrupt-map` entries kept.
+const MAX_INTX_ENTRIES: usize = 16;
+/// Cells of one `interrupt-map` entry with a GICv3 parent of `#address-cells = <2>` and
+/// `#interrupt-cells = <3>` (how cellvisor and QEMU virt write it): child unit address (3), pin
+/// (1), the GIC's phandle (1), parent unit address (2), `GIC_SPI spi flags` (3).
+const INTX_ENTRY_CELLS: usize = 10;
+/// The GIC binding's interrupt type cell of an SPI.
+const GIC_SPI: u32 = 0;
+/// INTID of SPI 0.
+const SPI_BASE_INTID: u32 = 32;
+/// The Interrupt Pin register (byte 0x3D): 1..=4 for INTA..INTD, 0 for none.
+const INTERRUPT_PIN: u16 = 0x3D;
+
+/// One `interrupt-map` entry: the child unit address's high cell (bus, device, function) and pin
+/// it matches (after the mask), and the INTID it raises.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct IntxEntry {
+    address_high: u32,
+    pin: u32,
+    intid: u32,
+}
 
 /// A memory window of the host bridge: PCI addresses `pci..pci + size` appear to the CPU at
 /// `cpu..cpu + size`.
@@ -77,6 +99,9 @@ pub struct Host {
     /// Last bus number the window covers.
     pub last_bus: u8,
     windows: [Option<Window>; MAX_WINDOWS],
+    /// `interrupt-map-mask`'s cells for the unit address's high cell and the pin.
+    intx_mask: (u32, u32),
+    intx: [Option<IntxEntry>; MAX_INTX_ENTRIES],
 }
 
 /// Why the device tree's host bridge could not be used.
@@ -156,12 +181,59 @@ impl Host {
                 below_4g: space == SPACE_MEMORY_32 && pci.saturating_add(size) <= 1 << 32,
             });
         }
+        let mask = property("interrupt-map-mask").unwrap_or(&[]);
+        let intx_mask = (
+            fdt::cells_value(mask, 1).map_or(u32::MAX, |cell| cell as u32),
+            fdt::cells_value(mask.get(12..).unwrap_or(&[]), 1).map_or(u32::MAX, |cell| cell as u32),
+        );
+        let mut intx = [None; MAX_INTX_ENTRIES];
+        let map = property("interrupt-map").unwrap_or(&[]);
+        let mut slots = intx.iter_mut();
+        for chunk in map.chunks_exact(INTX_ENTRY_CELLS * 4) {
+            let cell = |index: usize| {
+                fdt::cells_value(chunk.get(index * 4..).unwrap_or(&[]), 1).map(|cell| cell as u32)
+            };
+            let (Some(address_high), Some(pin), Some(kind), Some(spi)) =
+                (cell(0), cell(3), cell(7), cell(8))
+            else {
+                return Err(HostError::Malformed("interrupt-map"));
+            };
+            if kind != GIC_SPI {
+                continue;
+            }
+            let Some(slot) = slots.next() else { break };
+            *slot = Some(IntxEntry {
+                address_high: address_high & intx_mask.0,
+                pin: pin & intx_mask.1,
+                intid: SPI_BASE_INTID + spi,
+            });
+        }
         Ok(Host {
             ecam,
             ecam_size,
             first_bus,
             last_bus,
             windows,
+            intx_mask,
+            intx,
+        })
+    }
+
+    /// The INTID `function`'s INTx pin raises, from the node's `interrupt-map` (entries for a
+    /// GICv3 parent, see [`INTX_ENTRY_CELLS`]); `None` for a function without a pin or without an
+    /// entry.
+    pub fn intx_intid(&self, function: &Function) -> Option<u32> {
+        let pin = u32::from(function.read8(INTERRUPT_PIN));
+        if pin == 0 {
+            return None;
+        }
+        let address_high = u32::from(function.bus) << 16
+            | u32::from(function.device) << 11
+            | u32::from(function.function) << 8;
+        self.intx.iter().flatten().find_map(|entry| {
+            (entry.address_high == address_high & self.intx_mask.0
+                && entry.pin == pin & self.intx_mask.1)
+                .then_some(entry.intid)
         })
     }
 

@@ -1,18 +1,20 @@
-//! The one split virtqueue of the guest's one virtio-blk disk, whichever transport carries it
-//! (virtio-mmio in [`crate::virtio_blk`], virtio-pci in [`crate::virtio_pci`]): [`QUEUE_SIZE`]
-//! descriptors, the available and used rings, and the requests put on them. A request is a chain
-//! of three descriptors: its 16-byte header (type, reserved, sector), its data, its status byte.
-//! [`Virtqueue::queue_read`] reads one sector into the guest's own request buffer (chain at
-//! descriptor 0); [`Virtqueue::queue`] puts request `slot` (below [`MAX_SLOTS`]) on the queue with
-//! buffers the caller chooses (chain at descriptor `slot` × 3), so up to [`MAX_SLOTS`] can be in
-//! flight and the data may lie anywhere the caller wants the device to write.
+//! The one split virtqueue of a guest's one virtio-blk disk, whichever transport carries it
+//! (virtio-mmio in the test guest's `virtio_blk`, virtio-pci in [`crate::virtio_pci`]):
+//! [`QUEUE_SIZE`] descriptors, the available and used rings, and the requests put on them. A
+//! request is a chain of three descriptors: its 16-byte header (type, reserved, sector), its data,
+//! its status byte. [`Virtqueue::queue_read`] reads one sector into the guest's own request buffer
+//! (chain at descriptor 0); [`Virtqueue::queue`] puts request `slot` (below [`MAX_SLOTS`]) on the
+//! queue with buffers the caller chooses (chain at descriptor `slot` × 3), so up to [`MAX_SLOTS`]
+//! can be in flight and the data may lie anywhere the caller wants the device to write.
 //!
 //! The device reads and writes the rings and the request buffers by DMA, at the addresses the
-//! guest programs: guest-physical ones, which equal physical ones only in an identity-mapped cell
-//! (cellvisor gives a DMA-capable device only to such a cell, see docs/security.md). The rings and
-//! the request buffer are statics of the image, so they lie in the cell's own RAM. With the guest's
-//! MMU off every access is Device-nGnRnE: nothing is cached, so nothing needs cleaning for the
-//! device. Only one disk is driven per boot, so the statics are the one queue's.
+//! guest programs: guest-physical ones. They reach the guest's own RAM behind an SMMU that
+//! translates the device's DMA with the cell's stage 2 (any cell placement), and without one only
+//! in an identity-mapped cell (cellvisor gives an unconfined DMA-capable device only to such a
+//! cell, see docs/security.md). The rings and the request buffer are statics of the image, so they
+//! lie in the cell's own RAM. With the guest's MMU off every access is Device-nGnRnE: nothing is
+//! cached, so nothing needs cleaning for the device. Only one disk is driven per boot, so the
+//! statics are the one queue's.
 
 use core::cell::UnsafeCell;
 use core::mem::{offset_of, size_of};
@@ -236,6 +238,9 @@ impl Virtqueue {
     /// A queue with nothing published: zeroes the rings. Call it while the device is reset (its
     /// status 0), before the transport hands the device the rings, so that no used-ring entry of
     /// an earlier instance is taken for a completion.
+    // No `Default`: making a queue zeroes the one set of rings the device may be using, which a
+    // `Default::default()` would hide.
+    #[allow(clippy::new_without_default)]
     pub fn new() -> Self {
         let words = RINGS.0.get() as *mut u64;
         for index in 0..size_of::<Rings>() / 8 {
