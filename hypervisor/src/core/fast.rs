@@ -25,6 +25,7 @@ use crate::core::hardware::{ExitKind, Syndrome, VcpuHardware};
 use crate::core::irq;
 use crate::core::lifecycle::CellState;
 use crate::core::smccc::{self, Caller, Dispatch, SmcccCall};
+use crate::dev::gic::SPI_BASE_INTID;
 use crate::dev::mmio::MmioAccess;
 use crate::dev::vgic::{Direct, VcpuSet};
 use crate::mem::addr::GuestPhysAddr;
@@ -216,10 +217,11 @@ fn hypercall(running: &mut RunningVcpu<'_>, smc: bool) -> Fast {
     Fast::Resume
 }
 
-/// A physical interrupt: the guest timers of this vCPU are forwarded hardware-linked straight into
-/// a list register, and a kick of a running cell is answered with a flush of the vCPU's list
-/// registers. Anything else (console input, passthrough SPIs, a kick of a stopping cell) is handed
-/// back to the run loop, acknowledged. Out of line, so the hypercall path does not pay for its
+/// A physical interrupt: the guest timers of this vCPU, and a passed-through SPI of its cell routed
+/// to it when nothing else waits for it, are forwarded hardware-linked straight into a list
+/// register, and a kick of a running cell is answered with a flush of the vCPU's list registers.
+/// Anything else (console input, other passthrough SPIs, a kick of a stopping cell) is handed back
+/// to the run loop, acknowledged. Out of line, so the hypercall path does not pay for its
 /// register use (the arch glue's vector calls it directly).
 #[inline(never)]
 pub fn interrupt<H: VcpuHardware + ?Sized>(
@@ -252,6 +254,24 @@ pub fn interrupt<H: VcpuHardware + ?Sized>(
             }
         }
         return Fast::Resume;
+    }
+    if intid >= SPI_BASE_INTID
+        && running
+            .at
+            .runtime
+            .owner_of_spi(intid)
+            .is_some_and(|owner| core::ptr::eq(owner, cell))
+    {
+        // A passed-through SPI routed to this vCPU, which has nothing else waiting: straight
+        // into a list register, hardware-linked. Anything else goes to the run loop.
+        let mut vgic = cell.devices.vgic();
+        let lists = hardware.list_registers();
+        if vgic.forward_spi_direct(vcpu, intid, lists) == Ok(true) {
+            drop(vgic);
+            cell.count_exit(ExitReason::Interrupt);
+            running.holds_list_registers = true;
+            return Fast::Resume;
+        }
     }
     if intid < PHYSICAL_SGI_END && cell.state() == CellState::Running {
         // A kick: something changed for this vCPU (an SGI from a sibling, an interrupt routed

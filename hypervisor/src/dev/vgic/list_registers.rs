@@ -591,6 +591,78 @@ impl Vgic {
         Ok(Direct::Written)
     }
 
+    /// A new instance of the passed-through SPI `intid`, taken on the CPU of `vcpu`: written
+    /// hardware-linked straight into a free list register of `vcpu`, as a flush would, when that
+    /// is all a flush would do: `vcpu`'s list registers hold everything else deliverable to it
+    /// (nothing changed since its last flush), the SPI is routed to `vcpu` alone, and no earlier
+    /// instance of it is pending, active or in a list register. Nothing else is touched, so the
+    /// other vCPUs' flushes are not disturbed either. `Ok(false)`: nothing was changed, the caller
+    /// takes the general path ([`Vgic::inject_hardware`]).
+    pub fn forward_spi_direct(
+        &mut self,
+        vcpu: usize,
+        intid: u32,
+        lrs: &mut impl ListRegisters,
+    ) -> Result<bool, VgicError> {
+        if intid < SPI_BASE_INTID || self.complete_at.get(vcpu) != Some(&self.generation) {
+            return Ok(false);
+        }
+        // The physical SPI fired again, so the guest normally completed the previous instance,
+        // which this vCPU's list register may still be recorded to hold: if that list register is
+        // empty, fold it back (as the next sync would); if it is somehow live, the general path.
+        let slot = self
+            .vcpus
+            .get(vcpu)
+            .ok_or(VgicError::NoSuchVcpu)?
+            .list_registers
+            .iter()
+            .position(|&held| held.map(u32::from) == Some(intid));
+        if let Some(n) = slot {
+            if lrs.empty_list_registers() & 1 << n == 0 {
+                return Ok(false);
+            }
+            self.fold_list_register(vcpu, n, 0);
+        }
+        let capacity = lrs
+            .count()
+            .min(MAX_LIST_REGISTERS)
+            .min(self.list_register_count);
+        let in_use = self
+            .vcpus
+            .get(vcpu)
+            .ok_or(VgicError::NoSuchVcpu)?
+            .list_registers_in_use;
+        let free = !in_use & ((1u32 << capacity) - 1) as u16;
+        let group1 = self.group1_enabled;
+        let Some(irq) = self.irq_mut(Bank::Shared, intid) else {
+            return Err(VgicError::NotOwned(intid));
+        };
+        let quiet = !irq.pending() && !irq.active && !irq.in_list_register;
+        let here = irq.route == Route::Vcpu(vcpu as u8);
+        if !irq.hardware_spi || !irq.enabled || !group1 || !quiet || !here || free == 0 {
+            return Ok(false);
+        }
+        // Below 1020: fits pINTID's 13 bits.
+        irq.hardware_link = Some(intid as u16);
+        irq.pending_latch = true;
+        let (value, gives_pending) = list_register_value(intid as u16, irq);
+        if gives_pending {
+            irq.latch_in_list_register = irq.pending_latch;
+            irq.pending_latch = false;
+        }
+        irq.in_list_register = true;
+        irq.holder_vcpu = vcpu as u8;
+        let n = free.trailing_zeros() as usize;
+        lrs.write(n, value);
+        if let Some(state) = self.vcpus.get_mut(vcpu)
+            && let Some(held) = state.list_registers.get_mut(n)
+        {
+            *held = Some(intid as u16);
+            state.list_registers_in_use |= 1 << n;
+        }
+        Ok(true)
+    }
+
     /// Records that SGI `intid` became pending on `target` through `sender`'s write: posted
     /// (delivered by [`Vgic::deliver_posted`] at `target`'s kick, without a flush's scan) while
     /// `target`'s list registers hold everything else deliverable to it, else a change that makes

@@ -1477,6 +1477,80 @@ fn direct_timer_forwarding_writes_what_inject_and_flush_would() {
 }
 
 #[test]
+fn direct_spi_forwarding_writes_what_inject_and_flush_would_and_only_when_that_is_all() {
+    let route = |vgic: &mut Vgic, physical: &mut FakePhysicalDistributor, vcpu: u64| {
+        vgic.distributor_write(
+            GICD_IROUTER_OFFSET + 8 * u64::from(DEVICE_SPI),
+            Doubleword,
+            vcpu,
+            physical,
+        )
+        .unwrap();
+    };
+    let (mut direct, mut physical) = enabled_vgic();
+    let (mut reference, mut physical_reference) = enabled_vgic();
+    let mut lrs = FakeListRegisters::new(4);
+    let mut reference_lrs = FakeListRegisters::new(4);
+    for (vgic, physical) in [
+        (&mut direct, &mut physical),
+        (&mut reference, &mut physical_reference),
+    ] {
+        enable_spi(vgic, physical, DEVICE_SPI);
+        route(vgic, physical, 1);
+    }
+    // Stale (nothing flushed yet since the configuration changed): the general path.
+    assert_eq!(
+        direct.forward_spi_direct(1, DEVICE_SPI, &mut lrs),
+        Ok(false)
+    );
+    direct.flush(1, &mut lrs).unwrap();
+    reference.flush(1, &mut reference_lrs).unwrap();
+    for round in 0..4 {
+        assert_eq!(
+            direct.forward_spi_direct(1, DEVICE_SPI, &mut lrs),
+            Ok(true),
+            "round {round}"
+        );
+        // Its instance is in a list register now: a second one goes the general way.
+        assert_eq!(
+            direct.forward_spi_direct(1, DEVICE_SPI, &mut lrs),
+            Ok(false)
+        );
+        reference
+            .inject_hardware(0, DEVICE_SPI, DEVICE_SPI)
+            .unwrap();
+        reference.flush(1, &mut reference_lrs).unwrap();
+        assert_eq!(lrs.entries(), reference_lrs.entries(), "round {round}");
+        let entry = lrs.entry(DEVICE_SPI).expect("in a list register");
+        assert!(entry.is_set(ICH_LR_EL2::HW));
+        assert_eq!(entry.read(ICH_LR_EL2::pINTID), u64::from(DEVICE_SPI));
+        assert_eq!(
+            guest_handles_everything(&mut lrs),
+            guest_handles_everything(&mut reference_lrs)
+        );
+        // Odd rounds: the next instance arrives before any sync took the completed one back.
+        if round % 2 == 0 {
+            direct.flush(1, &mut lrs).unwrap();
+        }
+        reference.flush(1, &mut reference_lrs).unwrap();
+        direct.assert_bookkeeping();
+    }
+    // Routed to another vCPU, or arriving on a vCPU whose list registers are not complete: no.
+    route(&mut direct, &mut physical, 2);
+    direct.flush(1, &mut lrs).unwrap();
+    assert_eq!(
+        direct.forward_spi_direct(1, DEVICE_SPI, &mut lrs),
+        Ok(false)
+    );
+    assert!(lrs.entries().is_empty());
+    assert_eq!(
+        direct.forward_spi_direct(1, UART_SPI, &mut lrs),
+        Ok(false),
+        "a virtual SPI is never taken from hardware"
+    );
+}
+
+#[test]
 fn posted_sgi_is_delivered_at_the_kick_as_a_flush_would() {
     let (mut vgic, mut physical) = enabled_vgic();
     let mut receiver = FakeListRegisters::new(4);

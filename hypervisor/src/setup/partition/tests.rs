@@ -189,9 +189,17 @@ fn qemu_virt_linux_cells_own_one_virtio_slot_each() {
     let bases: Vec<(u64, u64)> = partition
         .cells
         .iter()
-        .map(|cell| (cell.memory[0].guest_base.raw(), cell.memory[0].physical.base().raw()))
+        .map(|cell| {
+            (
+                cell.memory[0].guest_base.raw(),
+                cell.memory[0].physical.base().raw(),
+            )
+        })
         .collect();
-    assert_eq!(bases, [(0x6000_0000, 0x6000_0000), (0x4000_0000, 0x9000_0000)]);
+    assert_eq!(
+        bases,
+        [(0x6000_0000, 0x6000_0000), (0x4000_0000, 0x9000_0000)]
+    );
 }
 
 #[test]
