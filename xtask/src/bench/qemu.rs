@@ -272,7 +272,14 @@ pub(super) fn boot_linux(
         } else {
             "linux"
         };
-        cellvisor_command(qemu, &images::bundle_path(layout), layout, mode)
+        let mut command = cellvisor_command(qemu, &images::bundle_path(layout), layout, mode);
+        // cellvisor refuses to boot a layout whose PCI functions are missing: attach the layout's
+        // devices as the tests do (the disk as a snapshot, so the image is left unchanged).
+        command.args(
+            cellvisor_tests::PassthroughDevices::of_layout(layout)
+                .args(&images::corporate_disk()?, true),
+        );
+        command
     };
     let needles: Vec<&str> = if config == "two cells" {
         vec!["cellvisor-ready: personal ", "cellvisor-ready: corporate "]
