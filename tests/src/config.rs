@@ -166,15 +166,28 @@ fn disk_drive(disk: &Path, snapshot: bool) -> [String; 2] {
 /// device's DMA through the machine's SMMU (hw/virtio/virtio-bus.c). The `-drive` comes first
 /// (see [`QemuConfig::disk_options`]).
 pub fn pci_device_args(disk: &Path, snapshot: bool) -> Vec<String> {
+    let mut args = pci_disk_device_args(disk, snapshot);
+    args.extend(
+        [
+            "-netdev",
+            "user,id=net0",
+            "-device",
+            "virtio-net-pci,netdev=net0,addr=0x3,disable-legacy=on,romfile=,iommu_platform=on",
+        ]
+        .map(String::from),
+    );
+    args
+}
+
+/// QEMU arguments for the disk of [`pci_device_args`] alone (its `-drive` and its `-device`, the
+/// same options), without the network: what `cargo xtask bench` gives its native twin of the
+/// corporate cell, so both read the same device.
+pub fn pci_disk_device_args(disk: &Path, snapshot: bool) -> Vec<String> {
     let mut args = disk_drive(disk, snapshot).to_vec();
     args.extend(
         [
             "-device",
             "virtio-blk-pci,drive=disk0,addr=0x2,disable-legacy=on,romfile=,iommu_platform=on",
-            "-netdev",
-            "user,id=net0",
-            "-device",
-            "virtio-net-pci,netdev=net0,addr=0x3,disable-legacy=on,romfile=,iommu_platform=on",
         ]
         .map(String::from),
     );
@@ -376,6 +389,12 @@ mod tests {
         assert!(args.contains(&mmio), "{args}");
         let interactive = pci_device_args(Path::new("/a,b/disk.img"), false).join(" ");
         assert!(interactive.starts_with("-drive file=/a,,b/disk.img,if=none,format=raw,id=disk0 "));
+        let disk_alone = pci_disk_device_args(Path::new("/a,b/disk.img"), false).join(" ");
+        assert!(
+            interactive.starts_with(&format!("{disk_alone} -netdev ")),
+            "{interactive}"
+        );
+        assert!(!disk_alone.contains("net"), "{disk_alone}");
         assert_eq!(
             QemuConfig::new("test-guests").passthrough_devices,
             PassthroughDevices::None

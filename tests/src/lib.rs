@@ -25,7 +25,7 @@ mod transcript;
 pub use config::{
     Artifacts, CORPORATE_DISK, HEADLESS_SERIAL_ARGS, MACHINE, MMIO_LAYOUTS, NEWEST_KERNEL,
     NEWEST_KERNEL_LAYOUTS, PCI_DISK_DEVICE, PCI_LAYOUTS, PassthroughDevices, QemuConfig, SMMU_ARGS,
-    mmio_device_args, pci_device_args, pci_disk_args, scaled,
+    mmio_device_args, pci_device_args, pci_disk_args, pci_disk_device_args, scaled,
 };
 pub use error::HarnessError;
 pub use machine::{CONSOLE_ESCAPE, Machine};

@@ -2,7 +2,7 @@
 use std::fmt::Write as _;
 
 use super::console::CONSOLE_BAUD;
-use super::disk::{DISK_REPEATS, DiskRun};
+use super::disk::{DISK_INTERRUPT, DISK_REPEATS, DiskRun, disk_throughput_meaningful};
 use super::parse::{Boot, number};
 use super::report::Report;
 use super::stats::{ratio, stats};
@@ -279,7 +279,7 @@ impl Report {
         for mode in ["icount", "tcg"] {
             let native = self.disk_run(mode, "native");
             let ours = self.disk_run(mode, "cellvisor");
-            if native.is_none() && ours.is_none() {
+            if !disk_throughput_meaningful(mode) || (native.is_none() && ours.is_none()) {
                 continue;
             }
             let median = |run: Option<&DiskRun>| run.and_then(|run| stats(&run.rates)).map(|s| s.0);
@@ -311,6 +311,14 @@ impl Report {
                 fmt_opt(ratio, 3)
             );
         }
+        if self.disk_run("icount", "cellvisor").is_some() {
+            let _ = writeln!(
+                out,
+                "\nNo icount row: under `-icount` the guest clock does not advance with QEMU's I/O \
+                 threads, so a read's guest duration is not a throughput (see Method); the icount \
+                 reads are counted below."
+            );
+        }
         let _ = writeln!(
             out,
             "\n### Passthrough interrupts during the reads (corporate cell; exits from the `cells` table)\n"
@@ -329,9 +337,9 @@ impl Report {
                 continue;
             };
             let native_virtio = self.disk_run(mode, "native").map_or("-".to_owned(), |run| {
-                run.interrupt_delta("virtio0").to_string()
+                run.interrupt_delta(DISK_INTERRUPT).to_string()
             });
-            let virtio = run.interrupt_delta("virtio0");
+            let virtio = run.interrupt_delta(DISK_INTERRUPT);
             let all = run.all_interrupts_delta();
             let exit = |index: usize| run.exit_delta(index).map(|value| value as f64);
             let show = |value: Option<f64>| fmt_opt(value, 0);
@@ -489,41 +497,69 @@ are built on the host with `cellvisor::mem::stage2::Stage2` from each layout's c
 mapped, so only RAM appears. SLOC counts non-blank, non-comment lines of `hypervisor/src/**/*.rs`
 up to each file's `#[cfg(test)]`, without `tests.rs` files.
 
-**Passed-through disk.** The corporate cell of layout `linux` owns QEMU's virtio-blk disk
-(virtio-mmio slot 31, INTID 79) and reads it with
-`dd if=/dev/vda of=/dev/null bs=1M count=64 iflag=direct` (`--quick`: 16 MiB; busybox dd supports
-O_DIRECT, so the guest page cache is bypassed and every MiB goes to the device), five times per boot;
-the table shows the median and every read. busybox dd prints no timing line, so each read is timed
-with the guest's monotonic clock read from `/proc/timer_list` (`now at <ns> nsecs`) right before and
-after dd (MB = 10^6 bytes; the two `grep`s add a fork each, the same natively). The native twin is
-the same Debian kernel with `initrd-corporate.cpio.gz` and the corporate bootargs on
-`-M virt,gic-version=3 -cpu max,sve=off,sme=off -smp 2 -m 768M` with the same `-drive …,format=raw`
-and `-device virtio-blk-device` arguments (the device tree comes from QEMU). Both read a private copy
-of the corporate disk image (`target/bench/disk.img`, 64 MiB ext2, no snapshot overlay) that is in
-the host page cache, so the host disk is not measured. The cellvisor side runs both cells
-(personal idles at its shell). Under `-icount` the figures are *not* deterministic: the disk's
-requests complete on QEMU's I/O threads in host time, and with `sleep=off` an idle vCPU's clock
-jumps to its next timer deadline, so a read's virtual duration depends on whether each completion
-arrives before the vCPU goes idle; read the spread, not just the median.
+**Passed-through disk.** The corporate cell of layout `linux` owns QEMU's virtio-blk PCI function
+at 00:02.0 (`-device virtio-blk-pci,drive=disk0,addr=0x2,disable-legacy=on,romfile=,iommu_platform=on`
+on `-M virt,virtualization=on,gic-version=3,iommu=smmuv3 -global arm-smmuv3.stage=2`). cellvisor
+places the function's BARs and maps them directly into the cell's stage 2, so the driver's register
+accesses (queue notifications, the ISR read that acknowledges each interrupt) do not trap; only
+configuration-space accesses do (the cell's ECAM, filtered by cellvisor, used at probe). Its INTx
+(INTA, SPI 5 = INTID 37) is forwarded as a hardware-linked virtual interrupt, and its DMA goes
+through the SMMU, which translates it with the cell's own stage-2 table (docs/smmu.md). The cell
+reads the disk with `dd if=/dev/vda of=/dev/null bs=1M count=64 iflag=direct` (`--quick`: 16 MiB;
+busybox dd supports O_DIRECT, so the guest page cache is bypassed and every MiB goes to the
+device), five times per boot; the table shows the median and every read. busybox dd prints no
+timing line, so each read is timed with the guest's monotonic clock read from `/proc/timer_list`
+(`now at <ns> nsecs`) right before and after dd (MB = 10^6 bytes; the two `grep`s add a fork each,
+the same natively). The native twin is the same Debian kernel with `initrd-corporate.cpio.gz` and
+the corporate bootargs on `-M virt,gic-version=3,its=off -cpu max,sve=off,sme=off -smp 2 -m 768M`
+with the same `-drive` and `-device` arguments (`cellvisor_tests::pci_disk_device_args`, which the
+cellvisor command line's `pci_device_args` is built from). Natively Linux assigns the BARs itself
+and there is no SMMU, so the device's DMA goes straight to memory (`iommu_platform=on` without an
+IOMMU only has the driver accept VIRTIO_F_ACCESS_PLATFORM). `its=off` because cellvisor gives
+cells no ITS, so the cell's driver falls back to INTx (`GICv3 37 Level virtio0` in
+`/proc/interrupts`); with virt's ITS, native Linux would take MSI-X (`virtio0-req.N`, one vector per
+queue, no ISR read), and the ratio would compare two interrupt paths instead of one device with
+and without cellvisor. Both read a private copy of the corporate disk image
+(`target/bench/disk.img`, 64 MiB ext2, no snapshot overlay) that is in the host page cache, so the
+host disk is not measured. The cellvisor side runs both cells (personal idles at its shell, its
+virtio-net function at 00:03.0 attached and idle).
+
+**Why the throughput has no icount row.** The ratio is cellvisor's median MB/s over native's, goal
+≥0.95, under plain TCG only. The icount boots make the same reads (the next table counts them) but
+report no throughput: under `-icount shift=0,sleep=off` the guest clock advances with the
+instructions executed and, when every vCPU is idle, jumps to the next timer deadline, while the
+disk's requests are completed by QEMU's I/O threads in host time, which the guest clock does not
+see. A read's guest duration then depends on whether each completion arrives before the vCPU goes
+idle, that is on QEMU's scheduling, not on the device path: earlier recordings read 3.0× and 5.3×
+native under icount, with one boot's reads spread from 515 to 5170 MB/s. Bytes per guest second
+would be a well-defined number but no comparison of the two environments, so it is left out;
+`report.json` keeps the icount reads' guest-clock rates as raw data, marked
+`"mb_per_s_is_throughput": false`. Under plain TCG the guest clock and QEMU's I/O threads both run
+in host time, so the ratio compares what the goal is about; the host has 2 cores for up to 4 busy
+vCPUs plus QEMU's I/O thread, and its load shows in the spread (read the five reads, not only the
+median).
 
 **Passthrough interrupts.** Around the reads the bench counts the guest's interrupts
-(`/proc/interrupts`: `virtio0` is the disk, plus timer and IPI lines) and opens cellvisor's
-management prompt (Ctrl-A m, `cells`) before and after to read the corporate cell's exits by reason
-(the exit window also holds the typed command and its console output, i.e. a few hundred trapped
-UART accesses). The disk's interrupt is injected through a hardware-linked list register, so the
-guest's EOI (ICC_EOIR1_EL1, then the deactivation the HW bit forwards to the physical GIC) never
-traps: if it did, every guest interrupt would add a `sysreg` exit (or a maintenance `irq` exit).
-The cell's other sysreg exits are its IPIs (each ICC_SGI1R_EL1 write traps; the `IPI*` lines of
+(`/proc/interrupts`: `virtio0` is the disk's INTx line in the cell and natively, plus timer and IPI
+lines) and opens cellvisor's management prompt (Ctrl-A m, `cells`) before and after to read the
+corporate cell's exits by reason (the exit window also holds the typed command and its console
+output, i.e. a few hundred trapped UART accesses). These are counts, not times, so the icount row
+is as meaningful as the TCG one (in both modes the split between `irq` and `wfi` exits depends on
+timing). The disk's interrupt is injected through a hardware-linked list register, so the guest's
+EOI (ICC_EOIR1_EL1, then the deactivation the HW bit forwards to the physical GIC) never traps: if
+it did, every guest interrupt would add a `sysreg` exit (or a maintenance `irq` exit). The cell's
+other sysreg exits are its IPIs (each ICC_SGI1R_EL1 write traps; the `IPI*` lines of
 /proc/interrupts count them on the receiving vCPU), so the table shows the sysreg exits left after
 subtracting the IPIs, per guest interrupt: an upper bound on traps per EOI, which is 0 when the
 EOI path has no trap. The EL2 instructions of the delivery are not counted inside Linux (the guest
-has no perf tool); the table's estimate is the timer op's EL2 instructions from the micro-operations
-(the same path: a physical interrupt taken at EL2 once and written into a list register with the HW
-bit), plus zero for the EOI. An interrupt that arrives while its vCPU is idle in cellvisor (a
-trapped WFI) is taken at EL2 during that wait, so it shows in the `wfi` exits rather than as an
-`irq` exit of its own; that is why irq exits are fewer than guest interrupts. The virtio-mmio registers themselves trap (the disk shares its
-4 KiB page with personal's network device, so each access is forwarded by cellvisor): those are
-the `mmio` exits, a cost on the request path that a device on its own page would not have.
+has no perf tool); the table's estimate is the timer op's EL2 instructions from the
+micro-operations (the same path: a physical interrupt taken at EL2 once and written into a list
+register with the HW bit), plus zero for the EOI. An interrupt that arrives while its vCPU is idle
+in cellvisor (a trapped WFI) is taken at EL2 during that wait, so it shows in the `wfi` exits
+rather than as an `irq` exit of its own; that is why irq exits are fewer than guest interrupts.
+The disk's registers do not trap (its BARs are in the cell's stage 2), so the `mmio` exits are
+not on the request path: they are the cell's trapped UART accesses (the typed commands and their
+output) and its GIC distributor accesses, and their number does not grow with the amount read.
 
 **Console flood.** Layout `test-guests` under plain TCG, cellvisor's console paced to a
 115200-baud line with a 32-byte FIFO (`cellvisor.console_baud=115200`: QEMU's PL011 is instant). The

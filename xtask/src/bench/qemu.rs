@@ -127,7 +127,42 @@ pub(super) fn native_linux_command(
     bootargs: &str,
     mode: Mode,
 ) -> Command {
-    let mut command = qemu_command(qemu, "virt,gic-version=3", "2", "768M", mode);
+    native_linux_command_on(qemu, "virt,gic-version=3", kernel, initrd, bootargs, mode)
+}
+
+/// The machine of the disk bench's native twin: no ITS, so Linux drives the virtio-blk PCI
+/// function with INTx (SPI 5, INTID 37) as the corporate cell does (cellvisor gives cells no ITS);
+/// with an ITS it would take MSI-X, a different interrupt path. No SMMU: natively the device's DMA
+/// goes straight to memory.
+const NATIVE_DISK_MACHINE: &str = "virt,gic-version=3,its=off";
+
+/// [`native_linux_command`] on [`NATIVE_DISK_MACHINE`] with the corporate cell's PCI disk on
+/// `disk` (the same `-drive` and `-device` as under cellvisor, from
+/// [`cellvisor_tests::pci_disk_device_args`]; Linux assigns its BARs itself).
+pub(super) fn native_disk_command(
+    qemu: &Qemu,
+    kernel: &Path,
+    initrd: &Path,
+    bootargs: &str,
+    mode: Mode,
+    disk: &Path,
+) -> Command {
+    let mut command =
+        native_linux_command_on(qemu, NATIVE_DISK_MACHINE, kernel, initrd, bootargs, mode);
+    command.args(cellvisor_tests::pci_disk_device_args(disk, false));
+    command
+}
+
+/// [`native_linux_command`] with `machine` as the `-M` options.
+fn native_linux_command_on(
+    qemu: &Qemu,
+    machine: &str,
+    kernel: &Path,
+    initrd: &Path,
+    bootargs: &str,
+    mode: Mode,
+) -> Command {
+    let mut command = qemu_command(qemu, machine, "2", "768M", mode);
     command
         .arg("-kernel")
         .arg(kernel)
@@ -237,7 +272,14 @@ pub(super) fn boot_linux(
         } else {
             "linux"
         };
-        cellvisor_command(qemu, &images::bundle_path(layout), layout, mode)
+        let mut command = cellvisor_command(qemu, &images::bundle_path(layout), layout, mode);
+        // cellvisor refuses to boot a layout whose PCI functions are missing: attach the layout's
+        // devices as the tests do (the disk as a snapshot, so the image is left unchanged).
+        command.args(
+            cellvisor_tests::PassthroughDevices::of_layout(layout)
+                .args(&images::corporate_disk()?, true),
+        );
+        command
     };
     let needles: Vec<&str> = if config == "two cells" {
         vec!["cellvisor-ready: personal ", "cellvisor-ready: corporate "]

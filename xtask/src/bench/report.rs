@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use super::GOALS;
 use super::console::{CONSOLE_BAUD, ConsoleFlood};
-use super::disk::{DiskRun, EXIT_NAMES};
+use super::disk::{DISK_INTERRUPT, DiskRun, EXIT_NAMES, disk_throughput_meaningful};
 use super::footprint::Stage2Row;
 use super::parse::{Boot, MicroRun, OpFields, number};
 use super::stats::stats;
@@ -212,13 +212,14 @@ impl Report {
                 };
                 let rates: Vec<String> = run.rates.iter().map(|rate| json_number(Some(*rate))).collect();
                 format!(
-                    "    {{\"mode\": {}, \"env\": {}, \"method\": {}, \"bytes_per_read\": {}, \"mb_per_s\": [{}], \"virtio_interrupts\": {}, \"all_guest_interrupts\": {}, \"exit_deltas\": {exits}}}",
+                    "    {{\"mode\": {}, \"env\": {}, \"method\": {}, \"bytes_per_read\": {}, \"mb_per_s\": [{}], \"mb_per_s_is_throughput\": {}, \"virtio_interrupts\": {}, \"all_guest_interrupts\": {}, \"exit_deltas\": {exits}}}",
                     json_string(mode),
                     json_string(env),
                     json_string(run.method),
                     json_number(Some(run.bytes)),
                     rates.join(", "),
-                    run.interrupt_delta("virtio0"),
+                    disk_throughput_meaningful(mode),
+                    run.interrupt_delta(DISK_INTERRUPT),
                     run.all_interrupts_delta()
                 )
             })
