@@ -325,13 +325,13 @@ impl Report {
         );
         let _ = writeln!(
             out,
-            "| mode | disk interrupts (native) | disk interrupts | all guest interrupts | guest IPIs | irq exits | wfi exits | sysreg exits | mmio exits | calls | sysreg exits not from IPIs, per guest interrupt | EL2 instructions per disk interrupt (est.) |"
+            "| mode | disk interrupts (native) | disk interrupts | all guest interrupts | guest IPIs | irq exits | wfi exits | sysreg exits | mmio exits | calls | sysreg exits not from IPIs, per guest interrupt | EL2 instructions per disk interrupt (`pci_intx`) |"
         );
         let _ = writeln!(
             out,
             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
         );
-        let per_interrupt = self.el2("timer");
+        let per_interrupt = self.el2("pci_intx");
         for mode in ["icount", "tcg"] {
             let Some(run) = self.disk_run(mode, "cellvisor") else {
                 continue;
@@ -454,17 +454,19 @@ in host time, so it is not deterministic even under icount; natively the guest h
 and the op is skipped.
 
 **The PCIe INTx goal, and where its EL2 instructions go.** The goal, ≤200, is the timer's ≤150 plus
-a margin for the run loop, close to the timer's 143 plus the ~60 a run-loop exit adds (above): a
-passed-through SPI needs the same work as the timer PPI (acknowledge it with the priority drop,
-write one hardware-linked list register), and the full register save of a run-loop exit is the only
-cost it should add. It is far over that today. Traced as above (December 2026, `only=pci_intx`),
-each SPI exit (~850) is the vector and the fast path, which acknowledges the SPI and hands it to the
-run loop (~90), the run loop's list-register sync including `sync_after_spi` (~170),
-`handle_interrupts` with `inject_hardware` (~170), the flush's slow path `flush_slow`, a scan of the
-vCPU's candidate interrupts (~390), and the entry back into the guest (~40). The "EL2 instructions
-per disk interrupt" estimate of the passthrough-interrupt table (the timer's figure) therefore
-understates a PCI function's INTx. Giving the bench cell the function also raised `sgi_self` from
-682 to 704 EL2 instructions with the same build; the other operations did not change.
+a margin: a passed-through SPI needs the same work as the timer PPI (acknowledge it with the
+priority drop, write one hardware-linked list register) plus finding its owner. The first
+measurement (December 2026) was ~850: the fast path acknowledged the SPI and handed it to the run
+loop, whose sync (~170), `inject_hardware` (~170, which also invalidates every vCPU's "list
+registers complete" state) and flush scan `flush_slow` (~390) did the rest. Now the fast path
+forwards a passed-through SPI straight into a free list register (`Vgic::forward_spi_direct`)
+when that is all a flush would do: the SPI is routed to the vCPU whose CPU took it, that vCPU's
+list registers hold everything else deliverable to it, and no earlier instance is pending or live
+(a completed one still recorded in a list register is folded back first); anything else takes the
+run loop as before. That brought it to ~275. What remains over the timer's 143 is the owner lookup
+and the fold of the previous instance's list register, which the timer's rearm avoids; the goal is
+kept, and the verdict says where the figure stands. The "EL2 instructions per disk interrupt"
+column of the passthrough-interrupt table is this op's figure.
 
 **Deterministic mode.** `-icount shift=0,sleep=off`: one instruction is one nanosecond of virtual
 time and idle time jumps to the next timer deadline instead of following the host clock, so every
@@ -493,8 +495,9 @@ parallel host threads, but this host has only 2 cores for up to 4 busy vCPUs.
 **Footprint.** Section sizes of the release ELF (`target/aarch64-unknown-none-softfloat/release/
 cellvisor-qemu-virt`): text, rodata, data, bss, and the reserved heap and stacks. Stage-2 tables
 are built on the host with `cellvisor::mem::stage2::Stage2` from each layout's cell memory
-(`map_ram`, as the hypervisor does) and measured with `stats()`; device windows are emulated, not
-mapped, so only RAM appears. SLOC counts non-blank, non-comment lines of `hypervisor/src/**/*.rs`
+(`map_ram`, as the hypervisor does) and measured with `stats()`, RAM only: the cell's emulated
+devices are not mapped, and the BAR windows of its PCI functions (one 1 MiB window each, mapped
+at boot) are left out. SLOC counts non-blank, non-comment lines of `hypervisor/src/**/*.rs`
 up to each file's `#[cfg(test)]`, without `tests.rs` files.
 
 **Passed-through disk.** The corporate cell of layout `linux` owns QEMU's virtio-blk PCI function
