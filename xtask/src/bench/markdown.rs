@@ -432,6 +432,14 @@ a free list register, again without a flush scan. Exits the fast path leaves to 
 (PSCI, WFI, aborts outside the cell, console input, passthrough SPIs) pay about 60 more for the
 full register save and the run loop.
 
+**IPI send over its goal since the bench cell owns a PCI function.** With `pci_intx` the bench
+cell owns the disk's INTx (SPI 37) besides its vUART's SPI, and the vGIC's flush scan walks the
+cell's owned SPIs: the mean IPI send rose from 398 (December 2026, no device) to 404 with the same
+code (a run of only 64 sends gives a mean of 394.6 and a median of 396), and `sgi_self` from 682
+to 704. Left as measured; the fix is to
+track which of a cell's SPIs may need a list register, as `watch` does for private interrupts, so
+the scan skips idle ones.
+
 **Passthrough interrupts on the PCIe path (`pci_intx`).** The bench cell owns the board's
 `virtio-blk-pci` (00:02.0, behind the SMMU, which translates its DMA with the cell's stage 2, so the
 remapped RAM is fine; the bench's QEMU gives it the corporate disk image through a snapshot overlay)
