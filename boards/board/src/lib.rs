@@ -382,6 +382,31 @@ impl Board {
     pub fn pci_function(&self, name: &str) -> Option<&'static PciFunction> {
         self.pci.as_ref().and_then(|host| host.function(name))
     }
+
+    /// The PCI functions `cell` owns, in its `devices` order.
+    pub fn pci_functions_of<'a>(
+        &'a self,
+        cell: &'a CellConfig,
+    ) -> impl Iterator<Item = &'static PciFunction> + 'a {
+        cell.devices
+            .iter()
+            .filter_map(|name| self.pci_function(name))
+    }
+
+    /// Whether the board's SMMU translates the DMA of its PCI host's functions.
+    pub fn pci_behind_smmu(&self) -> bool {
+        self.smmu.is_some() && self.pci.as_ref().is_some_and(|host| host.behind_smmu)
+    }
+
+    /// Whether the device or PCI function `name` can DMA to all memory: a DMA-capable platform
+    /// device, or a PCI function no SMMU confines. `None` if the board has no such device.
+    pub fn dma_unconfined(&self, name: &str) -> Option<bool> {
+        match (self.device(name), self.pci_function(name)) {
+            (Some(device), _) => Some(device.dma_capable),
+            (None, Some(_)) => Some(!self.pci_behind_smmu()),
+            (None, None) => None,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@
 use alloc::vec::Vec;
 use core::fmt;
 
-use crate::board::{Board, PciFunction, PciHost, PciReset};
+use crate::board::{PciFunction, PciHost, PciReset};
 use crate::core::hardware::Machine;
 use crate::dev::mmio::AccessWidth;
 use crate::dev::pci::regs::{COMMAND, COMMAND_MEMORY_SPACE};
@@ -19,7 +19,6 @@ use crate::dev::pci::{
     stop_dma, virtio_reset_location,
 };
 use crate::mem::addr::PhysAddr;
-use crate::setup::partition::CellPlan;
 
 /// How long a function may take to show its reset took effect, in milliseconds.
 pub const RESET_LIMIT_MS: u64 = 100;
@@ -150,17 +149,6 @@ pub fn bdf_of(function: &PciFunction) -> Result<Bdf, PciSetupError> {
     let address = function.address;
     Bdf::new(address.bus, address.device, address.function).ok_or(PciSetupError::BadAddress {
         function: function.name,
-    })
-}
-
-/// The PCI functions of the cell of `plan` on `board`'s host.
-pub fn functions_of(board: &Board, plan: &CellPlan) -> Vec<&'static PciFunction> {
-    board.pci.as_ref().map_or_else(Vec::new, |host| {
-        plan.config
-            .devices
-            .iter()
-            .filter_map(|name| host.function(name))
-            .collect()
     })
 }
 

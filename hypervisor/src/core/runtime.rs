@@ -18,7 +18,7 @@ use crate::mem::addr::{GuestPhysAddr, PhysAddr};
 use crate::mem::range::PhysRange;
 use crate::mem::stage2::{Stage2, Stage2Error};
 use crate::setup::bundle::{Bundle, BundleError};
-use crate::setup::guest_fdt::{self, ECAM_BUS_SIZE, GuestPci};
+use crate::setup::guest_fdt::{self, GuestPci};
 use crate::setup::image::ImageError;
 use crate::setup::partition::Partition;
 use crate::setup::platform::Platform;
@@ -180,8 +180,9 @@ impl Runtime {
                 .identity_ipa(),
             };
             let mut devices = DeviceBus::new(windows, uart_intid, vgic, passthrough);
-            let functions = crate::core::pci::functions_of(board, &plan);
-            if let (Some(host), false) = (&board.pci, functions.is_empty()) {
+            let guest_pci = GuestPci::for_cell(board, &plan);
+            let functions: Vec<_> = board.pci_functions_of(plan.config).collect();
+            if let (Some(host), Some(view)) = (&board.pci, &guest_pci) {
                 let prepared = crate::core::pci::prepare(host, &functions, machine)
                     .map_err(|error| (index, CellError::Pci(error)))?;
                 let bus = PciBus::new(prepared.clone()).map_err(|error| {
@@ -194,8 +195,7 @@ impl Runtime {
                     )
                 })?;
                 devices = devices.with_pci(CellPciHost {
-                    window: PhysRange::new(PhysAddr::new(host.ecam.base), ECAM_BUS_SIZE)
-                        .identity_ipa(),
+                    window: PhysRange::from_board(view.ecam).identity_ipa(),
                     physical_ecam: host.ecam.base,
                     bus: spin::Mutex::new(bus),
                     functions: prepared
@@ -205,13 +205,7 @@ impl Runtime {
                 });
             }
             for name in plan.config.devices {
-                let unconfined = board.device(name).is_some_and(|device| device.dma_capable)
-                    || (board.pci_function(name).is_some()
-                        && !board
-                            .pci
-                            .as_ref()
-                            .is_some_and(|host| host.behind_smmu && board.smmu.is_some()));
-                if unconfined {
+                if board.dma_unconfined(name) == Some(true) {
                     log::warn!(
                         "cell {}: device {name} can DMA to all memory (no SMMU confines it): the \
                          board trusts this cell with all memory",
@@ -226,21 +220,15 @@ impl Runtime {
                     plan.name
                 );
             }
-            let guest_pci = GuestPci::for_cell(board, &plan);
             // Streams of the cell's PCI functions the SMMU translates (StreamID = requester ID).
-            let dma_streams = board
-                .pci
-                .as_ref()
-                .filter(|host| host.behind_smmu && board.smmu.is_some())
-                .map(|host| {
-                    plan.config
-                        .devices
-                        .iter()
-                        .filter_map(|name| host.function(name))
-                        .map(|function| function.address.requester_id())
-                        .collect()
-                })
-                .unwrap_or_default();
+            let dma_streams = if board.pci_behind_smmu() {
+                functions
+                    .iter()
+                    .map(|function| function.address.requester_id())
+                    .collect()
+            } else {
+                Vec::new()
+            };
             let cell = Cell::new(
                 plan,
                 bundle.clone(),

@@ -70,12 +70,8 @@ impl GuestPci {
     /// The PCI view of the cell of `plan` on `board`: `None` if it owns no PCI function.
     pub fn for_cell(board: &crate::board::Board, plan: &CellPlan) -> Option<GuestPci> {
         let host = board.pci.as_ref()?;
-        let functions: Vec<&crate::board::PciFunction> = plan
-            .config
-            .devices
-            .iter()
-            .filter_map(|name| host.function(name))
-            .collect();
+        let functions: Vec<&crate::board::PciFunction> =
+            board.pci_functions_of(plan.config).collect();
         if functions.is_empty() {
             return None;
         }

@@ -398,11 +398,7 @@ fn init_smmu(
     let Some(smmu) = &board.smmu else {
         return;
     };
-    let present = platform.devices.iter().any(|node| {
-        node.contains(smmu.registers.base)
-            && node.compatible.iter().any(|name| name == "arm,smmu-v3")
-    });
-    if !present {
+    if !platform.has_node_at(smmu.registers.base, "arm,smmu-v3") {
         // Validation refused every layout that needs it; nothing is behind it then.
         log::info!(
             "SMMU: the board's SMMUv3 at {:#x} is not in the platform device tree",

@@ -16,18 +16,12 @@ pub(super) fn check_devices(
     earlier_cells: &'static [CellConfig],
 ) -> Result<(), LayoutError> {
     for (position, &name) in cell.devices.iter().enumerate() {
-        // A platform device's DMA reaches all memory when it has any; a PCI function's only
-        // without an SMMU in front of its host.
-        let unconfined_dma = match (board.device(name), board.pci_function(name), &board.pci) {
-            (Some(device), _, _) => device.dma_capable,
-            (None, Some(_), Some(host)) => !(host.behind_smmu && board.smmu.is_some()),
-            _ => {
-                return Err(LayoutError::UnknownDevice {
-                    site,
-                    cell: cell.name,
-                    device: name,
-                });
-            }
+        let Some(unconfined_dma) = board.dma_unconfined(name) else {
+            return Err(LayoutError::UnknownDevice {
+                site,
+                cell: cell.name,
+                device: name,
+            });
         };
         let earlier_owner = earlier_cells
             .iter()
@@ -87,14 +81,6 @@ pub(super) fn check_passthrough(
     Ok(())
 }
 
-/// A platform node whose `reg` holds `address` and which is compatible with `compatible`.
-fn has_node(platform: &Platform, address: u64, compatible: &str) -> bool {
-    platform
-        .devices
-        .iter()
-        .any(|node| node.contains(address) && node.compatible.iter().any(|name| name == compatible))
-}
-
 /// The PCI functions the layout passes through: their BAR windows lie in the host's memory window,
 /// page-aligned and apart; the host (and, for DMA behind it, the SMMU) is in the platform tree.
 pub(super) fn check_pci(
@@ -108,10 +94,8 @@ pub(super) fn check_pci(
     };
     let mut windows: alloc::vec::Vec<(&'static str, MemRange)> = alloc::vec::Vec::new();
     for cell in &partition.cells {
-        for &name in cell.config.devices {
-            let Some(function) = host.function(name) else {
-                continue;
-            };
+        for function in board.pci_functions_of(cell.config) {
+            let name = function.name;
             let window = function.bar_window;
             let aligned = window.base % PAGE_SIZE == 0 && window.size % PAGE_SIZE == 0;
             if !aligned || window.size == 0 || !host.memory_window.contains_range(&window) {
@@ -135,14 +119,14 @@ pub(super) fn check_pci(
     if windows.is_empty() {
         return Ok(());
     }
-    if !has_node(platform, host.ecam.base, "pci-host-ecam-generic") {
+    if !platform.has_node_at(host.ecam.base, "pci-host-ecam-generic") {
         return Err(LayoutError::PciHostMissing {
             site,
             ecam: host.ecam.base,
         });
     }
     if let (true, Some(smmu)) = (host.behind_smmu, &board.smmu)
-        && !has_node(platform, smmu.registers.base, "arm,smmu-v3")
+        && !platform.has_node_at(smmu.registers.base, "arm,smmu-v3")
     {
         return Err(LayoutError::SmmuMissing {
             site,

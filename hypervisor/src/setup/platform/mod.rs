@@ -72,6 +72,14 @@ impl Platform {
         self.devices.iter().find(|device| device.contains(address))
     }
 
+    /// Whether a root-level node compatible with `compatible` has a `reg` window holding
+    /// `address`.
+    pub fn has_node_at(&self, address: u64, compatible: &str) -> bool {
+        self.devices.iter().any(|node| {
+            node.contains(address) && node.compatible.iter().any(|name| name == compatible)
+        })
+    }
+
     /// Whether `range` lies entirely inside one RAM range of the platform.
     pub fn ram_contains(&self, range: &MemRange) -> bool {
         self.memory.iter().any(|ram| ram.contains_range(range))
