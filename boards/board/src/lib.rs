@@ -430,6 +430,44 @@ mod tests {
     }
 
     #[test]
+    fn intx_swizzle_matches_qemu_virt_interrupt_map() {
+        // QEMU virt's pcie node: slot s pin p raises SPI 3 + (s + p - 1) % 4, INTID 32 more.
+        const fn function(device: u8, interrupt_pin: u8) -> PciFunction {
+            PciFunction {
+                name: "f",
+                address: PciAddress::new(0, device, 0),
+                bar_window: MemRange::new(0x1000_0000, 0x1000),
+                interrupt_pin,
+                reset: PciReset::Virtio,
+            }
+        }
+        let host = PciHost {
+            ecam: MemRange::new(0x40_1000_0000, 0x1000_0000),
+            memory_window: MemRange::new(0x1000_0000, 0x2eff_0000),
+            intx: [35, 36, 37, 38],
+            functions: &[],
+            behind_smmu: true,
+        };
+        let expected = [
+            [35, 36, 37, 38],
+            [36, 37, 38, 35],
+            [37, 38, 35, 36],
+            [38, 35, 36, 37],
+        ];
+        for slot in 0..32u8 {
+            for pin in 1..=4u8 {
+                assert_eq!(
+                    function(slot, pin).intx_intid(&host),
+                    Some(expected[usize::from(slot % 4)][usize::from(pin - 1)]),
+                    "slot {slot} pin {pin}"
+                );
+            }
+        }
+        assert_eq!(function(2, 0).intx_intid(&host), None, "no pin");
+        assert_eq!(function(2, 5).intx_intid(&host), None, "reserved pin");
+    }
+
+    #[test]
     fn containment_rejects_wrapping_ranges() {
         let ram = MemRange::new(0x4000_0000, 0x8000_0000);
         assert!(ram.contains_range(&MemRange::new(0x4000_0000, 0x1000)));

@@ -92,6 +92,10 @@ impl GuestPci {
     }
 }
 
+/// The cell's `interrupt-map-mask`: its entries match the whole device and function (and the pin)
+/// rather than relying on the swizzle, so a cell lists exactly its own functions.
+const INTERRUPT_MAP_MASK: [u32; 4] = [0xff00, 0, 0, 7];
+
 /// `ranges` space code of 32-bit, non-prefetchable memory (IEEE 1275 PCI binding).
 const PCI_SPACE_MEMORY32: u32 = 0x0200_0000;
 
@@ -134,7 +138,7 @@ fn write_pci_host(writer: &mut FdtWriter, pci: &GuestPci) -> Result<(), GuestFdt
         map.extend([devfn, 0, 0, u32::from(pin), GIC_PHANDLE, 0, 0]);
         map.extend([SPECIFIER_SPI, spi, LEVEL_HIGH]);
     }
-    writer.property_array_u32("interrupt-map-mask", &[0xf800 | 0x0700, 0, 0, 7])?;
+    writer.property_array_u32("interrupt-map-mask", &INTERRUPT_MAP_MASK)?;
     writer.property_array_u32("interrupt-map", &map)?;
     writer.end_node(node)?;
     Ok(())

@@ -9,8 +9,8 @@
 //! forwards to the device only the writes listed below, through [`ConfigAccess`] (which the boot
 //! path implements over the physical ECAM). The BARs themselves are mapped into the cell at their
 //! physical addresses (IPA = PA) like any other passthrough window; INTx lines are the physical
-//! SPIs after the host bridge's swizzle ([`intx_spi`]), listed in the cell's `interrupt-map`
-//! ([`interrupt_map`]) and never shared between cells ([`check_intx_sharing`]).
+//! SPIs after the host bridge's swizzle (the board's `PciFunction::intx_intid`), listed in the
+//! cell's `interrupt-map` and never shared with another device (the passthrough plan).
 //!
 //! # The cell's view of configuration space
 //!
@@ -71,10 +71,7 @@ use crate::dev::mmio::MmioError;
 
 pub use assign::{AssignedBar, assign, program};
 pub use emulator::{CellFunction, PciBus};
-pub use intx::{
-    CellIntx, INTERRUPT_MAP_MASK, InterruptMapEntry, IntxPin, QEMU_VIRT_INTX_SPIS,
-    check_intx_sharing, interrupt_map, intx_spi,
-};
+pub use intx::IntxPin;
 pub use probe::{
     BarInfo, BarKind, CAPABILITY_BOUND, Capability, FlrMethod, FunctionInfo, VirtioCommonConfig,
     function_level_reset, probe, quiesce, stop_dma, virtio_reset_location,
@@ -313,19 +310,6 @@ pub enum PciError {
         /// The guest function.
         guest: Bdf,
     },
-    /// Two cells' functions raise the same INTx SPI.
-    SharedIntx {
-        /// The SPI number (INTID - 32).
-        spi: u32,
-        /// One cell.
-        cell: &'static str,
-        /// Its function (physical).
-        function: Bdf,
-        /// The other cell.
-        other_cell: &'static str,
-        /// Its function (physical).
-        other_function: Bdf,
-    },
 }
 
 impl fmt::Display for PciError {
@@ -402,17 +386,6 @@ impl fmt::Display for PciError {
                 "cell PCI function {guest} is on a device without function 0, which Linux does not scan: number one of its functions {:02x}:{:02x}.0",
                 guest.bus(),
                 guest.device()
-            ),
-            Self::SharedIntx {
-                spi,
-                cell,
-                function,
-                other_cell,
-                other_function,
-            } => write!(
-                f,
-                "PCI {function} of cell {cell} and PCI {other_function} of cell {other_cell} both raise INTx SPI {spi}: \
-                 a level-triggered line cannot be shared between cells, move one to another slot"
             ),
         }
     }

@@ -840,3 +840,36 @@ fn a_pci_functions_window_and_legacy_interrupt_pass_through_to_its_cell() {
     // Slot 2 INTA is SPI 5 (INTID 37), slot 3 INTA SPI 6 (INTID 38): the QEMU interrupt-map.
     assert_eq!(owners, [(37, 1), (38, 0)]);
 }
+
+#[test]
+fn two_cells_pci_functions_on_one_intx_line_are_refused() {
+    // Slots 2 and 6 both swizzle INTA to SPI 5 (INTID 37): one line cannot serve two cells.
+    let second = crate::board::PciFunction {
+        name: "second-disk",
+        address: crate::board::PciAddress::new(0, 6, 0),
+        bar_window: MemRange::new(0x1020_0000, MIB),
+        ..qemu_virt::VIRTIO_BLK_PCI
+    };
+    let host = crate::board::PciHost {
+        functions: leak(vec![qemu_virt::VIRTIO_BLK_PCI, second]),
+        ..qemu_virt::PCI_HOST
+    };
+    let layout = Layout {
+        name: "shared-intx",
+        cells: leak(vec![
+            CellConfig {
+                devices: &["second-disk"],
+                ..qemu_virt::LINUX_CELLS.cells[0]
+            },
+            qemu_virt::LINUX_CELLS.cells[1],
+        ]),
+    };
+    let board = qemu_virt_with(layout, Some(host));
+    let error = validate(board, None, &qemu_platform(), &[]).unwrap_err();
+    let message = error.to_string();
+    assert!(
+        matches!(error, LayoutError::Passthrough { .. }),
+        "{message}"
+    );
+    assert!(message.contains("37"), "names the shared line: {message}");
+}
