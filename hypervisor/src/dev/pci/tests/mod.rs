@@ -2,7 +2,6 @@
 
 pub(crate) mod fake;
 
-use alloc::format;
 use alloc::string::ToString;
 use alloc::vec;
 use alloc::vec::Vec;
