@@ -215,6 +215,11 @@ pub struct StopError {
 pub enum StopFailure {
     /// A configuration or BAR access failed.
     Access(PciError),
+    /// The virtio `device_status` register in the function's BAR answered with an abort.
+    BarAborted {
+        /// The register.
+        address: u64,
+    },
     /// The virtio `device_status` did not read 0 within [`RESET_LIMIT_MS`].
     ResetTimedOut {
         /// What it read last.
@@ -229,6 +234,10 @@ impl fmt::Display for StopError {
         let function = self.function;
         match &self.reason {
             StopFailure::Access(error) => write!(f, "PCI {function} did not stop: {error}"),
+            StopFailure::BarAborted { address } => write!(
+                f,
+                "PCI {function} aborted its reset at {address:#x} (virtio device_status)"
+            ),
             StopFailure::ResetTimedOut { last } => write!(
                 f,
                 "PCI {function} did not reset within {RESET_LIMIT_MS} ms (device_status reads \
@@ -301,11 +310,8 @@ fn virtio_reset<M: Machine + ?Sized>(
         .write16(bdf, COMMAND, COMMAND_MEMORY_SPACE)
         .map_err(StopFailure::Access)?;
     let register = PhysAddr::new(bar.address + offset);
-    let failed = |_| {
-        StopFailure::Access(PciError::Access {
-            bdf,
-            offset: COMMAND,
-        })
+    let failed = |_| StopFailure::BarAborted {
+        address: register.raw(),
     };
     machine
         .device_write(register, AccessWidth::Byte, 0)
