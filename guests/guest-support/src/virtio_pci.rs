@@ -23,7 +23,10 @@ use core::fmt;
 use crate::mmio::{read8, read16, read32, write8, write16, write32};
 use crate::pci::{self, Allocator, BarError, COMMAND_BUS_MASTER, COMMAND_INTX_DISABLE, Host};
 use crate::timer;
-use crate::virtqueue::{self, QUEUE_SIZE, RequestBuffers, Virtqueue};
+use crate::virtqueue::{
+    self, FEATURE_WORD1_VERSION_1, QUEUE_SIZE, RequestBuffers, STATUS_ACKNOWLEDGE, STATUS_DRIVER,
+    STATUS_DRIVER_OK, STATUS_FEATURES_OK, Virtqueue,
+};
 
 /// PCI vendor ID of virtio devices, and the modern (non-transitional) virtio-blk device ID
 /// (0x1040 + virtio device ID 2).
@@ -56,14 +59,9 @@ const QUEUE_DEVICE: u64 = 0x30;
 const CONFIG_CAPACITY: u64 = 0x00;
 
 /// Device status bits.
-const STATUS_ACKNOWLEDGE: u8 = 1;
-const STATUS_DRIVER: u8 = 2;
-const STATUS_DRIVER_OK: u8 = 4;
-const STATUS_FEATURES_OK: u8 = 8;
 /// DEVICE_NEEDS_RESET: the device met an error it cannot recover from by itself.
 pub const STATUS_NEEDS_RESET: u8 = 0x40;
 /// Feature word 1 (features 32..63): VIRTIO_F_VERSION_1 (32), VIRTIO_F_ACCESS_PLATFORM (33).
-const FEATURE_WORD1_VERSION_1: u32 = 1 << 0;
 const FEATURE_WORD1_ACCESS_PLATFORM: u32 = 1 << 1;
 /// How long a reset may take to read back 0 (QEMU resets at once).
 const RESET_WAIT_MS: u64 = 1000;

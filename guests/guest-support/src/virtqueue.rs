@@ -26,6 +26,16 @@ pub const QUEUE_SIZE: u16 = 64;
 pub const MAX_SLOTS: u16 = QUEUE_SIZE / 3;
 /// Bytes per sector.
 pub const SECTOR_SIZE: usize = 512;
+/// Device status bits (virtio 1.2, 2.1), the same on every transport.
+pub const STATUS_ACKNOWLEDGE: u8 = 1;
+/// The driver knows how to drive the device.
+pub const STATUS_DRIVER: u8 = 2;
+/// The driver is ready.
+pub const STATUS_DRIVER_OK: u8 = 4;
+/// Feature negotiation is complete.
+pub const STATUS_FEATURES_OK: u8 = 8;
+/// Feature word 1 (features 32..63): VIRTIO_F_VERSION_1 (32).
+pub const FEATURE_WORD1_VERSION_1: u32 = 1 << 0;
 /// virtio-blk status: success.
 pub const BLK_S_OK: u8 = 0;
 /// Page size of the legacy virtio-mmio interface (GuestPageSize, QueueAlign, QueuePFN): the used

@@ -12,7 +12,9 @@
 //! in the cell's own RAM and the device reaches it by DMA (see [`crate::virtqueue`]).
 
 use crate::gic::{read32, write32};
-use crate::virtqueue::{self, LEGACY_PAGE, QUEUE_SIZE, RequestBuffers, Virtqueue};
+use crate::virtqueue::{
+    self, FEATURE_WORD1_VERSION_1, LEGACY_PAGE, QUEUE_SIZE, RequestBuffers, Virtqueue,
+};
 
 /// virtio-mmio registers (offsets in the transport's window).
 const MAGIC_VALUE: u64 = 0x000;
@@ -51,13 +53,11 @@ const CONFIG_CAPACITY: u64 = 0x100;
 const MAGIC: u32 = 0x7472_6976;
 /// virtio device ID of a block device.
 const DEVICE_ID_BLOCK: u32 = 2;
-/// Device status bits.
-const STATUS_ACKNOWLEDGE: u32 = 1;
-const STATUS_DRIVER: u32 = 2;
-const STATUS_DRIVER_OK: u32 = 4;
-const STATUS_FEATURES_OK: u32 = 8;
-/// VIRTIO_F_VERSION_1: bit 32, i.e. bit 0 of feature word 1.
-const FEATURE_WORD1_VERSION_1: u32 = 1;
+/// The shared device status bits ([`virtqueue`]) as the 32-bit Status register holds them.
+const STATUS_ACKNOWLEDGE: u32 = virtqueue::STATUS_ACKNOWLEDGE as u32;
+const STATUS_DRIVER: u32 = virtqueue::STATUS_DRIVER as u32;
+const STATUS_DRIVER_OK: u32 = virtqueue::STATUS_DRIVER_OK as u32;
+const STATUS_FEATURES_OK: u32 = virtqueue::STATUS_FEATURES_OK as u32;
 
 /// Why [`VirtioBlk::probe`] refused a transport.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
