@@ -16,8 +16,8 @@ pub enum PlatformError {
     NoCpus,
     /// No interrupt controller node with a known GIC `compatible`.
     NoGic,
-    /// GICv2 was found; cellvisor needs GICv3.
-    UnsupportedGicVersion,
+    /// A GICv2 whose node does not name the GICH and GICV frames (no virtualization extensions).
+    NoGicVirtualization,
     /// `/chosen/stdout-path` is missing or does not name a node.
     NoConsole,
     /// The console named by `/chosen/stdout-path` is not an Arm PL011.
@@ -60,9 +60,9 @@ impl fmt::Display for PlatformError {
                 f,
                 "platform device tree has no GIC node (compatible \"arm,gic-v3\"): fix the boot loader's DTB"
             ),
-            Self::UnsupportedGicVersion => write!(
+            Self::NoGicVirtualization => write!(
                 f,
-                "platform has a GICv2 but cellvisor needs GICv3: run QEMU with -M virt,gic-version=3"
+                "platform GICv2 has no virtualization extensions (its reg lacks GICH and GICV): run QEMU with -M virt,virtualization=on or use a GIC-400 board"
             ),
             Self::NoConsole => write!(
                 f,

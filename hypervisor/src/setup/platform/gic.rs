@@ -13,7 +13,8 @@ use super::properties::{
 /// Version of the platform's interrupt controller.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum GicVersion {
-    /// GICv2 (`arm,cortex-a15-gic`, `arm,gic-400`, ...): recognised but not supported by cellvisor.
+    /// GICv2 (`arm,cortex-a15-gic`, `arm,gic-400`, ...) with the virtualization extensions: the
+    /// DT node's `reg` must name the GICH and GICV frames too.
     V2,
     /// GICv3 (`arm,gic-v3`).
     V3,
@@ -32,16 +33,20 @@ pub struct Gic {
     pub its: Option<MemRange>,
     /// INTID of the virtual-interface maintenance interrupt, if the DT states it.
     pub maintenance_intid: Option<u32>,
+    /// The frames of a GICv2 with the virtualization extensions; `None` for GICv3.
+    pub v2: Option<GicV2Frames>,
 }
 
-impl Gic {
-    /// Fails with [`PlatformError::UnsupportedGicVersion`] unless the GIC is a GICv3.
-    pub fn require_v3(&self) -> Result<(), PlatformError> {
-        match self.version {
-            GicVersion::V3 => Ok(()),
-            GicVersion::V2 => Err(PlatformError::UnsupportedGicVersion),
-        }
-    }
+/// The MMIO frames of a GICv2 beyond its distributor (`reg` entries 1-3 of its DT node, in the
+/// order the binding fixes: GICC, GICH, GICV).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GicV2Frames {
+    /// The physical CPU interface (GICC): cellvisor's own, banked per CPU.
+    pub cpu_interface: MemRange,
+    /// The virtual interface control (GICH): list registers of the CPU that accesses it.
+    pub hypervisor_interface: MemRange,
+    /// The virtual CPU interface (GICV): mapped into each cell where its guest's GICC is.
+    pub virtual_cpu_interface: MemRange,
 }
 
 pub(super) fn gic_version(compatible: &StringList<'_>) -> Option<GicVersion> {
@@ -91,6 +96,19 @@ pub(super) fn read_gic(
             }
         }
     }
+    let v2 = match version {
+        GicVersion::V3 => None,
+        GicVersion::V2 => match windows.get(1..4) {
+            Some(&[cpu_interface, hypervisor_interface, virtual_cpu_interface]) => {
+                Some(GicV2Frames {
+                    cpu_interface,
+                    hypervisor_interface,
+                    virtual_cpu_interface,
+                })
+            }
+            _ => return Err(PlatformError::NoGicVirtualization),
+        },
+    };
     let maintenance_intid = match interrupt_triples(node)?.first() {
         Some(&triple) => {
             Some(specifier_intid(triple).ok_or_else(|| bad_property(node, "interrupts"))?)
@@ -103,5 +121,6 @@ pub(super) fn read_gic(
         redistributor_regions,
         its,
         maintenance_intid,
+        v2,
     })
 }

@@ -26,7 +26,7 @@ fn reads_qemu_virt_gicv3() {
     );
     assert_eq!(platform.gic.its, Some(MemRange::new(0x0808_0000, 0x2_0000)));
     assert_eq!(platform.gic.maintenance_intid, Some(16 + 9));
-    assert!(platform.gic.require_v3().is_ok());
+    assert_eq!(platform.gic.v2, None);
     assert_eq!(
         platform.console,
         Uart {
@@ -97,7 +97,7 @@ fn device_nodes_are_found_by_any_address_in_their_windows() {
 }
 
 #[test]
-fn recognises_gicv2_and_refuses_it() {
+fn reads_the_gicv2_frames() {
     let platform = parse(QEMU_VIRT_GICV2).expect("fixture parses");
     assert_eq!(platform.gic.version, GicVersion::V2);
     assert_eq!(
@@ -105,9 +105,11 @@ fn recognises_gicv2_and_refuses_it() {
         MemRange::new(0x0800_0000, 0x1_0000)
     );
     assert!(platform.gic.redistributor_regions.is_empty());
-    let error = platform.gic.require_v3().unwrap_err();
-    assert_eq!(error, PlatformError::UnsupportedGicVersion);
-    assert!(error.to_string().contains("gic-version=3"));
+    let frames = platform.gic.v2.expect("GICv2 frames");
+    assert_eq!(frames.cpu_interface, MemRange::new(0x0801_0000, 0x1_0000));
+    assert_eq!(frames.hypervisor_interface, MemRange::new(0x0803_0000, 0x1_0000));
+    assert_eq!(frames.virtual_cpu_interface, MemRange::new(0x0804_0000, 0x1_0000));
+    assert_eq!(platform.gic.maintenance_intid, Some(25));
 }
 
 #[test]
@@ -176,7 +178,7 @@ fn errors_are_one_line() {
         PlatformError::NoMemory,
         PlatformError::NoCpus,
         PlatformError::NoGic,
-        PlatformError::UnsupportedGicVersion,
+        PlatformError::NoGicVirtualization,
         PlatformError::NoConsole,
         PlatformError::UnsupportedConsole("uart@1".into()),
         PlatformError::NoPsci,
