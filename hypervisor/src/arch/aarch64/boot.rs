@@ -258,7 +258,9 @@ pub extern "C" fn primary_main(dtb: u64, el: u64) -> ! {
         platform.memory.len()
     );
     if platform.gic.version == crate::setup::platform::GicVersion::V2 {
-        fatal(format_args!("GICv2 support is being brought up: run QEMU with -M virt,gic-version=3"));
+        fatal(format_args!(
+            "GICv2 support is being brought up: run QEMU with -M virt,gic-version=3"
+        ));
     }
 
     enable_mmu(board, &platform);

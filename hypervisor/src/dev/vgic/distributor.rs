@@ -268,7 +268,7 @@ impl Vgic {
     }
 
     /// Every vCPU that has an interrupt to take.
-    fn vcpus_with_deliverable(&self) -> VcpuSet {
+    pub(super) fn vcpus_with_deliverable(&self) -> VcpuSet {
         let mut set = VcpuSet::empty();
         for vcpu in (0..self.vcpus.len()).filter(|&vcpu| self.has_deliverable(vcpu)) {
             set.insert(vcpu);

@@ -167,6 +167,17 @@ fn list_register_value(intid: u16, irq: &IrqState) -> (u64, bool) {
     (lr.get(), written_pending)
 }
 
+/// Writes list register `n` with `value`, the entry of `intid`: through
+/// [`ListRegisters::write_sgi`] for an SGI, so a GICv2 interface can report its `source`.
+#[inline(always)]
+fn write_entry(lrs: &mut impl ListRegisters, n: usize, intid: u16, value: u64, source: u8) {
+    if intid < 16 {
+        lrs.write_sgi(n, value, source);
+    } else {
+        lrs.write(n, value);
+    }
+}
+
 impl Vgic {
     /// Before entering vCPU `vcpu`'s guest, on the CPU it is pinned to: writes its active
     /// interrupts and its highest-priority deliverable pending ones into the list registers,
@@ -308,7 +319,8 @@ impl Vgic {
             }
             irq.in_list_register = true;
             irq.holder_vcpu = vcpu as u8;
-            lrs.write(n, value);
+            let source = irq.source;
+            write_entry(lrs, n, intid, value, source);
             wrote_any = true;
             if let Some(state) = self.vcpus.get_mut(vcpu)
                 && let Some(slot) = state.list_registers.get_mut(n)
@@ -714,7 +726,7 @@ impl Vgic {
                 }
                 irq.in_list_register = true;
                 irq.holder_vcpu = vcpu as u8;
-                lrs.write(n, value);
+                lrs.write_sgi(n, value, irq.source);
                 if let Some(held) = state.list_registers.get_mut(n) {
                     *held = Some(intid as u16);
                 }

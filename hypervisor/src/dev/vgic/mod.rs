@@ -1,4 +1,6 @@
-//! Virtual GICv3 per cell: distributor, redistributors and list-register delivery.
+//! Virtual GIC per cell: distributor, redistributors and list-register delivery, for a GICv3
+//! view and (through [`Vgic::distributor_v2_read`]/[`Vgic::distributor_v2_write`], see
+//! `distributor_v2`) a GICv2 / GIC-400 view of the same interrupt model.
 //!
 //! One [`Vgic`] models the interrupt controller a cell's guest sees: the Non-secure view of a
 //! GICv3 with affinity routing always on (`GICD_CTLR.ARE_NS` RAO/WI), no LPIs, no ITS, every
@@ -12,7 +14,9 @@
 //! [`Vgic::write_sgi1r`] (a trapped `ICC_SGI1R_EL1`). The hypervisor raises interrupts with
 //! [`Vgic::inject`], [`Vgic::inject_hardware`] and [`Vgic::set_level`]. Around every guest entry the
 //! vCPU's run loop calls [`Vgic::sync`] right after the exit and [`Vgic::flush`] right before the
-//! next entry; both work on the `ICH_*_EL2` registers through the [`ListRegisters`] trait.
+//! next entry; both work on the `ICH_*_EL2` registers through the [`ListRegisters`] trait, whose
+//! values are in the GICv3 layout: a GICv2 interface (`GICH_LR<n>`) translates them, and is
+//! handed the sender of each SGI entry ([`ListRegisters::write_sgi`]), which only GICv2 reports.
 //!
 //! Level-triggered means level: a hardware-linked level-sensitive interrupt that waits for the
 //! guest outside the list registers (disabled, the distributor off, no list register free) is
@@ -28,6 +32,7 @@
 
 mod bank_registers;
 mod distributor;
+mod distributor_v2;
 mod list_registers;
 mod redistributor;
 mod regs;
@@ -42,6 +47,7 @@ use core::fmt;
 use crate::dev::gic::{PPI_BASE_INTID, REDISTRIBUTOR_STRIDE, SPI_BASE_INTID, SPI_END_INTID};
 use state::{IrqState, Route, VcpuState};
 
+pub use distributor_v2::DISTRIBUTOR_V2_FRAME_SIZE;
 pub use list_registers::{Direct, Flushed, list_register_count_from_vtr};
 pub use regs::{GICD_CTLR, GICD_IROUTER, GICD_TYPER, GICR_TYPER, GICR_WAKER, ICC_SGI1R_EL1};
 pub use regs::{ICH_HCR_EL2, ICH_LR_EL2, ICH_VTR_EL2};
@@ -177,6 +183,11 @@ impl VcpuSet {
         }
     }
 
+    /// The set as a bit mask (bit n = vCPU n).
+    pub const fn bits(self) -> u16 {
+        self.0
+    }
+
     /// Whether `vcpu` is in the set.
     pub const fn contains(self, vcpu: usize) -> bool {
         vcpu < MAX_VCPUS && self.0 & (1 << vcpu) != 0
@@ -238,6 +249,14 @@ pub trait ListRegisters {
     fn read(&self, n: usize) -> u64;
     /// Writes `ICH_LR<n>_EL2`; `n` is below [`ListRegisters::count`].
     fn write(&mut self, n: usize, value: u64);
+    /// Writes list register `n` with SGI entry `value` (`ICH_LR<n>_EL2` layout) sent by the
+    /// cell's vCPU `source`. The vGIC speaks the GICv3 layout; a GICv2 interface translates it
+    /// into `GICH_LR<n>` and reports `source` to the guest (`GICC_IAR.CPUID`), which GICv3 has no
+    /// field for: its default ignores `source`.
+    fn write_sgi(&mut self, n: usize, value: u64, source: u8) {
+        let _ = source;
+        self.write(n, value);
+    }
     /// Reads `ICH_ELRSR_EL2`: bit n set = `ICH_LR<n>_EL2` is empty.
     fn empty_list_registers(&self) -> u16;
     /// Reads `ICH_HCR_EL2`.

@@ -1,4 +1,5 @@
-//! SGIs between the cell's own vCPUs: the guest's trapped writes to `ICC_SGI1R_EL1`.
+//! SGIs between the cell's own vCPUs: the guest's trapped writes to `ICC_SGI1R_EL1` (GICv3), and
+//! the delivery `GICD_SGIR` (GICv2) shares.
 #![forbid(unsafe_code)]
 
 use tock_registers::LocalRegisterCopy;
@@ -41,15 +42,23 @@ impl Vgic {
                 }
             }
         }
+        Ok(self.send_sgi(caller_vcpu, intid, targets))
+    }
+
+    /// Marks SGI `intid` (0-15) pending on every vCPU in `targets`, sent by `caller`, and returns
+    /// the targets to kick: the one delivery path of `ICC_SGI1R_EL1` (GICv3) and `GICD_SGIR`
+    /// (GICv2).
+    pub(super) fn send_sgi(&mut self, caller: usize, intid: u32, targets: VcpuSet) -> VcpuSet {
         let mut kick = VcpuSet::empty();
         for vcpu in targets.iter() {
-            self.post_sgi(vcpu, caller_vcpu, intid);
+            self.post_sgi(vcpu, caller, intid);
             if let Some(irq) = self.irq_mut(Bank::Private(vcpu), intid) {
                 irq.pending_latch = true;
+                irq.source = caller as u8;
                 let snapshot = *irq;
                 kick = kick.union(self.kick_for(&snapshot));
             }
         }
-        Ok(kick)
+        kick
     }
 }

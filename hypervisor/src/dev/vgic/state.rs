@@ -51,6 +51,12 @@ pub(crate) struct IrqState {
     pub in_list_register: bool,
     /// The vCPU whose list register holds the interrupt, or on which it is active.
     pub holder_vcpu: u8,
+    /// GICv2 `GICD_ITARGETSR` of an SPI as the guest wrote it (bit n = the cell's vCPU n); the
+    /// interrupt goes to the lowest vCPU named (`route`). Unused on GICv3.
+    pub targets: u8,
+    /// The vCPU whose `GICD_SGIR` made an SGI pending last: GICv2 reports it to the acknowledging
+    /// guest (`GICC_IAR.CPUID`) and in `GICD_SPENDSGIR`. Unused on GICv3.
+    pub source: u8,
 }
 
 impl IrqState {
@@ -70,6 +76,8 @@ impl IrqState {
         link_renewed: false,
         in_list_register: false,
         holder_vcpu: 0,
+        targets: 0,
+        source: 0,
     };
 
     /// Power-on state of an owned interrupt: disabled, inactive, priority 0, level-sensitive

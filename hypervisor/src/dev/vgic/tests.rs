@@ -1974,3 +1974,5 @@ fn a_pending_spi_taken_back_after_a_reroute_names_its_new_vcpu() {
     vgic.flush(2, &mut lrs2).unwrap();
     assert_eq!(lrs2.entries(), vec![(EDGE_SPI, 0b01)]);
 }
+
+mod v2;

@@ -107,8 +107,14 @@ fn reads_the_gicv2_frames() {
     assert!(platform.gic.redistributor_regions.is_empty());
     let frames = platform.gic.v2.expect("GICv2 frames");
     assert_eq!(frames.cpu_interface, MemRange::new(0x0801_0000, 0x1_0000));
-    assert_eq!(frames.hypervisor_interface, MemRange::new(0x0803_0000, 0x1_0000));
-    assert_eq!(frames.virtual_cpu_interface, MemRange::new(0x0804_0000, 0x1_0000));
+    assert_eq!(
+        frames.hypervisor_interface,
+        MemRange::new(0x0803_0000, 0x1_0000)
+    );
+    assert_eq!(
+        frames.virtual_cpu_interface,
+        MemRange::new(0x0804_0000, 0x1_0000)
+    );
     assert_eq!(platform.gic.maintenance_intid, Some(25));
 }
 
