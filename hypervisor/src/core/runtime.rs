@@ -9,7 +9,6 @@ use crate::board::{Board, El2Counting};
 use crate::core::cell::Cell;
 use crate::core::hardware::Machine;
 use crate::core::lifecycle::CellState;
-use crate::dev::gic::REDISTRIBUTOR_STRIDE;
 use crate::dev::passthrough::{PassthroughError, PassthroughPlan, interrupt_owners};
 use crate::dev::pci::PciBus;
 use crate::dev::vgic::{SpiAssignment, SpiKind, Vgic, VgicConfig, VgicConfigError};
@@ -21,7 +20,7 @@ use crate::setup::bundle::{Bundle, BundleError};
 use crate::setup::guest_fdt::{self, GuestPci};
 use crate::setup::image::ImageError;
 use crate::setup::partition::Partition;
-use crate::setup::platform::Platform;
+use crate::setup::platform::{GuestGicFrames, Platform};
 
 /// What cellvisor knows about the physical GIC when it builds the cells.
 #[derive(Clone, Copy, Debug)]
@@ -108,11 +107,6 @@ impl Runtime {
             .map(|cpu| partition.cell_of_cpu(cpu))
             .collect();
         let mut cells = Vec::new();
-        let redistributor_base = platform
-            .gic
-            .redistributor_regions
-            .first()
-            .map_or(0, |region| region.base);
         let mut passthrough_plans = Vec::new();
         for plan in &partition.cells {
             let passthrough = PassthroughPlan::for_cell(board, &partition, plan)
@@ -153,6 +147,26 @@ impl Runtime {
                     .map_err(|error| (index, CellError::Stage2(error)))?;
             }
             let vcpu_count = plan.vcpus.len();
+            let gic_frames = platform.gic.guest_frames(vcpu_count).ok_or((
+                index,
+                CellError::DeviceTree(guest_fdt::GuestFdtError::NoRedistributors),
+            ))?;
+            if let GuestGicFrames::V2 {
+                cpu_interface,
+                virtual_cpu_interface,
+                ..
+            } = gic_frames
+            {
+                // The guest's GICC is the hardware virtual CPU interface: acknowledge, EOI and
+                // deactivation never trap. Banked per CPU, so each vCPU reaches its own.
+                stage2
+                    .map_device(
+                        GuestPhysAddr::new(cpu_interface.base),
+                        PhysAddr::new(virtual_cpu_interface),
+                        cpu_interface.size,
+                    )
+                    .map_err(|error| (index, CellError::Stage2(error)))?;
+            }
             let uart_intid = platform.console.intid;
             let vgic_config = VgicConfig {
                 vcpu_count,
@@ -172,12 +186,17 @@ impl Runtime {
             // The emulated devices appear where the platform has the real ones.
             let windows = Windows {
                 uart: PhysRange::from_board(platform.console.registers).identity_ipa(),
-                distributor: PhysRange::from_board(platform.gic.distributor).identity_ipa(),
-                redistributors: PhysRange::new(
-                    PhysAddr::new(redistributor_base),
-                    REDISTRIBUTOR_STRIDE * vcpu_count as u64,
-                )
+                distributor: PhysRange::from_board(match gic_frames {
+                    GuestGicFrames::V3 { distributor, .. }
+                    | GuestGicFrames::V2 { distributor, .. } => distributor,
+                })
                 .identity_ipa(),
+                redistributors: match gic_frames {
+                    GuestGicFrames::V3 { redistributors, .. } => {
+                        Some(PhysRange::from_board(redistributors).identity_ipa())
+                    }
+                    GuestGicFrames::V2 { .. } => None,
+                },
             };
             let mut devices = DeviceBus::new(windows, uart_intid, vgic, passthrough);
             let guest_pci = GuestPci::for_cell(board, &plan);

@@ -72,8 +72,10 @@ pub struct Windows {
     pub uart: IpaRange,
     /// The distributor's frame.
     pub distributor: IpaRange,
-    /// The cell's redistributor frames (one per vCPU).
-    pub redistributors: IpaRange,
+    /// The cell's GICv3 redistributor frames (one per vCPU); `None` on a GICv2, whose
+    /// distributor frame is then the GICv2 one and whose CPU interface is not emulated (the
+    /// hardware GICV frame is mapped there).
+    pub redistributors: Option<IpaRange>,
 }
 
 /// A cell's devices: their windows and their state.
@@ -170,7 +172,7 @@ impl DeviceBus {
             (Device::Uart, offset)
         } else if let Some(offset) = inside(&self.windows.distributor) {
             (Device::Distributor, offset)
-        } else if let Some(offset) = inside(&self.windows.redistributors) {
+        } else if let Some(offset) = self.windows.redistributors.as_ref().and_then(inside) {
             (Device::Redistributors, offset)
         } else if self.passthrough.is_trapped(ipa) {
             (Device::Passthrough, 0)
@@ -220,11 +222,13 @@ impl DeviceBus {
                 Ok((u64::from(value), kick))
             }
             Device::Distributor => {
-                let value = self
-                    .vgic
-                    .lock()
-                    .distributor_read(offset, width, physical)
-                    .map_err(vgic_error)?;
+                let mut vgic = self.vgic.lock();
+                let value = if self.windows.redistributors.is_some() {
+                    vgic.distributor_read(offset, width, physical)
+                } else {
+                    vgic.distributor_v2_read(vcpu, offset, width, physical)
+                }
+                .map_err(vgic_error)?;
                 Ok((value, VcpuSet::empty()))
             }
             Device::Redistributors => {
@@ -284,10 +288,15 @@ impl DeviceBus {
                 crate::console::logger::drain();
                 Ok(kick)
             }
-            Device::Distributor => self
+            Device::Distributor if self.windows.redistributors.is_some() => self
                 .vgic
                 .lock()
                 .distributor_write(offset, width, value, physical)
+                .map_err(vgic_error),
+            Device::Distributor => self
+                .vgic
+                .lock()
+                .distributor_v2_write(vcpu, offset, width, value, physical)
                 .map_err(vgic_error),
             Device::Redistributors => self
                 .vgic

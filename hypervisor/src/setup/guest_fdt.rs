@@ -20,10 +20,10 @@ use core::fmt;
 use vm_fdt::FdtWriter;
 
 use crate::board::{MemRange, PciAddress};
-use crate::dev::gic::{PPI_BASE_INTID, REDISTRIBUTOR_STRIDE, SPI_BASE_INTID};
+use crate::dev::gic::{PPI_BASE_INTID, SPI_BASE_INTID};
 use crate::mem::addr::GuestPhysAddr;
 use crate::setup::partition::CellPlan;
-use crate::setup::platform::{Platform, PlatformDevice};
+use crate::setup::platform::{GuestGicFrames, Platform, PlatformDevice};
 
 /// Phandle of the interrupt controller node.
 pub const GIC_PHANDLE: u32 = 1;
@@ -147,7 +147,7 @@ fn write_pci_host(writer: &mut FdtWriter, pci: &GuestPci) -> Result<(), GuestFdt
 /// Why a cell's device tree could not be generated.
 #[derive(Debug, PartialEq, Eq)]
 pub enum GuestFdtError {
-    /// The platform GIC has no redistributor region (it is not a GICv3).
+    /// The platform GIC has neither a GICv3 redistributor region nor GICv2 virtualization frames.
     NoRedistributors,
     /// A number does not fit the cell it must be written in.
     ValueTooLarge(&'static str),
@@ -170,7 +170,7 @@ impl fmt::Display for GuestFdtError {
         match self {
             Self::NoRedistributors => write!(
                 f,
-                "guest device tree needs a GICv3 redistributor region: run on a GICv3 platform"
+                "guest device tree needs a GICv3 redistributor region or a GICv2 with virtualization: run on such a platform"
             ),
             Self::ValueTooLarge(what) => write!(
                 f,
@@ -257,16 +257,10 @@ pub fn generate_with_passthrough(
     spec: &GuestDtSpec<'_>,
     passthrough: &[PlatformDevice],
 ) -> Result<Vec<u8>, GuestFdtError> {
-    let redistributor_base = platform
+    let gic_frames = platform
         .gic
-        .redistributor_regions
-        .first()
-        .ok_or(GuestFdtError::NoRedistributors)?
-        .base;
-    let redistributor_size = REDISTRIBUTOR_STRIDE
-        .checked_mul(plan.vcpus.len() as u64)
-        .ok_or(GuestFdtError::ValueTooLarge("redistributor region"))?;
-    let distributor = platform.gic.distributor;
+        .guest_frames(plan.vcpus.len())
+        .ok_or(GuestFdtError::NoRedistributors)?;
     let uart = platform.console;
     let uart_spi = uart
         .intid
@@ -309,28 +303,57 @@ pub fn generate_with_passthrough(
     writer.property_string("method", "hvc")?;
     writer.end_node(psci)?;
 
-    let gic = writer.begin_node(&format!("intc@{:x}", distributor.base))?;
-    writer.property_string("compatible", "arm,gic-v3")?;
-    writer.property_array_u64(
-        "reg",
-        &[
-            distributor.base,
-            distributor.size,
-            redistributor_base,
-            redistributor_size,
-        ],
-    )?;
+    let gic = match gic_frames {
+        GuestGicFrames::V3 {
+            distributor,
+            redistributors,
+        } => {
+            let gic = writer.begin_node(&format!("intc@{:x}", distributor.base))?;
+            writer.property_string("compatible", "arm,gic-v3")?;
+            writer.property_array_u64(
+                "reg",
+                &[
+                    distributor.base,
+                    distributor.size,
+                    redistributors.base,
+                    redistributors.size,
+                ],
+            )?;
+            gic
+        }
+        GuestGicFrames::V2 {
+            distributor,
+            cpu_interface,
+            ..
+        } => {
+            // A GIC-400 without virtualization frames of its own: the guest is not a hypervisor.
+            let gic = writer.begin_node(&format!("intc@{:x}", distributor.base))?;
+            writer.property_string("compatible", "arm,gic-400")?;
+            writer.property_array_u64(
+                "reg",
+                &[
+                    distributor.base,
+                    distributor.size,
+                    cpu_interface.base,
+                    cpu_interface.size,
+                ],
+            )?;
+            gic
+        }
+    };
     writer.property_u32("#interrupt-cells", 3)?;
     // As on QEMU: dtc expects an interrupt provider to state #address-cells.
     writer.property_u32("#address-cells", 2)?;
     writer.property_u32("#size-cells", 2)?;
     writer.property_null("ranges")?;
     writer.property_null("interrupt-controller")?;
-    writer.property_u32("#redistributor-regions", 1)?;
-    writer.property_array_u32(
-        "interrupts",
-        &[SPECIFIER_PPI, GIC_MAINTENANCE_PPI, LEVEL_HIGH],
-    )?;
+    if matches!(gic_frames, GuestGicFrames::V3 { .. }) {
+        writer.property_u32("#redistributor-regions", 1)?;
+        writer.property_array_u32(
+            "interrupts",
+            &[SPECIFIER_PPI, GIC_MAINTENANCE_PPI, LEVEL_HIGH],
+        )?;
+    }
     writer.property_phandle(GIC_PHANDLE)?;
     writer.end_node(gic)?;
 
@@ -367,7 +390,7 @@ pub fn generate_with_passthrough(
     writer.end_node(pl011)?;
 
     let own_nodes = [
-        format!("intc@{:x}", distributor.base),
+        format!("intc@{:x}", platform.gic.distributor.base),
         String::from(&uart_path[1..]),
     ];
     for (position, device) in passthrough.iter().enumerate() {
@@ -909,7 +932,42 @@ mod tests {
     }
 
     #[test]
-    fn refuses_gicv2_platform_and_nul_in_bootargs() {
+    fn a_gicv2_platform_gives_the_cell_a_gic_400_with_its_cpu_interface() {
+        const GICV2: &[u8] = include_bytes!("../../tests/data/qemu-virt-gicv2.dtb");
+        let platform = platform::parse(GICV2).expect("fixture parses");
+        let partition = validate(
+            &crate::setup::partition::qemu_virt::BOARD,
+            Some("linux-mmio"),
+            &platform,
+            &[],
+        )
+        .expect("valid on GICv2");
+        let spec = GuestDtSpec {
+            bootargs: "",
+            initrd: None,
+            pci: None,
+        };
+        let flat = flatten(&generate(&partition.cells[0], &platform, &spec).unwrap());
+        let gic = "/intc@8000000";
+        assert_eq!(
+            property(&flat, gic, "compatible"),
+            string_list(&["arm,gic-400"])
+        );
+        assert_eq!(
+            property(&flat, gic, "reg"),
+            cells64(&[0x0800_0000, 0x1000, 0x0801_0000, 0x2000])
+        );
+        assert_eq!(property(&flat, gic, "#interrupt-cells"), cells(&[3]));
+        assert!(
+            !flat
+                .iter()
+                .any(|(path, name, _)| path == gic && name == "#redistributor-regions"),
+            "no GICv3 properties"
+        );
+    }
+
+    #[test]
+    fn refuses_a_gic_without_guest_frames_and_nul_in_bootargs() {
         let partition = partition("linux");
         let mut gicv2 = platform();
         gicv2.gic.redistributor_regions.clear();

@@ -3,9 +3,8 @@
 use alloc::vec::Vec;
 
 use crate::board::{Board, CellConfig, CellMemory, MemRange};
-use crate::dev::gic::REDISTRIBUTOR_STRIDE;
 use crate::mem::PAGE_SIZE;
-use crate::setup::platform::Platform;
+use crate::setup::platform::{GuestGicFrames, Platform};
 
 use super::error::{LayoutError, LayoutSite};
 use super::plan::Reserved;
@@ -138,9 +137,14 @@ fn device_windows(
         ("GIC distributor", platform.gic.distributor),
         ("UART", platform.console.registers),
     ];
-    if let Some(region) = platform.gic.redistributor_regions.first() {
-        let size = REDISTRIBUTOR_STRIDE.saturating_mul(vcpu_count as u64);
-        windows.push(("GIC redistributors", MemRange::new(region.base, size)));
+    match platform.gic.guest_frames(vcpu_count) {
+        Some(GuestGicFrames::V3 { redistributors, .. }) => {
+            windows.push(("GIC redistributors", redistributors));
+        }
+        Some(GuestGicFrames::V2 { cpu_interface, .. }) => {
+            windows.push(("GIC CPU interface", cpu_interface));
+        }
+        None => {}
     }
     for device in cell.devices.iter().filter_map(|name| board.device(name)) {
         windows.extend(device.mmio.iter().map(|window| (device.name, *window)));

@@ -3,6 +3,7 @@
 use alloc::vec::Vec;
 
 use crate::board::MemRange;
+use crate::dev::gic::{GICV2_CPU_INTERFACE_SIZE, GICV2_DISTRIBUTOR_SIZE, REDISTRIBUTOR_STRIDE};
 
 use super::error::PlatformError;
 use super::properties::{
@@ -47,6 +48,52 @@ pub struct GicV2Frames {
     pub hypervisor_interface: MemRange,
     /// The virtual CPU interface (GICV): mapped into each cell where its guest's GICC is.
     pub virtual_cpu_interface: MemRange,
+}
+
+/// The interrupt controller frames a cell with some number of vCPUs sees, at the platform's own
+/// addresses (guest-physical = physical).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GuestGicFrames {
+    /// A GICv3: the emulated distributor and one emulated redistributor per vCPU.
+    V3 {
+        /// The distributor frame (trapped and emulated).
+        distributor: MemRange,
+        /// The redistributor frames of the cell's vCPUs (trapped and emulated).
+        redistributors: MemRange,
+    },
+    /// A GICv2 with virtualization: the emulated distributor, and the guest's CPU interface,
+    /// which is the hardware virtual CPU interface mapped in stage 2 (never trapped).
+    V2 {
+        /// The distributor frame (trapped and emulated).
+        distributor: MemRange,
+        /// Where the guest's GICC is: the platform's GICC address, with the GIC-400's size.
+        cpu_interface: MemRange,
+        /// Physical address of the GICV frame that backs `cpu_interface`.
+        virtual_cpu_interface: u64,
+    },
+}
+
+impl Gic {
+    /// The frames a cell with `vcpus` vCPUs sees; `None` for a GICv3 without a redistributor
+    /// region or a GICv2 without virtualization frames (the parser refuses the latter).
+    pub fn guest_frames(&self, vcpus: usize) -> Option<GuestGicFrames> {
+        match (self.version, self.v2) {
+            (GicVersion::V2, Some(frames)) => Some(GuestGicFrames::V2 {
+                distributor: MemRange::new(self.distributor.base, GICV2_DISTRIBUTOR_SIZE),
+                cpu_interface: MemRange::new(frames.cpu_interface.base, GICV2_CPU_INTERFACE_SIZE),
+                virtual_cpu_interface: frames.virtual_cpu_interface.base,
+            }),
+            (GicVersion::V2, None) => None,
+            (GicVersion::V3, _) => {
+                let region = self.redistributor_regions.first()?;
+                let size = REDISTRIBUTOR_STRIDE.checked_mul(vcpus as u64)?;
+                Some(GuestGicFrames::V3 {
+                    distributor: self.distributor,
+                    redistributors: MemRange::new(region.base, size),
+                })
+            }
+        }
+    }
 }
 
 pub(super) fn gic_version(compatible: &StringList<'_>) -> Option<GicVersion> {

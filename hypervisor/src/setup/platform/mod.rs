@@ -24,7 +24,7 @@ pub use chosen::Uart;
 pub use cpus::{Cpu, PsciMethod};
 pub use devices::{GicInterrupt, PlatformDevice, TimerInterrupts, VirtioMmio};
 pub use error::PlatformError;
-pub use gic::{Gic, GicV2Frames, GicVersion};
+pub use gic::{Gic, GicV2Frames, GicVersion, GuestGicFrames};
 
 use chosen::{read_console, read_initrd};
 use cpus::{read_cpus, read_psci_method};
