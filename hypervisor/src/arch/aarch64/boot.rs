@@ -22,6 +22,7 @@ use crate::console::pace::{self, Paced};
 use crate::core::cell::Cell;
 use crate::core::run;
 use crate::core::runtime::{GicInfo, Runtime};
+use crate::drivers::gicv2::GicV2;
 use crate::drivers::gicv3::GicV3;
 use crate::drivers::pl011::Pl011;
 use crate::drivers::{ConsoleUart, InterruptController};
@@ -306,24 +307,43 @@ pub extern "C" fn primary_main(dtb: u64, el: u64) -> ! {
         partition.cells.len()
     );
 
-    // SAFETY: the GIC frames come from the platform DT and are mapped as device memory.
-    let gicv3 = unsafe {
-        GicV3::new(
-            platform.gic.distributor.base,
-            platform
-                .gic
-                .redistributor_regions
-                .first()
-                .map_or(0, |region| region.base),
-            platform
-                .gic
-                .redistributor_regions
-                .first()
-                .map_or(0, |region| region.size),
-        )
+    let gic: &'static dyn InterruptController = match platform.gic.v2 {
+        Some(frames) => {
+            // SAFETY: the GIC frames come from the platform DT and are mapped as device memory
+            // (enable_mmu); cellvisor alone programs them (no cell maps GICD, GICC or GICH).
+            let gicv2 = unsafe {
+                GicV2::new(
+                    platform.gic.distributor.base,
+                    frames.cpu_interface.base,
+                    frames.hypervisor_interface.base,
+                )
+            };
+            // The driver lives for the rest of the hypervisor's life.
+            let gicv2: &'static GicV2 = Box::leak(Box::new(gicv2));
+            gic::use_gicv2(gicv2);
+            gicv2
+        }
+        None => {
+            // SAFETY: the GIC frames come from the platform DT and are mapped as device memory.
+            let gicv3 = unsafe {
+                GicV3::new(
+                    platform.gic.distributor.base,
+                    platform
+                        .gic
+                        .redistributor_regions
+                        .first()
+                        .map_or(0, |region| region.base),
+                    platform
+                        .gic
+                        .redistributor_regions
+                        .first()
+                        .map_or(0, |region| region.size),
+                )
+            };
+            // The driver lives for the rest of the hypervisor's life.
+            Box::leak(Box::new(gicv3))
+        }
     };
-    // The driver lives for the rest of the hypervisor's life.
-    let gic: &'static dyn InterruptController = Box::leak(Box::new(gicv3));
     GIC.call_once(|| gic);
     gic.init();
 
@@ -445,7 +465,8 @@ fn init_smmu(
     );
 }
 
-/// Per-CPU GIC setup: the redistributor through the driver, then the CPU interface. The PPIs
+/// Per-CPU GIC setup: the redistributor (GICv3) or banked distributor registers and CPU interface
+/// (GICv2) through the driver, then the CPU interface. The PPIs
 /// cellvisor takes on every CPU are the vGIC maintenance interrupt and the guest's two EL1 timers
 /// (forwarded as hardware-linked virtual interrupts).
 fn init_cpu_interrupts(gic: &dyn InterruptController, platform: &Platform, mpidr: u64) {
@@ -456,7 +477,7 @@ fn init_cpu_interrupts(gic: &dyn InterruptController, platform: &Platform, mpidr
     ];
     if !gic.init_cpu(mpidr, &ppis) {
         fatal(format_args!(
-            "no GIC redistributor for CPU with MPIDR {mpidr:#x}"
+            "no GIC redistributor (GICv3) or CPU interface number (GICv2) for CPU with MPIDR {mpidr:#x}"
         ));
     }
     gic::init_cpu_interface();
@@ -465,6 +486,11 @@ fn init_cpu_interrupts(gic: &dyn InterruptController, platform: &Platform, mpidr
 fn enable_mmu(board: &Board, platform: &Platform) {
     let mut devices = alloc::vec![platform.gic.distributor, platform.console.registers];
     devices.extend(platform.gic.redistributor_regions.iter().copied());
+    // A GICv2's CPU interface and virtual interface control are EL2's (the GICV frame is the
+    // cells', mapped in their stage 2 only).
+    if let Some(frames) = platform.gic.v2 {
+        devices.extend([frames.cpu_interface, frames.hypervisor_interface]);
+    }
     // Passthrough devices, for forwarding accesses to pages several cells share.
     devices.extend(
         board

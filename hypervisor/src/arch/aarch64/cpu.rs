@@ -26,6 +26,9 @@ pub struct Cpu {
     index: usize,
     /// An interrupt the fast path acknowledged and handed back to the run loop.
     deferred: Option<u32>,
+    /// Per SGI, the handle its last acknowledgement returned (`gic::acknowledge`): on a GICv2 the
+    /// SGI's deactivation must name the CPU that sent it.
+    sgi_handles: [u32; 16],
 }
 
 impl Cpu {
@@ -36,6 +39,7 @@ impl Cpu {
             lists: ListRegisters::new(timers),
             index,
             deferred: None,
+            sgi_handles: core::array::from_fn(|sgi| sgi as u32),
         }
     }
 }
@@ -282,7 +286,6 @@ impl VcpuHardware for Cpu {
             write_sysreg!("cnthctl_el2", traps::CNTHCTL_GUEST.value);
             write_sysreg!("cntvoff_el2", traps::CNTVOFF_GUEST);
             write_sysreg!("hstr_el2", traps::HSTR_GUEST.value);
-            write_sysreg!("ich_vmcr_el2", traps::ICH_VMCR_RESET.value);
             // Every EL1/EL0 register the guest can write, the register files and the virtual
             // interface's active priorities (core::reset's table); FP/SVE are untrapped above.
             reset::vcpu(&features);
@@ -365,8 +368,11 @@ impl VcpuHardware for Cpu {
         if let Some(intid) = self.deferred.take() {
             return Some(intid);
         }
-        let intid = gic::acknowledge()?;
-        gic::end_of_interrupt(intid);
+        let (intid, handle) = gic::acknowledge()?;
+        gic::end_of_interrupt(handle);
+        if let Some(slot) = self.sgi_handles.get_mut(intid as usize) {
+            *slot = handle;
+        }
         Some(intid)
     }
 
@@ -375,7 +381,9 @@ impl VcpuHardware for Cpu {
     }
 
     fn deactivate(&mut self, intid: u32) {
-        gic::deactivate(intid);
+        // An SGI's handle names its sender on a GICv2; a PPI's or SPI's is its INTID.
+        let handle = self.sgi_handles.get(intid as usize).copied().unwrap_or(intid);
+        gic::deactivate(handle);
     }
 
     fn dma_faults(&mut self, sink: &mut dyn FnMut(crate::core::hardware::DmaFault)) {

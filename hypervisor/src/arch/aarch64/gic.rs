@@ -1,7 +1,13 @@
-//! This CPU's GICv3 CPU interface, through system registers: EL2's own interface (enable,
-//! acknowledge, priority drop, deactivate, SGIs) and the ICH_* list registers used to deliver
-//! virtual interrupts, with the lines of the physical interrupts their hardware-linked entries
-//! stand for. The distributor and redistributors are MMIO, driven by [`crate::drivers::gicv3`].
+//! This CPU's GIC CPU interface: EL2's own interface (enable, acknowledge, priority drop,
+//! deactivate, SGIs) and the list registers used to deliver virtual interrupts, with the lines of
+//! the physical interrupts their hardware-linked entries stand for.
+//!
+//! On a GICv3 these are system registers (`ICC_*`, `ICH_*_EL2`); the distributor and
+//! redistributors are MMIO, driven by [`crate::drivers::gicv3`]. On a GICv2 (GIC-400) every one of
+//! them is MMIO in [`crate::drivers::gicv2`] (`GICC`, `GICH`, `GICD_SGIR`), chosen once at boot
+//! ([`use_gicv2`]); the GICv3 system registers are then never touched (they do not exist). The
+//! vGIC speaks the GICv3 list-register layout either way: [`ListRegisters`] translates it for a
+//! GICv2 `GICH_LR<n>`.
 //!
 //! Hand-written rather than arm-gic's driver because cellvisor needs EOImode=1 (split priority drop
 //! and deactivation, for hardware-linked virtual interrupts) and EL2's ICC_SRE_EL2; see
@@ -11,7 +17,10 @@ use aarch64_cpu::registers::{ICC_CTLR_EL1, ICC_SRE_EL2, ICH_HCR_EL2, MPIDR_EL1};
 use tock_registers::LocalRegisterCopy;
 use tock_registers::fields::FieldValue;
 
+use spin::Once;
+
 use super::boot::GIC;
+use crate::drivers::gicv2::{self, GicV2};
 use super::fields::{
     ICC_BPR1_EL1, ICC_IAR1_EL1, ICC_IGRPEN1_EL1, ICC_PMR_EL1, icc_ctlr_el1, merge,
 };
@@ -49,9 +58,30 @@ const _: () = assert!(ICC_CTLR_EOIMODE_SPLIT.value == 0b10);
 const ICC_IGRPEN1_ON: FieldValue<u64, ICC_IGRPEN1_EL1::Register> = ICC_IGRPEN1_EL1::Enable::SET;
 const _: () = assert!(ICC_IGRPEN1_ON.value == 1);
 
-/// Turns on this CPU's EL2 CPU interface (system registers, EOImode 1, Group 1) and its virtual
-/// CPU interface; runs after the driver has set up this CPU's redistributor.
+/// The platform's GICv2, when it has one instead of a GICv3.
+static GICV2: Once<&'static GicV2> = Once::new();
+
+/// Makes this module drive `gic` (the platform's GICv2) on every CPU: called once on the boot CPU,
+/// before any CPU interface is used.
+pub fn use_gicv2(gic: &'static GicV2) {
+    GICV2.call_once(|| gic);
+}
+
+/// The GICv2 driver if the platform has one.
+#[inline(always)]
+fn v2() -> Option<&'static GicV2> {
+    GICV2.get().copied()
+}
+
+/// Turns on this CPU's EL2 CPU interface (EOImode 1) and its virtual CPU interface; runs after the
+/// driver has set up this CPU's redistributor (GICv3) or banked distributor registers and CPU
+/// interface (GICv2, whose `init_cpu` does the whole physical side).
 pub fn init_cpu_interface() {
+    if let Some(gic) = v2() {
+        gic.set_vmcr(0);
+        gic.set_hcr(GICH_HCR_EN);
+        return;
+    }
     dsb_sy();
     // SAFETY: enabling the system-register interface and group 1 at EL2 only affects how this
     // CPU takes physical interrupts (masked in PSTATE at EL2; routed to EL2 via HCR_EL2.IMO).
@@ -68,22 +98,52 @@ pub fn init_cpu_interface() {
     isb();
 }
 
-/// Acknowledges the highest-priority pending group-1 interrupt; `None` if only a spurious ID.
-pub fn acknowledge() -> Option<u32> {
+/// `GICH_HCR.En`: the GICv2 virtual CPU interface is on.
+const GICH_HCR_EN: u32 = 1;
+/// The `GICH_HCR` bits the vGIC's `ICH_HCR_EL2` image shares with a GICv2 (En, UIE, LRENPIE and
+/// NPIE sit at the same positions; GICv3's trap bits have no GICv2 meaning and are dropped).
+const GICH_HCR_SHARED: u64 = 0xF;
+
+/// Acknowledges the highest-priority pending interrupt: `(intid, handle)`, where `handle` is what
+/// [`end_of_interrupt`] and [`deactivate`] take (the INTID, plus on a GICv2 the requesting CPU of
+/// an SGI, without which its EOI would not match). `None` if only a spurious ID.
+pub fn acknowledge() -> Option<(u32, u32)> {
+    if let Some(gic) = v2() {
+        let raw = gic.acknowledge()?;
+        return Some((raw & 0x3FF, raw));
+    }
+    let intid = acknowledge_v3()?;
+    Some((intid, intid))
+}
+
+/// [`acknowledge`] on a GICv3: ICC_IAR1_EL1.
+fn acknowledge_v3() -> Option<u32> {
     let iar = LocalRegisterCopy::<u64, ICC_IAR1_EL1::Register>::new(read_sysreg!("icc_iar1_el1"));
     let intid = iar.read(ICC_IAR1_EL1::INTID) as u32;
     (intid < SPI_END_INTID).then_some(intid)
 }
 
-/// Drops the running priority of `intid` (EOImode=1: does not deactivate).
-pub fn end_of_interrupt(intid: u32) {
+/// Drops the running priority of the interrupt [`acknowledge`] returned `handle` for (EOImode=1:
+/// does not deactivate).
+pub fn end_of_interrupt(handle: u32) {
+    if let Some(gic) = v2() {
+        gic.end_of_interrupt(handle);
+        return;
+    }
+    let intid = handle;
     // SAFETY: writing an acknowledged INTID to ICC_EOIR1_EL1 only affects the CPU interface state.
     unsafe { write_sysreg!("icc_eoir1_el1", u64::from(intid)) };
     isb();
 }
 
-/// Deactivates `intid` (for interrupts cellvisor handled itself).
-pub fn deactivate(intid: u32) {
+/// Deactivates the interrupt with `handle` (see [`acknowledge`]; a PPI's or SPI's handle is its
+/// INTID), for interrupts cellvisor handled itself.
+pub fn deactivate(handle: u32) {
+    if let Some(gic) = v2() {
+        gic.deactivate(handle);
+        return;
+    }
+    let intid = handle;
     // SAFETY: deactivating an interrupt this CPU acknowledged.
     unsafe { write_sysreg!("icc_dir_el1", u64::from(intid)) };
     isb();
@@ -91,6 +151,11 @@ pub fn deactivate(intid: u32) {
 
 /// Sends SGI `intid` (0..16) to the CPU with affinity `mpidr`.
 pub fn send_sgi(mpidr: u64, intid: u32) {
+    if let Some(gic) = v2() {
+        dsb_sy();
+        gic.send_sgi(mpidr, intid);
+        return;
+    }
     let mpidr = LocalRegisterCopy::<u64, MPIDR_EL1::Register>::new(mpidr);
     let aff0 = mpidr.read(MPIDR_EL1::Aff0);
     let value = ICC_SGI1R_EL1::Aff3.val(mpidr.read(MPIDR_EL1::Aff3))
@@ -107,8 +172,11 @@ pub fn send_sgi(mpidr: u64, intid: u32) {
     isb();
 }
 
-/// How many list registers this CPU implements (ICH_VTR_EL2.ListRegs + 1).
+/// How many list registers this CPU implements (ICH_VTR_EL2.ListRegs or GICH_VTR.ListRegs, + 1).
 pub fn list_register_count() -> usize {
+    if let Some(gic) = v2() {
+        return gic.list_register_count();
+    }
     list_register_count_from_vtr(read_sysreg!("ich_vtr_el2"))
 }
 
@@ -132,6 +200,13 @@ impl crate::dev::vgic::ListRegisters for ListRegisters {
 
     fn write(&mut self, n: usize, value: u64) {
         ListRegisters::write(self, n, value);
+    }
+
+    fn write_sgi(&mut self, n: usize, value: u64, source: u8) {
+        match v2() {
+            Some(gic) => gic.write_lr(n, gicv2::lr_from_ich(value, source)),
+            None => ListRegisters::write(self, n, value),
+        }
     }
 
     fn empty_list_registers(&self) -> u16 {
@@ -189,8 +264,12 @@ impl ListRegisters {
         }
     }
 
-    /// Reads ICH_LR<n>_EL2 (`n` < 16; other values read as 0).
+    /// Reads ICH_LR<n>_EL2 (`n` < 16; other values read as 0), or on a GICv2 `GICH_LR<n>` in the
+    /// ICH_LR_EL2 layout.
     pub fn read(&self, n: usize) -> u64 {
+        if let Some(gic) = v2() {
+            return gicv2::lr_to_ich(gic.read_lr(n));
+        }
         match n {
             0 => read_sysreg!("ich_lr0_el2"),
             1 => read_sysreg!("ich_lr1_el2"),
@@ -212,8 +291,13 @@ impl ListRegisters {
         }
     }
 
-    /// Writes ICH_LR<n>_EL2 (`n` < 16; other values are ignored).
+    /// Writes ICH_LR<n>_EL2 (`n` < 16; other values are ignored), or on a GICv2 `GICH_LR<n>`
+    /// from the ICH_LR_EL2 layout (an SGI's source goes through `write_sgi`).
     pub fn write(&mut self, n: usize, value: u64) {
+        if let Some(gic) = v2() {
+            gic.write_lr(n, gicv2::lr_from_ich(value, 0));
+            return;
+        }
         // SAFETY: list registers only affect the virtual interrupts of the guest on this CPU,
         // whose contents the vGIC model decides.
         unsafe {
@@ -241,22 +325,50 @@ impl ListRegisters {
 
     /// ICH_ELRSR_EL2: bit n set = LR n holds no valid interrupt.
     pub fn empty_mask(&self) -> u64 {
+        if let Some(gic) = v2() {
+            return u64::from(gic.empty_list_registers());
+        }
         read_sysreg!("ich_elrsr_el2")
     }
 
     /// ICH_MISR_EL2: the maintenance interrupt status.
     pub fn maintenance_status(&self) -> u64 {
+        if let Some(gic) = v2() {
+            return u64::from(gic.misr());
+        }
         read_sysreg!("ich_misr_el2")
     }
 
     /// ICH_HCR_EL2.
     pub fn hcr(&self) -> u64 {
+        if let Some(gic) = v2() {
+            return u64::from(gic.hcr());
+        }
         read_sysreg!("ich_hcr_el2")
     }
 
     /// Sets ICH_HCR_EL2 (En must stay set).
     pub fn set_hcr(&mut self, value: u64) {
+        if let Some(gic) = v2() {
+            gic.set_hcr((value & GICH_HCR_SHARED) as u32 | GICH_HCR_EN);
+            return;
+        }
         // SAFETY: ICH_HCR_EL2 controls virtual interrupt delivery to this CPU's guest only.
         unsafe { write_sysreg!("ich_hcr_el2", value | ICH_HCR_EL2::En::SET.value) };
     }
+}
+
+/// Puts the virtual CPU interface's guest-programmed state back to reset for a starting vCPU:
+/// ICH_VMCR_EL2 or GICH_VMCR (groups off, every priority masked) and the active priorities
+/// (every ICH_AP0R<n>/ICH_AP1R<n>_EL2, or GICH_APR), so nothing of a previous instance stays.
+pub fn reset_virtual_interface() {
+    if let Some(gic) = v2() {
+        gic.set_vmcr(0);
+        gic.set_apr(0);
+        return;
+    }
+    // SAFETY: ICH_VMCR_EL2 is the guest's virtual CPU interface state on this CPU.
+    unsafe { write_sysreg!("ich_vmcr_el2", traps::ICH_VMCR_RESET.value) };
+    // SAFETY: the active priorities are the guest's, reset before it starts.
+    unsafe { super::reset::gic_priorities() };
 }

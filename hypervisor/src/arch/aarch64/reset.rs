@@ -94,8 +94,8 @@ pub unsafe fn vcpu(features: &CpuFeatures) {
             pmu_event_types();
         }
         register_files(features);
-        gic_priorities();
     }
+    super::gic::reset_virtual_interface();
     isb();
 }
 
@@ -207,7 +207,7 @@ unsafe fn register_files(features: &CpuFeatures) {
 /// The guest's active-priority registers: every ICH_AP0R<n>/ICH_AP1R<n>_EL2 the CPU interface
 /// implements (one, two or four of each for 5, 6 or 7 priority bits), so no interrupt of a
 /// previous instance stays active in the new one's view.
-unsafe fn gic_priorities() {
+pub(super) unsafe fn gic_priorities() {
     let priority_bits = ((read_sysreg!("ich_vtr_el2") >> 29) & 0x7) + 1;
     // SAFETY: each register written exists for this many priority bits; they are the guest's.
     unsafe {
