@@ -61,6 +61,38 @@ impl Artifacts {
 /// QEMU's machine for the `qemu-virt` board: GICv3, EL2, and the SMMUv3 that confines the PCI
 /// devices' DMA (its stage 2 is advertised by [`SMMU_ARGS`]).
 pub const MACHINE: &str = "virt,virtualization=on,gic-version=3,iommu=smmuv3";
+/// [`MACHINE`] with a GICv2 (QEMU's GIC-400 model with the virtualization extensions) instead of
+/// the GICv3: `cargo xtask run --gic 2`.
+pub const MACHINE_GICV2: &str = "virt,virtualization=on,gic-version=2,iommu=smmuv3";
+
+/// Which GIC QEMU's `virt` machine gets.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum GicVersion {
+    /// GICv3 (the default).
+    #[default]
+    V3,
+    /// GICv2 with the virtualization extensions.
+    V2,
+}
+
+impl GicVersion {
+    /// `2` or `3` as `--gic` takes it; `None` for anything else.
+    pub fn from_number(number: &str) -> Option<Self> {
+        match number {
+            "2" => Some(Self::V2),
+            "3" => Some(Self::V3),
+            _ => None,
+        }
+    }
+
+    /// The `-M` value of the `qemu-virt` board with this GIC.
+    pub fn machine(self) -> &'static str {
+        match self {
+            Self::V3 => MACHINE,
+            Self::V2 => MACHINE_GICV2,
+        }
+    }
+}
 
 /// QEMU arguments that make virt's SMMUv3 advertise stage 2 (QEMU's default is stage 1 only),
 /// which cellvisor translates cell DMA with.
@@ -261,6 +293,8 @@ pub struct QemuConfig {
     /// Appended to the disk's `-drive` options (each starting with a comma), e.g.
     /// `,throttling.bps-read=262144` to keep its reads in flight for longer.
     pub disk_options: String,
+    /// The machine's interrupt controller.
+    pub gic: GicVersion,
 }
 
 impl QemuConfig {
@@ -277,6 +311,7 @@ impl QemuConfig {
             bundle: None,
             passthrough_devices: PassthroughDevices::of_layout(layout),
             disk_options: String::new(),
+            gic: GicVersion::V3,
         }
     }
 
@@ -299,7 +334,7 @@ impl QemuConfig {
             .unwrap_or_else(|| artifacts.bundle(&self.layout));
         let mut args: Vec<String> = [
             "-M",
-            MACHINE,
+            self.gic.machine(),
             SMMU_ARGS[0],
             SMMU_ARGS[1],
             "-cpu",

@@ -23,7 +23,7 @@ pub mod shell;
 mod transcript;
 
 pub use config::{
-    Artifacts, CORPORATE_DISK, HEADLESS_SERIAL_ARGS, MACHINE, MMIO_LAYOUTS, NEWEST_KERNEL,
+    Artifacts, CORPORATE_DISK, HEADLESS_SERIAL_ARGS, GicVersion, MACHINE, MACHINE_GICV2, MMIO_LAYOUTS, NEWEST_KERNEL,
     NEWEST_KERNEL_LAYOUTS, PCI_DISK_DEVICE, PCI_LAYOUTS, PassthroughDevices, QemuConfig, SMMU_ARGS,
     mmio_device_args, pci_device_args, pci_disk_args, pci_disk_device_args, scaled,
 };

@@ -27,13 +27,14 @@ commands:
   build [--release] [--layout NAME]...
         build target/cellvisor/qemu-virt.bin, test-guest.bin, bench-guest.bin, initrd-<cell>.cpio.gz and
         bundle-<layout>.cpio for every layout (or the ones named)
-  run [--layout NAME] [--check] [--timeout SECS] [--release] [--linux default|newest]
+  run [--layout NAME] [--check] [--timeout SECS] [--release] [--linux default|newest] [--gic 2|3]
       [--kernel CELL=PATH] [--initrd CELL=PATH] [--append CELL=ARGS] [-- QEMU ARGS...]
         build, then boot QEMU virt with cellvisor (default layout: linux); interactive unless
         --check, which boots headless, waits for every cell's ready banner and prints a table
         --linux newest: the Linux cells boot Debian's newest cloud kernel (bookworm-backports),
         with initramfs built with its modules, instead of the default (bookworm) one
         --kernel takes an arm64 Image, a gzip-compressed Image.gz (decompressed here) or a raw binary
+        --gic 2: QEMU virt with a GICv2 (GIC-400 with virtualization) instead of the GICv3
   test  prerequisites, host tests, image build, QEMU integration tests; prints a summary
   bench [--quick] [--record] [--no-linux]
         cellvisor against native QEMU: micro-operations (bench guest) and EL2 instructions per
@@ -116,6 +117,7 @@ fn parse_run(mut args: Args) -> Result<RunOptions> {
         kernel: debian::DEFAULT_KERNEL,
         overrides: Overrides::default(),
         qemu_args: Vec::new(),
+        gic: cellvisor_tests::GicVersion::V3,
     };
     while let Some(word) = args.next() {
         if word == "--" {
@@ -126,6 +128,13 @@ fn parse_run(mut args: Args) -> Result<RunOptions> {
         match name {
             "--layout" => options.layout = args.value(name, inline)?,
             "--check" => options.check = true,
+            "--gic" => {
+                let value = args.value(name, inline)?;
+                options.gic = match cellvisor_tests::GicVersion::from_number(&value) {
+                    Some(gic) => gic,
+                    None => fail!("--gic expects 2 (GIC-400) or 3 (GICv3), got `{value}`"),
+                };
+            }
             "--linux" => options.kernel = debian::KernelPin::named(&args.value(name, inline)?)?,
             "--release" => options.release = true,
             "--timeout" => {

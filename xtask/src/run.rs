@@ -4,7 +4,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use cellvisor_board::{CellConfig, Layout};
-use cellvisor_tests::{Artifacts, MACHINE, Machine, PassthroughDevices, QemuConfig, SMMU_ARGS};
+use cellvisor_tests::{Artifacts, GicVersion, Machine, PassthroughDevices, QemuConfig, SMMU_ARGS};
 
 use crate::debian::KernelPin;
 use crate::fail;
@@ -29,6 +29,8 @@ pub struct RunOptions {
     pub overrides: Overrides,
     /// Extra QEMU arguments (after `--`).
     pub qemu_args: Vec<String>,
+    /// The `virt` machine's GIC (`--gic 2|3`).
+    pub gic: GicVersion,
 }
 
 /// Default layout of `cargo xtask run`.
@@ -76,7 +78,7 @@ pub fn run(options: &RunOptions) -> Result<()> {
     let mut command = Command::new(&qemu.path);
     command.args([
         "-M",
-        MACHINE,
+        options.gic.machine(),
         SMMU_ARGS[0],
         SMMU_ARGS[1],
         "-cpu",
@@ -166,6 +168,7 @@ fn check(options: &RunOptions, layout: &Layout, qemu: &Qemu, bundle: PathBuf) ->
     let config = QemuConfig {
         extra_args: options.qemu_args.clone(),
         bundle: Some(bundle),
+        gic: options.gic,
         ..QemuConfig::new(layout.name)
     };
     eprintln!(
