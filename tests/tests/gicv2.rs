@@ -1,0 +1,121 @@
+//! The default layout on QEMU virt with a GICv2 (`-M virt,gic-version=2,virtualization=on`: QEMU's
+//! GIC-400 model with the virtualization extensions), as `cargo xtask run --gic 2` boots it. Each
+//! cell's unmodified Debian kernel drives an `arm,gic-400` whose distributor cellvisor emulates and
+//! whose CPU interface is the hardware GICV frame. One boot, then from a shell in each cell: the
+//! GIC the kernel found, nproc, MemTotal, the timer, IPIs on both CPUs, and that personal cannot
+//! read corporate's RAM.
+
+use std::time::Duration;
+
+use cellvisor_tests::{
+    Artifacts, GicVersion, HarnessError, Machine, QemuConfig, cellvisor_warnings, disasters, shell,
+};
+
+const BOOT_TIMEOUT: Duration = Duration::from_secs(180);
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
+const PERSONAL: &str = "personal";
+const CORPORATE: &str = "corporate";
+const CELLS: [&str; 2] = [PERSONAL, CORPORATE];
+/// Corporate's RAM starts here (boards/qemu-virt, layout `linux`).
+const CORPORATE_RAM: u64 = 0x9000_0000;
+const CELL_RAM_KIB: u64 = 768 * 1024;
+const MEMTOTAL_FLOOR_KIB: u64 = 600 * 1024;
+/// Exit status of a shell command killed by SIGBUS (128 + 7).
+const SIGBUS_STATUS: i32 = 135;
+
+fn fail(error: HarnessError) -> ! {
+    panic!("{error}")
+}
+
+fn run_ok(machine: &mut Machine, cell: &str, command: &str) -> String {
+    shell::run_ok(machine, cell, command, COMMAND_TIMEOUT)
+}
+
+#[test]
+#[ignore = "boots QEMU: run through cargo xtask test"]
+fn linux_cells_run_on_a_gicv2() {
+    let artifacts = Artifacts::from_env().unwrap_or_else(|error| fail(error));
+    let config = QemuConfig {
+        gic: GicVersion::V2,
+        ..QemuConfig::default()
+    };
+    let mut machine = Machine::boot_named(&artifacts, &config, "gicv2-linux")
+        .unwrap_or_else(|error| panic!("cannot boot QEMU: {error}"));
+    shell::wait_ready(&mut machine, &CELLS, PERSONAL, BOOT_TIMEOUT);
+
+    shell::in_each_cell(&mut machine, &CELLS, COMMAND_TIMEOUT, |machine, cell| {
+        let gic = run_ok(machine, cell, "cat /proc/device-tree/intc@8000000/compatible; echo");
+        assert!(gic.contains("arm,gic-400"), "{cell}'s GIC: {gic}");
+        assert_eq!(run_ok(machine, cell, "nproc").trim(), "2", "nproc in {cell}");
+
+        let meminfo = run_ok(machine, cell, "grep MemTotal /proc/meminfo");
+        let kib = meminfo
+            .lines()
+            .find_map(|line| {
+                let rest = line.strip_prefix("MemTotal:")?;
+                rest.trim().strip_suffix("kB")?.trim().parse::<u64>().ok()
+            })
+            .unwrap_or_else(|| panic!("no MemTotal in {cell}'s output:\n{meminfo}"));
+        assert!(
+            kib > MEMTOTAL_FLOOR_KIB && kib <= CELL_RAM_KIB,
+            "{cell}: MemTotal {kib} kB"
+        );
+
+        let output = run_ok(
+            machine,
+            cell,
+            "a=$(date +%s); sleep 1; b=$(date +%s); echo sleep-returned $a $b",
+        );
+        let times: Vec<u64> = output
+            .lines()
+            .find_map(|line| line.strip_prefix("sleep-returned "))
+            .unwrap_or_else(|| panic!("`sleep 1` did not return in {cell}:\n{output}"))
+            .split_whitespace()
+            .map(|value| value.parse().expect("seconds"))
+            .collect();
+        assert!(times.len() == 2 && times[1] > times[0], "{cell}: {times:?}");
+
+        let interrupts = run_ok(
+            machine,
+            cell,
+            "for c in 0 1; do taskset -c $c sh -c 'sleep 1' & done; wait; cat /proc/interrupts",
+        );
+        for name in [
+            "arch_timer",
+            "Rescheduling interrupts",
+            "Function call interrupts",
+        ] {
+            let counts = shell::interrupt_counts(&interrupts, name)
+                .unwrap_or_else(|| panic!("{cell}: no {name:?} line in\n{interrupts}"));
+            assert!(
+                counts.len() == 2 && counts.iter().all(|&count| count > 0),
+                "{cell}: {name:?} not taken on both CPUs ({counts:?}) in\n{interrupts}"
+            );
+        }
+    });
+
+    // Isolation: personal's read of corporate's RAM aborts, and only personal is blamed.
+    let address = format!("{CORPORATE_RAM:#x}");
+    let since = machine.mark();
+    let (output, code) = machine
+        .shell(PERSONAL, &format!("devmem {address}"), COMMAND_TIMEOUT)
+        .unwrap_or_else(|error| fail(error));
+    assert!(
+        code == SIGBUS_STATUS || output.contains("Bus error"),
+        "devmem {address} in personal did not die of SIGBUS (exit {code}):\n{output}"
+    );
+    let violation = format!("cell {PERSONAL}: access outside the cell ({address})");
+    machine
+        .find_after(&violation, since, COMMAND_TIMEOUT)
+        .unwrap_or_else(|error| fail(error));
+    assert_eq!(run_ok(&mut machine, PERSONAL, "echo alive").trim(), "alive");
+
+    let transcript = machine.transcript();
+    let mut problems = disasters(&transcript);
+    problems.extend(
+        cellvisor_warnings(&transcript)
+            .into_iter()
+            .filter(|line| !line.contains(&violation)),
+    );
+    assert!(problems.is_empty(), "{problems:#?}");
+}
