@@ -258,11 +258,6 @@ pub extern "C" fn primary_main(dtb: u64, el: u64) -> ! {
         platform.cpus.len(),
         platform.memory.len()
     );
-    if platform.gic.version == crate::setup::platform::GicVersion::V2 {
-        fatal(format_args!(
-            "GICv2 support is being brought up: run QEMU with -M virt,gic-version=3"
-        ));
-    }
 
     enable_mmu(board, &platform);
 
