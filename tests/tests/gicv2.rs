@@ -44,9 +44,17 @@ fn linux_cells_run_on_a_gicv2() {
     shell::wait_ready(&mut machine, &CELLS, PERSONAL, BOOT_TIMEOUT);
 
     shell::in_each_cell(&mut machine, &CELLS, COMMAND_TIMEOUT, |machine, cell| {
-        let gic = run_ok(machine, cell, "cat /proc/device-tree/intc@8000000/compatible; echo");
+        let gic = run_ok(
+            machine,
+            cell,
+            "cat /proc/device-tree/intc@8000000/compatible; echo",
+        );
         assert!(gic.contains("arm,gic-400"), "{cell}'s GIC: {gic}");
-        assert_eq!(run_ok(machine, cell, "nproc").trim(), "2", "nproc in {cell}");
+        assert_eq!(
+            run_ok(machine, cell, "nproc").trim(),
+            "2",
+            "nproc in {cell}"
+        );
 
         let meminfo = run_ok(machine, cell, "grep MemTotal /proc/meminfo");
         let kib = meminfo

@@ -382,7 +382,11 @@ impl VcpuHardware for Cpu {
 
     fn deactivate(&mut self, intid: u32) {
         // An SGI's handle names its sender on a GICv2; a PPI's or SPI's is its INTID.
-        let handle = self.sgi_handles.get(intid as usize).copied().unwrap_or(intid);
+        let handle = self
+            .sgi_handles
+            .get(intid as usize)
+            .copied()
+            .unwrap_or(intid);
         gic::deactivate(handle);
     }
 

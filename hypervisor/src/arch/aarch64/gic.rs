@@ -20,7 +20,6 @@ use tock_registers::fields::FieldValue;
 use spin::Once;
 
 use super::boot::GIC;
-use crate::drivers::gicv2::{self, GicV2};
 use super::fields::{
     ICC_BPR1_EL1, ICC_IAR1_EL1, ICC_IGRPEN1_EL1, ICC_PMR_EL1, icc_ctlr_el1, merge,
 };
@@ -28,6 +27,7 @@ use super::sysreg::{self, dsb_sy, isb, read_sysreg, write_sysreg};
 use super::{timer, traps};
 use crate::dev::gic::{SPI_BASE_INTID, SPI_END_INTID};
 use crate::dev::vgic::{ICC_SGI1R_EL1, list_register_count_from_vtr};
+use crate::drivers::gicv2::{self, GicV2};
 use crate::setup::platform::TimerInterrupts;
 
 /// ICC_SRE_EL2: EL2 uses the system-register interface, IRQ/FIQ bypass off, and EL1 may use the
