@@ -14,7 +14,7 @@
 use std::time::Duration;
 
 use cellvisor_tests::bundle::{self, cpio};
-use cellvisor_tests::{Artifacts, HarnessError, Machine, QemuConfig, finished_lines};
+use cellvisor_tests::{Artifacts, GicVersion, HarnessError, Machine, QemuConfig, finished_lines};
 
 /// Layout with the two test-guest cells.
 const LAYOUT: &str = "test-guests";
@@ -51,8 +51,14 @@ fn boot_attack(attacks: &str) -> Machine {
 /// Boots with the attacker running `attacks`, the victim running `victim` and `cellvisor_args`
 /// added to cellvisor's command line.
 fn boot_attack_with(attacks: &str, victim: &str, cellvisor_args: &str) -> Machine {
+    boot_attack_on(GicVersion::V3, attacks, victim, cellvisor_args)
+}
+
+/// [`boot_attack_with`] on QEMU virt with the GIC `gic`.
+fn boot_attack_on(gic: GicVersion, attacks: &str, victim: &str, cellvisor_args: &str) -> Machine {
     let artifacts = artifacts();
     let mut config = QemuConfig::new(LAYOUT);
+    config.gic = gic;
     if !cellvisor_args.is_empty() {
         config.hypervisor_args = format!("{} {cellvisor_args}", config.hypervisor_args);
     }
@@ -853,4 +859,24 @@ fn heartbeat_numbers_parse() {
     );
     let entries = vec![("a".to_owned(), 0o100644, vec![1, 2, 3])];
     assert_eq!(cpio::entries(&cpio::archive(&entries)), Some(entries));
+}
+
+#[test]
+#[ignore = "boots QEMU: run through cargo xtask test"]
+fn gicv2_attacks_stay_inside_the_cell() {
+    // On -M virt,gic-version=2: ITARGETSR to foreign CPUs, GICD_SGIR in every filter mode with
+    // every target, the GICH/GICV frames and the rest of GICC, and the GICv3 distributor attack
+    // and foreign RAM against the GIC-400 view.
+    let attacks = [
+        "foreign-ram",
+        "gic-distributor",
+        "gicv2-targets",
+        "gicv2-sgir",
+        "gicv2-frames",
+    ];
+    let mut machine = boot_attack_on(GicVersion::V2, &attacks.join(","), VICTIM, "");
+    let end = assert_suite_line(&mut machine, attacks.len());
+    assert_attacks_ok(&mut machine, &attacks);
+    assert_victim_keeps_beating(&mut machine, end);
+    assert_cellvisor_survived(&mut machine);
 }

@@ -23,6 +23,7 @@ mod exceptions;
 mod floods;
 mod gic;
 mod gic_cpu;
+mod gicv2;
 mod hypercalls;
 mod memory;
 mod mmio;
@@ -45,6 +46,7 @@ use exceptions::{bogus_stack, bogus_vbar, bogus_vbar_secondary};
 use floods::{console_flood, console_flood_secondary, fault_flood, hvc_flood, wfi_storm};
 use gic::{gic_distributor, gic_redistributors, gic_sgi};
 use gic_cpu::{gicr_waker_storm, icc_registers};
+use gicv2::{gicv2_frames, gicv2_sgir, gicv2_targets};
 use hypercalls::{psci_flood, smccc};
 use memory::foreign_ram;
 use mmio::{mmio_no_syndrome, uart};
@@ -65,7 +67,7 @@ const JOB_SYSTEM_OFF: u64 = 3;
 const JOB_CONSOLE_FLOOD: u64 = 4;
 
 /// The attacks `name=` may list, in the order they run.
-const ATTACKS: [&str; 35] = [
+const ATTACKS: [&str; 38] = [
     "foreign-ram",
     "gic-distributor",
     "gic-redistributors",
@@ -98,6 +100,10 @@ const ATTACKS: [&str; 35] = [
     "console-flood",
     "system-reset",
     "bogus-vbar",
+    // GICv2 only (-M virt,gic-version=2): not part of `all`.
+    "gicv2-targets",
+    "gicv2-sgir",
+    "gicv2-frames",
     // The two below never return; they run after the suite line.
     "system-off",
     "bogus-sp",
@@ -158,9 +164,12 @@ fn never_returns(attack: &str) -> bool {
     matches!(attack, "system-off" | "bogus-sp")
 }
 
-/// Attacks that leave a vCPU looping (or reset the cell): not part of `all`.
+/// Attacks that leave a vCPU looping (or reset the cell), or need a GICv2: not part of `all`.
 fn loops(attack: &str) -> bool {
-    matches!(attack, "system-reset" | "bogus-vbar" | "all")
+    matches!(
+        attack,
+        "system-reset" | "bogus-vbar" | "all" | "gicv2-targets" | "gicv2-sgir" | "gicv2-frames"
+    )
 }
 
 /// Runs the attacks `names` lists (comma-separated, or `all`), then powers the cell off.
@@ -234,6 +243,9 @@ fn run_one(attack: &str) -> Verdict {
         "system-reset" => system_reset(),
         "bogus-vbar" => bogus_vbar(),
         "console-flood" => console_flood(),
+        "gicv2-targets" => gicv2_targets(),
+        "gicv2-sgir" => gicv2_sgir(),
+        "gicv2-frames" => gicv2_frames(),
         _ => Err("not an attack"),
     }
 }
