@@ -1,13 +1,14 @@
 //! Drivers of the physical devices cellvisor itself owns: the interrupt controller's distributor
 //! and redistributors ([`gicv3`]), or a GICv2's distributor, CPU interface and virtual interface
-//! control ([`gicv2`]), and the console UART ([`pl011`]), each behind a narrow trait the arch glue
-//! uses, so another UART (16550) is one more implementation.
+//! control ([`gicv2`]), and the console UART ([`pl011`], [`ns16550`]), each behind a narrow trait
+//! the arch glue uses.
 //!
 //! Drivers are MMIO only (no system registers, no assembly) and build on the host too; they decide
 //! nothing about which cell gets what.
 
 pub mod gicv2;
 pub mod gicv3;
+pub mod ns16550;
 pub mod pl011;
 pub mod smmuv3;
 

@@ -684,7 +684,7 @@ mod tests {
         let dtb = generate(&partition.cells[0], &platform(), &spec).unwrap();
         let seen = platform::parse(&dtb).unwrap();
         assert_eq!(seen.cpus.len(), 2);
-        assert_eq!(seen.psci_method, platform::PsciMethod::Hvc);
+        assert_eq!(seen.psci_method, Some(platform::PsciMethod::Hvc));
         assert_eq!(
             seen.memory,
             [crate::board::MemRange::new(0x6000_0000, 768 << 20)]

@@ -28,7 +28,7 @@ use crate::drivers::pl011::Pl011;
 use crate::drivers::{ConsoleUart, InterruptController};
 use crate::setup::bundle::Bundle;
 use crate::setup::partition::{self, Partition, Reserved, ReservedKind};
-use crate::setup::platform::{self, Platform, PsciMethod};
+use crate::setup::platform::{self, EnableMethod, Platform, PsciMethod, UartKind};
 
 unsafe extern "Rust" {
     /// The board this image was built for (defined by `cellvisor::image!` in the board crate).
@@ -161,6 +161,36 @@ fn conduit_of(method: PsciMethod) -> Conduit {
     }
 }
 
+/// Points the emergency writer at the console (only a PL011: the writer drives nothing else) and
+/// the power-off path at the PSCI firmware, if the platform has them.
+fn set_up_emergency_paths(platform: &Platform) {
+    if platform.console.kind == UartKind::Pl011 {
+        EMERGENCY_UART.store(platform.console.registers.base, Ordering::Relaxed);
+    }
+    if let Some(method) = platform.psci_method {
+        FIRMWARE.call_once(|| conduit_of(method));
+    }
+}
+
+/// Stops with a fatal error if the platform needs what this image does not do yet: a console
+/// other than a PL011, or a CPU started through a spin table.
+fn refuse_unsupported_platform(platform: &Platform) {
+    if let UartKind::Ns16550 { .. } = platform.console.kind {
+        fatal(format_args!(
+            "console is a 16550 at {:#x}: this board's image does not drive it yet; point /chosen/stdout-path at a PL011",
+            platform.console.registers.base
+        ));
+    }
+    for (index, cpu) in platform.cpus.iter().enumerate() {
+        if let EnableMethod::SpinTable { release_address } = cpu.enable_method {
+            fatal(format_args!(
+                "CPU {index} (MPIDR {:#x}) starts through a spin table (release address {release_address:#x}): this image starts CPUs only through PSCI yet; use firmware with PSCI",
+                cpu.mpidr
+            ));
+        }
+    }
+}
+
 /// The platform device tree at `address`, using its header's `totalsize`.
 fn device_tree(address: u64) -> Option<&'static [u8]> {
     if address == 0 || !address.is_multiple_of(8) {
@@ -210,8 +240,7 @@ fn stack_slots() -> MemRange {
 fn wrong_exception_level(el: u64, dtb: u64) -> ! {
     heap::init();
     if let Some(platform) = device_tree(dtb).and_then(|blob| platform::parse(blob).ok()) {
-        EMERGENCY_UART.store(platform.console.registers.base, Ordering::Relaxed);
-        FIRMWARE.call_once(|| conduit_of(platform.psci_method));
+        set_up_emergency_paths(&platform);
     }
     halt_with_message(format_args!(
         "cellvisor: fatal: entered at EL{el}, but cellvisor must be entered at EL2: start QEMU with -M virt,virtualization=on, or make the boot loader enter the image at EL2"
@@ -236,8 +265,8 @@ pub extern "C" fn primary_main(dtb: u64, el: u64) -> ! {
             "cellvisor: fatal: platform device tree: {error}"
         )),
     };
-    EMERGENCY_UART.store(platform.console.registers.base, Ordering::Relaxed);
-    FIRMWARE.call_once(|| conduit_of(platform.psci_method));
+    set_up_emergency_paths(&platform);
+    refuse_unsupported_platform(&platform);
     CPU_MPIDRS.call_once(|| platform.cpus.iter().map(|cpu| cpu.mpidr).collect());
     // SAFETY: the platform's console PL011 belongs to cellvisor alone; this is its only owner.
     let Some(uart) = (unsafe { Pl011::new(platform.console.registers.base) }) else {

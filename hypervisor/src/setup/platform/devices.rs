@@ -1,4 +1,4 @@
-//! Root-level device nodes: passthrough candidates, `virtio,mmio` slots and the generic timer.
+//! Device nodes (under the root or a `simple-bus`): passthrough candidates, `virtio,mmio` slots and the generic timer.
 
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
@@ -8,9 +8,10 @@ use crate::board::MemRange;
 use super::error::PlatformError;
 use super::gic::gic_version;
 use super::properties::{
-    CellSizes, INTERRUPT_TYPE_SPI, Node, StringList, bad_property, interrupt_triples, reg,
+    CellSizes, INTERRUPT_TYPE_SPI, Node, StringList, bad_property, interrupt_triples,
     specifier_intid, string_property,
 };
+use super::translate::AddressMap;
 
 /// INTIDs of the generic timer's interrupts, as listed by the `arm,armv8-timer` node.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,6 +26,9 @@ pub struct TimerInterrupts {
     pub hypervisor_physical: u32,
     /// EL2 virtual timer, when the DT lists it (ARMv8.1 VHE).
     pub hypervisor_virtual: Option<u32>,
+    /// The node has `allwinner,erratum-unknown1` (Allwinner A64): reads of the counter and
+    /// timer registers are sometimes wrong, so each must be repeated until two reads agree.
+    pub counter_erratum: bool,
 }
 
 /// A `virtio,mmio` transport slot, a candidate for passthrough.
@@ -59,15 +63,16 @@ impl GicInterrupt {
     }
 }
 
-/// A device node directly under the root (anything with a `reg` and a `compatible`), as a
-/// candidate for passthrough: what a cell's device tree needs to describe it.
+/// A device node under the root or a `simple-bus` (anything with a `reg` and a `compatible`),
+/// as a candidate for passthrough: what a cell's device tree needs to describe it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PlatformDevice {
     /// Node name with its unit address, e.g. `virtio_mmio@a003e00`.
     pub name: String,
     /// The `compatible` strings, most specific first.
     pub compatible: Vec<String>,
-    /// Every `reg` window, in DT order (root cell sizes; never empty).
+    /// Every `reg` window, in DT order, as CPU physical addresses (translated through the
+    /// `ranges` of the buses above the node; never empty).
     pub registers: Vec<MemRange>,
     /// The `interrupts` specifiers; empty when the node has none or they are not GIC triples.
     pub interrupts: Vec<GicInterrupt>,
@@ -90,12 +95,13 @@ impl PlatformDevice {
     }
 }
 
-/// A root-level node as a [`PlatformDevice`], or `None` for nodes that are not devices (no `reg`,
+/// A node under the root or a bus as a [`PlatformDevice`], or `None` for nodes that are not devices (no `reg`,
 /// no `compatible`, memory, the GIC). Interrupts that are not three-cell GIC specifiers are left
 /// out rather than refused: most platform devices are never passed through.
 pub(super) fn read_device(
     node: &Node<'_>,
-    root_cells: CellSizes,
+    parent_cells: CellSizes,
+    map: &AddressMap,
     compatible: &StringList<'_>,
 ) -> Result<Option<PlatformDevice>, PlatformError> {
     let name = node.name()?;
@@ -104,7 +110,7 @@ pub(super) fn read_device(
     if is_memory || gic_version(compatible).is_some() || compatible.iter().next().is_none() {
         return Ok(None);
     }
-    let registers = reg(node, root_cells)?;
+    let registers = map.reg(node, parent_cells)?;
     if registers.is_empty() {
         return Ok(None);
     }
@@ -147,6 +153,7 @@ pub(super) fn read_timer(node: &Node<'_>) -> Result<TimerInterrupts, PlatformErr
             virtual_timer: *virtual_timer,
             hypervisor_physical: *hypervisor_physical,
             hypervisor_virtual: rest.first().copied(),
+            counter_erratum: node.raw_property("allwinner,erratum-unknown1")?.is_some(),
         }),
         _ => Err(PlatformError::NoTimer),
     }

@@ -20,10 +20,18 @@ pub enum PlatformError {
     NoGicVirtualization,
     /// `/chosen/stdout-path` is missing or does not name a node.
     NoConsole,
-    /// The console named by `/chosen/stdout-path` is not an Arm PL011.
+    /// The console named by `/chosen/stdout-path` is neither an Arm PL011 nor a 16550.
     UnsupportedConsole(String),
-    /// No `/psci` node, or its `method` is neither `smc` nor `hvc`.
+    /// A CPU starts through PSCI but there is no `/psci` node, or its `method` is neither `smc`
+    /// nor `hvc`.
     NoPsci,
+    /// A CPU's `enable-method` is neither `psci` nor `spin-table`.
+    UnsupportedEnableMethod {
+        /// The CPU node's name.
+        cpu: String,
+        /// Its `enable-method`.
+        method: String,
+    },
     /// No `arm,armv8-timer` node with at least four interrupts.
     NoTimer,
     /// A property has the wrong size or encoding.
@@ -33,8 +41,17 @@ pub enum PlatformError {
         /// Property name.
         property: &'static str,
     },
-    /// A node sits under a bus whose `ranges` translate addresses; cellvisor does not translate.
+    /// A node sits under a bus (this one) without `ranges`: its addresses reach no CPU address.
     TranslatedAddress(String),
+    /// A `reg` address of a node under a bus that no entry of the bus's `ranges` covers.
+    UntranslatableAddress {
+        /// The node whose `reg` it is.
+        node: String,
+        /// The address, on `bus`'s child side.
+        address: u64,
+        /// The bus whose `ranges` miss it.
+        bus: String,
+    },
 }
 
 impl fmt::Display for PlatformError {
@@ -66,15 +83,19 @@ impl fmt::Display for PlatformError {
             ),
             Self::NoConsole => write!(
                 f,
-                "platform device tree has no usable /chosen/stdout-path: point it at the PL011 console"
+                "platform device tree has no usable /chosen/stdout-path: point it at the PL011 or 16550 console"
             ),
             Self::UnsupportedConsole(node) => write!(
                 f,
-                "console {node} is not an Arm PL011: point /chosen/stdout-path at a PL011 UART"
+                "console {node} is neither an Arm PL011 (arm,pl011) nor a 16550 (snps,dw-apb-uart, ns16550a): point /chosen/stdout-path at one of those UARTs"
             ),
             Self::NoPsci => write!(
                 f,
-                "platform device tree has no /psci node with method \"smc\" or \"hvc\": enable PSCI firmware"
+                "platform device tree has no /psci node with method \"smc\" or \"hvc\", but a CPU starts through PSCI: enable PSCI firmware"
+            ),
+            Self::UnsupportedEnableMethod { cpu, method } => write!(
+                f,
+                "platform CPU {cpu} has enable-method \"{method}\": cellvisor starts CPUs only through \"psci\" or \"spin-table\"; use firmware that offers one of them"
             ),
             Self::NoTimer => write!(
                 f,
@@ -86,7 +107,11 @@ impl fmt::Display for PlatformError {
             ),
             Self::TranslatedAddress(node) => write!(
                 f,
-                "platform device tree node {node} is behind a bus with address translation: move it to the root"
+                "platform device tree node {node} has no ranges property, so addresses behind it reach no CPU address: fix the boot loader's DTB"
+            ),
+            Self::UntranslatableAddress { node, address, bus } => write!(
+                f,
+                "platform device tree node {node}: reg address {address:#x} is outside every ranges entry of bus {bus}: fix the boot loader's DTB"
             ),
         }
     }

@@ -7,9 +7,10 @@ use crate::dev::gic::{GICV2_CPU_INTERFACE_SIZE, GICV2_DISTRIBUTOR_SIZE, REDISTRI
 
 use super::error::PlatformError;
 use super::properties::{
-    CellSizes, Node, StringList, bad_property, first_reg, interrupt_triples, node_name, reg,
-    specifier_intid, u32_property,
+    CellSizes, Node, StringList, bad_property, interrupt_triples, node_name, specifier_intid,
+    u32_property,
 };
+use super::translate::AddressMap;
 
 /// Version of the platform's interrupt controller.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -116,10 +117,11 @@ pub(super) fn gic_version(compatible: &StringList<'_>) -> Option<GicVersion> {
 
 pub(super) fn read_gic(
     node: &Node<'_>,
-    root_cells: CellSizes,
+    parent_cells: CellSizes,
+    map: &AddressMap,
     version: GicVersion,
 ) -> Result<Gic, PlatformError> {
-    let windows = reg(node, root_cells)?;
+    let windows = map.reg(node, parent_cells)?;
     let distributor = *windows.first().ok_or_else(|| bad_property(node, "reg"))?;
     let mut redistributor_regions = Vec::new();
     let mut its = None;
@@ -139,7 +141,7 @@ pub(super) fn read_gic(
                 if !identity {
                     return Err(PlatformError::TranslatedAddress(node_name(&child)));
                 }
-                its = Some(first_reg(&child, child_cells)?);
+                its = Some(map.first_reg(&child, child_cells)?);
             }
         }
     }

@@ -1,9 +1,11 @@
 //! Reading the platform device tree: RAM, CPUs, GIC, UART, PSCI method, timer.
 //!
-//! [`parse`] turns the device tree the boot loader passed in `x0` into a [`Platform`] value. Only
-//! nodes directly under the root are read, and a node's `reg` is only trusted when its parent is the
-//! root or a bus with an empty `ranges` (identity translation): anything else is refused with
-//! [`PlatformError::TranslatedAddress`] rather than silently misread.
+//! [`parse`] turns the device tree the boot loader passed in `x0` into a [`Platform`] value. Nodes
+//! directly under the root are read, and so are the nodes under `simple-bus` buses (`/soc`),
+//! recursively: their `reg` is carried up through every ancestor bus's `ranges` (an empty `ranges`
+//! is the identity). An address no `ranges` entry covers is refused with
+//! [`PlatformError::UntranslatableAddress`], a bus without `ranges` with
+//! [`PlatformError::TranslatedAddress`], rather than silently misread.
 #![forbid(unsafe_code)]
 
 mod chosen;
@@ -12,6 +14,7 @@ mod devices;
 mod error;
 mod gic;
 mod properties;
+mod translate;
 
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
@@ -20,8 +23,8 @@ use fdt::Fdt;
 
 use crate::board::MemRange;
 
-pub use chosen::Uart;
-pub use cpus::{Cpu, PsciMethod};
+pub use chosen::{Uart, UartKind};
+pub use cpus::{Cpu, EnableMethod, PsciMethod};
 pub use devices::{GicInterrupt, PlatformDevice, TimerInterrupts, VirtioMmio};
 pub use error::PlatformError;
 pub use gic::{Gic, GicV2Frames, GicVersion, GuestGicFrames};
@@ -30,7 +33,8 @@ use chosen::{read_console, read_initrd};
 use cpus::{read_cpus, read_psci_method};
 use devices::{read_device, read_timer};
 use gic::{gic_version, read_gic};
-use properties::{CellSizes, StringList, check_header, first_reg, first_spi, reg, string_property};
+use properties::{CellSizes, Node, StringList, check_header, first_spi, reg, string_property};
+use translate::AddressMap;
 
 /// The `cellvisor.layout=` key on the hypervisor's command line.
 const LAYOUT_BOOTARG: &str = "cellvisor.layout=";
@@ -38,7 +42,8 @@ const LAYOUT_BOOTARG: &str = "cellvisor.layout=";
 /// What the platform device tree says about the machine.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Platform {
-    /// RAM ranges from every `memory` node, in DT order.
+    /// RAM ranges from every `memory` node, in DT order (or the fallback given to
+    /// [`parse_with_memory`] when the DT has none).
     pub memory: Vec<MemRange>,
     /// CPUs in `/cpus` order; a board's CPU index is a position in this list.
     pub cpus: Vec<Cpu>,
@@ -46,8 +51,9 @@ pub struct Platform {
     pub gic: Gic,
     /// The console UART.
     pub console: Uart,
-    /// How to call PSCI firmware.
-    pub psci_method: PsciMethod,
+    /// How to call PSCI firmware; `None` when the DT has no `/psci` node and every CPU starts
+    /// through a spin table.
+    pub psci_method: Option<PsciMethod>,
     /// Generic timer interrupts.
     pub timer: TimerInterrupts,
     /// `/chosen/bootargs`, empty when absent.
@@ -56,8 +62,9 @@ pub struct Platform {
     pub initrd: Option<MemRange>,
     /// `virtio,mmio` transports, in DT order.
     pub virtio_mmio: Vec<VirtioMmio>,
-    /// Root-level device nodes (with `reg` and `compatible`, other than memory and the GIC), in DT
-    /// order: what [`Platform::device_node`] searches.
+    /// Device nodes (with `reg` and `compatible`, other than memory and the GIC) under the root
+    /// and under `simple-bus` buses, in DT order, with translated addresses: what
+    /// [`Platform::device_node`] searches.
     pub devices: Vec<PlatformDevice>,
 }
 
@@ -67,13 +74,13 @@ impl Platform {
         layout_from_bootargs(&self.bootargs)
     }
 
-    /// The root-level device node one of whose `reg` windows contains `address`, if any.
+    /// The device node one of whose `reg` windows contains the physical `address`, if any.
     pub fn device_node(&self, address: u64) -> Option<&PlatformDevice> {
         self.devices.iter().find(|device| device.contains(address))
     }
 
-    /// Whether a root-level node compatible with `compatible` has a `reg` window holding
-    /// `address`.
+    /// Whether a device node compatible with `compatible` has a `reg` window holding the
+    /// physical `address`.
     pub fn has_node_at(&self, address: u64, compatible: &str) -> bool {
         self.devices.iter().any(|node| {
             node.contains(address) && node.compatible.iter().any(|name| name == compatible)
@@ -94,29 +101,80 @@ pub fn layout_from_bootargs(bootargs: &str) -> Option<&str> {
         .next_back()
 }
 
-/// Reads the platform device tree.
+/// What the walk over the root's and the buses' children collects.
+#[derive(Default)]
+struct Collected {
+    /// The interrupt controller, once found.
+    gic: Option<Gic>,
+    /// The generic timer, once found.
+    timer: Option<TimerInterrupts>,
+    /// `virtio,mmio` transports.
+    virtio_mmio: Vec<VirtioMmio>,
+    /// Device nodes.
+    devices: Vec<PlatformDevice>,
+}
+
+/// Reads one node that may sit under the root or a bus (`parent_cells` and `map` are its
+/// parent's), and the nodes under it when it is a `simple-bus`.
+fn read_bus_child(
+    node: &Node<'_>,
+    parent_cells: CellSizes,
+    map: &AddressMap,
+    collected: &mut Collected,
+) -> Result<(), PlatformError> {
+    let compatible = StringList::of(node, "compatible")?;
+    if let Some(version) = gic_version(&compatible) {
+        collected.gic = Some(read_gic(node, parent_cells, map, version)?);
+    } else if compatible.contains("arm,armv8-timer") {
+        collected.timer = Some(read_timer(node)?);
+    } else if compatible.contains("virtio,mmio") {
+        collected.virtio_mmio.push(VirtioMmio {
+            registers: map.first_reg(node, parent_cells)?,
+            intid: first_spi(node)?,
+        });
+    }
+    if let Some(device) = read_device(node, parent_cells, map, &compatible)? {
+        collected.devices.push(device);
+    }
+    if compatible.contains("simple-bus") {
+        let bus_map = map.enter(node, parent_cells)?;
+        let bus_cells = CellSizes::of(node)?;
+        for child in node.children()? {
+            read_bus_child(&child?, bus_cells, &bus_map, collected)?;
+        }
+    }
+    Ok(())
+}
+
+/// Reads the platform device tree; it must have a `memory` node with a non-empty range.
 pub fn parse(dtb: &[u8]) -> Result<Platform, PlatformError> {
+    parse_with_memory(dtb, &[])
+}
+
+/// Reads the platform device tree, taking `fallback` as the machine's RAM when the tree has no
+/// `memory` node with a non-empty range: for boards whose boot loader adds it (U-Boot on the
+/// PinePhone; the Raspberry Pi firmware fills in an empty `memory@0`). `fallback` is ignored when
+/// the tree names RAM; an empty `fallback` makes a tree without RAM a
+/// [`PlatformError::NoMemory`].
+pub fn parse_with_memory(dtb: &[u8], fallback: &[MemRange]) -> Result<Platform, PlatformError> {
     check_header(dtb)?;
     let tree = Fdt::new_unaligned_fallible(dtb)?;
     let root = tree
         .find_node("/")?
         .ok_or(PlatformError::BadHeader("no root node"))?;
     let root_cells = CellSizes::of(&root)?;
+    let root_map = AddressMap::root();
 
     let mut memory = Vec::new();
     let mut cpus = Vec::new();
-    let mut gic = None;
     let mut psci_method = None;
-    let mut timer = None;
-    let mut virtio_mmio = Vec::new();
-    let mut devices = Vec::new();
+    let mut collected = Collected::default();
     let mut chosen = None;
     let mut aliases = None;
 
     for child in root.children()? {
         let child = child?;
         let name = child.name()?.name;
-        let compatible = StringList::of(&child, "compatible")?;
         if name == "memory" || string_property(&child, "device_type")? == Some("memory") {
             let ranges = reg(&child, root_cells)?;
             memory.extend(ranges.into_iter().filter(|range| range.size != 0));
@@ -128,26 +186,25 @@ pub fn parse(dtb: &[u8]) -> Result<Platform, PlatformError> {
             chosen = Some(child);
         } else if name == "aliases" {
             aliases = Some(child);
-        } else if let Some(version) = gic_version(&compatible) {
-            gic = Some(read_gic(&child, root_cells, version)?);
-        } else if compatible.contains("arm,armv8-timer") {
-            timer = Some(read_timer(&child)?);
-        } else if compatible.contains("virtio,mmio") {
-            virtio_mmio.push(VirtioMmio {
-                registers: first_reg(&child, root_cells)?,
-                intid: first_spi(&child)?,
-            });
-        }
-        if let Some(device) = read_device(&child, root_cells, &compatible)? {
-            devices.push(device);
+        } else {
+            read_bus_child(&child, root_cells, &root_map, &mut collected)?;
         }
     }
 
+    if memory.is_empty() {
+        memory.extend(fallback.iter().copied().filter(|range| range.size != 0));
+    }
     if memory.is_empty() {
         return Err(PlatformError::NoMemory);
     }
     if cpus.is_empty() {
         return Err(PlatformError::NoCpus);
+    }
+    let needs_psci = cpus
+        .iter()
+        .any(|cpu| cpu.enable_method == EnableMethod::Psci);
+    if needs_psci && psci_method.is_none() {
+        return Err(PlatformError::NoPsci);
     }
     let chosen = chosen.ok_or(PlatformError::NoConsole)?;
     let bootargs = string_property(&chosen, "bootargs")?
@@ -159,14 +216,14 @@ pub fn parse(dtb: &[u8]) -> Result<Platform, PlatformError> {
     Ok(Platform {
         memory,
         cpus,
-        gic: gic.ok_or(PlatformError::NoGic)?,
+        gic: collected.gic.ok_or(PlatformError::NoGic)?,
         console,
-        psci_method: psci_method.ok_or(PlatformError::NoPsci)?,
-        timer: timer.ok_or(PlatformError::NoTimer)?,
+        psci_method,
+        timer: collected.timer.ok_or(PlatformError::NoTimer)?,
         bootargs,
         initrd,
-        virtio_mmio,
-        devices,
+        virtio_mmio: collected.virtio_mmio,
+        devices: collected.devices,
     })
 }
 

@@ -194,16 +194,6 @@ pub(super) fn reg(
         .collect()
 }
 
-pub(super) fn first_reg(
-    node: &Node<'_>,
-    parent_cells: CellSizes,
-) -> Result<MemRange, PlatformError> {
-    reg(node, parent_cells)?
-        .first()
-        .copied()
-        .ok_or_else(|| bad_property(node, "reg"))
-}
-
 /// The `interrupts` property as `(type, number, flags)` triples (three-cell GIC specifiers).
 pub(super) fn interrupt_triples(node: &Node<'_>) -> Result<Vec<[u32; 3]>, PlatformError> {
     let Some(property) = node.raw_property("interrupts")? else {
