@@ -87,7 +87,7 @@ pub enum PassthroughError {
         /// The other device.
         other_device: &'static str,
     },
-    /// No root-level platform device-tree node covers a device window.
+    /// No platform device-tree node (under the root or a `simple-bus`) covers a device window.
     NotInPlatform {
         /// The device.
         device: &'static str,
@@ -464,7 +464,7 @@ impl PassthroughPlan {
     }
 
     /// The platform device-tree nodes of the cell's devices, in the cell's device order, for
-    /// [`crate::setup::guest_fdt::generate_with_passthrough`]. Every window must lie in a root-level node
+    /// [`crate::setup::guest_fdt::generate_with_passthrough`]. Every window must lie in a device node
     /// whose SPIs are exactly the board's interrupts for the device.
     pub fn device_nodes(
         &self,
