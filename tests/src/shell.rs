@@ -113,6 +113,37 @@ fn wait(machine: &mut Machine, needle: &str, since: usize, timeout: Duration) ->
         .unwrap_or_else(|error| panic!("{error}"))
 }
 
+/// The `MemTotal` of a `grep MemTotal /proc/meminfo` output, in KiB.
+pub fn mem_total_kib(output: &str) -> Option<u64> {
+    output.lines().find_map(|line| {
+        let rest = line.strip_prefix("MemTotal:")?;
+        rest.trim().strip_suffix("kB")?.trim().parse::<u64>().ok()
+    })
+}
+
+/// Keeps both CPUs of `cell` (which has the focus) busy for a moment and checks that each took
+/// timer ticks, rescheduling and function-call IPIs of its own (`/proc/interrupts`).
+pub fn assert_timer_and_ipis_on_both_cpus(machine: &mut Machine, cell: &str, timeout: Duration) {
+    let interrupts = run_ok(
+        machine,
+        cell,
+        "for c in 0 1; do taskset -c $c sh -c 'sleep 1' & done; wait; cat /proc/interrupts",
+        timeout,
+    );
+    for name in [
+        "arch_timer",
+        "Rescheduling interrupts",
+        "Function call interrupts",
+    ] {
+        let counts = interrupt_counts(&interrupts, name)
+            .unwrap_or_else(|| panic!("{cell}: no {name:?} line in\n{interrupts}"));
+        assert!(
+            counts.len() == 2 && counts.iter().all(|&count| count > 0),
+            "{cell}: {name:?} is not taken on both CPUs ({counts:?}) in\n{interrupts}"
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

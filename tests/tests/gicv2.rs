@@ -57,12 +57,7 @@ fn linux_cells_run_on_a_gicv2() {
         );
 
         let meminfo = run_ok(machine, cell, "grep MemTotal /proc/meminfo");
-        let kib = meminfo
-            .lines()
-            .find_map(|line| {
-                let rest = line.strip_prefix("MemTotal:")?;
-                rest.trim().strip_suffix("kB")?.trim().parse::<u64>().ok()
-            })
+        let kib = shell::mem_total_kib(&meminfo)
             .unwrap_or_else(|| panic!("no MemTotal in {cell}'s output:\n{meminfo}"));
         assert!(
             kib > MEMTOTAL_FLOOR_KIB && kib <= CELL_RAM_KIB,
@@ -83,23 +78,7 @@ fn linux_cells_run_on_a_gicv2() {
             .collect();
         assert!(times.len() == 2 && times[1] > times[0], "{cell}: {times:?}");
 
-        let interrupts = run_ok(
-            machine,
-            cell,
-            "for c in 0 1; do taskset -c $c sh -c 'sleep 1' & done; wait; cat /proc/interrupts",
-        );
-        for name in [
-            "arch_timer",
-            "Rescheduling interrupts",
-            "Function call interrupts",
-        ] {
-            let counts = shell::interrupt_counts(&interrupts, name)
-                .unwrap_or_else(|| panic!("{cell}: no {name:?} line in\n{interrupts}"));
-            assert!(
-                counts.len() == 2 && counts.iter().all(|&count| count > 0),
-                "{cell}: {name:?} not taken on both CPUs ({counts:?}) in\n{interrupts}"
-            );
-        }
+        shell::assert_timer_and_ipis_on_both_cpus(machine, cell, COMMAND_TIMEOUT);
     });
 
     // Isolation: personal's read of corporate's RAM aborts, and only personal is blamed.

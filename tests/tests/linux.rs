@@ -132,12 +132,7 @@ fn each_cell_sees_its_configured_memory() {
     let mut machine = boot();
     in_each_cell(&mut machine, |machine, cell| {
         let output = run_ok(machine, cell, "grep MemTotal /proc/meminfo");
-        let kib = output
-            .lines()
-            .find_map(|line| {
-                let rest = line.strip_prefix("MemTotal:")?;
-                rest.trim().strip_suffix("kB")?.trim().parse::<u64>().ok()
-            })
+        let kib = shell::mem_total_kib(&output)
             .unwrap_or_else(|| panic!("no MemTotal in {cell}'s output:\n{output}"));
         assert!(
             kib > MEMTOTAL_FLOOR_KIB && kib <= CELL_RAM_KIB,
@@ -179,23 +174,7 @@ fn both_cpus_take_interrupts() {
     let mut machine = boot();
     in_each_cell(&mut machine, |machine, cell| {
         // Keep both CPUs busy for a moment so each takes timer ticks and IPIs of its own.
-        let interrupts = run_ok(
-            machine,
-            cell,
-            "for c in 0 1; do taskset -c $c sh -c 'sleep 1' & done; wait; cat /proc/interrupts",
-        );
-        for name in [
-            "arch_timer",
-            "Rescheduling interrupts",
-            "Function call interrupts",
-        ] {
-            let counts = shell::interrupt_counts(&interrupts, name)
-                .unwrap_or_else(|| panic!("{cell}: no {name:?} line in\n{interrupts}"));
-            assert!(
-                counts.len() == 2 && counts.iter().all(|&count| count > 0),
-                "{cell}: {name:?} is not taken on both CPUs ({counts:?}) in\n{interrupts}"
-            );
-        }
+        shell::assert_timer_and_ipis_on_both_cpus(machine, cell, COMMAND_TIMEOUT);
     });
     assert_no_disasters(&machine);
 }

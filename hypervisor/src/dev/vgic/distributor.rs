@@ -175,13 +175,7 @@ impl Vgic {
         Ok(match register {
             GicdRegister::Ctlr => {
                 let ctlr = LocalRegisterCopy::<u32, GICD_CTLR::Register>::new(value as u32);
-                let was_enabled = self.group1_enabled;
-                self.group1_enabled = ctlr.is_set(GICD_CTLR::EnableGrp1A);
-                if self.group1_enabled && !was_enabled {
-                    self.vcpus_with_deliverable()
-                } else {
-                    VcpuSet::empty()
-                }
+                self.set_forwarding(ctlr.is_set(GICD_CTLR::EnableGrp1A))
             }
             GicdRegister::Typer
             | GicdRegister::Iidr
@@ -267,8 +261,21 @@ impl Vgic {
         self.kick_for(&snapshot)
     }
 
+    /// Turns the distributor's forwarding (the one group a guest uses) on or off; returns the
+    /// vCPUs to kick when turning it on made interrupts deliverable. The GICv3 `EnableGrp1A` and
+    /// the GICv2 `Enable` bit of `GICD_CTLR`.
+    pub(super) fn set_forwarding(&mut self, enabled: bool) -> VcpuSet {
+        let was_enabled = self.group1_enabled;
+        self.group1_enabled = enabled;
+        if enabled && !was_enabled {
+            self.vcpus_with_deliverable()
+        } else {
+            VcpuSet::empty()
+        }
+    }
+
     /// Every vCPU that has an interrupt to take.
-    pub(super) fn vcpus_with_deliverable(&self) -> VcpuSet {
+    fn vcpus_with_deliverable(&self) -> VcpuSet {
         let mut set = VcpuSet::empty();
         for vcpu in (0..self.vcpus.len()).filter(|&vcpu| self.has_deliverable(vcpu)) {
             set.insert(vcpu);

@@ -178,13 +178,7 @@ impl Vgic {
         Ok(match decode(offset, width)? {
             GicdV2Register::Ctlr => {
                 self.touch();
-                let was_enabled = self.group1_enabled;
-                self.group1_enabled = value & CTLR_ENABLE != 0;
-                if self.group1_enabled && !was_enabled {
-                    self.vcpus_with_deliverable()
-                } else {
-                    VcpuSet::empty()
-                }
+                self.set_forwarding(value & CTLR_ENABLE != 0)
             }
             GicdV2Register::Typer
             | GicdV2Register::Iidr
