@@ -21,6 +21,7 @@ use tock_registers::fields::FieldValue;
 use tock_registers::{LocalRegisterCopy, register_bitfields};
 
 use super::InterruptController;
+use super::gic_spi::{self, DEFAULT_PRIORITY};
 use crate::dev::gic::SPI_END_INTID;
 use crate::dev::vgic::ICH_LR_EL2;
 
@@ -32,7 +33,6 @@ const GICD_ISPENDR: usize = 0x0200;
 const GICD_ICACTIVER: usize = 0x0380;
 const GICD_IPRIORITYR: usize = 0x0400;
 const GICD_ITARGETSR: usize = 0x0800;
-const GICD_ICFGR: usize = 0x0C00;
 const GICD_SGIR_OFFSET: usize = 0x0F00;
 
 const GICC_CTLR_OFFSET: usize = 0x0000;
@@ -56,17 +56,6 @@ const LIST_REGISTER_LIMIT: usize = 64;
 
 /// CPU interfaces a GICv2 can have, hence target-mask bits and [`GicV2`]'s CPU indices.
 const CPU_LIMIT: usize = 8;
-
-/// Serialises read-modify-writes of distributor words that several cells' interrupts share (an
-/// ICFGR word holds the trigger bits of 16 SPIs, which may belong to different cells, and the
-/// vGICs of different cells reach it from different CPUs). Registers written with set/clear
-/// semantics (ISENABLER, ICACTIVER, ...) and byte-accessible ones (IPRIORITYR, ITARGETSR) need no
-/// lock. Held only around one read and one write; nothing else is taken under it
-/// (docs/architecture.md, lock order). Separate from the GICv3 driver's: a machine has one GIC.
-static SHARED_WORDS: spin::Mutex<()> = spin::Mutex::new(());
-
-/// Priority given to every physical interrupt cellvisor enables.
-const DEFAULT_PRIORITY: u8 = 0xa0;
 
 /// Bits 15:0 of `GICD_ISENABLER0`: the SGIs.
 const SGI_ENABLE_BITS: u32 = 0xffff;
@@ -487,30 +476,15 @@ impl InterruptController for GicV2 {
     }
 
     fn set_spi_priority(&self, intid: u32, priority: u8) {
-        if !self.is_spi(intid) {
-            return;
+        if self.is_spi(intid) {
+            gic_spi::set_priority(self.distributor, intid, priority);
         }
-        write8(
-            self.distributor + GICD_IPRIORITYR + intid as usize,
-            priority.max(DEFAULT_PRIORITY),
-        );
     }
 
     fn set_spi_edge_triggered(&self, intid: u32, edge: bool) {
-        if !self.is_spi(intid) {
-            return;
+        if self.is_spi(intid) {
+            gic_spi::set_edge_triggered(self.distributor, intid, edge);
         }
-        // GICD_ICFGR<n>: two bits per interrupt, the upper one set for edge-triggered.
-        let address = self.distributor + GICD_ICFGR + (intid / 16) as usize * 4;
-        let edge_bit = 1 << ((intid % 16) * 2 + 1);
-        let _shared = SHARED_WORDS.lock();
-        let value = read32(address);
-        let value = if edge {
-            value | edge_bit
-        } else {
-            value & !edge_bit
-        };
-        write32(address, value);
     }
 
     /// Routes SPI `intid` to the CPU with affinity `mpidr` by writing that CPU's target mask into
@@ -619,6 +593,7 @@ mod tests {
     use alloc::vec::Vec;
 
     use super::*;
+    use crate::drivers::gic_spi::GICD_ICFGR;
 
     /// Plain memory standing in for the three frames.
     struct FakeFrames {

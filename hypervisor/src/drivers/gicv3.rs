@@ -10,6 +10,7 @@ use core::ptr::{read_volatile, write_volatile};
 use tock_registers::{LocalRegisterCopy, register_bitfields};
 
 use super::InterruptController;
+use super::gic_spi::{self, DEFAULT_PRIORITY};
 use crate::dev::gic::{REDISTRIBUTOR_STRIDE, SGI_FRAME_OFFSET, SPI_END_INTID};
 use crate::dev::vgic::{GICD_CTLR, GICD_IROUTER, GICD_TYPER, GICR_TYPER, GICR_WAKER};
 
@@ -21,7 +22,6 @@ const GICD_ICENABLER: usize = 0x0180;
 const GICD_ISPENDR: usize = 0x0200;
 const GICD_ICACTIVER: usize = 0x0380;
 const GICD_IPRIORITYR: usize = 0x0400;
-const GICD_ICFGR: usize = 0x0C00;
 const GICD_IROUTER_OFFSET: usize = 0x6000;
 
 const GICR_FRAME_SIZE: usize = REDISTRIBUTOR_STRIDE as usize;
@@ -34,17 +34,6 @@ const GICR_ICENABLER0: usize = GICR_SGI_BASE + 0x0180;
 const GICR_ISPENDR0: usize = GICR_SGI_BASE + 0x0200;
 const GICR_IPRIORITYR: usize = GICR_SGI_BASE + 0x0400;
 const GICR_ICACTIVER0: usize = GICR_SGI_BASE + 0x0380;
-
-/// Serialises read-modify-writes of distributor words that several cells' interrupts share (an
-/// ICFGR word holds the trigger bits of 16 SPIs, which may belong to different cells, and the
-/// vGICs of different cells reach it from different CPUs). Registers written with set/clear
-/// semantics (ISENABLER, ICACTIVER, ...), per-interrupt ones (IPRIORITYR bytes, IROUTER) and
-/// per-CPU redistributors need no lock. Held only around one read and one write; nothing else is
-/// taken under it (docs/architecture.md, lock order).
-static SHARED_WORDS: spin::Mutex<()> = spin::Mutex::new(());
-
-/// Priority given to every physical interrupt cellvisor enables.
-const DEFAULT_PRIORITY: u8 = 0xa0;
 
 /// `GICD_IROUTER` value routing to the one CPU with affinity `mpidr` (`Interrupt_Routing_Mode` 0).
 /// The register's affinity fields sit where MPIDR_EL1 has them, so `mpidr` is read through the same
@@ -247,30 +236,15 @@ impl InterruptController for GicV3 {
     }
 
     fn set_spi_priority(&self, intid: u32, priority: u8) {
-        if !self.is_spi(intid) {
-            return;
+        if self.is_spi(intid) {
+            gic_spi::set_priority(self.distributor, intid, priority);
         }
-        write8(
-            self.distributor + GICD_IPRIORITYR + intid as usize,
-            priority.max(DEFAULT_PRIORITY),
-        );
     }
 
     fn set_spi_edge_triggered(&self, intid: u32, edge: bool) {
-        if !self.is_spi(intid) {
-            return;
+        if self.is_spi(intid) {
+            gic_spi::set_edge_triggered(self.distributor, intid, edge);
         }
-        // GICD_ICFGR<n>: two bits per interrupt, the upper one set for edge-triggered.
-        let address = self.distributor + GICD_ICFGR + (intid / 16) as usize * 4;
-        let edge_bit = 1 << ((intid % 16) * 2 + 1);
-        let _shared = SHARED_WORDS.lock();
-        let value = read32(address);
-        let value = if edge {
-            value | edge_bit
-        } else {
-            value & !edge_bit
-        };
-        write32(address, value);
     }
 
     fn route_spi(&self, intid: u32, mpidr: u64) {
@@ -315,6 +289,7 @@ mod tests {
     use alloc::vec::Vec;
 
     use super::*;
+    use crate::drivers::gic_spi::GICD_ICFGR;
 
     /// Plain memory standing in for a distributor frame and `count` redistributors.
     struct FakeFrames {

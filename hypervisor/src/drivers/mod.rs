@@ -6,6 +6,7 @@
 //! Drivers are MMIO only (no system registers, no assembly) and build on the host too; they decide
 //! nothing about which cell gets what.
 
+mod gic_spi;
 pub mod gicv2;
 pub mod gicv3;
 pub mod ns16550;
