@@ -306,7 +306,11 @@ impl Vgic {
         if set {
             irq.pending_latch = true;
             irq.source = sources.trailing_zeros() as u8;
-        } else if sources & 1 << irq.source != 0 && !irq.in_list_register {
+        } else if 1u8
+            .checked_shl(u32::from(irq.source))
+            .is_some_and(|bit| sources & bit != 0)
+            && !irq.in_list_register
+        {
             // An instance in a list register belongs to that interface until the next exit,
             // as for `GICD_ICPENDR`.
             irq.pending_latch = false;

@@ -287,3 +287,24 @@ fn bad_v2_accesses_are_errors() {
         Err(VgicError::NoSuchVcpu)
     );
 }
+
+#[test]
+fn sgis_from_vcpus_a_gicv2_cannot_number_are_handled_without_harm() {
+    // A cell with more vCPUs than GICv2's 8 CPU interfaces: vCPU 10's SGI reaches the others,
+    // and shows no source bit, which CPENDSGIR/SPENDSGIR cannot name.
+    let mut vgic = Vgic::new(&VgicConfig {
+        vcpu_count: 12,
+        ..config()
+    })
+    .expect("valid config");
+    let mut physical = FakePhysicalDistributor::default();
+    vgic.distributor_v2_write(0, CTLR, Word, 1, &mut physical)
+        .unwrap();
+    vgic.distributor_v2_write(10, SGIR, Word, sgir(1, 0, 2), &mut physical)
+        .unwrap();
+    assert_eq!(pending_sgis(&mut vgic, 0), 1 << 2);
+    assert_eq!(read(&mut vgic, 0, SPENDSGIR + 2, Byte), 0);
+    vgic.distributor_v2_write(0, CPENDSGIR, Word, u64::from(u32::MAX), &mut physical)
+        .unwrap();
+    assert_eq!(pending_sgis(&mut vgic, 0), 1 << 2, "no source bit names vCPU 10");
+}
