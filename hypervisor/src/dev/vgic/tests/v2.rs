@@ -306,5 +306,9 @@ fn sgis_from_vcpus_a_gicv2_cannot_number_are_handled_without_harm() {
     assert_eq!(read(&mut vgic, 0, SPENDSGIR + 2, Byte), 0);
     vgic.distributor_v2_write(0, CPENDSGIR, Word, u64::from(u32::MAX), &mut physical)
         .unwrap();
-    assert_eq!(pending_sgis(&mut vgic, 0), 1 << 2, "no source bit names vCPU 10");
+    assert_eq!(
+        pending_sgis(&mut vgic, 0),
+        1 << 2,
+        "no source bit names vCPU 10"
+    );
 }
