@@ -377,7 +377,9 @@ pub extern "C" fn primary_main(dtb: u64, el: u64) -> ! {
         spi_lines: gic.it_lines_number(),
         list_register_count: gic::list_register_count(),
     };
-    let mut machine = Cpu::new(current_cpu(), &platform.timer);
+    // Building the cells uses only the Machine half of `Cpu`, which never touches the CPU
+    // interface, so either interface type serves here.
+    let mut machine = Cpu::new(current_cpu(), gic::SystemRegisters, &platform.timer);
     let names: Vec<&'static str> = partition.cells.iter().map(|cell| cell.name).collect();
     let runtime = match Runtime::build(board, platform, partition, bundle, gic_info, &mut machine) {
         Ok(runtime) => runtime,
@@ -426,10 +428,17 @@ pub extern "C" fn primary_main(dtb: u64, el: u64) -> ! {
         uart.lock().enable_receive_interrupt();
     }
     start_secondaries(runtime);
-    run::run(
-        runtime,
-        &mut Cpu::new(current_cpu(), &runtime.platform.timer),
-    )
+    run_this_cpu(runtime, current_cpu())
+}
+
+/// Runs this CPU (index `cpu` in the platform's `/cpus` order) for the rest of its life, with the
+/// run loop compiled for the platform's GIC.
+fn run_this_cpu(runtime: &'static Runtime, cpu: usize) -> ! {
+    let timers = &runtime.platform.timer;
+    match gic::gicv2_interface() {
+        Some(interface) => run::run(runtime, &mut Cpu::new(cpu, interface, timers)),
+        None => run::run(runtime, &mut Cpu::new(cpu, gic::SystemRegisters, timers)),
+    }
 }
 
 /// Takes over the board's SMMUv3, if the platform has it: every stream aborts until a cell's
@@ -584,8 +593,5 @@ pub extern "C" fn secondary_main(cpu: u64) -> ! {
     };
     init_cpu_interrupts(gic, &runtime.platform, sysreg::mpidr());
     // `cpu` is this CPU's index in the platform's `/cpus` order (start_secondaries passes it).
-    run::run(
-        runtime,
-        &mut Cpu::new(cpu as usize, &runtime.platform.timer),
-    )
+    run_this_cpu(runtime, cpu as usize)
 }

@@ -3,7 +3,7 @@
 
 use super::boot::{CPU_MPIDRS, FIRMWARE, GIC, KICK_SGI, UART};
 use super::entry::{EXIT_FIQ, EXIT_IRQ, EXIT_LEAVE, EXIT_SERROR, EXIT_SYNC, cellvisor_enter_guest};
-use super::gic::{self, ListRegisters};
+use super::gic::{CpuInterface, ListRegisters};
 use super::psci;
 use super::sysreg::{self, isb, read_sysreg, write_sysreg};
 use super::{cache, device, memory, reset, traps};
@@ -15,12 +15,14 @@ use crate::core::hardware::{
 };
 use crate::core::inject::Injection;
 use crate::dev::mmio::AccessWidth;
+use crate::dev::vgic::ListRegisters as _;
 use crate::mem::addr::PhysAddr;
 use crate::setup::platform::TimerInterrupts;
 
-/// This physical CPU as the core sees it.
-pub struct Cpu {
-    lists: ListRegisters,
+/// This physical CPU as the core sees it, driving its GIC CPU interface through `I` (chosen once
+/// at boot: the run loop is compiled for each GIC version, so its hot paths never ask which).
+pub struct Cpu<I> {
+    lists: ListRegisters<I>,
     /// This CPU's index in the platform's `/cpus` order (what `current_cpu` finds), kept so the
     /// interrupt path need not search the MPIDRs.
     index: usize,
@@ -31,12 +33,12 @@ pub struct Cpu {
     sgi_handles: [u32; 16],
 }
 
-impl Cpu {
-    /// Physical CPU `index` (in the platform's `/cpus` order), whose guests' timers raise the
-    /// PPIs `timers` names.
-    pub fn new(index: usize, timers: &TimerInterrupts) -> Self {
+impl<I: CpuInterface> Cpu<I> {
+    /// Physical CPU `index` (in the platform's `/cpus` order), with GIC CPU interface `interface`,
+    /// whose guests' timers raise the PPIs `timers` names.
+    pub fn new(index: usize, interface: I, timers: &TimerInterrupts) -> Self {
         Self {
-            lists: ListRegisters::new(timers),
+            lists: ListRegisters::new(interface, timers),
             index,
             deferred: None,
             sgi_handles: core::array::from_fn(|sgi| sgi as u32),
@@ -45,12 +47,15 @@ impl Cpu {
 }
 
 /// What the exception vector hands to [`cellvisor_fast_exit`]: the CPU and the running vCPU of
-/// the `enter` call the exit interrupted.
+/// the `enter` call the exit interrupted, and the fast path compiled for that CPU's GIC.
 #[repr(C)]
 pub struct FastContext {
-    cpu: *mut Cpu,
+    /// A `Cpu<I>`, its interface type erased for the trip through the assembly.
+    cpu: *mut (),
     /// A `RunningVcpu<'_>`, its lifetime erased for the trip through the assembly.
     running: *mut (),
+    /// `fast_exit::<I>` for the `I` of `cpu`.
+    fast_exit: unsafe fn(&mut FastContext, u64) -> u64,
 }
 
 fn exit_kind(kind: u64) -> ExitKind {
@@ -71,12 +76,22 @@ fn exit_kind(kind: u64) -> ExitKind {
 /// `context` is the `FastContext` of the `Cpu::enter` call running on this CPU, whose guest just
 /// exited; nothing else uses it or what it points to until this returns.
 pub unsafe extern "C" fn cellvisor_fast_exit(context: *mut FastContext, kind: u64) -> u64 {
-    // SAFETY: the caller passes the live context of this CPU's `enter` call (see above), so both
-    // pointers are valid and exclusively ours for the duration of this call.
+    // SAFETY: the caller passes the live context of this CPU's `enter` call (see above).
+    let context = unsafe { &mut *context };
+    // SAFETY: `enter` put the fast path for its own `Cpu<I>` in the context it passed.
+    unsafe { (context.fast_exit)(context, kind) }
+}
+
+/// [`cellvisor_fast_exit`] for a CPU driving its GIC through `I`.
+///
+/// # Safety
+/// `context` was built by `Cpu::<I>::enter` and is live (see [`cellvisor_fast_exit`]).
+unsafe fn fast_exit<I: CpuInterface>(context: &mut FastContext, kind: u64) -> u64 {
+    // SAFETY: both pointers were made by `Cpu::<I>::enter` from references that outlive this
+    // call, and nothing else uses them until it returns.
     let (cpu, running) = unsafe {
-        let context = &mut *context;
         (
-            &mut *context.cpu,
+            &mut *context.cpu.cast::<Cpu<I>>(),
             &mut *context.running.cast::<RunningVcpu<'_>>(),
         )
     };
@@ -96,7 +111,7 @@ pub(super) fn mpidr_of(cpu: usize) -> Option<u64> {
     CPU_MPIDRS.get().and_then(|mpidrs| mpidrs.get(cpu).copied())
 }
 
-impl Machine for Cpu {
+impl<I: CpuInterface> Machine for Cpu<I> {
     fn write_memory(&mut self, address: PhysAddr, bytes: &[u8]) {
         let target = address.to_virt().as_usize() as *mut u8;
         // SAFETY: `address` lies inside a cell's RAM (checked by the caller against the cell's
@@ -204,14 +219,14 @@ impl Machine for Cpu {
     }
 }
 
-impl VcpuHardware for Cpu {
-    type Lists = ListRegisters;
+impl<I: CpuInterface> VcpuHardware for Cpu<I> {
+    type Lists = ListRegisters<I>;
 
     fn cpu(&self) -> usize {
         self.index
     }
 
-    fn list_registers(&mut self) -> &mut ListRegisters {
+    fn list_registers(&mut self) -> &mut ListRegisters<I> {
         &mut self.lists
     }
 
@@ -297,8 +312,9 @@ impl VcpuHardware for Cpu {
     fn enter(&mut self, running: &mut RunningVcpu<'_>) -> ExitKind {
         let regs: *mut GuestRegs = &mut running.regs;
         let mut context = FastContext {
-            cpu: self,
+            cpu: (self as *mut Self).cast(),
             running: (running as *mut RunningVcpu<'_>).cast(),
+            fast_exit: fast_exit::<I>,
         };
         // SAFETY: `prepare` configured stage 2 and the traps for this vCPU. `regs` and `context`
         // (with the `self` and `running` it points to) are valid for the whole call and used by
@@ -368,8 +384,9 @@ impl VcpuHardware for Cpu {
         if let Some(intid) = self.deferred.take() {
             return Some(intid);
         }
-        let (intid, handle) = gic::acknowledge()?;
-        gic::end_of_interrupt(handle);
+        let interface = self.lists.interface();
+        let (intid, handle) = interface.acknowledge()?;
+        interface.end_of_interrupt(handle);
         if let Some(slot) = self.sgi_handles.get_mut(intid as usize) {
             *slot = handle;
         }
@@ -387,7 +404,7 @@ impl VcpuHardware for Cpu {
             .get(intid as usize)
             .copied()
             .unwrap_or(intid);
-        gic::deactivate(handle);
+        self.lists.interface().deactivate(handle);
     }
 
     fn dma_faults(&mut self, sink: &mut dyn FnMut(crate::core::hardware::DmaFault)) {
@@ -442,7 +459,7 @@ impl VcpuHardware for Cpu {
             return;
         }
         if let Some(mpidr) = mpidr_of(cpu) {
-            gic::send_sgi(mpidr, KICK_SGI);
+            self.lists.interface().send_sgi(mpidr, KICK_SGI);
         }
     }
 

@@ -104,172 +104,100 @@ const GICH_HCR_EN: u32 = 1;
 /// NPIE sit at the same positions; GICv3's trap bits have no GICv2 meaning and are dropped).
 const GICH_HCR_SHARED: u64 = 0xF;
 
-/// Acknowledges the highest-priority pending interrupt: `(intid, handle)`, where `handle` is what
-/// [`end_of_interrupt`] and [`deactivate`] take (the INTID, plus on a GICv2 the requesting CPU of
-/// an SGI, without which its EOI would not match). `None` if only a spurious ID.
-pub fn acknowledge() -> Option<(u32, u32)> {
-    if let Some(gic) = v2() {
-        let raw = gic.acknowledge()?;
-        return Some((raw & 0x3FF, raw));
+/// One GIC version's CPU interface as the hot paths drive it: EL2's own (acknowledge, priority
+/// drop, deactivate, SGIs) and the list registers of its virtual interface, in the ICH_LR_EL2
+/// layout the vGIC speaks. [`SystemRegisters`] is a GICv3's, [`Gicv2Interface`] a GIC-400's. Each
+/// CPU picks one at boot and runs its whole run loop with it ([`super::cpu::Cpu`] is generic over
+/// this), so no interrupt, list-register or SGI access asks which GIC the platform has.
+pub trait CpuInterface: Copy {
+    /// Acknowledges the highest-priority pending interrupt: `(intid, handle)`, where `handle` is
+    /// what [`CpuInterface::end_of_interrupt`] and [`CpuInterface::deactivate`] take (the INTID,
+    /// plus on a GICv2 the requesting CPU of an SGI, without which its EOI would not match).
+    /// `None` if only a spurious ID.
+    fn acknowledge(self) -> Option<(u32, u32)>;
+    /// Drops the running priority of the interrupt acknowledged with `handle` (EOImode=1: does
+    /// not deactivate).
+    fn end_of_interrupt(self, handle: u32);
+    /// Deactivates the interrupt with `handle`, for interrupts cellvisor handled itself.
+    fn deactivate(self, handle: u32);
+    /// Sends SGI `intid` (0..16) to the CPU with affinity `mpidr`.
+    fn send_sgi(self, mpidr: u64, intid: u32);
+    /// How many list registers this CPU implements.
+    fn list_register_count(self) -> usize;
+    /// Reads list register `n` in the ICH_LR_EL2 layout (`n` < 16; others read as 0).
+    fn read_lr(self, n: usize) -> u64;
+    /// Writes list register `n` from the ICH_LR_EL2 layout; `source` is an SGI's sending vCPU
+    /// (GICv2 reports it to the guest; GICv3 has no field for it).
+    fn write_lr(self, n: usize, value: u64, source: u8);
+    /// ICH_ELRSR_EL2 / GICH_ELRSR0: bit n set = list register n holds no valid interrupt.
+    fn empty_mask(self) -> u64;
+    /// ICH_HCR_EL2, or GICH_HCR in its layout.
+    fn hcr(self) -> u64;
+    /// Sets ICH_HCR_EL2 or GICH_HCR (En is kept set).
+    fn set_hcr(self, value: u64);
+}
+
+/// A GICv3's CPU interface: the `ICC_*` and `ICH_*_EL2` system registers.
+#[derive(Clone, Copy, Debug)]
+pub struct SystemRegisters;
+
+/// A GICv2's (GIC-400's) CPU interface: its `GICC` and `GICH` frames and `GICD_SGIR`.
+#[derive(Clone, Copy)]
+pub struct Gicv2Interface(&'static GicV2);
+
+/// The GICv2 CPU interface, if the platform's GIC is a GICv2 ([`use_gicv2`] was called).
+pub fn gicv2_interface() -> Option<Gicv2Interface> {
+    v2().map(Gicv2Interface)
+}
+
+impl CpuInterface for SystemRegisters {
+    #[inline(always)]
+    fn acknowledge(self) -> Option<(u32, u32)> {
+        let iar =
+            LocalRegisterCopy::<u64, ICC_IAR1_EL1::Register>::new(read_sysreg!("icc_iar1_el1"));
+        let intid = iar.read(ICC_IAR1_EL1::INTID) as u32;
+        (intid < SPI_END_INTID).then_some((intid, intid))
     }
-    let intid = acknowledge_v3()?;
-    Some((intid, intid))
-}
 
-/// [`acknowledge`] on a GICv3: ICC_IAR1_EL1.
-fn acknowledge_v3() -> Option<u32> {
-    let iar = LocalRegisterCopy::<u64, ICC_IAR1_EL1::Register>::new(read_sysreg!("icc_iar1_el1"));
-    let intid = iar.read(ICC_IAR1_EL1::INTID) as u32;
-    (intid < SPI_END_INTID).then_some(intid)
-}
-
-/// Drops the running priority of the interrupt [`acknowledge`] returned `handle` for (EOImode=1:
-/// does not deactivate).
-pub fn end_of_interrupt(handle: u32) {
-    if let Some(gic) = v2() {
-        gic.end_of_interrupt(handle);
-        return;
+    #[inline(always)]
+    fn end_of_interrupt(self, handle: u32) {
+        // SAFETY: writing an acknowledged INTID to ICC_EOIR1_EL1 only affects the CPU interface
+        // state.
+        unsafe { write_sysreg!("icc_eoir1_el1", u64::from(handle)) };
+        isb();
     }
-    let intid = handle;
-    // SAFETY: writing an acknowledged INTID to ICC_EOIR1_EL1 only affects the CPU interface state.
-    unsafe { write_sysreg!("icc_eoir1_el1", u64::from(intid)) };
-    isb();
-}
 
-/// Deactivates the interrupt with `handle` (see [`acknowledge`]; a PPI's or SPI's handle is its
-/// INTID), for interrupts cellvisor handled itself.
-pub fn deactivate(handle: u32) {
-    if let Some(gic) = v2() {
-        gic.deactivate(handle);
-        return;
+    #[inline(always)]
+    fn deactivate(self, handle: u32) {
+        // SAFETY: deactivating an interrupt this CPU acknowledged.
+        unsafe { write_sysreg!("icc_dir_el1", u64::from(handle)) };
+        isb();
     }
-    let intid = handle;
-    // SAFETY: deactivating an interrupt this CPU acknowledged.
-    unsafe { write_sysreg!("icc_dir_el1", u64::from(intid)) };
-    isb();
-}
 
-/// Sends SGI `intid` (0..16) to the CPU with affinity `mpidr`.
-pub fn send_sgi(mpidr: u64, intid: u32) {
-    if let Some(gic) = v2() {
+    fn send_sgi(self, mpidr: u64, intid: u32) {
+        let mpidr = LocalRegisterCopy::<u64, MPIDR_EL1::Register>::new(mpidr);
+        let aff0 = mpidr.read(MPIDR_EL1::Aff0);
+        let value = ICC_SGI1R_EL1::Aff3.val(mpidr.read(MPIDR_EL1::Aff3))
+            + ICC_SGI1R_EL1::Aff2.val(mpidr.read(MPIDR_EL1::Aff2))
+            + ICC_SGI1R_EL1::Aff1.val(mpidr.read(MPIDR_EL1::Aff1))
+            // TargetList bit n names the CPU with Aff0 = RS * 16 + n.
+            + ICC_SGI1R_EL1::RS.val(aff0 / 16)
+            + ICC_SGI1R_EL1::TargetList.val(1 << (aff0 % 16))
+            + ICC_SGI1R_EL1::INTID.val(u64::from(intid))
+            + ICC_SGI1R_EL1::IRM::CLEAR;
         dsb_sy();
-        gic.send_sgi(mpidr, intid);
-        return;
-    }
-    let mpidr = LocalRegisterCopy::<u64, MPIDR_EL1::Register>::new(mpidr);
-    let aff0 = mpidr.read(MPIDR_EL1::Aff0);
-    let value = ICC_SGI1R_EL1::Aff3.val(mpidr.read(MPIDR_EL1::Aff3))
-        + ICC_SGI1R_EL1::Aff2.val(mpidr.read(MPIDR_EL1::Aff2))
-        + ICC_SGI1R_EL1::Aff1.val(mpidr.read(MPIDR_EL1::Aff1))
-        // TargetList bit n names the CPU with Aff0 = RS * 16 + n.
-        + ICC_SGI1R_EL1::RS.val(aff0 / 16)
-        + ICC_SGI1R_EL1::TargetList.val(1 << (aff0 % 16))
-        + ICC_SGI1R_EL1::INTID.val(u64::from(intid))
-        + ICC_SGI1R_EL1::IRM::CLEAR;
-    dsb_sy();
-    // SAFETY: generating an SGI to another physical CPU; cellvisor's SGI handlers tolerate spurious kicks.
-    unsafe { write_sysreg!("icc_sgi1r_el1", value.value) };
-    isb();
-}
-
-/// How many list registers this CPU implements (ICH_VTR_EL2.ListRegs or GICH_VTR.ListRegs, + 1).
-pub fn list_register_count() -> usize {
-    if let Some(gic) = v2() {
-        return gic.list_register_count();
-    }
-    list_register_count_from_vtr(read_sysreg!("ich_vtr_el2"))
-}
-
-/// The ICH_* virtual CPU interface registers of this CPU, and the lines of the physical
-/// interrupts their hardware-linked entries stand for.
-pub struct ListRegisters {
-    /// The PPI of the guest's EL1 virtual timer.
-    virtual_timer: u32,
-    /// The PPI of the guest's EL1 physical timer.
-    physical_timer: u32,
-}
-
-impl crate::dev::vgic::ListRegisters for ListRegisters {
-    fn count(&self) -> usize {
-        ListRegisters::count(self)
+        // SAFETY: generating an SGI to another physical CPU; cellvisor's SGI handlers tolerate
+        // spurious kicks.
+        unsafe { write_sysreg!("icc_sgi1r_el1", value.value) };
+        isb();
     }
 
-    fn read(&self, n: usize) -> u64 {
-        ListRegisters::read(self, n)
+    fn list_register_count(self) -> usize {
+        list_register_count_from_vtr(read_sysreg!("ich_vtr_el2"))
     }
 
-    fn write(&mut self, n: usize, value: u64) {
-        ListRegisters::write(self, n, value);
-    }
-
-    fn write_sgi(&mut self, n: usize, value: u64, source: u8) {
-        match v2() {
-            Some(gic) => gic.write_lr(n, gicv2::lr_from_ich(value, source)),
-            None => ListRegisters::write(self, n, value),
-        }
-    }
-
-    fn empty_list_registers(&self) -> u16 {
-        self.empty_mask() as u16
-    }
-
-    fn hcr(&self) -> u64 {
-        ListRegisters::hcr(self)
-    }
-
-    fn set_hcr(&mut self, value: u64) {
-        ListRegisters::set_hcr(self, value);
-    }
-
-    fn line_asserted(&mut self, physical_intid: u32) -> bool {
-        ListRegisters::line_asserted(self, physical_intid)
-    }
-
-    fn deactivate_physical(&mut self, physical_intid: u32) {
-        if physical_intid < SPI_BASE_INTID {
-            deactivate(physical_intid);
-        } else if let Some(gic) = GIC.get() {
-            // Through the distributor: right whichever CPU acknowledged the SPI.
-            gic.deactivate_on(physical_intid, sysreg::mpidr());
-        }
-    }
-}
-
-impl ListRegisters {
-    /// This CPU's vCPU interface, with the guest timers' PPIs as the platform DT gives them.
-    pub fn new(timers: &TimerInterrupts) -> Self {
-        Self {
-            virtual_timer: timers.virtual_timer,
-            physical_timer: timers.nonsecure_physical,
-        }
-    }
-
-    /// How many list registers this CPU implements (ICH_VTR_EL2.ListRegs + 1).
-    pub fn count(&self) -> usize {
-        list_register_count()
-    }
-
-    /// Whether the level-sensitive physical interrupt `intid` (a PPI of this CPU, or an SPI) is
-    /// asserted by its source. The guest's timers are read where they are, in their control
-    /// registers (exact, and no MMIO: these are sampled on guest exits); anything else through
-    /// its pending bit at the physical GIC, which for a level-sensitive interrupt is its line.
-    pub fn line_asserted(&self, intid: u32) -> bool {
-        if intid == self.virtual_timer {
-            timer::virtual_timer_asserted()
-        } else if intid == self.physical_timer {
-            timer::physical_timer_asserted()
-        } else {
-            GIC.get()
-                .is_some_and(|gic| gic.is_pending(intid, sysreg::mpidr()))
-        }
-    }
-
-    /// Reads ICH_LR<n>_EL2 (`n` < 16; other values read as 0), or on a GICv2 `GICH_LR<n>` in the
-    /// ICH_LR_EL2 layout.
-    pub fn read(&self, n: usize) -> u64 {
-        if let Some(gic) = v2() {
-            return gicv2::lr_to_ich(gic.read_lr(n));
-        }
+    #[inline(always)]
+    fn read_lr(self, n: usize) -> u64 {
         match n {
             0 => read_sysreg!("ich_lr0_el2"),
             1 => read_sysreg!("ich_lr1_el2"),
@@ -291,13 +219,8 @@ impl ListRegisters {
         }
     }
 
-    /// Writes ICH_LR<n>_EL2 (`n` < 16; other values are ignored), or on a GICv2 `GICH_LR<n>`
-    /// from the ICH_LR_EL2 layout (an SGI's source goes through `write_sgi`).
-    pub fn write(&mut self, n: usize, value: u64) {
-        if let Some(gic) = v2() {
-            gic.write_lr(n, gicv2::lr_from_ich(value, 0));
-            return;
-        }
+    #[inline(always)]
+    fn write_lr(self, n: usize, value: u64, _source: u8) {
         // SAFETY: list registers only affect the virtual interrupts of the guest on this CPU,
         // whose contents the vGIC model decides.
         unsafe {
@@ -323,38 +246,168 @@ impl ListRegisters {
         }
     }
 
-    /// ICH_ELRSR_EL2: bit n set = LR n holds no valid interrupt.
-    pub fn empty_mask(&self) -> u64 {
-        if let Some(gic) = v2() {
-            return u64::from(gic.empty_list_registers());
-        }
+    #[inline(always)]
+    fn empty_mask(self) -> u64 {
         read_sysreg!("ich_elrsr_el2")
     }
 
-    /// ICH_MISR_EL2: the maintenance interrupt status.
-    pub fn maintenance_status(&self) -> u64 {
-        if let Some(gic) = v2() {
-            return u64::from(gic.misr());
-        }
-        read_sysreg!("ich_misr_el2")
-    }
-
-    /// ICH_HCR_EL2.
-    pub fn hcr(&self) -> u64 {
-        if let Some(gic) = v2() {
-            return u64::from(gic.hcr());
-        }
+    #[inline(always)]
+    fn hcr(self) -> u64 {
         read_sysreg!("ich_hcr_el2")
     }
 
-    /// Sets ICH_HCR_EL2 (En must stay set).
-    pub fn set_hcr(&mut self, value: u64) {
-        if let Some(gic) = v2() {
-            gic.set_hcr((value & GICH_HCR_SHARED) as u32 | GICH_HCR_EN);
-            return;
-        }
+    #[inline(always)]
+    fn set_hcr(self, value: u64) {
         // SAFETY: ICH_HCR_EL2 controls virtual interrupt delivery to this CPU's guest only.
         unsafe { write_sysreg!("ich_hcr_el2", value | ICH_HCR_EL2::En::SET.value) };
+    }
+}
+
+impl CpuInterface for Gicv2Interface {
+    fn acknowledge(self) -> Option<(u32, u32)> {
+        let raw = self.0.acknowledge()?;
+        Some((raw & 0x3FF, raw))
+    }
+
+    fn end_of_interrupt(self, handle: u32) {
+        self.0.end_of_interrupt(handle);
+    }
+
+    fn deactivate(self, handle: u32) {
+        self.0.deactivate(handle);
+    }
+
+    fn send_sgi(self, mpidr: u64, intid: u32) {
+        dsb_sy();
+        self.0.send_sgi(mpidr, intid);
+    }
+
+    fn list_register_count(self) -> usize {
+        self.0.list_register_count()
+    }
+
+    fn read_lr(self, n: usize) -> u64 {
+        gicv2::lr_to_ich(self.0.read_lr(n))
+    }
+
+    fn write_lr(self, n: usize, value: u64, source: u8) {
+        self.0.write_lr(n, gicv2::lr_from_ich(value, source));
+    }
+
+    fn empty_mask(self) -> u64 {
+        u64::from(self.0.empty_list_registers())
+    }
+
+    fn hcr(self) -> u64 {
+        u64::from(self.0.hcr())
+    }
+
+    fn set_hcr(self, value: u64) {
+        self.0
+            .set_hcr((value & GICH_HCR_SHARED) as u32 | GICH_HCR_EN);
+    }
+}
+
+/// How many list registers this CPU implements (ICH_VTR_EL2.ListRegs or GICH_VTR.ListRegs, + 1).
+pub fn list_register_count() -> usize {
+    match gicv2_interface() {
+        Some(interface) => interface.list_register_count(),
+        None => SystemRegisters.list_register_count(),
+    }
+}
+
+/// The virtual CPU interface of this CPU through `I`, and the lines of the physical interrupts
+/// its hardware-linked entries stand for.
+pub struct ListRegisters<I> {
+    interface: I,
+    /// How many list registers the interface implements, read once.
+    count: usize,
+    /// The PPI of the guest's EL1 virtual timer.
+    virtual_timer: u32,
+    /// The PPI of the guest's EL1 physical timer.
+    physical_timer: u32,
+}
+
+impl<I: CpuInterface> crate::dev::vgic::ListRegisters for ListRegisters<I> {
+    #[inline(always)]
+    fn count(&self) -> usize {
+        self.count
+    }
+
+    #[inline(always)]
+    fn read(&self, n: usize) -> u64 {
+        self.interface.read_lr(n)
+    }
+
+    #[inline(always)]
+    fn write(&mut self, n: usize, value: u64) {
+        self.interface.write_lr(n, value, 0);
+    }
+
+    #[inline(always)]
+    fn write_sgi(&mut self, n: usize, value: u64, source: u8) {
+        self.interface.write_lr(n, value, source);
+    }
+
+    #[inline(always)]
+    fn empty_list_registers(&self) -> u16 {
+        self.interface.empty_mask() as u16
+    }
+
+    #[inline(always)]
+    fn hcr(&self) -> u64 {
+        self.interface.hcr()
+    }
+
+    #[inline(always)]
+    fn set_hcr(&mut self, value: u64) {
+        self.interface.set_hcr(value);
+    }
+
+    fn line_asserted(&mut self, physical_intid: u32) -> bool {
+        ListRegisters::line_asserted(self, physical_intid)
+    }
+
+    fn deactivate_physical(&mut self, physical_intid: u32) {
+        if physical_intid < SPI_BASE_INTID {
+            self.interface.deactivate(physical_intid);
+        } else if let Some(gic) = GIC.get() {
+            // Through the distributor: right whichever CPU acknowledged the SPI.
+            gic.deactivate_on(physical_intid, sysreg::mpidr());
+        }
+    }
+}
+
+impl<I: CpuInterface> ListRegisters<I> {
+    /// This CPU's vCPU interface through `interface`, with the guest timers' PPIs as the platform
+    /// DT gives them.
+    pub fn new(interface: I, timers: &TimerInterrupts) -> Self {
+        Self {
+            interface,
+            count: interface.list_register_count(),
+            virtual_timer: timers.virtual_timer,
+            physical_timer: timers.nonsecure_physical,
+        }
+    }
+
+    /// The CPU interface these list registers belong to.
+    pub fn interface(&self) -> I {
+        self.interface
+    }
+
+    /// Whether the level-sensitive physical interrupt `intid` (a PPI of this CPU, or an SPI) is
+    /// asserted by its source. The guest's timers are read where they are, in their control
+    /// registers (exact, and no MMIO: these are sampled on guest exits); anything else through
+    /// its pending bit at the physical GIC, which for a level-sensitive interrupt is its line.
+    pub fn line_asserted(&self, intid: u32) -> bool {
+        if intid == self.virtual_timer {
+            timer::virtual_timer_asserted()
+        } else if intid == self.physical_timer {
+            timer::physical_timer_asserted()
+        } else {
+            GIC.get()
+                .is_some_and(|gic| gic.is_pending(intid, sysreg::mpidr()))
+        }
     }
 }
 
