@@ -1,11 +1,12 @@
 //! Drivers of the physical devices cellvisor itself owns: the interrupt controller's distributor
 //! and redistributors ([`gicv3`]), or a GICv2's distributor, CPU interface and virtual interface
 //! control ([`gicv2`]), and the console UART ([`pl011`], [`ns16550`]), each behind a narrow trait
-//! the arch glue uses.
+//! the arch glue uses; and [`counter`], the system counter read around a SoC's erratum.
 //!
 //! Drivers are MMIO only (no system registers, no assembly) and build on the host too; they decide
 //! nothing about which cell gets what.
 
+pub mod counter;
 mod gic_spi;
 pub mod gicv2;
 pub mod gicv3;

@@ -23,7 +23,7 @@ use crate::board::{MemRange, PciAddress};
 use crate::dev::gic::{PPI_BASE_INTID, SPI_BASE_INTID};
 use crate::mem::addr::GuestPhysAddr;
 use crate::setup::partition::CellPlan;
-use crate::setup::platform::{GuestGicFrames, Platform, PlatformDevice};
+use crate::setup::platform::{COUNTER_ERRATUM_PROPERTY, GuestGicFrames, Platform, PlatformDevice};
 
 /// Phandle of the interrupt controller node.
 pub const GIC_PHANDLE: u32 = 1;
@@ -371,6 +371,10 @@ pub fn generate_with_passthrough(
     writer.property_string("compatible", "arm,armv8-timer")?;
     writer.property_array_u32("interrupts", &timer_interrupts)?;
     writer.property_null("always-on")?;
+    if platform.timer.counter_erratum {
+        // The cell's vCPUs read the same counter: its kernel must work around the erratum too.
+        writer.property_null(COUNTER_ERRATUM_PROPERTY)?;
+    }
     writer.end_node(timer)?;
 
     let clock = writer.begin_node("apb-pclk")?;
@@ -964,6 +968,25 @@ mod tests {
                 .any(|(path, name, _)| path == gic && name == "#redistributor-regions"),
             "no GICv3 properties"
         );
+    }
+
+    #[test]
+    fn a_cell_on_a_counter_with_the_a64_erratum_is_told_so_and_others_are_not() {
+        let partition = partition("linux");
+        let spec = GuestDtSpec {
+            bootargs: "",
+            initrd: None,
+            pci: None,
+        };
+        let has_erratum = |platform: &Platform| {
+            flatten(&generate(&partition.cells[0], platform, &spec).unwrap())
+                .iter()
+                .any(|(path, name, _)| path == "/timer" && name == COUNTER_ERRATUM_PROPERTY)
+        };
+        let mut a64 = platform();
+        assert!(!has_erratum(&a64));
+        a64.timer.counter_erratum = true;
+        assert!(has_erratum(&a64));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! `VcpuHardware` implementation for this CPU.
 
 use alloc::boxed::Box;
+use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::fmt::{self, Write};
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -10,12 +11,12 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use spin::{Mutex, Once};
 
 use super::cpu::Cpu;
-use super::entry::cellvisor_secondary_entry;
+use super::entry::{cellvisor_secondary_entry, cellvisor_spin_table_entry};
 use super::gic;
 use super::mmu::{self, El2Layout};
 use super::psci::{self, Conduit};
 use super::sysreg;
-use super::{MAX_CPUS, cache, heap};
+use super::{MAX_CPUS, cache, heap, timer};
 use crate::board::{Board, MemRange};
 use crate::console::logger::{self, ConsoleOutput};
 use crate::console::pace::{self, Paced};
@@ -24,11 +25,13 @@ use crate::core::run;
 use crate::core::runtime::{GicInfo, Runtime};
 use crate::drivers::gicv2::GicV2;
 use crate::drivers::gicv3::GicV3;
+use crate::drivers::ns16550::Ns16550;
 use crate::drivers::pl011::Pl011;
 use crate::drivers::{ConsoleUart, InterruptController};
+use crate::mem::addr::PhysAddr;
 use crate::setup::bundle::Bundle;
 use crate::setup::partition::{self, Partition, Reserved, ReservedKind};
-use crate::setup::platform::{self, EnableMethod, Platform, PsciMethod, UartKind};
+use crate::setup::platform::{self, EnableMethod, Platform, PsciMethod, Uart, UartKind};
 
 unsafe extern "Rust" {
     /// The board this image was built for (defined by `cellvisor::image!` in the board crate).
@@ -51,10 +54,15 @@ pub(super) static FIRMWARE: Once<Conduit> = Once::new();
 /// The physical interrupt controller's distributor side.
 pub(super) static GIC: Once<&'static dyn InterruptController> = Once::new();
 pub(super) static CPU_MPIDRS: Once<Vec<u64>> = Once::new();
+/// Per CPU index, the MPIDR affinity of a CPU being released from a spin table (`u64::MAX`, which
+/// no affinity equals: none). `cellvisor_spin_table_entry` reads it with the MMU and caches off,
+/// so the boot CPU cleans each entry to the point of coherency before the release.
+pub(super) static SPIN_TABLE_MPIDRS: [AtomicU64; MAX_CPUS] =
+    [const { AtomicU64::new(u64::MAX) }; MAX_CPUS];
 /// The console UART.
 pub(super) static UART: Once<Mutex<Box<dyn ConsoleUart>>> = Once::new();
-/// Base address of the console UART, for last-resort messages that bypass every lock.
-static EMERGENCY_UART: AtomicU64 = AtomicU64::new(0);
+/// The console UART, for last-resort messages that bypass every lock.
+static EMERGENCY_UART: Once<Uart> = Once::new();
 
 /// Writes terminal output to the physical UART.
 struct UartOutput;
@@ -80,10 +88,7 @@ impl ConsoleOutput for UartOutput {
 
 /// The system counter and its frequency, for the paced console.
 fn system_counter() -> (u64, u64) {
-    (
-        sysreg::read_sysreg!("cntpct_el0"),
-        sysreg::read_sysreg!("cntfrq_el0"),
-    )
+    (timer::counter(), timer::frequency())
 }
 
 /// A formatter over the physical UART that takes no lock, for fault and panic messages.
@@ -102,16 +107,60 @@ impl<U: ConsoleUart> fmt::Write for EmergencyWriter<U> {
 }
 
 fn emergency_message(args: fmt::Arguments<'_>) {
-    let base = EMERGENCY_UART.load(Ordering::Relaxed);
-    if base == 0 {
+    let Some(console) = EMERGENCY_UART.get() else {
         return;
+    };
+    let base = console.registers.base;
+    // SAFETY (both arms): the console UART's frame is device memory mapped at its physical
+    // address (or the MMU is still off); this writer bypasses the UART lock only on the way to
+    // stopping the machine.
+    match console.kind {
+        UartKind::Pl011 => {
+            if let Some(uart) = unsafe { Pl011::new(base) } {
+                write_emergency(uart, args);
+            }
+        }
+        UartKind::Ns16550 {
+            reg_shift,
+            reg_io_width,
+        } => {
+            if let Ok(uart) = unsafe { Ns16550::new(base, reg_shift, reg_io_width) } {
+                write_emergency(uart, args);
+            }
+        }
     }
-    // SAFETY: the console UART's frame is device memory mapped at its physical address; this
-    // writer bypasses the UART lock only on the way to stopping the machine.
-    if let Some(uart) = unsafe { Pl011::new(base) } {
-        let mut writer = EmergencyWriter(uart);
-        let _ = writer.write_fmt(args);
-        let _ = writer.write_str("\n");
+}
+
+/// Writes `args` and a line break to `uart`, taking no lock.
+fn write_emergency<U: ConsoleUart>(uart: U, args: fmt::Arguments<'_>) {
+    let mut writer = EmergencyWriter(uart);
+    let _ = writer.write_fmt(args);
+    let _ = writer.write_str("\n");
+}
+
+/// The driver of the console UART `console`, or what is wrong with it.
+///
+/// # Safety
+/// `console` is the platform's console UART, mapped as device memory (or the MMU is off), and
+/// this is the only driver made for it outside the emergency path.
+unsafe fn console_driver(console: &Uart) -> Result<Box<dyn ConsoleUart>, String> {
+    let base = console.registers.base;
+    match console.kind {
+        // SAFETY: the caller's contract.
+        UartKind::Pl011 => match unsafe { Pl011::new(base) } {
+            Some(uart) => Ok(Box::new(uart)),
+            None => Err(
+                "the console UART is at address 0: fix its reg in the platform device tree".into(),
+            ),
+        },
+        UartKind::Ns16550 {
+            reg_shift,
+            reg_io_width,
+            // SAFETY: the caller's contract.
+        } => match unsafe { Ns16550::new(base, reg_shift, reg_io_width) } {
+            Ok(uart) => Ok(Box::new(uart)),
+            Err(error) => Err(error.to_string()),
+        },
     }
 }
 
@@ -161,33 +210,12 @@ fn conduit_of(method: PsciMethod) -> Conduit {
     }
 }
 
-/// Points the emergency writer at the console (only a PL011: the writer drives nothing else) and
-/// the power-off path at the PSCI firmware, if the platform has them.
+/// Points the emergency writer at the console and the power-off path at the PSCI firmware, if
+/// the platform has them.
 fn set_up_emergency_paths(platform: &Platform) {
-    if platform.console.kind == UartKind::Pl011 {
-        EMERGENCY_UART.store(platform.console.registers.base, Ordering::Relaxed);
-    }
+    EMERGENCY_UART.call_once(|| platform.console);
     if let Some(method) = platform.psci_method {
         FIRMWARE.call_once(|| conduit_of(method));
-    }
-}
-
-/// Stops with a fatal error if the platform needs what this image does not do yet: a console
-/// other than a PL011, or a CPU started through a spin table.
-fn refuse_unsupported_platform(platform: &Platform) {
-    if let UartKind::Ns16550 { .. } = platform.console.kind {
-        fatal(format_args!(
-            "console is a 16550 at {:#x}: this board's image does not drive it yet; point /chosen/stdout-path at a PL011",
-            platform.console.registers.base
-        ));
-    }
-    for (index, cpu) in platform.cpus.iter().enumerate() {
-        if let EnableMethod::SpinTable { release_address } = cpu.enable_method {
-            fatal(format_args!(
-                "CPU {index} (MPIDR {:#x}) starts through a spin table (release address {release_address:#x}): this image starts CPUs only through PSCI yet; use firmware with PSCI",
-                cpu.mpidr
-            ));
-        }
     }
 }
 
@@ -266,15 +294,14 @@ pub extern "C" fn primary_main(dtb: u64, el: u64) -> ! {
         )),
     };
     set_up_emergency_paths(&platform);
-    refuse_unsupported_platform(&platform);
+    timer::set_counter_erratum(platform.timer.counter_erratum);
     CPU_MPIDRS.call_once(|| platform.cpus.iter().map(|cpu| cpu.mpidr).collect());
-    // SAFETY: the platform's console PL011 belongs to cellvisor alone; this is its only owner.
-    let Some(uart) = (unsafe { Pl011::new(platform.console.registers.base) }) else {
-        halt_with_message(format_args!(
-            "cellvisor: fatal: the console UART is at address 0"
-        ))
+    // SAFETY: the platform's console UART belongs to cellvisor alone; this is its only owner.
+    let uart = match unsafe { console_driver(&platform.console) } {
+        Ok(uart) => uart,
+        Err(error) => halt_with_message(format_args!("cellvisor: fatal: {error}")),
     };
-    UART.call_once(|| Mutex::new(Box::new(uart)));
+    UART.call_once(|| Mutex::new(uart));
     let output: Box<dyn ConsoleOutput> = match pace::baud_from_bootargs(&platform.bootargs) {
         Some(baud) => Box::new(Paced::new(UartOutput, baud, system_counter)),
         None => Box::new(UartOutput),
@@ -301,6 +328,19 @@ pub extern "C" fn primary_main(dtb: u64, el: u64) -> ! {
             range: dtb_range
         },
     ];
+    reserved.extend(
+        platform
+            .cpus
+            .iter()
+            .filter_map(|cpu| match cpu.enable_method {
+                // The page of the release address: the boot loader's waiting loop is usually beside it.
+                EnableMethod::SpinTable { release_address } => Some(Reserved {
+                    what: ReservedKind::SpinTable,
+                    range: MemRange::new(release_address & !0xfff, 0x1000),
+                }),
+                EnableMethod::Psci => None,
+            }),
+    );
     if let Some(initrd) = platform.initrd {
         reserved.push(Reserved {
             what: ReservedKind::GuestBundle,
@@ -554,10 +594,9 @@ fn enable_mmu(board: &Board, platform: &Platform) {
     }
 }
 
+/// Starts every other CPU a cell runs on, each the way the platform DT says: PSCI CPU_ON, or a
+/// release from its spin table.
 fn start_secondaries(runtime: &Runtime) {
-    let Some(&conduit) = FIRMWARE.get() else {
-        return;
-    };
     let boot = current_cpu();
     for (index, cpu) in runtime.platform.cpus.iter().enumerate() {
         if index == boot || runtime.owner_of_cpu(index).is_none() {
@@ -567,19 +606,55 @@ fn start_secondaries(runtime: &Runtime) {
             log::warn!("CPU {index} is beyond the {MAX_CPUS} CPUs this build supports: left off");
             continue;
         }
-        let status = psci::cpu_on(
-            conduit,
-            cpu.mpidr,
-            cellvisor_secondary_entry as *const () as u64,
-            index as u64,
-        );
-        if status != 0 {
-            log::error!(
-                "PSCI CPU_ON of CPU {index} (MPIDR {:#x}) failed: {status}",
-                cpu.mpidr
-            );
+        match cpu.enable_method {
+            EnableMethod::Psci => start_through_psci(index, cpu.mpidr),
+            EnableMethod::SpinTable { release_address } => {
+                release_from_spin_table(index, cpu.mpidr, release_address);
+            }
         }
     }
+}
+
+/// Starts CPU `index` (affinity `mpidr`) with PSCI CPU_ON at `cellvisor_secondary_entry`.
+fn start_through_psci(index: usize, mpidr: u64) {
+    let Some(&conduit) = FIRMWARE.get() else {
+        log::error!(
+            "CPU {index} (MPIDR {mpidr:#x}) starts through PSCI, but the platform DT has no /psci node: left off"
+        );
+        return;
+    };
+    let entry = cellvisor_secondary_entry as *const () as u64;
+    let status = psci::cpu_on(conduit, mpidr, entry, index as u64);
+    if status != 0 {
+        log::error!("PSCI CPU_ON of CPU {index} (MPIDR {mpidr:#x}) failed: {status}");
+    }
+}
+
+/// Releases CPU `index` (affinity `mpidr`), which waits in its boot loader's spin table for a
+/// non-zero entry address at `release_address` (validation reserved that page for cellvisor):
+/// writes `cellvisor_spin_table_entry` there, makes it and the CPU's MPIDR visible to a CPU
+/// whose caches are off, and wakes it with SEV.
+fn release_from_spin_table(index: usize, mpidr: u64, release_address: u64) {
+    if !release_address.is_multiple_of(8) {
+        log::error!(
+            "CPU {index} (MPIDR {mpidr:#x}): its cpu-release-addr {release_address:#x} is not 8-byte aligned: left off"
+        );
+        return;
+    }
+    let Some(slot) = SPIN_TABLE_MPIDRS.get(index) else {
+        return;
+    };
+    slot.store(mpidr, Ordering::Release);
+    cache::clean_invalidate_to_poc(slot.as_ptr() as usize, 8);
+    let release = PhysAddr::new(release_address).to_virt().as_usize();
+    let entry = cellvisor_spin_table_entry as *const () as u64;
+    // SAFETY: the release address is an aligned word of RAM inside cellvisor's own memory
+    // (validation reserved its page), mapped normal in EL2's identity map; only this CPU's boot
+    // loader reads it, waiting for exactly this write.
+    unsafe { core::ptr::write_volatile(release as *mut u64, entry) };
+    cache::clean_invalidate_to_poc(release, 8);
+    sysreg::dsb_sy();
+    sysreg::sev();
 }
 
 /// A secondary CPU's Rust entry: x0 = its CPU index.

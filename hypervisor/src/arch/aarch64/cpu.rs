@@ -6,7 +6,7 @@ use super::entry::{EXIT_FIQ, EXIT_IRQ, EXIT_LEAVE, EXIT_SERROR, EXIT_SYNC, cellv
 use super::gic::{CpuInterface, ListRegisters};
 use super::psci;
 use super::sysreg::{self, isb, read_sysreg, write_sysreg};
-use super::{cache, device, memory, reset, traps};
+use super::{cache, device, memory, reset, timer, traps};
 use crate::core::cell::Cell;
 use crate::core::exit::RunningVcpu;
 use crate::core::fast::{self, Fast};
@@ -201,7 +201,7 @@ impl<I: CpuInterface> Machine for Cpu<I> {
     }
 
     fn counter(&self) -> (u64, u64) {
-        (read_sysreg!("cntpct_el0"), read_sysreg!("cntfrq_el0"))
+        (timer::counter(), timer::frequency())
     }
 
     fn dma_allow(&mut self, stream: u32, vmid: u16, root: PhysAddr) -> Result<(), DmaControlError> {

@@ -90,10 +90,40 @@ cellvisor_secondary_entry:
     bl      {secondary_main}
 5:  wfi
     b       5b
+
+    // A CPU released from a spin table (`enable-method = "spin-table"`) arrives here with its MMU
+    // and caches off and nothing in x0 we can use: it finds its index by its MPIDR affinity in
+    // SPIN_TABLE_MPIDRS (filled and cleaned to the point of coherency by the boot CPU before the
+    // release) and continues as a PSCI-started CPU would. A CPU not at EL2, or not in the table,
+    // parks.
+    .global cellvisor_spin_table_entry
+cellvisor_spin_table_entry:
+    mrs     x1, CurrentEL
+    ubfx    x1, x1, #2, #2
+    cmp     x1, #2
+    b.ne    7f
+    mrs     x1, mpidr_el1
+    ubfx    x2, x1, #32, #8                 // Aff3
+    and     x1, x1, #0xffffff               // Aff2..Aff0
+    orr     x1, x1, x2, lsl #32
+    adrp    x2, {spin_table_mpidrs}
+    add     x2, x2, :lo12:{spin_table_mpidrs}
+    mov     x0, #0
+6:  cmp     x0, #{max_cpus}
+    b.hs    7f
+    ldr     x3, [x2, x0, lsl #3]
+    cmp     x3, x1
+    b.eq    cellvisor_secondary_entry
+    add     x0, x0, #1
+    b       6b
+7:  wfe
+    b       7b
 "#,
     primary_main = sym super::boot::primary_main,
     secondary_main = sym super::boot::secondary_main,
+    spin_table_mpidrs = sym super::boot::SPIN_TABLE_MPIDRS,
     stack_slot = const STACK_SLOT,
+    max_cpus = const MAX_CPUS,
 );
 
 // EL2 vectors. Exceptions taken from EL2 itself are hypervisor faults; exceptions from EL1/EL0
@@ -252,6 +282,8 @@ const _: () = assert!(STACK_SLOT.is_multiple_of(0x1000) && STACK_SLOT >> 12 < 0x
 unsafe extern "C" {
     /// Where secondary CPUs start (PSCI CPU_ON entry point), context id = CPU index.
     pub fn cellvisor_secondary_entry();
+    /// Where CPUs started through a spin table jump once released (see `SPIN_TABLE_MPIDRS`).
+    pub fn cellvisor_spin_table_entry();
     /// Runs the guest described by `regs` until an exit the fast path (given `context`) leaves
     /// to the run loop; returns that exit's kind.
     pub fn cellvisor_enter_guest(regs: *mut GuestRegs, context: *mut core::ffi::c_void) -> u64;

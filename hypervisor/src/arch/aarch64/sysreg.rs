@@ -46,6 +46,12 @@ pub fn dsb_sy() {
     unsafe { core::arch::asm!("dsb sy", options(nostack, preserves_flags)) }
 }
 
+/// Sends an event to every CPU (wakes a `wfe`, as a spin table's waiting loop uses).
+pub fn sev() {
+    // SAFETY: SEV only sets the event register of every PE.
+    unsafe { core::arch::asm!("sev", options(nomem, nostack, preserves_flags)) };
+}
+
 /// Wait for interrupt (wakes on any pending physical interrupt even while masked at EL2).
 pub fn wfi() {
     // SAFETY: WFI only pauses this CPU.

@@ -19,6 +19,9 @@ pub enum ReservedKind {
     GuestBundle,
     /// The platform device tree.
     PlatformDeviceTree,
+    /// The page of a secondary CPU's spin-table release address (`cpu-release-addr`), where its
+    /// boot loader waits to be released.
+    SpinTable,
 }
 
 impl fmt::Display for ReservedKind {
@@ -27,6 +30,7 @@ impl fmt::Display for ReservedKind {
             Self::HypervisorImage => "the hypervisor image",
             Self::GuestBundle => "the guest bundle",
             Self::PlatformDeviceTree => "the platform device tree",
+            Self::SpinTable => "a secondary CPU's spin table (cpu-release-addr)",
         })
     }
 }

@@ -47,16 +47,21 @@ pub(super) fn read_initrd(chosen: &Node<'_>) -> Result<Option<MemRange>, Platfor
     }
 }
 
-/// Finds the node `stdout-path` names (a path, or an alias) and reads it as a PL011 or a 16550,
-/// its `reg` translated through the `ranges` of every bus on the path.
+/// Finds the node `stdout-path` names (a path, or an alias), or `chosen_console` (the
+/// `cellvisor.console=` bootarg) when given, and reads it as a PL011 or a 16550, its `reg`
+/// translated through the `ranges` of every bus on the path.
 pub(super) fn read_console<'a>(
     root: &Node<'a>,
     chosen: &Node<'a>,
     aliases: Option<&Node<'a>>,
+    chosen_console: Option<&'a str>,
 ) -> Result<Uart, PlatformError> {
-    let stdout_path = string_property(chosen, "stdout-path")?
-        .or(string_property(chosen, "linux,stdout-path")?)
-        .ok_or(PlatformError::NoConsole)?;
+    let stdout_path = match chosen_console {
+        Some(console) => console,
+        None => string_property(chosen, "stdout-path")?
+            .or(string_property(chosen, "linux,stdout-path")?)
+            .ok_or(PlatformError::NoConsole)?,
+    };
     // "serial0:115200n8" names the node before the colon.
     let mut path = stdout_path.split(':').next().unwrap_or(stdout_path);
     if !path.starts_with('/') {

@@ -13,6 +13,9 @@ use super::properties::{
 };
 use super::translate::AddressMap;
 
+/// The timer-node property that names the Allwinner A64 counter erratum.
+pub const COUNTER_ERRATUM_PROPERTY: &str = "allwinner,erratum-unknown1";
+
 /// INTIDs of the generic timer's interrupts, as listed by the `arm,armv8-timer` node.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TimerInterrupts {
@@ -153,7 +156,7 @@ pub(super) fn read_timer(node: &Node<'_>) -> Result<TimerInterrupts, PlatformErr
             virtual_timer: *virtual_timer,
             hypervisor_physical: *hypervisor_physical,
             hypervisor_virtual: rest.first().copied(),
-            counter_erratum: node.raw_property("allwinner,erratum-unknown1")?.is_some(),
+            counter_erratum: node.raw_property(COUNTER_ERRATUM_PROPERTY)?.is_some(),
         }),
         _ => Err(PlatformError::NoTimer),
     }

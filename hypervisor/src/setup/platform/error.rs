@@ -83,11 +83,11 @@ impl fmt::Display for PlatformError {
             ),
             Self::NoConsole => write!(
                 f,
-                "platform device tree has no usable /chosen/stdout-path: point it at the PL011 or 16550 console"
+                "platform device tree has no usable /chosen/stdout-path (or the cellvisor.console= bootarg names no UART): point it at the PL011 or 16550 console"
             ),
             Self::UnsupportedConsole(node) => write!(
                 f,
-                "console {node} is neither an Arm PL011 (arm,pl011) nor a 16550 (snps,dw-apb-uart, ns16550a): point /chosen/stdout-path at one of those UARTs"
+                "console {node} is neither an Arm PL011 (arm,pl011) nor a 16550 (snps,dw-apb-uart, ns16550a): point /chosen/stdout-path at one of those UARTs or name one with the cellvisor.console=ALIAS bootarg"
             ),
             Self::NoPsci => write!(
                 f,

@@ -25,7 +25,9 @@ use crate::board::MemRange;
 
 pub use chosen::{Uart, UartKind};
 pub use cpus::{Cpu, EnableMethod, PsciMethod};
-pub use devices::{GicInterrupt, PlatformDevice, TimerInterrupts, VirtioMmio};
+pub use devices::{
+    COUNTER_ERRATUM_PROPERTY, GicInterrupt, PlatformDevice, TimerInterrupts, VirtioMmio,
+};
 pub use error::PlatformError;
 pub use gic::{Gic, GicV2Frames, GicVersion, GuestGicFrames};
 
@@ -38,6 +40,8 @@ use translate::AddressMap;
 
 /// The `cellvisor.layout=` key on the hypervisor's command line.
 const LAYOUT_BOOTARG: &str = "cellvisor.layout=";
+/// The bootarg that names the console UART instead of `stdout-path`.
+const CONSOLE_BOOTARG: &str = "cellvisor.console=";
 
 /// What the platform device tree says about the machine.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -95,9 +99,22 @@ impl Platform {
 
 /// The value of `cellvisor.layout=NAME` in a kernel-style command line (the last one wins).
 pub fn layout_from_bootargs(bootargs: &str) -> Option<&str> {
+    bootarg(bootargs, LAYOUT_BOOTARG)
+}
+
+/// The value of `cellvisor.console=ALIAS-OR-PATH` in a kernel-style command line (the last one
+/// wins): the UART cellvisor takes as its console instead of the one `stdout-path` names, for a
+/// platform DT whose `stdout-path` is a UART cellvisor does not drive (the Raspberry Pi 4's is its
+/// mini UART).
+pub fn console_from_bootargs(bootargs: &str) -> Option<&str> {
+    bootarg(bootargs, CONSOLE_BOOTARG)
+}
+
+/// The value of the last `prefix` argument of `bootargs`.
+fn bootarg<'a>(bootargs: &'a str, prefix: &str) -> Option<&'a str> {
     bootargs
         .split_ascii_whitespace()
-        .filter_map(|argument| argument.strip_prefix(LAYOUT_BOOTARG))
+        .filter_map(|argument| argument.strip_prefix(prefix))
         .next_back()
 }
 
@@ -211,7 +228,12 @@ pub fn parse_with_memory(dtb: &[u8], fallback: &[MemRange]) -> Result<Platform, 
         .unwrap_or("")
         .to_string();
     let initrd = read_initrd(&chosen)?;
-    let console = read_console(&root, &chosen, aliases.as_ref())?;
+    let console = read_console(
+        &root,
+        &chosen,
+        aliases.as_ref(),
+        console_from_bootargs(&bootargs),
+    )?;
 
     Ok(Platform {
         memory,

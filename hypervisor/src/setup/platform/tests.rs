@@ -249,6 +249,32 @@ fn raspi4b_stock_console_is_the_unsupported_mini_uart() {
     );
 }
 
+/// The raspi4b tree as QEMU 10's `raspi4b` passes it to `-kernel` (`-machine dumpdtb`, with
+/// `-append "cellvisor.console=serial0 cellvisor.layout=linux"`): `memory@0` filled in, the stock
+/// `stdout-path` (the mini UART) kept.
+const RASPI4B_QEMU: &[u8] = include_bytes!("../../../tests/data/raspi4b-qemu.dtb");
+
+#[test]
+fn the_console_bootarg_picks_the_pl011_over_the_stock_mini_uart() {
+    let platform = parse(RASPI4B_QEMU).expect("QEMU's raspi4b tree parses");
+    assert_eq!(
+        platform.console,
+        Uart {
+            registers: MemRange::new(0xFE20_1000, 0x200),
+            intid: 32 + 0x79,
+            kind: UartKind::Pl011,
+        }
+    );
+    // What QEMU's raspi4b gives the ARM: 960 MiB from 0 (the rest of its first GiB is the VC's).
+    assert_eq!(platform.memory, [MemRange::new(0, 0x3C00_0000)]);
+    assert_eq!(console_from_bootargs(&platform.bootargs), Some("serial0"));
+    // The last one wins.
+    assert_eq!(
+        console_from_bootargs("cellvisor.console=/soc/serial@7e201000 cellvisor.console=serial0"),
+        Some("serial0")
+    );
+}
+
 #[test]
 fn raspi4b_without_memory_or_fallback_has_no_memory() {
     assert_eq!(
