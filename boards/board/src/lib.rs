@@ -335,14 +335,27 @@ pub struct Board {
     pub smmu: Option<Smmu>,
     /// Cell layouts; the first is the default.
     pub layouts: &'static [Layout],
-    /// Power the machine off once every cell has stopped.
-    pub power_off_when_all_cells_off: bool,
+    /// What cellvisor does once every cell has stopped.
+    pub when_all_cells_off: AllCellsOff,
     /// Whether a cell may boot a raw binary: a kernel without an arm64 `Image` header, loaded at
     /// the 2 MiB-aligned start of the cell's RAM and entered at its first byte. A board whose cells
     /// only ever run Linux says `false`, so that anything but an arm64 `Image` is refused at boot.
     pub raw_binaries: bool,
     /// What cellvisor does with a vCPU that faults again and again without making progress.
     pub fault_loop: FaultLoop,
+}
+
+/// What cellvisor does once every cell of the layout has stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AllCellsOff {
+    /// Power the machine off through the platform firmware (PSCI SYSTEM_OFF).
+    PowerOff,
+    /// Say so on the console and halt: for a board that cannot switch itself off (no PSCI
+    /// firmware, as QEMU's `raspi4b` and a Raspberry Pi 4 with its stock boot firmware). Whoever
+    /// runs the machine (the user, a test harness) switches it off.
+    Halt,
+    /// Keep running: the management prompt stays, and a cell can be started again from it.
+    KeepRunning,
 }
 
 /// What cellvisor does with a vCPU caught in a fault loop: a fault it injected made the guest

@@ -20,8 +20,8 @@
 #![forbid(unsafe_code)]
 
 use cellvisor_board::{
-    Board, CellConfig, CellMemory, CellPolicy, Device, DeviceReset, El2Counting, FaultLoop,
-    GuestPlacement, Layout, MemRange, RegisterMatch,
+    AllCellsOff, Board, CellConfig, CellMemory, CellPolicy, Device, DeviceReset, El2Counting,
+    FaultLoop, GuestPlacement, Layout, MemRange, RegisterMatch,
 };
 
 pub mod image_address;
@@ -370,7 +370,7 @@ pub const BOARD: Board = Board {
     pci: None,
     smmu: None,
     layouts: &[LINUX_CELLS],
-    power_off_when_all_cells_off: true,
+    when_all_cells_off: AllCellsOff::PowerOff,
     // Both cells run Linux: anything but an arm64 Image is refused.
     raw_binaries: false,
     fault_loop: FaultLoop::Stop { after: 64 },

@@ -12,8 +12,8 @@
 #![forbid(unsafe_code)]
 
 use cellvisor_board::{
-    Board, CellConfig, CellMemory, CellPolicy, Device, DeviceReset, El2Counting, FaultLoop,
-    GuestPlacement, Layout, MemRange, PciAddress, PciFunction, PciHost, PciReset, Smmu,
+    AllCellsOff, Board, CellConfig, CellMemory, CellPolicy, Device, DeviceReset, El2Counting,
+    FaultLoop, GuestPlacement, Layout, MemRange, PciAddress, PciFunction, PciHost, PciReset, Smmu,
 };
 
 pub mod image_address;
@@ -365,7 +365,7 @@ pub const BOARD: Board = Board {
         LINUX_MMIO_CELLS,
         INVALID_DMA_REMAPPED,
     ],
-    power_off_when_all_cells_off: true,
+    when_all_cells_off: AllCellsOff::PowerOff,
     // The test guests and the benchmark guest are raw binaries.
     raw_binaries: true,
     fault_loop: FaultLoop::Stop { after: 64 },

@@ -14,8 +14,8 @@ use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 
 use cellvisor::board::{
-    Board, CellConfig, CellMemory, CellPolicy, Device, DeviceReset, FaultLoop, GuestPlacement,
-    Layout, MemRange,
+    AllCellsOff, Board, CellConfig, CellMemory, CellPolicy, Device, DeviceReset, FaultLoop,
+    GuestPlacement, Layout, MemRange,
 };
 use cellvisor::setup::partition::{self, Reserved, ReservedKind};
 use cellvisor::setup::platform::Platform as PlatformInfo;
@@ -304,7 +304,11 @@ fn build_board(rng: &mut Rng) -> BoardCase {
         pci: None,
         smmu: None,
         layouts: leak(layouts),
-        power_off_when_all_cells_off: rng.coin(),
+        when_all_cells_off: rng.pick(&[
+            AllCellsOff::PowerOff,
+            AllCellsOff::Halt,
+            AllCellsOff::KeepRunning,
+        ]),
         raw_binaries: rng.coin(),
         fault_loop: if rng.coin() {
             FaultLoop::KeepInjecting

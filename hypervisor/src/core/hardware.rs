@@ -203,6 +203,8 @@ pub trait VcpuHardware: Machine {
     fn kick(&mut self, cpu: usize);
     /// Powers the whole machine off.
     fn power_off(&mut self) -> !;
+    /// Stops this CPU for good (the machine stays on; the other CPUs idle).
+    fn halt(&mut self) -> !;
     /// Makes the cell's freshly written memory visible to a guest that starts with caches off.
     fn sync_guest_memory(&mut self, cell: &Cell);
 }

@@ -5,6 +5,7 @@
 //! host tests with `arch::fake::FakeCpu`, so the loop tested on the host is the one that runs.
 #![forbid(unsafe_code)]
 
+use crate::board::AllCellsOff;
 use crate::core::cell::{Cell, ExitReason};
 use crate::core::exit::{self, Exiting, Next, RunningVcpu};
 use crate::core::hardware::{ExitKind, GuestRegs, VcpuHardware};
@@ -46,9 +47,18 @@ pub fn step<H: VcpuHardware>(runtime: &Runtime, hardware: &mut H) -> Step {
         if matches!(after, AfterStop::Restart | AfterStop::Start) {
             hardware.sync_guest_memory(cell);
         }
-        if runtime.all_cells_off() && runtime.board.power_off_when_all_cells_off {
-            log::info!("all cells are off: powering off");
-            hardware.power_off();
+        if runtime.all_cells_off() {
+            match runtime.board.when_all_cells_off {
+                AllCellsOff::PowerOff => {
+                    log::info!("all cells are off: powering off");
+                    hardware.power_off();
+                }
+                AllCellsOff::Halt => {
+                    log::info!("all cells are off: halted (this board cannot switch itself off)");
+                    hardware.halt();
+                }
+                AllCellsOff::KeepRunning => {}
+            }
         }
         return Step::Lifecycle(after);
     }

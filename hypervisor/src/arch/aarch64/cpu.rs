@@ -472,6 +472,12 @@ impl<I: CpuInterface> VcpuHardware for Cpu<I> {
         }
     }
 
+    fn halt(&mut self) -> ! {
+        loop {
+            sysreg::wfi();
+        }
+    }
+
     fn sync_guest_memory(&mut self, _cell: &Cell) {
         cache::invalidate_icache();
     }

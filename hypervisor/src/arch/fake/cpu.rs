@@ -608,6 +608,10 @@ impl VcpuHardware for FakeCpu {
         panic!("fake CPU {}: the core powered the machine off", self.index);
     }
 
+    fn halt(&mut self) -> ! {
+        panic!("fake CPU {}: the core halted", self.index);
+    }
+
     fn sync_guest_memory(&mut self, cell: &Cell) {
         self.record(Event::GuestMemorySynced { cell: cell.index() });
     }

@@ -5,7 +5,7 @@ extern crate std;
 use super::qemu_virt;
 use super::*;
 use crate::board::{
-    CellConfig, CellMemory, CellPolicy, Device, DeviceReset, El2Counting, FaultLoop,
+    AllCellsOff, CellConfig, CellMemory, CellPolicy, Device, DeviceReset, El2Counting, FaultLoop,
     GuestPlacement, MemRange,
 };
 use crate::dev::passthrough::PassthroughError;
@@ -80,7 +80,7 @@ fn board(cells: Vec<CellConfig>) -> Board {
             name: "main",
             cells: leak(cells),
         }]),
-        power_off_when_all_cells_off: true,
+        when_all_cells_off: AllCellsOff::PowerOff,
         raw_binaries: true,
         fault_loop: FaultLoop::Stop { after: 64 },
     }
