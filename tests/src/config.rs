@@ -41,6 +41,11 @@ impl Artifacts {
         self.out_dir.join("qemu-virt.bin")
     }
 
+    /// Where the images of a board other than `qemu-virt` are: `<out_dir>/<board>/`.
+    pub fn board_dir(&self, board: &str) -> PathBuf {
+        self.out_dir.join(board)
+    }
+
     /// The guest bundle (cpio newc) for a layout.
     pub fn bundle(&self, layout: &str) -> PathBuf {
         self.out_dir.join(format!("bundle-{layout}.cpio"))
@@ -64,6 +69,33 @@ pub const MACHINE: &str = "virt,virtualization=on,gic-version=3,iommu=smmuv3";
 /// [`MACHINE`] with a GICv2 (QEMU's GIC-400 model with the virtualization extensions) instead of
 /// the GICv3: `cargo xtask run --gic 2`.
 pub const MACHINE_GICV2: &str = "virt,virtualization=on,gic-version=2,iommu=smmuv3";
+
+/// Which QEMU machine a test boots: a board cellvisor has a QEMU model of.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum QemuBoard {
+    /// `qemu-virt`: QEMU's `virt` machine, with the GIC [`QemuConfig::gic`] names.
+    #[default]
+    Virt,
+    /// `raspi4b`: QEMU's Raspberry Pi 4 Model B (GIC-400, spin-table CPUs, no PSCI), given the
+    /// real `bcm2711-rpi-4-b.dtb` ([`RASPI4B_DTB`]) with `-dtb`.
+    Raspi4b,
+}
+
+/// The file name of the raspi4b platform DT in `<out_dir>/raspi4b/` (`cargo xtask build --board
+/// raspi4b` fetches and pins it).
+pub const RASPI4B_DTB: &str = "bcm2711-rpi-4-b.dtb";
+/// The file name of a non-default board's hypervisor image in `<out_dir>/<board>/`.
+pub const BOARD_IMAGE: &str = "Image";
+
+impl QemuBoard {
+    /// The board crate's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Virt => "qemu-virt",
+            Self::Raspi4b => "raspi4b",
+        }
+    }
+}
 
 /// Which GIC QEMU's `virt` machine gets.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -293,8 +325,11 @@ pub struct QemuConfig {
     /// Appended to the disk's `-drive` options (each starting with a comma), e.g.
     /// `,throttling.bps-read=262144` to keep its reads in flight for longer.
     pub disk_options: String,
-    /// The machine's interrupt controller.
+    /// The machine's interrupt controller (on [`QemuBoard::Virt`]; the other boards' GIC is the
+    /// SoC's).
     pub gic: GicVersion,
+    /// The QEMU machine.
+    pub board: QemuBoard,
 }
 
 impl QemuConfig {
@@ -312,12 +347,26 @@ impl QemuConfig {
             passthrough_devices: PassthroughDevices::of_layout(layout),
             disk_options: String::new(),
             gic: GicVersion::V3,
+            board: QemuBoard::Virt,
+        }
+    }
+
+    /// The layout `layout` on QEMU's raspi4b (`-smp 4 -m 2G` are the machine's own).
+    pub fn raspi4b(layout: &str) -> QemuConfig {
+        QemuConfig {
+            board: QemuBoard::Raspi4b,
+            passthrough_devices: PassthroughDevices::None,
+            ..QemuConfig::new(layout)
         }
     }
 
     /// The hypervisor's command line (`-append`).
     pub fn hypervisor_command_line(&self) -> String {
         let mut line = format!("cellvisor.layout={}", self.layout);
+        if self.board == QemuBoard::Raspi4b {
+            line.push(' ');
+            line.push_str(raspi4b::CONSOLE_BOOTARG);
+        }
         if !self.hypervisor_args.trim().is_empty() {
             line.push(' ');
             line.push_str(self.hypervisor_args.trim());
@@ -328,6 +377,9 @@ impl QemuConfig {
     /// QEMU's arguments (without the program), serial on stdio and no monitor, so every input byte
     /// reaches the UART unmodified.
     pub fn qemu_args(&self, artifacts: &Artifacts) -> Vec<String> {
+        if self.board == QemuBoard::Raspi4b {
+            return self.raspi4b_args(artifacts);
+        }
         let bundle = self
             .bundle
             .clone()
@@ -366,6 +418,38 @@ impl QemuConfig {
             drive.push_str(&self.disk_options);
         }
         args.extend(devices);
+        args.extend(self.extra_args.iter().cloned());
+        args
+    }
+}
+
+impl QemuConfig {
+    /// [`QemuConfig::qemu_args`] on QEMU's raspi4b: the board's image, bundle and real DTB from
+    /// `<out_dir>/raspi4b/`.
+    fn raspi4b_args(&self, artifacts: &Artifacts) -> Vec<String> {
+        let dir = artifacts.board_dir(QemuBoard::Raspi4b.name());
+        let bundle = self
+            .bundle
+            .clone()
+            .unwrap_or_else(|| dir.join(format!("bundle-{}.cpio", self.layout)));
+        let mut args: Vec<String> = ["-M", "raspi4b"]
+            .iter()
+            .chain(&HEADLESS_SERIAL_ARGS)
+            .map(|s| s.to_string())
+            .collect();
+        args.extend([
+            "-dtb".to_owned(),
+            dir.join(RASPI4B_DTB).to_string_lossy().into_owned(),
+            "-kernel".to_owned(),
+            dir.join(BOARD_IMAGE).to_string_lossy().into_owned(),
+            "-initrd".to_owned(),
+            bundle.to_string_lossy().into_owned(),
+            "-append".to_owned(),
+            self.hypervisor_command_line(),
+        ]);
+        if self.icount {
+            args.extend(["-icount".to_owned(), "shift=0".to_owned()]);
+        }
         args.extend(self.extra_args.iter().cloned());
         args
     }

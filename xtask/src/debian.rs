@@ -309,7 +309,7 @@ fn apt_command(program: &str) -> Command {
 
 /// Makes sure apt knows arm64 packages and the pin's suite; updates the package lists once if
 /// needed.
-fn prepare_apt(pin: &KernelPin) -> Result<()> {
+pub(crate) fn prepare_apt(pin: &KernelPin) -> Result<()> {
     if !util::is_debian_like() {
         fail!(
             "cannot fetch {} on this host (no apt-get): {}",
@@ -466,7 +466,12 @@ fn choose_kernel(pin: &KernelPin) -> Result<(String, String)> {
 
 /// Downloads `package` at `version` into `dir` and returns the .deb; `how_to_fix` ends the error
 /// line when the archive cannot be reached.
-fn download(dir: &Path, package: &str, version: &str, how_to_fix: &str) -> Result<PathBuf> {
+pub(crate) fn download(
+    dir: &Path,
+    package: &str,
+    version: &str,
+    how_to_fix: &str,
+) -> Result<PathBuf> {
     std::fs::create_dir_all(dir).context(|| format!("cannot create {}", dir.display()))?;
     let prefix = format!("{package}_");
     let find = || -> Option<PathBuf> {

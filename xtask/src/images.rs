@@ -6,7 +6,9 @@ use cellvisor::setup::cpio;
 use cellvisor::setup::image::has_arm64_image_magic;
 use cellvisor_board::Layout;
 
+use crate::boards::{self, BoardTarget};
 use crate::debian::{self, KernelPin, LinuxGuest};
+use crate::dtb;
 use crate::elf;
 use crate::fail;
 use crate::initramfs;
@@ -73,23 +75,34 @@ pub fn layouts() -> &'static [Layout] {
     qemu_virt::BOARD.layouts
 }
 
-/// The layout called `name`, or a one-line error listing the others.
+/// The layout called `name` of the default board, or a one-line error listing the others.
 pub fn layout(name: &str) -> Result<&'static Layout> {
-    match qemu_virt::BOARD.layout(name) {
+    board_layout(&boards::QEMU_VIRT, name)
+}
+
+/// The layout called `name` of `target`, or a one-line error listing the others.
+pub fn board_layout(target: &BoardTarget, name: &str) -> Result<&'static Layout> {
+    match target.board.layout(name) {
         Some(layout) => Ok(layout),
         None => {
-            let names: Vec<&str> = layouts().iter().map(|layout| layout.name).collect();
+            let names: Vec<&str> = target
+                .board
+                .layouts
+                .iter()
+                .map(|layout| layout.name)
+                .collect();
             fail!(
-                "no layout `{name}` on board qemu-virt (layouts: {})",
+                "no layout `{name}` on board {} (layouts: {})",
+                target.name,
                 names.join(", ")
             )
         }
     }
 }
 
-/// Raw hypervisor image path.
+/// Raw hypervisor image path of the default board.
 pub fn hypervisor_image() -> PathBuf {
-    util::out_dir().join("qemu-virt.bin")
+    boards::QEMU_VIRT.image()
 }
 
 /// The bundle of `layout`.
@@ -112,14 +125,19 @@ fn elf_to_raw(elf_path: &Path, raw_path: &Path, what: &str) -> Result<elf::RawIm
 
 /// Builds the hypervisor and writes `target/cellvisor/qemu-virt.bin`.
 pub fn build_hypervisor(release: bool) -> Result<PathBuf> {
+    build_hypervisor_for(&boards::QEMU_VIRT, release)
+}
+
+/// Builds the hypervisor image of `target` and writes it raw to [`BoardTarget::image`].
+pub fn build_hypervisor_for(target: &BoardTarget, release: bool) -> Result<PathBuf> {
     prereq::rust_targets()?;
     let mut command = util::cargo();
     command.args([
         "build",
         "-p",
-        "qemu-virt",
+        target.name,
         "--bin",
-        "cellvisor-qemu-virt",
+        target.bin,
         "--target",
         HYPERVISOR_TARGET,
     ]);
@@ -132,8 +150,8 @@ pub fn build_hypervisor(release: bool) -> Result<PathBuf> {
     let elf_path = util::target_dir()
         .join(HYPERVISOR_TARGET)
         .join(profile)
-        .join("cellvisor-qemu-virt");
-    let raw = hypervisor_image();
+        .join(target.bin);
+    let raw = target.image();
     let image = elf_to_raw(&elf_path, &raw, "the hypervisor ELF")?;
     if !has_arm64_image_magic(&image.bytes) {
         fail!(
@@ -141,11 +159,12 @@ pub fn build_hypervisor(release: bool) -> Result<PathBuf> {
             util::pretty(&raw)
         );
     }
-    if image.base != qemu_virt::image_address::LOAD_ADDRESS {
+    if image.base != target.load_address {
         fail!(
-            "the hypervisor image starts at {:#x}, but qemu-virt loads it at {:#x}",
+            "the hypervisor image starts at {:#x}, but {} loads it at {:#x}",
             image.base,
-            qemu_virt::image_address::LOAD_ADDRESS
+            target.name,
+            target.load_address
         );
     }
     eprintln!(
@@ -370,10 +389,73 @@ pub struct BuildOptions {
     pub release: bool,
     /// Only these layouts (all when empty).
     pub layouts: Vec<String>,
+    /// The board (`--board`; `None`: the default board, qemu-virt).
+    pub board: Option<String>,
 }
 
-/// Builds everything, continuing past failures; returns the failures (one line each).
+/// Builds everything `options` names, continuing past failures; returns the failures (one line
+/// each).
 pub fn build_all(options: &BuildOptions) -> Vec<String> {
+    match options.board.as_deref().map(boards::board) {
+        None => build_default_board(options),
+        Some(Ok(target)) if target.is_default() => build_default_board(options),
+        Some(Ok(target)) => build_board(target, options),
+        Some(Err(error)) => vec![error.to_string()],
+    }
+}
+
+/// Builds a board other than the default: its image, the bundles of its layouts (with the default
+/// Debian kernel) and, for a QEMU board given a real DTB, that DTB, all in
+/// [`BoardTarget::out_dir`].
+pub fn build_board(target: &BoardTarget, options: &BuildOptions) -> Vec<String> {
+    let mut failures = Vec::new();
+    eprintln!("Building the hypervisor image of board {}", target.name);
+    if let Err(error) = build_hypervisor_for(target, options.release) {
+        failures.push(error.to_string());
+    }
+    let chosen: Vec<&Layout> = if options.layouts.is_empty() {
+        target.board.layouts.iter().collect()
+    } else {
+        match options
+            .layouts
+            .iter()
+            .map(|name| board_layout(target, name))
+            .collect::<Result<Vec<_>>>()
+        {
+            Ok(chosen) => chosen,
+            Err(error) => {
+                failures.push(error.to_string());
+                return failures;
+            }
+        }
+    };
+    let mut ingredients = Ingredients::default();
+    for layout in chosen {
+        eprintln!(
+            "Building the guest bundle of layout `{}` of board {}",
+            layout.name, target.name
+        );
+        if let Err(error) = build_bundle(
+            layout,
+            &Overrides::default(),
+            &mut ingredients,
+            &target.bundle(layout.name),
+        ) {
+            failures.push(format!("bundle `{}`: {error}", layout.name));
+        }
+    }
+    if let Some(pin) = &target.dtb {
+        eprintln!("Fetching the platform device tree of board {}", target.name);
+        if let Err(error) = dtb::fetch_into(pin, &target.out_dir().join(pin.file_name())) {
+            failures.push(error.to_string());
+        }
+    }
+    failures
+}
+
+/// Builds the default board: its image and every layout's bundle (with the newest kernel too
+/// where the fidelity tests need it), and the corporate disk.
+fn build_default_board(options: &BuildOptions) -> Vec<String> {
     let mut failures = Vec::new();
     eprintln!("Building the hypervisor image");
     if let Err(error) = build_hypervisor(options.release) {

@@ -2,8 +2,10 @@
 #![forbid(unsafe_code)]
 
 mod bench;
+mod boards;
 mod cpio;
 mod debian;
+mod dtb;
 mod elf;
 mod images;
 mod initramfs;
@@ -95,6 +97,11 @@ fn parse_build(mut args: Args) -> Result<BuildOptions> {
         match name {
             "--release" => options.release = true,
             "--layout" => options.layouts.push(args.value(name, inline)?),
+            "--board" => {
+                let value = args.value(name, inline)?;
+                boards::board(&value)?;
+                options.board = Some(value);
+            }
             _ => fail!("unknown option `{word}` for build (see `cargo xtask help`)"),
         }
     }

@@ -157,6 +157,14 @@ pub mod offset {
 
 /// UARTPeriphID0..3 then UARTPCellID0..3, as QEMU's PL011 reports them.
 const ID_REGISTERS: [u8; 8] = [0x11, 0x10, 0x14, 0x00, 0x0d, 0xf0, 0x05, 0xb1];
+/// The peripheral ID UARTPeriphID0..3 spell: an Arm PL011 revision 1.
+pub const PERIPHERAL_ID: u32 = u32::from_le_bytes([
+    ID_REGISTERS[0],
+    ID_REGISTERS[1],
+    ID_REGISTERS[2],
+    ID_REGISTERS[3],
+]);
+const _: () = assert!(PERIPHERAL_ID == 0x0014_1011);
 
 /// Receive FIFO depth with FIFOs enabled (a revision-1 PL011).
 pub const FIFO_DEPTH: usize = 16;

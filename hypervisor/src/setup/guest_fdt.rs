@@ -21,6 +21,7 @@ use vm_fdt::FdtWriter;
 
 use crate::board::{MemRange, PciAddress};
 use crate::dev::gic::{PPI_BASE_INTID, SPI_BASE_INTID};
+use crate::dev::vuart;
 use crate::mem::addr::GuestPhysAddr;
 use crate::setup::partition::CellPlan;
 use crate::setup::platform::{COUNTER_ERRATUM_PROPERTY, GuestGicFrames, Platform, PlatformDevice};
@@ -388,6 +389,10 @@ pub fn generate_with_passthrough(
     let pl011 = writer.begin_node(&uart_path[1..])?;
     writer.property_string_list("compatible", strings(&["arm,pl011", "arm,primecell"]))?;
     writer.property_array_u64("reg", &[uart.registers.base, uart.registers.size])?;
+    // The window is the platform UART's, which may be smaller than a PL011's 4 KiB frame (the
+    // BCM2711's is 0x200, a 16550's often 0x400), so the ID registers at its end are not where a
+    // PrimeCell driver looks for them: name the ID outright, as the BCM2711's own tree does.
+    writer.property_u32("arm,primecell-periphid", vuart::PERIPHERAL_ID)?;
     writer.property_array_u32("interrupts", &[SPECIFIER_SPI, uart_spi, LEVEL_HIGH])?;
     writer.property_array_u32("clocks", &[CLOCK_PHANDLE, CLOCK_PHANDLE])?;
     writer.property_string_list("clock-names", strings(&["uartclk", "apb_pclk"]))?;
@@ -630,6 +635,10 @@ mod tests {
             cells64(&[0x0900_0000, 0x1000])
         );
         assert_eq!(property(&flat, uart, "interrupts"), cells(&[0, 1, 4]));
+        assert_eq!(
+            property(&flat, uart, "arm,primecell-periphid"),
+            cells(&[0x0014_1011])
+        );
         assert_eq!(
             property(&flat, uart, "clocks"),
             cells(&[CLOCK_PHANDLE, CLOCK_PHANDLE])

@@ -380,11 +380,12 @@ impl<I: CpuInterface> crate::dev::vgic::ListRegisters for ListRegisters<I> {
 
 impl<I: CpuInterface> ListRegisters<I> {
     /// This CPU's vCPU interface through `interface`, with the guest timers' PPIs as the platform
-    /// DT gives them.
+    /// DT gives them. The list registers are counted through the platform's GIC, whichever
+    /// interface type this is built with.
     pub fn new(interface: I, timers: &TimerInterrupts) -> Self {
         Self {
             interface,
-            count: interface.list_register_count(),
+            count: list_register_count(),
             virtual_timer: timers.virtual_timer,
             physical_timer: timers.nonsecure_physical,
         }
