@@ -30,12 +30,12 @@ pub extern "C" fn handle(frame: &mut ExceptionFrame, vector: u64, entry_ticks: u
         );
         sys::system_off();
     }
-    let intid = gic::acknowledge();
-    if crate::pci_intx::handle_interrupt(intid) {
-        gic::end_of_interrupt(intid);
+    let interrupt = gic::acknowledge();
+    if crate::pci_intx::handle_interrupt(interrupt.intid) {
+        gic::end_of_interrupt(interrupt);
         return;
     }
-    match intid {
+    match interrupt.intid {
         gic::SGI_IPI => {
             if sys::vcpu_index() == 0 {
                 IPI_REPLY.store(true, Ordering::SeqCst);
@@ -58,5 +58,5 @@ pub extern "C" fn handle(frame: &mut ExceptionFrame, vector: u64, entry_ticks: u
         gic::SPURIOUS => return,
         _ => {}
     }
-    gic::end_of_interrupt(intid);
+    gic::end_of_interrupt(interrupt);
 }

@@ -5,7 +5,8 @@
 //!
 //! Linked at 0x4000_0000 and entered at its first byte at EL1h with MMU and caches off. Under
 //! cellvisor x0 is the cell's device tree, whose `/chosen/bootargs` may say `iterations=N` (and `only=OP` to run one operation). Natively
-//! (`qemu-system-aarch64 -M virt,gic-version=3 -cpu max,sve=off,sme=off -smp 2 -m 64M -kernel <ELF>`)
+//! (`qemu-system-aarch64 -M virt,gic-version=3 -cpu max,sve=off,sme=off -smp 2 -m 64M -kernel <ELF>`,
+//! or `gic-version=2`: the guest finds its GIC at run time, see [`gic::detect`])
 //! QEMU loads the ELF at the RAM base, passes no device tree (x0 = 0) and answers PSCI through HVC
 //! itself; the bootargs then come from a NUL-terminated string at [`NATIVE_ARGS`], which `cargo
 //! xtask bench` places with `-device loader,file=...,addr=0x43f00000,force-raw=on` (zero memory
@@ -16,6 +17,7 @@
 mod entry;
 mod exception;
 mod gic;
+mod gicv2;
 mod pci_intx;
 mod sys;
 
@@ -167,11 +169,13 @@ extern "C" fn primary_main(device_tree: u64, entry_ticks: u64) -> ! {
         frequency: sys::frequency(),
         pmu,
     };
+    gic::detect();
     gic::init_distributor();
     gic::init_this_cpu();
     println!(
-        "bench: start env={} entry_ticks={entry_ticks} freq={} iterations={iterations} pmu_cycles={} el2_instructions={} bootargs=\"{bootargs}\"",
+        "bench: start env={} gic={} entry_ticks={entry_ticks} freq={} iterations={iterations} pmu_cycles={} el2_instructions={} bootargs=\"{bootargs}\"",
         if native { "native" } else { "cellvisor" },
+        if gic::is_gicv2() { "v2" } else { "v3" },
         run.frequency,
         yes_no(pmu.cycles),
         yes_no(pmu.el2_instructions && !native),
@@ -300,8 +304,9 @@ fn gicd_write(run: &Run) {
     run.report("gicd_write", total, format_args!(" address={address:#x}"));
 }
 
-/// Self-SGI with IRQs masked, polled with ICC_IAR1_EL1 and ended with ICC_EOIR1_EL1: the whole
-/// round is `sgi_self`, the EOI alone (timed per iteration, minus the counter-read overhead) `eoi`.
+/// Self-SGI with IRQs masked, polled with ICC_IAR1_EL1 and ended with ICC_EOIR1_EL1 (GICv2:
+/// sent through GICD_SGIR, polled with GICC_IAR, ended with GICC_EOIR): the whole round is
+/// `sgi_self`, the EOI alone (timed per iteration, minus the counter-read overhead) `eoi`.
 fn sgi_and_eoi(run: &Run, overhead: Sample) {
     sys::mask_irq();
     let target = sys::vcpu_index();
@@ -311,16 +316,16 @@ fn sgi_and_eoi(run: &Run, overhead: Sample) {
     let before = Sample::now();
     for _ in 0..run.iterations {
         gic::send_sgi(value);
-        let mut intid = gic::SPURIOUS;
+        let mut interrupt = gic::Interrupt::SPURIOUS;
         if !wait(|| {
-            intid = gic::acknowledge();
-            intid != gic::SPURIOUS
+            interrupt = gic::acknowledge();
+            interrupt.intid != gic::SPURIOUS
         }) {
             failed = true;
             break;
         }
         let start = Sample::now();
-        gic::end_of_interrupt(intid);
+        gic::end_of_interrupt(interrupt);
         let end = Sample::now();
         eoi.add(end.since(start));
     }
@@ -341,7 +346,7 @@ fn sgi_and_eoi(run: &Run, overhead: Sample) {
 
 /// IPI ping-pong: vCPU 0 sends SGI 0 to vCPU 1 and spins, interrupts unmasked, until vCPU 1's
 /// handler's SGI 0 comes back; a figure is one round trip (two IPIs). EL2 instructions are
-/// vCPU 0's: the send (the ICC_SGI1R_EL1 trap) and the receive (the reply's physical interrupt
+/// vCPU 0's: the send (the ICC_SGI1R_EL1 trap; GICv2: the GICD_SGIR trap) and the receive (the reply's physical interrupt
 /// taken at EL2 while the guest runs, and its injection).
 ///
 /// vCPU 0 spins rather than WFI: under `-icount`, QEMU's instruction counter is the machine's, so

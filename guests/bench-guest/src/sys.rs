@@ -1,4 +1,5 @@
-//! System registers the benchmark uses: counters, PMU, GICv3 CPU interface, virtual timer, PSCI.
+//! System registers the benchmark uses: counters, PMU, GICv3 CPU interface (not on a GICv2),
+//! virtual timer, PSCI.
 
 /// Reads a system register by name.
 macro_rules! read_sysreg {

@@ -1,12 +1,14 @@
 //! Markdown rendering: the tables printed after a run and docs/benchmarks.md (`--record`).
 use std::fmt::Write as _;
 
+use cellvisor_tests::GicVersion;
+
 use super::console::CONSOLE_BAUD;
 use super::disk::{DISK_INTERRUPT, DISK_REPEATS, DiskRun, disk_throughput_meaningful};
 use super::parse::{Boot, number};
 use super::report::Report;
 use super::stats::{ratio, stats};
-use super::{BOOT_CONFIGS, GOALS, OPS};
+use super::{BOOT_CONFIGS, GOALS, GOALS_GICV2, OPS, gic_name};
 
 /// `value` with `decimals` decimals, `-` when missing.
 fn fmt_opt(value: Option<f64>, decimals: usize) -> String {
@@ -21,93 +23,9 @@ impl Report {
     pub(super) fn tables(&self) -> String {
         let mut out = String::new();
         for mode in ["icount", "tcg"] {
-            let _ = writeln!(
-                out,
-                "\n### Micro-operations, {} ({} iterations each)\n",
-                if mode == "icount" {
-                    "`-icount shift=0,sleep=off` (1 instruction = 1 ns, deterministic)"
-                } else {
-                    "plain TCG (host-dependent)"
-                },
-                self.iterations
-            );
-            let _ = writeln!(
-                out,
-                "| op | what | cellvisor ns/op | native ns/op | ratio | EL2 instructions/op |"
-            );
-            let _ = writeln!(out, "|---|---|---:|---:|---:|---:|");
-            for (op, what) in OPS {
-                let ours = number(self.op(mode, "cellvisor", op), "ns_per_op");
-                let native = number(self.op(mode, "native", op), "ns_per_op");
-                let el2 = match op {
-                    "ipi" => {
-                        let fields = self.op(mode, "cellvisor", op);
-                        match (
-                            number(fields, "el2_send_median"),
-                            number(fields, "el2_receive_median"),
-                            number(fields, "el2_instr_per_op"),
-                        ) {
-                            (Some(send), Some(receive), Some(mean)) => format!(
-                                "send {send:.0} + receive {receive:.0} (mean per round trip {mean:.0})"
-                            ),
-                            _ => fmt_opt(number(fields, "el2_instr_per_op"), 0),
-                        }
-                    }
-                    "pci_intx" => {
-                        let fields = self.op(mode, "cellvisor", op);
-                        match (
-                            number(fields, "el2_instr_per_op"),
-                            number(fields, "el2_median"),
-                            number(fields, "el2_notify_per_op"),
-                            number(fields, "el2_after_entry_per_op"),
-                        ) {
-                            (Some(mean), Some(median), Some(notify), Some(after)) => format!(
-                                "{mean:.0} (median {median:.0}; notify alone {notify:.0}, after the handler's entry {after:.0})"
-                            ),
-                            (mean, ..) => fmt_opt(mean, 0),
-                        }
-                    }
-                    _ => fmt_opt(
-                        number(self.op(mode, "cellvisor", op), "el2_instr_per_op"),
-                        0,
-                    ),
-                };
-                let _ = writeln!(
-                    out,
-                    "| {op} | {what} | {} | {} | {} | {el2} |",
-                    fmt_opt(ours, 1),
-                    fmt_opt(native, 1),
-                    fmt_opt(ratio(ours, native), 1)
-                );
-            }
+            self.micro_table(&mut out, mode);
         }
-        let _ = writeln!(
-            out,
-            "\n### EL2 instructions against the goals (icount, PMU EL2 filter)\n"
-        );
-        let _ = writeln!(
-            out,
-            "| path | measured | goal | best published peer | verdict |"
-        );
-        let _ = writeln!(out, "|---|---:|---:|---:|---|");
-        for (name, spec, goal, anchor) in GOALS {
-            let measured = self.el2(spec);
-            let verdict = match measured {
-                Some(value) if value <= goal as f64 => "meets goal",
-                Some(_) => "over goal",
-                None => "not measured",
-            };
-            let anchor = if anchor == 0 {
-                "-".to_owned()
-            } else {
-                format!("~{anchor}")
-            };
-            let _ = writeln!(
-                out,
-                "| {name} | {} | ≤{goal} | {anchor} | {verdict} |",
-                fmt_opt(measured, 0)
-            );
-        }
+        self.goals_table(&mut out);
         let _ = writeln!(
             out,
             "\n### Boot to the first guest instruction (bench guest, counter at entry)\n"
@@ -223,6 +141,123 @@ impl Report {
             self.sloc
         );
         out
+    }
+
+    /// The micro-operation table of `mode`: GICv3, and with `--gic 2` the GICv2 figures beside
+    /// them (the columns then say which GIC they are from).
+    fn micro_table(&self, out: &mut String, mode: &str) {
+        let _ = writeln!(
+            out,
+            "\n### Micro-operations, {} ({} iterations each)\n",
+            if mode == "icount" {
+                "`-icount shift=0,sleep=off` (1 instruction = 1 ns, deterministic)"
+            } else {
+                "plain TCG (host-dependent)"
+            },
+            self.iterations
+        );
+        let gics: &[GicVersion] = if self.has_gicv2() {
+            &[GicVersion::V3, GicVersion::V2]
+        } else {
+            &[GicVersion::V3]
+        };
+        let mut header = String::from("| op | what |");
+        let mut rule = String::from("|---|---|");
+        for &gic in gics {
+            let gic_prefix = if self.has_gicv2() {
+                format!("{} ", gic_name(gic))
+            } else {
+                String::new()
+            };
+            let _ = write!(
+                header,
+                " {gic_prefix}cellvisor ns/op | {gic_prefix}native ns/op | {gic_prefix}ratio | {gic_prefix}EL2 instructions/op |"
+            );
+            rule.push_str("---:|---:|---:|---:|");
+        }
+        let _ = writeln!(out, "{header}\n{rule}");
+        for (op, what) in OPS {
+            let mut row = format!("| {op} | {what} |");
+            for &gic in gics {
+                let ours = number(self.op_on(gic, mode, "cellvisor", op), "ns_per_op");
+                let native = number(self.op_on(gic, mode, "native", op), "ns_per_op");
+                let _ = write!(
+                    row,
+                    " {} | {} | {} | {} |",
+                    fmt_opt(ours, 1),
+                    fmt_opt(native, 1),
+                    fmt_opt(ratio(ours, native), 1),
+                    self.el2_cell(gic, mode, op)
+                );
+            }
+            let _ = writeln!(out, "{row}");
+        }
+    }
+
+    /// The EL2 instructions of `op` on `gic` under `mode` as a table cell: the median send and
+    /// receive for `ipi`, the mean with its breakdown for `pci_intx`, the mean otherwise.
+    fn el2_cell(&self, gic: GicVersion, mode: &str, op: &str) -> String {
+        let fields = self.op_on(gic, mode, "cellvisor", op);
+        match op {
+            "ipi" => match (
+                number(fields, "el2_send_median"),
+                number(fields, "el2_receive_median"),
+                number(fields, "el2_instr_per_op"),
+            ) {
+                (Some(send), Some(receive), Some(mean)) => {
+                    format!("send {send:.0} + receive {receive:.0} (mean per round trip {mean:.0})")
+                }
+                _ => fmt_opt(number(fields, "el2_instr_per_op"), 0),
+            },
+            "pci_intx" => match (
+                number(fields, "el2_instr_per_op"),
+                number(fields, "el2_median"),
+                number(fields, "el2_notify_per_op"),
+                number(fields, "el2_after_entry_per_op"),
+            ) {
+                (Some(mean), Some(median), Some(notify), Some(after)) => format!(
+                    "{mean:.0} (median {median:.0}; notify alone {notify:.0}, after the handler's entry {after:.0})"
+                ),
+                (mean, ..) => fmt_opt(mean, 0),
+            },
+            _ => fmt_opt(number(fields, "el2_instr_per_op"), 0),
+        }
+    }
+
+    /// The EL2 goals: [`GOALS`] on GICv3, then [`GOALS_GICV2`] when the GICv2 ran.
+    fn goals_table(&self, out: &mut String) {
+        let _ = writeln!(
+            out,
+            "\n### EL2 instructions against the goals (icount, PMU EL2 filter)\n"
+        );
+        let _ = writeln!(
+            out,
+            "| path | measured | goal | best published peer | verdict |"
+        );
+        let _ = writeln!(out, "|---|---:|---:|---:|---|");
+        let gicv2: &[_] = if self.has_gicv2() { &GOALS_GICV2 } else { &[] };
+        let rows = GOALS
+            .iter()
+            .map(|goal| (GicVersion::V3, goal))
+            .chain(gicv2.iter().map(|goal| (GicVersion::V2, goal)));
+        for (gic, &(name, spec, goal, anchor)) in rows {
+            let measured = self.el2_on(gic, spec);
+            let verdict = match measured {
+                Some(value) if value <= goal as f64 => "meets goal",
+                Some(_) => "over goal",
+                None => "not measured",
+            };
+            let anchor = if anchor == 0 {
+                "-".to_owned()
+            } else {
+                format!("~{anchor}")
+            };
+            let _ = writeln!(
+                out,
+                "| {name} | {} | ≤{goal} | {anchor} | {verdict} |",
+                fmt_opt(measured, 0)
+            );
+        }
     }
 
     /// The console flood table.
@@ -411,6 +446,30 @@ the guest); the mean EL2 instructions per round trip are shown beside them.
 The "per interrupt" goal is compared with the timer op: a physical PPI 27 taken at EL2 and forwarded
 as a hardware-linked virtual interrupt while the guest spins.
 
+**On a GICv2 (`--gic 2`).** `cargo xtask bench --gic 2` also runs the micro-operations on QEMU's
+GIC-400 model, after the GICv3 runs of the same invocation: under cellvisor on
+`-M virt,virtualization=on,gic-version=2,iommu=smmuv3` (same layout, disk, SMMU and `-smp 4
+-m 2G`), natively on `-M virt,gic-version=2` (same CPU model, `-smp 2 -m 64M`); `--gic 3` is the
+default, GICv3 only. The micro-operation tables then show GICv2 columns (cellvisor and native
+ns/op, their ratio, EL2 instructions/op) beside the GICv3 ones, and the goals table a row for the
+GICv2 timer: the per-interrupt goal ≤150 holds there too, and its anchor ~190 is the best
+static-partitioning peer's figure on GIC-400 hardware. `report.json` has them as `micro_gicv2`
+and `el2_goals_gicv2` (empty without the option); the chart and the boot-to-first-instruction
+table stay GICv3. The guest finds its GIC at run time from `GICD_PIDR2` at the GICv2 offset 0xFE8
+(ArchRev 2 on QEMU's GIC-400 and in cellvisor's GICv2 view, 0x2B in both; reserved, read as zero,
+on a GICv3, whose PIDR2 is at 0xFFE8) and on a GICv2 touches no ICC_* register: every interrupt is
+Group 0 signalled as an IRQ (cellvisor's GICv2 view has only Group 0, and QEMU's GICv2 without
+Security Extensions resets to it), the disk's SPI is targeted with `GICD_ITARGETSR`, SGIs go
+through `GICD_SGIR` (CPU target list; trapped and emulated, so the `ipi` send and `sgi_self`
+include an MMIO trap where GICv3 has a system-register trap), interrupts are acknowledged through
+`GICC_IAR` and ended through `GICC_EOIR` with the whole IAR value (an SGI's source CPU included).
+Under cellvisor the guest's `GICC` is the hardware GICV frame mapped in stage 2, so `eoi` reads 0
+EL2 instructions on both GICs, as acknowledging does. The ops, their names and their windows are
+the same on both, so the figures compare; `pci_intx` runs on GICv2 too (the disk's INTx is SPI 37
+in the cell's `interrupt-map` there as well). `gicd_read` and `gicd_write` reach the same registers
+(GICD_IIDR, GICD_IPRIORITYR) through cellvisor's 4 KiB GICv2 distributor emulation
+(`distributor_v2.rs`) instead of the GICv3 one.
+
 **Where the EL2 instructions go.** Traced with QEMU's `-d exec,nochain,in_asm -dfilter
 0x40200000..0x40400000` on the release image with the bench guest's `only=OP` bootargs (one
 operation per run), each exit's instructions attributed to functions with `addr2line` (December
@@ -597,4 +656,104 @@ pub(super) fn record_markdown(report: &Report, tables: &str) -> String {
          ![cellvisor vs native, ns per operation](benchmarks.svg)\n\n## Figures\n{tables}\n{METHOD}",
         report.command, report.qemu_version, report.host, report.cpus
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::bench::parse::{MicroRun, parse_micro};
+
+    /// A report with no figures but those `micro` and `micro_gicv2` give.
+    fn report(
+        micro: BTreeMap<(&'static str, &'static str), MicroRun>,
+        micro_gicv2: BTreeMap<(&'static str, &'static str), MicroRun>,
+    ) -> Report {
+        Report {
+            qemu_version: "10.0.2".to_owned(),
+            host: "host".to_owned(),
+            cpus: "2".to_owned(),
+            command: "cargo xtask bench --quick".to_owned(),
+            iterations: 4096,
+            micro,
+            micro_gicv2,
+            boots: BTreeMap::new(),
+            linux_note: None,
+            disk: BTreeMap::new(),
+            disk_note: None,
+            disk_mib: 0,
+            console: None,
+            console_note: None,
+            image: BTreeMap::new(),
+            stage2: Vec::new(),
+            sloc: 0,
+        }
+    }
+
+    /// icount runs of the timer and IPI ops: cellvisor with `timer_el2` and `send` EL2
+    /// instructions, and native.
+    fn icount_runs(timer_el2: u32, send: u32) -> BTreeMap<(&'static str, &'static str), MicroRun> {
+        let cellvisor = format!(
+            "[bench] bench: op=timer iterations=4096 ticks=1 ns_per_op={}.00 el2_instr_per_op={timer_el2}.00\n\
+             [bench] bench: op=ipi iterations=4096 ticks=1 ns_per_op=3000.00 el2_instr_per_op=849.00 el2_send_median={send} el2_receive_median=225\n",
+            timer_el2 + 4
+        );
+        let native = "bench: op=timer iterations=4096 ticks=1 ns_per_op=4.00 el2_instr_per_op=-\n\
+                      bench: op=ipi iterations=4096 ticks=1 ns_per_op=300.00 el2_instr_per_op=-\n";
+        BTreeMap::from([
+            (("icount", "cellvisor"), parse_micro(&cellvisor)),
+            (("icount", "native"), parse_micro(native)),
+        ])
+    }
+
+    #[test]
+    fn without_gicv2_the_tables_name_no_gic() {
+        let tables = report(icount_runs(148, 400), BTreeMap::new()).tables();
+        assert!(tables.contains(
+            "| op | what | cellvisor ns/op | native ns/op | ratio | EL2 instructions/op |\n|---|---|---:|---:|---:|---:|\n"
+        ));
+        assert!(tables.contains(
+            "| timer | virtual timer: deadline to handler | 152.0 | 4.0 | 38.0 | 148 |\n"
+        ));
+        assert!(tables.contains("| per interrupt (timer) | 148 | ≤150 | ~190 | meets goal |\n"));
+        assert!(!tables.contains("GICv"), "{tables}");
+        let json = report(icount_runs(148, 400), BTreeMap::new()).json();
+        assert!(json.contains("\"micro_gicv2\": [\n\n  ]"), "{json}");
+        assert!(json.contains("\"el2_goals_gicv2\": [\n\n  ]"), "{json}");
+    }
+
+    #[test]
+    fn gicv2_figures_stand_beside_the_gicv3_ones() {
+        let report = report(icount_runs(148, 400), icount_runs(151, 624));
+        let tables = report.tables();
+        assert!(tables.contains(
+            "| op | what | GICv3 cellvisor ns/op | GICv3 native ns/op | GICv3 ratio | GICv3 EL2 instructions/op | GICv2 cellvisor ns/op | GICv2 native ns/op | GICv2 ratio | GICv2 EL2 instructions/op |\n\
+             |---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+        ));
+        assert!(tables.contains(
+            "| timer | virtual timer: deadline to handler | 152.0 | 4.0 | 38.0 | 148 | 155.0 | 4.0 | 38.8 | 151 |\n"
+        ));
+        assert!(tables.contains(
+            "| ipi | IPI round trip to the sibling vCPU (2 IPIs) | 3000.0 | 300.0 | 10.0 | send 400 + receive 225 (mean per round trip 849) | 3000.0 | 300.0 | 10.0 | send 624 + receive 225 (mean per round trip 849) |\n"
+        ));
+        // An op neither GIC measured is a row of dashes on both.
+        assert!(
+            tables
+                .contains("| hvc | null hypercall round trip | - | - | - | - | - | - | - | - |\n")
+        );
+        // The GICv3 goals keep their figures; the GICv2 timer has its own row.
+        assert!(tables.contains("| per interrupt (timer) | 148 | ≤150 | ~190 | meets goal |\n"));
+        assert!(tables.contains("| IPI send | 400 | ≤400 | ~520 | meets goal |\n"));
+        assert!(
+            tables.contains("| per interrupt (timer), GICv2 | 151 | ≤150 | ~190 | over goal |\n")
+        );
+        let json = report.json();
+        assert!(json.contains(
+            "\"el2_goals_gicv2\": [\n    {\"path\": \"per interrupt (timer), GICv2\", \"measured\": 151, \"goal\": 150, \"anchor\": 190}\n  ]"
+        ), "{json}");
+        assert!(json.contains(
+            "\"micro_gicv2\": [\n    {\"mode\": \"icount\", \"env\": \"cellvisor\", \"op\": \"ipi\", "
+        ), "{json}");
+    }
 }

@@ -2,7 +2,8 @@
 //!
 //! Micro-operations come from the bench guest (guests/bench-guest), run under cellvisor (layout
 //! `bench`) and natively at EL1 on the same QEMU CPU model, each under `-icount shift=0,sleep=off`
-//! (deterministic) and under plain TCG. EL2 cost is read by the guest from QEMU's PMU: event
+//! (deterministic) and under plain TCG, on GICv3 and, with `--gic 2`, also on GICv2 (GIC-400;
+//! natively on the same GIC model). EL2 cost is read by the guest from QEMU's PMU: event
 //! counter 0 counts instructions retired (exact under icount) filtered to EL2 only (PMEVTYPER0
 //! with P, U and NSH set). Linux boot alternates native / one cell / two cells. Footprint comes
 //! from the hypervisor ELF, the host-built stage-2 tables and the source tree.
@@ -27,6 +28,8 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use cellvisor_tests::GicVersion;
+
 use crate::fail;
 use crate::images::{self, Ingredients, Overrides};
 use crate::prereq::{self, Qemu};
@@ -46,6 +49,8 @@ pub struct BenchOptions {
     pub record: bool,
     /// Leave out the Linux boot runs.
     pub no_linux: bool,
+    /// Also run the micro-operations on a GICv2 (`--gic 2`), beside the GICv3 runs.
+    pub gicv2: bool,
 }
 
 /// The guest's operations, in its print order, with what each figure means.
@@ -81,6 +86,11 @@ const GOALS: [(&str, &str, u64, u64); 6] = [
     ("IPI receive", "ipi:el2_receive_median", 300, 590),
 ];
 
+/// Goals and published anchors (EL2 instructions) that apply on a GICv2 too, as in [`GOALS`]; the
+/// anchor is the best static-partitioning peer's on GIC-400 hardware.
+const GOALS_GICV2: [(&str, &str, u64, u64); 1] =
+    [("per interrupt (timer), GICv2", "timer", 150, 190)];
+
 /// Linux boot configurations, in the order runs alternate.
 const BOOT_CONFIGS: [&str; 3] = ["native", "one cell", "two cells"];
 
@@ -102,10 +112,27 @@ fn host_description() -> (String, String) {
     (uname, cpus)
 }
 
-/// Runs the bench guest under cellvisor and natively, in both modes, into `report`.
+/// The GIC's part of a micro-operation log's name: none for GICv3 (the default), `gicv2-`.
+fn gic_log_prefix(gic: GicVersion) -> &'static str {
+    match gic {
+        GicVersion::V3 => "",
+        GicVersion::V2 => "gicv2-",
+    }
+}
+
+/// `GICv3` or `GICv2`, as the progress lines and tables name them.
+fn gic_name(gic: GicVersion) -> &'static str {
+    match gic {
+        GicVersion::V3 => "GICv3",
+        GicVersion::V2 => "GICv2",
+    }
+}
+
+/// Runs the bench guest under cellvisor and natively on `gic`, in both modes, into `report`.
 fn micro_runs(
     qemu: &Qemu,
     iterations: u64,
+    gic: GicVersion,
     report: &mut BTreeMap<(&'static str, &'static str), MicroRun>,
 ) -> Result<()> {
     let dir = bench_dir();
@@ -128,19 +155,28 @@ fn micro_runs(
             let command = if env == "cellvisor" {
                 // The cell's virtio-blk-pci (the `pci_intx` op) reads the corporate disk through
                 // a snapshot overlay: the image stays unchanged and unlocked.
-                let mut command = qemu::cellvisor_command(qemu, &bundle, "bench", mode);
+                let mut command = qemu::cellvisor_command_on(qemu, gic, &bundle, "bench", mode, "");
                 command.args(cellvisor_tests::pci_device_args(&disk, true));
                 command
             } else {
-                qemu::native_micro_command(qemu, &args_file, mode)
+                qemu::native_micro_command(qemu, gic, &args_file, mode)
             };
-            eprintln!("  micro-operations: {env}, {}", mode.name());
-            let log = dir.join(format!("micro-{env}-{}.log", mode.name()));
+            eprintln!(
+                "  micro-operations: {env}, {}, {}",
+                mode.name(),
+                gic_name(gic)
+            );
+            let log = dir.join(format!(
+                "micro-{}{env}-{}.log",
+                gic_log_prefix(gic),
+                mode.name()
+            ));
             let text = qemu::run_to_end(command, Duration::from_secs(300), &log)?;
             if !text.contains("bench: done") || text.contains("bench: error") {
                 eprintln!(
-                    "warning: the {env} {} run did not finish cleanly; see {}",
+                    "warning: the {env} {} run on {} did not finish cleanly; see {}",
                     mode.name(),
+                    gic_name(gic),
                     util::pretty(&log)
                 );
             }
@@ -221,6 +257,9 @@ pub fn bench(options: &BenchOptions) -> Result<()> {
     if options.no_linux {
         command.push_str(" --no-linux");
     }
+    if options.gicv2 {
+        command.push_str(" --gic 2");
+    }
     let mut report = Report {
         qemu_version: qemu.version.clone(),
         host,
@@ -228,6 +267,7 @@ pub fn bench(options: &BenchOptions) -> Result<()> {
         command,
         iterations,
         micro: BTreeMap::new(),
+        micro_gicv2: BTreeMap::new(),
         boots: BTreeMap::new(),
         linux_note: None,
         disk: BTreeMap::new(),
@@ -240,7 +280,11 @@ pub fn bench(options: &BenchOptions) -> Result<()> {
         sloc: 0,
     };
     eprintln!("Micro-operations ({iterations} iterations each)");
-    micro_runs(&qemu, iterations, &mut report.micro)?;
+    micro_runs(&qemu, iterations, GicVersion::V3, &mut report.micro)?;
+    if options.gicv2 {
+        eprintln!("Micro-operations on a GICv2 (GIC-400, `--gic 2`)");
+        micro_runs(&qemu, iterations, GicVersion::V2, &mut report.micro_gicv2)?;
+    }
     eprintln!(
         "Console flood: personal floods a {}-baud console, corporate beats",
         console::CONSOLE_BAUD

@@ -5,6 +5,8 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use cellvisor_tests::GicVersion;
+
 use crate::images;
 use crate::prereq::Qemu;
 use crate::util::{self, Context, Result};
@@ -186,7 +188,20 @@ pub(super) fn cellvisor_command_with(
     mode: Mode,
     arguments: &str,
 ) -> Command {
-    let mut command = qemu_command(qemu, cellvisor_tests::MACHINE, "4", "2G", mode);
+    cellvisor_command_on(qemu, GicVersion::V3, bundle, layout, mode, arguments)
+}
+
+/// [`cellvisor_command_with`] on the `qemu-virt` board's machine with `gic`
+/// ([`GicVersion::machine`]).
+pub(super) fn cellvisor_command_on(
+    qemu: &Qemu,
+    gic: GicVersion,
+    bundle: &Path,
+    layout: &str,
+    mode: Mode,
+    arguments: &str,
+) -> Command {
+    let mut command = qemu_command(qemu, gic.machine(), "4", "2G", mode);
     command
         .args(cellvisor_tests::SMMU_ARGS)
         .arg("-kernel")
@@ -231,9 +246,24 @@ pub(super) fn run_timed(
     Ok(lines)
 }
 
-/// Native QEMU running the bench guest, its bootargs loaded from `args_file`.
-pub(super) fn native_micro_command(qemu: &Qemu, args_file: &Path, mode: Mode) -> Command {
-    let mut command = qemu_command(qemu, "virt,gic-version=3", "2", "64M", mode);
+/// The machine the bench guest runs on natively with `gic`: the same GIC model as under cellvisor,
+/// without EL2 (QEMU would start the guest there) and without the SMMU (no device natively).
+pub(super) fn native_micro_machine(gic: GicVersion) -> &'static str {
+    match gic {
+        GicVersion::V3 => "virt,gic-version=3",
+        GicVersion::V2 => "virt,gic-version=2",
+    }
+}
+
+/// Native QEMU running the bench guest on [`native_micro_machine`]`(gic)`, its bootargs loaded
+/// from `args_file`.
+pub(super) fn native_micro_command(
+    qemu: &Qemu,
+    gic: GicVersion,
+    args_file: &Path,
+    mode: Mode,
+) -> Command {
+    let mut command = qemu_command(qemu, native_micro_machine(gic), "2", "64M", mode);
     command
         .arg("-kernel")
         .arg(images::rust_guest_elf(images::BENCH_GUEST_ENTRY))

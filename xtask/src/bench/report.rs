@@ -2,12 +2,14 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use super::GOALS;
+use cellvisor_tests::GicVersion;
+
 use super::console::{CONSOLE_BAUD, ConsoleFlood};
 use super::disk::{DISK_INTERRUPT, DiskRun, EXIT_NAMES, disk_throughput_meaningful};
 use super::footprint::Stage2Row;
 use super::parse::{Boot, MicroRun, OpFields, number};
 use super::stats::stats;
+use super::{GOALS, GOALS_GICV2};
 
 /// `text` as a JSON string.
 fn json_string(text: &str) -> String {
@@ -35,6 +37,35 @@ fn json_number(value: Option<f64>) -> String {
     }
 }
 
+/// The JSON objects of `micro`'s op lines, one a line: mode, environment, op and every field.
+fn micro_items(micro: &BTreeMap<(&'static str, &'static str), MicroRun>) -> String {
+    let mut items = Vec::new();
+    for ((mode, env), run) in micro {
+        for (op, fields) in &run.ops {
+            let body: Vec<String> = fields
+                .iter()
+                .filter(|(key, _)| key.as_str() != "op")
+                .map(|(key, value)| {
+                    let value = match value.parse::<f64>() {
+                        Ok(number) if number.is_finite() => format!("{number}"),
+                        _ if value == "-" => "null".to_owned(),
+                        _ => json_string(value),
+                    };
+                    format!("{}: {value}", json_string(key))
+                })
+                .collect();
+            items.push(format!(
+                "    {{\"mode\": {}, \"env\": {}, \"op\": {}, {}}}",
+                json_string(mode),
+                json_string(env),
+                json_string(op),
+                body.join(", ")
+            ));
+        }
+    }
+    items.join(",\n")
+}
+
 /// Everything measured.
 pub(super) struct Report {
     /// The QEMU version (e.g. `10.0.2`).
@@ -47,8 +78,10 @@ pub(super) struct Report {
     pub(super) command: String,
     /// Iterations per micro-operation.
     pub(super) iterations: u64,
-    /// Micro-operation runs by (mode, environment).
+    /// Micro-operation runs on GICv3 by (mode, environment).
     pub(super) micro: BTreeMap<(&'static str, &'static str), MicroRun>,
+    /// Micro-operation runs on GICv2 by (mode, environment); empty without `--gic 2`.
+    pub(super) micro_gicv2: BTreeMap<(&'static str, &'static str), MicroRun>,
     /// Linux boots by (mode, configuration).
     pub(super) boots: BTreeMap<(&'static str, &'static str), Vec<Boot>>,
     /// Why Linux boot figures are missing, if they are.
@@ -72,16 +105,50 @@ pub(super) struct Report {
 }
 
 impl Report {
-    /// The fields of `op` in environment `env` under `mode`.
-    pub(super) fn op(&self, mode: &str, env: &str, op: &str) -> Option<&OpFields> {
-        let key = self.micro.keys().find(|(m, e)| *m == mode && *e == env)?;
-        self.micro.get(key)?.ops.get(op)
+    /// The micro-operation runs on `gic`.
+    pub(super) fn micro_on(
+        &self,
+        gic: GicVersion,
+    ) -> &BTreeMap<(&'static str, &'static str), MicroRun> {
+        match gic {
+            GicVersion::V3 => &self.micro,
+            GicVersion::V2 => &self.micro_gicv2,
+        }
     }
 
-    /// EL2 instructions under icount for `op` or `op:key` (default key `el2_instr_per_op`).
+    /// Whether the micro-operations also ran on a GICv2 (`--gic 2`).
+    pub(super) fn has_gicv2(&self) -> bool {
+        !self.micro_gicv2.is_empty()
+    }
+
+    /// The fields of `op` on GICv3 in environment `env` under `mode`.
+    pub(super) fn op(&self, mode: &str, env: &str, op: &str) -> Option<&OpFields> {
+        self.op_on(GicVersion::V3, mode, env, op)
+    }
+
+    /// The fields of `op` on `gic` in environment `env` under `mode`.
+    pub(super) fn op_on(
+        &self,
+        gic: GicVersion,
+        mode: &str,
+        env: &str,
+        op: &str,
+    ) -> Option<&OpFields> {
+        let micro = self.micro_on(gic);
+        let key = micro.keys().find(|(m, e)| *m == mode && *e == env)?;
+        micro.get(key)?.ops.get(op)
+    }
+
+    /// EL2 instructions on GICv3 under icount for `op` or `op:key` (default key
+    /// `el2_instr_per_op`).
     pub(super) fn el2(&self, spec: &str) -> Option<f64> {
+        self.el2_on(GicVersion::V3, spec)
+    }
+
+    /// [`Report::el2`] on `gic`.
+    pub(super) fn el2_on(&self, gic: GicVersion, spec: &str) -> Option<f64> {
         let (op, key) = spec.split_once(':').unwrap_or((spec, "el2_instr_per_op"));
-        number(self.op("icount", "cellvisor", op), key)
+        number(self.op_on(gic, "icount", "cellvisor", op), key)
     }
 
     /// The bench guest's counter at its first instruction in `env` under `mode`.
@@ -113,6 +180,21 @@ impl Report {
             .map(|(_, run)| run)
     }
 
+    /// The JSON objects of `goals` measured on `gic`, one a line.
+    fn goal_items(&self, gic: GicVersion, goals: &[(&str, &str, u64, u64)]) -> String {
+        let items: Vec<String> = goals
+            .iter()
+            .map(|(name, spec, goal, anchor)| {
+                format!(
+                    "    {{\"path\": {}, \"measured\": {}, \"goal\": {goal}, \"anchor\": {anchor}}}",
+                    json_string(name),
+                    json_number(self.el2_on(gic, spec))
+                )
+            })
+            .collect();
+        items.join(",\n")
+    }
+
     /// target/bench/report.json.
     pub(super) fn json(&self) -> String {
         let mut out = String::from("{\n");
@@ -126,31 +208,9 @@ impl Report {
         let _ = writeln!(out, "  \"command\": {},", json_string(&self.command));
         let _ = writeln!(out, "  \"iterations\": {},", self.iterations);
         out.push_str("  \"micro\": [\n");
-        let mut items = Vec::new();
-        for ((mode, env), run) in &self.micro {
-            for (op, fields) in &run.ops {
-                let body: Vec<String> = fields
-                    .iter()
-                    .filter(|(key, _)| key.as_str() != "op")
-                    .map(|(key, value)| {
-                        let value = match value.parse::<f64>() {
-                            Ok(number) if number.is_finite() => format!("{number}"),
-                            _ if value == "-" => "null".to_owned(),
-                            _ => json_string(value),
-                        };
-                        format!("{}: {value}", json_string(key))
-                    })
-                    .collect();
-                items.push(format!(
-                    "    {{\"mode\": {}, \"env\": {}, \"op\": {}, {}}}",
-                    json_string(mode),
-                    json_string(env),
-                    json_string(op),
-                    body.join(", ")
-                ));
-            }
-        }
-        out.push_str(&items.join(",\n"));
+        out.push_str(&micro_items(&self.micro));
+        out.push_str("\n  ],\n  \"micro_gicv2\": [\n");
+        out.push_str(&micro_items(&self.micro_gicv2));
         out.push_str("\n  ],\n  \"entry_ticks\": {");
         let entries: Vec<String> = self
             .micro
@@ -181,17 +241,11 @@ impl Report {
         }
         out.push_str(&items.join(",\n"));
         out.push_str("\n  ],\n  \"el2_goals\": [\n");
-        let items: Vec<String> = GOALS
-            .iter()
-            .map(|(name, spec, goal, anchor)| {
-                format!(
-                    "    {{\"path\": {}, \"measured\": {}, \"goal\": {goal}, \"anchor\": {anchor}}}",
-                    json_string(name),
-                    json_number(self.el2(spec))
-                )
-            })
-            .collect();
-        out.push_str(&items.join(",\n"));
+        out.push_str(&self.goal_items(GicVersion::V3, &GOALS));
+        out.push_str("\n  ],\n  \"el2_goals_gicv2\": [\n");
+        if self.has_gicv2() {
+            out.push_str(&self.goal_items(GicVersion::V2, &GOALS_GICV2));
+        }
         out.push_str("\n  ],\n  \"disk\": [\n");
         let items: Vec<String> = self
             .disk

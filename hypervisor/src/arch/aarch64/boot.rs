@@ -21,6 +21,7 @@ use crate::board::{Board, MemRange};
 use crate::console::logger::{self, ConsoleOutput};
 use crate::console::pace::{self, Paced};
 use crate::core::cell::Cell;
+use crate::core::hardware::Machine;
 use crate::core::run;
 use crate::core::runtime::{GicInfo, Runtime};
 use crate::drivers::gicv2::GicV2;
@@ -417,11 +418,22 @@ pub extern "C" fn primary_main(dtb: u64, el: u64) -> ! {
         spi_lines: gic.it_lines_number(),
         list_register_count: gic::list_register_count(),
     };
-    // Building the cells uses only the Machine half of `Cpu`, which never touches the CPU
-    // interface, so either interface type serves here.
-    let mut machine = Cpu::new(current_cpu(), gic::SystemRegisters, &platform.timer);
+    // Building the cells uses only the Machine half of `Cpu`, but `Cpu::new` reads the list
+    // register count through its interface: it must be the platform's (on a GICv2 there is no
+    // ICH_VTR_EL2 to read).
+    let (mut gicv2_machine, mut gicv3_machine);
+    let machine: &mut dyn Machine = match gic::gicv2_interface() {
+        Some(interface) => {
+            gicv2_machine = Cpu::new(current_cpu(), interface, &platform.timer);
+            &mut gicv2_machine
+        }
+        None => {
+            gicv3_machine = Cpu::new(current_cpu(), gic::SystemRegisters, &platform.timer);
+            &mut gicv3_machine
+        }
+    };
     let names: Vec<&'static str> = partition.cells.iter().map(|cell| cell.name).collect();
-    let runtime = match Runtime::build(board, platform, partition, bundle, gic_info, &mut machine) {
+    let runtime = match Runtime::build(board, platform, partition, bundle, gic_info, machine) {
         Ok(runtime) => runtime,
         Err((index, error)) => fatal(format_args!(
             "cell {}: {error}",
