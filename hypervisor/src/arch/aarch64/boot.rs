@@ -418,9 +418,8 @@ pub extern "C" fn primary_main(dtb: u64, el: u64) -> ! {
         spi_lines: gic.it_lines_number(),
         list_register_count: gic::list_register_count(),
     };
-    // Building the cells uses only the Machine half of `Cpu`, but `Cpu::new` reads the list
-    // register count through its interface: it must be the platform's (on a GICv2 there is no
-    // ICH_VTR_EL2 to read).
+    // Building the cells uses only the Machine half of `Cpu`; it is still built with the
+    // platform's own CPU interface, so no GICv3 system register is ever touched on a GICv2.
     let (mut gicv2_machine, mut gicv3_machine);
     let machine: &mut dyn Machine = match gic::gicv2_interface() {
         Some(interface) => {
