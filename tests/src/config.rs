@@ -424,19 +424,22 @@ impl QemuConfig {
 }
 
 impl QemuConfig {
-    /// [`QemuConfig::qemu_args`] on QEMU's raspi4b: the board's image, bundle and real DTB from
-    /// `<out_dir>/raspi4b/`.
+    /// [`QemuConfig::qemu_args`] on QEMU's raspi4b.
     fn raspi4b_args(&self, artifacts: &Artifacts) -> Vec<String> {
+        let mut args: Vec<String> = HEADLESS_SERIAL_ARGS.iter().map(|s| s.to_string()).collect();
+        args.extend(self.raspi4b_machine_args(artifacts));
+        args
+    }
+
+    /// QEMU's raspi4b with the board's image, bundle and real DTB from `<out_dir>/raspi4b/`, and
+    /// [`QemuConfig::extra_args`]; no console arguments.
+    pub fn raspi4b_machine_args(&self, artifacts: &Artifacts) -> Vec<String> {
         let dir = artifacts.board_dir(QemuBoard::Raspi4b.name());
         let bundle = self
             .bundle
             .clone()
             .unwrap_or_else(|| dir.join(format!("bundle-{}.cpio", self.layout)));
-        let mut args: Vec<String> = ["-M", "raspi4b"]
-            .iter()
-            .chain(&HEADLESS_SERIAL_ARGS)
-            .map(|s| s.to_string())
-            .collect();
+        let mut args = vec!["-M".to_owned(), "raspi4b".to_owned()];
         args.extend([
             "-dtb".to_owned(),
             dir.join(RASPI4B_DTB).to_string_lossy().into_owned(),

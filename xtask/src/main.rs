@@ -153,7 +153,9 @@ fn parse_run(mut args: Args) -> Result<RunOptions> {
         overrides: Overrides::default(),
         qemu_args: Vec::new(),
         gic: cellvisor_tests::GicVersion::V3,
+        board: &boards::QEMU_VIRT,
     };
+    let mut gic_given = false;
     while let Some(word) = args.next() {
         if word == "--" {
             options.qemu_args = std::mem::take(&mut args.words);
@@ -163,7 +165,11 @@ fn parse_run(mut args: Args) -> Result<RunOptions> {
         match name {
             "--layout" => options.layout = args.value(name, inline)?,
             "--check" => options.check = true,
-            "--gic" => options.gic = parse_gic(&args.value(name, inline)?)?,
+            "--gic" => {
+                options.gic = parse_gic(&args.value(name, inline)?)?;
+                gic_given = true;
+            }
+            "--board" => options.board = boards::board(&args.value(name, inline)?)?,
             "--linux" => options.kernel = debian::KernelPin::named(&args.value(name, inline)?)?,
             "--release" => options.release = true,
             "--timeout" => {
@@ -192,6 +198,13 @@ fn parse_run(mut args: Args) -> Result<RunOptions> {
             _ => fail!("unknown option `{word}` for run (see `cargo xtask help`)"),
         }
     }
+    if gic_given && !options.board.is_default() {
+        fail!(
+            "--gic chooses the GIC of qemu-virt's machine; board `{}` has its SoC's own",
+            options.board.name
+        );
+    }
+    options.board.qemu_board("run")?;
     Ok(options)
 }
 

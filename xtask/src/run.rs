@@ -4,8 +4,11 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use cellvisor_board::{CellConfig, Layout};
-use cellvisor_tests::{Artifacts, GicVersion, Machine, PassthroughDevices, QemuConfig, SMMU_ARGS};
+use cellvisor_tests::{
+    Artifacts, GicVersion, Machine, PassthroughDevices, QemuBoard, QemuConfig, SMMU_ARGS,
+};
 
+use crate::boards::BoardTarget;
 use crate::debian::KernelPin;
 use crate::fail;
 use crate::images::{self, Ingredients, Overrides};
@@ -31,6 +34,8 @@ pub struct RunOptions {
     pub qemu_args: Vec<String>,
     /// The `virt` machine's GIC (`--gic 2|3`).
     pub gic: GicVersion,
+    /// The board (`--board`; one QEMU can boot).
+    pub board: &'static BoardTarget,
 }
 
 /// Default layout of `cargo xtask run`.
@@ -68,8 +73,70 @@ fn prepare(options: &RunOptions, layout: &Layout) -> Result<(Qemu, PathBuf)> {
     Ok((qemu, path))
 }
 
+/// `cargo xtask run` on a board other than the default: its image, bundle and DTB, then QEMU.
+fn run_board(options: &RunOptions) -> Result<()> {
+    let target = options.board;
+    if target.qemu_board("run")? != QemuBoard::Raspi4b {
+        fail!("board `{}` is not booted this way", target.name);
+    }
+    let layout = images::board_layout(target, &options.layout)?;
+    if !options.overrides.is_empty() || options.kernel.cache != crate::debian::DEFAULT_KERNEL.cache
+    {
+        fail!(
+            "--kernel, --initrd, --append and --linux work on qemu-virt only for now; board `{}` boots its layouts' own images",
+            target.name
+        );
+    }
+    let qemu = prereq::qemu()?;
+    let build = images::BuildOptions {
+        release: options.release,
+        layouts: vec![layout.name.to_owned()],
+        board: Some(target.name.to_owned()),
+    };
+    if let Some(failure) = images::build_board(target, &build).into_iter().next() {
+        fail!("{failure}");
+    }
+    let artifacts = Artifacts {
+        out_dir: util::out_dir(),
+        qemu: qemu.path.clone(),
+    };
+    let config = QemuConfig {
+        extra_args: options.qemu_args.clone(),
+        ..QemuConfig::raspi4b(layout.name)
+    };
+    if options.check {
+        return check_with(options, layout, &qemu, &artifacts, &config);
+    }
+    let mut command = Command::new(&qemu.path);
+    // Interactive: QEMU's own escape on Ctrl-] (see `run`), the machine's console on stdio.
+    command
+        .args(["-nographic", "-echr", "0x1d", "-no-reboot", "-nic", "none"])
+        .args(config.raspi4b_machine_args(&artifacts));
+    print_console_help();
+    eprintln!("$ {}", util::show(&command));
+    let status = util::status_of(&mut command)?;
+    if !status.success() {
+        fail!("QEMU exited with {status}");
+    }
+    Ok(())
+}
+
+/// How to drive the console of an interactive run.
+fn print_console_help() {
+    eprintln!();
+    eprintln!(
+        "cellvisor console: Ctrl-A 1 / Ctrl-A 2 focus a cell, Ctrl-A m opens the management prompt."
+    );
+    eprintln!(
+        "QEMU's own escape is Ctrl-] (not Ctrl-A, so Ctrl-A reaches cellvisor): Ctrl-] x quits, Ctrl-] c toggles the monitor."
+    );
+}
+
 /// `cargo xtask run`.
 pub fn run(options: &RunOptions) -> Result<()> {
+    if !options.board.is_default() {
+        return run_board(options);
+    }
     let layout = images::layout(&options.layout)?;
     let (qemu, bundle) = prepare(options, layout)?;
     if options.check {
@@ -115,13 +182,7 @@ pub fn run(options: &RunOptions) -> Result<()> {
         command.args(devices.args(&images::corporate_disk()?, false));
     }
     command.args(&options.qemu_args);
-    eprintln!();
-    eprintln!(
-        "cellvisor console: Ctrl-A 1 / Ctrl-A 2 focus a cell, Ctrl-A m opens the management prompt."
-    );
-    eprintln!(
-        "QEMU's own escape is Ctrl-] (not Ctrl-A, so Ctrl-A reaches cellvisor): Ctrl-] x quits, Ctrl-] c toggles the monitor."
-    );
+    print_console_help();
     eprintln!("$ {}", util::show(&command));
     let status = util::status_of(&mut command)?;
     if !status.success() {
@@ -171,6 +232,17 @@ fn check(options: &RunOptions, layout: &Layout, qemu: &Qemu, bundle: PathBuf) ->
         gic: options.gic,
         ..QemuConfig::new(layout.name)
     };
+    check_with(options, layout, qemu, &artifacts, &config)
+}
+
+/// [`check`] of the machine `config` describes.
+fn check_with(
+    options: &RunOptions,
+    layout: &Layout,
+    qemu: &Qemu,
+    artifacts: &Artifacts,
+    config: &QemuConfig,
+) -> Result<()> {
     eprintln!(
         "Booting layout `{}` headless (QEMU {}); waiting up to {} s for every cell's ready banner",
         layout.name, qemu.version, options.timeout
