@@ -20,7 +20,7 @@ use std::time::Instant;
 
 use images::{BuildOptions, Overrides};
 use run::RunOptions;
-use util::Result;
+use util::{Context, Result};
 
 const USAGE: &str = "\
 cargo xtask <command> [options]
@@ -296,7 +296,50 @@ fn fuzz(seconds: &str, seed: Option<&str>) -> Result<()> {
     util::run(&mut command)
 }
 
-fn test() -> Result<()> {
+/// `cargo xtask test [--board NAME]`: `None` tests every board.
+fn parse_test(mut args: Args) -> Result<Option<&'static boards::BoardTarget>> {
+    let mut board = None;
+    while let Some(word) = args.next() {
+        let (name, inline) = split_option(&word);
+        match name {
+            "--board" => board = Some(boards::board(&args.value(name, inline)?)?),
+            _ => fail!("unknown option `{word}` for test (see `cargo xtask help`)"),
+        }
+    }
+    Ok(board)
+}
+
+/// The QEMU test files (tests/tests/*.rs, by name) that boot `target`: the raspi4b's own, or for
+/// qemu-virt every other one.
+fn qemu_tests_of(target: &boards::BoardTarget) -> Result<Vec<String>> {
+    let dir = util::workspace_root().join("tests").join("tests");
+    let entries = std::fs::read_dir(&dir).context(|| format!("cannot list {}", dir.display()))?;
+    let mut names: Vec<String> = entries
+        .flatten()
+        .filter_map(|entry| {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            name.strip_suffix(".rs").map(str::to_owned)
+        })
+        .filter(|name| {
+            let board_test = boards::BOARDS
+                .iter()
+                .any(|board| !board.is_default() && board.name == name);
+            if target.is_default() {
+                !board_test
+            } else {
+                name == target.name
+            }
+        })
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
+fn test(board: Option<&'static boards::BoardTarget>) -> Result<()> {
+    let chosen: Vec<&'static boards::BoardTarget> = match board {
+        Some(target) => vec![target],
+        None => boards::BOARDS.iter().collect(),
+    };
     let mut steps = Vec::new();
     let mut qemu = None;
     timed(&mut steps, "prerequisites", || {
@@ -317,7 +360,15 @@ fn test() -> Result<()> {
         Ok(String::new())
     });
     let built = timed(&mut steps, "build images (every layout)", || {
-        let failures = images::build_all(&BuildOptions::default());
+        let failures: Vec<String> = chosen
+            .iter()
+            .flat_map(|target| {
+                images::build_all(&BuildOptions {
+                    board: Some(target.name.to_owned()),
+                    ..BuildOptions::default()
+                })
+            })
+            .collect();
         if failures.is_empty() {
             Ok(String::new())
         } else {
@@ -328,16 +379,31 @@ fn test() -> Result<()> {
         }
     });
     let qemu_step = "QEMU tests (cellvisor-tests, --include-ignored)";
+    let booted: Vec<_> = chosen
+        .iter()
+        .filter(|target| target.qemu.is_some())
+        .collect();
     match (&qemu, built) {
+        (Some(_), true) if booted.is_empty() => steps.push(Step {
+            name: qemu_step.to_owned(),
+            outcome: Ok("none: the board has no QEMU model (built only)".to_owned()),
+            seconds: 0.0,
+        }),
         (Some(qemu), true) => {
             timed(&mut steps, qemu_step, || {
                 let out = util::out_dir();
+                let mut command = util::cargo();
+                command.args(["test", "-p", "cellvisor-tests"]);
+                if board.is_some() {
+                    for target in &booted {
+                        for name in qemu_tests_of(target)? {
+                            command.args(["--test", &name]);
+                        }
+                    }
+                }
                 util::run(
-                    util::cargo()
+                    command
                         .args([
-                            "test",
-                            "-p",
-                            "cellvisor-tests",
                             // Run every test file even when one fails, so one run reports all.
                             "--no-fail-fast",
                             "--",
@@ -411,10 +477,7 @@ fn dispatch(mut args: Args) -> Result<()> {
     match command.as_str() {
         "build" => build(&parse_build(args)?),
         "run" => run::run(&parse_run(args)?),
-        "test" => match args.next() {
-            None => test(),
-            Some(extra) => fail!("`test` takes no options (got `{extra}`)"),
-        },
+        "test" => test(parse_test(args)?),
         "bench" => bench::bench(&parse_bench(args)?),
         "fuzz" => {
             let mut seconds = String::from("60");
