@@ -97,8 +97,10 @@ impl Cell {
     }
 }
 
-/// Resets every passed-through device of `cell` and waits, bounded, until each reset has taken
-/// effect; stops at the first device that fails. Only the cell's own windows are written, even
+/// Blocks the DMA of `cell`'s streams at the SMMU and resets every passed-through device and PCI
+/// function of it, waiting (bounded) until each reset has taken effect. A failure does not stop
+/// the rest: every other device is still blocked and reset, so one device without a reset cannot
+/// leave the others running; the first failure is returned, any later ones are logged. Only the cell's own windows are written, even
 /// where they share a page with another cell's device. A device whose board accepts the risk
 /// ([`DeviceReset::UnsafeAccepted`]) is left alone with a WARN line naming `what` (the step
 /// about to happen: `restart`, `wipe`, ...).
@@ -107,63 +109,101 @@ pub fn quiesce_devices<M: Machine + ?Sized>(
     what: &str,
     machine: &mut M,
 ) -> Result<(), QuiesceError> {
+    let mut failures = Failures::new(cell);
     // First the SMMU: from here on nothing the devices still do reaches memory.
     for &stream in cell.dma_streams() {
-        machine
-            .dma_block(stream, cell.plan().vmid)
-            .map_err(|_| QuiesceError::DmaNotBlocked { stream })?;
+        failures.note(
+            machine
+                .dma_block(stream, cell.plan().vmid)
+                .map_err(|_| QuiesceError::DmaNotBlocked { stream }),
+        );
     }
     if let Some(pci) = cell.devices.pci() {
         for (function, reset) in &pci.functions {
-            crate::core::pci::stop(pci.physical_ecam, *reset, function, machine)
-                .map_err(QuiesceError::PciFunction)?;
+            failures.note(
+                crate::core::pci::stop(pci.physical_ecam, *reset, function, machine)
+                    .map_err(QuiesceError::PciFunction),
+            );
         }
     }
     for device in cell.devices.passthrough().devices() {
-        match device.reset {
-            DeviceReset::VirtioMmio => {
-                for window in device.mmio {
-                    let status = PhysAddr::new(window.base + VIRTIO_MMIO_STATUS);
-                    write(device, status, 0, machine)?;
-                    let settled = RegisterMatch {
-                        offset: VIRTIO_MMIO_STATUS,
-                        mask: u32::MAX,
-                        value: 0,
-                    };
-                    wait_for(device, window.base, settled, machine)?;
-                }
+        failures.note(reset_device(cell, device, what, machine));
+    }
+    failures.first.map_or(Ok(()), Err)
+}
+
+/// The failures of one [`quiesce_devices`]: the first is kept for the caller, later ones logged.
+struct Failures<'a> {
+    cell: &'a Cell,
+    first: Option<QuiesceError>,
+}
+
+impl<'a> Failures<'a> {
+    fn new(cell: &'a Cell) -> Self {
+        Self { cell, first: None }
+    }
+
+    fn note(&mut self, result: Result<(), QuiesceError>) {
+        if let Err(error) = result {
+            if self.first.is_none() {
+                self.first = Some(error);
+            } else {
+                log::error!("cell {}: also, {error}", self.cell.name());
             }
-            DeviceReset::RegisterWrite {
-                window,
-                offset,
-                value,
-                settled,
-            } => {
-                // `check_reset` (at boot) made sure the window exists and holds both registers.
-                let Some(window) = device.mmio.get(window) else {
-                    return Err(QuiesceError::NoReset {
-                        device: device.name,
-                    });
+        }
+    }
+}
+
+/// Resets one passed-through device of `cell` (see [`quiesce_devices`]).
+fn reset_device<M: Machine + ?Sized>(
+    cell: &Cell,
+    device: &Device,
+    what: &str,
+    machine: &mut M,
+) -> Result<(), QuiesceError> {
+    match device.reset {
+        DeviceReset::VirtioMmio => {
+            for window in device.mmio {
+                let status = PhysAddr::new(window.base + VIRTIO_MMIO_STATUS);
+                write(device, status, 0, machine)?;
+                let settled = RegisterMatch {
+                    offset: VIRTIO_MMIO_STATUS,
+                    mask: u32::MAX,
+                    value: 0,
                 };
-                write(device, PhysAddr::new(window.base + offset), value, machine)?;
-                if let Some(settled) = settled {
-                    wait_for(device, window.base, settled, machine)?;
-                }
+                wait_for(device, window.base, settled, machine)?;
             }
-            DeviceReset::None => {
+        }
+        DeviceReset::RegisterWrite {
+            window,
+            offset,
+            value,
+            settled,
+        } => {
+            // `check_reset` (at boot) made sure the window exists and holds both registers.
+            let Some(window) = device.mmio.get(window) else {
                 return Err(QuiesceError::NoReset {
                     device: device.name,
                 });
+            };
+            write(device, PhysAddr::new(window.base + offset), value, machine)?;
+            if let Some(settled) = settled {
+                wait_for(device, window.base, settled, machine)?;
             }
-            // Stopped through the SMMU and its configuration space (`quiesce_pci_functions`).
-            DeviceReset::PciFunction => {}
-            DeviceReset::UnsafeAccepted => log::warn!(
-                "cell {}: device {} has no safe reset and is not stopped; the board accepts that \
-                 it may write the cell's RAM after the {what}",
-                cell.name(),
-                device.name
-            ),
         }
+        DeviceReset::None => {
+            return Err(QuiesceError::NoReset {
+                device: device.name,
+            });
+        }
+        // Stopped through the SMMU and its configuration space (`quiesce_pci_functions`).
+        DeviceReset::PciFunction => {}
+        DeviceReset::UnsafeAccepted => log::warn!(
+            "cell {}: device {} has no safe reset and is not stopped; the board accepts that \
+                 it may write the cell's RAM after the {what}",
+            cell.name(),
+            device.name
+        ),
     }
     Ok(())
 }

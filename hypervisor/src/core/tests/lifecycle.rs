@@ -500,6 +500,47 @@ static DISK_WITHOUT_RESET: Board = Board {
     ..qemu_virt::BOARD
 };
 
+/// [`DISK_WITHOUT_RESET`] with corporate owning both devices, the one without a reset first.
+static BOTH_DEVICES_FIRST_WITHOUT_RESET: Board = Board {
+    layouts: &[crate::board::Layout {
+        name: "linux-mmio",
+        cells: &[
+            crate::board::CellConfig {
+                devices: &[],
+                ..qemu_virt::LINUX_MMIO_CELLS.cells[0]
+            },
+            crate::board::CellConfig {
+                devices: &["virtio-disk", "virtio-net"],
+                ..qemu_virt::LINUX_MMIO_CELLS.cells[1]
+            },
+        ],
+    }],
+    ..DISK_WITHOUT_RESET
+};
+
+#[test]
+fn stopping_a_cell_resets_all_its_devices_even_after_one_without_a_reset() {
+    let fixture = build(&BOTH_DEVICES_FIRST_WITHOUT_RESET, "linux-mmio", KERNEL)
+        .unwrap_or_else(|(cell, error)| panic!("cell {cell}: {error}"));
+    let (runtime, board) = (fixture.runtime, fixture.board.clone());
+    let corporate = fixture.cell("corporate");
+    board.set_device_register(NET_STATUS, 0xF);
+    let mut home = board.cpu(CORPORATE_HOME);
+    let outcome = runtime.manage(&Command::Stop("corporate".into()), &mut home);
+    assert_eq!(outcome.lines, ["stop corporate: requested"]);
+    assert_eq!(step(runtime, &mut home), Step::Lifecycle(AfterStop::Off));
+    assert_eq!(corporate.state(), CellState::Off);
+    assert!(
+        home.events().contains(&Event::DeviceWritten {
+            address: NET_STATUS,
+            width: AccessWidth::Word,
+            value: 0,
+        }),
+        "the network device is reset although the disk before it has no reset: {:?}",
+        home.events()
+    );
+}
+
 #[test]
 fn a_cell_owning_a_device_without_a_safe_reset_may_be_stopped_but_not_restarted_or_wiped() {
     let fixture = build(&DISK_WITHOUT_RESET, "linux-mmio", KERNEL)
