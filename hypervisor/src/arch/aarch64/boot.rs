@@ -268,8 +268,15 @@ fn stack_slots() -> MemRange {
 /// Entered at any EL other than EL2: say so on the console and power off.
 fn wrong_exception_level(el: u64, dtb: u64) -> ! {
     heap::init();
-    if let Some(platform) = device_tree(dtb).and_then(|blob| platform::parse(blob).ok()) {
-        set_up_emergency_paths(&platform);
+    if let Some(blob) = device_tree(dtb) {
+        match platform::parse(blob) {
+            Ok(platform) => set_up_emergency_paths(&platform),
+            Err(_) => {
+                if let Ok(console) = platform::parse_console(blob) {
+                    EMERGENCY_UART.call_once(|| console);
+                }
+            }
+        }
     }
     halt_with_message(format_args!(
         "cellvisor: fatal: entered at EL{el}, but cellvisor must be entered at EL2: start QEMU with -M virt,virtualization=on, or make the boot loader enter the image at EL2"
@@ -290,9 +297,15 @@ pub extern "C" fn primary_main(dtb: u64, el: u64) -> ! {
     };
     let platform = match platform::parse(blob) {
         Ok(platform) => platform,
-        Err(error) => halt_with_message(format_args!(
-            "cellvisor: fatal: platform device tree: {error}"
-        )),
+        Err(error) => {
+            // Say it on the console if the tree names one cellvisor can drive.
+            if let Ok(console) = platform::parse_console(blob) {
+                EMERGENCY_UART.call_once(|| console);
+            }
+            halt_with_message(format_args!(
+                "cellvisor: fatal: platform device tree: {error}"
+            ))
+        }
     };
     set_up_emergency_paths(&platform);
     timer::set_counter_erratum(platform.timer.counter_erratum);

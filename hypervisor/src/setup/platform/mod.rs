@@ -163,6 +163,25 @@ fn read_bus_child(
     Ok(())
 }
 
+/// Reads only the console UART of the platform device tree (`/chosen/stdout-path`, or the
+/// `cellvisor.console=` bootarg): where to say why the whole tree could not be read.
+pub fn parse_console(dtb: &[u8]) -> Result<Uart, PlatformError> {
+    check_header(dtb)?;
+    let tree = Fdt::new_unaligned_fallible(dtb)?;
+    let root = tree
+        .find_node("/")?
+        .ok_or(PlatformError::BadHeader("no root node"))?;
+    let chosen = tree.find_node("/chosen")?.ok_or(PlatformError::NoConsole)?;
+    let aliases = tree.find_node("/aliases")?;
+    let bootargs = string_property(&chosen, "bootargs")?.unwrap_or("");
+    read_console(
+        &root,
+        &chosen,
+        aliases.as_ref(),
+        console_from_bootargs(bootargs),
+    )
+}
+
 /// Reads the platform device tree; it must have a `memory` node with a non-empty range.
 pub fn parse(dtb: &[u8]) -> Result<Platform, PlatformError> {
     parse_with_memory(dtb, &[])

@@ -276,6 +276,24 @@ fn the_console_bootarg_picks_the_pl011_over_the_stock_mini_uart() {
 }
 
 #[test]
+fn a_tree_that_cannot_be_read_still_names_its_console() {
+    // The stock raspi4b tree without RAM fails as a whole, but its console (as the bootarg
+    // names it in QEMU's copy) is found, so the fatal line can be printed there.
+    assert_eq!(
+        parse(&raspi4b_with_pl011_console()),
+        Err(PlatformError::NoMemory)
+    );
+    assert_eq!(
+        parse_console(&raspi4b_with_pl011_console()).map(|uart| uart.registers.base),
+        Ok(0xFE20_1000)
+    );
+    assert_eq!(
+        parse_console(RASPI4B).map(|uart| uart.kind),
+        Err(PlatformError::UnsupportedConsole("serial@7e215040".into()))
+    );
+}
+
+#[test]
 fn raspi4b_without_memory_or_fallback_has_no_memory() {
     assert_eq!(
         parse(&raspi4b_with_pl011_console()),
