@@ -26,10 +26,12 @@ const USAGE: &str = "\
 cargo xtask <command> [options]
 
 commands:
-  build [--release] [--layout NAME]...
+  build [--release] [--layout NAME]... [--board NAME]
         build target/cellvisor/qemu-virt.bin, test-guest.bin, bench-guest.bin, initrd-<cell>.cpio.gz and
-        bundle-<layout>.cpio for every layout (or the ones named)
+        bundle-<layout>.cpio for every layout (or the ones named); --board raspi4b|pinephone:
+        target/cellvisor/<board>/Image and bundle-<layout>.cpio instead (raspi4b: and its DTB)
   run [--layout NAME] [--check] [--timeout SECS] [--release] [--linux default|newest] [--gic 2|3]
+      [--board NAME]
       [--kernel CELL=PATH] [--initrd CELL=PATH] [--append CELL=ARGS] [-- QEMU ARGS...]
         build, then boot QEMU virt with cellvisor (default layout: linux); interactive unless
         --check, which boots headless, waits for every cell's ready banner and prints a table
@@ -37,7 +39,10 @@ commands:
         with initramfs built with its modules, instead of the default (bookworm) one
         --kernel takes an arm64 Image, a gzip-compressed Image.gz (decompressed here) or a raw binary
         --gic 2: QEMU virt with a GICv2 (GIC-400 with virtualization) instead of the GICv3
-  test  prerequisites, host tests, image build, QEMU integration tests; prints a summary
+        --board raspi4b: QEMU's Raspberry Pi 4 B with Debian's real DTB (default: qemu-virt)
+  test [--board NAME]
+        prerequisites, host tests, image build, QEMU integration tests; prints a summary;
+        without --board every board, with it that board's images and QEMU tests only
   bench [--quick] [--record] [--no-linux] [--gic 2|3]
         cellvisor against native QEMU: micro-operations (bench guest) and EL2 instructions per
         operation, under -icount and plain TCG, Linux boot (native / one cell / two cells),
