@@ -197,17 +197,27 @@ fn cpu_index(mpidr: u64) -> Option<usize> {
 #[derive(Debug)]
 pub struct GicV2 {
     distributor: usize,
-    cpu_interface: usize,
-    hypervisor_interface: usize,
+    frames: CpuFrames,
     cpu_targets: [AtomicU8; CPU_LIMIT],
 }
 
+/// The CPU interface (`GICC`) and virtual interface control (`GICH`) frames, banked per CPU at the
+/// same addresses: everything EL2's hot paths touch on the calling CPU (acknowledge, EOI, list
+/// registers), as a copyable pair of addresses a CPU keeps at hand ([`GicV2::cpu_frames`]).
+#[derive(Clone, Copy, Debug)]
+pub struct CpuFrames {
+    cpu_interface: usize,
+    hypervisor_interface: usize,
+}
+
+#[inline(always)]
 fn read32(address: usize) -> u32 {
     // SAFETY: `GicV2` is only constructed over the platform's GIC frames, mapped as device memory,
     // and every offset the driver adds lies inside the frame it is added to.
     unsafe { read_volatile(address as *const u32) }
 }
 
+#[inline(always)]
 fn write32(address: usize, value: u32) {
     // SAFETY: as in `read32`.
     unsafe { write_volatile(address as *mut u32, value) }
@@ -235,8 +245,10 @@ impl GicV2 {
     pub unsafe fn new(distributor: u64, cpu_interface: u64, hypervisor_interface: u64) -> Self {
         Self {
             distributor: distributor as usize,
-            cpu_interface: cpu_interface as usize,
-            hypervisor_interface: hypervisor_interface as usize,
+            frames: CpuFrames {
+                cpu_interface: cpu_interface as usize,
+                hypervisor_interface: hypervisor_interface as usize,
+            },
             cpu_targets: [const { AtomicU8::new(0) }; CPU_LIMIT],
         }
     }
@@ -280,36 +292,6 @@ impl GicV2 {
         self.target_mask(mpidr) == Some(self.calling_cpu_mask())
     }
 
-    /// Acknowledges the highest-priority pending interrupt of the calling CPU (`GICC_IAR`): the
-    /// raw value (bits 12:0: INTID in 9:0, for an SGI the requesting CPU in 12:10) to pass back to
-    /// [`Self::end_of_interrupt`] and [`Self::deactivate`]; its INTID is `raw & 0x3ff`. `None` for
-    /// the special INTIDs 1020-1023 (1023: nothing pending), which need no EOI.
-    pub fn acknowledge(&self) -> Option<u32> {
-        let iar = LocalRegisterCopy::<u32, GICC_IAR::Register>::new(read32(
-            self.cpu_interface + GICC_IAR_OFFSET,
-        ));
-        if iar.read(GICC_IAR::InterruptID) >= SPI_END_INTID {
-            return None;
-        }
-        Some(
-            (GICC_IAR::InterruptID.val(iar.read(GICC_IAR::InterruptID))
-                + GICC_IAR::CPUID.val(iar.read(GICC_IAR::CPUID)))
-            .value,
-        )
-    }
-
-    /// Drops the running priority of an interrupt [`Self::acknowledge`] returned as `raw`
-    /// (`GICC_EOIR`); with `EOImode` set this does not deactivate it.
-    pub fn end_of_interrupt(&self, raw: u32) {
-        write32(self.cpu_interface + GICC_EOIR, raw);
-    }
-
-    /// Deactivates an interrupt [`Self::acknowledge`] returned as `raw` (`GICC_DIR`), on the
-    /// calling CPU.
-    pub fn deactivate(&self, raw: u32) {
-        write32(self.cpu_interface + GICC_DIR, raw);
-    }
-
     /// Sends SGI `intid` to the CPU with affinity `cpu_mpidr` (`GICD_SGIR`, `TargetListFilter`
     /// 0, that CPU's target mask). Ignored for an INTID that is not an SGI or a CPU that has not
     /// run `init_cpu`.
@@ -326,6 +308,46 @@ impl GicV2 {
         write32(self.distributor + GICD_SGIR_OFFSET, sgir.value);
     }
 
+    /// The calling CPU's `GICC` and `GICH` frames.
+    pub fn cpu_frames(&self) -> CpuFrames {
+        self.frames
+    }
+}
+
+impl CpuFrames {
+    /// Acknowledges the highest-priority pending interrupt of the calling CPU (`GICC_IAR`): the
+    /// raw value (bits 12:0: INTID in 9:0, for an SGI the requesting CPU in 12:10) to pass back to
+    /// [`Self::end_of_interrupt`] and [`Self::deactivate`]; its INTID is `raw & 0x3ff`. `None` for
+    /// the special INTIDs 1020-1023 (1023: nothing pending), which need no EOI.
+    #[inline(always)]
+    pub fn acknowledge(&self) -> Option<u32> {
+        let iar = LocalRegisterCopy::<u32, GICC_IAR::Register>::new(read32(
+            self.cpu_interface + GICC_IAR_OFFSET,
+        ));
+        if iar.read(GICC_IAR::InterruptID) >= SPI_END_INTID {
+            return None;
+        }
+        // InterruptID and CPUID are the low 13 bits: keep them, drop what is reserved above.
+        Some(
+            iar.get()
+                & (GICC_IAR::InterruptID.mask | GICC_IAR::CPUID.mask << GICC_IAR::CPUID.shift),
+        )
+    }
+
+    /// Drops the running priority of an interrupt [`Self::acknowledge`] returned as `raw`
+    /// (`GICC_EOIR`); with `EOImode` set this does not deactivate it.
+    #[inline(always)]
+    pub fn end_of_interrupt(&self, raw: u32) {
+        write32(self.cpu_interface + GICC_EOIR, raw);
+    }
+
+    /// Deactivates an interrupt [`Self::acknowledge`] returned as `raw` (`GICC_DIR`), on the
+    /// calling CPU.
+    #[inline(always)]
+    pub fn deactivate(&self, raw: u32) {
+        write32(self.cpu_interface + GICC_DIR, raw);
+    }
+
     /// Number of list registers of the virtual CPU interface (`GICH_VTR.ListRegs` + 1).
     pub fn list_register_count(&self) -> usize {
         let vtr = LocalRegisterCopy::<u32, GICH_VTR::Register>::new(read32(
@@ -336,6 +358,7 @@ impl GicV2 {
 
     /// `GICH_LR<n>` of the calling CPU; 0 (an invalid entry) for `n` of 64 or more. Meaningful
     /// only for `n` below [`Self::list_register_count`].
+    #[inline(always)]
     pub fn read_lr(&self, n: usize) -> u32 {
         if n >= LIST_REGISTER_LIMIT {
             return 0;
@@ -345,6 +368,7 @@ impl GicV2 {
 
     /// Writes `GICH_LR<n>` of the calling CPU; ignored for `n` of 64 or more. `n` must be below
     /// [`Self::list_register_count`] for the entry to exist.
+    #[inline(always)]
     pub fn write_lr(&self, n: usize, value: u32) {
         if n >= LIST_REGISTER_LIMIT {
             return;
@@ -354,16 +378,19 @@ impl GicV2 {
 
     /// `GICH_ELRSR0` of the calling CPU: bit `n` set when `GICH_LR<n>` holds no interrupt (list
     /// registers 0-31; a GIC-400 has 4).
+    #[inline(always)]
     pub fn empty_list_registers(&self) -> u32 {
         read32(self.hypervisor_interface + GICH_ELRSR0)
     }
 
     /// `GICH_HCR` of the calling CPU (layout [`GICH_HCR`]).
+    #[inline(always)]
     pub fn hcr(&self) -> u32 {
         read32(self.hypervisor_interface + GICH_HCR_OFFSET)
     }
 
     /// Writes `GICH_HCR` of the calling CPU (layout [`GICH_HCR`]).
+    #[inline(always)]
     pub fn set_hcr(&self, value: u32) {
         write32(self.hypervisor_interface + GICH_HCR_OFFSET, value);
     }
@@ -442,17 +469,17 @@ impl InterruptController for GicV2 {
             }
         }
         write32(self.distributor + GICD_ISENABLER, enable);
-        write32(self.cpu_interface + GICC_PMR, 0xff);
-        write32(self.cpu_interface + GICC_BPR, 0);
+        write32(self.frames.cpu_interface + GICC_PMR, 0xff);
+        write32(self.frames.cpu_interface + GICC_BPR, 0);
         // 0x201 means the same in both views: the view's group enabled (bit 0: EnableGrp1
         // non-secure, EnableGrp0 secure or without the Security Extensions) and split EOI (bit 9:
         // EOImodeNS, or EOImodeS for the secure/only world). Bit 1 is left clear: reserved in the
         // non-secure view, and there is no Group 1 interrupt without the Security Extensions.
         let ctlr = GICC_CTLR::Enable::SET + GICC_CTLR::EOImode::SET;
-        write32(self.cpu_interface + GICC_CTLR_OFFSET, ctlr.value);
-        write32(self.hypervisor_interface + GICH_VMCR, 0);
+        write32(self.frames.cpu_interface + GICC_CTLR_OFFSET, ctlr.value);
+        write32(self.frames.hypervisor_interface + GICH_VMCR, 0);
         write32(
-            self.hypervisor_interface + GICH_HCR_OFFSET,
+            self.frames.hypervisor_interface + GICH_HCR_OFFSET,
             GICH_HCR::En::SET.value,
         );
         true
@@ -548,6 +575,7 @@ impl InterruptController for GicV2 {
 /// - `Grp1` is always 0: a GICv2 guest's interrupts are Group 0 (Linux, on a GIC without security,
 ///   enables only Group 0 at `GICV_CTLR` bit 0), whereas the vGIC always writes `Group` 1 in its
 ///   v3 images; [`lr_to_ich`] puts `Group` 1 back, so the round trip is exact.
+#[inline]
 pub fn lr_from_ich(ich: u64, sgi_source: u8) -> u32 {
     let ich = LocalRegisterCopy::<u64, ICH_LR_EL2::Register>::new(ich);
     let vintid = ich.read(ICH_LR_EL2::vINTID);
@@ -573,6 +601,7 @@ pub fn lr_from_ich(ich: u64, sgi_source: u8) -> u32 {
 /// The vGIC's `ICH_LR<n>_EL2` image of `GICH_LR<n>` value `lr`: the inverse of [`lr_from_ich`].
 /// `Priority` comes back with its low 3 bits 0, `Group` is 1 (as the vGIC writes it), and a
 /// virtual SGI's `CPUID` is dropped (the vGIC keeps the source itself).
+#[inline]
 pub fn lr_to_ich(lr: u32) -> u64 {
     let lr = LocalRegisterCopy::<u32, GICH_LR::Register>::new(lr);
     let mut ich = ICH_LR_EL2::vINTID.val(lr.read(GICH_LR::VirtualID).into())
@@ -798,16 +827,16 @@ mod tests {
         let mut frames = FakeFrames::new();
         frames.cpu_interface[GICC_IAR_OFFSET / 4] = 1023;
         let gic = frames.gic();
-        assert_eq!(gic.acknowledge(), None);
+        assert_eq!(gic.cpu_frames().acknowledge(), None);
         frames.cpu_interface[GICC_IAR_OFFSET / 4] = 1020;
-        assert_eq!(frames.gic().acknowledge(), None);
+        assert_eq!(frames.gic().cpu_frames().acknowledge(), None);
         // SGI 3 from CPU 5, with stray upper bits.
         frames.cpu_interface[GICC_IAR_OFFSET / 4] = 0xffff_e000 | (5 << 10) | 3;
         let gic = frames.gic();
-        let raw = gic.acknowledge();
+        let raw = gic.cpu_frames().acknowledge();
         assert_eq!(raw, Some((5 << 10) | 3));
-        gic.end_of_interrupt((5 << 10) | 3);
-        gic.deactivate(40);
+        gic.cpu_frames().end_of_interrupt((5 << 10) | 3);
+        gic.cpu_frames().deactivate(40);
         assert_eq!(frames.cpu_interface[GICC_EOIR / 4], (5 << 10) | 3);
         assert_eq!(frames.cpu_interface[GICC_DIR / 4], 40);
     }
@@ -818,20 +847,25 @@ mod tests {
         frames.hypervisor_interface[GICH_ELRSR0 / 4] = 0b1010;
         frames.hypervisor_interface[GICH_MISR / 4] = 0x8;
         let gic = frames.gic();
-        assert_eq!(gic.list_register_count(), 4);
-        gic.write_lr(0, 0x1111);
-        gic.write_lr(3, 0x3333);
-        gic.write_lr(64, 0xdead);
-        assert_eq!(gic.read_lr(3), 0x3333);
-        assert_eq!(gic.read_lr(64), 0);
-        gic.set_hcr(0x5);
-        gic.set_vmcr(0x77);
-        gic.set_apr(0x9);
+        assert_eq!(gic.cpu_frames().list_register_count(), 4);
+        gic.cpu_frames().write_lr(0, 0x1111);
+        gic.cpu_frames().write_lr(3, 0x3333);
+        gic.cpu_frames().write_lr(64, 0xdead);
+        assert_eq!(gic.cpu_frames().read_lr(3), 0x3333);
+        assert_eq!(gic.cpu_frames().read_lr(64), 0);
+        gic.cpu_frames().set_hcr(0x5);
+        gic.cpu_frames().set_vmcr(0x77);
+        gic.cpu_frames().set_apr(0x9);
         assert_eq!(
-            (gic.hcr(), gic.vmcr(), gic.apr(), gic.misr()),
+            (
+                gic.cpu_frames().hcr(),
+                gic.cpu_frames().vmcr(),
+                gic.cpu_frames().apr(),
+                gic.cpu_frames().misr()
+            ),
             (0x5, 0x77, 0x9, 0x8)
         );
-        assert_eq!(gic.empty_list_registers(), 0b1010);
+        assert_eq!(gic.cpu_frames().empty_list_registers(), 0b1010);
         assert_eq!(frames.hypervisor_interface[0x100 / 4], 0x1111);
         assert_eq!(frames.hypervisor_interface[0x10c / 4], 0x3333);
         assert_eq!(frames.hypervisor_interface[GICH_HCR_OFFSET / 4], 0x5);

@@ -27,7 +27,7 @@ use super::sysreg::{self, dsb_sy, isb, read_sysreg, write_sysreg};
 use super::{timer, traps};
 use crate::dev::gic::{SPI_BASE_INTID, SPI_END_INTID};
 use crate::dev::vgic::{ICC_SGI1R_EL1, list_register_count_from_vtr};
-use crate::drivers::gicv2::{self, GicV2};
+use crate::drivers::gicv2::{self, CpuFrames, GicV2};
 use crate::setup::platform::TimerInterrupts;
 
 /// ICC_SRE_EL2: EL2 uses the system-register interface, IRQ/FIQ bypass off, and EL1 may use the
@@ -78,8 +78,9 @@ fn v2() -> Option<&'static GicV2> {
 /// interface (GICv2, whose `init_cpu` does the whole physical side).
 pub fn init_cpu_interface() {
     if let Some(gic) = v2() {
-        gic.set_vmcr(0);
-        gic.set_hcr(GICH_HCR_EN);
+        let frames = gic.cpu_frames();
+        frames.set_vmcr(0);
+        frames.set_hcr(GICH_HCR_EN);
         return;
     }
     dsb_sy();
@@ -97,6 +98,9 @@ pub fn init_cpu_interface() {
     }
     isb();
 }
+
+/// `GICC_IAR.InterruptID`: the INTID in a GICv2 acknowledgement's raw value.
+const GICC_IAR_INTID_MASK: u32 = 0x3FF;
 
 /// `GICH_HCR.En`: the GICv2 virtual CPU interface is on.
 const GICH_HCR_EN: u32 = 1;
@@ -141,13 +145,21 @@ pub trait CpuInterface: Copy {
 #[derive(Clone, Copy, Debug)]
 pub struct SystemRegisters;
 
-/// A GICv2's (GIC-400's) CPU interface: its `GICC` and `GICH` frames and `GICD_SGIR`.
+/// A GICv2's (GIC-400's) CPU interface: its `GICC` and `GICH` frames (their addresses held by
+/// value, so a hot-path access is one load from the CPU's own structure less) and, for kicks,
+/// the driver's `GICD_SGIR`.
 #[derive(Clone, Copy)]
-pub struct Gicv2Interface(&'static GicV2);
+pub struct Gicv2Interface {
+    frames: CpuFrames,
+    gic: &'static GicV2,
+}
 
 /// The GICv2 CPU interface, if the platform's GIC is a GICv2 ([`use_gicv2`] was called).
 pub fn gicv2_interface() -> Option<Gicv2Interface> {
-    v2().map(Gicv2Interface)
+    v2().map(|gic| Gicv2Interface {
+        frames: gic.cpu_frames(),
+        gic,
+    })
 }
 
 impl CpuInterface for SystemRegisters {
@@ -264,46 +276,56 @@ impl CpuInterface for SystemRegisters {
 }
 
 impl CpuInterface for Gicv2Interface {
+    #[inline(always)]
     fn acknowledge(self) -> Option<(u32, u32)> {
-        let raw = self.0.acknowledge()?;
-        Some((raw & 0x3FF, raw))
+        let raw = self.frames.acknowledge()?;
+        Some((raw & GICC_IAR_INTID_MASK, raw))
     }
 
+    #[inline(always)]
     fn end_of_interrupt(self, handle: u32) {
-        self.0.end_of_interrupt(handle);
+        self.frames.end_of_interrupt(handle);
     }
 
+    #[inline(always)]
     fn deactivate(self, handle: u32) {
-        self.0.deactivate(handle);
+        self.frames.deactivate(handle);
     }
 
+    #[inline(always)]
     fn send_sgi(self, mpidr: u64, intid: u32) {
         dsb_sy();
-        self.0.send_sgi(mpidr, intid);
+        self.gic.send_sgi(mpidr, intid);
     }
 
+    #[inline(always)]
     fn list_register_count(self) -> usize {
-        self.0.list_register_count()
+        self.frames.list_register_count()
     }
 
+    #[inline(always)]
     fn read_lr(self, n: usize) -> u64 {
-        gicv2::lr_to_ich(self.0.read_lr(n))
+        gicv2::lr_to_ich(self.frames.read_lr(n))
     }
 
+    #[inline(always)]
     fn write_lr(self, n: usize, value: u64, source: u8) {
-        self.0.write_lr(n, gicv2::lr_from_ich(value, source));
+        self.frames.write_lr(n, gicv2::lr_from_ich(value, source));
     }
 
+    #[inline(always)]
     fn empty_mask(self) -> u64 {
-        u64::from(self.0.empty_list_registers())
+        u64::from(self.frames.empty_list_registers())
     }
 
+    #[inline(always)]
     fn hcr(self) -> u64 {
-        u64::from(self.0.hcr())
+        u64::from(self.frames.hcr())
     }
 
+    #[inline(always)]
     fn set_hcr(self, value: u64) {
-        self.0
+        self.frames
             .set_hcr((value & GICH_HCR_SHARED) as u32 | GICH_HCR_EN);
     }
 }
@@ -392,6 +414,7 @@ impl<I: CpuInterface> ListRegisters<I> {
     }
 
     /// The CPU interface these list registers belong to.
+    #[inline(always)]
     pub fn interface(&self) -> I {
         self.interface
     }
@@ -417,8 +440,9 @@ impl<I: CpuInterface> ListRegisters<I> {
 /// (every ICH_AP0R<n>/ICH_AP1R<n>_EL2, or GICH_APR), so nothing of a previous instance stays.
 pub fn reset_virtual_interface() {
     if let Some(gic) = v2() {
-        gic.set_vmcr(0);
-        gic.set_apr(0);
+        let frames = gic.cpu_frames();
+        frames.set_vmcr(0);
+        frames.set_apr(0);
         return;
     }
     // SAFETY: ICH_VMCR_EL2 is the guest's virtual CPU interface state on this CPU.
