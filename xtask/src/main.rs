@@ -439,13 +439,17 @@ fn clippy() -> Result<()> {
     timed(&mut steps, "clippy (host, all targets)", || {
         cargo_step(&["clippy", "--all-targets", "--", "-D", "warnings"])
     });
-    timed(&mut steps, "clippy (hypervisor, aarch64 softfloat)", || {
+    timed(&mut steps, "clippy (hypervisor and boards, aarch64 softfloat)", || {
         cargo_step(&[
             "clippy",
             "-p",
             "cellvisor",
             "-p",
             "qemu-virt",
+            "-p",
+            "raspi4b",
+            "-p",
+            "pinephone",
             "--target",
             images::HYPERVISOR_TARGET,
             "--",

@@ -112,11 +112,11 @@ fn emergency_message(args: fmt::Arguments<'_>) {
         return;
     };
     let base = console.registers.base;
-    // SAFETY (both arms): the console UART's frame is device memory mapped at its physical
-    // address (or the MMU is still off); this writer bypasses the UART lock only on the way to
-    // stopping the machine.
     match console.kind {
         UartKind::Pl011 => {
+            // SAFETY: the console UART's frame is device memory mapped at its physical address
+            // (or the MMU is still off); this writer bypasses the UART lock only on the way to
+            // stopping the machine.
             if let Some(uart) = unsafe { Pl011::new(base) } {
                 write_emergency(uart, args);
             }
@@ -125,6 +125,7 @@ fn emergency_message(args: fmt::Arguments<'_>) {
             reg_shift,
             reg_io_width,
         } => {
+            // SAFETY: as for the PL011.
             if let Ok(uart) = unsafe { Ns16550::new(base, reg_shift, reg_io_width) } {
                 write_emergency(uart, args);
             }
@@ -147,21 +148,26 @@ fn write_emergency<U: ConsoleUart>(uart: U, args: fmt::Arguments<'_>) {
 unsafe fn console_driver(console: &Uart) -> Result<Box<dyn ConsoleUart>, String> {
     let base = console.registers.base;
     match console.kind {
-        // SAFETY: the caller's contract.
-        UartKind::Pl011 => match unsafe { Pl011::new(base) } {
-            Some(uart) => Ok(Box::new(uart)),
-            None => Err(
-                "the console UART is at address 0: fix its reg in the platform device tree".into(),
-            ),
-        },
+        UartKind::Pl011 => {
+            // SAFETY: the caller's contract.
+            match unsafe { Pl011::new(base) } {
+                Some(uart) => Ok(Box::new(uart)),
+                None => Err(
+                    "the console UART is at address 0: fix its reg in the platform device tree"
+                        .into(),
+                ),
+            }
+        }
         UartKind::Ns16550 {
             reg_shift,
             reg_io_width,
+        } => {
             // SAFETY: the caller's contract.
-        } => match unsafe { Ns16550::new(base, reg_shift, reg_io_width) } {
-            Ok(uart) => Ok(Box::new(uart)),
-            Err(error) => Err(error.to_string()),
-        },
+            match unsafe { Ns16550::new(base, reg_shift, reg_io_width) } {
+                Ok(uart) => Ok(Box::new(uart)),
+                Err(error) => Err(error.to_string()),
+            }
+        }
     }
 }
 
