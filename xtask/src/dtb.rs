@@ -56,24 +56,24 @@ impl DtbPin {
 /// sha256. Fails in one line when none of them has the pinned contents.
 pub fn fetch_into(pin: &DtbPin, into: &Path) -> Result<()> {
     let cached = pin.cached();
-    if !matches(&cached, pin) {
-        if let Err(error) = fetch(pin, &cached) {
-            let fixture = util::workspace_root().join(pin.fixture);
-            if !matches(&fixture, pin) {
-                fail!(
-                    "cannot fetch {} from {} {} ({error}) and {} does not match its pin",
-                    pin.path,
-                    pin.package,
-                    pin.version,
-                    util::pretty(&fixture)
-                );
-            }
-            eprintln!(
-                "note: {error}; using the committed copy {} (same sha256)",
+    if !matches(&cached, pin)
+        && let Err(error) = fetch(pin, &cached)
+    {
+        let fixture = util::workspace_root().join(pin.fixture);
+        if !matches(&fixture, pin) {
+            fail!(
+                "cannot fetch {} from {} {} ({error}) and {} does not match its pin",
+                pin.path,
+                pin.package,
+                pin.version,
                 util::pretty(&fixture)
             );
-            copy(&fixture, &cached)?;
         }
+        eprintln!(
+            "note: {error}; using the committed copy {} (same sha256)",
+            util::pretty(&fixture)
+        );
+        copy(&fixture, &cached)?;
     }
     copy(&cached, into)?;
     eprintln!(

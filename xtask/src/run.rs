@@ -249,7 +249,7 @@ fn check_with(
     );
     let started = Instant::now();
     let deadline = started + Duration::from_secs(options.timeout);
-    let mut machine = Machine::boot_named(&artifacts, &config, "run-check")
+    let mut machine = Machine::boot_named(artifacts, config, "run-check")
         .map_err(|error| util::Error(format!("cannot start QEMU: {error}")))?;
     // Poll for every banner at once so each cell's time is when its own banner appeared.
     let mut ready: Vec<Option<(f64, String)>> = vec![None; layout.cells.len()];

@@ -112,11 +112,12 @@ fn emergency_message(args: fmt::Arguments<'_>) {
         return;
     };
     let base = console.registers.base;
-    // SAFETY (both arms): the console UART's frame is device memory mapped at its physical
-    // address (or the MMU is still off); this writer bypasses the UART lock only on the way to
-    // stopping the machine.
+    // Both arms: the console UART's frame is device memory mapped at its physical address (or
+    // the MMU is still off); this writer bypasses the UART lock only on the way to stopping the
+    // machine.
     match console.kind {
         UartKind::Pl011 => {
+            // SAFETY: see above; `base` is the console PL011's frame.
             if let Some(uart) = unsafe { Pl011::new(base) } {
                 write_emergency(uart, args);
             }
@@ -125,6 +126,8 @@ fn emergency_message(args: fmt::Arguments<'_>) {
             reg_shift,
             reg_io_width,
         } => {
+            // SAFETY: see above; `base` is the console 16550's frame, with the DT's register
+            // layout.
             if let Ok(uart) = unsafe { Ns16550::new(base, reg_shift, reg_io_width) } {
                 write_emergency(uart, args);
             }
