@@ -43,13 +43,18 @@ commands:
   test [--board NAME]
         prerequisites, host tests, image build, QEMU integration tests; prints a summary;
         without --board every board, with it that board's images and QEMU tests only
-  bench [--quick] [--record] [--no-linux] [--gic 2|3]
+  bench [--quick] [--record] [--no-linux] [--gic 2|3] [--board NAME]
         cellvisor against native QEMU: micro-operations (bench guest) and EL2 instructions per
         operation, under -icount and plain TCG, Linux boot (native / one cell / two cells),
         footprint; writes target/bench/report.json and chart.svg; --record rewrites
         docs/benchmarks.md; --quick: 4096 iterations and one Linux boot per configuration
         --gic 2: the micro-operations also on a GICv2 (GIC-400), beside the GICv3 figures;
         --gic 3 is the default (GICv3 only)
+        --board raspi4b: Linux boot to `Run /init` on QEMU's Raspberry Pi 4 B, natively and in
+        both cells, under plain TCG and -icount (3 runs each, 1 with --quick); writes
+        target/bench/report-raspi4b.json, --record rewrites docs/benchmarks-raspi4b.md; the
+        bench guest does not run there, and --gic is refused (the SoC's GIC-400)
+        --board qemu-virt is the default; pinephone has no QEMU model
   fuzz [SECONDS] [--seed X]
         fuzz every guest-input decoder on the host for SECONDS in total (default 60), in release
         with overflow checks; the bounded run of the same targets is part of `cargo xtask test`
@@ -132,6 +137,7 @@ fn parse_gic(value: &str) -> Result<cellvisor_tests::GicVersion> {
 
 fn parse_bench(mut args: Args) -> Result<bench::BenchOptions> {
     let mut options = bench::BenchOptions::default();
+    let mut gic_given = false;
     while let Some(word) = args.next() {
         let (name, inline) = split_option(&word);
         match name {
@@ -141,10 +147,19 @@ fn parse_bench(mut args: Args) -> Result<bench::BenchOptions> {
             "--gic" => {
                 options.gicv2 =
                     parse_gic(&args.value(name, inline)?)? == cellvisor_tests::GicVersion::V2;
+                gic_given = true;
             }
+            "--board" => options.board = boards::board(&args.value(name, inline)?)?,
             _ => fail!("unknown option `{word}` for bench (see `cargo xtask help`)"),
         }
     }
+    if gic_given && !options.board.is_default() {
+        fail!(
+            "--gic chooses the GIC of qemu-virt's machine; board `{}` has its SoC's own",
+            options.board.name
+        );
+    }
+    options.board.qemu_board("bench")?;
     Ok(options)
 }
 
@@ -593,6 +608,46 @@ mod tests {
                 .expect("parses")
                 .gicv2
         );
+    }
+
+    #[test]
+    fn bench_board_options_parse() {
+        assert!(parse_bench(args(&[])).expect("parses").board.is_default());
+        let options = parse_bench(args(&["--board", "qemu-virt", "--quick"])).expect("parses");
+        assert!(options.board.is_default() && options.quick);
+        let options =
+            parse_bench(args(&["--board=raspi4b", "--quick", "--record"])).expect("parses");
+        assert_eq!(options.board.name, "raspi4b");
+        assert!(options.quick && options.record && !options.gicv2);
+        // --gic goes with qemu-virt, named or not.
+        let options = parse_bench(args(&["--board", "qemu-virt", "--gic", "2"])).expect("parses");
+        assert!(options.gicv2 && options.board.is_default());
+    }
+
+    #[test]
+    fn bad_bench_board_options_are_one_line_errors() {
+        let error = parse_bench(args(&["--board", "pinephone"]))
+            .expect_err("no QEMU model")
+            .to_string();
+        assert!(!error.contains('\n'), "{error}");
+        assert!(error.contains("cargo xtask bench"), "{error}");
+        assert!(error.contains("no QEMU model"), "{error}");
+        for gic in ["2", "3"] {
+            for words in [
+                &["--board", "raspi4b", "--gic", gic][..],
+                &["--gic", gic, "--board=raspi4b"],
+            ] {
+                let error = parse_bench(args(words)).expect_err("raspi4b has its own GIC");
+                assert_eq!(
+                    error.to_string(),
+                    "--gic chooses the GIC of qemu-virt's machine; board `raspi4b` has its SoC's own"
+                );
+            }
+        }
+        for bad in [&["--board"][..], &["--board", "raspi5"], &["--board="]] {
+            let error = parse_bench(args(bad)).expect_err("rejected").to_string();
+            assert!(!error.contains('\n'), "{error}");
+        }
     }
 
     #[test]

@@ -559,6 +559,15 @@ with every instruction of every CPU, so a guest's uptime also grows with the oth
 two-cell icount uptimes measure the machine, not a slowdown of either cell. Plain TCG runs vCPUs in
 parallel host threads, but this host has only 2 cores for up to 4 busy vCPUs.
 
+**On the raspi4b board (`--board raspi4b`).** The bench guest cannot run on QEMU's Raspberry
+Pi 4 B (its GIC and UART addresses are QEMU virt's), so `cargo xtask bench --board raspi4b` runs
+none of the above: it times Debian's default cloud kernel booting to its `Run /init as init
+process` line on `-M raspi4b` with the board's real DTB, natively and in both cells of the
+raspi4b layout `linux`, under plain TCG and `-icount shift=0,sleep=off`, 3 runs each (`--quick`:
+1). Its figures are recorded in [benchmarks-raspi4b.md](benchmarks-raspi4b.md) (`--record --board
+raspi4b` rewrites that file only, and a qemu-virt `--record` leaves it alone), its raw results in
+`target/bench/report-raspi4b.json`; `--gic` is refused there (the SoC's GIC-400).
+
 **Footprint.** Section sizes of the release ELF (`target/aarch64-unknown-none-softfloat/release/
 cellvisor-qemu-virt`): text, rodata, data, bss, and the reserved heap and stacks. Stage-2 tables
 are built on the host with `cellvisor::mem::stage2::Stage2` from each layout's cell memory
@@ -652,7 +661,8 @@ pub(super) fn record_markdown(report: &Report, tables: &str) -> String {
     format!(
         "# Benchmarks: cellvisor against native QEMU\n\n\
          Recorded by `{}` (rewritten by `cargo xtask bench --record`; do not edit the figures by hand).\n\n\
-         - QEMU {}\n- host: `{}`, {} CPUs\n- reproduce: `cargo xtask bench --record` (a few minutes on 2 cores; `--quick` for a short run)\n\n\
+         - QEMU {}\n- host: `{}`, {} CPUs\n- reproduce: `cargo xtask bench --record` (a few minutes on 2 cores; `--quick` for a short run)\n\
+         - raspi4b (Linux boot on QEMU's Raspberry Pi 4 B, native vs two cells): [benchmarks-raspi4b.md](benchmarks-raspi4b.md), `cargo xtask bench --board raspi4b --record`\n\n\
          ![cellvisor vs native, ns per operation](benchmarks.svg)\n\n## Figures\n{tables}\n{METHOD}",
         report.command, report.qemu_version, report.host, report.cpus
     )
@@ -705,6 +715,23 @@ mod tests {
             (("icount", "cellvisor"), parse_micro(&cellvisor)),
             (("icount", "native"), parse_micro(native)),
         ])
+    }
+
+    #[test]
+    fn the_recorded_file_links_the_raspi4b_figures_and_ends_with_the_method() {
+        let recorded = record_markdown(&report(BTreeMap::new(), BTreeMap::new()), "");
+        assert!(
+            recorded.contains("[benchmarks-raspi4b.md](benchmarks-raspi4b.md)"),
+            "{recorded}"
+        );
+        // docs/benchmarks.md is this function's output: its method is this file's.
+        let path = crate::util::workspace_root().join("docs/benchmarks.md");
+        let docs = std::fs::read_to_string(&path).expect("docs/benchmarks.md");
+        assert!(
+            docs.ends_with(METHOD),
+            "docs/benchmarks.md's method differs from METHOD"
+        );
+        assert!(docs.contains("[benchmarks-raspi4b.md](benchmarks-raspi4b.md)"));
     }
 
     #[test]

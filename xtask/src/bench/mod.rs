@@ -8,11 +8,15 @@
 //! with P, U and NSH set). Linux boot alternates native / one cell / two cells. Footprint comes
 //! from the hypervisor ELF, the host-built stage-2 tables and the source tree.
 //!
+//! On another board (`--board raspi4b`) the bench guest cannot run (its GIC and UART addresses
+//! are virt's), so `board` times Linux boot there instead, natively and in two cells.
+//!
 //! This module holds the options and the orchestration; `qemu` builds and runs the QEMU commands,
 //! `parse` reads the transcripts, `disk` drives the passed-through disk session, `console` the
 //! console flood (the victim's heartbeat gap while the other cell floods), `footprint`
 //! measures the image, `stats` reduces repeated runs, `report` holds the figures and writes the
 //! JSON, `markdown` and `svg` render them.
+mod board;
 mod console;
 mod disk;
 mod footprint;
@@ -30,6 +34,7 @@ use std::time::{Duration, Instant};
 
 use cellvisor_tests::GicVersion;
 
+use crate::boards::{self, BoardTarget};
 use crate::fail;
 use crate::images::{self, Ingredients, Overrides};
 use crate::prereq::{self, Qemu};
@@ -41,7 +46,7 @@ use qemu::{LinuxSetup, Mode};
 use report::Report;
 
 /// Options of `cargo xtask bench`.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct BenchOptions {
     /// Fewer iterations and one Linux boot per configuration.
     pub quick: bool,
@@ -51,6 +56,22 @@ pub struct BenchOptions {
     pub no_linux: bool,
     /// Also run the micro-operations on a GICv2 (`--gic 2`), beside the GICv3 runs.
     pub gicv2: bool,
+    /// The board (`--board`): qemu-virt runs the whole bench, raspi4b its Linux boot
+    /// ([`board`]).
+    pub board: &'static BoardTarget,
+}
+
+impl Default for BenchOptions {
+    /// The whole bench on qemu-virt, GICv3 only, full length, not recorded.
+    fn default() -> Self {
+        BenchOptions {
+            quick: false,
+            record: false,
+            no_linux: false,
+            gicv2: false,
+            board: &boards::QEMU_VIRT,
+        }
+    }
 }
 
 /// The guest's operations, in its print order, with what each figure means.
@@ -95,12 +116,12 @@ const GOALS_GICV2: [(&str, &str, u64, u64); 1] =
 const BOOT_CONFIGS: [&str; 3] = ["native", "one cell", "two cells"];
 
 /// target/bench: the report, the chart and every transcript.
-fn bench_dir() -> PathBuf {
+pub(super) fn bench_dir() -> PathBuf {
     util::target_dir().join("bench")
 }
 
 /// `uname -a` and the number of CPUs available.
-fn host_description() -> (String, String) {
+pub(super) fn host_description() -> (String, String) {
     let uname = Command::new("uname")
         .arg("-a")
         .output()
@@ -241,6 +262,9 @@ fn linux_runs(
 
 /// `cargo xtask bench`.
 pub fn bench(options: &BenchOptions) -> Result<()> {
+    if !options.board.is_default() {
+        return board::bench_board(options);
+    }
     let started = Instant::now();
     let qemu = prereq::qemu()?;
     let dir = bench_dir();

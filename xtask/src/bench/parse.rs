@@ -1,4 +1,5 @@
-//! Parsing guest transcripts: bench guest lines, cell entry, /proc/interrupts, disk read times.
+//! Parsing guest transcripts: bench guest lines, cell entry, /proc/interrupts, disk read times,
+//! the kernel's `Run /init` line.
 use std::collections::BTreeMap;
 
 /// One op line's fields.
@@ -115,9 +116,101 @@ pub(super) fn read_seconds(line: &str) -> Option<f64> {
     (t1 > t0).then(|| (t1 - t0) as f64 / 1e9)
 }
 
+/// The line the kernel prints as it starts the initramfs's init: the milestone a Linux boot on
+/// raspi4b reaches both natively and in a cell (natively the PL011 driver never probes there, so
+/// only earlycon's output, up to this line, is seen).
+pub(super) const INIT_MILESTONE: &str = "Run /init as init process";
+
+/// A `Run /init` line: whose console printed it and the kernel's timestamp on it.
+#[derive(Clone, Debug, PartialEq)]
+pub(super) struct InitLine<'a> {
+    /// The cell whose console cellvisor prefixed the line with (`[personal] `); `None` natively.
+    pub(super) cell: Option<&'a str>,
+    /// The kernel's printk timestamp (`[    1.234567]`), seconds since its clock started.
+    pub(super) kernel_seconds: Option<f64>,
+}
+
+/// Whether `word` can be a cell's name in cellvisor's console prefix (`[personal] `), not a
+/// kernel timestamp (`[    1.234567]`).
+fn is_cell_name(word: &str) -> bool {
+    !word.is_empty()
+        && word.chars().any(|c| c.is_ascii_alphabetic())
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// `line` as a [`INIT_MILESTONE`] line, natively (`[    1.23] Run /init as init process`) or
+/// from a cell (`[corporate] [    1.23] Run /init as init process`); `None` for any other line.
+pub(super) fn init_line(line: &str) -> Option<InitLine<'_>> {
+    let at = line.find(INIT_MILESTONE)?;
+    let before = line[..at].trim();
+    let (cell, rest) = match before
+        .strip_prefix('[')
+        .and_then(|inner| inner.split_once(']'))
+    {
+        Some((name, rest)) if is_cell_name(name) => (Some(name), rest.trim()),
+        _ => (None, before),
+    };
+    let kernel_seconds = rest
+        .strip_prefix('[')
+        .and_then(|inner| inner.strip_suffix(']'))
+        .and_then(|stamp| stamp.trim().parse().ok());
+    Some(InitLine {
+        cell,
+        kernel_seconds,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn run_init_is_found_natively_and_in_each_cell() {
+        assert_eq!(
+            init_line("[    2.345678] Run /init as init process"),
+            Some(InitLine {
+                cell: None,
+                kernel_seconds: Some(2.345_678)
+            })
+        );
+        assert_eq!(
+            init_line("[personal] [    1.500000] Run /init as init process"),
+            Some(InitLine {
+                cell: Some("personal"),
+                kernel_seconds: Some(1.5)
+            })
+        );
+        assert_eq!(
+            init_line("[corporate] [   12.000001] Run /init as init process"),
+            Some(InitLine {
+                cell: Some("corporate"),
+                kernel_seconds: Some(12.000_001)
+            })
+        );
+        // Without printk timestamps the line still counts, natively and prefixed.
+        assert_eq!(
+            init_line("Run /init as init process"),
+            Some(InitLine {
+                cell: None,
+                kernel_seconds: None
+            })
+        );
+        assert_eq!(
+            init_line("[corporate] Run /init as init process"),
+            Some(InitLine {
+                cell: Some("corporate"),
+                kernel_seconds: None
+            })
+        );
+        // Its neighbours are not the milestone.
+        assert_eq!(
+            init_line("[personal] [    1.400000] Freeing unused kernel memory: 9216K"),
+            None
+        );
+        assert_eq!(init_line("[    1.500100]   with arguments:"), None);
+    }
 
     #[test]
     fn cell_entry_counter_is_read_from_the_log_line() {

@@ -1,11 +1,12 @@
 //! QEMU for the bench: time modes, command lines, runs to completion and Linux boots.
+use std::fmt::Write as _;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use cellvisor_tests::GicVersion;
+use cellvisor_tests::{Artifacts, GicVersion, QemuConfig};
 
 use crate::images;
 use crate::prereq::Qemu;
@@ -273,6 +274,83 @@ pub(super) fn native_micro_command(
             args_file.display()
         ));
     command
+}
+
+/// Native QEMU `raspi4b` (its own 4 Cortex-A72 and 2 GiB) booting `setup`'s kernel, initramfs and
+/// bootargs on the board's real DTB `dtb`, headless with the PL011 on stdio, in `mode`.
+pub(super) fn raspi4b_native_linux_command(
+    qemu: &Qemu,
+    dtb: &Path,
+    setup: &LinuxSetup,
+    mode: Mode,
+) -> Command {
+    let mut command = Command::new(&qemu.path);
+    command.args(["-M", "raspi4b"]);
+    command.args(cellvisor_tests::HEADLESS_SERIAL_ARGS);
+    command.args(mode.args());
+    command
+        .arg("-dtb")
+        .arg(dtb)
+        .arg("-kernel")
+        .arg(&setup.kernel)
+        .arg("-initrd")
+        .arg(&setup.initrd)
+        .arg("-append")
+        .arg(setup.bootargs);
+    command
+}
+
+/// QEMU `raspi4b` running the board's image with the bundle of `layout` and the real DTB from
+/// `artifacts`' `raspi4b/` ([`QemuConfig::raspi4b`], as `cargo xtask run --board raspi4b`), in
+/// `mode`.
+pub(super) fn raspi4b_cellvisor_command(
+    qemu: &Qemu,
+    artifacts: &Artifacts,
+    layout: &str,
+    mode: Mode,
+) -> Command {
+    let mut command = Command::new(&qemu.path);
+    command.args(QemuConfig::raspi4b(layout).qemu_args(artifacts));
+    command.args(mode.args());
+    command
+}
+
+/// Runs `command` until `done`, given each console line with the host seconds since the start at
+/// which it arrived, returns true (or QEMU exits, or `timeout`); the transcript, each line with
+/// its time, goes to `log`. Returns whether `done` ended the run.
+pub(super) fn run_until(
+    mut command: Command,
+    timeout: Duration,
+    log: &Path,
+    mut done: impl FnMut(f64, &str) -> bool,
+) -> Result<bool> {
+    let started = Instant::now();
+    let (mut child, receiver) = spawn_piped(&mut command)?;
+    let deadline = started + timeout;
+    let mut text = String::new();
+    let mut finished = false;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match receiver.recv_timeout(left) {
+            Ok((when, line)) => {
+                let seconds = when.duration_since(started).as_secs_f64();
+                let _ = writeln!(text, "{seconds:10.6} {line}");
+                if done(seconds, &line) {
+                    finished = true;
+                    break;
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                text.push_str("xtask bench: timed out\n");
+                break;
+            }
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    std::fs::write(log, text).context(|| format!("cannot write {}", log.display()))?;
+    Ok(finished)
 }
 
 /// What the native Linux boot runs.

@@ -12,7 +12,7 @@ use super::stats::stats;
 use super::{GOALS, GOALS_GICV2};
 
 /// `text` as a JSON string.
-fn json_string(text: &str) -> String {
+pub(super) fn json_string(text: &str) -> String {
     let mut out = String::from("\"");
     for c in text.chars() {
         match c {
@@ -30,7 +30,7 @@ fn json_string(text: &str) -> String {
 }
 
 /// `value` as a JSON number, `null` when missing or not finite.
-fn json_number(value: Option<f64>) -> String {
+pub(super) fn json_number(value: Option<f64>) -> String {
     match value {
         Some(value) if value.is_finite() => format!("{value}"),
         _ => "null".to_owned(),
