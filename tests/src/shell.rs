@@ -144,6 +144,65 @@ pub fn assert_timer_and_ipis_on_both_cpus(machine: &mut Machine, cell: &str, tim
     }
 }
 
+/// What a Linux cell of two vCPUs must show on a GIC-400 board: its kernel found an
+/// `arm,gic-400` at `gic_node` (a `/proc/device-tree` path), `nproc` is 2, `MemTotal` lies in
+/// `memtotal_kib`, and both CPUs take timer ticks and IPIs. `cell` has the focus.
+pub fn assert_gicv2_linux_cell(
+    machine: &mut Machine,
+    cell: &str,
+    gic_node: &str,
+    memtotal_kib: std::ops::RangeInclusive<u64>,
+    timeout: Duration,
+) {
+    let gic = run_ok(
+        machine,
+        cell,
+        &format!("cat /proc/device-tree/{gic_node}/compatible; echo"),
+        timeout,
+    );
+    assert!(gic.contains("arm,gic-400"), "{cell}'s GIC: {gic}");
+    assert_eq!(
+        run_ok(machine, cell, "nproc", timeout).trim(),
+        "2",
+        "nproc in {cell}"
+    );
+    let meminfo = run_ok(machine, cell, "grep MemTotal /proc/meminfo", timeout);
+    let kib = mem_total_kib(&meminfo)
+        .unwrap_or_else(|| panic!("no MemTotal in {cell}'s output:\n{meminfo}"));
+    assert!(memtotal_kib.contains(&kib), "{cell}: MemTotal {kib} kB");
+    assert_timer_and_ipis_on_both_cpus(machine, cell, timeout);
+}
+
+/// Exit status of a shell command killed by SIGBUS (128 + 7).
+const SIGBUS_STATUS: i32 = 135;
+
+/// Reads physical `address` (another cell's RAM) with `devmem` in `cell`, which has the focus:
+/// the read must die of SIGBUS, cellvisor must blame `cell` alone, and `cell` must answer
+/// afterwards. Returns cellvisor's line about the violation, which the caller expects in the
+/// transcript.
+pub fn assert_foreign_read_aborts(
+    machine: &mut Machine,
+    cell: &str,
+    address: u64,
+    timeout: Duration,
+) -> String {
+    let address = format!("{address:#x}");
+    let since = machine.mark();
+    let (output, code) = machine
+        .shell(cell, &format!("devmem {address}"), timeout)
+        .unwrap_or_else(|error| panic!("{error}"));
+    assert!(
+        code == SIGBUS_STATUS || output.contains("Bus error"),
+        "devmem {address} in {cell} did not die of SIGBUS (exit {code}):\n{output}"
+    );
+    let violation = format!("cell {cell}: access outside the cell ({address})");
+    machine
+        .find_after(&violation, since, timeout)
+        .unwrap_or_else(|error| panic!("{error}"));
+    assert_eq!(run_ok(machine, cell, "echo alive", timeout).trim(), "alive");
+    violation
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

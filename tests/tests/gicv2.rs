@@ -20,8 +20,6 @@ const CELLS: [&str; 2] = [PERSONAL, CORPORATE];
 const CORPORATE_RAM: u64 = 0x9000_0000;
 const CELL_RAM_KIB: u64 = 768 * 1024;
 const MEMTOTAL_FLOOR_KIB: u64 = 600 * 1024;
-/// Exit status of a shell command killed by SIGBUS (128 + 7).
-const SIGBUS_STATUS: i32 = 135;
 
 fn fail(error: HarnessError) -> ! {
     panic!("{error}")
@@ -44,26 +42,13 @@ fn linux_cells_run_on_a_gicv2() {
     shell::wait_ready(&mut machine, &CELLS, PERSONAL, BOOT_TIMEOUT);
 
     shell::in_each_cell(&mut machine, &CELLS, COMMAND_TIMEOUT, |machine, cell| {
-        let gic = run_ok(
+        shell::assert_gicv2_linux_cell(
             machine,
             cell,
-            "cat /proc/device-tree/intc@8000000/compatible; echo",
+            "intc@8000000",
+            MEMTOTAL_FLOOR_KIB + 1..=CELL_RAM_KIB,
+            COMMAND_TIMEOUT,
         );
-        assert!(gic.contains("arm,gic-400"), "{cell}'s GIC: {gic}");
-        assert_eq!(
-            run_ok(machine, cell, "nproc").trim(),
-            "2",
-            "nproc in {cell}"
-        );
-
-        let meminfo = run_ok(machine, cell, "grep MemTotal /proc/meminfo");
-        let kib = shell::mem_total_kib(&meminfo)
-            .unwrap_or_else(|| panic!("no MemTotal in {cell}'s output:\n{meminfo}"));
-        assert!(
-            kib > MEMTOTAL_FLOOR_KIB && kib <= CELL_RAM_KIB,
-            "{cell}: MemTotal {kib} kB"
-        );
-
         let output = run_ok(
             machine,
             cell,
@@ -77,25 +62,11 @@ fn linux_cells_run_on_a_gicv2() {
             .map(|value| value.parse().expect("seconds"))
             .collect();
         assert!(times.len() == 2 && times[1] > times[0], "{cell}: {times:?}");
-
-        shell::assert_timer_and_ipis_on_both_cpus(machine, cell, COMMAND_TIMEOUT);
     });
 
     // Isolation: personal's read of corporate's RAM aborts, and only personal is blamed.
-    let address = format!("{CORPORATE_RAM:#x}");
-    let since = machine.mark();
-    let (output, code) = machine
-        .shell(PERSONAL, &format!("devmem {address}"), COMMAND_TIMEOUT)
-        .unwrap_or_else(|error| fail(error));
-    assert!(
-        code == SIGBUS_STATUS || output.contains("Bus error"),
-        "devmem {address} in personal did not die of SIGBUS (exit {code}):\n{output}"
-    );
-    let violation = format!("cell {PERSONAL}: access outside the cell ({address})");
-    machine
-        .find_after(&violation, since, COMMAND_TIMEOUT)
-        .unwrap_or_else(|error| fail(error));
-    assert_eq!(run_ok(&mut machine, PERSONAL, "echo alive").trim(), "alive");
+    let violation =
+        shell::assert_foreign_read_aborts(&mut machine, PERSONAL, CORPORATE_RAM, COMMAND_TIMEOUT);
 
     let transcript = machine.transcript();
     let mut problems = disasters(&transcript);

@@ -21,17 +21,11 @@ const CELLS: [&str; 2] = [PERSONAL, CORPORATE];
 const CORPORATE_RAM: u64 = 0x2600_0000;
 const CELL_RAM_KIB: u64 = 352 * 1024;
 const MEMTOTAL_FLOOR_KIB: u64 = 250 * 1024;
-/// Exit status of a shell command killed by SIGBUS (128 + 7).
-const SIGBUS_STATUS: i32 = 135;
 /// What cellvisor says when the last cell is off on a board without PSCI SYSTEM_OFF.
 const HALTED: &str = "all cells are off: halted (this board cannot switch itself off)";
 
 fn fail(error: HarnessError) -> ! {
     panic!("{error}")
-}
-
-fn run_ok(machine: &mut Machine, cell: &str, command: &str) -> String {
-    shell::run_ok(machine, cell, command, COMMAND_TIMEOUT)
 }
 
 #[test]
@@ -48,42 +42,17 @@ fn linux_cells_run_on_the_raspberry_pi_4_and_the_board_halts_when_both_are_off()
     );
 
     shell::in_each_cell(&mut machine, &CELLS, COMMAND_TIMEOUT, |machine, cell| {
-        let gic = run_ok(
+        shell::assert_gicv2_linux_cell(
             machine,
             cell,
-            "cat /proc/device-tree/intc@ff841000/compatible; echo",
+            "intc@ff841000",
+            MEMTOTAL_FLOOR_KIB + 1..=CELL_RAM_KIB,
+            COMMAND_TIMEOUT,
         );
-        assert!(gic.contains("arm,gic-400"), "{cell}'s GIC: {gic}");
-        assert_eq!(
-            run_ok(machine, cell, "nproc").trim(),
-            "2",
-            "nproc in {cell}"
-        );
-        let meminfo = run_ok(machine, cell, "grep MemTotal /proc/meminfo");
-        let kib = shell::mem_total_kib(&meminfo)
-            .unwrap_or_else(|| panic!("no MemTotal in {cell}'s output:\n{meminfo}"));
-        assert!(
-            kib > MEMTOTAL_FLOOR_KIB && kib <= CELL_RAM_KIB,
-            "{cell}: MemTotal {kib} kB"
-        );
-        shell::assert_timer_and_ipis_on_both_cpus(machine, cell, COMMAND_TIMEOUT);
     });
-
     // Isolation: personal's read of corporate's RAM aborts, and only personal is blamed.
-    let address = format!("{CORPORATE_RAM:#x}");
-    let since = machine.mark();
-    let (output, code) = machine
-        .shell(PERSONAL, &format!("devmem {address}"), COMMAND_TIMEOUT)
-        .unwrap_or_else(|error| fail(error));
-    assert!(
-        code == SIGBUS_STATUS || output.contains("Bus error"),
-        "devmem {address} in personal did not die of SIGBUS (exit {code}):\n{output}"
-    );
-    let violation = format!("cell {PERSONAL}: access outside the cell ({address})");
-    machine
-        .find_after(&violation, since, COMMAND_TIMEOUT)
-        .unwrap_or_else(|error| fail(error));
-    assert_eq!(run_ok(&mut machine, PERSONAL, "echo alive").trim(), "alive");
+    let violation =
+        shell::assert_foreign_read_aborts(&mut machine, PERSONAL, CORPORATE_RAM, COMMAND_TIMEOUT);
 
     // Both cells power off (PSCI SYSTEM_OFF to cellvisor): the board's setting is to halt.
     for cell in CELLS {

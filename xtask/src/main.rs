@@ -454,24 +454,28 @@ fn clippy() -> Result<()> {
     timed(&mut steps, "clippy (host, all targets)", || {
         cargo_step(&["clippy", "--all-targets", "--", "-D", "warnings"])
     });
-    timed(&mut steps, "clippy (hypervisor and boards, aarch64 softfloat)", || {
-        cargo_step(&[
-            "clippy",
-            "-p",
-            "cellvisor",
-            "-p",
-            "qemu-virt",
-            "-p",
-            "raspi4b",
-            "-p",
-            "pinephone",
-            "--target",
-            images::HYPERVISOR_TARGET,
-            "--",
-            "-D",
-            "warnings",
-        ])
-    });
+    timed(
+        &mut steps,
+        "clippy (hypervisor and boards, aarch64 softfloat)",
+        || {
+            cargo_step(&[
+                "clippy",
+                "-p",
+                "cellvisor",
+                "-p",
+                "qemu-virt",
+                "-p",
+                "raspi4b",
+                "-p",
+                "pinephone",
+                "--target",
+                images::HYPERVISOR_TARGET,
+                "--",
+                "-D",
+                "warnings",
+            ])
+        },
+    );
     timed(
         &mut steps,
         "clippy (test and bench guests, aarch64)",
