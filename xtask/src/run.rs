@@ -112,9 +112,14 @@ fn run_board(options: &RunOptions) -> Result<()> {
     command
         .args(["-nographic", "-echr", "0x1d", "-no-reboot", "-nic", "none"])
         .args(config.raspi4b_machine_args(&artifacts));
+    run_interactive(&mut command)
+}
+
+/// Runs QEMU's `command` on this terminal after saying how to drive the console.
+fn run_interactive(command: &mut Command) -> Result<()> {
     print_console_help();
-    eprintln!("$ {}", util::show(&command));
-    let status = util::status_of(&mut command)?;
+    eprintln!("$ {}", util::show(command));
+    let status = util::status_of(command)?;
     if !status.success() {
         fail!("QEMU exited with {status}");
     }
@@ -182,13 +187,7 @@ pub fn run(options: &RunOptions) -> Result<()> {
         command.args(devices.args(&images::corporate_disk()?, false));
     }
     command.args(&options.qemu_args);
-    print_console_help();
-    eprintln!("$ {}", util::show(&command));
-    let status = util::status_of(&mut command)?;
-    if !status.success() {
-        fail!("QEMU exited with {status}");
-    }
-    Ok(())
+    run_interactive(&mut command)
 }
 
 fn cpu_list(cpus: &[usize]) -> String {

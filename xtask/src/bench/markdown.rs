@@ -681,23 +681,15 @@ mod tests {
         micro_gicv2: BTreeMap<(&'static str, &'static str), MicroRun>,
     ) -> Report {
         Report {
-            qemu_version: "10.0.2".to_owned(),
-            host: "host".to_owned(),
-            cpus: "2".to_owned(),
-            command: "cargo xtask bench --quick".to_owned(),
-            iterations: 4096,
             micro,
             micro_gicv2,
-            boots: BTreeMap::new(),
-            linux_note: None,
-            disk: BTreeMap::new(),
-            disk_note: None,
-            disk_mib: 0,
-            console: None,
-            console_note: None,
-            image: BTreeMap::new(),
-            stage2: Vec::new(),
-            sloc: 0,
+            ..Report::new(
+                "10.0.2".to_owned(),
+                "host".to_owned(),
+                "2".to_owned(),
+                "cargo xtask bench --quick".to_owned(),
+                4096,
+            )
         }
     }
 

@@ -284,25 +284,7 @@ pub fn bench(options: &BenchOptions) -> Result<()> {
     if options.gicv2 {
         command.push_str(" --gic 2");
     }
-    let mut report = Report {
-        qemu_version: qemu.version.clone(),
-        host,
-        cpus,
-        command,
-        iterations,
-        micro: BTreeMap::new(),
-        micro_gicv2: BTreeMap::new(),
-        boots: BTreeMap::new(),
-        linux_note: None,
-        disk: BTreeMap::new(),
-        disk_note: None,
-        disk_mib: 0,
-        console: None,
-        console_note: None,
-        image: BTreeMap::new(),
-        stage2: Vec::new(),
-        sloc: 0,
-    };
+    let mut report = Report::new(qemu.version.clone(), host, cpus, command, iterations);
     eprintln!("Micro-operations ({iterations} iterations each)");
     micro_runs(&qemu, iterations, GicVersion::V3, &mut report.micro)?;
     if options.gicv2 {

@@ -105,6 +105,37 @@ pub(super) struct Report {
 }
 
 impl Report {
+    /// A report of this QEMU, host and command with no figures yet.
+    pub(super) fn new(
+        qemu_version: String,
+        host: String,
+        cpus: String,
+        command: String,
+        iterations: u64,
+    ) -> Report {
+        Report {
+            qemu_version,
+            host,
+            cpus,
+            command,
+            iterations,
+            micro: BTreeMap::new(),
+            micro_gicv2: BTreeMap::new(),
+            boots: BTreeMap::new(),
+            linux_note: None,
+            disk: BTreeMap::new(),
+            disk_note: None,
+            disk_mib: 0,
+            console: None,
+            console_note: None,
+            image: BTreeMap::new(),
+            stage2: Vec::new(),
+            sloc: 0,
+        }
+    }
+}
+
+impl Report {
     /// The micro-operation runs on `gic`.
     pub(super) fn micro_on(
         &self,

@@ -227,6 +227,13 @@ const RASPI4B_RAM: [MemRange; 1] = [MemRange::new(0, 0x8000_0000)];
 /// The 2 GiB PinePhone's DRAM (the DTB has no `/memory`).
 const PINEPHONE_RAM: [MemRange; 1] = [MemRange::new(0x4000_0000, 0x8000_0000)];
 
+/// The raspi4b's PL011 (UART0, alias `serial0`), behind `/soc`'s ranges.
+const RASPI4B_PL011: Uart = Uart {
+    registers: MemRange::new(0xFE20_1000, 0x200),
+    intid: 32 + 0x79,
+    kind: UartKind::Pl011,
+};
+
 /// The raspi4b DTB with `stdout-path` pointing at UART0 (the PL011, alias `serial0`) instead of
 /// the mini UART (`serial1`), as the Pi firmware's `enable_uart`/QEMU's console wiring want it.
 fn raspi4b_with_pl011_console() -> Vec<u8> {
@@ -257,14 +264,7 @@ const RASPI4B_QEMU: &[u8] = include_bytes!("../../../tests/data/raspi4b-qemu.dtb
 #[test]
 fn the_console_bootarg_picks_the_pl011_over_the_stock_mini_uart() {
     let platform = parse(RASPI4B_QEMU).expect("QEMU's raspi4b tree parses");
-    assert_eq!(
-        platform.console,
-        Uart {
-            registers: MemRange::new(0xFE20_1000, 0x200),
-            intid: 32 + 0x79,
-            kind: UartKind::Pl011,
-        }
-    );
+    assert_eq!(platform.console, RASPI4B_PL011);
     // What QEMU's raspi4b gives the ARM: 960 MiB from 0 (the rest of its first GiB is the VC's).
     assert_eq!(platform.memory, [MemRange::new(0, 0x3C00_0000)]);
     assert_eq!(console_from_bootargs(&platform.bootargs), Some("serial0"));
@@ -320,14 +320,7 @@ fn reads_raspi4b_through_the_soc_ranges() {
         MemRange::new(0xFF84_6000, 0x2000)
     );
     assert_eq!(platform.gic.maintenance_intid, Some(25));
-    assert_eq!(
-        platform.console,
-        Uart {
-            registers: MemRange::new(0xFE20_1000, 0x200),
-            intid: 32 + 0x79,
-            kind: UartKind::Pl011,
-        }
-    );
+    assert_eq!(platform.console, RASPI4B_PL011);
     assert_eq!(
         platform.timer,
         TimerInterrupts {
