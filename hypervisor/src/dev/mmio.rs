@@ -11,15 +11,16 @@ use core::fmt;
 
 /// The size of one MMIO access, as encoded by ISS.SAS.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[repr(u8)]
 pub enum AccessWidth {
     /// 8 bits (SAS = 0b00).
-    Byte,
+    Byte = 0,
     /// 16 bits (SAS = 0b01).
-    Halfword,
+    Halfword = 1,
     /// 32 bits (SAS = 0b10).
-    Word,
+    Word = 2,
     /// 64 bits (SAS = 0b11).
-    Doubleword,
+    Doubleword = 3,
 }
 
 impl AccessWidth {
@@ -44,14 +45,17 @@ impl AccessWidth {
         }
     }
 
-    /// Number of bytes transferred.
+    /// Number of bytes transferred: 2 to the power of the SAS encoding (a shift, no table).
+    #[inline(always)]
     pub const fn bytes(self) -> u64 {
-        match self {
-            Self::Byte => 1,
-            Self::Halfword => 2,
-            Self::Word => 4,
-            Self::Doubleword => 8,
-        }
+        1 << self as u8
+    }
+
+    /// Whether `offset` is a multiple of the access size (a mask test: the size is a power of
+    /// two, so no division).
+    #[inline(always)]
+    pub const fn is_aligned(self, offset: u64) -> bool {
+        offset & (self.bytes() - 1) == 0
     }
 
     /// Number of bits transferred.
@@ -204,7 +208,22 @@ mod tests {
         ] {
             assert_eq!(AccessWidth::from_bytes(width.bytes()), Some(width));
             assert_eq!(u64::from(width.bits()), width.bytes() * 8);
+            for offset in 0..32 {
+                assert_eq!(
+                    width.is_aligned(offset),
+                    offset.is_multiple_of(width.bytes())
+                );
+            }
         }
+        assert_eq!(
+            [1, 2, 4, 8],
+            [
+                AccessWidth::Byte.bytes(),
+                AccessWidth::Halfword.bytes(),
+                AccessWidth::Word.bytes(),
+                AccessWidth::Doubleword.bytes()
+            ]
+        );
         assert_eq!(AccessWidth::from_bytes(3), None);
         assert_eq!(AccessWidth::from_bytes(16), None);
         assert_eq!(AccessWidth::Doubleword.mask(), u64::MAX);

@@ -418,7 +418,7 @@ fn check_access(offset: u64, width: AccessWidth) -> Result<(u64, u32), MmioError
     if width == AccessWidth::Doubleword {
         return Err(MmioError::BadWidth);
     }
-    if !offset.is_multiple_of(width.bytes()) {
+    if !width.is_aligned(offset) {
         return Err(MmioError::Unaligned);
     }
     // (offset & 3) * 8 is at most 24.

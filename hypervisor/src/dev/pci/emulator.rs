@@ -515,7 +515,7 @@ impl PciBus {
         if width == AccessWidth::Doubleword {
             return Err(MmioError::BadWidth);
         }
-        if !offset.is_multiple_of(width.bytes()) {
+        if !width.is_aligned(offset) {
             return Err(MmioError::Unaligned);
         }
         let Some((bdf, register)) = Bdf::from_ecam_offset(0, offset) else {

@@ -65,7 +65,7 @@ pub(super) fn check_access(
     if offset >= frame_size || frame_size - offset < width.bytes() {
         return Err(VgicError::OutsideFrame);
     }
-    if !offset.is_multiple_of(width.bytes()) {
+    if !width.is_aligned(offset) {
         return Err(VgicError::Unaligned);
     }
     Ok(())
