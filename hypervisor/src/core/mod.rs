@@ -17,6 +17,7 @@ pub mod quiesce;
 pub mod reset;
 pub mod run;
 pub mod runtime;
+pub mod sched;
 pub mod set_way;
 pub mod smccc;
 pub mod sysreg;
