@@ -226,6 +226,18 @@ fn set_up_emergency_paths(platform: &Platform) {
     }
 }
 
+/// [`set_up_emergency_paths`] for a platform DT that cannot be read as a whole: the console and
+/// the PSCI conduit alone, each if it can be read, so the fatal line is seen and the machine
+/// powers off (a CI run ends) instead of waiting in silence.
+fn set_up_emergency_paths_of_unreadable(blob: &[u8]) {
+    if let Ok(console) = platform::parse_console(blob) {
+        EMERGENCY_UART.call_once(|| console);
+    }
+    if let Ok(Some(method)) = platform::parse_psci_method(blob) {
+        FIRMWARE.call_once(|| conduit_of(method));
+    }
+}
+
 /// The platform device tree at `address`, using its header's `totalsize`.
 fn device_tree(address: u64) -> Option<&'static [u8]> {
     if address == 0 || !address.is_multiple_of(8) {
@@ -277,11 +289,7 @@ fn wrong_exception_level(el: u64, dtb: u64) -> ! {
     if let Some(blob) = device_tree(dtb) {
         match platform::parse(blob) {
             Ok(platform) => set_up_emergency_paths(&platform),
-            Err(_) => {
-                if let Ok(console) = platform::parse_console(blob) {
-                    EMERGENCY_UART.call_once(|| console);
-                }
-            }
+            Err(_) => set_up_emergency_paths_of_unreadable(blob),
         }
     }
     halt_with_message(format_args!(
@@ -304,10 +312,7 @@ pub extern "C" fn primary_main(dtb: u64, el: u64) -> ! {
     let platform = match platform::parse(blob) {
         Ok(platform) => platform,
         Err(error) => {
-            // Say it on the console if the tree names one cellvisor can drive.
-            if let Ok(console) = platform::parse_console(blob) {
-                EMERGENCY_UART.call_once(|| console);
-            }
+            set_up_emergency_paths_of_unreadable(blob);
             halt_with_message(format_args!(
                 "cellvisor: fatal: platform device tree: {error}"
             ))
@@ -373,7 +378,8 @@ pub extern "C" fn primary_main(dtb: u64, el: u64) -> ! {
     };
     let Some(bundle_range) = platform.initrd else {
         fatal(format_args!(
-            "no guest bundle: pass the cells' images as the initrd (QEMU -initrd target/cellvisor/bundle-<layout>.cpio; `cargo xtask run` does this)"
+            "no guest bundle: pass the cells' images as the initrd (`cargo xtask build --board {}` makes bundle-<layout>.cpio under target/cellvisor/; QEMU -initrd, or booti's second argument; `cargo xtask run` does this)",
+            board.name
         ))
     };
     // SAFETY: the boot loader placed the bundle at this range, validation checked it lies inside

@@ -163,6 +163,17 @@ fn read_bus_child(
     Ok(())
 }
 
+/// The PSCI conduit of the platform device tree's `/psci` node alone (`None` without one): how to
+/// power off after saying why the whole tree could not be read.
+pub fn parse_psci_method(dtb: &[u8]) -> Result<Option<PsciMethod>, PlatformError> {
+    check_header(dtb)?;
+    let tree = Fdt::new_unaligned_fallible(dtb)?;
+    match tree.find_node("/psci")? {
+        Some(psci) => read_psci_method(&psci),
+        None => Ok(None),
+    }
+}
+
 /// Reads only the console UART of the platform device tree (`/chosen/stdout-path`, or the
 /// `cellvisor.console=` bootarg): where to say why the whole tree could not be read.
 pub fn parse_console(dtb: &[u8]) -> Result<Uart, PlatformError> {

@@ -291,6 +291,13 @@ fn a_tree_that_cannot_be_read_still_names_its_console() {
         parse_console(RASPI4B).map(|uart| uart.kind),
         Err(PlatformError::UnsupportedConsole("serial@7e215040".into()))
     );
+    // And how to power off: the raspi4b has no /psci; QEMU virt names its conduit.
+    assert_eq!(parse_psci_method(RASPI4B), Ok(None));
+    assert_eq!(
+        parse_psci_method(QEMU_VIRT_GICV3),
+        Ok(parse(QEMU_VIRT_GICV3).expect("parses").psci_method)
+    );
+    assert!(parse_psci_method(QEMU_VIRT_GICV3).expect("reads").is_some());
 }
 
 #[test]
