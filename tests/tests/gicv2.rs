@@ -77,3 +77,39 @@ fn linux_cells_run_on_a_gicv2() {
     );
     assert!(problems.is_empty(), "{problems:#?}");
 }
+
+#[test]
+#[ignore = "boots QEMU: run through cargo xtask test"]
+fn a_gicv2_without_virtualization_is_refused_in_one_line_on_the_console_and_powers_off() {
+    // The platform DT as a GICv2 without its GICH and GICV frames: cellvisor cannot run a cell
+    // there, and says so on the console that DT names before powering off through its PSCI.
+    let artifacts = Artifacts::from_env().unwrap_or_else(|error| fail(error));
+    let dtb = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../hypervisor/tests/data/qemu-virt-gicv2-without-virtualization.dtb");
+    let config = QemuConfig {
+        gic: GicVersion::V2,
+        extra_args: vec!["-dtb".to_owned(), dtb.to_string_lossy().into_owned()],
+        ..QemuConfig::default()
+    };
+    let mut machine = Machine::boot_named(&artifacts, &config, "gicv2-without-virtualization")
+        .unwrap_or_else(|error| panic!("cannot boot QEMU: {error}"));
+    let line = machine
+        .wait_for("cellvisor: fatal:", BOOT_TIMEOUT)
+        .unwrap_or_else(|error| fail(error));
+    assert!(
+        line.contains("platform GICv2 has no virtualization extensions"),
+        "the fatal line says what is wrong: {line}"
+    );
+    let status = machine
+        .wait_exit(BOOT_TIMEOUT)
+        .unwrap_or_else(|error| fail(error));
+    assert!(status.success(), "QEMU exited with {status}");
+    assert_eq!(
+        machine
+            .transcript()
+            .lines()
+            .filter(|line| line.contains("cellvisor: fatal"))
+            .count(),
+        1
+    );
+}
