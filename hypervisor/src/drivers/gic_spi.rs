@@ -2,7 +2,7 @@
 //! (one byte per interrupt at 0x400) and `GICD_ICFGR` (two bits per interrupt at 0xC00) sit at
 //! the same offsets with the same layout in both architectures.
 
-use core::ptr::{read_volatile, write_volatile};
+use super::gic_mmio::{read32, write8, write32};
 
 const GICD_IPRIORITYR: usize = 0x0400;
 /// `GICD_ICFGR0`: the trigger configuration words.
@@ -24,9 +24,7 @@ pub(super) static SHARED_WORDS: spin::Mutex<()> = spin::Mutex::new(());
 /// [`DEFAULT_PRIORITY`]. The caller checked that `intid` is an implemented SPI.
 pub(super) fn set_priority(distributor: usize, intid: u32, priority: u8) {
     let address = distributor + GICD_IPRIORITYR + intid as usize;
-    // SAFETY: the drivers are only constructed over the platform's GIC distributor, mapped as
-    // device memory; byte access is architecturally permitted to the IPRIORITYR registers.
-    unsafe { write_volatile(address as *mut u8, priority.max(DEFAULT_PRIORITY)) }
+    write8(address, priority.max(DEFAULT_PRIORITY));
 }
 
 /// Sets SPI `intid` of the distributor at `distributor` edge-triggered (`true`) or
@@ -36,13 +34,11 @@ pub(super) fn set_edge_triggered(distributor: usize, intid: u32, edge: bool) {
     let address = distributor + GICD_ICFGR + (intid / 16) as usize * 4;
     let edge_bit = 1 << ((intid % 16) * 2 + 1);
     let _shared = SHARED_WORDS.lock();
-    // SAFETY: as in `set_priority`; ICFGR is a 32-bit register.
-    let value = unsafe { read_volatile(address as *const u32) };
+    let value = read32(address);
     let value = if edge {
         value | edge_bit
     } else {
         value & !edge_bit
     };
-    // SAFETY: as above.
-    unsafe { write_volatile(address as *mut u32, value) }
+    write32(address, value);
 }

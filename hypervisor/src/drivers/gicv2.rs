@@ -14,13 +14,13 @@
 //! only those; on a GIC without them (QEMU's default) every interrupt stays Group 0. In both cases
 //! bit 0 of `GICD_CTLR` and `GICC_CTLR` is the enable of the one group the view owns.
 
-use core::ptr::{read_volatile, write_volatile};
 use core::sync::atomic::{AtomicU8, Ordering};
 
 use tock_registers::fields::FieldValue;
 use tock_registers::{LocalRegisterCopy, register_bitfields};
 
 use super::InterruptController;
+use super::gic_mmio::{read8, read32, write8, write32};
 use super::gic_spi::{self, DEFAULT_PRIORITY};
 use crate::dev::gic::SPI_END_INTID;
 use crate::dev::vgic::ICH_LR_EL2;
@@ -208,31 +208,6 @@ pub struct GicV2 {
 pub struct CpuFrames {
     cpu_interface: usize,
     hypervisor_interface: usize,
-}
-
-#[inline(always)]
-fn read32(address: usize) -> u32 {
-    // SAFETY: `GicV2` is only constructed over the platform's GIC frames, mapped as device memory,
-    // and every offset the driver adds lies inside the frame it is added to.
-    unsafe { read_volatile(address as *const u32) }
-}
-
-#[inline(always)]
-fn write32(address: usize, value: u32) {
-    // SAFETY: as in `read32`.
-    unsafe { write_volatile(address as *mut u32, value) }
-}
-
-fn read8(address: usize) -> u8 {
-    // SAFETY: as in `read32`; byte access is architecturally permitted to the ITARGETSR registers,
-    // the only ones read this way.
-    unsafe { read_volatile(address as *const u8) }
-}
-
-fn write8(address: usize, value: u8) {
-    // SAFETY: as in `read32`; byte access is architecturally permitted to the IPRIORITYR and
-    // ITARGETSR registers, the only ones written this way.
-    unsafe { write_volatile(address as *mut u8, value) }
 }
 
 impl GicV2 {

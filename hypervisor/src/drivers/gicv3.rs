@@ -5,11 +5,10 @@
 //! Hand-written rather than arm-gic's driver because cellvisor needs redistributor lookup by MPIDR
 //! and its own split of MMIO from the EOImode=1 CPU interface; see docs/architecture.md.
 
-use core::ptr::{read_volatile, write_volatile};
-
 use tock_registers::{LocalRegisterCopy, register_bitfields};
 
 use super::InterruptController;
+use super::gic_mmio::{read32, read64, write8, write32, write64};
 use super::gic_spi::{self, DEFAULT_PRIORITY};
 use crate::dev::gic::{REDISTRIBUTOR_STRIDE, SGI_FRAME_OFFSET, SPI_END_INTID};
 use crate::dev::vgic::{GICD_CTLR, GICD_IROUTER, GICD_TYPER, GICR_TYPER, GICR_WAKER};
@@ -74,32 +73,6 @@ pub struct GicV3 {
     distributor: usize,
     redistributors: usize,
     redistributor_size: usize,
-}
-
-fn read32(address: usize) -> u32 {
-    // SAFETY: `GicV3` is only constructed over the platform's GIC frames, mapped as device memory.
-    unsafe { read_volatile(address as *const u32) }
-}
-
-fn write32(address: usize, value: u32) {
-    // SAFETY: as in `read32`.
-    unsafe { write_volatile(address as *mut u32, value) }
-}
-
-fn write8(address: usize, value: u8) {
-    // SAFETY: as in `read32`; byte access is architecturally permitted to the IPRIORITYR registers,
-    // the only ones written this way.
-    unsafe { write_volatile(address as *mut u8, value) }
-}
-
-fn read64(address: usize) -> u64 {
-    // SAFETY: as in `read32`.
-    unsafe { read_volatile(address as *const u64) }
-}
-
-fn write64(address: usize, value: u64) {
-    // SAFETY: as in `read32`.
-    unsafe { write_volatile(address as *mut u64, value) }
 }
 
 impl GicV3 {

@@ -7,6 +7,7 @@
 //! nothing about which cell gets what.
 
 pub mod counter;
+mod gic_mmio;
 mod gic_spi;
 pub mod gicv2;
 pub mod gicv3;
