@@ -173,6 +173,29 @@ pub fn assert_gicv2_linux_cell(
     assert_timer_and_ipis_on_both_cpus(machine, cell, timeout);
 }
 
+/// Checks that `date` advances across a `sleep 1` in `cell` (which has the focus): its timer
+/// interrupts wake it.
+pub fn assert_sleep_advances_date(machine: &mut Machine, cell: &str, timeout: Duration) {
+    // Seconds since boot before and after, in one command so no typing time passes in between.
+    let output = run_ok(
+        machine,
+        cell,
+        "a=$(date +%s); sleep 1; b=$(date +%s); echo sleep-returned $a $b",
+        timeout,
+    );
+    let times: Vec<u64> = output
+        .lines()
+        .find_map(|line| line.strip_prefix("sleep-returned "))
+        .unwrap_or_else(|| panic!("`sleep 1` did not return in {cell}:\n{output}"))
+        .split_whitespace()
+        .map(|value| value.parse().expect("seconds"))
+        .collect();
+    assert!(
+        times.len() == 2 && times[1] > times[0],
+        "{cell}: `date` did not advance across `sleep 1`: {times:?}"
+    );
+}
+
 /// Exit status of a shell command killed by SIGBUS (128 + 7).
 const SIGBUS_STATUS: i32 = 135;
 

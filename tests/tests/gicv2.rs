@@ -25,10 +25,6 @@ fn fail(error: HarnessError) -> ! {
     panic!("{error}")
 }
 
-fn run_ok(machine: &mut Machine, cell: &str, command: &str) -> String {
-    shell::run_ok(machine, cell, command, COMMAND_TIMEOUT)
-}
-
 #[test]
 #[ignore = "boots QEMU: run through cargo xtask test"]
 fn linux_cells_run_on_a_gicv2() {
@@ -49,19 +45,7 @@ fn linux_cells_run_on_a_gicv2() {
             MEMTOTAL_FLOOR_KIB + 1..=CELL_RAM_KIB,
             COMMAND_TIMEOUT,
         );
-        let output = run_ok(
-            machine,
-            cell,
-            "a=$(date +%s); sleep 1; b=$(date +%s); echo sleep-returned $a $b",
-        );
-        let times: Vec<u64> = output
-            .lines()
-            .find_map(|line| line.strip_prefix("sleep-returned "))
-            .unwrap_or_else(|| panic!("`sleep 1` did not return in {cell}:\n{output}"))
-            .split_whitespace()
-            .map(|value| value.parse().expect("seconds"))
-            .collect();
-        assert!(times.len() == 2 && times[1] > times[0], "{cell}: {times:?}");
+        shell::assert_sleep_advances_date(machine, cell, COMMAND_TIMEOUT);
     });
 
     // Isolation: personal's read of corporate's RAM aborts, and only personal is blamed.

@@ -147,23 +147,7 @@ fn each_cell_sees_its_configured_memory() {
 fn timer_interrupts_work() {
     let mut machine = boot();
     in_each_cell(&mut machine, |machine, cell| {
-        // Seconds since boot before and after, in one command so no typing time passes in between.
-        let output = run_ok(
-            machine,
-            cell,
-            "a=$(date +%s); sleep 1; b=$(date +%s); echo sleep-returned $a $b",
-        );
-        let times: Vec<u64> = output
-            .lines()
-            .find_map(|line| line.strip_prefix("sleep-returned "))
-            .unwrap_or_else(|| panic!("`sleep 1` did not return in {cell}:\n{output}"))
-            .split_whitespace()
-            .map(|value| value.parse().expect("seconds"))
-            .collect();
-        assert!(
-            times.len() == 2 && times[1] > times[0],
-            "{cell}: `date` did not advance across `sleep 1`: {times:?}"
-        );
+        shell::assert_sleep_advances_date(machine, cell, COMMAND_TIMEOUT);
     });
     assert_no_disasters(&machine);
 }
