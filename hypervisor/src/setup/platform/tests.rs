@@ -308,25 +308,32 @@ fn raspi4b_without_memory_or_fallback_has_no_memory() {
     );
 }
 
+/// Checks that `platform` has a GIC-400 laid out as Arm's GIC-400 TRM places its frames from
+/// `base`: GICD at +0x1000, GICC at +0x2000, GICH at +0x4000, GICV at +0x6000, maintenance PPI 9.
+fn assert_gic_400_at(platform: &Platform, base: u64) {
+    assert_eq!(platform.gic.version, GicVersion::V2);
+    assert_eq!(
+        platform.gic.distributor,
+        MemRange::new(base + 0x1000, 0x1000)
+    );
+    assert_eq!(
+        platform.gic.v2,
+        Some(GicV2Frames {
+            cpu_interface: MemRange::new(base + 0x2000, 0x2000),
+            hypervisor_interface: MemRange::new(base + 0x4000, 0x2000),
+            virtual_cpu_interface: MemRange::new(base + 0x6000, 0x2000),
+        })
+    );
+    assert_eq!(platform.gic.maintenance_intid, Some(25));
+}
+
 #[test]
 fn reads_raspi4b_through_the_soc_ranges() {
     let platform =
         parse_with_memory(&raspi4b_with_pl011_console(), &RASPI4B_RAM).expect("raspi4b parses");
     assert_eq!(platform.memory, RASPI4B_RAM);
-    assert_eq!(platform.gic.version, GicVersion::V2);
     // GIC-400 at bus address 0x4004_1000, mapped by /soc's ranges to 0xFF84_1000.
-    assert_eq!(platform.gic.distributor, MemRange::new(0xFF84_1000, 0x1000));
-    let frames = platform.gic.v2.expect("GIC-400 frames");
-    assert_eq!(frames.cpu_interface, MemRange::new(0xFF84_2000, 0x2000));
-    assert_eq!(
-        frames.hypervisor_interface,
-        MemRange::new(0xFF84_4000, 0x2000)
-    );
-    assert_eq!(
-        frames.virtual_cpu_interface,
-        MemRange::new(0xFF84_6000, 0x2000)
-    );
-    assert_eq!(platform.gic.maintenance_intid, Some(25));
+    assert_gic_400_at(&platform, 0xFF84_0000);
     assert_eq!(platform.console, RASPI4B_PL011);
     assert_eq!(
         platform.timer,
@@ -380,19 +387,7 @@ fn pinephone_needs_its_memory_from_the_boot_loader() {
 #[test]
 fn reads_pinephone() {
     let platform = parse_with_memory(PINEPHONE, &PINEPHONE_RAM).expect("pinephone parses");
-    assert_eq!(platform.gic.version, GicVersion::V2);
-    assert_eq!(platform.gic.distributor, MemRange::new(0x01C8_1000, 0x1000));
-    let frames = platform.gic.v2.expect("GIC-400 frames");
-    assert_eq!(frames.cpu_interface, MemRange::new(0x01C8_2000, 0x2000));
-    assert_eq!(
-        frames.hypervisor_interface,
-        MemRange::new(0x01C8_4000, 0x2000)
-    );
-    assert_eq!(
-        frames.virtual_cpu_interface,
-        MemRange::new(0x01C8_6000, 0x2000)
-    );
-    assert_eq!(platform.gic.maintenance_intid, Some(25));
+    assert_gic_400_at(&platform, 0x01C8_0000);
     // UART0, a DesignWare APB UART: 32-bit registers 4 bytes apart.
     assert_eq!(
         platform.console,
