@@ -162,7 +162,7 @@ impl RunQueue {
             let next = self.period_start.saturating_add(self.shares.period);
             self.next_period(next);
         }
-        let period_end = self.period_start + self.shares.period;
+        let period_end = self.period_start.saturating_add(self.shares.period);
         let left = period_end - now;
         // What the runnable background vCPUs are still owed in this period: reserved at its end.
         let owed = |entry: &Entry| self.shares.budget.saturating_sub(entry.used);
