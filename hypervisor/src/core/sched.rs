@@ -133,11 +133,8 @@ impl RunQueue {
     pub fn account(&mut self, index: usize, from: u64, to: u64) {
         let mut from = from.max(self.period_start);
         while from < to {
+            self.catch_up(from);
             let period_end = self.period_start.saturating_add(self.shares.period);
-            if from >= period_end {
-                self.next_period(period_end);
-                continue;
-            }
             let ran = to.min(period_end) - from;
             if let Some(entry) = self.entries.get_mut(index) {
                 entry.used = entry.used.saturating_add(ran);
@@ -145,6 +142,16 @@ impl RunQueue {
             from += ran;
         }
         self.last = Some(index);
+    }
+
+    /// Starts the period `now` lies in, if the current one has ended: in one step however many
+    /// periods passed (a CPU idle for hours does not loop through them).
+    fn catch_up(&mut self, now: u64) {
+        let elapsed = now.saturating_sub(self.period_start);
+        if elapsed >= self.shares.period {
+            let start = self.period_start + elapsed - elapsed % self.shares.period;
+            self.next_period(start);
+        }
     }
 
     /// Starts the period at `start`: nobody has used anything of it yet.
@@ -158,12 +165,9 @@ impl RunQueue {
     /// Which entry runs at `now`, and until when; `None` when nothing is runnable (the CPU idles
     /// until an interrupt makes a vCPU runnable).
     pub fn pick(&mut self, now: u64) -> Option<Decision> {
-        while now >= self.period_start.saturating_add(self.shares.period) {
-            let next = self.period_start.saturating_add(self.shares.period);
-            self.next_period(next);
-        }
+        self.catch_up(now);
         let period_end = self.period_start.saturating_add(self.shares.period);
-        let left = period_end - now;
+        let left = period_end.saturating_sub(now).max(1);
         // What the runnable background vCPUs are still owed in this period: reserved at its end.
         let owed = |entry: &Entry| self.shares.budget.saturating_sub(entry.used);
         let is_owed =
@@ -334,6 +338,19 @@ mod tests {
         assert_eq!(decision.until, Some(35_000));
         let ran = simulate(&mut queue, 30_000, 70_000);
         assert_eq!(ran, [70_000, 0]);
+    }
+
+    #[test]
+    fn a_long_idle_and_the_end_of_the_counter_are_caught_up_in_one_step() {
+        let mut queue = two_cells();
+        queue.account(1, 0, 5_000);
+        // A million periods later: a fresh period, nothing used.
+        let later = 1_000_000 * SHARES.period + 123;
+        assert_eq!(queue.pick(later).map(|decision| decision.entry), Some(0));
+        assert_eq!(queue.entries()[1].used, 0);
+        let end = u64::MAX;
+        assert!(queue.pick(end).is_some());
+        queue.account(0, end - 10, end);
     }
 
     #[test]
