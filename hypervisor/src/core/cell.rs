@@ -3,7 +3,7 @@
 #![forbid(unsafe_code)]
 
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 
 use spin::Mutex;
 
@@ -65,6 +65,29 @@ pub struct Counters {
     pub restarts: AtomicU64,
 }
 
+/// The CPU time a cell's vCPUs had on the CPUs they time-share with other cells, in counter ticks,
+/// as the run queues charged it ([`crate::core::sched`]).
+#[derive(Debug, Default)]
+pub struct CpuTime {
+    /// All the time they ran, since cellvisor started.
+    pub total: AtomicU64,
+    /// What they ran in the last accounting period that ended, summed over the vCPUs.
+    pub last_period: AtomicU64,
+    /// What was available to them in that period: the period's length times their number.
+    pub last_available: AtomicU64,
+}
+
+impl CpuTime {
+    /// The cell's share of its CPUs in the last accounting period, in per mille; `None` where
+    /// none ended yet (or the cell's CPUs are not time-shared).
+    pub fn last_share_permille(&self) -> Option<u64> {
+        let available = self.last_available.load(Ordering::Relaxed);
+        (available > 0).then(|| {
+            self.last_period.load(Ordering::Relaxed).saturating_mul(1000) / available
+        })
+    }
+}
+
 impl Counters {
     fn exits(&self) -> ExitCounts {
         ExitCounts {
@@ -95,6 +118,15 @@ pub struct Cell {
     dma_streams: Vec<u32>,
     pub(crate) in_guest: Vec<AtomicBool>,
     started_at: AtomicU64,
+    /// CNTVOFF_EL2 of the cell's vCPUs: 0 for the instance booted with the machine (its virtual
+    /// counter counts from the machine's reset), the counter value of the restart for every later
+    /// instance (its virtual time starts at zero, as after a reset of its own).
+    virtual_offset: AtomicU64,
+    /// Bumped at every (re)start: a vCPU context saved for an earlier instance is never resumed.
+    generation: AtomicU32,
+    /// CPU time of the cell's vCPUs where they time-share a CPU (docs/architecture.md
+    /// "Time-sharing").
+    pub cpu_time: CpuTime,
     /// Event counters.
     pub counters: Counters,
     fault_log: RateLimiter,
@@ -130,6 +162,9 @@ impl Cell {
             dma_streams,
             in_guest: (0..vcpu_count).map(|_| AtomicBool::new(false)).collect(),
             started_at: AtomicU64::new(0),
+            virtual_offset: AtomicU64::new(0),
+            generation: AtomicU32::new(0),
+            cpu_time: CpuTime::default(),
             counters: Counters::default(),
             fault_log: RateLimiter::new(),
             lifecycle_log: RateLimiter::new(),
@@ -184,6 +219,23 @@ impl Cell {
     /// Records the counter value at which the cell was (re)started.
     pub fn mark_started(&self, counter: u64) {
         self.started_at.store(counter, Ordering::Relaxed);
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Makes the virtual time of the instance that starts now begin at zero (a restart, a start
+    /// after a stop or a wipe): CNTVOFF_EL2 = `counter`.
+    pub fn restart_virtual_time(&self, counter: u64) {
+        self.virtual_offset.store(counter, Ordering::Relaxed);
+    }
+
+    /// CNTVOFF_EL2 for the cell's vCPUs.
+    pub fn virtual_offset(&self) -> u64 {
+        self.virtual_offset.load(Ordering::Relaxed)
+    }
+
+    /// Which instance of the cell runs: changes at every (re)start.
+    pub fn generation(&self) -> u32 {
+        self.generation.load(Ordering::Acquire)
     }
 
     /// A row of the management prompt's `cells` table; `now`/`frequency` from the system counter.

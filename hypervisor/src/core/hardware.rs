@@ -207,4 +207,26 @@ pub trait VcpuHardware: Machine {
     fn halt(&mut self) -> !;
     /// Makes the cell's freshly written memory visible to a guest that starts with caches off.
     fn sync_guest_memory(&mut self, cell: &Cell);
+
+    /// Everything of a descheduled vCPU that lives in a physical CPU's registers while it runs,
+    /// kept by the run loop between [`VcpuHardware::save_vcpu`] and
+    /// [`VcpuHardware::restore_vcpu`] (time-sharing, docs/architecture.md "Time-sharing").
+    type Saved: Default;
+    /// Saves the state of the vCPU loaded on this CPU into `saved` (EL1 system registers,
+    /// FP/SIMD/SVE, both EL1 timers, the virtual CPU interface: list registers, active
+    /// priorities, VMCR, HCR), then leaves none of it live: the EL1 timers are off, the list
+    /// registers empty, and a guest timer PPI that EL2 holds active for a hardware-linked list
+    /// register is deactivated (its active state is part of `saved`). The general-purpose
+    /// registers are the run loop's (`GuestRegs`).
+    fn save_vcpu(&mut self, saved: &mut Self::Saved);
+    /// Loads `vcpu` of `cell` again: EL2 configured for it as [`VcpuHardware::prepare`] does
+    /// (stage 2, virtual MPIDR, traps, the cell's virtual counter offset), then every register
+    /// [`VcpuHardware::save_vcpu`] saved.
+    fn restore_vcpu(&mut self, cell: &Cell, vcpu: usize, saved: &Self::Saved);
+    /// The physical counter value at which a timer of the saved vCPU asserts its interrupt
+    /// (enabled and not masked), the earliest of the two; `None` when neither is armed.
+    fn saved_timer_deadline(&self, saved: &Self::Saved) -> Option<u64>;
+    /// Arms the EL2 physical timer (CNTHP) to interrupt this CPU at counter value `deadline`,
+    /// or disarms it (`None`).
+    fn set_slice_timer(&mut self, deadline: Option<u64>);
 }

@@ -410,6 +410,7 @@ pub fn complete_stop<H: VcpuHardware + ?Sized>(
                     if after == AfterStop::Restart {
                         cell.counters.restarts.fetch_add(1, Ordering::Relaxed);
                     }
+                    cell.restart_virtual_time(machine.counter().0);
                     cell.mark_started(machine.counter().0);
                     if cell.finish(after, CellState::Running) {
                         cell.log_lifecycle(format_args!("{done}"), machine.counter());
