@@ -317,6 +317,46 @@ pub struct Layout {
     pub name: &'static str,
     /// The cells; each is started at boot.
     pub cells: &'static [CellConfig],
+    /// Whether cells of this layout may time-share physical CPUs, and how. `None`: static
+    /// partitioning, every physical CPU runs at most one vCPU (no CPU in two cells' `cpus`).
+    pub cpu_sharing: Option<CpuSharing>,
+}
+
+/// How the cells of a layout time-share the physical CPUs they have in common: vCPU `n` of each
+/// cell runs on that cell's `cpus[n]`, and each shared CPU has its own run queue. The cell in
+/// front (the console's focus, unless [`CpuSharing::fixed`] says otherwise) runs whenever it
+/// can; every other cell is guaranteed `budget_us` of every `period_us` on each of its CPUs, and
+/// gets whatever the cell in front leaves idle.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CpuSharing {
+    /// The accounting period, in microseconds (e.g. 100 ms).
+    pub period_us: u32,
+    /// What each background vCPU is guaranteed in every period, in microseconds (e.g. 10 ms).
+    /// The budgets of all background vCPUs of one CPU must leave part of the period over.
+    pub budget_us: u32,
+    /// The longest a vCPU runs before another runnable one of its class gets its turn, in
+    /// microseconds (e.g. 5 ms).
+    pub slice_us: u32,
+    /// Cells whose priority does not follow the focus.
+    pub fixed: &'static [FixedPriority],
+}
+
+/// A cell whose scheduling class the board fixes, whatever the console's focus.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FixedPriority {
+    /// The cell's name.
+    pub cell: &'static str,
+    /// Its class.
+    pub class: CpuClass,
+}
+
+/// How a vCPU ranks on a time-shared physical CPU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CpuClass {
+    /// Runs whenever it is runnable.
+    Foreground,
+    /// Runs for its guaranteed budget in every period, and when nothing in front is runnable.
+    Background,
 }
 
 /// A whole board: the hardware it promises and the layouts it offers.

@@ -304,6 +304,7 @@ const STOP_ONLY: CellPolicy = CellPolicy {
 /// identity-mapped and trusted with all memory (their devices' DMA is unconfined).
 pub const LINUX_CELLS: Layout = Layout {
     name: "linux",
+    cpu_sharing: None,
     cells: &[
         CellConfig {
             name: "personal",

@@ -121,6 +121,7 @@ fn board_with_corporate_device(device: &'static str) -> Board {
     let layouts: &'static [Layout] = Box::leak(
         vec![Layout {
             name: "linux",
+            cpu_sharing: None,
             cells,
         }]
         .into_boxed_slice(),

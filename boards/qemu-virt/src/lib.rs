@@ -84,6 +84,7 @@ pub const SMMU: Smmu = Smmu {
 /// 0x4000_0000.
 pub const LINUX_CELLS: Layout = Layout {
     name: "linux",
+    cpu_sharing: None,
     cells: &[
         CellConfig {
             name: "personal",
@@ -125,6 +126,7 @@ pub const LINUX_CELLS: Layout = Layout {
 /// costs.
 pub const LINUX_MMIO_CELLS: Layout = Layout {
     name: "linux-mmio",
+    cpu_sharing: None,
     cells: &[
         CellConfig {
             devices: &["virtio-net"],
@@ -150,6 +152,7 @@ pub const TEST_GUEST_BASE: u64 = 0x4000_0000;
 /// `test-guests`: two Rust test-guest cells, each sees 64 MiB at [`TEST_GUEST_BASE`].
 pub const TEST_GUEST_CELLS: Layout = Layout {
     name: "test-guests",
+    cpu_sharing: None,
     cells: &[
         CellConfig {
             name: "personal",
@@ -190,6 +193,7 @@ pub const TEST_GUEST_CELLS: Layout = Layout {
 /// relocates itself to 0x6000_0000 at entry.
 pub const TEST_GUEST_DISK_CELLS: Layout = Layout {
     name: "test-guest-disk",
+    cpu_sharing: None,
     cells: &[CellConfig {
         name: "disk",
         cpus: &[0, 1],
@@ -212,6 +216,7 @@ pub const TEST_GUEST_DISK_CELLS: Layout = Layout {
 /// its RAM checked afterwards (the board powers off once every cell is off).
 pub const TEST_GUEST_DMA_CELLS: Layout = Layout {
     name: "test-guest-dma",
+    cpu_sharing: None,
     cells: &[
         CellConfig {
             bootargs: "test=dma-flood",
@@ -245,6 +250,7 @@ pub const DMA_ATTACK_BOOTARGS: &str = "test=dma-attack targets=corporate:0x90100
 /// [`TEST_GUEST_BASE`], physically 0x9000_0000) writes a pattern and keeps checking it.
 pub const DMA_ATTACK_CELLS: Layout = Layout {
     name: "dma-attack",
+    cpu_sharing: None,
     cells: &[
         CellConfig {
             name: "personal",
@@ -284,6 +290,7 @@ pub const DMA_ATTACK_CELLS: Layout = Layout {
 /// the SMMU translates with the cell's stage 2.
 pub const BENCH_CELLS: Layout = Layout {
     name: "bench",
+    cpu_sharing: None,
     cells: &[CellConfig {
         name: "bench",
         cpus: &[0, 1],
@@ -309,6 +316,7 @@ pub const BENCH_CELLS: Layout = Layout {
 /// one-cell Linux boot figures.
 pub const LINUX_PERSONAL_CELLS: Layout = Layout {
     name: "linux-personal",
+    cpu_sharing: None,
     cells: &[CellConfig {
         name: "personal",
         cpus: &[0, 1],
@@ -331,6 +339,7 @@ pub const LINUX_PERSONAL_CELLS: Layout = Layout {
 /// would use guest addresses as physical ones and land outside the cell.
 pub const INVALID_DMA_REMAPPED: Layout = Layout {
     name: "invalid-dma-remapped",
+    cpu_sharing: None,
     cells: &[CellConfig {
         name: "corporate",
         cpus: &[2, 3],

@@ -51,6 +51,7 @@ const LINUX_BOOTARGS: &str = "console=ttyAMA0 earlycon=pl011,0xfe201000 rdinit=/
 /// cellvisor's 256 MiB.
 pub const LINUX_CELLS: Layout = Layout {
     name: "linux",
+    cpu_sharing: None,
     cells: &[
         CellConfig {
             name: "personal",

@@ -281,11 +281,13 @@ fn build_board(rng: &mut Rng) -> BoardCase {
         .collect();
     let target = Layout {
         name: "target",
+        cpu_sharing: None,
         cells: leak(configs),
     };
     // Sometimes a valid-looking decoy layout comes first or second; it is never selected.
     let decoy = Layout {
         name: "decoy",
+        cpu_sharing: None,
         cells: &[],
     };
     let (layouts, layout, layout_is_default) = if no_layouts {

@@ -66,25 +66,60 @@ pub struct Counters {
 }
 
 /// The CPU time a cell's vCPUs had on the CPUs they time-share with other cells, in counter ticks,
-/// as the run queues charged it ([`crate::core::sched`]).
+/// as their run queues charged it ([`crate::core::sched`]); each vCPU's own CPU writes its entry.
 #[derive(Debug, Default)]
 pub struct CpuTime {
-    /// All the time they ran, since cellvisor started.
-    pub total: AtomicU64,
-    /// What they ran in the last accounting period that ended, summed over the vCPUs.
-    pub last_period: AtomicU64,
-    /// What was available to them in that period: the period's length times their number.
-    pub last_available: AtomicU64,
+    /// Per vCPU, all the time it ran since cellvisor started.
+    total: Vec<AtomicU64>,
+    /// Per vCPU, what it ran in the last accounting period that ended on its CPU.
+    last_period: Vec<AtomicU64>,
+    /// The period's length (0 until one ended: the CPUs are not time-shared, or just started).
+    period: AtomicU64,
 }
 
 impl CpuTime {
-    /// The cell's share of its CPUs in the last accounting period, in per mille; `None` where
-    /// none ended yet (or the cell's CPUs are not time-shared).
+    fn new(vcpus: usize) -> Self {
+        Self {
+            total: (0..vcpus).map(|_| AtomicU64::new(0)).collect(),
+            last_period: (0..vcpus).map(|_| AtomicU64::new(0)).collect(),
+            period: AtomicU64::new(0),
+        }
+    }
+
+    /// Charges `vcpu` with `ticks` it ran.
+    pub fn charge(&self, vcpu: usize, ticks: u64) {
+        if let Some(total) = self.total.get(vcpu) {
+            total.fetch_add(ticks, Ordering::Relaxed);
+        }
+    }
+
+    /// Records what `vcpu` ran in the period of `period` ticks that just ended.
+    pub fn end_period(&self, vcpu: usize, used: u64, period: u64) {
+        if let Some(last) = self.last_period.get(vcpu) {
+            last.store(used, Ordering::Relaxed);
+            self.period.store(period, Ordering::Relaxed);
+        }
+    }
+
+    /// All the CPU time of the cell's vCPUs, in ticks.
+    pub fn total(&self) -> u64 {
+        self.total
+            .iter()
+            .map(|ticks| ticks.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    /// The cell's share of its CPUs in the last accounting period, in per mille of the time its
+    /// vCPUs' CPUs had; `None` where no period ended yet (or its CPUs are not time-shared).
     pub fn last_share_permille(&self) -> Option<u64> {
-        let available = self.last_available.load(Ordering::Relaxed);
-        (available > 0).then(|| {
-            self.last_period.load(Ordering::Relaxed).saturating_mul(1000) / available
-        })
+        let period = self.period.load(Ordering::Relaxed);
+        let available = period.saturating_mul(self.last_period.len() as u64);
+        let used: u64 = self
+            .last_period
+            .iter()
+            .map(|ticks| ticks.load(Ordering::Relaxed))
+            .sum();
+        (available > 0).then(|| used.saturating_mul(1000) / available)
     }
 }
 
@@ -164,7 +199,7 @@ impl Cell {
             started_at: AtomicU64::new(0),
             virtual_offset: AtomicU64::new(0),
             generation: AtomicU32::new(0),
-            cpu_time: CpuTime::default(),
+            cpu_time: CpuTime::new(vcpu_count),
             counters: Counters::default(),
             fault_log: RateLimiter::new(),
             lifecycle_log: RateLimiter::new(),
@@ -295,6 +330,12 @@ impl Cell {
             return None;
         }
         self.psci.lock().vcpu_started(vcpu)
+    }
+
+    /// Whether `vcpu` waits to be started and the cell is running ([`Cell::take_start`] would
+    /// start it).
+    pub fn start_pending(&self, vcpu: usize) -> bool {
+        self.state() == CellState::Running && self.psci.lock().start_pending(vcpu)
     }
 
     /// Counts an exit.

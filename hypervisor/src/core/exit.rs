@@ -29,6 +29,9 @@ pub enum Next {
     Resume,
     /// Leave the guest: the vCPU stopped (CPU_OFF) or the cell stopped or is resetting.
     Leave,
+    /// The vCPU waits for an interrupt (WFI) on a time-shared CPU: the CPU may run another vCPU
+    /// until one is deliverable to it.
+    Yield,
 }
 
 /// The running vCPU an exit belongs to.
@@ -40,6 +43,8 @@ pub struct Exiting<'a> {
     pub cell: &'a Cell,
     /// The vCPU's index in its cell.
     pub vcpu: usize,
+    /// Whether its physical CPU is time-shared with vCPUs of other cells.
+    pub time_shared: bool,
 }
 
 /// A vCPU while its guest runs: what every exit handler needs, owned by the run loop and lent to
@@ -97,6 +102,10 @@ pub fn synchronous<H: VcpuHardware + ?Sized>(
             // WFIT completes at once (EL2 keeps no timer for its timeout): a guest's `udelay`
             // polls its counter instead of sleeping until an interrupt that may never come.
             if !timeout && !cell.devices.vgic().has_deliverable(at.vcpu) {
+                if at.time_shared {
+                    // The CPU's run queue runs another vCPU meanwhile, or idles.
+                    return Next::Yield;
+                }
                 irq::idle(at.runtime, hardware);
             }
             Next::Resume

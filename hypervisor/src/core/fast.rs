@@ -159,8 +159,10 @@ fn mmio<H: VcpuHardware + ?Sized>(
         syndrome,
         hardware,
     );
-    if next == Next::Leave {
-        return Fast::Leave;
+    match next {
+        Next::Leave => return Fast::Leave,
+        // Only a WFI yields, and the fast path never sees one.
+        Next::Yield | Next::Resume => {}
     }
     let flushed = at
         .cell
@@ -220,8 +222,9 @@ fn hypercall(running: &mut RunningVcpu<'_>, smc: bool) -> Fast {
 /// A physical interrupt: the guest timers of this vCPU, and a passed-through SPI of its cell routed
 /// to it when nothing else waits for it, are forwarded hardware-linked straight into a list
 /// register, and a kick of a running cell is answered with a flush of the vCPU's list registers.
-/// Anything else (console input, other passthrough SPIs, a kick of a stopping cell) is handed back
-/// to the run loop, acknowledged. Out of line, so the hypercall path does not pay for its
+/// Anything else (console input, other passthrough SPIs, a kick of a stopping cell, any kick on a
+/// time-shared CPU, whose run queue must decide again) is handed back to the run loop,
+/// acknowledged. Out of line, so the hypercall path does not pay for its
 /// register use (the arch glue's vector calls it directly).
 #[inline(never)]
 pub fn interrupt<H: VcpuHardware + ?Sized>(
@@ -273,7 +276,7 @@ pub fn interrupt<H: VcpuHardware + ?Sized>(
             return Fast::Resume;
         }
     }
-    if intid < PHYSICAL_SGI_END && cell.state() == CellState::Running {
+    if intid < PHYSICAL_SGI_END && !running.at.time_shared && cell.state() == CellState::Running {
         // A kick: something changed for this vCPU (an SGI from a sibling, an interrupt routed
         // here); the flush picks it up.
         cell.count_exit(ExitReason::Interrupt);

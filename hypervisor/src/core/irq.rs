@@ -39,6 +39,13 @@ pub fn handle_interrupts<H: VcpuHardware + ?Sized>(runtime: &Runtime, hardware: 
             hardware.deactivate(intid);
             continue;
         }
+        if intid == runtime.platform.timer.hypervisor_physical {
+            // A time-shared CPU's slice or wake-up timer: its run queue decides again now and
+            // arms it anew.
+            hardware.set_slice_timer(None);
+            hardware.deactivate(intid);
+            continue;
+        }
         if intid == runtime.platform.console.intid {
             console_input(runtime, hardware);
             hardware.deactivate(intid);
@@ -67,9 +74,12 @@ pub fn disposition(runtime: &Runtime, cpu: usize, intid: u32) -> Disposition {
         runtime.platform.timer.nonsecure_physical,
     ];
     if timers.contains(&intid) {
-        if let Some((cell_index, vcpu)) = runtime.owner_of_cpu(cpu)
+        // The timers raise their PPIs for the vCPU whose state this CPU holds: on a time-shared
+        // CPU that vCPU's state is live also between two of its runs (it waits for an interrupt
+        // with nothing else to run).
+        if let Some((cell_index, vcpu)) = runtime.loaded_on(cpu)
             && let Some(cell) = runtime.cells.get(cell_index)
-            && cell.is_in_guest(vcpu)
+            && (cell.is_in_guest(vcpu) || runtime.is_time_shared(cpu))
             && cell
                 .devices
                 .vgic()
@@ -141,6 +151,7 @@ fn console_input<H: VcpuHardware + ?Sized>(runtime: &Runtime, hardware: &mut H) 
             }
             ConsoleEvent::Input(InputAction::SwitchFocus(index)) => {
                 if let Some(cell) = runtime.cells.get(index) {
+                    runtime.set_foreground(index, hardware);
                     logger::hypervisor_line(&alloc::format!(
                         "cellvisor: console input now goes to {}",
                         cell.name()
@@ -150,6 +161,9 @@ fn console_input<H: VcpuHardware + ?Sized>(runtime: &Runtime, hardware: &mut H) 
             ConsoleEvent::Input(_) => {}
             ConsoleEvent::Command(command) => {
                 let outcome = runtime.manage(&command, hardware);
+                if let Some(index) = outcome.focus {
+                    runtime.set_foreground(index, hardware);
+                }
                 for target in outcome.kick.iter().copied() {
                     hardware.kick(target);
                 }

@@ -23,3 +23,4 @@ pub mod smccc;
 pub mod sysreg;
 #[cfg(test)]
 mod tests;
+pub mod timeshare;

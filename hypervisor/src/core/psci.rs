@@ -165,6 +165,11 @@ impl PsciCell {
         self.vcpus.iter().any(|state| *state != VcpuPower::Off)
     }
 
+    /// Whether `vcpu` waits to be started (CPU_ON, or vCPU 0 of a fresh instance).
+    pub fn start_pending(&self, vcpu: usize) -> bool {
+        matches!(self.vcpus.get(vcpu), Some(VcpuPower::OnPending { .. }))
+    }
+
     /// Called on the target's physical CPU: an OnPending vCPU becomes On and the entry point and
     /// X0 are returned. `None` if the vCPU is not OnPending (nothing to start).
     pub fn vcpu_started(&mut self, vcpu: usize) -> Option<(GuestPhysAddr, u64)> {

@@ -4,10 +4,11 @@
 
 use alloc::vec::Vec;
 use core::fmt;
+use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
-use crate::board::{Board, El2Counting};
+use crate::board::{Board, CpuSharing, El2Counting};
 use crate::core::cell::Cell;
-use crate::core::hardware::Machine;
+use crate::core::hardware::{Machine, VcpuHardware};
 use crate::core::lifecycle::CellState;
 use crate::dev::passthrough::{PassthroughError, PassthroughPlan, interrupt_owners};
 use crate::dev::pci::PciBus;
@@ -79,6 +80,19 @@ impl fmt::Display for CellError {
     }
 }
 
+/// [`Runtime::loaded_on`] of a CPU whose registers hold no vCPU.
+const NO_VCPU: u32 = u32::MAX;
+
+/// A `(cell, vCPU)` in one word: the cell in the high half, the vCPU in the low one (cells and
+/// vCPUs are far fewer than 65,535).
+fn pack_vcpu(cell: usize, vcpu: usize) -> u32 {
+    ((cell as u32 & 0xffff) << 16) | (vcpu as u32 & 0xffff)
+}
+
+fn unpack_vcpu(packed: u32) -> Option<(usize, usize)> {
+    (packed != NO_VCPU).then_some(((packed >> 16) as usize, (packed & 0xffff) as usize))
+}
+
 /// The whole partition at run time.
 pub struct Runtime {
     /// The board this image was built for.
@@ -87,7 +101,16 @@ pub struct Runtime {
     pub platform: Platform,
     /// The cells, in layout order.
     pub cells: Vec<Cell>,
-    cpu_owner: Vec<Option<(usize, usize)>>,
+    /// Per physical CPU, the `(cell, vCPU)`s pinned to it, in layout order.
+    cpu_vcpus: Vec<Vec<(usize, usize)>>,
+    /// Per physical CPU, the `(cell, vCPU)` whose state its registers hold, packed by
+    /// [`pack_vcpu`] ([`NO_VCPU`]: none). Fixed where a CPU runs one vCPU; the CPU's run queue
+    /// changes it where it is time-shared.
+    loaded: Vec<AtomicU32>,
+    /// How the cells time-share CPUs, if the layout lets them.
+    pub cpu_sharing: Option<CpuSharing>,
+    /// The cell in front: the console's focus, which time-shared CPUs run first.
+    foreground: AtomicUsize,
     /// Which cell owns each passthrough SPI: `(INTID, cell index)`, sorted.
     spi_owners: Vec<(u32, usize)>,
 }
@@ -103,9 +126,19 @@ impl Runtime {
         gic: GicInfo,
         machine: &mut dyn Machine,
     ) -> Result<Self, (usize, CellError)> {
-        let cpu_owner = (0..platform.cpus.len())
-            .map(|cpu| partition.cell_of_cpu(cpu))
+        let cpu_vcpus: Vec<Vec<(usize, usize)>> = (0..platform.cpus.len())
+            .map(|cpu| partition.vcpus_of_cpu(cpu).collect())
             .collect();
+        let loaded = cpu_vcpus
+            .iter()
+            .map(|vcpus| {
+                AtomicU32::new(match vcpus.as_slice() {
+                    &[(cell, vcpu)] => pack_vcpu(cell, vcpu),
+                    _ => NO_VCPU,
+                })
+            })
+            .collect();
+        let cpu_sharing = partition.cpu_sharing;
         let mut cells = Vec::new();
         let mut passthrough_plans = Vec::new();
         for plan in &partition.cells {
@@ -266,14 +299,65 @@ impl Runtime {
             board,
             platform,
             cells,
-            cpu_owner,
+            cpu_vcpus,
+            loaded,
+            cpu_sharing,
+            foreground: AtomicUsize::new(0),
             spi_owners,
         })
     }
 
-    /// The cell and vCPU that physical CPU `cpu` runs, if any.
+    /// The cell and vCPU that physical CPU `cpu` runs, where it runs exactly one (a CPU that is
+    /// time-shared has none: see [`Runtime::loaded_on`]).
     pub fn owner_of_cpu(&self, cpu: usize) -> Option<(usize, usize)> {
-        self.cpu_owner.get(cpu).copied().flatten()
+        match self.cpu_vcpus.get(cpu)?.as_slice() {
+            &[only] => Some(only),
+            _ => None,
+        }
+    }
+
+    /// Every cell and vCPU pinned to physical CPU `cpu`, in layout order.
+    pub fn vcpus_of_cpu(&self, cpu: usize) -> &[(usize, usize)] {
+        self.cpu_vcpus.get(cpu).map_or(&[], Vec::as_slice)
+    }
+
+    /// Whether physical CPU `cpu` is time-shared between vCPUs of several cells.
+    pub fn is_time_shared(&self, cpu: usize) -> bool {
+        self.vcpus_of_cpu(cpu).len() > 1
+    }
+
+    /// The cell and vCPU whose state physical CPU `cpu`'s registers hold now (its timers raise
+    /// their interrupts for it), if any.
+    pub fn loaded_on(&self, cpu: usize) -> Option<(usize, usize)> {
+        unpack_vcpu(self.loaded.get(cpu)?.load(Ordering::Acquire))
+    }
+
+    /// Records which vCPU physical CPU `cpu`'s registers hold (the time-sharing run loop).
+    pub fn set_loaded(&self, cpu: usize, vcpu: Option<(usize, usize)>) {
+        if let Some(slot) = self.loaded.get(cpu) {
+            slot.store(
+                vcpu.map_or(NO_VCPU, |(cell, vcpu)| pack_vcpu(cell, vcpu)),
+                Ordering::Release,
+            );
+        }
+    }
+
+    /// The cell in front (the console's focus).
+    pub fn foreground(&self) -> usize {
+        self.foreground.load(Ordering::Acquire)
+    }
+
+    /// Brings `cell` to the front: the time-shared CPUs run its vCPUs first from their next
+    /// decision on, which each makes at once (they are kicked).
+    pub fn set_foreground<H: VcpuHardware + ?Sized>(&self, cell: usize, hardware: &mut H) {
+        if self.foreground.swap(cell, Ordering::AcqRel) == cell {
+            return;
+        }
+        for cpu in 0..self.cpu_vcpus.len() {
+            if self.is_time_shared(cpu) {
+                hardware.kick(cpu);
+            }
+        }
     }
 
     /// The cell that owns passthrough SPI `intid`, if any.

@@ -1,6 +1,6 @@
-//! Time-sharing one physical CPU between the vCPUs of several cells (issue 15): the scheduling
-//! policy alone, pure and host-tested. The run loop does not use it yet; static partitioning (one
-//! vCPU per physical CPU) is what every layout runs today.
+//! Time-sharing one physical CPU between the vCPUs of several cells: the scheduling policy alone,
+//! pure and host-tested. [`crate::core::timeshare`] runs it on every CPU that a layout with
+//! `cpu_sharing` gives to more than one cell; every other CPU runs its one vCPU without it.
 //!
 //! Each physical CPU has a [`RunQueue`] of the vCPUs pinned to it. The policy is fixed priority
 //! with a guaranteed budget:
@@ -61,6 +61,8 @@ pub struct Entry {
     pub runnable: bool,
     /// Ticks it ran in the current period.
     pub used: u64,
+    /// Ticks it ran in the period that ended last.
+    pub previous: u64,
 }
 
 /// The vCPUs time-sharing one physical CPU and their accounting.
@@ -72,6 +74,8 @@ pub struct RunQueue {
     period_start: u64,
     /// The entry that ran last (for round robin within a class).
     last: Option<usize>,
+    /// Periods that ended so far.
+    finished: u64,
 }
 
 /// What runs next on the CPU.
@@ -102,6 +106,7 @@ impl RunQueue {
             entries,
             period_start: now,
             last: None,
+            finished: 0,
         })
     }
 
@@ -117,15 +122,21 @@ impl RunQueue {
         }
     }
 
-    /// Makes the vCPUs of `cell` the foreground and every other one background (the focus moved).
-    pub fn focus(&mut self, cell: usize) {
+    /// Makes the vCPUs of `cell` the foreground and every other one background (the focus moved),
+    /// except the cells `fixed` names, which keep the class the board gave them.
+    pub fn focus(&mut self, cell: usize, fixed: impl Fn(usize) -> Option<Class>) {
         for entry in &mut self.entries {
-            entry.class = if entry.cell == cell {
+            entry.class = fixed(entry.cell).unwrap_or(if entry.cell == cell {
                 Class::Foreground
             } else {
                 Class::Background
-            };
+            });
         }
+    }
+
+    /// Entry `index`, if it exists.
+    pub fn entry(&self, index: usize) -> Option<&Entry> {
+        self.entries.get(index)
     }
 
     /// Charges entry `index` with the ticks from `from` to `to` (it ran then), splitting the time
@@ -154,12 +165,27 @@ impl RunQueue {
         }
     }
 
-    /// Starts the period at `start`: nobody has used anything of it yet.
+    /// Starts the period at `start`: nobody has used anything of it yet. What each entry used in
+    /// the period that ended stays readable as [`Entry::previous`] (0 where whole periods passed
+    /// in between, with the CPU idle).
     fn next_period(&mut self, start: u64) {
+        let consecutive = self.period_start.saturating_add(self.shares.period) == start;
         self.period_start = start;
+        self.finished = self.finished.wrapping_add(1);
         for entry in &mut self.entries {
+            entry.previous = if consecutive { entry.used } else { 0 };
             entry.used = 0;
         }
+    }
+
+    /// How many periods ended so far: when it changes, [`Entry::previous`] is new.
+    pub fn periods_finished(&self) -> u64 {
+        self.finished
+    }
+
+    /// The settings the queue was built with.
+    pub fn shares(&self) -> Shares {
+        self.shares
     }
 
     /// Which entry runs at `now`, and until when; `None` when nothing is runnable (the CPU idles
@@ -246,6 +272,7 @@ mod tests {
             class,
             runnable: true,
             used: 0,
+            previous: 0,
         }
     }
 
@@ -299,7 +326,7 @@ mod tests {
     #[test]
     fn moving_the_focus_moves_the_share() {
         let mut queue = two_cells();
-        queue.focus(1);
+        queue.focus(1, |_| None);
         let ran = simulate(&mut queue, 0, 10 * SHARES.period);
         assert_eq!(ran, [10 * 10_000, 10 * 90_000]);
     }

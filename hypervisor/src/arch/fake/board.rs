@@ -127,6 +127,17 @@ pub enum Event {
     Entered,
     /// `VcpuHardware::quiesce`: the vCPU left its guest for good.
     Quiesced,
+    /// `VcpuHardware::save_vcpu`: the loaded vCPU's state was saved (the CPU holds none).
+    Saved,
+    /// `VcpuHardware::restore_vcpu`: `vcpu` of `cell` is loaded again.
+    Restored {
+        /// The cell's index.
+        cell: usize,
+        /// The vCPU.
+        vcpu: usize,
+    },
+    /// `VcpuHardware::set_slice_timer`.
+    SliceTimer(Option<u64>),
     /// `VcpuHardware::write_injection`.
     Injected(Injection),
     /// A kick to CPU `to` that [`FakeBoard::lose_kicks_to`] lost.

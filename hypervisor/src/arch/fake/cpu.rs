@@ -53,8 +53,19 @@ pub struct El1 {
     pub pmcr: u64,
 }
 
+/// What a vCPU switch saves of a fake CPU: the fake EL1 registers, the list registers and the
+/// guest timer's deadline.
+#[derive(Clone, Debug, Default)]
+pub struct FakeSaved {
+    el1: El1,
+    lists: (Vec<ListEntry>, u64),
+    timer_deadline: Option<u64>,
+}
+
 /// One fake physical CPU.
 pub struct FakeCpu {
+    /// When the loaded guest's timer fires (a test sets it; saved and restored with the vCPU).
+    timer_deadline: Option<u64>,
     index: usize,
     board: FakeBoard,
     lists: FakeListRegisters,
@@ -75,6 +86,7 @@ impl FakeCpu {
     /// CPU `index` of `board`, with an empty script and reset registers.
     pub(super) fn new(index: usize, board: FakeBoard) -> Self {
         Self {
+            timer_deadline: None,
             index,
             lists: FakeListRegisters::new(board.clone(), index),
             board,
@@ -88,6 +100,12 @@ impl FakeCpu {
             on_scrub: None,
             deferred: None,
         }
+    }
+
+    /// Arms (or disarms) the loaded guest's timer: a vCPU switch saves it, and the run queue of
+    /// a time-shared CPU wakes the vCPU at `deadline` once it is saved.
+    pub fn set_timer_deadline(&mut self, deadline: Option<u64>) {
+        self.timer_deadline = deadline;
     }
 
     /// Appends exits to the script `enter` plays. Once it is used up, the guest spins until a
@@ -610,6 +628,34 @@ impl VcpuHardware for FakeCpu {
 
     fn halt(&mut self) -> ! {
         panic!("fake CPU {}: the core halted", self.index);
+    }
+
+    type Saved = FakeSaved;
+
+    fn save_vcpu(&mut self, saved: &mut FakeSaved) {
+        saved.el1 = core::mem::take(&mut self.el1);
+        saved.lists = self.lists.save();
+        saved.timer_deadline = self.timer_deadline.take();
+        self.lists.clear();
+        self.record(Event::Saved);
+    }
+
+    fn restore_vcpu(&mut self, cell: &Cell, vcpu: usize, saved: &FakeSaved) {
+        self.el1 = saved.el1;
+        self.lists.restore(&saved.lists);
+        self.timer_deadline = saved.timer_deadline;
+        self.record(Event::Restored {
+            cell: cell.index(),
+            vcpu,
+        });
+    }
+
+    fn saved_timer_deadline(&self, saved: &FakeSaved) -> Option<u64> {
+        saved.timer_deadline
+    }
+
+    fn set_slice_timer(&mut self, deadline: Option<u64>) {
+        self.record(Event::SliceTimer(deadline));
     }
 
     fn sync_guest_memory(&mut self, cell: &Cell) {

@@ -165,6 +165,17 @@ impl FakeListRegisters {
     pub(super) fn clear(&mut self) {
         self.entries.fill(ListEntry::default());
     }
+
+    /// The entries and `ICH_HCR_EL2`, as a vCPU switch saves them.
+    pub(super) fn save(&self) -> (Vec<ListEntry>, u64) {
+        (self.entries.clone(), self.hcr)
+    }
+
+    /// Puts back what [`FakeListRegisters::save`] returned, without recording writes.
+    pub(super) fn restore(&mut self, (entries, hcr): &(Vec<ListEntry>, u64)) {
+        self.entries.clone_from(entries);
+        self.hcr = *hcr;
+    }
 }
 
 impl ListRegisters for FakeListRegisters {

@@ -34,7 +34,7 @@ use crate::core::runtime::GicInfo;
 use lists::LIST_REGISTER_COUNT;
 
 pub use board::{Deactivator, Event, FakeBoard, Record};
-pub use cpu::{El1, Entry, FakeCpu};
+pub use cpu::{El1, Entry, FakeCpu, FakeSaved};
 
 /// How long a fake CPU waits for an interrupt (or for another CPU) before the test fails.
 pub const WAIT_LIMIT: Duration = Duration::from_secs(10);

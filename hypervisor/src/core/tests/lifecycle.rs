@@ -504,6 +504,7 @@ static DISK_WITHOUT_RESET: Board = Board {
 static BOTH_DEVICES_FIRST_WITHOUT_RESET: Board = Board {
     layouts: &[crate::board::Layout {
         name: "linux-mmio",
+        cpu_sharing: None,
         cells: &[
             crate::board::CellConfig {
                 devices: &[],

@@ -77,6 +77,13 @@ pub enum LayoutError {
         /// The cell that names it again.
         second_cell: &'static str,
     },
+    /// The layout's `cpu_sharing` settings cannot be met.
+    BadCpuSharing {
+        /// Where.
+        site: LayoutSite,
+        /// What is wrong and how to fix it.
+        reason: String,
+    },
     /// A cell has no RAM.
     NoMemory {
         /// Where.
@@ -369,11 +376,17 @@ impl fmt::Display for LayoutError {
                     write!(
                         f,
                         "layout {:?}: CPU {cpu} is in cell {first_cell:?} and cell {second_cell:?}: \
-                         give it to one of them in boards/{}",
+                         give it to one of them, or let them time-share it with the layout's \
+                         cpu_sharing, in boards/{}",
                         site.layout, site.board
                     )
                 }
             }
+            Self::BadCpuSharing { site, reason } => write!(
+                f,
+                "layout {:?}: cpu_sharing: {reason}: fix it in boards/{}",
+                site.layout, site.board
+            ),
             Self::NoMemory { site, cell } => write!(
                 f,
                 "layout {:?}: cell {cell:?} has no RAM: give it a memory region in boards/{}",

@@ -22,7 +22,7 @@ use crate::setup::platform::Platform;
 pub use error::{LayoutError, LayoutSite};
 pub use plan::{CellPlan, MAX_CELLS, Partition, RamRegion, Reserved, ReservedKind, VcpuPlan};
 
-use cpus::plan_vcpus;
+use cpus::{check_sharing, plan_vcpus};
 use devices::{check_devices, check_passthrough, check_pci};
 use memory::{
     check_cell_memory, check_guest_address_space, check_hypervisor_memory,
@@ -63,10 +63,11 @@ pub fn validate(
         }
     }
 
-    let mut cpu_owner: Vec<Option<&'static str>> = alloc::vec![None; platform.cpus.len()];
+    let mut cpu_owners: Vec<Vec<&'static str>> = alloc::vec![Vec::new(); platform.cpus.len()];
+    let shared = layout.cpu_sharing.is_some();
     let mut cells = Vec::with_capacity(layout.cells.len());
     for (index, cell) in layout.cells.iter().enumerate() {
-        let vcpus = plan_vcpus(site, cell, platform, &mut cpu_owner)?;
+        let vcpus = plan_vcpus(site, cell, platform, &mut cpu_owners, shared)?;
         check_cell_memory(site, board, cell, platform)?;
         check_memory_against_earlier_cells(site, cell, &layout.cells[..index])?;
         check_guest_address_space(site, board, cell, platform, vcpus.len())?;
@@ -82,9 +83,11 @@ pub fn validate(
             raw_binaries: board.raw_binaries,
         });
     }
+    check_sharing(site, layout, &cpu_owners)?;
     let partition = Partition {
         layout: layout.name,
         cells,
+        cpu_sharing: layout.cpu_sharing,
     };
     check_passthrough(site, board, &partition, platform)?;
     check_pci(site, board, &partition, platform)?;

@@ -3,7 +3,7 @@
 use alloc::vec::Vec;
 use core::fmt;
 
-use crate::board::{CellConfig, CellMemory, MemRange};
+use crate::board::{CellConfig, CellMemory, CpuSharing, MemRange};
 use crate::mem::addr::{GuestPhysAddr, PhysAddr};
 use crate::mem::range::{IpaRange, PhysRange};
 
@@ -117,6 +117,8 @@ pub struct Partition {
     pub layout: &'static str,
     /// The cells, in layout order.
     pub cells: Vec<CellPlan>,
+    /// How the cells time-share the CPUs they have in common (`None`: they have none).
+    pub cpu_sharing: Option<CpuSharing>,
 }
 
 impl CellPlan {
@@ -132,9 +134,16 @@ impl CellPlan {
 }
 
 impl Partition {
-    /// The cell and vCPU a physical CPU runs: `(cell index, vCPU index)`, or `None` if it is idle.
+    /// The first cell and vCPU a physical CPU runs: `(cell index, vCPU index)`, or `None` if it
+    /// is idle.
     pub fn cell_of_cpu(&self, physical_cpu: usize) -> Option<(usize, usize)> {
-        self.cells.iter().find_map(|cell| {
+        self.vcpus_of_cpu(physical_cpu).next()
+    }
+
+    /// Every cell and vCPU a physical CPU runs, in layout order: one at most unless the layout
+    /// time-shares CPUs.
+    pub fn vcpus_of_cpu(&self, physical_cpu: usize) -> impl Iterator<Item = (usize, usize)> + '_ {
+        self.cells.iter().filter_map(move |cell| {
             cell.vcpus
                 .iter()
                 .find(|vcpu| vcpu.physical_cpu == physical_cpu)

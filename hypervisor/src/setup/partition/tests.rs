@@ -78,6 +78,7 @@ fn board(cells: Vec<CellConfig>) -> Board {
         smmu: None,
         layouts: leak(vec![Layout {
             name: "main",
+            cpu_sharing: None,
             cells: leak(cells),
         }]),
         when_all_cells_off: AllCellsOff::PowerOff,
@@ -737,6 +738,7 @@ fn pci_functions_behind_the_smmu_need_neither_identity_ram_nor_trust() {
     };
     let layout = Layout {
         name: "remapped",
+        cpu_sharing: None,
         cells: leak(vec![remapped]),
     };
     let board = qemu_virt_with(layout, qemu_virt::BOARD.pci);
@@ -816,6 +818,7 @@ fn pci_bar_windows_stay_in_the_host_window_and_apart() {
             .collect();
         let layout = Layout {
             name: "pci",
+            cpu_sharing: None,
             cells: leak(cells),
         };
         let board = qemu_virt_with(layout, Some(host));
@@ -856,6 +859,7 @@ fn two_cells_pci_functions_on_one_intx_line_are_refused() {
     };
     let layout = Layout {
         name: "shared-intx",
+        cpu_sharing: None,
         cells: leak(vec![
             CellConfig {
                 devices: &["second-disk"],
