@@ -12,8 +12,9 @@
 #![forbid(unsafe_code)]
 
 use cellvisor_board::{
-    AllCellsOff, Board, CellConfig, CellMemory, CellPolicy, Device, DeviceReset, El2Counting,
-    FaultLoop, GuestPlacement, Layout, MemRange, PciAddress, PciFunction, PciHost, PciReset, Smmu,
+    AllCellsOff, Board, CellConfig, CellMemory, CellPolicy, CpuSharing, Device, DeviceReset,
+    El2Counting, FaultLoop, GuestPlacement, Layout, MemRange, PciAddress, PciFunction, PciHost,
+    PciReset, Smmu,
 };
 
 pub mod image_address;
@@ -117,6 +118,31 @@ pub const LINUX_CELLS: Layout = Layout {
             trusted_with_all_memory: false,
         },
     ],
+};
+
+/// `linux-shared`: the cells of [`LINUX_CELLS`], two vCPUs each, both on physical CPUs 0-1 (a
+/// two-core phone): vCPU `n` of each cell time-shares CPU `n`. The cell in front (the console's
+/// focus) runs whenever it can; the one behind is guaranteed 10 ms of every 100 ms on each CPU
+/// and gets whatever the front leaves idle. Run on `-smp 2`.
+pub const LINUX_SHARED_CELLS: Layout = Layout {
+    name: "linux-shared",
+    cpu_sharing: Some(LINUX_SHARING),
+    cells: &[
+        LINUX_CELLS.cells[0],
+        CellConfig {
+            cpus: &[0, 1],
+            ..LINUX_CELLS.cells[1]
+        },
+    ],
+};
+
+/// The time-sharing of [`LINUX_SHARED_CELLS`]: 10 ms in every 100 ms for the cell behind, 5 ms
+/// slices.
+pub const LINUX_SHARING: CpuSharing = CpuSharing {
+    period_us: 100_000,
+    budget_us: 10_000,
+    slice_us: 5_000,
+    fixed: &[],
 };
 
 /// `linux-mmio`: the cells of [`LINUX_CELLS`] with the virtio-mmio devices instead of the PCI
@@ -365,6 +391,7 @@ pub const BOARD: Board = Board {
     smmu: Some(SMMU),
     layouts: &[
         LINUX_CELLS,
+        LINUX_SHARED_CELLS,
         TEST_GUEST_CELLS,
         TEST_GUEST_DISK_CELLS,
         TEST_GUEST_DMA_CELLS,

@@ -23,4 +23,5 @@ pub mod smccc;
 pub mod sysreg;
 #[cfg(test)]
 mod tests;
+pub mod timers;
 pub mod timeshare;

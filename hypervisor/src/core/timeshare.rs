@@ -143,25 +143,25 @@ impl<S: Default> SharedCpu<S> {
         let now = hardware.counter().0;
         self.queue
             .focus(runtime.foreground(), |cell| fixed_class(runtime, cell));
-        let mut wake: Option<u64> = None;
         for index in 0..self.slots.len() {
-            let runnable = self.refresh(runtime, index, now, hardware, &mut wake);
+            let runnable = self.refresh(runtime, index, now, hardware);
             self.queue.set_runnable(index, runnable);
         }
         let decision = self.queue.pick(now);
         self.publish(runtime);
         let Some(decision) = decision else {
-            hardware.set_slice_timer(wake);
+            hardware.set_slice_timer(self.wake(hardware));
             irq::idle(runtime, hardware);
             return Step::Idle;
-        };
-        let until = match (decision.until, wake) {
-            (Some(until), Some(wake)) => Some(until.min(wake)),
-            (until, wake) => until.or(wake),
         };
         if !self.load(runtime, decision.entry, hardware) {
             return Step::Idle;
         }
+        // After the load: the vCPU it saved may be waiting for its timer.
+        let until = match (decision.until, self.wake(hardware)) {
+            (Some(until), Some(wake)) => Some(until.min(wake)),
+            (until, wake) => until.or(wake),
+        };
         hardware.set_slice_timer(until);
         self.run_loaded(runtime, decision.entry, hardware);
         Step::Ran
@@ -173,15 +173,13 @@ impl<S: Default> SharedCpu<S> {
 
     /// Whether slot `index` can run now. A slot whose cell no longer runs the instance it
     /// started in loses its state; a waiting one becomes ready once an interrupt is deliverable
-    /// to it or (not loaded, so its timers are not live) a deadline of its timers passed, and
-    /// adds its next deadline to `wake` otherwise.
+    /// to it or (not loaded, so its timers are not live) a deadline of its timers passed.
     fn refresh<H: VcpuHardware<Saved = S>>(
         &mut self,
         runtime: &Runtime,
         index: usize,
         now: u64,
         hardware: &mut H,
-        wake: &mut Option<u64>,
     ) -> bool {
         let Some(cell) = self.cell_of(runtime, index) else {
             return false;
@@ -210,12 +208,21 @@ impl<S: Default> SharedCpu<S> {
                     || deadline.is_some_and(|deadline| deadline <= now);
                 if ready {
                     slot.phase = Phase::Ready;
-                } else if let Some(deadline) = deadline {
-                    *wake = Some(wake.map_or(deadline, |wake| wake.min(deadline)));
                 }
                 ready
             }
         }
+    }
+
+    /// The earliest timer deadline of the waiting vCPUs this CPU does not hold (a held vCPU's
+    /// timers are live and interrupt the CPU themselves): when the CPU must look again.
+    fn wake<H: VcpuHardware<Saved = S>>(&self, hardware: &H) -> Option<u64> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(|&(index, slot)| slot.phase == Phase::Waiting && self.loaded != Some(index))
+            .filter_map(|(_, slot)| hardware.saved_timer_deadline(&slot.saved))
+            .min()
     }
 
     /// Forgets slot `index`'s state (its vCPU left, or its instance ended): if the CPU holds it,

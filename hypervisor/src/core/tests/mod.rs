@@ -12,6 +12,7 @@ mod hypercalls;
 mod interrupts;
 mod lifecycle;
 mod sysregs;
+mod timeshare;
 
 use std::boxed::Box;
 use std::sync::{Mutex, Once};
