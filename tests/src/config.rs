@@ -134,12 +134,26 @@ pub const SMMU_ARGS: [&str; 2] = ["-global", "arm-smmuv3.stage=2"];
 /// 00:02.0 for corporate and `virtio-net-pci` at 00:03.0 for personal in `linux`; the disk for the
 /// attacker in `dma-attack` and for the bench guest's `pci_intx` op in `bench`): [`QemuConfig::new`]
 /// attaches [`pci_device_args`] for them.
-pub const PCI_LAYOUTS: &[&str] = &["linux", "dma-attack", "bench"];
+pub const PCI_LAYOUTS: &[&str] = &["linux", "linux-shared", "dma-attack", "bench"];
 
 /// Layouts whose cells own QEMU's virtio-mmio devices (`virtio-disk` in slot 31, `virtio-net` in
 /// slot 30: `linux-mmio`; the disk alone in `test-guest-disk` and `test-guest-dma`):
 /// [`QemuConfig::new`] attaches [`mmio_device_args`] for them.
 pub const MMIO_LAYOUTS: &[&str] = &["linux-mmio", "test-guest-disk", "test-guest-dma"];
+
+/// The `-smp` of the default board's layout `layout`: 4, except for a layout whose cells
+/// time-share CPUs, which runs on the CPUs its cells use (`linux-shared`: 2, a two-core phone).
+pub fn machine_cpus(layout: &str) -> u32 {
+    match qemu_virt::BOARD.layout(layout) {
+        Some(layout) if layout.cpu_sharing.is_some() => layout
+            .cells
+            .iter()
+            .flat_map(|cell| cell.cpus.iter())
+            .max()
+            .map_or(4, |&cpu| cpu as u32 + 1),
+        _ => 4,
+    }
+}
 
 /// Which passed-through devices QEMU is started with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -333,11 +347,12 @@ pub struct QemuConfig {
 }
 
 impl QemuConfig {
-    /// The default machine (`-smp 4 -m 2G`, `-cpu max,sve=off,sme=off`) running `layout`.
+    /// The default machine (`-smp 4 -m 2G`, `-cpu max,sve=off,sme=off`) running `layout`; a
+    /// layout whose cells time-share CPUs runs on just the CPUs it uses ([`machine_cpus`]).
     pub fn new(layout: &str) -> QemuConfig {
         QemuConfig {
             layout: layout.to_owned(),
-            smp: 4,
+            smp: machine_cpus(layout),
             memory_mib: 2048,
             icount: false,
             cpu: "max,sve=off,sme=off".to_owned(),

@@ -25,7 +25,7 @@ mod transcript;
 pub use config::{
     Artifacts, BOARD_IMAGE, CORPORATE_DISK, GicVersion, HEADLESS_SERIAL_ARGS, MACHINE,
     MACHINE_GICV2, MMIO_LAYOUTS, NEWEST_KERNEL, NEWEST_KERNEL_LAYOUTS, PCI_DISK_DEVICE,
-    PCI_LAYOUTS, PassthroughDevices, QemuBoard, QemuConfig, RASPI4B_DTB, SMMU_ARGS,
+    PCI_LAYOUTS, PassthroughDevices, QemuBoard, QemuConfig, RASPI4B_DTB, SMMU_ARGS, machine_cpus,
     mmio_device_args, pci_device_args, pci_disk_args, pci_disk_device_args, scaled,
 };
 pub use error::HarnessError;

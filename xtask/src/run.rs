@@ -148,6 +148,7 @@ pub fn run(options: &RunOptions) -> Result<()> {
         return check(options, layout, &qemu, bundle);
     }
     let mut command = Command::new(&qemu.path);
+    let cpus = cellvisor_tests::machine_cpus(layout.name).to_string();
     command.args([
         "-M",
         options.gic.machine(),
@@ -156,7 +157,7 @@ pub fn run(options: &RunOptions) -> Result<()> {
         "-cpu",
         "max,sve=off,sme=off",
         "-smp",
-        "4",
+        &cpus,
         "-m",
         "2G",
         "-nographic",

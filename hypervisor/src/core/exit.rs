@@ -255,6 +255,12 @@ pub(crate) fn emulate<H: VcpuHardware + ?Sized>(
     hardware: &mut H,
 ) -> Next {
     let cell = at.cell;
+    let runtime = at.runtime;
+    let holds = |vcpu: usize| {
+        cell.plan.physical_cpu_of(vcpu).is_none_or(|cpu| {
+            !runtime.is_time_shared(cpu) || runtime.loaded_on(cpu) == Some((cell.index(), vcpu))
+        })
+    };
     let result = if write {
         let value = mmio::store_value(access, register_value(regs, access));
         let index = cell.index();
@@ -263,7 +269,7 @@ pub(crate) fn emulate<H: VcpuHardware + ?Sized>(
             device,
             access.width,
             value,
-            &mut CellPhysical::new(hardware, &cell.plan),
+            &mut CellPhysical::time_shared(hardware, &cell.plan, &holds),
             &mut |byte| logger::cell_output(index, byte),
         )
     } else {
@@ -272,7 +278,7 @@ pub(crate) fn emulate<H: VcpuHardware + ?Sized>(
                 at.vcpu,
                 device,
                 access.width,
-                &mut CellPhysical::new(hardware, &cell.plan),
+                &mut CellPhysical::time_shared(hardware, &cell.plan, &holds),
             )
             .map(|(raw, kick)| {
                 if let Some(index) = access.register.index() {

@@ -18,6 +18,7 @@ use spin::Mutex;
 
 use crate::core::hardware::Machine;
 use crate::core::pci::Ecam;
+use crate::dev::gic::SPI_BASE_INTID;
 use crate::mem::addr::GuestPhysAddr;
 use crate::mem::range::IpaRange;
 use crate::setup::partition::CellPlan;
@@ -93,12 +94,40 @@ pub struct DeviceBus {
 pub struct CellPhysical<'a, M: Machine + ?Sized> {
     machine: &'a mut M,
     plan: &'a CellPlan,
+    /// Whether the physical CPU of a vCPU holds that vCPU's state (its timers' PPIs are the
+    /// vCPU's); `None`: always (no CPU of the cell is time-shared, or none of it runs).
+    holds: Option<&'a dyn Fn(usize) -> bool>,
 }
 
 impl<'a, M: Machine + ?Sized> CellPhysical<'a, M> {
     /// The machine as the cell of `plan` sees it.
     pub fn new(machine: &'a mut M, plan: &'a CellPlan) -> Self {
-        Self { machine, plan }
+        Self {
+            machine,
+            plan,
+            holds: None,
+        }
+    }
+
+    /// As [`CellPhysical::new`], for a cell whose vCPUs may time-share their CPUs with other
+    /// cells: `holds(vcpu)` says whether the vCPU's CPU holds its state now. A PPI of a vCPU
+    /// whose CPU holds another cell's vCPU is that other vCPU's, so it is neither sampled nor
+    /// deactivated for this cell (docs/architecture.md "Time-sharing").
+    pub fn time_shared(
+        machine: &'a mut M,
+        plan: &'a CellPlan,
+        holds: &'a dyn Fn(usize) -> bool,
+    ) -> Self {
+        Self {
+            machine,
+            plan,
+            holds: Some(holds),
+        }
+    }
+
+    /// Whether private interrupt `intid` of `vcpu` is another vCPU's on its CPU now.
+    fn private_elsewhere(&self, intid: u32, vcpu: usize) -> bool {
+        intid < SPI_BASE_INTID && self.holds.is_some_and(|holds| !holds(vcpu))
     }
 }
 
@@ -123,13 +152,20 @@ impl<M: Machine + ?Sized> PhysicalDistributor for CellPhysical<'_, M> {
     }
 
     fn deactivate(&mut self, intid: u32, vcpu: usize) {
+        if self.private_elsewhere(intid, vcpu) {
+            return;
+        }
         if let Some(cpu) = self.plan.physical_cpu_of(vcpu) {
             self.machine.deactivate_interrupt(intid, cpu);
         }
     }
 
     fn line_asserted(&mut self, intid: u32, vcpu: usize) -> bool {
-        // A vCPU the cell does not have has no line to sample; keep the instance.
+        // A vCPU the cell does not have, or one descheduled from its CPU, has no line to sample
+        // now; keep the instance (it is sampled again where its CPU holds it).
+        if self.private_elsewhere(intid, vcpu) {
+            return true;
+        }
         self.plan
             .physical_cpu_of(vcpu)
             .is_none_or(|cpu| self.machine.interrupt_line_asserted(intid, cpu))

@@ -30,6 +30,7 @@ const GICD_TYPER_OFFSET: usize = 0x0004;
 const GICD_ISENABLER: usize = 0x0100;
 const GICD_ICENABLER: usize = 0x0180;
 const GICD_ISPENDR: usize = 0x0200;
+const GICD_ISACTIVER: usize = 0x0300;
 const GICD_ICACTIVER: usize = 0x0380;
 const GICD_IPRIORITYR: usize = 0x0400;
 const GICD_ITARGETSR: usize = 0x0800;
@@ -537,6 +538,20 @@ impl InterruptController for GicV2 {
         };
         bits & 1 << (intid % 32) != 0
     }
+
+    fn private_active(&self, mpidr: u64) -> u32 {
+        if self.is_calling_cpu(mpidr) {
+            read32(self.distributor + GICD_ISACTIVER)
+        } else {
+            0
+        }
+    }
+
+    fn activate_private(&self, mpidr: u64, bits: u32) {
+        if self.is_calling_cpu(mpidr) {
+            write32(self.distributor + GICD_ISACTIVER, bits);
+        }
+    }
 }
 
 /// The `GICH_LR<n>` value for the vGIC's `ICH_LR<n>_EL2` image `ich`.
@@ -795,6 +810,14 @@ mod tests {
         assert_eq!(frames.distributor32(GICD_ICACTIVER), 1 << 27);
         gic.deactivate_on(40, 3);
         assert_eq!(frames.distributor32(GICD_ICACTIVER + 4), 1 << 8);
+        // The banked active bits of the SGIs and PPIs: the calling CPU's only.
+        frames.distributor[GICD_ISACTIVER / 4] = 1 << 27 | 1 << 3;
+        assert_eq!(gic.private_active(2), 1 << 27 | 1 << 3);
+        assert_eq!(gic.private_active(3), 0, "another CPU's cannot be read");
+        gic.activate_private(3, 1 << 30);
+        assert_eq!(frames.distributor32(GICD_ISACTIVER), 1 << 27 | 1 << 3);
+        gic.activate_private(2, 1 << 30);
+        assert_eq!(frames.distributor32(GICD_ISACTIVER), 1 << 30);
     }
 
     #[test]

@@ -32,6 +32,7 @@ const GICR_ISENABLER0: usize = GICR_SGI_BASE + 0x0100;
 const GICR_ICENABLER0: usize = GICR_SGI_BASE + 0x0180;
 const GICR_ISPENDR0: usize = GICR_SGI_BASE + 0x0200;
 const GICR_IPRIORITYR: usize = GICR_SGI_BASE + 0x0400;
+const GICR_ISACTIVER0: usize = GICR_SGI_BASE + 0x0300;
 const GICR_ICACTIVER0: usize = GICR_SGI_BASE + 0x0380;
 
 /// `GICD_IROUTER` value routing to the one CPU with affinity `mpidr` (`Interrupt_Routing_Mode` 0).
@@ -254,6 +255,17 @@ impl InterruptController for GicV3 {
         };
         bits & 1 << (intid % 32) != 0
     }
+
+    fn private_active(&self, mpidr: u64) -> u32 {
+        self.redistributor_of(mpidr)
+            .map_or(0, |frame| read32(frame + GICR_ISACTIVER0))
+    }
+
+    fn activate_private(&self, mpidr: u64, bits: u32) {
+        if let Some(frame) = self.redistributor_of(mpidr) {
+            write32(frame + GICR_ISACTIVER0, bits);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -402,5 +414,19 @@ mod tests {
         assert!(!gic.is_pending(34, 0));
         assert!(!gic.is_pending(64, 0), "beyond the implemented SPIs");
         assert!(!gic.is_pending(27, 0x2), "no such CPU");
+    }
+
+    #[test]
+    fn a_cpus_private_active_bits_are_its_own_redistributors() {
+        let mut frames = FakeFrames::new(&[0, 0x0100_0100]);
+        let active = GICR_FRAME_SIZE + GICR_ISACTIVER0;
+        frames.redistributors[active / 8] |= u64::from(1u32 << 27) << ((active % 8) * 8);
+        let gic = frames.gic();
+        assert_eq!(gic.private_active(0x1_0000_0100), 1 << 27);
+        assert_eq!(gic.private_active(0), 0);
+        assert_eq!(gic.private_active(0x2), 0, "no such CPU");
+        gic.activate_private(0, 1 << 30);
+        assert_eq!(frames.redistributor32(0, GICR_ISACTIVER0), 1 << 30);
+        assert_eq!(frames.redistributor32(1, GICR_ISACTIVER0), 1 << 27);
     }
 }

@@ -43,6 +43,12 @@ pub trait InterruptController: Send + Sync {
     /// the CPU with affinity `mpidr`). For a level-sensitive interrupt that is its line, also
     /// while it is active. False for an INTID the controller does not implement.
     fn is_pending(&self, intid: u32, mpidr: u64) -> bool;
+    /// The active bits of the SGIs and PPIs of the CPU with affinity `mpidr` (`GICR_ISACTIVER0`,
+    /// or a GICv2's banked `GICD_ISACTIVER0`, readable by that CPU only: 0 for another).
+    fn private_active(&self, mpidr: u64) -> u32;
+    /// Makes the SGIs and PPIs whose bits `bits` sets active on the CPU with affinity `mpidr`
+    /// (a GICv2: only on the calling CPU), the others unchanged.
+    fn activate_private(&self, mpidr: u64, bits: u32);
 }
 
 /// The console UART cellvisor owns.

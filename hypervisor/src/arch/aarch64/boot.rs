@@ -15,7 +15,7 @@ use super::entry::{cellvisor_secondary_entry, cellvisor_spin_table_entry};
 use super::gic;
 use super::mmu::{self, El2Layout};
 use super::psci::{self, Conduit};
-use super::sysreg;
+use super::sysreg::{self, write_sysreg};
 use super::{MAX_CPUS, cache, heap, timer};
 use crate::board::{Board, MemRange};
 use crate::console::logger::{self, ConsoleOutput};
@@ -576,13 +576,17 @@ fn init_smmu(
 
 /// Per-CPU GIC setup: the redistributor (GICv3) or banked distributor registers and CPU interface
 /// (GICv2) through the driver, then the CPU interface. The PPIs
-/// cellvisor takes on every CPU are the vGIC maintenance interrupt and the guest's two EL1 timers
-/// (forwarded as hardware-linked virtual interrupts).
+/// cellvisor takes on every CPU are the vGIC maintenance interrupt, the guest's two EL1 timers
+/// (forwarded as hardware-linked virtual interrupts) and EL2's own timer (time-sharing slices).
 fn init_cpu_interrupts(gic: &dyn InterruptController, platform: &Platform, mpidr: u64) {
+    // EL2's own timer (CNTHP) is off until a time-shared CPU arms it for a slice.
+    // SAFETY: CNTHP is EL2's; disabling it only silences its PPI.
+    unsafe { write_sysreg!("cnthp_ctl_el2", super::cpu::CNTHP_OFF) };
     let ppis = [
         platform.gic.maintenance_intid.unwrap_or(25),
         platform.timer.virtual_timer,
         platform.timer.nonsecure_physical,
+        platform.timer.hypervisor_physical,
     ];
     if !gic.init_cpu(mpidr, &ppis) {
         fatal(format_args!(

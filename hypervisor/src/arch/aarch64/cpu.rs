@@ -2,6 +2,7 @@
 //! (memory loading and scrubbing, the physical GIC, EL2 trap configuration, the world switch).
 
 use super::boot::{CPU_MPIDRS, FIRMWARE, GIC, KICK_SGI, UART};
+use super::context::{self, Saved, Shape};
 use super::entry::{EXIT_FIQ, EXIT_IRQ, EXIT_LEAVE, EXIT_SERROR, EXIT_SYNC, cellvisor_enter_guest};
 use super::gic::{CpuInterface, ListRegisters};
 use super::psci;
@@ -31,6 +32,9 @@ pub struct Cpu<I> {
     /// Per SGI, the handle its last acknowledgement returned (`gic::acknowledge`): on a GICv2 the
     /// SGI's deactivation must name the CPU that sent it.
     sgi_handles: [u32; 16],
+    /// What this CPU implements, read once: the features its guest configuration and a vCPU
+    /// switch depend on.
+    shape: Shape,
 }
 
 impl<I: CpuInterface> Cpu<I> {
@@ -42,7 +46,73 @@ impl<I: CpuInterface> Cpu<I> {
             index,
             deferred: None,
             sgi_handles: core::array::from_fn(|sgi| sgi as u32),
+            shape: Shape::this_cpu(),
         }
+    }
+
+    /// EL2's configuration for `vcpu` of `cell`, shared by a fresh start and a restore: stage 2,
+    /// the virtual MPIDR/MIDR, every trap register, the cell's virtual counter offset. The list
+    /// registers and the guest's own registers are the callers'.
+    ///
+    /// # Safety
+    /// No guest runs on this CPU; the next guest entered is `vcpu` of `cell`.
+    unsafe fn configure_el2(&mut self, cell: &Cell, vcpu: usize) {
+        let midr = read_sysreg!("midr_el1");
+        let features = self.shape.features;
+        let mdcr = traps::mdcr_el2(&features, cell.plan().config.policy.el2_counting);
+        // SAFETY: the stage-2 table confines the guest to its cell; the traps configured here
+        // route everything else (physical interrupts, SMC) to EL2.
+        unsafe {
+            sysreg::set_stage2(cell.vttbr(), traps::vtcr_el2());
+            sysreg::set_hcr_el2(traps::hcr_el2_guest(&features).value);
+            write_sysreg!("vmpidr_el2", traps::vmpidr_el2(cell.virtual_mpidr(vcpu)));
+            write_sysreg!("vpidr_el2", midr);
+            write_sysreg!("cptr_el2", traps::cptr_el2_guest(&features).value);
+            // ZCR_EL2, SMCR_EL2 and SVCR are reachable only once CPTR_EL2 no longer traps them.
+            isb();
+            if features.sve {
+                write_sysreg!("s3_4_c1_c2_0", traps::ZCR_GUEST.value); // ZCR_EL2
+            }
+            if features.sme {
+                write_sysreg!("s3_4_c1_c2_6", traps::smcr_el2_guest(&features).value); // SMCR_EL2
+                if features.sme_priority {
+                    write_sysreg!("s3_4_c1_c2_5", traps::SMPRIMAP_GUEST); // SMPRIMAP_EL2
+                }
+            }
+            if features.hcx {
+                write_sysreg!("s3_4_c1_c2_2", traps::hcrx_el2_guest(&features).value); // HCRX_EL2
+            }
+            if features.fgt {
+                write_sysreg!("s3_4_c1_c1_4", traps::hfgrtr_el2_guest(&features).value); // HFGRTR_EL2
+                write_sysreg!("s3_4_c1_c1_5", traps::hfgwtr_el2_guest(&features).value); // HFGWTR_EL2
+                write_sysreg!("s3_4_c1_c1_6", traps::hfgitr_el2_guest(&features).value); // HFGITR_EL2
+                write_sysreg!("s3_4_c3_c1_4", traps::hdfgrtr_el2_guest(&features).value); // HDFGRTR_EL2
+                write_sysreg!("s3_4_c3_c1_5", traps::hdfgwtr_el2_guest(&features).value); // HDFGWTR_EL2
+                if features.amu {
+                    write_sysreg!("s3_4_c3_c1_6", traps::HAFGRTR_GUEST.value); // HAFGRTR_EL2
+                }
+            }
+            if features.fgt2 {
+                write_sysreg!("s3_4_c3_c1_2", traps::hfgrtr2_el2_guest(&features)); // HFGRTR2_EL2
+                write_sysreg!("s3_4_c3_c1_3", traps::hfgwtr2_el2_guest(&features)); // HFGWTR2_EL2
+                write_sysreg!("s3_4_c3_c1_7", traps::FGT2_OTHERS_GUEST); // HFGITR2_EL2
+                write_sysreg!("s3_4_c3_c1_0", traps::FGT2_OTHERS_GUEST); // HDFGRTR2_EL2
+                write_sysreg!("s3_4_c3_c1_1", traps::FGT2_OTHERS_GUEST); // HDFGWTR2_EL2
+            }
+            write_sysreg!("mdcr_el2", mdcr);
+            write_sysreg!("cnthctl_el2", traps::CNTHCTL_GUEST.value);
+            // The cell's own virtual time (zero at its instance's start; docs/architecture.md
+            // "Time-sharing").
+            write_sysreg!("cntvoff_el2", cell.virtual_offset());
+            write_sysreg!("hstr_el2", traps::HSTR_GUEST.value);
+        }
+    }
+
+    /// The bits of the guest timers' PPIs in a CPU's SGI/PPI words.
+    fn timer_ppi_bits(&self) -> u32 {
+        let (virtual_timer, physical_timer) = self.lists.timer_ppis();
+        (1u32.checked_shl(virtual_timer).unwrap_or(0))
+            | (1u32.checked_shl(physical_timer).unwrap_or(0))
     }
 }
 
@@ -244,63 +314,22 @@ impl<I: CpuInterface> VcpuHardware for Cpu<I> {
     }
 
     fn prepare(&mut self, cell: &Cell, vcpu: usize) {
-        let midr = read_sysreg!("midr_el1");
-        let features = traps::CpuFeatures::this_cpu();
-        let mdcr = traps::mdcr_el2(&features, cell.plan().config.policy.el2_counting);
+        let features = self.shape.features;
         let count = self.lists.count();
         for n in 0..count {
             self.lists.write(n, 0);
         }
-        // SAFETY: the stage-2 table confines the guest to its cell; the traps configured here
-        // route everything else (physical interrupts, SMC) to EL2. EL1 state is reset so nothing
-        // of a previous run of this CPU's vCPU leaks into the new one.
+        // SAFETY: no guest runs here; the next one is `vcpu` of `cell` (`configure_el2`). EL1
+        // state is reset so nothing of a previous run of this CPU's vCPU leaks into the new one,
+        // and the TLB entries of the cell's previous instance are invalidated.
         unsafe {
-            sysreg::set_stage2(cell.vttbr(), traps::vtcr_el2());
+            self.configure_el2(cell, vcpu);
             core::arch::asm!(
                 "tlbi vmalls12e1",
                 "dsb nsh",
                 "isb",
                 options(nostack, preserves_flags)
             );
-            sysreg::set_hcr_el2(traps::hcr_el2_guest(&features).value);
-            write_sysreg!("vmpidr_el2", traps::vmpidr_el2(cell.virtual_mpidr(vcpu)));
-            write_sysreg!("vpidr_el2", midr);
-            write_sysreg!("cptr_el2", traps::cptr_el2_guest(&features).value);
-            // ZCR_EL2, SMCR_EL2 and SVCR are reachable only once CPTR_EL2 no longer traps them.
-            isb();
-            if features.sve {
-                write_sysreg!("s3_4_c1_c2_0", traps::ZCR_GUEST.value); // ZCR_EL2
-            }
-            if features.sme {
-                write_sysreg!("s3_4_c1_c2_6", traps::smcr_el2_guest(&features).value); // SMCR_EL2
-                if features.sme_priority {
-                    write_sysreg!("s3_4_c1_c2_5", traps::SMPRIMAP_GUEST); // SMPRIMAP_EL2
-                }
-            }
-            if features.hcx {
-                write_sysreg!("s3_4_c1_c2_2", traps::hcrx_el2_guest(&features).value); // HCRX_EL2
-            }
-            if features.fgt {
-                write_sysreg!("s3_4_c1_c1_4", traps::hfgrtr_el2_guest(&features).value); // HFGRTR_EL2
-                write_sysreg!("s3_4_c1_c1_5", traps::hfgwtr_el2_guest(&features).value); // HFGWTR_EL2
-                write_sysreg!("s3_4_c1_c1_6", traps::hfgitr_el2_guest(&features).value); // HFGITR_EL2
-                write_sysreg!("s3_4_c3_c1_4", traps::hdfgrtr_el2_guest(&features).value); // HDFGRTR_EL2
-                write_sysreg!("s3_4_c3_c1_5", traps::hdfgwtr_el2_guest(&features).value); // HDFGWTR_EL2
-                if features.amu {
-                    write_sysreg!("s3_4_c3_c1_6", traps::HAFGRTR_GUEST.value); // HAFGRTR_EL2
-                }
-            }
-            if features.fgt2 {
-                write_sysreg!("s3_4_c3_c1_2", traps::hfgrtr2_el2_guest(&features)); // HFGRTR2_EL2
-                write_sysreg!("s3_4_c3_c1_3", traps::hfgwtr2_el2_guest(&features)); // HFGWTR2_EL2
-                write_sysreg!("s3_4_c3_c1_7", traps::FGT2_OTHERS_GUEST); // HFGITR2_EL2
-                write_sysreg!("s3_4_c3_c1_0", traps::FGT2_OTHERS_GUEST); // HDFGRTR2_EL2
-                write_sysreg!("s3_4_c3_c1_1", traps::FGT2_OTHERS_GUEST); // HDFGWTR2_EL2
-            }
-            write_sysreg!("mdcr_el2", mdcr);
-            write_sysreg!("cnthctl_el2", traps::CNTHCTL_GUEST.value);
-            write_sysreg!("cntvoff_el2", traps::CNTVOFF_GUEST);
-            write_sysreg!("hstr_el2", traps::HSTR_GUEST.value);
             // Every EL1/EL0 register the guest can write, the register files and the virtual
             // interface's active priorities (core::reset's table); FP/SVE are untrapped above.
             reset::vcpu(&features);
@@ -365,7 +394,7 @@ impl<I: CpuInterface> VcpuHardware for Cpu<I> {
     }
 
     fn inject_serror(&mut self, syndrome: u64) {
-        let features = traps::CpuFeatures::this_cpu();
+        let features = self.shape.features;
         // SAFETY: HCR_EL2.VSE only makes a virtual SError pending for the guest of this CPU; the
         // CPU clears it when the guest takes it, and `prepare` writes HCR_EL2 without it, so no
         // pending SError survives into another instance. VSESR_EL2 (FEAT_RAS) is its syndrome.
@@ -481,4 +510,65 @@ impl<I: CpuInterface> VcpuHardware for Cpu<I> {
     fn sync_guest_memory(&mut self, _cell: &Cell) {
         cache::invalidate_icache();
     }
+
+    type Saved = Saved;
+
+    fn save_vcpu(&mut self, saved: &mut Saved) {
+        let mpidr = sysreg::mpidr();
+        let timer_ppis = self.timer_ppi_bits();
+        let count = self.lists.count();
+        let active = || GIC.get().map_or(0, |gic| gic.private_active(mpidr));
+        // SAFETY: the run loop saves the vCPU it loaded on this CPU, between guest entries; the
+        // guest configuration leaves FP/SIMD/SVE/SME untrapped for EL2.
+        unsafe {
+            context::save(
+                &self.shape,
+                self.lists.interface(),
+                count,
+                timer_ppis,
+                active,
+                saved,
+            )
+        };
+    }
+
+    fn restore_vcpu(&mut self, cell: &Cell, vcpu: usize, saved: &Saved) {
+        let mpidr = sysreg::mpidr();
+        let count = self.lists.count();
+        let activate = |bits| {
+            if let Some(gic) = GIC.get() {
+                gic.activate_private(mpidr, bits);
+            }
+        };
+        // SAFETY: no guest runs here; `saved` is what `save_vcpu` took of `vcpu` of `cell` on
+        // this CPU (its run queue is per CPU). No TLB invalidation: the cell's VMID tags its
+        // entries, and only this vCPU of the cell runs on this CPU (docs/architecture.md).
+        unsafe {
+            self.configure_el2(cell, vcpu);
+            context::restore(&self.shape, self.lists.interface(), count, activate, saved);
+        }
+    }
+
+    fn saved_timer_deadline(&self, saved: &Saved) -> Option<u64> {
+        crate::core::timers::earliest(&[saved.virtual_timer, saved.physical_timer])
+    }
+
+    fn set_slice_timer(&mut self, deadline: Option<u64>) {
+        // SAFETY: CNTHP is EL2's own timer; it only interrupts this CPU (its PPI is EL2's).
+        unsafe {
+            match deadline {
+                Some(deadline) => {
+                    write_sysreg!("cnthp_cval_el2", deadline);
+                    write_sysreg!("cnthp_ctl_el2", CNTHP_ON);
+                }
+                None => write_sysreg!("cnthp_ctl_el2", CNTHP_OFF),
+            }
+        }
+        isb();
+    }
 }
+
+/// CNTHP_CTL_EL2: enabled, interrupt not masked.
+const CNTHP_ON: u64 = 1;
+/// CNTHP_CTL_EL2: disabled (its interrupt deasserts).
+pub(super) const CNTHP_OFF: u64 = 0;

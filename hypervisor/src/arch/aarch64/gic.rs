@@ -139,6 +139,32 @@ pub trait CpuInterface: Copy {
     fn hcr(self) -> u64;
     /// Sets ICH_HCR_EL2 or GICH_HCR (En is kept set).
     fn set_hcr(self, value: u64);
+    /// Saves the guest's state of the virtual CPU interface (its first `count` list registers,
+    /// active priorities, VMCR and HCR) into `state`, then empties the list registers.
+    fn save_virtual(self, count: usize, state: &mut VirtualInterface);
+    /// Loads what [`CpuInterface::save_virtual`] saved.
+    fn restore_virtual(self, count: usize, state: &VirtualInterface);
+}
+
+/// A descheduled vCPU's virtual CPU interface, in its own GIC's register layout (a GICv2's list
+/// registers are kept as `GICH_LR` values, with an SGI's source CPU).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct VirtualInterface {
+    pub list_registers: [u64; 16],
+    /// ICH_AP0R<n>_EL2 then ICH_AP1R<n>_EL2 (GICv2: `GICH_APR` in the first).
+    pub priorities: [u32; 8],
+    pub vmcr: u64,
+    pub hcr: u64,
+}
+
+/// How many ICH_AP0R<n>/ICH_AP1R<n>_EL2 of each this CPU has: 1, 2 or 4 for 5, 6 or 7 priority
+/// bits (ICH_VTR_EL2.PRIbits).
+fn active_priority_registers() -> usize {
+    match (read_sysreg!("ich_vtr_el2") >> 29) & 0x7 {
+        0..=4 => 1,
+        5 => 2,
+        _ => 4,
+    }
 }
 
 /// A GICv3's CPU interface: the `ICC_*` and `ICH_*_EL2` system registers.
@@ -273,6 +299,55 @@ impl CpuInterface for SystemRegisters {
         // SAFETY: ICH_HCR_EL2 controls virtual interrupt delivery to this CPU's guest only.
         unsafe { write_sysreg!("ich_hcr_el2", value | ICH_HCR_EL2::En::SET.value) };
     }
+
+    fn save_virtual(self, count: usize, state: &mut VirtualInterface) {
+        for n in 0..count.min(16) {
+            state.list_registers[n] = self.read_lr(n);
+            self.write_lr(n, 0, 0);
+        }
+        let registers = active_priority_registers();
+        let p = &mut state.priorities;
+        p[0] = read_sysreg!("ich_ap0r0_el2") as u32;
+        p[4] = read_sysreg!("ich_ap1r0_el2") as u32;
+        if registers >= 2 {
+            p[1] = read_sysreg!("ich_ap0r1_el2") as u32;
+            p[5] = read_sysreg!("ich_ap1r1_el2") as u32;
+        }
+        if registers >= 4 {
+            p[2] = read_sysreg!("ich_ap0r2_el2") as u32;
+            p[6] = read_sysreg!("ich_ap1r2_el2") as u32;
+            p[3] = read_sysreg!("ich_ap0r3_el2") as u32;
+            p[7] = read_sysreg!("ich_ap1r3_el2") as u32;
+        }
+        state.vmcr = read_sysreg!("ich_vmcr_el2");
+        state.hcr = read_sysreg!("ich_hcr_el2");
+    }
+
+    fn restore_virtual(self, count: usize, state: &VirtualInterface) {
+        for n in 0..count.min(16) {
+            self.write_lr(n, state.list_registers[n], 0);
+        }
+        let registers = active_priority_registers();
+        let p = &state.priorities;
+        // SAFETY: the active priorities, VMCR and HCR are the guest's, loaded back as they were;
+        // each register written exists for this CPU's priority bits.
+        unsafe {
+            write_sysreg!("ich_ap0r0_el2", u64::from(p[0]));
+            write_sysreg!("ich_ap1r0_el2", u64::from(p[4]));
+            if registers >= 2 {
+                write_sysreg!("ich_ap0r1_el2", u64::from(p[1]));
+                write_sysreg!("ich_ap1r1_el2", u64::from(p[5]));
+            }
+            if registers >= 4 {
+                write_sysreg!("ich_ap0r2_el2", u64::from(p[2]));
+                write_sysreg!("ich_ap1r2_el2", u64::from(p[6]));
+                write_sysreg!("ich_ap0r3_el2", u64::from(p[3]));
+                write_sysreg!("ich_ap1r3_el2", u64::from(p[7]));
+            }
+            write_sysreg!("ich_vmcr_el2", state.vmcr);
+        }
+        self.set_hcr(state.hcr);
+    }
 }
 
 impl CpuInterface for Gicv2Interface {
@@ -327,6 +402,25 @@ impl CpuInterface for Gicv2Interface {
     fn set_hcr(self, value: u64) {
         self.frames
             .set_hcr((value & GICH_HCR_SHARED) as u32 | GICH_HCR_EN);
+    }
+
+    fn save_virtual(self, count: usize, state: &mut VirtualInterface) {
+        for n in 0..count.min(16) {
+            state.list_registers[n] = u64::from(self.frames.read_lr(n));
+            self.frames.write_lr(n, 0);
+        }
+        state.priorities[0] = self.frames.apr();
+        state.vmcr = u64::from(self.frames.vmcr());
+        state.hcr = u64::from(self.frames.hcr());
+    }
+
+    fn restore_virtual(self, count: usize, state: &VirtualInterface) {
+        for n in 0..count.min(16) {
+            self.frames.write_lr(n, state.list_registers[n] as u32);
+        }
+        self.frames.set_apr(state.priorities[0]);
+        self.frames.set_vmcr(state.vmcr as u32);
+        self.frames.set_hcr(state.hcr as u32 | GICH_HCR_EN);
     }
 }
 
@@ -417,6 +511,11 @@ impl<I: CpuInterface> ListRegisters<I> {
     #[inline(always)]
     pub fn interface(&self) -> I {
         self.interface
+    }
+
+    /// The PPIs of the guest's EL1 virtual and physical timers.
+    pub fn timer_ppis(&self) -> (u32, u32) {
+        (self.virtual_timer, self.physical_timer)
     }
 
     /// Whether the level-sensitive physical interrupt `intid` (a PPI of this CPU, or an SPI) is

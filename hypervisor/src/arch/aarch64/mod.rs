@@ -6,6 +6,7 @@
 
 pub mod boot;
 pub mod cache;
+pub mod context;
 pub mod cpu;
 pub mod device;
 pub mod entry;

@@ -734,10 +734,6 @@ pub const CNTHCTL_GUEST: FieldValue<u64, CNTHCTL_EL2::Register> =
     merge(&[CNTHCTL_EL2::EL1PCTEN::SET, CNTHCTL_EL2::EL1PCEN::SET]);
 const _: () = assert!(CNTHCTL_GUEST.value == 0b11);
 
-/// CNTVOFF_EL2 while a guest runs: no offset, the guest's virtual counter is the physical one
-/// (every cell sees the same time base).
-pub const CNTVOFF_GUEST: u64 = 0;
-
 register_bitfields![u64,
     /// `HSTR_EL2`: traps of EL1/EL0 AArch32 CP15 accesses, by primary register CRn.
     pub HSTR_EL2 [

@@ -81,10 +81,12 @@ fn system_reset_waits_for_the_sibling_then_scrubs_and_reloads() {
         sibling_left < scrubbed,
         "scrubbed only after the sibling left"
     );
-    assert_eq!(
-        fixture.cpu0.kicks(),
-        [1, 1],
-        "CPU_ON's kick, then the stop's"
+    // CPU_ON's kick, then the stop's, then (if the slow sibling is still in its guest after
+    // KICK_AGAIN_SPINS spins, which depends on the host's speed) the waiting home CPU's re-kicks.
+    let kicks = fixture.cpu0.kicks();
+    assert!(
+        kicks.len() >= 2 && kicks.iter().all(|&cpu| cpu == 1),
+        "CPU_ON's kick, then the stop's (and re-kicks), all of CPU 1: {kicks:?}"
     );
     assert_eq!(cpu1.entries()[0].regs.elr, TEST_GUEST_BASE + 0x1000);
 
