@@ -246,20 +246,32 @@ pub struct CellSummary {
     pub restarts: u64,
     /// Console output bytes dropped since boot (its output ring was full).
     pub dropped: u64,
+    /// CPU time its vCPUs ran on time-shared CPUs since boot, in milliseconds (`None`: none,
+    /// its CPUs are its own).
+    pub cpu_ms: Option<u64>,
+    /// Its share of its time-shared CPUs in the last scheduling period, in per mille.
+    pub share_permille: Option<u64>,
 }
 
 /// The `cells` table as lines.
 pub fn format_cells(cells: &[CellSummary]) -> Vec<String> {
     let mut lines = Vec::with_capacity(cells.len() + 1);
     lines.push(String::from(
-        "cell         state     vcpus  RAM MiB  uptime s  calls     mmio      sysreg    wfi       irq       faults  restarts  dropped",
+        "cell         state     vcpus  RAM MiB  uptime s  calls     mmio      sysreg    wfi       irq       faults  restarts  cpu ms    share   dropped",
     ));
     for cell in cells {
         let uptime = cell
             .uptime_seconds
             .map_or_else(|| String::from("-"), |seconds| format!("{seconds}"));
+        let cpu_ms = cell
+            .cpu_ms
+            .map_or_else(|| String::from("-"), |ms| format!("{ms}"));
+        let share = cell.share_permille.map_or_else(
+            || String::from("-"),
+            |permille| format!("{}.{}%", permille / 10, permille % 10),
+        );
         lines.push(format!(
-            "{:<12} {:<9} {:>1}/{:<3}  {:>7}  {:>8}  {:<9} {:<9} {:<9} {:<9} {:<9} {:<7} {:<9} {}",
+            "{:<12} {:<9} {:>1}/{:<3}  {:>7}  {:>8}  {:<9} {:<9} {:<9} {:<9} {:<9} {:<7} {:<9} {:<9} {:<7} {}",
             cell.name,
             cell.state,
             cell.vcpus_on,
@@ -273,6 +285,8 @@ pub fn format_cells(cells: &[CellSummary]) -> Vec<String> {
             cell.exits.interrupts,
             cell.faults,
             cell.restarts,
+            cpu_ms,
+            share,
             cell.dropped,
         ));
     }
@@ -389,6 +403,8 @@ mod tests {
             faults: 1,
             restarts: 0,
             dropped: 4096,
+            cpu_ms: None,
+            share_permille: None,
         };
         let lines = format_cells(&[
             cell.clone(),
@@ -400,11 +416,11 @@ mod tests {
         assert_eq!(lines.len(), 3);
         assert!(lines[1].starts_with("corporate    running   2/2"));
         assert!(
-            lines[1].ends_with(" 1       0         4096"),
+            lines[1].ends_with(" 1       0         -         -       4096"),
             "{}",
             lines[1]
         );
-        assert!(lines[0].ends_with("restarts  dropped"));
+        assert!(lines[0].ends_with("restarts  cpu ms    share   dropped"));
         assert!(lines[2].contains(" - "));
     }
 }

@@ -298,6 +298,14 @@ impl Cell {
             faults: self.counters.injected_faults.load(Ordering::Relaxed),
             restarts: self.counters.restarts.load(Ordering::Relaxed),
             dropped: crate::console::logger::dropped(self.index()),
+            cpu_ms: {
+                let ticks = self.cpu_time.total();
+                (ticks != 0 && frequency != 0).then(|| {
+                    u64::try_from(u128::from(ticks) * 1000 / u128::from(frequency))
+                        .unwrap_or(u64::MAX)
+                })
+            },
+            share_permille: self.cpu_time.last_share_permille(),
         }
     }
 
