@@ -639,7 +639,8 @@ fn enable_mmu(board: &Board, platform: &Platform) {
 fn start_secondaries(runtime: &Runtime) {
     let boot = current_cpu();
     for (index, cpu) in runtime.platform.cpus.iter().enumerate() {
-        if index == boot || runtime.owner_of_cpu(index).is_none() {
+        // A CPU no vCPU runs on stays off; a time-shared one has no single owner but runs.
+        if index == boot || runtime.vcpus_of_cpu(index).is_empty() {
             continue;
         }
         if index >= MAX_CPUS {
