@@ -16,6 +16,7 @@ pub const PROMPT: &str = "cellvisor> ";
 /// The help text, one line each.
 pub const HELP: &[&str] = &[
     "cells          state, vCPUs, RAM, uptime, exits by reason, faults, restarts, dropped output of each cell",
+    "sched          each cell's CPU time, share and vCPU switches on time-shared CPUs",
     "restart CELL   stop CELL, reload its images and boot it again",
     "stop CELL      stop every vCPU of CELL (its RAM is kept)",
     "start CELL     boot a stopped CELL again from its images",
@@ -31,6 +32,8 @@ pub const HELP: &[&str] = &[
 pub enum Command {
     /// Show the cells table.
     Cells,
+    /// Show the time-sharing figures.
+    Sched,
     /// Restart a cell.
     Restart(String),
     /// Stop a cell.
@@ -81,6 +84,7 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
     };
     let (name, with_cell): (&'static str, fn(String) -> Command) = match command {
         "cells" | "ls" => return no_more(words, "cells", Command::Cells),
+        "sched" => return no_more(words, "sched", Command::Sched),
         "help" | "?" => return no_more(words, "help", Command::Help),
         "exit" | "quit" => return no_more(words, "exit", Command::Exit),
         "restart" => ("restart", Command::Restart),
@@ -318,6 +322,7 @@ mod tests {
             Ok(Command::Focus("corporate".into()))
         );
         assert_eq!(parse("help"), Ok(Command::Help));
+        assert_eq!(parse("sched"), Ok(Command::Sched));
         assert_eq!(parse("exit"), Ok(Command::Exit));
     }
 

@@ -75,6 +75,11 @@ pub struct CpuTime {
     last_period: Vec<AtomicU64>,
     /// The period's length (0 until one ended: the CPUs are not time-shared, or just started).
     period: AtomicU64,
+    /// Switches to one of the cell's vCPUs from another cell's (a save and a restore).
+    switches: AtomicU64,
+    /// Counter ticks those switches took at EL2, from before the save to after the restore
+    /// (EL2 instructions under QEMU's `-icount shift=0` with its 1 GHz counter).
+    switch_ticks: AtomicU64,
 }
 
 impl CpuTime {
@@ -83,7 +88,22 @@ impl CpuTime {
             total: (0..vcpus).map(|_| AtomicU64::new(0)).collect(),
             last_period: (0..vcpus).map(|_| AtomicU64::new(0)).collect(),
             period: AtomicU64::new(0),
+            switches: AtomicU64::new(0),
+            switch_ticks: AtomicU64::new(0),
         }
+    }
+
+    /// Records a switch to one of the cell's vCPUs that took `ticks`.
+    pub fn record_switch(&self, ticks: u64) {
+        self.switches.fetch_add(1, Ordering::Relaxed);
+        self.switch_ticks.fetch_add(ticks, Ordering::Relaxed);
+    }
+
+    /// Switches to the cell's vCPUs so far and the mean ticks of one (`None` before the first).
+    pub fn switches(&self) -> (u64, Option<u64>) {
+        let switches = self.switches.load(Ordering::Relaxed);
+        let ticks = self.switch_ticks.load(Ordering::Relaxed);
+        (switches, ticks.checked_div(switches))
     }
 
     /// Charges `vcpu` with `ticks` it ran.

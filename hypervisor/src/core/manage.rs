@@ -70,6 +70,10 @@ impl Runtime {
                 }
             };
         match command {
+            Command::Sched => {
+                let (_, frequency) = machine.counter();
+                outcome.lines = sched_lines(&self.cells, frequency);
+            }
             Command::Cells => {
                 let (now, frequency) = machine.counter();
                 let rows: Vec<CellSummary> = self
@@ -149,4 +153,32 @@ impl Runtime {
         }
         outcome
     }
+}
+
+/// The `sched` lines: per cell, the CPU time its vCPUs ran on time-shared CPUs, its share of them
+/// in the last period, and the switches to it with their mean cost in counter ticks.
+fn sched_lines(cells: &[Cell], frequency: u64) -> Vec<String> {
+    let mut lines = Vec::with_capacity(cells.len() + 1);
+    lines.push(String::from(
+        "cell         cpu ms    share   switches  mean switch ticks",
+    ));
+    for cell in cells {
+        let ticks = cell.cpu_time.total();
+        let ms = u128::from(ticks) * 1000 / u128::from(frequency.max(1));
+        let share = cell.cpu_time.last_share_permille().map_or_else(
+            || String::from("-"),
+            |permille| format!("{}.{}%", permille / 10, permille % 10),
+        );
+        let (switches, mean) = cell.cpu_time.switches();
+        let mean = mean.map_or_else(|| String::from("-"), |mean| format!("{mean}"));
+        lines.push(format!(
+            "{:<12} {:<9} {:<7} {:<9} {}",
+            cell.name(),
+            ms,
+            share,
+            switches,
+            mean
+        ));
+    }
+    lines
 }

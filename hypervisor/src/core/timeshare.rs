@@ -256,10 +256,13 @@ impl<S: Default> SharedCpu<S> {
         if self.loaded == Some(index) {
             return true;
         }
+        let switch_started = hardware.counter().0;
+        let mut saved_one = false;
         if let Some(previous) = self.loaded.take()
             && let Some(slot) = self.slots.get_mut(previous)
         {
             hardware.save_vcpu(&mut slot.saved);
+            saved_one = true;
         }
         runtime.set_loaded(self.cpu, None);
         let Some(cell) = self.cell_of(runtime, index) else {
@@ -280,6 +283,10 @@ impl<S: Default> SharedCpu<S> {
             run::log_boot_entry(cell, slot.vcpu, hardware);
         } else {
             hardware.restore_vcpu(cell, slot.vcpu, &slot.saved);
+            if saved_one {
+                let ticks = hardware.counter().0.wrapping_sub(switch_started);
+                cell.cpu_time.record_switch(ticks);
+            }
         }
         self.loaded = Some(index);
         runtime.set_loaded(self.cpu, Some((slot.cell, slot.vcpu)));

@@ -88,6 +88,9 @@ fn a_waiting_vcpu_yields_its_cpu_and_its_timer_brings_it_back_in_front() {
     let first = fixture.cpu0.entries()[0].regs.elr;
     assert_eq!(resumed, first + 4, "personal resumes past its WFI");
     assert!(fixture.cell("personal").cpu_time.total() > 0);
+    // One switch to personal (corporate saved, personal restored); corporate only started.
+    assert_eq!(fixture.cell("personal").cpu_time.switches().0, 1);
+    assert_eq!(fixture.cell("corporate").cpu_time.switches(), (0, None));
     assert!(fixture.cell("corporate").cpu_time.total() > 0);
 }
 
