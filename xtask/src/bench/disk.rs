@@ -36,7 +36,7 @@ pub(super) fn disk_throughput_meaningful(mode: &str) -> bool {
 /// A QEMU whose console is driven interactively (the disk benchmark types shell commands and
 /// opens cellvisor's management prompt). The console text is kept cleaned of escape sequences and
 /// carriage returns.
-struct Session {
+pub(super) struct Session {
     child: std::process::Child,
     stdin: Option<std::process::ChildStdin>,
     text: std::sync::Arc<(std::sync::Mutex<Vec<u8>>, std::sync::Condvar)>,
@@ -44,7 +44,7 @@ struct Session {
 }
 
 impl Session {
-    fn start(mut command: Command) -> Result<Session> {
+    pub(super) fn start(mut command: Command) -> Result<Session> {
         command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -91,11 +91,11 @@ impl Session {
         })
     }
 
-    fn mark(&self) -> usize {
+    pub(super) fn mark(&self) -> usize {
         self.text.0.lock().map_or(0, |state| state.len())
     }
 
-    fn transcript(&self) -> String {
+    pub(super) fn transcript(&self) -> String {
         self.text
             .0
             .lock()
@@ -105,7 +105,12 @@ impl Session {
 
     /// Waits for the first line containing `needle` at or after `since`; returns (line, offset
     /// past it).
-    fn wait_for(&self, needle: &str, since: usize, timeout: Duration) -> Result<(String, usize)> {
+    pub(super) fn wait_for(
+        &self,
+        needle: &str,
+        since: usize,
+        timeout: Duration,
+    ) -> Result<(String, usize)> {
         let deadline = Instant::now() + timeout;
         let (lock, changed) = &*self.text;
         let mut state = lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -138,7 +143,7 @@ impl Session {
         }
     }
 
-    fn send(&mut self, bytes: &[u8]) -> Result<()> {
+    pub(super) fn send(&mut self, bytes: &[u8]) -> Result<()> {
         use std::io::Write as _;
         let Some(stdin) = self.stdin.as_mut() else {
             fail!("QEMU's stdin is closed");
@@ -152,7 +157,7 @@ impl Session {
     /// Runs `command` in the focused shell; returns its output lines with any `[cell] ` prefix
     /// removed. The markers' typed form differs from their printed form, so the terminal's echo
     /// of the typed line is never mistaken for output.
-    fn shell(&mut self, command: &str, timeout: Duration) -> Result<String> {
+    pub(super) fn shell(&mut self, command: &str, timeout: Duration) -> Result<String> {
         self.counter += 1;
         let id = self.counter;
         let since = self.mark();
@@ -187,7 +192,7 @@ impl Session {
 
     /// The corporate row of cellvisor's `cells` table (Ctrl-A m, `cells`, `exit`): exit counts
     /// calls, mmio, sysreg, wfi, irq.
-    fn cell_exits(&mut self, cell: &str) -> Result<[u64; 5]> {
+    pub(super) fn cell_exits(&mut self, cell: &str) -> Result<[u64; 5]> {
         let since = self.mark();
         self.send(&[cellvisor_tests::CONSOLE_ESCAPE, b'm'])?;
         let (_, opened) = self.wait_for(
@@ -220,7 +225,7 @@ impl Session {
         Ok(counts)
     }
 
-    fn finish(mut self, log: &Path) -> Result<()> {
+    pub(super) fn finish(mut self, log: &Path) -> Result<()> {
         drop(self.stdin.take());
         let _ = self.child.kill();
         let _ = self.child.wait();

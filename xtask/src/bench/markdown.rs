@@ -113,6 +113,7 @@ impl Report {
         }
         self.disk_tables(&mut out);
         self.console_table(&mut out);
+        self.sharing_table(&mut out);
         let _ = writeln!(out, "\n### Footprint\n");
         let _ = writeln!(out, "| hypervisor image (release ELF) | bytes |");
         let _ = writeln!(out, "|---|---:|");
@@ -295,6 +296,44 @@ impl Report {
             fmt_opt(Some(flood.quiet_console_gap_ms), 1),
             fmt_opt(Some(flood.quiet_guest_gap_ms), 1),
         );
+    }
+
+    /// The time-sharing table (layout `linux-shared`, icount).
+    fn sharing_table(&self, out: &mut String) {
+        let _ = writeln!(
+            out,
+            "\n### Time-sharing: personal and corporate on the same two CPUs (`linux-shared`, icount)\n"
+        );
+        let Some(sharing) = &self.sharing else {
+            let _ = writeln!(
+                out,
+                "{}",
+                self.sharing_note
+                    .as_deref()
+                    .unwrap_or("Time-sharing not run.")
+            );
+            return;
+        };
+        let _ = writeln!(
+            out,
+            "| both busy: front share (goal ≥ 90 %) | both busy: behind share (goal 10 ± 2 %) | front idle: behind share (goal ≥ 95 %) | one switch, EL2 instructions (goal ≤ 1,500) |"
+        );
+        let _ = writeln!(out, "|---:|---:|---:|---:|");
+        let _ = writeln!(
+            out,
+            "| {:.1} % | {:.1} % | {:.1} % | {} |",
+            sharing.busy_front,
+            sharing.busy_behind,
+            sharing.idle_front_behind,
+            fmt_opt(sharing.mean_switch().map(|mean| mean as f64), 0),
+        );
+        for (cell, switches, mean) in &sharing.switches {
+            let _ = writeln!(
+                out,
+                "\n{cell}: {switches} switches to it, mean {} EL2 instructions each.",
+                mean.map_or_else(|| "-".to_owned(), |mean| mean.to_string())
+            );
+        }
     }
 
     /// The disk throughput and passthrough-interrupt tables.

@@ -24,6 +24,7 @@ mod markdown;
 mod parse;
 mod qemu;
 mod report;
+mod sharing;
 mod stats;
 mod svg;
 
@@ -112,8 +113,9 @@ const GOALS: [(&str, &str, u64, u64); 6] = [
 const GOALS_GICV2: [(&str, &str, u64, u64); 1] =
     [("per interrupt (timer), GICv2", "timer", 150, 190)];
 
-/// Linux boot configurations, in the order runs alternate.
-const BOOT_CONFIGS: [&str; 3] = ["native", "one cell", "two cells"];
+/// Linux boot configurations, in the order runs alternate ("two cells, 2 CPUs": layout
+/// `linux-shared`, both cells time-sharing a two-CPU machine, against the same native 2 CPUs).
+const BOOT_CONFIGS: [&str; 4] = ["native", "one cell", "two cells", "two cells, 2 CPUs"];
 
 /// target/bench: the report, the chart and every transcript.
 pub(super) fn bench_dir() -> PathBuf {
@@ -219,7 +221,7 @@ fn linux_runs(
     boots: &mut BTreeMap<(&'static str, &'static str), Vec<Boot>>,
 ) -> Result<()> {
     let mut ingredients = Ingredients::default();
-    for name in ["linux", "linux-personal"] {
+    for name in ["linux", "linux-personal", "linux-shared"] {
         images::build_bundle(
             images::layout(name)?,
             &Overrides::default(),
@@ -306,6 +308,23 @@ pub fn bench(options: &BenchOptions) -> Result<()> {
         Err(error) => {
             eprintln!("warning: console flood incomplete: {error}");
             report.console_note = Some(format!("Console flood incomplete: {error}"));
+        }
+    }
+    if options.no_linux {
+        report.sharing_note = Some("Time-sharing runs left out (`--no-linux`).".to_owned());
+    } else {
+        eprintln!(
+            "Time-sharing: layout linux-shared, both cells busy, then the front one idle (icount)"
+        );
+        match sharing::sharing_run(&qemu) {
+            Ok(figures) => {
+                eprintln!("  {}", figures.summary());
+                report.sharing = Some(figures);
+            }
+            Err(error) => {
+                eprintln!("warning: time-sharing runs incomplete: {error}");
+                report.sharing_note = Some(format!("Time-sharing runs incomplete: {error}"));
+            }
         }
     }
     if options.no_linux {

@@ -202,7 +202,8 @@ pub(super) fn cellvisor_command_on(
     mode: Mode,
     arguments: &str,
 ) -> Command {
-    let mut command = qemu_command(qemu, gic.machine(), "4", "2G", mode);
+    let cpus = cellvisor_tests::machine_cpus(layout).to_string();
+    let mut command = qemu_command(qemu, gic.machine(), &cpus, "2G", mode);
     command
         .args(cellvisor_tests::SMMU_ARGS)
         .arg("-kernel")
@@ -375,10 +376,10 @@ pub(super) fn boot_linux(
     let mut command = if config == "native" {
         native_linux_command(qemu, &setup.kernel, &setup.initrd, setup.bootargs, mode)
     } else {
-        let layout = if config == "one cell" {
-            "linux-personal"
-        } else {
-            "linux"
+        let layout = match config {
+            "one cell" => "linux-personal",
+            "two cells, 2 CPUs" => "linux-shared",
+            _ => "linux",
         };
         let mut command = cellvisor_command(qemu, &images::bundle_path(layout), layout, mode);
         // cellvisor refuses to boot a layout whose PCI functions are missing: attach the layout's
@@ -389,7 +390,7 @@ pub(super) fn boot_linux(
         );
         command
     };
-    let needles: Vec<&str> = if config == "two cells" {
+    let needles: Vec<&str> = if config.starts_with("two cells") {
         vec!["cellvisor-ready: personal ", "cellvisor-ready: corporate "]
     } else {
         vec!["cellvisor-ready: personal "]

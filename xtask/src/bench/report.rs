@@ -96,6 +96,10 @@ pub(super) struct Report {
     pub(super) console: Option<ConsoleFlood>,
     /// Why the console flood figures are missing, if they are.
     pub(super) console_note: Option<String>,
+    /// Time-sharing figures (layout `linux-shared`).
+    pub(super) sharing: Option<super::sharing::Sharing>,
+    /// Why they are missing, if they are.
+    pub(super) sharing_note: Option<String>,
     /// Hypervisor image bytes by section class.
     pub(super) image: BTreeMap<&'static str, u64>,
     /// Stage-2 footprint per cell of every layout.
@@ -128,6 +132,8 @@ impl Report {
             disk_mib: 0,
             console: None,
             console_note: None,
+            sharing: None,
+            sharing_note: None,
             image: BTreeMap::new(),
             stage2: Vec::new(),
             sloc: 0,
@@ -310,7 +316,12 @@ impl Report {
             })
             .collect();
         out.push_str(&items.join(",\n"));
-        out.push_str("\n  ],\n  \"console_flood\": ");
+        out.push_str("\n  ],\n  \"time_sharing\": ");
+        match &self.sharing {
+            Some(sharing) => out.push_str(&sharing.json()),
+            None => out.push_str("null"),
+        }
+        out.push_str(",\n  \"console_flood\": ");
         match &self.console {
             Some(flood) => {
                 let _ = write!(
