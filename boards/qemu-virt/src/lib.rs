@@ -338,6 +338,31 @@ pub const BENCH_CELLS: Layout = Layout {
     }],
 };
 
+/// `bench-shared`: the [`BENCH_CELLS`] cell, in front, time-sharing CPU 0 with a test guest that
+/// never idles (`test=heartbeat` spins between its beats), as [`LINUX_SHARING`] shares: for
+/// `cargo xtask bench`'s foreground timer and IPI latency with a busy background.
+pub const BENCH_SHARED_CELLS: Layout = Layout {
+    name: "bench-shared",
+    cpu_sharing: Some(LINUX_SHARING),
+    cells: &[
+        BENCH_CELLS.cells[0],
+        CellConfig {
+            name: "busy",
+            cpus: &[0],
+            memory: &[CellMemory {
+                physical: MemRange::new(0x9000_0000, 64 * MIB),
+                placement: GuestPlacement::At(TEST_GUEST_BASE),
+            }],
+            devices: &[],
+            kernel: "test-guest",
+            initrd: None,
+            bootargs: "test=heartbeat beats=100000 period_ms=1000",
+            policy: CellPolicy::ALL,
+            trusted_with_all_memory: false,
+        },
+    ],
+};
+
 /// `linux-personal`: the *personal* Debian cell of [`LINUX_CELLS`] alone, for `cargo xtask bench`'s
 /// one-cell Linux boot figures.
 pub const LINUX_PERSONAL_CELLS: Layout = Layout {
@@ -397,6 +422,7 @@ pub const BOARD: Board = Board {
         TEST_GUEST_DMA_CELLS,
         DMA_ATTACK_CELLS,
         BENCH_CELLS,
+        BENCH_SHARED_CELLS,
         LINUX_PERSONAL_CELLS,
         LINUX_MMIO_CELLS,
         INVALID_DMA_REMAPPED,

@@ -8,7 +8,7 @@ use super::disk::{DISK_INTERRUPT, DISK_REPEATS, DiskRun, disk_throughput_meaning
 use super::parse::{Boot, number};
 use super::report::Report;
 use super::stats::{ratio, stats};
-use super::{BOOT_CONFIGS, GOALS, GOALS_GICV2, OPS, gic_name};
+use super::{BOOT_CONFIGS, GOALS, GOALS_GICV2, OPS, SHARED_ENV, gic_name};
 
 /// `value` with `decimals` decimals, `-` when missing.
 fn fmt_opt(value: Option<f64>, decimals: usize) -> String {
@@ -302,7 +302,7 @@ impl Report {
     fn sharing_table(&self, out: &mut String) {
         let _ = writeln!(
             out,
-            "\n### Time-sharing: personal and corporate on the same two CPUs (`linux-shared`, icount)\n"
+            "\n### Time-sharing: personal and corporate on the same two CPUs (`linux-shared`, TCG; the switch: `test-guests-shared`, icount, one CPU)\n"
         );
         let Some(sharing) = &self.sharing else {
             let _ = writeln!(
@@ -327,6 +327,32 @@ impl Report {
             sharing.idle_front_behind,
             fmt_opt(sharing.mean_switch().map(|mean| mean as f64), 0),
         );
+        let _ = writeln!(
+            out,
+            "\nThe bench guest in front, a test guest that never idles behind it on CPU 0 (`bench-shared`, icount), against the bench guest alone (`bench`):\n"
+        );
+        let _ = writeln!(
+            out,
+            "| op | alone ns/op | background busy ns/op | ratio | alone EL2 instr/op | background busy EL2 instr/op |"
+        );
+        let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|");
+        let alone = self.micro.get(&("icount", "cellvisor"));
+        let shared = self.micro.get(&("icount", SHARED_ENV));
+        for op in ["timer", "ipi", "hvc"] {
+            let a = alone.map(|run| run.ops.get(op));
+            let b = shared.map(|run| run.ops.get(op));
+            let ns = |fields: Option<Option<&_>>| number(fields.flatten(), "ns_per_op");
+            let el2 = |fields: Option<Option<&_>>| number(fields.flatten(), "el2_instr_per_op");
+            let _ = writeln!(
+                out,
+                "| {op} | {} | {} | {} | {} | {} |",
+                fmt_opt(ns(a), 1),
+                fmt_opt(ns(b), 1),
+                fmt_opt(ratio(ns(b), ns(a)), 3),
+                fmt_opt(el2(a), 0),
+                fmt_opt(el2(b), 0),
+            );
+        }
         for (cell, switches, mean) in &sharing.switches {
             let _ = writeln!(
                 out,

@@ -211,8 +211,31 @@ fn micro_runs(
             report.insert((mode.name(), env), parse::parse_micro(&text));
         }
     }
+    if gic == GicVersion::V3 {
+        // The same guest in front of a cell that never idles on CPU 0 (layout `bench-shared`):
+        // its timer and IPI latency with a busy background, against the runs above.
+        let layout = images::layout("bench-shared")?;
+        let bundle = dir.join("bundle-bench-shared.cpio");
+        images::build_bundle(layout, &overrides, &mut Ingredients::default(), &bundle)?;
+        let mode = Mode::Icount;
+        let mut command = qemu::cellvisor_command_on(qemu, gic, &bundle, "bench-shared", mode, "");
+        command.args(cellvisor_tests::pci_device_args(&disk, true));
+        eprintln!("  micro-operations: cellvisor with a busy cell sharing CPU 0, icount, GICv3");
+        let log = dir.join("micro-cellvisor-shared-icount.log");
+        let text = qemu::run_to_end(command, Duration::from_secs(600), &log)?;
+        if !text.contains("bench: done") || text.contains("bench: error") {
+            eprintln!(
+                "warning: the shared run did not finish cleanly; see {}",
+                util::pretty(&log)
+            );
+        }
+        report.insert((mode.name(), SHARED_ENV), parse::parse_micro(&text));
+    }
     Ok(())
 }
+
+/// The micro-operation runs' environment of `bench-shared` (icount only).
+const SHARED_ENV: &str = "cellvisor, background busy";
 
 /// Boots Linux `runs` times per configuration and mode, the configurations alternating.
 fn linux_runs(

@@ -1,7 +1,8 @@
 //! Time-sharing (layout `linux-shared`: personal and corporate, two vCPUs each, both on the two
-//! CPUs of a `-smp 2` machine), under `-icount shift=0,sleep=off`, where the 1 GHz counter counts
-//! instructions, so the management prompt's `sched` gives the mean switch cost in EL2
-//! instructions (from before the save to after the restore, two counter reads included).
+//! CPUs of a `-smp 2` machine, plain TCG). The switch cost comes from `test-guests-shared` under
+//! `-icount shift=0,sleep=off` on one CPU, where the 1 GHz counter counts that CPU's instructions,
+//! so the management prompt's `sched` gives the mean switch cost in EL2 instructions (from before
+//! the save to after the restore, two counter reads included).
 //!
 //! Both cells run a counting loop on each of their CPUs, personal in front: `sched`'s share
 //! column (each cell's share of its CPUs in the last 100 ms period) is read a few times and
@@ -159,13 +160,14 @@ fn start_loops(session: &mut Session, key: u8, cell: &str) -> Result<()> {
         Duration::from_secs(60),
     )?;
     session.shell(
-        "echo 'i=0; while :; do i=$((i+1)); done' > /tmp/spin; for c in 0 1; do taskset -c $c sh /tmp/spin & done",
+        "echo 'i=0; while :; do i=$((i+1)); done' > /tmp/spin; for c in 0 1; do taskset -c $c sh /tmp/spin & echo $! >> /tmp/spin.pids; done",
         Duration::from_secs(120),
     )?;
     Ok(())
 }
 
-/// Boots `linux-shared` under icount and measures the shares and the switch cost.
+/// Boots `linux-shared` (plain TCG, so the CPUs run in parallel as a phone's do) and measures
+/// the shares, then [`SWITCH_LAYOUT`] under icount for the switch cost.
 pub(super) fn sharing_run(qemu: &Qemu) -> Result<Sharing> {
     let layout = images::layout(LAYOUT)?;
     let bundle = images::bundle_path(LAYOUT);
@@ -175,16 +177,54 @@ pub(super) fn sharing_run(qemu: &Qemu) -> Result<Sharing> {
         &mut Ingredients::default(),
         &bundle,
     )?;
-    let mut command = qemu::cellvisor_command(qemu, &bundle, LAYOUT, Mode::Icount);
+    let mut command = qemu::cellvisor_command(qemu, &bundle, LAYOUT, Mode::Tcg);
     command.args(
         cellvisor_tests::PassthroughDevices::of_layout(LAYOUT)
             .args(&images::corporate_disk()?, true),
     );
-    let log = bench_dir().join("sharing-icount.log");
+    let log = bench_dir().join("sharing-tcg.log");
     let mut session = Session::start(command)?;
     let outcome = measure(&mut session);
     session.finish(&log)?;
-    outcome.map_err(|error| util::Error(format!("{error}; see {}", util::pretty(&log))))
+    let mut sharing =
+        outcome.map_err(|error| util::Error(format!("{error}; see {}", util::pretty(&log))))?;
+    sharing.switches = switch_cost(qemu)?;
+    Ok(sharing)
+}
+
+/// The layout whose switches are counted: two test guests time-sharing the one CPU of a
+/// `-smp 1` machine. With one CPU, QEMU's icount counter advances only with that CPU's
+/// instructions, so a switch's counter ticks are its EL2 instructions exactly (with more CPUs,
+/// the round-robin icount scheduler may run another CPU between the two counter reads).
+const SWITCH_LAYOUT: &str = "test-guests-shared";
+
+/// Boots [`SWITCH_LAYOUT`] under icount and reads `sched` after a while: the switches to each
+/// cell and their mean EL2 instructions.
+fn switch_cost(qemu: &Qemu) -> Result<Vec<(String, u64, Option<u64>)>> {
+    let layout = images::layout(SWITCH_LAYOUT)?;
+    let bundle = images::bundle_path(SWITCH_LAYOUT);
+    images::build_bundle(
+        layout,
+        &Overrides::default(),
+        &mut Ingredients::default(),
+        &bundle,
+    )?;
+    let command = qemu::cellvisor_command(qemu, &bundle, SWITCH_LAYOUT, Mode::Icount);
+    let log = bench_dir().join("sharing-switch-icount.log");
+    let mut session = Session::start(command)?;
+    let outcome = (|| {
+        let timeout = Duration::from_secs(120);
+        session.wait_for("cell corporate: entering vCPU 0", 0, timeout)?;
+        std::thread::sleep(Duration::from_secs(8));
+        sched(&mut session)
+    })();
+    session.finish(&log)?;
+    let rows =
+        outcome.map_err(|error| util::Error(format!("{error}; see {}", util::pretty(&log))))?;
+    Ok(rows
+        .into_iter()
+        .map(|(cell, _, switches, mean)| (cell, switches, mean))
+        .collect())
 }
 
 fn measure(session: &mut Session) -> Result<Sharing> {
@@ -196,18 +236,15 @@ fn measure(session: &mut Session) -> Result<Sharing> {
     start_loops(session, b'1', "personal")?;
     std::thread::sleep(Duration::from_secs(2));
     let ((busy_front, busy_behind), _) = mean_shares(session)?;
-    session.shell("pkill -f /tmp/spin", Duration::from_secs(120))?;
+    session.shell("kill $(cat /tmp/spin.pids)", Duration::from_secs(120))?;
     std::thread::sleep(Duration::from_secs(2));
-    let ((idle_front, idle_front_behind), rows) = mean_shares(session)?;
+    let ((idle_front, idle_front_behind), _) = mean_shares(session)?;
     Ok(Sharing {
         busy_front,
         busy_behind,
         idle_front_behind,
         idle_front,
-        switches: rows
-            .into_iter()
-            .map(|(cell, _, switches, mean)| (cell, switches, mean))
-            .collect(),
+        switches: Vec::new(),
     })
 }
 

@@ -8,6 +8,7 @@ use super::gic::{CpuInterface, ListRegisters};
 use super::psci;
 use super::sysreg::{self, isb, read_sysreg, write_sysreg};
 use super::{cache, device, memory, reset, timer, traps};
+use crate::board::El2Counting;
 use crate::core::cell::Cell;
 use crate::core::exit::RunningVcpu;
 use crate::core::fast::{self, Fast};
@@ -35,18 +36,64 @@ pub struct Cpu<I> {
     /// What this CPU implements, read once: the features its guest configuration and a vCPU
     /// switch depend on.
     shape: Shape,
+    /// The guest configuration of EL2 on this CPU, computed once from `shape` (a vCPU switch
+    /// writes it without building it again).
+    el2: GuestEl2,
+}
+
+/// The EL2 register values every guest on a CPU runs with (the cell-dependent ones, VTTBR,
+/// VMPIDR, CNTVOFF and MDCR_EL2 of a cell allowed to count at EL2, are written beside them).
+struct GuestEl2 {
+    midr: u64,
+    vtcr: u64,
+    hcr: u64,
+    cptr: u64,
+    smcr: u64,
+    hcrx: u64,
+    hfgrtr: u64,
+    hfgwtr: u64,
+    hfgitr: u64,
+    hdfgrtr: u64,
+    hdfgwtr: u64,
+    hfgrtr2: u64,
+    hfgwtr2: u64,
+    /// MDCR_EL2 of a cell that may not count at EL2 (every cell but the bench guest's).
+    mdcr: u64,
+}
+
+impl GuestEl2 {
+    fn of(features: &traps::CpuFeatures) -> Self {
+        Self {
+            midr: read_sysreg!("midr_el1"),
+            vtcr: traps::vtcr_el2(),
+            hcr: traps::hcr_el2_guest(features).value,
+            cptr: traps::cptr_el2_guest(features).value,
+            smcr: traps::smcr_el2_guest(features).value,
+            hcrx: traps::hcrx_el2_guest(features).value,
+            hfgrtr: traps::hfgrtr_el2_guest(features).value,
+            hfgwtr: traps::hfgwtr_el2_guest(features).value,
+            hfgitr: traps::hfgitr_el2_guest(features).value,
+            hdfgrtr: traps::hdfgrtr_el2_guest(features).value,
+            hdfgwtr: traps::hdfgwtr_el2_guest(features).value,
+            hfgrtr2: traps::hfgrtr2_el2_guest(features),
+            hfgwtr2: traps::hfgwtr2_el2_guest(features),
+            mdcr: traps::mdcr_el2(features, El2Counting::Prohibited),
+        }
+    }
 }
 
 impl<I: CpuInterface> Cpu<I> {
     /// Physical CPU `index` (in the platform's `/cpus` order), with GIC CPU interface `interface`,
     /// whose guests' timers raise the PPIs `timers` names.
     pub fn new(index: usize, interface: I, timers: &TimerInterrupts) -> Self {
+        let shape = Shape::this_cpu();
         Self {
             lists: ListRegisters::new(interface, timers),
             index,
             deferred: None,
             sgi_handles: core::array::from_fn(|sgi| sgi as u32),
-            shape: Shape::this_cpu(),
+            shape,
+            el2: GuestEl2::of(&shape.features),
         }
     }
 
@@ -57,44 +104,47 @@ impl<I: CpuInterface> Cpu<I> {
     /// # Safety
     /// No guest runs on this CPU; the next guest entered is `vcpu` of `cell`.
     unsafe fn configure_el2(&mut self, cell: &Cell, vcpu: usize) {
-        let midr = read_sysreg!("midr_el1");
-        let features = self.shape.features;
-        let mdcr = traps::mdcr_el2(&features, cell.plan().config.policy.el2_counting);
+        let config = &self.el2;
+        let features = &self.shape.features;
+        let mdcr = match cell.plan().config.policy.el2_counting {
+            El2Counting::Prohibited => config.mdcr,
+            counting => traps::mdcr_el2(features, counting),
+        };
         // SAFETY: the stage-2 table confines the guest to its cell; the traps configured here
         // route everything else (physical interrupts, SMC) to EL2.
         unsafe {
-            sysreg::set_stage2(cell.vttbr(), traps::vtcr_el2());
-            sysreg::set_hcr_el2(traps::hcr_el2_guest(&features).value);
+            sysreg::set_stage2(cell.vttbr(), config.vtcr);
+            sysreg::set_hcr_el2(config.hcr);
             write_sysreg!("vmpidr_el2", traps::vmpidr_el2(cell.virtual_mpidr(vcpu)));
-            write_sysreg!("vpidr_el2", midr);
-            write_sysreg!("cptr_el2", traps::cptr_el2_guest(&features).value);
+            write_sysreg!("vpidr_el2", config.midr);
+            write_sysreg!("cptr_el2", config.cptr);
             // ZCR_EL2, SMCR_EL2 and SVCR are reachable only once CPTR_EL2 no longer traps them.
             isb();
             if features.sve {
                 write_sysreg!("s3_4_c1_c2_0", traps::ZCR_GUEST.value); // ZCR_EL2
             }
             if features.sme {
-                write_sysreg!("s3_4_c1_c2_6", traps::smcr_el2_guest(&features).value); // SMCR_EL2
+                write_sysreg!("s3_4_c1_c2_6", config.smcr); // SMCR_EL2
                 if features.sme_priority {
                     write_sysreg!("s3_4_c1_c2_5", traps::SMPRIMAP_GUEST); // SMPRIMAP_EL2
                 }
             }
             if features.hcx {
-                write_sysreg!("s3_4_c1_c2_2", traps::hcrx_el2_guest(&features).value); // HCRX_EL2
+                write_sysreg!("s3_4_c1_c2_2", config.hcrx); // HCRX_EL2
             }
             if features.fgt {
-                write_sysreg!("s3_4_c1_c1_4", traps::hfgrtr_el2_guest(&features).value); // HFGRTR_EL2
-                write_sysreg!("s3_4_c1_c1_5", traps::hfgwtr_el2_guest(&features).value); // HFGWTR_EL2
-                write_sysreg!("s3_4_c1_c1_6", traps::hfgitr_el2_guest(&features).value); // HFGITR_EL2
-                write_sysreg!("s3_4_c3_c1_4", traps::hdfgrtr_el2_guest(&features).value); // HDFGRTR_EL2
-                write_sysreg!("s3_4_c3_c1_5", traps::hdfgwtr_el2_guest(&features).value); // HDFGWTR_EL2
+                write_sysreg!("s3_4_c1_c1_4", config.hfgrtr); // HFGRTR_EL2
+                write_sysreg!("s3_4_c1_c1_5", config.hfgwtr); // HFGWTR_EL2
+                write_sysreg!("s3_4_c1_c1_6", config.hfgitr); // HFGITR_EL2
+                write_sysreg!("s3_4_c3_c1_4", config.hdfgrtr); // HDFGRTR_EL2
+                write_sysreg!("s3_4_c3_c1_5", config.hdfgwtr); // HDFGWTR_EL2
                 if features.amu {
                     write_sysreg!("s3_4_c3_c1_6", traps::HAFGRTR_GUEST.value); // HAFGRTR_EL2
                 }
             }
             if features.fgt2 {
-                write_sysreg!("s3_4_c3_c1_2", traps::hfgrtr2_el2_guest(&features)); // HFGRTR2_EL2
-                write_sysreg!("s3_4_c3_c1_3", traps::hfgwtr2_el2_guest(&features)); // HFGWTR2_EL2
+                write_sysreg!("s3_4_c3_c1_2", config.hfgrtr2); // HFGRTR2_EL2
+                write_sysreg!("s3_4_c3_c1_3", config.hfgwtr2); // HFGWTR2_EL2
                 write_sysreg!("s3_4_c3_c1_7", traps::FGT2_OTHERS_GUEST); // HFGITR2_EL2
                 write_sysreg!("s3_4_c3_c1_0", traps::FGT2_OTHERS_GUEST); // HDFGRTR2_EL2
                 write_sysreg!("s3_4_c3_c1_1", traps::FGT2_OTHERS_GUEST); // HDFGWTR2_EL2

@@ -162,3 +162,35 @@ fn a_restarted_cell_never_resumes_the_state_saved_for_its_previous_instance() {
         ]
     );
 }
+
+#[test]
+fn a_descheduled_vcpus_ppis_are_neither_sampled_nor_deactivated_for_its_cell() {
+    use crate::dev::CellPhysical;
+    use crate::dev::vgic::PhysicalDistributor;
+
+    let mut fixture = fixture("linux-shared");
+    let personal = fixture.cell("personal");
+    let timer = fixture.runtime.platform.timer.virtual_timer;
+    // CPU 1 holds corporate's vCPU 1 (not personal's): its timer PPI is corporate's line.
+    fixture.board.set_line(1, timer, false);
+    let holds = |vcpu: usize| vcpu == 0;
+    let mut physical = CellPhysical::time_shared(&mut fixture.cpu0, &personal.plan, &holds);
+    assert!(
+        physical.line_asserted(timer, 1),
+        "kept as asserted, not read from the other cell's line"
+    );
+    // Not passed to the physical GIC (whose fake would refuse deactivating an inactive PPI).
+    physical.deactivate(timer, 1);
+    assert!(
+        !fixture
+            .cpu0
+            .events()
+            .iter()
+            .any(|event| matches!(event, Event::Deactivated { .. })),
+        "nothing deactivated for a descheduled vCPU"
+    );
+    // Where the CPU holds the vCPU, its line is read as it is.
+    let own = |_: usize| true;
+    let mut physical = CellPhysical::time_shared(&mut fixture.cpu0, &personal.plan, &own);
+    assert!(!physical.line_asserted(timer, 1));
+}
