@@ -56,8 +56,19 @@ fn boot_attack_with(attacks: &str, victim: &str, cellvisor_args: &str) -> Machin
 
 /// [`boot_attack_with`] on QEMU virt with the GIC `gic`.
 fn boot_attack_on(gic: GicVersion, attacks: &str, victim: &str, cellvisor_args: &str) -> Machine {
+    boot_attack_in(LAYOUT, gic, attacks, victim, cellvisor_args)
+}
+
+/// [`boot_attack_on`] in layout `layout` (its first cell the attacker, its second the victim).
+fn boot_attack_in(
+    layout: &str,
+    gic: GicVersion,
+    attacks: &str,
+    victim: &str,
+    cellvisor_args: &str,
+) -> Machine {
     let artifacts = artifacts();
-    let mut config = QemuConfig::new(LAYOUT);
+    let mut config = QemuConfig::new(layout);
     config.gic = gic;
     if !cellvisor_args.is_empty() {
         config.hypervisor_args = format!("{} {cellvisor_args}", config.hypervisor_args);
@@ -65,7 +76,7 @@ fn boot_attack_on(gic: GicVersion, attacks: &str, victim: &str, cellvisor_args: 
     let attacker = format!("test=attack name={attacks}");
     config.bundle = Some(bundle::with_bootargs(
         &artifacts,
-        LAYOUT,
+        layout,
         &[(ATTACKER, attacker.as_str()), (VICTIM_CELL, victim)],
         "",
     ));
@@ -879,4 +890,50 @@ fn gicv2_attacks_stay_inside_the_cell() {
     assert_attacks_ok(&mut machine, &attacks);
     assert_victim_keeps_beating(&mut machine, end);
     assert_cellvisor_survived(&mut machine);
+}
+
+/// The attacker (personal, in front) and the victim share CPUs 0-1 (layout `hostile-shared`):
+/// the attacks that aim at the CPU, the GIC, the timers and the hypercall paths still stay inside
+/// the attacker's cell, and the victim, behind, keeps beating on its guaranteed budget while the
+/// attacker storms. The victim's largest gap between beats on its own clock is printed: the bound
+/// docs/benchmarks.md reports for a WFI storm or an SGI flood, not a threshold here.
+#[test]
+#[ignore = "boots QEMU: run through cargo xtask test"]
+fn attacks_stay_inside_the_cell_when_attacker_and_victim_share_cpus() {
+    let attacks = [
+        "foreign-ram",
+        "gic-distributor",
+        "gic-redistributors",
+        "smccc",
+        "sysregs",
+        "timer",
+        "gic-sgi",
+        "wfi-storm",
+        "timer-storm",
+        "icc-registers",
+        "hvc-flood",
+        "psci-flood",
+    ];
+    let victim = "test=heartbeat beats=1000000 period_ms=100 gaps=on";
+    let mut machine = boot_attack_in(
+        "hostile-shared",
+        GicVersion::V3,
+        &attacks.join(","),
+        victim,
+        "",
+    );
+    let end = assert_suite_line(&mut machine, attacks.len());
+    assert_attacks_ok(&mut machine, &attacks);
+    assert_victim_keeps_beating(&mut machine, end);
+    assert_cellvisor_survived(&mut machine);
+    let largest_gap_us = lines_with(&machine, HEARTBEAT)
+        .iter()
+        .filter(|line| line.starts_with(&format!("[{VICTIM_CELL}] ")))
+        .filter_map(|line| line.split(" gap_us=").nth(1)?.trim().parse::<u64>().ok())
+        .max()
+        .expect("the victim reports its gaps");
+    println!(
+        "hostile-shared: victim's largest gap between 100 ms beats while the attacker stormed: {} ms",
+        largest_gap_us / 1000
+    );
 }

@@ -363,6 +363,21 @@ pub const BENCH_SHARED_CELLS: Layout = Layout {
     ],
 };
 
+/// `hostile-shared`: the two test-guest cells of [`TEST_GUEST_CELLS`], both on CPUs 0-1,
+/// time-shared as [`LINUX_SHARING`] shares (run on `-smp 2`): the hostile suite's attacker and
+/// victim sharing CPUs.
+pub const HOSTILE_SHARED_CELLS: Layout = Layout {
+    name: "hostile-shared",
+    cpu_sharing: Some(LINUX_SHARING),
+    cells: &[
+        TEST_GUEST_CELLS.cells[0],
+        CellConfig {
+            cpus: &[0, 1],
+            ..TEST_GUEST_CELLS.cells[1]
+        },
+    ],
+};
+
 /// `linux-personal`: the *personal* Debian cell of [`LINUX_CELLS`] alone, for `cargo xtask bench`'s
 /// one-cell Linux boot figures.
 pub const LINUX_PERSONAL_CELLS: Layout = Layout {
@@ -423,6 +438,7 @@ pub const BOARD: Board = Board {
         DMA_ATTACK_CELLS,
         BENCH_CELLS,
         BENCH_SHARED_CELLS,
+        HOSTILE_SHARED_CELLS,
         LINUX_PERSONAL_CELLS,
         LINUX_MMIO_CELLS,
         INVALID_DMA_REMAPPED,
