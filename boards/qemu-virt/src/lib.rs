@@ -378,6 +378,28 @@ pub const HOSTILE_SHARED_CELLS: Layout = Layout {
     ],
 };
 
+/// `test-guests-shared`: the two test-guest cells of [`TEST_GUEST_CELLS`] with one vCPU each,
+/// both on CPU 0 (run on `-smp 1`), time-shared as [`LINUX_SHARING`] shares, each running the
+/// switch probe (`test=switch`) with its own seed: a register that loses its value across a
+/// switch, or shows the other cell's, fails the probe (tests/tests/sharing_hostile.rs); on one
+/// CPU under icount, `cargo xtask bench` reads the switch cost from it.
+pub const TEST_GUESTS_SHARED_CELLS: Layout = Layout {
+    name: "test-guests-shared",
+    cpu_sharing: Some(LINUX_SHARING),
+    cells: &[
+        CellConfig {
+            cpus: &[0],
+            bootargs: "test=switch seed=1",
+            ..TEST_GUEST_CELLS.cells[0]
+        },
+        CellConfig {
+            cpus: &[0],
+            bootargs: "test=switch seed=2",
+            ..TEST_GUEST_CELLS.cells[1]
+        },
+    ],
+};
+
 /// `linux-personal`: the *personal* Debian cell of [`LINUX_CELLS`] alone, for `cargo xtask bench`'s
 /// one-cell Linux boot figures.
 pub const LINUX_PERSONAL_CELLS: Layout = Layout {
@@ -439,6 +461,7 @@ pub const BOARD: Board = Board {
         BENCH_CELLS,
         BENCH_SHARED_CELLS,
         HOSTILE_SHARED_CELLS,
+        TEST_GUESTS_SHARED_CELLS,
         LINUX_PERSONAL_CELLS,
         LINUX_MMIO_CELLS,
         INVALID_DMA_REMAPPED,

@@ -40,6 +40,7 @@ mod psci;
 mod residue;
 mod sgis;
 mod spis;
+mod switch;
 mod timer_levels;
 mod virtio_blk;
 
@@ -116,6 +117,7 @@ pub extern "C" fn primary_main(device_tree: u64) -> ! {
         Mode::DmaFlood => dma_flood::run(device_tree),
         Mode::DmaAttack => dma_attack::run(device_tree, &options),
         Mode::Pattern => pattern::run(device_tree, &options),
+        Mode::Switch => switch::run(options.seed, options.rounds),
     }
     println!("{}", lines::DONE);
     psci::system_off()

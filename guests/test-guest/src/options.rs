@@ -1,5 +1,5 @@
 //! Test options from `/chosen/bootargs`:
-//! `test=all|heartbeat|sgis|spis|dma-flood|dma-attack|pattern|timer-levels|residue beats=N
+//! `test=all|heartbeat|sgis|spis|dma-flood|dma-attack|pattern|timer-levels|residue|switch seed=N beats=N
 //! period_ms=N gaps=on skip=a,b targets=NAME:ADDR,... dma_bytes=N rounds=N`.
 #![forbid(unsafe_code)]
 
@@ -28,6 +28,9 @@ pub enum Mode {
     /// `test=pattern`: a pattern over the cell's RAM from 1 to 3 MiB, checked every second for
     /// `rounds` rounds (see `pattern`).
     Pattern,
+    /// `test=switch`: registers filled from `seed` survive `rounds` busy and idle rounds on a
+    /// time-shared CPU (see `switch`).
+    Switch,
 }
 
 /// Parsed options.
@@ -47,6 +50,8 @@ pub struct Options<'a> {
     pub dma_bytes: u32,
     /// `rounds=`: `test=pattern`'s checks before it powers off (default 0: for ever).
     pub rounds: u32,
+    /// `seed=`: `test=switch`'s pattern seed (default 1; each cell its own).
+    pub seed: u64,
     /// `skip=`: comma-separated names of checks to leave out (see `lines::CHECK_*`).
     skip: &'a str,
 }
@@ -62,6 +67,7 @@ impl<'a> Options<'a> {
             targets: "",
             dma_bytes: crate::dma_attack::DEFAULT_BYTES,
             rounds: 0,
+            seed: 1,
             skip: "",
         };
         for word in bootargs.split_ascii_whitespace() {
@@ -75,6 +81,11 @@ impl<'a> Options<'a> {
                 Some(("test", "dma-flood")) => options.mode = Mode::DmaFlood,
                 Some(("test", "dma-attack")) => options.mode = Mode::DmaAttack,
                 Some(("test", "pattern")) => options.mode = Mode::Pattern,
+                Some(("test", "switch")) => options.mode = Mode::Switch,
+                Some(("seed", number)) => match number.parse() {
+                    Ok(seed) => options.seed = seed,
+                    Err(_) => unknown(word),
+                },
                 Some(("targets", targets)) => options.targets = targets,
                 Some(("dma_bytes", number)) => match number.parse() {
                     Ok(bytes) => options.dma_bytes = bytes,
