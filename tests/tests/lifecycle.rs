@@ -232,12 +232,12 @@ fn cells(machine: &mut Machine) -> Vec<(String, CellRow)> {
         .collect()
 }
 
-/// `corporate    running   2/2        64        12  ...  0       1         0` → its state, vCPUs,
-/// RAM, restarts and dropped console bytes (the last two columns).
+/// `corporate    running   2/2        64        12  ...  0       1         -   -   0` → its
+/// state, vCPUs, RAM, restarts and dropped console bytes.
 fn parse_row(row: &str) -> Option<CellRow> {
     let words: Vec<&str> = row.split_whitespace().collect();
-    // cell state vcpus ram uptime calls mmio sysreg wfi irq faults restarts dropped
-    if words.len() != 13 {
+    // cell state vcpus ram uptime calls mmio sysreg wfi irq faults restarts cpu-ms share dropped
+    if words.len() != 15 {
         return None;
     }
     Some(CellRow {
@@ -245,7 +245,7 @@ fn parse_row(row: &str) -> Option<CellRow> {
         vcpus: words[2].to_owned(),
         ram_mib: words[3].parse().ok()?,
         restarts: words[11].parse().ok()?,
-        dropped: words[12].parse().ok()?,
+        dropped: words[14].parse().ok()?,
     })
 }
 
@@ -903,7 +903,7 @@ fn console_texts_parse() {
         ),
         None
     );
-    let row = "corporate    off       0/2       64         -  12        34        0         5         6         0       1         4096";
+    let row = "corporate    off       0/2       64         -  12        34        0         5         6         0       1         -         -       4096";
     assert_eq!(
         parse_row(row),
         Some(CellRow {
