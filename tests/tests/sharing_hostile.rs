@@ -102,7 +102,10 @@ fn pass_line(machine: &Machine, cell: &str) -> String {
 /// off by itself.
 fn assert_both_pass(machine: &mut Machine, rounds: u64) {
     for cell in CELLS {
-        wait(machine, &from(cell, PASS), 0);
+        if let Err(error) = machine.find_after(&from(cell, PASS), 0, TIMEOUT) {
+            let failures = lines_with(machine, FAIL);
+            panic!("{cell} did not pass: {failures:#?}\n{error}");
+        }
     }
     machine
         .wait_exit(TIMEOUT)
