@@ -211,6 +211,27 @@ pub const TEST_GUEST_CELLS: Layout = Layout {
     ],
 };
 
+/// `test-guests-shared`: the two test-guest cells of [`TEST_GUEST_CELLS`], one vCPU each, both on
+/// physical CPU 0 (with [`LINUX_SHARING`]'s shares), running `test=switch` with a seed of their
+/// own: each checks that its registers keep its values while the other cell's vCPU takes turns on
+/// the CPU (tests/tests/sharing_hostile.rs). Run on `-smp 1`.
+pub const TEST_GUESTS_SHARED_CELLS: Layout = Layout {
+    name: "test-guests-shared",
+    cpu_sharing: Some(LINUX_SHARING),
+    cells: &[
+        CellConfig {
+            cpus: &[0],
+            bootargs: "test=switch seed=1",
+            ..TEST_GUEST_CELLS.cells[0]
+        },
+        CellConfig {
+            cpus: &[0],
+            bootargs: "test=switch seed=2",
+            ..TEST_GUEST_CELLS.cells[1]
+        },
+    ],
+};
+
 /// `test-guest-disk`: one Rust test-guest cell that owns QEMU's virtio-mmio disk ([`VIRTIO_DISK`]),
 /// for `test=spis` (its bootargs): the disk's SPI reaches the guest as cellvisor forwards it. The
 /// disk is DMA-capable and no SMMU stands in its way, so the board trusts the cell with all memory
@@ -378,28 +399,6 @@ pub const HOSTILE_SHARED_CELLS: Layout = Layout {
     ],
 };
 
-/// `test-guests-shared`: the two test-guest cells of [`TEST_GUEST_CELLS`] with one vCPU each,
-/// both on CPU 0 (run on `-smp 1`), time-shared as [`LINUX_SHARING`] shares, each running the
-/// switch probe (`test=switch`) with its own seed: a register that loses its value across a
-/// switch, or shows the other cell's, fails the probe (tests/tests/sharing_hostile.rs); on one
-/// CPU under icount, `cargo xtask bench` reads the switch cost from it.
-pub const TEST_GUESTS_SHARED_CELLS: Layout = Layout {
-    name: "test-guests-shared",
-    cpu_sharing: Some(LINUX_SHARING),
-    cells: &[
-        CellConfig {
-            cpus: &[0],
-            bootargs: "test=switch seed=1",
-            ..TEST_GUEST_CELLS.cells[0]
-        },
-        CellConfig {
-            cpus: &[0],
-            bootargs: "test=switch seed=2",
-            ..TEST_GUEST_CELLS.cells[1]
-        },
-    ],
-};
-
 /// `linux-personal`: the *personal* Debian cell of [`LINUX_CELLS`] alone, for `cargo xtask bench`'s
 /// one-cell Linux boot figures.
 pub const LINUX_PERSONAL_CELLS: Layout = Layout {
@@ -455,13 +454,13 @@ pub const BOARD: Board = Board {
         LINUX_CELLS,
         LINUX_SHARED_CELLS,
         TEST_GUEST_CELLS,
+        TEST_GUESTS_SHARED_CELLS,
         TEST_GUEST_DISK_CELLS,
         TEST_GUEST_DMA_CELLS,
         DMA_ATTACK_CELLS,
         BENCH_CELLS,
         BENCH_SHARED_CELLS,
         HOSTILE_SHARED_CELLS,
-        TEST_GUESTS_SHARED_CELLS,
         LINUX_PERSONAL_CELLS,
         LINUX_MMIO_CELLS,
         INVALID_DMA_REMAPPED,

@@ -1,5 +1,5 @@
 //! Exceptions: the data aborts the isolation probes expect are recorded and skipped, the IRQs of
-//! `test=sgis`, `test=spis` and `test=timer-levels` go to their handlers; anything else is reported
+//! `test=sgis`, `test=spis`, `test=timer-levels` and `test=switch` go to their handlers; anything else is reported
 //! and powers the cell off.
 
 use crate::entry::ExceptionFrame;
@@ -119,7 +119,8 @@ pub extern "C" fn handle(frame: &mut ExceptionFrame, vector: u64) {
     if vector == CURRENT_EL_SPX_IRQ
         && (crate::sgis::handle_irq()
             || crate::spis::handle_irq()
-            || crate::timer_levels::handle_irq())
+            || crate::timer_levels::handle_irq()
+            || crate::switch::handle_irq())
     {
         return;
     }

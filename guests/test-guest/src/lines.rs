@@ -70,6 +70,12 @@ pub const DMA_ATTACK: &str = "test-guest: dma-attack: ";
 /// `test-guest: pattern: CHANGED at 0x40100008 (read 0x..., expected 0x...)` (the first
 /// difference); with `rounds=N`, `test-guest: pattern: done N rounds` before powering off.
 pub const PATTERN: &str = "test-guest: pattern: ";
+/// `test=switch` (see `switch`): first `test-guest: switch-probe: seed=1 check_seed=1 rounds=200
+/// busy_ms=20 idle_ms=1`, then every 50 rounds `test-guest: switch-probe: round 50/200
+/// checks=<c> descheduled=<d> max_gap_us=<us>`, last `test-guest: switch-probe: PASS rounds=200
+/// checks=<c> descheduled=<d> max_gap_us=<us>`; a difference prints `test-guest: FAIL
+/// switch-probe: <register> expected <hex> got <hex>` and powers off.
+pub const SWITCH: &str = "test-guest: switch-probe: ";
 /// `test-guest: skipped invalid-address`: a check left out by `skip=`.
 pub const SKIPPED: &str = "test-guest: skipped ";
 /// The last line before PSCI SYSTEM_OFF.

@@ -5,7 +5,8 @@
 //! disk's reads in flight into its own RAM for a wipe to meet (`test=dma-flood`), aims a
 //! passed-through virtio-blk PCI disk's DMA at addresses outside its RAM (`test=dma-attack`,
 //! `dma_attack` over `pci` and `virtio_pci`), watches a pattern in its RAM as that attack's victim
-//! (`test=pattern`), or runs the hostile-guest attacks (`attack`), and reports each result as one
+//! (`test=pattern`), checks that its registers keep their values while it time-shares a CPU with
+//! another cell (`test=switch`, `switch`), or runs the hostile-guest attacks (`attack`), and reports each result as one
 //! console line (see `lines`).
 //!
 //! Loaded at the start of the cell's RAM (0x4000_0000 in the remapped test cells, the physical
@@ -117,7 +118,11 @@ pub extern "C" fn primary_main(device_tree: u64) -> ! {
         Mode::DmaFlood => dma_flood::run(device_tree),
         Mode::DmaAttack => dma_attack::run(device_tree, &options),
         Mode::Pattern => pattern::run(device_tree, &options),
-        Mode::Switch => switch::run(options.seed, options.rounds),
+        Mode::Switch => switch::run(
+            options.seed,
+            options.check_seed.unwrap_or(options.seed),
+            options.rounds,
+        ),
     }
     println!("{}", lines::DONE);
     psci::system_off()

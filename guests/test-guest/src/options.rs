@@ -1,6 +1,7 @@
 //! Test options from `/chosen/bootargs`:
-//! `test=all|heartbeat|sgis|spis|dma-flood|dma-attack|pattern|timer-levels|residue|switch seed=N beats=N
-//! period_ms=N gaps=on skip=a,b targets=NAME:ADDR,... dma_bytes=N rounds=N`.
+//! `test=all|heartbeat|sgis|spis|dma-flood|dma-attack|pattern|timer-levels|residue beats=N
+//! period_ms=N gaps=on skip=a,b targets=NAME:ADDR,... dma_bytes=N rounds=N`, and `test=switch seed=N
+//! check_seed=N rounds=N`.
 #![forbid(unsafe_code)]
 
 /// What the guest does after saying hello.
@@ -28,8 +29,9 @@ pub enum Mode {
     /// `test=pattern`: a pattern over the cell's RAM from 1 to 3 MiB, checked every second for
     /// `rounds` rounds (see `pattern`).
     Pattern,
-    /// `test=switch`: registers filled from `seed` survive `rounds` busy and idle rounds on a
-    /// time-shared CPU (see `switch`).
+    /// `test=switch`: registers filled with `seed`'s pattern and compared with `check_seed`'s
+    /// through busy and idle phases, for `rounds` rounds, while another cell shares the CPU (see
+    /// `switch`).
     Switch,
 }
 
@@ -48,10 +50,14 @@ pub struct Options<'a> {
     pub targets: &'a str,
     /// `dma_bytes=`: bytes of each `test=dma-attack` read (default 8192, see `dma_attack`).
     pub dma_bytes: u32,
-    /// `rounds=`: `test=pattern`'s checks before it powers off (default 0: for ever).
+    /// `rounds=`: `test=pattern`'s checks before it powers off (default 0: for ever);
+    /// `test=switch`'s rounds (0: `switch::DEFAULT_ROUNDS`).
     pub rounds: u32,
-    /// `seed=`: `test=switch`'s pattern seed (default 1; each cell its own).
+    /// `seed=`: what `test=switch` derives its register values from (default 1).
     pub seed: u64,
+    /// `check_seed=`: whose values `test=switch` expects (default: `seed`; another seed makes it
+    /// fail at once).
+    pub check_seed: Option<u64>,
     /// `skip=`: comma-separated names of checks to leave out (see `lines::CHECK_*`).
     skip: &'a str,
 }
@@ -68,6 +74,7 @@ impl<'a> Options<'a> {
             dma_bytes: crate::dma_attack::DEFAULT_BYTES,
             rounds: 0,
             seed: 1,
+            check_seed: None,
             skip: "",
         };
         for word in bootargs.split_ascii_whitespace() {
@@ -84,6 +91,10 @@ impl<'a> Options<'a> {
                 Some(("test", "switch")) => options.mode = Mode::Switch,
                 Some(("seed", number)) => match number.parse() {
                     Ok(seed) => options.seed = seed,
+                    Err(_) => unknown(word),
+                },
+                Some(("check_seed", number)) => match number.parse() {
+                    Ok(seed) => options.check_seed = Some(seed),
                     Err(_) => unknown(word),
                 },
                 Some(("targets", targets)) => options.targets = targets,

@@ -203,12 +203,16 @@ const SWITCH_LAYOUT: &str = "test-guests-shared";
 fn switch_cost(qemu: &Qemu) -> Result<Vec<(String, u64, Option<u64>)>> {
     let layout = images::layout(SWITCH_LAYOUT)?;
     let bundle = images::bundle_path(SWITCH_LAYOUT);
-    images::build_bundle(
-        layout,
-        &Overrides::default(),
-        &mut Ingredients::default(),
-        &bundle,
-    )?;
+    // Rounds enough that both probes still run when `sched` is read (under icount with
+    // sleep=off, guest time runs ahead of the host's).
+    let mut overrides = Overrides::default();
+    for (cell, seed) in [("personal", 1), ("corporate", 2)] {
+        overrides.bootargs.insert(
+            cell.to_owned(),
+            format!("test=switch seed={seed} rounds=100000000"),
+        );
+    }
+    images::build_bundle(layout, &overrides, &mut Ingredients::default(), &bundle)?;
     let command = qemu::cellvisor_command(qemu, &bundle, SWITCH_LAYOUT, Mode::Icount);
     let log = bench_dir().join("sharing-switch-icount.log");
     let mut session = Session::start(command)?;
