@@ -19,6 +19,7 @@
 use alloc::vec::Vec;
 
 use super::gic::{CpuInterface, VirtualInterface};
+use super::reset::exists;
 use super::sysreg::{isb, read_sysreg, write_sysreg};
 use super::traps::{self, CpuFeatures};
 use crate::core::timers::SavedTimer;
@@ -50,19 +51,6 @@ impl Shape {
             },
         }
     }
-}
-
-/// Whether the register a row `needs` exists on a CPU with `features` (as the reset has it).
-macro_rules! exists {
-    ($features:ident, always) => {
-        true
-    };
-    ($features:ident, ls64_accdata) => {
-        $features.ls64 >= 3
-    };
-    ($features:ident, $needs:ident) => {
-        $features.$needs
-    };
 }
 
 /// The table rows switched by hand (see the module documentation) expand to nothing here.
@@ -742,46 +730,37 @@ unsafe fn load_p(base: *const u8, ffr: bool) {
     }
 }
 
-/// Stores the `svl` rows of ZA (each `svl` bytes) at `base`.
-unsafe fn save_za(base: *mut u8, svl: usize) {
-    // SAFETY: the caller's contract: ZA is on and `base` has `svl * svl` bytes.
-    unsafe {
+/// Stores (`"str"`) or loads (`"ldr"`) the `$svl` rows of ZA, each `$svl` bytes, at `$base`.
+macro_rules! za_rows {
+    ($op:literal, $base:expr, $svl:expr) => {
         core::arch::asm!(
             ".arch_extension sme",
             "mov w12, #0",
             "2:",
-            "str za[w12, 0], [{b}]",
+            concat!($op, " za[w12, 0], [{b}]"),
             "add {b}, {b}, {svl}",
             "add w12, w12, #1",
             "cmp x12, {svl}",
             "b.ne 2b",
-            b = inout(reg) base => _,
-            svl = in(reg) svl as u64,
+            b = inout(reg) $base => _,
+            svl = in(reg) $svl as u64,
             out("x12") _,
             options(nostack),
-        );
-    }
+        )
+    };
+}
+
+/// Stores the `svl` rows of ZA (each `svl` bytes) at `base`.
+unsafe fn save_za(base: *mut u8, svl: usize) {
+    // SAFETY: the caller's contract: ZA is on, `svl` is the streaming vector length (never 0)
+    // and `base` has `svl * svl` bytes.
+    unsafe { za_rows!("str", base, svl) };
 }
 
 /// Loads the `svl` rows of ZA from `base`.
 unsafe fn load_za(base: *const u8, svl: usize) {
     // SAFETY: as in `save_za`.
-    unsafe {
-        core::arch::asm!(
-            ".arch_extension sme",
-            "mov w12, #0",
-            "2:",
-            "ldr za[w12, 0], [{b}]",
-            "add {b}, {b}, {svl}",
-            "add w12, w12, #1",
-            "cmp x12, {svl}",
-            "b.ne 2b",
-            b = inout(reg) base => _,
-            svl = in(reg) svl as u64,
-            out("x12") _,
-            options(nostack),
-        );
-    }
+    unsafe { za_rows!("ldr", base, svl) };
 }
 
 /// Stores ZT0 (64 bytes, SME2) at `base`.

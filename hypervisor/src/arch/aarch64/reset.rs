@@ -18,6 +18,8 @@ macro_rules! exists {
         $features.$needs
     };
 }
+/// The switch (`context`) saves and restores the same rows where the reset writes them.
+pub(super) use exists;
 
 /// One `msr` per row, each only where the CPU has the register.
 macro_rules! write_rows {
