@@ -107,6 +107,9 @@ pub struct Syndrome {
 pub trait Machine {
     /// Copies `bytes` to physical address `address`, visible to a guest with caches off.
     fn write_memory(&mut self, address: PhysAddr, bytes: &[u8]);
+    /// Copies `buffer.len()` bytes of RAM at physical `address` (a cell's, or cellvisor's own)
+    /// into `buffer`: what a guest or a device last wrote there (emulated devices' queues).
+    fn read_memory(&mut self, address: PhysAddr, buffer: &mut [u8]);
     /// Zeroes `length` bytes at `address`, visible to a guest with caches off.
     fn zero_memory(&mut self, address: PhysAddr, length: u64);
     /// Cleans and invalidates `length` bytes at `address` (RAM of a cell) from every cache to the

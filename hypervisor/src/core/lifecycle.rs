@@ -292,6 +292,10 @@ impl<H: VcpuHardware + ?Sized> Machine for Responsive<'_, H> {
         });
     }
 
+    fn read_memory(&mut self, address: PhysAddr, buffer: &mut [u8]) {
+        self.hardware.read_memory(address, buffer);
+    }
+
     fn zero_memory(&mut self, address: PhysAddr, length: u64) {
         self.chunked(address, length, |machine, at, _, size| {
             machine.zero_memory(at, size);

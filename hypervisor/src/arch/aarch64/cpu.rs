@@ -241,6 +241,14 @@ impl<I: CpuInterface> Machine for Cpu<I> {
         cache::clean_invalidate_to_poc(target as usize, bytes.len());
     }
 
+    fn read_memory(&mut self, address: PhysAddr, buffer: &mut [u8]) {
+        let source = address.to_virt().as_usize() as *const u8;
+        // SAFETY: `address` lies inside RAM EL2 maps as normal memory (a cell's, checked by the
+        // caller against its plan, or cellvisor's own); a guest may change it concurrently, which
+        // the caller treats as untrusted bytes.
+        unsafe { memory::copy(buffer.as_mut_ptr(), source, buffer.len()) };
+    }
+
     fn zero_memory(&mut self, address: PhysAddr, length: u64) {
         let target = address.to_virt().as_usize() as *mut u8;
         // SAFETY: as in `write_memory`.

@@ -332,6 +332,11 @@ impl Machine for FakeCpu {
         });
     }
 
+    fn read_memory(&mut self, address: PhysAddr, buffer: &mut [u8]) {
+        let bytes = self.board.lock().ram.read(address, buffer.len() as u64);
+        buffer.copy_from_slice(&bytes);
+    }
+
     fn zero_memory(&mut self, address: PhysAddr, length: u64) {
         if let Some(hook) = self.on_scrub.take() {
             hook();
