@@ -383,6 +383,93 @@ pub struct Board {
     pub raw_binaries: bool,
     /// What cellvisor does with a vCPU that faults again and again without making progress.
     pub fault_loop: FaultLoop,
+    /// The phone's screen and input devices, which cellvisor owns and gives to the cell in front;
+    /// `None`: the board has none (cells then see neither).
+    pub display: Option<Display>,
+}
+
+/// The phone's screen, keys and touch panel: cellvisor drives them itself and shows the cell in
+/// front (docs/architecture.md "Display and input"). Each cell sees an emulated PL111 CLCD
+/// controller whose framebuffer lies in its own RAM, and one emulated virtio-input device per
+/// physical input device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Display {
+    /// The registers of QEMU's fw_cfg, through whose DMA interface cellvisor configures the
+    /// `ramfb` scanout (the file `etc/ramfb`). Without a `ramfb` the screen is left out.
+    pub fw_cfg: MemRange,
+    /// The screen's width in pixels (the cells' panel has exactly this size).
+    pub width: u32,
+    /// The screen's height in pixels.
+    pub height: u32,
+    /// Where every cell sees its emulated PL111 (guest-physical; 4 KiB).
+    pub cell_display: MemRange,
+    /// The virtio-mmio transports cellvisor probes for input devices (virtio device ID 18), except
+    /// those a cell of the running layout owns.
+    pub input_transports: VirtioMmioSlots,
+    /// Where every cell sees its emulated virtio-input devices (guest-physical): the one for the
+    /// `n`-th physical input device at `base + n * 0x200`, so at most `size / 0x200` of them.
+    pub cell_input: MemRange,
+    /// The INTID of the `n`-th emulated input device is `cell_input_intid + n` (virtual SPIs no
+    /// cell owns physically).
+    pub cell_input_intid: u32,
+    /// The Linux key code (`KEY_*`) that brings the next cell to the front; it never reaches a
+    /// cell.
+    pub switch_key: u16,
+    /// How long cellvisor's banner naming the cell coming to the front is shown before that
+    /// cell's screen, in milliseconds (the hypervisor command line's `banner_ms=` overrides it).
+    pub banner_ms: u32,
+    /// The banner's colour for each cell, by name, as 0xRRGGBB; a cell not listed gets grey.
+    pub colours: &'static [CellColour],
+}
+
+/// A cell's colour on cellvisor's switch banner.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CellColour {
+    /// The cell's name.
+    pub cell: &'static str,
+    /// 0xRRGGBB.
+    pub rgb: u32,
+}
+
+/// A row of virtio-mmio transports: `count` windows of `stride` bytes from `base`, the `n`-th
+/// one's interrupt INTID `first_intid + n`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VirtioMmioSlots {
+    /// The first transport's registers.
+    pub base: u64,
+    /// How many transports.
+    pub count: u32,
+    /// Bytes from one transport to the next (its window size).
+    pub stride: u64,
+    /// The first transport's SPI INTID.
+    pub first_intid: u32,
+}
+
+impl VirtioMmioSlots {
+    /// Transport `n`'s registers and INTID.
+    pub fn slot(&self, n: u32) -> Option<(MemRange, u32)> {
+        (n < self.count).then(|| {
+            (
+                MemRange::new(self.base + u64::from(n) * self.stride, self.stride),
+                self.first_intid + n,
+            )
+        })
+    }
+
+    /// The whole row.
+    pub fn range(&self) -> MemRange {
+        MemRange::new(self.base, u64::from(self.count) * self.stride)
+    }
+}
+
+impl Display {
+    /// The banner colour of cell `name`.
+    pub fn colour_of(&self, name: &str) -> u32 {
+        self.colours
+            .iter()
+            .find(|colour| colour.cell == name)
+            .map_or(0x606060, |colour| colour.rgb)
+    }
 }
 
 /// What cellvisor does once every cell of the layout has stopped.

@@ -12,9 +12,9 @@
 #![forbid(unsafe_code)]
 
 use cellvisor_board::{
-    AllCellsOff, Board, CellConfig, CellMemory, CellPolicy, CpuSharing, Device, DeviceReset,
-    El2Counting, FaultLoop, GuestPlacement, Layout, MemRange, PciAddress, PciFunction, PciHost,
-    PciReset, Smmu,
+    AllCellsOff, Board, CellColour, CellConfig, CellMemory, CellPolicy, CpuSharing, Device,
+    DeviceReset, Display, El2Counting, FaultLoop, GuestPlacement, Layout, MemRange, PciAddress,
+    PciFunction, PciHost, PciReset, Smmu, VirtioMmioSlots,
 };
 
 pub mod image_address;
@@ -469,4 +469,38 @@ pub const BOARD: Board = Board {
     // The test guests and the benchmark guest are raw binaries.
     raw_binaries: true,
     fault_loop: FaultLoop::Stop { after: 64 },
+    display: Some(DISPLAY),
+};
+
+/// The phone's screen and keys on QEMU virt: `-device ramfb` (configured through fw_cfg at
+/// 0x0902_0000), and `virtio-keyboard-device`/`virtio-tablet-device` in whichever virtio-mmio slots
+/// QEMU gives them. Cells see their PL111 at 0x0C00_0000 and their input devices from 0x0C01_0000
+/// (INTIDs 144..: SPIs 112.., which QEMU's platform bus would use and nothing here does).
+pub const DISPLAY: Display = Display {
+    fw_cfg: MemRange::new(0x0902_0000, 0x1000),
+    width: 640,
+    height: 480,
+    cell_display: MemRange::new(0x0C00_0000, 0x1000),
+    input_transports: VirtioMmioSlots {
+        base: 0x0A00_0000,
+        count: 32,
+        stride: 0x200,
+        first_intid: 32 + 16,
+    },
+    cell_input: MemRange::new(0x0C01_0000, 0x1000),
+    cell_input_intid: 32 + 112,
+    // KEY_PAUSE (QEMU's qcode `pause`): a key no phone app needs, standing in for a dedicated
+    // switch key.
+    switch_key: 119,
+    banner_ms: 400,
+    colours: &[
+        CellColour {
+            cell: "personal",
+            rgb: 0x2E7D32,
+        },
+        CellColour {
+            cell: "corporate",
+            rgb: 0x1565C0,
+        },
+    ],
 };

@@ -96,4 +96,5 @@ pub const BOARD: Board = Board {
     // Both cells run Linux: anything but an arm64 Image is refused.
     raw_binaries: false,
     fault_loop: FaultLoop::Stop { after: 64 },
+    display: None,
 };

@@ -358,6 +358,19 @@ pub fn command_done(lines: &[String], focus: Option<usize>, leave: bool) {
     });
 }
 
+/// Moves console input to `cell` (the input device's switch key brought it to the front) and
+/// says so.
+pub fn set_focus(cell: usize, name: &str) {
+    let _ = with_multiplexer(|mux, _prompt, screen, output| {
+        let mut sink = |bytes: &[u8]| screen.push(bytes, output);
+        mux.set_focus(cell);
+        mux.hypervisor_line(
+            &alloc::format!("cellvisor: console input now goes to {name}"),
+            &mut sink,
+        );
+    });
+}
+
 /// Printed when the management prompt closes.
 const LEFT_PROMPT: &str = "cellvisor: left the management prompt";
 

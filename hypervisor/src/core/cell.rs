@@ -507,10 +507,12 @@ impl Cell {
             (Some(at), Some(bytes)) => Some((at, bytes.len() as u64)),
             _ => None,
         };
+        let display = self.devices.guest_display();
         let spec = GuestDtSpec {
             bootargs: images.bootargs,
             initrd,
             pci: self.guest_pci.as_ref(),
+            display: display.as_ref(),
         };
         let dtb = guest_fdt::generate_with_passthrough(
             &self.plan,

@@ -20,7 +20,7 @@ use crate::core::set_way;
 use crate::core::smccc::{self, Caller, Dispatch, SmcccCall, SmcccResult};
 use crate::core::sysreg::{self, Answer};
 use crate::dev::mmio::{self, MmioAccess, MmioError};
-use crate::dev::{CellPhysical, Target};
+use crate::dev::{CellPhysical, Device, Target};
 
 /// What to do after an exit was handled.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -290,6 +290,9 @@ pub(crate) fn emulate<H: VcpuHardware + ?Sized>(
     match result {
         Ok(kick) => {
             kick_vcpus(cell, kick, hardware);
+            if write && device.device == Device::Display {
+                display_written(at, hardware);
+            }
             regs.elr = regs.elr.wrapping_add(esr::instruction_length(syndrome.esr));
             Next::Resume
         }
@@ -301,6 +304,17 @@ pub(crate) fn emulate<H: VcpuHardware + ?Sized>(
             mmio_error_reason(error),
             hardware,
         ),
+    }
+}
+
+/// The cell wrote its PL111: the screen checks its frame again and, if the cell is on screen,
+/// shows it (a frame outside the cell's RAM is refused and logged; the screen keeps the old one).
+#[cold]
+#[inline(never)]
+fn display_written<H: VcpuHardware + ?Sized>(at: &Exiting<'_>, hardware: &mut H) {
+    if let Some(screen) = &at.runtime.screen {
+        let request = at.cell.devices.display_frame().flatten();
+        let _ = screen.frame_changed(at.cell, request, hardware);
     }
 }
 

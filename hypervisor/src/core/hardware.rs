@@ -10,6 +10,7 @@ use crate::core::exit::RunningVcpu;
 use crate::core::inject::Injection;
 use crate::dev::mmio::AccessWidth;
 use crate::dev::vgic::ListRegisters;
+pub use crate::dev::virtio::input::InputEvent;
 use crate::mem::addr::{GuestPhysAddr, PhysAddr};
 
 /// A guest's general-purpose registers plus ELR_EL2/SPSR_EL2, saved at every exit. The layout is
@@ -230,6 +231,30 @@ pub trait VcpuHardware: Machine {
     /// (enabled and not masked), the earliest of the two; `None` when neither is armed.
     fn saved_timer_deadline(&self, saved: &Self::Saved) -> Option<u64>;
     /// Arms the EL2 physical timer (CNTHP) to interrupt this CPU at counter value `deadline`,
-    /// or disarms it (`None`).
+    /// or disarms it (`None`), for the time-sharing scheduler. The timer fires at the earlier of
+    /// this and the [`set_screen_timer`](Self::set_screen_timer) deadline.
     fn set_slice_timer(&mut self, deadline: Option<u64>);
+    /// Arms (or disarms) this CPU's EL2 timer for the screen: the end of a switch banner.
+    fn set_screen_timer(&mut self, deadline: Option<u64>);
+    /// Points the physical screen's scanout at `frame` (RAM the display reads directly). Returns
+    /// whether the screen took it (false: no screen, or the hardware refused the configuration).
+    fn scanout(&mut self, frame: &ScanoutFrame) -> bool;
+    /// Hands `sink` the events physical input device `device` (in probe order, see
+    /// [`crate::core::runtime::Peripherals`]) reported since the last call, after its interrupt.
+    fn input_events(&mut self, device: usize, sink: &mut dyn FnMut(InputEvent));
+}
+
+/// A frame for the physical screen: RAM its scanout reads directly, and how it is laid out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ScanoutFrame {
+    /// The first pixel's physical address.
+    pub address: PhysAddr,
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// Bytes from one line to the next.
+    pub stride: u32,
+    /// The pixel format as a DRM fourcc code (what QEMU's ramfb takes).
+    pub fourcc: u32,
 }

@@ -43,6 +43,14 @@ pub fn handle_interrupts<H: VcpuHardware + ?Sized>(runtime: &Runtime, hardware: 
             // A time-shared CPU's slice or wake-up timer: its run queue decides again now and
             // arms it anew.
             hardware.set_slice_timer(None);
+            if let Some(screen) = &runtime.screen {
+                screen.timer_fired(&runtime.cells, hardware);
+            }
+            hardware.deactivate(intid);
+            continue;
+        }
+        if let Some(device) = runtime.input_device_of(intid) {
+            input(runtime, device, hardware);
             hardware.deactivate(intid);
             continue;
         }
@@ -129,6 +137,37 @@ pub fn kick_vcpus<H: VcpuHardware + ?Sized>(cell: &Cell, vcpus: VcpuSet, hardwar
     for vcpu in vcpus.iter() {
         if let Some(cpu) = cell.plan().physical_cpu_of(vcpu) {
             hardware.kick(cpu);
+        }
+    }
+}
+
+/// Events of physical input device `device`: to the cell in front, except the switch key, which
+/// brings the next cell to the front (the events after it go to that cell).
+#[cold]
+#[inline(never)]
+fn input<H: VcpuHardware + ?Sized>(runtime: &Runtime, device: usize, hardware: &mut H) {
+    let mut events = alloc::vec::Vec::new();
+    hardware.input_events(device, &mut |event| events.push(event));
+    let Some(screen) = &runtime.screen else {
+        return;
+    };
+    let switch_key = screen.switch_key();
+    let mut rest = events.as_slice();
+    while !rest.is_empty() {
+        // Up to and including the next press of the switch key.
+        let end = rest
+            .iter()
+            .position(|event| event.kind == 1 && event.code == switch_key && event.value == 1)
+            .map_or(rest.len(), |at| at + 1);
+        let (batch, after) = rest.split_at(end);
+        rest = after;
+        let front = runtime.foreground();
+        if screen.route_input(&runtime.cells, front, device, batch, hardware) {
+            let next = (front + 1) % runtime.cells.len().max(1);
+            runtime.set_foreground(next, hardware);
+            if let Some(cell) = runtime.cells.get(next) {
+                logger::set_focus(next, cell.name());
+            }
         }
     }
 }

@@ -376,6 +376,11 @@ pub fn complete_stop<H: VcpuHardware + ?Sized>(
 ) {
     cell.wait_until_out_of_guest(usize::MAX, hardware);
     cell.flush_console();
+    // The screen leaves the cell's RAM and forgets its frame and held keys: nothing of this
+    // instance is shown or typed into the next.
+    if let Some(screen) = &runtime.screen {
+        screen.forget(cell, hardware);
+    }
     let verb = match after {
         AfterStop::Off => "stop",
         AfterStop::Restart => "restart",

@@ -18,6 +18,7 @@ pub mod reset;
 pub mod run;
 pub mod runtime;
 pub mod sched;
+pub mod screen;
 pub mod set_way;
 pub mod smccc;
 pub mod sysreg;

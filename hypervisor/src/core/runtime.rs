@@ -13,9 +13,13 @@ use crate::core::lifecycle::CellState;
 use crate::dev::passthrough::{PassthroughError, PassthroughPlan, interrupt_owners};
 use crate::dev::pci::PciBus;
 use crate::dev::vgic::{SpiAssignment, SpiKind, Vgic, VgicConfig, VgicConfigError};
-use crate::dev::{CellPciHost, DeviceBus, Windows};
+use crate::console::ratelimit::RateLimiter;
+use crate::dev::pl111::Pl111;
+use crate::dev::virtio::input::VirtioInput;
+use crate::dev::virtio::mmio::VirtioMmio;
+use crate::dev::{CellPciHost, DeviceBus, EmulatedDisplay, EmulatedInput, Windows};
 use crate::mem::addr::{GuestPhysAddr, PhysAddr};
-use crate::mem::range::PhysRange;
+use crate::mem::range::{IpaRange, PhysRange};
 use crate::mem::stage2::{Stage2, Stage2Error};
 use crate::setup::bundle::{Bundle, BundleError};
 use crate::setup::guest_fdt::{self, GuestPci};
@@ -82,6 +86,8 @@ impl fmt::Display for CellError {
 
 /// [`Runtime::loaded_on`] of a CPU whose registers hold no vCPU.
 const NO_VCPU: u32 = u32::MAX;
+/// The guest-physical window of one emulated virtio-input device (a virtio-mmio transport).
+const INPUT_WINDOW: u64 = 0x200;
 
 /// A `(cell, vCPU)` in one word: the cell in the high half, the vCPU in the low one (cells and
 /// vCPUs are far fewer than 65,535).
@@ -113,6 +119,10 @@ pub struct Runtime {
     foreground: AtomicUsize,
     /// Which cell owns each passthrough SPI: `(INTID, cell index)`, sorted.
     spi_owners: Vec<(u32, usize)>,
+    /// The phone's screen and input devices, if the board has them.
+    pub screen: Option<crate::core::screen::Screen>,
+    /// The physical input devices' interrupts, in probe order.
+    input_intids: Vec<u32>,
 }
 
 impl Runtime {
@@ -124,6 +134,7 @@ impl Runtime {
         partition: Partition,
         bundle: Bundle<'static>,
         gic: GicInfo,
+        peripherals: &crate::core::screen::Peripherals,
         machine: &mut dyn Machine,
     ) -> Result<Self, (usize, CellError)> {
         let cpu_vcpus: Vec<Vec<(usize, usize)>> = (0..platform.cpus.len())
@@ -139,6 +150,7 @@ impl Runtime {
             })
             .collect();
         let cpu_sharing = partition.cpu_sharing;
+        let cell_count = partition.cells.len();
         let mut cells = Vec::new();
         let mut passthrough_plans = Vec::new();
         for plan in &partition.cells {
@@ -201,12 +213,37 @@ impl Runtime {
                     .map_err(|error| (index, CellError::Stage2(error)))?;
             }
             let uart_intid = platform.console.intid;
+            let display = board.display.as_ref().filter(|_| peripherals.screen);
+            let inputs: Vec<(IpaRange, u32)> = board
+                .display
+                .as_ref()
+                .map(|display| {
+                    (0..peripherals.inputs.len())
+                        .map_while(|n| {
+                            let offset = n as u64 * INPUT_WINDOW;
+                            (offset + INPUT_WINDOW <= display.cell_input.size).then(|| {
+                                (
+                                    IpaRange::new(
+                                        GuestPhysAddr::new(display.cell_input.base + offset),
+                                        INPUT_WINDOW,
+                                    ),
+                                    display.cell_input_intid + n as u32,
+                                )
+                            })
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
             let vgic_config = VgicConfig {
                 vcpu_count,
                 owned_spis: core::iter::once(SpiAssignment {
                     intid: uart_intid,
                     kind: SpiKind::Virtual,
                 })
+                .chain(inputs.iter().map(|&(_, intid)| SpiAssignment {
+                    intid,
+                    kind: SpiKind::Virtual,
+                }))
                 .chain(passthrough.interrupts().iter().map(|&intid| SpiAssignment {
                     intid,
                     kind: SpiKind::Hardware,
@@ -232,6 +269,32 @@ impl Runtime {
                 },
             };
             let mut devices = DeviceBus::new(windows, uart_intid, vgic, passthrough);
+            if let Some(display) = display.or(board.display.as_ref().filter(|_| !inputs.is_empty()))
+            {
+                devices = devices.with_display(
+                    EmulatedDisplay {
+                        window: IpaRange::new(
+                            GuestPhysAddr::new(display.cell_display.base),
+                            display.cell_display.size,
+                        ),
+                        width: display.width,
+                        height: display.height,
+                        pl111: spin::Mutex::new(Pl111::new(display.width, display.height)),
+                    },
+                    inputs
+                        .iter()
+                        .zip(&peripherals.inputs)
+                        .map(|(&(window, intid), physical)| EmulatedInput {
+                            window,
+                            intid,
+                            device: spin::Mutex::new(VirtioMmio::new(VirtioInput::new(
+                                physical.config.clone(),
+                            ))),
+                            broken: RateLimiter::new(),
+                        })
+                        .collect(),
+                );
+            }
             let guest_pci = GuestPci::for_cell(board, &plan);
             let functions: Vec<_> = board.pci_functions_of(plan.config).collect();
             if let (Some(host), Some(view)) = (&board.pci, &guest_pci) {
@@ -304,6 +367,11 @@ impl Runtime {
             cpu_sharing,
             foreground: AtomicUsize::new(0),
             spi_owners,
+            screen: board
+                .display
+                .as_ref()
+                .map(|display| crate::core::screen::Screen::new(display, peripherals, cell_count)),
+            input_intids: peripherals.inputs.iter().map(|input| input.intid).collect(),
         })
     }
 
@@ -348,16 +416,30 @@ impl Runtime {
     }
 
     /// Brings `cell` to the front: the time-shared CPUs run its vCPUs first from their next
-    /// decision on, which each makes at once (they are kicked).
+    /// decision on, which each makes at once (they are kicked); the screen shows cellvisor's
+    /// banner for it and then its frame, and the input devices' events go to it.
     pub fn set_foreground<H: VcpuHardware + ?Sized>(&self, cell: usize, hardware: &mut H) {
-        if self.foreground.swap(cell, Ordering::AcqRel) == cell {
+        if cell >= self.cells.len() {
             return;
+        }
+        let old = self.foreground.swap(cell, Ordering::AcqRel);
+        if old == cell {
+            return;
+        }
+        if let Some(screen) = &self.screen {
+            screen.release_keys(&self.cells, old, hardware);
+            screen.bring_to_front(&self.cells, cell, hardware);
         }
         for cpu in 0..self.cpu_vcpus.len() {
             if self.is_time_shared(cpu) {
                 hardware.kick(cpu);
             }
         }
+    }
+
+    /// Which physical input device raises `intid`, if one does.
+    pub fn input_device_of(&self, intid: u32) -> Option<usize> {
+        self.input_intids.iter().position(|&owned| owned == intid)
     }
 
     /// The cell that owns passthrough SPI `intid`, if any.

@@ -8,10 +8,13 @@
 #![forbid(unsafe_code)]
 
 pub mod gic;
+pub mod guest_ram;
 pub mod mmio;
 pub mod passthrough;
+pub mod pl111;
 pub mod pci;
 pub mod vgic;
+pub mod virtio;
 pub mod vuart;
 
 use spin::Mutex;
@@ -41,6 +44,36 @@ pub enum Device {
     Passthrough,
     /// The cell's PCI configuration space (its ECAM window): filtered by [`pci::PciBus`].
     PciConfig,
+    /// The cell's emulated PL111 CLCD controller (its screen).
+    Display,
+    /// The cell's emulated virtio-input device for the `n`-th physical input device.
+    Input(usize),
+}
+
+/// A cell's emulated PL111: its window and registers. Its frame is scanned out while the cell is
+/// in front (`core::screen`).
+pub struct EmulatedDisplay {
+    /// Where the cell sees it.
+    pub window: IpaRange,
+    /// The panel's width in pixels.
+    pub width: u32,
+    /// The panel's height in pixels.
+    pub height: u32,
+    /// Its registers.
+    pub pl111: Mutex<pl111::Pl111>,
+}
+
+/// A cell's emulated virtio-input device, fed the events of one physical input device while the
+/// cell is in front.
+pub struct EmulatedInput {
+    /// Where the cell sees its virtio-mmio registers.
+    pub window: IpaRange,
+    /// Its interrupt (a virtual SPI of the cell).
+    pub intid: u32,
+    /// The transport and device.
+    pub device: Mutex<virtio::mmio::VirtioMmio<virtio::input::VirtioInput>>,
+    /// Rate-limits the log of queues the guest broke.
+    pub broken: crate::console::ratelimit::RateLimiter,
 }
 
 /// A cell's PCI host: the ECAM window it sees, the host's physical ECAM, and the filter.
@@ -87,6 +120,8 @@ pub struct DeviceBus {
     vgic: Mutex<Vgic>,
     passthrough: PassthroughPlan,
     pci: Option<CellPciHost>,
+    display: Option<EmulatedDisplay>,
+    inputs: alloc::vec::Vec<EmulatedInput>,
 }
 
 /// The machine narrowed to one cell, for its devices: the vGIC's physical distributor maps vCPU
@@ -187,7 +222,75 @@ impl DeviceBus {
             vgic: Mutex::new(vgic),
             passthrough,
             pci: None,
+            display: None,
+            inputs: alloc::vec::Vec::new(),
         }
+    }
+
+    /// The bus with the cell's screen and input devices added (their windows must not overlap
+    /// another window).
+    pub fn with_display(
+        mut self,
+        display: EmulatedDisplay,
+        inputs: alloc::vec::Vec<EmulatedInput>,
+    ) -> Self {
+        self.display = Some(display);
+        self.inputs = inputs;
+        self
+    }
+
+    /// What the cell's device tree says of its screen and input devices.
+    pub fn guest_display(&self) -> Option<crate::setup::guest_fdt::GuestDisplay> {
+        let display = self.display.as_ref()?;
+        let range = |window: &IpaRange| window.to_board();
+        Some(crate::setup::guest_fdt::GuestDisplay {
+            window: range(&display.window),
+            width: display.width,
+            height: display.height,
+            inputs: self
+                .inputs
+                .iter()
+                .map(|input| (range(&input.window), input.intid))
+                .collect(),
+        })
+    }
+
+    /// The frame the cell's PL111 shows now, if it has one and shows a frame.
+    pub fn display_frame(&self) -> Option<Option<pl111::FrameRequest>> {
+        self.display
+            .as_ref()
+            .map(|display| display.pl111.lock().frame())
+    }
+
+    /// The cell's emulated input devices.
+    pub fn inputs(&self) -> &[EmulatedInput] {
+        &self.inputs
+    }
+
+    /// Hands `events` of physical input device `n` to the cell's emulated device for it, and
+    /// drives its interrupt line. Returns the vCPUs to kick, or why the device broke (the guest's
+    /// queue was malformed: the device now wants a reset, and the caller logs it).
+    pub fn input_events<M: Machine + ?Sized>(
+        &self,
+        n: usize,
+        events: &[crate::core::hardware::InputEvent],
+        physical: &mut CellPhysical<'_, M>,
+    ) -> (VcpuSet, Option<virtio::VirtioError>) {
+        let Some(input) = self.inputs.get(n) else {
+            return (VcpuSet::empty(), None);
+        };
+        let mut device = input.device.lock();
+        let mut memory = guest_ram::CellRam::new(physical.plan, &mut *physical.machine);
+        for event in events {
+            device.device_mut().push_event(*event);
+        }
+        device.run(&mut memory, |input, queues, memory| match queues.get_mut(0) {
+            Some(eventq) => input.deliver(eventq, memory),
+            None => Ok(false),
+        });
+        let error = device.take_error();
+        let kick = self.set_line(input.intid, device.interrupt_level(), usize::MAX);
+        (kick, error)
     }
 
     /// The bus with the cell's PCI host added (its ECAM window must not overlap another window).
@@ -214,6 +317,15 @@ impl DeviceBus {
             (Device::Passthrough, 0)
         } else if let Some(offset) = self.pci.as_ref().and_then(|pci| inside(&pci.window)) {
             (Device::PciConfig, offset)
+        } else if let Some(offset) = self.display.as_ref().and_then(|d| inside(&d.window)) {
+            (Device::Display, offset)
+        } else if let Some((n, offset)) = self
+            .inputs
+            .iter()
+            .enumerate()
+            .find_map(|(n, input)| inside(&input.window).map(|offset| (n, offset)))
+        {
+            (Device::Input(n), offset)
         } else {
             return None;
         };
@@ -291,6 +403,18 @@ impl DeviceBus {
                 let value = pci.bus.lock().read(offset, width, &mut ecam)?;
                 Ok((value, VcpuSet::empty()))
             }
+            Device::Display => {
+                let display = self.display.as_ref().ok_or(MmioError::BadOffset)?;
+                let value = display.pl111.lock().read(offset, width)?;
+                Ok((u64::from(value), VcpuSet::empty()))
+            }
+            Device::Input(n) => {
+                let input = self.inputs.get(n).ok_or(MmioError::BadOffset)?;
+                let mut device = input.device.lock();
+                let value = device.read(offset, width)?;
+                // Reading never changes the line.
+                Ok((u64::from(value), VcpuSet::empty()))
+            }
         }
     }
 
@@ -356,6 +480,29 @@ impl DeviceBus {
                 pci.bus.lock().write(offset, width, value, &mut ecam)?;
                 Ok(VcpuSet::empty())
             }
+            Device::Display => {
+                let display = self.display.as_ref().ok_or(MmioError::BadOffset)?;
+                // The caller repoints the scanout if the frame changed (`core::screen`).
+                display.pl111.lock().write(offset, width, value as u32)?;
+                Ok(VcpuSet::empty())
+            }
+            Device::Input(n) => {
+                let input = self.inputs.get(n).ok_or(MmioError::BadOffset)?;
+                let mut device = input.device.lock();
+                let mut memory = guest_ram::CellRam::new(physical.plan, &mut *physical.machine);
+                device.write(offset, width, value as u32, &mut memory)?;
+                if let Some(error) = device.take_error() {
+                    let (now, frequency) = physical.machine.counter();
+                    if let Some(hidden) = input.broken.allow(now, frequency) {
+                        log::warn!(
+                            "cell {}: virtio-input {n}: {error}: refused, the device needs a \
+                             reset ({hidden} similar not shown)",
+                            physical.plan.name
+                        );
+                    }
+                }
+                Ok(self.set_line(input.intid, device.interrupt_level(), vcpu))
+            }
         }
     }
 
@@ -367,6 +514,17 @@ impl DeviceBus {
             .vgic
             .lock()
             .set_level(self.uart_intid, uart.interrupt_level())
+            && vcpu != current_vcpu
+        {
+            kick.insert(vcpu);
+        }
+        kick
+    }
+
+    /// Drives virtual SPI `intid` to `level`; returns the vCPU to kick if it is not `current_vcpu`.
+    fn set_line(&self, intid: u32, level: bool, current_vcpu: usize) -> VcpuSet {
+        let mut kick = VcpuSet::empty();
+        if let Ok(Delivery::Ready { vcpu }) = self.vgic.lock().set_level(intid, level)
             && vcpu != current_vcpu
         {
             kick.insert(vcpu);
@@ -389,6 +547,13 @@ impl DeviceBus {
         self.vgic.lock().reset(physical);
         if let Some(pci) = &self.pci {
             pci.bus.lock().reset();
+        }
+        if let Some(display) = &self.display {
+            display.pl111.lock().reset();
+        }
+        for input in &self.inputs {
+            input.device.lock().reset();
+            let _ = self.vgic.lock().set_level(input.intid, false);
         }
     }
 }

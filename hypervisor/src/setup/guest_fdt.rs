@@ -30,6 +30,8 @@ use crate::setup::platform::{COUNTER_ERRATUM_PROPERTY, GuestGicFrames, Platform,
 pub const GIC_PHANDLE: u32 = 1;
 /// Phandle of the fixed 24 MHz clock feeding the PL011.
 pub const CLOCK_PHANDLE: u32 = 2;
+/// The first phandle of the display's nodes (its panel and graph endpoints).
+const DISPLAY_PHANDLES: u32 = 0x10;
 /// Frequency of the PL011 reference clock (as on QEMU `virt`).
 pub const UART_CLOCK_HZ: u32 = 24_000_000;
 /// PPI number of the GIC virtual-interface maintenance interrupt (INTID 25).
@@ -50,6 +52,22 @@ pub struct GuestDtSpec<'a> {
     pub initrd: Option<(GuestPhysAddr, u64)>,
     /// The cell's view of the PCI host, if it owns PCI functions.
     pub pci: Option<&'a GuestPci>,
+    /// The cell's screen and input devices, if the board has them.
+    pub display: Option<&'a GuestDisplay>,
+}
+
+/// What a cell sees of the phone's screen and input: its emulated PL111 and one emulated
+/// virtio-input device per physical input device.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GuestDisplay {
+    /// The PL111's window.
+    pub window: MemRange,
+    /// The panel's width in pixels.
+    pub width: u32,
+    /// The panel's height in pixels.
+    pub height: u32,
+    /// Each virtio-input device's window and INTID.
+    pub inputs: Vec<(MemRange, u32)>,
 }
 
 /// What a cell sees of the PCI host bridge: bus 0 of its own ECAM window, its functions' BAR
@@ -420,6 +438,25 @@ pub fn generate_with_passthrough(
     if let Some(pci) = spec.pci {
         write_pci_host(&mut writer, pci)?;
     }
+    if let Some(display) = spec.display {
+        let mut next_phandle = DISPLAY_PHANDLES;
+        crate::setup::display_fdt::write_display(
+            &mut writer,
+            (display.window.base, display.window.size),
+            display.width,
+            display.height,
+            CLOCK_PHANDLE,
+            &mut next_phandle,
+        )?;
+        for &(window, intid) in &display.inputs {
+            crate::setup::display_fdt::write_virtio_mmio(
+                &mut writer,
+                window.base,
+                window.size,
+                intid,
+            )?;
+        }
+    }
 
     let chosen = writer.begin_node("chosen")?;
     writer.property_string("bootargs", spec.bootargs)?;
@@ -534,6 +571,7 @@ mod tests {
             bootargs: "console=ttyAMA0",
             initrd: Some((GuestPhysAddr::new(0x9800_0000), 0x10_0000)),
             pci: None,
+            display: None,
         };
         let dtb = generate(plan, &platform(), &spec).unwrap();
         let flat = flatten(&dtb);
@@ -693,6 +731,7 @@ mod tests {
             bootargs: "console=ttyAMA0 cellvisor.layout=nested",
             initrd: Some((GuestPhysAddr::new(0x6800_0000), 0x2000)),
             pci: None,
+            display: None,
         };
         let dtb = generate(&partition.cells[0], &platform(), &spec).unwrap();
         let seen = platform::parse(&dtb).unwrap();
@@ -719,6 +758,7 @@ mod tests {
             bootargs: "",
             initrd: None,
             pci: None,
+            display: None,
         };
         let personal = flatten(&generate(&partition.cells[0], &platform(), &spec).unwrap());
         let corporate = flatten(&generate(&partition.cells[1], &platform(), &spec).unwrap());
@@ -756,6 +796,7 @@ mod tests {
             bootargs: "",
             initrd: None,
             pci: Some(&pci),
+            display: None,
         };
         let flat = flatten(&generate(corporate, &platform(), &spec).unwrap());
         let host = "/pcie@4010000000";
@@ -819,6 +860,7 @@ mod tests {
             bootargs: "",
             initrd: None,
             pci: None,
+            display: None,
         };
         let (partition, corporate_devices) = passthrough_nodes(1);
         let dtb =
@@ -883,6 +925,7 @@ mod tests {
             bootargs: "",
             initrd: None,
             pci: None,
+            display: None,
         };
         // A device whose platform node also lists a PPI and has two windows and no dma-coherent.
         let device = PlatformDevice {
@@ -959,6 +1002,7 @@ mod tests {
             bootargs: "",
             initrd: None,
             pci: None,
+            display: None,
         };
         let flat = flatten(&generate(&partition.cells[0], &platform, &spec).unwrap());
         let gic = "/intc@8000000";
@@ -986,6 +1030,7 @@ mod tests {
             bootargs: "",
             initrd: None,
             pci: None,
+            display: None,
         };
         let has_erratum = |platform: &Platform| {
             flatten(&generate(&partition.cells[0], platform, &spec).unwrap())
@@ -1007,6 +1052,7 @@ mod tests {
             bootargs: "",
             initrd: None,
             pci: None,
+            display: None,
         };
         assert_eq!(
             generate(&partition.cells[0], &gicv2, &spec),
@@ -1016,6 +1062,7 @@ mod tests {
             bootargs: "a\0b",
             initrd: None,
             pci: None,
+            display: None,
         };
         let error = generate(&partition.cells[0], &platform(), &nul).unwrap_err();
         assert_eq!(error, GuestFdtError::Writer(vm_fdt::Error::InvalidString));
@@ -1024,6 +1071,7 @@ mod tests {
             bootargs: "",
             initrd: Some((GuestPhysAddr::new(u64::MAX), 2)),
             pci: None,
+            display: None,
         };
         assert!(matches!(
             generate(&partition.cells[0], &platform(), &wrapping),

@@ -24,6 +24,7 @@ use crate::core::cell::Cell;
 use crate::core::hardware::Machine;
 use crate::core::run;
 use crate::core::runtime::{GicInfo, Runtime};
+use crate::core::screen::{Peripherals, PhysicalInput};
 use crate::drivers::gicv2::GicV2;
 use crate::drivers::gicv3::GicV3;
 use crate::drivers::ns16550::Ns16550;
@@ -183,7 +184,7 @@ pub fn halt_with_message(args: fmt::Arguments<'_>) -> ! {
 }
 
 /// A fatal boot error: one line saying what is wrong and how to fix it, then power off.
-fn fatal(args: fmt::Arguments<'_>) -> ! {
+pub(super) fn fatal(args: fmt::Arguments<'_>) -> ! {
     halt_with_message(format_args!("cellvisor: fatal: {args}"))
 }
 
@@ -457,7 +458,16 @@ pub extern "C" fn primary_main(dtb: u64, el: u64) -> ! {
         }
     };
     let names: Vec<&'static str> = partition.cells.iter().map(|cell| cell.name).collect();
-    let runtime = match Runtime::build(board, platform, partition, bundle, gic_info, machine) {
+    let peripherals = probe_peripherals(board, &platform, &partition);
+    let runtime = match Runtime::build(
+        board,
+        platform,
+        partition,
+        bundle,
+        gic_info,
+        &peripherals,
+        machine,
+    ) {
         Ok(runtime) => runtime,
         Err((index, error)) => fatal(format_args!(
             "cell {}: {error}",
@@ -503,17 +513,78 @@ pub extern "C" fn primary_main(dtb: u64, el: u64) -> ! {
     if let Some(uart) = UART.get() {
         uart.lock().enable_receive_interrupt();
     }
+    // The input devices interrupt the boot CPU, like the console.
+    for input in &peripherals.inputs {
+        gic.set_spi_edge_triggered(input.intid, false);
+        gic.route_spi(input.intid, boot_mpidr);
+        gic.set_spi_enabled(input.intid, true);
+    }
     start_secondaries(runtime);
-    run_this_cpu(runtime, current_cpu())
+    run_this_cpu(runtime, current_cpu(), true)
+}
+
+/// Finds the screen and the input devices of the board's display, if it has one: the `ramfb`
+/// behind fw_cfg, and the virtio-input devices on the virtio-mmio transports no cell of the
+/// layout owns.
+fn probe_peripherals(
+    board: &Board,
+    platform: &Platform,
+    partition: &crate::setup::partition::Partition,
+) -> Peripherals {
+    let Some(display) = &board.display else {
+        return Peripherals::default();
+    };
+    let owned = |base: u64| {
+        partition.cells.iter().any(|cell| {
+            cell.config.devices.iter().any(|name| {
+                board.devices.iter().any(|device| {
+                    device.name == *name && device.mmio.iter().any(|window| window.base == base)
+                })
+            })
+        })
+    };
+    let screen = super::screen::probe(display);
+    let inputs = super::input::probe(&display.input_transports, &owned)
+        .into_iter()
+        .map(|found| PhysicalInput {
+            intid: found.intid,
+            config: found.config,
+        })
+        .collect();
+    Peripherals {
+        screen,
+        inputs,
+        banner_ms: crate::core::screen::banner_ms_from_bootargs(&platform.bootargs),
+    }
 }
 
 /// Runs this CPU (index `cpu` in the platform's `/cpus` order) for the rest of its life, with the
-/// run loop compiled for the platform's GIC.
-fn run_this_cpu(runtime: &'static Runtime, cpu: usize) -> ! {
+/// run loop compiled for the platform's GIC. The boot CPU (`boot`) first puts the cell in front
+/// on the screen.
+fn run_this_cpu(runtime: &'static Runtime, cpu: usize, boot: bool) -> ! {
     let timers = &runtime.platform.timer;
     match gic::gicv2_interface() {
-        Some(interface) => run::run(runtime, &mut Cpu::new(cpu, interface, timers)),
-        None => run::run(runtime, &mut Cpu::new(cpu, gic::SystemRegisters, timers)),
+        Some(interface) => {
+            let mut hardware = Cpu::new(cpu, interface, timers);
+            if boot {
+                first_screen(runtime, &mut hardware);
+            }
+            run::run(runtime, &mut hardware)
+        }
+        None => {
+            let mut hardware = Cpu::new(cpu, gic::SystemRegisters, timers);
+            if boot {
+                first_screen(runtime, &mut hardware);
+            }
+            run::run(runtime, &mut hardware)
+        }
+    }
+}
+
+/// Shows the banner of the cell in front, then its screen.
+fn first_screen<I: gic::CpuInterface>(runtime: &Runtime, hardware: &mut Cpu<I>) {
+    if let Some(screen) = &runtime.screen {
+        screen.bring_to_front(&runtime.cells, runtime.foreground(), hardware);
     }
 }
 
@@ -620,6 +691,11 @@ fn enable_mmu(board: &Board, platform: &Platform) {
     if let Some(smmu) = &board.smmu {
         devices.push(smmu.registers);
     }
+    // The display's fw_cfg (the screen's scanout) and the transports probed for input devices.
+    if let Some(display) = &board.display {
+        devices.push(display.fw_cfg);
+        devices.push(display.input_transports.range());
+    }
     let layout = El2Layout {
         hypervisor: board.hypervisor_memory,
         text: text_range(),
@@ -709,5 +785,5 @@ pub extern "C" fn secondary_main(cpu: u64) -> ! {
     };
     init_cpu_interrupts(gic, &runtime.platform, sysreg::mpidr());
     // `cpu` is this CPU's index in the platform's `/cpus` order (start_secondaries passes it).
-    run_this_cpu(runtime, cpu as usize)
+    run_this_cpu(runtime, cpu as usize, false)
 }

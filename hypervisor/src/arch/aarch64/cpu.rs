@@ -13,6 +13,7 @@ use crate::core::cell::Cell;
 use crate::core::exit::RunningVcpu;
 use crate::core::fast::{self, Fast};
 use crate::core::hardware::{
+    InputEvent, ScanoutFrame,
     DeviceAbort, DmaControlError, ExitKind, GuestRegs, Machine, Syndrome, VcpuHardware,
 };
 use crate::core::inject::Injection;
@@ -39,6 +40,10 @@ pub struct Cpu<I> {
     /// The guest configuration of EL2 on this CPU, computed once from `shape` (a vCPU switch
     /// writes it without building it again).
     el2: GuestEl2,
+    /// When the time-sharing scheduler wants CNTHP to fire.
+    slice_deadline: Option<u64>,
+    /// When the screen wants CNTHP to fire (a switch banner's end).
+    screen_deadline: Option<u64>,
 }
 
 /// The EL2 register values every guest on a CPU runs with (the cell-dependent ones, VTTBR,
@@ -94,6 +99,8 @@ impl<I: CpuInterface> Cpu<I> {
             sgi_handles: core::array::from_fn(|sgi| sgi as u32),
             shape,
             el2: GuestEl2::of(&shape.features),
+            slice_deadline: None,
+            screen_deadline: None,
         }
     }
 
@@ -612,6 +619,31 @@ impl<I: CpuInterface> VcpuHardware for Cpu<I> {
     }
 
     fn set_slice_timer(&mut self, deadline: Option<u64>) {
+        self.slice_deadline = deadline;
+        self.arm_el2_timer();
+    }
+
+    fn set_screen_timer(&mut self, deadline: Option<u64>) {
+        self.screen_deadline = deadline;
+        self.arm_el2_timer();
+    }
+
+    fn scanout(&mut self, frame: &ScanoutFrame) -> bool {
+        super::screen::scanout(self, frame)
+    }
+
+    fn input_events(&mut self, device: usize, sink: &mut dyn FnMut(InputEvent)) {
+        super::input::drain(device, sink);
+    }
+}
+
+impl<I: CpuInterface> Cpu<I> {
+    /// Programs CNTHP for the earlier of the scheduler's and the screen's deadlines.
+    fn arm_el2_timer(&mut self) {
+        let deadline = match (self.slice_deadline, self.screen_deadline) {
+            (Some(slice), Some(screen)) => Some(slice.min(screen)),
+            (slice, screen) => slice.or(screen),
+        };
         // SAFETY: CNTHP is EL2's own timer; it only interrupts this CPU (its PPI is EL2's).
         unsafe {
             match deadline {

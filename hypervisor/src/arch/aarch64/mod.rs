@@ -13,10 +13,12 @@ pub mod entry;
 pub mod fields;
 pub mod gic;
 pub mod heap;
+pub mod input;
 pub mod memory;
 pub mod mmu;
 pub mod psci;
 pub mod reset;
+pub mod screen;
 pub mod smmu;
 pub mod sysreg;
 pub mod timer;
@@ -31,7 +33,7 @@ const _: () = assert!(STACK_SIZE.is_power_of_two());
 /// Physical CPUs cellvisor can drive (keep in sync with image.ld).
 pub const MAX_CPUS: usize = 8;
 /// Size of the EL2 heap (keep in sync with image.ld).
-pub const HEAP_SIZE: usize = 0x40_0000;
+pub const HEAP_SIZE: usize = 0x80_0000;
 
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {

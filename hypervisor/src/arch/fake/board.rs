@@ -138,6 +138,10 @@ pub enum Event {
     },
     /// `VcpuHardware::set_slice_timer`.
     SliceTimer(Option<u64>),
+    /// The screen's banner timer was armed (`Some(deadline)`) or disarmed.
+    ScreenTimer(Option<u64>),
+    /// The screen's scanout was pointed at a frame.
+    Scanout(crate::core::hardware::ScanoutFrame),
     /// `VcpuHardware::write_injection`.
     Injected(Injection),
     /// A kick to CPU `to` that [`FakeBoard::lose_kicks_to`] lost.
@@ -212,6 +216,10 @@ pub(super) struct State {
     pub(super) ecam: Option<(u64, crate::dev::pci::tests::fake::FakeEcam)>,
     /// Per (CPU, virtual INTID): how often that CPU's guest completed it.
     pub(super) completed: BTreeMap<(usize, u32), u32>,
+    /// Whether the fake screen takes scanouts.
+    pub(super) screen: bool,
+    /// Per physical input device, the events it has for `VcpuHardware::input_events`.
+    pub(super) input_events: Vec<Vec<crate::core::hardware::InputEvent>>,
 }
 
 /// What the CPUs of one [`FakeBoard`] share.
@@ -244,6 +252,8 @@ impl FakeBoard {
                     dma_faults: alloc::vec::Vec::new(),
                     ecam: None,
                     completed: BTreeMap::new(),
+                    screen: true,
+                    input_events: Vec::new(),
                 }),
                 changed: Condvar::new(),
                 counter: AtomicU64::new(0),
@@ -299,6 +309,22 @@ impl FakeBoard {
     /// Forgets the effects so far (e.g. those of building the runtime).
     pub fn clear_events(&self) {
         self.lock().events.clear();
+    }
+
+    /// Queues `events` on fake physical input device `device` (its interrupt is raised separately).
+    pub fn queue_input(&self, device: usize, events: &[crate::core::hardware::InputEvent]) {
+        let mut state = self.lock();
+        if state.input_events.len() <= device {
+            state.input_events.resize(device + 1, Vec::new());
+        }
+        if let Some(queue) = state.input_events.get_mut(device) {
+            queue.extend_from_slice(events);
+        }
+    }
+
+    /// Makes the fake screen refuse (`false`) or take scanouts.
+    pub fn set_screen(&self, takes: bool) {
+        self.lock().screen = takes;
     }
 
     /// Reads fake RAM.

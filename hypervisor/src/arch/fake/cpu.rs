@@ -10,6 +10,7 @@ use crate::core::cell::Cell;
 use crate::core::exit::RunningVcpu;
 use crate::core::fast::{self, Fast};
 use crate::core::hardware::{
+    InputEvent, ScanoutFrame,
     DeviceAbort, DmaControlError, ExitKind, GuestRegs, Machine, Syndrome, VcpuHardware,
 };
 use crate::core::inject::Injection;
@@ -661,6 +662,28 @@ impl VcpuHardware for FakeCpu {
 
     fn set_slice_timer(&mut self, deadline: Option<u64>) {
         self.record(Event::SliceTimer(deadline));
+    }
+
+    fn set_screen_timer(&mut self, deadline: Option<u64>) {
+        self.record(Event::ScreenTimer(deadline));
+    }
+
+    fn scanout(&mut self, frame: &ScanoutFrame) -> bool {
+        self.record(Event::Scanout(*frame));
+        self.board.lock().screen
+    }
+
+    fn input_events(&mut self, device: usize, sink: &mut dyn FnMut(InputEvent)) {
+        let events = core::mem::take(
+            self.board
+                .lock()
+                .input_events
+                .get_mut(device)
+                .unwrap_or(&mut Vec::new()),
+        );
+        for event in events {
+            sink(event);
+        }
     }
 
     fn sync_guest_memory(&mut self, cell: &Cell) {

@@ -77,7 +77,15 @@ pub(super) fn build(
     let archive: &'static [u8] = Box::leak(archive(&files).into_boxed_slice());
     let bundle = Bundle::parse(archive).expect("the bundle parses");
     let mut cpu0 = board.cpu(0);
-    let runtime = Runtime::build(board_data, platform, partition, bundle, GIC_INFO, &mut cpu0)
+    let runtime = Runtime::build(
+        board_data,
+        platform,
+        partition,
+        bundle,
+        GIC_INFO,
+        &crate::core::screen::Peripherals::default(),
+        &mut cpu0,
+    )
         .map_err(|(cell, error)| (cell.to_string(), error.to_string()))?;
     board.clear_events();
     Ok(Fixture {

@@ -84,6 +84,7 @@ fn board(cells: Vec<CellConfig>) -> Board {
         when_all_cells_off: AllCellsOff::PowerOff,
         raw_binaries: true,
         fault_loop: FaultLoop::Stop { after: 64 },
+        display: None,
     }
 }
 
