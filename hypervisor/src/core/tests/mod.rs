@@ -11,6 +11,7 @@ mod aborts;
 mod hypercalls;
 mod interrupts;
 mod lifecycle;
+mod screen;
 mod sysregs;
 mod timeshare;
 
@@ -56,6 +57,21 @@ pub(super) fn build(
     layout: &str,
     kernel: &'static [u8],
 ) -> Result<Fixture, (String, String)> {
+    build_with(
+        board_data,
+        layout,
+        kernel,
+        &crate::core::screen::Peripherals::default(),
+    )
+}
+
+/// As [`build`], with the screen and input hardware of `peripherals`.
+pub(super) fn build_with(
+    board_data: &'static Board,
+    layout: &str,
+    kernel: &'static [u8],
+    peripherals: &crate::core::screen::Peripherals,
+) -> Result<Fixture, (String, String)> {
     let platform = platform::parse(DTB).expect("the DTB fixture parses");
     let partition =
         validate(board_data, Some(layout), &platform, &[]).expect("the layout is valid");
@@ -83,7 +99,7 @@ pub(super) fn build(
         partition,
         bundle,
         GIC_INFO,
-        &crate::core::screen::Peripherals::default(),
+        peripherals,
         &mut cpu0,
     )
         .map_err(|(cell, error)| (cell.to_string(), error.to_string()))?;
