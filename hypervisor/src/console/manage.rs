@@ -17,6 +17,7 @@ pub const PROMPT: &str = "cellvisor> ";
 pub const HELP: &[&str] = &[
     "cells          state, vCPUs, RAM, uptime, exits by reason, faults, restarts, dropped output of each cell",
     "sched          each cell's CPU time, share and vCPU switches on time-shared CPUs",
+    "screen         who is on the phone's screen, each cell's frame, switches and input events",
     "restart CELL   stop CELL, reload its images and boot it again",
     "stop CELL      stop every vCPU of CELL (its RAM is kept)",
     "start CELL     boot a stopped CELL again from its images",
@@ -34,6 +35,8 @@ pub enum Command {
     Cells,
     /// Show the time-sharing figures.
     Sched,
+    /// Show the screen and input figures.
+    Screen,
     /// Restart a cell.
     Restart(String),
     /// Stop a cell.
@@ -85,6 +88,7 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
     let (name, with_cell): (&'static str, fn(String) -> Command) = match command {
         "cells" | "ls" => return no_more(words, "cells", Command::Cells),
         "sched" => return no_more(words, "sched", Command::Sched),
+        "screen" => return no_more(words, "screen", Command::Screen),
         "help" | "?" => return no_more(words, "help", Command::Help),
         "exit" | "quit" => return no_more(words, "exit", Command::Exit),
         "restart" => ("restart", Command::Restart),
@@ -323,6 +327,7 @@ mod tests {
         );
         assert_eq!(parse("help"), Ok(Command::Help));
         assert_eq!(parse("sched"), Ok(Command::Sched));
+        assert_eq!(parse("screen"), Ok(Command::Screen));
         assert_eq!(parse("exit"), Ok(Command::Exit));
     }
 

@@ -146,6 +146,7 @@ pub fn kick_vcpus<H: VcpuHardware + ?Sized>(cell: &Cell, vcpus: VcpuSet, hardwar
 #[cold]
 #[inline(never)]
 fn input<H: VcpuHardware + ?Sized>(runtime: &Runtime, device: usize, hardware: &mut H) {
+    let start = hardware.counter().0;
     let mut events = alloc::vec::Vec::new();
     hardware.input_events(device, &mut |event| events.push(event));
     let Some(screen) = &runtime.screen else {
@@ -162,12 +163,23 @@ fn input<H: VcpuHardware + ?Sized>(runtime: &Runtime, device: usize, hardware: &
         let (batch, after) = rest.split_at(end);
         rest = after;
         let front = runtime.foreground();
+        let routed = hardware.counter().0;
         if screen.route_input(&runtime.cells, front, device, batch, hardware) {
             let next = (front + 1) % runtime.cells.len().max(1);
             runtime.set_foreground(next, hardware);
+            screen.record_key_switch(hardware.counter().0.saturating_sub(start));
             if let Some(cell) = runtime.cells.get(next) {
                 logger::set_focus(next, cell.name());
             }
+        } else {
+            let forwarded = batch.len() as u64;
+            // The first batch carries the interrupt's cost too.
+            let from = if core::ptr::eq(batch.as_ptr(), events.as_ptr()) {
+                start
+            } else {
+                routed
+            };
+            screen.record_events(forwarded, hardware.counter().0.saturating_sub(from));
         }
     }
 }

@@ -74,6 +74,13 @@ impl Runtime {
                 let (_, frequency) = machine.counter();
                 outcome.lines = sched_lines(&self.cells, frequency);
             }
+            Command::Screen => {
+                let (_, frequency) = machine.counter();
+                outcome.lines = match &self.screen {
+                    Some(screen) => screen.lines(&self.cells, self.foreground(), frequency),
+                    None => alloc::vec![String::from("this board has no screen")],
+                };
+            }
             Command::Cells => {
                 let (now, frequency) = machine.counter();
                 let rows: Vec<CellSummary> = self

@@ -10,9 +10,12 @@
 //!   pressed are released for it when it leaves the front, so none stays held down there.
 #![forbid(unsafe_code)]
 
+use alloc::format;
+use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use spin::Mutex;
 
@@ -92,6 +95,19 @@ pub struct Screen {
     /// cellvisor's own framebuffer, for the banner (lock order: after `state`).
     banner: Mutex<Vec<u32>>,
     state: Mutex<State>,
+    stats: Stats,
+}
+
+/// What the `screen` command reports: switches made with the switch key and their cost from the
+/// key's interrupt to the banner on the scanout; input events forwarded and their cost.
+#[derive(Default)]
+struct Stats {
+    key_switches: AtomicU64,
+    key_switch_ticks: AtomicU64,
+    last_key_switch_ticks: AtomicU64,
+    events: AtomicU64,
+    event_ticks: AtomicU64,
+    refused_frames: AtomicU64,
 }
 
 /// Why a cell's frame is not shown.
@@ -125,7 +141,83 @@ impl Screen {
                     .map(|_| (usize::MAX, vec![0; KEY_CODES / 64]))
                     .collect(),
             }),
+            stats: Stats::default(),
         }
+    }
+
+    /// Records a switch made with the switch key: `ticks` from its interrupt to the banner on the
+    /// scanout.
+    pub fn record_key_switch(&self, ticks: u64) {
+        self.stats.key_switches.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .key_switch_ticks
+            .fetch_add(ticks, Ordering::Relaxed);
+        self.stats
+            .last_key_switch_ticks
+            .store(ticks, Ordering::Relaxed);
+    }
+
+    /// Records `events` input events forwarded in `ticks` (from the interrupt to the guest's
+    /// queue).
+    pub fn record_events(&self, events: u64, ticks: u64) {
+        self.stats.events.fetch_add(events, Ordering::Relaxed);
+        self.stats.event_ticks.fetch_add(ticks, Ordering::Relaxed);
+    }
+
+    /// The `screen` command's lines.
+    pub fn lines(&self, cells: &[Cell], front: usize, frequency: u64) -> Vec<String> {
+        let name = |cell: usize| cells.get(cell).map_or("?", Cell::name);
+        let nanos = |ticks: u64| u128::from(ticks) * 1_000_000_000 / u128::from(frequency.max(1));
+        let state = self.state.lock();
+        let mut lines = Vec::new();
+        lines.push(if self.present {
+            format!(
+                "screen {}x{}: {} in front, showing {}",
+                self.display.width,
+                self.display.height,
+                name(front),
+                match state.showing {
+                    Showing::Nothing => String::from("nothing"),
+                    Showing::Banner { cell, .. } => format!("the banner for {}", name(cell)),
+                    Showing::Cell(cell) => match state.frames.get(cell).copied().flatten() {
+                        Some(_) => format!("{}'s frame", name(cell)),
+                        None => format!("the banner for {} (it has no picture)", name(cell)),
+                    },
+                }
+            )
+        } else {
+            String::from("no screen found (QEMU: -device ramfb)")
+        });
+        for (index, frame) in state.frames.iter().enumerate() {
+            lines.push(match frame {
+                Some(frame) => format!(
+                    "  {:<12} frame at {:#x}, {}x{}, stride {}",
+                    name(index),
+                    frame.address.raw(),
+                    frame.width,
+                    frame.height,
+                    frame.stride
+                ),
+                None => format!("  {:<12} no picture", name(index)),
+            });
+        }
+        drop(state);
+        let switches = self.stats.key_switches.load(Ordering::Relaxed);
+        let switch_ticks = self.stats.key_switch_ticks.load(Ordering::Relaxed);
+        let last = self.stats.last_key_switch_ticks.load(Ordering::Relaxed);
+        lines.push(format!(
+            "switch key: {switches} switches, mean {} ns, last {} ns from the key to the banner",
+            nanos(switch_ticks.checked_div(switches).unwrap_or(0)),
+            nanos(last)
+        ));
+        let events = self.stats.events.load(Ordering::Relaxed);
+        let event_ticks = self.stats.event_ticks.load(Ordering::Relaxed);
+        lines.push(format!(
+            "input: {events} events forwarded, mean {} ns each; {} frames refused",
+            nanos(event_ticks.checked_div(events).unwrap_or(0)),
+            self.stats.refused_frames.load(Ordering::Relaxed)
+        ));
+        lines
     }
 
     /// The board's description of the screen.
@@ -239,6 +331,7 @@ impl Screen {
         let frame = match request {
             None => None,
             Some(request) => Some(checked_frame(cell, &request).ok_or_else(|| {
+                self.stats.refused_frames.fetch_add(1, Ordering::Relaxed);
                 self.log_refused(cell, &request, hardware.counter());
                 FrameRefusal::OutsideRam
             })?),
