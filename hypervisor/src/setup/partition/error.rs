@@ -193,6 +193,19 @@ pub enum LayoutError {
         /// The window.
         window: MemRange,
     },
+    /// The board's emulated screen or input window lands on another device window of a cell.
+    DisplayWindowOverlaps {
+        /// Where.
+        site: LayoutSite,
+        /// The cell.
+        cell: &'static str,
+        /// The emulated device's window.
+        window: MemRange,
+        /// The other device.
+        device: &'static str,
+        /// Its window.
+        other: MemRange,
+    },
     /// A cell names a device the board does not describe.
     UnknownDevice {
         /// Where.
@@ -483,6 +496,21 @@ impl fmt::Display for LayoutError {
                 site.layout,
                 Span(*first),
                 Span(*second),
+                site.board
+            ),
+            Self::DisplayWindowOverlaps {
+                site,
+                cell,
+                window,
+                device,
+                other,
+            } => write!(
+                f,
+                "layout {:?}: cell {cell:?} would see the display's emulated device at {} over its \
+                 {device} at {}: move Display::cell_display/cell_input in boards/{}",
+                site.layout,
+                Span(*window),
+                Span(*other),
                 site.board
             ),
             Self::GuestMemoryHidesDevice {

@@ -159,7 +159,25 @@ pub(super) fn check_guest_address_space(
     platform: &Platform,
     vcpu_count: usize,
 ) -> Result<(), LayoutError> {
-    let windows = device_windows(board, cell, platform, vcpu_count);
+    let mut windows = device_windows(board, cell, platform, vcpu_count);
+    if let Some(display) = &board.display {
+        for (name, window) in [
+            ("emulated PL111 display", display.cell_display),
+            ("emulated virtio-input devices", display.cell_input),
+        ] {
+            if let Some((device, other)) = windows.iter().find(|(_, other)| other.overlaps(&window))
+            {
+                return Err(LayoutError::DisplayWindowOverlaps {
+                    site,
+                    cell: cell.name,
+                    window,
+                    device,
+                    other: *other,
+                });
+            }
+            windows.push((name, window));
+        }
+    }
     // `check_cell_memory` already refused wrapping regions, so every guest range exists.
     let ranges: Vec<MemRange> = cell.memory.iter().filter_map(guest_range).collect();
     for (position, range) in ranges.iter().enumerate() {

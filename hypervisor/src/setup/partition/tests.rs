@@ -878,3 +878,41 @@ fn two_cells_pci_functions_on_one_intx_line_are_refused() {
     );
     assert!(message.contains("37"), "names the shared line: {message}");
 }
+
+#[test]
+fn the_display_windows_must_not_land_on_a_cells_devices_or_under_its_ram() {
+    let display = |cell_display: MemRange| crate::board::Display {
+        cell_display,
+        ..qemu_virt::DISPLAY
+    };
+    let with = |display: crate::board::Display, cells: Vec<CellConfig>| {
+        let board = Board {
+            display: Some(display),
+            ..board(cells)
+        };
+        validate(&board, None, &qemu_platform(), &[])
+    };
+    assert!(with(qemu_virt::DISPLAY, two_cells()).is_ok());
+    let error = with(display(MemRange::new(0x0900_0000, 0x1000)), two_cells())
+        .expect_err("the PL111 on the UART");
+    assert!(
+        matches!(
+            error,
+            LayoutError::DisplayWindowOverlaps { device: "UART", .. }
+        ),
+        "{error}"
+    );
+    assert!(error.to_string().contains("cell_display"), "{error}");
+    let error = with(display(MemRange::new(0x6000_0000, 0x1000)), two_cells())
+        .expect_err("the PL111 under personal's RAM");
+    assert!(
+        matches!(
+            error,
+            LayoutError::GuestMemoryHidesDevice {
+                device: "emulated PL111 display",
+                ..
+            }
+        ),
+        "{error}"
+    );
+}
