@@ -167,8 +167,16 @@ fn window_backend() -> Result<&'static str> {
 fn console_args(window: Option<&str>) -> Vec<String> {
     let mut args: Vec<&str> = match window {
         None => vec!["-nographic"],
-        // What -nographic sets up for the console, with a display: the console stays here.
-        Some(backend) => vec!["-display", backend, "-serial", "mon:stdio"],
+        // What -nographic sets up besides no display: the console (and QEMU's monitor, behind
+        // Ctrl-]) stays on this terminal, not in the window, and no parallel port console.
+        Some(backend) => vec![
+            "-display",
+            backend,
+            "-serial",
+            "mon:stdio",
+            "-parallel",
+            "none",
+        ],
     };
     args.extend(["-echr", "0x1d"]);
     args.into_iter().map(str::to_owned).collect()
@@ -425,7 +433,16 @@ mod tests {
         assert_eq!(console_args(None), ["-nographic", "-echr", "0x1d"]);
         assert_eq!(
             console_args(Some("gtk")),
-            ["-display", "gtk", "-serial", "mon:stdio", "-echr", "0x1d"]
+            [
+                "-display",
+                "gtk",
+                "-serial",
+                "mon:stdio",
+                "-parallel",
+                "none",
+                "-echr",
+                "0x1d"
+            ]
         );
     }
 }
