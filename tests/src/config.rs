@@ -219,6 +219,35 @@ pub const HEADLESS_SERIAL_ARGS: [&str; 9] = [
     "none",
 ];
 
+/// The screen and input devices of a phone-like machine ([`QemuConfig::display`], `cargo xtask run
+/// --display`), which cellvisor owns: QEMU's `ramfb` (the screen cellvisor scans the focused cell's
+/// framebuffer out to), a virtio-mmio keyboard and a virtio-mmio tablet (keys and touch, which
+/// cellvisor hands to the focused cell). They come after the passthrough devices, so those keep
+/// their virtio-mmio slots (`-device virtio-*-device` fills slots from the top).
+pub const DISPLAY_DEVICE_ARGS: [&str; 6] = [
+    "-device",
+    "ramfb",
+    "-device",
+    "virtio-keyboard-device",
+    "-device",
+    "virtio-tablet-device",
+];
+
+/// QEMU arguments for a QMP server on the Unix socket `socket` that QEMU does not wait for.
+pub fn qmp_args(socket: &Path) -> Vec<String> {
+    // QEMU's option syntax escapes a comma by doubling it.
+    let path = socket.to_string_lossy().replace(',', ",,");
+    vec!["-qmp".to_owned(), format!("unix:{path},server=on,wait=off")]
+}
+
+/// A QMP socket path no other machine of this process (or, by the process id, of another test
+/// process) uses: `<temp dir>/cellvisor-qmp-<pid>-<n>.sock`.
+pub fn unique_qmp_socket() -> PathBuf {
+    static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    std::env::temp_dir().join(format!("cellvisor-qmp-{}-{n}.sock", std::process::id()))
+}
+
 /// The `-drive` for the disk on `disk`. With `snapshot`, the disk's writes go to a temporary
 /// overlay that lives as long as QEMU: tests can run in parallel on one image (and next to an
 /// interactive run) and leave it unchanged; the snapshot opens the image read-only and without
@@ -344,6 +373,12 @@ pub struct QemuConfig {
     pub gic: GicVersion,
     /// The QEMU machine.
     pub board: QemuBoard,
+    /// Give the machine a screen and input devices ([`DISPLAY_DEVICE_ARGS`]: `ramfb`, a
+    /// virtio-mmio keyboard and tablet) and a QMP socket to look at the screen and type with:
+    /// [`Machine::boot`](crate::Machine::boot) picks the socket ([`unique_qmp_socket`]) and
+    /// [`Machine::qmp`](crate::Machine::qmp) connects to it. Still headless (`-display none`):
+    /// the screen is read with QMP `screendump`. On [`QemuBoard::Virt`] only.
+    pub display: bool,
 }
 
 impl QemuConfig {
@@ -363,6 +398,7 @@ impl QemuConfig {
             disk_options: String::new(),
             gic: GicVersion::V3,
             board: QemuBoard::Virt,
+            display: false,
         }
     }
 
@@ -390,8 +426,15 @@ impl QemuConfig {
     }
 
     /// QEMU's arguments (without the program), serial on stdio and no monitor, so every input byte
-    /// reaches the UART unmodified.
+    /// reaches the UART unmodified. With [`QemuConfig::display`], the display devices but no QMP
+    /// socket (see [`QemuConfig::qemu_args_with_qmp`]).
     pub fn qemu_args(&self, artifacts: &Artifacts) -> Vec<String> {
+        self.qemu_args_with_qmp(artifacts, None)
+    }
+
+    /// [`QemuConfig::qemu_args`], plus a QMP server on `qmp` (see [`qmp_args`]) before
+    /// [`QemuConfig::extra_args`] if given.
+    pub fn qemu_args_with_qmp(&self, artifacts: &Artifacts, qmp: Option<&Path>) -> Vec<String> {
         if self.board == QemuBoard::Raspi4b {
             return self.raspi4b_args(artifacts);
         }
@@ -433,6 +476,12 @@ impl QemuConfig {
             drive.push_str(&self.disk_options);
         }
         args.extend(devices);
+        if self.display {
+            args.extend(DISPLAY_DEVICE_ARGS.map(String::from));
+        }
+        if let Some(socket) = qmp {
+            args.extend(qmp_args(socket));
+        }
         args.extend(self.extra_args.iter().cloned());
         args
     }
@@ -568,6 +617,54 @@ mod tests {
         assert!(!args.contains("virtio"));
         assert!(args.ends_with("-icount shift=0 -s"));
         assert!(!args.contains("-nographic"));
+    }
+
+    #[test]
+    fn a_display_machine_gets_its_screen_and_input_after_the_passthrough_devices() {
+        let artifacts = Artifacts {
+            out_dir: PathBuf::from("/out"),
+            qemu: PathBuf::from("qemu-system-aarch64"),
+        };
+        let plain = QemuConfig::new("linux-mmio")
+            .qemu_args(&artifacts)
+            .join(" ");
+        assert!(
+            !plain.contains("ramfb") && !plain.contains("-qmp"),
+            "{plain}"
+        );
+        let config = QemuConfig {
+            display: true,
+            extra_args: vec!["-s".into()],
+            ..QemuConfig::new("linux-mmio")
+        };
+        let socket = unique_qmp_socket();
+        assert_ne!(socket, unique_qmp_socket());
+        assert!(
+            socket
+                .to_string_lossy()
+                .contains(&format!("cellvisor-qmp-{}-", std::process::id()))
+        );
+        let args = config
+            .qemu_args_with_qmp(&artifacts, Some(Path::new("/tmp/q,1.sock")))
+            .join(" ");
+        assert!(
+            args.ends_with(
+                "-device virtio-net-device,netdev=net0 -device ramfb -device \
+                 virtio-keyboard-device -device virtio-tablet-device -qmp \
+                 unix:/tmp/q,,1.sock,server=on,wait=off -s"
+            ),
+            "{args}"
+        );
+        assert!(
+            args.contains("-display none -serial stdio -monitor none"),
+            "{args}"
+        );
+        let without_qmp = config.qemu_args(&artifacts).join(" ");
+        assert!(
+            without_qmp.contains("-device virtio-tablet-device -s")
+                && !without_qmp.contains("-qmp"),
+            "{without_qmp}"
+        );
     }
 
     #[test]

@@ -15,6 +15,8 @@ pub enum HarnessError {
     Setup(String),
     /// Starting or talking to QEMU failed.
     Io(io::Error),
+    /// A QMP command failed or QEMU's QMP socket did not answer (message says which).
+    Qmp(String),
     /// `what` did not happen within `waited`.
     Timeout {
         /// What was awaited.
@@ -40,6 +42,7 @@ impl fmt::Display for HarnessError {
         match self {
             HarnessError::Setup(message) => write!(f, "{message}"),
             HarnessError::Io(error) => write!(f, "QEMU i/o error: {error}"),
+            HarnessError::Qmp(message) => write!(f, "QMP: {message}"),
             HarnessError::Timeout { what, waited, tail } => write!(
                 f,
                 "timed out after {:.1} s waiting for {what}\n--- last {TAIL_LINES} lines of the console ---\n{tail}",

@@ -19,17 +19,20 @@ pub mod bundle;
 mod config;
 mod error;
 mod machine;
+pub mod qmp;
 pub mod shell;
 mod transcript;
 
 pub use config::{
-    Artifacts, BOARD_IMAGE, CORPORATE_DISK, GicVersion, HEADLESS_SERIAL_ARGS, MACHINE,
-    MACHINE_GICV2, MMIO_LAYOUTS, NEWEST_KERNEL, NEWEST_KERNEL_LAYOUTS, PCI_DISK_DEVICE,
+    Artifacts, BOARD_IMAGE, CORPORATE_DISK, DISPLAY_DEVICE_ARGS, GicVersion, HEADLESS_SERIAL_ARGS,
+    MACHINE, MACHINE_GICV2, MMIO_LAYOUTS, NEWEST_KERNEL, NEWEST_KERNEL_LAYOUTS, PCI_DISK_DEVICE,
     PCI_LAYOUTS, PassthroughDevices, QemuBoard, QemuConfig, RASPI4B_DTB, SMMU_ARGS, machine_cpus,
-    mmio_device_args, pci_device_args, pci_disk_args, pci_disk_device_args, scaled,
+    mmio_device_args, pci_device_args, pci_disk_args, pci_disk_device_args, qmp_args, scaled,
+    unique_qmp_socket,
 };
 pub use error::HarnessError;
 pub use machine::{CONSOLE_ESCAPE, Machine};
+pub use qmp::{Image, Qmp};
 pub use transcript::{
     ConsoleFilter, Match, cellvisor_warnings, disasters, find_line, finished_lines, last_lines,
     strip_cell_prefix,

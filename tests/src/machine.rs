@@ -8,8 +8,11 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use crate::config::{Artifacts, CORPORATE_DISK, PassthroughDevices, QemuConfig, scaled};
+use crate::config::{
+    Artifacts, CORPORATE_DISK, PassthroughDevices, QemuBoard, QemuConfig, scaled, unique_qmp_socket,
+};
 use crate::error::{HarnessError, TAIL_LINES, rename};
+use crate::qmp::Qmp;
 use crate::transcript::{
     Match, Transcript, TranscriptState, arrival, awaits_resumption, cell_output, exit_code,
     find_line, last_lines, spawn_reader,
@@ -28,7 +31,11 @@ pub struct Machine {
     status: Option<ExitStatus>,
     log_path: Option<PathBuf>,
     command_counter: u32,
+    qmp_socket: Option<PathBuf>,
 }
+
+/// How long [`Machine::qmp`] tries to connect, and then waits for each QMP reply (scaled).
+const QMP_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Machine {
     /// Starts QEMU with `config`; the transcript is saved under the current test's name.
@@ -76,8 +83,14 @@ impl Machine {
                 ));
             }
         }
+        let qmp_socket =
+            (config.display && config.board == QemuBoard::Virt).then(unique_qmp_socket);
+        if let Some(socket) = &qmp_socket {
+            // A stale socket of an earlier process with this pid would stop QEMU's bind.
+            let _ = std::fs::remove_file(socket);
+        }
         let mut child = Command::new(&artifacts.qemu)
-            .args(config.qemu_args(artifacts))
+            .args(config.qemu_args_with_qmp(artifacts, qmp_socket.as_deref()))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -107,7 +120,25 @@ impl Machine {
             status: None,
             log_path: Some(unique_log_path(&artifacts.transcript_dir(), name)),
             command_counter: 0,
+            qmp_socket,
         })
+    }
+
+    /// The QMP socket of a machine booted with [`QemuConfig::display`].
+    pub fn qmp_socket(&self) -> Option<&Path> {
+        self.qmp_socket.as_deref()
+    }
+
+    /// Connects to the machine's QMP socket (booted with [`QemuConfig::display`]); each call
+    /// opens a new connection (QEMU serves one at a time: drop the last first).
+    pub fn qmp(&self) -> Result<Qmp, HarnessError> {
+        let socket = self.qmp_socket.as_deref().ok_or_else(|| {
+            HarnessError::Setup(
+                "this machine has no QMP socket: boot it with QemuConfig { display: true, .. }"
+                    .to_owned(),
+            )
+        })?;
+        Qmp::connect(socket, scaled(QMP_TIMEOUT))
     }
 
     /// The current end of the transcript, to wait for output that comes after it.
@@ -381,6 +412,9 @@ impl Drop for Machine {
     fn drop(&mut self) {
         self.kill();
         let _ = self.save_transcript();
+        if let Some(socket) = &self.qmp_socket {
+            let _ = std::fs::remove_file(socket);
+        }
     }
 }
 

@@ -31,7 +31,7 @@ commands:
         bundle-<layout>.cpio for every layout (or the ones named); --board raspi4b|pinephone:
         target/cellvisor/<board>/Image and bundle-<layout>.cpio instead (raspi4b: and its DTB)
   run [--layout NAME] [--check] [--timeout SECS] [--release] [--linux default|newest] [--gic 2|3]
-      [--board NAME]
+      [--board NAME] [--display]
       [--kernel CELL=PATH] [--initrd CELL=PATH] [--append CELL=ARGS] [-- QEMU ARGS...]
         build, then boot QEMU virt with cellvisor (default layout: linux); interactive unless
         --check, which boots headless, waits for every cell's ready banner and prints a table
@@ -40,6 +40,10 @@ commands:
         --kernel takes an arm64 Image, a gzip-compressed Image.gz (decompressed here) or a raw binary
         --gic 2: QEMU virt with a GICv2 (GIC-400 with virtualization) instead of the GICv3
         --board raspi4b: QEMU's Raspberry Pi 4 B with Debian's real DTB (default: qemu-virt)
+        --display: the phone's screen and input too (QEMU's ramfb, virtio keyboard and tablet),
+        shown in a GTK or SDL window (needs DISPLAY or WAYLAND_DISPLAY and QEMU's GTK/SDL
+        backend, qemu-system-gui on Debian); the console stays on this terminal; the Pause key
+        switches cells; with --check the same devices, headless
   test [--board NAME]
         prerequisites, host tests, image build, QEMU integration tests; prints a summary;
         without --board every board, with it that board's images and QEMU tests only
@@ -174,6 +178,7 @@ fn parse_run(mut args: Args) -> Result<RunOptions> {
         qemu_args: Vec::new(),
         gic: cellvisor_tests::GicVersion::V3,
         board: &boards::QEMU_VIRT,
+        display: false,
     };
     let mut gic_given = false;
     while let Some(word) = args.next() {
@@ -185,6 +190,7 @@ fn parse_run(mut args: Args) -> Result<RunOptions> {
         match name {
             "--layout" => options.layout = args.value(name, inline)?,
             "--check" => options.check = true,
+            "--display" if inline.is_none() => options.display = true,
             "--gic" => {
                 options.gic = parse_gic(&args.value(name, inline)?)?;
                 gic_given = true;
@@ -221,6 +227,12 @@ fn parse_run(mut args: Args) -> Result<RunOptions> {
     if gic_given && !options.board.is_default() {
         fail!(
             "--gic chooses the GIC of qemu-virt's machine; board `{}` has its SoC's own",
+            options.board.name
+        );
+    }
+    if options.display && !options.board.is_default() {
+        fail!(
+            "--display gives qemu-virt's machine its screen and input devices; board `{}` has none",
             options.board.name
         );
     }
@@ -582,6 +594,12 @@ mod tests {
             "console=ttyAMA0 quiet"
         );
         assert_eq!(options.qemu_args, ["-s", "-S"]);
+        assert!(!options.display);
+        let options = parse_run(args(&["--display", "--check"])).expect("parses");
+        assert!(options.display && options.check);
+        // After `--`, `--display` is QEMU's.
+        let options = parse_run(args(&["--", "--display"])).expect("parses");
+        assert!(!options.display);
     }
 
     #[test]
@@ -591,6 +609,8 @@ mod tests {
             &["--kernel", "noequals"],
             &["--bogus"],
             &["--layout"],
+            &["--display=gtk"],
+            &["--display", "--board", "raspi4b"],
         ] {
             let error = parse_run(args(bad)).expect_err("rejected").to_string();
             assert!(!error.contains('\n'), "{error}");

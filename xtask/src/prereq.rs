@@ -302,6 +302,130 @@ pub fn qemu() -> Result<Qemu> {
     }
 }
 
+/// The Debian package with QEMU's GTK and SDL display backends (`ui-gtk`, `ui-sdl` modules).
+pub const QEMU_GUI_PACKAGE: &str = "qemu-system-gui";
+
+/// The display backends `cargo xtask run --display` can open a window with, in order of
+/// preference.
+pub const WINDOW_BACKENDS: [&str; 2] = ["gtk", "sdl"];
+
+/// The backends `qemu-system-aarch64 -display help` lists (one per line after its `Available
+/// display backend types:` line, up to the first blank line).
+pub fn display_backends(help: &str) -> Vec<&str> {
+    help.lines()
+        .skip_while(|line| {
+            !line
+                .trim_start()
+                .starts_with("Available display backend types")
+        })
+        .skip(1)
+        .map(str::trim)
+        .take_while(|line| !line.is_empty())
+        .collect()
+}
+
+/// The first of [`WINDOW_BACKENDS`] that `-display help`'s output lists.
+pub fn choose_window_backend(help: &str) -> Option<&'static str> {
+    let listed = display_backends(help);
+    WINDOW_BACKENDS
+        .into_iter()
+        .find(|backend| listed.contains(backend))
+}
+
+/// Why no window can be opened on this host's desktop (`DISPLAY` and `WAYLAND_DISPLAY` as
+/// given), in one line; `None` when one of them is set.
+pub fn desktop_problem(display: Option<&str>, wayland: Option<&str>) -> Option<String> {
+    let set = |value: Option<&str>| value.is_some_and(|value| !value.trim().is_empty());
+    if set(display) || set(wayland) {
+        return None;
+    }
+    Some(
+        "cargo xtask run --display: no X11 or Wayland display (DISPLAY and WAYLAND_DISPLAY are unset); run it from a desktop session, or use cargo xtask run (the console alone) or cargo xtask run --check --display (headless)"
+            .to_owned(),
+    )
+}
+
+/// The shell command that installs [`QEMU_GUI_PACKAGE`] to go with the QEMU [`install_command`]
+/// installs (from the same suite).
+fn install_gui_command() -> String {
+    if is_backports_release() {
+        format!(
+            "{} && sudo apt-get install -y --no-install-recommends -t {BACKPORTS_SUITE} {QEMU_GUI_PACKAGE}",
+            add_backports_command()
+        )
+    } else {
+        format!(
+            "sudo apt-get update && sudo apt-get install -y --no-install-recommends {QEMU_GUI_PACKAGE}"
+        )
+    }
+}
+
+fn window_backend_of(qemu: &Qemu) -> Result<Option<&'static str>> {
+    let output = Command::new(&qemu.path)
+        .args(["-display", "help"])
+        .output()
+        .map_err(|error| {
+            util::Error(format!(
+                "cannot run `{} -display help`: {error}",
+                qemu.path.display()
+            ))
+        })?;
+    Ok(choose_window_backend(&String::from_utf8_lossy(
+        &output.stdout,
+    )))
+}
+
+/// The display backend `cargo xtask run --display` opens its window with: GTK, else SDL, as
+/// `qemu` lists them. When it has neither and is apt's QEMU (not `CELLVISOR_QEMU`), installs
+/// [`QEMU_GUI_PACKAGE`] with apt when running as root on Debian/Ubuntu (from `bookworm-backports`
+/// on bookworm, like QEMU itself); otherwise fails in one line saying what to install.
+pub fn window_backend(qemu: &Qemu) -> Result<&'static str> {
+    if let Some(backend) = window_backend_of(qemu)? {
+        return Ok(backend);
+    }
+    let wanted = WINDOW_BACKENDS.join(" or ");
+    let from_apt = std::env::var_os("CELLVISOR_QEMU").is_none()
+        && qemu.path.starts_with("/usr/bin")
+        && util::is_debian_like();
+    if !from_apt {
+        fail!(
+            "{} has no {wanted} display backend (`-display help`), which cargo xtask run --display needs: use a QEMU built with GTK or SDL (on Debian: the {QEMU_GUI_PACKAGE} package of its version)",
+            qemu.path.display()
+        );
+    }
+    if !util::is_root() {
+        fail!(
+            "QEMU {} has no {wanted} display backend, which cargo xtask run --display needs: run `{}`",
+            qemu.version,
+            install_gui_command()
+        );
+    }
+    eprintln!("QEMU has no {wanted} display backend; installing {QEMU_GUI_PACKAGE} with apt");
+    let backports = is_backports_release();
+    if backports {
+        backports_source()?;
+    }
+    util::run(Command::new("apt-get").args(["update", "-q"]))?;
+    let mut install = Command::new("apt-get");
+    install.env("DEBIAN_FRONTEND", "noninteractive").args([
+        "install",
+        "-y",
+        "-q",
+        "--no-install-recommends",
+    ]);
+    if backports {
+        install.args(["-t", BACKPORTS_SUITE]);
+    }
+    util::run(install.arg(QEMU_GUI_PACKAGE))?;
+    match window_backend_of(qemu)? {
+        Some(backend) => Ok(backend),
+        None => fail!(
+            "{QEMU_GUI_PACKAGE} is installed but {} still lists no {wanted} display backend (`-display help`): check that {QEMU_GUI_PACKAGE} and qemu-system-arm are the same version",
+            qemu.path.display()
+        ),
+    }
+}
+
 /// The cross-compilation targets the images are built for (also listed in rust-toolchain.toml).
 pub const RUST_TARGETS: [&str; 2] = [
     crate::images::HYPERVISOR_TARGET,
@@ -505,6 +629,59 @@ mod tests {
             backports_line("http://ftp.de.debian.org/debian"),
             "deb http://ftp.de.debian.org/debian bookworm-backports main"
         );
+    }
+
+    /// `qemu-system-aarch64 -display help` of Debian's QEMU 10.0 with qemu-system-gui installed.
+    const DISPLAY_HELP_GUI: &str = "Available display backend types:\n\
+        none\n\
+        gtk\n\
+        sdl\n\
+        egl-headless\n\
+        curses\n\
+        spice-app\n\
+        dbus\n\
+        \n\
+        Some display backends support suboptions, which can be set with\n   \
+        -display backend,option=value,option=value...\n\
+        For a short list of the suboptions for each display, see the top-level -help output; more detail is in the documentation.\n";
+
+    #[test]
+    fn the_window_backend_is_gtk_then_sdl_from_display_help() {
+        assert_eq!(
+            display_backends(DISPLAY_HELP_GUI),
+            [
+                "none",
+                "gtk",
+                "sdl",
+                "egl-headless",
+                "curses",
+                "spice-app",
+                "dbus"
+            ]
+        );
+        assert_eq!(choose_window_backend(DISPLAY_HELP_GUI), Some("gtk"));
+        let sdl_only = "Available display backend types:\nnone\nsdl\ncurses\n\nSome display backends support suboptions, e.g. gtk\n";
+        assert_eq!(choose_window_backend(sdl_only), Some("sdl"));
+        // Without qemu-system-gui (this host's QEMU): no window, though the text names no gtk.
+        let headless = "Available display backend types:\nnone\ncurses\n\nSome display backends support suboptions, which can be set with\n   -display backend,option=value,option=value...\n";
+        assert_eq!(display_backends(headless), ["none", "curses"]);
+        assert_eq!(choose_window_backend(headless), None);
+        assert_eq!(choose_window_backend(""), None);
+        assert_eq!(choose_window_backend("gtk\nsdl\n"), None);
+    }
+
+    #[test]
+    fn a_window_needs_a_desktop() {
+        assert_eq!(desktop_problem(Some(":0"), None), None);
+        assert_eq!(desktop_problem(None, Some("wayland-0")), None);
+        assert_eq!(desktop_problem(Some(""), Some("wayland-0")), None);
+        for (display, wayland) in [(None, None), (Some(""), None), (Some(" "), Some(""))] {
+            let problem = desktop_problem(display, wayland).expect("no desktop");
+            assert!(!problem.contains('\n'), "{problem}");
+            assert!(problem.contains("DISPLAY"), "{problem}");
+            assert!(problem.contains("cargo xtask run"), "{problem}");
+        }
+        assert!(install_gui_command().contains(QEMU_GUI_PACKAGE));
     }
 
     #[test]

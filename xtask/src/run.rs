@@ -5,7 +5,8 @@ use std::time::{Duration, Instant};
 
 use cellvisor_board::{CellConfig, Layout};
 use cellvisor_tests::{
-    Artifacts, GicVersion, Machine, PassthroughDevices, QemuBoard, QemuConfig, SMMU_ARGS,
+    Artifacts, DISPLAY_DEVICE_ARGS, GicVersion, Machine, PassthroughDevices, QemuBoard, QemuConfig,
+    SMMU_ARGS,
 };
 
 use crate::boards::BoardTarget;
@@ -36,6 +37,10 @@ pub struct RunOptions {
     pub gic: GicVersion,
     /// The board (`--board`; one QEMU can boot).
     pub board: &'static BoardTarget,
+    /// The phone's screen and input (`--display`): QEMU's `ramfb` and virtio-mmio keyboard and
+    /// tablet ([`DISPLAY_DEVICE_ARGS`]), shown in a GTK or SDL window; with `--check`, the same
+    /// devices headless.
+    pub display: bool,
 }
 
 /// Default layout of `cargo xtask run`.
@@ -112,12 +117,13 @@ fn run_board(options: &RunOptions) -> Result<()> {
     command
         .args(["-nographic", "-echr", "0x1d", "-no-reboot", "-nic", "none"])
         .args(config.raspi4b_machine_args(&artifacts));
-    run_interactive(&mut command)
+    run_interactive(&mut command, false)
 }
 
-/// Runs QEMU's `command` on this terminal after saying how to drive the console.
-fn run_interactive(command: &mut Command) -> Result<()> {
-    print_console_help();
+/// Runs QEMU's `command` on this terminal after saying how to drive the console (and, with
+/// `window`, the screen).
+fn run_interactive(command: &mut Command, window: bool) -> Result<()> {
+    print_console_help(window);
     eprintln!("$ {}", util::show(command));
     let status = util::status_of(command)?;
     if !status.success() {
@@ -126,8 +132,8 @@ fn run_interactive(command: &mut Command) -> Result<()> {
     Ok(())
 }
 
-/// How to drive the console of an interactive run.
-fn print_console_help() {
+/// How to drive the console of an interactive run (and, with `window`, its screen).
+fn print_console_help(window: bool) {
     eprintln!();
     eprintln!(
         "cellvisor console: Ctrl-A 1 / Ctrl-A 2 focus a cell, Ctrl-A m opens the management prompt."
@@ -135,6 +141,45 @@ fn print_console_help() {
     eprintln!(
         "QEMU's own escape is Ctrl-] (not Ctrl-A, so Ctrl-A reaches cellvisor): Ctrl-] x quits, Ctrl-] c toggles the monitor."
     );
+    if window {
+        eprintln!(
+            "The window is the phone's screen: it shows the focused cell, keys and touch (the mouse) go to it, and the Pause key switches to the next cell."
+        );
+    }
+}
+
+/// The window backend `--display` opens (GTK, else SDL), after checking there is a desktop to
+/// open it on; fails in one line before anything is built.
+fn window_backend() -> Result<&'static str> {
+    let variable = |name: &str| std::env::var(name).ok();
+    if let Some(problem) = prereq::desktop_problem(
+        variable("DISPLAY").as_deref(),
+        variable("WAYLAND_DISPLAY").as_deref(),
+    ) {
+        fail!("{problem}");
+    }
+    prereq::window_backend(&prereq::qemu()?)
+}
+
+/// QEMU's console and display arguments of an interactive run: the serial console (multiplexed
+/// with QEMU's monitor, escape Ctrl-]) on this terminal, and no display (`-nographic`) or the
+/// `window` backend's.
+fn console_args(window: Option<&str>) -> Vec<String> {
+    let mut args: Vec<&str> = match window {
+        None => vec!["-nographic"],
+        // What -nographic sets up besides no display: the console (and QEMU's monitor, behind
+        // Ctrl-]) stays on this terminal, not in the window, and no parallel port console.
+        Some(backend) => vec![
+            "-display",
+            backend,
+            "-serial",
+            "mon:stdio",
+            "-parallel",
+            "none",
+        ],
+    };
+    args.extend(["-echr", "0x1d"]);
+    args.into_iter().map(str::to_owned).collect()
 }
 
 /// `cargo xtask run`.
@@ -143,6 +188,11 @@ pub fn run(options: &RunOptions) -> Result<()> {
         return run_board(options);
     }
     let layout = images::layout(&options.layout)?;
+    let window = if options.display && !options.check {
+        Some(window_backend()?)
+    } else {
+        None
+    };
     let (qemu, bundle) = prepare(options, layout)?;
     if options.check {
         return check(options, layout, &qemu, bundle);
@@ -160,9 +210,9 @@ pub fn run(options: &RunOptions) -> Result<()> {
         &cpus,
         "-m",
         "2G",
-        "-nographic",
-        "-echr",
-        "0x1d",
+    ]);
+    command.args(console_args(window));
+    command.args([
         "-no-reboot",
         // No default network card: see cellvisor_tests::HEADLESS_SERIAL_ARGS.
         "-nic",
@@ -187,8 +237,12 @@ pub fn run(options: &RunOptions) -> Result<()> {
     if devices != PassthroughDevices::None {
         command.args(devices.args(&images::corporate_disk()?, false));
     }
+    // The screen and input devices come after the passthrough devices (their virtio-mmio slots).
+    if window.is_some() {
+        command.args(DISPLAY_DEVICE_ARGS);
+    }
     command.args(&options.qemu_args);
-    run_interactive(&mut command)
+    run_interactive(&mut command, window.is_some())
 }
 
 fn cpu_list(cpus: &[usize]) -> String {
@@ -230,6 +284,7 @@ fn check(options: &RunOptions, layout: &Layout, qemu: &Qemu, bundle: PathBuf) ->
         extra_args: options.qemu_args.clone(),
         bundle: Some(bundle),
         gic: options.gic,
+        display: options.display,
         ..QemuConfig::new(layout.name)
     };
     check_with(options, layout, qemu, &artifacts, &config)
@@ -371,5 +426,23 @@ mod tests {
             Some("1.23")
         );
         assert_eq!(field("no banner", "uptime="), None);
+    }
+
+    #[test]
+    fn a_window_keeps_the_console_on_the_terminal() {
+        assert_eq!(console_args(None), ["-nographic", "-echr", "0x1d"]);
+        assert_eq!(
+            console_args(Some("gtk")),
+            [
+                "-display",
+                "gtk",
+                "-serial",
+                "mon:stdio",
+                "-parallel",
+                "none",
+                "-echr",
+                "0x1d"
+            ]
+        );
     }
 }
