@@ -13,7 +13,7 @@
 //! board's switch key, `KEY_PAUSE` (QMP qcode `pause`), switches to the next cell like Ctrl-A `n`.
 //!
 //! Screenshots are polled until they show what is expected (or a generous timeout passes): no
-//! timing is asserted, except that the banner is seen while it is up, which `banner_ms=4000`
+//! timing is asserted, except that the banner is seen while it is up, which `cellvisor.banner_ms=4000`
 //! makes four seconds long. A failing test leaves its screenshots next to its transcript
 //! (`<CELLVISOR_OUT>/transcripts/<test>-<what>.ppm`); a passing one removes them.
 
@@ -39,7 +39,7 @@ const CELLS: [&str; 2] = [PERSONAL, CORPORATE];
 const LAYOUT: &str = "linux";
 
 /// Long enough for a screenshot to catch the banner after its console line.
-const BANNER_ARGS: &str = "banner_ms=4000";
+const BANNER_ARGS: &str = "cellvisor.banner_ms=4000";
 
 /// The banner colours (boards/qemu-virt).
 const PERSONAL_BANNER: [u8; 3] = [0x2e, 0x7d, 0x32];

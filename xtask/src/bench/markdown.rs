@@ -114,6 +114,7 @@ impl Report {
         self.disk_tables(&mut out);
         self.console_table(&mut out);
         self.sharing_table(&mut out);
+        self.display_table(&mut out);
         let _ = writeln!(out, "\n### Footprint\n");
         let _ = writeln!(out, "| hypervisor image (release ELF) | bytes |");
         let _ = writeln!(out, "|---|---:|");
@@ -360,6 +361,38 @@ impl Report {
                 mean.map_or_else(|| "-".to_owned(), |mean| mean.to_string())
             );
         }
+    }
+
+    /// The display and input switching table (`test-guests-shared`, icount, one CPU).
+    fn display_table(&self, out: &mut String) {
+        let _ = writeln!(
+            out,
+            "\n### Display and input: the switch key and forwarded events (`test-guests-shared` with ramfb and virtio-input, icount, one CPU: a tick is an EL2 instruction and a nanosecond)\n"
+        );
+        let Some(display) = &self.display else {
+            let _ = writeln!(
+                out,
+                "{}",
+                self.display_note
+                    .as_deref()
+                    .unwrap_or("Display run not made.")
+            );
+            return;
+        };
+        let _ = writeln!(
+            out,
+            "| switch: key interrupt to the banner on the scanout, EL2 instructions | icount time (goal < 16 ms) | switches | per forwarded input event, EL2 instructions | events |"
+        );
+        let _ = writeln!(out, "|---:|---:|---:|---:|---:|");
+        let _ = writeln!(
+            out,
+            "| {} | {:.3} ms | {} | {} | {} |",
+            display.switch_instructions,
+            display.switch_instructions as f64 / 1e6,
+            display.switches,
+            display.event_instructions,
+            display.events
+        );
     }
 
     /// The disk throughput and passthrough-interrupt tables.

@@ -19,6 +19,7 @@
 mod board;
 mod console;
 mod disk;
+mod display;
 mod footprint;
 mod markdown;
 mod parse;
@@ -354,6 +355,19 @@ pub fn bench(options: &BenchOptions) -> Result<()> {
                 eprintln!("warning: time-sharing runs incomplete: {error}");
                 report.sharing_note = Some(format!("Time-sharing runs incomplete: {error}"));
             }
+        }
+    }
+    eprintln!(
+        "Display and input: the switch key's switch and forwarded key events (test-guests-shared with ramfb and virtio-input, icount, one CPU)"
+    );
+    match display::display_run(&qemu) {
+        Ok(figures) => {
+            eprintln!("  {}", figures.summary());
+            report.display = Some(figures);
+        }
+        Err(error) => {
+            eprintln!("warning: display run incomplete: {error}");
+            report.display_note = Some(format!("Display run incomplete: {error}"));
         }
     }
     if options.no_linux {

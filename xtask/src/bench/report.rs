@@ -98,6 +98,10 @@ pub(super) struct Report {
     pub(super) console_note: Option<String>,
     /// Time-sharing figures (layout `linux-shared`).
     pub(super) sharing: Option<super::sharing::Sharing>,
+    /// Display and input switching figures.
+    pub(super) display: Option<super::display::DisplayFigures>,
+    /// Why the display figures are missing.
+    pub(super) display_note: Option<String>,
     /// Why they are missing, if they are.
     pub(super) sharing_note: Option<String>,
     /// Hypervisor image bytes by section class.
@@ -134,6 +138,8 @@ impl Report {
             console_note: None,
             sharing: None,
             sharing_note: None,
+            display: None,
+            display_note: None,
             image: BTreeMap::new(),
             stage2: Vec::new(),
             sloc: 0,
@@ -319,6 +325,11 @@ impl Report {
         out.push_str("\n  ],\n  \"time_sharing\": ");
         match &self.sharing {
             Some(sharing) => out.push_str(&sharing.json()),
+            None => out.push_str("null"),
+        }
+        out.push_str(",\n  \"display\": ");
+        match &self.display {
+            Some(display) => out.push_str(&display.json()),
             None => out.push_str("null"),
         }
         out.push_str(",\n  \"console_flood\": ");
