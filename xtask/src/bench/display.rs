@@ -74,7 +74,10 @@ fn parse_screen(text: &str) -> Option<((u64, u64), (u64, u64))> {
             .parse()
             .ok()
     };
-    let switch = text.lines().rev().find(|line| line.contains("switch key: "))?;
+    let switch = text
+        .lines()
+        .rev()
+        .find(|line| line.contains("switch key: "))?;
     let input = text.lines().rev().find(|line| line.contains("input: "))?;
     Some((
         (
@@ -136,7 +139,11 @@ fn measure(session: &mut Session, socket: &std::path::Path) -> Result<DisplayFig
     for round in 0..SWITCHES {
         let since = session.mark();
         qmp.tap("pause").map_err(qmp_error)?;
-        let cell = if round % 2 == 0 { "corporate" } else { "personal" };
+        let cell = if round % 2 == 0 {
+            "corporate"
+        } else {
+            "personal"
+        };
         session.wait_for(&format!("screen: banner for {cell}"), since, timeout)?;
         session.wait_for(&format!("console input now goes to {cell}"), since, timeout)?;
     }

@@ -534,17 +534,25 @@ fn probe_peripherals(
     let Some(display) = &board.display else {
         return Peripherals::default();
     };
-    let owned = |base: u64| {
-        partition.cells.iter().any(|cell| {
-            cell.config.devices.iter().any(|name| {
-                board.devices.iter().any(|device| {
-                    device.name == *name && device.mmio.iter().any(|window| window.base == base)
-                })
-            })
-        })
+    let owned = |base: u64| owned_by_a_cell(board, partition, base);
+    // Only transports the platform DT lists with the board's interrupt, and no cell owns.
+    let usable = |base: u64, intid: u32| {
+        platform
+            .virtio_mmio
+            .iter()
+            .any(|slot| slot.registers.base == base && slot.intid == intid)
+            && !owned(base)
     };
-    let screen = super::screen::probe(display);
-    let inputs = super::input::probe(&display.input_transports, &owned)
+    let screen = if platform.has_node_at(display.fw_cfg.base, "qemu,fw-cfg-mmio") {
+        super::screen::probe(display)
+    } else {
+        log::info!(
+            "screen: the platform DT has no fw_cfg at {:#x}: no screen",
+            display.fw_cfg.base
+        );
+        false
+    };
+    let inputs = super::input::probe(&display.input_transports, &usable)
         .into_iter()
         .map(|found| PhysicalInput {
             intid: found.intid,
@@ -555,6 +563,23 @@ fn probe_peripherals(
         screen,
         inputs,
         banner_ms: crate::core::screen::banner_ms_from_bootargs(&platform.bootargs),
+    }
+}
+
+/// Whether a cell of `partition` owns the board device whose window starts at `base`.
+fn owned_by_a_cell(
+    board: &Board,
+    partition: &crate::setup::partition::Partition,
+    base: u64,
+) -> bool {
+    {
+        partition.cells.iter().any(|cell| {
+            cell.config.devices.iter().any(|name| {
+                board.devices.iter().any(|device| {
+                    device.name == *name && device.mmio.iter().any(|window| window.base == base)
+                })
+            })
+        })
     }
 }
 

@@ -77,17 +77,17 @@ pub struct Found {
     pub config: Arc<InputConfig>,
 }
 
-/// Probes the transports of `slots` for virtio-input devices, skipping any whose registers lie in
-/// `owned` (a cell's device), and keeps a driver for each found. Call once, at boot, with the
-/// slots mapped as device memory in EL2's map.
-pub fn probe(slots: &VirtioMmioSlots, owned: &dyn Fn(u64) -> bool) -> Vec<Found> {
+/// Probes the transports of `slots` for virtio-input devices, only those `usable(base, intid)`
+/// allows (the platform DT lists them, no cell owns them), and keeps a driver for each found. Call
+/// once, at boot, with the slots mapped as device memory in EL2's map.
+pub fn probe(slots: &VirtioMmioSlots, usable: &dyn Fn(u64, u32) -> bool) -> Vec<Found> {
     let mut drivers = Vec::new();
     let mut found = Vec::new();
     for n in 0..slots.count {
         let Some((window, intid)) = slots.slot(n) else {
             break;
         };
-        if owned(window.base) {
+        if !usable(window.base, intid) {
             continue;
         }
         let Some(header) = NonNull::new(window.base as *mut VirtIOHeader) else {
@@ -113,9 +113,7 @@ pub fn probe(slots: &VirtioMmioSlots, owned: &dyn Fn(u64) -> bool) -> Vec<Found>
             let Some(select) = config_select(select) else {
                 return 0;
             };
-            driver
-                .query_config_select(select, subsel, out)
-                .unwrap_or(0)
+            driver.query_config_select(select, subsel, out).unwrap_or(0)
         });
         log::info!(
             "input: {} at {:#x} (INTID {intid})",

@@ -67,10 +67,12 @@ fn a_switch_shows_the_banner_from_cellvisor_memory_then_the_cells_checked_frame(
     let banner = scanouts(fixture.cpu0.events());
     assert_eq!(banner.len(), 1, "{banner:?}");
     let ram = |address: PhysAddr| {
-        runtime
-            .cells
-            .iter()
-            .any(|cell| cell.plan().memory.iter().any(|r| r.physical.contains(address)))
+        runtime.cells.iter().any(|cell| {
+            cell.plan()
+                .memory
+                .iter()
+                .any(|r| r.physical.contains(address))
+        })
     };
     assert!(
         !ram(banner[0].address),
@@ -151,7 +153,13 @@ fn the_switch_key_switches_and_never_reaches_a_cell() {
         value,
     };
     let switch = screen.switch_key();
-    assert!(!screen.route_input(&runtime.cells, 0, 0, &[key(30, 1), key(30, 0)], &mut fixture.cpu0));
+    assert!(!screen.route_input(
+        &runtime.cells,
+        0,
+        0,
+        &[key(30, 1), key(30, 0)],
+        &mut fixture.cpu0
+    ));
     assert!(screen.route_input(&runtime.cells, 0, 0, &[key(switch, 1)], &mut fixture.cpu0));
     // Its release and auto-repeat do not switch again.
     assert!(!screen.route_input(
@@ -211,4 +219,24 @@ fn the_banner_time_comes_from_the_command_line() {
         Some(4000)
     );
     assert_eq!(banner_ms_from_bootargs("cellvisor.banner_ms=x"), None);
+}
+
+#[test]
+fn the_boards_display_hardware_is_what_the_platform_dt_describes() {
+    let platform = crate::setup::platform::parse(super::DTB).expect("the DTB parses");
+    let display = BOARD.display.expect("qemu-virt has a display");
+    assert!(platform.has_node_at(display.fw_cfg.base, "qemu,fw-cfg-mmio"));
+    let slots = display.input_transports;
+    for n in 0..slots.count {
+        let (window, intid) = slots.slot(n).expect("in the row");
+        assert!(
+            platform
+                .virtio_mmio
+                .iter()
+                .any(|slot| slot.registers.base == window.base && slot.intid == intid),
+            "slot {n} at {:#x}, INTID {intid}",
+            window.base
+        );
+    }
+    assert!(slots.slot(slots.count).is_none());
 }
