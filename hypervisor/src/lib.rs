@@ -11,6 +11,7 @@ pub mod arch;
 pub mod console;
 pub mod core;
 pub mod dev;
+pub mod display;
 pub mod drivers;
 pub mod mem;
 pub mod setup;

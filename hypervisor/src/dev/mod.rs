@@ -11,6 +11,7 @@ pub mod gic;
 pub mod mmio;
 pub mod passthrough;
 pub mod pci;
+pub mod pl111;
 pub mod vgic;
 pub mod vuart;
 

@@ -7,6 +7,7 @@
 //! nothing about which cell gets what.
 
 pub mod counter;
+pub mod fw_cfg;
 mod gic_mmio;
 mod gic_spi;
 pub mod gicv2;

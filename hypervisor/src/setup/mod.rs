@@ -3,6 +3,7 @@
 
 pub mod bundle;
 pub mod cpio;
+pub mod display_fdt;
 pub mod guest_fdt;
 pub mod image;
 pub mod partition;
