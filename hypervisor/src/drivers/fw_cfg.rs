@@ -296,6 +296,12 @@ impl FwCfg {
 
 /// The configuration of QEMU's `ramfb` display (`struct RAMFBCfg` of `hw/display/ramfb.c`: be64
 /// addr, be32 fourcc, be32 flags, be32 width, be32 height, be32 stride; packed, 28 bytes).
+///
+/// QEMU acts on every write of the whole file (`ramfb_fw_cfg_write`): it maps `stride * height`
+/// bytes at `address` (a physical address: a cell's frame must be translated from its IPA) and
+/// shows them, or keeps the previous surface when that fails. `XRGB8888` is in every QEMU's
+/// DRM-to-pixman table; `XBGR8888` was added to it in 2023, so an older QEMU keeps the old
+/// surface for a guest that cleared LCDControl.BGR.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct RamfbConfig {
     /// Physical address of the frame's first pixel.
@@ -313,6 +319,18 @@ pub struct RamfbConfig {
 impl RamfbConfig {
     /// The size of the encoded configuration.
     pub const SIZE: usize = 28;
+
+    /// The configuration that shows `frame` (a PL111 frame, [`crate::dev::pl111::Pl111::frame`])
+    /// whose first pixel is at physical address `address`.
+    pub fn for_frame(address: PhysAddr, frame: &crate::dev::pl111::FrameRequest) -> Self {
+        Self {
+            address: address.raw(),
+            fourcc: frame.format.fourcc(),
+            width: frame.width,
+            height: frame.height,
+            stride: frame.stride,
+        }
+    }
 
     /// The configuration as `etc/ramfb` takes it (flags 0).
     pub fn to_bytes(&self) -> [u8; Self::SIZE] {
@@ -362,6 +380,7 @@ mod tests {
         dma: Dma,
         features: u32,
         signature: [u8; 4],
+        dma_signature: u64,
         writes: Vec<(u16, Vec<u8>)>,
     }
 
@@ -389,6 +408,7 @@ mod tests {
                 dma: Dma::Complete,
                 features: 0b11,
                 signature: *b"QEMU",
+                dma_signature: DMA_SIGNATURE,
                 writes: Vec::new(),
             }
         }
@@ -469,7 +489,7 @@ mod tests {
                     Ok(u64::from(byte.unwrap_or(0)))
                 }
                 (Some(DMA_ADDRESS), AccessWidth::Doubleword) => {
-                    Ok(u64::from_ne_bytes(DMA_SIGNATURE.to_be_bytes()))
+                    Ok(u64::from_ne_bytes(self.dma_signature.to_be_bytes()))
                 }
                 _ => Err(DeviceAbort),
             }
@@ -532,6 +552,9 @@ mod tests {
     fn probes_signature_and_dma() {
         let mut fake = qemu();
         assert!(probe(&mut fake).is_ok());
+        fake.dma_signature = u64::from_be_bytes(*b"QEMU CFH");
+        assert_eq!(probe(&mut fake), Err(FwCfgError::NoDma));
+        fake.dma_signature = DMA_SIGNATURE;
         fake.features = 1;
         assert_eq!(probe(&mut fake), Err(FwCfgError::NoDma));
         fake.signature = *b"QEMV";
@@ -642,6 +665,23 @@ mod tests {
         };
         let bytes = config.to_bytes();
         assert_eq!(&bytes[0..8], &[1, 2, 3, 4, 5, 6, 7, 8]);
+        let frame = crate::dev::pl111::FrameRequest {
+            base: 0x4800_0000,
+            width: 640,
+            height: 480,
+            stride: 2560,
+            format: crate::dev::pl111::PixelFormat::Xbgr8888,
+        };
+        assert_eq!(
+            RamfbConfig::for_frame(PhysAddr::new(0x8_4800_0000), &frame),
+            RamfbConfig {
+                address: 0x8_4800_0000,
+                fourcc: u32::from_le_bytes(*b"XB24"),
+                width: 640,
+                height: 480,
+                stride: 2560,
+            }
+        );
         assert_eq!(&bytes[8..12], &[0x34, 0x32, 0x52, 0x58]);
         assert_eq!(&bytes[12..16], &[0; 4], "flags");
         assert_eq!(&bytes[16..20], &[0, 0, 0, 0x11]);

@@ -76,6 +76,9 @@ pub enum DisplayFdtError {
         /// Requested height in pixels.
         height: u32,
     },
+    /// The CLCD's window is not the PL111's 4 KiB ([`pl111::WINDOW_SIZE`]): Linux's AMBA bus reads
+    /// the ID registers in the window's last 32 bytes.
+    WrongWindowSize(u64),
     /// The interrupt is not an SPI (INTIDs 32..1020).
     NotAnSpi(u32),
     /// No phandle is left to allocate.
@@ -91,6 +94,10 @@ impl fmt::Display for DisplayFdtError {
                 f,
                 "display panel {width}x{height} is not supported: use a width that is a multiple \
                  of 16 up to 1024 and an even height up to 1024"
+            ),
+            Self::WrongWindowSize(size) => write!(
+                f,
+                "display controller window of {size:#x} bytes: the PL111's is 0x1000, use that"
             ),
             Self::NotAnSpi(intid) => write!(
                 f,
@@ -118,6 +125,7 @@ impl From<DisplayFdtError> for GuestFdtError {
         match error {
             DisplayFdtError::Writer(error) => Self::Writer(error),
             DisplayFdtError::UnsupportedPanel { .. } => Self::ValueTooLarge("display panel size"),
+            DisplayFdtError::WrongWindowSize(_) => Self::ValueTooLarge("display window size"),
             DisplayFdtError::NotAnSpi(_) => Self::ValueTooLarge("virtio-mmio SPI"),
             DisplayFdtError::PhandlesExhausted => Self::ValueTooLarge("phandle"),
         }
@@ -149,7 +157,7 @@ fn strings(values: &[&str]) -> alloc::vec::Vec<String> {
 }
 
 /// Writes, under the node currently open in `fdt` (the root), the emulated PL111 at `window`
-/// (`(base, size)`) and the `width` × `height` DPI panel it drives (see the module
+/// (`(base, size)`, the size [`pl111::WINDOW_SIZE`]) and the `width` × `height` DPI panel it drives (see the module
 /// documentation for every property). `clock_phandle` is a fixed clock's (the cell's
 /// `apb-pclk`, [`crate::setup::guest_fdt::CLOCK_PHANDLE`]); the two endpoint phandles are taken
 /// from `next_phandle`, which is left at the next free one.
@@ -167,6 +175,9 @@ pub fn write_display(
     }
     let clock = pixel_clock(width, height).ok_or(unsupported)?;
     let (base, size) = window;
+    if size != pl111::WINDOW_SIZE {
+        return Err(DisplayFdtError::WrongWindowSize(size));
+    }
     let clcd_endpoint = allocate(next_phandle)?;
     let panel_endpoint = allocate(next_phandle)?;
 
@@ -409,6 +420,11 @@ mod tests {
         assert_eq!(
             write_virtio_mmio(&mut fdt, 0, 0x200, 1020),
             Err(DisplayFdtError::NotAnSpi(1020))
+        );
+        let mut next = 3;
+        assert_eq!(
+            write_display(&mut fdt, (0, 0x2000), 640, 480, 2, &mut next),
+            Err(DisplayFdtError::WrongWindowSize(0x2000))
         );
         let mut next = u32::MAX;
         assert_eq!(
