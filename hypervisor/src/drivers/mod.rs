@@ -1,12 +1,14 @@
 //! Drivers of the physical devices cellvisor itself owns: the interrupt controller's distributor
 //! and redistributors ([`gicv3`]), or a GICv2's distributor, CPU interface and virtual interface
 //! control ([`gicv2`]), and the console UART ([`pl011`], [`ns16550`]), each behind a narrow trait
-//! the arch glue uses; and [`counter`], the system counter read around a SoC's erratum.
+//! the arch glue uses; [`counter`], the system counter read around a SoC's erratum; and
+//! [`fw_cfg`], QEMU's firmware configuration device, through which its `ramfb` display is set.
 //!
 //! Drivers are MMIO only (no system registers, no assembly) and build on the host too; they decide
 //! nothing about which cell gets what.
 
 pub mod counter;
+pub mod fw_cfg;
 mod gic_mmio;
 mod gic_spi;
 pub mod gicv2;
