@@ -458,7 +458,7 @@ pub extern "C" fn primary_main(dtb: u64, el: u64) -> ! {
         }
     };
     let names: Vec<&'static str> = partition.cells.iter().map(|cell| cell.name).collect();
-    let peripherals = probe_peripherals(board, &platform, &partition);
+    let peripherals = probe_peripherals(board, &platform, &partition, machine);
     let runtime = match Runtime::build(
         board,
         platform,
@@ -530,6 +530,7 @@ fn probe_peripherals(
     board: &Board,
     platform: &Platform,
     partition: &crate::setup::partition::Partition,
+    machine: &mut dyn Machine,
 ) -> Peripherals {
     let Some(display) = &board.display else {
         return Peripherals::default();
@@ -544,7 +545,7 @@ fn probe_peripherals(
             && !owned(base)
     };
     let screen = if platform.has_node_at(display.fw_cfg.base, "qemu,fw-cfg-mmio") {
-        super::screen::probe(display)
+        super::screen::probe(display, machine)
     } else {
         log::info!(
             "screen: the platform DT has no fw_cfg at {:#x}: no screen",
