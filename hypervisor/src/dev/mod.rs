@@ -12,6 +12,7 @@ pub mod mmio;
 pub mod passthrough;
 pub mod pci;
 pub mod vgic;
+pub mod virtio;
 pub mod vuart;
 
 use spin::Mutex;
