@@ -52,6 +52,14 @@ pub enum Op {
         /// The bytes.
         bytes: Vec<u8>,
     },
+    /// The driver posts a chain on a queue set up by the last [`Op::Handshake`], as Linux does
+    /// (descriptors round-robin, then the available ring's slot, then its index).
+    Post {
+        /// The queue.
+        queue: usize,
+        /// The chain's buffers: address, length, descriptor flags (NEXT is added in between).
+        buffers: Vec<(u64, u32, u16)>,
+    },
     /// An event from the physical device.
     Event(InputEvent),
     /// A QueueNotify.
@@ -183,6 +191,95 @@ fn random_descriptor(rng: &mut Rng) -> [u8; 16] {
     raw
 }
 
+/// Descriptor table, driver area and device area of both queues in a driver's usual layout.
+const SANE_AREAS: [[u64; 3]; 2] = [
+    [RAM_BASE, RAM_BASE + 0x1000, RAM_BASE + 0x2000],
+    [RAM_BASE + 0x800, RAM_BASE + 0x1800, RAM_BASE + 0x2800],
+];
+
+/// Where posted buffers usually point.
+const BUFFERS: u64 = RAM_BASE + 0x3000;
+
+/// A chain a driver posts: mostly one 8-byte writable event buffer (or a readable status
+/// buffer), sometimes something hostile.
+fn random_chain(rng: &mut Rng) -> Vec<(u64, u32, u16)> {
+    let buffer = BUFFERS + 8 * rng.below(0x100);
+    match rng.below(8) {
+        0..=3 => vec![(buffer, 8, 2)],
+        4 => vec![(buffer, 8, 0)],
+        5 => vec![(buffer, 3, 2), (buffer + 3, 5, 2)],
+        _ => (0..rng.range(1, 4))
+            .map(|_| {
+                let len = if rng.coin() {
+                    rng.below(16) as u32
+                } else {
+                    rng.interesting_u64() as u32
+                };
+                (random_address(rng), len, [0u16, 2, 4, 6][rng.index(4)])
+            })
+            .collect(),
+    }
+}
+
+/// The driver's side of one queue, for [`Op::Post`].
+#[derive(Clone, Copy)]
+struct DriverQueue {
+    size: u16,
+    desc: u64,
+    avail: u64,
+    next_desc: u16,
+    avail_idx: u16,
+}
+
+impl DriverQueue {
+    fn post(&mut self, ram: &mut Ram, buffers: &[(u64, u32, u16)]) {
+        let head = self.next_desc;
+        for (position, &(addr, len, flags)) in buffers.iter().enumerate() {
+            let index = self.next_desc;
+            let next = index.wrapping_add(1) % self.size;
+            let flags = if position + 1 < buffers.len() {
+                flags | 1
+            } else {
+                flags
+            };
+            let mut raw = [0u8; 16];
+            raw[..8].copy_from_slice(&addr.to_le_bytes());
+            raw[8..12].copy_from_slice(&len.to_le_bytes());
+            raw[12..14].copy_from_slice(&flags.to_le_bytes());
+            raw[14..].copy_from_slice(&next.to_le_bytes());
+            poke(ram, self.desc.wrapping_add(16 * u64::from(index)), &raw);
+            self.next_desc = next;
+        }
+        let slot = u64::from(self.avail_idx % self.size);
+        poke(
+            ram,
+            self.avail.wrapping_add(4 + 2 * slot),
+            &head.to_le_bytes(),
+        );
+        self.avail_idx = self.avail_idx.wrapping_add(1);
+        poke(
+            ram,
+            self.avail.wrapping_add(2),
+            &self.avail_idx.to_le_bytes(),
+        );
+    }
+}
+
+/// The driver writes its RAM (what does not fit is cut).
+fn poke(ram: &mut Ram, ipa: u64, bytes: &[u8]) {
+    let Some(start) = ipa
+        .checked_sub(RAM_BASE)
+        .and_then(|start| usize::try_from(start).ok())
+    else {
+        return;
+    };
+    for (i, byte) in bytes.iter().enumerate() {
+        if let Some(slot) = ram.bytes.get_mut(start.wrapping_add(i)) {
+            *slot = *byte;
+        }
+    }
+}
+
 fn config() -> Arc<InputConfig> {
     Arc::new(InputConfig {
         name: b"fuzz".to_vec(),
@@ -209,8 +306,24 @@ impl FuzzTarget for Virtio {
             let at = rng.index(RAM_SIZE / 16) * 16;
             ram[at..at + 16].copy_from_slice(&random_descriptor(rng));
         }
-        let ops = (0..rng.range(1, 80))
-            .map(|_| match rng.below(24) {
+        // Mostly a well-behaved driver (handshake first, rarely a random register store) whose
+        // rings now and then get garbage; otherwise anything goes.
+        let gentle = rng.chance(2, 3);
+        let mut ops = Vec::new();
+        if gentle {
+            ops.push(Op::Handshake {
+                size: 1 << rng.below(7),
+                areas: SANE_AREAS,
+            });
+        }
+        ops.extend((0..rng.range(1, 80)).map(|_| {
+            let choice = if gentle && rng.chance(7, 8) {
+                // Posts, events, notifies, reads.
+                [0, 16, 17, 20, 21, 24, 25, 26, 27][rng.index(9)]
+            } else {
+                rng.below(28)
+            };
+            match choice {
                 0..=3 => Op::Read {
                     offset: random_offset(rng),
                     width: random_width(rng),
@@ -264,9 +377,13 @@ impl FuzzTarget for Virtio {
                 } else {
                     rng.next_u32()
                 }),
-                _ => Op::Reset,
-            })
-            .collect();
+                _ if rng.chance(1, 8) => Op::Reset,
+                _ => Op::Post {
+                    queue: rng.index(2),
+                    buffers: random_chain(rng),
+                },
+            }
+        }));
         Input { ram, ops }
     }
 
@@ -276,6 +393,7 @@ impl FuzzTarget for Virtio {
             bytes: input.ram.clone(),
             writes: Vec::new(),
         };
+        let mut driver: Option<[DriverQueue; 2]> = None;
         for (index, op) in input.ops.iter().enumerate() {
             let live = mmio.is_live();
             // The used rings of the ready queues, as they were before the step.
@@ -308,8 +426,34 @@ impl FuzzTarget for Virtio {
                         "step {index}: write {offset:#x} {width:?}: {result:?}"
                     );
                 }
-                Op::Handshake { size, areas } => handshake(&mut mmio, &mut ram, *size, areas)
-                    .map_err(|error| format!("step {index}: handshake: {error}"))?,
+                Op::Handshake { size, areas } => {
+                    // The driver clears its rings' flags and indices first, as Linux does.
+                    for [_, avail, used] in areas {
+                        poke(&mut ram, *avail, &[0; 4]);
+                        poke(&mut ram, *used, &[0; 4]);
+                    }
+                    handshake(&mut mmio, &mut ram, *size, areas)
+                        .map_err(|error| format!("step {index}: handshake: {error}"))?;
+                    driver = u16::try_from(*size)
+                        .ok()
+                        .filter(|size| size.is_power_of_two())
+                        .map(|size| {
+                            areas.map(|[desc, avail, _]| DriverQueue {
+                                size,
+                                desc,
+                                avail,
+                                next_desc: 0,
+                                avail_idx: 0,
+                            })
+                        });
+                }
+                Op::Post { queue, buffers } => {
+                    if let Some(driver_queue) =
+                        driver.as_mut().and_then(|queues| queues.get_mut(*queue))
+                    {
+                        driver_queue.post(&mut ram, buffers);
+                    }
+                }
                 Op::Poke { at, bytes } => {
                     let end = (*at + bytes.len()).min(RAM_SIZE);
                     ram.bytes[*at..end].copy_from_slice(&bytes[..end - *at]);
@@ -320,7 +464,10 @@ impl FuzzTarget for Virtio {
                 &Op::Notify(queue) => mmio
                     .write(offset::QUEUE_NOTIFY, AccessWidth::Word, queue, &mut ram)
                     .map_err(|error| format!("step {index}: notify: {error}"))?,
-                Op::Reset => mmio.reset(),
+                Op::Reset => {
+                    mmio.reset();
+                    driver = None;
+                }
             }
             let steady = matches!(op, Op::Read { .. } | Op::Event(_) | Op::Notify(_));
             if steady && !live {

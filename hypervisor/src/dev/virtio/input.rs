@@ -268,13 +268,17 @@ impl VirtioInput {
 
     /// Moves pending events into the event buffers the driver posted on `eventq`, one event per
     /// buffer, at most the queue size of them. `Ok(true)`: buffers were used. A buffer that is
-    /// device-readable or shorter than 8 bytes is an error.
+    /// device-readable or shorter than 8 bytes is an error. While `eventq` is not ready the
+    /// events wait (`Ok(false)`).
     pub fn deliver(
         &mut self,
         eventq: &mut Virtqueue,
         memory: &mut dyn GuestMemory,
     ) -> Result<bool, VirtioError> {
         let mut used = false;
+        if !eventq.ready() {
+            return Ok(false);
+        }
         for _ in 0..eventq.size() {
             let Some(event) = self.front() else {
                 break;

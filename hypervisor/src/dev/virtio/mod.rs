@@ -104,6 +104,8 @@ impl fmt::Display for VirtioError {
     }
 }
 
+impl core::error::Error for VirtioError {}
+
 impl From<OutsideRam> for VirtioError {
     fn from(_: OutsideRam) -> Self {
         Self::OutsideRam

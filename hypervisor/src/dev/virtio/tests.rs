@@ -918,8 +918,11 @@ fn device_calls_outside_the_transport() {
     input.push_event(key(1, 1));
     assert_eq!(
         input.notify(0, &mut queues, &mut memory),
-        Err(VirtioError::QueueNotReady)
+        Ok(false),
+        "held while the queue is not ready"
     );
+    assert_eq!(input.pending(), 1);
+    assert_eq!(queues[0].pop(&mut memory), Err(VirtioError::QueueNotReady));
     assert_eq!(
         queues[0].push_used(&mut memory, 0, 8),
         Err(VirtioError::QueueNotReady)
@@ -957,4 +960,17 @@ fn errors_display() {
         alloc::format!("{}", VirtioError::from(OutsideRam)),
         "buffer or ring outside the cell's ram"
     );
+}
+
+#[test]
+fn events_wait_while_the_event_queue_is_not_ready() {
+    let mut mmio = device();
+    let mut ram = Ram::new();
+    handshake(&mut mmio, &mut ram, 8);
+    write(&mut mmio, &mut ram, offset::QUEUE_SEL, EVENTQ as u32);
+    write(&mut mmio, &mut ram, offset::QUEUE_READY, 0);
+    assert!(!mmio.input_event(key(1, 1), &mut ram));
+    assert_eq!(mmio.take_error(), None);
+    assert!(mmio.is_live());
+    assert_eq!(mmio.device().pending(), 1);
 }
