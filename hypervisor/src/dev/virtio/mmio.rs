@@ -244,10 +244,10 @@ impl<D: VirtioDevice> VirtioMmio<D> {
         if self.error.is_none() {
             self.error = Some(error);
         }
-        if self.status & status::DEVICE_NEEDS_RESET == 0 {
-            self.status |= status::DEVICE_NEEDS_RESET;
-            self.raise_config_change();
-        }
+        // The specification asks for a configuration-change notification; the configuration
+        // itself did not change, so ConfigGeneration stays.
+        self.status |= status::DEVICE_NEEDS_RESET;
+        self.interrupt_status |= INTERRUPT_CONFIG;
     }
 
     /// Runs queue work for an event from outside the guest (a key press): `work` gets the

@@ -22,6 +22,8 @@ const WORD: AccessWidth = AccessWidth::Word;
 struct Ram {
     bytes: Vec<u8>,
     writes: usize,
+    /// Address of every write, in order.
+    log: Vec<u64>,
 }
 
 impl Ram {
@@ -29,6 +31,7 @@ impl Ram {
         Self {
             bytes: vec![0; RAM_SIZE as usize],
             writes: 0,
+            log: Vec::new(),
         }
     }
 
@@ -70,6 +73,7 @@ impl GuestMemory for Ram {
         let range = self.range(ipa, bytes.len())?;
         self.bytes[range].copy_from_slice(bytes);
         self.writes += 1;
+        self.log.push(ipa);
         Ok(())
     }
 }
@@ -973,4 +977,59 @@ fn events_wait_while_the_event_queue_is_not_ready() {
     assert_eq!(mmio.take_error(), None);
     assert!(mmio.is_live());
     assert_eq!(mmio.device().pending(), 1);
+}
+
+#[test]
+fn used_element_is_written_before_used_idx() {
+    let (mut mmio, mut ram, mut eventq) = hostile_setup();
+    eventq.post(&mut ram, &[(BUFFERS, 8, true)]);
+    ram.log.clear();
+    write(&mut mmio, &mut ram, offset::QUEUE_NOTIFY, 0);
+    // The event, the used element, then the used ring's index.
+    assert_eq!(ram.log, vec![BUFFERS, eventq.used + 4, eventq.used + 2]);
+    assert_eq!(read(&mut mmio, offset::CONFIG_GENERATION), 0);
+}
+
+#[test]
+fn chain_reads_stop_at_the_buffer_and_the_segments() {
+    let mut ram = Ram::new();
+    let mut driver = DriverQueue::new(0, 4);
+    let mut queue = Virtqueue::new(4);
+    queue.set_desc_table(driver.desc);
+    queue.set_driver_area(driver.avail);
+    queue.set_device_area(driver.used);
+    queue.set_ready(true).unwrap();
+    assert_eq!(queue.pop(&mut ram), Ok(None));
+    ram.put(BUFFERS, b"abc");
+    ram.put(BUFFERS + 0x10, b"defgh");
+    let head = driver.post(
+        &mut ram,
+        &[
+            (BUFFERS, 3, false),
+            (BUFFERS + 0x10, 5, false),
+            (BUFFERS + 0x20, 4, true),
+        ],
+    );
+    let chain = queue.pop(&mut ram).unwrap().unwrap();
+    assert_eq!(chain.head(), head);
+    assert_eq!(chain.segments().len(), 3);
+    assert_eq!((chain.readable_len(), chain.writable_len()), (8, 4));
+    let mut small = [0u8; 6];
+    assert_eq!(chain.read_all(&mut ram, &mut small), Ok(6));
+    assert_eq!(&small, b"abcdef");
+    let mut large = [0u8; 32];
+    assert_eq!(chain.read_all(&mut ram, &mut large), Ok(8));
+    assert_eq!(&large[..8], b"abcdefgh");
+    assert_eq!(chain.write_all(&mut ram, b"0123456789"), Ok(4));
+    assert_eq!(ram.get(BUFFERS + 0x20, 5), b"0123\0");
+    queue.push_used(&mut ram, chain.head(), 4).unwrap();
+    assert_eq!(driver.take_used(&ram), vec![(u32::from(head), 4)]);
+    assert_eq!(
+        queue.push_used(&mut ram, 4, 0),
+        Err(VirtioError::DescriptorOutOfRange)
+    );
+    assert_eq!(queue.pop(&mut ram), Ok(None));
+    queue.reset();
+    assert!(!queue.ready());
+    assert_eq!((queue.last_avail(), queue.next_used()), (0, 0));
 }
