@@ -1033,3 +1033,43 @@ fn chain_reads_stop_at_the_buffer_and_the_segments() {
     assert!(!queue.ready());
     assert_eq!((queue.last_avail(), queue.next_used()), (0, 0));
 }
+
+#[test]
+fn run_serves_only_a_live_device_and_applies_the_error_handling() {
+    let mut mmio = VirtioMmio::with_queue_max(VirtioInput::new(config()), 16);
+    let mut ram = Ram::new();
+    let mut called = false;
+    assert!(!mmio.run(&mut ram, |_, _, _| {
+        called = true;
+        Ok(true)
+    }));
+    assert!(!called, "not live: nothing runs");
+    write(&mut mmio, &mut ram, offset::QUEUE_SEL, 1);
+    assert_eq!(read(&mut mmio, offset::QUEUE_NUM_MAX), 16);
+    write(&mut mmio, &mut ram, offset::STATUS, 0);
+    write(&mut mmio, &mut ram, offset::STATUS, 3);
+    write(&mut mmio, &mut ram, offset::DRIVER_FEATURES_SEL, 1);
+    write(&mut mmio, &mut ram, offset::DRIVER_FEATURES, 1);
+    write(&mut mmio, &mut ram, offset::STATUS, 0xb);
+    write(&mut mmio, &mut ram, offset::STATUS, 0xf);
+    assert!(mmio.is_live());
+    assert!(mmio.run(&mut ram, |device, queues, _| {
+        assert_eq!(queues.len(), 2);
+        device.push_event(key(1, 1));
+        Ok(true)
+    }));
+    assert_eq!(read(&mut mmio, offset::INTERRUPT_STATUS), INTERRUPT_USED);
+    assert!(!mmio.run(&mut ram, |_, _, _| Err(VirtioError::BufferTooShort)));
+    assert_eq!(
+        read(&mut mmio, offset::INTERRUPT_STATUS),
+        INTERRUPT_USED | INTERRUPT_CONFIG
+    );
+    assert_eq!(mmio.take_error(), Some(VirtioError::BufferTooShort));
+    assert!(!mmio.is_live());
+    // The driver cannot clear DEVICE_NEEDS_RESET but by a reset.
+    write(&mut mmio, &mut ram, offset::STATUS, 0xf);
+    assert!(!mmio.is_live());
+    write(&mut mmio, &mut ram, offset::STATUS, 0);
+    assert_eq!(read(&mut mmio, offset::STATUS), 0);
+    assert_eq!(read(&mut mmio, offset::INTERRUPT_STATUS), 0);
+}
