@@ -227,6 +227,7 @@ pub const TARGETS: &[Target] = &[
     Target::of::<targets::guest_fdt::GuestFdt>(),
     Target::of::<targets::partition::Partition>(),
     Target::of::<targets::image::Image>(),
+    Target::of::<targets::virtio::Virtio>(),
 ];
 
 /// The target called `name`.

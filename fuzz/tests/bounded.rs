@@ -75,3 +75,8 @@ fn partition() {
 fn image() {
     bounded("image", 50_000);
 }
+
+#[test]
+fn virtio() {
+    bounded("virtio", 20_000);
+}

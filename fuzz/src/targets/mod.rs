@@ -12,6 +12,7 @@ pub mod partition;
 pub mod platform;
 pub mod smccc;
 pub mod vgic;
+pub mod virtio;
 pub mod vuart;
 
 /// The QEMU `virt` (GICv3, 4 CPUs, 2 GiB) platform device tree the hypervisor's tests use.
