@@ -215,6 +215,11 @@ pub fn backports_source() -> Result<bool> {
 
 fn install_qemu() -> Result<()> {
     eprintln!("Installing QEMU with apt (qemu-system-arm)...");
+    apt_install("qemu-system-arm")
+}
+
+/// Installs `package` with apt, from bookworm-backports on bookworm (where QEMU comes from).
+fn apt_install(package: &str) -> Result<()> {
     let backports = is_backports_release();
     if backports {
         backports_source()?;
@@ -230,7 +235,7 @@ fn install_qemu() -> Result<()> {
     if backports {
         install.args(["-t", BACKPORTS_SUITE]);
     }
-    util::run(install.arg("qemu-system-arm"))
+    util::run(install.arg(package))
 }
 
 /// Finds `qemu-system-aarch64` ≥ [`MIN_QEMU`] (`CELLVISOR_QEMU` may name one); installs it with apt
@@ -401,22 +406,7 @@ pub fn window_backend(qemu: &Qemu) -> Result<&'static str> {
         );
     }
     eprintln!("QEMU has no {wanted} display backend; installing {QEMU_GUI_PACKAGE} with apt");
-    let backports = is_backports_release();
-    if backports {
-        backports_source()?;
-    }
-    util::run(Command::new("apt-get").args(["update", "-q"]))?;
-    let mut install = Command::new("apt-get");
-    install.env("DEBIAN_FRONTEND", "noninteractive").args([
-        "install",
-        "-y",
-        "-q",
-        "--no-install-recommends",
-    ]);
-    if backports {
-        install.args(["-t", BACKPORTS_SUITE]);
-    }
-    util::run(install.arg(QEMU_GUI_PACKAGE))?;
+    apt_install(QEMU_GUI_PACKAGE)?;
     match window_backend_of(qemu)? {
         Some(backend) => Ok(backend),
         None => fail!(

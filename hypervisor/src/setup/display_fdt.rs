@@ -246,48 +246,8 @@ pub fn write_virtio_mmio(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use alloc::string::ToString;
     use alloc::vec::Vec;
-    use fdt::Fdt;
-    use fdt::helpers::UnalignedFallibleNode;
-
-    /// Every property of the tree as `(node path, property name, value)`.
-    fn flatten(dtb: &[u8]) -> Vec<(String, String, Vec<u8>)> {
-        fn walk(
-            node: UnalignedFallibleNode<'_>,
-            path: &str,
-            out: &mut Vec<(String, String, Vec<u8>)>,
-        ) {
-            for property in node.properties().unwrap().iter() {
-                let property = property.unwrap();
-                out.push((
-                    path.to_string(),
-                    property.name.to_string(),
-                    property.value.to_vec(),
-                ));
-            }
-            for child in node.children().unwrap() {
-                let child = child.unwrap();
-                let name = child.name().unwrap().to_string();
-                walk(
-                    child,
-                    &format!("{}/{name}", path.trim_end_matches('/')),
-                    out,
-                );
-            }
-        }
-        let tree = Fdt::new_unaligned_fallible(dtb).unwrap();
-        let mut out = Vec::new();
-        walk(tree.find_node("/").unwrap().unwrap(), "/", &mut out);
-        out
-    }
-
-    fn property<'a>(flat: &'a [(String, String, Vec<u8>)], path: &str, name: &str) -> &'a [u8] {
-        flat.iter()
-            .find(|(node, property, _)| node == path && property == name)
-            .map(|(_, _, value)| value.as_slice())
-            .unwrap_or_else(|| panic!("{path} {name} missing"))
-    }
+    use crate::setup::guest_fdt::tests::{flatten, property};
 
     fn has(flat: &[(String, String, Vec<u8>)], path: &str, name: &str) -> bool {
         flat.iter()

@@ -479,7 +479,7 @@ pub fn generate_with_passthrough(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::setup::partition::{Partition, validate};
     use crate::setup::platform::{self, Platform};
@@ -505,7 +505,7 @@ mod tests {
     }
 
     /// Every property of the tree as `(node path, property name, value)`, in tree order.
-    fn flatten(dtb: &[u8]) -> Vec<(String, String, Vec<u8>)> {
+    pub(crate) fn flatten(dtb: &[u8]) -> Vec<(String, String, Vec<u8>)> {
         fn walk(
             node: UnalignedFallibleNode<'_>,
             path: &str,
@@ -535,7 +535,11 @@ mod tests {
         out
     }
 
-    fn property<'a>(flat: &'a [(String, String, Vec<u8>)], path: &str, name: &str) -> &'a [u8] {
+    pub(crate) fn property<'a>(
+        flat: &'a [(String, String, Vec<u8>)],
+        path: &str,
+        name: &str,
+    ) -> &'a [u8] {
         flat.iter()
             .find(|(node, property, _)| node == path && property == name)
             .map(|(_, _, value)| value.as_slice())

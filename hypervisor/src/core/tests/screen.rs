@@ -48,6 +48,22 @@ fn frame_at(base: u64) -> FrameRequest {
     }
 }
 
+/// Gives personal a frame in its RAM and brings it to the screen (banner over); the events so
+/// far are forgotten.
+fn personal_on_screen(fixture: &mut Fixture) -> &'static crate::core::cell::Cell {
+    let runtime = fixture.runtime;
+    let screen = runtime.screen.as_ref().expect("a screen");
+    let personal = fixture.cell("personal");
+    screen
+        .frame_changed(personal, Some(frame_at(0x6100_0000)), &mut fixture.cpu0)
+        .expect("inside");
+    runtime.set_foreground(1, &mut fixture.cpu0);
+    runtime.set_foreground(0, &mut fixture.cpu0);
+    screen.timer_fired(&runtime.cells, &mut fixture.cpu0);
+    fixture.board.clear_events();
+    personal
+}
+
 #[test]
 fn a_switch_shows_the_banner_from_cellvisor_memory_then_the_cells_checked_frame() {
     let mut fixture = with_screen(0);
@@ -101,14 +117,7 @@ fn frames_outside_the_cell_or_straddling_its_end_are_refused_and_the_old_frame_s
     let mut fixture = with_screen(0);
     let runtime = fixture.runtime;
     let screen = runtime.screen.as_ref().expect("a screen");
-    let personal = fixture.cell("personal");
-    screen
-        .frame_changed(personal, Some(frame_at(0x6100_0000)), &mut fixture.cpu0)
-        .expect("inside");
-    runtime.set_foreground(1, &mut fixture.cpu0);
-    runtime.set_foreground(0, &mut fixture.cpu0);
-    screen.timer_fired(&runtime.cells, &mut fixture.cpu0);
-    fixture.board.clear_events();
+    let personal = personal_on_screen(&mut fixture);
 
     // Personal's 768 MiB end at 0x9000_0000: a frame ending 4 KiB beyond it straddles the end.
     let frame_bytes = 640 * 4 * 480;
@@ -176,14 +185,7 @@ fn a_stopped_cell_on_screen_leaves_it_for_its_banner() {
     let mut fixture = with_screen(0);
     let runtime = fixture.runtime;
     let screen = runtime.screen.as_ref().expect("a screen");
-    let personal = fixture.cell("personal");
-    screen
-        .frame_changed(personal, Some(frame_at(0x6100_0000)), &mut fixture.cpu0)
-        .expect("inside");
-    runtime.set_foreground(1, &mut fixture.cpu0);
-    runtime.set_foreground(0, &mut fixture.cpu0);
-    screen.timer_fired(&runtime.cells, &mut fixture.cpu0);
-    fixture.board.clear_events();
+    let personal = personal_on_screen(&mut fixture);
     screen.forget(personal, &mut fixture.cpu0);
     let shown = scanouts(fixture.cpu0.events());
     assert_eq!(shown.len(), 1);
