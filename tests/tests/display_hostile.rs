@@ -44,7 +44,7 @@ mod guest {
     pub const FAIL: &str = "FAIL";
     /// Prefix of every `test=display-attack` line.
     pub const DISPLAY_ATTACK: &str = "test-guest: display-attack: ";
-    /// `... pl111: 5 bad frames programmed`.
+    /// `... pl111: 6 bad frames programmed`.
     pub const BAD_FRAMES: &str = "test-guest: display-attack: pl111: ";
     pub const VALID_FRAME: &str = "test-guest: display-attack: valid frame at ";
     pub const READY: &str = "test-guest: display-attack: ready for keys";
@@ -58,13 +58,17 @@ mod guest {
 
 /// The bad frames the attacker programs (`pl111-base <name>`): the least the `screen` command
 /// must count as refused.
-const BAD_FRAMES: [&str; 5] = [
+const BAD_FRAMES: [&str; 6] = [
     "other-cell-ram",
+    "personal-physical-ram",
     "cellvisor-memory",
     "straddling-ram-end",
     "zero",
     "top-of-4g",
 ];
+
+/// What cellvisor logs, as the cell's fault, for a refused frame (hypervisor/src/core/screen.rs).
+const REFUSAL_LOG: &str = "screen: framebuffer not inside the cell's RAM refused";
 
 /// The malformed-queue attacks, run on both queues (`statusq <name>`, `eventq <name>`).
 const QUEUE_ATTACKS: [&str; 7] = [
@@ -253,11 +257,11 @@ fn screen(machine: &mut Machine) -> Vec<String> {
     machine
         .send_line("screen")
         .unwrap_or_else(|error| panic!("cannot write to QEMU: {error}"));
-    let first = wait(machine, "screen ", since);
-    let last = wait(machine, " frames refused", first.line_start);
+    // The last of its lines; the others (and perhaps a guest's) come before it.
+    let last = wait(machine, " frames refused", since);
     let text = machine.transcript();
     let lines = text
-        .get(first.line_start..last.line_end)
+        .get(since..last.line_end)
         .unwrap_or_default()
         .lines()
         .map(str::to_owned)
@@ -369,6 +373,20 @@ fn a_hostile_cells_display_and_input_devices_cannot_reach_outside_it() {
         attacker_row.contains("frame at") && attacker_row.contains("640x480, stride 2560"),
         "the attacker's valid frame is not its frame: {attacker_row}"
     );
+    // cellvisor logged the refusals as the attacker's faults (rate-limited: at least the first).
+    let refusals = lines_with(&machine, REFUSAL_LOG);
+    assert!(
+        refusals
+            .iter()
+            .any(|line| line.contains(&format!("cell {ATTACKER}: "))),
+        "no refused frame logged for {ATTACKER}"
+    );
+    assert!(
+        !refusals
+            .iter()
+            .any(|line| line.contains(&format!("cell {VICTIM}: "))),
+        "a refused frame logged for {VICTIM}: {refusals:#?}"
+    );
     assert!(
         row(VICTIM).contains("no picture"),
         "the victim has a frame: {}",
@@ -443,5 +461,8 @@ fn the_refused_count_is_read_from_the_screen_line() {
         Some(5)
     );
     assert_eq!(refused_frames("input: 0 events forwarded"), None);
-    assert_eq!(steps().len(), 1 + 5 + 4 + 14 + 4);
+    assert_eq!(
+        steps().len(),
+        1 + BAD_FRAMES.len() + 4 + 2 * QUEUE_ATTACKS.len() + 4
+    );
 }

@@ -2,10 +2,11 @@
 //! (docs/architecture.md, "Display and input"; the QEMU side is tests/tests/display_hostile.rs).
 //!
 //! **PL111** (at [`PL111`]): the PeriphID, then frames the hypervisor must refuse (LCDUPBASE in
-//! the other cell's RAM, in cellvisor's memory, straddling the end of this cell's RAM, 0 and
-//! 0xFFFF_FFF0, each programmed with the controller disabled and then enabled at 640x480 24 bpp
-//! TFT, powered), each write an abort probe: a write that aborts is a FAIL. Then a valid frame in
-//! its own RAM, filled with magenta.
+//! the other cell's RAM, at the personal cell's physical RAM address, which is no guest-physical
+//! one, in cellvisor's memory, straddling the end of this cell's RAM, 0 and 0xFFFF_FFF0), each
+//! programmed with the controller disabled and then enabled at 640x480 24 bpp TFT, powered, each
+//! write an abort probe: a write that aborts is a FAIL. Then a valid frame in its own RAM, filled
+//! with magenta.
 //!
 //! **virtio-input** (the first transport at [`INPUT`], virtio-mmio version 2): identity, the
 //! handshake, a baseline (a valid device-readable buffer on the status queue is used), then
@@ -64,6 +65,10 @@ const MAGENTA: u32 = 0x00FF_00FF;
 /// Where the valid frame goes: this far into the cell's RAM (past the image, below the device
 /// tree in the last 2 MiB).
 const VALID_FRAME_OFFSET: u64 = 32 * 1024 * 1024;
+/// Where the personal cell's RAM physically is in `test-guests` (it sees it at 0x4000_0000): not
+/// a guest-physical address of either cell's RAM, so a frame there is refused unless the check
+/// confused guest-physical and physical addresses.
+const PERSONAL_PHYSICAL_RAM: u64 = 0x6000_0000;
 /// cellvisor's own memory on qemu-virt (0x4000_0000..0x6000_0000), where it is not this cell's.
 const CELLVISOR_MEMORY: [u64; 2] = [0x5000_0000, 0x4000_0000];
 
@@ -500,8 +505,12 @@ fn pl111() {
     let (start, end) = (ram_base(), ram_base() + RAM_SIZE);
     let outside = |base: u64| base + FRAME_BYTES <= start || base >= end;
     let cellvisor = CELLVISOR_MEMORY.into_iter().find(|&base| outside(base));
-    let bad: [(&str, Option<u64>); 5] = [
+    let bad: [(&str, Option<u64>); 6] = [
         ("other-cell-ram", Some(OTHER_CELL_RAM)),
+        (
+            "personal-physical-ram",
+            Some(PERSONAL_PHYSICAL_RAM).filter(|&base| outside(base)),
+        ),
         ("cellvisor-memory", cellvisor),
         ("straddling-ram-end", Some(end - 0x1000)),
         ("zero", Some(0).filter(|&base| outside(base))),

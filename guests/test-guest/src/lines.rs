@@ -78,12 +78,13 @@ pub const PATTERN: &str = "test-guest: pattern: ";
 pub const SWITCH: &str = "test-guest: switch-probe: ";
 /// `test=display-attack` (see `display_attack`): one line per step, `test-guest: display-attack:
 /// PASS <step>: <what happened>` (or `test-guest: FAIL display-attack <step>: ...`), with the
-/// steps `pl111-id`, `pl111-base <name>` (`other-cell-ram`, `cellvisor-memory`,
+/// steps `pl111-id`, `pl111-base <name>` (`other-cell-ram`, `personal-physical-ram`,
+/// `cellvisor-memory`,
 /// `straddling-ram-end`, `zero`, `top-of-4g`), `pl111-valid-frame`, `input-id`, `input-handshake`,
 /// `statusq-baseline`, `statusq <attack>` and `eventq <attack>` (`desc-table-outside-ram`,
 /// `buffer-outside-ram`, `buffer-in-other-cell`, `length-max`, `chain-loop`, `next-out-of-range`,
 /// `avail-jump`, and on the event queue `device-readable-buffer`), `notify-flood`,
-/// `register-sweep`, `eventq-ready`; besides `test-guest: display-attack: pl111: 5 bad frames
+/// `register-sweep`, `eventq-ready`; besides `test-guest: display-attack: pl111: 6 bad frames
 /// programmed`, `... valid frame at 0x42000000`, `... notify-flood: 1000000 notifications`,
 /// `... register-sweep done`, `... ready for keys`, then per event `... event type=1 code=30
 /// value=1` and last `... got events (8, interrupt 144 taken 8 times, 0 aborts in all)` or
