@@ -41,7 +41,8 @@ const DISPLAY_DEVICES: [&str; 6] = [
 /// Texts the test guest prints (guests/test-guest/src/lines.rs).
 mod guest {
     pub const HEARTBEAT: &str = "test-guest: heartbeat ";
-    pub const FAIL: &str = "FAIL";
+    /// Prefix of every failure line of the test guest.
+    pub const FAIL: &str = "test-guest: FAIL";
     /// Prefix of every `test=display-attack` line.
     pub const DISPLAY_ATTACK: &str = "test-guest: display-attack: ";
     /// `... pl111: 6 bad frames programmed`.
