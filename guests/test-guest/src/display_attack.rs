@@ -482,6 +482,18 @@ fn pl111_read(offset: u64) -> Option<u32> {
     probe_read32(PL111 + offset).err()
 }
 
+/// A register's value as read, or the abort the read took.
+struct ReadBack(Option<u32>);
+
+impl Display for ReadBack {
+    fn fmt(&self, formatter: &mut core::fmt::Formatter) -> core::fmt::Result {
+        match self.0 {
+            Some(value) => write!(formatter, "{value:#x}"),
+            None => formatter.write_str("an abort"),
+        }
+    }
+}
+
 /// Programs the panel and a frame at `base`: disabled, the base, then enabled. Returns whether
 /// every write went through without an abort, and LCDUPBASE as read back.
 fn program_frame(base: u32) -> (bool, Option<u32>) {
@@ -531,12 +543,13 @@ fn pl111() {
             ok,
             format_args!("pl111-base {name}"),
             format_args!(
-                "LCDUPBASE {base:#x} written {}, reads back {read_back:#x?}",
+                "LCDUPBASE {base:#x} written {}, reads back {}",
                 if ok {
                     "without an abort"
                 } else {
                     "with an ABORT"
-                }
+                },
+                ReadBack(read_back)
             ),
         );
     }
@@ -566,7 +579,8 @@ fn pl111() {
         ok && read_back == Some(frame as u32),
         "pl111-valid-frame",
         format_args!(
-            "{WIDTH}x{HEIGHT} magenta at {frame:#x}, LCDUPBASE reads back {read_back:#x?}"
+            "{WIDTH}x{HEIGHT} magenta at {frame:#x}, LCDUPBASE reads back {}",
+            ReadBack(read_back)
         ),
     );
 }
