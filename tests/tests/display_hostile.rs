@@ -68,6 +68,9 @@ const BAD_FRAMES: [&str; 6] = [
     "top-of-4g",
 ];
 
+/// The `screen` command's first line when cellvisor found no ramfb.
+const NO_SCREEN: &str = "no screen found";
+
 /// What cellvisor logs, as the cell's fault, for a refused frame (hypervisor/src/core/screen.rs).
 const REFUSAL_LOG: &str = "screen: framebuffer not inside the cell's RAM refused";
 
@@ -354,6 +357,10 @@ fn a_hostile_cells_display_and_input_devices_cannot_reach_outside_it() {
 
     // The screen refused every bad frame and shows the valid one.
     let screen = screen(&mut machine);
+    assert!(
+        !screen.iter().any(|line| line.contains(NO_SCREEN)),
+        "cellvisor found no screen (ramfb through fw_cfg), so it checks no frame:\n{screen:#?}"
+    );
     let refused = screen
         .iter()
         .find_map(|line| refused_frames(line.trim_end()))
