@@ -72,7 +72,8 @@ const PERSONAL_PHYSICAL_RAM: u64 = 0x6000_0000;
 /// cellvisor's own memory on qemu-virt (0x4000_0000..0x6000_0000), where it is not this cell's.
 const CELLVISOR_MEMORY: [u64; 2] = [0x5000_0000, 0x4000_0000];
 
-/// The first emulated virtio-input transport (`DISPLAY.cell_input`) and its INTID.
+/// The first emulated virtio-input transport (`DISPLAY.cell_input`) and its INTID; device `n`
+/// is [`TRANSPORT_BYTES`] × `n` further on, with INTID + `n`.
 const INPUT: u64 = 0x0C01_0000;
 const INPUT_INTID: u32 = 144;
 /// virtio-mmio registers.
@@ -212,12 +213,16 @@ const EMPTY_AREA: QueueArea = QueueArea {
     }; MAX_QUEUE as usize],
 };
 
-/// Queue 0 (eventq) and queue 1 (statusq).
-static AREAS: DmaCell<[QueueArea; 2]> = DmaCell(UnsafeCell::new([EMPTY_AREA, EMPTY_AREA]));
+/// Transports this guest looks for input devices in (the window of `DISPLAY.cell_input`).
+const MAX_INPUTS: usize = 8;
+/// The queues' memory, by ring number: ring 0 is the first device's status queue, ring `1 + n`
+/// device `n`'s event queue.
+static AREAS: DmaCell<[QueueArea; 1 + MAX_INPUTS]> =
+    DmaCell(UnsafeCell::new([EMPTY_AREA; 1 + MAX_INPUTS]));
 
-fn area(queue: u32) -> *mut QueueArea {
+fn area(ring: usize) -> *mut QueueArea {
     // SAFETY: only the address of an element of the static is computed.
-    unsafe { addr_of_mut!((*AREAS.0.get())[queue as usize & 1]) }
+    unsafe { addr_of_mut!((*AREAS.0.get())[ring.min(MAX_INPUTS)]) }
 }
 
 /// Guest-physical addresses of a queue's three parts.
@@ -228,8 +233,8 @@ struct Rings {
     device: u64,
 }
 
-fn rings(queue: u32) -> Rings {
-    let area = area(queue);
+fn rings(ring: usize) -> Rings {
+    let area = area(ring);
     // SAFETY: only addresses of fields of the static are computed.
     unsafe {
         Rings {
@@ -240,25 +245,25 @@ fn rings(queue: u32) -> Rings {
     }
 }
 
-/// The address of buffer `index` of `queue`.
-fn buffer(queue: u32, index: u16) -> u64 {
+/// The address of buffer `index` of `ring`.
+fn buffer(ring: usize, index: u16) -> u64 {
     // SAFETY: only the address of a field of the static is computed.
-    unsafe { addr_of!((*area(queue)).events[usize::from(index % MAX_QUEUE)]) as u64 }
+    unsafe { addr_of!((*area(ring)).events[usize::from(index % MAX_QUEUE)]) as u64 }
 }
 
-/// Zeroes both queues' memory: call it only while the device is reset.
-fn clear_areas() {
-    let words = AREAS.0.get() as *mut u64;
-    for index in 0..size_of::<[QueueArea; 2]>() / 8 {
+/// Zeroes `ring`'s memory: call it only while its device is reset.
+fn clear_area(ring: usize) {
+    let words = area(ring) as *mut u64;
+    for index in 0..size_of::<QueueArea>() / 8 {
         // SAFETY: inside the static (page-aligned, so a multiple of 8 bytes); the device is reset.
         unsafe { words.add(index).write_volatile(0) };
     }
 }
 
-fn set_descriptor(queue: u32, index: u16, address: u64, length: u32, flags: u16, next: u16) {
+fn set_descriptor(ring: usize, index: u16, address: u64, length: u32, flags: u16, next: u16) {
     // SAFETY: a volatile write of an element of the static (index reduced into range).
     unsafe {
-        addr_of_mut!((*area(queue)).descriptors[usize::from(index % MAX_QUEUE)]).write_volatile(
+        addr_of_mut!((*area(ring)).descriptors[usize::from(index % MAX_QUEUE)]).write_volatile(
             Descriptor {
                 address,
                 length,
@@ -270,46 +275,46 @@ fn set_descriptor(queue: u32, index: u16, address: u64, length: u32, flags: u16,
 }
 
 /// The available ring's index as the driver last published it.
-fn available_index(queue: u32) -> u16 {
+fn available_index(ring: usize) -> u16 {
     // SAFETY: a volatile read of a field of the static.
-    unsafe { addr_of!((*area(queue)).available.index).read_volatile() }
+    unsafe { addr_of!((*area(ring)).available.index).read_volatile() }
 }
 
 /// Publishes `head` in the available ring of a queue of `size` and moves its index on by `step`
 /// (1 for an honest driver).
-fn publish(queue: u32, size: u16, head: u16, step: u16) {
-    let index = available_index(queue);
+fn publish(ring: usize, size: u16, head: u16, step: u16) {
+    let index = available_index(ring);
     // SAFETY: volatile writes of fields of the static; the barriers order the ring entry before
     // the index that publishes it, both before the notification.
     unsafe {
-        addr_of_mut!((*area(queue)).available.ring[usize::from(index % size)]).write_volatile(head);
+        addr_of_mut!((*area(ring)).available.ring[usize::from(index % size)]).write_volatile(head);
         core::arch::asm!("dsb sy", options(nostack));
-        addr_of_mut!((*area(queue)).available.index).write_volatile(index.wrapping_add(step));
+        addr_of_mut!((*area(ring)).available.index).write_volatile(index.wrapping_add(step));
         core::arch::asm!("dsb sy", options(nostack));
     }
 }
 
-fn used_index(queue: u32) -> u16 {
+fn used_index(ring: usize) -> u16 {
     // SAFETY: a volatile read of a field of the static the device writes.
-    unsafe { addr_of!((*area(queue)).used.index).read_volatile() }
+    unsafe { addr_of!((*area(ring)).used.index).read_volatile() }
 }
 
-fn used_entry(queue: u32, index: u16) -> UsedElement {
+fn used_entry(ring: usize, index: u16) -> UsedElement {
     let slot = usize::from(index % MAX_QUEUE);
     // SAFETY: volatile reads of fields of the static the device writes.
     unsafe {
         UsedElement {
-            id: addr_of!((*area(queue)).used.ring[slot].id).read_volatile(),
-            length: addr_of!((*area(queue)).used.ring[slot].length).read_volatile(),
+            id: addr_of!((*area(ring)).used.ring[slot].id).read_volatile(),
+            length: addr_of!((*area(ring)).used.ring[slot].length).read_volatile(),
         }
     }
 }
 
-fn event(index: u16) -> Event {
+fn event(ring: usize, index: u16) -> Event {
     let slot = usize::from(index % MAX_QUEUE);
     // SAFETY: volatile reads of fields of the static the device writes.
     unsafe {
-        let event = addr_of!((*area(EVENTQ)).events[slot]);
+        let event = addr_of!((*area(ring)).events[slot]);
         Event {
             kind: addr_of!((*event).kind).read_volatile(),
             code: addr_of!((*event).code).read_volatile(),
@@ -318,12 +323,10 @@ fn event(index: u16) -> Event {
     }
 }
 
-fn set_event(queue: u32, index: u16, kind: u16, code: u16, value: u32) {
+fn set_event(ring: usize, index: u16, kind: u16, code: u16, value: u32) {
     let slot = usize::from(index % MAX_QUEUE);
     // SAFETY: a volatile write of an element of the static.
-    unsafe {
-        addr_of_mut!((*area(queue)).events[slot]).write_volatile(Event { kind, code, value })
-    };
+    unsafe { addr_of_mut!((*area(ring)).events[slot]).write_volatile(Event { kind, code, value }) };
 }
 
 /// The step's outcome line.
@@ -336,10 +339,13 @@ fn report(pass: bool, step: impl Display, what: impl Display) {
 }
 
 /// Register accesses to the transport, each an abort probe; aborts are counted.
+#[derive(Clone, Copy)]
 struct Transport {
     base: u64,
     aborts: u32,
     sizes: [u16; 2],
+    /// The rings ([`AREAS`]) of its event and status queues.
+    rings: [usize; 2],
 }
 
 /// What the device did after a notification.
@@ -354,6 +360,21 @@ enum Answer {
 }
 
 impl Transport {
+    /// Input transport `n` (below [`MAX_INPUTS`]); only the first has a status queue ring.
+    fn new(n: usize) -> Self {
+        Self {
+            base: INPUT + n as u64 * TRANSPORT_BYTES,
+            aborts: 0,
+            sizes: [0; 2],
+            rings: if n == 0 { [1, 0] } else { [1 + n, 1 + n] },
+        }
+    }
+
+    /// The ring of `queue`.
+    fn ring(&self, queue: u32) -> usize {
+        self.rings[queue as usize & 1]
+    }
+
     fn get(&mut self, offset: u64) -> u32 {
         match probe_read32(self.base + offset) {
             Ok(_) => {
@@ -390,7 +411,9 @@ impl Transport {
         if !self.reset() {
             return Err("Status did not read 0 after the reset");
         }
-        clear_areas();
+        for ring in self.rings {
+            clear_area(ring);
+        }
         self.set(STATUS, ACKNOWLEDGE);
         self.set(STATUS, ACKNOWLEDGE | DRIVER);
         self.set(DEVICE_FEATURES_SEL, 1);
@@ -431,7 +454,8 @@ impl Transport {
 
     /// Notifies `queue` and waits for NEEDS_RESET or a used-ring entry.
     fn answer(&mut self, queue: u32) -> Answer {
-        let before = used_index(queue);
+        let ring = self.ring(queue);
+        let before = used_index(ring);
         self.notify(queue);
         let base = self.base;
         let mut answer = Answer::Nothing;
@@ -440,7 +464,7 @@ impl Transport {
                 && status & NEEDS_RESET != 0
             {
                 answer = Answer::NeedsReset;
-            } else if used_index(queue) != before {
+            } else if used_index(ring) != before {
                 answer = Answer::Used;
             }
             answer != Answer::Nothing
@@ -452,13 +476,14 @@ impl Transport {
     fn statusq_works(&mut self) -> Result<u32, &'static str> {
         self.handshake()?;
         let size = self.sizes[STATUSQ as usize];
-        if self.configure(STATUSQ, size, rings(STATUSQ)) != 1 {
+        let ring = self.ring(STATUSQ);
+        if self.configure(STATUSQ, size, rings(ring)) != 1 {
             return Err("QueueReady did not read back 1");
         }
         self.driver_ok();
-        set_event(STATUSQ, 0, EV_LED, 0, 0);
-        set_descriptor(STATUSQ, 0, buffer(STATUSQ, 0), EVENT_BYTES, 0, 0);
-        publish(STATUSQ, size, 0, 1);
+        set_event(ring, 0, EV_LED, 0, 0);
+        set_descriptor(ring, 0, buffer(ring, 0), EVENT_BYTES, 0, 0);
+        publish(ring, size, 0, 1);
         match self.answer(STATUSQ) {
             Answer::Used => Ok(self.status()),
             Answer::NeedsReset => Err("the device needs reset after a valid buffer"),
@@ -629,29 +654,30 @@ fn attack(transport: &mut Transport, queue: u32, name: &'static str, attack: Att
     let size = transport.sizes[queue as usize];
     // Device-writable on the event queue, device-readable on the status queue.
     let flags = if queue == EVENTQ { F_WRITE } else { 0 };
-    let mut queue_rings = rings(queue);
-    let own = buffer(queue, 0);
+    let ring = transport.ring(queue);
+    let mut queue_rings = rings(ring);
+    let own = buffer(ring, 0);
     let mut step_by = 1;
     match attack {
         Attack::TableOutside => queue_rings.descriptors = OTHER_CELL_RAM,
-        Attack::BufferAt(address) => set_descriptor(queue, 0, address, EVENT_BYTES, flags, 0),
-        Attack::LengthMax => set_descriptor(queue, 0, own, u32::MAX, flags, 0),
+        Attack::BufferAt(address) => set_descriptor(ring, 0, address, EVENT_BYTES, flags, 0),
+        Attack::LengthMax => set_descriptor(ring, 0, own, u32::MAX, flags, 0),
         Attack::Loop => {
-            set_descriptor(queue, 0, own, EVENT_BYTES, flags | F_NEXT, 1);
-            set_descriptor(queue, 1, buffer(queue, 1), EVENT_BYTES, flags | F_NEXT, 0);
+            set_descriptor(ring, 0, own, EVENT_BYTES, flags | F_NEXT, 1);
+            set_descriptor(ring, 1, buffer(ring, 1), EVENT_BYTES, flags | F_NEXT, 0);
         }
         Attack::NextOutOfRange => {
-            set_descriptor(queue, 0, own, EVENT_BYTES, flags | F_NEXT, size);
+            set_descriptor(ring, 0, own, EVENT_BYTES, flags | F_NEXT, size);
         }
         Attack::AvailableJump => {
-            set_descriptor(queue, 0, own, EVENT_BYTES, flags, 0);
+            set_descriptor(ring, 0, own, EVENT_BYTES, flags, 0);
             step_by = 0x8000;
         }
-        Attack::Readable => set_descriptor(queue, 0, own, EVENT_BYTES, 0, 0),
+        Attack::Readable => set_descriptor(ring, 0, own, EVENT_BYTES, 0, 0),
     }
     let ready = transport.configure(queue, size, queue_rings);
     transport.driver_ok();
-    publish(queue, size, 0, step_by);
+    publish(ring, size, 0, step_by);
     let answer = transport.answer(queue);
     let status = transport.status();
     let aborts = transport.aborts - aborts;
@@ -671,7 +697,7 @@ fn attack(transport: &mut Transport, queue: u32, name: &'static str, attack: Att
             // Refused, or at most a queue's worth of work for the one notification (QEMU's own
             // virtio-input walks all 0x8000 entries).
             Attack::AvailableJump => {
-                answer == Answer::NeedsReset || ready == 0 || used_index(queue) <= size
+                answer == Answer::NeedsReset || ready == 0 || used_index(ring) <= size
             }
             Attack::BufferAt(_) | Attack::LengthMax | Attack::Readable => answer != Answer::Nothing,
         };
@@ -681,21 +707,42 @@ fn attack(transport: &mut Transport, queue: u32, name: &'static str, attack: Att
         format_args!(
             "{what} (status {status:#x}, QueueReady {ready}, used index {}, {aborts} aborts), \
              guest running",
-            used_index(queue)
+            used_index(ring)
         ),
     );
 }
 
-fn input() {
-    let mut transport = Transport {
-        base: INPUT,
-        aborts: 0,
-        sizes: [0; 2],
-    };
+/// Whether `transport` holds a modern virtio-input device: MagicValue, Version and DeviceID.
+fn identify(transport: &mut Transport) -> (bool, [u32; 3]) {
     let magic = transport.get(MAGIC_VALUE);
     let version = transport.get(VERSION);
     let device = transport.get(DEVICE_ID);
-    let identified = magic == MAGIC && version == 2 && device == DEVICE_ID_INPUT;
+    (
+        magic == MAGIC && version == 2 && device == DEVICE_ID_INPUT,
+        [magic, version, device],
+    )
+}
+
+/// The handshake, then both queues' QueueNumMax, and the sizes used (a power of two no larger
+/// than the room here); whether all went well.
+fn open(transport: &mut Transport) -> (bool, Result<(), &'static str>, [u32; 2]) {
+    let handshake = transport.handshake();
+    let mut maxima = [0; 2];
+    for queue in [EVENTQ, STATUSQ] {
+        transport.set(QUEUE_SEL, queue);
+        maxima[queue as usize] = transport.get(QUEUE_NUM_MAX);
+    }
+    transport.sizes = maxima.map(|maximum| {
+        let size = maximum.min(u32::from(MAX_QUEUE));
+        if size == 0 { 0 } else { 1 << size.ilog2() }
+    });
+    let ok = handshake.is_ok() && transport.sizes.iter().all(|&size| size > 0);
+    (ok, handshake, maxima)
+}
+
+fn input() {
+    let mut transport = Transport::new(0);
+    let (identified, [magic, version, device]) = identify(&mut transport);
     report(
         identified,
         "input-id",
@@ -704,18 +751,7 @@ fn input() {
     if !identified {
         return;
     }
-    let handshake = transport.handshake();
-    let mut maxima = [0; 2];
-    for queue in [EVENTQ, STATUSQ] {
-        transport.set(QUEUE_SEL, queue);
-        maxima[queue as usize] = transport.get(QUEUE_NUM_MAX);
-    }
-    // A power of two no larger than the room here.
-    transport.sizes = maxima.map(|maximum| {
-        let size = maximum.min(u32::from(MAX_QUEUE));
-        if size == 0 { 0 } else { 1 << size.ilog2() }
-    });
-    let ready = handshake.is_ok() && transport.sizes.iter().all(|&size| size > 0);
+    let (ready, handshake, maxima) = open(&mut transport);
     report(
         ready,
         "input-handshake",
@@ -757,25 +793,19 @@ fn input() {
     }
     flood(&mut transport);
     sweep(&mut transport);
-    events(&mut transport);
+    events(transport);
 }
 
 /// Sets up the event queue with all its buffers posted (device-writable), DRIVER_OK.
 fn eventq_up(transport: &mut Transport) -> Result<u16, &'static str> {
     transport.handshake()?;
     let size = transport.sizes[EVENTQ as usize];
+    let ring = transport.ring(EVENTQ);
     for index in 0..size {
-        set_descriptor(
-            EVENTQ,
-            index,
-            buffer(EVENTQ, index),
-            EVENT_BYTES,
-            F_WRITE,
-            0,
-        );
-        publish(EVENTQ, size, index, 1);
+        set_descriptor(ring, index, buffer(ring, index), EVENT_BYTES, F_WRITE, 0);
+        publish(ring, size, index, 1);
     }
-    if transport.configure(EVENTQ, size, rings(EVENTQ)) != 1 {
+    if transport.configure(EVENTQ, size, rings(ring)) != 1 {
         return Err("QueueReady did not read back 1");
     }
     transport.driver_ok();
@@ -818,17 +848,18 @@ fn sweep(transport: &mut Transport) {
         report(false, "register-sweep", format_args!("setup: {why}"));
         return;
     }
+    let base = transport.base;
     let (mut reads, mut read_aborts, mut writes, mut write_aborts) = (0, 0, 0, 0);
     for offset in (0..TRANSPORT_BYTES).step_by(4) {
         reads += 1;
-        if probe_read32(INPUT + offset).is_ok() {
+        if probe_read32(base + offset).is_ok() {
             read_aborts += 1;
         }
         if offset == STATUS || offset == QUEUE_NOTIFY {
             continue;
         }
         writes += 1;
-        if probe_write32(INPUT + offset, u32::MAX).is_some() {
+        if probe_write32(base + offset, u32::MAX).is_some() {
             write_aborts += 1;
         }
     }
@@ -844,88 +875,132 @@ fn sweep(transport: &mut Transport) {
     );
 }
 
-fn events(transport: &mut Transport) {
-    let size = match eventq_up(transport) {
-        Ok(size) => size,
-        Err(why) => {
-            report(false, "eventq-ready", format_args!("{why}"));
-            return;
-        }
-    };
+/// An input device whose event queue is up, and the used-ring entries taken from it.
+#[derive(Clone, Copy)]
+struct Input {
+    transport: Transport,
+    size: u16,
+    seen: u16,
+}
+
+/// Sets up the event queue of every input device found (the first one's after its attacks; the
+/// keys come from whichever is the keyboard), routes their SPIs to vCPU 0 and prints their
+/// events as they come, re-posting the buffers, until [`EVENTS_WANTED`] or [`EVENT_WAIT_MS`].
+fn events(first: Transport) {
     gic::mask_irq();
     gic::enable_distributor();
     gic::init_this_cpu(0, 0);
-    gic::route_spi(INPUT_INTID, Trigger::Level, 0);
+    let mut inputs: [Option<Input>; MAX_INPUTS] = [None; MAX_INPUTS];
+    for (n, slot) in inputs.iter_mut().enumerate() {
+        let mut transport = if n == 0 { first } else { Transport::new(n) };
+        let intid = INPUT_INTID + n as u32;
+        if n > 0 {
+            if !identify(&mut transport).0 {
+                continue;
+            }
+            let (ok, handshake, maxima) = open(&mut transport);
+            if !ok {
+                println!(
+                    "{}input {n}: {handshake:?}, QueueNumMax {maxima:?}: not used",
+                    lines::DISPLAY_ATTACK
+                );
+                continue;
+            }
+        }
+        match eventq_up(&mut transport) {
+            Ok(size) => {
+                gic::route_spi(intid, Trigger::Level, 0);
+                let status = transport.status();
+                println!(
+                    "{}input {n} at {:#x}: {size} device-writable buffers posted, status {:#x}, \
+                     INTID {intid} routed to vcpu 0",
+                    lines::DISPLAY_ATTACK,
+                    transport.base,
+                    status
+                );
+                *slot = Some(Input {
+                    transport,
+                    size,
+                    seen: 0,
+                });
+            }
+            Err(why) => println!("{}input {n}: {why}: not used", lines::DISPLAY_ATTACK),
+        }
+    }
+    let found = inputs.iter().flatten().count();
     report(
-        true,
+        inputs[0].is_some(),
         "eventq-ready",
-        format_args!(
-            "{size} device-writable buffers posted, status {:#x}, INTID {INPUT_INTID} routed to \
-             vcpu 0",
-            transport.status()
-        ),
+        format_args!("{found} input devices with their event queues up"),
     );
     println!("{}ready for keys", lines::DISPLAY_ATTACK);
     let deadline = timer::Instant::now().after_ms(EVENT_WAIT_MS);
-    let (mut seen, mut received, mut interrupts) = (0u16, 0, 0);
+    let (mut received, mut interrupts) = (0, 0);
     while received < EVENTS_WANTED && !deadline.has_passed() {
-        if used_index(EVENTQ) == seen {
-            core::hint::spin_loop();
-            continue;
-        }
-        while used_index(EVENTQ) != seen && received < EVENTS_WANTED {
-            let entry = used_entry(EVENTQ, seen);
-            seen = seen.wrapping_add(1);
-            let Ok(id) = u16::try_from(entry.id)
-                .map_err(|_| ())
-                .and_then(|id| if id < size { Ok(id) } else { Err(()) })
-            else {
-                report(
-                    false,
-                    "events",
-                    format_args!("used id {} is not a buffer of the queue", entry.id),
-                );
-                return;
+        for (n, input) in inputs.iter_mut().enumerate() {
+            let Some(input) = input else {
+                continue;
             };
-            let event = event(id);
-            println!(
-                "{}event type={} code={} value={}",
-                lines::DISPLAY_ATTACK,
-                event.kind,
-                event.code,
-                event.value as i32
-            );
-            if entry.length != EVENT_BYTES {
+            let ring = input.transport.ring(EVENTQ);
+            while used_index(ring) != input.seen && received < EVENTS_WANTED {
+                let entry = used_entry(ring, input.seen);
+                input.seen = input.seen.wrapping_add(1);
+                let Some(id) = u16::try_from(entry.id).ok().filter(|&id| id < input.size) else {
+                    report(
+                        false,
+                        "events",
+                        format_args!("input {n}: used id {} is no buffer of its queue", entry.id),
+                    );
+                    return;
+                };
+                let event = event(ring, id);
                 println!(
-                    "{}(used length {} for that event)",
+                    "{}event type={} code={} value={} (input {n})",
                     lines::DISPLAY_ATTACK,
-                    entry.length
+                    event.kind,
+                    event.code,
+                    event.value as i32
                 );
+                if entry.length != EVENT_BYTES {
+                    println!(
+                        "{}(used length {} for that event)",
+                        lines::DISPLAY_ATTACK,
+                        entry.length
+                    );
+                }
+                received += 1;
+                publish(ring, input.size, id, 1);
+                input.transport.notify(EVENTQ);
             }
-            received += 1;
-            publish(EVENTQ, size, id, 1);
-            transport.notify(EVENTQ);
         }
-        // The SPI (IRQs stay masked: it is acknowledged here), then the device's cause, then
+        // The SPI (IRQs stay masked: it is acknowledged here), then the devices' causes, then
         // the end of the interrupt, as a handler would.
         let intid = gic::acknowledge();
-        let causes = transport.get(INTERRUPT_STATUS);
-        transport.set(INTERRUPT_ACK, causes);
+        for input in inputs.iter_mut().flatten() {
+            let causes = input.transport.get(INTERRUPT_STATUS);
+            if causes != 0 {
+                input.transport.set(INTERRUPT_ACK, causes);
+            }
+        }
         if intid != SPURIOUS_INTID {
-            if intid == INPUT_INTID {
+            if (INPUT_INTID..INPUT_INTID + MAX_INPUTS as u32).contains(&intid) {
                 interrupts += 1;
             }
             gic::end_of_interrupt(intid);
         }
     }
+    let aborts: u32 = inputs
+        .iter()
+        .flatten()
+        .map(|input| input.transport.aborts)
+        .sum();
     if received == 0 {
         println!("{}no events", lines::DISPLAY_ATTACK);
     } else {
         println!(
-            "{}got events ({received}, interrupt {INPUT_INTID} taken {interrupts} times, \
-             {} aborts in all)",
-            lines::DISPLAY_ATTACK,
-            transport.aborts
+            "{}got events ({received}, {interrupts} input interrupts taken, {aborts} aborts in \
+             all)",
+            lines::DISPLAY_ATTACK
         );
     }
 }
