@@ -50,7 +50,8 @@ mod guest {
     pub const VALID_FRAME: &str = "test-guest: display-attack: valid frame at ";
     pub const READY: &str = "test-guest: display-attack: ready for keys";
     pub const EVENT: &str = "test-guest: display-attack: event ";
-    /// The key `a` pressed: EV_KEY, KEY_A, 1.
+    /// The key `a` pressed: EV_KEY, KEY_A, 1 (followed by ` (input N)`: the keyboard is not the
+    /// first input device, cellvisor numbers them in QEMU's slot order, the tablet's first).
     pub const KEY_A_DOWN: &str = "test-guest: display-attack: event type=1 code=30 value=1";
     pub const KEY_A_UP: &str = "test-guest: display-attack: event type=1 code=30 value=0";
     pub const GOT_EVENTS: &str = "test-guest: display-attack: got events";
