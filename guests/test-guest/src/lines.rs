@@ -79,8 +79,8 @@ pub const SWITCH: &str = "test-guest: switch-probe: ";
 /// `test=display-attack` (see `display_attack`): one line per step, `test-guest: display-attack:
 /// PASS <step>: <what happened>` (or `test-guest: FAIL display-attack <step>: ...`), with the
 /// steps `pl111-id`, `pl111-base <name>` (`other-cell-ram`, `personal-physical-ram`,
-/// `cellvisor-memory`,
-/// `straddling-ram-end`, `zero`, `top-of-4g`), `pl111-valid-frame`, `input-id`, `input-handshake`,
+/// `cellvisor-memory`, `straddling-ram-end`, `zero`, `top-of-4g`), `pl111-valid-frame`,
+/// `input-id`, `input-handshake`,
 /// `statusq-baseline`, `statusq <attack>` and `eventq <attack>` (`desc-table-outside-ram`,
 /// `buffer-outside-ram`, `buffer-in-other-cell`, `length-max`, `chain-loop`, `next-out-of-range`,
 /// `avail-jump`, and on the event queue `device-readable-buffer`), `notify-flood`,
