@@ -54,6 +54,8 @@ mod guest {
     /// first input device, cellvisor numbers them in QEMU's slot order, the tablet's first).
     pub const KEY_A_DOWN: &str = "test-guest: display-attack: event type=1 code=30 value=1";
     pub const KEY_A_UP: &str = "test-guest: display-attack: event type=1 code=30 value=0";
+    /// The test guest's last line before it powers off.
+    pub const DONE: &str = "test-guest: done, powering off";
     pub const GOT_EVENTS: &str = "test-guest: display-attack: got events";
     pub const NO_EVENTS: &str = "test-guest: display-attack: no events";
 }
@@ -128,6 +130,28 @@ fn wait(machine: &mut Machine, needle: &str, since: usize) -> cellvisor_tests::M
     machine
         .find_after(needle, since, TIMEOUT)
         .unwrap_or_else(|error| fail(error))
+}
+
+/// Waits for the attacker's `ready for keys` at or after `since`, failing at once (with the
+/// attacker's lines) if it powers off before.
+fn wait_ready(machine: &mut Machine, since: usize) -> cellvisor_tests::Match {
+    let deadline = Instant::now() + cellvisor_tests::scaled(TIMEOUT);
+    loop {
+        if let Some(ready) = machine.find(&from(ATTACKER, guest::READY), since) {
+            return ready;
+        }
+        assert!(
+            machine.find(&from(ATTACKER, guest::DONE), since).is_none() && machine.is_running(),
+            "the attacker stopped before it was ready for keys:\n{}",
+            lines_with(machine, &from(ATTACKER, "")).join("\n")
+        );
+        assert!(
+            Instant::now() < deadline,
+            "the attacker was not ready for keys in {TIMEOUT:?}:\n{}",
+            lines_with(machine, &from(ATTACKER, "")).join("\n")
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 /// Whole transcript lines containing `needle`.
@@ -315,11 +339,7 @@ fn a_hostile_cells_display_and_input_devices_cannot_reach_outside_it() {
 
     // The attacks: every step passes, and the victim beats through them.
     let first = wait(&mut machine, &from(ATTACKER, guest::DISPLAY_ATTACK), 0);
-    let ready = wait(
-        &mut machine,
-        &from(ATTACKER, guest::READY),
-        first.line_start,
-    );
+    let ready = wait_ready(&mut machine, first.line_start);
     for step in steps() {
         let pass = format!("{}PASS {step}:", guest::DISPLAY_ATTACK);
         assert!(
