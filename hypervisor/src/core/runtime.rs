@@ -7,14 +7,14 @@ use core::fmt;
 use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
 use crate::board::{Board, CpuSharing, El2Counting};
-use crate::console::ratelimit::RateLimiter;
 use crate::core::cell::Cell;
 use crate::core::hardware::{Machine, VcpuHardware};
 use crate::core::lifecycle::CellState;
 use crate::dev::passthrough::{PassthroughError, PassthroughPlan, interrupt_owners};
 use crate::dev::pci::PciBus;
-use crate::dev::pl111::Pl111;
 use crate::dev::vgic::{SpiAssignment, SpiKind, Vgic, VgicConfig, VgicConfigError};
+use crate::console::ratelimit::RateLimiter;
+use crate::dev::pl111::Pl111;
 use crate::dev::virtio::input::VirtioInput;
 use crate::dev::virtio::mmio::VirtioMmio;
 use crate::dev::{CellPciHost, DeviceBus, EmulatedDisplay, EmulatedInput, Windows};

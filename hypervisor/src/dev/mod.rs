@@ -11,8 +11,8 @@ pub mod gic;
 pub mod guest_ram;
 pub mod mmio;
 pub mod passthrough;
-pub mod pci;
 pub mod pl111;
+pub mod pci;
 pub mod vgic;
 pub mod virtio;
 pub mod vuart;
@@ -284,11 +284,9 @@ impl DeviceBus {
         for event in events {
             device.device_mut().push_event(*event);
         }
-        device.run(&mut memory, |input, queues, memory| {
-            match queues.get_mut(0) {
-                Some(eventq) => input.deliver(eventq, memory),
-                None => Ok(false),
-            }
+        device.run(&mut memory, |input, queues, memory| match queues.get_mut(0) {
+            Some(eventq) => input.deliver(eventq, memory),
+            None => Ok(false),
         });
         let error = device.take_error();
         let kick = self.set_line(input.intid, device.interrupt_level(), usize::MAX);

@@ -113,7 +113,9 @@ pub fn probe(slots: &VirtioMmioSlots, owned: &dyn Fn(u64) -> bool) -> Vec<Found>
             let Some(select) = config_select(select) else {
                 return 0;
             };
-            driver.query_config_select(select, subsel, out).unwrap_or(0)
+            driver
+                .query_config_select(select, subsel, out)
+                .unwrap_or(0)
         });
         log::info!(
             "input: {} at {:#x} (INTID {intid})",

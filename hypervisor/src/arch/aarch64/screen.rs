@@ -26,8 +26,6 @@ pub fn scanout(machine: &mut dyn Machine, frame: &ScanoutFrame) -> bool {
 /// Finds the board's screen; true if there is one.
 pub fn probe(display: &crate::board::Display) -> bool {
     let _ = display;
-    SCREEN.call_once(|| Screen {
-        lock: Mutex::new(()),
-    });
+    SCREEN.call_once(|| Screen { lock: Mutex::new(()) });
     false
 }

@@ -10,8 +10,8 @@ use crate::core::cell::Cell;
 use crate::core::exit::RunningVcpu;
 use crate::core::fast::{self, Fast};
 use crate::core::hardware::{
-    DeviceAbort, DmaControlError, ExitKind, GuestRegs, InputEvent, Machine, ScanoutFrame, Syndrome,
-    VcpuHardware,
+    InputEvent, ScanoutFrame,
+    DeviceAbort, DmaControlError, ExitKind, GuestRegs, Machine, Syndrome, VcpuHardware,
 };
 use crate::core::inject::Injection;
 use crate::dev::mmio::AccessWidth;

@@ -102,7 +102,7 @@ pub(super) fn build_with(
         peripherals,
         &mut cpu0,
     )
-    .map_err(|(cell, error)| (cell.to_string(), error.to_string()))?;
+        .map_err(|(cell, error)| (cell.to_string(), error.to_string()))?;
     board.clear_events();
     Ok(Fixture {
         runtime: Box::leak(Box::new(runtime)),

@@ -67,12 +67,10 @@ fn a_switch_shows_the_banner_from_cellvisor_memory_then_the_cells_checked_frame(
     let banner = scanouts(fixture.cpu0.events());
     assert_eq!(banner.len(), 1, "{banner:?}");
     let ram = |address: PhysAddr| {
-        runtime.cells.iter().any(|cell| {
-            cell.plan()
-                .memory
-                .iter()
-                .any(|r| r.physical.contains(address))
-        })
+        runtime
+            .cells
+            .iter()
+            .any(|cell| cell.plan().memory.iter().any(|r| r.physical.contains(address)))
     };
     assert!(
         !ram(banner[0].address),
@@ -153,13 +151,7 @@ fn the_switch_key_switches_and_never_reaches_a_cell() {
         value,
     };
     let switch = screen.switch_key();
-    assert!(!screen.route_input(
-        &runtime.cells,
-        0,
-        0,
-        &[key(30, 1), key(30, 0)],
-        &mut fixture.cpu0
-    ));
+    assert!(!screen.route_input(&runtime.cells, 0, 0, &[key(30, 1), key(30, 0)], &mut fixture.cpu0));
     assert!(screen.route_input(&runtime.cells, 0, 0, &[key(switch, 1)], &mut fixture.cpu0));
     // Its release and auto-repeat do not switch again.
     assert!(!screen.route_input(
