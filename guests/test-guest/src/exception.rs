@@ -100,6 +100,44 @@ pub fn probe(address: u64, access: Access) -> Result<Abort, u64> {
     }
 }
 
+/// Makes one 32-bit load from `address` (a device register that takes only 32-bit accesses) and
+/// returns the data abort it raised, if any, or else what it read.
+pub fn probe_read32(address: u64) -> Result<Abort, u32> {
+    PROBE_ARMED.store(true, Ordering::SeqCst);
+    let mut value = 0x7E57_6E57_u32;
+    // SAFETY: as for `probe`: `address` is a device register or lies outside the memory this
+    // guest uses; if the load aborts, `handle` skips exactly this one instruction.
+    unsafe {
+        core::arch::asm!("ldr {value:w}, [{address}]", address = in(reg) address,
+            value = inout(reg) value, options(nostack));
+    }
+    probe_result(value)
+}
+
+/// Makes one 32-bit store of `value` to `address` and returns the data abort it raised, if any.
+pub fn probe_write32(address: u64, value: u32) -> Option<Abort> {
+    PROBE_ARMED.store(true, Ordering::SeqCst);
+    // SAFETY: as for `probe_read32`.
+    unsafe {
+        core::arch::asm!("str {value:w}, [{address}]", address = in(reg) address,
+            value = in(reg) value, options(nostack));
+    }
+    probe_result(()).ok()
+}
+
+/// The abort the armed probe took, if it took one (it disarms it), or else `value`.
+fn probe_result<T>(value: T) -> Result<Abort, T> {
+    if PROBE_ARMED.load(Ordering::SeqCst) {
+        PROBE_ARMED.store(false, Ordering::SeqCst);
+        Err(value)
+    } else {
+        Ok(Abort {
+            esr: PROBE_ESR.load(Ordering::SeqCst),
+            far: PROBE_FAR.load(Ordering::SeqCst),
+        })
+    }
+}
+
 fn esr_el1() -> u64 {
     let value: u64;
     // SAFETY: reading ESR_EL1 has no side effects.

@@ -76,6 +76,22 @@ pub const PATTERN: &str = "test-guest: pattern: ";
 /// checks=<c> descheduled=<d> max_gap_us=<us>`; a difference prints `test-guest: FAIL
 /// switch-probe: <register> expected <hex> got <hex>` and powers off.
 pub const SWITCH: &str = "test-guest: switch-probe: ";
+/// `test=display-attack` (see `display_attack`): one line per step, `test-guest: display-attack:
+/// PASS <step>: <what happened>` (or `test-guest: FAIL display-attack <step>: ...`), with the
+/// steps `pl111-id`, `pl111-base <name>` (`other-cell-ram`, `personal-physical-ram`,
+/// `cellvisor-memory`, `straddling-ram-end`, `zero`, `top-of-4g`), `pl111-valid-frame`,
+/// `input-id`, `input-handshake`,
+/// `statusq-baseline`, `statusq <attack>` and `eventq <attack>` (`desc-table-outside-ram`,
+/// `buffer-outside-ram`, `buffer-in-other-cell`, `length-max`, `chain-loop`, `next-out-of-range`,
+/// `avail-jump`, and on the event queue `device-readable-buffer`), `notify-flood`,
+/// `register-sweep`, `eventq-ready` (the attacks are on the first input device, 0x0C01_0000);
+/// besides `test-guest: display-attack: pl111: 6 bad frames programmed`, `... valid frame at
+/// 0x42000000`, `... notify-flood: 1000000 notifications`, `... register-sweep done`, one
+/// `... input 1 at 0xc010200: 64 device-writable buffers posted, status 0xf, INTID 145 routed to
+/// vcpu 0` per input device found, `... ready for keys`, then per event `... event type=1
+/// code=30 value=1 (input 1)` and last `... got events (8, 1 input interrupts taken, 0 aborts in
+/// all)` or `... no events`.
+pub const DISPLAY_ATTACK: &str = "test-guest: display-attack: ";
 /// `test-guest: skipped invalid-address`: a check left out by `skip=`.
 pub const SKIPPED: &str = "test-guest: skipped ";
 /// The last line before PSCI SYSTEM_OFF.

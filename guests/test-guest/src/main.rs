@@ -6,7 +6,8 @@
 //! passed-through virtio-blk PCI disk's DMA at addresses outside its RAM (`test=dma-attack`,
 //! `dma_attack` over `pci` and `virtio_pci`), watches a pattern in its RAM as that attack's victim
 //! (`test=pattern`), checks that its registers keep their values while it time-shares a CPU with
-//! another cell (`test=switch`, `switch`), or runs the hostile-guest attacks (`attack`), and reports each result as one
+//! another cell (`test=switch`, `switch`), attacks its emulated display and input devices
+//! (`test=display-attack`, `display_attack`), or runs the hostile-guest attacks (`attack`), and reports each result as one
 //! console line (see `lines`).
 //!
 //! Loaded at the start of the cell's RAM (0x4000_0000 in the remapped test cells, the physical
@@ -29,6 +30,7 @@
 #![no_main]
 
 mod attack;
+mod display_attack;
 mod dma_attack;
 mod dma_flood;
 mod entry;
@@ -123,6 +125,7 @@ pub extern "C" fn primary_main(device_tree: u64) -> ! {
             options.check_seed.unwrap_or(options.seed),
             options.rounds,
         ),
+        Mode::DisplayAttack => display_attack::run(),
     }
     println!("{}", lines::DONE);
     psci::system_off()

@@ -1,5 +1,5 @@
 //! Test options from `/chosen/bootargs`:
-//! `test=all|heartbeat|sgis|spis|dma-flood|dma-attack|pattern|timer-levels|residue beats=N
+//! `test=all|heartbeat|sgis|spis|dma-flood|dma-attack|pattern|timer-levels|residue|display-attack beats=N
 //! period_ms=N gaps=on skip=a,b targets=NAME:ADDR,... dma_bytes=N rounds=N`, and `test=switch seed=N
 //! check_seed=N rounds=N`.
 #![forbid(unsafe_code)]
@@ -33,6 +33,9 @@ pub enum Mode {
     /// through busy and idle phases, for `rounds` rounds, while another cell shares the CPU (see
     /// `switch`).
     Switch,
+    /// `test=display-attack`: the emulated PL111 and virtio-input devices attacked, then key
+    /// events printed (see `display_attack`).
+    DisplayAttack,
 }
 
 /// Parsed options.
@@ -89,6 +92,7 @@ impl<'a> Options<'a> {
                 Some(("test", "dma-attack")) => options.mode = Mode::DmaAttack,
                 Some(("test", "pattern")) => options.mode = Mode::Pattern,
                 Some(("test", "switch")) => options.mode = Mode::Switch,
+                Some(("test", "display-attack")) => options.mode = Mode::DisplayAttack,
                 Some(("seed", number)) => match number.parse() {
                     Ok(seed) => options.seed = seed,
                     Err(_) => unknown(word),
