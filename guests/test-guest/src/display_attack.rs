@@ -128,6 +128,8 @@ const FLOOD: u32 = 1_000_000;
 /// How long the guest waits for key events, and how many it takes.
 const EVENT_WAIT_MS: u64 = 60_000;
 const EVENTS_WANTED: u32 = 8;
+/// `test=input` (the bench's key reader) waits this long for events, and takes any number.
+const ECHO_WAIT_MS: u64 = 3_600_000;
 /// `EV_LED`, what a driver puts on the status queue.
 const EV_LED: u16 = 0x11;
 
@@ -498,6 +500,21 @@ pub fn run() {
     input();
 }
 
+/// `test=input`, for the bench: no attack; the input devices' event queues are set up and their
+/// events printed as they come, for up to [`ECHO_WAIT_MS`].
+pub fn echo() {
+    let mut transport = Transport::new(0);
+    if !identify(&mut transport).0 || !open(&mut transport).0 {
+        report(
+            false,
+            "input-id",
+            "no virtio-input device at the first window",
+        );
+        return;
+    }
+    events(transport, u32::MAX, ECHO_WAIT_MS);
+}
+
 /// Writes a PL111 register (an abort probe); returns whether it did not abort.
 fn pl111_write(offset: u64, value: u32) -> bool {
     probe_write32(PL111 + offset, value).is_none()
@@ -793,7 +810,7 @@ fn input() {
     }
     flood(&mut transport);
     sweep(&mut transport);
-    events(transport);
+    events(transport, EVENTS_WANTED, EVENT_WAIT_MS);
 }
 
 /// Sets up the event queue with all its buffers posted (device-writable), DRIVER_OK.
@@ -885,8 +902,8 @@ struct Input {
 
 /// Sets up the event queue of every input device found (the first one's after its attacks; the
 /// keys come from whichever is the keyboard), routes their SPIs to vCPU 0 and prints their
-/// events as they come, re-posting the buffers, until [`EVENTS_WANTED`] or [`EVENT_WAIT_MS`].
-fn events(first: Transport) {
+/// events as they come, re-posting the buffers, until `wanted` events or `wait_ms`.
+fn events(first: Transport, wanted: u32, wait_ms: u64) {
     gic::mask_irq();
     gic::enable_distributor();
     gic::init_this_cpu(0, 0);
@@ -934,15 +951,15 @@ fn events(first: Transport) {
         format_args!("{found} input devices with their event queues up"),
     );
     println!("{}ready for keys", lines::DISPLAY_ATTACK);
-    let deadline = timer::Instant::now().after_ms(EVENT_WAIT_MS);
+    let deadline = timer::Instant::now().after_ms(wait_ms);
     let (mut received, mut interrupts) = (0, 0);
-    while received < EVENTS_WANTED && !deadline.has_passed() {
+    while received < wanted && !deadline.has_passed() {
         for (n, input) in inputs.iter_mut().enumerate() {
             let Some(input) = input else {
                 continue;
             };
             let ring = input.transport.ring(EVENTQ);
-            while used_index(ring) != input.seen && received < EVENTS_WANTED {
+            while used_index(ring) != input.seen && received < wanted {
                 let entry = used_entry(ring, input.seen);
                 input.seen = input.seen.wrapping_add(1);
                 let Some(id) = u16::try_from(entry.id).ok().filter(|&id| id < input.size) else {

@@ -126,6 +126,7 @@ pub extern "C" fn primary_main(device_tree: u64) -> ! {
             options.rounds,
         ),
         Mode::DisplayAttack => display_attack::run(),
+        Mode::Input => display_attack::echo(),
     }
     println!("{}", lines::DONE);
     psci::system_off()

@@ -36,6 +36,9 @@ pub enum Mode {
     /// `test=display-attack`: the emulated PL111 and virtio-input devices attacked, then key
     /// events printed (see `display_attack`).
     DisplayAttack,
+    /// `test=input`: the input devices' events printed as they come, no attack (the bench's key
+    /// reader; see `display_attack::echo`).
+    Input,
 }
 
 /// Parsed options.
@@ -93,6 +96,7 @@ impl<'a> Options<'a> {
                 Some(("test", "pattern")) => options.mode = Mode::Pattern,
                 Some(("test", "switch")) => options.mode = Mode::Switch,
                 Some(("test", "display-attack")) => options.mode = Mode::DisplayAttack,
+                Some(("test", "input")) => options.mode = Mode::Input,
                 Some(("seed", number)) => match number.parse() {
                     Ok(seed) => options.seed = seed,
                     Err(_) => unknown(word),

@@ -246,8 +246,8 @@ pub fn write_virtio_mmio(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use alloc::vec::Vec;
     use crate::setup::guest_fdt::tests::{flatten, property};
+    use alloc::vec::Vec;
 
     fn has(flat: &[(String, String, Vec<u8>)], path: &str, name: &str) -> bool {
         flat.iter()
