@@ -111,6 +111,7 @@ impl FuzzTarget for GuestFdt {
             bootargs: &case.bootargs,
             initrd: case.initrd,
             pci: None,
+            display: None,
         };
         let dtb = guest_fdt::generate(&case.plan, qemu_platform(), &spec)
             .map_err(|error| format!("valid plan refused: {error}"))?;

@@ -14,8 +14,8 @@ use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 
 use cellvisor::board::{
-    AllCellsOff, Board, CellConfig, CellMemory, CellPolicy, Device, DeviceReset, FaultLoop,
-    GuestPlacement, Layout, MemRange,
+    AllCellsOff, Board, CellConfig, CellMemory, CellPolicy, Device, DeviceReset, Display,
+    FaultLoop, GuestPlacement, Layout, MemRange, VirtioMmioSlots,
 };
 use cellvisor::setup::partition::{self, Reserved, ReservedKind};
 use cellvisor::setup::platform::Platform as PlatformInfo;
@@ -317,6 +317,28 @@ fn build_board(rng: &mut Rng) -> BoardCase {
         } else {
             FaultLoop::Stop { after: 64 }
         },
+        // The board's display (its emulated windows where QEMU virt has nothing, so a valid
+        // layout stays valid; the overlaps are host-tested in setup::partition).
+        display: rng.coin().then(|| {
+            let base = rng.pick(&[0x0C00_0000, 0x0D00_0000]);
+            Display {
+                fw_cfg: MemRange::new(0x0902_0000, 0x1000),
+                width: 640,
+                height: 480,
+                cell_display: MemRange::new(base, 0x1000),
+                input_transports: VirtioMmioSlots {
+                    base: 0x0A00_0000,
+                    count: 32,
+                    stride: 0x200,
+                    first_intid: 48,
+                },
+                cell_input: MemRange::new(base + rng.pick(&[0x1000, 0x1_0000]), 0x1000),
+                cell_input_intid: 144,
+                switch_key: 119,
+                banner_ms: 400,
+                colours: &[],
+            }
+        }),
     }));
     BoardCase {
         board,
