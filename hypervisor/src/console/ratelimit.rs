@@ -10,6 +10,16 @@
 
 use spin::Mutex;
 
+/// What a line let through by [`RateLimiter::allow`] adds about the `hidden` events before it:
+/// nothing, or `; N similar events not shown`.
+pub fn hidden_note(hidden: u64) -> alloc::string::String {
+    if hidden == 0 {
+        alloc::string::String::new()
+    } else {
+        alloc::format!("; {hidden} similar events not shown")
+    }
+}
+
 /// Counts events and decides which of them may be logged.
 #[derive(Debug)]
 pub struct RateLimiter {

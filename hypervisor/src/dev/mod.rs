@@ -498,8 +498,9 @@ impl DeviceBus {
                     if let Some(hidden) = input.broken.allow(now, frequency) {
                         log::warn!(
                             "cell {}: virtio-input {n}: {error}: refused, the device needs a \
-                             reset ({hidden} similar not shown)",
-                            physical.plan.name
+                             reset{}",
+                            physical.plan.name,
+                            crate::console::ratelimit::hidden_note(hidden)
                         );
                     }
                 }
