@@ -22,7 +22,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use cellvisor_tests::{
-    Artifacts, Image, Machine, QemuConfig, Qmp, cellvisor_warnings, disasters, shell,
+    Artifacts, CONSOLE_ESCAPE, Image, Machine, QemuConfig, Qmp, cellvisor_warnings, disasters,
+    shell,
 };
 
 const BOOT_TIMEOUT: Duration = Duration::from_secs(240);
@@ -45,6 +46,7 @@ const BANNER_ARGS: &str = "cellvisor.banner_ms=4000";
 const PERSONAL_BANNER: [u8; 3] = [0x2e, 0x7d, 0x32];
 const RED: [u8; 3] = [0xff, 0, 0];
 const BLUE: [u8; 3] = [0, 0, 0xff];
+const BLACK: [u8; 3] = [0, 0, 0];
 /// Per channel: the emulated framebuffer is 8 bits per channel, so colours arrive exactly; a little
 /// slack for a scaler's rounding.
 const TOLERANCE: u8 = 8;
@@ -521,4 +523,48 @@ fn fill_commands_and_event_logs_are_what_the_tests_expect() {
     assert!(logs["/tmp/event1.log"].is_empty());
     assert!(!received(&logs, &[KEY_A]));
     assert_eq!(count(&logs, EV_KEY, Some(&[KEY_A])), 1);
+}
+
+#[test]
+#[ignore = "boots QEMU: run through cargo xtask test"]
+fn a_restarted_cell_shows_nothing_of_its_previous_instance() {
+    let test = "a_restarted_cell_shows_nothing_of_its_previous_instance";
+    let artifacts = artifacts();
+    let mut machine = boot(&artifacts);
+    let mut screen = Screen::new(&machine, &artifacts, test);
+    // Personal (in front) shows red.
+    fill(&mut machine, PERSONAL, RED);
+    screen.wait_for(&machine, "personal-red", RED, SOLID);
+
+    // Restarted from the management prompt: the scanout leaves its RAM for its banner at once.
+    let since = machine.mark();
+    machine
+        .send(&[CONSOLE_ESCAPE, b'm'])
+        .unwrap_or_else(|error| fail(error));
+    let opened = wait(&mut machine, "cellvisor management prompt", since);
+    machine
+        .send_line("restart personal")
+        .unwrap_or_else(|error| fail(error));
+    wait(&mut machine, "restart personal: requested", opened);
+    wait(
+        &mut machine,
+        "cellvisor: screen: personal stopped, its banner stands in",
+        opened,
+    );
+    screen.wait_for(&machine, "personal-banner", PERSONAL_BANNER, MOSTLY);
+    machine.send_line("exit").unwrap_or_else(|error| fail(error));
+
+    // The new instance sets up its own frame (its RAM was scrubbed): black with its console, and
+    // never the previous instance's red.
+    wait(&mut machine, &shell::ready_banner(PERSONAL), opened);
+    let image = screen.wait_for(&machine, "personal-new-instance", BLACK, SOLID);
+    let red = image.share_near(RED, TOLERANCE);
+    assert!(
+        red < 0.01,
+        "{:.1} % of the new instance's screen is the old one's red; {}",
+        red * 100.0,
+        transcript_note(&machine)
+    );
+    assert_clean(&machine);
+    screen.discard();
 }

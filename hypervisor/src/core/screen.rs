@@ -372,6 +372,11 @@ impl Screen {
         }
         if self.present && state.showing == Showing::Cell(cell.index()) {
             self.show_banner(cell, hardware);
+            drop(state);
+            logger::hypervisor_line(&format!(
+                "cellvisor: screen: {} stopped, its banner stands in",
+                cell.name()
+            ));
         }
     }
 
