@@ -552,7 +552,9 @@ fn a_restarted_cell_shows_nothing_of_its_previous_instance() {
         opened,
     );
     screen.wait_for(&machine, "personal-banner", PERSONAL_BANNER, MOSTLY);
-    machine.send_line("exit").unwrap_or_else(|error| fail(error));
+    machine
+        .send_line("exit")
+        .unwrap_or_else(|error| fail(error));
 
     // The new instance sets up its own frame (its RAM was scrubbed): black with its console, and
     // never the previous instance's red.
