@@ -28,15 +28,6 @@ const ATTACKER_ARGS: &str = "test=display-attack";
 const VICTIM_ARGS: &str = "test=heartbeat beats=1000000 period_ms=100";
 /// Heartbeats the victim must print after the attacks.
 const BEATS_AFTER: u64 = 3;
-/// QEMU's screen and input devices (boards/qemu-virt `DISPLAY`).
-const DISPLAY_DEVICES: [&str; 6] = [
-    "-device",
-    "ramfb",
-    "-device",
-    "virtio-keyboard-device",
-    "-device",
-    "virtio-tablet-device",
-];
 
 /// Texts the test guest prints (guests/test-guest/src/lines.rs).
 mod guest {
@@ -322,7 +313,10 @@ fn a_hostile_cells_display_and_input_devices_cannot_reach_outside_it() {
     )));
     let _ = std::fs::remove_file(&socket.0);
     let mut config = QemuConfig::new(LAYOUT);
-    config.extra_args = DISPLAY_DEVICES.iter().map(|arg| arg.to_string()).collect();
+    config.extra_args = cellvisor_tests::DISPLAY_DEVICE_ARGS
+        .iter()
+        .map(|arg| arg.to_string())
+        .collect();
     config.extra_args.extend([
         "-qmp".to_owned(),
         format!("unix:{},server=on,wait=off", socket.0.display()),

@@ -29,6 +29,7 @@
 
 use crate::exception::{probe_read32, probe_write32};
 use crate::gic::{self, SPURIOUS_INTID, Trigger};
+use crate::virtio_mmio::*;
 use crate::{OTHER_CELL_RAM, RAM_SIZE, image_end, lines, ram_base, timer};
 use cellvisor_guest_support::println;
 use core::cell::UnsafeCell;
@@ -76,28 +77,6 @@ const CELLVISOR_MEMORY: [u64; 2] = [0x5000_0000, 0x4000_0000];
 /// is [`TRANSPORT_BYTES`] × `n` further on, with INTID + `n`.
 const INPUT: u64 = 0x0C01_0000;
 const INPUT_INTID: u32 = 144;
-/// virtio-mmio registers.
-const MAGIC_VALUE: u64 = 0x000;
-const VERSION: u64 = 0x004;
-const DEVICE_ID: u64 = 0x008;
-const DEVICE_FEATURES: u64 = 0x010;
-const DEVICE_FEATURES_SEL: u64 = 0x014;
-const DRIVER_FEATURES: u64 = 0x020;
-const DRIVER_FEATURES_SEL: u64 = 0x024;
-const QUEUE_SEL: u64 = 0x030;
-const QUEUE_NUM_MAX: u64 = 0x034;
-const QUEUE_NUM: u64 = 0x038;
-const QUEUE_READY: u64 = 0x044;
-const QUEUE_NOTIFY: u64 = 0x050;
-const INTERRUPT_STATUS: u64 = 0x060;
-const INTERRUPT_ACK: u64 = 0x064;
-const STATUS: u64 = 0x070;
-const QUEUE_DESC_LOW: u64 = 0x080;
-const QUEUE_DESC_HIGH: u64 = 0x084;
-const QUEUE_DRIVER_LOW: u64 = 0x090;
-const QUEUE_DRIVER_HIGH: u64 = 0x094;
-const QUEUE_DEVICE_LOW: u64 = 0x0A0;
-const QUEUE_DEVICE_HIGH: u64 = 0x0A4;
 /// The transport's window.
 const TRANSPORT_BYTES: u64 = 0x200;
 /// "virt".

@@ -46,6 +46,7 @@ mod spis;
 mod switch;
 mod timer_levels;
 mod virtio_blk;
+mod virtio_mmio;
 
 use cellvisor_guest_support::{fdt, pci, println, timer, virtio_pci, virtqueue};
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};

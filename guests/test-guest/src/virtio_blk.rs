@@ -12,40 +12,11 @@
 //! in the cell's own RAM and the device reaches it by DMA (see [`crate::virtqueue`]).
 
 use crate::gic::{read32, write32};
+use crate::virtio_mmio::*;
 use crate::virtqueue::{
     self, FEATURE_WORD1_VERSION_1, LEGACY_PAGE, QUEUE_SIZE, RequestBuffers, Virtqueue,
 };
 
-/// virtio-mmio registers (offsets in the transport's window).
-const MAGIC_VALUE: u64 = 0x000;
-const VERSION: u64 = 0x004;
-const DEVICE_ID: u64 = 0x008;
-const DEVICE_FEATURES: u64 = 0x010;
-const DEVICE_FEATURES_SEL: u64 = 0x014;
-const DRIVER_FEATURES: u64 = 0x020;
-const DRIVER_FEATURES_SEL: u64 = 0x024;
-/// Legacy only.
-const GUEST_PAGE_SIZE: u64 = 0x028;
-const QUEUE_SEL: u64 = 0x030;
-const QUEUE_NUM_MAX: u64 = 0x034;
-const QUEUE_NUM: u64 = 0x038;
-/// Legacy only.
-const QUEUE_ALIGN: u64 = 0x03C;
-/// Legacy only.
-const QUEUE_PFN: u64 = 0x040;
-/// Modern only.
-const QUEUE_READY: u64 = 0x044;
-const QUEUE_NOTIFY: u64 = 0x050;
-const INTERRUPT_STATUS: u64 = 0x060;
-const INTERRUPT_ACK: u64 = 0x064;
-const STATUS: u64 = 0x070;
-/// Modern only: the three parts of the queue, low and high halves.
-const QUEUE_DESC_LOW: u64 = 0x080;
-const QUEUE_DESC_HIGH: u64 = 0x084;
-const QUEUE_DRIVER_LOW: u64 = 0x090;
-const QUEUE_DRIVER_HIGH: u64 = 0x094;
-const QUEUE_DEVICE_LOW: u64 = 0x0A0;
-const QUEUE_DEVICE_HIGH: u64 = 0x0A4;
 /// virtio-blk configuration: `capacity` (sectors), a little-endian u64.
 const CONFIG_CAPACITY: u64 = 0x100;
 
