@@ -17,17 +17,24 @@
 //!
 //! [`VsockSwitch`] is the switch: a pure state machine (no locks, no clock of its own, no
 //! floating point) holding the connection table, one bounded receive queue per cell and the
-//! policy. **Credit bounds memory.** A stream's receiver advertises `buf_alloc` (its receive
-//! buffer) and `fwd_cnt` (bytes its application consumed); the Linux sender never has more than
-//! `buf_alloc - (tx_cnt - fwd_cnt)` bytes in flight. The switch forwards each header with
-//! `buf_alloc` lowered to at most [`MAX_WINDOW`], tracks both directions' counters itself, and
-//! resets a connection whose sender goes beyond the credit it was given. So the data of one
-//! connection waiting anywhere is at most [`MAX_WINDOW`], and the receive queue of a cell is
-//! bounded besides ([`RX_PACKETS`], [`RX_BYTES`]): when it is full the sender's packet is not
-//! dropped but left in the sender's device ([`Verdict::Busy`]), which takes nothing more from its
-//! tx queue until the receiver made room, so the sender is throttled as a full link throttles
-//! it. The connection table is bounded too ([`MAX_CONNECTIONS`], [`MAX_CELL_CONNECTIONS`]
-//! per cell): refused requests never create an entry.
+//! policy. **Credit and the queue bounds bound memory.** A stream's receiver advertises
+//! `buf_alloc` (its receive buffer) and `fwd_cnt` (bytes its application consumed); the Linux
+//! sender never has more than `buf_alloc - (tx_cnt - fwd_cnt)` bytes in flight. The switch
+//! forwards the credit fields unchanged (a Linux receiver sends a CREDIT_UPDATE only once its
+//! free space, counted against the `buf_alloc` it advertised, runs low: a switch that lowered
+//! `buf_alloc` on the way would leave the sender waiting for an update that never comes), keeps
+//! both directions' counters itself and resets a connection whose sender goes beyond the credit
+//! it was given, so no receiver is sent more than it asked for (newer Linux resets such a
+//! connection itself, older drops the data). What cellvisor holds is bounded by the receive
+//! queue of each cell ([`RX_PACKETS`], [`RX_BYTES`], whatever the receivers advertise): when it
+//! is full the sender's packet is not dropped but left in the sender's device
+//! ([`Verdict::Busy`]), which takes nothing more from its tx queue until the receiver made room,
+//! so the sender is throttled as a full link throttles it. (A Linux receiver empties its rx
+//! queue whatever its applications do, its socket buffers being bounded by the credit it gave;
+//! a receiver that stops taking rx buffers holds up its senders' tx queues, all their
+//! connections included, until it is reset.) The connection table is bounded too
+//! ([`MAX_CONNECTIONS`], [`MAX_CELL_CONNECTIONS`] per cell): refused requests never create an
+//! entry.
 //!
 //! **What is refused.** Everything that no [`Flow`] of the [`Policy`] allows: a connection
 //! request to a cell and port no flow names for that pair of cells, a request or data while a
@@ -66,8 +73,6 @@ pub const EVENTQ: usize = 2;
 pub const HEADER_SIZE: usize = 44;
 /// The largest payload taken from a tx packet (Linux's VIRTIO_VSOCK_MAX_PKT_BUF_SIZE).
 pub const MAX_PAYLOAD: u32 = 64 * 1024;
-/// The most credit a sender is given on one connection, whatever its receiver advertises.
-pub const MAX_WINDOW: u32 = 64 * 1024;
 /// Packets forwarded from other cells that may wait in one cell's receive queue.
 pub const RX_PACKETS: usize = 64;
 /// Payload bytes that may wait in one cell's receive queue.
@@ -472,7 +477,7 @@ impl Connection {
     /// The credit end `to` gave: what the other end may still send.
     fn credit_to(&self, to: usize) -> u32 {
         let from = other(to);
-        let window = self.buf_alloc[side(to)].min(MAX_WINDOW);
+        let window = self.buf_alloc[side(to)];
         let in_flight = self.sent[side(from)].wrapping_sub(self.fwd_cnt[side(to)]);
         window.saturating_sub(in_flight)
     }
@@ -764,10 +769,9 @@ impl VsockSwitch {
         Verdict::Dropped(why)
     }
 
-    /// Forwards `header` (buf_alloc lowered to [`MAX_WINDOW`]) and `payload` to cell `to`.
+    /// Forwards `header` and `payload` to cell `to`.
     fn forward(&mut self, from: usize, to: usize, header: &Header, payload: &[u8]) {
-        let mut header = *header;
-        header.buf_alloc = header.buf_alloc.min(MAX_WINDOW);
+        let header = *header;
         if let Some(cell) = self.cells.get_mut(to) {
             cell.push(Queued {
                 header,
@@ -960,7 +964,7 @@ impl VsockSwitch {
                 dst_port: header.src_port,
                 kind: TYPE_STREAM,
                 op: op::CREDIT_UPDATE,
-                buf_alloc: connection.buf_alloc[other(end)].min(MAX_WINDOW),
+                buf_alloc: connection.buf_alloc[other(end)],
                 fwd_cnt: connection.fwd_cnt[other(end)],
                 ..Header::default()
             };
