@@ -33,8 +33,8 @@
 //! queue whatever its applications do, its socket buffers being bounded by the credit it gave;
 //! a receiver that stops taking rx buffers holds up its senders' tx queues, all their
 //! connections included, until it is reset.) The connection table is bounded too
-//! ([`MAX_CONNECTIONS`], [`MAX_CELL_CONNECTIONS`] per cell): refused requests never create an
-//! entry.
+//! ([`MAX_CONNECTIONS`], [`MAX_CELL_CONNECTIONS`] per cell, [`MAX_PAIR_CONNECTIONS`] per pair
+//! of cells): refused requests never create an entry.
 //!
 //! **What is refused.** Everything that no [`Flow`] of the [`Policy`] allows: a connection
 //! request to a cell and port no flow names for that pair of cells, a request or data while a
@@ -84,6 +84,9 @@ pub const CONTROL_RESERVE: usize = 64;
 pub const MAX_CONNECTIONS: usize = 256;
 /// Connections one cell may be an end of.
 pub const MAX_CELL_CONNECTIONS: usize = 64;
+/// Connections between one pair of cells (so that no cell allowed to connect to another can
+/// take all of that cell's share from the others).
+pub const MAX_PAIR_CONNECTIONS: usize = 16;
 /// Well-known CID of the host (no cell has it; nothing listens there).
 pub const CID_HOST: u64 = 2;
 
@@ -878,9 +881,15 @@ impl VsockSwitch {
             return refuse_on_flow(self, Refusal::NotFocused);
         }
         let per_cell = |cell: usize| self.connections.iter().filter(|c| c.involves(cell)).count();
+        let per_pair = self
+            .connections
+            .iter()
+            .filter(|c| c.involves(sender) && c.involves(peer))
+            .count();
         if self.connections.len() >= MAX_CONNECTIONS
             || per_cell(sender) >= MAX_CELL_CONNECTIONS
             || per_cell(peer) >= MAX_CELL_CONNECTIONS
+            || per_pair >= MAX_PAIR_CONNECTIONS
         {
             return refuse_on_flow(self, Refusal::TableFull);
         }

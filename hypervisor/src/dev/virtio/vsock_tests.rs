@@ -1137,46 +1137,45 @@ fn connecting_everywhere_does_not_grow_the_table() {
     assert_eq!(forwarded, 2);
     assert_eq!(switch.connection_count(), 2);
     assert_eq!(switch.cell_stats(A).unwrap().refusals, 5000 * 8 - 2);
-    // Many source ports to an allowed port: the cell's share of the table is the limit.
-    let mut table_full = 0;
-    for source in 0..1000u32 {
-        let request = Header {
-            src_cid: A,
-            dst_cid: B,
-            src_port: source,
-            dst_port: 1234,
-            kind: TYPE_STREAM,
-            op: op::REQUEST,
-            buf_alloc: 65536,
-            ..Header::default()
-        };
-        while switch.next_rx(B, 4096).is_some() {}
-        while switch.next_rx(A, 4096).is_some() {}
-        match switch.route(A, &request, &[]) {
-            Verdict::Forwarded => {}
-            Verdict::Refused(Refusal::TableFull) => table_full += 1,
-            verdict => panic!("source {source}: {verdict:?}"),
+    // Many source ports to an allowed port: the pair's share of the table is the limit.
+    let flood = |switch: &mut VsockSwitch, from: u64, to: u64, port: u32| {
+        let mut table_full = 0;
+        for source in 0..1000u32 {
+            let request = Header {
+                src_cid: from,
+                dst_cid: to,
+                src_port: source,
+                dst_port: port,
+                kind: TYPE_STREAM,
+                op: op::REQUEST,
+                buf_alloc: 65536,
+                ..Header::default()
+            };
+            for cid in [A, B, C] {
+                while switch.next_rx(cid, 4096).is_some() {}
+            }
+            match switch.route(from, &request, &[]) {
+                Verdict::Forwarded => {}
+                Verdict::Refused(Refusal::TableFull) => table_full += 1,
+                verdict => panic!("source {source}: {verdict:?}"),
+            }
         }
-    }
-    assert_eq!(switch.connection_count(), MAX_CELL_CONNECTIONS);
-    assert_eq!(table_full, 1000 - (MAX_CELL_CONNECTIONS - 2));
-    // beta's share is full too now: gamma cannot reach it, but alpha's reset frees it.
-    switch.set_focused(C, true);
-    let request = Header {
-        src_cid: C,
-        dst_cid: B,
-        src_port: 1,
-        dst_port: 9,
-        kind: TYPE_STREAM,
-        op: op::REQUEST,
-        buf_alloc: 65536,
-        ..Header::default()
+        table_full
     };
     assert_eq!(
-        switch.route(C, &request, &[]),
-        Verdict::Refused(Refusal::TableFull)
+        flood(&mut switch, A, B, 1234),
+        1000 - (MAX_PAIR_CONNECTIONS - 2)
     );
+    assert_eq!(switch.connection_count(), MAX_PAIR_CONNECTIONS);
+    // gamma still reaches beta, up to its own share of the pair.
+    switch.set_focused(C, true);
+    assert_eq!(flood(&mut switch, C, B, 9), 1000 - MAX_PAIR_CONNECTIONS);
+    assert_eq!(switch.connection_count(), 2 * MAX_PAIR_CONNECTIONS);
+    // alpha's reset frees its entries, not gamma's.
     switch.reset_cell(A);
-    assert_eq!(switch.connection_count(), 0);
-    assert_eq!(switch.route(C, &request, &[]), Verdict::Forwarded);
+    assert_eq!(switch.connection_count(), MAX_PAIR_CONNECTIONS);
+    assert_eq!(
+        switch.cell_stats(A).unwrap().resets,
+        MAX_PAIR_CONNECTIONS as u64
+    );
 }
