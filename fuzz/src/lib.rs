@@ -228,6 +228,7 @@ pub const TARGETS: &[Target] = &[
     Target::of::<targets::partition::Partition>(),
     Target::of::<targets::image::Image>(),
     Target::of::<targets::virtio::Virtio>(),
+    Target::of::<targets::vsock::Vsock>(),
 ];
 
 /// The target called `name`.

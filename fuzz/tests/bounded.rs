@@ -80,3 +80,8 @@ fn image() {
 fn virtio() {
     bounded("virtio", 20_000);
 }
+
+#[test]
+fn vsock() {
+    bounded("vsock", 20_000);
+}

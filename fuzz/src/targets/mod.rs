@@ -13,6 +13,7 @@ pub mod platform;
 pub mod smccc;
 pub mod vgic;
 pub mod virtio;
+pub mod vsock;
 pub mod vuart;
 
 /// The QEMU `virt` (GICv3, 4 CPUs, 2 GiB) platform device tree the hypervisor's tests use.

@@ -1,5 +1,5 @@
 //! Emulated virtio devices, device side: the split virtqueue ([`queue`]), the virtio-mmio
-//! transport ([`mmio`]) and the devices behind it ([`input`] now; a vsock device later).
+//! transport ([`mmio`]) and the devices behind it ([`input`], [`vsock`]).
 #![forbid(unsafe_code)]
 //!
 //! The model follows virtio 1.2 (the "modern" interface only: VIRTIO_F_VERSION_1, virtio-mmio
@@ -22,6 +22,7 @@
 pub mod input;
 pub mod mmio;
 pub mod queue;
+pub mod vsock;
 
 use core::fmt;
 
