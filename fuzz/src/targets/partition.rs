@@ -282,12 +282,14 @@ fn build_board(rng: &mut Rng) -> BoardCase {
     let target = Layout {
         name: "target",
         cpu_sharing: None,
+        channel: &[],
         cells: leak(configs),
     };
     // Sometimes a valid-looking decoy layout comes first or second; it is never selected.
     let decoy = Layout {
         name: "decoy",
         cpu_sharing: None,
+        channel: &[],
         cells: &[],
     };
     let (layouts, layout, layout_is_default) = if no_layouts {

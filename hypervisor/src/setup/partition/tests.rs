@@ -79,12 +79,14 @@ fn board(cells: Vec<CellConfig>) -> Board {
         layouts: leak(vec![Layout {
             name: "main",
             cpu_sharing: None,
+            channel: &[],
             cells: leak(cells),
         }]),
         when_all_cells_off: AllCellsOff::PowerOff,
         raw_binaries: true,
         fault_loop: FaultLoop::Stop { after: 64 },
         display: None,
+        channel: None,
     }
 }
 
@@ -740,6 +742,7 @@ fn pci_functions_behind_the_smmu_need_neither_identity_ram_nor_trust() {
     let layout = Layout {
         name: "remapped",
         cpu_sharing: None,
+        channel: &[],
         cells: leak(vec![remapped]),
     };
     let board = qemu_virt_with(layout, qemu_virt::BOARD.pci);
@@ -820,6 +823,7 @@ fn pci_bar_windows_stay_in_the_host_window_and_apart() {
         let layout = Layout {
             name: "pci",
             cpu_sharing: None,
+            channel: &[],
             cells: leak(cells),
         };
         let board = qemu_virt_with(layout, Some(host));
@@ -861,6 +865,7 @@ fn two_cells_pci_functions_on_one_intx_line_are_refused() {
     let layout = Layout {
         name: "shared-intx",
         cpu_sharing: None,
+        channel: &[],
         cells: leak(vec![
             CellConfig {
                 devices: &["second-disk"],
@@ -898,7 +903,7 @@ fn the_display_windows_must_not_land_on_a_cells_devices_or_under_its_ram() {
     assert!(
         matches!(
             error,
-            LayoutError::DisplayWindowOverlaps { device: "UART", .. }
+            LayoutError::EmulatedWindowOverlaps { device: "UART", .. }
         ),
         "{error}"
     );
