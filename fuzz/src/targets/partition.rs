@@ -341,6 +341,12 @@ fn build_board(rng: &mut Rng) -> BoardCase {
                 colours: &[],
             }
         }),
+        // The layouts have no flows, so a channel only has to stay out of the way.
+        channel: rng.coin().then_some(cellvisor::board::Channel {
+            cell_window: MemRange::new(0x0E00_0000, 0x200),
+            intid: 200,
+            cids: &[],
+        }),
     }));
     BoardCase {
         board,
