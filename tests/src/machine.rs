@@ -317,6 +317,15 @@ impl Machine {
         String::from_utf8_lossy(&self.transcript.lock().text).into_owned()
     }
 
+    /// The transcript's bytes from offset `start` to `end` (offsets as [`Machine::mark`] and
+    /// the finds return them), as text.
+    pub fn text_between(&self, start: usize, end: usize) -> String {
+        let transcript = self.transcript.lock();
+        let end = end.min(transcript.text.len());
+        String::from_utf8_lossy(transcript.text.get(start.min(end)..end).unwrap_or_default())
+            .into_owned()
+    }
+
     /// QEMU's stderr so far.
     pub fn qemu_stderr(&self) -> String {
         String::from_utf8_lossy(&self.transcript.lock().stderr).into_owned()

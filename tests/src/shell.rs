@@ -226,6 +226,44 @@ pub fn assert_foreign_read_aborts(
     violation
 }
 
+/// What cellvisor prints when the management prompt opens, and its prompt.
+pub const PROMPT_OPENED: &str = "cellvisor management prompt: type help, exit to leave";
+/// The management prompt.
+pub const PROMPT: &str = "cellvisor> ";
+
+/// Opens the management prompt (Ctrl-A m) and waits for it; returns where its prompt ends.
+pub fn open_prompt(machine: &mut Machine, timeout: Duration) -> usize {
+    let since = machine.mark();
+    machine
+        .send(&[crate::CONSOLE_ESCAPE, b'm'])
+        .unwrap_or_else(|error| panic!("cannot write to QEMU: {error}"));
+    let opened = wait(machine, PROMPT_OPENED, since, timeout);
+    wait(machine, PROMPT, opened, timeout)
+}
+
+/// Types `line` at the open management prompt and waits for the next prompt; returns the
+/// command's output (the lines between the echoed command and the next prompt).
+pub fn prompt_command(machine: &mut Machine, line: &str, timeout: Duration) -> String {
+    let since = machine.mark();
+    machine
+        .send_line(line)
+        .unwrap_or_else(|error| panic!("cannot write to QEMU: {error}"));
+    let echoed = wait(machine, line, since, timeout);
+    let found = machine
+        .find_after(PROMPT, echoed, timeout)
+        .unwrap_or_else(|error| panic!("{error}"));
+    machine.text_between(echoed, found.line_start)
+}
+
+/// Leaves the management prompt (`exit`) and waits for the echo.
+pub fn leave_prompt(machine: &mut Machine, timeout: Duration) {
+    let since = machine.mark();
+    machine
+        .send_line("exit")
+        .unwrap_or_else(|error| panic!("cannot write to QEMU: {error}"));
+    wait(machine, "exit", since, timeout);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

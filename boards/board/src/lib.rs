@@ -320,6 +320,9 @@ pub struct Layout {
     /// Whether cells of this layout may time-share physical CPUs, and how. `None`: static
     /// partitioning, every physical CPU runs at most one vCPU (no CPU in two cells' `cpus`).
     pub cpu_sharing: Option<CpuSharing>,
+    /// The flows the channel between this layout's cells allows (docs/channel.md); everything
+    /// else is refused. Empty: no cell of the layout gets a channel device.
+    pub channel: &'static [Flow],
 }
 
 /// How the cells of a layout time-share the physical CPUs they have in common: vCPU `n` of each
@@ -386,6 +389,73 @@ pub struct Board {
     /// The phone's screen and input devices, which cellvisor owns and gives to the cell in front;
     /// `None`: the board has none (cells then see neither).
     pub display: Option<Display>,
+    /// The channel between cells (an emulated virtio-vsock device in every cell that has a
+    /// CID here, when the layout allows flows); `None`: the board has none.
+    pub channel: Option<Channel>,
+}
+
+/// The channel between cells: every cell with a CID sees an emulated virtio-vsock device, and
+/// cellvisor moves stream packets between them under the layout's [`Layout::channel`] flows
+/// (docs/channel.md).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Channel {
+    /// Where every connected cell sees its virtio-mmio socket device (guest-physical, at least
+    /// 0x200 bytes).
+    pub cell_window: MemRange,
+    /// The device's interrupt (a virtual SPI no cell owns physically).
+    pub intid: u32,
+    /// The cells' guest CIDs, by cell name: 3 or more, unique, below 0xFFFF_FFFF.
+    pub cids: &'static [CellCid],
+}
+
+/// A cell's guest CID on the channel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CellCid {
+    /// The cell's name.
+    pub cell: &'static str,
+    /// Its CID.
+    pub cid: u32,
+}
+
+impl Channel {
+    /// The CID of cell `name`, if it is on the channel.
+    pub fn cid_of(&self, name: &str) -> Option<u32> {
+        self.cids
+            .iter()
+            .find(|entry| entry.cell == name)
+            .map(|entry| entry.cid)
+    }
+}
+
+/// Whether a flow holds only while one of its cells is the focused (front) one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FocusRule {
+    /// Always.
+    None,
+    /// Only while the connecting cell (`from`) is focused.
+    Source,
+    /// Only while the listening cell (`to`) is focused.
+    Destination,
+}
+
+/// One allowed flow: cell `from` may connect to port `port` of cell `to`; data then goes both
+/// ways on the connection, under the flow's limits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Flow {
+    /// The connecting cell's name.
+    pub from: &'static str,
+    /// The listening cell's name.
+    pub to: &'static str,
+    /// The listening port.
+    pub port: u32,
+    /// The largest data packet (one message) in either direction, in bytes (1 to 65536; Linux
+    /// sends one write of up to 64 KiB as one packet, so this limits the writes a guest makes).
+    pub max_message: u32,
+    /// Messages (connection requests and data packets, both directions, all connections of the
+    /// flow together) per second; bursts up to one second's worth.
+    pub rate_per_second: u32,
+    /// The focus rule.
+    pub only_while_focused: FocusRule,
 }
 
 /// The phone's screen, keys and touch panel: cellvisor drives them itself and shows the cell in

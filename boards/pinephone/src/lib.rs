@@ -305,6 +305,7 @@ const STOP_ONLY: CellPolicy = CellPolicy {
 pub const LINUX_CELLS: Layout = Layout {
     name: "linux",
     cpu_sharing: None,
+    channel: &[],
     cells: &[
         CellConfig {
             name: "personal",
@@ -376,4 +377,5 @@ pub const BOARD: Board = Board {
     raw_binaries: false,
     fault_loop: FaultLoop::Stop { after: 64 },
     display: None,
+    channel: None,
 };

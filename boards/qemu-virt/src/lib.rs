@@ -12,9 +12,10 @@
 #![forbid(unsafe_code)]
 
 use cellvisor_board::{
-    AllCellsOff, Board, CellColour, CellConfig, CellMemory, CellPolicy, CpuSharing, Device,
-    DeviceReset, Display, El2Counting, FaultLoop, GuestPlacement, Layout, MemRange, PciAddress,
-    PciFunction, PciHost, PciReset, Smmu, VirtioMmioSlots,
+    AllCellsOff, Board, CellCid, CellColour, CellConfig, CellMemory, CellPolicy, Channel,
+    CpuSharing, Device, DeviceReset, Display, El2Counting, FaultLoop, Flow, FocusRule,
+    GuestPlacement, Layout, MemRange, PciAddress, PciFunction, PciHost, PciReset, Smmu,
+    VirtioMmioSlots,
 };
 
 pub mod image_address;
@@ -86,6 +87,7 @@ pub const SMMU: Smmu = Smmu {
 pub const LINUX_CELLS: Layout = Layout {
     name: "linux",
     cpu_sharing: None,
+    channel: DEFAULT_FLOWS,
     cells: &[
         CellConfig {
             name: "personal",
@@ -127,6 +129,7 @@ pub const LINUX_CELLS: Layout = Layout {
 pub const LINUX_SHARED_CELLS: Layout = Layout {
     name: "linux-shared",
     cpu_sharing: Some(LINUX_SHARING),
+    channel: DEFAULT_FLOWS,
     cells: &[
         LINUX_CELLS.cells[0],
         CellConfig {
@@ -153,6 +156,7 @@ pub const LINUX_SHARING: CpuSharing = CpuSharing {
 pub const LINUX_MMIO_CELLS: Layout = Layout {
     name: "linux-mmio",
     cpu_sharing: None,
+    channel: DEFAULT_FLOWS,
     cells: &[
         CellConfig {
             devices: &["virtio-net"],
@@ -179,6 +183,7 @@ pub const TEST_GUEST_BASE: u64 = 0x4000_0000;
 pub const TEST_GUEST_CELLS: Layout = Layout {
     name: "test-guests",
     cpu_sharing: None,
+    channel: &[],
     cells: &[
         CellConfig {
             name: "personal",
@@ -218,6 +223,7 @@ pub const TEST_GUEST_CELLS: Layout = Layout {
 pub const TEST_GUESTS_SHARED_CELLS: Layout = Layout {
     name: "test-guests-shared",
     cpu_sharing: Some(LINUX_SHARING),
+    channel: &[],
     cells: &[
         CellConfig {
             cpus: &[0],
@@ -241,6 +247,7 @@ pub const TEST_GUESTS_SHARED_CELLS: Layout = Layout {
 pub const TEST_GUEST_DISK_CELLS: Layout = Layout {
     name: "test-guest-disk",
     cpu_sharing: None,
+    channel: &[],
     cells: &[CellConfig {
         name: "disk",
         cpus: &[0, 1],
@@ -264,6 +271,7 @@ pub const TEST_GUEST_DISK_CELLS: Layout = Layout {
 pub const TEST_GUEST_DMA_CELLS: Layout = Layout {
     name: "test-guest-dma",
     cpu_sharing: None,
+    channel: &[],
     cells: &[
         CellConfig {
             bootargs: "test=dma-flood",
@@ -298,6 +306,7 @@ pub const DMA_ATTACK_BOOTARGS: &str = "test=dma-attack targets=corporate:0x90100
 pub const DMA_ATTACK_CELLS: Layout = Layout {
     name: "dma-attack",
     cpu_sharing: None,
+    channel: &[],
     cells: &[
         CellConfig {
             name: "personal",
@@ -330,6 +339,86 @@ pub const DMA_ATTACK_CELLS: Layout = Layout {
     ],
 };
 
+/// `channel-attack`: a Rust test guest as *personal* (`test=vsock-attack`, attacking its
+/// virtio-vsock device and the channel's policy) and Debian Linux as *corporate*, with the
+/// default flows (tests/tests/channel_hostile.rs).
+pub const CHANNEL_ATTACK_CELLS: Layout = Layout {
+    name: "channel-attack",
+    cpu_sharing: None,
+    channel: DEFAULT_FLOWS,
+    cells: &[
+        CellConfig {
+            bootargs: "test=vsock-attack",
+            ..TEST_GUEST_CELLS.cells[0]
+        },
+        CellConfig {
+            devices: &[],
+            ..LINUX_CELLS.cells[1]
+        },
+    ],
+};
+
+/// `linux-bench`: the Linux cells of [`LINUX_CELLS`] with [`DEFAULT_FLOWS`] and one more flow,
+/// personal to corporate port 7000 with the largest messages and no practical rate limit, for
+/// `cargo xtask bench`'s channel latency and throughput (the policy is still checked on every
+/// packet).
+pub const LINUX_BENCH_CELLS: Layout = Layout {
+    name: "linux-bench",
+    channel: &[
+        DEFAULT_FLOWS[0],
+        DEFAULT_FLOWS[1],
+        Flow {
+            from: "personal",
+            to: "corporate",
+            port: 7000,
+            max_message: 65536,
+            rate_per_second: 1_000_000,
+            only_while_focused: FocusRule::None,
+        },
+    ],
+    ..LINUX_CELLS
+};
+
+/// The channel's flows on the default layouts (docs/channel.md): corporate may send short
+/// notification badges to personal's port 5000; personal may paste into corporate's port 6000,
+/// only while personal is in front (the user is looking at what is pasted from). Nothing else.
+pub const DEFAULT_FLOWS: &[Flow] = &[
+    Flow {
+        from: "corporate",
+        to: "personal",
+        port: 5000,
+        max_message: 256,
+        rate_per_second: 20,
+        only_while_focused: FocusRule::None,
+    },
+    Flow {
+        from: "personal",
+        to: "corporate",
+        port: 6000,
+        max_message: 16384,
+        rate_per_second: 50,
+        only_while_focused: FocusRule::Source,
+    },
+];
+
+/// The channel on QEMU virt: every cell sees its virtio-vsock device at 0x0C02_0000, INTID 152
+/// (SPI 120: in the platform bus's range, which nothing here uses); personal is CID 3, corporate
+/// CID 4.
+pub const CHANNEL: Channel = Channel {
+    cell_window: MemRange::new(0x0C02_0000, 0x200),
+    intid: 32 + 120,
+    cids: &[
+        CellCid {
+            cell: "personal",
+            cid: 3,
+        },
+        CellCid {
+            cell: "corporate",
+            cid: 4,
+        },
+    ],
+};
+
 /// `bench`: one cell running the Rust bench guest (guests/bench-guest) on CPUs 0-1 with 64 MiB at
 /// [`TEST_GUEST_BASE`], for `cargo xtask bench`. The only cell of the board whose PMU may count
 /// at EL2 ([`El2Counting::AllowedForMeasurement`]). It owns `virtio-blk-pci` ([`VIRTIO_BLK_PCI`],
@@ -338,6 +427,7 @@ pub const DMA_ATTACK_CELLS: Layout = Layout {
 pub const BENCH_CELLS: Layout = Layout {
     name: "bench",
     cpu_sharing: None,
+    channel: &[],
     cells: &[CellConfig {
         name: "bench",
         cpus: &[0, 1],
@@ -365,6 +455,7 @@ pub const BENCH_CELLS: Layout = Layout {
 pub const BENCH_SHARED_CELLS: Layout = Layout {
     name: "bench-shared",
     cpu_sharing: Some(LINUX_SHARING),
+    channel: &[],
     cells: &[
         BENCH_CELLS.cells[0],
         CellConfig {
@@ -390,6 +481,7 @@ pub const BENCH_SHARED_CELLS: Layout = Layout {
 pub const HOSTILE_SHARED_CELLS: Layout = Layout {
     name: "hostile-shared",
     cpu_sharing: Some(LINUX_SHARING),
+    channel: &[],
     cells: &[
         TEST_GUEST_CELLS.cells[0],
         CellConfig {
@@ -404,6 +496,7 @@ pub const HOSTILE_SHARED_CELLS: Layout = Layout {
 pub const LINUX_PERSONAL_CELLS: Layout = Layout {
     name: "linux-personal",
     cpu_sharing: None,
+    channel: &[],
     cells: &[CellConfig {
         name: "personal",
         cpus: &[0, 1],
@@ -427,6 +520,7 @@ pub const LINUX_PERSONAL_CELLS: Layout = Layout {
 pub const INVALID_DMA_REMAPPED: Layout = Layout {
     name: "invalid-dma-remapped",
     cpu_sharing: None,
+    channel: &[],
     cells: &[CellConfig {
         name: "corporate",
         cpus: &[2, 3],
@@ -463,6 +557,8 @@ pub const BOARD: Board = Board {
         HOSTILE_SHARED_CELLS,
         LINUX_PERSONAL_CELLS,
         LINUX_MMIO_CELLS,
+        CHANNEL_ATTACK_CELLS,
+        LINUX_BENCH_CELLS,
         INVALID_DMA_REMAPPED,
     ],
     when_all_cells_off: AllCellsOff::PowerOff,
@@ -470,6 +566,7 @@ pub const BOARD: Board = Board {
     raw_binaries: true,
     fault_loop: FaultLoop::Stop { after: 64 },
     display: Some(DISPLAY),
+    channel: Some(CHANNEL),
 };
 
 /// The phone's screen and keys on QEMU virt: `-device ramfb` (configured through fw_cfg at

@@ -52,6 +52,7 @@ const LINUX_BOOTARGS: &str = "console=ttyAMA0 earlycon=pl011,0xfe201000 rdinit=/
 pub const LINUX_CELLS: Layout = Layout {
     name: "linux",
     cpu_sharing: None,
+    channel: &[],
     cells: &[
         CellConfig {
             name: "personal",
@@ -97,4 +98,5 @@ pub const BOARD: Board = Board {
     raw_binaries: false,
     fault_loop: FaultLoop::Stop { after: 64 },
     display: None,
+    channel: None,
 };

@@ -112,6 +112,7 @@ impl FuzzTarget for GuestFdt {
             initrd: case.initrd,
             pci: None,
             display: None,
+            channel: None,
         };
         let dtb = guest_fdt::generate(&case.plan, qemu_platform(), &spec)
             .map_err(|error| format!("valid plan refused: {error}"))?;

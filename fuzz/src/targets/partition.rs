@@ -282,12 +282,14 @@ fn build_board(rng: &mut Rng) -> BoardCase {
     let target = Layout {
         name: "target",
         cpu_sharing: None,
+        channel: &[],
         cells: leak(configs),
     };
     // Sometimes a valid-looking decoy layout comes first or second; it is never selected.
     let decoy = Layout {
         name: "decoy",
         cpu_sharing: None,
+        channel: &[],
         cells: &[],
     };
     let (layouts, layout, layout_is_default) = if no_layouts {
@@ -338,6 +340,12 @@ fn build_board(rng: &mut Rng) -> BoardCase {
                 banner_ms: 400,
                 colours: &[],
             }
+        }),
+        // The layouts have no flows, so a channel only has to stay out of the way.
+        channel: rng.coin().then_some(cellvisor::board::Channel {
+            cell_window: MemRange::new(0x0E00_0000, 0x200),
+            intid: 200,
+            cids: &[],
         }),
     }));
     BoardCase {

@@ -121,6 +121,13 @@ pub enum Op {
     Clock(u64),
     /// The kill switch (or a wipe) for a cell: its device reset and `reset_cell`.
     Kill(usize),
+    /// `channel off CELL` / `channel on CELL`: `set_enabled`.
+    Switch {
+        /// Which cell.
+        cell: usize,
+        /// On or off.
+        on: bool,
+    },
 }
 
 /// What happens.
@@ -263,6 +270,8 @@ struct Checked {
     inner: VsockSwitch,
     /// Cells reset by the kill switch that have sent nothing since.
     silenced: [bool; 2],
+    /// Cells whose channel is switched off.
+    off: [bool; 2],
     violation: Option<String>,
 }
 
@@ -313,6 +322,13 @@ impl Switch for Checked {
             Some("payload on a packet other than RW")
         } else if from_silenced && header.op != op::RST {
             Some("a killed cell's packet arrived after the kill")
+        } else if header.op != op::RST
+            && CIDS
+                .iter()
+                .enumerate()
+                .any(|(index, &other)| self.off[index] && (other == header.src_cid || other == cid))
+        {
+            Some("traffic of a cell whose channel is off")
         } else if !(op::REQUEST..=op::CREDIT_UPDATE).contains(&header.op) {
             Some("an op the switch never sends")
         } else {
@@ -579,6 +595,10 @@ impl FuzzTarget for Vsock {
                     focused: rng.coin(),
                 },
                 29 | 30 => Op::Clock(rng.pick(&[1, 50, 200, 1000, u64::MAX])),
+                _ if rng.chance(1, 4) => Op::Switch {
+                    cell,
+                    on: rng.coin(),
+                },
                 _ if rng.chance(1, 3) => Op::Handshake {
                     cell,
                     size: rng.pick(&[1, 4, 16, 3, 0, 64]),
@@ -603,6 +623,7 @@ impl FuzzTarget for Vsock {
         let mut switch = Checked {
             inner: VsockSwitch::new(&[("a", CIDS[0]), ("b", CIDS[1])], Policy { flows: &FLOWS }),
             silenced: [false; 2],
+            off: [false; 2],
             violation: None,
         };
         let mut now = 0u64;
@@ -745,6 +766,13 @@ impl FuzzTarget for Vsock {
                     switch.inner.reset_cell(CIDS[cell]);
                     switch.silenced[cell] = true;
                     c.queues = [DriverQueue::default(); 3];
+                }
+                &Op::Switch { cell, on } => {
+                    switch.inner.set_enabled(CIDS[cell], on);
+                    switch.off[cell] = !on;
+                    if !on {
+                        switch.silenced[cell] = true;
+                    }
                 }
             }
             if let Some(violation) = switch.violation.take() {

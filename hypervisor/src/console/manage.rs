@@ -18,6 +18,9 @@ pub const HELP: &[&str] = &[
     "cells          state, vCPUs, RAM, uptime, exits by reason, faults, restarts, dropped output of each cell",
     "sched          each cell's CPU time, share and vCPU switches on time-shared CPUs",
     "screen         who is on the phone's screen, each cell's frame, switches and input events",
+    "channel        the channel's cells, flows and counters",
+    "channel off CELL  reset all of CELL's channel connections, refuse its traffic until `channel on CELL`",
+    "channel on CELL   let CELL use the channel again",
     "restart CELL   stop CELL, reload its images and boot it again",
     "stop CELL      stop every vCPU of CELL (its RAM is kept)",
     "start CELL     boot a stopped CELL again from its images",
@@ -37,6 +40,12 @@ pub enum Command {
     Sched,
     /// Show the screen and input figures.
     Screen,
+    /// Show the channel's cells, flows and counters.
+    Channel,
+    /// The channel's kill switch for a cell.
+    ChannelOff(String),
+    /// Let a cell use the channel again.
+    ChannelOn(String),
     /// Restart a cell.
     Restart(String),
     /// Stop a cell.
@@ -89,6 +98,16 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
         "cells" | "ls" => return no_more(words, "cells", Command::Cells),
         "sched" => return no_more(words, "sched", Command::Sched),
         "screen" => return no_more(words, "screen", Command::Screen),
+        "channel" => {
+            let (name, with_cell): (&'static str, fn(String) -> Command) = match words.next() {
+                None => return Ok(Command::Channel),
+                Some("off") => ("channel off", Command::ChannelOff),
+                Some("on") => ("channel on", Command::ChannelOn),
+                Some(_) => return Err(ParseError::Unknown(String::from(line.trim()))),
+            };
+            let cell = words.next().ok_or(ParseError::MissingCell(name))?;
+            return no_more(words, name, with_cell(String::from(cell)));
+        }
         "help" | "?" => return no_more(words, "help", Command::Help),
         "exit" | "quit" => return no_more(words, "exit", Command::Exit),
         "restart" => ("restart", Command::Restart),
@@ -259,13 +278,15 @@ pub struct CellSummary {
     pub cpu_ms: Option<u64>,
     /// Its share of its time-shared CPUs in the last scheduling period, in per mille.
     pub share_permille: Option<u64>,
+    /// Its packets the channel refused or dropped since boot (`None`: it is not on a channel).
+    pub channel_refused: Option<u64>,
 }
 
 /// The `cells` table as lines.
 pub fn format_cells(cells: &[CellSummary]) -> Vec<String> {
     let mut lines = Vec::with_capacity(cells.len() + 1);
     lines.push(String::from(
-        "cell         state     vcpus  RAM MiB  uptime s  calls     mmio      sysreg    wfi       irq       faults  restarts  cpu ms    share   dropped",
+        "cell         state     vcpus  RAM MiB  uptime s  calls     mmio      sysreg    wfi       irq       faults  restarts  refused  cpu ms    share   dropped",
     ));
     for cell in cells {
         let uptime = cell
@@ -274,12 +295,15 @@ pub fn format_cells(cells: &[CellSummary]) -> Vec<String> {
         let cpu_ms = cell
             .cpu_ms
             .map_or_else(|| String::from("-"), |ms| format!("{ms}"));
+        let refused = cell
+            .channel_refused
+            .map_or_else(|| String::from("-"), |count| format!("{count}"));
         let share = cell.share_permille.map_or_else(
             || String::from("-"),
             |permille| format!("{}.{}%", permille / 10, permille % 10),
         );
         lines.push(format!(
-            "{:<12} {:<9} {:>1}/{:<3}  {:>7}  {:>8}  {:<9} {:<9} {:<9} {:<9} {:<9} {:<7} {:<9} {:<9} {:<7} {}",
+            "{:<12} {:<9} {:>1}/{:<3}  {:>7}  {:>8}  {:<9} {:<9} {:<9} {:<9} {:<9} {:<7} {:<9} {:<8} {:<9} {:<7} {}",
             cell.name,
             cell.state,
             cell.vcpus_on,
@@ -293,6 +317,7 @@ pub fn format_cells(cells: &[CellSummary]) -> Vec<String> {
             cell.exits.interrupts,
             cell.faults,
             cell.restarts,
+            refused,
             cpu_ms,
             share,
             cell.dropped,
@@ -328,6 +353,24 @@ mod tests {
         assert_eq!(parse("help"), Ok(Command::Help));
         assert_eq!(parse("sched"), Ok(Command::Sched));
         assert_eq!(parse("screen"), Ok(Command::Screen));
+        assert_eq!(parse("channel"), Ok(Command::Channel));
+        assert_eq!(
+            parse("channel off corporate"),
+            Ok(Command::ChannelOff(String::from("corporate")))
+        );
+        assert_eq!(
+            parse("channel on personal"),
+            Ok(Command::ChannelOn(String::from("personal")))
+        );
+        assert_eq!(
+            parse("channel off"),
+            Err(ParseError::MissingCell("channel off"))
+        );
+        assert_eq!(
+            parse("channel off a b"),
+            Err(ParseError::TrailingWords("channel off"))
+        );
+        assert!(matches!(parse("channel up"), Err(ParseError::Unknown(_))));
         assert_eq!(parse("exit"), Ok(Command::Exit));
     }
 
@@ -415,6 +458,7 @@ mod tests {
             dropped: 4096,
             cpu_ms: None,
             share_permille: None,
+            channel_refused: Some(9),
         };
         let lines = format_cells(&[
             cell.clone(),
@@ -426,11 +470,11 @@ mod tests {
         assert_eq!(lines.len(), 3);
         assert!(lines[1].starts_with("corporate    running   2/2"));
         assert!(
-            lines[1].ends_with(" 1       0         -         -       4096"),
+            lines[1].ends_with(" 1       0         9        -         -       4096"),
             "{}",
             lines[1]
         );
-        assert!(lines[0].ends_with("restarts  cpu ms    share   dropped"));
+        assert!(lines[0].ends_with("restarts  refused  cpu ms    share   dropped"));
         assert!(lines[2].contains(" - "));
     }
 }

@@ -326,6 +326,7 @@ impl Cell {
                 })
             },
             share_permille: self.cpu_time.last_share_permille(),
+            channel_refused: None,
         }
     }
 
@@ -508,11 +509,13 @@ impl Cell {
             _ => None,
         };
         let display = self.devices.guest_display();
+        let channel = self.devices.guest_channel();
         let spec = GuestDtSpec {
             bootargs: images.bootargs,
             initrd,
             pci: self.guest_pci.as_ref(),
             display: display.as_ref(),
+            channel: channel.as_ref(),
         };
         let dtb = guest_fdt::generate_with_passthrough(
             &self.plan,

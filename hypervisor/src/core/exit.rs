@@ -293,6 +293,9 @@ pub(crate) fn emulate<H: VcpuHardware + ?Sized>(
             if write && device.device == Device::Display {
                 display_written(at, hardware);
             }
+            if write && device.device == Device::Vsock {
+                channel_written(at, hardware);
+            }
             regs.elr = regs.elr.wrapping_add(esr::instruction_length(syndrome.esr));
             Next::Resume
         }
@@ -315,6 +318,21 @@ fn display_written<H: VcpuHardware + ?Sized>(at: &Exiting<'_>, hardware: &mut H)
     if let Some(screen) = &at.runtime.screen {
         let request = at.cell.devices.display_frame().flatten();
         let _ = screen.frame_changed(at.cell, request, hardware);
+    }
+}
+
+/// The cell wrote its virtio-vsock device: the channel runs the queue work it asked for (its
+/// packets through the policy to their cells, theirs into its rx buffers).
+#[cold]
+#[inline(never)]
+fn channel_written<H: VcpuHardware + ?Sized>(at: &Exiting<'_>, hardware: &mut H) {
+    if let Some(channel) = &at.runtime.channel {
+        channel.written(
+            &at.runtime.cells,
+            at.cell.index(),
+            hardware,
+            &mut |cell, vcpus, hardware| kick_vcpus(cell, vcpus, hardware),
+        );
     }
 }
 

@@ -381,6 +381,17 @@ pub fn complete_stop<H: VcpuHardware + ?Sized>(
     if let Some(screen) = &runtime.screen {
         screen.forget(cell, hardware);
     }
+    // The channel lets go of the cell before its RAM is scrubbed or reloaded: its device is
+    // reset (no packet lands in its RAM any more), its connections reset and what it sent and
+    // was sent dropped, so no half-sent data outlives this instance.
+    if let Some(channel) = &runtime.channel {
+        channel.forget(
+            &runtime.cells,
+            cell,
+            hardware,
+            &mut |cell, vcpus, hardware| crate::core::irq::kick_vcpus(cell, vcpus, hardware),
+        );
+    }
     let verb = match after {
         AfterStop::Off => "stop",
         AfterStop::Restart => "restart",

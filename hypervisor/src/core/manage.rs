@@ -81,12 +81,61 @@ impl Runtime {
                     None => alloc::vec![String::from("this board has no screen")],
                 };
             }
+            Command::Channel => {
+                outcome.lines = match &self.channel {
+                    Some(channel) => channel.lines(&self.cells),
+                    None => alloc::vec![String::from("this layout has no channel between cells")],
+                };
+            }
+            Command::ChannelOff(name) | Command::ChannelOn(name) => {
+                let on = matches!(command, Command::ChannelOn(_));
+                let verb = if on { "channel on" } else { "channel off" };
+                match (&self.channel, find(name)) {
+                    (None, _) => outcome
+                        .lines
+                        .push(String::from("this layout has no channel between cells")),
+                    (Some(_), None) => outcome.lines.push(format!("no cell {name:?}: type cells")),
+                    (Some(channel), Some(cell)) => {
+                        let mut cpus = Vec::new();
+                        let reset = channel.switch_cell(
+                            &self.cells,
+                            cell.index(),
+                            on,
+                            machine,
+                            &mut |cell, vcpus, _| {
+                                cpus.extend(
+                                    vcpus
+                                        .iter()
+                                        .filter_map(|vcpu| cell.plan.physical_cpu_of(vcpu)),
+                                )
+                            },
+                        );
+                        outcome.kick.extend(cpus);
+                        outcome.lines.push(match reset {
+                            None => format!("{verb} {name}: refused: {name} is not on the channel"),
+                            Some(_) if on => format!("{verb} {name}: done"),
+                            Some(reset) => format!(
+                                "{verb} {name}: done, {reset} connection{} reset; its traffic is \
+                                 refused until `channel on {name}`",
+                                if reset == 1 { "" } else { "s" }
+                            ),
+                        });
+                    }
+                }
+            }
             Command::Cells => {
                 let (now, frequency) = machine.counter();
                 let rows: Vec<CellSummary> = self
                     .cells
                     .iter()
-                    .map(|cell| cell.summary(now, frequency))
+                    .map(|cell| {
+                        let mut summary = cell.summary(now, frequency);
+                        summary.channel_refused = self
+                            .channel
+                            .as_ref()
+                            .and_then(|channel| channel.refused(cell.index()));
+                        summary
+                    })
                     .collect();
                 outcome.lines = format_cells(&rows);
             }

@@ -2,6 +2,7 @@
 //! their lifecycle state machine, the runtime, SMCCC and PSCI.
 
 pub mod cell;
+pub mod channel;
 pub mod esr;
 pub mod exit;
 pub mod fast;

@@ -17,7 +17,8 @@ use crate::dev::pl111::Pl111;
 use crate::dev::vgic::{SpiAssignment, SpiKind, Vgic, VgicConfig, VgicConfigError};
 use crate::dev::virtio::input::VirtioInput;
 use crate::dev::virtio::mmio::VirtioMmio;
-use crate::dev::{CellPciHost, DeviceBus, EmulatedDisplay, EmulatedInput, Windows};
+use crate::dev::virtio::vsock::VsockDevice;
+use crate::dev::{CellPciHost, DeviceBus, EmulatedDisplay, EmulatedInput, EmulatedVsock, Windows};
 use crate::mem::addr::{GuestPhysAddr, PhysAddr};
 use crate::mem::range::{IpaRange, PhysRange};
 use crate::mem::stage2::{Stage2, Stage2Error};
@@ -123,6 +124,8 @@ pub struct Runtime {
     pub screen: Option<crate::core::screen::Screen>,
     /// The physical input devices' interrupts, in probe order.
     input_intids: Vec<u32>,
+    /// The channel between the cells, if the layout allows flows.
+    pub channel: Option<crate::core::channel::Channel>,
 }
 
 impl Runtime {
@@ -151,6 +154,8 @@ impl Runtime {
             .collect();
         let cpu_sharing = partition.cpu_sharing;
         let cell_count = partition.cells.len();
+        let channel_plan = partition.channel.clone();
+        let cell_names: Vec<&'static str> = partition.cells.iter().map(|plan| plan.name).collect();
         let mut cells = Vec::new();
         let mut passthrough_plans = Vec::new();
         for plan in &partition.cells {
@@ -213,6 +218,13 @@ impl Runtime {
                     .map_err(|error| (index, CellError::Stage2(error)))?;
             }
             let uart_intid = platform.console.intid;
+            let vsock = channel_plan.as_ref().and_then(|channel| {
+                let &(_, cid) = channel
+                    .members
+                    .iter()
+                    .find(|&&(member, _)| member == index)?;
+                Some((channel, cid))
+            });
             let display = board.display.as_ref().filter(|_| peripherals.screen);
             let inputs: Vec<(IpaRange, u32)> = board
                 .display
@@ -242,6 +254,10 @@ impl Runtime {
                 })
                 .chain(inputs.iter().map(|&(_, intid)| SpiAssignment {
                     intid,
+                    kind: SpiKind::Virtual,
+                }))
+                .chain(vsock.map(|(channel, _)| SpiAssignment {
+                    intid: channel.intid,
                     kind: SpiKind::Virtual,
                 }))
                 .chain(passthrough.interrupts().iter().map(|&intid| SpiAssignment {
@@ -294,6 +310,24 @@ impl Runtime {
                         })
                         .collect(),
                 );
+            }
+            if let Some((channel, cid)) = vsock {
+                devices = devices.with_vsock(EmulatedVsock {
+                    window: IpaRange::new(
+                        GuestPhysAddr::new(channel.window.base),
+                        crate::setup::partition::CHANNEL_WINDOW,
+                    ),
+                    intid: channel.intid,
+                    device: spin::Mutex::new(VirtioMmio::new(VsockDevice::new(u64::from(cid)))),
+                    cells: channel
+                        .members
+                        .iter()
+                        .filter_map(|&(member, cid)| {
+                            cell_names.get(member).map(|&name| (name, cid))
+                        })
+                        .collect(),
+                    broken: RateLimiter::new(),
+                });
             }
             let guest_pci = GuestPci::for_cell(board, &plan);
             let functions: Vec<_> = board.pci_functions_of(plan.config).collect();
@@ -372,6 +406,12 @@ impl Runtime {
                 .as_ref()
                 .map(|display| crate::core::screen::Screen::new(display, peripherals, cell_count)),
             input_intids: peripherals.inputs.iter().map(|input| input.intid).collect(),
+            channel: channel_plan.as_ref().map(|plan| {
+                let channel = crate::core::channel::Channel::new(plan, &cell_names);
+                // The first cell starts in front.
+                channel.set_focus(0);
+                channel
+            }),
         })
     }
 
@@ -429,6 +469,9 @@ impl Runtime {
         if let Some(screen) = &self.screen {
             screen.release_keys(&self.cells, old, hardware);
             screen.bring_to_front(&self.cells, cell, hardware);
+        }
+        if let Some(channel) = &self.channel {
+            channel.set_focus(cell);
         }
         for cpu in 0..self.cpu_vcpus.len() {
             if self.is_time_shared(cpu) {

@@ -48,6 +48,8 @@ pub enum Device {
     Display,
     /// The cell's emulated virtio-input device for the `n`-th physical input device.
     Input(usize),
+    /// The cell's emulated virtio-vsock device (its end of the channel).
+    Vsock,
 }
 
 /// A cell's emulated PL111: its window and registers. Its frame is scanned out while the cell is
@@ -72,6 +74,21 @@ pub struct EmulatedInput {
     pub intid: u32,
     /// The transport and device.
     pub device: Mutex<virtio::mmio::VirtioMmio<virtio::input::VirtioInput>>,
+    /// Rate-limits the log of queues the guest broke.
+    pub broken: crate::console::ratelimit::RateLimiter,
+}
+
+/// A cell's emulated virtio-vsock device, its end of the channel between cells
+/// (`core::channel` moves its packets).
+pub struct EmulatedVsock {
+    /// Where the cell sees its virtio-mmio registers.
+    pub window: IpaRange,
+    /// Its interrupt (a virtual SPI of the cell).
+    pub intid: u32,
+    /// The transport and device.
+    pub device: Mutex<virtio::mmio::VirtioMmio<virtio::vsock::VsockDevice>>,
+    /// Every cell on the channel, by name and CID (the cell's device tree lists them).
+    pub cells: alloc::vec::Vec<(&'static str, u32)>,
     /// Rate-limits the log of queues the guest broke.
     pub broken: crate::console::ratelimit::RateLimiter,
 }
@@ -122,6 +139,7 @@ pub struct DeviceBus {
     pci: Option<CellPciHost>,
     display: Option<EmulatedDisplay>,
     inputs: alloc::vec::Vec<EmulatedInput>,
+    vsock: Option<EmulatedVsock>,
 }
 
 /// The machine narrowed to one cell, for its devices: the vGIC's physical distributor maps vCPU
@@ -224,6 +242,41 @@ impl DeviceBus {
             pci: None,
             display: None,
             inputs: alloc::vec::Vec::new(),
+            vsock: None,
+        }
+    }
+
+    /// The bus with the cell's end of the channel added (its window must not overlap another
+    /// window).
+    pub fn with_vsock(mut self, vsock: EmulatedVsock) -> Self {
+        self.vsock = Some(vsock);
+        self
+    }
+
+    /// The cell's end of the channel, if it is on one.
+    pub fn vsock(&self) -> Option<&EmulatedVsock> {
+        self.vsock.as_ref()
+    }
+
+    /// What the cell's device tree says of its end of the channel.
+    pub fn guest_channel(&self) -> Option<crate::setup::guest_fdt::GuestChannel> {
+        let vsock = self.vsock.as_ref()?;
+        Some(crate::setup::guest_fdt::GuestChannel {
+            window: vsock.window.to_board(),
+            intid: vsock.intid,
+            cells: vsock.cells.clone(),
+        })
+    }
+
+    /// Drives the channel device's interrupt line from its transport's state; returns the
+    /// vCPUs to kick (any: the caller may run on another cell's CPU).
+    pub fn vsock_line(
+        &self,
+        device: &virtio::mmio::VirtioMmio<virtio::vsock::VsockDevice>,
+    ) -> VcpuSet {
+        match &self.vsock {
+            Some(vsock) => self.set_line(vsock.intid, device.interrupt_level(), usize::MAX),
+            None => VcpuSet::empty(),
         }
     }
 
@@ -328,6 +381,8 @@ impl DeviceBus {
             .find_map(|(n, input)| inside(&input.window).map(|offset| (n, offset)))
         {
             (Device::Input(n), offset)
+        } else if let Some(offset) = self.vsock.as_ref().and_then(|v| inside(&v.window)) {
+            (Device::Vsock, offset)
         } else {
             return None;
         };
@@ -415,6 +470,11 @@ impl DeviceBus {
                 let mut device = input.device.lock();
                 let value = device.read(offset, width)?;
                 // Reading never changes the line.
+                Ok((u64::from(value), VcpuSet::empty()))
+            }
+            Device::Vsock => {
+                let vsock = self.vsock.as_ref().ok_or(MmioError::BadOffset)?;
+                let value = vsock.device.lock().read(offset, width)?;
                 Ok((u64::from(value), VcpuSet::empty()))
             }
         }
@@ -506,6 +566,15 @@ impl DeviceBus {
                 }
                 Ok(self.set_line(input.intid, device.interrupt_level(), vcpu))
             }
+            Device::Vsock => {
+                // Registers only: the queue work a notification asks for needs the channel's
+                // switch, which the caller runs next (`core::channel::written`).
+                let vsock = self.vsock.as_ref().ok_or(MmioError::BadOffset)?;
+                let mut device = vsock.device.lock();
+                let mut memory = guest_ram::CellRam::new(physical.plan, &mut *physical.machine);
+                device.write(offset, width, value as u32, &mut memory)?;
+                Ok(self.set_line(vsock.intid, device.interrupt_level(), vcpu))
+            }
         }
     }
 
@@ -557,6 +626,10 @@ impl DeviceBus {
         for input in &self.inputs {
             input.device.lock().reset();
             let _ = self.vgic.lock().set_level(input.intid, false);
+        }
+        if let Some(vsock) = &self.vsock {
+            vsock.device.lock().reset();
+            let _ = self.vgic.lock().set_level(vsock.intid, false);
         }
     }
 }

@@ -227,6 +227,7 @@ pub fn write_virtio_mmio(
     base: u64,
     size: u64,
     spi_intid: u32,
+    strings: Option<(&str, alloc::vec::Vec<String>)>,
 ) -> Result<(), DisplayFdtError> {
     if !(SPI_BASE_INTID..SPI_END_INTID).contains(&spi_intid) {
         return Err(DisplayFdtError::NotAnSpi(spi_intid));
@@ -239,6 +240,9 @@ pub fn write_virtio_mmio(
         &[SPECIFIER_SPI, spi_intid - SPI_BASE_INTID, LEVEL_HIGH],
     )?;
     fdt.property_null("dma-coherent")?;
+    if let Some((name, values)) = strings {
+        fdt.property_string_list(name, values)?;
+    }
     fdt.end_node(node)?;
     Ok(())
 }
@@ -282,7 +286,7 @@ mod tests {
         fdt.end_node(clock)?;
         let mut next = 3;
         write_display(&mut fdt, (0x0a00_0000, 0x1000), width, height, 2, &mut next)?;
-        write_virtio_mmio(&mut fdt, 0x0a00_1000, 0x200, 32 + 48)?;
+        write_virtio_mmio(&mut fdt, 0x0a00_1000, 0x200, 32 + 48, None)?;
         fdt.end_node(root)?;
         Ok((fdt.finish()?, next))
     }
@@ -374,11 +378,11 @@ mod tests {
         let mut fdt = FdtWriter::new().unwrap();
         let root = fdt.begin_node("").unwrap();
         assert_eq!(
-            write_virtio_mmio(&mut fdt, 0, 0x200, 31),
+            write_virtio_mmio(&mut fdt, 0, 0x200, 31, None),
             Err(DisplayFdtError::NotAnSpi(31))
         );
         assert_eq!(
-            write_virtio_mmio(&mut fdt, 0, 0x200, 1020),
+            write_virtio_mmio(&mut fdt, 0, 0x200, 1020, None),
             Err(DisplayFdtError::NotAnSpi(1020))
         );
         let mut next = 3;

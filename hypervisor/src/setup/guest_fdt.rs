@@ -54,6 +54,21 @@ pub struct GuestDtSpec<'a> {
     pub pci: Option<&'a GuestPci>,
     /// The cell's screen and input devices, if the board has them.
     pub display: Option<&'a GuestDisplay>,
+    /// The cell's end of the channel between cells, if it is on one.
+    pub channel: Option<&'a GuestChannel>,
+}
+
+/// What a cell sees of the channel between cells: its virtio-vsock device, and every cell on
+/// the channel by name and CID (the node's `cellvisor,cells`, "name:cid" strings, so guest
+/// tools can address a cell by name).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GuestChannel {
+    /// The device's window.
+    pub window: MemRange,
+    /// Its INTID.
+    pub intid: u32,
+    /// The cells on the channel.
+    pub cells: Vec<(&'static str, u32)>,
 }
 
 /// What a cell sees of the phone's screen and input: its emulated PL111 and one emulated
@@ -454,8 +469,23 @@ pub fn generate_with_passthrough(
                 window.base,
                 window.size,
                 intid,
+                None,
             )?;
         }
+    }
+    if let Some(channel) = spec.channel {
+        let cells: Vec<String> = channel
+            .cells
+            .iter()
+            .map(|(name, cid)| alloc::format!("{name}:{cid}"))
+            .collect();
+        crate::setup::display_fdt::write_virtio_mmio(
+            &mut writer,
+            channel.window.base,
+            channel.window.size,
+            channel.intid,
+            Some(("cellvisor,cells", cells)),
+        )?;
     }
 
     let chosen = writer.begin_node("chosen")?;
@@ -576,6 +606,7 @@ pub(crate) mod tests {
             initrd: Some((GuestPhysAddr::new(0x9800_0000), 0x10_0000)),
             pci: None,
             display: None,
+            channel: None,
         };
         let dtb = generate(plan, &platform(), &spec).unwrap();
         let flat = flatten(&dtb);
@@ -736,6 +767,7 @@ pub(crate) mod tests {
             initrd: Some((GuestPhysAddr::new(0x6800_0000), 0x2000)),
             pci: None,
             display: None,
+            channel: None,
         };
         let dtb = generate(&partition.cells[0], &platform(), &spec).unwrap();
         let seen = platform::parse(&dtb).unwrap();
@@ -763,6 +795,7 @@ pub(crate) mod tests {
             initrd: None,
             pci: None,
             display: None,
+            channel: None,
         };
         let personal = flatten(&generate(&partition.cells[0], &platform(), &spec).unwrap());
         let corporate = flatten(&generate(&partition.cells[1], &platform(), &spec).unwrap());
@@ -801,6 +834,7 @@ pub(crate) mod tests {
             initrd: None,
             pci: Some(&pci),
             display: None,
+            channel: None,
         };
         let flat = flatten(&generate(corporate, &platform(), &spec).unwrap());
         let host = "/pcie@4010000000";
@@ -865,6 +899,7 @@ pub(crate) mod tests {
             initrd: None,
             pci: None,
             display: None,
+            channel: None,
         };
         let (partition, corporate_devices) = passthrough_nodes(1);
         let dtb =
@@ -930,6 +965,7 @@ pub(crate) mod tests {
             initrd: None,
             pci: None,
             display: None,
+            channel: None,
         };
         // A device whose platform node also lists a PPI and has two windows and no dma-coherent.
         let device = PlatformDevice {
@@ -1007,6 +1043,7 @@ pub(crate) mod tests {
             initrd: None,
             pci: None,
             display: None,
+            channel: None,
         };
         let flat = flatten(&generate(&partition.cells[0], &platform, &spec).unwrap());
         let gic = "/intc@8000000";
@@ -1035,6 +1072,7 @@ pub(crate) mod tests {
             initrd: None,
             pci: None,
             display: None,
+            channel: None,
         };
         let has_erratum = |platform: &Platform| {
             flatten(&generate(&partition.cells[0], platform, &spec).unwrap())
@@ -1057,6 +1095,7 @@ pub(crate) mod tests {
             initrd: None,
             pci: None,
             display: None,
+            channel: None,
         };
         assert_eq!(
             generate(&partition.cells[0], &gicv2, &spec),
@@ -1067,6 +1106,7 @@ pub(crate) mod tests {
             initrd: None,
             pci: None,
             display: None,
+            channel: None,
         };
         let error = generate(&partition.cells[0], &platform(), &nul).unwrap_err();
         assert_eq!(error, GuestFdtError::Writer(vm_fdt::Error::InvalidString));
@@ -1076,6 +1116,7 @@ pub(crate) mod tests {
             initrd: Some((GuestPhysAddr::new(u64::MAX), 2)),
             pci: None,
             display: None,
+            channel: None,
         };
         assert!(matches!(
             generate(&partition.cells[0], &platform(), &wrapping),

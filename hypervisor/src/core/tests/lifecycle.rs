@@ -507,6 +507,7 @@ static BOTH_DEVICES_FIRST_WITHOUT_RESET: Board = Board {
     layouts: &[crate::board::Layout {
         name: "linux-mmio",
         cpu_sharing: None,
+        channel: &[],
         cells: &[
             crate::board::CellConfig {
                 devices: &[],

@@ -205,36 +205,7 @@ impl Header {
     }
 }
 
-/// Whether a flow holds only while one of its cells is the focused (front) one.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FocusRule {
-    /// Always.
-    None,
-    /// Only while the connecting cell (`from`) is focused.
-    Source,
-    /// Only while the listening cell (`to`) is focused.
-    Destination,
-}
-
-/// One allowed flow: cell `from` may connect to port `port` of cell `to`; data then goes both
-/// ways on the connection, under the flow's limits.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Flow {
-    /// The connecting cell's name.
-    pub from: &'static str,
-    /// The listening cell's name.
-    pub to: &'static str,
-    /// The listening port.
-    pub port: u32,
-    /// The largest RW payload (one message) in either direction; Linux sends up to
-    /// [`MAX_PAYLOAD`] per packet, so a smaller value limits the writes a guest can make.
-    pub max_message: u32,
-    /// Messages (connection requests and RW packets, both directions, all connections of the
-    /// flow together) per second; bursts up to one second's worth. 0: none.
-    pub rate_per_second: u32,
-    /// The focus rule.
-    pub only_while_focused: FocusRule,
-}
+pub use crate::board::{Flow, FocusRule};
 
 /// The board's vsock policy: the allowed flows; everything else is refused.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -280,6 +251,11 @@ pub enum Refusal {
     UnknownOp,
     /// An RST for no connection (dropped: a reset is never answered).
     StrayReset,
+    /// The sender's or the destination's channel is switched off (`channel off CELL`).
+    ChannelOff,
+    /// The destination cell's device has no driver (the cell is off, restarting, or its driver
+    /// reset the device): as Linux answers a port nobody listens on.
+    PeerAbsent,
 }
 
 impl Refusal {
@@ -302,7 +278,16 @@ impl Refusal {
             Self::Malformed => "malformed packet",
             Self::UnknownOp => "unknown operation",
             Self::StrayReset => "reset for no connection",
+            Self::ChannelOff => "channel off",
+            Self::PeerAbsent => "peer has no driver",
         }
+    }
+
+    /// Whether the refusal is worth a log line: the policy said no, or the sender broke the
+    /// protocol. Not a peer without a driver (a cell restarting, as a port nobody listens on),
+    /// nor the drops that answer nothing (a stray reset, an unknown operation).
+    pub fn is_logged(self) -> bool {
+        !matches!(self, Self::PeerAbsent | Self::StrayReset | Self::UnknownOp)
     }
 }
 
@@ -409,6 +394,10 @@ struct CellState {
     woken: bool,
     stats: CellStats,
     last_refusal: Option<(Refusal, Header)>,
+    /// The channel is on for the cell (`channel off CELL` clears it).
+    enabled: bool,
+    /// The cell's device has a driver (set by the caller from the device's status).
+    attached: bool,
 }
 
 impl CellState {
@@ -535,6 +524,8 @@ impl VsockSwitch {
                 woken: false,
                 stats: CellStats::default(),
                 last_refusal: None,
+                enabled: true,
+                attached: true,
             })
             .collect();
         let index = |name: &str| cells.iter().position(|cell| cell.name == name);
@@ -577,6 +568,56 @@ impl VsockSwitch {
         {
             cell.focused = focused;
         }
+    }
+
+    /// The kill switch: with `enabled` false, every connection of cell `cid` is reset (as
+    /// [`VsockSwitch::reset_cell`]) and everything it sends or is sent is refused until it is
+    /// enabled again. Returns the connections reset.
+    pub fn set_enabled(&mut self, cid: u64, enabled: bool) -> usize {
+        let Some(index) = self.cell_index(cid) else {
+            return 0;
+        };
+        if let Some(cell) = self.cells.get_mut(index) {
+            cell.enabled = enabled;
+        }
+        if enabled { 0 } else { self.reset_cell(cid) }
+    }
+
+    /// Whether the channel is on for cell `cid`.
+    pub fn enabled(&self, cid: u64) -> bool {
+        self.cell(cid).is_some_and(|cell| cell.enabled)
+    }
+
+    /// Tells the switch whether cell `cid`'s device has a driver (DRIVER_OK, not failed). A
+    /// cell that loses its driver loses its connections ([`VsockSwitch::reset_cell`]); nothing
+    /// is queued for a cell without one, a request to it is answered with RST
+    /// ([`Refusal::PeerAbsent`]). Cells start attached.
+    pub fn set_attached(&mut self, cid: u64, attached: bool) {
+        let Some(index) = self.cell_index(cid) else {
+            return;
+        };
+        let was = self.cells.get(index).is_some_and(|cell| cell.attached);
+        if let Some(cell) = self.cells.get_mut(index) {
+            cell.attached = attached;
+        }
+        if was && !attached {
+            self.reset_cell(cid);
+        }
+    }
+
+    /// Whether cell `cid`'s device has a driver.
+    pub fn attached(&self, cid: u64) -> bool {
+        self.cell(cid).is_some_and(|cell| cell.attached)
+    }
+
+    /// How many connections cell `cid` is an end of.
+    pub fn connections_of(&self, cid: u64) -> usize {
+        self.cell_index(cid).map_or(0, |cell| {
+            self.connections
+                .iter()
+                .filter(|connection| connection.involves(cell))
+                .count()
+        })
     }
 
     /// How many connections the table holds.
@@ -821,6 +862,21 @@ impl VsockSwitch {
             }
             return self.refuse(sender, header, Refusal::UnknownCid);
         };
+        let switched_off = |cell: usize| self.cells.get(cell).is_none_or(|cell| !cell.enabled);
+        let closed = if switched_off(sender) || switched_off(peer) {
+            Some(Refusal::ChannelOff)
+        } else if self.cells.get(peer).is_none_or(|cell| !cell.attached) {
+            Some(Refusal::PeerAbsent)
+        } else {
+            None
+        };
+        if let Some(why) = closed {
+            // Neither end has a connection left (switching off or detaching reset them all).
+            if header.op == op::RST {
+                return self.drop_packet(sender, header, Refusal::StrayReset);
+            }
+            return self.refuse(sender, header, why);
+        }
         let found = self.find(sender, header.src_port, peer, header.dst_port);
         match header.op {
             op::REQUEST => {

@@ -193,8 +193,9 @@ pub enum LayoutError {
         /// The window.
         window: MemRange,
     },
-    /// The board's emulated screen or input window lands on another device window of a cell.
-    DisplayWindowOverlaps {
+    /// A window of a device cellvisor emulates (the screen, the input devices, the channel's
+    /// socket device) lands on another device window of a cell.
+    EmulatedWindowOverlaps {
         /// Where.
         site: LayoutSite,
         /// The cell.
@@ -205,6 +206,53 @@ pub enum LayoutError {
         device: &'static str,
         /// Its window.
         other: MemRange,
+        /// The board setting that places the emulated device.
+        setting: &'static str,
+    },
+    /// The layout allows channel flows but the board has no channel.
+    ChannelNotOnBoard {
+        /// Where.
+        site: LayoutSite,
+    },
+    /// The board's channel window is too small for a virtio-mmio socket device.
+    ChannelWindowTooSmall {
+        /// Where.
+        site: LayoutSite,
+        /// The window.
+        window: MemRange,
+    },
+    /// The channel's INTID is not a free SPI.
+    ChannelInterrupt {
+        /// Where.
+        site: LayoutSite,
+        /// The INTID.
+        intid: u32,
+        /// The cell and device that raise it already (`None`: not an SPI at all).
+        owner: Option<(&'static str, &'static str)>,
+    },
+    /// A CID of the board's channel is reserved or repeated.
+    BadCid {
+        /// Where.
+        site: LayoutSite,
+        /// The cell.
+        cell: &'static str,
+        /// Its CID.
+        cid: u32,
+    },
+    /// A flow of the layout's channel is wrong.
+    BadFlow {
+        /// Where.
+        site: LayoutSite,
+        /// The flow's position in `Layout::channel`.
+        index: usize,
+        /// Its connecting cell.
+        from: &'static str,
+        /// Its listening cell.
+        to: &'static str,
+        /// Its port.
+        port: u32,
+        /// What is wrong.
+        why: &'static str,
     },
     /// A cell names a device the board does not describe.
     UnknownDevice {
@@ -498,20 +546,74 @@ impl fmt::Display for LayoutError {
                 Span(*second),
                 site.board
             ),
-            Self::DisplayWindowOverlaps {
+            Self::EmulatedWindowOverlaps {
                 site,
                 cell,
                 window,
                 device,
                 other,
+                setting,
             } => write!(
                 f,
-                "layout {:?}: cell {cell:?} would see the display's emulated device at {} over its \
-                 {device} at {}: move Display::cell_display/cell_input in boards/{}",
+                "layout {:?}: cell {cell:?} would see an emulated device at {} over its {device} \
+                 at {}: move {setting} in boards/{}",
                 site.layout,
                 Span(*window),
                 Span(*other),
                 site.board
+            ),
+            Self::ChannelNotOnBoard { site } => write!(
+                f,
+                "layout {:?} allows channel flows but board {:?} has no channel: add \
+                 Board::channel or empty the layout's `channel` in boards/{}",
+                site.layout, site.board, site.board
+            ),
+            Self::ChannelWindowTooSmall { site, window } => write!(
+                f,
+                "board {:?}: the channel's window {} is smaller than a virtio-mmio device's 0x200 \
+                 bytes: enlarge Channel::cell_window in boards/{}",
+                site.board,
+                Span(*window),
+                site.board
+            ),
+            Self::ChannelInterrupt {
+                site,
+                intid,
+                owner: None,
+            } => write!(
+                f,
+                "board {:?}: the channel's INTID {intid} is not an SPI (32 to 1019): fix \
+                 Channel::intid in boards/{}",
+                site.board, site.board
+            ),
+            Self::ChannelInterrupt {
+                site,
+                intid,
+                owner: Some((cell, device)),
+            } => write!(
+                f,
+                "layout {:?}: the channel's INTID {intid} is already raised by {device} of cell \
+                 {cell:?}: pick a free SPI for Channel::intid in boards/{}",
+                site.layout, site.board
+            ),
+            Self::BadCid { site, cell, cid } => write!(
+                f,
+                "board {:?}: cell {cell:?} has channel CID {cid}: CIDs must be 3 or more, below \
+                 0xFFFF_FFFF, and one per cell: fix Channel::cids in boards/{}",
+                site.board, site.board
+            ),
+            Self::BadFlow {
+                site,
+                index,
+                from,
+                to,
+                port,
+                why,
+            } => write!(
+                f,
+                "layout {:?}: channel flow {index} ({from} -> {to}:{port}) {why}: fix the \
+                 layout's `channel` in boards/{}",
+                site.layout, site.board
             ),
             Self::GuestMemoryHidesDevice {
                 site,

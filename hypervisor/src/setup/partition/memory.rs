@@ -158,21 +158,40 @@ pub(super) fn check_guest_address_space(
     cell: &'static CellConfig,
     platform: &Platform,
     vcpu_count: usize,
+    on_channel: bool,
 ) -> Result<(), LayoutError> {
     let mut windows = device_windows(board, cell, platform, vcpu_count);
+    let mut emulated = Vec::new();
     if let Some(display) = &board.display {
-        for (name, window) in [
-            ("emulated PL111 display", display.cell_display),
-            ("emulated virtio-input devices", display.cell_input),
-        ] {
+        emulated.push((
+            "emulated PL111 display",
+            display.cell_display,
+            "Display::cell_display",
+        ));
+        emulated.push((
+            "emulated virtio-input devices",
+            display.cell_input,
+            "Display::cell_input",
+        ));
+    }
+    if let Some(channel) = board.channel.as_ref().filter(|_| on_channel) {
+        emulated.push((
+            "emulated virtio-vsock device",
+            channel.cell_window,
+            "Channel::cell_window",
+        ));
+    }
+    {
+        for (name, window, setting) in emulated {
             if let Some((device, other)) = windows.iter().find(|(_, other)| other.overlaps(&window))
             {
-                return Err(LayoutError::DisplayWindowOverlaps {
+                return Err(LayoutError::EmulatedWindowOverlaps {
                     site,
                     cell: cell.name,
                     window,
                     device,
                     other: *other,
+                    setting,
                 });
             }
             windows.push((name, window));

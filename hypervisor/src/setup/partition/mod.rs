@@ -6,6 +6,7 @@
 //! is one [`LayoutError`] variant whose message names the conflict and the fix.
 #![forbid(unsafe_code)]
 
+mod channel;
 mod cpus;
 mod devices;
 mod error;
@@ -19,8 +20,11 @@ use core::fmt::Write;
 use crate::board::{Board, Layout};
 use crate::setup::platform::Platform;
 
+pub use channel::CHANNEL_WINDOW;
 pub use error::{LayoutError, LayoutSite};
-pub use plan::{CellPlan, MAX_CELLS, Partition, RamRegion, Reserved, ReservedKind, VcpuPlan};
+pub use plan::{
+    CellPlan, ChannelPlan, MAX_CELLS, Partition, RamRegion, Reserved, ReservedKind, VcpuPlan,
+};
 
 use cpus::{check_sharing, plan_vcpus};
 use devices::{check_devices, check_passthrough, check_pci};
@@ -70,7 +74,11 @@ pub fn validate(
         let vcpus = plan_vcpus(site, cell, platform, &mut cpu_owners, shared)?;
         check_cell_memory(site, board, cell, platform)?;
         check_memory_against_earlier_cells(site, cell, &layout.cells[..index])?;
-        check_guest_address_space(site, board, cell, platform, vcpus.len())?;
+        let on_channel = !layout.channel.is_empty()
+            && board
+                .channel
+                .is_some_and(|channel| channel.cid_of(cell.name).is_some());
+        check_guest_address_space(site, board, cell, platform, vcpus.len(), on_channel)?;
         check_devices(site, board, cell, &layout.cells[..index])?;
         cells.push(CellPlan {
             index,
@@ -84,10 +92,12 @@ pub fn validate(
         });
     }
     check_sharing(site, layout, &cpu_owners)?;
+    let channel = channel::plan_channel(site, board, layout)?;
     let partition = Partition {
         layout: layout.name,
         cells,
         cpu_sharing: layout.cpu_sharing,
+        channel,
     };
     check_passthrough(site, board, &partition, platform)?;
     check_pci(site, board, &partition, platform)?;

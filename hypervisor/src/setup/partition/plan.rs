@@ -119,6 +119,34 @@ pub struct Partition {
     pub cells: Vec<CellPlan>,
     /// How the cells time-share the CPUs they have in common (`None`: they have none).
     pub cpu_sharing: Option<CpuSharing>,
+    /// The channel between the cells, if the layout allows flows.
+    pub channel: Option<ChannelPlan>,
+}
+
+/// The channel of a validated layout (docs/channel.md).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChannelPlan {
+    /// Where every member cell sees its virtio-vsock device (guest-physical).
+    pub window: crate::board::MemRange,
+    /// The device's INTID.
+    pub intid: u32,
+    /// The allowed flows (every cell they name is a member).
+    pub flows: &'static [crate::board::Flow],
+    /// The member cells: (cell index, CID), in layout order.
+    pub members: Vec<(usize, u32)>,
+}
+
+impl Partition {
+    /// The CID of cell `index` on the channel, if it is a member.
+    pub fn cid_of(&self, index: usize) -> Option<u32> {
+        self.channel.as_ref().and_then(|channel| {
+            channel
+                .members
+                .iter()
+                .find(|&&(member, _)| member == index)
+                .map(|&(_, cid)| cid)
+        })
+    }
 }
 
 impl CellPlan {

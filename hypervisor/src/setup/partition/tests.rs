@@ -79,12 +79,14 @@ fn board(cells: Vec<CellConfig>) -> Board {
         layouts: leak(vec![Layout {
             name: "main",
             cpu_sharing: None,
+            channel: &[],
             cells: leak(cells),
         }]),
         when_all_cells_off: AllCellsOff::PowerOff,
         raw_binaries: true,
         fault_loop: FaultLoop::Stop { after: 64 },
         display: None,
+        channel: None,
     }
 }
 
@@ -740,6 +742,7 @@ fn pci_functions_behind_the_smmu_need_neither_identity_ram_nor_trust() {
     let layout = Layout {
         name: "remapped",
         cpu_sharing: None,
+        channel: &[],
         cells: leak(vec![remapped]),
     };
     let board = qemu_virt_with(layout, qemu_virt::BOARD.pci);
@@ -820,6 +823,7 @@ fn pci_bar_windows_stay_in_the_host_window_and_apart() {
         let layout = Layout {
             name: "pci",
             cpu_sharing: None,
+            channel: &[],
             cells: leak(cells),
         };
         let board = qemu_virt_with(layout, Some(host));
@@ -861,6 +865,7 @@ fn two_cells_pci_functions_on_one_intx_line_are_refused() {
     let layout = Layout {
         name: "shared-intx",
         cpu_sharing: None,
+        channel: &[],
         cells: leak(vec![
             CellConfig {
                 devices: &["second-disk"],
@@ -898,7 +903,7 @@ fn the_display_windows_must_not_land_on_a_cells_devices_or_under_its_ram() {
     assert!(
         matches!(
             error,
-            LayoutError::DisplayWindowOverlaps { device: "UART", .. }
+            LayoutError::EmulatedWindowOverlaps { device: "UART", .. }
         ),
         "{error}"
     );
@@ -913,6 +918,219 @@ fn the_display_windows_must_not_land_on_a_cells_devices_or_under_its_ram() {
                 ..
             }
         ),
+        "{error}"
+    );
+}
+
+/// The board's channel with the two-cell layout's flows `flows`.
+fn with_channel(
+    channel: crate::board::Channel,
+    flows: &'static [crate::board::Flow],
+) -> Result<Partition, LayoutError> {
+    let mut board = board(two_cells());
+    board.channel = Some(channel);
+    board.layouts = leak(vec![Layout {
+        channel: flows,
+        ..board.layouts[0]
+    }]);
+    validate(&board, None, &qemu_platform(), &[])
+}
+
+#[test]
+fn the_channel_gives_each_member_its_cid_and_keeps_the_flows() {
+    let partition = with_channel(qemu_virt::CHANNEL, qemu_virt::DEFAULT_FLOWS).expect("valid");
+    let channel = partition.channel.as_ref().expect("a channel");
+    assert_eq!(channel.members, [(0, 3), (1, 4)]);
+    assert_eq!(channel.flows, qemu_virt::DEFAULT_FLOWS);
+    assert_eq!(channel.intid, 152);
+    assert_eq!(partition.cid_of(1), Some(4));
+    // No flows: no channel, whatever the board has.
+    let partition = with_channel(qemu_virt::CHANNEL, &[]).expect("valid");
+    assert_eq!(partition.channel, None);
+    assert_eq!(partition.cid_of(0), None);
+    // The real board's default layout has the policy.
+    let partition = validate(&qemu_virt::BOARD, None, &qemu_platform(), &[]).expect("valid");
+    assert_eq!(
+        partition.channel.as_ref().map(|channel| channel.flows),
+        Some(qemu_virt::DEFAULT_FLOWS)
+    );
+}
+
+#[test]
+fn bad_cids_flows_windows_and_interrupts_are_refused_in_one_line() {
+    use crate::board::{CellCid, Channel, Flow, FocusRule};
+    let flow = Flow {
+        from: "corporate",
+        to: "personal",
+        port: 5000,
+        max_message: 256,
+        rate_per_second: 20,
+        only_while_focused: FocusRule::None,
+    };
+    let refused = |channel: Channel, flows: Vec<Flow>| {
+        let error = with_channel(channel, leak(flows)).expect_err("must be refused");
+        let line = error.to_string();
+        assert!(
+            !line.contains('\n') && line.contains("boards/test-board"),
+            "{line}"
+        );
+        error
+    };
+    let cids = |pairs: &[(&'static str, u32)]| -> &'static [CellCid] {
+        leak(
+            pairs
+                .iter()
+                .map(|&(cell, cid)| CellCid { cell, cid })
+                .collect(),
+        )
+    };
+    let channel = qemu_virt::CHANNEL;
+    for bad in [
+        cids(&[("personal", 2), ("corporate", 4)]),
+        cids(&[("personal", 3), ("corporate", 3)]),
+        cids(&[("personal", 3), ("corporate", u32::MAX)]),
+    ] {
+        let error = refused(
+            Channel {
+                cids: bad,
+                ..channel
+            },
+            vec![flow],
+        );
+        assert!(matches!(error, LayoutError::BadCid { .. }), "{error}");
+    }
+    for (bad, why) in [
+        (
+            Flow {
+                from: "nobody",
+                ..flow
+            },
+            "connecting cell",
+        ),
+        (
+            Flow {
+                to: "nobody",
+                ..flow
+            },
+            "listening cell",
+        ),
+        (
+            Flow {
+                to: "corporate",
+                ..flow
+            },
+            "itself",
+        ),
+        (
+            Flow {
+                max_message: 0,
+                ..flow
+            },
+            "max_message",
+        ),
+        (
+            Flow {
+                max_message: 65537,
+                ..flow
+            },
+            "max_message",
+        ),
+        (
+            Flow {
+                rate_per_second: 0,
+                ..flow
+            },
+            "rate_per_second",
+        ),
+        (
+            Flow {
+                port: u32::MAX,
+                ..flow
+            },
+            "VMADDR_PORT_ANY",
+        ),
+    ] {
+        let error = refused(channel, vec![bad]);
+        assert!(matches!(error, LayoutError::BadFlow { .. }), "{error}");
+        assert!(error.to_string().contains(why), "{error}");
+    }
+    let error = refused(channel, vec![flow, flow]);
+    assert!(error.to_string().contains("repeats"), "{error}");
+    // A cell without a CID cannot be in a flow.
+    let error = refused(
+        Channel {
+            cids: cids(&[("personal", 3)]),
+            ..channel
+        },
+        vec![flow],
+    );
+    assert!(error.to_string().contains("no CID"), "{error}");
+    let error = refused(
+        Channel {
+            cell_window: MemRange::new(0x0C02_0000, 0x100),
+            ..channel
+        },
+        vec![flow],
+    );
+    assert!(
+        matches!(error, LayoutError::ChannelWindowTooSmall { .. }),
+        "{error}"
+    );
+    let error = refused(
+        Channel {
+            cell_window: MemRange::new(0x0900_0000, 0x200),
+            ..channel
+        },
+        vec![flow],
+    );
+    assert!(
+        matches!(
+            error,
+            LayoutError::EmulatedWindowOverlaps { device: "UART", .. }
+        ),
+        "{error}"
+    );
+    assert!(
+        error.to_string().contains("Channel::cell_window"),
+        "{error}"
+    );
+    let error = refused(
+        Channel {
+            cell_window: MemRange::new(0x6000_0000, 0x200),
+            ..channel
+        },
+        vec![flow],
+    );
+    assert!(
+        matches!(
+            error,
+            LayoutError::GuestMemoryHidesDevice {
+                device: "emulated virtio-vsock device",
+                ..
+            }
+        ),
+        "{error}"
+    );
+    let error = refused(
+        Channel {
+            intid: 27,
+            ..channel
+        },
+        vec![flow],
+    );
+    assert!(
+        matches!(error, LayoutError::ChannelInterrupt { owner: None, .. }),
+        "{error}"
+    );
+    // Flows without a board channel.
+    let mut board = board(two_cells());
+    board.layouts = leak(vec![Layout {
+        channel: leak(vec![flow]),
+        ..board.layouts[0]
+    }]);
+    let error = validate(&board, None, &qemu_platform(), &[]).expect_err("no channel");
+    assert!(
+        matches!(error, LayoutError::ChannelNotOnBoard { .. }),
         "{error}"
     );
 }
