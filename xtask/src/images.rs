@@ -259,7 +259,7 @@ pub fn build_vsock_tool() -> Result<PathBuf> {
         .join(LINUX_TOOL_PROFILE)
         .join(bin);
     let data = std::fs::read(&path).context(|| format!("cannot read {}", path.display()))?;
-    elf::check_aarch64(&data, &format!("{}", util::pretty(&path)))?;
+    elf::check_aarch64(&data, &util::pretty(&path).to_string())?;
     // A static executable asks for no dynamic loader (PT_INTERP): the initramfs has none.
     if elf::is_dynamic(&data) {
         fail!(
