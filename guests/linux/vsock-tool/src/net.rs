@@ -59,10 +59,26 @@ impl Read for Stream {
     }
 }
 
+/// Linux's ECONNRESET (the same number on arm64 and x86-64).
+const ECONNRESET: i32 = 104;
+
+/// A write error on a vsock stream, as the reset it is: Linux's vsock marks a connection the peer
+/// (or cellvisor) reset with RST as shut down both ways, so the next write fails with EPIPE (or
+/// ENOTCONN once closed) rather than ECONNRESET. The tool never writes after its own shutdown, so
+/// either means the other end is gone: reported as `Connection reset by peer`, like TCP does.
+fn vsock_write_error(error: io::Error) -> io::Error {
+    match error.kind() {
+        io::ErrorKind::BrokenPipe | io::ErrorKind::NotConnected => {
+            io::Error::from_raw_os_error(ECONNRESET)
+        }
+        _ => error,
+    }
+}
+
 impl Write for Stream {
     fn write(&mut self, buffer: &[u8]) -> io::Result<usize> {
         match self {
-            Stream::Vsock(stream) => stream.write(buffer),
+            Stream::Vsock(stream) => stream.write(buffer).map_err(vsock_write_error),
             Stream::Tcp(stream) => stream.write(buffer),
         }
     }
