@@ -280,7 +280,15 @@ pub fn blast(transport: Transport, cid: u32, port: u32, bytes: u64) -> io::Resul
     }
     stream.shutdown_write()?;
     let mut count = [0; 8];
-    stream.read_exact(&mut count)?;
+    stream
+        .read_exact(&mut count)
+        .map_err(|error| match error.kind() {
+            io::ErrorKind::UnexpectedEof => io::Error::new(
+                error.kind(),
+                "the connection ended before the sink's count (reset or not a --sink listener?)",
+            ),
+            _ => error,
+        })?;
     let took = started.elapsed();
     let count = u64::from_le_bytes(count);
     if count != bytes {
