@@ -5,7 +5,8 @@
 //!
 //! One boot checks, in each cell: the kernel release, two CPUs, timer ticks on both, the
 //! passthrough driver modules loaded from the cell's initramfs, SVE usable from user space (a small
-//! static program executes RDVL; RDSVL too, for SME, when the kernel advertises it). Then the shells
+//! static program executes RDVL; RDSVL too, for SME, when the kernel advertises it), and the channel
+//! between the cells through the kernel's own vsock modules (a paste and a badge). Then the shells
 //! idle for a while, and the whole transcript must hold no warning or error from cellvisor and the
 //! kernel logs no splat: everything an unmodified Debian kernel does while it boots and idles must
 //! work without cellvisor complaining.
@@ -248,6 +249,28 @@ fn newest_debian_kernel_runs_both_cells_on_full_cpu_max_without_cellvisor_warnin
         } else {
             eprintln!("{cell}: the kernel does not advertise SME; RDSVL not tried");
         }
+    });
+
+    // The channel works with this kernel's own vsock modules too: personal's paste reaches
+    // corporate (personal is in front), and corporate's badges reach personal.
+    shell::run_ok(
+        &mut machine,
+        PERSONAL,
+        "vsock send corporate 6000 from-the-newest-kernel",
+        COMMAND_TIMEOUT,
+    );
+    shell::in_each_cell(&mut machine, &CELLS, COMMAND_TIMEOUT, |machine, cell| {
+        let (file, text) = if cell == PERSONAL {
+            ("/run/badges", "badge: badge ")
+        } else {
+            ("/run/pastes", "paste: from-the-newest-kernel")
+        };
+        let command = format!(
+            "i=0; until grep -q '{text}' {file}; do i=$((i+1)); [ $i -lt 120 ] || break; \
+             sleep 1; done; cat {file}"
+        );
+        let output = shell::run_ok(machine, cell, &command, BOOT_TIMEOUT);
+        assert!(output.contains(text), "{cell}'s {file}:\n{output}");
     });
 
     // Both shells idle (NO_HZ, WFI) for a while; then neither kernel nor cellvisor has complained.
