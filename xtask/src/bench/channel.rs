@@ -408,7 +408,7 @@ fn measure(session: &mut Session, quick: bool) -> Result<ChannelFigures> {
     session.wait_for("cellvisor-ready: corporate ", 0, boot)?;
     let listen = |mode: &str| {
         format!(
-            "vsock listen {PORT} --{mode} >/tmp/bench-listen.log 2>&1 & echo $! > /tmp/bench-listen.pid; sleep 1"
+            "vsock listen {PORT} --{mode} >/tmp/bench-listen.log 2>&1 & echo $! > /tmp/bench-listen.pid; sleep 1; kill -0 $(cat /tmp/bench-listen.pid) || {{ cat /tmp/bench-listen.log; false; }}"
         )
     };
     focus(session, "corporate")?;
@@ -419,8 +419,9 @@ fn measure(session: &mut Session, quick: bool) -> Result<ChannelFigures> {
     run(
         session,
         &format!(
-            "vsock listen {TCP_SINK_PORT} --sink --tcp >/tmp/bench-tcp-sink.log 2>&1 & \
-             vsock listen {TCP_ECHO_PORT} --echo --tcp >/tmp/bench-tcp-echo.log 2>&1 & sleep 1"
+            "vsock listen {TCP_SINK_PORT} --sink --tcp >/tmp/bench-tcp-sink.log 2>&1 & s=$!; \
+             vsock listen {TCP_ECHO_PORT} --echo --tcp >/tmp/bench-tcp-echo.log 2>&1 & e=$!; sleep 1; \
+             kill -0 $s $e || {{ cat /tmp/bench-tcp-sink.log /tmp/bench-tcp-echo.log; false; }}"
         ),
         timeout,
     )?;
@@ -429,7 +430,8 @@ fn measure(session: &mut Session, quick: bool) -> Result<ChannelFigures> {
     // The transfers: the channel's (between two `channel` readings), then loopback's.
     let rounds: Vec<String> = (1..=transfers).map(|round| round.to_string()).collect();
     let rounds = rounds.join(" ");
-    let loop_of = |command: String| format!("for i in {rounds}; do {command} || break; done");
+    let loop_of =
+        |command: String| format!("s=0; for i in {rounds}; do {command} || s=1; done; [ $s = 0 ]");
     let before = el2_work(session)?;
     let output = run(
         session,
@@ -451,9 +453,10 @@ fn measure(session: &mut Session, quick: bool) -> Result<ChannelFigures> {
     figures.tcp_blasts = parse_blasts(&output);
     if figures.blasts.len() != transfers || figures.tcp_blasts.len() != transfers {
         crate::fail!(
-            "expected {transfers} `vsock-blast:` lines per transport, read {} over the channel and {} over TCP",
+            "expected {transfers} `vsock-blast:` lines per transport, read {} over the channel and {} over TCP:\n{}",
             figures.blasts.len(),
-            figures.tcp_blasts.len()
+            figures.tcp_blasts.len(),
+            output.trim_end()
         );
     }
 
