@@ -890,6 +890,20 @@ for the packet in WFI (a halted vCPU executes nothing), so that figure is the EL
 packet up to rare switches; during the transfers both cells are busy and the figure is an upper
 bound. "Per round trip" and "per MiB" are a window's ticks over its round trips or MiB.
 
+**The transfer under icount and cellvisor's spin locks.** cellvisor's locks (`spin::Mutex`) wait
+with `core::hint::spin_loop`, an ISB on AArch64 (the image has no YIELD), and QEMU's round-robin
+hands its thread to the next vCPU only at the end of a time slice, at a halt or at a YIELD. So when
+QEMU deschedules a vCPU in the middle of a pump, holding the switch's lock or a device's, and the
+other cell's vCPU traps into the channel, that one spins for the rest of its time slice: the spin
+counts in its pump's ticks and in the transfer's virtual time, though on hardware (every vCPU on its
+own CPU, EL2 never preempted) it would last at most one pump. During the transfers the ticks of all
+pumps then add up to more than the virtual time that elapsed (seen in December 2026: 377 M ticks in
+a 282 ms window of an 8 MiB transfer, with personal idle for 10 ms of it, so no wake-up waited for
+a timer). The same build with a YIELD in the spin loop (an experiment, not merged) moved the 8 MiB
+in half the time and its window's ticks per packet fell from 54,485 to 14,143; the round trips did
+not change. The transfer's throughput ratio under icount therefore measures the channel together
+with this emulation effect; the round trips, one vCPU busy at a time, do not have it.
+
 Raw results: `target/bench/report.json`, chart `target/bench/chart.svg`, every QEMU transcript in
 `target/bench/*.log`.
 "#;
