@@ -179,7 +179,7 @@ fn allowed_flows_work_refused_ones_are_reset_and_logged_and_the_paste_flow_follo
         PERSONAL,
         "( n=0; while [ $n -lt 900 ]; do n=$((n+1)); \
          if vsock send corporate 6000 probe-$n 2>>/tmp/probe.err; then echo \"ok $n\"; \
-         else echo \"reset $n\"; fi >> /tmp/probe; sleep 1; done ) >/dev/null 2>&1 &",
+         else echo \"reset $n\"; fi >> /tmp/probe; sleep 1; done ) >/dev/null 2>&1 & true",
     );
     poll(
         &mut machine,
@@ -286,7 +286,7 @@ fn the_kill_switch_resets_a_cells_connections_and_keeps_it_off_until_switched_on
     run_ok(
         &mut machine,
         CORPORATE,
-        "vsock stream personal 5000 --interval-ms 500 --text live > /tmp/stream.log 2>&1 &",
+        "vsock stream personal 5000 --interval-ms 500 --text live > /tmp/stream.log 2>&1 & true",
     );
     focus(&mut machine, PERSONAL);
     poll(
@@ -370,7 +370,7 @@ fn a_wiped_or_restarted_cell_mid_stream_leaves_nothing_behind_and_the_other_flow
         &mut machine,
         CORPORATE,
         "vsock stream personal 5000 --interval-ms 100 --text first-instance \
-         > /tmp/stream.log 2>&1 &",
+         > /tmp/stream.log 2>&1 & true",
     );
     focus(&mut machine, PERSONAL);
     poll(
@@ -463,7 +463,7 @@ fn a_wiped_or_restarted_cell_mid_stream_leaves_nothing_behind_and_the_other_flow
         &mut machine,
         CORPORATE,
         "vsock stream personal 5000 --interval-ms 100 --text second-instance \
-         > /tmp/stream.log 2>&1 &",
+         > /tmp/stream.log 2>&1 & true",
     );
     shell::open_prompt(&mut machine, COMMAND_TIMEOUT);
     let since = machine.mark();

@@ -20,6 +20,12 @@ use crate::util::{self, Context, Result};
 pub const HYPERVISOR_TARGET: &str = "aarch64-unknown-none-softfloat";
 /// Target the Rust test guests are built for.
 pub const GUEST_TARGET: &str = "aarch64-unknown-none";
+/// Target of the Linux cells' `vsock` tool: static musl, linked by rust-lld (.cargo/config.toml).
+pub const LINUX_TOOL_TARGET: &str = "aarch64-unknown-linux-musl";
+/// Package of the Linux cells' `vsock` tool (guests/linux/vsock-tool), and its binary.
+const VSOCK_TOOL_PACKAGE: (&str, &str) = ("cellvisor-vsock", "vsock");
+/// Cargo profile of the Linux cells' tools (workspace Cargo.toml: small, stripped, panic=abort).
+const LINUX_TOOL_PROFILE: &str = "guest-tool";
 /// Bundle entry name of the Rust test guest.
 pub const TEST_GUEST_ENTRY: &str = "test-guest";
 /// Bundle entry name (and package) of the Rust bench guest.
@@ -228,6 +234,47 @@ fn build_rust_guest(package: &str) -> Result<PathBuf> {
     Ok(raw)
 }
 
+/// Builds the Linux cells' `vsock` tool (guests/linux/vsock-tool) as a static
+/// aarch64-unknown-linux-musl binary and returns its path (`target/<target>/guest-tool/vsock`).
+pub fn build_vsock_tool() -> Result<PathBuf> {
+    prereq::rust_targets()?;
+    prereq::rust_lld()?;
+    let (package, bin) = VSOCK_TOOL_PACKAGE;
+    let mut command = util::cargo();
+    command.args([
+        "build",
+        "-p",
+        package,
+        "--bin",
+        bin,
+        "--target",
+        LINUX_TOOL_TARGET,
+        "--profile",
+        LINUX_TOOL_PROFILE,
+    ]);
+    util::run(&mut command)
+        .map_err(|error| util::Error(format!("{package} build failed: {error}")))?;
+    let path = util::target_dir()
+        .join(LINUX_TOOL_TARGET)
+        .join(LINUX_TOOL_PROFILE)
+        .join(bin);
+    let data = std::fs::read(&path).context(|| format!("cannot read {}", path.display()))?;
+    elf::check_aarch64(&data, &util::pretty(&path).to_string())?;
+    // A static executable asks for no dynamic loader (PT_INTERP): the initramfs has none.
+    if elf::is_dynamic(&data) {
+        fail!(
+            "{} is dynamically linked: it must be static for the initramfs (check [target.{LINUX_TOOL_TARGET}] in .cargo/config.toml)",
+            util::pretty(&path)
+        );
+    }
+    eprintln!(
+        "  {} ({} KiB, static {LINUX_TOOL_TARGET})",
+        util::pretty(&path),
+        data.len().div_ceil(1024)
+    );
+    Ok(path)
+}
+
 /// Guest ingredients that are built at most once per xtask run; the `linux` entry and the Linux
 /// initramfs are those of one kernel.
 pub struct Ingredients {
@@ -235,6 +282,7 @@ pub struct Ingredients {
     test_guest: Option<PathBuf>,
     bench_guest: Option<PathBuf>,
     linux: Option<LinuxGuest>,
+    vsock_tool: Option<PathBuf>,
     initrds: BTreeMap<String, PathBuf>,
 }
 
@@ -253,6 +301,7 @@ impl Ingredients {
             test_guest: None,
             bench_guest: None,
             linux: None,
+            vsock_tool: None,
             initrds: BTreeMap::new(),
         }
     }
@@ -298,7 +347,16 @@ impl Ingredients {
                 return Ok(path.clone());
             }
             let guest = self.linux()?.clone();
-            let path = initramfs::build(cell, &guest, &self.kernel)?;
+            if self.vsock_tool.is_none() {
+                self.vsock_tool = Some(build_vsock_tool()?);
+            }
+            let tools = initramfs::Tools {
+                vsock: self
+                    .vsock_tool
+                    .clone()
+                    .ok_or_else(|| util::Error("vsock tool unavailable".into()))?,
+            };
+            let path = initramfs::build(cell, &guest, &tools, &self.kernel)?;
             eprintln!(
                 "  {} (from guests/linux/common + guests/linux/{cell})",
                 util::pretty(&path)

@@ -187,8 +187,15 @@ fn modules_dep_from_modinfo(modules_root: &Path, names: &[String]) -> Result<Str
         .collect())
 }
 
+/// The programs built from this workspace that go into every Linux cell's initramfs.
+#[derive(Clone, Debug)]
+pub struct Tools {
+    /// The static `vsock` tool (guests/linux/vsock-tool), installed as `/bin/vsock`.
+    pub vsock: PathBuf,
+}
+
 /// The uncompressed initramfs of `cell`.
-pub fn archive(cell: &str, guest: &LinuxGuest) -> Result<Vec<u8>> {
+pub fn archive(cell: &str, guest: &LinuxGuest, tools: &Tools) -> Result<Vec<u8>> {
     let recipe = recipe_dir(cell);
     if !recipe.is_dir() {
         fail!(
@@ -210,6 +217,9 @@ pub fn archive(cell: &str, guest: &LinuxGuest) -> Result<Vec<u8>> {
         .context(|| format!("cannot read {}", guest.busybox.display()))?;
     tree.insert("bin/busybox".to_owned(), Node::File(0o755, busybox));
     tree.insert("bin/sh".to_owned(), Node::Symlink("busybox".to_owned()));
+    let vsock =
+        std::fs::read(&tools.vsock).context(|| format!("cannot read {}", tools.vsock.display()))?;
+    tree.insert("bin/vsock".to_owned(), Node::File(0o755, vsock));
     add_dir(&mut tree, &recipe.with_file_name("common"), "")?;
     add_dir(&mut tree, &recipe, "")?;
     if !matches!(tree.get("init"), Some(Node::File(0o755, _))) {
@@ -288,9 +298,9 @@ pub fn gzip(data: &[u8], scratch: &Path) -> Result<Vec<u8>> {
 
 /// Builds `target/cellvisor/initrd-<cell>.cpio.gz` (for the kernel of `pin`:
 /// `initrd-<cell>-<variant>.cpio.gz`) and returns its path.
-pub fn build(cell: &str, guest: &LinuxGuest, pin: &KernelPin) -> Result<PathBuf> {
+pub fn build(cell: &str, guest: &LinuxGuest, tools: &Tools, pin: &KernelPin) -> Result<PathBuf> {
     let out = util::out_dir();
-    let archive = archive(cell, guest)?;
+    let archive = archive(cell, guest, tools)?;
     let compressed = gzip(
         &archive,
         &out.join(pin.file_name(&format!("initrd-{cell}.cpio"))),

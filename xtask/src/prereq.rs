@@ -417,13 +417,14 @@ pub fn window_backend(qemu: &Qemu) -> Result<&'static str> {
 }
 
 /// The cross-compilation targets the images are built for (also listed in rust-toolchain.toml).
-pub const RUST_TARGETS: [&str; 2] = [
+pub const RUST_TARGETS: [&str; 3] = [
     crate::images::HYPERVISOR_TARGET,
     crate::images::GUEST_TARGET,
+    crate::images::LINUX_TOOL_TARGET,
 ];
 
-/// The [`RUST_TARGETS`] whose standard library the workspace's toolchain lacks.
-fn missing_rust_targets() -> Result<Vec<&'static str>> {
+/// The workspace toolchain's sysroot (`rustc --print sysroot`).
+fn rust_sysroot() -> Result<PathBuf> {
     let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
     let output = Command::new(&rustc)
         .current_dir(util::workspace_root())
@@ -442,7 +443,32 @@ fn missing_rust_targets() -> Result<Vec<&'static str>> {
             String::from_utf8_lossy(&output.stderr).trim()
         );
     }
-    let sysroot = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
+    Ok(PathBuf::from(
+        String::from_utf8_lossy(&output.stdout).trim(),
+    ))
+}
+
+/// Makes sure the toolchain has its own linker, `rust-lld` (in the `rustc` component, under
+/// `lib/rustlib/<host>/bin/`), which links the static musl `vsock` tool without a cross gcc.
+pub fn rust_lld() -> Result<()> {
+    let sysroot = rust_sysroot()?;
+    let found = std::fs::read_dir(sysroot.join("lib/rustlib"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|entry| entry.path().join("bin/rust-lld").is_file());
+    if !found {
+        fail!(
+            "the Rust toolchain in {} has no rust-lld (lib/rustlib/<host>/bin/rust-lld), which links the Linux cells' vsock tool: reinstall it with `rustup toolchain install` in the workspace (rust-toolchain.toml names it)",
+            sysroot.display()
+        );
+    }
+    Ok(())
+}
+
+/// The [`RUST_TARGETS`] whose standard library the workspace's toolchain lacks.
+fn missing_rust_targets() -> Result<Vec<&'static str>> {
+    let sysroot = rust_sysroot()?;
     Ok(RUST_TARGETS
         .into_iter()
         .filter(|target| {

@@ -1086,6 +1086,42 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_cell_on_the_channel_sees_its_vsock_transport_and_every_cell_by_name_and_cid() {
+        let partition = partition("linux");
+        let channel = GuestChannel {
+            window: MemRange::new(0x0C02_0000, 0x200),
+            intid: 152,
+            cells: alloc::vec![("personal", 3), ("corporate", 4)],
+        };
+        let spec = GuestDtSpec {
+            bootargs: "",
+            initrd: None,
+            pci: None,
+            display: None,
+            channel: Some(&channel),
+        };
+        let flat = flatten(&generate(&partition.cells[0], &platform(), &spec).unwrap());
+        let node = "/virtio_mmio@c020000";
+        assert_eq!(
+            property(&flat, node, "compatible"),
+            string_list(&["virtio,mmio"])
+        );
+        assert_eq!(property(&flat, node, "reg"), cells64(&[0x0C02_0000, 0x200]));
+        assert_eq!(property(&flat, node, "interrupts"), cells(&[0, 120, 4]));
+        assert_eq!(
+            property(&flat, node, "cellvisor,cells"),
+            string_list(&["personal:3", "corporate:4"])
+        );
+        // Without a channel, no such node.
+        let spec = GuestDtSpec {
+            channel: None,
+            ..spec
+        };
+        let flat = flatten(&generate(&partition.cells[0], &platform(), &spec).unwrap());
+        assert!(!flat.iter().any(|(path, _, _)| path == node));
+    }
+
+    #[test]
     fn refuses_a_gic_without_guest_frames_and_nul_in_bootargs() {
         let partition = partition("linux");
         let mut gicv2 = platform();

@@ -8,6 +8,7 @@
 //! virt board from its DTB fixture.
 
 mod aborts;
+mod channel;
 mod hypercalls;
 mod interrupts;
 mod lifecycle;

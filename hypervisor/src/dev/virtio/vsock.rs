@@ -570,8 +570,9 @@ impl VsockSwitch {
         }
     }
 
-    /// The kill switch: with `enabled` false, every connection of cell `cid` is reset (as
-    /// [`VsockSwitch::reset_cell`]) and everything it sends or is sent is refused until it is
+    /// The kill switch: with `enabled` false, every connection of cell `cid` is reset (both
+    /// ends get an RST, the cell itself too: it keeps running), every data packet from or to it
+    /// still queued is dropped, and everything it sends or is sent is refused until it is
     /// enabled again. Returns the connections reset.
     pub fn set_enabled(&mut self, cid: u64, enabled: bool) -> usize {
         let Some(index) = self.cell_index(cid) else {
@@ -580,7 +581,24 @@ impl VsockSwitch {
         if let Some(cell) = self.cells.get_mut(index) {
             cell.enabled = enabled;
         }
-        if enabled { 0 } else { self.reset_cell(cid) }
+        if enabled {
+            return 0;
+        }
+        // Unlike a stop, the cell lives on: both ends of each connection get their RST.
+        let mut reset = 0usize;
+        while let Some(at) = self.connections.iter().position(|c| c.involves(index)) {
+            self.tear_down(at, None);
+            reset += 1;
+        }
+        for (position, state) in self.cells.iter_mut().enumerate() {
+            if position == index {
+                state.purge(|packet| packet.header.op != op::RST);
+                state.stats.resets = state.stats.resets.saturating_add(reset as u64);
+            } else {
+                state.purge(|packet| packet.from == index);
+            }
+        }
+        reset
     }
 
     /// Whether the channel is on for cell `cid`.

@@ -95,7 +95,7 @@ impl fmt::Display for PlatformError {
             ),
             Self::UnsupportedEnableMethod { cpu, method } => write!(
                 f,
-                "platform CPU {cpu} has enable-method \"{method}\": cellvisor starts CPUs only through \"psci\" or \"spin-table\"; use firmware that offers one of them"
+                "platform CPU {cpu} has enable-method {method:?}: cellvisor starts CPUs only through \"psci\" or \"spin-table\"; use firmware that offers one of them"
             ),
             Self::NoTimer => write!(
                 f,
