@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 use cellvisor_tests::GicVersion;
 
 use super::console::CONSOLE_BAUD;
-use super::disk::{DISK_INTERRUPT, DISK_REPEATS, DiskRun, disk_throughput_meaningful};
+use super::disk::{DISK_REPEATS, DiskRun, disk_throughput_meaningful};
 use super::parse::{Boot, number};
 use super::report::Report;
 use super::stats::{ratio, stats};
@@ -472,7 +472,7 @@ impl Report {
             out,
             "{}",
             row(
-                "during the round trips",
+                "during the round trips (the other cell idle: EL2 instructions)",
                 channel.ping_el2,
                 rounds,
                 "ticks per round trip"
@@ -482,7 +482,7 @@ impl Report {
             out,
             "{}",
             row(
-                "during the 1 MiB transfers",
+                "during the 1 MiB transfers (both cells busy: an upper bound)",
                 channel.blast_el2,
                 mebibytes,
                 "ticks per MiB"
@@ -564,10 +564,10 @@ impl Report {
             let Some(run) = self.disk_run(mode, "cellvisor") else {
                 continue;
             };
-            let native_virtio = self.disk_run(mode, "native").map_or("-".to_owned(), |run| {
-                run.interrupt_delta(DISK_INTERRUPT).to_string()
-            });
-            let virtio = run.interrupt_delta(DISK_INTERRUPT);
+            let native_virtio = self
+                .disk_run(mode, "native")
+                .map_or("-".to_owned(), |run| run.disk_interrupt_delta().to_string());
+            let virtio = run.disk_interrupt_delta();
             let all = run.all_interrupts_delta();
             let exit = |index: usize| run.exit_delta(index).map(|value| value as f64);
             let show = |value: Option<f64>| fmt_opt(value, 0);
@@ -788,8 +788,8 @@ with the same `-drive` and `-device` arguments (`cellvisor_tests::pci_disk_devic
 cellvisor command line's `pci_device_args` is built from). Natively Linux assigns the BARs itself
 and there is no SMMU, so the device's DMA goes straight to memory (`iommu_platform=on` without an
 IOMMU only has the driver accept VIRTIO_F_ACCESS_PLATFORM). `its=off` because cellvisor gives
-cells no ITS, so the cell's driver falls back to INTx (`GICv3 37 Level virtio0` in
-`/proc/interrupts`); with virt's ITS, native Linux would take MSI-X (`virtio0-req.N`, one vector per
+cells no ITS, so the cell's driver falls back to INTx (`GICv3 37 Level virtioN` in
+`/proc/interrupts`); with virt's ITS, native Linux would take MSI-X (`virtioN-req.M`, one vector per
 queue, no ISR read), and the ratio would compare two interrupt paths instead of one device with
 and without cellvisor. Both read a private copy of the corporate disk image
 (`target/bench/disk.img`, 64 MiB ext2, no snapshot overlay) that is in the host page cache, so the
@@ -812,8 +812,8 @@ vCPUs plus QEMU's I/O thread, and its load shows in the spread (read the five re
 median).
 
 **Passthrough interrupts.** Around the reads the bench counts the guest's interrupts
-(`/proc/interrupts`: `virtio0` is the disk's INTx line in the cell and natively, plus timer and IPI
-lines) and opens cellvisor's management prompt (Ctrl-A m, `cells`) before and after to read the
+(`/proc/interrupts`: the disk's INTx line is the one of INTID 37, `virtio0` natively and `virtio1`
+in the cell, whose channel device probes first; plus timer and IPI lines) and opens cellvisor's management prompt (Ctrl-A m, `cells`) before and after to read the
 corporate cell's exits by reason (the exit window also holds the typed command and its console
 output, i.e. a few hundred trapped UART accesses). These are counts, not times, so the icount row
 is as meaningful as the TCG one (in both modes the split between `irq` and `wfi` exits depends on
@@ -1030,13 +1030,13 @@ mod tests {
         );
         assert!(
             tables.contains(
-                "| during the round trips | 1000 | 3000 ± 2 | 15000 ticks per round trip |"
+                "| during the round trips (the other cell idle: EL2 instructions) | 1000 | 3000 ± 2 | 15000 ticks per round trip |"
             ),
             "{tables}"
         );
         assert!(
             tables.contains(
-                "| during the 1 MiB transfers | 600 | 5000 ± 1 | 3000000 ticks per MiB |"
+                "| during the 1 MiB transfers (both cells busy: an upper bound) | 600 | 5000 ± 1 | 3000000 ticks per MiB |"
             ),
             "{tables}"
         );

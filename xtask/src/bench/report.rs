@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use cellvisor_tests::GicVersion;
 
 use super::console::{CONSOLE_BAUD, ConsoleFlood};
-use super::disk::{DISK_INTERRUPT, DiskRun, EXIT_NAMES, disk_throughput_meaningful};
+use super::disk::{DiskRun, EXIT_NAMES, disk_throughput_meaningful};
 use super::footprint::Stage2Row;
 use super::parse::{Boot, MicroRun, OpFields, number};
 use super::stats::stats;
@@ -322,7 +322,7 @@ impl Report {
                     json_number(Some(run.bytes)),
                     rates.join(", "),
                     disk_throughput_meaningful(mode),
-                    run.interrupt_delta(DISK_INTERRUPT),
+                    run.disk_interrupt_delta(),
                     run.all_interrupts_delta()
                 )
             })
