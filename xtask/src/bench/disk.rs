@@ -20,9 +20,24 @@ use super::qemu::{Mode, cellvisor_command, native_disk_command};
 /// Repetitions of the disk read per boot (the table shows the median).
 pub(super) const DISK_REPEATS: usize = 5;
 
-/// The disk's line in /proc/interrupts, in both environments: virtio-pci names an INTx interrupt
-/// after the virtio device (`GICv3 37 Level virtio0`); with MSI-X it would be `virtio0-req.N`.
-pub(super) const DISK_INTERRUPT: &str = "virtio0";
+/// The disk's INTx in both environments: INTA of slot 2, SPI 5 (INTID 37).
+pub(super) const DISK_INTID: &str = "37";
+
+/// The name of the disk's line in /proc/interrupts: virtio-pci names an INTx interrupt after the
+/// virtio device (`GICv3 37 Level virtioN`; with MSI-X it would be `virtioN-req.M`), and N follows
+/// the probe order: `virtio0` natively, `virtio1` in the corporate cell, whose channel device
+/// (virtio-vsock, INTID 152) probes first. So the line is found by its INTID.
+pub(super) fn disk_interrupt_name(text: &str) -> Option<String> {
+    text.lines().find_map(|line| {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        words.windows(4).find_map(|window| match window {
+            [chip, DISK_INTID, "Level", name] if chip.starts_with("GIC") => {
+                Some((*name).to_owned())
+            }
+            _ => None,
+        })
+    })
+}
 
 /// Whether the reads' guest-clock rates in `mode` are a throughput. Under icount they are not:
 /// the virtual clock counts instructions and jumps over idle time, while the requests complete on
@@ -248,6 +263,8 @@ pub(super) struct DiskRun {
     pub(super) exits: Option<([u64; 5], [u64; 5])>,
     /// How the page cache was bypassed.
     pub(super) method: &'static str,
+    /// The disk's line in /proc/interrupts ([`disk_interrupt_name`]).
+    pub(super) interrupt: String,
 }
 
 impl DiskRun {
@@ -255,6 +272,11 @@ impl DiskRun {
     pub(super) fn interrupt_delta(&self, name: &str) -> u64 {
         let after = self.interrupts_after.get(name).copied().unwrap_or(0);
         after.saturating_sub(self.interrupts_before.get(name).copied().unwrap_or(0))
+    }
+
+    /// How many more disk interrupts /proc/interrupts counted after the reads than before.
+    pub(super) fn disk_interrupt_delta(&self) -> u64 {
+        self.interrupt_delta(&self.interrupt)
     }
 
     /// Guest interrupts of every kind (but `Err`) during the reads.
@@ -334,8 +356,16 @@ fn disk_run(
         if !direct {
             run.method = "drop_caches + plain read";
         }
-        run.interrupts_before =
-            interrupt_totals(&session.shell("cat /proc/interrupts", command_timeout)?);
+        let interrupts = session.shell("cat /proc/interrupts", command_timeout)?;
+        let Some(name) = disk_interrupt_name(&interrupts) else {
+            fail!(
+                "no line of INTID {DISK_INTID} (the disk's INTx) in /proc/interrupts; the guest \
+                 drove the disk another way:\n{}",
+                interrupts.trim_end()
+            );
+        };
+        run.interrupt = name;
+        run.interrupts_before = interrupt_totals(&interrupts);
         if cellvisor {
             let before = session.cell_exits("corporate")?;
             run.exits = Some((before, before));
@@ -365,10 +395,11 @@ fn disk_run(
         }
         run.interrupts_after =
             interrupt_totals(&session.shell("cat /proc/interrupts", command_timeout)?);
-        if run.interrupt_delta(DISK_INTERRUPT) == 0 {
+        if run.disk_interrupt_delta() == 0 {
             fail!(
-                "no {DISK_INTERRUPT} interrupts in /proc/interrupts during the reads (the disk's \
-                 INTx line); the guest drove the disk another way"
+                "no {} interrupts in /proc/interrupts during the reads (the disk's INTx line, \
+                 INTID {DISK_INTID}); the guest drove the disk another way",
+                run.interrupt
             );
         }
         if output.matches(&format!("{megabytes}+0 records in")).count() < DISK_REPEATS {
@@ -433,7 +464,7 @@ pub(super) fn disk_runs(
                 run.method,
                 megabytes,
                 run.rates.len(),
-                run.interrupt_delta(DISK_INTERRUPT)
+                run.disk_interrupt_delta()
             );
             let env: &'static str = if env == "native" {
                 "native"
@@ -452,17 +483,18 @@ mod tests {
 
     #[test]
     fn the_disk_interrupt_is_the_intx_line_in_both_environments() {
-        // /proc/interrupts lines from the corporate cell and from the native twin (its=off).
-        let cell = "[corporate]  14:          7          0     GICv3  37 Level     virtio0\n";
+        // /proc/interrupts lines from the corporate cell (its channel device probed first) and
+        // from the native twin (its=off).
+        let cell = "[corporate]  14:          7          0     GICv3  37 Level     virtio1\n\
+                    [corporate]  15:          1          0     GICv3 152 Level     virtio0\n";
         let native = " 17:         10          0     GICv3  37 Level     virtio0\n";
-        for text in [cell, native] {
-            let text = text.strip_prefix("[corporate] ").unwrap_or(text);
-            let totals = interrupt_totals(text);
-            assert!(totals.contains_key(DISK_INTERRUPT), "{totals:?}");
-        }
-        // With an ITS, Linux would take MSI-X: no `virtio0` line, and the reads would fail loudly.
+        assert_eq!(disk_interrupt_name(cell).as_deref(), Some("virtio1"));
+        assert_eq!(disk_interrupt_name(native).as_deref(), Some("virtio0"));
+        let text = cell.replace("[corporate] ", "");
+        assert_eq!(interrupt_totals(&text).get("virtio1"), Some(&7));
+        // With an ITS, Linux would take MSI-X: no INTID 37 line, and the reads would fail loudly.
         let msi = " 19:          1          0   ITS-MSI 32769 Edge      virtio0-req.0\n";
-        assert!(!interrupt_totals(msi).contains_key(DISK_INTERRUPT));
+        assert_eq!(disk_interrupt_name(msi), None);
         assert!(!disk_throughput_meaningful(Mode::Icount.name()));
         assert!(disk_throughput_meaningful(Mode::Tcg.name()));
     }

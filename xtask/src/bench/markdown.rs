@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 use cellvisor_tests::GicVersion;
 
 use super::console::CONSOLE_BAUD;
-use super::disk::{DISK_INTERRUPT, DISK_REPEATS, DiskRun, disk_throughput_meaningful};
+use super::disk::{DISK_REPEATS, DiskRun, disk_throughput_meaningful};
 use super::parse::{Boot, number};
 use super::report::Report;
 use super::stats::{ratio, stats};
@@ -115,6 +115,7 @@ impl Report {
         self.console_table(&mut out);
         self.sharing_table(&mut out);
         self.display_table(&mut out);
+        self.channel_table(&mut out);
         let _ = writeln!(out, "\n### Footprint\n");
         let _ = writeln!(out, "| hypervisor image (release ELF) | bytes |");
         let _ = writeln!(out, "|---|---:|");
@@ -395,6 +396,100 @@ impl Report {
         );
     }
 
+    /// The channel table (`linux-bench`, icount, one vCPU per cell).
+    fn channel_table(&self, out: &mut String) {
+        let _ = writeln!(
+            out,
+            "\n### Channel: personal → corporate port 7000 against TCP loopback inside personal (`linux-bench`, icount, one vCPU per cell; times in icount ns, one per instruction of the machine)\n"
+        );
+        let Some(channel) = &self.channel else {
+            let _ = writeln!(
+                out,
+                "{}",
+                self.channel_note
+                    .as_deref()
+                    .unwrap_or("Channel run not made.")
+            );
+            return;
+        };
+        let (blast, tcp_blast) = channel.blast_ns();
+        let _ = writeln!(
+            out,
+            "| | channel (virtio-vsock through cellvisor) | TCP loopback in personal | ratio channel / loopback |"
+        );
+        let _ = writeln!(out, "|---|---:|---:|---:|");
+        let _ = writeln!(
+            out,
+            "| round trip of {} bytes, mean ({} round trips) | {} ns | {} ns | {} (time) |",
+            channel.ping.size,
+            channel.ping.count,
+            channel.ping.avg_ns,
+            channel.tcp_ping.avg_ns,
+            fmt_opt(channel.latency_ratio(), 2)
+        );
+        let _ = writeln!(
+            out,
+            "| round trip, min – max | {} – {} ns | {} – {} ns | |",
+            channel.ping.min_ns,
+            channel.ping.max_ns,
+            channel.tcp_ping.min_ns,
+            channel.tcp_ping.max_ns
+        );
+        let _ = writeln!(
+            out,
+            "| 1 MiB transfer to a sink, median of {} | {} ms, {} MB/s | {} ms, {} MB/s | {} (throughput) |",
+            channel.blasts.len(),
+            fmt_opt(blast.map(|ns| ns as f64 / 1e6), 3),
+            fmt_opt(super::channel::ChannelFigures::mb_per_s(blast), 1),
+            fmt_opt(tcp_blast.map(|ns| ns as f64 / 1e6), 3),
+            fmt_opt(super::channel::ChannelFigures::mb_per_s(tcp_blast), 1),
+            fmt_opt(channel.throughput_ratio(), 3)
+        );
+        let _ = writeln!(
+            out,
+            "\n| EL2 work of the channel's pump (`channel` command, before and after) | packets moved | counter ticks per packet moved | per round trip / per MiB |"
+        );
+        let _ = writeln!(out, "|---|---:|---:|---:|");
+        let row = |what: &str,
+                   window: Option<super::channel::Window>,
+                   per: Option<f64>,
+                   unit: &str| match window {
+            Some(window) => format!(
+                "| {what} | {} | {:.0} ± {:.0} | {} {unit} |",
+                window.packets,
+                window.ticks_per_packet,
+                window.error.ceil(),
+                fmt_opt(
+                    per.map(|per| per * window.ticks_per_packet * window.packets as f64),
+                    0
+                )
+            ),
+            None => format!("| {what} | - | - | - |"),
+        };
+        let rounds = (channel.ping.count != 0).then(|| 1.0 / channel.ping.count as f64);
+        let mebibytes = (!channel.blasts.is_empty()).then(|| 1.0 / channel.blasts.len() as f64);
+        let _ = writeln!(
+            out,
+            "{}",
+            row(
+                "during the round trips (the other cell idle: EL2 instructions)",
+                channel.ping_el2,
+                rounds,
+                "ticks per round trip"
+            )
+        );
+        let _ = writeln!(
+            out,
+            "{}",
+            row(
+                "during the 1 MiB transfers (both cells busy: an upper bound)",
+                channel.blast_el2,
+                mebibytes,
+                "ticks per MiB"
+            )
+        );
+    }
+
     /// The disk throughput and passthrough-interrupt tables.
     fn disk_tables(&self, out: &mut String) {
         let _ = writeln!(
@@ -469,10 +564,10 @@ impl Report {
             let Some(run) = self.disk_run(mode, "cellvisor") else {
                 continue;
             };
-            let native_virtio = self.disk_run(mode, "native").map_or("-".to_owned(), |run| {
-                run.interrupt_delta(DISK_INTERRUPT).to_string()
-            });
-            let virtio = run.interrupt_delta(DISK_INTERRUPT);
+            let native_virtio = self
+                .disk_run(mode, "native")
+                .map_or("-".to_owned(), |run| run.disk_interrupt_delta().to_string());
+            let virtio = run.disk_interrupt_delta();
             let all = run.all_interrupts_delta();
             let exit = |index: usize| run.exit_delta(index).map(|value| value as f64);
             let show = |value: Option<f64>| fmt_opt(value, 0);
@@ -693,8 +788,8 @@ with the same `-drive` and `-device` arguments (`cellvisor_tests::pci_disk_devic
 cellvisor command line's `pci_device_args` is built from). Natively Linux assigns the BARs itself
 and there is no SMMU, so the device's DMA goes straight to memory (`iommu_platform=on` without an
 IOMMU only has the driver accept VIRTIO_F_ACCESS_PLATFORM). `its=off` because cellvisor gives
-cells no ITS, so the cell's driver falls back to INTx (`GICv3 37 Level virtio0` in
-`/proc/interrupts`); with virt's ITS, native Linux would take MSI-X (`virtio0-req.N`, one vector per
+cells no ITS, so the cell's driver falls back to INTx (`GICv3 37 Level virtioN` in
+`/proc/interrupts`); with virt's ITS, native Linux would take MSI-X (`virtioN-req.M`, one vector per
 queue, no ISR read), and the ratio would compare two interrupt paths instead of one device with
 and without cellvisor. Both read a private copy of the corporate disk image
 (`target/bench/disk.img`, 64 MiB ext2, no snapshot overlay) that is in the host page cache, so the
@@ -717,8 +812,8 @@ vCPUs plus QEMU's I/O thread, and its load shows in the spread (read the five re
 median).
 
 **Passthrough interrupts.** Around the reads the bench counts the guest's interrupts
-(`/proc/interrupts`: `virtio0` is the disk's INTx line in the cell and natively, plus timer and IPI
-lines) and opens cellvisor's management prompt (Ctrl-A m, `cells`) before and after to read the
+(`/proc/interrupts`: the disk's INTx line is the one of INTID 37, `virtio0` natively and `virtio1`
+in the cell, whose channel device probes first; plus timer and IPI lines) and opens cellvisor's management prompt (Ctrl-A m, `cells`) before and after to read the
 corporate cell's exits by reason (the exit window also holds the typed command and its console
 output, i.e. a few hundred trapped UART accesses). These are counts, not times, so the icount row
 is as meaningful as the TCG one (in both modes the split between `irq` and `wfi` exits depends on
@@ -749,6 +844,65 @@ period is 100 ms, so a gap near 100 ms means the flood cost the victim nothing; 
 columns come from a second boot where personal powers off at once and corporate beats alone, on the
 same host, so what the flood adds can be told from what host load adds. The attacker's dropped bytes
 are the sum of its `…(N bytes dropped)` notes (the same count as its `cells` row).
+
+**Channel.** Layout `linux-bench`: the `linux` cells with the default flows plus personal →
+corporate port 7000 (64 KiB messages, 1,000,000 messages/s, no focus rule; the policy is still
+checked on every packet), under `-icount shift=0,sleep=off` on `-smp 4`, both cells' bootargs
+ending in `maxcpus=1`, so each cell runs one vCPU (personal's on CPU 0, corporate's on CPU 2; Linux
+never powers on its second one). corporate runs `vsock listen 7000 --sink` (later `--echo`),
+personal TCP listeners on its own 127.0.0.1 (`vsock listen … --sink --tcp`, `--echo --tcp`). From
+personal's shell the guest tool (`guests/linux/vsock-tool`) sends 1 MiB to corporate's sink
+(`vsock blast corporate 7000 --bytes 1048576`, three times, `--quick` once) and to its own
+loopback sink (`--tcp`), then makes 2,000 (`--quick`: 200) round trips of 64 bytes against
+corporate's echo (`vsock ping corporate 7000 --count 2000 --size 64`) and against its loopback
+echo (`--tcp`), all in the same boot. The tool times with CLOCK_MONOTONIC, which under icount is
+virtual time: one nanosecond per instruction executed by any vCPU (QEMU runs them round-robin on
+one thread and one clock) and, when every vCPU is idle, a jump to the next timer deadline. The
+times therefore count the instructions of both cells and of cellvisor on the path, not host
+speed; a wake-up that waited for a timer would show as such a jump, far above the work. The
+ratios are channel / loopback: the mean round trip's time over loopback's (above 1: the channel
+is slower) and the transfer's MB/s (10^6 bytes per guest second, median transfer) over
+loopback's (below 1: the channel is slower). Loopback runs client and server on personal's one
+vCPU through its TCP stack; the channel runs the client on personal's vCPU and the server on
+corporate's, each packet copied by cellvisor at EL2 from the sender's RAM into the receiver's
+rx buffers (docs/channel.md).
+
+**The channel's EL2 work.** cellvisor reads the counter at the entry and the exit of the channel's
+pump (`pump` in `hypervisor/src/core/channel.rs`, run on a trapped write to a cell's vsock
+registers, and on a stop or the kill switch), and the `channel` command prints the ticks summed
+over every pump divided by the packets moved: `EL2 work: N packets moved, T counter ticks per
+packet`. A *packet moved* is a tx descriptor chain taken from a sender's queue or an rx buffer
+filled for a receiver, so a data packet crossing the channel counts twice, and cellvisor's own
+packets (resets, credit answers) once. The bench reads the line before and after the channel's
+transfers and before and after its round trips and divides the differences; the printed ticks per
+packet are rounded down, so a window's figure is known to ± (packets at the later reading) /
+(packets in the window), shown after it. The windows also hold corporate's badge to personal every
+5 s (the cells' init example, a few packets per badge) and the connection set-up of each transfer.
+Inside the ticks are the pump's EL2 instructions: the policy checks, the copies from the sender's
+RAM into cellvisor's heap and on into the receiver's rx buffers, the used-ring updates, and any
+spinning on the switch's lock while the other CPU pumps. Outside are the trap's entry and exit and
+the MMIO decode around the register write, and the virtual interrupt for the receiver (its kick
+comes after the second counter read). Unlike the display and time-sharing figures, which run on a
+one-CPU machine where a tick is exactly an EL2 instruction of that CPU, this machine has two
+running vCPUs, and QEMU's round-robin may hand its thread to the other cell's vCPU in the middle
+of a pump, whose instructions are then counted too. During the round trips the other cell waits
+for the packet in WFI (a halted vCPU executes nothing), so that figure is the EL2 instructions per
+packet up to rare switches; during the transfers both cells are busy and the figure is an upper
+bound. "Per round trip" and "per MiB" are a window's ticks over its round trips or MiB.
+
+**The transfer under icount and cellvisor's spin locks.** cellvisor's locks (`spin::Mutex`) wait
+with `core::hint::spin_loop`, an ISB on AArch64 (the image has no YIELD), and QEMU's round-robin
+hands its thread to the next vCPU only at the end of a time slice, at a halt or at a YIELD. So when
+QEMU deschedules a vCPU in the middle of a pump, holding the switch's lock or a device's, and the
+other cell's vCPU traps into the channel, that one spins for the rest of its time slice: the spin
+counts in its pump's ticks and in the transfer's virtual time, though on hardware (every vCPU on its
+own CPU, EL2 never preempted) it would last at most one pump. During the transfers the ticks of all
+pumps then add up to more than the virtual time that elapsed (seen in December 2026: 377 M ticks in
+a 282 ms window of an 8 MiB transfer, with personal idle for 10 ms of it, so no wake-up waited for
+a timer). The same build with a YIELD in the spin loop (an experiment, not merged) moved the 8 MiB
+in half the time and its window's ticks per packet fell from 54,485 to 14,143; the round trips did
+not change. The transfer's throughput ratio under icount therefore measures the channel together
+with this emulation effect; the round trips, one vCPU busy at a time, do not have it.
 
 Raw results: `target/bench/report.json`, chart `target/bench/chart.svg`, every QEMU transcript in
 `target/bench/*.log`.
@@ -822,6 +976,76 @@ mod tests {
             "docs/benchmarks.md's method differs from METHOD"
         );
         assert!(docs.contains("[benchmarks-raspi4b.md](benchmarks-raspi4b.md)"));
+    }
+
+    #[test]
+    fn the_channel_table_shows_the_figures_ratios_and_el2_work_or_the_note() {
+        use crate::bench::channel::{Blast, ChannelFigures, Ping, Window};
+        let mut report = report(BTreeMap::new(), BTreeMap::new());
+        report.channel_note = Some("Channel run incomplete: no tool".to_owned());
+        let tables = report.tables();
+        assert!(tables.contains("### Channel: "), "{tables}");
+        assert!(
+            tables.contains("Channel run incomplete: no tool"),
+            "{tables}"
+        );
+        let ping = |transport: &str, avg_ns| Ping {
+            transport: transport.to_owned(),
+            count: 200,
+            size: 64,
+            total_ns: avg_ns * 200,
+            avg_ns,
+            min_ns: avg_ns / 2,
+            max_ns: avg_ns * 2,
+        };
+        let blast = |transport: &str, ns| Blast {
+            transport: transport.to_owned(),
+            bytes: 1 << 20,
+            ns,
+        };
+        report.channel = Some(ChannelFigures {
+            ping: ping("vsock", 60_000),
+            tcp_ping: ping("tcp", 20_000),
+            blasts: vec![blast("vsock", 4_194_304)],
+            tcp_blasts: vec![blast("tcp", 1_048_576)],
+            blast_el2: Some(Window {
+                packets: 600,
+                ticks_per_packet: 5000.0,
+                error: 0.4,
+            }),
+            ping_el2: Some(Window {
+                packets: 1000,
+                ticks_per_packet: 3000.0,
+                error: 1.6,
+            }),
+        });
+        let tables = report.tables();
+        assert!(
+            tables.contains("| round trip of 64 bytes, mean (200 round trips) | 60000 ns | 20000 ns | 3.00 (time) |"),
+            "{tables}"
+        );
+        assert!(
+            tables.contains("| 1 MiB transfer to a sink, median of 1 | 4.194 ms, 250.0 MB/s | 1.049 ms, 1000.0 MB/s | 0.250 (throughput) |"),
+            "{tables}"
+        );
+        assert!(
+            tables.contains(
+                "| during the round trips (the other cell idle: EL2 instructions) | 1000 | 3000 ± 2 | 15000 ticks per round trip |"
+            ),
+            "{tables}"
+        );
+        assert!(
+            tables.contains(
+                "| during the 1 MiB transfers (both cells busy: an upper bound) | 600 | 5000 ± 1 | 3000000 ticks per MiB |"
+            ),
+            "{tables}"
+        );
+        let json = report.json();
+        assert!(json.contains("\"latency_ratio\": 3"), "{json}");
+        assert!(
+            json.contains("\"channel_note\": \"Channel run incomplete: no tool\""),
+            "{json}"
+        );
     }
 
     #[test]

@@ -13,10 +13,12 @@
 //!
 //! This module holds the options and the orchestration; `qemu` builds and runs the QEMU commands,
 //! `parse` reads the transcripts, `disk` drives the passed-through disk session, `console` the
-//! console flood (the victim's heartbeat gap while the other cell floods), `footprint`
+//! console flood (the victim's heartbeat gap while the other cell floods), `channel` the channel
+//! between the Linux cells against TCP loopback, `footprint`
 //! measures the image, `stats` reduces repeated runs, `report` holds the figures and writes the
 //! JSON, `markdown` and `svg` render them.
 mod board;
+mod channel;
 mod console;
 mod disk;
 mod display;
@@ -368,6 +370,23 @@ pub fn bench(options: &BenchOptions) -> Result<()> {
         Err(error) => {
             eprintln!("warning: display run incomplete: {error}");
             report.display_note = Some(format!("Display run incomplete: {error}"));
+        }
+    }
+    if options.no_linux {
+        report.channel_note = Some("Channel run left out (`--no-linux`).".to_owned());
+    } else {
+        eprintln!(
+            "Channel: personal -> corporate:7000 against TCP loopback in personal (linux-bench, icount, one vCPU per cell)"
+        );
+        match channel::channel_run(&qemu, options.quick) {
+            Ok(figures) => {
+                eprintln!("  {}", figures.summary());
+                report.channel = Some(figures);
+            }
+            Err(error) => {
+                eprintln!("warning: channel run incomplete: {error}");
+                report.channel_note = Some(format!("Channel run incomplete: {error}"));
+            }
         }
     }
     if options.no_linux {

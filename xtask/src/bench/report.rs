@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use cellvisor_tests::GicVersion;
 
 use super::console::{CONSOLE_BAUD, ConsoleFlood};
-use super::disk::{DISK_INTERRUPT, DiskRun, EXIT_NAMES, disk_throughput_meaningful};
+use super::disk::{DiskRun, EXIT_NAMES, disk_throughput_meaningful};
 use super::footprint::Stage2Row;
 use super::parse::{Boot, MicroRun, OpFields, number};
 use super::stats::stats;
@@ -102,6 +102,10 @@ pub(super) struct Report {
     pub(super) display: Option<super::display::DisplayFigures>,
     /// Why the display figures are missing.
     pub(super) display_note: Option<String>,
+    /// The channel's figures (layout `linux-bench`).
+    pub(super) channel: Option<super::channel::ChannelFigures>,
+    /// Why the channel figures are missing.
+    pub(super) channel_note: Option<String>,
     /// Why they are missing, if they are.
     pub(super) sharing_note: Option<String>,
     /// Hypervisor image bytes by section class.
@@ -140,6 +144,8 @@ impl Report {
             sharing_note: None,
             display: None,
             display_note: None,
+            channel: None,
+            channel_note: None,
             image: BTreeMap::new(),
             stage2: Vec::new(),
             sloc: 0,
@@ -316,7 +322,7 @@ impl Report {
                     json_number(Some(run.bytes)),
                     rates.join(", "),
                     disk_throughput_meaningful(mode),
-                    run.interrupt_delta(DISK_INTERRUPT),
+                    run.disk_interrupt_delta(),
                     run.all_interrupts_delta()
                 )
             })
@@ -330,6 +336,16 @@ impl Report {
         out.push_str(",\n  \"display\": ");
         match &self.display {
             Some(display) => out.push_str(&display.json()),
+            None => out.push_str("null"),
+        }
+        out.push_str(",\n  \"channel\": ");
+        match &self.channel {
+            Some(channel) => out.push_str(&channel.json()),
+            None => out.push_str("null"),
+        }
+        out.push_str(",\n  \"channel_note\": ");
+        match &self.channel_note {
+            Some(note) => out.push_str(&json_string(note)),
             None => out.push_str("null"),
         }
         out.push_str(",\n  \"console_flood\": ");
