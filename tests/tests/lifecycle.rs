@@ -236,8 +236,9 @@ fn cells(machine: &mut Machine) -> Vec<(String, CellRow)> {
 /// state, vCPUs, RAM, restarts and dropped console bytes.
 fn parse_row(row: &str) -> Option<CellRow> {
     let words: Vec<&str> = row.split_whitespace().collect();
-    // cell state vcpus ram uptime calls mmio sysreg wfi irq faults restarts cpu-ms share dropped
-    if words.len() != 15 {
+    // cell state vcpus ram uptime calls mmio sysreg wfi irq faults restarts refused cpu-ms share
+    // dropped
+    if words.len() != 16 {
         return None;
     }
     Some(CellRow {
@@ -245,7 +246,7 @@ fn parse_row(row: &str) -> Option<CellRow> {
         vcpus: words[2].to_owned(),
         ram_mib: words[3].parse().ok()?,
         restarts: words[11].parse().ok()?,
-        dropped: words[14].parse().ok()?,
+        dropped: words[15].parse().ok()?,
     })
 }
 
@@ -903,7 +904,7 @@ fn console_texts_parse() {
         ),
         None
     );
-    let row = "corporate    off       0/2       64         -  12        34        0         5         6         0       1         -         -       4096";
+    let row = "corporate    off       0/2       64         -  12        34        0         5         6         0       1         -        -         -       4096";
     assert_eq!(
         parse_row(row),
         Some(CellRow {

@@ -38,7 +38,12 @@ const DISK_MOUNTED: &str = "cellvisor-disk: mounted /dev/vda at /mnt/disk";
 const NET_UP: &str = "cellvisor-net: eth0 10.0.2.15";
 
 /// The name /proc/interrupts shows for a virtio-mmio transport's interrupt.
-const VIRTIO_IRQ_NAME: &str = "virtio0";
+/// The virtio device IDs a Linux cell sees, sorted.
+const VIRTIO_DEVICE_IDS: &str = "cat /sys/bus/virtio/devices/*/device | sort";
+/// The shell command that names the virtio device behind a cell's passthrough device (the
+/// channel's socket device is a virtio device too, so the numbering depends on probe order).
+const DISK_VIRTIO_NAME: &str = "basename $(readlink /sys/block/vda/device)";
+const NET_VIRTIO_NAME: &str = "basename $(readlink /sys/class/net/eth0/device)";
 
 /// The layout whose one test-guest cell owns the disk and runs `test=spis`, and that cell.
 const SPI_LAYOUT: &str = "test-guest-disk";
@@ -211,8 +216,13 @@ fn each_cell_sees_only_its_own_device() {
         !output.contains("vda"),
         "personal has no block device:\n{output}"
     );
-    let output = run_ok(&mut machine, PERSONAL, "ls /sys/bus/virtio/devices | wc -l");
-    assert_eq!(output.trim(), "1", "personal sees one virtio device");
+    // Its virtio devices: the network interface (ID 1) and the channel's socket device (19).
+    let output = run_ok(&mut machine, PERSONAL, VIRTIO_DEVICE_IDS);
+    assert_eq!(
+        output.split_whitespace().collect::<Vec<_>>(),
+        ["0x0001", "0x0013"],
+        "personal sees its network device and its channel, nothing else"
+    );
 
     // Corporate: the disk, no network interface except loopback.
     focus(&mut machine, CORPORATE);
@@ -222,12 +232,12 @@ fn each_cell_sees_only_its_own_device() {
         !output.contains("eth"),
         "corporate has no network device:\n{output}"
     );
-    let output = run_ok(
-        &mut machine,
-        CORPORATE,
-        "ls /sys/bus/virtio/devices | wc -l",
+    let output = run_ok(&mut machine, CORPORATE, VIRTIO_DEVICE_IDS);
+    assert_eq!(
+        output.split_whitespace().collect::<Vec<_>>(),
+        ["0x0002", "0x0013"],
+        "corporate sees its disk (ID 2) and its channel (19), nothing else"
     );
-    assert_eq!(output.trim(), "1", "corporate sees one virtio device");
     assert_no_disasters(&machine);
 }
 
@@ -238,9 +248,10 @@ fn passthrough_interrupt_counts_rise() {
 
     // Corporate: read the whole disk, uncached, and watch its virtio interrupt.
     focus(&mut machine, CORPORATE);
+    let disk = run_ok(&mut machine, CORPORATE, DISK_VIRTIO_NAME).trim().to_owned();
     let before = run_ok(&mut machine, CORPORATE, "cat /proc/interrupts");
-    let disk_before = interrupt_total(&before, VIRTIO_IRQ_NAME)
-        .unwrap_or_else(|| panic!("no {VIRTIO_IRQ_NAME} line in corporate:\n{before}"));
+    let disk_before = interrupt_total(&before, &disk)
+        .unwrap_or_else(|| panic!("no {disk} line in corporate:\n{before}"));
     run_ok(
         &mut machine,
         CORPORATE,
@@ -248,7 +259,7 @@ fn passthrough_interrupt_counts_rise() {
          (echo 3 > /proc/sys/vm/drop_caches; dd if=/dev/vda of=/dev/null bs=1M count=16)",
     );
     let after = run_ok(&mut machine, CORPORATE, "cat /proc/interrupts");
-    let disk_after = interrupt_total(&after, VIRTIO_IRQ_NAME).expect("line stays");
+    let disk_after = interrupt_total(&after, &disk).expect("line stays");
     assert!(
         disk_after > disk_before,
         "corporate's disk interrupt count rose ({disk_before} -> {disk_after}):\n{after}"
@@ -256,9 +267,10 @@ fn passthrough_interrupt_counts_rise() {
 
     // Personal: traffic through QEMU's user network (its DNS/gateway answers inside QEMU).
     focus(&mut machine, PERSONAL);
+    let net = run_ok(&mut machine, PERSONAL, NET_VIRTIO_NAME).trim().to_owned();
     let before = run_ok(&mut machine, PERSONAL, "cat /proc/interrupts");
-    let net_before = interrupt_total(&before, VIRTIO_IRQ_NAME)
-        .unwrap_or_else(|| panic!("no {VIRTIO_IRQ_NAME} line in personal:\n{before}"));
+    let net_before = interrupt_total(&before, &net)
+        .unwrap_or_else(|| panic!("no {net} line in personal:\n{before}"));
     // Renewing the lease is a DHCP exchange with QEMU's built-in server: packets both ways.
     run_ok(
         &mut machine,
@@ -266,7 +278,7 @@ fn passthrough_interrupt_counts_rise() {
         "udhcpc -i eth0 -q -n -t 5 -T 1 -s /etc/udhcpc.script",
     );
     let after = run_ok(&mut machine, PERSONAL, "cat /proc/interrupts");
-    let net_after = interrupt_total(&after, VIRTIO_IRQ_NAME).expect("line stays");
+    let net_after = interrupt_total(&after, &net).expect("line stays");
     assert!(
         net_after > net_before,
         "personal's network interrupt count rose ({net_before} -> {net_after}):\n{after}"

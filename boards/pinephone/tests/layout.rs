@@ -122,6 +122,7 @@ fn board_with_corporate_device(device: &'static str) -> Board {
         vec![Layout {
             name: "linux",
             cpu_sharing: None,
+            channel: &[],
             cells,
         }]
         .into_boxed_slice(),

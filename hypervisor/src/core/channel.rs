@@ -27,8 +27,6 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use spin::Mutex;
-
 use crate::console::ratelimit::{RateLimiter, hidden_note};
 use crate::core::cell::Cell;
 use crate::core::hardware::Machine;
@@ -43,7 +41,7 @@ const MAX_ROUNDS: usize = 16;
 
 /// The channel of a running layout.
 pub struct Channel {
-    switch: Mutex<VsockSwitch>,
+    switch: crate::arch::RelaxedMutex<VsockSwitch>,
     /// The member cells: (cell index, CID).
     members: Vec<(usize, u64)>,
     /// Per member, the refusal log's rate limiter.
@@ -80,7 +78,7 @@ impl Channel {
             switch.set_attached(cid, false);
         }
         Self {
-            switch: Mutex::new(switch),
+            switch: crate::arch::RelaxedMutex::new(switch),
             refusal_log: members.iter().map(|_| RateLimiter::new()).collect(),
             members,
             ticks: AtomicU64::new(0),

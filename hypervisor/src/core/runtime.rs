@@ -318,7 +318,9 @@ impl Runtime {
                         crate::setup::partition::CHANNEL_WINDOW,
                     ),
                     intid: channel.intid,
-                    device: spin::Mutex::new(VirtioMmio::new(VsockDevice::new(u64::from(cid)))),
+                    device: crate::arch::RelaxedMutex::new(VirtioMmio::new(VsockDevice::new(
+                        u64::from(cid),
+                    ))),
                     cells: channel
                         .members
                         .iter()

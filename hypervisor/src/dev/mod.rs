@@ -86,7 +86,7 @@ pub struct EmulatedVsock {
     /// Its interrupt (a virtual SPI of the cell).
     pub intid: u32,
     /// The transport and device.
-    pub device: Mutex<virtio::mmio::VirtioMmio<virtio::vsock::VsockDevice>>,
+    pub device: crate::arch::RelaxedMutex<virtio::mmio::VirtioMmio<virtio::vsock::VsockDevice>>,
     /// Every cell on the channel, by name and CID (the cell's device tree lists them).
     pub cells: alloc::vec::Vec<(&'static str, u32)>,
     /// Rate-limits the log of queues the guest broke.

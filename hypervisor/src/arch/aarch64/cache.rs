@@ -36,3 +36,12 @@ pub fn invalidate_icache() {
         )
     };
 }
+
+/// A spin-wait hint: YIELD. Real cores treat it as a hint to a multithreaded core; QEMU's TCG
+/// ends the vCPU's time slice on it, so a CPU waiting for a lock another emulated CPU holds lets
+/// that CPU run and release it instead of spinning for the rest of its slice.
+#[inline(always)]
+pub fn spin_wait_hint() {
+    // SAFETY: YIELD is a hint with no architectural effect on memory, registers or flags.
+    unsafe { core::arch::asm!("yield", options(nomem, nostack, preserves_flags)) }
+}
