@@ -248,7 +248,9 @@ fn passthrough_interrupt_counts_rise() {
 
     // Corporate: read the whole disk, uncached, and watch its virtio interrupt.
     focus(&mut machine, CORPORATE);
-    let disk = run_ok(&mut machine, CORPORATE, DISK_VIRTIO_NAME).trim().to_owned();
+    let disk = run_ok(&mut machine, CORPORATE, DISK_VIRTIO_NAME)
+        .trim()
+        .to_owned();
     let before = run_ok(&mut machine, CORPORATE, "cat /proc/interrupts");
     let disk_before = interrupt_total(&before, &disk)
         .unwrap_or_else(|| panic!("no {disk} line in corporate:\n{before}"));
@@ -267,7 +269,9 @@ fn passthrough_interrupt_counts_rise() {
 
     // Personal: traffic through QEMU's user network (its DNS/gateway answers inside QEMU).
     focus(&mut machine, PERSONAL);
-    let net = run_ok(&mut machine, PERSONAL, NET_VIRTIO_NAME).trim().to_owned();
+    let net = run_ok(&mut machine, PERSONAL, NET_VIRTIO_NAME)
+        .trim()
+        .to_owned();
     let before = run_ok(&mut machine, PERSONAL, "cat /proc/interrupts");
     let net_before = interrupt_total(&before, &net)
         .unwrap_or_else(|| panic!("no {net} line in personal:\n{before}"));
