@@ -92,6 +92,8 @@ pub const SWITCH: &str = "test-guest: switch-probe: ";
 /// code=30 value=1 (input 1)` and last `... got events (8, 1 input interrupts taken, 0 aborts in
 /// all)` or `... no events`.
 pub const DISPLAY_ATTACK: &str = "test-guest: display-attack: ";
+/// Prefix of every `test=vsock-attack` line.
+pub const VSOCK_ATTACK: &str = "test-guest: vsock-attack: ";
 /// `test-guest: skipped invalid-address`: a check left out by `skip=`.
 pub const SKIPPED: &str = "test-guest: skipped ";
 /// The last line before PSCI SYSTEM_OFF.

@@ -47,6 +47,7 @@ mod switch;
 mod timer_levels;
 mod virtio_blk;
 mod virtio_mmio;
+mod vsock_attack;
 
 use cellvisor_guest_support::{fdt, pci, println, timer, virtio_pci, virtqueue};
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -128,6 +129,7 @@ pub extern "C" fn primary_main(device_tree: u64) -> ! {
         ),
         Mode::DisplayAttack => display_attack::run(),
         Mode::Input => display_attack::echo(),
+        Mode::VsockAttack => vsock_attack::run(),
     }
     println!("{}", lines::DONE);
     psci::system_off()

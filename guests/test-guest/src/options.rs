@@ -1,5 +1,5 @@
 //! Test options from `/chosen/bootargs`:
-//! `test=all|heartbeat|sgis|spis|dma-flood|dma-attack|pattern|timer-levels|residue|display-attack beats=N
+//! `test=all|heartbeat|sgis|spis|dma-flood|dma-attack|pattern|timer-levels|residue|display-attack|vsock-attack beats=N
 //! period_ms=N gaps=on skip=a,b targets=NAME:ADDR,... dma_bytes=N rounds=N`, and `test=switch seed=N
 //! check_seed=N rounds=N`.
 #![forbid(unsafe_code)]
@@ -36,6 +36,9 @@ pub enum Mode {
     /// `test=display-attack`: the emulated PL111 and virtio-input devices attacked, then key
     /// events printed (see `display_attack`).
     DisplayAttack,
+    /// `test=vsock-attack`: the channel's virtio-vsock device and policy attacked
+    /// (vsock_attack.rs).
+    VsockAttack,
     /// `test=input`: the input devices' events printed as they come, no attack (the bench's key
     /// reader; see `display_attack::echo`).
     Input,
@@ -96,6 +99,7 @@ impl<'a> Options<'a> {
                 Some(("test", "pattern")) => options.mode = Mode::Pattern,
                 Some(("test", "switch")) => options.mode = Mode::Switch,
                 Some(("test", "display-attack")) => options.mode = Mode::DisplayAttack,
+                Some(("test", "vsock-attack")) => options.mode = Mode::VsockAttack,
                 Some(("test", "input")) => options.mode = Mode::Input,
                 Some(("seed", number)) => match number.parse() {
                     Ok(seed) => options.seed = seed,

@@ -44,12 +44,17 @@ pub struct Channel {
     switch: crate::arch::RelaxedMutex<VsockSwitch>,
     /// The member cells: (cell index, CID).
     members: Vec<(usize, u64)>,
-    /// Per member, the refusal log's rate limiter.
-    refusal_log: Vec<RateLimiter>,
+    /// Per member, the refusal log's rate limiters: one per kind of refusal (a flood of one kind,
+    /// a port scan, say, does not hide the first of another kind) and one, last, for a device
+    /// the cell's driver broke.
+    refusal_log: Vec<RefusalLog>,
     /// Counter ticks spent in [`pump`] (at EL2), and the packets it moved, for `channel`.
     ticks: AtomicU64,
     packets: AtomicU64,
 }
+
+/// One cell's log limiters: [`Refusal::COUNT`] kinds of refusal, then the broken device.
+type RefusalLog = [RateLimiter; Refusal::COUNT + 1];
 
 /// The cell whose device asked for work, and how it asked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -79,7 +84,10 @@ impl Channel {
         }
         Self {
             switch: crate::arch::RelaxedMutex::new(switch),
-            refusal_log: members.iter().map(|_| RateLimiter::new()).collect(),
+            refusal_log: members
+                .iter()
+                .map(|_| core::array::from_fn(|_| RateLimiter::new()))
+                .collect(),
             members,
             ticks: AtomicU64::new(0),
             packets: AtomicU64::new(0),
@@ -328,8 +336,8 @@ fn pump<M: Machine + ?Sized>(
             continue;
         };
         if let Some(position) = channel.position(index)
-            && let Some(limiter) = channel.refusal_log.get(position)
-            && let Some(hidden) = limiter.allow(end, frequency)
+            && let Some(limiters) = channel.refusal_log.get(position)
+            && let Some(hidden) = limiters[Refusal::COUNT].allow(end, frequency)
         {
             log::warn!(
                 "cell {}: virtio-vsock: {error}: refused, the device needs a reset{}",
@@ -340,7 +348,7 @@ fn pump<M: Machine + ?Sized>(
     }
 }
 
-/// Logs a refusal of cell `index`'s packet, rate-limited per cell.
+/// Logs a refusal of cell `index`'s packet, rate-limited per cell and kind of refusal.
 fn log_refusal(
     channel: &Channel,
     cells: &[Cell],
@@ -356,6 +364,7 @@ fn log_refusal(
     let Some(limiter) = channel
         .position(index)
         .and_then(|position| channel.refusal_log.get(position))
+        .and_then(|limiters| limiters.get(why.index()))
     else {
         return;
     };

@@ -37,6 +37,7 @@ struct Driver {
     ipa: u64,
     pa: u64,
     tx_avail: u16,
+    rx_avail: u16,
     rx_used_seen: u16,
 }
 
@@ -118,6 +119,7 @@ impl Driver {
             ipa,
             pa,
             tx_avail: 0,
+            rx_avail: QUEUE_SIZE as u16,
             rx_used_seen: 0,
         };
         driver.write(
@@ -187,9 +189,10 @@ impl Driver {
         self.write(runtime, cpu, offset::QUEUE_NOTIFY, 1);
     }
 
-    /// The headers the device wrote into rx buffers since the last call.
+    /// The headers the device wrote into rx buffers since the last call; each buffer is offered
+    /// again (the device sees it at its next delivery, as it reads the available index then).
     fn received(&mut self, cpu: &mut FakeCpu) -> Vec<Header> {
-        let (_, _, used) = self.queue(0);
+        let (_, avail, used) = self.queue(0);
         let index = u16::from_le_bytes(self.get(cpu, used + 2, 2).try_into().unwrap());
         let mut headers = Vec::new();
         while self.rx_used_seen != index {
@@ -199,6 +202,10 @@ impl Driver {
             let bytes = self.get(cpu, self.rx_buffer(u64::from(id)), HEADER_SIZE);
             headers.push(Header::parse(&bytes).expect("a whole header"));
             self.rx_used_seen = self.rx_used_seen.wrapping_add(1);
+            let slot = u64::from(self.rx_avail % QUEUE_SIZE as u16);
+            self.put(cpu, avail + 4 + 2 * slot, &(id as u16).to_le_bytes());
+            self.rx_avail = self.rx_avail.wrapping_add(1);
+            self.put(cpu, avail + 2, &self.rx_avail.to_le_bytes());
         }
         headers
     }
@@ -333,4 +340,54 @@ fn packets_go_from_one_cells_ram_into_the_others_under_the_policy() {
         &[],
     );
     assert_eq!(personal.received(&mut fixture.cpu0)[0].op, op::RST);
+}
+
+#[test]
+fn a_flood_of_one_refusal_does_not_hide_the_first_of_another() {
+    let mut fixture = fixture("linux");
+    let runtime = fixture.runtime;
+    let mut cpu2 = fixture.board.cpu(2);
+    let mut personal = Driver::start(fixture.cell("personal"), runtime, &mut fixture.cpu0);
+    let _corporate = Driver::start(fixture.cell("corporate"), runtime, &mut cpu2);
+    super::console();
+    // A port scan: far more "no flow" refusals than the log lets through at once.
+    for port in 0..40 {
+        personal.send(
+            runtime,
+            &mut fixture.cpu0,
+            request(PERSONAL_CID, CORPORATE_CID, 31_000, 7000 + port),
+            &[],
+        );
+        assert_eq!(personal.received(&mut fixture.cpu0)[0].op, op::RST);
+    }
+    // Then, at once, a paste while corporate is in front: another kind, logged anyway.
+    runtime.set_foreground(1, &mut fixture.cpu0);
+    personal.send(
+        runtime,
+        &mut fixture.cpu0,
+        request(PERSONAL_CID, CORPORATE_CID, 31_001, 6000),
+        &[],
+    );
+    assert_eq!(personal.received(&mut fixture.cpu0)[0].op, op::RST);
+    runtime.set_foreground(0, &mut fixture.cpu0);
+    let text = super::console();
+    let scan = text
+        .lines()
+        .filter(|line| line.contains("channel: refused personal:31000 -> corporate:"))
+        .count();
+    assert!(
+        (1..40).contains(&scan),
+        "the scan's lines are rate-limited: {scan}"
+    );
+    assert!(
+        text.contains("channel: refused personal:31001 -> corporate:6000: flow needs focus"),
+        "{text}"
+    );
+    assert_eq!(
+        runtime
+            .channel
+            .as_ref()
+            .and_then(|channel| channel.refused(0)),
+        Some(41)
+    );
 }

@@ -87,6 +87,11 @@ pub const MAX_CELL_CONNECTIONS: usize = 64;
 /// Connections between one pair of cells (so that no cell allowed to connect to another can
 /// take all of that cell's share from the others).
 pub const MAX_PAIR_CONNECTIONS: usize = 16;
+/// Connections closed by a reset (the switch's own, for a refusal or the kill switch, or one end's
+/// RST) that the switch remembers, so that what the other end had in flight then is answered
+/// with an RST as before but not counted or logged against a cell that did nothing wrong
+/// ([`Refusal::AfterReset`]; Linux, too, answers such packets without a word).
+pub const RECENT_RESETS: usize = 32;
 /// Well-known CID of the host (no cell has it; nothing listens there).
 pub const CID_HOST: u64 = 2;
 
@@ -256,9 +261,22 @@ pub enum Refusal {
     /// The destination cell's device has no driver (the cell is off, restarting, or its driver
     /// reset the device): as Linux answers a port nobody listens on.
     PeerAbsent,
+    /// A packet of a connection just closed by a reset, sent before its sender saw the reset:
+    /// answered with an RST like any packet of a closed connection, but neither counted nor
+    /// logged (the sender is not at fault).
+    AfterReset,
 }
 
 impl Refusal {
+    /// How many kinds of refusal there are ([`Refusal::index`] is below it).
+    pub const COUNT: usize = 19;
+
+    /// A dense number for each kind, below [`Refusal::COUNT`] (per-kind tables such as the
+    /// channel's log limiters).
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     /// Text for the log.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -280,14 +298,19 @@ impl Refusal {
             Self::StrayReset => "reset for no connection",
             Self::ChannelOff => "channel off",
             Self::PeerAbsent => "peer has no driver",
+            Self::AfterReset => "packet after the connection's reset",
         }
     }
 
     /// Whether the refusal is worth a log line: the policy said no, or the sender broke the
     /// protocol. Not a peer without a driver (a cell restarting, as a port nobody listens on),
-    /// nor the drops that answer nothing (a stray reset, an unknown operation).
+    /// nor the drops that answer nothing (a stray reset, an unknown operation, a packet that
+    /// crossed the switch's reset).
     pub fn is_logged(self) -> bool {
-        !matches!(self, Self::PeerAbsent | Self::StrayReset | Self::UnknownOp)
+        !matches!(
+            self,
+            Self::PeerAbsent | Self::StrayReset | Self::UnknownOp | Self::AfterReset
+        )
     }
 }
 
@@ -506,6 +529,8 @@ pub struct VsockSwitch {
     policy: Policy,
     flows: Vec<FlowState>,
     connections: Vec<Connection>,
+    /// The ends of the last [`RECENT_RESETS`] connections closed by a reset, oldest first.
+    recent_resets: VecDeque<[(usize, u32); 2]>,
     now_ms: u64,
 }
 
@@ -545,6 +570,7 @@ impl VsockSwitch {
             policy,
             flows,
             connections: Vec::new(),
+            recent_resets: VecDeque::new(),
             now_ms: 0,
         }
     }
@@ -705,6 +731,34 @@ impl VsockSwitch {
             })
     }
 
+    fn remember_reset(&mut self, ends: [(usize, u32); 2]) {
+        if self.recent_resets.len() >= RECENT_RESETS {
+            self.recent_resets.pop_front();
+        }
+        self.recent_resets.push_back(ends);
+    }
+
+    /// Whether a reset recently closed the connection between `cell`:`port` and
+    /// `peer`:`peer_port` (either end first).
+    fn was_reset(&self, cell: usize, port: u32, peer: usize, peer_port: u32) -> bool {
+        let key = [(cell, port), (peer, peer_port)];
+        self.recent_resets
+            .iter()
+            .any(|&[a, b]| [a, b] == key || [b, a] == key)
+    }
+
+    /// Forgets the recent resets of `cell`:`port` with `peer`:`peer_port` (a new connection
+    /// between them), or every one of `cell` (its instance is gone).
+    fn forget_resets(&mut self, cell: usize, ends: Option<(u32, usize, u32)>) {
+        self.recent_resets.retain(|&[a, b]| match ends {
+            Some((port, peer, peer_port)) => {
+                let key = [(cell, port), (peer, peer_port)];
+                [a, b] != key && [b, a] != key
+            }
+            None => a.0 != cell && b.0 != cell,
+        });
+    }
+
     fn focus_holds(&self, flow: usize) -> bool {
         let (Some(rule), Some(state)) = (self.policy.flows.get(flow), self.flows.get(flow)) else {
             return false;
@@ -789,6 +843,7 @@ impl VsockSwitch {
             return;
         }
         let connection = self.connections.swap_remove(index);
+        self.remember_reset(connection.ends);
         for end in 0..2 {
             let (cell, port) = connection.ends[side(end)];
             let (peer, peer_port) = connection.ends[other(end)];
@@ -914,7 +969,8 @@ impl VsockSwitch {
                     .connections
                     .get(index)
                     .is_some_and(|c| c.known[other(end)]);
-                self.connections.swap_remove(index);
+                let closed = self.connections.swap_remove(index);
+                self.remember_reset(closed.ends);
                 if known {
                     self.forward(sender, peer, header, &[]);
                 } else if let Some(cell) = self.cells.get_mut(peer) {
@@ -929,6 +985,12 @@ impl VsockSwitch {
             }
             _ => {
                 let Some((index, end)) = found else {
+                    if self.was_reset(sender, header.src_port, peer, header.dst_port) {
+                        // Crossed the reset: answered as any packet of a closed connection, but
+                        // not the sender's fault, so neither counted nor logged.
+                        self.push_control(sender, header.reset_reply());
+                        return Verdict::Refused(Refusal::AfterReset);
+                    }
                     return self.refuse(sender, header, Refusal::NoConnection);
                 };
                 self.on_connection(sender, peer, index, end, header, payload)
@@ -974,6 +1036,7 @@ impl VsockSwitch {
             return Verdict::Busy;
         }
         self.take_token(flow);
+        self.forget_resets(sender, Some((header.src_port, peer, header.dst_port)));
         self.connections.push(Connection {
             ends: [(sender, header.src_port), (peer, header.dst_port)],
             flow,
@@ -1099,6 +1162,9 @@ impl VsockSwitch {
             self.tear_down(index, Some(cell));
             reset += 1;
         }
+        // Nothing of this instance stays: its peers' late packets meet a detached device (or the
+        // next instance, which never had these connections).
+        self.forget_resets(cell, None);
         for (index, state) in self.cells.iter_mut().enumerate() {
             if index == cell {
                 state.purge(|_| true);

@@ -1179,3 +1179,176 @@ fn connecting_everywhere_does_not_grow_the_table() {
         MAX_PAIR_CONNECTIONS as u64
     );
 }
+
+#[test]
+fn every_kind_of_refusal_has_its_own_dense_index() {
+    use Refusal::*;
+    let all = [
+        UnknownSender,
+        SpoofedSource,
+        UnknownCid,
+        BadType,
+        NoFlow,
+        NotFocused,
+        RateExceeded,
+        MessageTooLarge,
+        CreditExceeded,
+        TableFull,
+        DuplicateRequest,
+        Protocol,
+        NoConnection,
+        Malformed,
+        UnknownOp,
+        StrayReset,
+        ChannelOff,
+        PeerAbsent,
+        AfterReset,
+    ];
+    assert_eq!(all.len(), Refusal::COUNT);
+    for (expected, kind) in all.into_iter().enumerate() {
+        // A new kind added to the enum but not here fails the match below to compile.
+        match kind {
+            UnknownSender | SpoofedSource | UnknownCid | BadType | NoFlow | NotFocused
+            | RateExceeded | MessageTooLarge | CreditExceeded | TableFull | DuplicateRequest
+            | Protocol | NoConnection | Malformed | UnknownOp | StrayReset | ChannelOff
+            | PeerAbsent | AfterReset => {}
+        }
+        assert_eq!(kind.index(), expected, "{kind:?}");
+    }
+}
+
+#[test]
+fn what_the_peer_had_in_flight_at_a_reset_is_answered_but_not_blamed_on_it() {
+    let mut switch = switch();
+    let request = Header {
+        src_cid: A,
+        dst_cid: B,
+        src_port: 1,
+        dst_port: 77,
+        kind: TYPE_STREAM,
+        op: op::REQUEST,
+        buf_alloc: 65536,
+        ..Header::default()
+    };
+    let response = Header {
+        src_cid: B,
+        dst_cid: A,
+        src_port: 77,
+        dst_port: 1,
+        op: op::RESPONSE,
+        ..request
+    };
+    assert_eq!(switch.route(A, &request, &[]), Verdict::Forwarded);
+    assert_eq!(switch.route(B, &response, &[]), Verdict::Forwarded);
+    // alpha breaks the flow's size: the switch resets both ends.
+    let payload = [0u8; 101];
+    let too_large = Header {
+        op: op::RW,
+        len: 101,
+        ..request
+    };
+    assert_eq!(
+        switch.route(A, &too_large, &payload),
+        Verdict::Refused(Refusal::MessageTooLarge)
+    );
+    // beta's credit update and data, sent before it took its RST, are answered quietly.
+    let update = Header {
+        op: op::CREDIT_UPDATE,
+        ..response
+    };
+    assert_eq!(
+        switch.route(B, &update, &[]),
+        Verdict::Refused(Refusal::AfterReset)
+    );
+    let data = Header {
+        op: op::RW,
+        len: 2,
+        ..response
+    };
+    assert_eq!(
+        switch.route(B, &data, b"hi"),
+        Verdict::Refused(Refusal::AfterReset)
+    );
+    let beta = switch.cell_stats(B).unwrap();
+    assert_eq!((beta.refusals, beta.dropped), (0, 0));
+    let answers: Vec<(u16, u32, u32)> = core::iter::from_fn(|| switch.next_rx(B, 4096))
+        .map(|(header, _)| (header.op, header.src_port, header.dst_port))
+        .collect();
+    // One RST for each late packet, as Linux answers them (beta never took the request from its
+    // queue, so the switch's reset itself owed it none).
+    assert_eq!(answers, [(op::RST, 1, 77); 2]);
+    assert_eq!(switch.cell_stats(A).unwrap().refusals, 1);
+    assert!(!Refusal::AfterReset.is_logged());
+    // alpha's own data on the reset connection is answered the same way (it has its RST)...
+    let small = Header {
+        op: op::RW,
+        len: 2,
+        ..request
+    };
+    assert_eq!(
+        switch.route(A, &small, b"hi"),
+        Verdict::Refused(Refusal::AfterReset)
+    );
+    // ...and a new connection on the same ports is a connection like any other. alpha resets
+    // it itself: beta's shutdown that crossed the RST is answered quietly too.
+    assert_eq!(switch.route(A, &request, &[]), Verdict::Forwarded);
+    assert_eq!(switch.route(B, &response, &[]), Verdict::Forwarded);
+    let close = Header {
+        op: op::RST,
+        ..request
+    };
+    assert_eq!(switch.route(A, &close, &[]), Verdict::Forwarded);
+    let shutdown = Header {
+        op: op::SHUTDOWN,
+        flags: SHUTDOWN_RCV | SHUTDOWN_SEND,
+        ..response
+    };
+    assert_eq!(
+        switch.route(B, &shutdown, &[]),
+        Verdict::Refused(Refusal::AfterReset)
+    );
+    // A connection that never existed is refused, as before.
+    let stranger = Header {
+        src_port: 78,
+        ..data
+    };
+    assert_eq!(
+        switch.route(B, &stranger, b"hi"),
+        Verdict::Refused(Refusal::NoConnection)
+    );
+    // The memory is bounded: after RECENT_RESETS more resets the first is forgotten.
+    assert_eq!(switch.route(A, &request, &[]), Verdict::Forwarded);
+    assert_eq!(switch.route(B, &response, &[]), Verdict::Forwarded);
+    assert_eq!(
+        switch.route(A, &too_large, &payload),
+        Verdict::Refused(Refusal::MessageTooLarge)
+    );
+    for port in 0..RECENT_RESETS as u32 {
+        let request = Header {
+            src_port: 100 + port,
+            ..request
+        };
+        switch.set_now(u64::from(port) * 1000);
+        assert_eq!(switch.route(A, &request, &[]), Verdict::Forwarded);
+        let response = Header {
+            dst_port: 100 + port,
+            ..response
+        };
+        assert_eq!(switch.route(B, &response, &[]), Verdict::Forwarded);
+        assert_eq!(
+            switch.route(
+                A,
+                &Header {
+                    src_port: 100 + port,
+                    ..too_large
+                },
+                &payload
+            ),
+            Verdict::Refused(Refusal::MessageTooLarge)
+        );
+    }
+    assert_eq!(
+        switch.route(B, &data, b"hi"),
+        Verdict::Refused(Refusal::NoConnection)
+    );
+}
