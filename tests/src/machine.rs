@@ -346,6 +346,15 @@ impl Machine {
         self.join_readers();
     }
 
+    /// Saves the transcript now and says where it is (`transcript: PATH`), for a failing
+    /// assertion's message; empty when there is no log file.
+    pub fn transcript_note(&self) -> String {
+        let _ = self.save_transcript();
+        self.log_path()
+            .map(|path| format!("transcript: {}", path.display()))
+            .unwrap_or_default()
+    }
+
     /// Writes the transcript (and QEMU's stderr, if any) to the log file now.
     pub fn save_transcript(&self) -> io::Result<()> {
         let Some(path) = &self.log_path else {

@@ -72,7 +72,7 @@ fn poll(
         assert!(
             Instant::now() < deadline,
             "{what}: `{command}` in {cell} still says:\n{output}\n{}",
-            note(machine)
+            machine.transcript_note()
         );
         std::thread::sleep(POLL);
     }
@@ -92,18 +92,10 @@ fn wait_refusal(machine: &mut Machine, parts: &[&str], since: usize) -> String {
         assert!(
             Instant::now() < deadline,
             "no refusal log line with {parts:?}\n{}",
-            note(machine)
+            machine.transcript_note()
         );
         std::thread::sleep(POLL);
     }
-}
-
-fn note(machine: &Machine) -> String {
-    let _ = machine.save_transcript();
-    machine
-        .log_path()
-        .map(|path| format!("transcript: {}", path.display()))
-        .unwrap_or_default()
 }
 
 /// The `channel` command's output.
@@ -135,11 +127,15 @@ fn channel_row(output: &str, cell: &str) -> Vec<String> {
 
 fn assert_no_disasters(machine: &Machine) {
     let problems = disasters(&machine.transcript());
-    assert!(problems.is_empty(), "{problems:#?}\n{}", note(machine));
+    assert!(
+        problems.is_empty(),
+        "{problems:#?}\n{}",
+        machine.transcript_note()
+    );
     assert!(
         !machine.transcript().contains("panicked"),
         "cellvisor panicked\n{}",
-        note(machine)
+        machine.transcript_note()
     );
 }
 

@@ -65,14 +65,6 @@ const STEPS: &[&str] = &[
     "canaries",
 ];
 
-fn note(machine: &Machine) -> String {
-    let _ = machine.save_transcript();
-    machine
-        .log_path()
-        .map(|path| format!("transcript: {}", path.display()))
-        .unwrap_or_default()
-}
-
 #[test]
 #[ignore = "boots QEMU: run through cargo xtask test"]
 fn a_hostile_cell_cannot_break_the_channel_or_reach_outside_its_buffers() {
@@ -81,7 +73,7 @@ fn a_hostile_cell_cannot_break_the_channel_or_reach_outside_its_buffers() {
         .unwrap_or_else(|error| panic!("cannot boot QEMU: {error}"));
     machine
         .find_after(&format!("[{ATTACKER}] {DONE}"), 0, TIMEOUT)
-        .unwrap_or_else(|error| panic!("{error}\n{}", note(&machine)));
+        .unwrap_or_else(|error| panic!("{error}\n{}", machine.transcript_note()));
     let transcript = machine.transcript();
     let attacker: Vec<&str> = transcript
         .lines()
@@ -94,22 +86,30 @@ fn a_hostile_cell_cannot_break_the_channel_or_reach_outside_its_buffers() {
         .iter()
         .filter(|line| line.starts_with(FAIL))
         .collect();
-    assert!(failures.is_empty(), "{failures:#?}\n{}", note(&machine));
+    assert!(
+        failures.is_empty(),
+        "{failures:#?}\n{}",
+        machine.transcript_note()
+    );
     for step in STEPS {
         assert!(
             attacker
                 .iter()
                 .any(|line| line.starts_with(&format!("{PASS}{step}: "))),
             "no PASS for {step}\n{}",
-            note(&machine)
+            machine.transcript_note()
         );
     }
     let problems = disasters(&transcript);
-    assert!(problems.is_empty(), "{problems:#?}\n{}", note(&machine));
+    assert!(
+        problems.is_empty(),
+        "{problems:#?}\n{}",
+        machine.transcript_note()
+    );
     assert!(
         !transcript.contains("panicked"),
         "cellvisor panicked\n{}",
-        note(&machine)
+        machine.transcript_note()
     );
     // Refusals are logged, rate-limited: some lines, far fewer than the 65,000 refusals.
     let logged = transcript
@@ -119,13 +119,13 @@ fn a_hostile_cell_cannot_break_the_channel_or_reach_outside_its_buffers() {
     assert!(
         logged > 0 && logged < 1000,
         "{logged} refusal log lines\n{}",
-        note(&machine)
+        machine.transcript_note()
     );
     // Each kind of refusal has its own limit: the scan's flood does not hide the later ones.
     assert!(
         transcript.contains("rate exceeded") && transcript.contains("message too large"),
         "the rate and size refusals are logged\n{}",
-        note(&machine)
+        machine.transcript_note()
     );
 
     // The victim is never blamed: what corporate's Linux had in flight when the switch reset
@@ -134,14 +134,18 @@ fn a_hostile_cell_cannot_break_the_channel_or_reach_outside_its_buffers() {
         .lines()
         .filter(|line| line.contains("channel: refused corporate:"))
         .collect();
-    assert!(blamed.is_empty(), "{blamed:#?}\n{}", note(&machine));
+    assert!(
+        blamed.is_empty(),
+        "{blamed:#?}\n{}",
+        machine.transcript_note()
+    );
 
     // The counters: personal's refusals are counted, in `channel` and in `cells`.
     // Corporate is up (the attacker's `corporate-up` step saw its Linux accept); the console's
     // focus is still on the attacker, which has powered off.
     machine
         .find_after(&shell::ready_banner(VICTIM), 0, COMMAND_TIMEOUT)
-        .unwrap_or_else(|error| panic!("{error}\n{}", note(&machine)));
+        .unwrap_or_else(|error| panic!("{error}\n{}", machine.transcript_note()));
     shell::open_prompt(&mut machine, COMMAND_TIMEOUT);
     let channel = shell::prompt_command(&mut machine, "channel", COMMAND_TIMEOUT);
     let cells = shell::prompt_command(&mut machine, "cells", COMMAND_TIMEOUT);
@@ -173,7 +177,7 @@ fn a_hostile_cell_cannot_break_the_channel_or_reach_outside_its_buffers() {
     assert!(
         pastes.contains("paste: after-attacks"),
         "corporate's pastes:\n{pastes}\n{}",
-        note(&machine)
+        machine.transcript_note()
     );
     let output = shell::run_ok(&mut machine, VICTIM, "vsock cid", COMMAND_TIMEOUT);
     assert_eq!(output.trim(), "4", "{output}");

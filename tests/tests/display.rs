@@ -116,14 +116,6 @@ fn assert_clean(machine: &Machine) {
     assert!(problems.is_empty(), "{problems:#?}");
 }
 
-fn transcript_note(machine: &Machine) -> String {
-    let _ = machine.save_transcript();
-    machine
-        .log_path()
-        .map(|path| format!("transcript: {}", path.display()))
-        .unwrap_or_default()
-}
-
 /// A shell command that fills `/dev/fb0` with one colour, `pixel` being its 4 bytes in memory
 /// order. It reads the framebuffer's layout from sysfs (`bits_per_pixel`, `stride`,
 /// `virtual_size`) and refuses anything but 32 bpp; busybox has no `fbset` to report the colour
@@ -215,7 +207,7 @@ impl Screen {
                     share * 100.0,
                     colours(&image),
                     path.display(),
-                    transcript_note(machine)
+                    machine.transcript_note()
                 );
             }
             std::thread::sleep(POLL);
@@ -289,7 +281,7 @@ fn the_screen_shows_the_focused_cell_and_the_banner_on_a_switch() {
                 near * 100.0,
                 colours(&image),
                 path.display(),
-                transcript_note(&machine)
+                machine.transcript_note()
             );
         }
         std::thread::sleep(POLL);
@@ -415,7 +407,7 @@ fn wait_for_input(machine: &mut Machine, cell: &str, keys: &[u16]) -> Logs {
         if Instant::now() >= deadline {
             panic!(
                 "{cell} (focused) did not get the keys {keys:?} and the touch: its logs hold {logs:#?}; {}",
-                transcript_note(machine)
+                machine.transcript_note()
             );
         }
         std::thread::sleep(POLL);
@@ -465,7 +457,7 @@ fn keys_and_touch_reach_only_the_focused_cell() {
         all_events(&personal).count(),
         all_events(&baseline[PERSONAL]).count(),
         "personal got input while corporate had the focus: {personal:#?}; {}",
-        transcript_note(&machine)
+        machine.transcript_note()
     );
 
     // Personal focused: the reverse.
@@ -477,7 +469,7 @@ fn keys_and_touch_reach_only_the_focused_cell() {
         count(&after, EV_KEY, Some(&[KEY_X, KEY_Y, KEY_Z])),
         0,
         "corporate got personal's keys: {after:#?}; {}",
-        transcript_note(&machine)
+        machine.transcript_note()
     );
     assert_eq!(
         (count(&after, EV_ABS, None), count(&after, EV_KEY, None)),
@@ -486,7 +478,7 @@ fn keys_and_touch_reach_only_the_focused_cell() {
             count(&corporate, EV_KEY, None)
         ),
         "corporate's logs grew while personal had the focus: before {corporate:#?}, after {after:#?}; {}",
-        transcript_note(&machine)
+        machine.transcript_note()
     );
     assert_clean(&machine);
 }
@@ -565,7 +557,7 @@ fn a_restarted_cell_shows_nothing_of_its_previous_instance() {
         red < 0.01,
         "{:.1} % of the new instance's screen is the old one's red; {}",
         red * 100.0,
-        transcript_note(&machine)
+        machine.transcript_note()
     );
     assert_clean(&machine);
     screen.discard();

@@ -5,6 +5,7 @@ pub mod bundle;
 pub mod console;
 pub mod esr;
 pub mod guest_fdt;
+mod guest_ram;
 pub mod image;
 pub mod inject;
 pub mod mmio;

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use cellvisor::dev::mmio::{AccessWidth, MmioError};
 use cellvisor::dev::virtio::input::{InputConfig, InputEvent, PENDING_CAPACITY, VirtioInput};
 use cellvisor::dev::virtio::mmio::{VirtioMmio, offset, status};
-use cellvisor::dev::virtio::{GuestMemory, OutsideRam};
 
+use super::guest_ram::Ram;
 use crate::{FuzzTarget, Rng, ensure};
 
 /// The target.
@@ -75,39 +75,6 @@ pub struct Input {
     pub ram: Vec<u8>,
     /// The operations.
     pub ops: Vec<Op>,
-}
-
-/// A RAM window that records the device's writes.
-struct Ram {
-    bytes: Vec<u8>,
-    writes: Vec<(u64, usize)>,
-}
-
-impl Ram {
-    fn range(&self, ipa: u64, len: usize) -> Result<std::ops::Range<usize>, OutsideRam> {
-        let start = usize::try_from(ipa.checked_sub(RAM_BASE).ok_or(OutsideRam)?)
-            .map_err(|_| OutsideRam)?;
-        let end = start.checked_add(len).ok_or(OutsideRam)?;
-        if end > self.bytes.len() {
-            return Err(OutsideRam);
-        }
-        Ok(start..end)
-    }
-}
-
-impl GuestMemory for Ram {
-    fn read(&mut self, ipa: u64, buffer: &mut [u8]) -> Result<(), OutsideRam> {
-        let range = self.range(ipa, buffer.len())?;
-        buffer.copy_from_slice(&self.bytes[range]);
-        Ok(())
-    }
-
-    fn write(&mut self, ipa: u64, bytes: &[u8]) -> Result<(), OutsideRam> {
-        let range = self.range(ipa, bytes.len())?;
-        self.bytes[range].copy_from_slice(bytes);
-        self.writes.push((ipa, bytes.len()));
-        Ok(())
-    }
 }
 
 const REGISTERS: &[u64] = &[
@@ -247,36 +214,13 @@ impl DriverQueue {
             raw[8..12].copy_from_slice(&len.to_le_bytes());
             raw[12..14].copy_from_slice(&flags.to_le_bytes());
             raw[14..].copy_from_slice(&next.to_le_bytes());
-            poke(ram, self.desc.wrapping_add(16 * u64::from(index)), &raw);
+            ram.poke(self.desc.wrapping_add(16 * u64::from(index)), &raw);
             self.next_desc = next;
         }
         let slot = u64::from(self.avail_idx % self.size);
-        poke(
-            ram,
-            self.avail.wrapping_add(4 + 2 * slot),
-            &head.to_le_bytes(),
-        );
+        ram.poke(self.avail.wrapping_add(4 + 2 * slot), &head.to_le_bytes());
         self.avail_idx = self.avail_idx.wrapping_add(1);
-        poke(
-            ram,
-            self.avail.wrapping_add(2),
-            &self.avail_idx.to_le_bytes(),
-        );
-    }
-}
-
-/// The driver writes its RAM (what does not fit is cut).
-fn poke(ram: &mut Ram, ipa: u64, bytes: &[u8]) {
-    let Some(start) = ipa
-        .checked_sub(RAM_BASE)
-        .and_then(|start| usize::try_from(start).ok())
-    else {
-        return;
-    };
-    for (i, byte) in bytes.iter().enumerate() {
-        if let Some(slot) = ram.bytes.get_mut(start.wrapping_add(i)) {
-            *slot = *byte;
-        }
+        ram.poke(self.avail.wrapping_add(2), &self.avail_idx.to_le_bytes());
     }
 }
 
@@ -389,10 +333,7 @@ impl FuzzTarget for Virtio {
 
     fn check(input: &Input) -> Result<(), String> {
         let mut mmio = VirtioMmio::new(VirtioInput::new(config()));
-        let mut ram = Ram {
-            bytes: input.ram.clone(),
-            writes: Vec::new(),
-        };
+        let mut ram = Ram::new(RAM_BASE, input.ram.clone());
         let mut driver: Option<[DriverQueue; 2]> = None;
         for (index, op) in input.ops.iter().enumerate() {
             let live = mmio.is_live();
@@ -429,8 +370,8 @@ impl FuzzTarget for Virtio {
                 Op::Handshake { size, areas } => {
                     // The driver clears its rings' flags and indices first, as Linux does.
                     for [_, avail, used] in areas {
-                        poke(&mut ram, *avail, &[0; 4]);
-                        poke(&mut ram, *used, &[0; 4]);
+                        ram.poke(*avail, &[0; 4]);
+                        ram.poke(*used, &[0; 4]);
                     }
                     handshake(&mut mmio, &mut ram, *size, areas)
                         .map_err(|error| format!("step {index}: handshake: {error}"))?;

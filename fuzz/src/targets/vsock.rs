@@ -9,8 +9,8 @@ use cellvisor::dev::virtio::vsock::{
     CONTROL_RESERVE, Flow, FocusRule, HEADER_SIZE, Header, MAX_CONNECTIONS, Policy, RX_BYTES,
     RX_PACKETS, Switch, Verdict, VsockDevice, VsockSwitch, op,
 };
-use cellvisor::dev::virtio::{GuestMemory, OutsideRam};
 
+use super::guest_ram::Ram;
 use crate::{FuzzTarget, Rng, ensure};
 
 /// The target.
@@ -135,59 +135,6 @@ pub enum Op {
 pub struct Input {
     /// The operations.
     pub ops: Vec<Op>,
-}
-
-/// A RAM window that records the device's writes.
-struct Ram {
-    base: u64,
-    bytes: Vec<u8>,
-    writes: Vec<(u64, usize)>,
-}
-
-impl Ram {
-    fn range(&self, ipa: u64, len: usize) -> Result<std::ops::Range<usize>, OutsideRam> {
-        let start = usize::try_from(ipa.checked_sub(self.base).ok_or(OutsideRam)?)
-            .map_err(|_| OutsideRam)?;
-        let end = start.checked_add(len).ok_or(OutsideRam)?;
-        if end > self.bytes.len() {
-            return Err(OutsideRam);
-        }
-        Ok(start..end)
-    }
-
-    fn poke(&mut self, at: u64, bytes: &[u8]) {
-        let Some(start) = at
-            .checked_sub(self.base)
-            .and_then(|start| usize::try_from(start).ok())
-        else {
-            return;
-        };
-        for (i, byte) in bytes.iter().enumerate() {
-            if let Some(slot) = self.bytes.get_mut(start.wrapping_add(i)) {
-                *slot = *byte;
-            }
-        }
-    }
-
-    fn peek<const N: usize>(&self, at: u64) -> Option<[u8; N]> {
-        let range = self.range(at, N).ok()?;
-        self.bytes.get(range)?.try_into().ok()
-    }
-}
-
-impl GuestMemory for Ram {
-    fn read(&mut self, ipa: u64, buffer: &mut [u8]) -> Result<(), OutsideRam> {
-        let range = self.range(ipa, buffer.len())?;
-        buffer.copy_from_slice(&self.bytes[range]);
-        Ok(())
-    }
-
-    fn write(&mut self, ipa: u64, bytes: &[u8]) -> Result<(), OutsideRam> {
-        let range = self.range(ipa, bytes.len())?;
-        self.bytes[range].copy_from_slice(bytes);
-        self.writes.push((ipa, bytes.len()));
-        Ok(())
-    }
 }
 
 /// The driver's side of one queue.
@@ -612,11 +559,7 @@ impl FuzzTarget for Vsock {
     fn check(input: &Input) -> Result<(), String> {
         let mut cells = [0, 1].map(|index| Cell {
             mmio: VirtioMmio::with_queue_max(VsockDevice::new(CIDS[index]), 16),
-            ram: Ram {
-                base: BASES[index],
-                bytes: vec![0; RAM_SIZE],
-                writes: Vec::new(),
-            },
+            ram: Ram::new(BASES[index], vec![0; RAM_SIZE]),
             queues: [DriverQueue::default(); 3],
             next_buffer: 0,
         });

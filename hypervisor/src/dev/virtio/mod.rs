@@ -149,4 +149,6 @@ pub trait VirtioDevice {
 }
 
 #[cfg(test)]
+mod test_ram;
+#[cfg(test)]
 mod tests;

@@ -10,73 +10,13 @@ use super::input::{
 };
 use super::mmio::{INTERRUPT_CONFIG, INTERRUPT_USED, VirtioMmio, offset, status};
 use super::queue::{DESC_F_INDIRECT, DESC_F_NEXT, DESC_F_WRITE};
-use super::{GuestMemory, OutsideRam, VirtioError, Virtqueue};
+use super::test_ram::{RAM_SIZE, Ram};
+use super::{OutsideRam, VirtioError, Virtqueue};
 use crate::dev::mmio::{AccessWidth, MmioError};
 
 const RAM_BASE: u64 = 0x4000_0000;
-const RAM_SIZE: u64 = 1 << 20;
 const BUFFERS: u64 = RAM_BASE + 0x8_0000;
 const WORD: AccessWidth = AccessWidth::Word;
-
-/// A RAM window that refuses every range not entirely inside it.
-struct Ram {
-    bytes: Vec<u8>,
-    writes: usize,
-    /// Address of every write, in order.
-    log: Vec<u64>,
-}
-
-impl Ram {
-    fn new() -> Self {
-        Self {
-            bytes: vec![0; RAM_SIZE as usize],
-            writes: 0,
-            log: Vec::new(),
-        }
-    }
-
-    fn range(&self, ipa: u64, len: usize) -> Result<core::ops::Range<usize>, OutsideRam> {
-        let start = ipa.checked_sub(RAM_BASE).ok_or(OutsideRam)?;
-        let end = start.checked_add(len as u64).ok_or(OutsideRam)?;
-        if end > RAM_SIZE {
-            return Err(OutsideRam);
-        }
-        Ok(start as usize..end as usize)
-    }
-
-    fn put(&mut self, ipa: u64, bytes: &[u8]) {
-        let range = self.range(ipa, bytes.len()).unwrap();
-        self.bytes[range].copy_from_slice(bytes);
-    }
-
-    fn get(&self, ipa: u64, len: usize) -> &[u8] {
-        &self.bytes[self.range(ipa, len).unwrap()]
-    }
-
-    fn u16_at(&self, ipa: u64) -> u16 {
-        u16::from_le_bytes(self.get(ipa, 2).try_into().unwrap())
-    }
-
-    fn u32_at(&self, ipa: u64) -> u32 {
-        u32::from_le_bytes(self.get(ipa, 4).try_into().unwrap())
-    }
-}
-
-impl GuestMemory for Ram {
-    fn read(&mut self, ipa: u64, buffer: &mut [u8]) -> Result<(), OutsideRam> {
-        let range = self.range(ipa, buffer.len())?;
-        buffer.copy_from_slice(&self.bytes[range]);
-        Ok(())
-    }
-
-    fn write(&mut self, ipa: u64, bytes: &[u8]) -> Result<(), OutsideRam> {
-        let range = self.range(ipa, bytes.len())?;
-        self.bytes[range].copy_from_slice(bytes);
-        self.writes += 1;
-        self.log.push(ipa);
-        Ok(())
-    }
-}
 
 /// One queue as a Linux-like driver lays it out: descriptor table, available ring and used ring
 /// in separate pages, descriptors handed out round-robin.
@@ -268,12 +208,12 @@ fn assert_failed_then_recovers(
     assert_ne!(read(mmio, offset::INTERRUPT_STATUS) & INTERRUPT_CONFIG, 0);
     assert!(mmio.interrupt_level());
     // Nothing is served until the reset.
-    let writes = ram.writes;
+    let writes = ram.writes.len();
     write(mmio, ram, offset::QUEUE_NOTIFY, 0);
     assert!(!mmio.input_event(key(30, 1), ram));
-    assert_eq!(ram.writes, writes, "no queue served while failed");
+    assert_eq!(ram.writes.len(), writes, "no queue served while failed");
     // The driver resets and starts over on fresh rings.
-    *ram = Ram::new();
+    *ram = Ram::new(RAM_BASE);
     let [mut eventq, _] = handshake(mmio, ram, 8);
     assert_eq!(read(mmio, offset::INTERRUPT_STATUS), 0);
     post_event_buffers(&mut eventq, ram, 0, 1);
@@ -292,7 +232,7 @@ fn identity_registers() {
     assert_eq!(read(&mut mmio, offset::SHM_LEN_LOW), u32::MAX);
     assert_eq!(read(&mut mmio, offset::CONFIG_GENERATION), 0);
     // Queue registers of a queue the device does not have.
-    let mut ram = Ram::new();
+    let mut ram = Ram::new(RAM_BASE);
     write(&mut mmio, &mut ram, offset::QUEUE_SEL, 2);
     assert_eq!(read(&mut mmio, offset::QUEUE_NUM_MAX), 0);
     assert_eq!(read(&mut mmio, offset::QUEUE_READY), 0);
@@ -304,7 +244,7 @@ fn identity_registers() {
 #[test]
 fn full_handshake() {
     let mut mmio = device();
-    let mut ram = Ram::new();
+    let mut ram = Ram::new(RAM_BASE);
     write(&mut mmio, &mut ram, offset::DEVICE_FEATURES_SEL, 1);
     assert_eq!(read(&mut mmio, offset::DEVICE_FEATURES), 1, "VERSION_1");
     write(&mut mmio, &mut ram, offset::DEVICE_FEATURES_SEL, 0);
@@ -330,7 +270,7 @@ fn full_handshake() {
 fn features_ok_refused_for_bad_features() {
     for (high, low) in [(0, 0), (1, 1), (3, 0), (1, 0x1000_0000)] {
         let mut mmio = device();
-        let mut ram = Ram::new();
+        let mut ram = Ram::new(RAM_BASE);
         write(
             &mut mmio,
             &mut ram,
@@ -360,7 +300,7 @@ fn features_ok_refused_for_bad_features() {
 #[test]
 fn driver_features_frozen_after_features_ok() {
     let mut mmio = device();
-    let mut ram = Ram::new();
+    let mut ram = Ram::new(RAM_BASE);
     handshake(&mut mmio, &mut ram, 8);
     write(&mut mmio, &mut ram, offset::DRIVER_FEATURES_SEL, 0);
     write(&mut mmio, &mut ram, offset::DRIVER_FEATURES, 0xffff_ffff);
@@ -370,7 +310,7 @@ fn driver_features_frozen_after_features_ok() {
 #[test]
 fn queue_config_ignored_while_ready() {
     let mut mmio = device();
-    let mut ram = Ram::new();
+    let mut ram = Ram::new(RAM_BASE);
     let [eventq, _] = handshake(&mut mmio, &mut ram, 8);
     write(&mut mmio, &mut ram, offset::QUEUE_SEL, 0);
     write(&mut mmio, &mut ram, offset::QUEUE_NUM, 3);
@@ -390,7 +330,7 @@ fn queue_config_ignored_while_ready() {
 #[test]
 fn events_delivered_in_order_into_posted_buffers() {
     let mut mmio = device();
-    let mut ram = Ram::new();
+    let mut ram = Ram::new(RAM_BASE);
     let [mut eventq, _] = handshake(&mut mmio, &mut ram, 8);
     post_event_buffers(&mut eventq, &mut ram, 0, 4);
     write(&mut mmio, &mut ram, offset::QUEUE_NOTIFY, EVENTQ as u32);
@@ -421,7 +361,7 @@ fn events_delivered_in_order_into_posted_buffers() {
 #[test]
 fn events_held_without_buffers_then_delivered_on_notify() {
     let mut mmio = device();
-    let mut ram = Ram::new();
+    let mut ram = Ram::new(RAM_BASE);
     // An event from before the driver's reset is dropped with the reset.
     mmio.device_mut().push_event(key(99, 1));
     let [mut eventq, _] = handshake(&mut mmio, &mut ram, 4);
@@ -459,7 +399,7 @@ fn pending_ring_full_drops_are_counted() {
     assert_eq!(input.dropped(), 5);
     // The oldest are kept, and delivered first.
     let mut mmio = VirtioMmio::new(input);
-    let mut ram = Ram::new();
+    let mut ram = Ram::new(RAM_BASE);
     // A driver reset (the handshake's Status 0) drops everything from before.
     let [mut eventq, _] = handshake(&mut mmio, &mut ram, 64);
     assert_eq!(mmio.device().pending(), 0);
@@ -479,7 +419,7 @@ fn pending_ring_full_drops_are_counted() {
 #[test]
 fn ring_indices_wrap() {
     let mut mmio = device();
-    let mut ram = Ram::new();
+    let mut ram = Ram::new(RAM_BASE);
     let [mut eventq, _] = handshake(&mut mmio, &mut ram, 2);
     for round in 0..70_000u32 {
         eventq.post(&mut ram, &[(BUFFERS, 8, true)]);
@@ -500,7 +440,7 @@ fn ring_indices_wrap() {
 #[test]
 fn status_queue_consumed() {
     let mut mmio = device();
-    let mut ram = Ram::new();
+    let mut ram = Ram::new(RAM_BASE);
     let [_, mut statusq] = handshake(&mut mmio, &mut ram, 8);
     let led = InputEvent {
         kind: 0x11,
@@ -548,7 +488,7 @@ fn select_entry(
 #[test]
 fn config_space_reads() {
     let mut mmio = device();
-    let mut ram = Ram::new();
+    let mut ram = Ram::new(RAM_BASE);
     assert_eq!(
         select_entry(&mut mmio, &mut ram, select::ID_NAME, 0),
         b"cellvisor test keyboard"
@@ -656,7 +596,7 @@ fn every_offset_and_width_is_safe() {
     ];
     for live in [false, true] {
         let mut mmio = device();
-        let mut ram = Ram::new();
+        let mut ram = Ram::new(RAM_BASE);
         if live {
             handshake(&mut mmio, &mut ram, 8);
         }
@@ -694,7 +634,7 @@ fn every_offset_and_width_is_safe() {
 /// A live device whose event queue (size 8) is about to see a chain the test builds by hand.
 fn hostile_setup() -> (VirtioMmio<VirtioInput>, Ram, DriverQueue) {
     let mut mmio = device();
-    let mut ram = Ram::new();
+    let mut ram = Ram::new(RAM_BASE);
     let [eventq, _] = handshake(&mut mmio, &mut ram, 8);
     mmio.device_mut().push_event(key(1, 1));
     (mmio, ram, eventq)
@@ -841,7 +781,7 @@ fn hostile_avail_jump() {
 #[test]
 fn hostile_rings_outside_ram() {
     let mut mmio = device();
-    let mut ram = Ram::new();
+    let mut ram = Ram::new(RAM_BASE);
     handshake(&mut mmio, &mut ram, 8);
     write(&mut mmio, &mut ram, offset::STATUS, 0);
     // The same handshake, with the available ring's address just past the end of RAM.
@@ -862,7 +802,7 @@ fn hostile_rings_outside_ram() {
 fn hostile_queue_sizes() {
     for size in [0u32, 3, 12, 128, 0x1_0000, u32::MAX] {
         let mut mmio = device();
-        let mut ram = Ram::new();
+        let mut ram = Ram::new(RAM_BASE);
         write(&mut mmio, &mut ram, offset::STATUS, 0xb);
         write(&mut mmio, &mut ram, offset::QUEUE_SEL, 0);
         write(&mut mmio, &mut ram, offset::QUEUE_NUM, size);
@@ -871,7 +811,7 @@ fn hostile_queue_sizes() {
         assert_failed_then_recovers(&mut mmio, &mut ram, VirtioError::QueueSize);
     }
     let mut mmio = device();
-    let mut ram = Ram::new();
+    let mut ram = Ram::new(RAM_BASE);
     write(&mut mmio, &mut ram, offset::QUEUE_NUM, 8);
     write(&mut mmio, &mut ram, offset::QUEUE_DESC_LOW, 0x4000_0008);
     write(&mut mmio, &mut ram, offset::QUEUE_READY, 1);
@@ -895,14 +835,14 @@ fn hostile_notifies() {
     assert_failed_then_recovers(&mut mmio, &mut ram, VirtioError::QueueNotReady);
     // Before DRIVER_OK a notify is ignored.
     let mut mmio = device();
-    let mut ram = Ram::new();
+    let mut ram = Ram::new(RAM_BASE);
     write(&mut mmio, &mut ram, offset::QUEUE_NOTIFY, 5);
     assert_eq!(mmio.take_error(), None);
 }
 
 #[test]
 fn device_calls_outside_the_transport() {
-    let mut memory = Ram::new();
+    let mut memory = Ram::new(RAM_BASE);
     let mut input = VirtioInput::new(config());
     let mut queues = [Virtqueue::new(8)];
     use super::VirtioDevice;
@@ -969,7 +909,7 @@ fn errors_display() {
 #[test]
 fn events_wait_while_the_event_queue_is_not_ready() {
     let mut mmio = device();
-    let mut ram = Ram::new();
+    let mut ram = Ram::new(RAM_BASE);
     handshake(&mut mmio, &mut ram, 8);
     write(&mut mmio, &mut ram, offset::QUEUE_SEL, EVENTQ as u32);
     write(&mut mmio, &mut ram, offset::QUEUE_READY, 0);
@@ -983,16 +923,17 @@ fn events_wait_while_the_event_queue_is_not_ready() {
 fn used_element_is_written_before_used_idx() {
     let (mut mmio, mut ram, mut eventq) = hostile_setup();
     eventq.post(&mut ram, &[(BUFFERS, 8, true)]);
-    ram.log.clear();
+    ram.writes.clear();
     write(&mut mmio, &mut ram, offset::QUEUE_NOTIFY, 0);
     // The event, the used element, then the used ring's index.
-    assert_eq!(ram.log, vec![BUFFERS, eventq.used + 4, eventq.used + 2]);
+    let addresses: Vec<u64> = ram.writes.iter().map(|&(ipa, _)| ipa).collect();
+    assert_eq!(addresses, vec![BUFFERS, eventq.used + 4, eventq.used + 2]);
     assert_eq!(read(&mut mmio, offset::CONFIG_GENERATION), 0);
 }
 
 #[test]
 fn chain_reads_stop_at_the_buffer_and_the_segments() {
-    let mut ram = Ram::new();
+    let mut ram = Ram::new(RAM_BASE);
     let mut driver = DriverQueue::new(0, 4);
     let mut queue = Virtqueue::new(4);
     queue.set_desc_table(driver.desc);
@@ -1037,7 +978,7 @@ fn chain_reads_stop_at_the_buffer_and_the_segments() {
 #[test]
 fn run_serves_only_a_live_device_and_applies_the_error_handling() {
     let mut mmio = VirtioMmio::with_queue_max(VirtioInput::new(config()), 16);
-    let mut ram = Ram::new();
+    let mut ram = Ram::new(RAM_BASE);
     let mut called = false;
     assert!(!mmio.run(&mut ram, |_, _, _| {
         called = true;

@@ -904,19 +904,29 @@ impl VsockSwitch {
         self.cells.get(to).is_some_and(|cell| cell.data_room(bytes))
     }
 
-    /// The core of [`Switch::route`].
-    fn route_packet(&mut self, from_cid: u64, header: &Header, payload: &[u8]) -> Verdict {
+    /// The checks before any other of a packet from the device of `from_cid`: its sender's
+    /// index, or the verdict (an unknown device, a spoofed source CID, no room for an answer).
+    fn admit(&mut self, from_cid: u64, header: &Header) -> Result<usize, Verdict> {
         let Some(sender) = self.cell_index(from_cid) else {
-            return Verdict::Dropped(Refusal::UnknownSender);
+            return Err(Verdict::Dropped(Refusal::UnknownSender));
         };
         if header.src_cid != from_cid {
-            return self.drop_packet(sender, header, Refusal::SpoofedSource);
+            return Err(self.drop_packet(sender, header, Refusal::SpoofedSource));
         }
         // Every answer the switch may give goes to the sender's own queue: without room for
         // one the sender waits (for its own driver to take what it was sent).
         if !self.cells.get(sender).is_some_and(CellState::control_room) {
-            return Verdict::Busy;
+            return Err(Verdict::Busy);
         }
+        Ok(sender)
+    }
+
+    /// The core of [`Switch::route`].
+    fn route_packet(&mut self, from_cid: u64, header: &Header, payload: &[u8]) -> Verdict {
+        let sender = match self.admit(from_cid, header) {
+            Ok(sender) => sender,
+            Err(verdict) => return verdict,
+        };
         if payload.len() != header.len as usize
             || (header.op != op::RW && header.len != 0)
             || header.len > MAX_PAYLOAD
@@ -1215,16 +1225,10 @@ impl Switch for VsockSwitch {
     }
 
     fn malformed(&mut self, from_cid: u64, header: &Header) -> Verdict {
-        let Some(sender) = self.cell_index(from_cid) else {
-            return Verdict::Dropped(Refusal::UnknownSender);
-        };
-        if header.src_cid != from_cid {
-            return self.drop_packet(sender, header, Refusal::SpoofedSource);
+        match self.admit(from_cid, header) {
+            Ok(sender) => self.refuse(sender, header, Refusal::Malformed),
+            Err(verdict) => verdict,
         }
-        if !self.cells.get(sender).is_some_and(CellState::control_room) {
-            return Verdict::Busy;
-        }
-        self.refuse(sender, header, Refusal::Malformed)
     }
 
     fn has_rx(&self, cid: u64) -> bool {

@@ -10,76 +10,18 @@ use super::*;
 use crate::dev::mmio::AccessWidth;
 use crate::dev::virtio::mmio::{VirtioMmio, offset, status};
 use crate::dev::virtio::queue::{DESC_F_NEXT, DESC_F_WRITE};
-use crate::dev::virtio::{F_VERSION_1, GuestMemory, OutsideRam, VirtioError};
+use crate::dev::virtio::test_ram::Ram;
+use crate::dev::virtio::{F_VERSION_1, VirtioError};
 
 const A: u64 = 3;
 const B: u64 = 4;
 const C: u64 = 5;
 const WORD: AccessWidth = AccessWidth::Word;
-const RAM_SIZE: u64 = 1 << 20;
 const QUEUE_SIZE: u16 = 64;
 /// Where a cell's buffers start (after its three queues).
 const BUFFER_AREA: u64 = 0x4_0000;
 /// Linux's rx data buffer (VIRTIO_VSOCK_DEFAULT_RX_BUF_SIZE).
 const RX_BUF: u32 = 4096;
-
-/// A RAM window that refuses every range not entirely inside it and records every write.
-struct Ram {
-    base: u64,
-    bytes: Vec<u8>,
-    writes: Vec<(u64, usize)>,
-}
-
-impl Ram {
-    fn new(base: u64) -> Self {
-        Self {
-            base,
-            bytes: vec![0; RAM_SIZE as usize],
-            writes: Vec::new(),
-        }
-    }
-
-    fn range(&self, ipa: u64, len: usize) -> Result<core::ops::Range<usize>, OutsideRam> {
-        let start = ipa.checked_sub(self.base).ok_or(OutsideRam)?;
-        let end = start.checked_add(len as u64).ok_or(OutsideRam)?;
-        if end > RAM_SIZE {
-            return Err(OutsideRam);
-        }
-        Ok(start as usize..end as usize)
-    }
-
-    fn put(&mut self, ipa: u64, bytes: &[u8]) {
-        let range = self.range(ipa, bytes.len()).unwrap();
-        self.bytes[range].copy_from_slice(bytes);
-    }
-
-    fn get(&self, ipa: u64, len: usize) -> &[u8] {
-        &self.bytes[self.range(ipa, len).unwrap()]
-    }
-
-    fn u16_at(&self, ipa: u64) -> u16 {
-        u16::from_le_bytes(self.get(ipa, 2).try_into().unwrap())
-    }
-
-    fn u32_at(&self, ipa: u64) -> u32 {
-        u32::from_le_bytes(self.get(ipa, 4).try_into().unwrap())
-    }
-}
-
-impl GuestMemory for Ram {
-    fn read(&mut self, ipa: u64, buffer: &mut [u8]) -> Result<(), OutsideRam> {
-        let range = self.range(ipa, buffer.len())?;
-        buffer.copy_from_slice(&self.bytes[range]);
-        Ok(())
-    }
-
-    fn write(&mut self, ipa: u64, bytes: &[u8]) -> Result<(), OutsideRam> {
-        let range = self.range(ipa, bytes.len())?;
-        self.bytes[range].copy_from_slice(bytes);
-        self.writes.push((ipa, bytes.len()));
-        Ok(())
-    }
-}
 
 /// One queue as the driver sees it; descriptors are handed out round-robin.
 struct DriverQueue {
@@ -363,6 +305,40 @@ fn switch() -> VsockSwitch {
     )
 }
 
+/// A stream connection request from `src_cid`:`src_port` to `dst_cid`:`dst_port`, with 64 KiB
+/// of credit.
+fn request(src_cid: u64, dst_cid: u64, src_port: u32, dst_port: u32) -> Header {
+    Header {
+        src_cid,
+        dst_cid,
+        src_port,
+        dst_port,
+        kind: TYPE_STREAM,
+        op: op::REQUEST,
+        buf_alloc: 65536,
+        ..Header::default()
+    }
+}
+
+/// The listener's acceptance of `request`.
+fn response_to(request: &Header) -> Header {
+    Header {
+        src_cid: request.dst_cid,
+        dst_cid: request.src_cid,
+        src_port: request.dst_port,
+        dst_port: request.src_port,
+        op: op::RESPONSE,
+        ..*request
+    }
+}
+
+/// alpha:1's request to beta:77 (the flow with a 100-byte message and 4 a second) and beta's
+/// response, as the switch sees them.
+fn request_and_response() -> (Header, Header) {
+    let request = request(A, B, 1, 77);
+    (request, response_to(&request))
+}
+
 fn cells() -> (Cell, Cell, VsockSwitch) {
     let mut alpha = Cell::new(A, 0x4000_0000);
     let mut beta = Cell::new(B, 0x8000_0000);
@@ -639,16 +615,7 @@ fn a_refused_flow_gets_rst_and_is_counted() {
 #[test]
 fn the_focus_rule_follows_the_focused_flag() {
     let mut switch = switch();
-    let request = Header {
-        src_cid: A,
-        dst_cid: C,
-        src_port: 1,
-        dst_port: 5,
-        kind: TYPE_STREAM,
-        op: op::REQUEST,
-        buf_alloc: 65536,
-        ..Header::default()
-    };
+    let request = request(A, C, 1, 5);
     assert_eq!(
         switch.route(A, &request, &[]),
         Verdict::Refused(Refusal::NotFocused)
@@ -662,14 +629,7 @@ fn the_focus_rule_follows_the_focused_flag() {
     );
     switch.set_focused(C, true);
     assert_eq!(switch.route(A, &request, &[]), Verdict::Forwarded);
-    let response = Header {
-        src_cid: C,
-        dst_cid: A,
-        src_port: 5,
-        dst_port: 1,
-        op: op::RESPONSE,
-        ..request
-    };
+    let response = response_to(&request);
     assert_eq!(switch.route(C, &response, &[]), Verdict::Forwarded);
     let rw = Header {
         op: op::RW,
@@ -712,26 +672,10 @@ fn the_focus_rule_follows_the_focused_flag() {
 #[test]
 fn rate_and_message_size_are_enforced() {
     let mut switch = switch();
-    let request = Header {
-        src_cid: A,
-        dst_cid: B,
-        src_port: 1,
-        dst_port: 77,
-        kind: TYPE_STREAM,
-        op: op::REQUEST,
-        buf_alloc: 65536,
-        ..Header::default()
-    };
+    let (request, response) = request_and_response();
     switch.set_now(10_000);
     assert_eq!(switch.route(A, &request, &[]), Verdict::Forwarded);
-    let response = Header {
-        src_cid: B,
-        dst_cid: A,
-        src_port: 77,
-        dst_port: 1,
-        op: op::RESPONSE,
-        ..request
-    };
+
     assert_eq!(switch.route(B, &response, &[]), Verdict::Forwarded);
     let rw = Header {
         op: op::RW,
@@ -776,24 +720,8 @@ fn rate_and_message_size_are_enforced() {
 #[test]
 fn protocol_violations_are_reset() {
     let mut switch = switch();
-    let request = Header {
-        src_cid: A,
-        dst_cid: B,
-        src_port: 1,
-        dst_port: 1234,
-        kind: TYPE_STREAM,
-        op: op::REQUEST,
-        buf_alloc: 65536,
-        ..Header::default()
-    };
-    let response = Header {
-        src_cid: B,
-        dst_cid: A,
-        src_port: 1234,
-        dst_port: 1,
-        op: op::RESPONSE,
-        ..request
-    };
+    let request = request(A, B, 1, 1234);
+    let response = response_to(&request);
     let rw = Header {
         op: op::RW,
         len: 1,
@@ -1009,16 +937,7 @@ fn hostile_queues_fail_the_device_and_write_nothing_outside() {
 
 /// alpha:`port` asks for beta:1234 (queued for beta).
 fn request_to_beta(switch: &mut VsockSwitch, port: u32) {
-    let request = Header {
-        src_cid: A,
-        dst_cid: B,
-        src_port: port,
-        dst_port: 1234,
-        kind: TYPE_STREAM,
-        op: op::REQUEST,
-        buf_alloc: 65536,
-        ..Header::default()
-    };
+    let request = request(A, B, port, 1234);
     assert_eq!(switch.route(A, &request, &[]), Verdict::Forwarded);
 }
 
@@ -1141,16 +1060,7 @@ fn connecting_everywhere_does_not_grow_the_table() {
     let flood = |switch: &mut VsockSwitch, from: u64, to: u64, port: u32| {
         let mut table_full = 0;
         for source in 0..1000u32 {
-            let request = Header {
-                src_cid: from,
-                dst_cid: to,
-                src_port: source,
-                dst_port: port,
-                kind: TYPE_STREAM,
-                op: op::REQUEST,
-                buf_alloc: 65536,
-                ..Header::default()
-            };
+            let request = request(from, to, source, port);
             for cid in [A, B, C] {
                 while switch.next_rx(cid, 4096).is_some() {}
             }
@@ -1220,24 +1130,8 @@ fn every_kind_of_refusal_has_its_own_dense_index() {
 #[test]
 fn what_the_peer_had_in_flight_at_a_reset_is_answered_but_not_blamed_on_it() {
     let mut switch = switch();
-    let request = Header {
-        src_cid: A,
-        dst_cid: B,
-        src_port: 1,
-        dst_port: 77,
-        kind: TYPE_STREAM,
-        op: op::REQUEST,
-        buf_alloc: 65536,
-        ..Header::default()
-    };
-    let response = Header {
-        src_cid: B,
-        dst_cid: A,
-        src_port: 77,
-        dst_port: 1,
-        op: op::RESPONSE,
-        ..request
-    };
+    let (request, response) = request_and_response();
+
     assert_eq!(switch.route(A, &request, &[]), Verdict::Forwarded);
     assert_eq!(switch.route(B, &response, &[]), Verdict::Forwarded);
     // alpha breaks the flow's size: the switch resets both ends.
