@@ -88,9 +88,10 @@ pub const MAX_CELL_CONNECTIONS: usize = 64;
 /// take all of that cell's share from the others).
 pub const MAX_PAIR_CONNECTIONS: usize = 16;
 /// Connections closed by a reset (the switch's own, for a refusal or the kill switch, or one end's
-/// RST) that the switch remembers, so that what the other end had in flight then is answered
-/// with an RST as before but not counted or logged against a cell that did nothing wrong
-/// ([`Refusal::AfterReset`]; Linux, too, answers such packets without a word).
+/// RST) that the switch remembers, so that what the end that did not cause the reset had in
+/// flight then is answered with an RST as before but not counted or logged against it
+/// ([`Refusal::AfterReset`]; Linux, too, answers such packets without a word). The end that
+/// caused it (the refused sender, the end that sent the RST) gets no such pass.
 pub const RECENT_RESETS: usize = 32;
 /// Well-known CID of the host (no cell has it; nothing listens there).
 pub const CID_HOST: u64 = 2;
@@ -212,6 +213,15 @@ impl Header {
 
 pub use crate::board::{Flow, FocusRule};
 
+/// A connection a reset closed, for [`Refusal::AfterReset`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct RecentReset {
+    /// (cell index, port) of each end.
+    ends: [(usize, u32); 2],
+    /// The cell that caused the reset, if one did (its late packets are its own fault).
+    offender: Option<usize>,
+}
+
 /// The board's vsock policy: the allowed flows; everything else is refused.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Policy {
@@ -261,9 +271,9 @@ pub enum Refusal {
     /// The destination cell's device has no driver (the cell is off, restarting, or its driver
     /// reset the device): as Linux answers a port nobody listens on.
     PeerAbsent,
-    /// A packet of a connection just closed by a reset, sent before its sender saw the reset:
-    /// answered with an RST like any packet of a closed connection, but neither counted nor
-    /// logged (the sender is not at fault).
+    /// A packet of a connection just closed by a reset the sender did not cause, sent before it
+    /// saw the reset: answered with an RST like any packet of a closed connection, but neither
+    /// counted nor logged (the sender is not at fault).
     AfterReset,
 }
 
@@ -529,8 +539,9 @@ pub struct VsockSwitch {
     policy: Policy,
     flows: Vec<FlowState>,
     connections: Vec<Connection>,
-    /// The ends of the last [`RECENT_RESETS`] connections closed by a reset, oldest first.
-    recent_resets: VecDeque<[(usize, u32); 2]>,
+    /// The last [`RECENT_RESETS`] connections closed by a reset, oldest first: their ends, and
+    /// which of them are excused for what they still send (not the end that caused the reset).
+    recent_resets: VecDeque<RecentReset>,
     now_ms: u64,
 }
 
@@ -613,7 +624,7 @@ impl VsockSwitch {
         // Unlike a stop, the cell lives on: both ends of each connection get their RST.
         let mut reset = 0usize;
         while let Some(at) = self.connections.iter().position(|c| c.involves(index)) {
-            self.tear_down(at, None);
+            self.tear_down(at, None, None);
             reset += 1;
         }
         for (position, state) in self.cells.iter_mut().enumerate() {
@@ -731,31 +742,35 @@ impl VsockSwitch {
             })
     }
 
-    fn remember_reset(&mut self, ends: [(usize, u32); 2]) {
+    fn remember_reset(&mut self, ends: [(usize, u32); 2], offender: Option<usize>) {
         if self.recent_resets.len() >= RECENT_RESETS {
             self.recent_resets.pop_front();
         }
-        self.recent_resets.push_back(ends);
+        self.recent_resets.push_back(RecentReset { ends, offender });
     }
 
-    /// Whether a reset recently closed the connection between `cell`:`port` and
-    /// `peer`:`peer_port` (either end first).
-    fn was_reset(&self, cell: usize, port: u32, peer: usize, peer_port: u32) -> bool {
+    /// Whether a reset that `cell` did not cause recently closed the connection between
+    /// `cell`:`port` and `peer`:`peer_port`.
+    fn excused_after_reset(&self, cell: usize, port: u32, peer: usize, peer_port: u32) -> bool {
         let key = [(cell, port), (peer, peer_port)];
-        self.recent_resets
-            .iter()
-            .any(|&[a, b]| [a, b] == key || [b, a] == key)
+        self.recent_resets.iter().any(|reset| {
+            let [a, b] = reset.ends;
+            ([a, b] == key || [b, a] == key) && reset.offender != Some(cell)
+        })
     }
 
     /// Forgets the recent resets of `cell`:`port` with `peer`:`peer_port` (a new connection
     /// between them), or every one of `cell` (its instance is gone).
     fn forget_resets(&mut self, cell: usize, ends: Option<(u32, usize, u32)>) {
-        self.recent_resets.retain(|&[a, b]| match ends {
-            Some((port, peer, peer_port)) => {
-                let key = [(cell, port), (peer, peer_port)];
-                [a, b] != key && [b, a] != key
+        self.recent_resets.retain(|reset| {
+            let [a, b] = reset.ends;
+            match ends {
+                Some((port, peer, peer_port)) => {
+                    let key = [(cell, port), (peer, peer_port)];
+                    [a, b] != key && [b, a] != key
+                }
+                None => a.0 != cell && b.0 != cell,
             }
-            None => a.0 != cell && b.0 != cell,
         });
     }
 
@@ -838,12 +853,13 @@ impl VsockSwitch {
 
     /// Removes connection `index`: drops what waits of it on both sides and sends an RST to
     /// each end that knows of it, except `spare` (an end that is being reset itself).
-    fn tear_down(&mut self, index: usize, spare: Option<usize>) {
+    /// `offender` is the cell whose packet caused it, if one did.
+    fn tear_down(&mut self, index: usize, spare: Option<usize>, offender: Option<usize>) {
         if index >= self.connections.len() {
             return;
         }
         let connection = self.connections.swap_remove(index);
-        self.remember_reset(connection.ends);
+        self.remember_reset(connection.ends, offender);
         for end in 0..2 {
             let (cell, port) = connection.ends[side(end)];
             let (peer, peer_port) = connection.ends[other(end)];
@@ -874,7 +890,7 @@ impl VsockSwitch {
         let flow = found.and_then(|(index, _)| self.connections.get(index).map(|c| c.flow));
         self.count(sender, flow, why, header, true);
         if let Some((index, _)) = found {
-            self.tear_down(index, None);
+            self.tear_down(index, None, Some(sender));
         } else if header.op != op::RST {
             self.push_control(sender, header.reset_reply());
         }
@@ -980,7 +996,7 @@ impl VsockSwitch {
                     .get(index)
                     .is_some_and(|c| c.known[other(end)]);
                 let closed = self.connections.swap_remove(index);
-                self.remember_reset(closed.ends);
+                self.remember_reset(closed.ends, Some(sender));
                 if known {
                     self.forward(sender, peer, header, &[]);
                 } else if let Some(cell) = self.cells.get_mut(peer) {
@@ -995,7 +1011,7 @@ impl VsockSwitch {
             }
             _ => {
                 let Some((index, end)) = found else {
-                    if self.was_reset(sender, header.src_port, peer, header.dst_port) {
+                    if self.excused_after_reset(sender, header.src_port, peer, header.dst_port) {
                         // Crossed the reset: answered as any packet of a closed connection, but
                         // not the sender's fault, so neither counted nor logged.
                         self.push_control(sender, header.reset_reply());
@@ -1169,7 +1185,7 @@ impl VsockSwitch {
         };
         let mut reset = 0usize;
         while let Some(index) = self.connections.iter().position(|c| c.involves(cell)) {
-            self.tear_down(index, Some(cell));
+            self.tear_down(index, Some(cell), None);
             reset += 1;
         }
         // Nothing of this instance stays: its peers' late packets meet a detached device (or the

@@ -1173,7 +1173,7 @@ fn what_the_peer_had_in_flight_at_a_reset_is_answered_but_not_blamed_on_it() {
     assert_eq!(answers, [(op::RST, 1, 77); 2]);
     assert_eq!(switch.cell_stats(A).unwrap().refusals, 1);
     assert!(!Refusal::AfterReset.is_logged());
-    // alpha's own data on the reset connection is answered the same way (it has its RST)...
+    // alpha caused the reset: its own data on the dead connection gets no such pass...
     let small = Header {
         op: op::RW,
         len: 2,
@@ -1181,8 +1181,9 @@ fn what_the_peer_had_in_flight_at_a_reset_is_answered_but_not_blamed_on_it() {
     };
     assert_eq!(
         switch.route(A, &small, b"hi"),
-        Verdict::Refused(Refusal::AfterReset)
+        Verdict::Refused(Refusal::NoConnection)
     );
+    assert_eq!(switch.cell_stats(A).unwrap().refusals, 2);
     // ...and a new connection on the same ports is a connection like any other. alpha resets
     // it itself: beta's shutdown that crossed the RST is answered quietly too.
     assert_eq!(switch.route(A, &request, &[]), Verdict::Forwarded);
@@ -1192,6 +1193,11 @@ fn what_the_peer_had_in_flight_at_a_reset_is_answered_but_not_blamed_on_it() {
         ..request
     };
     assert_eq!(switch.route(A, &close, &[]), Verdict::Forwarded);
+    assert_eq!(
+        switch.route(A, &small, b"hi"),
+        Verdict::Refused(Refusal::NoConnection),
+        "alpha sent the RST: its data after it is its own fault"
+    );
     let shutdown = Header {
         op: op::SHUTDOWN,
         flags: SHUTDOWN_RCV | SHUTDOWN_SEND,
