@@ -891,18 +891,18 @@ packet up to rare switches; during the transfers both cells are busy and the fig
 bound. "Per round trip" and "per MiB" are a window's ticks over its round trips or MiB.
 
 **The transfer under icount and cellvisor's spin locks.** cellvisor's locks (`spin::Mutex`) wait
-with `core::hint::spin_loop`, an ISB on AArch64 (the image has no YIELD), and QEMU's round-robin
-hands its thread to the next vCPU only at the end of a time slice, at a halt or at a YIELD. So when
-QEMU deschedules a vCPU in the middle of a pump, holding the switch's lock or a device's, and the
-other cell's vCPU traps into the channel, that one spins for the rest of its time slice: the spin
-counts in its pump's ticks and in the transfer's virtual time, though on hardware (every vCPU on its
-own CPU, EL2 never preempted) it would last at most one pump. During the transfers the ticks of all
-pumps then add up to more than the virtual time that elapsed (seen in December 2026: 377 M ticks in
-a 282 ms window of an 8 MiB transfer, with personal idle for 10 ms of it, so no wake-up waited for
-a timer). The same build with a YIELD in the spin loop (an experiment, not merged) moved the 8 MiB
-in half the time and its window's ticks per packet fell from 54,485 to 14,143; the round trips did
-not change. The transfer's throughput ratio under icount therefore measures the channel together
-with this emulation effect; the round trips, one vCPU busy at a time, do not have it.
+with `core::hint::spin_loop`, an ISB on AArch64, and QEMU's round-robin hands its thread to the
+next vCPU only at the end of a time slice, at a halt or at a YIELD. So when QEMU deschedules a vCPU
+in the middle of a pump, holding the switch's lock or a device's, and the other cell's vCPU traps
+into the channel, an ISB-spinning waiter spins for the rest of its time slice, though on hardware
+(every vCPU on its own CPU, EL2 never preempted) it would wait at most one pump. In December 2026
+that showed as 377 M ticks in a 282 ms window of an 8 MiB transfer. The channel's locks therefore
+wait with YIELD (`arch::RelaxedMutex`, `arch::Relax`): the waiter gives QEMU's thread back to the
+holder at once, which moved the same 8 MiB in half the time (window ticks per packet 54,485 before,
+14,143 after) and the 1 MiB transfer of `--quick` from 37.9 ms to 12.1 ms; the round trips did not
+change. cellvisor's other locks still spin with ISB. The ticks a waiting pump counts while the
+holder runs are the holder's instructions counted once more, which is why the transfers' figure is
+an upper bound; the round trips, one vCPU busy at a time, do not have it.
 
 Raw results: `target/bench/report.json`, chart `target/bench/chart.svg`, every QEMU transcript in
 `target/bench/*.log`.
