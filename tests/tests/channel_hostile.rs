@@ -128,8 +128,8 @@ fn a_hostile_cell_cannot_break_the_channel_or_reach_outside_its_buffers() {
         machine.transcript_note()
     );
 
-    // The victim is never blamed: what corporate's Linux had in flight when the switch reset
-    // the attacker's connection is dropped quietly, not refused.
+    // The victim is never blamed: what corporate's Linux had in flight when the attacker's
+    // connection was reset is answered with an RST but neither counted nor logged against it.
     let blamed: Vec<&str> = transcript
         .lines()
         .filter(|line| line.contains("channel: refused corporate:"))

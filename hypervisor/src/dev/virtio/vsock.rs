@@ -278,8 +278,9 @@ pub enum Refusal {
 }
 
 impl Refusal {
-    /// How many kinds of refusal there are ([`Refusal::index`] is below it).
-    pub const COUNT: usize = 19;
+    /// How many kinds of refusal there are ([`Refusal::index`] is below it): one past the last
+    /// kind (the enum's variants take the default discriminants 0, 1, ...).
+    pub const COUNT: usize = Self::AfterReset as usize + 1;
 
     /// A dense number for each kind, below [`Refusal::COUNT`] (per-kind tables such as the
     /// channel's log limiters).
